@@ -1,0 +1,88 @@
+#!/usr/bin/env node
+// Installs what Hylics needs on a fresh Debian 12 host and builds it: Debian packages (apt, only when missing),
+// npm packages (npm ci when package-lock.json changed), the native addon (node-gyp, from source) and the
+// TypeScript build (when a source file is newer than the build). Safe to run again: it does only what is stale.
+// Used by `npm test` (pretest) and by the ./hylics wrapper. Plain Node.js, no dependencies, so it runs first.
+import { execFileSync, spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { existsSync, readFileSync, readdirSync, statSync, writeFileSync, mkdirSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+const quiet = process.argv.includes('--quiet');
+const say = (msg) => { if (!quiet) process.stderr.write(`[setup] ${msg}\n`); };
+const run = (cmd, args, opts = {}) => {
+  const r = spawnSync(cmd, args, { cwd: root, stdio: quiet ? ['ignore', 'ignore', 'inherit'] : 'inherit', ...opts });
+  if (r.status !== 0) { process.stderr.write(`[setup] failed: ${cmd} ${args.join(' ')} (exit ${r.status})\n`); process.exit(r.status ?? 1); }
+};
+const stampDir = join(root, 'node_modules', '.hylics-setup');
+
+function debianPackages() {
+  const text = readFileSync(join(root, 'scripts', 'debian-packages.txt'), 'utf8');
+  return text.split('\n').map((l) => l.replace(/#.*/, '').trim()).filter(Boolean);
+}
+
+function missingDebs(pkgs) {
+  return pkgs.filter((p) => {
+    try {
+      return !execFileSync('dpkg-query', ['-W', '-f=${Status}', p], { stdio: ['ignore', 'pipe', 'ignore'] }).toString().includes('install ok installed');
+    } catch { return true; }
+  });
+}
+
+function hashFile(p) { return createHash('sha256').update(readFileSync(p)).digest('hex'); }
+
+function newestMtime(dir) {
+  let newest = 0;
+  if (!existsSync(dir)) return 0;
+  for (const e of readdirSync(dir, { withFileTypes: true })) {
+    const p = join(dir, e.name);
+    newest = Math.max(newest, e.isDirectory() ? newestMtime(p) : statSync(p).mtimeMs);
+  }
+  return newest;
+}
+
+// 1. Debian packages
+const missing = missingDebs(debianPackages());
+if (missing.length > 0) {
+  if (process.getuid && process.getuid() !== 0) {
+    process.stderr.write(`[setup] missing Debian packages (need root to install): ${missing.join(' ')}\n`);
+  } else {
+    say(`installing Debian packages: ${missing.join(' ')}`);
+    run('apt-get', ['update', '-q']);
+    run('apt-get', ['install', '-y', '-q', '--no-install-recommends', ...missing], { env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' } });
+  }
+}
+
+// 2. npm packages
+mkdirSync(join(root, 'node_modules'), { recursive: true });
+const lockHash = hashFile(join(root, 'package-lock.json'));
+const lockStamp = join(stampDir, 'lock');
+if (!existsSync(lockStamp) || readFileSync(lockStamp, 'utf8') !== lockHash) {
+  say('installing npm packages (npm ci)');
+  run('npm', ['ci', '--no-audit', '--no-fund']);
+  mkdirSync(stampDir, { recursive: true });
+  writeFileSync(lockStamp, lockHash);
+}
+
+// 3. native addon (optional: Hylics says so once and falls back to a JS path when it cannot load)
+if (existsSync(join(root, 'native', 'binding.gyp'))) {
+  const built = join(root, 'native', 'build', 'Release');
+  const srcNewest = newestMtime(join(root, 'native', 'src')) || statSync(join(root, 'native', 'binding.gyp')).mtimeMs;
+  const builtTime = existsSync(built) ? newestMtime(built) : 0;
+  if (builtTime < srcNewest) {
+    say('building the native addon (node-gyp)');
+    const r = spawnSync('npm', ['run', 'build:native'], { cwd: root, stdio: quiet ? ['ignore', 'ignore', 'inherit'] : 'inherit' });
+    if (r.status !== 0) process.stderr.write('[setup] native addon build failed: Hylics will use its JS fallback\n');
+  }
+}
+
+// 4. TypeScript build
+const distStamp = join(root, 'dist', '.build-stamp');
+const srcNewest = Math.max(newestMtime(join(root, 'src')), newestMtime(join(root, 'test')), newestMtime(join(root, 'bench')), statSync(join(root, 'tsconfig.json')).mtimeMs);
+if (!existsSync(distStamp) || statSync(distStamp).mtimeMs < srcNewest) {
+  say('compiling TypeScript');
+  run(process.execPath, [join(root, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', 'tsconfig.json']);
+  writeFileSync(distStamp, new Date().toISOString());
+}

@@ -1,0 +1,5 @@
+import type { ErrorTable } from '../types.js';
+
+/** Codes of the native area (see docs/errors.md). */
+export const NATIVE = {
+} as const satisfies ErrorTable;

@@ -1,0 +1,97 @@
+import type { ErrorSpec } from './types.js';
+import { COMMON } from './codes/common.js';
+import { CHANNEL } from './codes/channel.js';
+import { SHARE } from './codes/share.js';
+import { GUEST } from './codes/guest.js';
+import { MODULE } from './codes/module.js';
+import { CONTROLLER } from './codes/controller.js';
+import { MICROVM } from './codes/microvm.js';
+import { NATIVE } from './codes/native.js';
+
+export type { ErrorSpec, ErrorTable } from './types.js';
+
+/**
+ * The one error registry. Each area keeps its codes in ./codes/<area>.ts so that work on different areas does
+ * not collide; they all meet here. docs/errors.md is generated from this table (npm run gen:errors) and a test
+ * keeps the two in step.
+ */
+export const ERRORS = {
+  ...COMMON,
+  ...CHANNEL,
+  ...SHARE,
+  ...GUEST,
+  ...MODULE,
+  ...CONTROLLER,
+  ...MICROVM,
+  ...NATIVE,
+} as const;
+
+export type ErrorCode = keyof typeof ERRORS;
+
+export function isErrorCode(code: unknown): code is ErrorCode {
+  return typeof code === 'string' && Object.prototype.hasOwnProperty.call(ERRORS, code);
+}
+
+/** The base error of Hylics. `code` is stable; `details` is JSON-safe context for API callers. */
+export class HylicsError extends Error {
+  readonly code: ErrorCode;
+  readonly details: Record<string, unknown> | undefined;
+
+  constructor(code: ErrorCode, message: string, details?: Record<string, unknown>, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'HylicsError';
+    this.code = code;
+    this.details = details;
+  }
+
+  get http(): number {
+    return (ERRORS[this.code] as ErrorSpec).http;
+  }
+
+  toJSON(): { code: ErrorCode; message: string; details?: Record<string, unknown> } {
+    return this.details === undefined
+      ? { code: this.code, message: this.message }
+      : { code: this.code, message: this.message, details: this.details };
+  }
+
+  /** Rebuild an error that crossed a process boundary (API reply, channel reply). Unknown codes become INTERNAL. */
+  static fromJSON(value: unknown): HylicsError {
+    const v = (typeof value === 'object' && value !== null ? value : {}) as Record<string, unknown>;
+    const code = isErrorCode(v.code) ? v.code : 'HYLICS_ERR_INTERNAL';
+    const message = typeof v.message === 'string' ? v.message : 'unknown error';
+    const details = typeof v.details === 'object' && v.details !== null ? (v.details as Record<string, unknown>) : undefined;
+    return new HylicsError(code, message, details);
+  }
+}
+
+export function isHylicsError(e: unknown): e is HylicsError {
+  return e instanceof HylicsError;
+}
+
+/** Wrap anything thrown into a HylicsError (keeps HylicsErrors as they are). */
+export function toHylicsError(e: unknown, code: ErrorCode = 'HYLICS_ERR_INTERNAL'): HylicsError {
+  if (e instanceof HylicsError) return e;
+  const message = e instanceof Error ? e.message : String(e);
+  return new HylicsError(code, message, undefined, { cause: e });
+}
+
+/** Markdown for docs/errors.md, generated from the registry so the doc cannot drift. */
+export function renderErrorsMarkdown(): string {
+  const lines = [
+    '# Error codes',
+    '',
+    'Every error Hylics reports (CLI, HTTP API, control channel) carries one of these stable codes.',
+    'The CLI prints `error HYLICS_ERR_…: message` and exits with status 1 (2 for usage errors);',
+    'the HTTP API answers `{ "error": { "code", "message", "details" } }` with the HTTP status below.',
+    '',
+    'Generated from `src/core/errors` by `npm run gen:errors`; `test/core/errors.test.ts` fails if this file drifts.',
+    '',
+    '| code | HTTP | meaning |',
+    '| --- | --- | --- |',
+  ];
+  for (const code of Object.keys(ERRORS).sort()) {
+    const spec = (ERRORS as Record<string, ErrorSpec>)[code]!;
+    lines.push(`| \`${code}\` | ${spec.http} | ${spec.doc.replace(/\|/g, '\\|')} |`);
+  }
+  return lines.join('\n') + '\n';
+}

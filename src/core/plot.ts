@@ -1,0 +1,53 @@
+// Charts for benchmarks, simulations and reports: Vega-Lite specs rendered to SVG in-process (no browser, no
+// canvas). Chosen over hand-written SVG because it handles axes, legends, scales and facets correctly.
+import * as vega from 'vega';
+import * as vl from 'vega-lite';
+
+export type VegaLiteSpec = vl.TopLevelSpec;
+
+export async function renderSvg(spec: VegaLiteSpec): Promise<string> {
+  const compiled = vl.compile(spec).spec;
+  const view = new vega.View(vega.parse(compiled), { renderer: 'none' });
+  const svg = await view.toSVG();
+  view.finalize();
+  return svg;
+}
+
+export interface SeriesPoint { x: number; y: number; series: string }
+
+/** A line chart of several named series sharing x and y axes. */
+export function lineChart(title: string, points: SeriesPoint[], xTitle: string, yTitle: string, opts: { width?: number; height?: number } = {}): VegaLiteSpec {
+  return {
+    $schema: 'https://vega.github.io/schema/vega-lite/v5.json',
+    title,
+    width: opts.width ?? 640,
+    height: opts.height ?? 300,
+    data: { values: points },
+    mark: { type: 'line', interpolate: 'step-after' },
+    encoding: {
+      x: { field: 'x', type: 'quantitative', title: xTitle },
+      y: { field: 'y', type: 'quantitative', title: yTitle },
+      color: { field: 'series', type: 'nominal', title: null },
+    },
+  } as VegaLiteSpec;
+}
+
+export interface BarPoint { group: string; bar: string; value: number }
+
+/** Grouped bars: one group per x category, one bar per configuration (the benchmarks' side-by-side ratios). */
+export function groupedBarChart(title: string, points: BarPoint[], yTitle: string, opts: { width?: number; height?: number } = {}): VegaLiteSpec {
+  return {
+    $schema: 'https://vega.github.io/schema/vega-lite/v5.json',
+    title,
+    data: { values: points },
+    mark: 'bar',
+    width: { step: 14 },
+    height: opts.height ?? 260,
+    encoding: {
+      column: { field: 'group', type: 'nominal', title: null, header: { labelAngle: 0, labelAlign: 'center' } },
+      x: { field: 'bar', type: 'nominal', axis: null },
+      y: { field: 'value', type: 'quantitative', title: yTitle },
+      color: { field: 'bar', type: 'nominal', title: null },
+    },
+  } as VegaLiteSpec;
+}
