@@ -7,6 +7,7 @@ import { MODULE } from './codes/module.js';
 import { CONTROLLER } from './codes/controller.js';
 import { MICROVM } from './codes/microvm.js';
 import { NATIVE } from './codes/native.js';
+import { SANDBOX } from './codes/sandbox.js';
 
 export type { ErrorSpec, ErrorTable } from './types.js';
 
@@ -24,6 +25,7 @@ export const ERRORS = {
   ...CONTROLLER,
   ...MICROVM,
   ...NATIVE,
+  ...SANDBOX,
 } as const;
 
 export type ErrorCode = keyof typeof ERRORS;
