@@ -1,0 +1,110 @@
+// The one internal command API. The HTTP routes, the CLI (through HTTP) and the dashboard all end up as one of
+// these commands, executed by the daemon's `execute(cmd)`. Schemas are TypeBox so the same definitions validate
+// requests (fastify/ajv) and describe them in the OpenAPI document (docs/openapi.json).
+import { Type, type Static } from '@sinclair/typebox';
+
+export const GuestName = Type.String({ pattern: '^[a-z][a-z0-9-]{0,31}$', description: 'guest name: 1-32 of a-z 0-9 -, starting with a letter' });
+export const SizeInput = Type.Union([Type.String({ minLength: 1, maxLength: 32 }), Type.Integer({ minimum: 1 })], { description: 'bytes, or a size such as 64M / 1.5G' });
+export const DriverKind = Type.Union([Type.Literal('sandbox'), Type.Literal('microvm')]);
+
+export const GuestCreateBody = Type.Object({
+  name: GuestName,
+  driver: Type.Optional(DriverKind),
+  shareSize: SizeInput,
+  cpus: Type.Optional(Type.Union([Type.Number(), Type.String({ maxLength: 16 })])),
+  memory: Type.Optional(SizeInput),
+}, { additionalProperties: false });
+export type GuestCreateBody = Static<typeof GuestCreateBody>;
+
+export const ShareResizeBody = Type.Object({ size: SizeInput }, { additionalProperties: false });
+export type ShareResizeBody = Static<typeof ShareResizeBody>;
+
+export const ExecBody = Type.Object({
+  argv: Type.Array(Type.String({ maxLength: 65536 }), { minItems: 1, maxItems: 1024 }),
+  cwd: Type.Optional(Type.String({ maxLength: 4096 })),
+  stdin: Type.Optional(Type.String({ maxLength: 1048576, description: 'utf8 text fed to the command' })),
+  timeoutMs: Type.Optional(Type.Integer({ minimum: 1, maximum: 3600000 })),
+}, { additionalProperties: false });
+export type ExecBody = Static<typeof ExecBody>;
+
+export const ExecResult = Type.Object({
+  exitCode: Type.Union([Type.Integer(), Type.Null()]),
+  signal: Type.Union([Type.String(), Type.Null()]),
+  stdout: Type.String(),
+  stderr: Type.String(),
+  truncated: Type.Optional(Type.Boolean()),
+});
+export type ExecResult = Static<typeof ExecResult>;
+
+export const ShareInfo = Type.Object({
+  path: Type.String({ description: 'host path of the tmpfs' }),
+  sizeBytes: Type.Integer(),
+  usedBytes: Type.Integer(),
+  freeBytes: Type.Integer(),
+  mounted: Type.Boolean(),
+});
+export type ShareInfo = Static<typeof ShareInfo>;
+
+export const TaskStats = Type.Object({
+  name: Type.String(),
+  count: Type.Integer(),
+  failed: Type.Integer(),
+  meanMs: Type.Number(),
+  p95Ms: Type.Number(),
+  lastMs: Type.Number(),
+});
+export type TaskStats = Static<typeof TaskStats>;
+
+export const GuestStatus = Type.Union([
+  Type.Literal('starting'), Type.Literal('running'), Type.Literal('stopped'), Type.Literal('failed'),
+]);
+
+export const GuestView = Type.Object({
+  name: Type.String(),
+  driver: DriverKind,
+  status: GuestStatus,
+  agentConnected: Type.Boolean(),
+  cpus: Type.Number(),
+  memoryBytes: Type.Integer(),
+  address: Type.String({ description: "the guest's own IPv4 address" }),
+  hostAddress: Type.String(),
+  share: ShareInfo,
+  createdAt: Type.String(),
+  lastError: Type.Optional(Type.String()),
+  driverInfo: Type.Record(Type.String(), Type.Unknown()),
+  tasks: Type.Array(TaskStats),
+});
+export type GuestView = Static<typeof GuestView>;
+
+export const StatusView = Type.Object({
+  version: Type.String(),
+  pid: Type.Integer(),
+  stateDir: Type.String(),
+  uptimeSeconds: Type.Number(),
+  guests: Type.Integer(),
+  guestsRunning: Type.Integer(),
+  shareBytesTotal: Type.Integer(),
+  shareBytesUsed: Type.Integer(),
+});
+export type StatusView = Static<typeof StatusView>;
+
+export const ErrorBody = Type.Object({
+  error: Type.Object({ code: Type.String(), message: Type.String(), details: Type.Optional(Type.Record(Type.String(), Type.Unknown())) }),
+});
+
+/** Every operation the daemon performs on behalf of a caller. */
+export type Command =
+  | { op: 'status' }
+  | { op: 'guest.create'; body: GuestCreateBody }
+  | { op: 'guest.list' }
+  | { op: 'guest.show'; name: string }
+  | { op: 'guest.remove'; name: string }
+  | { op: 'guest.exec'; name: string; body: ExecBody }
+  | { op: 'guest.console'; name: string; lines: number }
+  | { op: 'guest.libvirtXml'; name: string }
+  | { op: 'share.resize'; name: string; body: ShareResizeBody }
+  | { op: 'module.start'; name: string; body: Record<string, unknown> }
+  | { op: 'module.list'; name: string }
+  | { op: 'module.stop'; name: string; id: string };
+
+export type CommandOp = Command['op'];

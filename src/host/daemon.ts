@@ -1,0 +1,442 @@
+// hylicsd: the guest registry and the one place where commands are executed. The HTTP API (./http.ts), the CLI
+// and the dashboard all reach the daemon through `execute(cmd)`. The daemon owns names, shares, the address plan
+// and the channel server; drivers own what they start. Everything it creates is persisted before it is used, so
+// a crash at any step is reconciled on the next start (nothing is left half-created for long, no data is lost).
+import { mkdir, rm, readFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Logger } from 'pino';
+import type { Command, ExecResult, GuestView, StatusView, GuestCreateBody } from '../core/api.js';
+import { HylicsError, toHylicsError } from '../core/errors/index.js';
+import { parseCpus, parseSize, validateGuestName } from '../core/units.js';
+import type { ChannelEndpoint, DriverContext, DriverKind, GuestDriver, GuestNetwork, GuestPaths, GuestSpec } from './drivers/types.js';
+import { StateStore, type GuestRecord } from './state.js';
+import { Profiler } from './profiler.js';
+import { DaemonMetrics } from './metrics.js';
+
+export const VERSION = '0.1.0';
+
+export interface ShareBackend {
+  path(name: string): string;
+  create(name: string, sizeBytes: number): Promise<void>;
+  resize(name: string, sizeBytes: number): Promise<void>;
+  usage(name: string): Promise<{ sizeBytes: number; usedBytes: number; freeBytes: number; mounted: boolean }>;
+  destroy(name: string): Promise<void>;
+  /** After a restart: make sure every named share is mounted (data survives a daemon restart: mounts stay). */
+  reconcile(names: string[]): Promise<void>;
+}
+
+export interface ChannelBackend {
+  attach(name: string, endpoint: ChannelEndpoint): Promise<void>;
+  detach(name: string): Promise<void>;
+  isConnected(name: string): boolean;
+  waitConnected(name: string, timeoutMs: number): Promise<void>;
+  request(name: string, op: string, params: unknown, timeoutMs: number): Promise<unknown>;
+  onEvent(fn: (guest: string, event: string, payload: unknown) => void): void;
+  onConnection(fn: (guest: string, connected: boolean) => void): void;
+  close(): Promise<void>;
+}
+
+/** Optional module manager (network-send offload); wired when available. */
+export interface ModuleBackend {
+  start(guest: GuestRecord & { sharePath: string }, body: Record<string, unknown>): Promise<unknown>;
+  list(guest: string): Promise<unknown[]> | unknown[];
+  stop(guest: string, id: string): Promise<void>;
+  stopAll(guest: string): Promise<void>;
+}
+
+export interface DaemonOptions {
+  stateDir: string;
+  log: Logger;
+  shares: ShareBackend;
+  channels: ChannelBackend;
+  drivers: Partial<Record<DriverKind, GuestDriver>>;
+  modules?: ModuleBackend;
+  /** How long a new guest's agent has to say hello (microVMs under TCG need longer). */
+  agentTimeoutMs?: Partial<Record<DriverKind, number>>;
+  /** Extra facts for status (e.g. the API socket path). */
+  libvirtXml?: (ctx: DriverContext, state: Record<string, unknown> | undefined) => string;
+}
+
+interface Live {
+  status: 'starting' | 'running' | 'stopped' | 'failed';
+  lastError?: string;
+  unwatch?: () => void;
+}
+
+const NET_BASE = '10.213';
+const MAX_GUESTS = 250;
+
+export class Daemon {
+  readonly stateDir: string;
+  readonly log: Logger;
+  readonly profiler = new Profiler();
+  readonly metrics: DaemonMetrics;
+  private readonly store: StateStore;
+  private readonly live = new Map<string, Live>();
+  /** Serializes operations per guest name so create/remove/resize never interleave on one guest. */
+  private readonly locks = new Map<string, Promise<unknown>>();
+  private readonly started = Date.now();
+
+  constructor(private readonly opts: DaemonOptions) {
+    this.stateDir = opts.stateDir;
+    this.log = opts.log;
+    this.store = new StateStore(opts.stateDir);
+    this.metrics = new DaemonMetrics({ guestsSnapshot: () => this.guestsSnapshot() });
+    opts.channels.onEvent((guest, event, payload) => this.onGuestEvent(guest, event, payload));
+    opts.channels.onConnection((guest, connected) => {
+      this.log.info({ guest, connected }, connected ? 'agent connected' : 'agent disconnected');
+    });
+  }
+
+  // ---- startup and shutdown ----------------------------------------------------------------------------
+
+  /** Load the registry and bring every guest back: re-adopt the ones still running, restart the others. */
+  async start(): Promise<void> {
+    await mkdir(join(this.stateDir, 'guests'), { recursive: true, mode: 0o700 });
+    const state = await this.store.load();
+    const names = Object.keys(state.guests);
+    await this.opts.shares.reconcile(names);
+    for (const name of names) {
+      const rec = state.guests[name]!;
+      try {
+        await this.recover(rec);
+      } catch (e) {
+        const err = toHylicsError(e);
+        this.live.set(name, { status: 'failed', lastError: `${err.code}: ${err.message}` });
+        this.log.error({ guest: name, err: err.toJSON() }, 'could not bring the guest back');
+      }
+    }
+  }
+
+  private async recover(rec: GuestRecord): Promise<void> {
+    const name = rec.spec.name;
+    const driver = this.driver(rec.spec.driver);
+    const ctx = this.context(rec);
+    const alive = rec.driverState !== undefined && (await driver.alive(ctx, rec.driverState));
+    if (alive) {
+      this.log.info({ guest: name }, 'guest still running: re-adopting');
+      this.live.set(name, { status: 'running' });
+      await this.opts.channels.attach(name, driver.channel(ctx, rec.driverState!));
+      this.watch(rec);
+      return;
+    }
+    await driver.cleanup(ctx, rec.driverState);
+    if (rec.desired === 'running') {
+      this.log.info({ guest: name }, 'guest was not running: starting it again');
+      await this.boot(rec);
+    } else {
+      this.live.set(name, { status: 'stopped' });
+    }
+  }
+
+  /** Stop serving; guests keep running (they are re-adopted by the next daemon). */
+  async close(): Promise<void> {
+    for (const l of this.live.values()) l.unwatch?.();
+    await this.opts.channels.close();
+  }
+
+  // ---- the command API ---------------------------------------------------------------------------------
+
+  async execute(cmd: Command): Promise<unknown> {
+    switch (cmd.op) {
+      case 'status': return this.status();
+      case 'guest.list': return Promise.all(Object.values(this.store.guests).map((r) => this.view(r)));
+      case 'guest.show': return this.view(this.record(cmd.name));
+      case 'guest.create': return this.locked(cmd.body.name, () => this.create(cmd.body));
+      case 'guest.remove': return this.locked(cmd.name, () => this.remove(cmd.name));
+      case 'guest.exec': return this.exec(cmd.name, cmd.body.argv, cmd.body);
+      case 'guest.console': return this.consoleTail(cmd.name, cmd.lines);
+      case 'guest.libvirtXml': return this.libvirtXml(cmd.name);
+      case 'share.resize': return this.locked(cmd.name, () => this.resizeShare(cmd.name, cmd.body.size));
+      case 'module.start': return this.moduleStart(cmd.name, cmd.body);
+      case 'module.list': return this.modules().list(this.record(cmd.name).spec.name);
+      case 'module.stop': { this.record(cmd.name); await this.modules().stop(cmd.name, cmd.id); return { stopped: cmd.id }; }
+    }
+  }
+
+  private async locked<T>(name: string, fn: () => Promise<T>): Promise<T> {
+    const prev = this.locks.get(name) ?? Promise.resolve();
+    const run = prev.catch(() => undefined).then(fn);
+    this.locks.set(name, run);
+    try {
+      return await run;
+    } finally {
+      if (this.locks.get(name) === run) this.locks.delete(name);
+    }
+  }
+
+  private record(name: string): GuestRecord {
+    validateGuestName(name);
+    const rec = this.store.get(name);
+    if (!rec) throw new HylicsError('HYLICS_ERR_GUEST_NOT_FOUND', `no guest named ${name}`, { name });
+    return rec;
+  }
+
+  private driver(kind: DriverKind): GuestDriver {
+    const d = this.opts.drivers[kind];
+    if (!d) throw new HylicsError('HYLICS_ERR_INVALID_ARGUMENT', `driver ${kind} is not available in this daemon`, { driver: kind });
+    return d;
+  }
+
+  private paths(name: string): GuestPaths {
+    const dir = join(this.stateDir, 'guests', name);
+    return { dir, share: this.opts.shares.path(name), run: join(dir, 'run'), logs: join(dir, 'logs') };
+  }
+
+  private context(rec: GuestRecord): DriverContext {
+    return { spec: rec.spec, paths: this.paths(rec.spec.name), network: rec.network, stateDir: this.stateDir, log: this.log.child({ guest: rec.spec.name }) };
+  }
+
+  /** Pick an index unused by this daemon and by anything on the host (another daemon's interfaces, netns). */
+  private allocateNetwork(name: string): GuestNetwork {
+    const used = new Set(Object.values(this.store.guests).map((g) => g.network.index));
+    for (let i = 1; i <= MAX_GUESTS; i++) {
+      if (used.has(i) || existsSync(`/sys/class/net/hyh${i}`)) continue;
+      return {
+        index: i, hostIf: `hyh${i}`, guestIf: `hyg${i}`,
+        hostAddr: `${NET_BASE}.${i}.1`, guestAddr: `${NET_BASE}.${i}.2`, prefixLen: 24,
+        netns: `hylics-${i}-${name}`.slice(0, 48),
+      };
+    }
+    throw new HylicsError('HYLICS_ERR_CONFLICT', `no free guest network slot (at most ${MAX_GUESTS} guests per host)`);
+  }
+
+  private async create(body: GuestCreateBody): Promise<GuestView> {
+    const name = validateGuestName(body.name);
+    const kind: DriverKind = body.driver ?? 'sandbox';
+    const spec: GuestSpec = {
+      name,
+      driver: kind,
+      shareSizeBytes: parseSize(body.shareSize, 'share size'),
+      cpus: parseCpus(body.cpus ?? 1),
+      memoryBytes: parseSize(body.memory ?? '512M', 'memory'),
+    };
+    if (spec.memoryBytes < 16 * 1024 * 1024) throw new HylicsError('HYLICS_ERR_INVALID_SIZE', 'memory must be at least 16M', { what: 'memory' });
+    if (process.getuid?.() !== 0) throw new HylicsError('HYLICS_ERR_NOT_ROOT', 'creating a guest needs root (mounts, namespaces, cgroups)');
+    if (this.store.get(name)) throw new HylicsError('HYLICS_ERR_GUEST_EXISTS', `a guest named ${name} exists already`, { name });
+    const driver = this.driver(kind);
+    await driver.preflight();
+
+    const rec: GuestRecord = { spec, network: this.allocateNetwork(name), createdAt: new Date().toISOString(), desired: 'running' };
+    const paths = this.paths(name);
+    // Persist first: a crash from here on is cleaned up (or completed) by the next start's reconcile.
+    await this.store.update((s) => { s.guests[name] = rec; });
+    try {
+      await mkdir(paths.run, { recursive: true, mode: 0o755 });
+      await mkdir(paths.logs, { recursive: true, mode: 0o700 });
+      await this.opts.shares.create(name, spec.shareSizeBytes);
+      await this.boot(rec);
+    } catch (e) {
+      const err = toHylicsError(e);
+      this.log.error({ guest: name, err: err.toJSON() }, 'guest creation failed: undoing');
+      await this.teardown(rec).catch((te) => this.log.error({ guest: name, err: String(te) }, 'undo after failed create also failed'));
+      throw err;
+    }
+    return this.view(rec);
+  }
+
+  /** Start the driver and wait for the agent's hello. Leaves the share alone. */
+  private async boot(rec: GuestRecord): Promise<void> {
+    const name = rec.spec.name;
+    const driver = this.driver(rec.spec.driver);
+    const ctx = this.context(rec);
+    this.live.set(name, { status: 'starting' });
+    // A listening endpoint must exist before the agent tries it; a connecting one is attached after start.
+    const listenPath = join(ctx.paths.run, 'channel.sock');
+    if (driver.kind === 'sandbox') await this.opts.channels.attach(name, { mode: 'listen', path: listenPath });
+    let state: Record<string, unknown>;
+    try {
+      state = await driver.start(ctx);
+    } catch (e) {
+      await this.opts.channels.detach(name).catch(() => undefined);
+      throw e;
+    }
+    await this.store.update((s) => { s.guests[name]!.driverState = state; });
+    rec.driverState = state;
+    const endpoint = driver.channel(ctx, state);
+    if (endpoint.mode === 'connect') await this.opts.channels.attach(name, endpoint);
+    this.watch(rec);
+    const timeout = this.opts.agentTimeoutMs?.[rec.spec.driver] ?? (rec.spec.driver === 'microvm' ? 180_000 : 20_000);
+    try {
+      await this.opts.channels.waitConnected(name, timeout);
+    } catch {
+      const tail = await this.logTail(name, 20);
+      throw new HylicsError('HYLICS_ERR_AGENT_TIMEOUT', `the guest agent of ${name} did not connect within ${timeout} ms; last console/agent lines:\n${tail}`, { name, timeoutMs: timeout });
+    }
+    this.live.set(name, { ...this.live.get(name), status: 'running' });
+  }
+
+  private watch(rec: GuestRecord): void {
+    const name = rec.spec.name;
+    const driver = this.driver(rec.spec.driver);
+    const ctx = this.context(rec);
+    const l = this.live.get(name) ?? { status: 'running' as const };
+    l.unwatch?.();
+    l.unwatch = driver.watch(ctx, rec.driverState!, (reason) => {
+      const cur = this.live.get(name);
+      if (!cur || cur.status === 'stopped') return;
+      this.log.warn({ guest: name, reason }, 'guest exited: cleaning up what its driver started');
+      this.live.set(name, { status: 'failed', lastError: `guest exited: ${reason}` });
+      void driver.cleanup(ctx, rec.driverState).catch((e) => this.log.error({ guest: name, err: String(e) }, 'cleanup after exit failed'));
+      void this.store.update((s) => { const g = s.guests[name]; if (g) g.desired = 'stopped'; });
+    });
+    this.live.set(name, l);
+  }
+
+  /** Remove everything of a guest: modules, processes, driver objects, channel, share, record. Idempotent. */
+  private async teardown(rec: GuestRecord): Promise<void> {
+    const name = rec.spec.name;
+    const ctx = this.context(rec);
+    const driver = this.opts.drivers[rec.spec.driver];
+    const l = this.live.get(name);
+    l?.unwatch?.();
+    this.live.set(name, { status: 'stopped' });
+    const errors: unknown[] = [];
+    const step = async (what: string, fn: () => Promise<unknown>): Promise<void> => {
+      try { await fn(); } catch (e) { errors.push(e); this.log.warn({ guest: name, step: what, err: String(e) }, 'teardown step failed'); }
+    };
+    if (this.opts.modules) await step('modules', () => this.opts.modules!.stopAll(name));
+    if (this.opts.channels.isConnected(name)) {
+      await step('agent shutdown', () => this.opts.channels.request(name, 'shutdown', {}, 2000));
+    }
+    if (driver && rec.driverState) await step('stop', () => driver.stop(ctx, rec.driverState!, 5000));
+    if (driver) await step('cleanup', () => driver.cleanup(ctx, rec.driverState));
+    await step('channel', () => this.opts.channels.detach(name));
+    await step('share', () => this.opts.shares.destroy(name));
+    if (errors.length > 0) throw toHylicsError(errors[0]);
+    await rm(ctx.paths.dir, { recursive: true, force: true });
+    this.profiler.forget(name);
+    this.live.delete(name);
+    await this.store.update((s) => { delete s.guests[name]; });
+  }
+
+  private async remove(name: string): Promise<{ removed: string }> {
+    const rec = this.record(name);
+    await this.teardown(rec);
+    return { removed: name };
+  }
+
+  private async exec(name: string, argv: string[], body: { cwd?: string; stdin?: string; timeoutMs?: number }): Promise<ExecResult> {
+    this.record(name);
+    if (!this.opts.channels.isConnected(name)) throw new HylicsError('HYLICS_ERR_GUEST_NOT_RUNNING', `the agent of ${name} is not connected`, { name });
+    const timeoutMs = body.timeoutMs ?? 60_000;
+    const res = await this.opts.channels.request(name, 'exec', { argv, cwd: body.cwd, stdin: body.stdin, timeoutMs }, timeoutMs + 5000);
+    return res as ExecResult;
+  }
+
+  private async resizeShare(name: string, size: string | number): Promise<GuestView> {
+    const rec = this.record(name);
+    const bytes = parseSize(size, 'share size');
+    await this.opts.shares.resize(name, bytes);
+    await this.store.update((s) => { s.guests[name]!.spec.shareSizeBytes = bytes; });
+    rec.spec.shareSizeBytes = bytes;
+    return this.view(rec);
+  }
+
+  private modules(): ModuleBackend {
+    if (!this.opts.modules) throw new HylicsError('HYLICS_ERR_INVALID_ARGUMENT', 'network offload modules are not available in this daemon');
+    return this.opts.modules;
+  }
+
+  private async moduleStart(name: string, body: Record<string, unknown>): Promise<unknown> {
+    const rec = this.record(name);
+    return this.modules().start({ ...rec, sharePath: this.opts.shares.path(name) }, body);
+  }
+
+  private async logTail(name: string, lines: number): Promise<string> {
+    const dir = this.paths(name).logs;
+    const out: string[] = [];
+    for (const f of ['console.log', 'agent.log', 'init.log']) {
+      try {
+        const text = await readFile(join(dir, f), 'utf8');
+        out.push(`--- ${f}`, ...text.split('\n').slice(-lines));
+      } catch { /* not every driver writes every log */ }
+    }
+    return out.join('\n');
+  }
+
+  private async consoleTail(name: string, lines: number): Promise<{ text: string }> {
+    this.record(name);
+    return { text: await this.logTail(name, lines) };
+  }
+
+  private libvirtXml(name: string): { xml: string } {
+    const rec = this.record(name);
+    if (!this.opts.libvirtXml) throw new HylicsError('HYLICS_ERR_INVALID_ARGUMENT', 'libvirt XML is not available in this daemon');
+    if (rec.spec.driver !== 'microvm') throw new HylicsError('HYLICS_ERR_INVALID_ARGUMENT', `guest ${name} is a ${rec.spec.driver} guest; libvirt XML is for microvm guests`);
+    return { xml: this.opts.libvirtXml(this.context(rec), rec.driverState) };
+  }
+
+  // ---- views ------------------------------------------------------------------------------------------
+
+  private async shareInfo(name: string): Promise<GuestView['share']> {
+    try {
+      const u = await this.opts.shares.usage(name);
+      return { path: this.opts.shares.path(name), ...u };
+    } catch {
+      return { path: this.opts.shares.path(name), sizeBytes: 0, usedBytes: 0, freeBytes: 0, mounted: false };
+    }
+  }
+
+  private async view(rec: GuestRecord): Promise<GuestView> {
+    const name = rec.spec.name;
+    const l = this.live.get(name);
+    const driver = this.opts.drivers[rec.spec.driver];
+    const ctx = this.context(rec);
+    const v: GuestView = {
+      name,
+      driver: rec.spec.driver,
+      status: l?.status ?? 'stopped',
+      agentConnected: this.opts.channels.isConnected(name),
+      cpus: rec.spec.cpus,
+      memoryBytes: rec.spec.memoryBytes,
+      address: rec.network.guestAddr,
+      hostAddress: rec.network.hostAddr,
+      share: await this.shareInfo(name),
+      createdAt: rec.createdAt,
+      driverInfo: driver && rec.driverState ? driver.describe(ctx, rec.driverState) : {},
+      tasks: this.profiler.stats(name),
+    };
+    if (l?.lastError) v.lastError = l.lastError;
+    return v;
+  }
+
+  private async status(): Promise<StatusView> {
+    const views = await Promise.all(Object.values(this.store.guests).map((r) => this.view(r)));
+    return {
+      version: VERSION,
+      pid: process.pid,
+      stateDir: this.stateDir,
+      uptimeSeconds: (Date.now() - this.started) / 1000,
+      guests: views.length,
+      guestsRunning: views.filter((v) => v.status === 'running').length,
+      shareBytesTotal: views.reduce((a, v) => a + v.share.sizeBytes, 0),
+      shareBytesUsed: views.reduce((a, v) => a + v.share.usedBytes, 0),
+    };
+  }
+
+  private async guestsSnapshot(): Promise<Array<{ name: string; running: boolean; connected: boolean; sizeBytes: number; usedBytes: number }>> {
+    return Promise.all(Object.values(this.store.guests).map(async (r) => {
+      const s = await this.shareInfo(r.spec.name);
+      return { name: r.spec.name, running: this.live.get(r.spec.name)?.status === 'running', connected: this.opts.channels.isConnected(r.spec.name), sizeBytes: s.sizeBytes, usedBytes: s.usedBytes };
+    }));
+  }
+
+  // ---- guest events -----------------------------------------------------------------------------------
+
+  private onGuestEvent(guest: string, event: string, payload: unknown): void {
+    if (!this.store.get(guest)) return;
+    this.metrics.channelFrames.inc({ guest, direction: 'in' });
+    if (event === 'task.report') {
+      const p = (payload ?? {}) as Record<string, unknown>;
+      const name = typeof p.name === 'string' ? p.name.slice(0, 64) : 'task';
+      const responseMs = Number(p.responseMs);
+      if (!Number.isFinite(responseMs) || responseMs < 0) return;
+      const ok = p.ok !== false;
+      this.profiler.record(guest, { name, responseMs, ok, at: Date.now() });
+      this.metrics.taskResponse.observe({ guest, task: name }, responseMs / 1000);
+      this.metrics.tasks.inc({ guest, task: name, result: ok ? 'ok' : 'error' });
+    }
+  }
+}
