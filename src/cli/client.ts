@@ -1,0 +1,53 @@
+// The CLI's client of the hylicsd HTTP API: HTTP over the Unix socket <state-dir>/hylicsd.sock.
+import { request } from 'node:http';
+import { join } from 'node:path';
+import { HylicsError } from '../core/errors/index.js';
+
+export const DEFAULT_STATE_DIR = '/var/lib/hylics';
+
+export function stateDirFrom(opt: string | undefined): string {
+  return opt ?? process.env.HYLICS_STATE_DIR ?? DEFAULT_STATE_DIR;
+}
+
+export function apiSocket(stateDir: string): string {
+  return join(stateDir, 'hylicsd.sock');
+}
+
+/** One API call. Resolves to the parsed JSON (or text) body; throws the daemon's HylicsError on 4xx/5xx. */
+export function apiRequest<T = unknown>(stateDir: string, method: string, path: string, body?: unknown, timeoutMs = 10 * 60_000): Promise<T> {
+  const socketPath = apiSocket(stateDir);
+  const payload = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
+  return new Promise<T>((resolve, reject) => {
+    const req = request({
+      socketPath, method, path,
+      headers: payload ? { 'content-type': 'application/json', 'content-length': payload.length } : {},
+      timeout: timeoutMs,
+    }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => {
+        const text = Buffer.concat(chunks).toString('utf8');
+        const isJson = (res.headers['content-type'] ?? '').includes('json');
+        let parsed: unknown = text;
+        if (isJson && text.length > 0) {
+          try { parsed = JSON.parse(text); } catch { return reject(new HylicsError('HYLICS_ERR_INTERNAL', `daemon sent invalid JSON (${res.statusCode})`)); }
+        }
+        if ((res.statusCode ?? 500) >= 400) {
+          const err = (parsed as { error?: unknown })?.error;
+          return reject(err ? HylicsError.fromJSON(err) : new HylicsError('HYLICS_ERR_INTERNAL', `daemon answered ${res.statusCode}: ${text.slice(0, 200)}`));
+        }
+        resolve(parsed as T);
+      });
+      res.on('error', reject);
+    });
+    req.on('timeout', () => req.destroy(new HylicsError('HYLICS_ERR_TIMEOUT', `no answer from hylicsd within ${timeoutMs} ms`)));
+    req.on('error', (e: NodeJS.ErrnoException) => {
+      if (e instanceof HylicsError) return reject(e);
+      if (e.code === 'EACCES' || e.code === 'EPERM') return reject(new HylicsError('HYLICS_ERR_NOT_ROOT', `permission denied on ${socketPath}: the daemon is root-only`));
+      if (e.code === 'ENOENT' || e.code === 'ECONNREFUSED') return reject(new HylicsError('HYLICS_ERR_DAEMON_UNREACHABLE', `hylicsd is not running on ${socketPath} (start it with: hylics daemon --state-dir ${stateDir})`, { socket: socketPath }));
+      reject(new HylicsError('HYLICS_ERR_DAEMON_UNREACHABLE', `cannot reach hylicsd on ${socketPath}: ${e.message}`, { socket: socketPath }));
+    });
+    if (payload) req.write(payload);
+    req.end();
+  });
+}

@@ -1,0 +1,62 @@
+import type { Command } from 'commander';
+import { constants } from 'node:os';
+import type { ExecResult, GuestView } from '../../core/api.js';
+import { apiRequest } from '../client.js';
+import { guestDetails, guestLine, printJson, table } from '../output.js';
+import { common, stateDir, type CommonOpts } from './common.js';
+
+export function register(program: Command): void {
+  const guest = program.command('guest').description('create, inspect and remove guests');
+
+  common(guest.command('create <name>').description('create and start a guest with its own shared in-memory file system'))
+    .option('--driver <kind>', 'sandbox | microvm', 'sandbox')
+    .requiredOption('--share-size <size>', 'size limit of the share, e.g. 64M')
+    .option('--cpus <n>', 'CPUs (fractional allowed, e.g. 0.5)', '1')
+    .option('--memory <size>', 'memory limit, e.g. 512M', '512M')
+    .action(async (name: string, o: CommonOpts & { driver: string; shareSize: string; cpus: string; memory: string }) => {
+      const g = await apiRequest<GuestView>(stateDir(o), 'POST', '/v1/guests', { name, driver: o.driver, shareSize: o.shareSize, cpus: o.cpus, memory: o.memory });
+      if (o.json) printJson(g); else process.stdout.write(guestDetails(g));
+    });
+
+  common(guest.command('ls').description('list guests')).action(async (o: CommonOpts) => {
+    const gs = await apiRequest<GuestView[]>(stateDir(o), 'GET', '/v1/guests');
+    if (o.json) return printJson(gs);
+    process.stdout.write(gs.length === 0 ? 'no guests\n' : table([['NAME', 'DRIVER', 'STATUS', 'AGENT', 'ADDRESS', 'CPUS', 'SHARE USED / SIZE'], ...gs.map(guestLine)]));
+  });
+
+  common(guest.command('show <name>').description('show a guest, its share and its task statistics')).action(async (name: string, o: CommonOpts) => {
+    const g = await apiRequest<GuestView>(stateDir(o), 'GET', `/v1/guests/${encodeURIComponent(name)}`);
+    if (o.json) printJson(g); else process.stdout.write(guestDetails(g));
+  });
+
+  common(guest.command('rm <name>').description('stop and remove a guest and its share')).action(async (name: string, o: CommonOpts) => {
+    const r = await apiRequest(stateDir(o), 'DELETE', `/v1/guests/${encodeURIComponent(name)}`);
+    if (o.json) printJson(r); else process.stdout.write(`removed ${name}\n`);
+  });
+
+  common(guest.command('exec <name> <argv...>').description('run a command in the guest; its exit code and output are passed through'))
+    .option('--timeout <ms>', 'kill the command after this many milliseconds', '60000')
+    .passThroughOptions()
+    .action(async (name: string, argv: string[], o: CommonOpts & { timeout: string }) => {
+      const r = await apiRequest<ExecResult>(stateDir(o), 'POST', `/v1/guests/${encodeURIComponent(name)}/exec`, { argv, timeoutMs: Number(o.timeout) });
+      if (o.json) printJson(r);
+      else {
+        process.stdout.write(r.stdout);
+        process.stderr.write(r.stderr);
+      }
+      const sig = r.signal ? (constants.signals as Record<string, number>)[r.signal] ?? 0 : 0;
+      process.exitCode = r.exitCode ?? 128 + sig;
+    });
+
+  common(guest.command('console <name>').description('show the tail of the guest console / agent log'))
+    .option('-n, --lines <n>', 'lines', '50')
+    .action(async (name: string, o: CommonOpts & { lines: string }) => {
+      const r = await apiRequest<{ text: string }>(stateDir(o), 'GET', `/v1/guests/${encodeURIComponent(name)}/console?lines=${Number(o.lines)}`);
+      if (o.json) printJson(r); else process.stdout.write(r.text + '\n');
+    });
+
+  common(guest.command('libvirt-xml <name>').description('print a libvirt domain definition for a microvm guest')).action(async (name: string, o: CommonOpts) => {
+    const r = await apiRequest<{ xml: string }>(stateDir(o), 'GET', `/v1/guests/${encodeURIComponent(name)}/libvirt-xml`);
+    if (o.json) printJson(r); else process.stdout.write(r.xml);
+  });
+}
