@@ -1,0 +1,243 @@
+// The only importer of the native addon (native/build/Release/hylics_native.node). It gives guest-proof file access
+// inside a share (openat2 with RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS, regular files only)
+// and a zero-copy file -> socket path (sendfile(2) on a dedicated I/O thread). When the addon cannot load (not
+// built, other platform) it says so once and uses JS paths with the same security guarantees: a component-by-
+// component walk with O_PATH|O_NOFOLLOW through /proc/self/fd, and a read stream piped to the socket.
+import { closeSync, createReadStream, fstatSync, openSync, readdirSync, constants as C } from 'node:fs';
+import { createRequire } from 'node:module';
+import type { Socket } from 'node:net';
+import { join } from 'node:path';
+import { HylicsError, isErrorCode, type ErrorCode } from '../core/errors/index.js';
+import { PACKAGE_ROOT } from './self.js';
+
+export interface OpenedFile {
+  fd: number;
+  size: number;
+  mtimeMs: number;
+  ino: number;
+  dev: number;
+  mode: number;
+}
+
+interface Addon {
+  openBeneath(dirFd: number, relPath: string, wantDir?: boolean): OpenedFile;
+  sendfile(outFd: number, inFd: number, offset: number, count: number, jobId: number, stallMs?: number): Promise<number>;
+  abortSendfile(jobId: number): void;
+  version: number;
+}
+
+const ADDON_PATH = join(PACKAGE_ROOT, 'native', 'build', 'Release', 'hylics_native.node');
+let addon: Addon | null = null;
+let loadError: string | undefined;
+let openat2Works = true;
+let warned = false;
+
+function load(): void {
+  if (process.env.HYLICS_NATIVE === '0') { loadError = 'disabled by HYLICS_NATIVE=0'; return; }
+  try {
+    addon = createRequire(import.meta.url)(ADDON_PATH) as Addon;
+  } catch (e) {
+    loadError = (e as Error).message.split('\n')[0];
+  }
+}
+load();
+
+function warnOnce(): void {
+  if (warned || addon) return;
+  warned = true;
+  process.stderr.write(`hylics: native addon not loaded (${loadError}); using the JS path (same checks, no zero-copy send). Build it with \`npm run build:native\`.\n`);
+}
+
+/** What this process uses; the module workers report it and the bench prints it. */
+export function nativeStatus(): { loaded: boolean; reason?: string; open: 'openat2' | 'js-walk'; send: 'sendfile' | 'stream' } {
+  return {
+    loaded: addon !== null,
+    ...(loadError === undefined ? {} : { reason: loadError }),
+    open: addon && openat2Works ? 'openat2' : 'js-walk',
+    send: addon ? 'sendfile' : 'stream',
+  };
+}
+
+function fromNative(e: unknown, relPath: string): HylicsError {
+  const err = e as { code?: unknown; errno?: unknown; message?: string; bytesSent?: number };
+  const code = isErrorCode(err.code) ? err.code : 'HYLICS_ERR_NATIVE_IO';
+  const details: Record<string, unknown> = { path: relPath };
+  if (typeof err.errno === 'string') details.errno = err.errno;
+  if (typeof err.bytesSent === 'number') details.bytesSent = err.bytesSent;
+  return new HylicsError(code, `${relPath}: ${err.message ?? 'failed'}`, details);
+}
+
+/**
+ * Split a share-relative path into components, refusing what can only be an escape attempt before any system
+ * call: absolute paths, `..`, NUL. `.` and empty components are dropped. The kernel checks again (openat2).
+ */
+export function splitSharePath(relPath: string): string[] {
+  if (relPath.includes('\0')) throw new HylicsError('HYLICS_ERR_PATH_ESCAPE', 'path contains NUL', { path: relPath });
+  if (relPath.startsWith('/')) throw new HylicsError('HYLICS_ERR_PATH_ESCAPE', `${relPath}: absolute paths are not allowed`, { path: relPath });
+  const parts = relPath.split('/').filter((p) => p !== '' && p !== '.');
+  if (parts.includes('..')) throw new HylicsError('HYLICS_ERR_PATH_ESCAPE', `${relPath}: .. is not allowed`, { path: relPath });
+  return parts;
+}
+
+const O_PATH = 0o10000000; // Linux; not in fs.constants
+const O_CLOEXEC = 0o2000000;
+const S_IFMT = 0o170000;
+const S_IFREG = 0o100000;
+const S_IFDIR = 0o040000;
+const S_IFLNK = 0o120000;
+
+function errnoToCode(errno: string | undefined): ErrorCode {
+  switch (errno) {
+    case 'ELOOP': case 'EXDEV': return 'HYLICS_ERR_PATH_ESCAPE';
+    case 'ENOENT': case 'ENOTDIR': case 'ENAMETOOLONG': return 'HYLICS_ERR_FILE_NOT_FOUND';
+    case 'EACCES': case 'EPERM': return 'HYLICS_ERR_FILE_ACCESS';
+    default: return 'HYLICS_ERR_NATIVE_IO';
+  }
+}
+
+function jsErr(e: unknown, relPath: string): HylicsError {
+  if (e instanceof HylicsError) return e;
+  const errno = (e as NodeJS.ErrnoException).code;
+  return new HylicsError(errnoToCode(errno), `${relPath}: ${(e as Error).message}`, { path: relPath, errno });
+}
+
+/** Open one component beneath `dirFd` without following a link there (O_PATH: opens nothing, never blocks). */
+function pathAt(dirFd: number, name: string, relPath: string): number {
+  const fd = openSync(`/proc/self/fd/${dirFd}/${name}`, O_PATH | C.O_NOFOLLOW | O_CLOEXEC);
+  const type = fstatSync(fd).mode & S_IFMT;
+  if (type === S_IFLNK) {
+    closeSync(fd);
+    throw new HylicsError('HYLICS_ERR_PATH_ESCAPE', `${relPath}: symlinks are not followed`, { path: relPath, errno: 'ELOOP' });
+  }
+  return fd;
+}
+
+/** The JS path, exported so tests hold it to the same cases as the addon. */
+export function openBeneathJs(dirFd: number, relPath: string, wantDir = false): OpenedFile {
+  return jsOpenBeneath(dirFd, relPath, wantDir);
+}
+
+// The JS path: every component opened with O_PATH|O_NOFOLLOW relative to the previous one's fd (via its
+// /proc/self/fd entry, which names our own fd, not a guest-controlled link), `..` refused up front, the final
+// object checked by fstat and reopened through its own O_PATH fd, so a swap after the check opens nothing new.
+function jsOpenBeneath(dirFd: number, relPath: string, wantDir: boolean): OpenedFile {
+  const parts = splitSharePath(relPath);
+  const opened: number[] = [];
+  try {
+    let cur = dirFd;
+    for (const name of parts) {
+      const fd = pathAt(cur, name, relPath);
+      opened.push(fd);
+      cur = fd;
+    }
+    const st0 = fstatSync(cur);
+    const type = st0.mode & S_IFMT;
+    if (wantDir ? type !== S_IFDIR : type !== S_IFREG) {
+      throw wantDir
+        ? new HylicsError('HYLICS_ERR_FILE_NOT_FOUND', `${relPath}: not a directory`, { path: relPath, errno: 'ENOTDIR' })
+        : new HylicsError('HYLICS_ERR_NOT_REGULAR_FILE', `${relPath}: not a regular file`, { path: relPath });
+    }
+    const fd = openSync(`/proc/self/fd/${cur}`, C.O_RDONLY | C.O_NONBLOCK | C.O_NOCTTY | O_CLOEXEC | (wantDir ? C.O_DIRECTORY : 0));
+    const st = fstatSync(fd);
+    if (st.ino !== st0.ino || st.dev !== st0.dev) {
+      closeSync(fd);
+      throw new HylicsError('HYLICS_ERR_NOT_REGULAR_FILE', `${relPath}: changed while opening`, { path: relPath });
+    }
+    return { fd, size: st.size, mtimeMs: st.mtimeMs, ino: st.ino, dev: st.dev, mode: st.mode };
+  } catch (e) {
+    throw jsErr(e, relPath);
+  } finally {
+    for (const fd of opened) closeSync(fd);
+  }
+}
+
+function openAny(dirFd: number, relPath: string, wantDir: boolean): OpenedFile {
+  const parts = splitSharePath(relPath);
+  const clean = parts.length === 0 ? '.' : parts.join('/');
+  if (addon && openat2Works) {
+    try {
+      return addon.openBeneath(dirFd, clean, wantDir);
+    } catch (e) {
+      const err = fromNative(e, relPath);
+      if (err.code !== 'HYLICS_ERR_OPENAT2_UNAVAILABLE') throw err;
+      openat2Works = false;
+      process.stderr.write('hylics: openat2(2) is unavailable (Linux < 5.6); using the JS path walk\n');
+    }
+  }
+  warnOnce();
+  return jsOpenBeneath(dirFd, clean, wantDir);
+}
+
+/**
+ * Open `relPath` (relative, inside the directory `dirFd`) for reading. Only a regular file comes back; symlinks,
+ * magic links, `..`, absolute paths, FIFOs and devices are refused (HYLICS_ERR_PATH_ESCAPE, _NOT_REGULAR_FILE,
+ * _FILE_NOT_FOUND, _FILE_ACCESS). Never blocks (O_NONBLOCK; FIFOs/devices are never opened for I/O).
+ * The caller owns the returned fd.
+ */
+export function openBeneath(dirFd: number, relPath: string): OpenedFile {
+  return openAny(dirFd, relPath, false);
+}
+
+/** As openBeneath, for a directory (a module root inside a share). */
+export function openDirBeneath(dirFd: number, relPath: string): OpenedFile {
+  return openAny(dirFd, relPath, true);
+}
+
+/** Open a share's top directory (the host's own path, not guest-controlled except for its last component). */
+export function openShareDir(path: string): number {
+  try {
+    const fd = openSync(path, C.O_RDONLY | C.O_DIRECTORY | C.O_NOFOLLOW | O_CLOEXEC);
+    return fd;
+  } catch (e) {
+    throw jsErr(e, path);
+  }
+}
+
+/** Names in a directory we hold an fd of (no path re-resolution: /proc/self/fd/N is that very directory). */
+export function readDirFd(dirFd: number): string[] {
+  return readdirSync(`/proc/self/fd/${dirFd}`);
+}
+
+let nextJob = 1;
+
+/**
+ * Send `count` bytes of file `fd` from `offset` to `socket` after whatever the socket already flushed.
+ * Native: sendfile(2) on the addon's I/O thread (zero copy; the event loop and the libuv pool are never held).
+ * Fallback: fs.createReadStream piped into the socket (not ended). Resolves with the bytes sent; rejects with
+ * HYLICS_ERR_PEER_CLOSED (client went away; details.bytesSent), _SEND_STALLED or _NATIVE_IO.
+ * The caller must not write to the socket until this settles, and keeps `fd` open until then.
+ */
+export async function sendFileToSocket(socket: Socket, fd: number, offset: number, count: number, opts: { stallMs?: number; forceStream?: boolean } = {}): Promise<number> {
+  if (count === 0) return 0;
+  const sockFd = (socket as unknown as { _handle?: { fd?: number } })._handle?.fd;
+  if (addon && !opts.forceStream && typeof sockFd === 'number' && sockFd >= 0) {
+    const id = nextJob++;
+    const onClose = (): void => addon!.abortSendfile(id);
+    socket.once('close', onClose);
+    try {
+      return await addon.sendfile(sockFd, fd, offset, count, id, opts.stallMs ?? 120_000);
+    } catch (e) {
+      throw fromNative(e, 'sendfile');
+    } finally {
+      socket.off('close', onClose);
+    }
+  }
+  if (socket.destroyed) throw new HylicsError('HYLICS_ERR_PEER_CLOSED', 'socket closed before sending', { bytesSent: 0 });
+  if (!opts.forceStream) warnOnce();
+  return streamToSocket(socket, fd, offset, count);
+}
+
+function streamToSocket(socket: Socket, fd: number, offset: number, count: number): Promise<number> {
+  return new Promise((resolve, reject) => {
+    let sent = 0;
+    const rs = createReadStream('', { fd, start: offset, end: offset + count - 1, autoClose: false, highWaterMark: 256 * 1024 });
+    const onClose = (): void => { rs.destroy(); reject(new HylicsError('HYLICS_ERR_PEER_CLOSED', 'client closed the connection', { bytesSent: sent })); };
+    socket.once('close', onClose);
+    rs.on('data', (chunk: Buffer | string) => {
+      sent += chunk.length;
+      if (!socket.write(chunk)) { rs.pause(); socket.once('drain', () => rs.resume()); }
+    });
+    rs.on('error', (e) => { socket.off('close', onClose); reject(jsErr(e, 'read')); });
+    rs.on('end', () => { socket.off('close', onClose); resolve(sent); });
+  });
+}
