@@ -1,0 +1,56 @@
+// Process facts from /proc: start times (to tell a live process from a reused pid), parents, namespaces.
+import { readFile, readdir, readlink } from 'node:fs/promises';
+
+/** Start time of `pid` in clock ticks since boot (field 22 of /proc/pid/stat), or undefined if it is gone. */
+export async function processStartTime(pid: number): Promise<number | undefined> {
+  const st = await readStat(pid);
+  return st?.startTime;
+}
+
+export interface ProcStat { pid: number; comm: string; state: string; ppid: number; pgrp: number; session: number; startTime: number }
+
+export async function readStat(pid: number): Promise<ProcStat | undefined> {
+  let text: string;
+  try { text = await readFile(`/proc/${pid}/stat`, 'utf8'); } catch { return undefined; }
+  const close = text.lastIndexOf(')'); // comm may contain spaces and parens
+  const comm = text.slice(text.indexOf('(') + 1, close);
+  const f = text.slice(close + 2).split(' '); // f[0] is field 3 (state)
+  return { pid, comm, state: f[0]!, ppid: Number(f[1]), pgrp: Number(f[2]), session: Number(f[3]), startTime: Number(f[19]) };
+}
+
+/** Is `pid` running (not a zombie) and, when given, the same process that started at `startTime`? */
+export async function isProcessAlive(pid: number, startTime?: number): Promise<boolean> {
+  const st = await readStat(pid);
+  if (!st || st.state === 'Z' || st.state === 'X') return false;
+  return startTime === undefined || st.startTime === startTime;
+}
+
+/** Pids whose parent is `ppid` (no /proc/pid/task/tid/children on every kernel, so scan /proc). */
+export async function childrenOf(ppid: number): Promise<number[]> {
+  const out: number[] = [];
+  for (const e of await readdir('/proc')) {
+    if (!/^\d+$/.test(e)) continue;
+    const st = await readStat(Number(e));
+    if (st && st.ppid === ppid) out.push(st.pid);
+  }
+  return out;
+}
+
+/** The pid of `pid` in each nested pid namespace, outermost first (NSpid line of /proc/pid/status). */
+export async function nsPids(pid: number): Promise<number[] | undefined> {
+  try {
+    const status = await readFile(`/proc/${pid}/status`, 'utf8');
+    const m = /^NSpid:\s+(.*)$/m.exec(status);
+    return m ? m[1]!.trim().split(/\s+/).map(Number) : [pid];
+  } catch { return undefined; }
+}
+
+/** Namespace identity (e.g. "net:[4026531840]") of a process, or undefined. */
+export async function namespaceOf(pid: number | 'self', kind: 'net' | 'mnt' | 'pid' | 'pid_for_children' | 'cgroup'): Promise<string | undefined> {
+  try { return await readlink(`/proc/${pid}/ns/${kind}`); } catch { return undefined; }
+}
+
+/** Send a signal; false when the process does not exist. */
+export function signal(pid: number, sig: NodeJS.Signals | 0): boolean {
+  try { process.kill(pid, sig); return true; } catch { return false; }
+}

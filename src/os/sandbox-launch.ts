@@ -1,0 +1,154 @@
+// Launching a sandbox guest: a detached process tree that joins the guest's cgroup and network namespace,
+// makes a new mount + pid namespace, and runs a small POSIX-shell init as pid 1 there. The init sets up the
+// guest's view of the file system (share at /mnt/hylics, run dir at /run/hylics, the rest of the state dir
+// and other guests' netns handles gone), then supervises the guest command (the agent): it restarts it with
+// backoff when it dies, reaps orphans (a shell in `wait` reaps any child, unlike Node), and on SIGTERM
+// forwards it and exits, which makes the kernel kill everything left in the pid namespace.
+import { closeSync, openSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import { spawn } from 'node:child_process';
+import { HylicsError } from '../core/errors/index.js';
+import { netnsPath } from './netns.js';
+import { childrenOf, isProcessAlive, nsPids, processStartTime } from './proc.js';
+import { readMounts } from './mount.js';
+
+export const GUEST_SHARE_DIR = '/mnt/hylics';
+export const GUEST_RUN_DIR = '/run/hylics';
+
+/** $0 = hylics-enter; args: cgroup.procs files..., --, command... Runs as the session leader the daemon spawns. */
+const ENTER_SCRIPT = `
+while [ "$#" -gt 0 ] && [ "$1" != "--" ]; do
+  echo $$ > "$1" || { echo "hylics-enter: cannot join cgroup ($1)" >&2; exit 97; }
+  shift
+done
+shift
+exec "$@"
+`;
+
+/** $0 = hylics-init; args: NAME SHARE RUNDIR STATEDIR -- command... Runs as pid 1 in the guest's namespaces. */
+export const INIT_SCRIPT = `
+set -u
+name=$1; share=$2; rundir=$3; state=$4; shift 4
+[ "$#" -gt 0 ] && [ "$1" = "--" ] && shift
+log() { echo "hylics-init[$name]: $*" >&2; }
+die() { log "$*"; exit 98; }
+mount --make-rprivate / 2>/dev/null
+mount --bind "$share" ${GUEST_SHARE_DIR} || die "cannot bind the share $share at ${GUEST_SHARE_DIR}"
+mount --bind "$rundir" ${GUEST_RUN_DIR} || die "cannot bind $rundir at ${GUEST_RUN_DIR}"
+# Drop this namespace's copies of the state dir's mounts (other guests' shares) and of netns handles: hidden is
+# not enough, a copy would also keep another guest's tmpfs or netns alive after the host removed it.
+awk -v s="$state" '{ fs = ""; for (i = 7; i <= NF; i++) if ($i == "-") { fs = $(i + 1); break } }
+  $5 == s || index($5, s "/") == 1 || $5 == "/run/netns" || index($5, "/run/netns/") == 1 || fs == "nsfs" { print $5 }' \\
+  /proc/self/mountinfo | sort -r | while read -r m; do umount -l "$m" 2>/dev/null; done
+mount -t tmpfs -o ro,size=4k,mode=0755,nosuid,nodev,noexec hylics-hidden "$state" || die "cannot hide $state"
+[ -d /run/netns ] && mount -t tmpfs -o ro,size=4k,mode=0755,nosuid,nodev,noexec hylics-hidden /run/netns
+log "ready"
+term=0; child=""
+trap 'term=1; [ -n "$child" ] && kill -TERM "$child" 2>/dev/null' TERM INT HUP
+backoff=1
+while [ "$term" = 0 ]; do
+  started=$(cut -d. -f1 /proc/uptime)
+  "$@" &
+  child=$!
+  log "started $1 (pid $child)"
+  while :; do wait "$child"; rc=$?; kill -0 "$child" 2>/dev/null || break; done
+  child=""
+  [ "$term" = 1 ] && break
+  now=$(cut -d. -f1 /proc/uptime)
+  [ $((now - started)) -ge 30 ] && backoff=1
+  log "$1 exited with status $rc; restarting in \${backoff}s"
+  sleep "$backoff" & wait $!
+  backoff=$((backoff * 2)); [ "$backoff" -gt 30 ] && backoff=30
+done
+log "stopping"
+exit 0
+`;
+
+export interface SandboxLaunchSpec {
+  name: string;
+  netns: string;
+  /** cgroup.procs files the launcher writes itself into before anything else runs. */
+  cgroupProcsFiles: string[];
+  /** Host paths. */
+  share: string;
+  runDir: string;
+  stateDir: string;
+  /** stdout+stderr of the init and the command (appended). */
+  logFile: string;
+  /** argv of the supervised guest command, [0] = program. */
+  command: string[];
+  env?: NodeJS.ProcessEnv;
+  readyTimeoutMs?: number;
+}
+
+export interface SandboxProcesses {
+  /** The session leader the daemon spawned (nsenter/unshare; waits for the init). */
+  launcherPid: number;
+  launcherStartTime: number;
+  /** Host pid of the guest's pid 1. */
+  initPid: number;
+  initStartTime: number;
+}
+
+/** argv of the whole launch chain (exported for docs and tests). */
+export function launchArgv(s: SandboxLaunchSpec): string[] {
+  return [
+    '/bin/sh', '-c', ENTER_SCRIPT, 'hylics-enter', ...s.cgroupProcsFiles, '--',
+    'nsenter', `--net=${netnsPath(s.netns)}`, '--',
+    'unshare', '--mount', '--pid', '--fork', '--mount-proc', '--propagation', 'private', '--',
+    '/bin/sh', '-c', INIT_SCRIPT, 'hylics-init', s.name, s.share, s.runDir, s.stateDir, '--', ...s.command,
+  ];
+}
+
+async function logTail(file: string, bytes = 2000): Promise<string> {
+  try { const t = await readFile(file, 'utf8'); return t.slice(-bytes).trim(); } catch { return ''; }
+}
+
+/**
+ * Start the guest detached (own session, stdio to the log file), so it outlives the daemon. Resolves once the
+ * init is pid 1 in its namespaces and its mounts are in place; throws HYLICS_ERR_SANDBOX_START_FAILED with the
+ * log's tail otherwise (the caller removes the cgroup/netns, which also kills anything left).
+ */
+export async function launchSandbox(s: SandboxLaunchSpec): Promise<SandboxProcesses> {
+  const argv = launchArgv(s);
+  const fd = openSync(s.logFile, 'a', 0o640);
+  let launcherPid: number;
+  try {
+    const child = spawn(argv[0]!, argv.slice(1), {
+      detached: true, stdio: ['ignore', fd, fd], cwd: '/',
+      env: s.env ?? { PATH: '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin', HOME: '/root', LANG: 'C.UTF-8', HYLICS_GUEST_NAME: s.name },
+    });
+    child.on('error', () => { /* reported below: pid undefined or the process gone */ });
+    child.unref();
+    if (child.pid === undefined) throw new HylicsError('HYLICS_ERR_SANDBOX_START_FAILED', `cannot spawn the sandbox launcher for ${s.name}`, { name: s.name });
+    launcherPid = child.pid;
+  } finally {
+    closeSync(fd);
+  }
+  const launcherStartTime = (await processStartTime(launcherPid)) ?? 0;
+  const deadline = Date.now() + (s.readyTimeoutMs ?? 10_000);
+  let initPid: number | undefined;
+  for (;;) {
+    if (!(await isProcessAlive(launcherPid))) {
+      throw new HylicsError('HYLICS_ERR_SANDBOX_START_FAILED', `sandbox guest ${s.name} exited during start: ${await logTail(s.logFile, 600)}`, { name: s.name, logFile: s.logFile });
+    }
+    if (initPid === undefined) {
+      for (const c of await childrenOf(launcherPid)) {
+        const ns = await nsPids(c);
+        if (ns && ns[ns.length - 1] === 1 && ns.length >= 2) initPid = c;
+      }
+    }
+    if (initPid !== undefined) {
+      try {
+        const mounts = await readMounts(initPid);
+        if (mounts.some((m) => m.mountPoint === s.stateDir && m.source === 'hylics-hidden')) break;
+      } catch { /* init gone or not yet readable: the liveness check above tells */ }
+    }
+    if (Date.now() > deadline) {
+      throw new HylicsError('HYLICS_ERR_SANDBOX_START_FAILED', `sandbox guest ${s.name} did not become ready within ${s.readyTimeoutMs ?? 10_000} ms: ${await logTail(s.logFile, 600)}`, { name: s.name, logFile: s.logFile });
+    }
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  const initStartTime = (await processStartTime(initPid))!;
+  return { launcherPid, launcherStartTime, initPid, initStartTime };
+}
