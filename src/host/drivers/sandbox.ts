@@ -1,0 +1,256 @@
+// The sandbox driver: a guest made of Linux namespaces and a cgroup on this host (DESIGN.md "Guests").
+//   network: netns ctx.network.netns, veth hostIf (host ns, hostAddr) <-> guestIf (netns, guestAddr), lo up,
+//            default route via hostAddr, net.ipv4.ip_forward=1
+//   cgroup:  hylics/<name> with a CFS quota of spec.cpus and a memory limit of spec.memoryBytes (v1 or v2)
+//   mount+pid namespaces: share bound at /mnt/hylics, ctx.paths.run at /run/hylics, the rest of the state dir
+//            (other guests' shares) unmounted and covered; a shell init as pid 1 supervising the agent
+// Processes are started detached (own session, logs to files), so guests outlive a daemon crash; the
+// persisted DriverState (pids + start times) lets a restarted daemon find them again.
+import { mkdir, access, realpath } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import { HylicsError, toHylicsError } from '../../core/errors/index.js';
+import { Cgroup, type CgroupLayout, detectCgroupLayout } from '../../os/cgroup.js';
+import { runRaw, requireRoot } from '../../os/exec.js';
+import { createNetns, createVeth, deleteLink, deleteNetns, enableIpForward, linkExists, netnsExists } from '../../os/netns.js';
+import { isProcessAlive, signal } from '../../os/proc.js';
+import { GUEST_RUN_DIR, GUEST_SHARE_DIR, launchSandbox } from '../../os/sandbox-launch.js';
+import { entryArgv, NODE_BIN } from '../../os/self.js';
+import type { ChannelEndpoint, DriverContext, DriverState, GuestDriver } from './types.js';
+
+export const CHANNEL_SOCKET = 'channel.sock';
+export const AGENT_APP_SOCKET = 'agent.sock';
+
+/** What a sandbox guest's DriverState holds (persisted by the daemon as JSON). */
+export interface SandboxState extends DriverState {
+  driver: 'sandbox';
+  launcherPid: number;
+  launcherStartTime: number;
+  /** Host pid of the guest's pid 1 (the init) and its start time (guards against pid reuse). */
+  initPid: number;
+  initStartTime: number;
+  cgroup: string;
+  cgroupVersion: 1 | 2;
+  netns: string;
+  hostIf: string;
+  guestIf: string;
+  logFile: string;
+  startedAt: string;
+}
+
+export interface SandboxDriverOptions {
+  /** argv of the command the guest's init supervises. Default: the guest agent (`agentCommand`). */
+  command?: (ctx: DriverContext) => string[];
+  /** How long the init has to set up its mounts. Default 10 s. */
+  readyTimeoutMs?: number;
+  /** How often `watch` looks at /proc. Default 500 ms. */
+  watchIntervalMs?: number;
+  /** Force a cgroup layout (tests); default: detected. */
+  cgroupLayout?: CgroupLayout;
+}
+
+export function sandboxCgroupName(guest: string): string {
+  return `hylics/${guest}`;
+}
+
+/** The guest agent's argv, with the paths it sees inside the guest. */
+export function agentCommand(ctx: DriverContext): string[] {
+  return [NODE_BIN, ...entryArgv('guest/agent-main'),
+    '--channel-unix', `${GUEST_RUN_DIR}/${CHANNEL_SOCKET}`, '--app-socket', `${GUEST_RUN_DIR}/${AGENT_APP_SOCKET}`,
+    '--share', GUEST_SHARE_DIR, '--name', ctx.spec.name];
+}
+
+/** The state of a sandbox guest, checked (it comes from a JSON file). */
+export function asSandboxState(state: DriverState | undefined): SandboxState | undefined {
+  if (!state || state.driver !== 'sandbox' || typeof state.initPid !== 'number' || typeof state.initStartTime !== 'number') return undefined;
+  return state as SandboxState;
+}
+
+/**
+ * argv that runs `cmd` inside a running sandbox guest (its cgroup, net, mount and pid namespaces), for
+ * debugging and tests; the agent's `exec` is the normal way in.
+ */
+export function sandboxExecArgv(state: DriverState, cmd: string[]): string[] {
+  const s = asSandboxState(state);
+  if (!s) throw new HylicsError('HYLICS_ERR_INVALID_ARGUMENT', 'not a sandbox guest state');
+  return ['nsenter', '-t', String(s.initPid), '-m', '-n', '-p', '--', ...cmd];
+}
+
+async function checkStateDir(stateDir: string): Promise<string> {
+  let dir: string;
+  try { dir = await realpath(stateDir); } catch { dir = resolve(stateDir); }
+  const inside = (a: string, b: string): boolean => a === b || a.startsWith(b.endsWith('/') ? b : `${b}/`);
+  if (!stateDir.startsWith('/') || /[\s\\]/.test(dir) || dir === '/' || inside(GUEST_SHARE_DIR, dir) || inside(GUEST_RUN_DIR, dir) || inside(dir, GUEST_SHARE_DIR) || inside(dir, GUEST_RUN_DIR)) {
+    throw new HylicsError('HYLICS_ERR_SANDBOX_BAD_PATH', `state dir ${JSON.stringify(stateDir)} cannot host sandbox guests: it must be absolute, without whitespace or backslashes, and neither contain nor lie inside ${GUEST_SHARE_DIR} or ${GUEST_RUN_DIR}`, { stateDir });
+  }
+  return dir;
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+export class SandboxDriver implements GuestDriver {
+  readonly kind = 'sandbox' as const;
+  private layout: CgroupLayout | undefined;
+
+  constructor(private readonly opts: SandboxDriverOptions = {}) {
+    this.layout = opts.cgroupLayout;
+  }
+
+  private async cgroup(name: string): Promise<Cgroup> {
+    this.layout ??= await detectCgroupLayout();
+    return Cgroup.open(sandboxCgroupName(name), this.layout);
+  }
+
+  async preflight(): Promise<void> {
+    requireRoot('sandbox guests (namespaces, cgroups, mounts)');
+    for (const [bin, pkg, args] of [['ip', 'iproute2', ['-V']], ['nsenter', 'util-linux', ['--version']], ['unshare', 'util-linux', ['--version']], ['mount', 'util-linux', ['--version']], ['awk', 'mawk', ['-W', 'version']]] as const) {
+      const r = await runRaw(bin, [...args]).catch(() => undefined);
+      if (!r) throw new HylicsError('HYLICS_ERR_MISSING_DEPENDENCY', `${bin} is needed for sandbox guests (Debian package ${pkg})`, { command: bin, package: pkg });
+    }
+    try { await access('/proc/self/ns/pid'); await access('/proc/self/ns/net'); } catch {
+      throw new HylicsError('HYLICS_ERR_MISSING_DEPENDENCY', 'the kernel lacks pid or network namespaces', {});
+    }
+    this.layout ??= await detectCgroupLayout();
+  }
+
+  async start(ctx: DriverContext): Promise<SandboxState> {
+    requireRoot('starting a sandbox guest');
+    const { spec, paths, network: net } = ctx;
+    const stateDir = await checkStateDir(ctx.stateDir);
+    const cg = await this.cgroup(spec.name);
+    const undo: Array<[string, () => Promise<void>]> = [];
+    try {
+      if (await netnsExists(net.netns)) throw new HylicsError('HYLICS_ERR_SANDBOX_EXISTS', `network namespace ${net.netns} already exists`, { netns: net.netns });
+      if (await linkExists(net.hostIf)) throw new HylicsError('HYLICS_ERR_SANDBOX_EXISTS', `interface ${net.hostIf} already exists on the host`, { ifname: net.hostIf });
+      if (await cg.exists()) {
+        if ((await cg.pids()).length > 0) throw new HylicsError('HYLICS_ERR_SANDBOX_EXISTS', `cgroup ${cg.name} exists and has processes`, { cgroup: cg.name });
+        await cg.remove(); // an empty leftover of an earlier guest of this name
+      }
+      try { await access(paths.share); } catch {
+        throw new HylicsError('HYLICS_ERR_SANDBOX_START_FAILED', `the share ${paths.share} does not exist (create the share before starting the guest)`, { path: paths.share });
+      }
+      const command = this.command(ctx);
+
+      undo.push(['cgroup', () => cg.remove()]);
+      await cg.create();
+      await cg.setCpus(spec.cpus);
+      await cg.setMemory(spec.memoryBytes);
+
+      undo.push(['netns', () => deleteNetns(net.netns)]);
+      undo.push(['veth', () => deleteLink(net.hostIf)]);
+      try {
+        await createNetns(net.netns);
+        await createVeth({ netns: net.netns, hostIf: net.hostIf, guestIf: net.guestIf, hostAddr: net.hostAddr, guestAddr: net.guestAddr, prefixLen: net.prefixLen });
+        await enableIpForward();
+      } catch (e) {
+        const err = toHylicsError(e);
+        if (err.code !== 'HYLICS_ERR_OS_COMMAND_FAILED') throw err;
+        throw new HylicsError('HYLICS_ERR_SANDBOX_NETNS_FAILED', `network setup for ${spec.name} failed: ${err.message}`, err.details, { cause: err });
+      }
+
+      // mount points the init binds onto; empty directories on the host
+      await mkdir(GUEST_SHARE_DIR, { recursive: true, mode: 0o755 });
+      await mkdir(GUEST_RUN_DIR, { recursive: true, mode: 0o755 });
+      await mkdir(paths.run, { recursive: true, mode: 0o755 });
+      await mkdir(paths.logs, { recursive: true, mode: 0o750 });
+      const logFile = join(paths.logs, 'sandbox.log');
+      const procs = await launchSandbox({
+        name: spec.name, netns: net.netns, cgroupProcsFiles: cg.procsFiles(),
+        share: await realpath(paths.share), runDir: await realpath(paths.run), stateDir, logFile, command,
+        readyTimeoutMs: this.opts.readyTimeoutMs,
+      });
+      const state: SandboxState = {
+        driver: 'sandbox', ...procs, cgroup: cg.name, cgroupVersion: cg.version, netns: net.netns,
+        hostIf: net.hostIf, guestIf: net.guestIf, logFile, startedAt: new Date().toISOString(),
+      };
+      ctx.log.info({ guest: spec.name, initPid: procs.initPid, netns: net.netns, cgroup: cg.name, guestAddr: net.guestAddr }, 'sandbox guest started');
+      return state;
+    } catch (e) {
+      for (const [what, fn] of undo.reverse()) {
+        try { await fn(); } catch (u) { ctx.log.error({ guest: spec.name, what, err: String(u) }, 'undo after a failed start failed'); }
+      }
+      throw toHylicsError(e, 'HYLICS_ERR_SANDBOX_START_FAILED');
+    }
+  }
+
+  private command(ctx: DriverContext): string[] {
+    try {
+      const c = this.opts.command ? this.opts.command(ctx) : agentCommand(ctx);
+      if (c.length === 0) throw new Error('empty guest command');
+      return c;
+    } catch (e) {
+      throw new HylicsError('HYLICS_ERR_SANDBOX_START_FAILED', `cannot build the guest command: ${(e as Error).message}`, {}, { cause: e });
+    }
+  }
+
+  async alive(_ctx: DriverContext, state: DriverState): Promise<boolean> {
+    const s = asSandboxState(state);
+    return s !== undefined && (await isProcessAlive(s.initPid, s.initStartTime));
+  }
+
+  watch(_ctx: DriverContext, state: DriverState, onExit: (reason: string) => void): () => void {
+    const s = asSandboxState(state);
+    let done = false;
+    let busy = false;
+    const fire = (reason: string): void => { if (!done) { done = true; clearInterval(timer); onExit(reason); } };
+    const timer = setInterval(() => {
+      if (busy || done) return;
+      busy = true;
+      void (s ? isProcessAlive(s.initPid, s.initStartTime) : Promise.resolve(false))
+        .then((alive) => { if (!alive) fire(s ? `init (pid ${s.initPid}) exited` : 'no sandbox state'); })
+        .finally(() => { busy = false; });
+    }, this.opts.watchIntervalMs ?? 500);
+    timer.unref();
+    return () => { done = true; clearInterval(timer); };
+  }
+
+  async stop(ctx: DriverContext, state: DriverState, timeoutMs: number): Promise<void> {
+    const s = asSandboxState(state);
+    if (!s) return;
+    const gone = async (until: number): Promise<boolean> => {
+      for (;;) {
+        if (!(await isProcessAlive(s.initPid, s.initStartTime))) return true;
+        if (Date.now() >= until) return false;
+        await sleep(20);
+      }
+    };
+    if (!(await isProcessAlive(s.initPid, s.initStartTime))) return;
+    signal(s.initPid, 'SIGTERM'); // the init forwards it to the agent and exits; the kernel kills the rest
+    if (await gone(Date.now() + timeoutMs)) return;
+    ctx.log.warn({ guest: ctx.spec.name, initPid: s.initPid, timeoutMs }, 'guest did not stop on SIGTERM: SIGKILL');
+    if (await isProcessAlive(s.initPid, s.initStartTime)) signal(s.initPid, 'SIGKILL');
+    await gone(Date.now() + 5000);
+  }
+
+  /** Kill what is left, remove cgroup, veth and netns. Works on half-created guests and without a state. */
+  async cleanup(ctx: DriverContext, state: DriverState | undefined): Promise<void> {
+    const s = asSandboxState(state);
+    const errors: HylicsError[] = [];
+    const step = async (fn: () => Promise<void>): Promise<void> => {
+      try { await fn(); } catch (e) { errors.push(toHylicsError(e)); }
+    };
+    await step(async () => { if (s && (await isProcessAlive(s.initPid, s.initStartTime))) signal(s.initPid, 'SIGKILL'); });
+    await step(async () => { if (s && (await isProcessAlive(s.launcherPid, s.launcherStartTime))) signal(s.launcherPid, 'SIGKILL'); });
+    await step(async () => (await this.cgroup(ctx.spec.name)).remove());
+    await step(() => deleteLink(ctx.network.hostIf));
+    await step(() => deleteNetns(ctx.network.netns));
+    if (errors.length > 0) {
+      ctx.log.error({ guest: ctx.spec.name, errors: errors.map((e) => e.message) }, 'sandbox cleanup incomplete');
+      throw errors[0];
+    }
+  }
+
+  channel(ctx: DriverContext, _state: DriverState): ChannelEndpoint {
+    return { mode: 'listen', path: join(ctx.paths.run, CHANNEL_SOCKET) };
+  }
+
+  describe(ctx: DriverContext, state: DriverState): Record<string, unknown> {
+    const s = asSandboxState(state);
+    return {
+      initPid: s?.initPid, launcherPid: s?.launcherPid, startedAt: s?.startedAt,
+      cgroup: sandboxCgroupName(ctx.spec.name), cgroupVersion: s?.cgroupVersion,
+      netns: ctx.network.netns, hostIf: ctx.network.hostIf, guestIf: ctx.network.guestIf,
+      hostAddr: ctx.network.hostAddr, guestAddr: ctx.network.guestAddr,
+      shareInGuest: GUEST_SHARE_DIR, runInGuest: GUEST_RUN_DIR, logFile: s?.logFile,
+    };
+  }
+}

@@ -1,0 +1,244 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { connect } from 'node:net';
+import { access, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pino } from 'pino';
+import { SandboxDriver, sandboxCgroupName, sandboxExecArgv, type SandboxState } from '../../../src/host/drivers/sandbox.js';
+import type { DriverContext } from '../../../src/host/drivers/types.js';
+import { ShareManager } from '../../../src/host/share-manager.js';
+import { Cgroup } from '../../../src/os/cgroup.js';
+import { run, runRaw } from '../../../src/os/exec.js';
+import { linkExists, netnsExists } from '../../../src/os/netns.js';
+import { readMounts } from '../../../src/os/mount.js';
+import { isProcessAlive, nsPids } from '../../../src/os/proc.js';
+import { isHylicsError } from '../../../src/core/errors/index.js';
+
+const skip = process.getuid?.() !== 0 ? 'needs root (namespaces, cgroups, mounts)' : false;
+const MiB = 1024 * 1024;
+const log = pino({ level: 'silent' });
+const PORT = 7000;
+// a guest program: answers every TCP connection with its name and its pid as seen inside the guest
+const SERVER = `require('net').createServer((s) => s.end(process.env.HYLICS_GUEST_NAME + ' ' + process.pid)).listen(${PORT})`;
+const serverCommand = (): string[] => [process.execPath, '-e', SERVER];
+
+let seq = 0;
+interface Guest { ctx: DriverContext; sm: ShareManager }
+
+interface Fixture { stateDir: string; guests: Guest[] }
+
+/** A state dir for one test; its after-hook cleans up the guests (driver objects, shares) before removing it. */
+async function fixture(t: { after: (fn: () => Promise<void>) => void }): Promise<Fixture> {
+  const f: Fixture = { stateDir: await mkdtemp(join(tmpdir(), `hylics-sbx-${process.pid}-`)), guests: [] };
+  t.after(async () => {
+    for (const g of f.guests) {
+      await new SandboxDriver().cleanup(g.ctx, undefined).catch(() => undefined);
+      await g.sm.destroy(g.ctx.spec.name).catch(() => undefined);
+    }
+    if ((await readMounts()).some((m) => m.mountPoint.startsWith(f.stateDir))) return; // never rm -r into a mount
+    await rm(f.stateDir, { recursive: true, force: true });
+  });
+  return f;
+}
+
+async function newGuest(f: Fixture, shareBytes = 4 * MiB): Promise<Guest> {
+  const stateDir = f.stateDir;
+  const i = seq++;
+  const tag = `${process.pid % 100000}${i}`;
+  const name = `t${tag}`;
+  const sm = new ShareManager({ stateDir });
+  await sm.create(name, shareBytes);
+  const dir = join(stateDir, 'guests', name);
+  const oct = (process.pid % 200) + 20;
+  const ctx: DriverContext = {
+    spec: { name, driver: 'sandbox', shareSizeBytes: shareBytes, cpus: 0.5, memoryBytes: 256 * MiB },
+    paths: { dir, share: sm.path(name), run: join(dir, 'run'), logs: join(dir, 'logs') },
+    network: { index: i, hostIf: `hyth${tag}`, guestIf: `hytg${tag}`, hostAddr: `10.251.${oct}.${4 * i + 1}`, guestAddr: `10.251.${oct}.${4 * i + 2}`, prefixLen: 30, netns: `hylics-test-${tag}` },
+    stateDir,
+    log,
+  };
+  const g = { ctx, sm };
+  f.guests.push(g);
+  return g;
+}
+
+function inGuest(state: SandboxState, script: string) {
+  const argv = sandboxExecArgv(state, ['sh', '-c', script]);
+  return runRaw(argv[0]!, argv.slice(1));
+}
+
+function tcpRead(host: string, port: number): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const s = connect({ host, port });
+    let buf = '';
+    s.setTimeout(3000, () => { s.destroy(); reject(new Error('timeout')); });
+    s.on('data', (d) => { buf += d.toString(); });
+    s.on('end', () => resolve(buf));
+    s.on('error', reject);
+  });
+}
+
+async function eventually<T>(fn: () => Promise<T>, ok: (v: T) => boolean, what: string, ms = 15000): Promise<T> {
+  const until = Date.now() + ms;
+  let last: unknown;
+  for (;;) {
+    try { const v = await fn(); if (ok(v)) return v; last = v; } catch (e) { last = e; }
+    if (Date.now() > until) throw new Error(`${what}: last ${String(last)}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+async function assertNothingLeft(ctx: DriverContext): Promise<void> {
+  assert.equal(await netnsExists(ctx.network.netns), false, 'netns left');
+  assert.equal(await linkExists(ctx.network.hostIf), false, 'veth left');
+  assert.equal(await (await Cgroup.open(sandboxCgroupName(ctx.spec.name))).exists(), false, 'cgroup left');
+  const mounts = await readMounts();
+  assert.ok(!mounts.some((m) => m.mountPoint.includes(ctx.network.netns)), 'netns mount left');
+}
+
+test('sandbox guest lifecycle: limits, files both ways, isolation, ENOSPC, network, agent restart, stop, cleanup', { skip }, async (t) => {
+  const f = await fixture(t);
+  const stateDir = f.stateDir;
+  const a = await newGuest(f, 4 * MiB);
+  const b = await newGuest(f, 4 * MiB); // another guest's share, mounted before a starts
+  await writeFile(join(b.ctx.paths.share, 'secret'), 'b only');
+  const driver = new SandboxDriver({ command: serverCommand, watchIntervalMs: 50 });
+  await driver.preflight();
+  const state = await driver.start(a.ctx);
+  const ctx = a.ctx;
+  let exitReason: string | undefined;
+  const unwatch = driver.watch(ctx, state, (r) => { exitReason = r; });
+  t.after(unwatch);
+  assert.ok(await driver.alive(ctx, state));
+  assert.deepEqual(driver.channel(ctx, state), { mode: 'listen', path: join(ctx.paths.run, 'channel.sock') });
+  assert.equal(driver.describe(ctx, state).guestAddr, ctx.network.guestAddr);
+
+  // cgroup: limits read back, the guest's processes are in it
+  const cg = await Cgroup.open(sandboxCgroupName(ctx.spec.name));
+  const lim = await cg.limits();
+  assert.equal(lim.cpus, 0.5);
+  assert.equal(lim.memoryBytes, 256 * MiB);
+  assert.ok((await cg.pids()).includes(state.initPid));
+
+  // network: the guest's server answers on its veth address; it runs as pid 2 of its own pid namespace
+  const hello = await eventually(() => tcpRead(ctx.network.guestAddr, PORT), (s) => s.length > 0, 'guest server');
+  const m = new RegExp(`^${ctx.spec.name} (\\d+)$`).exec(hello);
+  assert.ok(m, hello);
+  const firstPid = m[1]!;
+  assert.deepEqual((await nsPids(state.initPid))?.slice(-1), [1]); // the init is pid 1 of its own pid namespace
+  assert.ok((await nsPids(state.initPid))!.length >= 2);
+  const route = await inGuest(state, 'ip route show default');
+  assert.match(route.stdout, new RegExp(`default via ${ctx.network.hostAddr.replace(/\./g, '\\.')}`));
+
+  // files both ways through the share; the run dir is at /run/hylics
+  await writeFile(join(ctx.paths.share, 'from-host'), 'hello guest');
+  assert.equal((await inGuest(state, 'cat /mnt/hylics/from-host')).stdout, 'hello guest');
+  await run(sandboxExecArgv(state, ['sh', '-c', 'echo -n hello host > /mnt/hylics/from-guest'])[0]!, sandboxExecArgv(state, ['sh', '-c', 'echo -n hello host > /mnt/hylics/from-guest']).slice(1));
+  assert.equal(await readFile(join(ctx.paths.share, 'from-guest'), 'utf8'), 'hello host');
+  await writeFile(join(ctx.paths.run, 'marker'), 'run');
+  assert.equal((await inGuest(state, 'cat /run/hylics/marker')).stdout, 'run');
+
+  // isolation: the state dir is empty in the guest, b's share is nowhere in its mount table
+  assert.equal((await inGuest(state, `ls -A ${stateDir}`)).stdout, '');
+  assert.notEqual((await inGuest(state, `cat ${join(b.ctx.paths.share, 'secret')}`)).code, 0);
+  const guestMounts = await readMounts(state.initPid);
+  assert.ok(!guestMounts.some((m) => m.source === `hylics-share-${b.ctx.spec.name}`), 'b share mounted in a');
+  assert.ok(guestMounts.some((m) => m.mountPoint === '/mnt/hylics' && m.source === `hylics-share-${ctx.spec.name}`));
+  assert.ok(!guestMounts.some((m) => m.fsType === 'nsfs'), 'netns handles visible in the guest');
+
+  // ENOSPC inside the guest when the share is full; a resize on the host is seen inside at once
+  const full = await inGuest(state, 'dd if=/dev/zero of=/mnt/hylics/big bs=1M count=8 2>&1');
+  assert.notEqual(full.code, 0);
+  assert.match(full.stdout, /No space left on device/);
+  await inGuest(state, 'rm /mnt/hylics/big');
+  await a.sm.resize(ctx.spec.name, 16 * MiB);
+  assert.match((await inGuest(state, 'df -k /mnt/hylics | tail -1')).stdout, /\s16384\s/);
+
+  // the supervised program killed: the init restarts it (pid changes), the guest lives on
+  await inGuest(state, `kill -9 ${firstPid}`);
+  const again = await eventually(() => tcpRead(ctx.network.guestAddr, PORT), (s) => s.length > 0 && !s.endsWith(` ${firstPid}`), 'restarted server');
+  assert.match(again, new RegExp(`^${ctx.spec.name} \\d+$`));
+  assert.ok(await driver.alive(ctx, state));
+  assert.match(await readFile(state.logFile, 'utf8'), /restarting in 1s/);
+
+  // stats are readable
+  const st = await cg.stats();
+  assert.ok(st.cpuUsageNs > 0 && st.memoryBytes > 0 && st.pids >= 2);
+
+  await driver.stop(ctx, state, 5000);
+  assert.equal(await driver.alive(ctx, state), false);
+  await eventually(async () => exitReason, (r) => r !== undefined, 'watch noticed the exit', 5000);
+  await driver.cleanup(ctx, state);
+  await driver.cleanup(ctx, state); // idempotent
+  await assertNothingLeft(ctx);
+  // the share and its data are the daemon's: still there
+  assert.equal(await readFile(join(ctx.paths.share, 'from-guest'), 'utf8'), 'hello host');
+});
+
+test('the guest keeps running after the process that started it is killed (-9), and is found again', { skip }, async (t) => {
+  const f = await fixture(t);
+  const stateDir = f.stateDir;
+  const g = await newGuest(f);
+  const { ctx } = g;
+  const driverUrl = new URL('../../../src/host/drivers/sandbox.js', import.meta.url).href;
+  const code = `
+    import { SandboxDriver } from ${JSON.stringify(driverUrl)};
+    import { pino } from 'pino';
+    const ctx = JSON.parse(process.env.CTX); ctx.log = pino({ level: 'silent' });
+    const state = await new SandboxDriver({ command: () => [process.execPath, '-e', ${JSON.stringify(SERVER)}] }).start(ctx);
+    process.stdout.write(JSON.stringify(state), () => process.kill(process.pid, 'SIGKILL'));`;
+  const child = spawn(process.execPath, ['--import', import.meta.resolve('tsx'), '--input-type=module', '-e', code], {
+    cwd: process.cwd(), env: { ...process.env, CTX: JSON.stringify({ ...ctx, log: undefined }) }, stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  let out = '';
+  child.stdout.on('data', (d) => { out += d.toString(); });
+  const sig = await new Promise((r) => child.on('close', (_c, s) => r(s)));
+  assert.equal(sig, 'SIGKILL');
+  const state = JSON.parse(out) as SandboxState;
+  const driver = new SandboxDriver(); // a "restarted daemon": fresh driver, persisted state only
+  assert.ok(await driver.alive(ctx, state));
+  assert.match(await eventually(() => tcpRead(ctx.network.guestAddr, PORT), (s) => s.length > 0, 'guest server'), new RegExp(`^${ctx.spec.name} \\d+$`));
+  // a reused pid with another start time is not the guest
+  assert.equal(await driver.alive(ctx, { ...state, initStartTime: state.initStartTime + 1 }), false);
+  await driver.stop(ctx, state, 5000);
+  await driver.cleanup(ctx, state);
+  await assertNothingLeft(ctx);
+  assert.equal(await isProcessAlive(state.launcherPid, state.launcherStartTime), false);
+});
+
+test('a start that fails half-way removes what it created', { skip }, async (t) => {
+  const f = await fixture(t);
+  const stateDir = f.stateDir;
+  const g = await newGuest(f);
+  const driver = new SandboxDriver({ command: serverCommand });
+  // fails after the cgroup and the netns exist: the address is invalid
+  const bad = { ...g.ctx, network: { ...g.ctx.network, guestAddr: '10.300.0.1' } };
+  await assert.rejects(driver.start(bad), (e: unknown) => isHylicsError(e) && e.code === 'HYLICS_ERR_SANDBOX_NETNS_FAILED');
+  await assertNothingLeft(g.ctx);
+  // fails in the init (the share is not a directory it can bind): the launcher's processes are gone too
+  const notDir = join(stateDir, 'not-a-dir');
+  await writeFile(notDir, '');
+  const broken = { ...g.ctx, paths: { ...g.ctx.paths, share: notDir } };
+  await assert.rejects(driver.start(broken), (e: unknown) => isHylicsError(e) && e.code === 'HYLICS_ERR_SANDBOX_START_FAILED' && /cannot bind the share/.test(e.message));
+  await assertNothingLeft(g.ctx);
+  // an existing interface of the same name: refused, and the foreign interface is left alone
+  await run('ip', ['link', 'add', g.ctx.network.hostIf, 'type', 'veth', 'peer', 'name', g.ctx.network.guestIf]);
+  t.after(() => runRaw('ip', ['link', 'del', g.ctx.network.hostIf]).then(() => undefined));
+  await assert.rejects(driver.start(g.ctx), (e: unknown) => isHylicsError(e) && e.code === 'HYLICS_ERR_SANDBOX_EXISTS');
+  assert.ok(await linkExists(g.ctx.network.hostIf));
+  assert.equal(await netnsExists(g.ctx.network.netns), false);
+});
+
+test('unusable state dirs are refused', { skip }, async (t) => {
+  const f = await fixture(t);
+  const stateDir = f.stateDir;
+  const g = await newGuest(f);
+  const driver = new SandboxDriver({ command: serverCommand });
+  for (const d of ['/', '/mnt', '/run/hylics/x', 'relative/dir']) {
+    await assert.rejects(driver.start({ ...g.ctx, stateDir: d }), (e: unknown) => isHylicsError(e) && e.code === 'HYLICS_ERR_SANDBOX_BAD_PATH', d);
+  }
+  await assertNothingLeft(g.ctx);
+  await access(g.ctx.paths.share);
+});
