@@ -32,6 +32,9 @@ name=$1; share=$2; rundir=$3; state=$4; shift 4
 [ "$#" -gt 0 ] && [ "$1" = "--" ] && shift
 log() { echo "hylics-init[$name]: $*" >&2; }
 die() { log "$*"; exit 98; }
+# the trap first: pid 1 ignores signals it has no handler for, so a stop right after start must find it
+term=0; child=""
+trap 'term=1; [ -n "$child" ] && kill -TERM "$child" 2>/dev/null' TERM INT HUP
 mount --make-rprivate / 2>/dev/null
 mount --bind "$share" ${GUEST_SHARE_DIR} || die "cannot bind the share $share at ${GUEST_SHARE_DIR}"
 mount --bind "$rundir" ${GUEST_RUN_DIR} || die "cannot bind $rundir at ${GUEST_RUN_DIR}"
@@ -43,8 +46,6 @@ awk -v s="$state" '{ fs = ""; for (i = 7; i <= NF; i++) if ($i == "-") { fs = $(
 mount -t tmpfs -o ro,size=4k,mode=0755,nosuid,nodev,noexec hylics-hidden "$state" || die "cannot hide $state"
 [ -d /run/netns ] && mount -t tmpfs -o ro,size=4k,mode=0755,nosuid,nodev,noexec hylics-hidden /run/netns
 log "ready"
-term=0; child=""
-trap 'term=1; [ -n "$child" ] && kill -TERM "$child" 2>/dev/null' TERM INT HUP
 backoff=1
 while [ "$term" = 0 ]; do
   started=$(cut -d. -f1 /proc/uptime)
