@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { connect } from 'node:net';
+import { connect, createServer } from 'node:net';
 import { access, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -139,6 +139,19 @@ test('sandbox guest lifecycle: limits, files both ways, isolation, ENOSPC, netwo
   assert.equal(await readFile(join(ctx.paths.share, 'from-guest'), 'utf8'), 'hello host');
   await writeFile(join(ctx.paths.run, 'marker'), 'run');
   assert.equal((await inGuest(state, 'cat /run/hylics/marker')).stdout, 'run');
+  // the channel socket lives in the run dir: a socket re-created there (a restarted daemon) is reached by the guest
+  for (const greeting of ['first daemon', 'restarted daemon']) {
+    const sock = join(ctx.paths.run, 'channel.sock');
+    await rm(sock, { force: true });
+    const srv = createServer((c) => c.end(greeting));
+    await new Promise<void>((r) => srv.listen(sock, r));
+    try {
+      const r = await inGuest(state, `${process.execPath} -e "require('net').connect('/run/hylics/channel.sock').on('data', (d) => process.stdout.write(d))"`);
+      assert.equal(r.stdout, greeting);
+    } finally {
+      await new Promise<void>((r) => srv.close(() => r()));
+    }
+  }
 
   // isolation: the state dir is empty in the guest, b's share is nowhere in its mount table
   assert.equal((await inGuest(state, `ls -A ${stateDir}`)).stdout, '');
