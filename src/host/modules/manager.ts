@@ -83,7 +83,7 @@ export class ModuleManager extends EventEmitter<ModuleManagerEvents> {
   }
 
   /** Start a module for `guest`. Resolves with its info (incl. the URLs clients use). */
-  start(guest: ModuleGuest, opts: ModuleStartOptions): Promise<ModuleInfo> {
+  async start(guest: ModuleGuest, opts: ModuleStartOptions): Promise<ModuleInfo> {
     checkGuest(guest);
     const o = checkOptions(opts);
     return this.serial(guest.name, guest, async (st) => {
