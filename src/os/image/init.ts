@@ -47,6 +47,7 @@ if [ -n "$H_probe" ]; then
   poweroff -f
 fi
 log() { echo "hylics-init: $*"; }
+ismounted() { grep -q " $1 " /proc/mounts; }
 log "loading modules"
 for m in ${modules.join(' ')}; do
   insmod /lib/modules/hylics/$m.ko 2>/dev/null || log "insmod $m failed"
@@ -86,7 +87,7 @@ if mount -t virtiofs -o ro ${HOSTROOT_TAG} ${GUEST_SYSROOT}; then
   mount -t tmpfs -o mode=1777 tmpfs ${GUEST_SYSROOT}/tmp
   mount --bind /run ${GUEST_SYSROOT}/run
   mount --bind ${GUEST_SHARE} ${GUEST_SYSROOT}${GUEST_SHARE}
-  mountpoint -q ${GUEST_DISK} && mount --bind ${GUEST_DISK} ${GUEST_SYSROOT}${GUEST_DISK}
+  ismounted ${GUEST_DISK} && mount --bind ${GUEST_DISK} ${GUEST_SYSROOT}${GUEST_DISK}
 else
   log "mounting the host root failed: no agent"
 fi
@@ -101,9 +102,13 @@ umount ${GUEST_SYSROOT}${GUEST_DISK} 2>/dev/null; umount ${GUEST_DISK} 2>/dev/nu
 poweroff -f
 EOS
 chmod 755 /sbin/hylics-poweroff
-mkdir -p /etc/acpi/PWRF
-ln -sf /sbin/hylics-poweroff /etc/acpi/PWRF/00000080
-acpid -c /etc/acpi 2>/dev/null
+# watch the ACPI "Power Button" input device: any event on it is a press (no acpid config needed)
+pwr=$(awk '/^N: Name="Power Button"/{f=1} f && /^H: Handlers=/{for(i=2;i<=NF;i++){sub(/^Handlers=/,"",$i); if($i ~ /^event[0-9]+$/) print $i}; exit}' /proc/bus/input/devices | head -n1)
+if [ -n "$pwr" ]; then
+  ( while :; do dd if=/dev/input/$pwr of=/dev/null bs=24 count=1 2>/dev/null && /sbin/hylics-poweroff; sleep 1; done ) &
+else
+  log "no ACPI power button: system_powerdown will not work"
+fi
 
 port_dev() {
   for p in /sys/class/virtio-ports/*; do
@@ -116,7 +121,8 @@ port_dev() {
 (
   d=$(port_dev ${SHELL_PORT}) || exit 0
   while :; do
-    (cd /; sh -s <"$d" >"$d" 2>&1)
+    # a virtio port opens once: one read-write descriptor serves stdin, stdout and stderr
+    (cd /; exec sh -s <>"$d" >&0 2>&0)
     sleep 1
   done
 ) &
@@ -125,7 +131,7 @@ mkdir -p ${GUEST_SHARE}/.hylics
 echo "$H_name $(uname -r)" > ${GUEST_SHARE}/.hylics/init-ok
 echo "HYLICS-INIT-OK name=$H_name ip=$H_ip"
 
-if [ -n "$H_agent" ] && mountpoint -q ${GUEST_SYSROOT}; then
+if [ -n "$H_agent" ] && ismounted ${GUEST_SYSROOT}; then
   eval "set -- $(echo "$H_agent" | base64 -d)"
   while :; do
     echo "HYLICS-AGENT-START"

@@ -1,0 +1,236 @@
+// QEMU for microVM guests: the command line (memfd shared memory for virtio-fs, virtio-serial ports on Unix
+// socket chardevs, virtio-blk, a routed tap, serial console to a file), a minimal QMP client (powerdown, quit,
+// status), the tap device with its /32 route, and the guest's admin shell port (used by tests and benchmarks to
+// run commands in the guest without depending on the agent).
+import { spawn, type ChildProcess } from 'node:child_process';
+import { closeSync, constants as fsc, existsSync, openSync } from 'node:fs';
+import { connect, type Socket } from 'node:net';
+import { HylicsError } from '../core/errors/index.js';
+import { CHANNEL_PORT, HOSTROOT_TAG, SHARE_TAG, SHELL_PORT } from './image/init.js';
+import { run } from './image/run.js';
+
+export const QEMU = process.env.HYLICS_QEMU ?? 'qemu-system-x86_64';
+export type Accel = 'kvm' | 'tcg';
+
+export interface QemuConfig {
+  name: string;
+  accel: Accel;
+  vcpus: number;
+  memoryBytes: number;
+  kernel: string;
+  initrd: string;
+  append: string;
+  consoleLog: string;
+  qmpSocket: string;
+  channelSocket: string;
+  shellSocket: string;
+  shareSocket: string;
+  hostRootSocket?: string;
+  disk?: { path: string; format: 'raw' | 'qcow2'; direct: boolean };
+  tap?: { ifname: string; mac: string; vhost: boolean };
+  vsockCid?: number;
+}
+
+const MiB = 1024 * 1024;
+
+/** Memory rounded up to whole MiB (QEMU sizes). */
+export const memoryMiB = (bytes: number): number => Math.max(64, Math.ceil(bytes / MiB));
+
+/** CPU model: `host` under KVM; `max` under TCG (all features TCG emulates, which node's V8 likes). */
+export const cpuModel = (accel: Accel): string => (accel === 'kvm' ? 'host' : 'max');
+
+/** The full QEMU argv (without the binary). Pure: the driver test checks it without booting. */
+export function qemuArgs(c: QemuConfig): string[] {
+  const mem = memoryMiB(c.memoryBytes);
+  const a = [
+    '-name', `guest=${c.name},process=hylics-${c.name}`,
+    '-machine', 'q35',
+    '-accel', c.accel === 'tcg' ? 'tcg,thread=multi' : 'kvm',
+    '-cpu', cpuModel(c.accel),
+    '-smp', String(Math.max(1, c.vcpus)),
+    '-m', `${mem}M`,
+    // virtio-fs needs guest RAM that virtiofsd can map: a shared memfd backend
+    '-object', `memory-backend-memfd,id=mem,size=${mem}M,share=on`,
+    '-numa', 'node,memdev=mem',
+    '-nodefaults', '-no-user-config', '-display', 'none', '-vga', 'none', '-no-reboot',
+    '-kernel', c.kernel, '-initrd', c.initrd, '-append', c.append,
+    '-chardev', `file,id=con0,path=${c.consoleLog}`, '-serial', 'chardev:con0',
+    '-chardev', `socket,id=qmp0,path=${c.qmpSocket},server=on,wait=off`, '-mon', 'chardev=qmp0,mode=control',
+    '-device', 'virtio-serial-pci,id=vser0',
+    '-chardev', `socket,id=chan0,path=${c.channelSocket},server=on,wait=off`,
+    '-device', `virtserialport,bus=vser0.0,chardev=chan0,name=${CHANNEL_PORT}`,
+    '-chardev', `socket,id=sh0,path=${c.shellSocket},server=on,wait=off`,
+    '-device', `virtserialport,bus=vser0.0,chardev=sh0,name=${SHELL_PORT}`,
+    '-chardev', `socket,id=fs0,path=${c.shareSocket}`,
+    '-device', `vhost-user-fs-pci,chardev=fs0,tag=${SHARE_TAG},queue-size=1024`,
+  ];
+  if (c.hostRootSocket) a.push('-chardev', `socket,id=fs1,path=${c.hostRootSocket}`, '-device', `vhost-user-fs-pci,chardev=fs1,tag=${HOSTROOT_TAG}`);
+  if (c.disk) {
+    // cache=none (O_DIRECT): the virtual disk is not cached by the host page cache, as in the paper's setup
+    const cache = c.disk.direct ? 'cache=none,aio=native' : 'cache=writeback,aio=threads';
+    a.push('-drive', `file=${c.disk.path},format=${c.disk.format},if=none,id=disk0,${cache},discard=unmap`, '-device', 'virtio-blk-pci,drive=disk0');
+  }
+  if (c.tap) a.push('-netdev', `tap,id=net0,ifname=${c.tap.ifname},script=no,downscript=no${c.tap.vhost ? ',vhost=on' : ''}`, '-device', `virtio-net-pci,netdev=net0,mac=${c.tap.mac}`);
+  if (c.vsockCid !== undefined) a.push('-device', `vhost-vsock-pci,guest-cid=${c.vsockCid}`);
+  return a;
+}
+
+/** Spawn QEMU detached (it survives a daemon restart), stdout/stderr appended to `logFile`. */
+export function spawnQemu(c: QemuConfig, logFile: string, binary = QEMU): ChildProcess {
+  const fd = openSync(logFile, 'a');
+  try {
+    const child = spawn(binary, qemuArgs(c), { detached: true, stdio: ['ignore', fd, fd] });
+    child.unref();
+    return child;
+  } finally {
+    closeSync(fd);
+  }
+}
+
+export async function qemuVersion(binary = QEMU): Promise<string> {
+  const r = await run(binary, ['--version']);
+  return /version\s+(\S+)/.exec(r.stdout)?.[1] ?? r.stdout.split('\n')[0]!.trim();
+}
+
+/** Can the disk image's directory take O_DIRECT (cache=none)? tmpfs cannot. */
+export function supportsDirectIo(path: string): boolean {
+  try {
+    const fd = openSync(path, fsc.O_RDONLY | fsc.O_DIRECT);
+    closeSync(fd);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------- QMP
+
+function lineReader(sock: Socket, onLine: (line: string) => void): void {
+  let buf = '';
+  sock.on('data', (b: Buffer) => {
+    buf += b.toString();
+    let i;
+    while ((i = buf.indexOf('\n')) >= 0) {
+      const line = buf.slice(0, i).trim();
+      buf = buf.slice(i + 1);
+      if (line) onLine(line);
+    }
+  });
+}
+
+/** Run one QMP command on a fresh connection (after the capabilities handshake) and return its `return`. */
+export function qmp(socketPath: string, command: string, args?: Record<string, unknown>, timeoutMs = 5000): Promise<unknown> {
+  return new Promise((resolve, reject) => {
+    const sock = connect(socketPath);
+    let stage = 0;
+    const fail = (msg: string): void => { sock.destroy(); reject(new HylicsError('HYLICS_ERR_MICROVM_QMP', `QMP ${command}: ${msg}`, { socket: socketPath, command })); };
+    const timer = setTimeout(() => fail(`no answer within ${timeoutMs} ms`), timeoutMs);
+    sock.on('error', (e) => { clearTimeout(timer); fail(e.message); });
+    lineReader(sock, (line) => {
+      let msg: Record<string, unknown>;
+      try { msg = JSON.parse(line) as Record<string, unknown>; } catch { return; }
+      if ('event' in msg) return;
+      if (stage === 0 && 'QMP' in msg) { stage = 1; sock.write(JSON.stringify({ execute: 'qmp_capabilities' }) + '\n'); return; }
+      if (stage === 1 && 'return' in msg) { stage = 2; sock.write(JSON.stringify(args ? { execute: command, arguments: args } : { execute: command }) + '\n'); return; }
+      if (stage === 2) {
+        clearTimeout(timer);
+        sock.end();
+        if ('error' in msg) reject(new HylicsError('HYLICS_ERR_MICROVM_QMP', `QMP ${command}: ${JSON.stringify(msg.error)}`, { command }));
+        else resolve(msg.return);
+      }
+    });
+  });
+}
+
+// ---------------------------------------------------------------------------------------------------- tap
+
+/** A guest's MAC address, derived from its network index (locally administered, QEMU's 52:54:00 prefix). */
+export function guestMac(index: number): string {
+  const hex = (n: number): string => n.toString(16).padStart(2, '0');
+  return `52:54:00:48:${hex((index >> 8) & 0xff)}:${hex(index & 0xff)}`;
+}
+
+/** A tap for one guest, routed (no bridge): the host end holds hostAddr/32, and guestAddr/32 is routed to it. */
+export async function createTap(ifname: string, hostAddr: string, guestAddr: string): Promise<void> {
+  const ip = (args: string[]): Promise<unknown> => run('ip', args, { code: 'HYLICS_ERR_MICROVM_NETWORK' });
+  await deleteTap(ifname);
+  try {
+    await ip(['tuntap', 'add', 'dev', ifname, 'mode', 'tap']);
+    await ip(['addr', 'add', `${hostAddr}/32`, 'dev', ifname]);
+    await ip(['link', 'set', ifname, 'up']);
+    await ip(['route', 'replace', `${guestAddr}/32`, 'dev', ifname]);
+    // forwarding so clients in other namespaces reach the guest through the host
+    await run('sysctl', ['-q', '-w', 'net.ipv4.ip_forward=1'], { code: 'HYLICS_ERR_MICROVM_NETWORK' });
+  } catch (e) {
+    await deleteTap(ifname);
+    throw e;
+  }
+}
+
+export async function deleteTap(ifname: string): Promise<void> {
+  await run('ip', ['link', 'del', ifname], { allowFail: true }); // the route goes with the link
+}
+
+export async function tapExists(ifname: string): Promise<boolean> {
+  return existsSync(`/sys/class/net/${ifname}`);
+}
+
+// ---------------------------------------------------------------------------------------------------- guest shell
+
+export interface GuestExecResult { stdout: string; code: number }
+
+const shellQueues = new Map<string, Promise<unknown>>();
+let execSeq = 0;
+
+/**
+ * Run a shell command in the guest (busybox sh in the initramfs, as root) over the admin shell port. Calls on
+ * one socket are serialized (QEMU accepts one client per chardev). Output is stdout+stderr together.
+ */
+export function guestExec(socketPath: string, command: string, timeoutMs = 60_000): Promise<GuestExecResult> {
+  const prev = shellQueues.get(socketPath) ?? Promise.resolve();
+  const next = prev.catch(() => {}).then(() => guestExecOnce(socketPath, command, timeoutMs));
+  shellQueues.set(socketPath, next);
+  void next.finally(() => { if (shellQueues.get(socketPath) === next) shellQueues.delete(socketPath); }).catch(() => {});
+  return next;
+}
+
+function guestExecOnce(socketPath: string, command: string, timeoutMs: number): Promise<GuestExecResult> {
+  const id = `${process.pid}x${++execSeq}x${Date.now().toString(36)}`;
+  const start = `__HYS_${id}__`;
+  const doneRe = new RegExp(`__HYD_${id}_(\\d+)__`);
+  return new Promise((resolve, reject) => {
+    const sock = connect(socketPath);
+    let out = '';
+    const timer = setTimeout(() => {
+      sock.destroy();
+      reject(new HylicsError('HYLICS_ERR_MICROVM_GUEST_SHELL', `guest command did not finish within ${timeoutMs} ms: ${command.slice(0, 200)}`, { command: command.slice(0, 500), partial: out.slice(-500) }));
+    }, timeoutMs);
+    sock.on('error', (e) => { clearTimeout(timer); reject(new HylicsError('HYLICS_ERR_MICROVM_GUEST_SHELL', `guest shell ${socketPath}: ${e.message}`, { socket: socketPath })); });
+    sock.on('data', (b: Buffer) => {
+      out += b.toString();
+      const m = doneRe.exec(out);
+      if (!m) return;
+      clearTimeout(timer);
+      sock.end();
+      const from = out.indexOf(start);
+      const body = out.slice(from >= 0 ? from + start.length + 1 : 0, m.index);
+      resolve({ stdout: body, code: Number(m[1]) });
+    });
+    // the marker strings are split in the echo so the shell's own echo of input (none, but be safe) cannot match
+    sock.write(`echo "__HYS_""${id}__"\n{ ${command}\n} </dev/null 2>&1; echo "__HYD_""${id}_$?__"\n`);
+  });
+}
+
+/** Wait until the guest shell answers (the guest reached userspace). */
+export async function waitForGuestShell(socketPath: string, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  while (Date.now() < deadline) {
+    try {
+      const r = await guestExec(socketPath, 'true', Math.min(10_000, Math.max(1000, deadline - Date.now())));
+      if (r.code === 0) return;
+    } catch (e) { last = e; }
+    await new Promise((r) => setTimeout(r, 500));
+  }
+  throw new HylicsError('HYLICS_ERR_MICROVM_GUEST_SHELL', `guest shell did not answer within ${timeoutMs} ms${last instanceof Error ? `: ${last.message}` : ''}`, { socket: socketPath });
+}
