@@ -1,0 +1,96 @@
+// `hylics sim`: the share-size controller in the discrete-event simulator (docs/controller.md).
+//   hylics sim table3 [--seeds N] [--json]
+//   hylics sim run --workload 1|2|FILE --scheme S [--seed N] [--vcpus N] [--ram GB] [--json] [--plot FILE.svg]
+import { readFileSync, writeFileSync } from 'node:fs';
+import type { Command } from 'commander';
+import { HylicsError } from '../../core/errors/index.js';
+import { SCHEMES, type Scheme } from '../../core/control/controller.js';
+import { runScenario, runTable3, type SchemeSummary } from '../../core/sim/evaluate.js';
+import { parseArrivalTrace } from '../../core/sim/workload.js';
+import type { SimResult } from '../../core/sim/simulator.js';
+import { renderSvg, lineChart, type VegaLiteSpec } from '../../core/plot.js';
+import { printJson } from '../output.js';
+
+const int = (name: string, v: string, min: number, max: number): number => {
+  const n = Number(v);
+  if (!/^\d+$/.test(v.trim()) || n < min || n > max) throw new HylicsError('HYLICS_ERR_INVALID_ARGUMENT', `--${name} must be an integer from ${min} to ${max}, got "${v}"`, { param: name, value: v });
+  return n;
+};
+
+/** Response time and share size over time (the paper's Figs. 22-23), stacked. */
+export function scenarioPlot(r: SimResult, title: string): VegaLiteSpec {
+  const rPts = r.windows.filter((w) => w.meanR !== null).map((w) => ({ x: w.t / 60, y: w.meanR!, series: 'mean R per minute' }));
+  const slo = r.windows.map((w) => ({ x: w.t / 60, y: 10, series: 'SLO 10 s' }));
+  const sPts = r.decisions.map((d) => ({ x: d.t / 60, y: d.sizeMiB, series: 'share size' }));
+  const uPts = r.windows.map((w) => ({ x: w.t / 60, y: w.usedMiB, series: 'share used (minute mean)' }));
+  const a = lineChart(`${title}: response time`, [...rPts, ...slo], 'time (min)', 'response time (s)', { height: 220 }) as unknown as Record<string, unknown>;
+  const b = lineChart(`${title}: share size`, [...sPts, ...uPts], 'time (min)', 'MiB', { height: 220 }) as unknown as Record<string, unknown>;
+  delete a.$schema; delete b.$schema;
+  return { $schema: 'https://vega.github.io/schema/vega-lite/v5.json', vconcat: [a, b], resolve: { scale: { color: 'independent' } } } as unknown as VegaLiteSpec;
+}
+
+export function register(program: Command): void {
+  const sim = program.command('sim').description('simulate the share-size controller (paper §6.4, Table 3)');
+
+  sim.command('table3')
+    .description('the 12 rows of Table 3 x every scheme, mean and spread over seeds, beside the paper')
+    .option('--seeds <n>', 'seeds per row and scheme', '10')
+    .option('--json', 'print JSON instead of text')
+    .action((o: { seeds: string; json?: boolean }) => {
+      const seeds = int('seeds', o.seeds, 1, 1000);
+      const t0 = Date.now();
+      const res = runTable3({
+        seeds,
+        onProgress: (done, total, label) => { if (process.stderr.isTTY || seeds >= 5) process.stderr.write(`\r[${done}/${total}] ${label}`.padEnd(60)); },
+      });
+      process.stderr.write('\n');
+      const wallMs = Date.now() - t0;
+      if (o.json) return printJson({ ...res, wallMs });
+      const f = (x: unknown): string => { const s = x as SchemeSummary; return `${s.error.toFixed(1).padStart(6)} ±${s.errorStd.toFixed(1).padEnd(5)} ${s.peakShareMB.toFixed(0).padStart(4)}`; };
+      const lines = ['workload vCPU RAM | paper A / Q / A+Q   | adaptive err ±sd peakMB | queue            | aq               | improved         | order aq<=paper'];
+      for (const r of res.rows) {
+        lines.push(`#${r.workload}       ${String(r.vcpus).padStart(4)} ${String(r.ramGB).padStart(3)} | ${r.paper.adaptive.toFixed(1).padStart(4)} / ${r.paper.queue.toFixed(1).padStart(4)} / ${r.paper.aq.toFixed(1).padStart(4)} | ${f(r.adaptive)} | ${f(r.queue)} | ${f(r.aq)} | ${f(r.improved)} | ${r.ordered ? 'yes' : 'no '}   ${r.aqAtOrBelowPaper ? 'yes' : 'no'}`);
+      }
+      lines.push(`${res.runs} simulated hours in ${(wallMs / 1000).toFixed(1)} s; error = Σ over 1-min windows of max(0, mean R - 10 s) (docs/controller.md)`);
+      process.stdout.write(lines.join('\n') + '\n');
+    });
+
+  sim.command('run')
+    .description('one simulated run: response time and share size over time (Figs. 22-23)')
+    .requiredOption('--workload <w>', '1, 2, or a CSV arrival trace file (header with a "time" column)')
+    .option('--scheme <s>', `one of ${SCHEMES.join(', ')}`, 'aq')
+    .option('--seed <n>', 'random seed', '1')
+    .option('--vcpus <n>', 'guest vCPUs', '4')
+    .option('--ram <gb>', 'guest RAM in GB', '16')
+    .option('--duration <s>', 'simulated seconds (default: 3600, or the trace length + 60 s)')
+    .option('--plot <file.svg>', 'write the time series as an SVG chart')
+    .option('--json', 'print JSON instead of text')
+    .action(async (o: { workload: string; scheme: string; seed: string; vcpus: string; ram: string; duration?: string; plot?: string; json?: boolean }) => {
+      if (!(SCHEMES as readonly string[]).includes(o.scheme)) throw new HylicsError('HYLICS_ERR_INVALID_ARGUMENT', `--scheme must be one of ${SCHEMES.join(', ')}, got "${o.scheme}"`, { param: 'scheme', value: o.scheme });
+      let workload: Parameters<typeof runScenario>[0]['workload'];
+      if (o.workload === '1' || o.workload === '2') workload = Number(o.workload) as 1 | 2;
+      else {
+        let text: string;
+        try { text = readFileSync(o.workload, 'utf8'); } catch (e) {
+          throw new HylicsError('HYLICS_ERR_INVALID_ARGUMENT', `--workload: cannot read trace file ${o.workload}: ${(e as Error).message}`, { param: 'workload', value: o.workload });
+        }
+        workload = { kind: 'trace', arrivals: parseArrivalTrace(text) };
+      }
+      const opts: Parameters<typeof runScenario>[0] = { workload, scheme: o.scheme as Scheme, seed: int('seed', o.seed, 0, 2 ** 31), vcpus: int('vcpus', o.vcpus, 1, 1024), ramGB: int('ram', o.ram, 1, 65536) };
+      if (o.duration !== undefined) opts.durationS = int('duration', o.duration, 1, 30 * 86400);
+      const t0 = process.hrtime.bigint();
+      const r = runScenario(opts);
+      const ms = Number(process.hrtime.bigint() - t0) / 1e6;
+      if (o.plot) writeFileSync(o.plot, await renderSvg(scenarioPlot(r, `workload ${o.workload}, ${o.scheme}`)));
+      if (o.json) return printJson({ ...r, wallMs: ms });
+      const m = r.metrics;
+      process.stdout.write([
+        `scheme ${o.scheme}, workload ${o.workload}, ${opts.vcpus} vCPU ${opts.ramGB} GB, seed ${opts.seed}: ${m.tasks} tasks in ${r.config.durationS} s (simulated in ${ms.toFixed(1)} ms)`,
+        `aggregated error ${m.error.toFixed(1)} s  (alternatives: mean |R-τ| ${m.errorMeanAbs.toFixed(2)} s, RMS ${m.errorRms.toFixed(2)} s, per-interval ${m.errorPerInterval.toFixed(1)} s, per-task ${m.errorPerTask.toFixed(3)} s)`,
+        `response time mean ${m.meanR.toFixed(2)} s, p50 ${m.p50R.toFixed(2)}, p95 ${m.p95R.toFixed(2)}, p99 ${m.p99R.toFixed(2)}; over SLO: ${(100 * m.sloWindowFraction).toFixed(1)} % of minutes, ${(100 * m.sloTaskFraction).toFixed(1)} % of tasks`,
+        `share size peak ${m.peakSizeMiB.toFixed(0)} MiB, mean ${m.meanSizeMiB.toFixed(0)} MiB, used peak ${m.peakUsedMiB.toFixed(0)} MiB; ${m.gbHours.toFixed(3)} GB·h reserved, ${m.gbHoursUsed.toFixed(3)} GB·h used`,
+        `actuations ${m.actuations} of ${m.decisions} decisions; settling ${m.settlingS === null ? 'n/a (no load change)' : `${m.settlingS.toFixed(0)} s`}; memory-tier hits ${(100 * m.memHitFraction).toFixed(1)} %`,
+      ].join('\n') + '\n');
+      if (o.plot) process.stdout.write(`plot written to ${o.plot}\n`);
+    });
+}

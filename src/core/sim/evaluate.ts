@@ -1,0 +1,134 @@
+// Evaluation drivers shared by `hylics sim` and bench/sim-table3.ts: Table 3 over seeds (mean and spread per
+// scheme beside the paper's values) and single scenario runs. Pure: progress goes through a callback.
+import type { Scheme } from '../control/controller.js';
+import { calibrateServiceModel, PAPER_PEAK_MB, schemeConfig, TABLE3, type Table3Row } from './paper.js';
+import { defaultSimConfig, simulate, type SimMetrics, type SimResult } from './simulator.js';
+import { paperWorkload, type WorkloadSpec } from './workload.js';
+
+export const PAPER_SCHEMES = ['adaptive', 'queue', 'aq'] as const;
+export const ALL_SCHEMES: Scheme[] = ['adaptive', 'queue', 'aq', 'improved', 'static', 'senpai', 'mom'];
+
+/** Share bounds used in every evaluation: 32 MiB floor, the paper's peak as the ceiling (245 / 388 MiB). */
+export function evalBounds(workload: 1 | 2 | 'other'): { minMiB: number; maxMiB: number } {
+  return { minMiB: 32, maxMiB: workload === 1 ? PAPER_PEAK_MB[1] : PAPER_PEAK_MB[2] };
+}
+
+export interface Stat { mean: number; std: number; min: number; max: number }
+export function stat(xs: number[]): Stat {
+  const n = xs.length;
+  if (n === 0) return { mean: 0, std: 0, min: 0, max: 0 };
+  const mean = xs.reduce((s, x) => s + x, 0) / n;
+  const std = n > 1 ? Math.sqrt(xs.reduce((s, x) => s + (x - mean) ** 2, 0) / (n - 1)) : 0;
+  return { mean, std, min: Math.min(...xs), max: Math.max(...xs) };
+}
+
+export type MetricStats = { [K in keyof SimMetrics]: Stat };
+
+export function aggregate(ms: SimMetrics[]): MetricStats {
+  const keys = Object.keys(ms[0] ?? {}) as (keyof SimMetrics)[];
+  const out = {} as MetricStats;
+  for (const k of keys) out[k] = stat(ms.map((m) => (m[k] ?? 0) as number));
+  return out;
+}
+
+export interface SchemeSummary {
+  /** Aggregated response-time error (s), its spread (sample std over seeds) and the peak share (MB = MiB). */
+  error: number;
+  errorStd: number;
+  peakShareMB: number;
+  metrics: MetricStats;
+}
+
+export interface Table3Result {
+  seeds: number;
+  rows: ({ workload: 1 | 2; vcpus: number; ramGB: number; paper: Table3Row['paper']; ordered: boolean; aqAtOrBelowPaper: boolean; aqPeakOk: boolean; improvedBeatsAq: Record<string, boolean>; model: { a: number; b: number; c: number; r2: number } } & Record<string, unknown>)[];
+  /** Wall-clock is not measured here (core is pure); the caller times the run. */
+  runs: number;
+}
+
+export interface Table3Options {
+  seeds?: number;
+  schemes?: Scheme[];
+  rows?: readonly Table3Row[];
+  onProgress?: (done: number, total: number, label: string) => void;
+}
+
+export function runTable3(opts: Table3Options = {}): Table3Result {
+  const seeds = opts.seeds ?? 10;
+  const schemes = opts.schemes ?? ALL_SCHEMES;
+  const rows = opts.rows ?? TABLE3;
+  const total = rows.length * schemes.length;
+  let done = 0;
+  let runs = 0;
+  const out: Table3Result['rows'] = [];
+  for (const row of rows) {
+    const cal = calibrateServiceModel({ vcpus: row.vcpus, ramGB: row.ramGB });
+    const entry: Table3Result['rows'][number] = {
+      workload: row.workload, vcpus: row.vcpus, ramGB: row.ramGB, paper: row.paper,
+      ordered: false, aqAtOrBelowPaper: false, aqPeakOk: false, improvedBeatsAq: {},
+      model: { ...cal.model.toJSON(), r2: cal.r2 },
+    };
+    const bounds = evalBounds(row.workload);
+    for (const scheme of schemes) {
+      const ms: SimMetrics[] = [];
+      for (let s = 1; s <= seeds; s++) {
+        const cfg = defaultSimConfig({ seed: s * 7919 + row.vcpus * 101 + row.ramGB, vcpus: row.vcpus, ramGB: row.ramGB, workload: paperWorkload(row.workload), controller: schemeConfig(scheme, cal.model, bounds), record: false });
+        ms.push(simulate(cfg).metrics);
+        runs++;
+      }
+      const agg = aggregate(ms);
+      const summary: SchemeSummary = { error: agg.error.mean, errorStd: agg.error.std, peakShareMB: agg.peakSizeMiB.max, metrics: agg };
+      entry[scheme] = summary;
+      done++;
+      opts.onProgress?.(done, total, `#${row.workload} ${row.vcpus} vCPU ${row.ramGB} GB ${scheme}`);
+    }
+    const g = (s: string): SchemeSummary | undefined => entry[s] as SchemeSummary | undefined;
+    const aq = g('aq');
+    if (aq && g('adaptive') && g('queue')) entry.ordered = aq.error < g('adaptive')!.error && aq.error < g('queue')!.error;
+    if (aq) {
+      entry.aqAtOrBelowPaper = aq.error <= row.paper.aq;
+      entry.aqPeakOk = aq.peakShareMB <= PAPER_PEAK_MB[row.workload];
+      const imp = g('improved');
+      if (imp) entry.improvedBeatsAq = beats(imp.metrics, aq.metrics);
+    }
+    out.push(entry);
+  }
+  return { seeds, rows: out, runs };
+}
+
+/** Improved vs a reference on the four goal metrics (lower is better for all). */
+export function beats(a: MetricStats, b: MetricStats): Record<string, boolean> {
+  return {
+    error: a.error.mean < b.error.mean || (a.error.mean === 0 && b.error.mean === 0),
+    p95: a.p95R.mean < b.p95R.mean,
+    sloWindows: a.sloWindowFraction.mean < b.sloWindowFraction.mean || (a.sloWindowFraction.mean === 0 && b.sloWindowFraction.mean === 0),
+    sloTasks: a.sloTaskFraction.mean < b.sloTaskFraction.mean || (a.sloTaskFraction.mean === 0 && b.sloTaskFraction.mean === 0),
+    gbHours: a.gbHours.mean < b.gbHours.mean,
+  };
+}
+
+export interface ScenarioOptions {
+  workload: 1 | 2 | WorkloadSpec;
+  scheme: Scheme;
+  seed?: number;
+  vcpus?: number;
+  ramGB?: number;
+  durationS?: number;
+  record?: boolean;
+}
+
+/** One run of one scheme on one workload (the paper's #1/#2 or any WorkloadSpec, e.g. a parsed trace). */
+export function runScenario(o: ScenarioOptions): SimResult & { model: { a: number; b: number; c: number } } {
+  const vcpus = o.vcpus ?? 4;
+  const ramGB = o.ramGB ?? 16;
+  const cal = calibrateServiceModel({ vcpus, ramGB });
+  const w = typeof o.workload === 'number' ? paperWorkload(o.workload) : o.workload;
+  const bounds = evalBounds(typeof o.workload === 'number' ? o.workload : 'other');
+  let durationS = o.durationS ?? 3600;
+  if (typeof o.workload !== 'number' && o.workload.kind === 'trace' && o.durationS === undefined) {
+    const last = o.workload.arrivals[o.workload.arrivals.length - 1]?.time ?? 0;
+    durationS = Math.max(60, Math.ceil(last + 60));
+  }
+  const r = simulate(defaultSimConfig({ seed: o.seed ?? 1, vcpus, ramGB, durationS, workload: w, controller: schemeConfig(o.scheme, cal.model, bounds), record: o.record ?? true }));
+  return { ...r, model: cal.model.toJSON() };
+}

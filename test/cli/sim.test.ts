@@ -1,0 +1,62 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Command } from 'commander';
+import { register } from '../../src/cli/commands/sim.js';
+
+/** Run `hylics sim ...` in-process with only the sim commands registered; returns stdout. */
+async function run(args: string[]): Promise<string> {
+  const program = new Command('hylics').exitOverride();
+  register(program);
+  let out = '';
+  const orig = process.stdout.write.bind(process.stdout);
+  const origErr = process.stderr.write.bind(process.stderr);
+  process.stdout.write = ((chunk: string | Uint8Array) => { out += String(chunk); return true; }) as typeof process.stdout.write;
+  process.stderr.write = (() => true) as typeof process.stderr.write;
+  try {
+    await program.parseAsync(['node', 'hylics', 'sim', ...args]);
+  } finally {
+    process.stdout.write = orig;
+    process.stderr.write = origErr;
+  }
+  return out;
+}
+
+test('sim run --json gives the metrics the issue lists, and --plot writes an SVG', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), `hylics-sim-${process.pid}-`));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const svg = join(dir, 'run.svg');
+  const out = JSON.parse(await run(['run', '--workload', '2', '--scheme', 'aq', '--json', '--plot', svg]));
+  for (const k of ['error', 'p95R', 'sloWindowFraction', 'sloTaskFraction', 'peakSizeMiB', 'meanSizeMiB', 'gbHours', 'settlingS', 'actuations']) assert.ok(k in out.metrics, k);
+  assert.ok(out.decisions.length > 5);
+  assert.match(readFileSync(svg, 'utf8'), /^<svg/);
+});
+
+test('sim run replays a CSV trace and rejects a malformed one with a code', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), `hylics-sim-${process.pid}-`));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const good = join(dir, 'good.csv');
+  writeFileSync(good, 'time\n' + Array.from({ length: 200 }, (_, i) => (i * 6).toFixed(1)).join('\n') + '\n');
+  const out = JSON.parse(await run(['run', '--workload', good, '--scheme', 'improved', '--json']));
+  assert.ok(out.metrics.tasks >= 190);
+  const bad = join(dir, 'bad.csv');
+  writeFileSync(bad, 'time\n5\n3\n');
+  await assert.rejects(run(['run', '--workload', bad]), { code: 'HYLICS_ERR_SIM_INVALID_TRACE' });
+  await assert.rejects(run(['run', '--workload', join(dir, 'missing.csv')]), { code: 'HYLICS_ERR_INVALID_ARGUMENT' });
+  await assert.rejects(run(['run', '--workload', '1', '--scheme', 'nope']), { code: 'HYLICS_ERR_INVALID_ARGUMENT' });
+});
+
+test('sim table3 --json has one row per Table 3 row with every scheme', async () => {
+  const out = JSON.parse(await run(['table3', '--seeds', '1', '--json']));
+  assert.equal(out.rows.length, 12);
+  for (const r of out.rows) {
+    assert.ok(r.workload === 1 || r.workload === 2);
+    assert.ok(typeof r.vcpus === 'number' && typeof r.ramGB === 'number');
+    for (const s of ['adaptive', 'queue', 'aq', 'improved']) {
+      assert.ok(Number.isFinite(r[s].error) && Number.isFinite(r[s].errorStd) && Number.isFinite(r[s].peakShareMB), s);
+    }
+  }
+  await assert.rejects(run(['table3', '--seeds', '0']), { code: 'HYLICS_ERR_INVALID_ARGUMENT' });
+});
