@@ -25,10 +25,18 @@ shift
 exec "$@"
 `;
 
-/** $0 = hylics-init; args: NAME SHARE RUNDIR STATEDIR -- command... Runs as pid 1 in the guest's namespaces. */
+/**
+ * Capabilities removed from the bounding set of the supervised command (the agent and all it runs): no mounts,
+ * setns, module loading, raw I/O, ptrace... so it cannot undo its mount view or leave its cgroup/netns. It keeps
+ * the rest, notably CAP_NET_ADMIN (TCP_REPAIR for socket offload) and CAP_NET_BIND_SERVICE.
+ */
+export const DEFAULT_DROPPED_CAPS = ['sys_admin', 'sys_module', 'sys_rawio', 'sys_boot', 'sys_ptrace', 'sys_time', 'mknod',
+  'mac_admin', 'mac_override', 'syslog', 'sys_pacct', 'linux_immutable', 'audit_control'];
+
+/** $0 = hylics-init; args: NAME SHARE RUNDIR STATEDIR DROPCAPS -- command... Runs as pid 1 in the guest's namespaces. */
 export const INIT_SCRIPT = `
 set -u
-name=$1; share=$2; rundir=$3; state=$4; shift 4
+name=$1; share=$2; rundir=$3; state=$4; dropcaps=$5; shift 5
 [ "$#" -gt 0 ] && [ "$1" = "--" ] && shift
 log() { echo "hylics-init[$name]: $*" >&2; }
 die() { log "$*"; exit 98; }
@@ -45,19 +53,23 @@ awk -v s="$state" '{ fs = ""; for (i = 7; i <= NF; i++) if ($i == "-") { fs = $(
   /proc/self/mountinfo | sort -r | while read -r m; do umount -l "$m" 2>/dev/null; done
 mount -t tmpfs -o ro,size=4k,mode=0755,nosuid,nodev,noexec hylics-hidden "$state" || die "cannot hide $state"
 [ -d /run/netns ] && mount -t tmpfs -o ro,size=4k,mode=0755,nosuid,nodev,noexec hylics-hidden /run/netns
+# a read-only sysfs of the guest's own netns instead of the host's /sys (and the cgroup file systems under it)
+umount -l /sys 2>/dev/null
+mount -t sysfs -o ro,nosuid,nodev,noexec sysfs /sys || die "cannot mount sysfs"
+[ -n "$dropcaps" ] && set -- setpriv --bounding-set "$dropcaps" -- "$@"
 log "ready"
 backoff=1
 while [ "$term" = 0 ]; do
   started=$(cut -d. -f1 /proc/uptime)
   "$@" &
   child=$!
-  log "started $1 (pid $child)"
+  log "started the guest program (pid $child)"
   while :; do wait "$child"; rc=$?; kill -0 "$child" 2>/dev/null || break; done
   child=""
   [ "$term" = 1 ] && break
   now=$(cut -d. -f1 /proc/uptime)
   [ $((now - started)) -ge 30 ] && backoff=1
-  log "$1 exited with status $rc; restarting in \${backoff}s"
+  log "the guest program exited with status $rc; restarting in \${backoff}s"
   sleep "$backoff" & wait $!
   backoff=$((backoff * 2)); [ "$backoff" -gt 30 ] && backoff=30
 done
@@ -78,6 +90,8 @@ export interface SandboxLaunchSpec {
   logFile: string;
   /** argv of the supervised guest command, [0] = program. */
   command: string[];
+  /** Capabilities to drop from the command's bounding set (names as in capabilities(7) without CAP_). */
+  dropCapabilities?: string[];
   env?: NodeJS.ProcessEnv;
   readyTimeoutMs?: number;
 }
@@ -97,7 +111,8 @@ export function launchArgv(s: SandboxLaunchSpec): string[] {
     '/bin/sh', '-c', ENTER_SCRIPT, 'hylics-enter', ...s.cgroupProcsFiles, '--',
     'nsenter', `--net=${netnsPath(s.netns)}`, '--',
     'unshare', '--mount', '--pid', '--fork', '--mount-proc', '--propagation', 'private', '--',
-    '/bin/sh', '-c', INIT_SCRIPT, 'hylics-init', s.name, s.share, s.runDir, s.stateDir, '--', ...s.command,
+    '/bin/sh', '-c', INIT_SCRIPT, 'hylics-init', s.name, s.share, s.runDir, s.stateDir,
+    (s.dropCapabilities ?? DEFAULT_DROPPED_CAPS).map((c) => `-${c.toLowerCase().replace(/^cap_/, '')}`).join(','), '--', ...s.command,
   ];
 }
 

@@ -44,6 +44,8 @@ export interface SandboxDriverOptions {
   readyTimeoutMs?: number;
   /** How often `watch` looks at /proc. Default 500 ms. */
   watchIntervalMs?: number;
+  /** Capabilities dropped from the guest program's bounding set; default DEFAULT_DROPPED_CAPS ([] keeps all). */
+  dropCapabilities?: string[];
   /** Force a cgroup layout (tests); default: detected. */
   cgroupLayout?: CgroupLayout;
 }
@@ -156,7 +158,7 @@ export class SandboxDriver implements GuestDriver {
       const procs = await launchSandbox({
         name: spec.name, netns: net.netns, cgroupProcsFiles: cg.procsFiles(),
         share: await realpath(paths.share), runDir: await realpath(paths.run), stateDir, logFile, command,
-        readyTimeoutMs: this.opts.readyTimeoutMs,
+        readyTimeoutMs: this.opts.readyTimeoutMs, dropCapabilities: this.opts.dropCapabilities,
       });
       const state: SandboxState = {
         driver: 'sandbox', ...procs, cgroup: cg.name, cgroupVersion: cg.version, netns: net.netns,

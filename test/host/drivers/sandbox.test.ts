@@ -161,6 +161,19 @@ test('sandbox guest lifecycle: limits, files both ways, isolation, ENOSPC, netwo
   assert.ok(guestMounts.some((m) => m.mountPoint === '/mnt/hylics' && m.source === `hylics-share-${ctx.spec.name}`));
   assert.ok(!guestMounts.some((m) => m.fsType === 'nsfs'), 'netns handles visible in the guest');
 
+  // the guest program runs without CAP_SYS_ADMIN (no mounts, no setns) but with CAP_NET_ADMIN (TCP_REPAIR);
+  // it sees its own read-only sysfs (its interfaces only, no cgroup file systems)
+  let serverPid: number | undefined;
+  for (const pid of await cg.pids()) {
+    if ((await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '')).includes('createServer')) serverPid = pid;
+  }
+  assert.ok(serverPid !== undefined);
+  const capBnd = BigInt('0x' + /^CapBnd:\s+([0-9a-f]+)$/m.exec(await readFile(`/proc/${serverPid}/status`, 'utf8'))![1]!);
+  assert.equal((capBnd >> 21n) & 1n, 0n, 'CAP_SYS_ADMIN kept');
+  assert.equal((capBnd >> 12n) & 1n, 1n, 'CAP_NET_ADMIN dropped');
+  assert.deepEqual((await inGuest(state, 'ls /sys/class/net')).stdout.split(/\s+/).filter(Boolean).sort(), [ctx.network.guestIf, 'lo'].sort());
+  assert.equal((await inGuest(state, 'ls -A /sys/fs/cgroup')).stdout, '');
+
   // ENOSPC inside the guest when the share is full; a resize on the host is seen inside at once
   const full = await inGuest(state, 'dd if=/dev/zero of=/mnt/hylics/big bs=1M count=8 2>&1');
   assert.notEqual(full.code, 0);
