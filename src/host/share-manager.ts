@@ -2,7 +2,7 @@
 // can change while the guest uses it. The kernel's mount table is the truth about what exists: a daemon
 // restart leaves the mounts (and their data) alone and `reconcile` adopts them. A small share.json beside each
 // share remembers its size so a share that did vanish (host reboot, someone's umount) can be re-made.
-import { mkdir, readFile, rename, rm, rmdir, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, realpath, rename, rm, rmdir, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import type { Logger } from 'pino';
 import { HylicsError } from '../core/errors/index.js';
@@ -105,7 +105,7 @@ export class ShareManager {
     const size = checkSize(sizeBytes);
     const p = this.path(name);
     const before = await this.usage(name);
-    const nrInodes = Math.max(defaultInodes(size), 0);
+    const nrInodes = defaultInodes(size);
     const refuse = (reason: string): HylicsError => new HylicsError('HYLICS_ERR_SHARE_SHRINK_BELOW_USAGE',
       `cannot resize the share of ${name} to ${size} bytes: ${reason}; delete or evict files first (the share is unchanged)`,
       { name, requestedBytes: size, usedBytes: before.usedBytes, sizeBytes: before.sizeBytes, requestedInodes: nrInodes, inodesUsed: before.inodesUsed });
@@ -148,7 +148,8 @@ export class ShareManager {
 
   /** Names of guests whose share is mounted now (from the mount table). */
   async list(): Promise<string[]> {
-    const base = join(this.stateDir, 'guests');
+    const dir = join(this.stateDir, 'guests');
+    const base = await realpath(dir).catch(() => dir); // the mount table has canonical paths
     const out = new Set<string>();
     for (const m of await mountsUnder(base, await readMounts())) {
       const rel = m.mountPoint.slice(base.length + 1).split('/');
