@@ -9,6 +9,7 @@ export function buildProgram(): Command {
     .description('Hylics: host-kept shared in-memory file systems, network-send offload and SLO-aware share control for guests')
     .version('0.1.0')
     .showHelpAfterError()
+    .enablePositionalOptions()
     .exitOverride();
   for (const register of COMMANDS) register(program);
   return program;

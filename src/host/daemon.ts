@@ -6,6 +6,7 @@ import { mkdir, rm, readFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
+import type { Registry } from 'prom-client';
 import type { Command, ExecResult, GuestView, StatusView, GuestCreateBody } from '../core/api.js';
 import { HylicsError, toHylicsError } from '../core/errors/index.js';
 import { parseCpus, parseSize, validateGuestName } from '../core/units.js';
@@ -54,7 +55,8 @@ export interface DaemonOptions {
   modules?: ModuleBackend;
   /** How long a new guest's agent has to say hello (microVMs under TCG need longer). */
   agentTimeoutMs?: Partial<Record<DriverKind, number>>;
-  /** Extra facts for status (e.g. the API socket path). */
+  /** Metrics registry shared with the backends (modules register their own metrics in it). */
+  registry?: Registry;
   libvirtXml?: (ctx: DriverContext, state: Record<string, unknown> | undefined) => string;
 }
 
@@ -82,7 +84,7 @@ export class Daemon {
     this.stateDir = opts.stateDir;
     this.log = opts.log;
     this.store = new StateStore(opts.stateDir);
-    this.metrics = new DaemonMetrics({ guestsSnapshot: () => this.guestsSnapshot() });
+    this.metrics = new DaemonMetrics({ guestsSnapshot: () => this.guestsSnapshot() }, opts.registry);
     opts.channels.onEvent((guest, event, payload) => this.onGuestEvent(guest, event, payload));
     opts.channels.onConnection((guest, connected) => {
       this.log.info({ guest, connected }, connected ? 'agent connected' : 'agent disconnected');

@@ -7,14 +7,15 @@ export interface MetricsSource {
 }
 
 export class DaemonMetrics {
-  readonly registry = new Registry();
+  readonly registry: Registry;
   readonly taskResponse: Histogram<'guest' | 'task'>;
   readonly tasks: Counter<'guest' | 'task' | 'result'>;
   readonly channelFrames: Counter<'guest' | 'direction'>;
   readonly channelErrors: Counter<'guest' | 'kind'>;
   readonly apiRequests: Counter<'route' | 'method' | 'status'>;
 
-  constructor(source: MetricsSource) {
+  constructor(source: MetricsSource, registry: Registry = new Registry()) {
+    this.registry = registry;
     collectDefaultMetrics({ register: this.registry, prefix: 'hylicsd_' });
     const reg = [this.registry];
     this.taskResponse = new Histogram({
@@ -38,9 +39,5 @@ export class DaemonMetrics {
     guestGauge('hylics_share_used_bytes', 'Bytes used in the guest share', (g) => g.usedBytes);
     guestGauge('hylics_guest_running', '1 when the guest is running', (g) => (g.running ? 1 : 0));
     guestGauge('hylics_agent_connected', '1 when the guest agent is connected on the control channel', (g) => (g.connected ? 1 : 0));
-  }
-
-  forgetGuest(name: string): void {
-    for (const m of [this.taskResponse, this.tasks, this.channelFrames, this.channelErrors]) (m as Counter<string>).remove({ guest: name } as never);
   }
 }

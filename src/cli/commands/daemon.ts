@@ -1,0 +1,14 @@
+import type { Command } from 'commander';
+import { runDaemon } from '../../host/main.js';
+import { stateDirFrom } from '../client.js';
+
+export function register(program: Command): void {
+  program.command('daemon')
+    .description('run hylicsd in the foreground (as root); guests keep running when it stops')
+    .option('--state-dir <dir>', 'state directory (env HYLICS_STATE_DIR, default /var/lib/hylics)')
+    .option('--listen <host:port>', 'also serve the API on TCP (no authentication: trusted networks only)')
+    .option('--log-level <level>', 'trace|debug|info|warn|error', process.env.HYLICS_LOG_LEVEL ?? 'info')
+    .action(async (o: { stateDir?: string; listen?: string; logLevel: string }) => {
+      await runDaemon({ stateDir: stateDirFrom(o.stateDir), listen: o.listen, logLevel: o.logLevel });
+    });
+}

@@ -1,0 +1,99 @@
+// Starting and stopping hylicsd as a process: root check, one daemon per state dir (pid file), structured logs
+// (pino), the API on <state-dir>/hylicsd.sock (and optionally TCP), signals. Guests keep running when the daemon
+// stops or dies; the next daemon on the same state dir re-adopts them.
+import { chmod, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { pino, type Logger } from 'pino';
+import type { FastifyInstance } from 'fastify';
+import { HylicsError } from '../core/errors/index.js';
+import { Daemon } from './daemon.js';
+import { buildApi } from './http.js';
+import { wireBackends } from './wiring.js';
+
+export interface DaemonProcessOptions {
+  stateDir: string;
+  /** host:port for an additional TCP listener (no authentication: trusted networks only). */
+  listen?: string;
+  logLevel?: string;
+}
+
+async function pidAlive(pid: number): Promise<boolean> {
+  try {
+    process.kill(pid, 0);
+    const cmd = await readFile(`/proc/${pid}/cmdline`, 'utf8');
+    return cmd.includes('daemon');
+  } catch {
+    return false;
+  }
+}
+
+async function takePidFile(stateDir: string): Promise<string> {
+  const path = join(stateDir, 'hylicsd.pid');
+  try {
+    const other = Number((await readFile(path, 'utf8')).trim());
+    if (Number.isInteger(other) && other !== process.pid && (await pidAlive(other))) {
+      throw new HylicsError('HYLICS_ERR_CONFLICT', `another hylicsd (pid ${other}) already serves ${stateDir}`, { pid: other });
+    }
+  } catch (e) {
+    if (e instanceof HylicsError) throw e;
+  }
+  await writeFile(path, `${process.pid}\n`);
+  return path;
+}
+
+export interface RunningDaemon {
+  daemon: Daemon;
+  servers: FastifyInstance[];
+  socketPath: string;
+  stop(): Promise<void>;
+}
+
+export async function startDaemon(opts: DaemonProcessOptions, log: Logger = pino({ level: opts.logLevel ?? 'info' })): Promise<RunningDaemon> {
+  if (process.getuid?.() !== 0) throw new HylicsError('HYLICS_ERR_NOT_ROOT', 'hylicsd needs root (it mounts tmpfs shares and creates namespaces, cgroups and nftables rules)');
+  await mkdir(opts.stateDir, { recursive: true, mode: 0o700 });
+  const pidFile = await takePidFile(opts.stateDir);
+  const backends = await wireBackends(opts.stateDir, log);
+  const daemon = new Daemon({ stateDir: opts.stateDir, log, ...backends });
+  await daemon.start();
+
+  const socketPath = join(opts.stateDir, 'hylicsd.sock');
+  await rm(socketPath, { force: true });
+  const servers: FastifyInstance[] = [];
+  const unix = await buildApi(daemon, log);
+  await unix.listen({ path: socketPath });
+  await chmod(socketPath, 0o600);
+  servers.push(unix);
+  if (opts.listen) {
+    const m = /^(.*):(\d+)$/.exec(opts.listen);
+    if (!m) throw new HylicsError('HYLICS_ERR_INVALID_ARGUMENT', `--listen wants host:port, got ${opts.listen}`);
+    const tcp = await buildApi(daemon, log);
+    await tcp.listen({ host: m[1] || '127.0.0.1', port: Number(m[2]) });
+    servers.push(tcp);
+  }
+  log.info({ stateDir: opts.stateDir, socket: socketPath, listen: opts.listen }, 'hylicsd ready');
+
+  let stopping: Promise<void> | undefined;
+  const stop = (): Promise<void> => (stopping ??= (async () => {
+    log.info('hylicsd stopping (guests keep running)');
+    await Promise.all(servers.map((s) => s.close()));
+    await daemon.close();
+    await backends.close?.();
+    await rm(pidFile, { force: true });
+    await rm(socketPath, { force: true });
+  })());
+  return { daemon, servers, socketPath, stop };
+}
+
+/** `hylics daemon`: run until SIGTERM/SIGINT. */
+export async function runDaemon(opts: DaemonProcessOptions): Promise<void> {
+  const log = pino({ level: opts.logLevel ?? process.env.HYLICS_LOG_LEVEL ?? 'info' });
+  const d = await startDaemon(opts, log);
+  await new Promise<void>((resolve) => {
+    const onSignal = (sig: string): void => {
+      log.info({ signal: sig }, 'signal received');
+      void d.stop().then(resolve, (e) => { log.error({ err: String(e) }, 'stop failed'); resolve(); });
+    };
+    process.once('SIGTERM', onSignal);
+    process.once('SIGINT', onSignal);
+  });
+}

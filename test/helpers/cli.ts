@@ -1,0 +1,54 @@
+// Run the real `hylics` CLI (compiled or through tsx) and the real daemon as child processes.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtemp, open } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { NODE_BIN, entryArgv } from '../../src/os/self.js';
+
+export interface CliResult { code: number | null; stdout: string; stderr: string }
+
+export function hylics(args: string[], opts: { env?: NodeJS.ProcessEnv; input?: string; timeoutMs?: number } = {}): Promise<CliResult> {
+  return new Promise((resolve, reject) => {
+    const p = spawn(NODE_BIN, [...entryArgv('cli/main'), ...args], { env: { ...process.env, ...opts.env }, stdio: ['pipe', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    p.stdout.on('data', (c: Buffer) => { stdout += c.toString(); });
+    p.stderr.on('data', (c: Buffer) => { stderr += c.toString(); });
+    const timer = setTimeout(() => p.kill('SIGKILL'), opts.timeoutMs ?? 300_000);
+    p.on('error', reject);
+    p.on('close', (code) => { clearTimeout(timer); resolve({ code, stdout, stderr }); });
+    p.stdin.end(opts.input ?? '');
+  });
+}
+
+/** Parse the `error HYLICS_ERR_X: ...` line of a failed CLI call. */
+export function errorCode(r: CliResult): string | undefined {
+  return /error (HYLICS_ERR_[A-Z0-9_]+)/.exec(r.stderr)?.[1];
+}
+
+export async function tempStateDir(prefix = 'hylics-test-'): Promise<string> {
+  return mkdtemp(join(tmpdir(), prefix));
+}
+
+/** Start `hylics daemon` on a state dir; resolves once its API answers. */
+export async function startDaemon(stateDir: string): Promise<ChildProcess> {
+  const log = await open(join(stateDir, 'hylicsd.log'), 'a');
+  const p = spawn(NODE_BIN, [...entryArgv('cli/main'), 'daemon', '--state-dir', stateDir, '--log-level', 'debug'], { stdio: ['ignore', log.fd, log.fd] });
+  await log.close();
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    if (p.exitCode !== null) throw new Error(`daemon exited with ${p.exitCode}; see ${stateDir}/hylicsd.log`);
+    const r = await hylics(['status', '--json', '--state-dir', stateDir]);
+    if (r.code === 0) return p;
+    if (Date.now() > deadline) { p.kill('SIGKILL'); throw new Error(`daemon did not come up: ${r.stderr}`); }
+    await new Promise((res) => setTimeout(res, 250));
+  }
+}
+
+export async function stopDaemon(p: ChildProcess, signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
+  if (p.exitCode !== null || p.signalCode !== null) return;
+  const gone = new Promise((r) => p.once('exit', r));
+  p.kill(signal);
+  await Promise.race([gone, new Promise((r) => setTimeout(r, 15_000))]);
+  if (p.exitCode === null && p.signalCode === null) p.kill('SIGKILL');
+}

@@ -1,0 +1,169 @@
+// hylicsd end to end with sandbox guests, through the real CLI and the real daemon process (root: it mounts
+// tmpfs, creates namespaces, cgroups and veths).
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
+import { readFile, rm, writeFile } from 'node:fs/promises';
+import { request } from 'node:http';
+import { join } from 'node:path';
+import type { ChildProcess } from 'node:child_process';
+import { errorCode, hylics, startDaemon, stopDaemon, tempStateDir } from '../helpers/cli.js';
+import type { ExecResult, GuestView } from '../../src/core/api.js';
+
+const NOT_ROOT = process.getuid?.() !== 0 ? 'needs root (tmpfs mounts, namespaces, cgroups)' : false;
+
+function getText(socketPath: string, path: string): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = request({ socketPath, path }, (res) => {
+      let body = '';
+      res.on('data', (c: Buffer) => { body += c.toString(); });
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+test('CLI without a daemon says so with a stable code', async () => {
+  const dir = await tempStateDir();
+  try {
+    const r = await hylics(['guest', 'ls', '--state-dir', dir]);
+    assert.equal(r.code, 1);
+    assert.equal(errorCode(r), 'HYLICS_ERR_DAEMON_UNREACHABLE');
+    const j = await hylics(['status', '--json', '--state-dir', dir]);
+    assert.equal(JSON.parse(j.stdout).error.code, 'HYLICS_ERR_DAEMON_UNREACHABLE');
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
+test('hylicsd with sandbox guests: lifecycle, shares, exec, bad input, restart after kill -9', { skip: NOT_ROOT, timeout: 600_000 }, async (t) => {
+  const dir = await tempStateDir();
+  let daemon: ChildProcess | undefined = await startDaemon(dir);
+  const cli = (...args: string[]) => hylics([...args, '--state-dir', dir]);
+  const json = async <T>(...args: string[]): Promise<T> => {
+    const r = await hylics([...args, '--json', '--state-dir', dir]);
+    assert.equal(r.code, 0, `hylics ${args.join(' ')} failed: ${r.stderr}${r.stdout}`);
+    return JSON.parse(r.stdout) as T;
+  };
+  t.after(async () => {
+    if (daemon) {
+      for (const g of ['alpha', 'beta']) await cli('guest', 'rm', g);
+      await stopDaemon(daemon);
+    }
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  await t.test('create two guests', async () => {
+    const a = await json<GuestView>('guest', 'create', 'alpha', '--share-size', '16M', '--cpus', '0.5', '--memory', '256M');
+    assert.equal(a.status, 'running');
+    assert.equal(a.agentConnected, true);
+    assert.equal(a.share.sizeBytes, 16 * 1024 * 1024);
+    assert.equal(a.share.path, join(dir, 'guests', 'alpha', 'share'));
+    const b = await json<GuestView>('guest', 'create', 'beta', '--share-size', '8M');
+    assert.notEqual(a.address, b.address);
+    const ls = await json<GuestView[]>('guest', 'ls');
+    assert.deepEqual(ls.map((g) => g.name).sort(), ['alpha', 'beta']);
+  });
+
+  await t.test('bad input gets stable codes and changes nothing', async () => {
+    const cases: Array<[string[], string]> = [
+      [['guest', 'create', 'Bad_Name', '--share-size', '16M'], 'HYLICS_ERR_INVALID_NAME'],
+      [['guest', 'create', 'gamma', '--share-size', 'lots'], 'HYLICS_ERR_INVALID_SIZE'],
+      [['guest', 'create', 'gamma', '--share-size', '16M', '--cpus', '-1'], 'HYLICS_ERR_INVALID_ARGUMENT'],
+      [['guest', 'create', 'gamma', '--share-size', '16M', '--memory', '0'], 'HYLICS_ERR_INVALID_SIZE'],
+      [['guest', 'create', 'gamma', '--share-size', '16M', '--driver', 'xen'], 'HYLICS_ERR_INVALID_ARGUMENT'],
+      [['guest', 'create', 'alpha', '--share-size', '16M'], 'HYLICS_ERR_GUEST_EXISTS'],
+      [['guest', 'show', 'nobody'], 'HYLICS_ERR_GUEST_NOT_FOUND'],
+      [['guest', 'rm', 'nobody'], 'HYLICS_ERR_GUEST_NOT_FOUND'],
+      [['share', 'resize', 'nobody', '32M'], 'HYLICS_ERR_GUEST_NOT_FOUND'],
+      [['share', 'resize', 'alpha', '-5'], 'HYLICS_ERR_INVALID_SIZE'],
+    ];
+    for (const [args, code] of cases) {
+      const r = await cli(...args);
+      assert.notEqual(r.code, 0, args.join(' '));
+      assert.equal(errorCode(r), code, `${args.join(' ')}: ${r.stderr}`);
+    }
+    const ls = await json<GuestView[]>('guest', 'ls');
+    assert.deepEqual(ls.map((g) => g.name).sort(), ['alpha', 'beta']);
+    assert.equal(existsSync(join(dir, 'guests', 'gamma')), false, 'nothing half-created');
+  });
+
+  await t.test('exec passes exit codes and output through', async () => {
+    const ok = await cli('guest', 'exec', 'alpha', '--', 'sh', '-c', 'echo out; echo err >&2; exit 3');
+    assert.equal(ok.code, 3);
+    assert.equal(ok.stdout, 'out\n');
+    assert.equal(ok.stderr, 'err\n');
+    const r = await json<ExecResult>('guest', 'exec', 'alpha', '--', 'cat', '/proc/self/cgroup');
+    assert.equal(r.exitCode, 0);
+  });
+
+  await t.test('files cross the share both ways; guests cannot see each other', async () => {
+    const a = await json<GuestView>('guest', 'show', 'alpha');
+    const w = await json<ExecResult>('guest', 'exec', 'alpha', '--', 'sh', '-c', 'echo from-guest > /mnt/hylics/g.txt');
+    assert.equal(w.exitCode, 0, w.stderr);
+    assert.equal(await readFile(join(a.share.path, 'g.txt'), 'utf8'), 'from-guest\n');
+    await writeFile(join(a.share.path, 'h.txt'), 'from-host\n');
+    const r = await json<ExecResult>('guest', 'exec', 'alpha', '--', 'cat', '/mnt/hylics/h.txt');
+    assert.equal(r.stdout, 'from-host\n');
+    const b = await json<GuestView>('guest', 'show', 'beta');
+    const peek = await json<ExecResult>('guest', 'exec', 'beta', '--', 'sh', '-c', `ls ${a.share.path} 2>&1; ls /mnt/hylics`);
+    assert.ok(!peek.stdout.includes('g.txt'), `beta saw alpha's share: ${peek.stdout}`);
+    assert.ok(b.share.path !== a.share.path);
+  });
+
+  await t.test('resize while in use; shrinking below usage is refused and changes nothing; ENOSPC when full', async () => {
+    const grown = await json<GuestView>('share', 'resize', 'alpha', '32M');
+    assert.equal(grown.share.sizeBytes, 32 * 1024 * 1024);
+    const df = await json<ExecResult>('guest', 'exec', 'alpha', '--', 'sh', '-c', 'df -k /mnt/hylics | tail -1');
+    assert.match(df.stdout, /\s32768\s/);
+    const fill = await json<ExecResult>('guest', 'exec', 'alpha', '--', 'sh', '-c', 'head -c 20971520 /dev/zero > /mnt/hylics/big && echo done');
+    assert.equal(fill.stdout.trim(), 'done');
+    const shrink = await cli('share', 'resize', 'alpha', '8M');
+    assert.equal(errorCode(shrink), 'HYLICS_ERR_SHARE_SHRINK_BELOW_USAGE', shrink.stderr);
+    const after = await json<GuestView>('guest', 'show', 'alpha');
+    assert.equal(after.share.sizeBytes, 32 * 1024 * 1024);
+    const full = await json<ExecResult>('guest', 'exec', 'alpha', '--', 'sh', '-c', 'head -c 33554432 /dev/zero > /mnt/hylics/more; echo rc=$?');
+    assert.match(full.stderr + full.stdout, /No space left on device/);
+    const rm1 = await json<ExecResult>('guest', 'exec', 'alpha', '--', 'rm', '-f', '/mnt/hylics/more', '/mnt/hylics/big');
+    assert.equal(rm1.exitCode, 0);
+  });
+
+  await t.test('metrics and OpenAPI are served', async () => {
+    const m = await getText(join(dir, 'hylicsd.sock'), '/metrics');
+    assert.equal(m.status, 200);
+    assert.match(m.body, /hylics_share_size_bytes\{guest="alpha"\} 33554432/);
+    assert.match(m.body, /hylics_agent_connected\{guest="beta"\} 1/);
+    const o = await getText(join(dir, 'hylicsd.sock'), '/openapi.json');
+    assert.equal(JSON.parse(o.body).openapi, '3.0.3');
+  });
+
+  await t.test('daemon killed -9 and restarted: shares, data and guests intact, agents reconnect', async () => {
+    const before = await json<GuestView>('guest', 'show', 'alpha');
+    await stopDaemon(daemon!, 'SIGKILL');
+    daemon = undefined;
+    daemon = await startDaemon(dir);
+    let after = await json<GuestView>('guest', 'show', 'alpha');
+    for (let i = 0; i < 60 && !after.agentConnected; i++) {
+      await new Promise((r) => setTimeout(r, 500));
+      after = await json<GuestView>('guest', 'show', 'alpha');
+    }
+    assert.equal(after.status, 'running');
+    assert.equal(after.agentConnected, true);
+    assert.deepEqual(after.driverInfo, before.driverInfo, 'the same guest processes, not new ones');
+    assert.equal(await readFile(join(after.share.path, 'g.txt'), 'utf8'), 'from-guest\n');
+    const r = await json<ExecResult>('guest', 'exec', 'alpha', '--', 'cat', '/mnt/hylics/h.txt');
+    assert.equal(r.stdout, 'from-host\n');
+  });
+
+  await t.test('remove leaves nothing behind', async () => {
+    const b = await json<GuestView>('guest', 'show', 'beta');
+    const r = await cli('guest', 'rm', 'beta');
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(existsSync(join(dir, 'guests', 'beta')), false);
+    const mounts = await readFile('/proc/self/mountinfo', 'utf8');
+    assert.ok(!mounts.includes(b.share.path), 'share unmounted');
+    const ls = await json<GuestView[]>('guest', 'ls');
+    assert.deepEqual(ls.map((g) => g.name), ['alpha']);
+  });
+});
