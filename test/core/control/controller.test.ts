@@ -1,0 +1,120 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { ShareController, SCHEMES, type ControllerConfig, type Measurement } from '../../../src/core/control/controller.js';
+import { arbitrateBudget } from '../../../src/core/control/budget.js';
+import { Rng } from '../../../src/core/sim/rng.js';
+
+const MiB = 1024 * 1024;
+const model = { a: 3.0, b: 65, c: 67 };
+const base = (scheme: ControllerConfig['scheme'], over: Partial<ControllerConfig> = {}): ControllerConfig => ({
+  scheme, reference: 10, minBytes: 32 * MiB, maxBytes: 388 * MiB, initialBytes: 64 * MiB, rThresh: 2, mThreshBytes: 4 * MiB,
+  ciMin: 30, ciMax: 240, serviceModel: model, rls: { nA: 1, nB: 0, d: 1, f0: 10, b0Init: -0.05 }, ...over,
+});
+const meas = (time: number, r: number | null, size: number, arrivals = 4): Measurement => ({ time, meanResponseTime: r, arrivals, shareUsedBytes: size / 2, shareSizeBytes: size });
+
+test('Algorithm 1 (adaptive): interval halves on an actuation and doubles otherwise, within [ci_min, ci_max]', () => {
+  const c = new ShareController(base('adaptive', { ciInitial: 120, rls: { theta0: [0, -0.05], f0: 1e-9 } }));
+  // theta fixed (f0 ~ 0): y = R - 10; Δm = -(a*y)/b0 with a = 0 -> Δm = 0: no actuation, ci doubles
+  let d = c.step(meas(120, 9, c.sizeBytes));
+  assert.equal(d.actuated, false);
+  assert.equal(d.nextIntervalS, 240);
+  d = c.step(meas(360, 9, c.sizeBytes));
+  assert.equal(d.nextIntervalS, 240); // capped at ci_max
+  // a = 1: Δm = -(1 * 5)/(-0.05) = +100 MiB >= m_thresh: actuation, ci halves
+  const c2 = new ShareController(base('adaptive', { ciInitial: 240, rls: { theta0: [1, -0.05], f0: 1e-9 } }));
+  d = c2.step(meas(240, 15, c2.sizeBytes));
+  assert.equal(d.actuated, true);
+  assert.equal(d.nextIntervalS, 120);
+  assert.equal(d.sizeBytes, 164 * MiB);
+  d = c2.step(meas(360, 15, d.sizeBytes));
+  assert.equal(d.nextIntervalS, 60);
+  d = c2.step(meas(420, 15, d.sizeBytes));
+  assert.equal(d.nextIntervalS, 30);
+  d = c2.step(meas(450, 15, d.sizeBytes));
+  assert.equal(d.nextIntervalS, 30); // floored at ci_min
+  assert.equal(d.sizeBytes, 388 * MiB); // clamped at the max bound
+  // m_thresh: a small Δm is not applied
+  const c3 = new ShareController(base('adaptive', { mThreshBytes: 50 * MiB, rls: { theta0: [0.1, -0.05], f0: 1e-9 } }));
+  d = c3.step(meas(30, 12, c3.sizeBytes)); // Δm = 0.2/0.05 = 4 MiB < 50
+  assert.equal(d.actuated, false);
+  assert.equal(d.sizeBytes, 64 * MiB);
+});
+
+test('Algorithm 1 (queue): re-prediction only on a change in R of at least R_thresh', () => {
+  const c = new ShareController(base('queue', { rThresh: 3 }));
+  // first measurement predicts: λ = 4/30; target E[X] = 10/(1 + 10λ) = 4.29 > E[X|0] -> the smallest size
+  let d = c.step(meas(30, 9, c.sizeBytes, 4));
+  assert.equal(d.sizeBytes, 32 * MiB);
+  assert.equal(d.reason, 'queue');
+  // same R at a much higher load: |ΔR| < R_thresh -> no re-prediction even though λ rose
+  d = c.step(meas(60, 10, d.sizeBytes, 12));
+  assert.equal(d.sizeBytes, 32 * MiB);
+  // large change in R: re-predicts with the higher λ and the measured offset -> grows
+  d = c.step(meas(90, 25, d.sizeBytes, 12));
+  assert.ok(d.sizeBytes > 32 * MiB, `${d.sizeBytes / MiB}`);
+});
+
+test('aq combines both: prediction on a spike, RLS otherwise', () => {
+  const c = new ShareController(base('aq'));
+  const d1 = c.step(meas(30, 8, c.sizeBytes, 4));
+  assert.ok(d1.reason.startsWith('queue') || d1.reason === 'hold' || d1.reason === 'rls');
+  const d2 = c.step(meas(60, 30, d1.sizeBytes, 8));
+  assert.ok(d2.sizeBytes > d1.sizeBytes);
+});
+
+test('static keeps its size; bad parameters and measurements get codes', () => {
+  const s = new ShareController(base('static', { initialBytes: 100 * MiB }));
+  assert.equal(s.step(meas(30, 50, 100 * MiB)).sizeBytes, 100 * MiB);
+  const bad: Partial<ControllerConfig>[] = [{ minBytes: 0 }, { minBytes: -5 }, { maxBytes: 1 }, { ciMin: 300, ciMax: 30 }, { ciMin: 0 }, { reference: 0 }, { rls: { f0: 0 } }, { rls: { nA: 99 } }, { rls: { d: 0 } }, { rThresh: -1 }, { scheme: 'nope' as never }];
+  for (const o of bad) assert.throws(() => new ShareController(base('aq', o)), { code: 'HYLICS_ERR_CONTROL_INVALID_PARAM' }, JSON.stringify(o));
+  assert.throws(() => new ShareController({ scheme: 'queue', minBytes: MiB, maxBytes: 2 * MiB }), { code: 'HYLICS_ERR_CONTROL_INVALID_PARAM' });
+  const c = new ShareController(base('aq'));
+  for (const m of [{ ...meas(30, 5, MiB), time: NaN }, { ...meas(30, 5, MiB), arrivals: -1 }, { ...meas(30, 5, MiB), shareSizeBytes: Infinity }, { ...meas(30, -2, MiB) }]) {
+    assert.throws(() => c.step(m), { code: 'HYLICS_ERR_CONTROL_INVALID_MEASUREMENT' });
+  }
+  c.step(meas(60, 5, 64 * MiB));
+  assert.throws(() => c.step(meas(30, 5, 64 * MiB)), { code: 'HYLICS_ERR_CONTROL_INVALID_MEASUREMENT' }); // time backwards
+});
+
+test('property: whatever it measures, every scheme proposes a finite size within bounds and budget', () => {
+  const rng = new Rng(2024);
+  for (const scheme of SCHEMES) {
+    for (let trial = 0; trial < 30; trial++) {
+      const minB = (1 + rng.int(64)) * MiB;
+      const maxB = minB + rng.int(1024) * MiB;
+      const c = new ShareController(base(scheme, { minBytes: minB, maxBytes: maxB, initialBytes: rng.int(2048) * MiB, rls: { f0: 10 ** (rng.next() * 8 - 2), b0Init: -rng.next() } }));
+      let budget = Infinity;
+      let t = 0;
+      for (let k = 0; k < 60; k++) {
+        if (rng.next() < 0.1) { budget = (1 + rng.int(600)) * MiB; c.setBudget(budget); }
+        t += rng.next() < 0.05 ? 0 : 1 + rng.next() * 300;
+        const pick = rng.next();
+        const r = pick < 0.1 ? null : pick < 0.15 ? Infinity : pick < 0.2 ? 0 : pick < 0.25 ? 1e9 : rng.exponential(12);
+        const d = c.step({ time: t, meanResponseTime: r, arrivals: rng.next() < 0.2 ? 0 : rng.int(500), shareUsedBytes: rng.int(4096) * MiB, shareSizeBytes: rng.next() < 0.5 ? c.sizeBytes : rng.int(4096) * MiB, fullFallbacks: rng.int(10) });
+        const cap = Math.min(maxB, budget);
+        assert.ok(Number.isFinite(d.sizeBytes), `${scheme}: NaN/inf size`);
+        assert.ok(d.sizeBytes <= cap + 1, `${scheme}: ${d.sizeBytes} > cap ${cap}`);
+        assert.ok(d.sizeBytes >= Math.min(minB, cap) - 1, `${scheme}: ${d.sizeBytes} < min ${minB}`);
+        assert.ok(Number.isFinite(d.nextIntervalS) && d.nextIntervalS >= 30 && d.nextIntervalS <= 240, `${scheme}: ci ${d.nextIntervalS}`);
+        assert.ok(Number.isFinite(d.lambda) && d.lambda >= 0);
+      }
+    }
+  }
+});
+
+test('budget arbitration: minimums first, water-filling, never above the budget', () => {
+  const g = arbitrateBudget([{ id: 'a', wantBytes: 100, minBytes: 10 }, { id: 'b', wantBytes: 500, minBytes: 10 }, { id: 'c', wantBytes: 5, minBytes: 5 }], 300);
+  assert.equal(g.get('a'), 100);
+  assert.equal(g.get('c'), 5);
+  assert.equal(g.get('b'), 195);
+  assert.throws(() => arbitrateBudget([{ id: 'a', wantBytes: 10, minBytes: 200 }], 100), { code: 'HYLICS_ERR_CONTROL_BUDGET' });
+  const rng = new Rng(5);
+  for (let i = 0; i < 200; i++) {
+    const reqs = Array.from({ length: 1 + rng.int(6) }, (_, j) => ({ id: `g${j}`, wantBytes: rng.int(1000), minBytes: rng.int(50), weight: 0.5 + rng.next() }));
+    const budget = reqs.reduce((s, r) => s + r.minBytes, 0) + rng.int(2000);
+    const out = arbitrateBudget(reqs, budget);
+    let sum = 0;
+    for (const r of reqs) { const v = out.get(r.id)!; sum += v; assert.ok(v >= r.minBytes && v <= Math.max(r.minBytes, r.wantBytes)); }
+    assert.ok(sum <= budget);
+  }
+});

@@ -1,0 +1,91 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { simulate, defaultSimConfig, psRate, DEFAULT_SERVICE } from '../../../src/core/sim/simulator.js';
+import { Rng, ZipfSampler } from '../../../src/core/sim/rng.js';
+import { parseArrivalTrace, formatArrivalTrace, generateTrace, ArrivalGenerator, paperWorkload, loadChangeTimes } from '../../../src/core/sim/workload.js';
+import { calibrateServiceModel, schemeConfig } from '../../../src/core/sim/paper.js';
+import { psResponseTime } from '../../../src/core/control/queueing.js';
+
+const MiB = 1024 * 1024;
+
+test('without the controller the simulator matches M/G/1-PS theory on a long run', () => {
+  // pure processor sharing (serial fraction 0, no streaming interference), every task from the disk tier
+  // (a share too small for any segment), no page cache (4 GB RAM): R = E[X] / (1 - λ E[X]) for any service law
+  for (const meanIa of [8, 6]) {
+    const r = simulate(defaultSimConfig({
+      seed: 99, durationS: 400 * 3600, ramGB: 4, workload: { kind: 'poisson', meanInterarrival: meanIa },
+      service: { ...DEFAULT_SERVICE, serialFraction: 0, streamInterference: 0 }, controller: null, fixedSizeBytes: 1, record: false,
+    }));
+    const theory = psResponseTime(r.metrics.meanServiceS, 1 / meanIa);
+    const rel = Math.abs(r.metrics.meanR - theory) / theory;
+    assert.ok(rel < 0.04, `mean ${r.metrics.meanR.toFixed(3)} vs theory ${theory.toFixed(3)} (${(rel * 100).toFixed(1)} %)`);
+    assert.ok(Math.abs(r.metrics.meanServiceS - 4.02) < 0.2, `E[X] ${r.metrics.meanServiceS}`); // per-segment complexity makes the popular segments weigh in
+  }
+});
+
+test('processor-sharing rate: pure PS at s = 0, better concurrency with s > 0', () => {
+  assert.equal(psRate(1, 4, 0.2), 1);
+  assert.ok(Math.abs(psRate(3, 4, 0) - 1 / 3) < 1e-12);
+  assert.ok(psRate(2, 4, 0.15) > 0.5 && psRate(2, 8, 0.15) > psRate(2, 4, 0.15));
+});
+
+test('a run is a pure function of its seed', () => {
+  const cfg = (seed: number) => {
+    const cal = calibrateServiceModel({}, { durationS: 3600 });
+    return defaultSimConfig({ seed, workload: paperWorkload(2), controller: schemeConfig('aq', cal.model, { maxMiB: 388, minMiB: 32 }) });
+  };
+  const a = simulate(cfg(5));
+  const b = simulate(cfg(5));
+  const c = simulate(cfg(6));
+  assert.deepEqual(a, b);
+  assert.notDeepEqual(a.metrics, c.metrics);
+});
+
+test('the share is a memory tier: bigger shares give more memory hits and never exceed their size', () => {
+  const run = (m: number) => simulate(defaultSimConfig({ seed: 3, durationS: 4 * 3600, controller: null, fixedSizeBytes: m * MiB, record: false })).metrics;
+  const small = run(16);
+  const big = run(512);
+  assert.ok(big.memHitFraction > small.memHitFraction);
+  assert.ok(big.meanServiceS < small.meanServiceS);
+  assert.ok(small.peakUsedMiB <= 16 + 1e-9);
+  assert.ok(big.peakUsedMiB < 512); // 60 s eviction bounds the working set
+});
+
+test('controller in the loop: every scheme stays within its bounds and reports all metrics', () => {
+  const cal = calibrateServiceModel({}, { durationS: 3600 });
+  for (const scheme of ['adaptive', 'queue', 'aq', 'improved', 'static', 'senpai', 'mom'] as const) {
+    const r = simulate(defaultSimConfig({ seed: 1, workload: paperWorkload(2), controller: schemeConfig(scheme, cal.model, { minMiB: 32, maxMiB: 388 }) }));
+    const m = r.metrics;
+    assert.ok(m.peakSizeMiB <= 388 + 1e-6, scheme);
+    for (const d of r.decisions) assert.ok(d.sizeMiB >= 32 - 1e-6 && d.sizeMiB <= 388 + 1e-6, `${scheme} ${d.sizeMiB}`);
+    for (const [k, v] of Object.entries(m)) assert.ok(v === null || Number.isFinite(v), `${scheme} ${k}`);
+    assert.ok(m.settlingS !== null && m.settlingS >= 0, `${scheme} settling`);
+    assert.ok(m.tasks > 100, `${scheme} tasks ${m.tasks}`);
+  }
+});
+
+test('workloads: #2 alternates its rate; traces round-trip; bad traces and configs get codes', () => {
+  assert.deepEqual(loadChangeTimes(paperWorkload(2), 3600), [600, 1200, 1800, 2400, 3000]);
+  const g = new ArrivalGenerator(paperWorkload(2), new Rng(1));
+  let slow = 0, fast = 0;
+  for (let a = g.next(); a && a.time < 36000; a = g.next()) { if (Math.floor(a.time / 600) % 2 === 0) slow++; else fast++; }
+  assert.ok(fast / slow > 1.8 && fast / slow < 2.2, `${fast / slow}`);
+  const tr = generateTrace({ kind: 'bursty', calmMean: 10, burstMean: 2, calmS: 300, burstS: 60 }, 3600, new Rng(2));
+  assert.deepEqual(parseArrivalTrace(formatArrivalTrace(tr)), tr);
+  assert.deepEqual(parseArrivalTrace('# comment\ntime,segment\n0.5,3\n\n1.5,\n'), [{ time: 0.5, segment: 3 }, { time: 1.5 }]);
+  for (const bad of ['', 'when\n1\n', 'time\n1\n0.5\n', 'time\nabc\n', 'time\n-1\n', 'time,segment\n1,x\n', 'time,segment\n1\n', 'time\n']) {
+    assert.throws(() => parseArrivalTrace(bad), { code: 'HYLICS_ERR_SIM_INVALID_TRACE' }, JSON.stringify(bad));
+  }
+  for (const over of [{ vcpus: 0 }, { ramGB: -1 }, { durationS: 0 }, { workload: { kind: 'poisson' as const, meanInterarrival: 0 } }, { fixedSizeBytes: -1 }]) {
+    assert.throws(() => simulate(defaultSimConfig({ ...over, controller: null })), { code: 'HYLICS_ERR_SIM_INVALID_CONFIG' }, JSON.stringify(over));
+  }
+});
+
+test('Zipf sampler follows its law', () => {
+  const z = new ZipfSampler(100, 1);
+  const rng = new Rng(11);
+  const counts = new Array<number>(100).fill(0);
+  for (let i = 0; i < 200000; i++) counts[z.sample(rng)]!++;
+  assert.ok(Math.abs(counts[0]! / 200000 - z.probability(0)) < 0.005);
+  assert.ok(Math.abs(counts[9]! / 200000 - z.probability(9)) < 0.003);
+});
