@@ -63,6 +63,8 @@ while [ "$term" = 0 ]; do
   started=$(cut -d. -f1 /proc/uptime)
   "$@" &
   child=$!
+  # a TERM that came before child was set found nothing to forward: forward it now
+  [ "$term" = 1 ] && kill -TERM "$child" 2>/dev/null
   log "started the guest program (pid $child)"
   while :; do wait "$child"; rc=$?; kill -0 "$child" 2>/dev/null || break; done
   child=""
