@@ -9,18 +9,25 @@ import {
   ErrorBody, ExecBody, ExecResult, GuestCreateBody, GuestName, GuestView, ShareResizeBody, StatusView, type Command,
 } from '../core/api.js';
 import { HylicsError, toHylicsError } from '../core/errors/index.js';
-import type { Daemon } from './daemon.js';
 import { VERSION } from './daemon.js';
+import type { DaemonMetrics } from './metrics.js';
 import { dashboardHtml } from './dashboard.js';
 
 const NameParams = Type.Object({ name: GuestName });
 const errors = { 400: ErrorBody, 404: ErrorBody, 409: ErrorBody, 500: ErrorBody, 503: ErrorBody, 504: ErrorBody };
 
-export async function buildApi(daemon: Daemon, log: Logger): Promise<FastifyInstance> {
+/** What the API needs of the daemon: the command executor and the metrics (so the OpenAPI document can be
+ * generated without a running daemon). */
+export interface ApiDeps {
+  execute(cmd: Command): Promise<unknown>;
+  metrics: DaemonMetrics;
+}
+
+export async function buildApi(daemon: ApiDeps, log: Logger): Promise<FastifyInstance> {
   // fastify is typed per logger; the daemon only needs the base instance type
   const app = Fastify({
-    loggerInstance: log.child({ component: 'api' }),
-    disableRequestLogging: true,
+    // per-request logs stay out of the daemon log (info level); errors are logged by the error handler
+    loggerInstance: log.child({ component: 'api' }, { level: 'warn' }),
     bodyLimit: 2 * 1024 * 1024,
     ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', allErrors: false } },
   });

@@ -6,8 +6,9 @@ import { register as share } from './share.js';
 import { register as status } from './status.js';
 import { register as sim } from './sim.js';
 import { register as module } from './module.js';
+import { register as demo } from './demo.js';
 
 /** Every command group registers itself here (one file per area under ./). */
 export type Register = (program: Command) => void;
 
-export const COMMANDS: Register[] = [daemon, guest, share, status, image, sim, module];
+export const COMMANDS: Register[] = [daemon, guest, share, status, image, sim, module, demo];
