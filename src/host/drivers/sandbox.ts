@@ -216,8 +216,15 @@ export class SandboxDriver implements GuestDriver {
       }
     };
     if (!(await isProcessAlive(s.initPid, s.initStartTime))) return;
-    signal(s.initPid, 'SIGTERM'); // the init forwards it to the agent and exits; the kernel kills the rest
-    if (await gone(Date.now() + timeoutMs)) return;
+    // The init forwards TERM to the guest program and exits; the kernel then kills the rest. TERM is repeated
+    // because one that lands while the init is forking the program can be lost (the fork briefly shares the
+    // init's handler); a repeat is harmless.
+    const until = Date.now() + timeoutMs;
+    for (;;) {
+      if (await isProcessAlive(s.initPid, s.initStartTime)) signal(s.initPid, 'SIGTERM');
+      if (await gone(Math.min(until, Date.now() + 250))) return;
+      if (Date.now() >= until) break;
+    }
     ctx.log.warn({ guest: ctx.spec.name, initPid: s.initPid, timeoutMs }, 'guest did not stop on SIGTERM: SIGKILL');
     if (await isProcessAlive(s.initPid, s.initStartTime)) signal(s.initPid, 'SIGKILL');
     await gone(Date.now() + 5000);
