@@ -268,3 +268,23 @@ test('unusable state dirs are refused', { skip }, async (t) => {
   await assertNothingLeft(g.ctx);
   await access(g.ctx.paths.share);
 });
+
+test('the memory limit holds (an over-limit program is OOM-killed and restarted) and a TERM-ignoring guest is killed by stop', { skip }, async (t) => {
+  const f = await fixture(t);
+  const g = await newGuest(f);
+  const ctx = { ...g.ctx, spec: { ...g.ctx.spec, memoryBytes: 32 * MiB } };
+  // tail has to hold 150 MiB of zeros before it can print them: far over the limit. TERM is ignored.
+  const driver = new SandboxDriver({ command: () => ['sh', '-c', 'trap "" TERM; head -c 200m /dev/zero | tail -c 150m >/dev/null || exit 1; sleep 1000'] });
+  const state = await driver.start(ctx);
+  const cg = await Cgroup.open(sandboxCgroupName(ctx.spec.name));
+  assert.equal((await cg.limits()).memoryBytes, 32 * MiB);
+  // the kernel's OOM killer ends the pipeline inside the guest; the init notices its program end and restarts it
+  await eventually(() => readFile(state.logFile, 'utf8'), (log) => /exited with status \d+; restarting/.test(log), 'program restarted after OOM', 30000);
+  const peak = (await cg.stats()).memoryPeakBytes;
+  assert.ok(peak === undefined || peak <= 32 * MiB, `peak ${peak}`);
+  assert.ok(await driver.alive(ctx, state));
+  await driver.stop(ctx, state, 300); // TERM is ignored by the program: SIGKILL after 300 ms
+  assert.equal(await driver.alive(ctx, state), false);
+  await driver.cleanup(ctx, state);
+  await assertNothingLeft(ctx);
+});
