@@ -104,7 +104,7 @@ export class SandboxDriver implements GuestDriver {
 
   async preflight(): Promise<void> {
     requireRoot('sandbox guests (namespaces, cgroups, mounts)');
-    for (const [bin, pkg, args] of [['ip', 'iproute2', ['-V']], ['nsenter', 'util-linux', ['--version']], ['unshare', 'util-linux', ['--version']], ['mount', 'util-linux', ['--version']], ['awk', 'mawk', ['-W', 'version']]] as const) {
+    for (const [bin, pkg, args] of [['ip', 'iproute2', ['-V']], ['nsenter', 'util-linux', ['--version']], ['unshare', 'util-linux', ['--version']], ['mount', 'util-linux', ['--version']], ['setpriv', 'util-linux', ['--version']], ['awk', 'mawk', ['-W', 'version']]] as const) {
       const r = await runRaw(bin, [...args]).catch(() => undefined);
       if (!r) throw new HylicsError('HYLICS_ERR_MISSING_DEPENDENCY', `${bin} is needed for sandbox guests (Debian package ${pkg})`, { command: bin, package: pkg });
     }
