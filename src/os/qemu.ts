@@ -201,23 +201,36 @@ function guestExecOnce(socketPath: string, command: string, timeoutMs: number): 
   return new Promise((resolve, reject) => {
     const sock = connect(socketPath);
     let out = '';
+    let sent = false;
+    // Bytes that reach a virtio port while no guest process has it open are dropped (the guest's shell loop
+    // reopens it after each session), so knock with a start marker until the shell echoes it, then send.
+    const knock = (): void => { sock.write(`echo "__HYS_""${id}__"\n`); };
+    const knocker = setInterval(knock, 1000);
     const timer = setTimeout(() => {
+      clearInterval(knocker);
       sock.destroy();
       reject(new HylicsError('HYLICS_ERR_MICROVM_GUEST_SHELL', `guest command did not finish within ${timeoutMs} ms: ${command.slice(0, 200)}`, { command: command.slice(0, 500), partial: out.slice(-500) }));
     }, timeoutMs);
-    sock.on('error', (e) => { clearTimeout(timer); reject(new HylicsError('HYLICS_ERR_MICROVM_GUEST_SHELL', `guest shell ${socketPath}: ${e.message}`, { socket: socketPath })); });
+    sock.on('connect', knock);
+    sock.on('error', (e) => { clearInterval(knocker); clearTimeout(timer); reject(new HylicsError('HYLICS_ERR_MICROVM_GUEST_SHELL', `guest shell ${socketPath}: ${e.message}`, { socket: socketPath })); });
     sock.on('data', (b: Buffer) => {
       out += b.toString();
+      if (!sent) {
+        const i = out.indexOf(start);
+        if (i < 0) return;
+        sent = true;
+        clearInterval(knocker);
+        out = out.slice(i + start.length);
+        sock.write(`{ ${command}\n} </dev/null 2>&1; echo "__HYD_""${id}_$?__"\n`);
+      }
       const m = doneRe.exec(out);
       if (!m) return;
       clearTimeout(timer);
       sock.end();
-      const from = out.indexOf(start);
-      const body = out.slice(from >= 0 ? from + start.length + 1 : 0, m.index);
+      // drop the newline after each start marker echoed (more than one if knocks crossed) and the marker lines
+      const body = out.slice(0, m.index).split(start + '\n').pop()!.replace(/^\n/, '');
       resolve({ stdout: body, code: Number(m[1]) });
     });
-    // the marker strings are split in the echo so the shell's own echo of input (none, but be safe) cannot match
-    sock.write(`echo "__HYS_""${id}__"\n{ ${command}\n} </dev/null 2>&1; echo "__HYD_""${id}_$?__"\n`);
   });
 }
 

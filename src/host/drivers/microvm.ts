@@ -87,6 +87,24 @@ export function microvmPaths(ctx: DriverContext): { channel: string; shell: stri
   };
 }
 
+/** The guest kernel's command line: console, the guest's name and addresses, the agent argv for /init. */
+export function kernelCmdline(ctx: DriverContext, agent: string[] | undefined): string {
+  const n = ctx.network;
+  return [
+    'console=ttyS0', 'panic=-1', 'loglevel=4', 'tsc=reliable', 'no_timer_check',
+    `hylics.name=${ctx.spec.name}`, `hylics.ip=${n.guestAddr}`, `hylics.gw=${n.hostAddr}`,
+    ...(agent ? [`hylics.agent=${encodeAgentArgv(agent)}`] : []),
+  ].join(' ');
+}
+
+/** The agent argv the driver passes by default (node + the agent entry point + its flags), or undefined when
+ * the entry point does not exist. */
+export function defaultAgentArgv(name: string): string[] | undefined {
+  let entry: string[];
+  try { entry = entryArgv('guest/agent-main'); } catch { return undefined; }
+  return [NODE_BIN, ...entry, '--channel-port', CHANNEL_PORT, '--app-socket', '/run/hylics/agent.sock', '--share', GUEST_SHARE, '--name', name];
+}
+
 function asState(s: DriverState): MicrovmState {
   return s as unknown as MicrovmState;
 }
@@ -157,20 +175,14 @@ export class MicrovmDriver implements GuestDriver {
   private agentArgv(ctx: DriverContext): string[] | undefined {
     if (this.opts.agentArgv === false) return undefined;
     if (this.opts.agentArgv) return this.opts.agentArgv;
-    let entry: string[];
-    try { entry = entryArgv('guest/agent-main'); } catch { return undefined; }
-    return [NODE_BIN, ...entry, '--channel-port', CHANNEL_PORT, '--app-socket', '/run/hylics/agent.sock', '--share', GUEST_SHARE, '--name', ctx.spec.name];
+    return defaultAgentArgv(ctx.spec.name);
   }
 
   /** The QEMU configuration for a guest (also used for the libvirt XML and tests). */
   qemuConfig(ctx: DriverContext, image: GuestImage, accel: Accel, agent: string[] | undefined, diskDirect: boolean): QemuConfig {
     const p = microvmPaths(ctx);
     const n = ctx.network;
-    const append = [
-      'console=ttyS0', 'panic=-1', 'loglevel=4', 'tsc=reliable', 'no_timer_check',
-      `hylics.name=${ctx.spec.name}`, `hylics.ip=${n.guestAddr}`, `hylics.gw=${n.hostAddr}`,
-      ...(agent ? [`hylics.agent=${encodeAgentArgv(agent)}`] : []),
-    ].join(' ');
+    const append = kernelCmdline(ctx, agent);
     return {
       name: ctx.spec.name, accel, vcpus: Math.max(1, Math.ceil(ctx.spec.cpus)), memoryBytes: ctx.spec.memoryBytes,
       kernel: image.kernel, initrd: image.initrd, append,
@@ -290,7 +302,6 @@ export class MicrovmDriver implements GuestDriver {
     const timer = setInterval(() => {
       void pidIsOurs(s.qemuPid, s.qmpSocket).then((ok) => { if (!ok) fire('QEMU is gone'); });
     }, child ? 5000 : 1000);
-    timer.unref();
     return () => {
       cancelled = true;
       clearInterval(timer);

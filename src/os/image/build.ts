@@ -4,7 +4,7 @@
 // reused. Builds go to a temporary directory and are renamed into place, so a failed build leaves nothing behind.
 import { createHash } from 'node:crypto';
 import { createReadStream, existsSync } from 'node:fs';
-import { chmod, copyFile, mkdir, readFile, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { chmod, copyFile, mkdir, readFile, readdir, rename, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { HylicsError, toHylicsError } from '../../core/errors/index.js';
 import { renderInit } from './init.js';
@@ -80,6 +80,7 @@ export async function buildImage(opts: BuildOptions): Promise<GuestImage> {
   if (!opts.force && existsSync(manifest)) {
     const img = JSON.parse(await readFile(manifest, 'utf8')) as GuestImage;
     progress(`image ${hash} is up to date (${img.kernelPackage} ${img.kernelVersion})`);
+    await pointCurrent(root, hash);
     return { ...img, dir, kernel: join(dir, 'vmlinuz'), initrd: join(dir, 'initrd.img'), built: false };
   }
 
@@ -116,6 +117,7 @@ export async function buildImage(opts: BuildOptions): Promise<GuestImage> {
     await rename(out, dir);
     progress(`image ${hash} built: kernel ${k.release} (${(ks.size / 2 ** 20).toFixed(1)} MiB), initramfs ${(is.size / 2 ** 20).toFixed(1)} MiB`);
     await pruneOldImages(root, hash);
+    await pointCurrent(root, hash);
     return img;
   } catch (e) {
     throw e instanceof HylicsError ? e : toHylicsError(e, 'HYLICS_ERR_MICROVM_IMAGE_BUILD');
@@ -124,11 +126,20 @@ export async function buildImage(opts: BuildOptions): Promise<GuestImage> {
   }
 }
 
+/** <images>/current -> the newest image, for tools that need a path without building (libvirt XML). */
+async function pointCurrent(root: string, hash: string): Promise<void> {
+  const link = join(root, 'current');
+  const tmp = join(root, `.current-${process.pid}`);
+  await rm(tmp, { force: true });
+  await symlink(hash, tmp);
+  await rename(tmp, link);
+}
+
 /** Keep the current image and the cache; drop other built images (guests boot from a copy-free path, so an
  * image in use by a running QEMU stays readable after unlink). */
 async function pruneOldImages(root: string, keep: string): Promise<void> {
   for (const e of await readdir(root)) {
-    if (e === keep || e === 'cache' || e.startsWith('.')) continue;
+    if (e === keep || e === 'cache' || e === 'current' || e.startsWith('.')) continue;
     if (/^[0-9a-f]{16}$/.test(e)) await rm(join(root, e), { recursive: true, force: true });
   }
 }
