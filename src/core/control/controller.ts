@@ -55,6 +55,10 @@ export interface ImprovedOptions {
   deadband?: number;
   /** Half-life (s) of the fast arrival-rate estimate used for feed-forward. */
   fastHalfLife?: number;
+  /** Longest control interval (s) of the improved scheme (the eviction window is 60 s). */
+  ciMax?: number;
+  /** The orchestrator's idle-eviction window (s): a segment stays in the share this long after its last request. */
+  evictAfterS?: number;
 }
 
 export interface ControllerConfig {
@@ -118,6 +122,7 @@ export class ShareController {
   private offset = 0;
   private offsetKnown = false;
   private lastFastLambda = 0;
+  private perArrival: number | null = null;
   actuations = 0;
   steps = 0;
 
@@ -147,11 +152,13 @@ export class ShareController {
     this.model = cfg.serviceModel ? new ServiceModel(cfg.serviceModel) : null;
     const imp = cfg.improved ?? {};
     this.imp = {
-      setPointFraction: checkNumber('improved.setPointFraction', imp.setPointFraction ?? 0.6, { min: 0.05, max: 1 }),
-      usageHeadroom: checkNumber('improved.usageHeadroom', imp.usageHeadroom ?? 0.25, { min: 0, max: 10 }),
-      maxShrinkFraction: checkNumber('improved.maxShrinkFraction', imp.maxShrinkFraction ?? 0.2, { min: 0, max: 1 }),
+      setPointFraction: checkNumber('improved.setPointFraction', imp.setPointFraction ?? 0.85, { min: 0.05, max: 1 }),
+      usageHeadroom: checkNumber('improved.usageHeadroom', imp.usageHeadroom ?? 0.1, { min: 0, max: 10 }),
+      maxShrinkFraction: checkNumber('improved.maxShrinkFraction', imp.maxShrinkFraction ?? 0.4, { min: 0, max: 1 }),
       deadband: checkNumber('improved.deadband', imp.deadband ?? 1, { min: 0 }),
       fastHalfLife: checkNumber('improved.fastHalfLife', imp.fastHalfLife ?? 15, { min: 0, minExclusive: true }),
+      ciMax: checkNumber('improved.ciMax', imp.ciMax ?? 60, { min: 0, minExclusive: true }),
+      evictAfterS: checkNumber('improved.evictAfterS', imp.evictAfterS ?? 60, { min: 0 }),
     };
     if (this.scheme === 'adaptive' || this.scheme === 'aq') this.rls = new Rls(cfg.rls);
     else if (this.scheme === 'improved') this.rls = new Rls({ forgetting: 0.95, resetOnError: this.reference, maxTrace: 1e5, gainSign: -1, minGain: 1e-3, ...cfg.rls });
@@ -222,7 +229,9 @@ export class ShareController {
         }
         // lines 14-19: apply Δm only if it is large enough; halve ci on an actuation, double it otherwise
         if (useRls) {
-          if (Math.abs(dm) >= this.mThresh && dm !== 0) {
+          // m <- m + Δm within the bounds: a Δm the bounds swallow is no actuation (the interval grows)
+          const applied = this.bound(this.m + dm) - this.m;
+          if (Math.abs(applied) >= this.mThresh && applied !== 0) {
             this.m = this.bound(this.m + dm);
             reason = queueMoved ? 'queue+rls' : 'rls';
             this.ci = Math.max(this.ci / 2, this.ciMin);
@@ -274,13 +283,13 @@ export class ShareController {
     return this.bound(Number.isFinite(m) ? m : Infinity);
   }
 
-  // Improved scheme. The share helps only up to its working set (segments requested in the last eviction
-  // window), so size it to that: a working-set estimate from the measured usage, scaled feed-forward by the
-  // fast/slow arrival-rate ratio when the load rises, grown when tasks fell back to disk because the share was
-  // full; capped by the (online-corrected) queueing predictor at a set point below τ when there is slack (no
-  // memory beyond what the SLO needs); an RLS residual loop (forgetting, covariance reset, b0 < 0 enforced) that
-  // may only add memory while R is above the set point (outside a deadband); grow at once, shrink at most
-  // maxShrinkFraction per step; Algorithm 1's interval halving/doubling, and ci_min on a load jump.
+  // Improved scheme: the smallest share that keeps the predicted mean response time at a set point below τ
+  // (margin for the tail), from the inverted predictor at a fast arrival-rate estimate (feed-forward: it acts on
+  // a load change before the response time shows it) with the online model offset; capped by the working set
+  // (memory the 60 s eviction window cannot fill is wasted), unless tasks fell back to disk because the share
+  // was full; an SLO guard that grows while R is above the set point (RLS with forgetting, covariance reset and
+  // b0 < 0 enforced proposes the step, at least +50 % when the share was full); deadband (m_thresh), shrink rate
+  // limit, interval halving/doubling capped at ciMaxImproved, ci_min at once on a load jump.
   private stepImproved(v: ValidMeasurement): string {
     const imp = this.imp;
     const fast = this.fastLambda.value;
@@ -292,33 +301,38 @@ export class ShareController {
     if (this.usagePeak.length > 3) this.usagePeak.shift();
     const fell = (v.fullFallbacks ?? 0) > 0;
     const r = v.meanResponseTime;
-    let reason = 'working-set';
-    // working set, feed-forward on a rising load
-    const growth = slow > 0 ? Math.max(1, fast / slow) : 1;
-    let target = Math.max(...this.usagePeak) * (1 + imp.usageHeadroom) * growth;
-    if (fell) target = Math.max(target, this.m * 2);
-    // slack: the predictor says less memory already meets the set point
-    if (r !== null) this.updateModelOffset(r, lam);
-    const mq = this.predictSize(setPoint, lam);
-    if (mq < target && (r === null || r < setPoint)) { target = mq; reason = 'queue'; }
+    if (r !== null) this.updateModelOffset(r, slow > 0 ? slow : lam);
+    let reason = 'feedforward';
+    let target = this.predictSize(setPoint, lam);
+    // working set: what the eviction window holds, ≈ (MiB per arrival) · λ · (window + R); the MiB per arrival
+    // is learned while the share is not full (then usage is the real demand, not the limit)
+    const hold = imp.evictAfterS + (r ?? this.reference);
+    if (!fell && slow > 0 && usedMiB > 0) {
+      const sample = usedMiB / (slow * hold);
+      this.perArrival = this.perArrival === null ? sample : this.perArrival + 0.3 * (sample - this.perArrival);
+    }
+    const wsPred = this.perArrival === null ? 0 : this.perArrival * lam * hold;
+    const ws = Math.max(wsPred, Math.max(...this.usagePeak)) * (1 + imp.usageHeadroom);
+    if (ws < target && (!fell || wsPred > 0)) { target = fell ? Math.max(ws, this.m) : ws; reason = 'working-set'; }
     if (r !== null && this.rls) {
       const err = r - setPoint;
       this.rls.update(err);
       if (err > imp.deadband) {
         const u = this.rls.solveInput(0);
-        if (u !== null && u > 0) { target = Math.max(target, this.m + u); reason = 'rls'; }
-        if (r > this.reference) target = Math.max(target, this.m * 1.5);
+        let up = u !== null && u > 0 ? this.m + u : this.m;
+        if (fell) up = Math.max(up, this.m * 1.5);
+        if (up > target) { target = up; reason = 'slo-guard'; }
       }
     }
     target = this.bound(target);
     const next = target < this.m ? Math.max(target, this.m * (1 - imp.maxShrinkFraction)) : target;
-    const dm = next - this.m;
+    const dm = Math.abs(next - this.m) >= this.mThresh ? next - this.m : 0;
     const jump = this.lastFastLambda > 0 && fast > 1.3 * this.lastFastLambda;
     this.lastFastLambda = fast;
-    if (Math.abs(dm) >= this.mThresh) {
+    if (dm !== 0) {
       this.m = next;
       this.ci = Math.max(this.ci / 2, this.ciMin);
-    } else this.ci = Math.min(this.ci * 2, this.ciMax);
+    } else this.ci = Math.min(this.ci * 2, this.ciMax, imp.ciMax);
     if (jump) this.ci = this.ciMin;
     if (this.rls && r !== null) this.rls.commit(dm);
     return reason;

@@ -132,3 +132,26 @@ export function runScenario(o: ScenarioOptions): SimResult & { model: { a: numbe
   const r = simulate(defaultSimConfig({ seed: o.seed ?? 1, vcpus, ramGB, durationS, workload: w, controller: schemeConfig(o.scheme, cal.model, bounds), record: o.record ?? true }));
   return { ...r, model: cal.model.toJSON() };
 }
+
+/** Harder workloads than the paper's, for the improved scheme: a step up and down, and on/off bursts. */
+export const HARD_WORKLOADS: Record<string, WorkloadSpec> = {
+  step: { kind: 'piecewise', phases: [{ durationS: 1200, meanInterarrival: 8 }, { durationS: 1200, meanInterarrival: 4 }, { durationS: 1200, meanInterarrival: 8 }] },
+  bursty: { kind: 'bursty', calmMean: 9, burstMean: 2.5, calmS: 300, burstS: 60 },
+};
+
+export interface ComparisonRow { workload: string; vcpus: number; ramGB: number; schemes: Record<string, MetricStats> }
+
+/** Every scheme on one workload spec over seeds (same seeds for every scheme: paired comparison). */
+export function runComparison(name: string, w: WorkloadSpec, o: { vcpus: number; ramGB: number; seeds: number; schemes?: Scheme[]; onProgress?: (label: string) => void }): ComparisonRow {
+  const cal = calibrateServiceModel({ vcpus: o.vcpus, ramGB: o.ramGB });
+  const out: ComparisonRow = { workload: name, vcpus: o.vcpus, ramGB: o.ramGB, schemes: {} };
+  for (const scheme of o.schemes ?? ALL_SCHEMES) {
+    const ms: SimMetrics[] = [];
+    for (let s = 1; s <= o.seeds; s++) {
+      ms.push(simulate(defaultSimConfig({ seed: s * 104729 + o.vcpus, vcpus: o.vcpus, ramGB: o.ramGB, workload: w, controller: schemeConfig(scheme, cal.model, evalBounds('other')), record: false })).metrics);
+    }
+    out.schemes[scheme] = aggregate(ms);
+    o.onProgress?.(`${name} ${o.vcpus} vCPU ${scheme}`);
+  }
+  return out;
+}

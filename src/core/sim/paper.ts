@@ -81,12 +81,15 @@ export function schemeConfig(scheme: Scheme, model: FitResult['model'], o: Schem
     minBytes: minMiB * MiB,
     maxBytes: maxMiB * MiB,
     initialBytes: (scheme === 'static' ? (o.staticMiB ?? 128) : (o.initialMiB ?? 64)) * MiB,
-    rThresh: 2,
-    mThreshBytes: 4 * MiB,
+    // R_thresh, m_thresh, f0 and θ(0) are not given in the paper: chosen by a sweep over
+    // {1, 2, 4} s x {2, 8, 16} MiB x {1, 10, 100} x {-0.02, -0.05, -0.2} s/MiB for the lowest total aq error
+    // (docs/controller.md); the same values serve adaptive and queue.
+    rThresh: 1,
+    mThreshBytes: 16 * MiB,
     ciMin: 30,
     ciMax: 240,
     serviceModel: model.toJSON(),
-    rls: { nA: 1, nB: 0, d: 1, f0: 10, b0Init: -0.05 },
+    rls: { nA: 1, nB: 0, d: 1, f0: 1, b0Init: -0.2 },
   };
   return base;
 }

@@ -62,7 +62,7 @@ export interface SimConfig {
 }
 
 export const DEFAULT_CATALOGUE: CatalogueConfig = { segments: 1000, zipfAlpha: 0.9, sizeMeanMiB: 10, sizeSigma: 0.25 };
-export const DEFAULT_SERVICE: ServiceConfig = { memS: 3.32, diskS: 4.02, complexitySigma: 0.15, noiseSigma: 0.08, serialFraction: 0.15, streamInterference: 0.08, pageCacheCost: 0.3 };
+export const DEFAULT_SERVICE: ServiceConfig = { memS: 3.32, diskS: 4.02, complexitySigma: 0.15, noiseSigma: 0.08, serialFraction: 0.1, streamInterference: 0, pageCacheCost: 0.3 };
 
 export function defaultSimConfig(over: Partial<SimConfig> = {}): SimConfig {
   return {
