@@ -227,10 +227,20 @@ export async function sendFileToSocket(socket: Socket, fd: number, offset: numbe
   return streamToSocket(socket, fd, offset, count);
 }
 
+/**
+ * A read stream that owns its own fd for the file behind `fd` (reopened through our own /proc/self/fd entry:
+ * same inode, no path resolution). fs.ReadStream closes its fd on destroy() even with autoClose: false, so it
+ * must never be handed the caller's fd: a double close would hit whatever reuses the number (a socket...).
+ */
+export function ownedReadStream(fd: number, start: number, end: number, highWaterMark = 256 * 1024): ReturnType<typeof createReadStream> {
+  const own = openSync(`/proc/self/fd/${fd}`, C.O_RDONLY | O_CLOEXEC);
+  return createReadStream('', { fd: own, start, end, autoClose: true, highWaterMark });
+}
+
 function streamToSocket(socket: Socket, fd: number, offset: number, count: number): Promise<number> {
   return new Promise((resolve, reject) => {
     let sent = 0;
-    const rs = createReadStream('', { fd, start: offset, end: offset + count - 1, autoClose: false, highWaterMark: 256 * 1024 });
+    const rs = ownedReadStream(fd, offset, offset + count - 1);
     const onClose = (): void => { rs.destroy(); reject(new HylicsError('HYLICS_ERR_PEER_CLOSED', 'client closed the connection', { bytesSent: sent })); };
     socket.once('close', onClose);
     rs.on('data', (chunk: Buffer | string) => {

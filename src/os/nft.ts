@@ -54,11 +54,11 @@ export function renderModuleTable(guest: string, rules: DnatRule[]): string {
 
 function nft(args: string[], stdin?: string): Promise<string> {
   return new Promise((resolve, reject) => {
-    const p = spawn('nft', args, { stdio: ['pipe', 'pipe', 'pipe'] });
+    const p = spawn('nft', args, { stdio: [stdin === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'] });
     let out = '';
     let err = '';
-    p.stdout.on('data', (d: Buffer) => { out += d.toString(); });
-    p.stderr.on('data', (d: Buffer) => { err += d.toString(); });
+    p.stdout!.on('data', (d: Buffer) => { out += d.toString(); });
+    p.stderr!.on('data', (d: Buffer) => { err += d.toString(); });
     p.on('error', (e: NodeJS.ErrnoException) => reject(e.code === 'ENOENT'
       ? new HylicsError('HYLICS_ERR_MISSING_DEPENDENCY', 'nft not found: apt-get install nftables', { program: 'nft', package: 'nftables' })
       : new HylicsError('HYLICS_ERR_NFT_FAILED', `nft: ${e.message}`)));
@@ -66,7 +66,10 @@ function nft(args: string[], stdin?: string): Promise<string> {
       if (code === 0) resolve(out);
       else reject(new HylicsError('HYLICS_ERR_NFT_FAILED', `nft ${args.join(' ')} failed: ${err.trim()}`, { stderr: err.trim(), script: stdin }));
     });
-    p.stdin.end(stdin ?? '');
+    if (p.stdin) {
+      p.stdin.on('error', () => { /* nft exited early: its exit status and stderr tell why */ });
+      p.stdin.end(stdin);
+    }
   });
 }
 

@@ -5,7 +5,7 @@ import { closeSync, fstatSync, readSync } from 'node:fs';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import { HylicsError } from '../../core/errors/index.js';
-import { openBeneath, openDirBeneath, readDirFd, sendFileToSocket, type OpenedFile } from '../../os/native.js';
+import { openBeneath, openDirBeneath, ownedReadStream, readDirFd, sendFileToSocket, type OpenedFile } from '../../os/native.js';
 import type { ModuleKind, ModuleLimits } from './types.js';
 
 export const MIME: Record<string, string> = {
@@ -340,6 +340,11 @@ async function respond(ctx: ModuleContext, req: IncomingMessage, res: ServerResp
     ctx.counters.bytes += length;
     return;
   }
+  if (!res.socket) {
+    // a request that arrived while the previous response on this connection was still in flight (the client
+    // had every byte, our end() had not run yet): Node queues the response until the connection is free
+    await new Promise<void>((resolve) => res.once('socket', () => resolve()));
+  }
   res.writeHead(code, headers);
   if (ctx.sendPath === 'stream') {
     await pipeBody(res, file, start, length);
@@ -368,9 +373,8 @@ async function respond(ctx: ModuleContext, req: IncomingMessage, res: ServerResp
 
 /** The createReadStream().pipe() path (what popular Node static servers do): the bench's baseline. */
 async function pipeBody(res: ServerResponse, file: OpenedFile, start: number, length: number): Promise<void> {
-  const { createReadStream } = await import('node:fs');
   await new Promise<void>((resolve, reject) => {
-    const rs = createReadStream('', { fd: file.fd, start, end: start + length - 1, autoClose: false });
+    const rs = ownedReadStream(file.fd, start, start + length - 1, 64 * 1024);
     rs.on('error', reject);
     res.on('close', () => { rs.destroy(); resolve(); });
     res.on('finish', resolve);

@@ -1,0 +1,222 @@
+// bench/http-delivery: the `http` module vs lighttpd (the paper's delivery server), serving the same files from
+// the same tmpfs, loaded by wrk, in one run; plus the module's native sendfile body path vs the
+// createReadStream().pipe() path. Throughput, latency (wrk p50/p99) and server CPU seconds per GB delivered
+// (utime+stime of the server process from /proc/<pid>/stat, all threads). Writes bench/results/http-delivery.{json,svg}.
+//   npx tsx bench/http-delivery.ts [--duration 4] [--rounds 3] [--connections 16]
+// Needs root (tmpfs mount), lighttpd and wrk (scripts/debian-packages.txt).
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { get } from 'node:http';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { renderSvg, type VegaLiteSpec } from '../src/core/plot.js';
+import { ModuleManager } from '../src/host/modules/index.js';
+
+const here = dirname(fileURLToPath(import.meta.url));
+const arg = (name: string, def: number): number => {
+  const i = process.argv.indexOf(`--${name}`);
+  return i > 0 ? Number(process.argv[i + 1]) : def;
+};
+const DURATION = arg('duration', 4);
+const CONNECTIONS = arg('connections', 16);
+const ROUNDS = arg('rounds', 3);
+const FILES = [
+  { name: '4k.bin', label: '4 KiB', size: 4096 },
+  { name: '1m.bin', label: '1 MiB', size: 1024 * 1024 },
+  { name: '16m.bin', label: '16 MiB', size: 16 * 1024 * 1024 },
+];
+const log = (m: string): void => { process.stderr.write(`[http-delivery] ${m}\n`); };
+
+function cpuSeconds(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  const ticks = Number(execFileSync('getconf', ['CLK_TCK']).toString().trim());
+  return (Number(f[11]) + Number(f[12])) / ticks; // utime, stime (fields 14, 15)
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const s = createServer();
+    s.listen(0, '127.0.0.1', () => { const p = (s.address() as { port: number }).port; s.close(() => resolve(p)); });
+  });
+}
+
+function fetchSha(url: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    get(url, (res) => {
+      const h = createHash('sha256');
+      res.on('data', (c: Buffer) => h.update(c));
+      res.on('end', () => resolve(h.digest('hex')));
+      res.on('error', reject);
+    }).on('error', reject);
+  });
+}
+
+interface WrkResult { rps: number; p50Ms: number; p99Ms: number; requests: number; errors: number }
+
+function toMs(v: string): number {
+  const m = /^([\d.]+)(us|ms|s)$/.exec(v.trim());
+  if (!m) return NaN;
+  return Number(m[1]) * (m[2] === 'us' ? 1e-3 : m[2] === 's' ? 1e3 : 1);
+}
+
+function wrk(url: string): WrkResult {
+  const out = execFileSync('wrk', ['-t1', `-c${CONNECTIONS}`, `-d${DURATION}s`, '--latency', url], { maxBuffer: 1 << 20 }).toString();
+  const num = (re: RegExp): number => Number(re.exec(out)?.[1] ?? NaN);
+  const errs = /Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/.exec(out);
+  const non2xx = num(/Non-2xx or 3xx responses: (\d+)/);
+  return {
+    rps: num(/Requests\/sec:\s+([\d.]+)/),
+    p50Ms: toMs(/\n\s+50%\s+(\S+)/.exec(out)?.[1] ?? ''),
+    p99Ms: toMs(/\n\s+99%\s+(\S+)/.exec(out)?.[1] ?? ''),
+    requests: num(/(\d+) requests in/),
+    errors: (errs ? errs.slice(1).reduce((a, b) => a + Number(b), 0) : 0) + (Number.isNaN(non2xx) ? 0 : non2xx),
+  };
+}
+
+interface Server { name: string; pid: number; base: string; stop: () => Promise<void> }
+
+async function startLighttpd(root: string, work: string): Promise<Server> {
+  const port = await freePort();
+  const conf = join(work, 'lighttpd.conf');
+  writeFileSync(conf, [
+    `server.document-root = "${root}"`,
+    `server.port = ${port}`,
+    'server.bind = "127.0.0.1"',
+    'server.username = "nobody"',
+    'server.groupname = "nogroup"',
+    'server.max-keep-alive-requests = 1000000',
+    'server.max-connections = 1024',
+    'server.network-backend = "sendfile"',
+    'mimetype.assign = ( ".bin" => "application/octet-stream" )',
+    '',
+  ].join('\n'));
+  const child: ChildProcess = spawn('lighttpd', ['-D', '-f', conf], { stdio: 'inherit' });
+  await waitHttp(`http://127.0.0.1:${port}/4k.bin`);
+  return {
+    name: 'lighttpd', pid: child.pid!, base: `http://127.0.0.1:${port}`,
+    stop: () => new Promise((r) => { child.once('exit', () => r()); child.kill('SIGTERM'); }),
+  };
+}
+
+async function startModule(share: string, sendPath: 'native' | 'stream'): Promise<Server> {
+  const manager = new ModuleManager({ steer: false, sendPath });
+  const info = await manager.start({ name: `bench-${sendPath}`, sharePath: share, guestAddr: '127.0.0.1', hostAddr: '127.0.0.1' }, { kind: 'http', root: '/', port: 80 });
+  const base = `http://127.0.0.1:${info.listen.port}`;
+  await waitHttp(`${base}/4k.bin`);
+  return { name: sendPath === 'native' ? 'module (sendfile)' : 'module (stream.pipe)', pid: manager.workerPid(info.guest)!, base, stop: () => manager.close() };
+}
+
+async function waitHttp(url: string): Promise<void> {
+  for (let i = 0; i < 100; i++) {
+    try { await fetchSha(url); return; } catch { await new Promise((r) => setTimeout(r, 100)); }
+  }
+  throw new Error(`${url} did not answer`);
+}
+
+interface Row { server: string; file: string; size: number; rps: number; MBps: number; p50Ms: number; p99Ms: number; cpuSec: number; cpuSecPerGB: number; errors: number }
+
+async function main(): Promise<void> {
+  if (process.getuid?.() !== 0) throw new Error('needs root (tmpfs mount)');
+  for (const bin of ['lighttpd', 'wrk']) execFileSync('which', [bin], { stdio: 'ignore' });
+  const work = mkdtempSync(join(tmpdir(), 'hylics-bench-http-'));
+  const share = join(work, 'share');
+  execFileSync('chmod', ['0755', work]); // lighttpd runs as nobody and needs to traverse it
+  mkdirSync(share);
+  execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=128m,mode=0755', 'tmpfs', share]);
+  const servers: Server[] = [];
+  try {
+    const hashes = new Map<string, string>();
+    for (const f of FILES) {
+      const data = randomBytes(f.size);
+      writeFileSync(join(share, f.name), data, { mode: 0o644 });
+      hashes.set(f.name, createHash('sha256').update(data).digest('hex'));
+    }
+    log('starting lighttpd and the http module (sendfile and stream.pipe body paths)');
+    servers.push(await startLighttpd(share, work));
+    servers.push(await startModule(share, 'native'));
+    servers.push(await startModule(share, 'stream'));
+    for (const s of servers) for (const f of FILES) {
+      if (await fetchSha(`${s.base}/${f.name}`) !== hashes.get(f.name)) throw new Error(`${s.name} served wrong bytes for ${f.name}`);
+    }
+    const rows: Row[] = [];
+    for (const f of FILES) {
+      // rounds with the order rotated, so a noisy neighbour on this shared host hits every server alike
+      const acc = new Map<string, { rps: number[]; p50: number[]; p99: number[]; cpu: number; bytes: number; errors: number }>();
+      for (let round = 0; round < ROUNDS; round++) {
+        for (let k = 0; k < servers.length; k++) {
+          const s = servers[(k + round) % servers.length]!;
+          const c0 = cpuSeconds(s.pid);
+          const w = wrk(`${s.base}/${f.name}`);
+          const cpu = cpuSeconds(s.pid) - c0;
+          const a = acc.get(s.name) ?? { rps: [], p50: [], p99: [], cpu: 0, bytes: 0, errors: 0 };
+          a.rps.push(w.rps); a.p50.push(w.p50Ms); a.p99.push(w.p99Ms); a.cpu += cpu; a.bytes += w.requests * f.size; a.errors += w.errors;
+          acc.set(s.name, a);
+        }
+      }
+      const mean = (v: number[]): number => v.reduce((x, y) => x + y, 0) / v.length;
+      for (const s of servers) {
+        const a = acc.get(s.name)!;
+        const row: Row = {
+          server: s.name, file: f.label, size: f.size, rps: mean(a.rps), MBps: (mean(a.rps) * f.size) / 1e6, p50Ms: mean(a.p50), p99Ms: mean(a.p99),
+          cpuSec: a.cpu, cpuSecPerGB: a.bytes > 0 ? a.cpu / (a.bytes / 1e9) : NaN, errors: a.errors,
+        };
+        rows.push(row);
+        log(`${f.label.padEnd(7)} ${s.name.padEnd(21)} ${row.rps.toFixed(0).padStart(7)} req/s ${row.MBps.toFixed(0).padStart(6)} MB/s  p50 ${row.p50Ms.toFixed(2)} ms  p99 ${row.p99Ms.toFixed(2)} ms  ${row.cpuSecPerGB.toFixed(3)} CPU s/GB${a.errors ? `  errors ${a.errors}` : ''}`);
+      }
+    }
+    const ratios = FILES.map((f) => {
+      const by = (name: string): Row => rows.find((r) => r.file === f.label && r.server === name)!;
+      const l = by('lighttpd');
+      const n = by('module (sendfile)');
+      const p = by('module (stream.pipe)');
+      return {
+        file: f.label,
+        moduleVsLighttpdThroughput: n.rps / l.rps,
+        moduleVsLighttpdCpuPerGB: n.cpuSecPerGB / l.cpuSecPerGB,
+        moduleVsLighttpdP99: n.p99Ms / l.p99Ms,
+        sendfileVsPipeThroughput: n.rps / p.rps,
+        sendfileVsPipeCpuPerGB: n.cpuSecPerGB / p.cpuSecPerGB,
+      };
+    });
+    for (const r of ratios) log(`${r.file.padEnd(7)} module/lighttpd throughput ${r.moduleVsLighttpdThroughput.toFixed(2)}x, CPU/GB ${r.moduleVsLighttpdCpuPerGB.toFixed(2)}x; sendfile/pipe throughput ${r.sendfileVsPipeThroughput.toFixed(2)}x, CPU/GB ${r.sendfileVsPipeCpuPerGB.toFixed(2)}x`);
+    const large = ratios.filter((r) => r.file !== '4 KiB');
+    const target = large.every((r) => r.moduleVsLighttpdThroughput >= 0.95);
+    log(`target (>= 0.95x lighttpd on large files): ${target ? 'met' : 'NOT met'}`);
+    const result = {
+      bench: 'http-delivery', date: new Date().toISOString(), durationSec: DURATION, rounds: ROUNDS, connections: CONNECTIONS,
+      machine: { cpus: Number(execFileSync('nproc').toString().trim()), kernel: execFileSync('uname', ['-r']).toString().trim() },
+      note: 'wrk -t1 on loopback against servers on the same 2-core host; CPU = utime+stime of the server process (all threads) during the run. No RAPL here: energy only as CPU time.',
+      rows, ratios, targetLargeFilesMet: target,
+    };
+    const outDir = join(here, 'results');
+    mkdirSync(outDir, { recursive: true });
+    writeFileSync(join(outDir, 'http-delivery.json'), JSON.stringify(result, null, 2) + '\n');
+    const bars = (field: keyof Row, title: string, yTitle: string): Record<string, unknown> => ({
+      title, data: { values: rows.map((r) => ({ group: r.file, bar: r.server, value: r[field] })) }, mark: 'bar', width: { step: 16 }, height: 200,
+      encoding: {
+        column: { field: 'group', type: 'nominal', title: null, sort: FILES.map((f) => f.label) },
+        x: { field: 'bar', type: 'nominal', axis: null },
+        y: { field: 'value', type: 'quantitative', title: yTitle, scale: { type: field === 'rps' ? 'log' : 'linear' } },
+        color: { field: 'bar', type: 'nominal', title: null },
+      },
+      resolve: { scale: { y: 'independent' } },
+    });
+    const spec = {
+      $schema: 'https://vega.github.io/schema/vega-lite/v5.json',
+      title: `HTTP delivery from a tmpfs share: http module vs lighttpd (wrk, ${CONNECTIONS} connections)`,
+      vconcat: [bars('MBps', 'Throughput', 'MB/s'), bars('cpuSecPerGB', 'Server CPU per GB delivered', 'CPU s / GB'), bars('p99Ms', 'Latency p99', 'ms')],
+    } as unknown as VegaLiteSpec;
+    writeFileSync(join(outDir, 'http-delivery.svg'), await renderSvg(spec));
+    log(`wrote ${join(outDir, 'http-delivery.json')} and .svg`);
+  } finally {
+    for (const s of servers) await s.stop().catch(() => {});
+    try { execFileSync('umount', ['-l', share]); } catch { /* already gone */ }
+    rmSync(work, { recursive: true, force: true });
+  }
+}
+
+await main();
