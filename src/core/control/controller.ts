@@ -59,6 +59,8 @@ export interface ImprovedOptions {
   ciMax?: number;
   /** The orchestrator's idle-eviction window (s): a segment stays in the share this long after its last request. */
   evictAfterS?: number;
+  /** No shrinking for this long (s) after a growth. */
+  dwellS?: number;
 }
 
 export interface ControllerConfig {
@@ -123,6 +125,7 @@ export class ShareController {
   private offsetKnown = false;
   private lastFastLambda = 0;
   private perArrival: number | null = null;
+  private lastGrowAt = -Infinity;
   actuations = 0;
   steps = 0;
 
@@ -153,12 +156,13 @@ export class ShareController {
     const imp = cfg.improved ?? {};
     this.imp = {
       setPointFraction: checkNumber('improved.setPointFraction', imp.setPointFraction ?? 0.85, { min: 0.05, max: 1 }),
-      usageHeadroom: checkNumber('improved.usageHeadroom', imp.usageHeadroom ?? 0.1, { min: 0, max: 10 }),
+      usageHeadroom: checkNumber('improved.usageHeadroom', imp.usageHeadroom ?? 0, { min: 0, max: 10 }),
       maxShrinkFraction: checkNumber('improved.maxShrinkFraction', imp.maxShrinkFraction ?? 0.4, { min: 0, max: 1 }),
       deadband: checkNumber('improved.deadband', imp.deadband ?? 1, { min: 0 }),
-      fastHalfLife: checkNumber('improved.fastHalfLife', imp.fastHalfLife ?? 15, { min: 0, minExclusive: true }),
+      fastHalfLife: checkNumber('improved.fastHalfLife', imp.fastHalfLife ?? 30, { min: 0, minExclusive: true }),
       ciMax: checkNumber('improved.ciMax', imp.ciMax ?? 60, { min: 0, minExclusive: true }),
       evictAfterS: checkNumber('improved.evictAfterS', imp.evictAfterS ?? 60, { min: 0 }),
+      dwellS: checkNumber('improved.dwellS', imp.dwellS ?? 60, { min: 0 }),
     };
     if (this.scheme === 'adaptive' || this.scheme === 'aq') this.rls = new Rls(cfg.rls);
     else if (this.scheme === 'improved') this.rls = new Rls({ forgetting: 0.95, resetOnError: this.reference, maxTrace: 1e5, gainSign: -1, minGain: 1e-3, ...cfg.rls });
@@ -302,31 +306,45 @@ export class ShareController {
     const fell = (v.fullFallbacks ?? 0) > 0;
     const r = v.meanResponseTime;
     if (r !== null) this.updateModelOffset(r, slow > 0 ? slow : lam);
-    let reason = 'feedforward';
-    let target = this.predictSize(setPoint, lam);
-    // working set: what the eviction window holds, ≈ (MiB per arrival) · λ · (window + R); the MiB per arrival
-    // is learned while the share is not full (then usage is the real demand, not the limit)
+    // working-set demand: (MiB per arrival) · λ · (eviction window + R), the MiB per arrival learned while the
+    // share was not full (then usage is the real demand, not the limit)
     const hold = imp.evictAfterS + (r ?? this.reference);
-    if (!fell && slow > 0 && usedMiB > 0) {
+    if (slow > 0 && usedMiB > 0) {
       const sample = usedMiB / (slow * hold);
-      this.perArrival = this.perArrival === null ? sample : this.perArrival + 0.3 * (sample - this.perArrival);
+      // not full: usage is the demand (average it); full: usage is only a lower bound of the demand
+      if (!fell) this.perArrival = this.perArrival === null ? sample : this.perArrival + 0.3 * (sample - this.perArrival);
+      else if (this.perArrival === null || sample > this.perArrival) this.perArrival = this.perArrival === null ? sample : this.perArrival + 0.3 * (sample - this.perArrival);
     }
-    const wsPred = this.perArrival === null ? 0 : this.perArrival * lam * hold;
-    const ws = Math.max(wsPred, Math.max(...this.usagePeak)) * (1 + imp.usageHeadroom);
-    if (ws < target && (!fell || wsPred > 0)) { target = fell ? Math.max(ws, this.m) : ws; reason = 'working-set'; }
+    const peakUsed = Math.max(...this.usagePeak);
+    const demand = this.perArrival === null ? (fell ? peakUsed * 1.5 : peakUsed) : Math.max(this.perArrival * lam * hold, fell ? 0 : peakUsed);
+    const wsNeed = demand * (1 + imp.usageHeadroom);
+    // feed-forward: the predictor (only a pessimistic online offset is trusted) says how much memory the set point
+    // needs at the fast λ; more than the working set can never help, so cap there
+    const savedOffset = this.offset;
+    this.offset = Math.max(0, this.offset);
+    const mq = this.predictSize(setPoint, lam);
+    this.offset = savedOffset;
+    let target = Math.min(mq, wsNeed);
+    let reason = mq <= wsNeed ? 'feedforward' : 'working-set';
+    // feedback: above the set point with tasks falling back to disk, the predictor was optimistic: give the
+    // working set (the RLS, b0 < 0 enforced, proposes the step when it asks for more); without fallbacks a bigger
+    // share cannot help, so hold
     if (r !== null && this.rls) {
       const err = r - setPoint;
       this.rls.update(err);
-      if (err > imp.deadband) {
+      if (err > imp.deadband && fell) {
         const u = this.rls.solveInput(0);
-        let up = u !== null && u > 0 ? this.m + u : this.m;
-        if (fell) up = Math.max(up, this.m * 1.5);
+        const up = Math.max(wsNeed, u !== null && u > 0 ? Math.min(this.m + u, wsNeed * 1.5) : this.m);
         if (up > target) { target = up; reason = 'slo-guard'; }
       }
     }
     target = this.bound(target);
+    if (target < this.m && v.time - this.lastGrowAt < imp.dwellS) target = this.m;
     const next = target < this.m ? Math.max(target, this.m * (1 - imp.maxShrinkFraction)) : target;
-    const dm = Math.abs(next - this.m) >= this.mThresh ? next - this.m : 0;
+    // deadband m_thresh, except that a return to the floor is always allowed (idle memory is pure cost)
+    const toFloor = next < this.m && next <= this.bound(0) + 1e-9;
+    const dm = Math.abs(next - this.m) >= this.mThresh || toFloor ? next - this.m : 0;
+    if (dm > 0) this.lastGrowAt = v.time;
     const jump = this.lastFastLambda > 0 && fast > 1.3 * this.lastFastLambda;
     this.lastFastLambda = fast;
     if (dm !== 0) {

@@ -440,32 +440,28 @@ function sizeAt(tl: { t: number; s: number }[], t: number): number {
   return s;
 }
 
-/** Mean settling time over load changes; null when the workload has none. */
+/**
+ * Mean settling time over load changes (null when the workload has none): for each change, the time until the
+ * share size first comes within ±max(10 %, 8 MiB) of the time-weighted median size over the rest of that phase
+ * (the level the controller operates at after the change). A size that never gets there counts the whole phase.
+ */
 function settling(tl: { t: number; s: number }[], changes: number[], end: number): number | null {
   if (changes.length === 0) return null;
   let total = 0;
   for (let i = 0; i < changes.length; i++) {
     const c = changes[i]!;
     const e = changes[i + 1] ?? end;
-    const final = sizeAt(tl, e);
-    const band = Math.max(0.1 * final, 8);
-    // last time inside [c, e) the size was outside the band
-    let lastOut = c;
-    let cur = sizeAt(tl, c);
-    if (Math.abs(cur - final) > band) lastOut = c;
-    for (const p of tl) {
-      if (p.t <= c) continue;
-      if (p.t >= e) break;
-      cur = p.s;
-      if (Math.abs(cur - final) > band) lastOut = p.t;
-    }
-    // the moment the size entered the band for good is the first change after lastOut (or c if it never left)
-    let settledAt = c;
-    if (Math.abs(sizeAt(tl, c) - final) > band || lastOut > c) {
-      settledAt = e;
-      for (const p of tl) { if (p.t > lastOut && p.t < e) { settledAt = p.t; break; } }
-    }
-    total += settledAt - c;
+    // piecewise-constant size over [c, e): segments (start, size)
+    const segs: { t: number; s: number }[] = [{ t: c, s: sizeAt(tl, c) }];
+    for (const p of tl) if (p.t > c && p.t < e) segs.push(p);
+    const weighted = segs.map((p, k) => ({ s: p.s, w: (segs[k + 1]?.t ?? e) - p.t })).sort((a, b) => a.s - b.s);
+    const half = (e - c) / 2;
+    let acc = 0;
+    let median = weighted[weighted.length - 1]!.s;
+    for (const x of weighted) { acc += x.w; if (acc >= half) { median = x.s; break; } }
+    const band = Math.max(0.1 * median, 8);
+    const hit = segs.find((p) => Math.abs(p.s - median) <= band);
+    total += (hit ? hit.t : e) - c;
   }
   return total / changes.length;
 }
