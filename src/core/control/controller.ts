@@ -260,7 +260,8 @@ export class ShareController {
         break;
     }
     this.m = this.bound(this.m);
-    actuated = Math.abs(this.m - before) >= Math.max(this.mThresh, 1e-9);
+    // an actuation is any change of the size (the baselines move in steps smaller than m_thresh)
+    actuated = Math.abs(this.m - before) > 1e-6;
     if (actuated) this.actuations++;
     return { sizeBytes: this.sizeBytes, nextIntervalS: this.ci, actuated, reason: actuated ? reason : 'hold', lambda: this.lambdaEst.value };
   }
