@@ -57,7 +57,7 @@ test('hello exchange, requests and replies both ways, schemas checked', async (t
   assert.deepEqual(await guest.request('test.echo', { s: 'abc' }), { s: 'ABC' });
   assert.deepEqual(await host.request('test.echo', { s: 'x' }), { s: 'g:x' });
   const many = await Promise.all(Array.from({ length: 200 }, (_, i) => guest.request('test.echo', { s: `m${i}` })));
-  assert.equal(many[199]!.s, 'M199');
+  assert.equal((many[199] as { s: string }).s, 'M199');
   await assert.rejects(guest.request('test.echo', { s: 5 } as never), code('HYLICS_ERR_CHANNEL_BAD_MESSAGE'));
   await assert.rejects(guest.request('no.such', {}), code('HYLICS_ERR_CHANNEL_UNKNOWN_OP'));
   assert.ok((await guest.ping()) >= 0);

@@ -1,0 +1,296 @@
+// ChannelServer: the host end of every guest's control channel. One endpoint per guest (a Unix socket we listen
+// on, or QEMU's chardev socket we connect to); exactly one live peer per guest. The guest's identity is the
+// endpoint, never anything a message says. A guest that sends garbage loses its connection, nothing else.
+import { EventEmitter } from 'node:events';
+import type { Server, Socket } from 'node:net';
+import { HylicsError } from '../../core/errors/index.js';
+import { OPS, type Hello, type OpRegistry, type ParamsOf, type ResultOf, type EventDataOf } from '../../core/protocol/index.js';
+import {
+  ChannelPeer, ReplyCache, SILENT, connectUnix, listenUnix, closeUnixServer,
+  type HandlerContext, type PeerLogger, type RequestOptions,
+} from '../../os/channel/index.js';
+import type { ChannelEndpoint } from '../drivers/types.js';
+
+/** A host-side op handler: `guest` is the name bound to the endpoint the request came in on. */
+export type HostHandler = (guest: string, params: any, ctx: HandlerContext) => unknown;
+
+export interface GuestChannelOptions {
+  /** Ops this guest may call on the host. Default: every registered op served by 'host'. */
+  allow?: string[];
+  /** Events accepted from this guest. Default: every registered event. */
+  allowEvents?: string[];
+  /** Concurrent requests from this guest (more are queued, then refused with BUSY). */
+  maxInFlight?: number;
+}
+
+export interface ChannelServerOptions {
+  log?: PeerLogger;
+  registry?: OpRegistry;
+  handlers?: Record<string, HostHandler>;
+  maxPayload?: number;
+  /** A connection that has not said hello in this long is dropped (listen mode). */
+  helloTimeoutMs?: number;
+  /** Default deadline of request(). */
+  defaultTimeoutMs?: number;
+  /** Backoff for connect mode (QEMU socket): first retry, cap. */
+  reconnectMinMs?: number;
+  reconnectMaxMs?: number;
+  /** Connections per guest still in their hello (listen mode); more are refused at once. */
+  maxHandshaking?: number;
+}
+
+export interface ServerRequestOptions extends RequestOptions {
+  /** Wait this long for the guest to connect before failing with NOT_CONNECTED (default 0: fail at once). */
+  waitConnectedMs?: number;
+}
+
+export interface GuestChannelInfo {
+  name: string;
+  endpoint: ChannelEndpoint;
+  connected: boolean;
+  /** The agent's hello (self-declared, informational). */
+  remote?: Hello;
+  connectedAt?: number;
+  connects: number;
+  protocolErrors: number;
+  discardedBytes: number;
+}
+
+interface GuestState {
+  name: string;
+  endpoint: ChannelEndpoint;
+  opts: GuestChannelOptions;
+  replyCache: ReplyCache;
+  server?: Server;
+  live?: ChannelPeer;
+  handshaking: Set<ChannelPeer>;
+  removed: boolean;
+  retryTimer?: NodeJS.Timeout;
+  backoffMs: number;
+  connectedAt?: number;
+  connects: number;
+  protocolErrors: number;
+  discardedBytes: number;
+  waiters: Array<() => void>;
+}
+
+/**
+ * Events: 'connected' (guest, hello) each time an agent session starts (also after an agent restart on the same
+ * connection); 'disconnected' (guest, reason: string); 'event' (guest, name, data); 'protocol-error' (guest, err).
+ */
+export class ChannelServer extends EventEmitter {
+  private readonly guestsByName = new Map<string, GuestState>();
+  private readonly handlers = new Map<string, HostHandler>();
+  private readonly log: PeerLogger;
+  private readonly registry: OpRegistry;
+  private closed = false;
+
+  constructor(private readonly opts: ChannelServerOptions = {}) {
+    super();
+    this.log = opts.log ?? SILENT;
+    this.registry = opts.registry ?? OPS;
+    for (const [op, h] of Object.entries(opts.handlers ?? {})) this.handlers.set(op, h);
+  }
+
+  /** Serve a host op for every guest (e.g. 'share.info', 'task.report', 'module.start'). */
+  handle(op: string, handler: HostHandler): this {
+    this.registry.requireOp(op);
+    this.handlers.set(op, handler);
+    return this;
+  }
+
+  /** Start serving a guest's endpoint. Listen mode resolves once the socket is listening. */
+  async addGuest(name: string, endpoint: ChannelEndpoint, opts: GuestChannelOptions = {}): Promise<void> {
+    if (this.closed) throw new HylicsError('HYLICS_ERR_CONFLICT', 'channel server is closed');
+    if (this.guestsByName.has(name)) throw new HylicsError('HYLICS_ERR_CONFLICT', `guest ${name} already has a channel`, { guest: name });
+    const g: GuestState = {
+      name, endpoint, opts, replyCache: new ReplyCache(), handshaking: new Set(), removed: false,
+      backoffMs: this.opts.reconnectMinMs ?? 100, connects: 0, protocolErrors: 0, discardedBytes: 0, waiters: [],
+    };
+    this.guestsByName.set(name, g);
+    if (endpoint.mode === 'listen') {
+      try {
+        g.server = await listenUnix(endpoint.path, (s) => this.accept(g, s), { mode: 0o600 });
+      } catch (e) {
+        this.guestsByName.delete(name);
+        throw e;
+      }
+      g.server.on('error', (e) => this.log.error({ guest: name, err: e.message }, 'channel: listen socket error'));
+    } else {
+      this.connectLoop(g);
+    }
+  }
+
+  /** Stop serving a guest: closes its connection and listening socket. Idempotent. */
+  async removeGuest(name: string): Promise<void> {
+    const g = this.guestsByName.get(name);
+    if (!g) return;
+    g.removed = true;
+    this.guestsByName.delete(name);
+    clearTimeout(g.retryTimer);
+    for (const p of g.handshaking) p.close();
+    g.live?.close();
+    if (g.server) await closeUnixServer(g.server, g.endpoint.path);
+    for (const w of g.waiters) w();
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    await Promise.all([...this.guestsByName.keys()].map((n) => this.removeGuest(n)));
+  }
+
+  guests(): string[] {
+    return [...this.guestsByName.keys()].sort();
+  }
+
+  isConnected(name: string): boolean {
+    return this.guestsByName.get(name)?.live?.connected === true;
+  }
+
+  info(name: string): GuestChannelInfo | undefined {
+    const g = this.guestsByName.get(name);
+    if (!g) return undefined;
+    const i: GuestChannelInfo = { name, endpoint: g.endpoint, connected: g.live?.connected === true, connects: g.connects, protocolErrors: g.protocolErrors, discardedBytes: g.discardedBytes };
+    if (g.live?.remote) i.remote = g.live.remote;
+    if (g.connectedAt !== undefined && i.connected) i.connectedAt = g.connectedAt;
+    return i;
+  }
+
+  /** The live peer of a guest (for callers that want ping() or stats). */
+  peer(name: string): ChannelPeer | undefined {
+    const p = this.guestsByName.get(name)?.live;
+    return p?.connected ? p : undefined;
+  }
+
+  /** Resolves when the guest's agent is connected (at once if it is). */
+  waitConnected(name: string, timeoutMs: number): Promise<void> {
+    const g = this.guestsByName.get(name);
+    if (!g) return Promise.reject(new HylicsError('HYLICS_ERR_CHANNEL_NOT_CONNECTED', `guest ${name} has no channel`, { guest: name }));
+    if (g.live?.connected) return Promise.resolve();
+    return new Promise<void>((resolve, reject) => {
+      const done = () => {
+        clearTimeout(t);
+        if (g.live?.connected) resolve();
+        else reject(new HylicsError('HYLICS_ERR_CHANNEL_NOT_CONNECTED', `guest ${name}'s channel was removed`, { guest: name }));
+      };
+      const t = setTimeout(() => {
+        g.waiters = g.waiters.filter((w) => w !== done);
+        reject(new HylicsError('HYLICS_ERR_CHANNEL_NOT_CONNECTED', `guest ${name}'s agent did not connect within ${timeoutMs} ms`, { guest: name, timeoutMs }));
+      }, timeoutMs);
+      g.waiters.push(done);
+    });
+  }
+
+  /** Call an op served by the guest's agent (health, exec, shutdown, module ops...). */
+  async request<K extends string>(name: string, op: K, params: ParamsOf<K>, opts: ServerRequestOptions = {}): Promise<ResultOf<K>> {
+    const g = this.guestsByName.get(name);
+    if (!g) throw new HylicsError('HYLICS_ERR_CHANNEL_NOT_CONNECTED', `guest ${name} has no channel`, { guest: name });
+    if (!g.live?.connected) {
+      if (opts.waitConnectedMs) await this.waitConnected(name, opts.waitConnectedMs);
+      else throw new HylicsError('HYLICS_ERR_CHANNEL_NOT_CONNECTED', `guest ${name}'s agent is not connected`, { guest: name });
+    }
+    return g.live!.request(op, params, opts);
+  }
+
+  /** Send an event to a guest's agent; false when it is not connected. */
+  emitEvent<K extends string>(name: string, event: K, data: EventDataOf<K>): boolean {
+    return this.guestsByName.get(name)?.live?.emitEvent(event, data) ?? false;
+  }
+
+  // ---- internals ----
+
+  private makePeer(g: GuestState, stream: Socket, mode: 'listen' | 'connect'): ChannelPeer {
+    const handlers: Record<string, (p: unknown, ctx: HandlerContext) => unknown> = {};
+    for (const [op, h] of this.handlers) handlers[op] = (p, ctx) => h(g.name, p, ctx);
+    const peer = new ChannelPeer(stream, {
+      role: 'host',
+      name: 'hylicsd',
+      software: 'hylicsd',
+      registry: this.registry,
+      handlers,
+      allow: g.opts.allow ?? this.registry.opsServedBy('host'),
+      ...(g.opts.allowEvents ? { allowEvents: g.opts.allowEvents } : {}),
+      maxInFlight: g.opts.maxInFlight ?? 32,
+      ...(this.opts.maxPayload ? { maxPayload: this.opts.maxPayload } : {}),
+      ...(this.opts.defaultTimeoutMs ? { defaultTimeoutMs: this.opts.defaultTimeoutMs } : {}),
+      // QEMU's socket is up before the agent: keep saying hello for as long as it takes
+      helloTimeoutMs: mode === 'listen' ? (this.opts.helloTimeoutMs ?? 10_000) : 0,
+      onProtocolError: 'close',
+      replyCache: g.replyCache,
+      log: this.log,
+    });
+    // Handlers answer late events through this server, so the peer's own 'error'/'protocol-error' stay contained.
+    peer.on('protocol-error', (err: HylicsError) => {
+      g.protocolErrors++;
+      this.log.warn({ guest: g.name, code: err.code, err: err.message }, 'channel: guest sent an invalid frame; closing its connection');
+      this.emit('protocol-error', g.name, err);
+    });
+    peer.on('ready', (h: Hello) => {
+      if (g.removed) { peer.close(); return; }
+      g.handshaking.delete(peer);
+      if (g.live && g.live !== peer) {
+        this.log.info({ guest: g.name }, 'channel: a new connection replaces the old one');
+        const old = g.live;
+        g.live = peer;
+        old.close();
+      }
+      g.live = peer;
+      g.connects++;
+      g.connectedAt = Date.now();
+      g.backoffMs = this.opts.reconnectMinMs ?? 100;
+      if (h.name !== undefined && h.name !== g.name) this.log.warn({ guest: g.name, claims: h.name }, 'channel: agent calls itself by another name (ignored: identity is the socket)');
+      this.log.info({ guest: g.name, software: h.software }, 'channel: guest connected');
+      for (const w of g.waiters.splice(0)) w();
+      this.emit('connected', g.name, h);
+    });
+    peer.on('event', (event: string, data: unknown) => this.emit('event', g.name, event, data));
+    peer.on('close', (err?: HylicsError) => {
+      g.handshaking.delete(peer);
+      g.discardedBytes += peer.stats.discardedBytes;
+      if (g.live === peer) {
+        g.live = undefined;
+        const reason = err ? `${err.code}: ${err.message}` : 'closed';
+        this.log.info({ guest: g.name, reason }, 'channel: guest disconnected');
+        this.emit('disconnected', g.name, reason);
+      }
+      if (mode === 'connect' && !g.removed) this.scheduleConnect(g);
+    });
+    return peer;
+  }
+
+  private accept(g: GuestState, s: Socket): void {
+    if (g.removed) { s.destroy(); return; }
+    const max = this.opts.maxHandshaking ?? 4;
+    if (g.handshaking.size >= max) {
+      this.log.warn({ guest: g.name }, 'channel: too many connections in handshake; refusing one');
+      s.destroy();
+      return;
+    }
+    s.on('error', () => {}); // reported through the peer's close
+    g.handshaking.add(this.makePeer(g, s, 'listen'));
+  }
+
+  private connectLoop(g: GuestState): void {
+    if (g.removed) return;
+    connectUnix(g.endpoint.path, 5000).then(
+      (s) => {
+        if (g.removed) { s.destroy(); return; }
+        s.on('error', () => {});
+        g.handshaking.add(this.makePeer(g, s, 'connect'));
+      },
+      (e: Error) => {
+        this.log.debug({ guest: g.name, err: e.message }, 'channel: connect failed, retrying');
+        this.scheduleConnect(g);
+      },
+    );
+  }
+
+  private scheduleConnect(g: GuestState): void {
+    if (g.removed) return;
+    clearTimeout(g.retryTimer);
+    const max = this.opts.reconnectMaxMs ?? 2000;
+    const delay = Math.round(g.backoffMs / 2 + Math.random() * g.backoffMs / 2); // jittered
+    g.backoffMs = Math.min(max, g.backoffMs * 2);
+    g.retryTimer = setTimeout(() => this.connectLoop(g), delay);
+  }
+}
