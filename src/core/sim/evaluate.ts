@@ -117,11 +117,16 @@ export interface ScenarioOptions {
   record?: boolean;
 }
 
+// E[X|m] per (vCPUs, RAM): deterministic, so computed once per process
+const calibrations = new Map<string, ReturnType<typeof calibrateServiceModel>>();
+
 /** One run of one scheme on one workload (the paper's #1/#2 or any WorkloadSpec, e.g. a parsed trace). */
 export function runScenario(o: ScenarioOptions): SimResult & { model: { a: number; b: number; c: number } } {
   const vcpus = o.vcpus ?? 4;
   const ramGB = o.ramGB ?? 16;
-  const cal = calibrateServiceModel({ vcpus, ramGB });
+  const key = `${vcpus}/${ramGB}`;
+  let cal = calibrations.get(key);
+  if (cal === undefined) { cal = calibrateServiceModel({ vcpus, ramGB }); calibrations.set(key, cal); }
   const w = typeof o.workload === 'number' ? paperWorkload(o.workload) : o.workload;
   const bounds = evalBounds(typeof o.workload === 'number' ? o.workload : 'other');
   let durationS = o.durationS ?? 3600;
