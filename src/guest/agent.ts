@@ -302,6 +302,7 @@ export class Agent extends EventEmitter {
     }
     const peer = new ChannelPeer(s, {
       role: 'agent', name: this.name, software: AGENT_SOFTWARE, registry: this.registry, handlers,
+      allow: Object.keys(handlers), // exec/shutdown are the host's to call, never an app's
       onProtocolError: 'close', helloTimeoutMs: 10_000, log: this.log,
     });
     this.apps.add(peer);
