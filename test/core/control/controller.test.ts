@@ -82,7 +82,7 @@ test('property: whatever it measures, every scheme proposes a finite size within
     for (let trial = 0; trial < 30; trial++) {
       const minB = (1 + rng.int(64)) * MiB;
       const maxB = minB + rng.int(1024) * MiB;
-      const c = new ShareController(base(scheme, { minBytes: minB, maxBytes: maxB, initialBytes: rng.int(2048) * MiB, rls: { f0: 10 ** (rng.next() * 8 - 2), b0Init: -rng.next() } }));
+      const c = new ShareController(base(scheme, { minBytes: minB, maxBytes: maxB, initialBytes: rng.int(2048) * MiB, rls: { nA: rng.int(4), nB: rng.int(3), d: 1 + rng.int(3), f0: 10 ** (rng.next() * 8 - 2), b0Init: -rng.next() } }));
       let budget = Infinity;
       let t = 0;
       for (let k = 0; k < 60; k++) {
