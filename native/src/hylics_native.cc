@@ -176,11 +176,15 @@ void Progress(Job* job) {
     if (n == 0) { job->err = ENODATA; break; }  // the file shrank under us: stop short, the caller closes
     if (errno == EINTR) continue;
     if (errno == EAGAIN) {
-      struct epoll_event ev;
-      ev.events = EPOLLOUT | EPOLLONESHOT;
-      ev.data.u64 = job->id;  // an id, not a pointer: a stale event must never touch a freed job
-      if (epoll_ctl(engine->ep, job->armed ? EPOLL_CTL_MOD : EPOLL_CTL_ADD, job->out, &ev) != 0) { job->err = errno; break; }
-      job->armed = true;
+      // edge-triggered and registered once per job: each "became writable" edge wakes us exactly once, and we
+      // then write until EAGAIN again; no re-arming syscall per wake-up
+      if (!job->armed) {
+        struct epoll_event ev;
+        ev.events = EPOLLOUT | EPOLLET;
+        ev.data.u64 = job->id;  // an id, not a pointer: a stale event must never touch a freed job
+        if (epoll_ctl(engine->ep, EPOLL_CTL_ADD, job->out, &ev) != 0) { job->err = errno; break; }
+        job->armed = true;
+      }
       return;
     }
     job->err = errno;
@@ -302,6 +306,30 @@ Napi::Value Sendfile(const Napi::CallbackInfo& info) {
   return promise;
 }
 
+// One non-blocking sendfile on the calling (main) thread, at most maxBytes: returns what the socket took right
+// now (0 when it is full). Bounded by maxBytes and the free socket buffer, so it never waits; the rest goes to
+// the I/O thread. Saves two thread hops for bodies that fit the socket buffer.
+Napi::Value SendfileNow(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  for (size_t i = 0; i < 4; i++) {
+    if (!info[i].IsNumber()) { Napi::TypeError::New(env, "sendfileNow(outFd, inFd, offset, maxBytes)").ThrowAsJavaScriptException(); return env.Null(); }
+  }
+  int out = info[0].As<Napi::Number>().Int32Value();
+  int in = info[1].As<Napi::Number>().Int32Value();
+  off_t offset = static_cast<off_t>(info[2].As<Napi::Number>().DoubleValue());
+  size_t max = static_cast<size_t>(info[3].As<Napi::Number>().DoubleValue());
+  int fl = fcntl(out, F_GETFL);
+  if (fl < 0 || !(fl & O_NONBLOCK)) { MakeError(env, EINVAL, "sendfileNow needs a non-blocking socket").ThrowAsJavaScriptException(); return env.Null(); }
+  ssize_t n;
+  do n = sendfile(out, in, &offset, max); while (n < 0 && errno == EINTR);
+  if (n < 0) {
+    if (errno == EAGAIN) return Napi::Number::New(env, 0);
+    MakeError(env, errno, "sendfile").ThrowAsJavaScriptException();
+    return env.Null();
+  }
+  return Napi::Number::New(env, static_cast<double>(n));
+}
+
 Napi::Value AbortSendfile(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (!engine || !info[0].IsNumber()) return env.Undefined();
@@ -316,6 +344,7 @@ Napi::Value AbortSendfile(const Napi::CallbackInfo& info) {
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("openBeneath", Napi::Function::New(env, OpenBeneath));
   exports.Set("sendfile", Napi::Function::New(env, Sendfile));
+  exports.Set("sendfileNow", Napi::Function::New(env, SendfileNow));
   exports.Set("abortSendfile", Napi::Function::New(env, AbortSendfile));
   exports.Set("version", Napi::Number::New(env, 1));
   return exports;

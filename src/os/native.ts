@@ -22,6 +22,7 @@ export interface OpenedFile {
 interface Addon {
   openBeneath(dirFd: number, relPath: string, wantDir?: boolean): OpenedFile;
   sendfile(outFd: number, inFd: number, offset: number, count: number, jobId: number, stallMs?: number): Promise<number>;
+  sendfileNow(outFd: number, inFd: number, offset: number, maxBytes: number): number;
   abortSendfile(jobId: number): void;
   version: number;
 }
@@ -199,6 +200,8 @@ export function readDirFd(dirFd: number): string[] {
 }
 
 let nextJob = 1;
+/** Largest non-blocking sendfile done on the calling thread before handing over (HYLICS_SENDFILE_INLINE overrides). */
+const INLINE_MAX = process.env.HYLICS_SENDFILE_INLINE !== undefined ? Number(process.env.HYLICS_SENDFILE_INLINE) : 1024 * 1024;
 
 /**
  * Send `count` bytes of file `fd` from `offset` to `socket` after whatever the socket already flushed.
@@ -207,17 +210,31 @@ let nextJob = 1;
  * HYLICS_ERR_PEER_CLOSED (client went away; details.bytesSent), _SEND_STALLED or _NATIVE_IO.
  * The caller must not write to the socket until this settles, and keeps `fd` open until then.
  */
-export async function sendFileToSocket(socket: Socket, fd: number, offset: number, count: number, opts: { stallMs?: number; forceStream?: boolean } = {}): Promise<number> {
+export async function sendFileToSocket(socket: Socket, fd: number, offset: number, count: number, opts: { stallMs?: number; forceStream?: boolean; inlineMax?: number } = {}): Promise<number> {
   if (count === 0) return 0;
   const sockFd = (socket as unknown as { _handle?: { fd?: number } })._handle?.fd;
   if (addon && !opts.forceStream && typeof sockFd === 'number' && sockFd >= 0) {
+    // first what the socket takes right now, on this thread (non-blocking, at most inlineMax bytes); the rest,
+    // if any, on the I/O thread, which waits for writability without holding the event loop
+    let first = 0;
+    const inlineMax = opts.inlineMax ?? INLINE_MAX;
+    if (inlineMax > 0) {
+      try {
+        first = addon.sendfileNow(sockFd, fd, offset, Math.min(count, inlineMax));
+      } catch (e) {
+        throw fromNative(e, 'sendfile');
+      }
+      if (first === count) return count;
+    }
     const id = nextJob++;
     const onClose = (): void => addon!.abortSendfile(id);
     socket.once('close', onClose);
     try {
-      return await addon.sendfile(sockFd, fd, offset, count, id, opts.stallMs ?? 120_000);
+      return first + await addon.sendfile(sockFd, fd, offset + first, count - first, id, opts.stallMs ?? 120_000);
     } catch (e) {
-      throw fromNative(e, 'sendfile');
+      const err = fromNative(e, 'sendfile');
+      if (typeof err.details?.bytesSent === 'number') err.details.bytesSent += first;
+      throw err;
     } finally {
       socket.off('close', onClose);
     }
