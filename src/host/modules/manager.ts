@@ -165,6 +165,11 @@ export class ModuleManager extends EventEmitter<ModuleManagerEvents> {
     await Promise.all([...this.guests.keys()].map((g) => this.stopAll(g)));
   }
 
+  /** What the guest's worker uses: { loaded, open: 'openat2'|'js-walk', send: 'sendfile'|'stream' } (after start). */
+  workerNative(guestName: string): unknown {
+    return this.guests.get(guestName)?.native;
+  }
+
   /** The worker's pid (tests kill it to prove the restart). */
   workerPid(guestName: string): number | undefined {
     return this.guests.get(guestName)?.child?.pid;

@@ -225,6 +225,33 @@ test('guests are isolated: no access to, nor control of, another guest\'s module
   assert.equal(await listModuleRules(fx.guestB.name), '');
 });
 
+test('without the addon (JS fallback) the worker keeps the same guarantees', { skip }, async () => {
+  writeFileSync(join(fx.otherShare, 'fb.bin'), big.subarray(0, 3 * 1024 * 1024));
+  symlinkSync(join(fx.share, 'www', 'small.txt'), join(fx.otherShare, 'link-out'));
+  execFileSync('mkfifo', [join(fx.otherShare, 'fb-fifo')]);
+  const saved = process.env.HYLICS_NATIVE;
+  process.env.HYLICS_NATIVE = '0';
+  let b: ModuleInfo;
+  try {
+    b = await fx.manager.start(fx.guestB, { kind: 'http', root: '/', port: 81 });
+  } finally {
+    if (saved === undefined) delete process.env.HYLICS_NATIVE; else process.env.HYLICS_NATIVE = saved;
+  }
+  try {
+    assert.deepEqual(fx.manager.workerNative(fx.guestB.name), { loaded: false, reason: 'disabled by HYLICS_NATIVE=0', open: 'js-walk', send: 'stream' });
+    const base = `http://${fx.guestB.guestAddr}:81`;
+    const out = join(fx.base, 'fb.out');
+    const r = await curl(fx.clientNs, ['-o', out, '-w', '%{http_code}', `${base}/fb.bin`]);
+    assert.equal(r.stdout, '200');
+    assert.equal(sha(readFileSync(out)), sha(big.subarray(0, 3 * 1024 * 1024)));
+    for (const [p, code] of [['/link-out', '403'], ['/fb-fifo', '403'], ['/%2e%2e/share/www/small.txt', '403']] as const) {
+      assert.equal((await curl(fx.clientNs, ['--path-as-is', '-o', '/dev/null', '-w', '%{http_code}', `${base}${p}`], 10_000)).stdout, code, p);
+    }
+  } finally {
+    await fx.manager.stopAll(fx.guestB.name);
+  }
+});
+
 test('module roots must be directories inside the share', { skip }, async () => {
   for (const root of ['../other', 'www/../..', 'www/up', 'www/small.txt', 'missing', 'www/other-dir']) {
     await assert.rejects(fx.manager.start(fx.guest, { kind: 'http', root, port: 8081 }), (e: unknown) => e instanceof HylicsError && e.code === 'HYLICS_ERR_MODULE_ROOT', root);
