@@ -336,10 +336,13 @@ export class ChannelPeer extends EventEmitter {
     return h;
   }
 
-  /** Marker + hello with a fresh nonce; repeated every helloRetryMs until the remote answers. */
-  private sendHello(): void {
+  /**
+   * Marker + hello; repeated every helloRetryMs until the remote answers. Retries keep the nonce (a burst of
+   * buffered retries must not look like restarts); a new session attempt (start, resync) takes a fresh one.
+   */
+  private sendHello(fresh = false): void {
     if (this.closedWith !== undefined) return;
-    this.nonce = randomBytes(8).toString('hex');
+    if (fresh || this.nonce === '') this.nonce = randomBytes(8).toString('hex');
     this.lastHelloSent = Date.now();
     this.send({ type: 'hello', id: 0, hello: this.helloBody() });
     clearTimeout(this.helloTimer);
@@ -399,7 +402,7 @@ export class ChannelPeer extends EventEmitter {
     // at most one hello per 200 ms however much garbage arrives
     const wait = Math.max(0, this.lastHelloSent + Math.min(200, this.opts.helloRetryMs) - Date.now());
     clearTimeout(this.helloTimer);
-    this.helloTimer = setTimeout(() => this.sendHello(), wait);
+    this.helloTimer = setTimeout(() => this.sendHello(true), wait);
     this.helloTimer.unref();
   }
 
