@@ -343,7 +343,8 @@ async function respond(ctx: ModuleContext, req: IncomingMessage, res: ServerResp
   if (!res.socket) {
     // a request that arrived while the previous response on this connection was still in flight (the client
     // had every byte, our end() had not run yet): Node queues the response until the connection is free
-    await new Promise<void>((resolve) => res.once('socket', () => resolve()));
+    await new Promise<void>((resolve) => { res.once('socket', () => resolve()); res.once('close', () => resolve()); });
+    if (!res.socket || res.destroyed) return; // the client left first
   }
   res.writeHead(code, headers);
   if (ctx.sendPath === 'stream') {
