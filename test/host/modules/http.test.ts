@@ -293,7 +293,7 @@ test('a worker killed mid-download is restarted, the guest told, and the downloa
   assert.ok(pid > 0);
   assert.equal(readFileSync(`/proc/${pid}/status`, 'utf8').match(/^Uid:\s+(\d+)/m)![1], '65534', 'worker runs as nobody');
   const out = join(fx.base, 'partial.bin');
-  const dl = sh('curl', ['-sS', '--limit-rate', '4M', '-o', out, `${url}/big.bin`], { ns: fx.clientNs, timeoutMs: 60_000 });
+  const dl = sh('curl', ['-sS', '--limit-rate', '2M', '-o', out, `${url}/big.bin`], { ns: fx.clientNs, timeoutMs: 60_000 });
   await waitFor('download under way', () => { try { return readFileSync(out).length > 1024 * 1024; } catch { return false; } });
   process.kill(pid, 'SIGKILL');
   const first = await dl;
