@@ -16,6 +16,7 @@ import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { HylicsError, toHylicsError } from '../../core/errors/index.js';
 import { chooseAccel, type AccelChoice } from '../../os/accel.js';
+import { Cgroup } from '../../os/cgroup.js';
 import { buildImage, type GuestImage } from '../../os/image/build.js';
 import { CHANNEL_PORT, encodeAgentArgv, GUEST_SHARE } from '../../os/image/init.js';
 import { run } from '../../os/image/run.js';
@@ -66,6 +67,8 @@ export interface MicrovmState {
   vcpus: number;
   memoryBytes: number;
   vsockCid?: number;
+  /** The cgroup holding QEMU (CPU quota = spec.cpus), or undefined when it could not be set up. */
+  cgroup?: string;
   agent: boolean;
   startedAt: string;
 }
@@ -259,6 +262,17 @@ export class MicrovmDriver implements GuestDriver {
         }
         await new Promise((r) => setTimeout(r, 20));
       }
+      // vCPUs = ceil(cpus); the fractional part is enforced with a CFS quota on QEMU's cgroup (all its threads)
+      let cgroup: string | undefined = `hylics/${ctx.spec.name}`;
+      try {
+        const cg = await Cgroup.open(cgroup);
+        await cg.create();
+        await cg.setCpus(ctx.spec.cpus);
+        await cg.addProcess(child.pid);
+      } catch (e) {
+        ctx.log.warn({ err: String(e) }, 'microvm: no CPU quota for QEMU (cgroup setup failed)');
+        cgroup = undefined;
+      }
       this.children.set(child.pid, child);
       child.on('exit', () => this.children.delete(child.pid!));
       const state: MicrovmState = {
@@ -267,6 +281,7 @@ export class MicrovmDriver implements GuestDriver {
         consoleLog: p.console, qmpSocket: p.qmp, channelSocket: p.channel, shellSocket: p.shell,
         disk: p.disk, diskCache: diskDirect ? 'none' : 'writeback', shareCache, vcpus: cfg.vcpus, memoryBytes: ctx.spec.memoryBytes,
         ...(cfg.vsockCid !== undefined ? { vsockCid: cfg.vsockCid } : {}),
+        ...(cgroup ? { cgroup } : {}),
         agent: agent !== undefined, startedAt: new Date().toISOString(),
       };
       return state as unknown as DriverState;
@@ -333,12 +348,14 @@ export class MicrovmDriver implements GuestDriver {
     for (const pid of s.virtiofsdPids ?? []) await killAndWait(pid, 'virtiofsd', 2000);
     if (s.tap) await deleteTap(s.tap);
     for (const f of [s.qmpSocket, s.channelSocket, s.shellSocket]) if (f) await rm(f, { force: true });
+    if (s.cgroup) await (await Cgroup.open(s.cgroup)).remove().catch(() => undefined);
   }
 
   async cleanup(ctx: DriverContext, state: DriverState | undefined): Promise<void> {
     const p = microvmPaths(ctx);
     if (state) await this.cleanupRuntime(asState(state));
     await deleteTap(ctx.network.hostIf);
+    await (await Cgroup.open(`hylics/${ctx.spec.name}`)).remove().catch(() => undefined);
     for (const s of [p.channel, p.shell, p.qmp, p.fsShare, p.fsRoot]) await rm(s, { force: true });
   }
 
@@ -355,6 +372,7 @@ export class MicrovmDriver implements GuestDriver {
       virtiofsdPids: s.virtiofsdPids,
       tap: s.tap,
       vcpus: s.vcpus,
+      cpuQuota: s.cgroup ? `${s.cgroup}` : 'none',
       image: `${s.image} (${s.kernelRelease})`,
       console: s.consoleLog,
       disk: `${s.disk} (virtio-blk, cache=${s.diskCache})`,

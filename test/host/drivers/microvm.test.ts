@@ -15,6 +15,7 @@ import { run } from '../../../src/os/image/run.js';
 import { guestExec, tapExists, waitForGuestShell } from '../../../src/os/qemu.js';
 import { CHANNEL_PORT } from '../../../src/os/image/init.js';
 import { NODE_BIN } from '../../../src/os/self.js';
+import { Cgroup } from '../../../src/os/cgroup.js';
 
 const skip = process.getuid?.() !== 0 ? 'needs root (tap, tmpfs, virtiofsd namespaces)'
   : !existsSync('/usr/lib/qemu/virtiofsd') ? 'needs qemu-system-x86 (virtiofsd)'
@@ -83,6 +84,10 @@ test('microvm guest: boot, share both ways, resize, network, channel, QEMU kille
   t.diagnostic(`accelerator: ${String(info.accelerator)}; ${s.accelReason}`);
   assert.equal(driver.channel(ctx, state).mode, 'connect');
   assert.ok(await driver.alive(ctx, state));
+  assert.ok(s.cgroup, 'QEMU runs in a cgroup with a CPU quota');
+  const cg = await Cgroup.open(s.cgroup);
+  assert.equal((await cg.limits()).cpus, ctx.spec.cpus);
+  assert.ok((await cg.pids()).includes(s.qemuPid));
 
   // the /init marker on the console, and the marker file it writes into the share (the virtio-fs mount works)
   await waitFor('HYLICS-INIT-OK on the console', consoleHas(ctx, 'HYLICS-INIT-OK'), 180_000);
@@ -164,6 +169,7 @@ test('microvm guest: boot, share both ways, resize, network, channel, QEMU kille
       const cmd = await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '');
       assert.ok(!cmd.includes('virtiofsd'), `virtiofsd ${pid} is gone`);
     }
+    assert.equal(await cg.exists(), false, 'the cgroup is removed');
     await driver.cleanup(ctx, state); // idempotent
   });
 });
