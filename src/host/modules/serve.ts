@@ -355,8 +355,9 @@ async function respond(ctx: ModuleContext, req: IncomingMessage, res: ServerResp
   res.flushHeaders();
   const socket = res.socket as Socket | null;
   if (!socket) { res.destroy(); return; }
-  // the body must follow the headers on the wire: wait until Node has handed them to the kernel
-  await new Promise<void>((resolve, reject) => socket.write(FLUSH, (e) => (e ? reject(e) : resolve())));
+  // the body must follow the headers on the wire: if Node could not hand them all to the kernel right away,
+  // wait until it has (a zero-length write completes after every write queued before it)
+  if (socket.writableLength > 0) await new Promise<void>((resolve, reject) => socket.write(FLUSH, (e) => (e ? reject(e) : resolve())));
   let sent = 0;
   try {
     sent = await sendFileToSocket(socket, file.fd, start, length, { stallMs: ctx.limits.stallMs });
