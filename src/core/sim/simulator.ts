@@ -220,7 +220,12 @@ function quantile(sorted: Float64Array, q: number): number {
 export function simulate(cfg: SimConfig): SimResult {
   checkConfig(cfg);
   const record = cfg.record ?? true;
+  // common random numbers: arrivals, segment choices and per-task service draws come from separate streams and
+  // every task makes the same draws whatever tier serves it, so two schemes run with the same seed see exactly
+  // the same tasks (paired comparisons; the difference between schemes is the controller, not the dice)
   const rng = new Rng(cfg.seed);
+  const segRng = new Rng(cfg.seed ^ 0x2545f491);
+  const svcRng = new Rng(cfg.seed ^ 0x68e31da4);
   const catRng = new Rng(cfg.seed ^ 0x5bd1e995);
   const svc = cfg.service;
   const cat = cfg.catalogue;
@@ -337,18 +342,20 @@ export function simulate(cfg: SimConfig): SimResult {
     }
     if (tA === t && nextArr !== null) {
       sweep(t);
-      const s = nextArr.segment !== undefined ? nextArr.segment : zipf.sample(rng);
+      const s = nextArr.segment !== undefined ? nextArr.segment : zipf.sample(segRng);
       let base: number;
       let disk = 0;
+      const pcCoin = svcRng.next();
+      const noise = svcRng.lognormalMean(1, svc.noiseSigma);
       if (inMem[s]) { base = svc.memS; memHits++; }
       else if (used + segSize[s]! <= size) { inMem[s] = 1; used += segSize[s]!; base = svc.memS; memHits++; }
       else {
         fullFallbacks++; ivFull++; disk = 1; nDisk++;
-        base = rng.next() < hitPC ? pcS : svc.diskS;
+        base = pcCoin < hitPC ? pcS : svc.diskS;
       }
       if (inMem[s]) { lastReq[s] = t; evQSeg.push(s); evQT.push(t); if (used > peakUsed) peakUsed = used; }
       pins[s]++;
-      const work = base * segCx[s]! * rng.lognormalMean(1, svc.noiseSigma);
+      const work = base * segCx[s]! * noise;
       workSum += work; served++;
       const id = tArr.length;
       tArr.push(t); tSeg.push(s); tWork.push(work); tDiskFlag.push(disk);

@@ -41,6 +41,14 @@ test('a run is a pure function of its seed', () => {
   assert.notDeepEqual(a.metrics, c.metrics);
 });
 
+test('common random numbers: with one seed every share size sees the same tasks (paired comparisons)', () => {
+  const run = (m: number) => simulate(defaultSimConfig({ seed: 11, workload: paperWorkload(2), controller: null, fixedSizeBytes: m * MiB }));
+  const a = run(16);
+  const b = run(400);
+  assert.deepEqual(a.windows.map((w) => w.arrivals), b.windows.map((w) => w.arrivals));
+  assert.ok(b.metrics.meanServiceS < a.metrics.meanServiceS); // only the tier differs
+});
+
 test('the share is a memory tier: bigger shares give more memory hits and never exceed their size', () => {
   const run = (m: number) => simulate(defaultSimConfig({ seed: 3, durationS: 4 * 3600, controller: null, fixedSizeBytes: m * MiB, record: false })).metrics;
   const small = run(16);
