@@ -94,3 +94,9 @@ export async function listModuleRules(guest: string): Promise<string> {
     throw e;
   }
 }
+
+/** Guest names that have a module table (`ip hylics_mod_*`), e.g. left behind by a daemon that died. */
+export async function listModuleTableGuests(): Promise<string[]> {
+  const out = await nft(['list', 'tables', 'ip']);
+  return [...out.matchAll(/^table ip hylics_mod_([a-z0-9_]+)$/gm)].map((m) => m[1]!.replace(/_/g, '-'));
+}

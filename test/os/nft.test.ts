@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { HylicsError } from '../../src/core/errors/index.js';
-import { applyModuleRules, listModuleRules, moduleTableName, removeModuleRules, renderModuleTable } from '../../src/os/nft.js';
+import { applyModuleRules, listModuleRules, listModuleTableGuests, moduleTableName, removeModuleRules, renderModuleTable } from '../../src/os/nft.js';
 
 const isRoot = process.getuid?.() === 0;
 
@@ -20,6 +20,7 @@ test('apply replaces the guest table atomically; remove deletes it', { skip: isR
   const guest = `nt${process.pid}`;
   t.after(() => removeModuleRules(guest));
   await applyModuleRules(guest, [{ guestAddr: '10.9.9.2', port: 80, toAddr: '10.9.9.1', toPort: 41000 }, { guestAddr: '10.9.9.2', port: 443, toAddr: '10.9.9.1', toPort: 41001 }]);
+  assert.ok((await listModuleTableGuests()).includes(guest));
   let listed = await listModuleRules(guest);
   assert.match(listed, /tcp dport 80 dnat to 10\.9\.9\.1:41000/);
   assert.match(listed, /tcp dport 443 dnat to 10\.9\.9\.1:41001/);

@@ -10,7 +10,7 @@ import { Counter, Gauge, Registry } from 'prom-client';
 import { HylicsError } from '../../core/errors/index.js';
 import { validateGuestName } from '../../core/units.js';
 import { openShareDir } from '../../os/native.js';
-import { applyModuleRules, removeModuleRules, type DnatRule } from '../../os/nft.js';
+import { applyModuleRules, listModuleTableGuests, removeModuleRules, type DnatRule } from '../../os/nft.js';
 import { entryArgv, NODE_BIN } from '../../os/self.js';
 import { DEFAULT_LIMITS, type FromWorker, type ModuleEvent, type ModuleGuest, type ModuleInfo, type ModuleKind, type ModuleLimits, type ModuleStartOptions, type ToWorker } from './types.js';
 
@@ -157,6 +157,20 @@ export class ModuleManager extends EventEmitter<ModuleManagerEvents> {
       for (const id of ids) this.emit('event', { type: 'stopped', guest: guestName, id });
     });
     this.guests.delete(guestName);
+  }
+
+  /**
+   * Remove module tables no running module of this manager owns (a previous daemon died without cleaning up;
+   * its workers exit with it). Call once at daemon start, never from tests that share the host.
+   */
+  async cleanupStale(): Promise<string[]> {
+    const removed: string[] = [];
+    for (const g of await listModuleTableGuests()) {
+      if (this.guests.get(g)?.modules.size) continue;
+      await removeModuleRules(g);
+      removed.push(g);
+    }
+    return removed;
   }
 
   /** Stop everything (daemon shutdown). */
