@@ -68,6 +68,8 @@ export interface PeerOptions {
   onProtocolError?: 'close' | 'resync';
   /** Shared reply cache for idempotent ops (the host keeps one per guest across reconnects). */
   replyCache?: ReplyCache;
+  /** Events accepted from the remote per second; more are dropped (counted in stats.eventsDropped). */
+  maxEventsPerSec?: number;
   /** Close when this many bytes are queued unsent (a remote that does not read). */
   maxWriteBuffer?: number;
   log?: PeerLogger;
@@ -103,6 +105,7 @@ export interface PeerStats {
   requestsIn: number;
   requestsOut: number;
   resets: number;
+  eventsDropped: number;
 }
 
 /**
@@ -113,12 +116,12 @@ export interface PeerStats {
 export class ChannelPeer extends EventEmitter {
   readonly role: Hello['role'];
   readonly registry: OpRegistry;
-  readonly stats: PeerStats = { framesIn: 0, framesOut: 0, protocolErrors: 0, discardedBytes: 0, requestsIn: 0, requestsOut: 0, resets: 0 };
+  readonly stats: PeerStats = { framesIn: 0, framesOut: 0, protocolErrors: 0, discardedBytes: 0, requestsIn: 0, requestsOut: 0, resets: 0, eventsDropped: 0 };
   /** Resolves at the first successful hello exchange, rejects if the peer closes before. */
   readonly ready: Promise<Hello>;
   remote: Hello | undefined;
 
-  private readonly opts: Required<Pick<PeerOptions, 'maxInFlight' | 'maxQueued' | 'maxPending' | 'maxPayload' | 'defaultTimeoutMs' | 'maxHandlerMs' | 'helloRetryMs' | 'helloTimeoutMs' | 'onProtocolError' | 'maxWriteBuffer'>>;
+  private readonly opts: Required<Pick<PeerOptions, 'maxInFlight' | 'maxQueued' | 'maxPending' | 'maxPayload' | 'defaultTimeoutMs' | 'maxHandlerMs' | 'helloRetryMs' | 'helloTimeoutMs' | 'onProtocolError' | 'maxWriteBuffer' | 'maxEventsPerSec'>>;
   private readonly handlers = new Map<string, Handler>();
   private readonly allow: Set<string> | undefined;
   private readonly allowEvents: Set<string> | undefined;
@@ -138,6 +141,7 @@ export class ChannelPeer extends EventEmitter {
   private helloTimer: NodeJS.Timeout | undefined;
   private helloDeadline: NodeJS.Timeout | undefined;
   private lastHelloSent = 0;
+  private eventWindow = { start: 0, count: 0 };
   private readyWaiters: Array<{ resolve: () => void; reject: (e: HylicsError) => void }> = [];
   private resolveFirst!: (h: Hello) => void;
   private rejectFirst!: (e: HylicsError) => void;
@@ -161,6 +165,7 @@ export class ChannelPeer extends EventEmitter {
       helloTimeoutMs: options.helloTimeoutMs ?? 10_000,
       onProtocolError: options.onProtocolError ?? 'close',
       maxWriteBuffer: options.maxWriteBuffer ?? 16 * 1024 * 1024,
+      maxEventsPerSec: options.maxEventsPerSec ?? 1000,
     };
     for (const [op, h] of Object.entries(options.handlers ?? {})) this.handlers.set(op, h);
     this.allow = options.allow ? new Set(options.allow) : undefined;
@@ -582,6 +587,14 @@ export class ChannelPeer extends EventEmitter {
   }
 
   private onEvent(event: string, data: unknown): void {
+    // a guest must not be able to flood the daemon with events: fixed one-second windows
+    const now = Date.now();
+    if (now - this.eventWindow.start >= 1000) this.eventWindow = { start: now, count: 0 };
+    if (++this.eventWindow.count > this.opts.maxEventsPerSec) {
+      this.stats.eventsDropped++;
+      if (this.eventWindow.count === this.opts.maxEventsPerSec + 1) this.log.warn({ limit: this.opts.maxEventsPerSec }, 'channel: event rate limit reached; dropping events for the rest of this second');
+      return;
+    }
     if (this.allowEvents && !this.allowEvents.has(event)) {
       this.log.warn({ event }, 'channel: event not allowed on this channel dropped');
       return;

@@ -95,6 +95,16 @@ test('events are delivered when registered and valid, dropped otherwise', async 
   assert.deepEqual(got, [['test.tick', { n: 1 }], ['test.tick', { n: 2 }]]);
 });
 
+test('event flood: beyond maxEventsPerSec events are dropped and counted, requests still work', async (t) => {
+  const [host, guest] = await peers(t, { maxEventsPerSec: 50, handlers: { 'test.echo': (p: { s: string }) => p } }, {});
+  let n = 0;
+  host.on('event', () => n++);
+  for (let i = 0; i < 500; i++) guest.emitEvent('test.tick', { n: i });
+  assert.deepEqual(await guest.request('test.echo', { s: 'ok' }), { s: 'ok' });
+  assert.ok(n >= 50 && n < 500, `delivered ${n}`);
+  assert.equal(host.stats.eventsDropped, 500 - n);
+});
+
 test('allow-list: ops outside it are denied, the channel stays up; a bad result is rejected by the caller', async (t) => {
   const [, guest] = await peers(t, {
     handlers: { 'test.echo': (p: { s: string }) => p, 'test.sleep': () => ({ aborted: false }), 'test.lie': () => ({ n: 'not a number' }) },
