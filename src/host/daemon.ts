@@ -19,12 +19,12 @@ export const VERSION = '0.1.0';
 
 export interface ShareBackend {
   path(name: string): string;
-  create(name: string, sizeBytes: number): Promise<void>;
-  resize(name: string, sizeBytes: number): Promise<void>;
+  create(name: string, sizeBytes: number): Promise<unknown>;
+  resize(name: string, sizeBytes: number): Promise<unknown>;
   usage(name: string): Promise<{ sizeBytes: number; usedBytes: number; freeBytes: number; mounted: boolean }>;
   destroy(name: string): Promise<void>;
   /** After a restart: make sure every named share is mounted (data survives a daemon restart: mounts stay). */
-  reconcile(names: string[]): Promise<void>;
+  reconcile(names: string[]): Promise<unknown>;
 }
 
 export interface ChannelBackend {

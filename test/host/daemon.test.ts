@@ -40,9 +40,11 @@ test('CLI without a daemon says so with a stable code', async () => {
 test('hylicsd with sandbox guests: lifecycle, shares, exec, bad input, restart after kill -9', { skip: NOT_ROOT, timeout: 600_000 }, async (t) => {
   const dir = await tempStateDir();
   let daemon: ChildProcess | undefined = await startDaemon(dir);
-  const cli = (...args: string[]) => hylics([...args, '--state-dir', dir]);
+  // options go right after `group command`: everything after `--` in `guest exec` belongs to the guest's command
+  const withOpts = (args: string[], extra: string[] = []) => [...args.slice(0, 2), '--state-dir', dir, ...extra, ...args.slice(2)];
+  const cli = (...args: string[]) => hylics(withOpts(args));
   const json = async <T>(...args: string[]): Promise<T> => {
-    const r = await hylics([...args, '--json', '--state-dir', dir]);
+    const r = await hylics(withOpts(args, ['--json']));
     assert.equal(r.code, 0, `hylics ${args.join(' ')} failed: ${r.stderr}${r.stdout}`);
     return JSON.parse(r.stdout) as T;
   };

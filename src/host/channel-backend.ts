@@ -1,0 +1,75 @@
+// The daemon's view of the control channel: the ChannelServer (one live peer per guest, identity = socket) plus
+// the host-served ops the daemon answers (task reports for the profiler, share info). Output of `exec` crosses
+// the channel as base64 and is decoded here so API callers get text.
+import type { Logger } from 'pino';
+import { HylicsError } from '../core/errors/index.js';
+import type { TaskEventT, TaskReportParamsT } from '../core/protocol/index.js';
+import { ChannelServer } from './channel/index.js';
+import type { ChannelEndpoint } from './drivers/types.js';
+import type { ChannelBackend } from './daemon.js';
+
+export interface HostChannelBackend extends ChannelBackend {
+  readonly server: ChannelServer;
+  notify(guest: string, event: string, data: unknown): boolean;
+  /** Serve share.info for guests (needs the share manager, so it is set after wiring). */
+  setShareInfo(fn: (guest: string) => Promise<{ sizeBytes: number; usedBytes: number; freeBytes: number }>): void;
+}
+
+export function createChannelBackend(log: Logger): HostChannelBackend {
+  const server = new ChannelServer({ log });
+  const eventListeners: Array<(guest: string, event: string, payload: unknown) => void> = [];
+  const emit = (guest: string, event: string, payload: unknown): void => { for (const fn of eventListeners) fn(guest, event, payload); };
+  let shareInfo: ((guest: string) => Promise<{ sizeBytes: number; usedBytes: number; freeBytes: number }>) | undefined;
+
+  server.handle('task.report', (guest: string, p: TaskReportParamsT) => {
+    for (const ev of p.events as TaskEventT[]) {
+      if (ev.kind !== 'end' || ev.responseMs === undefined) continue;
+      emit(guest, 'task.report', { name: ev.name, responseMs: ev.responseMs, ok: (ev as { ok?: boolean }).ok !== false });
+    }
+    if (p.dropped) log.warn({ guest, dropped: p.dropped }, 'guest agent dropped task reports while disconnected');
+    return { accepted: p.events.length };
+  });
+  server.handle('share.info', async (guest: string) => {
+    if (!shareInfo) throw new HylicsError('HYLICS_ERR_INTERNAL', 'share info not available');
+    const u = await shareInfo(guest);
+    return { sizeBytes: u.sizeBytes, usedBytes: u.usedBytes, freeBytes: u.freeBytes };
+  });
+  server.on('event', (guest: string, name: string, data: unknown) => emit(guest, name, data));
+
+  const decode = (s: unknown): string => (typeof s === 'string' ? Buffer.from(s, 'base64').toString('utf8') : '');
+
+  return {
+    server,
+    attach: (name: string, endpoint: ChannelEndpoint) => server.addGuest(name, endpoint),
+    detach: (name: string) => server.removeGuest(name),
+    isConnected: (name: string) => server.isConnected(name),
+    waitConnected: (name: string, timeoutMs: number) => server.waitConnected(name, timeoutMs),
+    async request(name: string, op: string, params: unknown, timeoutMs: number): Promise<unknown> {
+      if (op === 'exec') {
+        const p = params as { argv: string[]; cwd?: string; stdin?: string; timeoutMs: number };
+        const r = await server.request(name, 'exec', {
+          argv: p.argv, timeoutMs: p.timeoutMs,
+          ...(p.cwd !== undefined ? { cwd: p.cwd } : {}),
+          ...(p.stdin !== undefined ? { stdin: Buffer.from(p.stdin).toString('base64') } : {}),
+        }, { timeoutMs });
+        return { exitCode: r.exitCode, signal: r.signal, stdout: decode(r.stdout), stderr: decode(r.stderr), truncated: r.stdoutTruncated || r.stderrTruncated };
+      }
+      return server.request(name, op as never, params as never, { timeoutMs });
+    },
+    onEvent: (fn) => { eventListeners.push(fn); },
+    onConnection: (fn) => {
+      server.on('connected', (guest: string) => fn(guest, true));
+      server.on('disconnected', (guest: string) => fn(guest, false));
+    },
+    notify(guest: string, event: string, data: unknown): boolean {
+      try {
+        return server.emitEvent(guest, event as never, data as never);
+      } catch (e) {
+        log.debug({ guest, event, err: String(e) }, 'event not sent');
+        return false;
+      }
+    },
+    setShareInfo: (fn) => { shareInfo = fn; },
+    close: () => server.close(),
+  };
+}
