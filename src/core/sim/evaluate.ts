@@ -1,6 +1,6 @@
 // Evaluation drivers shared by `hylics sim` and bench/sim-table3.ts: Table 3 over seeds (mean and spread per
 // scheme beside the paper's values) and single scenario runs. Pure: progress goes through a callback.
-import type { Scheme } from '../control/controller.js';
+import type { ControllerConfig, Scheme } from '../control/controller.js';
 import { calibrateServiceModel, PAPER_PEAK_MB, schemeConfig, TABLE3, type Table3Row } from './paper.js';
 import { defaultSimConfig, simulate, type SimMetrics, type SimResult } from './simulator.js';
 import { paperWorkload, type WorkloadSpec } from './workload.js';
@@ -31,6 +31,32 @@ export function aggregate(ms: SimMetrics[]): MetricStats {
   return out;
 }
 
+/**
+ * Paired comparison of scheme A against scheme B on one metric over the same seeds (common random numbers: the
+ * same tasks in both runs): mean of the per-seed differences A - B, its standard error, and a verdict: 'better'
+ * (A lower by more than 2 SE), 'worse' (higher by more than 2 SE), otherwise 'tie' (the seeds cannot tell them
+ * apart; identical runs give a difference of exactly 0).
+ */
+export interface Paired { diff: number; se: number; verdict: 'better' | 'tie' | 'worse' }
+export function paired(a: SimMetrics[], b: SimMetrics[], key: keyof SimMetrics): Paired {
+  const n = Math.min(a.length, b.length);
+  const d: number[] = [];
+  for (let i = 0; i < n; i++) d.push(((a[i]![key] ?? 0) as number) - ((b[i]![key] ?? 0) as number));
+  const st = stat(d);
+  const se = n > 1 ? st.std / Math.sqrt(n) : 0;
+  const verdict = st.mean < -2 * se && st.mean < 0 ? 'better' : st.mean > 2 * se && st.mean > 0 ? 'worse' : 'tie';
+  return { diff: st.mean, se, verdict };
+}
+
+/** The goal metrics of the improved scheme (lower is better for all). */
+export const GOAL_METRICS = { error: 'error', p95: 'p95R', sloWindows: 'sloWindowFraction', sloTasks: 'sloTaskFraction', gbHours: 'gbHours' } as const satisfies Record<string, keyof SimMetrics>;
+
+export function pairedGoals(a: SimMetrics[], b: SimMetrics[]): Record<keyof typeof GOAL_METRICS, Paired> {
+  const out = {} as Record<keyof typeof GOAL_METRICS, Paired>;
+  for (const [k, m] of Object.entries(GOAL_METRICS)) out[k as keyof typeof GOAL_METRICS] = paired(a, b, m);
+  return out;
+}
+
 export interface SchemeSummary {
   /** Aggregated response-time error (s), its spread (sample std over seeds) and the peak share (MB = MiB). */
   error: number;
@@ -41,7 +67,17 @@ export interface SchemeSummary {
 
 export interface Table3Result {
   seeds: number;
-  rows: ({ workload: 1 | 2; vcpus: number; ramGB: number; paper: Table3Row['paper']; ordered: boolean; aqAtOrBelowPaper: boolean; aqPeakOk: boolean; improvedBeatsAq: Record<string, boolean>; model: { a: number; b: number; c: number; r2: number } } & Record<string, unknown>)[];
+  rows: ({
+    workload: 1 | 2; vcpus: number; ramGB: number; paper: Table3Row['paper'];
+    /** aq's mean error below both adaptive's and queue's (means over seeds). */
+    ordered: boolean;
+    aqAtOrBelowPaper: boolean; aqPeakOk: boolean;
+    /** improved's mean below aq's on each goal metric (means over seeds). */
+    improvedBeatsAq: Record<string, boolean>;
+    /** Paired verdicts over the same seeds: aq vs adaptive and vs queue on the error; improved vs aq on each goal metric. */
+    paired: { aqVsAdaptive?: Paired; aqVsQueue?: Paired; improvedVsAq?: Record<string, Paired> };
+    model: { a: number; b: number; c: number; r2: number };
+  } & Record<string, unknown>)[];
   /** Wall-clock is not measured here (core is pure); the caller times the run. */
   runs: number;
 }
@@ -51,6 +87,8 @@ export interface Table3Options {
   schemes?: Scheme[];
   rows?: readonly Table3Row[];
   onProgress?: (done: number, total: number, label: string) => void;
+  /** Adjust a scheme's controller configuration (experiments; the default is schemeConfig as documented). */
+  configure?: (scheme: Scheme, cfg: ControllerConfig) => ControllerConfig;
 }
 
 export function runTable3(opts: Table3Options = {}): Table3Result {
@@ -65,17 +103,19 @@ export function runTable3(opts: Table3Options = {}): Table3Result {
     const cal = calibrateServiceModel({ vcpus: row.vcpus, ramGB: row.ramGB });
     const entry: Table3Result['rows'][number] = {
       workload: row.workload, vcpus: row.vcpus, ramGB: row.ramGB, paper: row.paper,
-      ordered: false, aqAtOrBelowPaper: false, aqPeakOk: false, improvedBeatsAq: {},
+      ordered: false, aqAtOrBelowPaper: false, aqPeakOk: false, improvedBeatsAq: {}, paired: {},
       model: { ...cal.model.toJSON(), r2: cal.r2 },
     };
     const bounds = evalBounds(row.workload);
+    const perSeed: Record<string, SimMetrics[]> = {};
     for (const scheme of schemes) {
       const ms: SimMetrics[] = [];
       for (let s = 1; s <= seeds; s++) {
-        const cfg = defaultSimConfig({ seed: s * 7919 + row.vcpus * 101 + row.ramGB, vcpus: row.vcpus, ramGB: row.ramGB, workload: paperWorkload(row.workload), controller: schemeConfig(scheme, cal.model, bounds), record: false });
+        const cfg = defaultSimConfig({ seed: s * 7919 + row.vcpus * 101 + row.ramGB, vcpus: row.vcpus, ramGB: row.ramGB, workload: paperWorkload(row.workload), controller: (opts.configure ?? ((_s, c) => c))(scheme, schemeConfig(scheme, cal.model, bounds)), record: false });
         ms.push(simulate(cfg).metrics);
         runs++;
       }
+      perSeed[scheme] = ms;
       const agg = aggregate(ms);
       const summary: SchemeSummary = { error: agg.error.mean, errorStd: agg.error.std, peakShareMB: agg.peakSizeMiB.max, metrics: agg };
       entry[scheme] = summary;
@@ -90,6 +130,9 @@ export function runTable3(opts: Table3Options = {}): Table3Result {
       entry.aqPeakOk = aq.peakShareMB <= PAPER_PEAK_MB[row.workload];
       const imp = g('improved');
       if (imp) entry.improvedBeatsAq = beats(imp.metrics, aq.metrics);
+      if (perSeed.adaptive) entry.paired.aqVsAdaptive = paired(perSeed.aq!, perSeed.adaptive, 'error');
+      if (perSeed.queue) entry.paired.aqVsQueue = paired(perSeed.aq!, perSeed.queue, 'error');
+      if (perSeed.improved) entry.paired.improvedVsAq = pairedGoals(perSeed.improved, perSeed.aq!);
     }
     out.push(entry);
   }
@@ -144,18 +187,19 @@ export const HARD_WORKLOADS: Record<string, WorkloadSpec> = {
   bursty: { kind: 'bursty', calmMean: 9, burstMean: 2.5, calmS: 300, burstS: 60 },
 };
 
-export interface ComparisonRow { workload: string; vcpus: number; ramGB: number; schemes: Record<string, MetricStats> }
+export interface ComparisonRow { workload: string; vcpus: number; ramGB: number; schemes: Record<string, MetricStats>; perSeed: Record<string, SimMetrics[]> }
 
 /** Every scheme on one workload spec over seeds (same seeds for every scheme: paired comparison). */
 export function runComparison(name: string, w: WorkloadSpec, o: { vcpus: number; ramGB: number; seeds: number; schemes?: Scheme[]; onProgress?: (label: string) => void }): ComparisonRow {
   const cal = calibrateServiceModel({ vcpus: o.vcpus, ramGB: o.ramGB });
-  const out: ComparisonRow = { workload: name, vcpus: o.vcpus, ramGB: o.ramGB, schemes: {} };
+  const out: ComparisonRow = { workload: name, vcpus: o.vcpus, ramGB: o.ramGB, schemes: {}, perSeed: {} };
   for (const scheme of o.schemes ?? ALL_SCHEMES) {
     const ms: SimMetrics[] = [];
     for (let s = 1; s <= o.seeds; s++) {
       ms.push(simulate(defaultSimConfig({ seed: s * 104729 + o.vcpus, vcpus: o.vcpus, ramGB: o.ramGB, workload: w, controller: schemeConfig(scheme, cal.model, evalBounds('other')), record: false })).metrics);
     }
     out.schemes[scheme] = aggregate(ms);
+    out.perSeed[scheme] = ms;
     o.onProgress?.(`${name} ${o.vcpus} vCPU ${scheme}`);
   }
   return out;

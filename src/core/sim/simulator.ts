@@ -109,6 +109,15 @@ export interface SimMetrics {
   errorMeanAbs: number;
   errorRms: number;
   errorPerInterval: number;
+  /** Two-sided: Σ over windows of |mean R - SLO| (the literal "as close to τ as possible"). */
+  errorAbsSum: number;
+  /**
+   * Σ over windows of |mean R - SLO| counted only where the controller could have reduced it: above the SLO
+   * (more memory), or below it while the share was above its floor (it could have released memory).
+   */
+  errorActionable: number;
+  /** Σ over the controller's own intervals of |R(k) - τ| (its tracking error, y(k) of Eq. 3). */
+  errorTrackInterval: number;
   errorPerTask: number;
   meanR: number;
   p50R: number;
@@ -279,6 +288,8 @@ export function simulate(cfg: SimConfig): SimResult {
   const winSize = new Float64Array(nWin);
   let ivSum = 0, ivCnt = 0, ivArr = 0, ivFull = 0;
   let errPerInterval = 0;
+  let errTrackInterval = 0;
+  const floorMiB = ctl ? cfg.controller!.minBytes / MiB : Infinity;
   let sizeInt = 0, usedInt = 0, peakSize = size, peakUsed = 0;
   let memHits = 0, fullFallbacks = 0, served = 0, workSum = 0;
   let actuations = 0, decisionsN = 0;
@@ -370,6 +381,7 @@ export function simulate(cfg: SimConfig): SimResult {
       sweep(t);
       const meanR = ivCnt > 0 ? ivSum / ivCnt : null;
       if (meanR !== null && meanR > cfg.sloS) errPerInterval += meanR - cfg.sloS;
+      if (meanR !== null) errTrackInterval += Math.abs(meanR - cfg.sloS);
       const d: Decision = ctl.step({ time: t, interval: t - lastTick, meanResponseTime: meanR, completions: ivCnt, arrivals: ivArr, shareUsedBytes: used * MiB, shareSizeBytes: size * MiB, fullFallbacks: ivFull });
       decisionsN++;
       const newSize = d.sizeBytes / MiB;
@@ -395,14 +407,15 @@ export function simulate(cfg: SimConfig): SimResult {
   const nResp = sorted.length;
   let sumR = 0, excessTasks = 0, overTasks = 0;
   for (const R of resp) { sumR += R; if (R > cfg.sloS) { overTasks++; excessTasks += R - cfg.sloS; } }
-  let err = 0, abs = 0, sq = 0, winsWith = 0, winsOver = 0;
+  let err = 0, abs = 0, sq = 0, winsWith = 0, winsOver = 0, actionable = 0;
   const windows: WindowPoint[] = [];
   for (let w = 0; w < nWin; w++) {
     const m = winCnt[w]! > 0 ? winSum[w]! / winCnt[w]! : null;
     if (m !== null) {
       winsWith++;
       const e = m - cfg.sloS;
-      if (e > 0) { err += e; winsOver++; }
+      if (e > 0) { err += e; winsOver++; actionable += e; }
+      else if (winSize[w]! > floorMiB + 0.5) actionable -= e;
       abs += Math.abs(e); sq += e * e;
     }
     if (record) windows.push({ t: (w + 1) * cfg.windowS, meanR: m, tasks: winCnt[w]!, usedMiB: winUsed[w]!, sizeMiB: winSize[w]!, arrivals: winArr[w]! });
@@ -413,6 +426,9 @@ export function simulate(cfg: SimConfig): SimResult {
     errorMeanAbs: winsWith ? abs / winsWith : 0,
     errorRms: winsWith ? Math.sqrt(sq / winsWith) : 0,
     errorPerInterval: errPerInterval,
+    errorAbsSum: abs,
+    errorActionable: actionable,
+    errorTrackInterval: errTrackInterval,
     errorPerTask: nResp ? excessTasks / nResp : 0,
     meanR: nResp ? sumR / nResp : 0,
     p50R: quantile(sorted, 0.5),
