@@ -313,10 +313,20 @@ export class MicrovmDriver implements GuestDriver {
     const child = this.children.get(s.qemuPid);
     const onChildExit = (code: number | null, sig: NodeJS.Signals | null): void => fire(`QEMU exited (${sig ? `signal ${sig}` : `code ${code}`})`);
     child?.once('exit', onChildExit);
-    // not our child (daemon restarted) or exit already missed: poll
+    // Poll too: QEMU may not be our child (daemon restarted), and a virtiofsd that dies leaves QEMU running with
+    // a dead share (guest I/O on it would hang), so that ends the guest as well.
     const timer = setInterval(() => {
-      void pidIsOurs(s.qemuPid, s.qmpSocket).then((ok) => { if (!ok) fire('QEMU is gone'); });
-    }, child ? 5000 : 1000);
+      void (async () => {
+        if (!(await pidIsOurs(s.qemuPid, s.qmpSocket))) return fire('QEMU is gone');
+        for (const pid of s.virtiofsdPids ?? []) {
+          if (!(await pidIsOurs(pid, 'virtiofsd'))) {
+            ctx.log.warn({ pid }, 'microvm: virtiofsd died: stopping the guest');
+            await killAndWait(s.qemuPid, s.qmpSocket, 1000);
+            return fire(`virtiofsd ${pid} died`);
+          }
+        }
+      })();
+    }, 1000);
     return () => {
       cancelled = true;
       clearInterval(timer);

@@ -135,7 +135,7 @@ if [ -n "$H_agent" ] && ismounted ${GUEST_SYSROOT}; then
   eval "set -- $(echo "$H_agent" | base64 -d)"
   while :; do
     echo "HYLICS-AGENT-START"
-    chroot ${GUEST_SYSROOT} /usr/bin/env -i HOME=/tmp PATH=/usr/local/bin:/usr/bin:/bin HYLICS_GUEST=1 "$@" &
+    chroot ${GUEST_SYSROOT} /usr/bin/env -i HOME=/tmp PATH=/usr/local/bin:/usr/bin:/bin HYLICS_GUEST=1 UV_THREADPOOL_SIZE=8 "$@" &
     echo $! > /run/agent.pid
     wait $!
     log "agent exited with $?; respawning in 2 s"
