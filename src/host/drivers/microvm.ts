@@ -146,9 +146,10 @@ export class MicrovmDriver implements GuestDriver {
 
   constructor(private readonly opts: MicrovmDriverOptions) {}
 
+  /** Progress goes to onProgress when given, else to the log (not both). */
   private progress(msg: string): void {
-    this.opts.onProgress?.(msg);
-    this.opts.log?.info(msg);
+    if (this.opts.onProgress) this.opts.onProgress(msg);
+    else this.opts.log?.info(msg);
   }
 
   async preflight(): Promise<void> {

@@ -88,6 +88,12 @@ if mount -t virtiofs -o ro ${HOSTROOT_TAG} ${GUEST_SYSROOT}; then
   mount --bind /run ${GUEST_SYSROOT}/run
   mount --bind ${GUEST_SHARE} ${GUEST_SYSROOT}${GUEST_SHARE}
   ismounted ${GUEST_DISK} && mount --bind ${GUEST_DISK} ${GUEST_SYSROOT}${GUEST_DISK}
+  # tsx (a source checkout) caches its transpiled files in /tmp/tsx-0: keep that on the disk across boots, so
+  # only the first boot pays for transpiling the agent under emulation
+  if ismounted ${GUEST_DISK}; then
+    mkdir -p ${GUEST_DISK}/.hylics/tsx-cache ${GUEST_SYSROOT}/tmp/tsx-0
+    mount --bind ${GUEST_DISK}/.hylics/tsx-cache ${GUEST_SYSROOT}/tmp/tsx-0
+  fi
 else
   log "mounting the host root failed: no agent"
 fi
