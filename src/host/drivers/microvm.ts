@@ -141,6 +141,8 @@ export class MicrovmDriver implements GuestDriver {
   readonly kind = 'microvm' as const;
   private image: GuestImage | undefined;
   private accel: AccelChoice | undefined;
+  private imageBuild: Promise<GuestImage> | undefined;
+  private accelProbe: Promise<AccelChoice> | undefined;
   /** QEMU children started by this process: their 'exit' event is precise; others are polled. */
   private readonly children = new Map<number, ChildProcess>();
 
@@ -166,14 +168,22 @@ export class MicrovmDriver implements GuestDriver {
 
   /** The guest image (built on first use; `hylics image build` does it ahead of time). */
   async ensureImage(): Promise<GuestImage> {
-    if (!this.image || !existsSync(this.image.initrd)) this.image = await buildImage({ stateDir: this.opts.stateDir, onProgress: (m) => this.progress(`image: ${m}`) });
-    return this.image;
+    // one build at a time, shared by guests starting together
+    if (this.image && existsSync(this.image.initrd)) return this.image;
+    this.imageBuild ??= buildImage({ stateDir: this.opts.stateDir, onProgress: (m) => this.progress(`image: ${m}`) })
+      .then((img) => { this.image = img; return img; })
+      .finally(() => { this.imageBuild = undefined; });
+    return this.imageBuild;
   }
 
   async chooseAccel(): Promise<AccelChoice> {
     if (this.opts.accel) return { accel: this.opts.accel, reason: 'set by the daemon configuration', cached: false };
-    if (!this.accel) this.accel = await chooseAccel({ stateDir: this.opts.stateDir, image: await this.ensureImage(), onProgress: (m) => this.progress(m) });
-    return this.accel;
+    if (this.accel) return this.accel;
+    const image = await this.ensureImage();
+    this.accelProbe ??= chooseAccel({ stateDir: this.opts.stateDir, image, onProgress: (m) => this.progress(m) })
+      .then((a) => { this.accel = a; return a; })
+      .finally(() => { this.accelProbe = undefined; });
+    return this.accelProbe;
   }
 
   private agentArgv(ctx: DriverContext): string[] | undefined {
