@@ -2,7 +2,7 @@
 // scheme beside the paper's values) and single scenario runs. Pure: progress goes through a callback.
 import type { ControllerConfig, Scheme } from '../control/controller.js';
 import { calibrateServiceModel, PAPER_PEAK_MB, schemeConfig, TABLE3, type Table3Row } from './paper.js';
-import { defaultSimConfig, simulate, type SimMetrics, type SimResult } from './simulator.js';
+import { DEFAULT_SERVICE, defaultSimConfig, simulate, type ServiceConfig, type SimMetrics, type SimResult } from './simulator.js';
 import { paperWorkload, type WorkloadSpec } from './workload.js';
 
 export const PAPER_SCHEMES = ['adaptive', 'queue', 'aq'] as const;
@@ -89,6 +89,10 @@ export interface Table3Options {
   onProgress?: (done: number, total: number, label: string) => void;
   /** Adjust a scheme's controller configuration (experiments; the default is schemeConfig as documented). */
   configure?: (scheme: Scheme, cfg: ControllerConfig) => ControllerConfig;
+  /** Guest model changes (e.g. serialFraction 0 = the paper's pure M/G/1-PS); calibration uses the same guest. */
+  service?: Partial<ServiceConfig>;
+  /** Share ceiling (MiB) instead of the paper's peak (245 / 388), e.g. to see where a scheme peaks by itself. */
+  maxMiB?: number;
 }
 
 export function runTable3(opts: Table3Options = {}): Table3Result {
@@ -100,18 +104,20 @@ export function runTable3(opts: Table3Options = {}): Table3Result {
   let runs = 0;
   const out: Table3Result['rows'] = [];
   for (const row of rows) {
-    const cal = calibrateServiceModel({ vcpus: row.vcpus, ramGB: row.ramGB });
+    const service: ServiceConfig = { ...DEFAULT_SERVICE, ...opts.service };
+    const cal = calibrateServiceModel({ vcpus: row.vcpus, ramGB: row.ramGB, service });
     const entry: Table3Result['rows'][number] = {
       workload: row.workload, vcpus: row.vcpus, ramGB: row.ramGB, paper: row.paper,
       ordered: false, aqAtOrBelowPaper: false, aqPeakOk: false, improvedBeatsAq: {}, paired: {},
       model: { ...cal.model.toJSON(), r2: cal.r2 },
     };
     const bounds = evalBounds(row.workload);
+    if (opts.maxMiB !== undefined) bounds.maxMiB = opts.maxMiB;
     const perSeed: Record<string, SimMetrics[]> = {};
     for (const scheme of schemes) {
       const ms: SimMetrics[] = [];
       for (let s = 1; s <= seeds; s++) {
-        const cfg = defaultSimConfig({ seed: s * 7919 + row.vcpus * 101 + row.ramGB, vcpus: row.vcpus, ramGB: row.ramGB, workload: paperWorkload(row.workload), controller: (opts.configure ?? ((_s, c) => c))(scheme, schemeConfig(scheme, cal.model, bounds)), record: false });
+        const cfg = defaultSimConfig({ seed: s * 7919 + row.vcpus * 101 + row.ramGB, vcpus: row.vcpus, ramGB: row.ramGB, service, workload: paperWorkload(row.workload), controller: (opts.configure ?? ((_s, c) => c))(scheme, schemeConfig(scheme, cal.model, bounds)), record: false });
         ms.push(simulate(cfg).metrics);
         runs++;
       }
@@ -158,6 +164,7 @@ export interface ScenarioOptions {
   ramGB?: number;
   durationS?: number;
   record?: boolean;
+  service?: Partial<ServiceConfig>;
 }
 
 // E[X|m] per (vCPUs, RAM): deterministic, so computed once per process
@@ -167,9 +174,10 @@ const calibrations = new Map<string, ReturnType<typeof calibrateServiceModel>>()
 export function runScenario(o: ScenarioOptions): SimResult & { model: { a: number; b: number; c: number } } {
   const vcpus = o.vcpus ?? 4;
   const ramGB = o.ramGB ?? 16;
-  const key = `${vcpus}/${ramGB}`;
+  const service: ServiceConfig = { ...DEFAULT_SERVICE, ...o.service };
+  const key = `${vcpus}/${ramGB}/${JSON.stringify(service)}`;
   let cal = calibrations.get(key);
-  if (cal === undefined) { cal = calibrateServiceModel({ vcpus, ramGB }); calibrations.set(key, cal); }
+  if (cal === undefined) { cal = calibrateServiceModel({ vcpus, ramGB, service }); calibrations.set(key, cal); }
   const w = typeof o.workload === 'number' ? paperWorkload(o.workload) : o.workload;
   const bounds = evalBounds(typeof o.workload === 'number' ? o.workload : 'other');
   let durationS = o.durationS ?? 3600;
@@ -177,7 +185,7 @@ export function runScenario(o: ScenarioOptions): SimResult & { model: { a: numbe
     const last = o.workload.arrivals[o.workload.arrivals.length - 1]?.time ?? 0;
     durationS = Math.max(60, Math.ceil(last + 60));
   }
-  const r = simulate(defaultSimConfig({ seed: o.seed ?? 1, vcpus, ramGB, durationS, workload: w, controller: schemeConfig(o.scheme, cal.model, bounds), record: o.record ?? true }));
+  const r = simulate(defaultSimConfig({ seed: o.seed ?? 1, vcpus, ramGB, durationS, service, workload: w, controller: schemeConfig(o.scheme, cal.model, bounds), record: o.record ?? true }));
   return { ...r, model: cal.model.toJSON() };
 }
 

@@ -32,6 +32,11 @@ export interface ServiceConfig {
    */
   serialFraction: number;
   /**
+   * Most vCPUs one task can use (its threads' useful parallelism); 0 = all the guest's vCPUs (default). With a cap
+   * p < vCPUs a task alone runs at S(p), and up to vCPUs/p tasks run side by side at full speed.
+   */
+  maxTaskVcpus?: number;
+  /**
    * Self-interference of in-guest streaming: a segment that is not in the share is also streamed by the guest
    * itself (not offloaded), which slows every running task by 1/(1 + γ · d · 4/vCPUs), d = running disk-tier tasks.
    */
@@ -92,10 +97,11 @@ export function pageCacheHitFraction(ramGB: number): number {
  * gets c/n vCPUs and a task's speed on k vCPUs is Amdahl's S(k) = 1/(s + (1 - s)/k) (k·S(1) below one vCPU).
  * With s = 0 this is exactly M/G/1-PS (1/n); larger s lets concurrent tasks use the vCPUs better.
  */
-export function psRate(n: number, vcpus: number, serialFraction: number): number {
+export function psRate(n: number, vcpus: number, serialFraction: number, maxTaskVcpus = 0): number {
   if (n <= 1) return 1;
+  const p = maxTaskVcpus > 0 ? Math.min(maxTaskVcpus, vcpus) : vcpus;
   const S = (k: number): number => (k >= 1 ? 1 / (serialFraction + (1 - serialFraction) / k) : k);
-  return S(vcpus / n) / S(vcpus);
+  return S(Math.min(p, vcpus / n)) / S(p);
 }
 
 export interface DecisionPoint { t: number; sizeMiB: number; usedMiB: number; meanR: number | null; reason: string }
@@ -172,6 +178,7 @@ function checkConfig(c: SimConfig): void {
   fin('service.serialFraction', c.service.serialFraction, 0, 1, false);
   fin('service.streamInterference', c.service.streamInterference, 0, 100, false);
   fin('service.pageCacheCost', c.service.pageCacheCost, 0, 1, false);
+  if (c.service.maxTaskVcpus !== undefined) fin('service.maxTaskVcpus', c.service.maxTaskVcpus, 0, 1024, false);
   fin('evictAfterS', c.evictAfterS, 0, 1e7);
   fin('sloS', c.sloS, 0, 1e6);
   fin('windowS', c.windowS, 0, 1e6);
@@ -266,10 +273,11 @@ export function simulate(cfg: SimConfig): SimResult {
 
   // PS server state (virtual time: work each task has received since t = 0)
   const rateCache = new Float64Array(257);
-  for (let n = 0; n <= 256; n++) rateCache[n] = psRate(n, cfg.vcpus, svc.serialFraction);
+  const cap = svc.maxTaskVcpus ?? 0;
+  for (let n = 0; n <= 256; n++) rateCache[n] = psRate(n, cfg.vcpus, svc.serialFraction, cap);
   const gamma = (svc.streamInterference * 4) / cfg.vcpus;
   let nDisk = 0; // running tasks whose segment came from the disk tier (streamed by the guest itself)
-  const rate = (n: number): number => (n <= 256 ? rateCache[n]! : psRate(n, cfg.vcpus, svc.serialFraction)) / (1 + gamma * nDisk);
+  const rate = (n: number): number => (n <= 256 ? rateCache[n]! : psRate(n, cfg.vcpus, svc.serialFraction, cap)) / (1 + gamma * nDisk);
   const tDiskFlag: number[] = [];
   const heap = new Heap();
   let V = 0;

@@ -4,6 +4,7 @@ import { simulate, defaultSimConfig, psRate, DEFAULT_SERVICE } from '../../../sr
 import { Rng, ZipfSampler } from '../../../src/core/sim/rng.js';
 import { parseArrivalTrace, formatArrivalTrace, generateTrace, ArrivalGenerator, paperWorkload, loadChangeTimes } from '../../../src/core/sim/workload.js';
 import { calibrateServiceModel, schemeConfig } from '../../../src/core/sim/paper.js';
+import { paired } from '../../../src/core/sim/evaluate.js';
 import { psResponseTime } from '../../../src/core/control/queueing.js';
 
 const MiB = 1024 * 1024;
@@ -23,10 +24,27 @@ test('without the controller the simulator matches M/G/1-PS theory on a long run
   }
 });
 
-test('processor-sharing rate: pure PS at s = 0, better concurrency with s > 0', () => {
+test('processor-sharing rate: pure PS at s = 0, better concurrency with s > 0, per-task vCPU cap', () => {
   assert.equal(psRate(1, 4, 0.2), 1);
   assert.ok(Math.abs(psRate(3, 4, 0) - 1 / 3) < 1e-12);
   assert.ok(psRate(2, 4, 0.15) > 0.5 && psRate(2, 8, 0.15) > psRate(2, 4, 0.15));
+  // a task that can use at most 4 vCPUs: two of them run side by side at full speed on 8 vCPUs, three share
+  assert.equal(psRate(2, 8, 0, 4), 1);
+  assert.ok(Math.abs(psRate(4, 8, 0, 4) - 0.5) < 1e-12);
+  assert.equal(psRate(3, 8, 0.1, 0), psRate(3, 8, 0.1, 8)); // 0 = all the guest's vCPUs
+  assert.throws(() => simulate(defaultSimConfig({ service: { ...DEFAULT_SERVICE, maxTaskVcpus: -1 } })), { code: 'HYLICS_ERR_SIM_INVALID_CONFIG' });
+});
+
+test('paired verdicts: identical runs tie at exactly 0, a consistent difference is better/worse', () => {
+  const base = simulate(defaultSimConfig({ seed: 2, durationS: 600, controller: null, fixedSizeBytes: 64 * MiB, record: false })).metrics;
+  const xs = [0, 1, 2, 3, 4, 5].map((i) => ({ ...base, error: 10 + i, gbHours: 1 }));
+  const lower = xs.map((m, i) => ({ ...m, error: m.error - 1 - (i % 2) * 0.1, gbHours: 1 }));
+  assert.deepEqual(paired(xs, xs, 'error'), { diff: 0, se: 0, verdict: 'tie' });
+  assert.equal(paired(lower, xs, 'error').verdict, 'better');
+  assert.equal(paired(xs, lower, 'error').verdict, 'worse');
+  assert.equal(paired(lower, xs, 'gbHours').verdict, 'tie');
+  const noisy = xs.map((m, i) => ({ ...m, error: m.error + (i % 2 === 0 ? 3 : -3.2) }));
+  assert.equal(paired(noisy, xs, 'error').verdict, 'tie');
 });
 
 test('a run is a pure function of its seed', () => {
