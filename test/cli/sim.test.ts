@@ -57,6 +57,10 @@ test('sim table3 --json has one row per Table 3 row with every scheme', async ()
     for (const s of ['adaptive', 'queue', 'aq', 'improved']) {
       assert.ok(Number.isFinite(r[s].error) && Number.isFinite(r[s].errorStd) && Number.isFinite(r[s].peakShareMB), s);
     }
+    for (const k of ['aqVsAdaptive', 'aqVsQueue']) assert.ok(['better', 'tie', 'worse'].includes(r.paired[k].verdict), k);
+    assert.deepEqual(Object.keys(r.paired.improvedVsAq), ['error', 'p95', 'sloWindows', 'sloTasks', 'gbHours']);
   }
   await assert.rejects(run(['table3', '--seeds', '0']), { code: 'HYLICS_ERR_INVALID_ARGUMENT' });
+  await assert.rejects(run(['table3', '--seeds', '1', '--serial-fraction', '2']), { code: 'HYLICS_ERR_INVALID_ARGUMENT' });
+  await assert.rejects(run(['run', '--workload', '1', '--max-task-vcpus', '-1']), { code: 'HYLICS_ERR_INVALID_ARGUMENT' });
 });

@@ -7,7 +7,7 @@ import { HylicsError } from '../../core/errors/index.js';
 import { SCHEMES, type Scheme } from '../../core/control/controller.js';
 import { runScenario, runTable3, type SchemeSummary } from '../../core/sim/evaluate.js';
 import { parseArrivalTrace } from '../../core/sim/workload.js';
-import type { SimResult } from '../../core/sim/simulator.js';
+import type { ServiceConfig, SimResult } from '../../core/sim/simulator.js';
 import { renderSvg, lineChart, type VegaLiteSpec } from '../../core/plot.js';
 import { printJson } from '../output.js';
 
@@ -16,6 +16,20 @@ const int = (name: string, v: string, min: number, max: number): number => {
   if (!/^\d+$/.test(v.trim()) || n < min || n > max) throw new HylicsError('HYLICS_ERR_INVALID_ARGUMENT', `--${name} must be an integer from ${min} to ${max}, got "${v}"`, { param: name, value: v });
   return n;
 };
+
+const frac = (name: string, v: string): number => {
+  const n = Number(v);
+  if (v.trim() === '' || !Number.isFinite(n) || n < 0 || n > 1) throw new HylicsError('HYLICS_ERR_INVALID_ARGUMENT', `--${name} must be a number from 0 to 1, got "${v}"`, { param: name, value: v });
+  return n;
+};
+
+/** Guest-model options shared by table3 and run (docs/controller.md, "vCPUs"). */
+function serviceOptions(o: { serialFraction?: string; maxTaskVcpus?: string }): Partial<ServiceConfig> {
+  const svc: Partial<ServiceConfig> = {};
+  if (o.serialFraction !== undefined) svc.serialFraction = frac('serial-fraction', o.serialFraction);
+  if (o.maxTaskVcpus !== undefined) svc.maxTaskVcpus = int('max-task-vcpus', o.maxTaskVcpus, 0, 1024);
+  return svc;
+}
 
 /** Response time and share size over time (the paper's Figs. 22-23), stacked. */
 export function scenarioPlot(r: SimResult, title: string): VegaLiteSpec {
@@ -35,23 +49,29 @@ export function register(program: Command): void {
   sim.command('table3')
     .description('the 12 rows of Table 3 x every scheme, mean and spread over seeds, beside the paper')
     .option('--seeds <n>', 'seeds per row and scheme', '10')
+    .option('--serial-fraction <s>', 'guest model: Amdahl serial fraction of one task (0 = the paper\'s pure M/G/1-PS; default 0.1)')
+    .option('--max-task-vcpus <n>', 'guest model: most vCPUs one task can use (0 = all)')
     .option('--json', 'print JSON instead of text')
-    .action((o: { seeds: string; json?: boolean }) => {
+    .action((o: { seeds: string; serialFraction?: string; maxTaskVcpus?: string; json?: boolean }) => {
       const seeds = int('seeds', o.seeds, 1, 1000);
+      const service = serviceOptions(o);
       const t0 = Date.now();
       const res = runTable3({
         seeds,
+        service,
         onProgress: (done, total, label) => { if (process.stderr.isTTY || seeds >= 5) process.stderr.write(`\r[${done}/${total}] ${label}`.padEnd(60)); },
       });
       process.stderr.write('\n');
       const wallMs = Date.now() - t0;
       if (o.json) return printJson({ ...res, wallMs });
       const f = (x: unknown): string => { const s = x as SchemeSummary; return `${s.error.toFixed(1).padStart(6)} ±${s.errorStd.toFixed(1).padEnd(5)} ${s.peakShareMB.toFixed(0).padStart(4)}`; };
-      const lines = ['workload vCPU RAM | paper A / Q / A+Q   | adaptive err ±sd peakMB | queue            | aq               | improved         | aq<A,Q aq<=paper'];
+      const v = (p?: { verdict: string }): string => (p ? p.verdict : '?').padEnd(6);
+      const lines = ['workload vCPU RAM | paper A / Q / A+Q   | adaptive err ±sd peakMB | queue            | aq               | improved         | aq vs A, vs Q (paired) | aq<=paper | improved vs aq: error p95 SLO-min SLO-tasks GB·h'];
       for (const r of res.rows) {
-        lines.push(`#${r.workload}       ${String(r.vcpus).padStart(4)} ${String(r.ramGB).padStart(3)} | ${r.paper.adaptive.toFixed(1).padStart(4)} / ${r.paper.queue.toFixed(1).padStart(4)} / ${r.paper.aq.toFixed(1).padStart(4)} | ${f(r.adaptive)} | ${f(r.queue)} | ${f(r.aq)} | ${f(r.improved)} | ${r.ordered ? 'yes' : 'no '}   ${r.aqAtOrBelowPaper ? 'yes' : 'no'}`);
+        const iv = r.paired.improvedVsAq ? Object.values(r.paired.improvedVsAq).map((p) => p.verdict).join(' ') : '';
+        lines.push(`#${r.workload}       ${String(r.vcpus).padStart(4)} ${String(r.ramGB).padStart(3)} | ${r.paper.adaptive.toFixed(1).padStart(4)} / ${r.paper.queue.toFixed(1).padStart(4)} / ${r.paper.aq.toFixed(1).padStart(4)} | ${f(r.adaptive)} | ${f(r.queue)} | ${f(r.aq)} | ${f(r.improved)} | ${v(r.paired.aqVsAdaptive)} ${v(r.paired.aqVsQueue)}          | ${r.aqAtOrBelowPaper ? 'yes' : 'no '}       | ${iv}`);
       }
-      lines.push(`${res.runs} simulated hours in ${(wallMs / 1000).toFixed(1)} s; error = Σ over 1-min windows of max(0, mean R - 10 s) (docs/controller.md)`);
+      lines.push(`${res.runs} simulated hours in ${(wallMs / 1000).toFixed(1)} s; error = Σ over 1-min windows of max(0, mean R - 10 s); verdicts: paired over the same seeds, 'tie' = within 2 standard errors (docs/controller.md)`);
       process.stdout.write(lines.join('\n') + '\n');
     });
 
@@ -64,8 +84,10 @@ export function register(program: Command): void {
     .option('--ram <gb>', 'guest RAM in GB', '16')
     .option('--duration <s>', 'simulated seconds (default: 3600, or the trace length + 60 s)')
     .option('--plot <file.svg>', 'write the time series as an SVG chart')
+    .option('--serial-fraction <s>', 'guest model: Amdahl serial fraction of one task (0 = pure M/G/1-PS; default 0.1)')
+    .option('--max-task-vcpus <n>', 'guest model: most vCPUs one task can use (0 = all)')
     .option('--json', 'print JSON instead of text')
-    .action(async (o: { workload: string; scheme: string; seed: string; vcpus: string; ram: string; duration?: string; plot?: string; json?: boolean }) => {
+    .action(async (o: { workload: string; scheme: string; seed: string; vcpus: string; ram: string; duration?: string; plot?: string; serialFraction?: string; maxTaskVcpus?: string; json?: boolean }) => {
       if (!(SCHEMES as readonly string[]).includes(o.scheme)) throw new HylicsError('HYLICS_ERR_INVALID_ARGUMENT', `--scheme must be one of ${SCHEMES.join(', ')}, got "${o.scheme}"`, { param: 'scheme', value: o.scheme });
       let workload: Parameters<typeof runScenario>[0]['workload'];
       if (o.workload === '1' || o.workload === '2') workload = Number(o.workload) as 1 | 2;
@@ -76,7 +98,7 @@ export function register(program: Command): void {
         }
         workload = { kind: 'trace', arrivals: parseArrivalTrace(text) };
       }
-      const opts: Parameters<typeof runScenario>[0] = { workload, scheme: o.scheme as Scheme, seed: int('seed', o.seed, 0, 2 ** 31), vcpus: int('vcpus', o.vcpus, 1, 1024), ramGB: int('ram', o.ram, 1, 65536) };
+      const opts: Parameters<typeof runScenario>[0] = { workload, scheme: o.scheme as Scheme, seed: int('seed', o.seed, 0, 2 ** 31), vcpus: int('vcpus', o.vcpus, 1, 1024), ramGB: int('ram', o.ram, 1, 65536), service: serviceOptions(o) };
       if (o.duration !== undefined) opts.durationS = int('duration', o.duration, 1, 30 * 86400);
       const t0 = process.hrtime.bigint();
       const r = runScenario(opts);
@@ -86,7 +108,7 @@ export function register(program: Command): void {
       const m = r.metrics;
       process.stdout.write([
         `scheme ${o.scheme}, workload ${o.workload}, ${opts.vcpus} vCPU ${opts.ramGB} GB, seed ${opts.seed}: ${m.tasks} tasks in ${r.config.durationS} s (wall time ${ms.toFixed(1)} ms, including the E[X|m] calibration)`,
-        `aggregated error ${m.error.toFixed(1)} s  (alternatives: mean |R-τ| ${m.errorMeanAbs.toFixed(2)} s, RMS ${m.errorRms.toFixed(2)} s, per-interval ${m.errorPerInterval.toFixed(1)} s, per-task ${m.errorPerTask.toFixed(3)} s)`,
+        `aggregated error ${m.error.toFixed(1)} s  (alternatives: Σ|R-τ| ${m.errorAbsSum.toFixed(1)} s, actionable ${m.errorActionable.toFixed(1)} s, per-interval |R-τ| ${m.errorTrackInterval.toFixed(1)} s, per-interval excess ${m.errorPerInterval.toFixed(1)} s, mean |R-τ| ${m.errorMeanAbs.toFixed(2)} s, RMS ${m.errorRms.toFixed(2)} s, per-task ${m.errorPerTask.toFixed(3)} s)`,
         `response time mean ${m.meanR.toFixed(2)} s, p50 ${m.p50R.toFixed(2)}, p95 ${m.p95R.toFixed(2)}, p99 ${m.p99R.toFixed(2)}; over SLO: ${(100 * m.sloWindowFraction).toFixed(1)} % of minutes, ${(100 * m.sloTaskFraction).toFixed(1)} % of tasks`,
         `share size peak ${m.peakSizeMiB.toFixed(0)} MiB, mean ${m.meanSizeMiB.toFixed(0)} MiB, used peak ${m.peakUsedMiB.toFixed(0)} MiB; ${m.gbHours.toFixed(3)} GB·h reserved, ${m.gbHoursUsed.toFixed(3)} GB·h used`,
         `actuations ${m.actuations} of ${m.decisions} decisions; settling ${m.settlingS === null ? 'n/a (no load change)' : `${m.settlingS.toFixed(0)} s`}; memory-tier hits ${(100 * m.memHitFraction).toFixed(1)} %`,
