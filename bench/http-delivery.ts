@@ -2,7 +2,7 @@
 // the same tmpfs, loaded by wrk, in one run; plus the module's native sendfile body path vs the
 // createReadStream().pipe() path. Throughput, latency (wrk p50/p99) and server CPU seconds per GB delivered
 // (utime+stime of the server process from /proc/<pid>/stat, all threads). Writes bench/results/http-delivery.{json,svg}.
-//   npx tsx bench/http-delivery.ts [--duration 4] [--rounds 3] [--connections 16]
+//   npx tsx bench/http-delivery.ts [--duration 3] [--rounds 3] [--no-pin] [--connections 16]
 // Needs root (tmpfs mount), lighttpd and wrk (scripts/debian-packages.txt).
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
@@ -20,14 +20,18 @@ const arg = (name: string, def: number): number => {
   const i = process.argv.indexOf(`--${name}`);
   return i > 0 ? Number(process.argv[i + 1]) : def;
 };
-const DURATION = arg('duration', 4);
+const DURATION = arg('duration', 3);
 const CONNECTIONS = arg('connections', 16);
 const ROUNDS = arg('rounds', 3);
+// wrk on CPU 0, every server (all its threads) on CPU 1: the same one core for each server, and the client
+// never competes with the server it measures (other tenants of this host still can: hence rotated rounds)
+const PIN = !process.argv.includes('--no-pin') && Number(execFileSync('nproc').toString().trim()) >= 2;
 const FILES = [
   { name: '4k.bin', label: '4 KiB', size: 4096 },
   { name: '1m.bin', label: '1 MiB', size: 1024 * 1024 },
   { name: '16m.bin', label: '16 MiB', size: 16 * 1024 * 1024 },
 ];
+const servers: Server[] = [];
 const log = (m: string): void => { process.stderr.write(`[http-delivery] ${m}\n`); };
 
 function cpuSeconds(pid: number): number {
@@ -64,7 +68,8 @@ function toMs(v: string): number {
 }
 
 function wrk(url: string): WrkResult {
-  const out = execFileSync('wrk', ['-t1', `-c${CONNECTIONS}`, `-d${DURATION}s`, '--latency', url], { maxBuffer: 1 << 20 }).toString();
+  const cmd = PIN ? ['taskset', '-c', '0', 'wrk'] : ['wrk'];
+  const out = execFileSync(cmd[0]!, [...cmd.slice(1), '-t1', `-c${CONNECTIONS}`, `-d${DURATION}s`, '--latency', url], { maxBuffer: 1 << 20 }).toString();
   const num = (re: RegExp): number => Number(re.exec(out)?.[1] ?? NaN);
   const errs = /Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/.exec(out);
   const non2xx = num(/Non-2xx or 3xx responses: (\d+)/);
@@ -102,12 +107,12 @@ async function startLighttpd(root: string, work: string): Promise<Server> {
   };
 }
 
-async function startModule(share: string, sendPath: 'native' | 'stream'): Promise<Server> {
-  const manager = new ModuleManager({ steer: false, sendPath });
-  const info = await manager.start({ name: `bench-${sendPath}`, sharePath: share, guestAddr: '127.0.0.1', hostAddr: '127.0.0.1' }, { kind: 'http', root: '/', port: 80 });
+async function startModule(share: string, sendPath: 'native' | 'stream', name: string, inlineSendMax?: number): Promise<Server> {
+  const manager = new ModuleManager({ steer: false, sendPath, ...(inlineSendMax !== undefined ? { limits: { inlineSendMax } } : {}) });
+  const info = await manager.start({ name: `bench-${servers.length}`, sharePath: share, guestAddr: '127.0.0.1', hostAddr: '127.0.0.1' }, { kind: 'http', root: '/', port: 80 });
   const base = `http://127.0.0.1:${info.listen.port}`;
   await waitHttp(`${base}/4k.bin`);
-  return { name: sendPath === 'native' ? 'module (sendfile)' : 'module (stream.pipe)', pid: manager.workerPid(info.guest)!, base, stop: () => manager.close() };
+  return { name, pid: manager.workerPid(info.guest)!, base, stop: () => manager.close() };
 }
 
 async function waitHttp(url: string): Promise<void> {
@@ -119,6 +124,8 @@ async function waitHttp(url: string): Promise<void> {
 
 interface Row { server: string; file: string; size: number; rps: number; MBps: number; p50Ms: number; p99Ms: number; cpuSec: number; cpuSecPerGB: number; errors: number }
 
+const LOAD0 = readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).map(Number);
+
 async function main(): Promise<void> {
   if (process.getuid?.() !== 0) throw new Error('needs root (tmpfs mount)');
   for (const bin of ['lighttpd', 'wrk']) execFileSync('which', [bin], { stdio: 'ignore' });
@@ -127,7 +134,6 @@ async function main(): Promise<void> {
   execFileSync('chmod', ['0755', work]); // lighttpd runs as nobody and needs to traverse it
   mkdirSync(share);
   execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=128m,mode=0755', 'tmpfs', share]);
-  const servers: Server[] = [];
   try {
     const hashes = new Map<string, string>();
     for (const f of FILES) {
@@ -137,8 +143,10 @@ async function main(): Promise<void> {
     }
     log('starting lighttpd and the http module (sendfile and stream.pipe body paths)');
     servers.push(await startLighttpd(share, work));
-    servers.push(await startModule(share, 'native'));
-    servers.push(await startModule(share, 'stream'));
+    servers.push(await startModule(share, 'native', 'module (sendfile)'));
+    servers.push(await startModule(share, 'native', 'module (sendfile, 1st MiB inline)', 1024 * 1024));
+    servers.push(await startModule(share, 'stream', 'module (stream.pipe)'));
+    if (PIN) for (const s of servers) execFileSync('taskset', ['-a', '-p', '-c', '1', String(s.pid)], { stdio: 'ignore' });
     for (const s of servers) for (const f of FILES) {
       if (await fetchSha(`${s.base}/${f.name}`) !== hashes.get(f.name)) throw new Error(`${s.name} served wrong bytes for ${f.name}`);
     }
@@ -165,7 +173,7 @@ async function main(): Promise<void> {
           cpuSec: a.cpu, cpuSecPerGB: a.bytes > 0 ? a.cpu / (a.bytes / 1e9) : NaN, errors: a.errors,
         };
         rows.push(row);
-        log(`${f.label.padEnd(7)} ${s.name.padEnd(21)} ${row.rps.toFixed(0).padStart(7)} req/s ${row.MBps.toFixed(0).padStart(6)} MB/s  p50 ${row.p50Ms.toFixed(2)} ms  p99 ${row.p99Ms.toFixed(2)} ms  ${row.cpuSecPerGB.toFixed(3)} CPU s/GB${a.errors ? `  errors ${a.errors}` : ''}`);
+        log(`${f.label.padEnd(7)} ${s.name.padEnd(31)} ${row.rps.toFixed(0).padStart(7)} req/s ${row.MBps.toFixed(0).padStart(6)} MB/s  p50 ${row.p50Ms.toFixed(2)} ms  p99 ${row.p99Ms.toFixed(2)} ms  ${row.cpuSecPerGB.toFixed(3)} CPU s/GB${a.errors ? `  errors ${a.errors}` : ''}`);
       }
     }
     const ratios = FILES.map((f) => {
@@ -173,23 +181,26 @@ async function main(): Promise<void> {
       const l = by('lighttpd');
       const n = by('module (sendfile)');
       const p = by('module (stream.pipe)');
+      const t = by('module (sendfile, 1st MiB inline)');
       return {
         file: f.label,
         moduleVsLighttpdThroughput: n.rps / l.rps,
         moduleVsLighttpdCpuPerGB: n.cpuSecPerGB / l.cpuSecPerGB,
         moduleVsLighttpdP99: n.p99Ms / l.p99Ms,
+        inlineFirstVsLighttpdThroughput: t.rps / l.rps,
         sendfileVsPipeThroughput: n.rps / p.rps,
         sendfileVsPipeCpuPerGB: n.cpuSecPerGB / p.cpuSecPerGB,
       };
     });
-    for (const r of ratios) log(`${r.file.padEnd(7)} module/lighttpd throughput ${r.moduleVsLighttpdThroughput.toFixed(2)}x, CPU/GB ${r.moduleVsLighttpdCpuPerGB.toFixed(2)}x; sendfile/pipe throughput ${r.sendfileVsPipeThroughput.toFixed(2)}x, CPU/GB ${r.sendfileVsPipeCpuPerGB.toFixed(2)}x`);
+    for (const r of ratios) log(`${r.file.padEnd(7)} module/lighttpd throughput ${r.moduleVsLighttpdThroughput.toFixed(2)}x (inline-first ${r.inlineFirstVsLighttpdThroughput.toFixed(2)}x), CPU/GB ${r.moduleVsLighttpdCpuPerGB.toFixed(2)}x; sendfile/pipe throughput ${r.sendfileVsPipeThroughput.toFixed(2)}x, CPU/GB ${r.sendfileVsPipeCpuPerGB.toFixed(2)}x`);
     const large = ratios.filter((r) => r.file !== '4 KiB');
     const target = large.every((r) => r.moduleVsLighttpdThroughput >= 0.95);
     log(`target (>= 0.95x lighttpd on large files): ${target ? 'met' : 'NOT met'}`);
     const result = {
-      bench: 'http-delivery', date: new Date().toISOString(), durationSec: DURATION, rounds: ROUNDS, connections: CONNECTIONS,
+      bench: 'http-delivery', date: new Date().toISOString(), durationSec: DURATION, rounds: ROUNDS, connections: CONNECTIONS, pinned: PIN,
+      loadAverageAtStart: LOAD0, loadAverageAtEnd: readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).map(Number),
       machine: { cpus: Number(execFileSync('nproc').toString().trim()), kernel: execFileSync('uname', ['-r']).toString().trim() },
-      note: 'wrk -t1 on loopback against servers on the same 2-core host; CPU = utime+stime of the server process (all threads) during the run. No RAPL here: energy only as CPU time.',
+      note: 'wrk -t1 on loopback against servers on the same host (wrk pinned to CPU 0, servers to CPU 1 unless --no-pin); CPU = utime+stime of the server process (all threads) during the run. No RAPL here: energy only as CPU time.',
       rows, ratios, targetLargeFilesMet: target,
     };
     const outDir = join(here, 'results');

@@ -200,8 +200,11 @@ export function readDirFd(dirFd: number): string[] {
 }
 
 let nextJob = 1;
-/** Largest non-blocking sendfile done on the calling thread before handing over (HYLICS_SENDFILE_INLINE overrides). */
-const INLINE_MAX = process.env.HYLICS_SENDFILE_INLINE !== undefined ? Number(process.env.HYLICS_SENDFILE_INLINE) : 1024 * 1024;
+/**
+ * Largest non-blocking sendfile done on the calling thread before handing over to the I/O thread, when the caller
+ * does not say (HYLICS_SENDFILE_INLINE overrides; default 0: everything on the I/O thread).
+ */
+const INLINE_MAX = process.env.HYLICS_SENDFILE_INLINE !== undefined ? Number(process.env.HYLICS_SENDFILE_INLINE) : 0;
 
 /**
  * Send `count` bytes of file `fd` from `offset` to `socket` after whatever the socket already flushed.
@@ -214,8 +217,8 @@ export async function sendFileToSocket(socket: Socket, fd: number, offset: numbe
   if (count === 0) return 0;
   const sockFd = (socket as unknown as { _handle?: { fd?: number } })._handle?.fd;
   if (addon && !opts.forceStream && typeof sockFd === 'number' && sockFd >= 0) {
-    // first what the socket takes right now, on this thread (non-blocking, at most inlineMax bytes); the rest,
-    // if any, on the I/O thread, which waits for writability without holding the event loop
+    // optionally first what the socket takes right now, on this thread (non-blocking, at most inlineMax bytes);
+    // the rest on the I/O thread, which waits for writability without holding the event loop
     let first = 0;
     const inlineMax = opts.inlineMax ?? INLINE_MAX;
     if (inlineMax > 0) {

@@ -123,21 +123,21 @@ test('sendfile: 64 MiB byte-exact, off the main thread (the event loop keeps tur
   assert.ok(ticks > 0, 'timers ran while the transfer was in flight');
 });
 
-test('sendfile: offset + count, and the stream fallback sends the same bytes', async (t) => {
+test('sendfile: offset + count; the stream fallback and the inline first chunk send the same bytes', async (t) => {
   const { dir, fd } = fixture(t);
   const data = randomBytes(3 * 1024 * 1024 + 7);
   writeFileSync(join(dir, 'mid.bin'), data);
   const f = openBeneath(fd, 'mid.bin');
   t.after(() => closeSync(f.fd));
-  for (const forceStream of [false, true]) {
+  for (const opts of [{}, { forceStream: true }, { inlineMax: 1 << 20 }, { inlineMax: 1 << 30 }]) {
     const { server, client } = await pair(t);
     const chunks: Buffer[] = [];
     client.on('data', (c: Buffer) => chunks.push(c));
-    const n = await sendFileToSocket(server, f.fd, 1000, 2_000_000, { forceStream });
+    const n = await sendFileToSocket(server, f.fd, 1000, 2_000_000, opts);
     assert.equal(n, 2_000_000);
     server.end();
     await new Promise((r) => client.once('end', r));
-    assert.ok(Buffer.concat(chunks).equals(data.subarray(1000, 2_001_000)), `forceStream=${forceStream}`);
+    assert.ok(Buffer.concat(chunks).equals(data.subarray(1000, 2_001_000)), JSON.stringify(opts));
   }
 });
 

@@ -360,7 +360,7 @@ async function respond(ctx: ModuleContext, req: IncomingMessage, res: ServerResp
   if (socket.writableLength > 0) await new Promise<void>((resolve, reject) => socket.write(FLUSH, (e) => (e ? reject(e) : resolve())));
   let sent = 0;
   try {
-    sent = await sendFileToSocket(socket, file.fd, start, length, { stallMs: ctx.limits.stallMs });
+    sent = await sendFileToSocket(socket, file.fd, start, length, { stallMs: ctx.limits.stallMs, inlineMax: ctx.limits.inlineSendMax });
   } catch (e) {
     const h = e as HylicsError;
     ctx.counters.bytes += Number(h.details?.bytesSent ?? 0);

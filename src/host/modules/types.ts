@@ -34,6 +34,11 @@ export interface ModuleLimits {
   stallMs: number;
   /** Bodies up to this size go out in one write with the headers; bigger ones with sendfile. */
   smallFileMax: number;
+  /**
+   * Largest first sendfile chunk done non-blocking on the worker's event loop (0, the default: every byte on the
+   * I/O thread, so the event loop only parses requests while the copy runs on another core).
+   */
+  inlineSendMax: number;
 }
 
 export const DEFAULT_LIMITS: ModuleLimits = {
@@ -43,6 +48,7 @@ export const DEFAULT_LIMITS: ModuleLimits = {
   keepAliveTimeoutMs: 5_000,
   stallMs: 60_000,
   smallFileMax: 16 * 1024,
+  inlineSendMax: 0,
 };
 
 export interface ModuleInfo {
