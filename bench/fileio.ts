@@ -70,35 +70,42 @@ async function onHost(argv: string[]): Promise<{ out: string; code: number }> {
   return { out: r.stdout + r.stderr, code: r.code };
 }
 
-async function suite(target: Target, dir: string, exec: (argv: string[]) => Promise<{ out: string; code: number }>): Promise<void> {
-  const file = join(dir, 'fio.dat');
-  let direct = true;
-  for (const rw of PATTERNS) {
-    for (const bs of BLOCKS) {
-      let r = await exec(['fio', ...fioArgs(file, rw, bs, direct)]);
-      if (r.code !== 0 && direct) {
-        say(`${target}: O_DIRECT refused (${r.out.trim().split('\n').pop()}); using buffered I/O there`);
-        direct = false;
-        r = await exec(['fio', ...fioArgs(file, rw, bs, direct)]);
-      }
-      if (r.code !== 0) throw new Error(`fio ${rw} ${bs} on ${target} failed: ${r.out.slice(-400)}`);
-      const MBps = parseFio(r.out, rw);
-      results.push({ target, test: rw, bs, MBps, direct });
-      say(`${target.padEnd(24)} ${rw.padEnd(9)} bs=${bs.padEnd(4)} ${MBps.toFixed(1).padStart(8)} MB/s${direct ? '' : ' (buffered)'}`);
-    }
+interface Place { target: Target; dir: string; exec: (argv: string[]) => Promise<{ out: string; code: number }>; direct: boolean }
+
+async function fioOn(p: Place, rw: string, bs: string): Promise<void> {
+  const file = join(p.dir, 'fio.dat');
+  let r = await p.exec(['fio', ...fioArgs(file, rw, bs, p.direct)]);
+  if (r.code !== 0 && p.direct) {
+    say(`${p.target}: O_DIRECT refused (${r.out.trim().split('\n').pop()}); using buffered I/O there`);
+    p.direct = false;
+    r = await p.exec(['fio', ...fioArgs(file, rw, bs, p.direct)]);
   }
-  await exec(['rm', '-f', file]);
-  for (const bs of BLOCKS) {
-    const bytes = Number.parseInt(bs, 10) * (bs.endsWith('m') ? MiB : 1024);
-    const count = Math.max(1, Math.round((DD_TOTAL_MB * MiB) / bytes));
-    const out = join(dir, 'dd.dat');
-    const r = await exec(['dd', 'if=/dev/zero', `of=${out}`, `bs=${bs.toUpperCase()}`, `count=${count}`, 'conv=fsync']);
-    if (r.code !== 0) throw new Error(`dd on ${target} failed: ${r.out}`);
-    const MBps = parseDd(r.out);
-    results.push({ target, test: 'dd conv=fsync', bs, MBps, direct: false });
-    say(`${target.padEnd(24)} dd fsync  bs=${bs.padEnd(4)} ${MBps.toFixed(1).padStart(8)} MB/s`);
-    await exec(['rm', '-f', out]);
-  }
+  if (r.code !== 0) throw new Error(`fio ${rw} ${bs} on ${p.target} failed: ${r.out.slice(-400)}`);
+  const MBps = parseFio(r.out, rw);
+  results.push({ target: p.target, test: rw, bs, MBps, direct: p.direct });
+  say(`${p.target.padEnd(24)} ${rw.padEnd(9)} bs=${bs.padEnd(4)} ${MBps.toFixed(1).padStart(8)} MB/s${p.direct ? '' : ' (buffered)'}`);
+}
+
+async function ddOn(p: Place, bs: string): Promise<void> {
+  const bytes = Number.parseInt(bs, 10) * (bs.endsWith('m') ? MiB : 1024);
+  const count = Math.max(1, Math.round((DD_TOTAL_MB * MiB) / bytes));
+  const out = join(p.dir, 'dd.dat');
+  const r = await p.exec(['dd', 'if=/dev/zero', `of=${out}`, `bs=${bs.toUpperCase()}`, `count=${count}`, 'conv=fsync']);
+  if (r.code !== 0) throw new Error(`dd on ${p.target} failed: ${r.out}`);
+  const MBps = parseDd(r.out);
+  results.push({ target: p.target, test: 'dd conv=fsync', bs, MBps, direct: false });
+  say(`${p.target.padEnd(24)} dd fsync  bs=${bs.padEnd(4)} ${MBps.toFixed(1).padStart(8)} MB/s`);
+  await p.exec(['rm', '-f', out]);
+}
+
+/** Every (test, block size) runs on all places back to back, in alternating order, so that load from others on
+ * this shared machine hits the configurations alike and the ratios stay meaningful. */
+async function interleaved(places: Place[]): Promise<void> {
+  let n = 0;
+  const order = (): Place[] => (n++ % 2 === 0 ? places : [...places].reverse());
+  for (const rw of PATTERNS) for (const bs of BLOCKS) for (const p of order()) await fioOn(p, rw, bs);
+  for (const p of places) await p.exec(['rm', '-f', join(p.dir, 'fio.dat')]);
+  for (const bs of BLOCKS) for (const p of order()) await ddOn(p, bs);
 }
 
 const stateDir = await mkdtemp(join(tmpdir(), 'hyfio-'));
@@ -141,11 +148,13 @@ try {
   boot = { processesStartedMs: tStarted, initDoneMs: tInit, shellMs: tShell };
   say(`accelerator ${accel}${accel === 'tcg' ? ' (EMULATED: guest figures are software emulation)' : ''}; boot: QEMU up ${tStarted} ms, /init done ${tInit} ms, shell ${tShell} ms`);
 
-  await suite('guest share (virtio-fs)', '/mnt/hylics', (a) => inGuest(s.shellSocket, a));
-  await suite('guest disk (virtio-blk)', '/mnt/disk', (a) => inGuest(s.shellSocket, a));
   await mkdir(hostTmpfs, { recursive: true });
   await run('mount', ['-t', 'tmpfs', '-o', 'size=256m', 'hylics-fileio-host', hostTmpfs]);
-  await suite('host tmpfs', hostTmpfs, onHost);
+  await interleaved([
+    { target: 'guest share (virtio-fs)', dir: '/mnt/hylics', exec: (a) => inGuest(s.shellSocket, a), direct: true },
+    { target: 'guest disk (virtio-blk)', dir: '/mnt/disk', exec: (a) => inGuest(s.shellSocket, a), direct: true },
+    { target: 'host tmpfs', dir: hostTmpfs, exec: onHost, direct: true },
+  ]);
   const t1 = Date.now();
   await driver.stop(ctx, state, 30_000);
   boot.stopMs = Date.now() - t1;

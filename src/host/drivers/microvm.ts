@@ -399,7 +399,7 @@ export class MicrovmDriver implements GuestDriver {
       disk: `${s.disk} (virtio-blk, cache=${s.diskCache})`,
       shareCache: s.shareCache,
       channel: `virtio-serial ${CHANNEL_PORT}${s.vsockCid !== undefined ? `, vsock cid ${s.vsockCid}` : ''}`,
-      agent: s.agent ? 'started by /init' : 'none (no guest/agent-main entry point)',
+      agentLaunch: s.agent ? 'by /init, respawned if it dies' : 'none (no guest/agent-main entry point)',
     };
   }
 }
