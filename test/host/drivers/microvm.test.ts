@@ -16,6 +16,7 @@ import { guestExec, tapExists, waitForGuestShell } from '../../../src/os/qemu.js
 import { CHANNEL_PORT } from '../../../src/os/image/init.js';
 import { NODE_BIN } from '../../../src/os/self.js';
 import { Cgroup } from '../../../src/os/cgroup.js';
+import { isHylicsError } from '../../../src/core/errors/index.js';
 import { ChannelServer } from '../../../src/host/channel/index.js';
 
 const skip = process.getuid?.() !== 0 ? 'needs root (tap, tmpfs, virtiofsd namespaces)'
@@ -225,4 +226,20 @@ test('microvm guest: a virtiofsd killed ends the guest and everything is cleaned
   assert.match(await exited, /virtiofsd \d+ died|QEMU/);
   assert.equal(await driver.alive(ctx, state), false);
   assert.equal(await tapExists(s.tap), false);
+});
+
+test('microvm start failures undo what was started and say why', { skip, timeout: 120_000 }, async (t) => {
+  const ctx = context(`my${process.pid % 100000}`, idx + 3);
+  const driver = new MicrovmDriver({ stateDir, log, diskBytes: 16 * MiB, agentArgv: false, accel: 'tcg' });
+  t.after(async () => {
+    await driver.cleanup(ctx, undefined).catch(() => undefined);
+    await rm(join(stateDir, 'guests', ctx.spec.name), { recursive: true, force: true });
+  });
+  // no share directory: virtiofsd cannot export it
+  await assert.rejects(driver.start(ctx), (e: unknown) => isHylicsError(e) && e.code === 'HYLICS_ERR_MICROVM_VIRTIOFSD_FAILED');
+  assert.equal(await tapExists(ctx.network.hostIf), false, 'the tap was removed again');
+  for (const f of ['channel.sock', 'qmp.sock', 'fs-share.sock', 'fs-root.sock']) assert.equal(existsSync(join(ctx.paths.run, f)), false, f);
+  // a state dir so deep that the Unix socket paths would not fit
+  const deep = { ...ctx, paths: { ...ctx.paths, run: join('/tmp', 'x'.repeat(100), 'run') } };
+  await assert.rejects(driver.start(deep), (e: unknown) => isHylicsError(e) && e.code === 'HYLICS_ERR_MICROVM_SOCKET_PATH');
 });
