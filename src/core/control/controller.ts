@@ -289,9 +289,8 @@ export class ShareController {
   }
 
   // Improved scheme: the smallest share that keeps the predicted mean response time at a set point below τ
-  // (margin for the tail), from the inverted predictor at a fast arrival-rate estimate when that is significantly
-  // above the slow one (feed-forward: it acts on a load change before the response time shows it, not on Poisson
-  // noise) with the online model offset; capped by the working set
+  // (margin for the tail), from the inverted predictor at a fast arrival-rate estimate (feed-forward: it acts on
+  // a load change before the response time shows it) with the online model offset; capped by the working set
   // (memory the 60 s eviction window cannot fill is wasted), unless tasks fell back to disk because the share
   // was full; an SLO guard that grows while R is above the set point (RLS with forgetting, covariance reset and
   // b0 < 0 enforced proposes the step, at least +50 % when the share was full); deadband (m_thresh), shrink rate
@@ -300,10 +299,9 @@ export class ShareController {
     const imp = this.imp;
     const fast = this.fastLambda.value;
     const slow = this.lambdaEst.value;
-    // feed-forward on the fast estimate only when it is above the slow one by more than Poisson noise explains
-    // (2 sd of an exponentially weighted rate with this half-life: sqrt(λ ln2 / (2 h))): a load change, not a lucky draw
-    const noise = 2 * Math.sqrt((slow * Math.LN2) / (2 * imp.fastHalfLife));
-    const lam = fast > slow + noise ? fast : slow;
+    // the more pessimistic of the two rates (a noise-gated variant, fast only when above slow by 2 sd of Poisson
+    // noise, saved ~3 MiB on workload #1 but lost more on the SLO metrics: docs/controller.md)
+    const lam = Math.max(fast, slow);
     const setPoint = this.reference * imp.setPointFraction;
     const usedMiB = v.shareUsedBytes / MiB;
     this.usagePeak.push(usedMiB);
