@@ -7,7 +7,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { renderSvg, type VegaLiteSpec } from '../src/core/plot.js';
 import type { Scheme } from '../src/core/control/controller.js';
-import { ALL_SCHEMES, HARD_WORKLOADS, evalBounds, runComparison, runScenario, runTable3, beats, type SchemeSummary, type MetricStats } from '../src/core/sim/evaluate.js';
+import { ALL_SCHEMES, HARD_WORKLOADS, evalBounds, runComparison, runScenario, runTable3, beats, pairedGoals, type SchemeSummary, type MetricStats } from '../src/core/sim/evaluate.js';
 import { calibrateServiceModel, schemeConfig } from '../src/core/sim/paper.js';
 import { defaultSimConfig, simulate } from '../src/core/sim/simulator.js';
 import { paperWorkload } from '../src/core/sim/workload.js';
@@ -44,29 +44,51 @@ for (const scheme of ALL_SCHEMES) {
 }
 
 // 2. Table 3
-log(`Table 3: 12 rows x ${ALL_SCHEMES.length} schemes x ${SEEDS} seeds`);
+log(`Table 3: 12 rows x ${ALL_SCHEMES.length} schemes x ${SEEDS} seeds (same seeds for every scheme: paired verdicts)`);
 const t0 = Date.now();
-const table = runTable3({ seeds: SEEDS, onProgress: (d, n, l) => { if (d % 7 === 0) log(`  [${d}/${n}] ${l}`); } });
+const table = runTable3({ seeds: SEEDS, onProgress: (d, n, l) => { if (d % 21 === 0) log(`  [${d}/${n}] ${l}`); } });
 const tableMs = Date.now() - t0;
 const S = (row: Record<string, unknown>, s: string): SchemeSummary => row[s] as SchemeSummary;
-const lines: string[] = [];
-let ordered = 0, aqLe = 0, aqPeak = 0;
-const sums: Record<string, { error: number; p95: number; sloW: number; sloT: number; gbh: number }> = {};
+const f = (r: Record<string, unknown>, s: string): string => `${S(r, s).error.toFixed(1)}±${S(r, s).errorStd.toFixed(1)} (${S(r, s).peakShareMB.toFixed(0)} MB)`;
+let ordered = 0, orderedPaired = 0, aqLe = 0, aqPeak = 0;
+const impRows = { meansAll5: 0, neverWorse: 0, neverWorseSlo: 0 };
+const verdictCount: Record<string, Record<string, number>> = {};
+const ALT = ['error', 'errorAbsSum', 'errorActionable', 'errorTrackInterval', 'errorPerInterval', 'errorMeanAbs', 'errorRms', 'errorPerTask', 'p95R', 'sloWindowFraction', 'sloTaskFraction', 'gbHours', 'gbHoursUsed', 'actuations'] as const;
+const totals: Record<string, Record<string, number>> = {};
 for (const r of table.rows) {
   if (r.ordered) ordered++;
+  if (r.paired.aqVsAdaptive?.verdict === 'better' && r.paired.aqVsQueue?.verdict === 'better') orderedPaired++;
   if (r.aqAtOrBelowPaper) aqLe++;
   if (r.aqPeakOk) aqPeak++;
+  const iv = r.paired.improvedVsAq ?? {};
+  if (Object.values(r.improvedBeatsAq).every(Boolean)) impRows.meansAll5++;
+  if (Object.values(iv).every((p) => p.verdict !== 'worse')) impRows.neverWorse++;
+  if (['error', 'p95', 'sloWindows', 'sloTasks'].every((k) => iv[k]?.verdict !== 'worse')) impRows.neverWorseSlo++;
+  for (const [k, p] of Object.entries(iv)) { const c = (verdictCount[k] ??= {}); c[p.verdict] = (c[p.verdict] ?? 0) + 1; }
   for (const s of ALL_SCHEMES) {
     const m = S(r, s).metrics;
-    const acc = (sums[s] ??= { error: 0, p95: 0, sloW: 0, sloT: 0, gbh: 0 });
-    acc.error += m.error.mean; acc.p95 += m.p95R.mean / 12; acc.sloW += m.sloWindowFraction.mean / 12; acc.sloT += m.sloTaskFraction.mean / 12; acc.gbh += m.gbHours.mean;
+    const acc = (totals[s] ??= {});
+    for (const k of ALT) acc[k] = (acc[k] ?? 0) + m[k].mean / (k.startsWith('error') && k !== 'errorMeanAbs' && k !== 'errorRms' && k !== 'errorPerTask' ? 1 : 12);
   }
-  const f = (s: string): string => `${S(r, s).error.toFixed(1)}±${S(r, s).errorStd.toFixed(1)} (${S(r, s).peakShareMB.toFixed(0)} MB)`;
-  lines.push(`#${r.workload} ${r.vcpus} vCPU ${String(r.ramGB).padStart(2)} GB | paper ${r.paper.adaptive}/${r.paper.queue}/${r.paper.aq} | adaptive ${f('adaptive')} | queue ${f('queue')} | aq ${f('aq')} | improved ${f('improved')} | order ${r.ordered ? 'yes' : 'no'} aq<=paper ${r.aqAtOrBelowPaper ? 'yes' : 'no'} | improved beats aq: ${Object.entries(r.improvedBeatsAq).filter(([, v]) => v).map(([k]) => k).join(',')}`);
+  log(`#${r.workload} ${r.vcpus} vCPU ${String(r.ramGB).padStart(2)} GB | paper ${r.paper.adaptive}/${r.paper.queue}/${r.paper.aq} | adaptive ${f(r, 'adaptive')} | queue ${f(r, 'queue')} | aq ${f(r, 'aq')} | improved ${f(r, 'improved')} | aq vs A ${r.paired.aqVsAdaptive?.verdict}, vs Q ${r.paired.aqVsQueue?.verdict} | aq<=paper ${r.aqAtOrBelowPaper ? 'yes' : 'no'} | improved vs aq ${Object.entries(iv).map(([k, p]) => `${k}:${p.verdict}`).join(' ')}`);
 }
-for (const l of lines) log(l);
-log(`ordering aq < adaptive, queue: ${ordered}/12 rows; aq <= paper A+Q: ${aqLe}/12; aq peak <= 245/388 MB: ${aqPeak}/12; ${table.runs} simulated hours in ${(tableMs / 1000).toFixed(1)} s`);
-for (const [s, v] of Object.entries(sums)) log(`  totals ${s.padEnd(9)} error Σ ${v.error.toFixed(1)} s, mean p95 ${v.p95.toFixed(2)} s, SLO minutes ${(100 * v.sloW).toFixed(2)} %, SLO tasks ${(100 * v.sloT).toFixed(2)} %, memory Σ ${v.gbh.toFixed(3)} GB·h`);
+log(`ordering aq < adaptive, queue: ${ordered}/12 rows by means, ${orderedPaired}/12 significant (paired, 2 SE); aq <= paper A+Q: ${aqLe}/12; aq peak <= 245/388 MB: ${aqPeak}/12; ${table.runs} simulated hours in ${(tableMs / 1000).toFixed(1)} s`);
+log(`improved vs aq per row: lower mean on all five goal metrics ${impRows.meansAll5}/12; never significantly worse on any ${impRows.neverWorse}/12; never worse on error/p95/SLO ${impRows.neverWorseSlo}/12; verdicts ${JSON.stringify(verdictCount)}`);
+log('totals over the 12 rows (errors summed, the rest row means): ' + ALT.join(', '));
+for (const [s, v] of Object.entries(totals)) log(`  ${s.padEnd(9)} ${ALT.map((k) => (k.startsWith('slo') ? `${(100 * v[k]!).toFixed(2)}%` : v[k]!.toFixed(k === 'gbHours' || k === 'gbHoursUsed' || k === 'errorPerTask' ? 3 : 2))).join('  ')}`);
+
+// 2b. what the share can do at all: every segment in memory (a static 1 GiB share, above any working set), and
+// where aq / improved peak when the ceiling is 1 GiB instead of the paper's peak
+log('bounds: static 1 GiB share (all in memory) and aq / improved with a 1 GiB ceiling');
+const unbounded = runTable3({ seeds: SEEDS, schemes: ['aq', 'improved', 'static'], maxMiB: 1024, configure: (s, c) => (s === 'static' ? { ...c, initialBytes: 1024 * 1024 * 1024 } : c) });
+const bounds = unbounded.rows.map((r) => ({ workload: r.workload, vcpus: r.vcpus, ramGB: r.ramGB, paperAq: r.paper.aq, allInMemory: { error: S(r, 'static').error, errorStd: S(r, 'static').errorStd, peakUsedMB: S(r, 'static').metrics.peakUsedMiB.max }, aq: { error: S(r, 'aq').error, peakMB: S(r, 'aq').peakShareMB }, improved: { error: S(r, 'improved').error, peakMB: S(r, 'improved').peakShareMB } }));
+for (const b of bounds) log(`  #${b.workload} ${b.vcpus} vCPU ${b.ramGB} GB: all in memory ${b.allInMemory.error.toFixed(1)}±${b.allInMemory.errorStd.toFixed(1)} s (used peak ${b.allInMemory.peakUsedMB.toFixed(0)} MB) vs paper A+Q ${b.paperAq}; 1 GiB ceiling: aq ${b.aq.error.toFixed(1)} s peak ${b.aq.peakMB.toFixed(0)} MB, improved ${b.improved.error.toFixed(1)} s peak ${b.improved.peakMB.toFixed(0)} MB`);
+
+// 2c. sensitivity to the guest model: the paper's own abstraction, pure M/G/1-PS (serial fraction 0)
+log('sensitivity: the paper\'s pure M/G/1-PS guest (serial fraction 0)');
+const ps = runTable3({ seeds: SEEDS, schemes: ['adaptive', 'queue', 'aq', 'improved'], service: { serialFraction: 0 } });
+const psRows = ps.rows.map((r) => ({ workload: r.workload, vcpus: r.vcpus, ramGB: r.ramGB, paper: r.paper, adaptive: S(r, 'adaptive').error, queue: S(r, 'queue').error, aq: S(r, 'aq').error, aqStd: S(r, 'aq').errorStd, improved: S(r, 'improved').error, aqVsAdaptive: r.paired.aqVsAdaptive?.verdict, aqVsQueue: r.paired.aqVsQueue?.verdict, improvedVsAq: Object.fromEntries(Object.entries(r.paired.improvedVsAq ?? {}).map(([k, p]) => [k, p.verdict])), gbHours: Object.fromEntries(['adaptive', 'queue', 'aq', 'improved'].map((s) => [s, S(r, s).metrics.gbHours.mean])) }));
+for (const r of psRows) log(`  #${r.workload} ${r.vcpus} vCPU ${r.ramGB} GB | paper ${r.paper.adaptive}/${r.paper.queue}/${r.paper.aq} | adaptive ${r.adaptive.toFixed(1)} queue ${r.queue.toFixed(1)} aq ${r.aq.toFixed(1)}±${r.aqStd.toFixed(1)} improved ${r.improved.toFixed(1)} | aq vs A ${r.aqVsAdaptive}, vs Q ${r.aqVsQueue} | improved vs aq ${Object.entries(r.improvedVsAq).map(([k, v]) => `${k}:${v}`).join(' ')}`);
 
 // 3. harder workloads
 log('harder workloads: step (8 s -> 4 s -> 8 s, 20 min each) and bursty (MMPP 9 s / 2.5 s, 300 s / 60 s)');
@@ -76,9 +98,9 @@ for (const [name, w] of Object.entries(HARD_WORKLOADS)) {
     const c = runComparison(name, w, { vcpus, ramGB: 16, seeds: SEEDS });
     const imp = c.schemes.improved!, aq = c.schemes.aq!;
     const ratio = (k: keyof MetricStats): number => (aq[k].mean === 0 ? (imp[k].mean === 0 ? 1 : Infinity) : imp[k].mean / aq[k].mean);
-    const entry = { workload: name, vcpus, ramGB: 16, beats: beats(imp, aq), improvedOverAq: { error: ratio('error'), p95: ratio('p95R'), sloWindows: ratio('sloWindowFraction'), sloTasks: ratio('sloTaskFraction'), gbHours: ratio('gbHours') }, schemes: Object.fromEntries(Object.entries(c.schemes).map(([s, m]) => [s, { error: m.error.mean, errorStd: m.error.std, p95: m.p95R.mean, sloWindows: m.sloWindowFraction.mean, sloTasks: m.sloTaskFraction.mean, gbHours: m.gbHours.mean, peakMB: m.peakSizeMiB.max, actuations: m.actuations.mean }])) };
+    const entry = { workload: name, vcpus, ramGB: 16, beats: beats(imp, aq), paired: pairedGoals(c.perSeed.improved!, c.perSeed.aq!), improvedOverAq: { error: ratio('error'), p95: ratio('p95R'), sloWindows: ratio('sloWindowFraction'), sloTasks: ratio('sloTaskFraction'), gbHours: ratio('gbHours') }, schemes: Object.fromEntries(Object.entries(c.schemes).map(([s, m]) => [s, { error: m.error.mean, errorStd: m.error.std, p95: m.p95R.mean, sloWindows: m.sloWindowFraction.mean, sloTasks: m.sloTaskFraction.mean, gbHours: m.gbHours.mean, peakMB: m.peakSizeMiB.max, actuations: m.actuations.mean }])) };
     hard.push(entry);
-    log(`  ${name} ${vcpus} vCPU: improved/aq error ${entry.improvedOverAq.error.toFixed(2)}, p95 ${entry.improvedOverAq.p95.toFixed(2)}, SLO minutes ${entry.improvedOverAq.sloWindows.toFixed(2)}, SLO tasks ${entry.improvedOverAq.sloTasks.toFixed(2)}, GB·h ${entry.improvedOverAq.gbHours.toFixed(2)} (aq error ${aq.error.mean.toFixed(1)} s, improved ${imp.error.mean.toFixed(1)} s)`);
+    log(`  ${name} ${vcpus} vCPU: improved/aq error ${entry.improvedOverAq.error.toFixed(2)}, p95 ${entry.improvedOverAq.p95.toFixed(2)}, SLO minutes ${entry.improvedOverAq.sloWindows.toFixed(2)}, SLO tasks ${entry.improvedOverAq.sloTasks.toFixed(2)}, GB·h ${entry.improvedOverAq.gbHours.toFixed(2)} (aq error ${aq.error.mean.toFixed(1)} s, improved ${imp.error.mean.toFixed(1)} s; aq ${aq.gbHours.mean.toFixed(3)} GB·h, improved ${imp.gbHours.mean.toFixed(3)}) | paired ${Object.entries(entry.paired).map(([k, p]) => `${k}:${p.verdict}`).join(' ')}`);
   }
 }
 
@@ -88,7 +110,9 @@ const out = {
   seeds: SEEDS,
   errorDefinition: 'sum over the 60 fixed one-minute windows of the hour of max(0, mean response time of the tasks completed in the window - 10 s) (docs/controller.md)',
   speed: { calibrationMs, perSimulatedHour: speed },
-  table3: { rows: table.rows, wallMs: tableMs, simulatedHours: table.runs, ordered, aqAtOrBelowPaper: aqLe, aqPeakOk: aqPeak, totals: sums },
+  table3: { rows: table.rows, wallMs: tableMs, simulatedHours: table.runs, ordered, orderedPaired, aqAtOrBelowPaper: aqLe, aqPeakOk: aqPeak, improvedRows: impRows, improvedVerdicts: verdictCount, totals },
+  bounds,
+  pureMG1PS: psRows,
   hard,
 };
 mkdirSync(join(here, 'results'), { recursive: true });
