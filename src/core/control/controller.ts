@@ -239,6 +239,10 @@ export class ShareController {
             this.m = this.bound(this.m + dm);
             reason = queueMoved ? 'queue+rls' : 'rls';
             this.ci = Math.max(this.ci / 2, this.ciMin);
+          } else if (queueMoved && Math.abs(this.m - before) >= this.mThresh) {
+            // the re-prediction itself changed the size by at least m_thresh (line 9): that is an actuation too,
+            // the same rule as the queue-only scheme below (watch closely after any size change)
+            this.ci = Math.max(this.ci / 2, this.ciMin);
           } else this.ci = Math.min(this.ci * 2, this.ciMax);
           if (r !== null) this.rls!.commit(this.m - before);
         } else {

@@ -62,6 +62,20 @@ test('aq combines both: prediction on a spike, RLS otherwise', () => {
   assert.ok(d2.sizeBytes > d1.sizeBytes);
 });
 
+test('aq: a re-prediction that moves the size by m_thresh halves ci even when the RLS step is small', () => {
+  // θ fixed with a = 0: the RLS proposes Δm = 0, so only the queueing jump (line 9) moves the size
+  const c = new ShareController(base('aq', { ciInitial: 240, rThresh: 2, rls: { theta0: [0, -0.05], f0: 1e-9 } }));
+  let d = c.step(meas(240, 8, c.sizeBytes, 32)); // first measurement: re-predicts; λ = 4/30 s⁻¹ -> the floor
+  assert.equal(d.sizeBytes, 32 * MiB);
+  assert.equal(d.nextIntervalS, 120); // 64 -> 32 MiB is >= m_thresh (4 MiB): an actuation
+  d = c.step(meas(360, 8.5, d.sizeBytes, 16)); // |ΔR| < R_thresh: no re-prediction, RLS Δm = 0 -> ci doubles
+  assert.equal(d.sizeBytes, 32 * MiB);
+  assert.equal(d.nextIntervalS, 240);
+  d = c.step(meas(600, 40, d.sizeBytes, 96)); // spike at λ = 0.4: target unreachable -> the ceiling, ci halves
+  assert.equal(d.sizeBytes, 388 * MiB);
+  assert.equal(d.nextIntervalS, 120);
+});
+
 test('static keeps its size; bad parameters and measurements get codes', () => {
   const s = new ShareController(base('static', { initialBytes: 100 * MiB }));
   assert.equal(s.step(meas(30, 50, 100 * MiB)).sizeBytes, 100 * MiB);
