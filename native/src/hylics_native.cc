@@ -9,6 +9,7 @@
 #include <napi.h>
 
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <ctime>
 #include <deque>
@@ -152,6 +153,8 @@ struct Engine {
   std::unordered_map<uint64_t, Job*> active;  // I/O thread only
   Tsfn tsfn;
   size_t pending = 0;                        // main thread only
+  // bytes per sendfile call (HYLICS_SENDFILE_CHUNK): lighttpd's per-write limit; a job still loops until EAGAIN
+  size_t chunk = 256u << 10;
   std::thread thread;
 };
 Engine* engine = nullptr;
@@ -167,7 +170,7 @@ void Finish(Job* job) {
 // Push as much as the socket takes now; park on EPOLLOUT when it is full.
 void Progress(Job* job) {
   while (job->remaining > 0) {
-    size_t chunk = job->remaining > (16u << 20) ? (16u << 20) : static_cast<size_t>(job->remaining);
+    size_t chunk = job->remaining > engine->chunk ? engine->chunk : static_cast<size_t>(job->remaining);
     ssize_t n = sendfile(job->out, job->in, &job->offset, chunk);
     if (n > 0) {
       job->sent += n; job->remaining -= n; job->lastProgress = NowMs();
@@ -254,6 +257,8 @@ bool EnsureEngine(Napi::Env env) {
   ev.events = EPOLLIN;
   ev.data.u64 = 0;
   epoll_ctl(e->ep, EPOLL_CTL_ADD, e->wake, &ev);
+  const char* ch = getenv("HYLICS_SENDFILE_CHUNK");
+  if (ch && atol(ch) > 0) e->chunk = static_cast<size_t>(atol(ch));
   e->tsfn = Tsfn::New(env, "hylics-sendfile", 0, 1);
   e->tsfn.Unref(env);
   engine = e;
