@@ -73,9 +73,9 @@ export interface ControllerConfig {
   initialBytes?: number;
   /** Host-wide budget for this guest (bytes); can be changed later with setBudget. */
   budgetBytes?: number;
-  /** R_thresh (s): a change in R at least this large triggers the queueing re-prediction. */
+  /** R_thresh (s): a change in R at least this large triggers the queueing re-prediction (default 2.5, docs/controller.md). */
   rThresh?: number;
-  /** m_thresh (bytes): smaller RLS adjustments are not applied (and the interval doubles). */
+  /** m_thresh (bytes): smaller adjustments are not applied and the interval doubles (default 10 MiB, one segment). */
   mThreshBytes?: number;
   /** ci_min / ci_max (s). Paper: 30 / 240. */
   ciMin?: number;
@@ -140,8 +140,8 @@ export class ShareController {
     this.minMiB = minB / MiB;
     this.maxMiB = maxB / MiB;
     this.budgetMiB = cfg.budgetBytes === undefined ? Infinity : checkNumber('budgetBytes', cfg.budgetBytes, { min: 0, minExclusive: true }) / MiB;
-    this.rThresh = checkNumber('rThresh', cfg.rThresh ?? 2, { min: 0 });
-    this.mThresh = checkNumber('mThreshBytes', cfg.mThreshBytes ?? 4 * MiB, { min: 0 }) / MiB;
+    this.rThresh = checkNumber('rThresh', cfg.rThresh ?? 2.5, { min: 0 });
+    this.mThresh = checkNumber('mThreshBytes', cfg.mThreshBytes ?? 10 * MiB, { min: 0 }) / MiB;
     this.ciMin = checkNumber('ciMin', cfg.ciMin ?? 30, { min: 0, minExclusive: true, max: 86400 });
     this.ciMax = checkNumber('ciMax', cfg.ciMax ?? 240, { min: 0, minExclusive: true, max: 86400 });
     if (this.ciMin > this.ciMax) {
