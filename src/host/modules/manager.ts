@@ -253,14 +253,14 @@ export class ModuleManager extends EventEmitter<ModuleManagerEvents> {
     }
     if (m.op === 'ready') return;
     const mod = st.modules.get(m.id);
-    const labels = { guest: g, module: m.id, kind: mod?.info.kind ?? 'http' };
+    const labels = { guest: g, module: m.id, kind: m.op === 'stats' ? m.kind : (mod?.info.kind ?? 'http') };
     if (m.op === 'stats') {
       this.m.requests.inc(labels, m.requests);
       this.m.bytes.inc(labels, m.bytes);
       this.m.errors.inc(labels, m.errors);
       this.m.latency.inc(labels, (m.latency.meanMs * m.requests) / 1000);
       if (mod) { mod.info.totals.requests += m.requests; mod.info.totals.bytes += m.bytes; mod.info.totals.errors += m.errors; }
-      this.emit('event', { type: 'stats', guest: g, id: m.id, kind: labels.kind as ModuleKind, intervalMs: m.intervalMs, requests: m.requests, bytes: m.bytes, errors: m.errors, latency: m.latency });
+      this.emit('event', { type: 'stats', guest: g, id: m.id, kind: m.kind, intervalMs: m.intervalMs, requests: m.requests, bytes: m.bytes, errors: m.errors, latency: m.latency });
     } else if (m.op === 'error') {
       this.emit('event', { type: 'error', guest: g, id: m.id, code: m.code, message: m.message });
     }

@@ -85,5 +85,5 @@ export type FromWorker =
   | { op: 'started'; id: string; listenPort: number }
   | { op: 'failed'; id: string; code: string; message: string }
   | { op: 'stopped'; id: string }
-  | { op: 'stats'; id: string; intervalMs: number; requests: number; bytes: number; errors: number; latency: LatencyStats }
+  | { op: 'stats'; id: string; kind: ModuleKind; intervalMs: number; requests: number; bytes: number; errors: number; latency: LatencyStats }
   | { op: 'error'; id: string; code: string; message: string };

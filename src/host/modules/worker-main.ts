@@ -121,7 +121,7 @@ function flush(ctx: ModuleContext, intervalMs: number): void {
   const lat = c.latencies.sort((a, b) => a - b);
   const sum = lat.reduce((a, b) => a + b, 0);
   send({
-    op: 'stats', id: ctx.id, intervalMs, requests: c.requests, bytes: c.bytes, errors: c.errors,
+    op: 'stats', id: ctx.id, kind: ctx.kind, intervalMs, requests: c.requests, bytes: c.bytes, errors: c.errors,
     latency: { meanMs: lat.length ? sum / lat.length : 0, p50Ms: percentile(lat, 0.5), p99Ms: percentile(lat, 0.99), maxMs: lat.length ? lat[lat.length - 1]! : 0 },
   });
   ctx.counters = { requests: 0, bytes: 0, errors: 0, latencies: [] };
