@@ -24,7 +24,8 @@ const skip = process.getuid?.() !== 0 ? 'needs root (tap, tmpfs, virtiofsd names
   : !existsSync('/dev/net/tun') ? 'needs /dev/net/tun' : false;
 
 const MiB = 1024 * 1024;
-const idx = 150 + (process.pid % 90);
+// indexes 150..233 and tap names hym*: clear of other tests that boot microVMs (test/guest/agent-virtio uses 240+)
+const idx = 150 + (process.pid % 80);
 const stateDir = `/tmp/hymv${process.pid}`;
 const log = pino({ level: 'silent' });
 // the image (and its kernel package download) is shared by both boots and removed with the state dir at the end
@@ -35,7 +36,7 @@ function context(name: string, index: number): DriverContext {
   return {
     spec: { name, driver: 'microvm', shareSizeBytes: 32 * MiB, cpus: 2, memoryBytes: 768 * MiB },
     paths: { dir, share: join(dir, 'share'), run: join(dir, 'run'), logs: join(dir, 'logs') },
-    network: { index, hostIf: `hyt${index}`, guestIf: `hyu${index}`, hostAddr: `10.213.${index}.1`, guestAddr: `10.213.${index}.2`, prefixLen: 24, netns: `hymv-${index}` },
+    network: { index, hostIf: `hym${index}`, guestIf: `hyn${index}`, hostAddr: `10.213.${index}.1`, guestAddr: `10.213.${index}.2`, prefixLen: 24, netns: `hymv-${index}` },
     stateDir,
     log,
   };
@@ -122,8 +123,8 @@ test('microvm guest: boot, share both ways, resize, network, channel, QEMU kille
 
   await t.test('a service in the guest is reached from a client network namespace', async () => {
     // client netns <-veth-> host (router) <-tap /32-> guest
-    const cAddr = `10.214.${idx}.2`;
-    const hAddr = `10.214.${idx}.1`;
+    const cAddr = `10.216.${idx}.2`;
+    const hAddr = `10.216.${idx}.1`;
     await run('ip', ['netns', 'add', clientNs]);
     await run('ip', ['link', 'add', `${veth}a`, 'type', 'veth', 'peer', 'name', `${veth}b`, 'netns', clientNs]);
     await run('ip', ['addr', 'add', `${hAddr}/24`, 'dev', `${veth}a`]);
@@ -221,7 +222,10 @@ test('microvm guest: a virtiofsd killed ends the guest and everything is cleaned
   state = await driver.start(ctx);
   const s = state as unknown as MicrovmState;
   const exited = new Promise<string>((resolve) => driver.watch(ctx, state!, resolve));
-  await waitFor('HYLICS-INIT-OK', consoleHas(ctx, 'HYLICS-INIT-OK'), 180_000);
+  await Promise.race([
+    waitFor('HYLICS-INIT-OK', consoleHas(ctx, 'HYLICS-INIT-OK'), 180_000),
+    exited.then(async (r) => { throw new Error(`guest ended before init was done: ${r}; qemu.log: ${await readFile(join(ctx.paths.logs, 'qemu.log'), 'utf8').catch(() => '')}`); }),
+  ]);
   process.kill(s.virtiofsdPids[0]!, 'SIGKILL');
   assert.match(await exited, /virtiofsd \d+ died|QEMU/);
   assert.equal(await driver.alive(ctx, state), false);
