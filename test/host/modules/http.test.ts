@@ -252,6 +252,32 @@ test('without the addon (JS fallback) the worker keeps the same guarantees', { s
   }
 });
 
+test('connection limit: connections beyond maxConnections are closed, the others keep working', { skip }, async () => {
+  const { ModuleManager } = await import('../../../src/host/modules/index.js');
+  const m2 = new ModuleManager({ limits: { maxConnections: 2 } });
+  writeFileSync(join(fx.otherShare, 'lim.txt'), 'limited');
+  try {
+    const info = await m2.start(fx.guestB, { kind: 'http', root: '/', port: 83 });
+    const open = (): Promise<{ socket: import('node:net').Socket; closed: Promise<void> }> => new Promise((resolve, reject) => {
+      const socket = connect(info.listen.port, info.listen.addr, () => resolve({ socket, closed: new Promise((r) => socket.once('close', () => r())) }));
+      socket.on('error', () => {});
+      socket.once('error', reject);
+    });
+    const a = await open();
+    const b = await open();
+    const c = await open();
+    await c.closed; // the third is dropped by the server
+    const r = await curl(fx.clientNs, ['-o', '/dev/null', '-w', '%{http_code}', `http://${fx.guestB.guestAddr}:83/lim.txt`], 5000);
+    assert.notEqual(r.stdout, '200', 'still at the limit');
+    a.socket.destroy();
+    await a.closed;
+    await waitFor('a free slot', async () => (await curl(fx.clientNs, ['-o', '/dev/null', '-w', '%{http_code}', `http://${fx.guestB.guestAddr}:83/lim.txt`], 5000)).stdout === '200');
+    b.socket.destroy();
+  } finally {
+    await m2.close();
+  }
+});
+
 test('module roots must be directories inside the share', { skip }, async () => {
   for (const root of ['../other', 'www/../..', 'www/up', 'www/small.txt', 'missing', 'www/other-dir']) {
     await assert.rejects(fx.manager.start(fx.guest, { kind: 'http', root, port: 8081 }), (e: unknown) => e instanceof HylicsError && e.code === 'HYLICS_ERR_MODULE_ROOT', root);
