@@ -321,7 +321,12 @@ export class Daemon {
 
   private async exec(name: string, argv: string[], body: { cwd?: string; stdin?: string; timeoutMs?: number }): Promise<ExecResult> {
     this.record(name);
-    if (!this.opts.channels.isConnected(name)) throw new HylicsError('HYLICS_ERR_GUEST_NOT_RUNNING', `the agent of ${name} is not connected`, { name });
+    if (!this.opts.channels.isConnected(name)) {
+      // An agent that is reconnecting (daemon restart, agent restart) gets a moment before we give up.
+      await this.opts.channels.waitConnected(name, 5000).catch(() => {
+        throw new HylicsError('HYLICS_ERR_GUEST_NOT_RUNNING', `the agent of ${name} is not connected`, { name });
+      });
+    }
     const timeoutMs = body.timeoutMs ?? 60_000;
     const res = await this.opts.channels.request(name, 'exec', { argv, cwd: body.cwd, stdin: body.stdin, timeoutMs }, timeoutMs + 5000);
     return res as ExecResult;

@@ -5,6 +5,7 @@ import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import { readFile, rm, writeFile } from 'node:fs/promises';
 import { request } from 'node:http';
+import { connect } from 'node:net';
 import { join } from 'node:path';
 import type { ChildProcess } from 'node:child_process';
 import { errorCode, hylics, startDaemon, stopDaemon, tempStateDir } from '../helpers/cli.js';
@@ -138,6 +139,55 @@ test('hylicsd with sandbox guests: lifecycle, shares, exec, bad input, restart a
     assert.match(m.body, /hylics_agent_connected\{guest="beta"\} 1/);
     const o = await getText(join(dir, 'hylicsd.sock'), '/openapi.json');
     assert.equal(JSON.parse(o.body).openapi, '3.0.3');
+  });
+
+  await t.test('a hostile guest throwing random and mutated frames at its channel cannot hurt the daemon or other guests', async () => {
+    // Seeded PRNG so a failure can be replayed.
+    let seed = 0x9e3779b9;
+    const rand = () => { seed ^= seed << 13; seed >>>= 0; seed ^= seed >>> 17; seed ^= seed << 5; seed >>>= 0; return seed / 2 ** 32; };
+    const sock = join(dir, 'guests', 'beta', 'run', 'channel.sock');
+    const valid = Buffer.from([0, 0, 0, 2, 0, 0, 0, 1, 3, 0, 0x7b, 0x7d]); // a REQUEST header + "{}"
+    for (let i = 0; i < 40; i++) {
+      const kind = i % 4;
+      let buf: Buffer;
+      if (kind === 0) buf = Buffer.from(Array.from({ length: 1 + Math.floor(rand() * 4096) }, () => Math.floor(rand() * 256)));
+      else if (kind === 1) { buf = Buffer.from(valid); buf[Math.floor(rand() * buf.length)] = Math.floor(rand() * 256); }
+      else if (kind === 2) buf = Buffer.from([0xff, 0xff, 0xff, 0xff, 0, 0, 0, 1, 1, 0]); // 4 GiB length: oversize
+      else buf = Buffer.concat([Buffer.from([0xff, 0xfe, 0x48, 0x59, 0x4c, 0x53, 0xfe, 0xff]), Buffer.from([0, 0, 0, 9, 0, 0, 0, 0, 1, 0]), Buffer.from('not json!')]);
+      await new Promise<void>((resolve) => {
+        const c = connect(sock);
+        c.on('error', () => resolve());
+        c.on('close', () => resolve());
+        c.on('connect', () => { c.write(buf); setTimeout(() => c.destroy(), 20); });
+      });
+    }
+    const st = await json<{ guests: number }>('status');
+    assert.equal(st.guests, 2);
+    const r = await json<ExecResult>('guest', 'exec', 'alpha', '--', 'echo', 'still fine');
+    assert.equal(r.stdout, 'still fine\n');
+    let b = await json<GuestView>('guest', 'show', 'beta');
+    for (let i = 0; i < 40 && !b.agentConnected; i++) { await new Promise((res) => setTimeout(res, 250)); b = await json<GuestView>('guest', 'show', 'beta'); }
+    assert.equal(b.agentConnected, true, 'the real agent of beta is (still or again) connected');
+  });
+
+  await t.test('the guest agent killed inside the guest is restarted and reconnects', async () => {
+    // The agent runs the exec itself, so this exec dies with it: its failure is expected.
+    await cli('guest', 'exec', 'beta', '--', 'sh', '-c', 'kill -9 $PPID');
+    let b = await json<GuestView>('guest', 'show', 'beta');
+    for (let i = 0; i < 80; i++) {
+      const r = await cli('guest', 'exec', 'beta', '--', 'echo', 'back');
+      if (r.code === 0 && r.stdout === 'back\n') break;
+      await new Promise((res) => setTimeout(res, 250));
+    }
+    b = await json<GuestView>('guest', 'show', 'beta');
+    assert.equal(b.agentConnected, true);
+    assert.equal(b.status, 'running');
+  });
+
+  await t.test('a caller that is not root is refused with a stable code', async () => {
+    const r = await hylics(['status', '--state-dir', dir], { uid: 65534, gid: 65534 });
+    assert.equal(r.code, 1, r.stderr);
+    assert.equal(errorCode(r), 'HYLICS_ERR_NOT_ROOT', r.stderr);
   });
 
   await t.test('daemon killed -9 and restarted: shares, data and guests intact, agents reconnect', async () => {

@@ -36,9 +36,8 @@ export function register(program: Command): void {
 
   common(guest.command('exec <name> <argv...>').description('run a command in the guest; its exit code and output are passed through'))
     .option('--timeout <ms>', 'kill the command after this many milliseconds', '60000')
-    .passThroughOptions()
     .action(async (name: string, argvIn: string[], o: CommonOpts & { timeout: string }) => {
-      // with passThroughOptions commander keeps the `--` separator: it is ours, not the guest command's
+      // options may stand anywhere before `--`; everything after it is the guest command's (drop a kept separator)
       const argv = argvIn[0] === '--' ? argvIn.slice(1) : argvIn;
       const r = await apiRequest<ExecResult>(stateDir(o), 'POST', `/v1/guests/${encodeURIComponent(name)}/exec`, { argv, timeoutMs: Number(o.timeout) });
       if (o.json) printJson(r);
