@@ -274,7 +274,7 @@ export class MicrovmDriver implements GuestDriver {
         await new Promise((r) => setTimeout(r, 20));
       }
       // vCPUs = ceil(cpus); the fractional part is enforced with a CFS quota on QEMU's cgroup (all its threads)
-      let cgroup: string | undefined = `hylics/${ctx.spec.name}`;
+      let cgroup: string | undefined = `hylics/${ctx.network.index}-${ctx.spec.name}`; // host-unique, as for sandboxes
       try {
         const cg = await Cgroup.open(cgroup);
         await cg.create();
@@ -376,7 +376,7 @@ export class MicrovmDriver implements GuestDriver {
     const p = microvmPaths(ctx);
     if (state) await this.cleanupRuntime(asState(state));
     await deleteTap(ctx.network.hostIf);
-    await (await Cgroup.open(`hylics/${ctx.spec.name}`)).remove().catch(() => undefined);
+    await (await Cgroup.open(`hylics/${ctx.network.index}-${ctx.spec.name}`)).remove().catch(() => undefined);
     for (const s of [p.channel, p.shell, p.qmp, p.fsShare, p.fsRoot]) await rm(s, { force: true });
   }
 

@@ -50,8 +50,10 @@ export interface SandboxDriverOptions {
   cgroupLayout?: CgroupLayout;
 }
 
-export function sandboxCgroupName(guest: string): string {
-  return `hylics/${guest}`;
+/** Unique on the host, not only per daemon: the network index is allocated against every live interface, so two
+ * daemons (state dirs) with a guest of the same name never share a cgroup. */
+export function sandboxCgroupName(ctx: Pick<DriverContext, 'spec' | 'network'>): string {
+  return `hylics/${ctx.network.index}-${ctx.spec.name}`;
 }
 
 /** The guest agent's argv, with the paths it sees inside the guest. */
@@ -97,9 +99,9 @@ export class SandboxDriver implements GuestDriver {
     this.layout = opts.cgroupLayout;
   }
 
-  private async cgroup(name: string): Promise<Cgroup> {
+  private async cgroup(ctx: Pick<DriverContext, 'spec' | 'network'>): Promise<Cgroup> {
     this.layout ??= await detectCgroupLayout();
-    return Cgroup.open(sandboxCgroupName(name), this.layout);
+    return Cgroup.open(sandboxCgroupName(ctx), this.layout);
   }
 
   async preflight(): Promise<void> {
@@ -118,7 +120,7 @@ export class SandboxDriver implements GuestDriver {
     requireRoot('starting a sandbox guest');
     const { spec, paths, network: net } = ctx;
     const stateDir = await checkStateDir(ctx.stateDir);
-    const cg = await this.cgroup(spec.name);
+    const cg = await this.cgroup(ctx);
     const undo: Array<[string, () => Promise<void>]> = [];
     try {
       if (await netnsExists(net.netns)) throw new HylicsError('HYLICS_ERR_SANDBOX_EXISTS', `network namespace ${net.netns} already exists`, { netns: net.netns });
@@ -239,7 +241,7 @@ export class SandboxDriver implements GuestDriver {
     };
     await step(async () => { if (s && (await isProcessAlive(s.initPid, s.initStartTime))) signal(s.initPid, 'SIGKILL'); });
     await step(async () => { if (s && (await isProcessAlive(s.launcherPid, s.launcherStartTime))) signal(s.launcherPid, 'SIGKILL'); });
-    await step(async () => (await this.cgroup(ctx.spec.name)).remove());
+    await step(async () => (await this.cgroup(ctx)).remove());
     await step(() => deleteLink(ctx.network.hostIf));
     await step(() => deleteNetns(ctx.network.netns));
     if (errors.length > 0) {
@@ -256,7 +258,7 @@ export class SandboxDriver implements GuestDriver {
     const s = asSandboxState(state);
     return {
       initPid: s?.initPid, launcherPid: s?.launcherPid, startedAt: s?.startedAt,
-      cgroup: sandboxCgroupName(ctx.spec.name), cgroupVersion: s?.cgroupVersion,
+      cgroup: sandboxCgroupName(ctx), cgroupVersion: s?.cgroupVersion,
       netns: ctx.network.netns, hostIf: ctx.network.hostIf, guestIf: ctx.network.guestIf,
       hostAddr: ctx.network.hostAddr, guestAddr: ctx.network.guestAddr,
       shareInGuest: GUEST_SHARE_DIR, runInGuest: GUEST_RUN_DIR, logFile: s?.logFile,

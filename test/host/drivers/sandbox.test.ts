@@ -93,7 +93,7 @@ async function eventually<T>(fn: () => Promise<T>, ok: (v: T) => boolean, what: 
 async function assertNothingLeft(ctx: DriverContext): Promise<void> {
   assert.equal(await netnsExists(ctx.network.netns), false, 'netns left');
   assert.equal(await linkExists(ctx.network.hostIf), false, 'veth left');
-  assert.equal(await (await Cgroup.open(sandboxCgroupName(ctx.spec.name))).exists(), false, 'cgroup left');
+  assert.equal(await (await Cgroup.open(sandboxCgroupName(ctx))).exists(), false, 'cgroup left');
   const mounts = await readMounts();
   assert.ok(!mounts.some((m) => m.mountPoint.includes(ctx.network.netns)), 'netns mount left');
 }
@@ -116,7 +116,7 @@ test('sandbox guest lifecycle: limits, files both ways, isolation, ENOSPC, netwo
   assert.equal(driver.describe(ctx, state).guestAddr, ctx.network.guestAddr);
 
   // cgroup: limits read back, the guest's processes are in it
-  const cg = await Cgroup.open(sandboxCgroupName(ctx.spec.name));
+  const cg = await Cgroup.open(sandboxCgroupName(ctx));
   const lim = await cg.limits();
   assert.equal(lim.cpus, 0.5);
   assert.equal(lim.memoryBytes, 256 * MiB);
@@ -276,7 +276,7 @@ test('the memory limit holds (an over-limit program is OOM-killed and restarted)
   // tail has to hold 150 MiB of zeros before it can print them: far over the limit. TERM is ignored.
   const driver = new SandboxDriver({ command: () => ['sh', '-c', 'trap "" TERM; head -c 200m /dev/zero | tail -c 150m >/dev/null || exit 1; sleep 1000'] });
   const state = await driver.start(ctx);
-  const cg = await Cgroup.open(sandboxCgroupName(ctx.spec.name));
+  const cg = await Cgroup.open(sandboxCgroupName(ctx));
   assert.equal((await cg.limits()).memoryBytes, 32 * MiB);
   // the kernel's OOM killer ends the pipeline inside the guest; the init notices its program end and restarts it
   await eventually(() => readFile(state.logFile, 'utf8'), (log) => /exited with status \d+; restarting/.test(log), 'program restarted after OOM', 30000);
