@@ -151,6 +151,7 @@ struct Engine {
   std::deque<Job*> incoming;
   std::deque<uint64_t> aborts;
   std::unordered_map<uint64_t, Job*> active;  // I/O thread only
+  std::deque<uint64_t> ready;                 // I/O thread only: jobs that may write more right now
   Tsfn tsfn;
   size_t pending = 0;                        // main thread only
   // bytes per sendfile call (HYLICS_SENDFILE_CHUNK): lighttpd's per-write limit; a job still loops until EAGAIN
@@ -167,13 +168,15 @@ void Finish(Job* job) {
   engine->tsfn.NonBlockingCall(job);
 }
 
-// Push as much as the socket takes now; park on EPOLLOUT when it is full.
+// One chunk per turn: a job that could take more goes to the back of the ready queue, so concurrent transfers
+// advance side by side (as lighttpd's per-connection write limit does); a full socket parks on EPOLLOUT.
 void Progress(Job* job) {
   while (job->remaining > 0) {
     size_t chunk = job->remaining > engine->chunk ? engine->chunk : static_cast<size_t>(job->remaining);
     ssize_t n = sendfile(job->out, job->in, &job->offset, chunk);
     if (n > 0) {
       job->sent += n; job->remaining -= n; job->lastProgress = NowMs();
+      if (job->remaining > 0) { engine->ready.push_back(job->id); return; }
       continue;
     }
     if (n == 0) { job->err = ENODATA; break; }  // the file shrank under us: stop short, the caller closes
@@ -200,7 +203,7 @@ void Loop() {
   struct epoll_event evs[64];
   int64_t lastCheck = NowMs();
   for (;;) {
-    int n = epoll_wait(engine->ep, evs, 64, 1000);
+    int n = epoll_wait(engine->ep, evs, 64, engine->ready.empty() ? 1000 : 0);
     for (int i = 0; i < n; i++) {
       if (evs[i].data.u64 == 0) {
         uint64_t v;
@@ -222,6 +225,13 @@ void Loop() {
         auto it = engine->active.find(evs[i].data.u64);
         if (it != engine->active.end()) Progress(it->second);
       }
+    }
+    // one turn for each job that still had room (ids of finished jobs are skipped)
+    for (size_t k = engine->ready.size(); k > 0; k--) {
+      uint64_t id = engine->ready.front();
+      engine->ready.pop_front();
+      auto it = engine->active.find(id);
+      if (it != engine->active.end()) Progress(it->second);
     }
     // a reader that stops reading must not pin a connection and a file forever
     int64_t now = NowMs();
