@@ -78,7 +78,7 @@ export async function chooseAccel(opts: { stateDir: string; image: GuestImage; p
   if (!existsSync('/dev/kvm') || !kvmUsable()) return { accel: 'tcg', reason: 'no usable /dev/kvm', cached: false };
 
   const key = `${release()}|qemu ${await qemuVersion()}|image ${opts.image.hash}`;
-  const file = join(opts.stateDir, 'accel.json');
+  const file = join(process.env.HYLICS_CACHE_DIR || opts.stateDir, 'accel.json'); // see cacheRoot() in image/build
   try {
     const c = JSON.parse(await readFile(file, 'utf8')) as CacheEntry;
     if (c.key === key && (c.accel === 'kvm' || c.accel === 'tcg')) return { accel: c.accel, reason: `${c.reason} (cached ${c.probedAt})`, cached: true, probeMs: c.probeMs };

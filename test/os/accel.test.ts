@@ -7,8 +7,11 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { chooseAccel, probeBoot } from '../../src/os/accel.js';
-import { buildImage, type GuestImage } from '../../src/os/image/build.js';
+import { buildImage, cacheRoot, type GuestImage } from '../../src/os/image/build.js';
 import { isHylicsError } from '../../src/core/errors/index.js';
+
+// These tests build and probe from scratch in their own state dir, not in the run's shared cache.
+delete process.env.HYLICS_CACHE_DIR;
 
 const noQemu = existsSync('/usr/bin/qemu-system-x86_64') ? false : 'needs qemu-system-x86';
 
@@ -48,7 +51,7 @@ test('probe boot under TCG reaches the marker; the KVM probe result is cached', 
   assert.ok(first.accel === 'kvm' || first.accel === 'tcg');
   if (!existsSync('/dev/kvm')) return; // no probe without /dev/kvm
   assert.equal(first.cached, false);
-  const cache = JSON.parse(await readFile(join(stateDir, 'accel.json'), 'utf8')) as { accel: string; key: string };
+  const cache = JSON.parse(await readFile(join(cacheRoot(stateDir), 'accel.json'), 'utf8')) as { accel: string; key: string };
   assert.equal(cache.accel, first.accel);
   assert.ok(cache.key.includes(image.hash));
   const second = await withEnv(undefined, () => chooseAccel({ stateDir, image }));

@@ -8,9 +8,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { moduleClosure } from '../../src/os/image/kernel.js';
 import { encodeAgentArgv, renderInit } from '../../src/os/image/init.js';
-import { buildImage } from '../../src/os/image/build.js';
+import { buildImage, imagesDir } from '../../src/os/image/build.js';
 import { run } from '../../src/os/image/run.js';
 import { isHylicsError } from '../../src/core/errors/index.js';
+
+// These tests build and probe from scratch in their own state dir, not in the run's shared cache.
+delete process.env.HYLICS_CACHE_DIR;
 
 test('moduleClosure orders every module after its dependencies and skips built-ins', async (t) => {
   const dir = await mkdtemp(join(tmpdir(), 'hylics-mods-'));
@@ -61,7 +64,7 @@ test('buildImage builds from Debian packages, then reuses the cached image', { t
   assert.match(img.kernelPackage, /^linux-image-\d.*-cloud-amd64$/);
   assert.ok(progress.some((m) => m.includes('dpkg -x')), progress.join('\n'));
   assert.ok(existsSync(img.kernel) && existsSync(img.initrd));
-  assert.equal(readlinkSync(join(stateDir, 'images', 'current')), img.hash);
+  assert.equal(readlinkSync(join(imagesDir(stateDir), 'current')), img.hash);
   for (const m of ['virtio_pci', 'virtiofs', 'virtio_console', 'virtio_net', 'virtio_blk', 'fuse']) assert.ok(img.modules.includes(m), m);
   assert.ok(img.modules.indexOf('fuse') < img.modules.indexOf('virtiofs'));
   const list = await run('bash', ['-c', 'zcat "$1" | cpio -t --quiet', 'bash', img.initrd]);
@@ -74,7 +77,7 @@ test('buildImage builds from Debian packages, then reuses the cached image', { t
   const forced = await buildImage({ stateDir, force: true });
   assert.equal(forced.built, true);
   assert.equal(forced.hash, img.hash);
-  await mkdir(join(stateDir, 'images', '0123456789abcdef'));
+  await mkdir(join(imagesDir(stateDir), '0123456789abcdef'));
   await buildImage({ stateDir, force: true });
-  assert.equal(existsSync(join(stateDir, 'images', '0123456789abcdef')), false, 'older images are pruned');
+  assert.equal(existsSync(join(imagesDir(stateDir), '0123456789abcdef')), false, 'older images are pruned');
 });

@@ -16,7 +16,7 @@ import { NODE_BIN, entryArgv } from '../../os/self.js';
 import { apiRequest } from '../client.js';
 import { printJson } from '../output.js';
 
-interface DemoOpts { driver: string; keep?: boolean; json?: boolean; shareSize: string; dataSize: string }
+interface DemoOpts { driver: string; keep?: boolean; json?: boolean; shareSize: string; dataSize?: string }
 
 const GUEST = 'demo';
 
@@ -56,13 +56,14 @@ export function register(program: Command): void {
     .description('run Hylics end to end on a temporary state dir: daemon, guest, shared files, compression + delivery, cleanup')
     .option('--driver <kind>', 'sandbox | microvm', 'sandbox')
     .option('--share-size <size>', 'share size of the demo guest', '128M')
-    .option('--data-size <size>', 'size of the data set compressed and delivered', '32M')
+    .option('--data-size <size>', 'size of the data set compressed and delivered (default 32M; 8M for microvm, which may be emulated)')
     .option('--keep', 'leave the daemon and guest running at the end (prints how to reach them)')
     .option('--json', 'print the summary as JSON')
     .action(async (o: DemoOpts) => { await runDemo(o); });
 }
 
 async function runDemo(o: DemoOpts): Promise<void> {
+  o.dataSize ??= o.driver === 'microvm' ? '8M' : '32M';
   if (process.getuid?.() !== 0) throw new HylicsError('HYLICS_ERR_NOT_ROOT', 'the demo needs root: it mounts a tmpfs and creates namespaces and cgroups (run it with sudo)');
   const steps = 7;
   let n = 0;
@@ -77,7 +78,9 @@ async function runDemo(o: DemoOpts): Promise<void> {
   try {
     step(`starting hylicsd on ${stateDir}`);
     const logFile = await open(join(stateDir, 'hylicsd.log'), 'a');
-    daemon = spawn(NODE_BIN, [...entryArgv('cli/main'), 'daemon', '--state-dir', stateDir], { stdio: ['ignore', logFile.fd, logFile.fd], detached: !!o.keep });
+    // The microVM image and KVM probe are cached host-wide, not in the temporary state dir: later demos start fast.
+    const env = { ...process.env, HYLICS_CACHE_DIR: process.env.HYLICS_CACHE_DIR || '/var/cache/hylics' };
+    daemon = spawn(NODE_BIN, [...entryArgv('cli/main'), 'daemon', '--state-dir', stateDir], { stdio: ['ignore', logFile.fd, logFile.fd], detached: !!o.keep, env });
     await logFile.close();
     const exited = new Promise<never>((_, reject) => daemon!.once('exit', (code) => reject(new HylicsError('HYLICS_ERR_INTERNAL', `hylicsd exited (${code}); see ${join(stateDir, 'hylicsd.log')}`))));
     exited.catch(() => undefined);

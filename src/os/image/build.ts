@@ -37,7 +37,10 @@ export interface BuildOptions {
   force?: boolean;
 }
 
-export const imagesDir = (stateDir: string): string => join(stateDir, 'images');
+/** Where images (and the KVM probe's answer) are cached: $HYLICS_CACHE_DIR when set, so that several state dirs
+ * (the demo's temporary one, tests) share one kernel download and one probe; else the state dir. */
+export const cacheRoot = (stateDir: string): string => process.env.HYLICS_CACHE_DIR || stateDir;
+export const imagesDir = (stateDir: string): string => join(cacheRoot(stateDir), 'images');
 
 async function sha256File(path: string): Promise<string> {
   const h = createHash('sha256');
