@@ -133,7 +133,11 @@ async function runDemo(o: DemoOpts): Promise<void> {
     }
     // In-guest delivery: the guest serves one request itself (tracked as task "deliver").
     const serving = exec([NODE_BIN, ...entryArgv('guest/demo-task'), 'serve', '--share', '/mnt/hylics', '--file', comp.output, '--port', '8081'], 120_000);
-    const got = await retry(() => fetchDigest(`http://${g.address}:8081/${comp.output}`), 30_000, 'the guest server did not answer');
+    serving.catch(() => undefined); // observed below; a failure must not become an unhandled rejection meanwhile
+    const got = await Promise.race([
+      retry(() => fetchDigest(`http://${g.address}:8081/${comp.output}`), 60_000, 'the guest server did not answer'),
+      serving.then(() => { throw new HylicsError('HYLICS_ERR_INTERNAL', 'the guest server exited before serving'); }),
+    ]);
     await serving;
     if (got.sha256 !== comp.sha256) throw new HylicsError('HYLICS_ERR_INTERNAL', 'the guest delivered different bytes');
     delivery.inGuest = { bytes: got.bytes, seconds: got.seconds, mbPerSecond: got.bytes / got.seconds / 1e6 };
