@@ -143,7 +143,7 @@ async function runDemo(o: DemoOpts): Promise<void> {
     delivery.inGuest = { bytes: got.bytes, seconds: got.seconds, mbPerSecond: got.bytes / got.seconds / 1e6 };
     summary.delivery = delivery;
     const off = delivery.offloaded as { mbPerSecond?: number; error?: string };
-    done(`in guest ${(got.bytes / got.seconds / 1e6).toFixed(0)} MB/s` + (off.mbPerSecond ? `, offloaded ${off.mbPerSecond.toFixed(0)} MB/s` : `, offload unavailable (${off.error})`));
+    done(`in guest ${(got.bytes / got.seconds / 1e6).toFixed(1)} MB/s` + (off.mbPerSecond ? `, offloaded ${off.mbPerSecond.toFixed(1)} MB/s` : `, offload unavailable (${off.error})`));
 
     step('what the host profiler saw');
     const view = await apiRequest<GuestView>(stateDir, 'GET', `/v1/guests/${GUEST}`);
@@ -159,7 +159,7 @@ async function runDemo(o: DemoOpts): Promise<void> {
       process.stdout.write(`  compression: ${formatSize(comp.inBytes)} -> ${formatSize(comp.outBytes)} in ${(comp.ms / 1000).toFixed(2)} s\n`);
       for (const [k, v] of Object.entries(delivery)) {
         const d = v as { mbPerSecond?: number; bytes?: number; error?: string };
-        process.stdout.write(`  delivery ${k}: ${d.mbPerSecond !== undefined ? `${formatSize(d.bytes!)} at ${d.mbPerSecond.toFixed(0)} MB/s` : d.error}\n`);
+        process.stdout.write(`  delivery ${k}: ${d.mbPerSecond !== undefined ? `${formatSize(d.bytes!)} at ${d.mbPerSecond.toFixed(1)} MB/s` : d.error}\n`);
       }
       for (const t of view.tasks) process.stdout.write(`  task ${t.name}: ${t.count} run(s), mean ${t.meanMs.toFixed(1)} ms, p95 ${t.p95Ms.toFixed(1)} ms (reported through the control channel)\n`);
     }
