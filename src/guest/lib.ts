@@ -72,6 +72,17 @@ export class AgentClient extends EventEmitter {
   shareInfo(): Promise<ShareInfoResultT> {
     return this.peer.request('share.info', {});
   }
+  /** Network-send offload: ask the host to serve a directory of this guest's share on this guest's address
+   * (module offload, paper §4.2). The host decides which guest is asking from the channel, not from params. */
+  startModule(params: ParamsOf<'module.start'>): Promise<ResultOf<'module.start'>> {
+    return this.peer.request('module.start', params, { timeoutMs: 30_000 });
+  }
+  async listModules(): Promise<ResultOf<'module.list'>['modules']> {
+    return (await this.peer.request('module.list', {})).modules;
+  }
+  stopModule(id: string): Promise<ResultOf<'module.stop'>> {
+    return this.peer.request('module.stop', { id }, { timeoutMs: 30_000 });
+  }
   /** Send task events to the agent (it queues and forwards them to the host). */
   async report(events: TaskEventT[]): Promise<number> {
     return (await this.peer.request('task.report', { events }, { timeoutMs: 5000 })).accepted;

@@ -70,6 +70,7 @@ export function createChannelBackend(log: Logger): HostChannelBackend {
       }
     },
     setShareInfo: (fn) => { shareInfo = fn; },
+    handle: (op, fn) => { server.handle(op, (guest: string, params: unknown) => fn(guest, params)); },
     close: () => server.close(),
   };
 }

@@ -35,6 +35,8 @@ export interface ChannelBackend {
   request(name: string, op: string, params: unknown, timeoutMs: number): Promise<unknown>;
   onEvent(fn: (guest: string, event: string, payload: unknown) => void): void;
   onConnection(fn: (guest: string, connected: boolean) => void): void;
+  /** Serve an op that guests call on the host; `guest` is the channel's guest, never something the guest claims. */
+  handle(op: string, fn: (guest: string, params: unknown) => Promise<unknown>): void;
   close(): Promise<void>;
 }
 
@@ -89,6 +91,11 @@ export class Daemon {
     opts.channels.onConnection((guest, connected) => {
       this.log.info({ guest, connected }, connected ? 'agent connected' : 'agent disconnected');
     });
+    // Guests control their own offload modules over the channel: the guest is the channel's, so a guest can
+    // never name (start, stop, read) another guest's modules.
+    opts.channels.handle('module.start', (guest, p) => this.execute({ op: 'module.start', name: guest, body: p as Record<string, unknown> }));
+    opts.channels.handle('module.list', async (guest) => ({ modules: await this.execute({ op: 'module.list', name: guest }) }));
+    opts.channels.handle('module.stop', (guest, p) => this.execute({ op: 'module.stop', name: guest, id: (p as { id: string }).id }));
   }
 
   // ---- startup and shutdown ----------------------------------------------------------------------------

@@ -18,6 +18,8 @@ export async function wireBackends(stateDir: string, log: Logger): Promise<Backe
   const channels = createChannelBackend(log.child({ component: 'channel' }));
   channels.setShareInfo((guest) => shares.usage(guest));
   const modules = new ModuleManager({ registry, log: (msg) => log.info({ component: 'modules' }, msg) });
+  // Not modules.cleanupStale(): module tables are named by guest, and it would also remove the live rules of
+  // another daemon on this host. A restarted daemon's stale table is replaced whole by the next module start.
   // Module events (requests served, bytes, errors) go back to the guest that owns the module.
   modules.on('event', (ev) => {
     if (channels.isConnected(ev.guest)) channels.notify(ev.guest, 'module.event', ev);

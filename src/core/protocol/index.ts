@@ -4,3 +4,4 @@ export * from './message.js';
 export * from './registry.js';
 export * from './ops/builtin.js';
 export { check as checkSchema } from './validate.js';
+export * from './ops/modules.js';
