@@ -84,7 +84,16 @@ if mount -t virtiofs -o ro ${HOSTROOT_TAG} ${GUEST_SYSROOT}; then
   mount -t proc proc ${GUEST_SYSROOT}/proc
   mount -t sysfs sysfs ${GUEST_SYSROOT}/sys
   mount --bind /dev ${GUEST_SYSROOT}/dev
+  # a writable /tmp for the agent; but the host view may hold the package under /tmp (a checkout there, as
+  # CI's clones are): keep whatever the view has below /tmp visible in the new one
+  mkdir -p /.hosttmp
+  mount --bind ${GUEST_SYSROOT}/tmp /.hosttmp
   mount -t tmpfs -o mode=1777 tmpfs ${GUEST_SYSROOT}/tmp
+  for e in /.hosttmp/* /.hosttmp/.[!.]*; do
+    [ -d "$e" ] || continue
+    mkdir -p "${GUEST_SYSROOT}/tmp/\${e#/.hosttmp/}"
+    mount --bind "$e" "${GUEST_SYSROOT}/tmp/\${e#/.hosttmp/}"
+  done
   mount --bind /run ${GUEST_SYSROOT}/run
   mount --bind ${GUEST_SHARE} ${GUEST_SYSROOT}${GUEST_SHARE}
   ismounted ${GUEST_DISK} && mount --bind ${GUEST_DISK} ${GUEST_SYSROOT}${GUEST_DISK}
