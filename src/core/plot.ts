@@ -1,12 +1,14 @@
 // Charts for benchmarks, simulations and reports: Vega-Lite specs rendered to SVG in-process (no browser, no
 // canvas). Chosen over hand-written SVG because it handles axes, legends, scales and facets correctly.
-import * as vega from 'vega';
-import * as vl from 'vega-lite';
+import type * as vl from 'vega-lite';
 
 export type VegaLiteSpec = vl.TopLevelSpec;
 
+/** Vega is loaded on first use: processes that never draw (hylicsd, which shares the CLI's entry point) do not
+ * pay its ~40 MB. */
 export async function renderSvg(spec: VegaLiteSpec): Promise<string> {
-  const compiled = vl.compile(spec).spec;
+  const [vega, vegaLite] = await Promise.all([import('vega'), import('vega-lite')]);
+  const compiled = vegaLite.compile(spec).spec;
   const view = new vega.View(vega.parse(compiled), { renderer: 'none' });
   const svg = await view.toSVG();
   view.finalize();
