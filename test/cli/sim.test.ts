@@ -3,25 +3,14 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Command } from 'commander';
-import { register } from '../../src/cli/commands/sim.js';
+import { errorCode, hylics } from '../helpers/cli.js';
 
-/** Run `hylics sim ...` in-process with only the sim commands registered; returns stdout. */
+/** Run the real `hylics sim ...` (a child process: the test runner reports over this process's stdout, so
+ * stdout is not intercepted here); returns stdout, or throws { code } parsed from the CLI's error line. */
 async function run(args: string[]): Promise<string> {
-  const program = new Command('hylics').exitOverride();
-  register(program);
-  let out = '';
-  const orig = process.stdout.write.bind(process.stdout);
-  const origErr = process.stderr.write.bind(process.stderr);
-  process.stdout.write = ((chunk: string | Uint8Array) => { out += String(chunk); return true; }) as typeof process.stdout.write;
-  process.stderr.write = (() => true) as typeof process.stderr.write;
-  try {
-    await program.parseAsync(['node', 'hylics', 'sim', ...args]);
-  } finally {
-    process.stdout.write = orig;
-    process.stderr.write = origErr;
-  }
-  return out;
+  const r = await hylics(['sim', ...args]);
+  if (r.code !== 0) throw Object.assign(new Error(r.stderr), { code: errorCode(r) });
+  return r.stdout;
 }
 
 test('sim run --json gives the metrics the issue lists, and --plot writes an SVG', async (t) => {
