@@ -23,7 +23,8 @@ export type ShareResizeBody = Static<typeof ShareResizeBody>;
 export const ExecBody = Type.Object({
   argv: Type.Array(Type.String({ maxLength: 65536 }), { minItems: 1, maxItems: 1024 }),
   cwd: Type.Optional(Type.String({ maxLength: 4096 })),
-  stdin: Type.Optional(Type.String({ maxLength: 1048576, description: 'utf8 text fed to the command' })),
+  // the channel carries stdin as base64 of at most 700 KiB: 525 KiB of bytes (checked in bytes by the daemon)
+  stdin: Type.Optional(Type.String({ maxLength: 537600, description: 'utf8 text fed to the command (at most 525 KiB)' })),
   timeoutMs: Type.Optional(Type.Integer({ minimum: 1, maximum: 3600000 })),
 }, { additionalProperties: false });
 export type ExecBody = Static<typeof ExecBody>;

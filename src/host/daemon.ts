@@ -4,6 +4,7 @@
 // a crash at any step is reconciled on the next start (nothing is left half-created for long, no data is lost).
 import { mkdir, rm, readFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
+import { totalmem } from 'node:os';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
@@ -19,6 +20,7 @@ export const VERSION = '0.1.0';
 
 export interface ShareBackend {
   path(name: string): string;
+  isMounted(name: string): Promise<boolean>;
   create(name: string, sizeBytes: number): Promise<unknown>;
   resize(name: string, sizeBytes: number): Promise<unknown>;
   usage(name: string): Promise<{ sizeBytes: number; usedBytes: number; freeBytes: number; mounted: boolean }>;
@@ -93,9 +95,15 @@ export class Daemon {
     });
     // Guests control their own offload modules over the channel: the guest is the channel's, so a guest can
     // never name (start, stop, read) another guest's modules.
-    opts.channels.handle('module.start', (guest, p) => this.execute({ op: 'module.start', name: guest, body: p as Record<string, unknown> }));
+    // Serialized with create/remove of that guest (a guest cannot slip a module in while it is being removed),
+    // and without hostPort: host ports are the operator's to hand out (HTTP API / CLI on the host), not a guest's.
+    opts.channels.handle('module.start', (guest, p) => this.locked(guest, () => {
+      const { hostPort, ...body } = p as Record<string, unknown>;
+      if (hostPort !== undefined) throw new HylicsError('HYLICS_ERR_INVALID_ARGUMENT', 'a guest cannot ask for a host port; the host operator can (hylics module start GUEST --host-port N)');
+      return this.execute({ op: 'module.start', name: guest, body });
+    }));
     opts.channels.handle('module.list', async (guest) => ({ modules: await this.execute({ op: 'module.list', name: guest }) }));
-    opts.channels.handle('module.stop', (guest, p) => this.execute({ op: 'module.stop', name: guest, id: (p as { id: string }).id }));
+    opts.channels.handle('module.stop', (guest, p) => this.locked(guest, () => this.execute({ op: 'module.stop', name: guest, id: (p as { id: string }).id })));
   }
 
   // ---- startup and shutdown ----------------------------------------------------------------------------
@@ -222,24 +230,37 @@ export class Daemon {
       memoryBytes: parseSize(body.memory ?? '512M', 'memory'),
     };
     if (spec.memoryBytes < 16 * 1024 * 1024) throw new HylicsError('HYLICS_ERR_INVALID_SIZE', 'memory must be at least 16M', { what: 'memory' });
+    // A share lives in host RAM (and a microVM's share writes are charged to the host, not the guest): no share
+    // or guest larger than the host's memory.
+    const hostRam = totalmem();
+    for (const [what, v] of [['share size', spec.shareSizeBytes], ['memory', spec.memoryBytes]] as const) {
+      if (v > hostRam) throw new HylicsError('HYLICS_ERR_INVALID_SIZE', `${what} ${v} bytes is more than this host's memory (${hostRam} bytes)`, { what, value: v, hostBytes: hostRam });
+    }
     if (process.getuid?.() !== 0) throw new HylicsError('HYLICS_ERR_NOT_ROOT', 'creating a guest needs root (mounts, namespaces, cgroups)');
     if (this.store.get(name)) throw new HylicsError('HYLICS_ERR_GUEST_EXISTS', `a guest named ${name} exists already`, { name });
     const driver = this.driver(kind);
     await driver.preflight();
 
+    if (await this.opts.shares.isMounted(name)) {
+      // an orphan share (its record was lost): it holds someone's data, so it is never reused or removed here
+      throw new HylicsError('HYLICS_ERR_SHARE_EXISTS', `a share for ${name} is still mounted at ${this.opts.shares.path(name)} without a guest record; copy its data out and unmount it, or pick another name`, { name, path: this.opts.shares.path(name) });
+    }
     const rec: GuestRecord = { spec, network: this.allocateNetwork(name), createdAt: new Date().toISOString(), desired: 'running' };
     const paths = this.paths(name);
+    let shareCreated = false;
     // Persist first: a crash from here on is cleaned up (or completed) by the next start's reconcile.
     await this.store.update((s) => { s.guests[name] = rec; });
     try {
       await mkdir(paths.run, { recursive: true, mode: 0o755 });
       await mkdir(paths.logs, { recursive: true, mode: 0o700 });
       await this.opts.shares.create(name, spec.shareSizeBytes);
+      shareCreated = true;
       await this.boot(rec);
     } catch (e) {
       const err = toHylicsError(e);
       this.log.error({ guest: name, err: err.toJSON() }, 'guest creation failed: undoing');
-      await this.teardown(rec).catch((te) => this.log.error({ guest: name, err: String(te) }, 'undo after failed create also failed'));
+      // undo only what this call did: a share it did not create is not its to remove
+      await this.teardown(rec, { keepShare: !shareCreated }).catch((te) => this.log.error({ guest: name, err: String(te) }, 'undo after failed create also failed'));
       throw err;
     }
     return this.view(rec);
@@ -288,13 +309,13 @@ export class Daemon {
       this.log.warn({ guest: name, reason }, 'guest exited: cleaning up what its driver started');
       this.live.set(name, { status: 'failed', lastError: `guest exited: ${reason}` });
       void driver.cleanup(ctx, rec.driverState).catch((e) => this.log.error({ guest: name, err: String(e) }, 'cleanup after exit failed'));
-      void this.store.update((s) => { const g = s.guests[name]; if (g) g.desired = 'stopped'; });
+      // `desired` stays 'running': the next daemon start brings the guest back (its share and data are kept)
     });
     this.live.set(name, l);
   }
 
   /** Remove everything of a guest: modules, processes, driver objects, channel, share, record. Idempotent. */
-  private async teardown(rec: GuestRecord): Promise<void> {
+  private async teardown(rec: GuestRecord, opts: { keepShare?: boolean } = {}): Promise<void> {
     const name = rec.spec.name;
     const ctx = this.context(rec);
     const driver = this.opts.drivers[rec.spec.driver];
@@ -312,9 +333,10 @@ export class Daemon {
     if (driver && rec.driverState) await step('stop', () => driver.stop(ctx, rec.driverState!, 5000));
     if (driver) await step('cleanup', () => driver.cleanup(ctx, rec.driverState));
     await step('channel', () => this.opts.channels.detach(name));
-    await step('share', () => this.opts.shares.destroy(name));
+    if (!opts.keepShare) await step('share', () => this.opts.shares.destroy(name));
     if (errors.length > 0) throw toHylicsError(errors[0]);
-    await rm(ctx.paths.dir, { recursive: true, force: true });
+    if (!opts.keepShare) await rm(ctx.paths.dir, { recursive: true, force: true });
+    this.metrics.forgetGuest(name, this.profiler.taskNames(name));
     this.profiler.forget(name);
     this.live.delete(name);
     await this.store.update((s) => { delete s.guests[name]; });
@@ -334,6 +356,7 @@ export class Daemon {
         throw new HylicsError('HYLICS_ERR_GUEST_NOT_RUNNING', `the agent of ${name} is not connected`, { name });
       });
     }
+    if (body.stdin !== undefined && Buffer.byteLength(body.stdin) > 537_600) throw new HylicsError('HYLICS_ERR_INVALID_ARGUMENT', 'stdin must be at most 525 KiB', { what: 'stdin' });
     const timeoutMs = body.timeoutMs ?? 60_000;
     const res = await this.opts.channels.request(name, 'exec', { argv, cwd: body.cwd, stdin: body.stdin, timeoutMs }, timeoutMs + 5000);
     return res as ExecResult;
@@ -342,6 +365,7 @@ export class Daemon {
   private async resizeShare(name: string, size: string | number): Promise<GuestView> {
     const rec = this.record(name);
     const bytes = parseSize(size, 'share size');
+    if (bytes > totalmem()) throw new HylicsError('HYLICS_ERR_INVALID_SIZE', `share size ${bytes} bytes is more than this host's memory (${totalmem()} bytes)`, { what: 'share size', value: bytes });
     await this.opts.shares.resize(name, bytes);
     await this.store.update((s) => { s.guests[name]!.spec.shareSizeBytes = bytes; });
     rec.spec.shareSizeBytes = bytes;
@@ -355,6 +379,7 @@ export class Daemon {
 
   private async moduleStart(name: string, body: Record<string, unknown>): Promise<unknown> {
     const rec = this.record(name);
+    if (this.live.get(name)?.status !== 'running') throw new HylicsError('HYLICS_ERR_GUEST_NOT_RUNNING', `guest ${name} is not running`, { name });
     return this.modules().start({ ...rec, sharePath: this.opts.shares.path(name) }, body);
   }
 
@@ -448,7 +473,8 @@ export class Daemon {
       const responseMs = Number(p.responseMs);
       if (!Number.isFinite(responseMs) || responseMs < 0) return;
       const ok = p.ok !== false;
-      this.profiler.record(guest, { name, responseMs, ok, at: Date.now() });
+      // metric series only for names the profiler accepted: a guest cannot mint unbounded Prometheus series
+      if (!this.profiler.record(guest, { name, responseMs, ok, at: Date.now() })) return;
       this.metrics.taskResponse.observe({ guest, task: name }, responseMs / 1000);
       this.metrics.tasks.inc({ guest, task: name, result: ok ? 'ok' : 'error' });
     }

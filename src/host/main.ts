@@ -14,6 +14,8 @@ export interface DaemonProcessOptions {
   stateDir: string;
   /** host:port for an additional TCP listener (no authentication: trusted networks only). */
   listen?: string;
+  /** Allow --listen on a non-loopback address (the API has no authentication). */
+  allowRemoteApi?: boolean;
   logLevel?: string;
 }
 
@@ -50,6 +52,19 @@ export interface RunningDaemon {
 
 export async function startDaemon(opts: DaemonProcessOptions, log: Logger = pino({ level: opts.logLevel ?? 'info' })): Promise<RunningDaemon> {
   if (process.getuid?.() !== 0) throw new HylicsError('HYLICS_ERR_NOT_ROOT', 'hylicsd needs root (it mounts tmpfs shares and creates namespaces, cgroups and nftables rules)');
+  // validated before anything is started, so a bad --listen changes nothing
+  let tcpListen: { host: string; port: number } | undefined;
+  if (opts.listen) {
+    const m = /^(.*):(\d+)$/.exec(opts.listen);
+    if (!m) throw new HylicsError('HYLICS_ERR_INVALID_ARGUMENT', `--listen wants host:port, got ${opts.listen}`);
+    // The API has no authentication and guests route through this host: on any address but loopback every
+    // guest could reach it (Linux accepts packets for any local address on any interface).
+    const host = m[1] || '127.0.0.1';
+    if (!/^(127\.|localhost$|\[?::1\]?$)/.test(host) && !opts.allowRemoteApi) {
+      throw new HylicsError('HYLICS_ERR_INVALID_ARGUMENT', `--listen ${opts.listen} is not a loopback address: the API has no authentication and guests could reach it; pass --allow-remote-api only behind a firewall that keeps guests out`);
+    }
+    tcpListen = { host, port: Number(m[2]) };
+  }
   await mkdir(opts.stateDir, { recursive: true, mode: 0o700 });
   const pidFile = await takePidFile(opts.stateDir);
   const backends = await wireBackends(opts.stateDir, log);
@@ -63,11 +78,9 @@ export async function startDaemon(opts: DaemonProcessOptions, log: Logger = pino
   await unix.listen({ path: socketPath });
   await chmod(socketPath, 0o600);
   servers.push(unix);
-  if (opts.listen) {
-    const m = /^(.*):(\d+)$/.exec(opts.listen);
-    if (!m) throw new HylicsError('HYLICS_ERR_INVALID_ARGUMENT', `--listen wants host:port, got ${opts.listen}`);
+  if (tcpListen) {
     const tcp = await buildApi(daemon, log);
-    await tcp.listen({ host: m[1] || '127.0.0.1', port: Number(m[2]) });
+    await tcp.listen(tcpListen);
     servers.push(tcp);
   }
   log.info({ stateDir: opts.stateDir, socket: socketPath, listen: opts.listen }, 'hylicsd ready');

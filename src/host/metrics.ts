@@ -40,4 +40,13 @@ export class DaemonMetrics {
     guestGauge('hylics_guest_running', '1 when the guest is running', (g) => (g.running ? 1 : 0));
     guestGauge('hylics_agent_connected', '1 when the guest agent is connected on the control channel', (g) => (g.connected ? 1 : 0));
   }
+
+  /** Drop a removed guest's series (prom-client removes only exact label sets). */
+  forgetGuest(guest: string, tasks: string[]): void {
+    for (const task of tasks) {
+      this.taskResponse.remove({ guest, task });
+      for (const result of ['ok', 'error']) this.tasks.remove({ guest, task, result });
+    }
+    for (const direction of ['in', 'out']) this.channelFrames.remove({ guest, direction });
+  }
 }

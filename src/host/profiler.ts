@@ -11,6 +11,7 @@ export interface TaskReport {
   at: number;
 }
 
+export const MAX_TASK_NAMES = 256;
 const WINDOW = 1024; // reports kept per task, enough for a p95 over any control interval
 
 class TaskWindow {
@@ -43,16 +44,22 @@ export class Profiler {
     this.listeners.push(fn);
   }
 
-  record(guest: string, r: TaskReport): void {
+  /** false when the report was refused (the guest already has MAX_TASK_NAMES task names). */
+  record(guest: string, r: TaskReport): boolean {
     let tasks = this.guests.get(guest);
     if (!tasks) this.guests.set(guest, (tasks = new Map()));
     let w = tasks.get(r.name);
     if (!w) {
-      if (tasks.size >= 256) return; // a hostile guest cannot grow host memory with endless task names
+      if (tasks.size >= MAX_TASK_NAMES) return false; // a hostile guest cannot grow host memory with endless task names
       tasks.set(r.name, (w = new TaskWindow()));
     }
     w.add(r);
     for (const fn of this.listeners) fn(guest, r);
+    return true;
+  }
+
+  taskNames(guest: string): string[] {
+    return [...(this.guests.get(guest)?.keys() ?? [])];
   }
 
   stats(guest: string): TaskStats[] {

@@ -185,6 +185,18 @@ export class Cgroup {
     }
   }
 
+  /** Maximum number of tasks (processes + threads): a fork bomb in a guest stays in the guest. */
+  async setPidsMax(max: number | undefined): Promise<void> {
+    const v = max === undefined ? 'max' : String(max);
+    if (this.layout.version === 2) {
+      this.requireV2Controller('pids');
+      await this.write(join(this.dir()!, 'pids.max'), v);
+    } else {
+      const d = this.dir('pids');
+      if (d) await this.write(join(d, 'pids.max'), v);
+    }
+  }
+
   async limits(): Promise<CgroupLimits> {
     if (this.layout.version === 2) {
       const [q, p] = ((await readText(join(this.dir()!, 'cpu.max'))) ?? 'max 100000').split(/\s+/);

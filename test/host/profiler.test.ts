@@ -31,6 +31,9 @@ test('task statistics per guest and per task, and the window since a time', () =
 
 test('a guest cannot grow host memory with endless task names', () => {
   const p = new Profiler();
-  for (let i = 0; i < 1000; i++) p.record('evil', { name: `t${i}`, responseMs: 1, ok: true, at: i });
+  let accepted = 0;
+  for (let i = 0; i < 1000; i++) if (p.record('evil', { name: `t${i}`, responseMs: 1, ok: true, at: i })) accepted++;
   assert.equal(p.stats('evil').length, 256);
+  assert.equal(accepted, 256, 'refused reports are reported as refused (so no metric series is made for them)');
+  assert.equal(p.record('evil', { name: 't0', responseMs: 1, ok: true, at: 0 }), true, 'known names still count');
 });

@@ -18,6 +18,8 @@ import { entryArgv, NODE_BIN } from '../../os/self.js';
 import type { ChannelEndpoint, DriverContext, DriverState, GuestDriver } from './types.js';
 
 export const CHANNEL_SOCKET = 'channel.sock';
+/** Tasks (processes + threads) a sandbox guest may have: room for real work, not for a fork bomb. */
+export const SANDBOX_PIDS_MAX = 4096;
 export const AGENT_APP_SOCKET = 'agent.sock';
 
 /** What a sandbox guest's DriverState holds (persisted by the daemon as JSON). */
@@ -138,6 +140,7 @@ export class SandboxDriver implements GuestDriver {
       await cg.create();
       await cg.setCpus(spec.cpus);
       await cg.setMemory(spec.memoryBytes);
+      await cg.setPidsMax(SANDBOX_PIDS_MAX);
 
       undo.push(['netns', () => deleteNetns(net.netns)]);
       undo.push(['veth', () => deleteLink(net.hostIf)]);

@@ -216,11 +216,13 @@ export class ModuleManager extends EventEmitter<ModuleManagerEvents> {
     let child: ChildProcess;
     try {
       child = spawn(NODE_BIN, entryArgv('host/modules/worker-main'), {
-        uid: this.user.uid,
-        gid: this.user.gid,
+        // the worker drops to this user itself once its code is loaded (see worker-main.ts)
         cwd: '/',
         // nothing of the daemon's environment but what node needs
-        env: { PATH: process.env.PATH ?? '/usr/bin:/bin', ...(process.env.HYLICS_NATIVE ? { HYLICS_NATIVE: process.env.HYLICS_NATIVE } : {}) },
+        env: {
+          PATH: process.env.PATH ?? '/usr/bin:/bin', HYLICS_WORKER_UID: String(this.user.uid), HYLICS_WORKER_GID: String(this.user.gid),
+          ...(process.env.HYLICS_NATIVE ? { HYLICS_NATIVE: process.env.HYLICS_NATIVE } : {}),
+        },
         stdio: ['ignore', 'inherit', 'inherit', 'ipc', shareFd],
         serialization: 'json',
       });

@@ -140,4 +140,17 @@ process.on('message', (m: ToWorker) => {
 // the manager went away: nothing left to serve for
 process.on('disconnect', () => process.exit(0));
 
+// Started as root so that our code and the addon load whatever the permissions of the directory the package
+// sits in (a checkout under a 0700 directory is common); from here on the worker is unprivileged for good:
+// setgroups/setgid/setuid as root set real, effective and saved ids and clear every capability.
+const dropUid = Number(process.env.HYLICS_WORKER_UID ?? 65534);
+const dropGid = Number(process.env.HYLICS_WORKER_GID ?? 65534);
+if (process.getuid?.() === 0) {
+  if (!Number.isInteger(dropUid) || dropUid <= 0 || !Number.isInteger(dropGid) || dropGid <= 0) process.exit(70);
+  process.setgroups!([]);
+  process.setgid!(dropGid);
+  process.setuid!(dropUid);
+  if (process.getuid() === 0 || process.geteuid!() === 0) process.exit(70);
+}
+
 send({ op: 'ready', native: nativeStatus() });

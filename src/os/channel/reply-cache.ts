@@ -1,6 +1,7 @@
 // Reply cache for idempotent ops: a retry of (op, request id, params) gets the first run's outcome instead of
 // running again. The host keeps one per guest across reconnects, so a guest that lost its connection in the
 // middle of an offload can ask again with the same id after it reconnects.
+import { createHash } from 'node:crypto';
 import type { WireError } from '../../core/protocol/index.js';
 
 export type CachedOutcome = { ok: true; result: unknown } | { ok: false; error: WireError };
@@ -17,7 +18,9 @@ export class ReplyCache {
 
   static key(op: string, id: number, params: unknown): string {
     // params are part of the key so a restarted guest reusing an id for different work is never served a stale reply
-    return `${op}\u0000${id}\u0000${JSON.stringify(params ?? null)}`;
+    // ... hashed: params may be up to a frame (1 MiB) and a guest must not make the host keep 1024 of them
+    const digest = createHash('sha256').update(JSON.stringify(params ?? null)).digest('base64');
+    return `${op}\u0000${id}\u0000${digest}`;
   }
 
   get size(): number {
