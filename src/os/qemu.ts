@@ -119,7 +119,22 @@ function lineReader(sock: Socket, onLine: (line: string) => void): void {
 }
 
 /** Run one QMP command on a fresh connection (after the capabilities handshake) and return its `return`. */
-export function qmp(socketPath: string, command: string, args?: Record<string, unknown>, timeoutMs = 5000): Promise<unknown> {
+/** One QMP command. QEMU creates its socket file (bind) a moment before it listens, so a refused connection is
+ * retried until the deadline rather than failed at once. */
+export async function qmp(socketPath: string, command: string, args?: Record<string, unknown>, timeoutMs = 5000): Promise<unknown> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      return await qmpOnce(socketPath, command, args, Math.max(100, deadline - Date.now()));
+    } catch (e) {
+      const refused = e instanceof HylicsError && /ECONNREFUSED|ENOENT/.test(e.message);
+      if (!refused || Date.now() + 50 >= deadline) throw e;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+}
+
+function qmpOnce(socketPath: string, command: string, args: Record<string, unknown> | undefined, timeoutMs: number): Promise<unknown> {
   return new Promise((resolve, reject) => {
     const sock = connect(socketPath);
     let stage = 0;
