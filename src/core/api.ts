@@ -101,6 +101,8 @@ export type Command =
   | { op: 'guest.list' }
   | { op: 'guest.show'; name: string }
   | { op: 'guest.remove'; name: string }
+  | { op: 'guest.start'; name: string }
+  | { op: 'guest.stop'; name: string }
   | { op: 'guest.exec'; name: string; body: ExecBody }
   | { op: 'guest.console'; name: string; lines: number }
   | { op: 'guest.libvirtXml'; name: string }

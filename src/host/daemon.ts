@@ -162,6 +162,8 @@ export class Daemon {
       case 'guest.show': return this.view(this.record(cmd.name));
       case 'guest.create': return this.locked(cmd.body.name, () => this.create(cmd.body));
       case 'guest.remove': return this.locked(cmd.name, () => this.remove(cmd.name));
+      case 'guest.start': return this.locked(cmd.name, () => this.startGuest(cmd.name));
+      case 'guest.stop': return this.locked(cmd.name, () => this.stopGuest(cmd.name));
       case 'guest.exec': return this.exec(cmd.name, cmd.body.argv, cmd.body);
       case 'guest.console': return this.consoleTail(cmd.name, cmd.lines);
       case 'guest.libvirtXml': return this.libvirtXml(cmd.name);
@@ -340,6 +342,48 @@ export class Daemon {
     this.profiler.forget(name);
     this.live.delete(name);
     await this.store.update((s) => { delete s.guests[name]; });
+  }
+
+  /** Stop a guest but keep it: share, data, disk and record stay; `guest start` boots it again. */
+  private async stopGuest(name: string): Promise<GuestView> {
+    const rec = this.record(name);
+    const ctx = this.context(rec);
+    const driver = this.driver(rec.spec.driver);
+    const l = this.live.get(name);
+    l?.unwatch?.();
+    this.live.set(name, { status: 'stopped' });
+    await this.store.update((s) => { s.guests[name]!.desired = 'stopped'; });
+    if (this.opts.modules) await this.opts.modules.stopAll(name).catch((e) => this.log.warn({ guest: name, err: String(e) }, 'stopping modules failed'));
+    if (this.opts.channels.isConnected(name)) await this.opts.channels.request(name, 'shutdown', {}, 2000).catch(() => undefined);
+    if (rec.driverState) await driver.stop(ctx, rec.driverState, 10_000);
+    await driver.cleanup(ctx, rec.driverState);
+    await this.opts.channels.detach(name);
+    delete rec.driverState;
+    await this.store.update((s) => { delete s.guests[name]!.driverState; });
+    return this.view(rec);
+  }
+
+  /** Boot a stopped (or failed) guest again with its share and data as they are. */
+  private async startGuest(name: string): Promise<GuestView> {
+    const rec = this.record(name);
+    const status = this.live.get(name)?.status;
+    if (status === 'running' || status === 'starting') throw new HylicsError('HYLICS_ERR_CONFLICT', `guest ${name} is ${status} already`, { name });
+    if (!(await this.opts.shares.isMounted(name))) await this.opts.shares.reconcile([name]);
+    const ctx = this.context(rec);
+    await this.driver(rec.spec.driver).cleanup(ctx, rec.driverState); // leftovers of a guest that died
+    await this.opts.channels.detach(name).catch(() => undefined);
+    await this.store.update((s) => { s.guests[name]!.desired = 'running'; });
+    rec.desired = 'running';
+    try {
+      await this.boot(rec);
+    } catch (e) {
+      const err = toHylicsError(e);
+      this.live.set(name, { status: 'failed', lastError: `${err.code}: ${err.message}` });
+      await this.driver(rec.spec.driver).cleanup(ctx, rec.driverState).catch(() => undefined);
+      await this.opts.channels.detach(name).catch(() => undefined);
+      throw err;
+    }
+    return this.view(rec);
   }
 
   private async remove(name: string): Promise<{ removed: string }> {

@@ -69,6 +69,12 @@ export async function buildApi(daemon: ApiDeps, log: Logger): Promise<FastifyIns
   app.delete<{ Params: { name: string } }>('/v1/guests/:name', {
     schema: { summary: 'Stop and remove a guest and its share', params: NameParams, response: { 200: Type.Object({ removed: Type.String() }), ...errors } },
   }, (req) => run({ op: 'guest.remove', name: req.params.name }));
+  app.post<{ Params: { name: string } }>('/v1/guests/:name/start', {
+    schema: { summary: 'Boot a stopped or failed guest again (share and data as they are)', params: NameParams, response: { 200: GuestView, ...errors } },
+  }, (req) => run({ op: 'guest.start', name: req.params.name }));
+  app.post<{ Params: { name: string } }>('/v1/guests/:name/stop', {
+    schema: { summary: 'Stop a guest (agent shutdown, then ACPI / SIGTERM, then kill) and keep its share, data and disk', params: NameParams, response: { 200: GuestView, ...errors } },
+  }, (req) => run({ op: 'guest.stop', name: req.params.name }));
   app.post<{ Params: { name: string }; Body: ExecBody }>('/v1/guests/:name/exec', {
     schema: { summary: 'Run a command in the guest (through its agent)', params: NameParams, body: ExecBody, response: { 200: ExecResult, ...errors } },
   }, (req) => run({ op: 'guest.exec', name: req.params.name, body: req.body }));

@@ -220,6 +220,24 @@ test('hylicsd with sandbox guests: lifecycle, shares, exec, bad input, restart a
     assert.equal(r.stdout, 'from-host\n');
   });
 
+  await t.test('stop keeps the share and its data; start boots the guest again', async () => {
+    const stopped = await json<GuestView>('guest', 'stop', 'alpha');
+    assert.equal(stopped.status, 'stopped');
+    assert.equal(stopped.agentConnected, false);
+    assert.equal(await readFile(join(stopped.share.path, 'g.txt'), 'utf8'), 'from-guest\n', 'data kept while stopped');
+    const ex = await cli('guest', 'exec', 'alpha', '--', 'true');
+    assert.equal(errorCode(ex), 'HYLICS_ERR_GUEST_NOT_RUNNING', ex.stderr);
+    const again = await cli('guest', 'stop', 'alpha');
+    assert.equal(again.code, 0, 'stopping a stopped guest is fine');
+    const started = await json<GuestView>('guest', 'start', 'alpha');
+    assert.equal(started.status, 'running');
+    assert.equal(started.agentConnected, true);
+    const r = await json<ExecResult>('guest', 'exec', 'alpha', '--', 'cat', '/mnt/hylics/g.txt');
+    assert.equal(r.stdout, 'from-guest\n');
+    const twice = await cli('guest', 'start', 'alpha');
+    assert.equal(errorCode(twice), 'HYLICS_ERR_CONFLICT');
+  });
+
   await t.test('remove leaves nothing behind', async () => {
     const b = await json<GuestView>('guest', 'show', 'beta');
     const r = await cli('guest', 'rm', 'beta');

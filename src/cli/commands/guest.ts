@@ -29,6 +29,13 @@ export function register(program: Command): void {
     if (o.json) printJson(g); else process.stdout.write(guestDetails(g));
   });
 
+  for (const [verb, what] of [['start', 'boot a stopped or failed guest again (its share and data as they are)'], ['stop', 'stop a guest and keep its share, data and disk']] as const) {
+    common(guest.command(`${verb} <name>`).description(what)).action(async (name: string, o: CommonOpts) => {
+      const g = await apiRequest<GuestView>(stateDir(o), 'POST', `/v1/guests/${encodeURIComponent(name)}/${verb}`);
+      if (o.json) printJson(g); else process.stdout.write(`${name}: ${g.status}\n`);
+    });
+  }
+
   common(guest.command('rm <name>').description('stop and remove a guest and its share')).action(async (name: string, o: CommonOpts) => {
     const r = await apiRequest(stateDir(o), 'DELETE', `/v1/guests/${encodeURIComponent(name)}`);
     if (o.json) printJson(r); else process.stdout.write(`removed ${name}\n`);
