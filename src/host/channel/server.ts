@@ -56,6 +56,9 @@ export interface GuestChannelInfo {
   discardedBytes: number;
 }
 
+const HELLO_WINDOW_MS = 10_000;
+const MAX_HELLOS_PER_WINDOW = 30;
+
 interface GuestState {
   name: string;
   endpoint: ChannelEndpoint;
@@ -72,6 +75,9 @@ interface GuestState {
   protocolErrors: number;
   discardedBytes: number;
   waiters: Array<() => void>;
+  /** When the last sessions started (hellos), to refuse a guest that restarts sessions in a loop. */
+  recentHellos: number[];
+  floodWarnedAt?: number;
 }
 
 /**
@@ -105,7 +111,7 @@ export class ChannelServer extends EventEmitter {
     if (this.guestsByName.has(name)) throw new HylicsError('HYLICS_ERR_CONFLICT', `guest ${name} already has a channel`, { guest: name });
     const g: GuestState = {
       name, endpoint, opts, replyCache: new ReplyCache(), handshaking: new Set(), removed: false,
-      backoffMs: this.opts.reconnectMinMs ?? 100, connects: 0, protocolErrors: 0, discardedBytes: 0, waiters: [],
+      backoffMs: this.opts.reconnectMinMs ?? 100, connects: 0, protocolErrors: 0, discardedBytes: 0, waiters: [], recentHellos: [],
     };
     this.guestsByName.set(name, g);
     if (endpoint.mode === 'listen') {
@@ -227,6 +233,20 @@ export class ChannelServer extends EventEmitter {
     });
     peer.on('ready', (h: Hello) => {
       if (g.removed) { peer.close(); return; }
+      // A real agent reconnects with backoff; a guest that starts sessions in a loop (new hello after new hello)
+      // only burns host CPU and log: refuse it for a while and say so at most once a minute.
+      const now = Date.now();
+      g.recentHellos = g.recentHellos.filter((t) => now - t < HELLO_WINDOW_MS);
+      g.recentHellos.push(now);
+      if (g.recentHellos.length > MAX_HELLOS_PER_WINDOW) {
+        if (!g.floodWarnedAt || now - g.floodWarnedAt > 60_000) {
+          g.floodWarnedAt = now;
+          this.log.warn({ guest: g.name, hellos: g.recentHellos.length, windowMs: HELLO_WINDOW_MS }, 'channel: guest restarts sessions too fast; refusing them for now');
+        }
+        g.handshaking.delete(peer);
+        peer.close();
+        return;
+      }
       g.handshaking.delete(peer);
       if (g.live && g.live !== peer) {
         this.log.info({ guest: g.name }, 'channel: a new connection replaces the old one');

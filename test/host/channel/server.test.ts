@@ -188,3 +188,24 @@ test('exactly one live peer per guest: a second connection replaces the first', 
   await server.removeGuest('x');
   await assert.rejects(connectUnix(path));
 });
+
+test('a guest that starts sessions in a loop is refused for a while; others are not', async (t) => {
+  const d = tmp(t);
+  const server = new ChannelServer({ helloTimeoutMs: 2000 });
+  t.after(() => server.close());
+  await server.addGuest('loop', { mode: 'listen', path: join(d, 'loop.sock') });
+  let connected = 0;
+  server.on('connected', (g: string) => { if (g === 'loop') connected++; });
+  let refusedAt = -1;
+  for (let i = 0; i < 45 && refusedAt < 0; i++) {
+    const s = await connectUnix(join(d, 'loop.sock'));
+    const p = new ChannelPeer(s, { role: 'agent', name: 'loop' });
+    try { await p.ready; } catch { /* refused before our side saw the hello ack */ }
+    // the server closes a refused session at once; a granted one stays until we close it
+    await sleep(30);
+    if (!p.connected) refusedAt = i;
+    p.close();
+  }
+  assert.ok(refusedAt >= 30, `refused only past the allowance (at session ${refusedAt})`);
+  assert.ok(connected <= 31, `connected events bounded (${connected})`);
+});
