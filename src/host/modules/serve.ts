@@ -217,8 +217,15 @@ function notePlaylist(ctx: ModuleContext, parts: string[], body: Buffer): void {
     const r = resolveListed(dir, uri);
     if (r !== null) set.add(r);
   }
-  ctx.listed.set(parts.join('/'), set);
+  // newest last, and at most MAX_PLAYLISTS remembered: clients (or the guest) rotating playlist names must not
+  // grow the worker without bound; a segment of a forgotten playlist is found again by rescan()
+  const key = parts.join('/');
+  ctx.listed.delete(key);
+  ctx.listed.set(key, set);
+  while (ctx.listed.size > MAX_PLAYLISTS) ctx.listed.delete(ctx.listed.keys().next().value as string);
 }
+
+const MAX_PLAYLISTS = 64;
 
 function isListed(ctx: ModuleContext, rel: string): boolean {
   for (const s of ctx.listed.values()) if (s.has(rel)) return true;
