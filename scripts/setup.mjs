@@ -11,10 +11,17 @@ import { fileURLToPath } from 'node:url';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const quiet = process.argv.includes('--quiet');
-const say = (msg) => { if (!quiet) process.stderr.write(`[setup] ${msg}\n`); };
+// progress lines are shown also with --quiet: a first run installs and builds for a minute or two
+const say = (msg) => { process.stderr.write(`[setup] ${msg}\n`); };
+// With --quiet (./hylics) a step's own output is kept back and shown only when the step fails.
 const run = (cmd, args, opts = {}) => {
-  const r = spawnSync(cmd, args, { cwd: root, stdio: quiet ? ['ignore', 'ignore', 'inherit'] : 'inherit', ...opts });
-  if (r.status !== 0) { process.stderr.write(`[setup] failed: ${cmd} ${args.join(' ')} (exit ${r.status})\n`); process.exit(r.status ?? 1); }
+  const r = spawnSync(cmd, args, { cwd: root, stdio: quiet ? ['ignore', 'pipe', 'pipe'] : 'inherit', maxBuffer: 256 * 1024 * 1024, ...opts });
+  if (r.status !== 0) {
+    if (quiet) process.stderr.write(`${r.stdout ?? ''}${r.stderr ?? ''}`);
+    process.stderr.write(`[setup] failed: ${cmd} ${args.join(' ')} (exit ${r.status})\n`);
+    process.exit(r.status ?? 1);
+  }
+  return r;
 };
 const stampDir = join(root, 'node_modules', '.hylics-setup');
 
@@ -73,8 +80,11 @@ if (existsSync(join(root, 'native', 'binding.gyp'))) {
   const builtTime = existsSync(built) ? newestMtime(built) : 0;
   if (builtTime < srcNewest) {
     say('building the native addon (node-gyp)');
-    const r = spawnSync('npm', ['run', 'build:native'], { cwd: root, stdio: quiet ? ['ignore', 'ignore', 'inherit'] : 'inherit' });
-    if (r.status !== 0) process.stderr.write('[setup] native addon build failed: Hylics will use its JS fallback\n');
+    const r = spawnSync('npm', ['run', 'build:native'], { cwd: root, stdio: quiet ? ['ignore', 'pipe', 'pipe'] : 'inherit', maxBuffer: 64 * 1024 * 1024 });
+    if (r.status !== 0) {
+      if (quiet) process.stderr.write(`${r.stdout ?? ''}${r.stderr ?? ''}`);
+      process.stderr.write('[setup] native addon build failed: Hylics will use its JS fallback\n');
+    }
   }
 }
 
