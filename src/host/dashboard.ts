@@ -10,7 +10,7 @@ export function dashboardHtml(): string {
  th{background:#f0f0f0;font-weight:600} .ok{color:#1a7f37} .bad{color:#c62828}
  .bar{height:10px;background:#e5e7eb;border-radius:5px;overflow:hidden;width:160px;display:inline-block;vertical-align:middle}
  .bar>i{display:block;height:100%;background:#3b82f6} svg{background:#fff;border:1px solid #eee}
- .charts{display:flex;flex-wrap:wrap;gap:16px;margin-top:16px} .chart h3{font-size:13px;margin:4px 0}
+ .charts{margin-top:16px} .row{display:flex;gap:16px;margin-bottom:8px} .chart h3{font-size:13px;margin:4px 0}
 </style></head><body>
 <h1>Hylics</h1><div class="sub" id="status">connecting…</div>
 <table><thead><tr><th>guest</th><th>driver</th><th>status</th><th>agent</th><th>address</th><th>cpus</th><th>share</th><th>tasks (mean / p95 ms)</th></tr></thead>
@@ -38,7 +38,8 @@ async function tick() {
       h.resp.push(mean); if (h.resp.length>150) h.resp.shift();
       const pct = g.share.sizeBytes ? 100*g.share.usedBytes/g.share.sizeBytes : 0;
       rows.push('<tr><td>'+g.name+'</td><td>'+g.driver+'</td><td class="'+(g.status==='running'?'ok':'bad')+'">'+g.status+'</td><td>'+(g.agentConnected?'✓':'✗')+'</td><td>'+g.address+'</td><td>'+g.cpus+'</td><td><span class="bar"><i style="width:'+pct.toFixed(1)+'%"></i></span> '+fmt(g.share.usedBytes)+' / '+fmt(g.share.sizeBytes)+'</td><td>'+g.tasks.map(t=>esc(t.name)+': '+t.meanMs.toFixed(0)+' / '+t.p95Ms.toFixed(0)+' ('+t.count+')').join('<br>')+'</td></tr>');
-      charts.push('<div class="chart"><h3>'+g.name+' · share used</h3>'+spark(h.used,'#3b82f6',g.share.sizeBytes)+'</div><div class="chart"><h3>'+g.name+' · mean task response (ms)</h3>'+spark(h.resp,'#f59e0b')+'</div>');
+      // one row per guest; titles carry the current value (the sparklines show the last 5 minutes, 2 s apart)
+      charts.push('<div class="row"><div class="chart"><h3>'+g.name+' · share used: '+fmt(g.share.usedBytes)+' of '+fmt(g.share.sizeBytes)+'</h3>'+spark(h.used,'#3b82f6',g.share.sizeBytes)+'</div><div class="chart"><h3>'+g.name+' · mean task response: '+mean.toFixed(0)+' ms</h3>'+spark(h.resp,'#f59e0b')+'</div></div>');
     }
     document.getElementById('guests').innerHTML = rows.join('') || '<tr><td colspan="8">no guests</td></tr>';
     document.getElementById('charts').innerHTML = charts.join('');
