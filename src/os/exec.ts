@@ -4,10 +4,11 @@ import { HylicsError } from '../core/errors/index.js';
 
 export interface RunOptions {
   /** Written to the command's stdin. */
-  input?: string;
-  /** Kill the command (SIGKILL) after this long; HYLICS_ERR_TIMEOUT. Default 30 s. */
+  input?: string | Buffer;
+  /** Kill the command (SIGKILL) after this long; HYLICS_ERR_TIMEOUT. Default 30 s; 0 = no limit (image builds). */
   timeoutMs?: number;
   env?: NodeJS.ProcessEnv;
+  cwd?: string;
 }
 
 export interface RunResult {
@@ -29,15 +30,16 @@ function commandLine(cmd: string, args: readonly string[]): string {
 /** Run a command to completion; never throws for a non-zero exit (see `run` for that). */
 export function runRaw(cmd: string, args: readonly string[], opts: RunOptions = {}): Promise<RunResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(cmd, args, { stdio: ['pipe', 'pipe', 'pipe'], env: opts.env ?? process.env });
+    const child = spawn(cmd, args, { stdio: ['pipe', 'pipe', 'pipe'], env: opts.env ?? process.env, ...(opts.cwd !== undefined ? { cwd: opts.cwd } : {}) });
     const out: Buffer[] = [];
     const err: Buffer[] = [];
     let timedOut = false;
-    const timer = setTimeout(() => { timedOut = true; child.kill('SIGKILL'); }, opts.timeoutMs ?? 30_000);
+    const limit = opts.timeoutMs ?? 30_000;
+    const timer = limit > 0 ? setTimeout(() => { timedOut = true; child.kill('SIGKILL'); }, limit) : undefined;
     child.stdout.on('data', (b: Buffer) => out.push(b));
     child.stderr.on('data', (b: Buffer) => err.push(b));
     child.on('error', (e: NodeJS.ErrnoException) => {
-      clearTimeout(timer);
+      if (timer) clearTimeout(timer);
       if (e.code === 'ENOENT') {
         const base = cmd.split('/').pop()!;
         const pkg = PACKAGE_OF[base];
@@ -47,7 +49,7 @@ export function runRaw(cmd: string, args: readonly string[], opts: RunOptions = 
       }
     });
     child.on('close', (code, signal) => {
-      clearTimeout(timer);
+      if (timer) clearTimeout(timer);
       const res = { code: code ?? (signal ? 128 : 1), stdout: Buffer.concat(out).toString(), stderr: Buffer.concat(err).toString() };
       if (timedOut) {
         reject(new HylicsError('HYLICS_ERR_TIMEOUT', `${commandLine(cmd, args)} did not finish within ${opts.timeoutMs ?? 30_000} ms`, { command: cmd, args: [...args] }));
