@@ -8,7 +8,7 @@ import { fileURLToPath } from 'node:url';
 import { renderSvg, type VegaLiteSpec } from '../src/core/plot.js';
 import type { Scheme } from '../src/core/control/controller.js';
 import { ALL_SCHEMES, HARD_WORKLOADS, evalBounds, runComparison, runScenario, runTable3, beats, pairedGoals, type SchemeSummary, type MetricStats } from '../src/core/sim/evaluate.js';
-import { calibrateServiceModel, schemeConfig } from '../src/core/sim/paper.js';
+import { calibrateServiceModel, calibrationOptions, schemeConfig, TABLE3 } from '../src/core/sim/paper.js';
 import { defaultSimConfig, simulate } from '../src/core/sim/simulator.js';
 import { paperWorkload } from '../src/core/sim/workload.js';
 import { scenarioPlot } from '../src/cli/commands/sim.js';
@@ -27,7 +27,7 @@ const speed: Record<string, { medianMs: number; p90Ms: number; maxMs: number }> 
 const tc = process.hrtime.bigint();
 const cal = calibrateServiceModel({ vcpus: 4, ramGB: 16 });
 const calibrationMs = Number(process.hrtime.bigint() - tc) / 1e6;
-log(`  calibration of E[X|m] (11 sizes x 4 simulated hours): ${calibrationMs.toFixed(1)} ms`);
+log(`  calibration of E[X|m] (11 sizes x 8 simulated hours at 1 task/min): ${calibrationMs.toFixed(1)} ms`);
 for (const scheme of ALL_SCHEMES) {
   const cfg = (seed: number) => defaultSimConfig({ seed, vcpus: 4, ramGB: 16, workload: paperWorkload(2), controller: schemeConfig(scheme, cal.model, evalBounds(2)), record: true });
   for (let i = 0; i < 5; i++) simulate(cfg(1000 + i));
@@ -84,11 +84,35 @@ const unbounded = runTable3({ seeds: SEEDS, schemes: ['aq', 'improved', 'static'
 const bounds = unbounded.rows.map((r) => ({ workload: r.workload, vcpus: r.vcpus, ramGB: r.ramGB, paperAq: r.paper.aq, allInMemory: { error: S(r, 'static').error, errorStd: S(r, 'static').errorStd, peakUsedMB: S(r, 'static').metrics.peakUsedMiB.max }, aq: { error: S(r, 'aq').error, peakMB: S(r, 'aq').peakShareMB }, improved: { error: S(r, 'improved').error, peakMB: S(r, 'improved').peakShareMB } }));
 for (const b of bounds) log(`  #${b.workload} ${b.vcpus} vCPU ${b.ramGB} GB: all in memory ${b.allInMemory.error.toFixed(1)}±${b.allInMemory.errorStd.toFixed(1)} s (used peak ${b.allInMemory.peakUsedMB.toFixed(0)} MB) vs paper A+Q ${b.paperAq}; 1 GiB ceiling: aq ${b.aq.error.toFixed(1)} s peak ${b.aq.peakMB.toFixed(0)} MB, improved ${b.improved.error.toFixed(1)} s peak ${b.improved.peakMB.toFixed(0)} MB`);
 
-// 2c. sensitivity to the guest model: the paper's own abstraction, pure M/G/1-PS (serial fraction 0)
-log('sensitivity: the paper\'s pure M/G/1-PS guest (serial fraction 0)');
-const ps = runTable3({ seeds: SEEDS, schemes: ['adaptive', 'queue', 'aq', 'improved'], service: { serialFraction: 0 } });
+// 2c. sensitivity to the guest model: the paper's own abstraction, pure M/G/1-PS (serial fraction 0), with workload
+// #2's mean alternating per arrival (the most frequent reading of "periodically changes": average rate 1/6 s⁻¹)
+log('sensitivity: the paper\'s pure M/G/1-PS guest (serial fraction 0), workload #2 alternating per arrival');
+const ps = runTable3({ seeds: SEEDS, schemes: ['adaptive', 'queue', 'aq', 'improved'], service: { serialFraction: 0 }, w2PhaseS: 0 });
 const psRows = ps.rows.map((r) => ({ workload: r.workload, vcpus: r.vcpus, ramGB: r.ramGB, paper: r.paper, adaptive: S(r, 'adaptive').error, queue: S(r, 'queue').error, aq: S(r, 'aq').error, aqStd: S(r, 'aq').errorStd, improved: S(r, 'improved').error, aqVsAdaptive: r.paired.aqVsAdaptive?.verdict, aqVsQueue: r.paired.aqVsQueue?.verdict, improvedVsAq: Object.fromEntries(Object.entries(r.paired.improvedVsAq ?? {}).map(([k, p]) => [k, p.verdict])), gbHours: Object.fromEntries(['adaptive', 'queue', 'aq', 'improved'].map((s) => [s, S(r, s).metrics.gbHours.mean])) }));
 for (const r of psRows) log(`  #${r.workload} ${r.vcpus} vCPU ${r.ramGB} GB | paper ${r.paper.adaptive}/${r.paper.queue}/${r.paper.aq} | adaptive ${r.adaptive.toFixed(1)} queue ${r.queue.toFixed(1)} aq ${r.aq.toFixed(1)}±${r.aqStd.toFixed(1)} improved ${r.improved.toFixed(1)} | aq vs A ${r.aqVsAdaptive}, vs Q ${r.aqVsQueue} | improved vs aq ${Object.entries(r.improvedVsAq).map(([k, v]) => `${k}:${v}`).join(' ')}`);
+
+// 2d. what any share controller can reach on #2 under each reading of its period: every segment in memory
+// (static 1 GiB share), per guest model; the paper's A+Q is 11.4-16.0 s on these rows
+log('bounds on workload #2 per reading of its period (all in memory, static 1 GiB share): pure M/G/1-PS vs default guest');
+const periodBounds: { serialFraction: number; phaseS: number; rows: { vcpus: number; ramGB: number; error: number; errorStd: number; paperAq: number }[] }[] = [];
+for (const sf of [0, 0.1]) {
+  for (const phaseS of [0, 30, 60, 600]) {
+    const b = runTable3({ seeds: SEEDS, schemes: ['static'], rows: TABLE3.filter((r) => r.workload === 2), maxMiB: 1024, service: { serialFraction: sf }, w2PhaseS: phaseS, configure: (_s, c) => ({ ...c, initialBytes: 1024 * 1024 * 1024 }) });
+    const rows = b.rows.map((r) => ({ vcpus: r.vcpus, ramGB: r.ramGB, error: S(r, 'static').error, errorStd: S(r, 'static').errorStd, paperAq: r.paper.aq }));
+    periodBounds.push({ serialFraction: sf, phaseS, rows });
+    log(`  s=${sf} phase ${phaseS === 0 ? 'per arrival' : `${phaseS} s`}: ${rows.map((r) => `${r.vcpus}v/${r.ramGB}G ${r.error.toFixed(1)}±${r.errorStd.toFixed(1)}`).join(' | ')}`);
+  }
+}
+// #1 under the pure M/G/1-PS guest: all in memory
+const ps1 = runTable3({ seeds: SEEDS, schemes: ['static'], rows: TABLE3.filter((r) => r.workload === 1), maxMiB: 1024, service: { serialFraction: 0 }, configure: (_s, c) => ({ ...c, initialBytes: 1024 * 1024 * 1024 }) });
+const ps1Bounds = ps1.rows.map((r) => ({ vcpus: r.vcpus, ramGB: r.ramGB, error: S(r, 'static').error, errorStd: S(r, 'static').errorStd, paperAq: r.paper.aq }));
+log(`  #1, s=0: ${ps1Bounds.map((r) => `${r.vcpus}v/${r.ramGB}G ${r.error.toFixed(1)}±${r.errorStd.toFixed(1)} (paper A+Q ${r.paperAq})`).join(' | ')}`);
+
+// 2e. the earlier E[X|m] calibration (service demand at λ = 1/8, fitted at #1's own operating point)
+log('sensitivity: E[X|m] calibrated at λ = 1/8 on the service demand (the earlier default) instead of the light-load response time');
+const op = runTable3({ seeds: SEEDS, schemes: ['adaptive', 'queue', 'aq', 'improved'], calibration: calibrationOptions('operating') });
+const opRows = op.rows.map((r) => ({ workload: r.workload, vcpus: r.vcpus, ramGB: r.ramGB, paper: r.paper, adaptive: S(r, 'adaptive').error, queue: S(r, 'queue').error, aq: S(r, 'aq').error, aqStd: S(r, 'aq').errorStd, improved: S(r, 'improved').error, aqVsAdaptive: r.paired.aqVsAdaptive?.verdict, aqVsQueue: r.paired.aqVsQueue?.verdict, improvedVsAq: Object.fromEntries(Object.entries(r.paired.improvedVsAq ?? {}).map(([k, p]) => [k, p.verdict])), model: r.model }));
+for (const r of opRows) log(`  #${r.workload} ${r.vcpus} vCPU ${r.ramGB} GB | adaptive ${r.adaptive.toFixed(1)} queue ${r.queue.toFixed(1)} aq ${r.aq.toFixed(1)}±${r.aqStd.toFixed(1)} improved ${r.improved.toFixed(1)} | aq vs A ${r.aqVsAdaptive}, vs Q ${r.aqVsQueue} | improved vs aq ${Object.entries(r.improvedVsAq).map(([k, v]) => `${k}:${v}`).join(' ')}`);
 
 // 3. harder workloads
 log('harder workloads: step (8 s -> 4 s -> 8 s, 20 min each) and bursty (MMPP 9 s / 2.5 s, 300 s / 60 s)');
@@ -113,6 +137,9 @@ const out = {
   table3: { rows: table.rows, wallMs: tableMs, simulatedHours: table.runs, ordered, orderedPaired, aqAtOrBelowPaper: aqLe, aqPeakOk: aqPeak, improvedRows: impRows, improvedVerdicts: verdictCount, totals },
   bounds,
   pureMG1PS: psRows,
+  periodBounds,
+  pureMG1PSWorkload1Bounds: ps1Bounds,
+  operatingCalibration: opRows,
   hard,
 };
 mkdirSync(join(here, 'results'), { recursive: true });

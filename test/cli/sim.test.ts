@@ -52,4 +52,6 @@ test('sim table3 --json has one row per Table 3 row with every scheme', async ()
   await assert.rejects(run(['table3', '--seeds', '0']), { code: 'HYLICS_ERR_INVALID_ARGUMENT' });
   await assert.rejects(run(['table3', '--seeds', '1', '--serial-fraction', '2']), { code: 'HYLICS_ERR_INVALID_ARGUMENT' });
   await assert.rejects(run(['run', '--workload', '1', '--max-task-vcpus', '-1']), { code: 'HYLICS_ERR_INVALID_ARGUMENT' });
+  await assert.rejects(run(['run', '--workload', '2', '--calibration', 'heavy']), { code: 'HYLICS_ERR_INVALID_ARGUMENT' });
+  await assert.rejects(run(['run', '--workload', '2', '--w2-phase', '-5']), { code: 'HYLICS_ERR_INVALID_ARGUMENT' });
 });

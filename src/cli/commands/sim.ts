@@ -7,6 +7,7 @@ import { HylicsError } from '../../core/errors/index.js';
 import { SCHEMES, type Scheme } from '../../core/control/controller.js';
 import { runScenario, runTable3, type SchemeSummary } from '../../core/sim/evaluate.js';
 import { parseArrivalTrace } from '../../core/sim/workload.js';
+import { calibrationOptions, type CalibrationOptions } from '../../core/sim/paper.js';
 import type { ServiceConfig, SimResult } from '../../core/sim/simulator.js';
 import { renderSvg, lineChart, type VegaLiteSpec } from '../../core/plot.js';
 import { printJson } from '../output.js';
@@ -31,6 +32,17 @@ function serviceOptions(o: { serialFraction?: string; maxTaskVcpus?: string }): 
   return svc;
 }
 
+/** Workload #2 period and E[X|m] calibration, shared by table3 and run (docs/controller.md). */
+function readingOptions(o: { w2Phase?: string; calibration?: string }): { w2PhaseS?: number; calibration?: CalibrationOptions } {
+  const out: { w2PhaseS?: number; calibration?: CalibrationOptions } = {};
+  if (o.w2Phase !== undefined) out.w2PhaseS = int('w2-phase', o.w2Phase, 0, 86400);
+  if (o.calibration !== undefined) {
+    if (o.calibration !== 'light' && o.calibration !== 'operating') throw new HylicsError('HYLICS_ERR_INVALID_ARGUMENT', `--calibration must be light or operating, got "${o.calibration}"`, { param: 'calibration', value: o.calibration });
+    out.calibration = calibrationOptions(o.calibration);
+  }
+  return out;
+}
+
 /** Response time and share size over time (the paper's Figs. 22-23), stacked. */
 export function scenarioPlot(r: SimResult, title: string): VegaLiteSpec {
   const rPts = r.windows.filter((w) => w.meanR !== null).map((w) => ({ x: w.t / 60, y: w.meanR!, series: 'mean R per minute' }));
@@ -51,14 +63,17 @@ export function register(program: Command): void {
     .option('--seeds <n>', 'seeds per row and scheme', '10')
     .option('--serial-fraction <s>', 'guest model: Amdahl serial fraction of one task (0 = the paper\'s pure M/G/1-PS; default 0.1)')
     .option('--max-task-vcpus <n>', 'guest model: most vCPUs one task can use (0 = all)')
+    .option('--w2-phase <s>', 'workload #2: seconds per 8 s / 4 s phase (0 = the mean alternates per arrival; default 600)')
+    .option('--calibration <mode>', 'E[X|m] offline fit: light (response time at 1 task/min, §5.2; default) or operating (service demand at λ = 1/8, the earlier default)')
     .option('--json', 'print JSON instead of text')
-    .action((o: { seeds: string; serialFraction?: string; maxTaskVcpus?: string; json?: boolean }) => {
+    .action((o: { seeds: string; serialFraction?: string; maxTaskVcpus?: string; w2Phase?: string; calibration?: string; json?: boolean }) => {
       const seeds = int('seeds', o.seeds, 1, 1000);
       const service = serviceOptions(o);
       const t0 = Date.now();
       const res = runTable3({
         seeds,
         service,
+        ...readingOptions(o),
         onProgress: (done, total, label) => { if (process.stderr.isTTY || seeds >= 5) process.stderr.write(`\r[${done}/${total}] ${label}`.padEnd(60)); },
       });
       process.stderr.write('\n');
@@ -86,8 +101,10 @@ export function register(program: Command): void {
     .option('--plot <file.svg>', 'write the time series as an SVG chart')
     .option('--serial-fraction <s>', 'guest model: Amdahl serial fraction of one task (0 = pure M/G/1-PS; default 0.1)')
     .option('--max-task-vcpus <n>', 'guest model: most vCPUs one task can use (0 = all)')
+    .option('--w2-phase <s>', 'workload #2: seconds per 8 s / 4 s phase (0 = the mean alternates per arrival; default 600)')
+    .option('--calibration <mode>', 'E[X|m] offline fit: light (response time at 1 task/min, §5.2; default) or operating (service demand at λ = 1/8, the earlier default)')
     .option('--json', 'print JSON instead of text')
-    .action(async (o: { workload: string; scheme: string; seed: string; vcpus: string; ram: string; duration?: string; plot?: string; serialFraction?: string; maxTaskVcpus?: string; json?: boolean }) => {
+    .action(async (o: { workload: string; scheme: string; seed: string; vcpus: string; ram: string; duration?: string; plot?: string; serialFraction?: string; maxTaskVcpus?: string; w2Phase?: string; calibration?: string; json?: boolean }) => {
       if (!(SCHEMES as readonly string[]).includes(o.scheme)) throw new HylicsError('HYLICS_ERR_INVALID_ARGUMENT', `--scheme must be one of ${SCHEMES.join(', ')}, got "${o.scheme}"`, { param: 'scheme', value: o.scheme });
       let workload: Parameters<typeof runScenario>[0]['workload'];
       if (o.workload === '1' || o.workload === '2') workload = Number(o.workload) as 1 | 2;
@@ -98,7 +115,7 @@ export function register(program: Command): void {
         }
         workload = { kind: 'trace', arrivals: parseArrivalTrace(text) };
       }
-      const opts: Parameters<typeof runScenario>[0] = { workload, scheme: o.scheme as Scheme, seed: int('seed', o.seed, 0, 2 ** 31), vcpus: int('vcpus', o.vcpus, 1, 1024), ramGB: int('ram', o.ram, 1, 65536), service: serviceOptions(o) };
+      const opts: Parameters<typeof runScenario>[0] = { workload, scheme: o.scheme as Scheme, seed: int('seed', o.seed, 0, 2 ** 31), vcpus: int('vcpus', o.vcpus, 1, 1024), ramGB: int('ram', o.ram, 1, 65536), service: serviceOptions(o), ...readingOptions(o) };
       if (o.duration !== undefined) opts.durationS = int('duration', o.duration, 1, 30 * 86400);
       const t0 = process.hrtime.bigint();
       const r = runScenario(opts);

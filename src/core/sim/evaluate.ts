@@ -1,7 +1,7 @@
 // Evaluation drivers shared by `hylics sim` and bench/sim-table3.ts: Table 3 over seeds (mean and spread per
 // scheme beside the paper's values) and single scenario runs. Pure: progress goes through a callback.
 import type { ControllerConfig, Scheme } from '../control/controller.js';
-import { calibrateServiceModel, PAPER_PEAK_MB, schemeConfig, TABLE3, type Table3Row } from './paper.js';
+import { calibrateServiceModel, type CalibrationOptions, PAPER_PEAK_MB, schemeConfig, TABLE3, type Table3Row } from './paper.js';
 import { DEFAULT_SERVICE, defaultSimConfig, simulate, type ServiceConfig, type SimMetrics, type SimResult } from './simulator.js';
 import { paperWorkload, type WorkloadSpec } from './workload.js';
 
@@ -93,6 +93,10 @@ export interface Table3Options {
   service?: Partial<ServiceConfig>;
   /** Share ceiling (MiB) instead of the paper's peak (245 / 388), e.g. to see where a scheme peaks by itself. */
   maxMiB?: number;
+  /** Workload #2's phase length (s; 0 = the mean alternates per arrival). Default 600. */
+  w2PhaseS?: number;
+  /** Offline E[X|m] measurement (default LIGHT_CALIBRATION: response time at λ = 1/60, §5.2). */
+  calibration?: CalibrationOptions;
 }
 
 export function runTable3(opts: Table3Options = {}): Table3Result {
@@ -105,7 +109,7 @@ export function runTable3(opts: Table3Options = {}): Table3Result {
   const out: Table3Result['rows'] = [];
   for (const row of rows) {
     const service: ServiceConfig = { ...DEFAULT_SERVICE, ...opts.service };
-    const cal = calibrateServiceModel({ vcpus: row.vcpus, ramGB: row.ramGB, service });
+    const cal = calibrateServiceModel({ vcpus: row.vcpus, ramGB: row.ramGB, service }, opts.calibration);
     const entry: Table3Result['rows'][number] = {
       workload: row.workload, vcpus: row.vcpus, ramGB: row.ramGB, paper: row.paper,
       ordered: false, aqAtOrBelowPaper: false, aqPeakOk: false, improvedBeatsAq: {}, paired: {},
@@ -117,7 +121,7 @@ export function runTable3(opts: Table3Options = {}): Table3Result {
     for (const scheme of schemes) {
       const ms: SimMetrics[] = [];
       for (let s = 1; s <= seeds; s++) {
-        const cfg = defaultSimConfig({ seed: s * 7919 + row.vcpus * 101 + row.ramGB, vcpus: row.vcpus, ramGB: row.ramGB, service, workload: paperWorkload(row.workload), controller: (opts.configure ?? ((_s, c) => c))(scheme, schemeConfig(scheme, cal.model, bounds)), record: false });
+        const cfg = defaultSimConfig({ seed: s * 7919 + row.vcpus * 101 + row.ramGB, vcpus: row.vcpus, ramGB: row.ramGB, service, workload: paperWorkload(row.workload, opts.w2PhaseS), controller: (opts.configure ?? ((_s, c) => c))(scheme, schemeConfig(scheme, cal.model, bounds)), record: false });
         ms.push(simulate(cfg).metrics);
         runs++;
       }
@@ -165,6 +169,9 @@ export interface ScenarioOptions {
   durationS?: number;
   record?: boolean;
   service?: Partial<ServiceConfig>;
+  /** Workload #2's phase length (s; 0 = per arrival). Default 600. */
+  w2PhaseS?: number;
+  calibration?: CalibrationOptions;
 }
 
 // E[X|m] per (vCPUs, RAM): deterministic, so computed once per process
@@ -175,10 +182,10 @@ export function runScenario(o: ScenarioOptions): SimResult & { model: { a: numbe
   const vcpus = o.vcpus ?? 4;
   const ramGB = o.ramGB ?? 16;
   const service: ServiceConfig = { ...DEFAULT_SERVICE, ...o.service };
-  const key = `${vcpus}/${ramGB}/${JSON.stringify(service)}`;
+  const key = `${vcpus}/${ramGB}/${JSON.stringify(service)}/${JSON.stringify(o.calibration ?? {})}`;
   let cal = calibrations.get(key);
-  if (cal === undefined) { cal = calibrateServiceModel({ vcpus, ramGB, service }); calibrations.set(key, cal); }
-  const w = typeof o.workload === 'number' ? paperWorkload(o.workload) : o.workload;
+  if (cal === undefined) { cal = calibrateServiceModel({ vcpus, ramGB, service }, o.calibration); calibrations.set(key, cal); }
+  const w = typeof o.workload === 'number' ? paperWorkload(o.workload, o.w2PhaseS) : o.workload;
   const bounds = evalBounds(typeof o.workload === 'number' ? o.workload : 'other');
   let durationS = o.durationS ?? 3600;
   if (typeof o.workload !== 'number' && o.workload.kind === 'trace' && o.durationS === undefined) {
@@ -198,8 +205,8 @@ export const HARD_WORKLOADS: Record<string, WorkloadSpec> = {
 export interface ComparisonRow { workload: string; vcpus: number; ramGB: number; schemes: Record<string, MetricStats>; perSeed: Record<string, SimMetrics[]> }
 
 /** Every scheme on one workload spec over seeds (same seeds for every scheme: paired comparison). */
-export function runComparison(name: string, w: WorkloadSpec, o: { vcpus: number; ramGB: number; seeds: number; schemes?: Scheme[]; onProgress?: (label: string) => void }): ComparisonRow {
-  const cal = calibrateServiceModel({ vcpus: o.vcpus, ramGB: o.ramGB });
+export function runComparison(name: string, w: WorkloadSpec, o: { vcpus: number; ramGB: number; seeds: number; schemes?: Scheme[]; calibration?: CalibrationOptions; onProgress?: (label: string) => void }): ComparisonRow {
+  const cal = calibrateServiceModel({ vcpus: o.vcpus, ramGB: o.ramGB }, o.calibration);
   const out: ComparisonRow = { workload: name, vcpus: o.vcpus, ramGB: o.ramGB, schemes: {}, perSeed: {} };
   for (const scheme of o.schemes ?? ALL_SCHEMES) {
     const ms: SimMetrics[] = [];

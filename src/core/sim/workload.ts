@@ -12,13 +12,18 @@ export type WorkloadSpec =
   | { kind: 'piecewise'; phases: { durationS: number; meanInterarrival: number }[]; repeat?: boolean }
   /** Two-state MMPP: calm mean / burst mean inter-arrival, exponential sojourns with the given means. */
   | { kind: 'bursty'; calmMean: number; burstMean: number; calmS: number; burstS: number }
+  /** Per-arrival alternation: the i-th inter-arrival gap is exponential with mean means[i mod means.length]. */
+  | { kind: 'alternating'; means: number[] }
   | { kind: 'trace'; arrivals: TraceArrival[] };
 
-/** The paper's workloads: #1 Poisson(8 s); #2 alternates 8 s and 4 s every `phaseS` (600 s: 3 cycles per hour). */
+/**
+ * The paper's workloads: #1 Poisson(8 s); #2 alternates mean 8 s and 4 s every `phaseS` seconds (the paper gives no
+ * period; 600 s = 3 cycles per hour was the first reading), or per arrival when `phaseS` is 0.
+ */
 export function paperWorkload(n: 1 | 2, phaseS = 600): WorkloadSpec {
-  return n === 1
-    ? { kind: 'poisson', meanInterarrival: 8 }
-    : { kind: 'piecewise', phases: [{ durationS: phaseS, meanInterarrival: 8 }, { durationS: phaseS, meanInterarrival: 4 }], repeat: true };
+  if (n === 1) return { kind: 'poisson', meanInterarrival: 8 };
+  if (phaseS === 0) return { kind: 'alternating', means: [8, 4] };
+  return { kind: 'piecewise', phases: [{ durationS: phaseS, meanInterarrival: 8 }, { durationS: phaseS, meanInterarrival: 4 }], repeat: true };
 }
 
 /** A step load: mean `before` until `atS`, then `after`. */
@@ -40,6 +45,10 @@ export function validateWorkload(w: WorkloadSpec): WorkloadSpec {
       w.phases.forEach((p, i) => { pos(`phases[${i}].durationS`, p.durationS); pos(`phases[${i}].meanInterarrival`, p.meanInterarrival); });
       break;
     case 'bursty': pos('calmMean', w.calmMean); pos('burstMean', w.burstMean); pos('calmS', w.calmS); pos('burstS', w.burstS); break;
+    case 'alternating':
+      if (!Array.isArray(w.means) || w.means.length === 0) bad('workload means must be a non-empty list');
+      w.means.forEach((m, i) => pos(`means[${i}]`, m));
+      break;
     case 'trace': {
       if (!Array.isArray(w.arrivals)) bad('trace arrivals must be a list');
       let last = 0;
@@ -112,6 +121,9 @@ export class ArrivalGenerator {
           this.burst = !this.burst;
           this.stateEnd += this.rng.exponential(this.burst ? w.burstS : w.calmS);
         }
+      case 'alternating':
+        this.t += this.rng.exponential(w.means[this.idx++ % w.means.length]!);
+        return { time: this.t };
       case 'trace': {
         const a = w.arrivals[this.idx++];
         return a === undefined ? null : a;

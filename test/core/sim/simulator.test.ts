@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { simulate, defaultSimConfig, psRate, DEFAULT_SERVICE } from '../../../src/core/sim/simulator.js';
 import { Rng, ZipfSampler } from '../../../src/core/sim/rng.js';
 import { parseArrivalTrace, formatArrivalTrace, generateTrace, ArrivalGenerator, paperWorkload, loadChangeTimes } from '../../../src/core/sim/workload.js';
-import { calibrateServiceModel, schemeConfig } from '../../../src/core/sim/paper.js';
+import { calibrateServiceModel, calibrationOptions, schemeConfig } from '../../../src/core/sim/paper.js';
 import { paired } from '../../../src/core/sim/evaluate.js';
 import { psResponseTime } from '../../../src/core/control/queueing.js';
 
@@ -114,4 +114,26 @@ test('Zipf sampler follows its law', () => {
   for (let i = 0; i < 200000; i++) counts[z.sample(rng)]!++;
   assert.ok(Math.abs(counts[0]! / 200000 - z.probability(0)) < 0.005);
   assert.ok(Math.abs(counts[9]! / 200000 - z.probability(9)) < 0.003);
+});
+
+test('workload #2 read as a per-arrival alternation: gaps alternate means 8 s and 4 s (average rate 1/6 s⁻¹)', () => {
+  const w = paperWorkload(2, 0);
+  assert.deepEqual(w, { kind: 'alternating', means: [8, 4] });
+  const g = new ArrivalGenerator(w, new Rng(5));
+  let prev = 0; const gaps: number[][] = [[], []];
+  for (let i = 0; i < 40000; i++) { const a = g.next()!; gaps[i % 2]!.push(a.time - prev); prev = a.time; }
+  const mean = (xs: number[]): number => xs.reduce((s, x) => s + x, 0) / xs.length;
+  assert.ok(Math.abs(mean(gaps[0]!) - 8) < 0.25 && Math.abs(mean(gaps[1]!) - 4) < 0.12, `${mean(gaps[0]!)} ${mean(gaps[1]!)}`);
+  assert.throws(() => new ArrivalGenerator({ kind: 'alternating', means: [] }, new Rng(1)), { code: 'HYLICS_ERR_SIM_INVALID_CONFIG' });
+  assert.throws(() => new ArrivalGenerator({ kind: 'alternating', means: [8, 0] }, new Rng(1)), { code: 'HYLICS_ERR_SIM_INVALID_CONFIG' });
+});
+
+test('E[X|m] from a light load (§5.2) saturates at a few segments; at λ = 1/8 it keeps falling to the working set', () => {
+  const light = calibrateServiceModel({}, calibrationOptions('light'));
+  const op = calibrateServiceModel({}, calibrationOptions('operating'));
+  const at = (pts: { m: number; ex: number }[], m: number): number => pts.find((p) => p.m === m)!.ex;
+  // one task a minute keeps a few segments within the 60 s eviction window: 64 MiB is as good as 256 MiB
+  assert.ok(at(light.points, 64) - at(light.points, 256) < 0.01, JSON.stringify(light.points));
+  assert.ok(at(op.points, 64) - at(op.points, 256) > 0.2, JSON.stringify(op.points));
+  for (const c of [light, op]) for (const p of c.points) assert.ok(Number.isFinite(p.ex) && p.ex > 3 && p.ex < 5);
 });
