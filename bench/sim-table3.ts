@@ -108,6 +108,15 @@ const ps1 = runTable3({ seeds: SEEDS, schemes: ['static'], rows: TABLE3.filter((
 const ps1Bounds = ps1.rows.map((r) => ({ vcpus: r.vcpus, ramGB: r.ramGB, error: S(r, 'static').error, errorStd: S(r, 'static').errorStd, paperAq: r.paper.aq }));
 log(`  #1, s=0: ${ps1Bounds.map((r) => `${r.vcpus}v/${r.ramGB}G ${r.error.toFixed(1)}±${r.errorStd.toFixed(1)} (paper A+Q ${r.paperAq})`).join(' | ')}`);
 
+// 2d'. the default guest under the frequent readings of #2's period (the paper's schemes and improved, #2 rows)
+log('sensitivity: default guest, workload #2 with 30 s phases and alternating per arrival');
+const freq: Record<string, unknown[]> = {};
+for (const phaseS of [0, 30]) {
+  const fr = runTable3({ seeds: SEEDS, schemes: ['adaptive', 'queue', 'aq', 'improved'], rows: TABLE3.filter((r) => r.workload === 2), w2PhaseS: phaseS });
+  freq[String(phaseS)] = fr.rows.map((r) => ({ vcpus: r.vcpus, ramGB: r.ramGB, paperAq: r.paper.aq, ...Object.fromEntries(['adaptive', 'queue', 'aq', 'improved'].map((s) => [s, { error: S(r, s).error, errorStd: S(r, s).errorStd, peakMB: S(r, s).peakShareMB, gbHours: S(r, s).metrics.gbHours.mean }])), aqVsAdaptive: r.paired.aqVsAdaptive?.verdict, aqVsQueue: r.paired.aqVsQueue?.verdict, improvedVsAq: Object.fromEntries(Object.entries(r.paired.improvedVsAq ?? {}).map(([k, p]) => [k, p.verdict])) }));
+  for (const r of fr.rows) log(`  phase ${phaseS === 0 ? 'per arrival' : `${phaseS} s`} #2 ${r.vcpus} vCPU ${r.ramGB} GB | paper A+Q ${r.paper.aq} | adaptive ${f(r, 'adaptive')} | queue ${f(r, 'queue')} | aq ${f(r, 'aq')} | improved ${f(r, 'improved')} | aq vs A ${r.paired.aqVsAdaptive?.verdict}, vs Q ${r.paired.aqVsQueue?.verdict} | improved vs aq ${Object.entries(r.paired.improvedVsAq ?? {}).map(([k, p]) => `${k}:${p.verdict}`).join(' ')}`);
+}
+
 // 2e. the earlier E[X|m] calibration (service demand at λ = 1/8, fitted at #1's own operating point)
 log('sensitivity: E[X|m] calibrated at λ = 1/8 on the service demand (the earlier default) instead of the light-load response time');
 const op = runTable3({ seeds: SEEDS, schemes: ['adaptive', 'queue', 'aq', 'improved'], calibration: calibrationOptions('operating') });
@@ -140,6 +149,7 @@ const out = {
   periodBounds,
   pureMG1PSWorkload1Bounds: ps1Bounds,
   operatingCalibration: opRows,
+  defaultGuestFrequentW2: freq,
   hard,
 };
 mkdirSync(join(here, 'results'), { recursive: true });
