@@ -190,8 +190,9 @@ test('microvm guest: boot, share both ways, resize, network, channel, QEMU kille
   });
 });
 
-test('microvm guest: stop powers the guest off over ACPI', { skip, timeout: 300_000 }, async (t) => {
-  const ctx = context(`mw${process.pid % 100000}`, idx + 1);
+/** A guest without agent (init only) on an 8 MiB share, cleaned up after the test. */
+async function bareGuest(t: { after: (fn: () => unknown) => void }, name: string, index: number): Promise<{ ctx: ReturnType<typeof context>; driver: MicrovmDriver; state: DriverState; s: MicrovmState }> {
+  const ctx = context(name, index);
   const driver = new MicrovmDriver({ stateDir, log, diskBytes: 64 * MiB, agentArgv: false });
   let state: DriverState | undefined;
   t.after(async () => {
@@ -201,7 +202,11 @@ test('microvm guest: stop powers the guest off over ACPI', { skip, timeout: 300_
   });
   await mountShare(ctx, '8m');
   state = await driver.start(ctx);
-  const s = state as unknown as MicrovmState;
+  return { ctx, driver, state, s: state as unknown as MicrovmState };
+}
+
+test('microvm guest: stop powers the guest off over ACPI', { skip, timeout: 300_000 }, async (t) => {
+  const { ctx, driver, state, s } = await bareGuest(t, `mw${process.pid % 100000}`, idx + 1);
   await waitFor('HYLICS-INIT-OK', consoleHas(ctx, 'HYLICS-INIT-OK'), 180_000);
   await driver.stop(ctx, state, 60_000);
   assert.equal(await driver.alive(ctx, state), false);
@@ -210,18 +215,8 @@ test('microvm guest: stop powers the guest off over ACPI', { skip, timeout: 300_
 });
 
 test('microvm guest: a virtiofsd killed ends the guest and everything is cleaned up', { skip, timeout: 300_000 }, async (t) => {
-  const ctx = context(`mx${process.pid % 100000}`, idx + 2);
-  const driver = new MicrovmDriver({ stateDir, log, diskBytes: 64 * MiB, agentArgv: false });
-  let state: DriverState | undefined;
-  t.after(async () => {
-    await driver.cleanup(ctx, state).catch(() => undefined);
-    await run('umount', ['-l', ctx.paths.share], { allowFail: true });
-    await rm(join(stateDir, 'guests', ctx.spec.name), { recursive: true, force: true });
-  });
-  await mountShare(ctx, '8m');
-  state = await driver.start(ctx);
-  const s = state as unknown as MicrovmState;
-  const exited = new Promise<string>((resolve) => driver.watch(ctx, state!, resolve));
+  const { ctx, driver, state, s } = await bareGuest(t, `mx${process.pid % 100000}`, idx + 2);
+  const exited = new Promise<string>((resolve) => driver.watch(ctx, state, resolve));
   await Promise.race([
     waitFor('HYLICS-INIT-OK', consoleHas(ctx, 'HYLICS-INIT-OK'), 180_000),
     exited.then(async (r) => { throw new Error(`guest ended before init was done: ${r}; qemu.log: ${await readFile(join(ctx.paths.logs, 'qemu.log'), 'utf8').catch(() => '')}`); }),
