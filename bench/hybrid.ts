@@ -1,0 +1,318 @@
+// bench/hybrid: the paper's compression + delivery experiment (§6.3, Fig. 19/20) with a real Hylics sandbox guest
+// capped at 0.5 CPU. The guest's share holds a ~200 MiB file to deliver and a ~100 MiB compressible file to
+// compress; curl on the host downloads the big file from the guest's address over and over. Four configurations
+// side by side in one run, rotated over rounds:
+//   (1) delivery alone: lighttpd (sendfile backend) running inside the guest (`hylics guest exec`)
+//   (2) compression alone: `pigz -p 2` in the guest, timed inside the guest
+//   (3) interference: both at once in the guest
+//   (4) module offload: pigz in the guest while the host `http` module delivers the same file from the share
+// Reports delivery throughput (MB/s), compression time (s), the host CPU seconds the module worker spends per GB
+// delivered (utime+stime from /proc/<pid>/stat; the worker is the daemon's child running as uid 65534), the same
+// figure for the in-guest lighttpd, the guest cgroup's CPU, and the ratios (3)/(1), (4)/(1), (3)/(2), (4)/(2).
+// Writes bench/results/hybrid.{json,svg}.
+//   npx tsx bench/hybrid.ts [--rounds 2] [--deliver-mib 200] [--compress-mib 100] [--alone-seconds 8]
+// Needs root (the daemon: namespaces, cgroups, nftables), lighttpd, pigz, curl.
+import { execFile, execFileSync, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { rm } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { groupedBarChart, renderSvg, type BarPoint, type VegaLiteSpec } from '../src/core/plot.js';
+import { hylics, startDaemon, stopDaemon, tempStateDir } from '../test/helpers/cli.js';
+
+const here = dirname(fileURLToPath(import.meta.url));
+const arg = (name: string, def: number): number => {
+  const i = process.argv.indexOf(`--${name}`);
+  return i > 0 ? Number(process.argv[i + 1]) : def;
+};
+const ROUNDS = arg('rounds', 2);
+const DELIVER_MIB = arg('deliver-mib', 200);
+const COMPRESS_MIB = arg('compress-mib', 100);
+const ALONE_SECONDS = arg('alone-seconds', 8); // delivery alone: this long or ALONE_MAX downloads, whichever first
+const ALONE_MAX = 40;
+const CPUS = 0.5;
+const PORT = 8080;
+const CLK_TCK = Number(execFileSync('getconf', ['CLK_TCK']).toString().trim()) || 100;
+const t0 = Date.now();
+const log = (m: string): void => { process.stdout.write(`[hybrid ${((Date.now() - t0) / 1000).toFixed(1).padStart(5)}s] ${m}\n`); };
+
+function run(cmd: string, args: string[], timeoutMs = 120_000): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    execFile(cmd, args, { maxBuffer: 16 * 1024 * 1024, timeout: timeoutMs }, (err, stdout, stderr) => {
+      resolve({ code: err ? (typeof err.code === 'number' ? err.code : 1) : 0, stdout: String(stdout), stderr: String(stderr) });
+    });
+  });
+}
+
+/** utime+stime (all threads) of a process, in seconds; 0 when it is gone. */
+function procCpuSeconds(pid: number): number {
+  try {
+    const s = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const f = s.slice(s.lastIndexOf(')') + 2).split(' '); // fields from 3 (state) on
+    return (Number(f[11]) + Number(f[12])) / CLK_TCK; // utime (14), stime (15)
+  } catch { return 0; }
+}
+
+function procStatus(pid: string): { ppid: number; uid: number } | undefined {
+  try {
+    const s = readFileSync(`/proc/${pid}/status`, 'utf8');
+    return { ppid: Number(/^PPid:\s+(\d+)/m.exec(s)?.[1]), uid: Number(/^Uid:\s+(\d+)/m.exec(s)?.[1]) };
+  } catch { return undefined; }
+}
+
+/** The daemon's module worker: its child running worker-main as nobody (uid 65534). */
+function findWorker(daemonPid: number): number | undefined {
+  for (const p of readdirSync('/proc')) {
+    if (!/^\d+$/.test(p)) continue;
+    const st = procStatus(p);
+    if (!st || st.ppid !== daemonPid || st.uid !== 65534) continue;
+    try { if (readFileSync(`/proc/${p}/cmdline`, 'utf8').includes('worker-main')) return Number(p); } catch { /* gone */ }
+  }
+  return undefined;
+}
+
+/** Host pids of the processes named `comm` in the guest's cgroup (e.g. lighttpd). */
+function findInCgroup(cgroup: string, comm: string): number[] {
+  const out: number[] = [];
+  for (const p of readdirSync('/proc')) {
+    if (!/^\d+$/.test(p)) continue;
+    try {
+      if (readFileSync(`/proc/${p}/comm`, 'utf8').trim() !== comm) continue;
+      if (readFileSync(`/proc/${p}/cgroup`, 'utf8').includes(`/${cgroup}\n`)) out.push(Number(p));
+    } catch { /* gone */ }
+  }
+  return out;
+}
+
+/** CPU seconds the guest's cgroup has used so far (v1 cpuacct or v2 cpu.stat). */
+function cgroupCpuSeconds(cgroup: string): number {
+  const v1 = `/sys/fs/cgroup/cpuacct/${cgroup}/cpuacct.usage`;
+  if (existsSync(v1)) return Number(readFileSync(v1, 'utf8')) / 1e9;
+  const v2 = `/sys/fs/cgroup/${cgroup}/cpu.stat`;
+  if (existsSync(v2)) return Number(/usage_usec (\d+)/.exec(readFileSync(v2, 'utf8'))?.[1] ?? 0) / 1e6;
+  return NaN;
+}
+
+interface Delivery { downloads: number; bytes: number; seconds: number; mbps: number }
+
+/** Sequential curl downloads of `url` until `stop()` says so (checked between downloads; at least one). */
+async function deliver(url: string, stop: (n: number, elapsedMs: number) => boolean): Promise<Delivery> {
+  let bytes = 0; let seconds = 0; let n = 0;
+  const start = Date.now();
+  do {
+    const r = await run('curl', ['-sS', '--max-time', '60', '-o', '/dev/null', '-w', '%{http_code} %{size_download} %{time_total}', url], 70_000);
+    const [code, size, time] = r.stdout.trim().split(' ');
+    if (r.code !== 0 || code !== '200') throw new Error(`curl ${url}: exit ${r.code} http ${code} ${r.stderr.trim()}`);
+    bytes += Number(size); seconds += Number(time); n++;
+  } while (!stop(n, Date.now() - start));
+  return { downloads: n, bytes, seconds, mbps: bytes / seconds / 1e6 };
+}
+
+interface Cell {
+  round: number; config: string;
+  delivery?: Delivery; compressSeconds?: number;
+  serverCpuSeconds?: number; serverCpuPerGB?: number; guestCpuSeconds: number; wallSeconds: number;
+}
+
+const median = (xs: number[]): number => { const s = [...xs].sort((a, b) => a - b); const m = s.length >> 1; return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2; };
+
+async function main(): Promise<void> {
+  if (process.getuid?.() !== 0) { process.stderr.write('bench/hybrid needs root (the daemon: namespaces, cgroups, nftables)\n'); process.exit(2); }
+  for (const bin of ['lighttpd', 'pigz', 'curl']) execFileSync('which', [bin], { stdio: 'ignore' });
+
+  const dir = await tempStateDir('hylics-bench-hybrid-');
+  const guest = `hyb${process.pid % 100000}`;
+  let daemon: ChildProcess | undefined;
+  let lighttpd: Promise<unknown> | undefined;
+  let cleaning: Promise<void> | undefined;
+  const cleanup = (): Promise<void> => cleaning ??= (async () => {
+    log('cleaning up (guest rm, daemon stop, state dir)');
+    if (daemon) {
+      const r = await hylics(['guest', 'rm', guest, '--state-dir', dir], { timeoutMs: 60_000 });
+      if (r.code !== 0 && !/NOT_FOUND|no such|unknown guest/i.test(r.stderr)) log(`guest rm: ${r.stderr.trim()}`);
+      await stopDaemon(daemon); daemon = undefined;
+    }
+    await lighttpd?.catch(() => {});
+    await rm(dir, { recursive: true, force: true });
+  })();
+  for (const sig of ['SIGINT', 'SIGTERM'] as const) process.once(sig, () => { void cleanup().finally(() => process.exit(130)); });
+
+  const cli = async (args: string[], timeoutMs = 120_000): Promise<{ stdout: string; json: unknown }> => {
+    const r = await hylics([...args.slice(0, 2), '--state-dir', dir, ...args.slice(2)], { timeoutMs });
+    if (r.code !== 0) throw new Error(`hylics ${args.join(' ')}: exit ${r.code}: ${r.stderr.trim()} ${r.stdout.trim()}`.slice(0, 2000));
+    let json: unknown; try { json = JSON.parse(r.stdout); } catch { json = undefined; }
+    return { stdout: r.stdout, json };
+  };
+  const gexec = (sh: string, timeoutMs = 120_000) => cli(['guest', 'exec', guest, '--timeout', String(timeoutMs), '--', 'sh', '-c', sh], timeoutMs + 10_000);
+
+  try {
+    log(`starting the daemon (state ${dir})`);
+    daemon = await startDaemon(dir);
+    const daemonPid = daemon.pid!;
+    log(`creating sandbox guest ${guest} (--cpus ${CPUS}, share 512M, memory 1G)`);
+    const g = (await cli(['guest', 'create', guest, '--share-size', '512M', '--cpus', String(CPUS), '--memory', '1G', '--json'])).json as
+      { address: string; share: { path: string }; driverInfo: { cgroup: string } };
+    const addr = g.address; const cgroup = g.driverInfo.cgroup;
+
+    log(`the guest writes ${DELIVER_MIB} MiB to deliver (random) and ${COMPRESS_MIB} MiB to compress (base64 text) into its share`);
+    // both written by the guest itself (under its 0.5 CPU), so the share's pages are the guest's
+    await gexec(`mkdir -p /mnt/hylics/www /mnt/hylics/work /mnt/hylics/run && head -c ${DELIVER_MIB}M /dev/urandom > /mnt/hylics/www/deliver.bin`
+      + ` && head -c ${Math.round(COMPRESS_MIB * 3 / 4)}M /dev/urandom | base64 > /mnt/hylics/work/input.txt && ls -l /mnt/hylics/www /mnt/hylics/work`);
+    const deliverBytes = DELIVER_MIB * 1024 * 1024;
+    const compressBytes = Number((await gexec('stat -c %s /mnt/hylics/work/input.txt')).stdout.trim());
+    // lighttpd's config, written into the share by the guest (outside www/, which the module serves)
+    await gexec(`cat > /mnt/hylics/run/lighttpd.conf <<'EOF'
+server.document-root = "/mnt/hylics/www"
+server.port = ${PORT}
+server.bind = "0.0.0.0"
+server.pid-file = "/mnt/hylics/run/lighttpd.pid"
+server.max-keep-alive-requests = 1000
+server.network-backend = "sendfile"
+mimetype.assign = ( ".bin" => "application/octet-stream" )
+EOF`);
+    const url = `http://${addr}:${PORT}/deliver.bin`;
+
+    // ---- the in-guest server: lighttpd -D as a long-running guest exec (a guest exec's children die with it)
+    const startLighttpd = async (): Promise<void> => {
+      lighttpd = cli(['guest', 'exec', guest, '--timeout', '900000', '--', 'lighttpd', '-D', '-f', '/mnt/hylics/run/lighttpd.conf'], 910_000).catch((e: Error) => { if (!cleaning) log(`lighttpd ended: ${e.message.slice(0, 300)}`); });
+      for (let i = 0; i < 100; i++) {
+        const r = await run('curl', ['-sS', '--max-time', '2', '-o', '/dev/null', '-w', '%{http_code}', '-r', '0-0', url]);
+        if (r.stdout === '206') return;
+        await new Promise((res) => setTimeout(res, 100));
+      }
+      throw new Error('lighttpd in the guest did not answer');
+    };
+    const stopLighttpd = async (): Promise<void> => {
+      await gexec('kill $(cat /mnt/hylics/run/lighttpd.pid)');
+      await lighttpd; lighttpd = undefined;
+    };
+    const compress = async (): Promise<number> => {
+      // timed inside the guest: no exec round trip in the figure
+      const r = await gexec('s=$(date +%s.%N); pigz -p 2 -c /mnt/hylics/work/input.txt > /dev/null; e=$(date +%s.%N); echo "$s $e"', 300_000);
+      const [s, e] = r.stdout.trim().split(/\s+/).map(Number);
+      return e! - s!;
+    };
+
+    const cells: Cell[] = [];
+    let moduleId: string | undefined;
+    const configs: Array<{ name: string; runCell: (round: number) => Promise<Cell> }> = [
+      { name: 'delivery alone (in-guest lighttpd)', runCell: async (round) => {
+        await startLighttpd();
+        const [pid] = findInCgroup(cgroup, 'lighttpd');
+        const c0 = pid ? procCpuSeconds(pid) : NaN; const g0 = cgroupCpuSeconds(cgroup); const w0 = Date.now();
+        const d = await deliver(url, (n, ms) => n >= ALONE_MAX || ms >= ALONE_SECONDS * 1000);
+        const cpu = pid ? procCpuSeconds(pid) - c0 : NaN;
+        const cell: Cell = { round, config: 'alone', delivery: d, serverCpuSeconds: cpu, serverCpuPerGB: cpu / (d.bytes / 1e9), guestCpuSeconds: cgroupCpuSeconds(cgroup) - g0, wallSeconds: (Date.now() - w0) / 1000 };
+        await stopLighttpd();
+        return cell;
+      } },
+      { name: 'compression alone (pigz -p 2 in the guest)', runCell: async (round) => {
+        const g0 = cgroupCpuSeconds(cgroup); const w0 = Date.now();
+        const s = await compress();
+        return { round, config: 'compression alone', compressSeconds: s, guestCpuSeconds: cgroupCpuSeconds(cgroup) - g0, wallSeconds: (Date.now() - w0) / 1000 };
+      } },
+      { name: 'interference (pigz + lighttpd in the guest)', runCell: async (round) => {
+        await startLighttpd();
+        const [pid] = findInCgroup(cgroup, 'lighttpd');
+        const c0 = pid ? procCpuSeconds(pid) : NaN; const g0 = cgroupCpuSeconds(cgroup); const w0 = Date.now();
+        let done = false;
+        const comp = compress().finally(() => { done = true; });
+        const d = await deliver(url, () => done);
+        const s = await comp;
+        const cpu = pid ? procCpuSeconds(pid) - c0 : NaN;
+        const cell: Cell = { round, config: 'interference', delivery: d, compressSeconds: s, serverCpuSeconds: cpu, serverCpuPerGB: cpu / (d.bytes / 1e9), guestCpuSeconds: cgroupCpuSeconds(cgroup) - g0, wallSeconds: (Date.now() - w0) / 1000 };
+        await stopLighttpd();
+        return cell;
+      } },
+      { name: 'module offload (pigz in the guest, host http module delivers)', runCell: async (round) => {
+        const m = (await cli(['module', 'start', guest, '--kind', 'http', '--root', 'www', '--port', String(PORT), '--json'])).json as { id: string };
+        moduleId = m.id;
+        const pid = findWorker(daemonPid);
+        if (!pid) throw new Error('module worker process not found (child of the daemon, uid 65534, worker-main)');
+        // one warm-up range request so the worker's start-up CPU is not billed to delivery
+        await run('curl', ['-sS', '--max-time', '5', '-o', '/dev/null', '-r', '0-0', url]);
+        const c0 = procCpuSeconds(pid); const g0 = cgroupCpuSeconds(cgroup); const w0 = Date.now();
+        let done = false;
+        const comp = compress().finally(() => { done = true; });
+        const d = await deliver(url, () => done);
+        const s = await comp;
+        const cpu = procCpuSeconds(pid) - c0;
+        const cell: Cell = { round, config: 'module offload', delivery: d, compressSeconds: s, serverCpuSeconds: cpu, serverCpuPerGB: cpu / (d.bytes / 1e9), guestCpuSeconds: cgroupCpuSeconds(cgroup) - g0, wallSeconds: (Date.now() - w0) / 1000 };
+        await cli(['module', 'stop', guest, m.id]); moduleId = undefined;
+        return cell;
+      } },
+    ];
+
+    for (let round = 0; round < ROUNDS; round++) {
+      // rotate the order each round so slow drifts of this shared host do not favour one configuration
+      for (let k = 0; k < configs.length; k++) {
+        const c = configs[(k + round) % configs.length]!;
+        log(`round ${round + 1}/${ROUNDS}: ${c.name} ...`);
+        const cell = await c.runCell(round);
+        cells.push(cell);
+        const parts = [
+          cell.delivery ? `delivery ${cell.delivery.mbps.toFixed(0)} MB/s (${cell.delivery.downloads} x ${DELIVER_MIB} MiB)` : '',
+          cell.compressSeconds !== undefined ? `compression ${cell.compressSeconds.toFixed(2)} s` : '',
+          cell.serverCpuPerGB !== undefined ? `server CPU ${cell.serverCpuPerGB.toFixed(3)} s/GB` : '',
+          `guest CPU ${cell.guestCpuSeconds.toFixed(1)} s in ${cell.wallSeconds.toFixed(1)} s`,
+        ].filter(Boolean);
+        log(`  ${parts.join(', ')}`);
+      }
+    }
+    void moduleId;
+
+    const of = (config: string, f: (c: Cell) => number | undefined): number => median(cells.filter((c) => c.config === config).map(f).filter((v): v is number => v !== undefined && Number.isFinite(v)));
+    const summary = {
+      deliveryMBps: { alone: of('alone', (c) => c.delivery?.mbps), interference: of('interference', (c) => c.delivery?.mbps), moduleOffload: of('module offload', (c) => c.delivery?.mbps) },
+      compressionSeconds: { alone: of('compression alone', (c) => c.compressSeconds), interference: of('interference', (c) => c.compressSeconds), moduleOffload: of('module offload', (c) => c.compressSeconds) },
+      serverCpuSecondsPerGB: { lighttpdInGuestAlone: of('alone', (c) => c.serverCpuPerGB), lighttpdInGuestInterference: of('interference', (c) => c.serverCpuPerGB), moduleWorkerOnHost: of('module offload', (c) => c.serverCpuPerGB) },
+    };
+    const ratios = {
+      deliveryInterferenceVsAlone: summary.deliveryMBps.interference / summary.deliveryMBps.alone,
+      deliveryModuleVsAlone: summary.deliveryMBps.moduleOffload / summary.deliveryMBps.alone,
+      compressionInterferenceVsAlone: summary.compressionSeconds.interference / summary.compressionSeconds.alone,
+      compressionModuleVsAlone: summary.compressionSeconds.moduleOffload / summary.compressionSeconds.alone,
+    };
+    log(`delivery (median): alone ${summary.deliveryMBps.alone.toFixed(0)} MB/s, interference ${summary.deliveryMBps.interference.toFixed(0)} MB/s (${ratios.deliveryInterferenceVsAlone.toFixed(2)}x), module offload ${summary.deliveryMBps.moduleOffload.toFixed(0)} MB/s (${ratios.deliveryModuleVsAlone.toFixed(2)}x)`);
+    log(`compression (median): alone ${summary.compressionSeconds.alone.toFixed(2)} s, interference ${summary.compressionSeconds.interference.toFixed(2)} s (${ratios.compressionInterferenceVsAlone.toFixed(2)}x), module offload ${summary.compressionSeconds.moduleOffload.toFixed(2)} s (${ratios.compressionModuleVsAlone.toFixed(2)}x)`);
+    log(`server CPU per GB delivered: module worker (host) ${summary.serverCpuSecondsPerGB.moduleWorkerOnHost.toFixed(3)} s/GB, lighttpd in the guest ${summary.serverCpuSecondsPerGB.lighttpdInGuestAlone.toFixed(3)} s/GB alone / ${summary.serverCpuSecondsPerGB.lighttpdInGuestInterference.toFixed(3)} s/GB beside pigz`);
+
+    const outDir = join(here, 'results');
+    mkdirSync(outDir, { recursive: true });
+    const result = {
+      bench: 'hybrid', date: new Date().toISOString(), command: `npx tsx bench/hybrid.ts ${process.argv.slice(2).join(' ')}`.trim(),
+      setup: {
+        guest: { driver: 'sandbox', cpus: CPUS, memory: '1G', share: '512M (tmpfs)' },
+        deliverFile: { bytes: deliverBytes, content: 'random' }, compressFile: { bytes: compressBytes, content: 'base64 of random bytes' },
+        inGuestServer: 'lighttpd -D (network-backend sendfile) started with hylics guest exec, port 8080',
+        moduleServer: 'hylics module start --kind http --root www --port 8080 (host worker, uid 65534, native sendfile)',
+        compression: 'pigz -p 2 -c input.txt > /dev/null in the guest, timed in the guest',
+        client: 'curl on the host, sequential full downloads of the file from the guest address; alone: '
+          + `${ALONE_SECONDS} s or ${ALONE_MAX} downloads; with compression: until pigz ends (the download in flight then completes and counts)`,
+        rounds: ROUNDS, hostCpus: Number(execFileSync('nproc').toString().trim()), loadavg: readFileSync('/proc/loadavg', 'utf8').trim(),
+      },
+      summary, ratios, cells,
+    };
+    writeFileSync(join(outDir, 'hybrid.json'), JSON.stringify(result, null, 2) + '\n');
+    const bars: BarPoint[] = [
+      { group: 'delivery throughput', bar: '(1)/(2) alone', value: 1 },
+      { group: 'delivery throughput', bar: '(3) interference', value: ratios.deliveryInterferenceVsAlone },
+      { group: 'delivery throughput', bar: '(4) module offload', value: ratios.deliveryModuleVsAlone },
+      { group: 'compression time', bar: '(1)/(2) alone', value: 1 },
+      { group: 'compression time', bar: '(3) interference', value: ratios.compressionInterferenceVsAlone },
+      { group: 'compression time', bar: '(4) module offload', value: ratios.compressionModuleVsAlone },
+    ];
+    const spec = groupedBarChart(`Compression + delivery in a ${CPUS}-CPU sandbox guest (relative to alone; delivery alone `
+      + `${summary.deliveryMBps.alone.toFixed(0)} MB/s, compression alone ${summary.compressionSeconds.alone.toFixed(1)} s)`, bars, 'relative to alone (x)');
+    (spec as { width?: unknown }).width = { step: 40 };
+    writeFileSync(join(outDir, 'hybrid.svg'), await renderSvg(spec as VegaLiteSpec));
+    log(`wrote ${join(outDir, 'hybrid.json')} and hybrid.svg`);
+  } finally {
+    await cleanup();
+  }
+}
+
+main().catch((e: unknown) => {
+  process.stderr.write(`bench/hybrid failed: ${e instanceof Error ? e.stack ?? e.message : String(e)}\n`);
+  process.exitCode = 1;
+});
