@@ -5,6 +5,7 @@ import {
   type DecodeEvent, type Message, OPS,
 } from '../../../src/core/protocol/index.js';
 import { HylicsError } from '../../../src/core/errors/index.js';
+import { Rng } from '../../../src/core/sim/rng.js';
 
 const hello: Message = { type: 'hello', id: 0, hello: { version: PROTOCOL_VERSION, role: 'guest', nonce: '0123456789abcdef', caps: ['health'], maxPayload: 1 << 20 } };
 const samples: Message[] = [
@@ -27,16 +28,10 @@ function concat(parts: Uint8Array[]): Uint8Array {
 const frames = (ev: DecodeEvent[]) => ev.filter((e) => e.kind === 'frame').map((e) => (e as { frame: { id: number; type: number; payload: Uint8Array } }).frame);
 const errors = (ev: DecodeEvent[]) => ev.filter((e) => e.kind === 'error').map((e) => (e as { error: HylicsError }).error.code);
 
-/** Seeded PRNG (mulberry32) so a failing fuzz case can be replayed from its seed. */
+/** The project's seeded PRNG, so a failing fuzz case can be replayed from its seed. */
 function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  const r = new Rng(seed);
+  return () => r.next();
 }
 
 test('every message type round-trips through encode/decode', () => {

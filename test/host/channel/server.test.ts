@@ -11,6 +11,7 @@ import { ChannelPeer, connectUnix } from '../../../src/os/channel/index.js';
 import { encodeMessage, encodeFrame, PROTOCOL_VERSION } from '../../../src/core/protocol/index.js';
 import { HylicsError } from '../../../src/core/errors/index.js';
 import { entryArgv, NODE_BIN } from '../../../src/os/self.js';
+import { Rng } from '../../../src/core/sim/rng.js';
 
 type T = { after: (fn: () => unknown) => void };
 function tmp(t: T): string {
@@ -34,16 +35,10 @@ function once<T = unknown>(em: NodeJS.EventEmitter, ev: string, filter: (...a: u
 }
 const code = (c: string) => (e: unknown) => e instanceof HylicsError && e.code === c;
 
-/** Seeded PRNG (mulberry32). */
+/** The project's seeded PRNG, so a failing fuzz case can be replayed from its seed. */
 function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  const r = new Rng(seed);
+  return () => r.next();
 }
 
 test('two guests: one throws random and mutated frames, the other keeps working; identity is the socket', async (t) => {
