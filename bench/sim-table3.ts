@@ -123,6 +123,31 @@ const op = runTable3({ seeds: SEEDS, schemes: ['adaptive', 'queue', 'aq', 'impro
 const opRows = op.rows.map((r) => ({ workload: r.workload, vcpus: r.vcpus, ramGB: r.ramGB, paper: r.paper, adaptive: S(r, 'adaptive').error, queue: S(r, 'queue').error, aq: S(r, 'aq').error, aqStd: S(r, 'aq').errorStd, improved: S(r, 'improved').error, aqVsAdaptive: r.paired.aqVsAdaptive?.verdict, aqVsQueue: r.paired.aqVsQueue?.verdict, improvedVsAq: Object.fromEntries(Object.entries(r.paired.improvedVsAq ?? {}).map(([k, p]) => [k, p.verdict])), model: r.model }));
 for (const r of opRows) log(`  #${r.workload} ${r.vcpus} vCPU ${r.ramGB} GB | adaptive ${r.adaptive.toFixed(1)} queue ${r.queue.toFixed(1)} aq ${r.aq.toFixed(1)}±${r.aqStd.toFixed(1)} improved ${r.improved.toFixed(1)} | aq vs A ${r.aqVsAdaptive}, vs Q ${r.aqVsQueue} | improved vs aq ${Object.entries(r.improvedVsAq).map(([k, v]) => `${k}:${v}`).join(' ')}`);
 
+// 2f. goal map over the guest model: for each serial fraction s of the transcoding task (0 = the paper's pure
+// M/G/1-PS; bench/transcode-model.ts measures x264 on this machine), how many Table 3 rows meet each goal. No
+// single s meets goals 1 and 2 together (docs/controller.md, "Goal map").
+log('goal map: rows meeting each goal per serial fraction s of the guest (paper schemes + improved, and the all-in-memory bound)');
+const goalMap: { serialFraction: number; atStake: number; orderedMeans: number; orderedPaired: number; aqLePaper: number; boundLePaper: number; improvedAll5Means: number; improvedNeverWorse: number; aqTotal: number; improvedTotal: number }[] = [];
+for (const sf of [0, 0.05, 0.1, 0.15, 0.2, 0.25]) {
+  const g = runTable3({ seeds: SEEDS, schemes: ['adaptive', 'queue', 'aq', 'improved'], service: { serialFraction: sf } });
+  const b = runTable3({ seeds: SEEDS, schemes: ['static'], maxMiB: 1024, service: { serialFraction: sf }, configure: (_s, c) => ({ ...c, initialBytes: 1024 * 1024 * 1024 }) });
+  const e = { serialFraction: sf, atStake: 0, orderedMeans: 0, orderedPaired: 0, aqLePaper: 0, boundLePaper: 0, improvedAll5Means: 0, improvedNeverWorse: 0, aqTotal: 0, improvedTotal: 0 };
+  g.rows.forEach((r, i) => {
+    // the SLO is at stake on a row when some paper scheme misses it by at least 1 s summed over the hour
+    if (Math.max(S(r, 'adaptive').error, S(r, 'queue').error, S(r, 'aq').error) >= 1) e.atStake++;
+    if (r.ordered) e.orderedMeans++;
+    if (r.paired.aqVsAdaptive?.verdict === 'better' && r.paired.aqVsQueue?.verdict === 'better') e.orderedPaired++;
+    if (r.aqAtOrBelowPaper) e.aqLePaper++;
+    if (S(b.rows[i]!, 'static').error <= r.paper.aq) e.boundLePaper++;
+    if (Object.values(r.improvedBeatsAq).every(Boolean)) e.improvedAll5Means++;
+    if (Object.values(r.paired.improvedVsAq ?? {}).every((p) => p.verdict !== 'worse')) e.improvedNeverWorse++;
+    e.aqTotal += S(r, 'aq').error;
+    e.improvedTotal += S(r, 'improved').error;
+  });
+  goalMap.push(e);
+  log(`  s=${sf}: SLO at stake on ${e.atStake}/12 rows | goal 1 (aq < adaptive, queue) ${e.orderedMeans}/12 by means, ${e.orderedPaired}/12 significant | goal 2 aq <= paper ${e.aqLePaper}/12 (all-in-memory bound <= paper ${e.boundLePaper}/12) | improved lower on all five ${e.improvedAll5Means}/12, never significantly worse ${e.improvedNeverWorse}/12 | total E aq ${e.aqTotal.toFixed(1)} s, improved ${e.improvedTotal.toFixed(1)} s`);
+}
+
 // 3. harder workloads
 log('harder workloads: step (8 s -> 4 s -> 8 s, 20 min each) and bursty (MMPP 9 s / 2.5 s, 300 s / 60 s)');
 const hard = [];
@@ -150,6 +175,7 @@ const out = {
   pureMG1PSWorkload1Bounds: ps1Bounds,
   operatingCalibration: opRows,
   defaultGuestFrequentW2: freq,
+  goalMap,
   hard,
 };
 mkdirSync(join(here, 'results'), { recursive: true });
@@ -202,4 +228,25 @@ for (const w of [1, 2] as const) {
   const b = scenarioPlot(ri, `workload #${w}, improved (seed 1)`) as unknown as { vconcat: unknown[] };
   writeFileSync(join(here, 'results', `sim-fig${21 + w}.svg`), await renderSvg({ $schema: 'https://vega.github.io/schema/vega-lite/v5.json', hconcat: [{ vconcat: a.vconcat }, { vconcat: b.vconcat }] } as unknown as VegaLiteSpec));
 }
-log(`wrote bench/results/sim-table3.json, sim-table3.svg, sim-fig22.svg, sim-fig23.svg`);
+const goalSeries: { s: number; goal: string; rows: number }[] = [];
+for (const e of goalMap) {
+  goalSeries.push({ s: e.serialFraction, goal: 'SLO at stake', rows: e.atStake });
+  goalSeries.push({ s: e.serialFraction, goal: 'goal 1: aq < adaptive, queue (means)', rows: e.orderedMeans });
+  goalSeries.push({ s: e.serialFraction, goal: 'goal 2: aq <= paper A+Q', rows: e.aqLePaper });
+  goalSeries.push({ s: e.serialFraction, goal: 'bound: all in memory <= paper A+Q', rows: e.boundLePaper });
+  goalSeries.push({ s: e.serialFraction, goal: 'goal 3: improved lower on all five', rows: e.improvedAll5Means });
+}
+writeFileSync(join(here, 'results', 'sim-goalmap.svg'), await renderSvg({
+  $schema: 'https://vega.github.io/schema/vega-lite/v5.json',
+  title: `Table 3 rows (of 12) meeting each goal vs the guest's serial fraction s (${SEEDS} seeds; s = 0 is pure M/G/1-PS)`,
+  data: { values: goalSeries },
+  mark: { type: 'line', point: true },
+  width: 520,
+  height: 260,
+  encoding: {
+    x: { field: 's', type: 'quantitative', title: 'serial fraction s of one transcoding task (Amdahl)' },
+    y: { field: 'rows', type: 'quantitative', title: 'rows', scale: { domain: [0, 12] } },
+    color: { field: 'goal', type: 'nominal', title: null, legend: { orient: 'bottom', columns: 2 } },
+  },
+} as unknown as VegaLiteSpec));
+log(`wrote bench/results/sim-table3.json, sim-table3.svg, sim-goalmap.svg, sim-fig22.svg, sim-fig23.svg`);
