@@ -246,7 +246,7 @@ writeFileSync(join(here, 'results', 'sim-goalmap.svg'), await renderSvg({
   encoding: {
     x: { field: 's', type: 'quantitative', title: 'serial fraction s of one transcoding task (Amdahl)' },
     y: { field: 'rows', type: 'quantitative', title: 'rows', scale: { domain: [0, 12] } },
-    color: { field: 'goal', type: 'nominal', title: null, legend: { orient: 'bottom', columns: 2 } },
+    color: { field: 'goal', type: 'nominal', title: null, legend: { orient: 'bottom', columns: 2, labelLimit: 400 } },
   },
 } as unknown as VegaLiteSpec));
 log(`wrote bench/results/sim-table3.json, sim-table3.svg, sim-goalmap.svg, sim-fig22.svg, sim-fig23.svg`);
