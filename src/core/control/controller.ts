@@ -61,6 +61,11 @@ export interface ImprovedOptions {
   evictAfterS?: number;
   /** No shrinking for this long (s) after a growth. */
   dwellS?: number;
+  /**
+   * While tasks arrive, hold at least the "knee" of E[X|m]: the size that gets this fraction of the service time an
+   * unbounded share could save, m = c·f/(1 − f) for a + b/(m + c) (0 = off).
+   */
+  kneeFraction?: number;
 }
 
 export interface ControllerConfig {
@@ -163,6 +168,7 @@ export class ShareController {
       ciMax: checkNumber('improved.ciMax', imp.ciMax ?? 60, { min: 0, minExclusive: true }),
       evictAfterS: checkNumber('improved.evictAfterS', imp.evictAfterS ?? 60, { min: 0 }),
       dwellS: checkNumber('improved.dwellS', imp.dwellS ?? 60, { min: 0 }),
+      kneeFraction: checkNumber('improved.kneeFraction', imp.kneeFraction ?? 0.8, { min: 0, max: 0.99 }),
     };
     if (this.scheme === 'adaptive' || this.scheme === 'aq') this.rls = new Rls(cfg.rls);
     else if (this.scheme === 'improved') this.rls = new Rls({ forgetting: 0.95, resetOnError: this.reference, maxTrace: 1e5, gainSign: -1, minGain: 1e-3, ...cfg.rls });
@@ -333,6 +339,10 @@ export class ShareController {
     this.offset = savedOffset;
     let target = Math.min(mq, wsNeed);
     let reason = mq <= wsNeed ? 'feedforward' : 'working-set';
+    if (imp.kneeFraction > 0 && v.arrivals > 0) {
+      const knee = Math.min(wsNeed, (this.model!.c * imp.kneeFraction) / (1 - imp.kneeFraction));
+      if (knee > target) { target = knee; reason = 'knee'; }
+    }
     // feedback: above the set point with tasks falling back to disk, the predictor was optimistic: give the
     // working set (the RLS, b0 < 0 enforced, proposes the step when it asks for more); without fallbacks a bigger
     // share cannot help, so hold

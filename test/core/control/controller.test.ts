@@ -132,3 +132,26 @@ test('budget arbitration: minimums first, water-filling, never above the budget'
     assert.ok(sum <= budget);
   }
 });
+
+test('improved: while tasks arrive it holds at least the knee of E[X|m] (c·f/(1 − f)), and releases it when idle', () => {
+  // E[X|m] = 3 + 20/(m + 10): the knee at f = 0.8 is 4c = 40 MiB; the SLO is never at stake (R = 4 s)
+  const cfg = (f: number): ControllerConfig => base('improved', { minBytes: 16 * MiB, initialBytes: 128 * MiB, serviceModel: { a: 3, b: 20, c: 10 }, improved: { kneeFraction: f } });
+  const run = (c: ShareController, from: number, steps: number, arrivals: number): number => {
+    let size = c.sizeBytes;
+    for (let k = 0; k < steps; k++) {
+      // 80 MiB of working set (learned while the share is bigger); a smaller share is full and some tasks fall back
+      const d = c.step({ time: from + 30 * (k + 1), interval: 30, meanResponseTime: arrivals > 0 ? 4 : null, completions: arrivals, arrivals, shareUsedBytes: Math.min(80 * MiB, size), shareSizeBytes: size, fullFallbacks: arrivals > 0 && size < 80 * MiB ? 1 : 0 });
+      size = d.sizeBytes;
+      assert.ok(size >= 16 * MiB && size <= 388 * MiB);
+    }
+    return size;
+  };
+  const withKnee = new ShareController(cfg(0.8));
+  const busy = run(withKnee, 0, 20, 4);
+  assert.ok(Math.abs(busy - 40 * MiB) < 1, `holds the knee under load: ${busy / MiB} MiB`);
+  const idle = run(withKnee, 600, 20, 0);
+  assert.equal(idle, 16 * MiB, 'no arrivals: back to the floor');
+  const noKnee = new ShareController(cfg(0));
+  assert.equal(run(noKnee, 0, 20, 4), 16 * MiB, 'kneeFraction 0: the SLO is met, so the floor');
+  assert.throws(() => new ShareController(cfg(1)), /HYLICS_ERR_CONTROL_INVALID_PARAM|kneeFraction/);
+});
