@@ -52,9 +52,11 @@ export function renderModuleTable(guest: string, rules: DnatRule[]): string {
   ].join('\n');
 }
 
-function nft(args: string[], stdin?: string): Promise<string> {
+/** Run nft (in network namespace `netns` when given: tables are per namespace, so tests can use a private one). */
+export function nft(args: string[], stdin?: string, opts: { netns?: string } = {}): Promise<string> {
   return new Promise((resolve, reject) => {
-    const p = spawn('nft', args, { stdio: [stdin === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'] });
+    const [cmd, argv] = opts.netns ? ['ip', ['netns', 'exec', opts.netns, 'nft', ...args]] : ['nft', args];
+    const p = spawn(cmd, argv, { stdio: [stdin === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'] });
     let out = '';
     let err = '';
     p.stdout!.on('data', (d: Buffer) => { out += d.toString(); });
