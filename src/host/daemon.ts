@@ -50,6 +50,17 @@ export interface ModuleBackend {
   stopAll(guest: string): Promise<void>;
 }
 
+/**
+ * The host firewall that isolates guests (src/os/nft-guard.ts): no new connections from a guest link to the host
+ * or to another guest, no source but the guest's own on its link. Passive with `hylics daemon --no-guest-firewall`.
+ */
+export interface GuardBackend {
+  /** Install the rules if missing and allow each link its own guest's source address. Idempotent. */
+  allow(links: Array<{ ifname: string; addr: string }>): Promise<void>;
+  /** Forget these links' addresses. Idempotent. */
+  forbid(links: Array<{ ifname: string; addr: string }>): Promise<void>;
+}
+
 export interface DaemonOptions {
   stateDir: string;
   log: Logger;
@@ -57,6 +68,7 @@ export interface DaemonOptions {
   channels: ChannelBackend;
   drivers: Partial<Record<DriverKind, GuestDriver>>;
   modules?: ModuleBackend;
+  guard?: GuardBackend;
   /** How long a new guest's agent has to say hello (microVMs under TCG need longer). */
   agentTimeoutMs?: Partial<Record<DriverKind, number>>;
   /** Metrics registry shared with the backends (modules register their own metrics in it). */
@@ -72,6 +84,11 @@ interface Live {
 
 const NET_BASE = '10.213';
 const MAX_GUESTS = 250;
+
+/** The guest's host-side link and the one source address allowed on it (the guest firewall's set). */
+function guestLink(rec: GuestRecord): { ifname: string; addr: string } {
+  return { ifname: rec.network.hostIf, addr: rec.network.guestAddr };
+}
 
 export class Daemon {
   readonly stateDir: string;
@@ -113,6 +130,9 @@ export class Daemon {
     await mkdir(join(this.stateDir, 'guests'), { recursive: true, mode: 0o700 });
     const state = await this.store.load();
     const names = Object.keys(state.guests);
+    // Before any guest is touched: no guest of ours runs unguarded (the guard is shared by every daemon on the host
+    // and kept when a daemon stops, see close()).
+    await this.opts.guard?.allow([]);
     await this.opts.shares.reconcile(names);
     for (const name of names) {
       const rec = state.guests[name]!;
@@ -134,6 +154,7 @@ export class Daemon {
     if (alive) {
       this.log.info({ guest: name }, 'guest still running: re-adopting');
       this.live.set(name, { status: 'running' });
+      await this.opts.guard?.allow([guestLink(rec)]);
       await this.opts.channels.attach(name, driver.channel(ctx, rec.driverState!));
       this.watch(rec);
       return;
@@ -147,7 +168,10 @@ export class Daemon {
     }
   }
 
-  /** Stop serving; guests keep running (they are re-adopted by the next daemon). */
+  /**
+   * Stop serving; guests keep running (they are re-adopted by the next daemon). The guest firewall stays: the
+   * guests it isolates are still running, and other daemons on the host share it.
+   */
   async close(): Promise<void> {
     for (const l of this.live.values()) l.unwatch?.();
     await this.opts.channels.close();
@@ -274,6 +298,8 @@ export class Daemon {
     const driver = this.driver(rec.spec.driver);
     const ctx = this.context(rec);
     this.live.set(name, { status: 'starting' });
+    // Allowed before the link exists, so the guest's first packets pass the anti-spoofing set.
+    await this.opts.guard?.allow([guestLink(rec)]);
     // A listening endpoint must exist before the agent tries it; a connecting one is attached after start.
     const listenPath = join(ctx.paths.run, 'channel.sock');
     if (driver.kind === 'sandbox') await this.opts.channels.attach(name, { mode: 'listen', path: listenPath });
@@ -331,6 +357,11 @@ export class Daemon {
     if (this.opts.modules) await step('modules', () => this.opts.modules!.stopAll(name));
     if (this.opts.channels.isConnected(name)) {
       await step('agent shutdown', () => this.opts.channels.request(name, 'shutdown', {}, 2000));
+    }
+    // Forgotten only while the link is surely ours (the guest is alive): once it is gone, another daemon may have
+    // taken its index, and a pair left in the set allows nothing but that index's own guest address.
+    if (this.opts.guard && driver && rec.driverState && (await driver.alive(ctx, rec.driverState).catch(() => false))) {
+      await step('guard', () => this.opts.guard!.forbid([guestLink(rec)]));
     }
     if (driver && rec.driverState) await step('stop', () => driver.stop(ctx, rec.driverState!, 5000));
     if (driver) await step('cleanup', () => driver.cleanup(ctx, rec.driverState));

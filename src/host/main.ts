@@ -9,6 +9,7 @@ import { HylicsError } from '../core/errors/index.js';
 import { Daemon } from './daemon.js';
 import { buildApi } from './http.js';
 import { wireBackends } from './wiring.js';
+import { guardInstalled } from '../os/nft-guard.js';
 
 export interface DaemonProcessOptions {
   stateDir: string;
@@ -17,6 +18,8 @@ export interface DaemonProcessOptions {
   /** Allow --listen on a non-loopback address (the API has no authentication). */
   allowRemoteApi?: boolean;
   logLevel?: string;
+  /** The guest firewall (nft table inet hylics_guard); default on. Off only for hosts that cannot have it. */
+  guestFirewall?: boolean;
 }
 
 async function pidAlive(pid: number): Promise<boolean> {
@@ -67,7 +70,14 @@ export async function startDaemon(opts: DaemonProcessOptions, log: Logger = pino
   }
   await mkdir(opts.stateDir, { recursive: true, mode: 0o700 });
   const pidFile = await takePidFile(opts.stateDir);
-  const backends = await wireBackends(opts.stateDir, log);
+  const backends = await wireBackends(opts.stateDir, log, { guestFirewall: opts.guestFirewall });
+  if (opts.guestFirewall === false) {
+    // The table is host-wide: one installed by another daemon keeps filtering this daemon's guests too.
+    const present = await guardInstalled().catch(() => false);
+    log.warn({ guardTablePresent: present }, present
+      ? 'guest firewall off (--no-guest-firewall), but table inet hylics_guard exists (another daemon?) and still applies to every guest link; `nft delete table inet hylics_guard` if no daemon needs it'
+      : 'guest firewall off (--no-guest-firewall): guests can reach the host and each other and can spoof source addresses');
+  }
   const daemon = new Daemon({ stateDir: opts.stateDir, log, ...backends });
   await daemon.start();
 

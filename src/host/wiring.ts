@@ -8,11 +8,17 @@ import { MicrovmDriver } from './drivers/microvm.js';
 import { renderLibvirtXml } from './libvirt.js';
 import { ModuleManager, moduleBackend } from './modules/index.js';
 import { createChannelBackend } from './channel-backend.js';
+import { applyGuard, guardInstalled } from '../os/nft-guard.js';
 import type { DaemonOptions } from './daemon.js';
 
 export type Backends = Omit<DaemonOptions, 'stateDir' | 'log'> & { close?: () => Promise<void> };
 
-export async function wireBackends(stateDir: string, log: Logger): Promise<Backends> {
+export interface WireOptions {
+  /** Install and maintain the guest firewall (default true; off only with `hylics daemon --no-guest-firewall`). */
+  guestFirewall?: boolean;
+}
+
+export async function wireBackends(stateDir: string, log: Logger, opts: WireOptions = {}): Promise<Backends> {
   const registry = new Registry();
   const shares = new ShareManager({ stateDir, log: log.child({ component: 'shares' }) });
   const channels = createChannelBackend(log.child({ component: 'channel' }));
@@ -24,6 +30,7 @@ export async function wireBackends(stateDir: string, log: Logger): Promise<Backe
   modules.on('event', (ev) => {
     if (channels.isConnected(ev.guest)) channels.notify(ev.guest, 'module.event', ev);
   });
+  const present = (): Promise<boolean> => guardInstalled().catch(() => false); // no nft: no table either
   const microvm = new MicrovmDriver({ stateDir, log: log.child({ component: 'microvm' }), onProgress: (msg) => log.info({ component: 'microvm' }, msg) });
   return {
     registry,
@@ -31,6 +38,14 @@ export async function wireBackends(stateDir: string, log: Logger): Promise<Backe
     channels,
     drivers: { sandbox: new SandboxDriver(), microvm },
     modules: moduleBackend(modules),
+    // Off (--no-guest-firewall), the daemon installs nothing, but when another daemon's table is there it still
+    // keeps its own guests' pairs in it: the table is host-wide, and without them it would drop all their traffic.
+    guard: opts.guestFirewall !== false
+      ? { allow: (links) => applyGuard({ add: links }), forbid: (links) => applyGuard({ remove: links }) }
+      : {
+        allow: async (links) => { if (links.length > 0 && (await present())) await applyGuard({ add: links }); },
+        forbid: async (links) => { if (await present()) await applyGuard({ remove: links }); },
+      },
     libvirtXml: (ctx, state) => renderLibvirtXml(ctx, state),
     close: () => modules.close(),
   };
