@@ -5,11 +5,13 @@
 // removes its own guests (whose pairs the daemon then forgets) and deletes the table only when nothing else uses it.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { readdirSync } from 'node:fs';
-import { rm } from 'node:fs/promises';
+import { open, readFile, rm } from 'node:fs/promises';
+import { join } from 'node:path';
 import type { ExecResult, GuestView } from '../../src/core/api.js';
-import { guardInstalled, listGuardLinks, removeGuard } from '../../src/os/nft-guard.js';
+import { applyGuard, guardInstalled, listGuardLinks, removeGuard } from '../../src/os/nft-guard.js';
+import { NODE_BIN, entryArgv } from '../../src/os/self.js';
 import { run, runRaw } from '../../src/os/exec.js';
 import { hylics, startDaemon, stopDaemon, tempStateDir } from '../helpers/cli.js';
 import { listenTcp, listenUdp, tcpConnect, udpSend, type Listener } from '../helpers/net-probe.js';
@@ -18,6 +20,12 @@ const has = (bin: string): boolean => { try { execFileSync('which', [bin], { std
 const skip = process.getuid?.() !== 0 ? 'needs root (daemon: mounts, namespaces, nftables)' : !has('nft') ? 'needs nft (apt-get install nftables)' : false;
 
 interface SandboxInfo { netns: string; hostIf: string; guestIf: string }
+
+/** Delete the table only when this test brought it and no guest link of anyone is left (another daemon needs it). */
+async function removeGuardIfUnused(wasThere: boolean): Promise<void> {
+  const links = readdirSync('/sys/class/net').filter((n) => n.startsWith('hyh'));
+  if (!wasThere && links.length === 0 && (await listGuardLinks().catch(() => [1])).length === 0) await removeGuard().catch(() => undefined);
+}
 
 test('guest firewall: guests reach neither the host nor each other nor spoof; host and world reach guests', { skip, timeout: 600_000 }, async (t) => {
   const dir = await tempStateDir('hylics-guard-');
@@ -47,9 +55,7 @@ test('guest firewall: guests reach neither the host nor each other nor spoof; ho
     await runRaw('ip', ['link', 'delete', wHost]);
     await runRaw('ip', ['netns', 'delete', W]);
     await rm(dir, { recursive: true, force: true });
-    // Only when this test brought the table and no guest link of anyone is left (another daemon would need it).
-    const links = readdirSync('/sys/class/net').filter((n) => n.startsWith('hyh'));
-    if (!guardBefore && links.length === 0 && (await listGuardLinks().catch(() => [1])).length === 0) await removeGuard().catch(() => undefined);
+    await removeGuardIfUnused(guardBefore);
   });
 
   // the daemon installs the guard at start, before any guest exists
@@ -131,4 +137,39 @@ test('guest firewall: guests reach neither the host nor each other nor spoof; ho
   assert.equal(await tcpConnect(undefined, b.address, inB.port), 'connected', 'host to B after the restart');
   await json('guest', 'rm', gb);
   assert.ok(!(await listGuardLinks()).some((l) => l.ifname === bi.hostIf));
+});
+
+// --no-guest-firewall: the daemon installs nothing, but the table is host-wide; when one is there (another daemon's,
+// here the test's) the daemon still keeps its guests' pairs in it, or the table would drop all their traffic.
+test('hylics daemon --no-guest-firewall: nothing installed, own pairs kept in a table that is there', { skip, timeout: 300_000 }, async (t) => {
+  const dir = await tempStateDir('hylics-noguard-');
+  const g = `fwn${process.pid % 100000}`;
+  const guardBefore = await guardInstalled();
+  const log = await open(join(dir, 'hylicsd.log'), 'a');
+  const daemon = spawn(NODE_BIN, [...entryArgv('cli/main'), 'daemon', '--state-dir', dir, '--no-guest-firewall', '--log-level', 'debug'], { stdio: ['ignore', log.fd, log.fd] });
+  await log.close();
+  const cli = (...args: string[]) => hylics([...args.slice(0, 2), '--state-dir', dir, ...args.slice(2)]);
+  let listener: Listener | undefined;
+  t.after(async () => {
+    await listener?.close().catch(() => undefined);
+    await cli('guest', 'rm', g);
+    await stopDaemon(daemon);
+    await rm(dir, { recursive: true, force: true });
+    await removeGuardIfUnused(guardBefore);
+  });
+  for (let i = 0; (await hylics(['status', '--state-dir', dir])).code !== 0; i++) {
+    assert.ok(i < 120 && daemon.exitCode === null, `daemon did not come up: ${await readFile(join(dir, 'hylicsd.log'), 'utf8')}`);
+    await new Promise((r) => setTimeout(r, 250));
+  }
+  assert.match(await readFile(join(dir, 'hylicsd.log'), 'utf8'), /guest firewall off \(--no-guest-firewall\)/);
+  await applyGuard(); // as another daemon would
+  const r = await hylics(['guest', 'create', '--state-dir', dir, '--json', g, '--share-size', '8M', '--memory', '256M']);
+  assert.equal(r.code, 0, r.stderr);
+  const v = JSON.parse(r.stdout) as GuestView;
+  const info = v.driverInfo as unknown as SandboxInfo;
+  assert.ok((await listGuardLinks()).some((l) => l.ifname === info.hostIf && l.addr === v.address), 'own pair kept in the existing table');
+  listener = await listenTcp(info.netns, '0.0.0.0');
+  assert.equal(await tcpConnect(undefined, v.address, listener.port), 'connected', 'host to the guest: its replies pass the table');
+  assert.equal((await cli('guest', 'rm', g)).code, 0);
+  assert.ok(!(await listGuardLinks()).some((l) => l.ifname === info.hostIf));
 });
