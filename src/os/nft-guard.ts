@@ -104,6 +104,9 @@ async function run(args: string[], stdin: string | undefined, opts: GuardOptions
     return await nft(args, stdin, opts);
   } catch (e) {
     const err = toHylicsError(e);
+    if (err.code === 'HYLICS_ERR_MISSING_DEPENDENCY') {
+      throw new HylicsError(err.code, `${err.message} (the guest firewall needs it; hylics daemon --no-guest-firewall runs without)`, err.details, { cause: err });
+    }
     if (err.code !== 'HYLICS_ERR_NFT_FAILED') throw err;
     throw new HylicsError('HYLICS_ERR_GUEST_FIREWALL_FAILED', `the guest firewall (nft table ${T}) could not be updated: ${err.message}`, err.details, { cause: err });
   }
