@@ -10,19 +10,18 @@
 //   npx tsx bench/channel-rtt.ts [--samples 5000] [--seconds 2]
 // Writes bench/results/channel-rtt.{json,svg}.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Socket } from 'node:net';
 import { tmpdir, cpus } from 'node:os';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { Type } from '@sinclair/typebox';
 import { renderSvg, groupedBarChart, type BarPoint, type VegaLiteSpec } from '../src/core/plot.js';
 import { OPS, defineOp } from '../src/core/protocol/index.js';
 import { ChannelPeer, connectUnix, listenUnix } from '../src/os/channel/index.js';
 import { ChannelServer } from '../src/host/channel/index.js';
 import { entryArgv, NODE_BIN } from '../src/os/self.js';
+import { resultPath } from './lib/results.js';
 
-const here = dirname(fileURLToPath(import.meta.url));
 const argOf = (name: string, def: string): string => {
   const i = process.argv.indexOf(`--${name}`);
   return i > 0 ? process.argv[i + 1]! : def;
@@ -143,8 +142,7 @@ async function main(): Promise<void> {
       ratios: { latencyVsRawSocket: ratios, throughputVsOneInFlight: pipelining },
       notes: 'Both ends are separate processes on one 2-core machine shared with other work; p99 includes scheduler noise.',
     };
-    mkdirSync(join(here, 'results'), { recursive: true });
-    writeFileSync(join(here, 'results', 'channel-rtt.json'), JSON.stringify(out, null, 2) + '\n');
+    writeFileSync(resultPath('channel-rtt.json'), JSON.stringify(out, null, 2) + '\n');
     const latPoints: BarPoint[] = lat.flatMap((l) => [{ group: l.config, bar: 'p50', value: +l.p50Us.toFixed(1) }, { group: l.config, bar: 'p99', value: +l.p99Us.toFixed(1) }]);
     const thrPoints: BarPoint[] = thr.map((x) => ({ group: x.config, bar: `${x.inFlight} in flight`, value: x.msgsPerSec }));
     const strip = (s: VegaLiteSpec) => { const c = { ...(s as unknown as Record<string, unknown>) }; delete c.$schema; return c; };
@@ -156,7 +154,7 @@ async function main(): Promise<void> {
         strip(groupedBarChart('Requests per second', thrPoints, 'msgs/s')),
       ],
     } as unknown as VegaLiteSpec;
-    writeFileSync(join(here, 'results', 'channel-rtt.svg'), await renderSvg(spec));
+    writeFileSync(resultPath('channel-rtt.svg'), await renderSvg(spec));
     say('wrote bench/results/channel-rtt.json and .svg');
     console.log(JSON.stringify({ latency: lat.map((l) => ({ config: l.config, p50Us: +l.p50Us.toFixed(1), p99Us: +l.p99Us.toFixed(1) })), throughput: thr, ratios: out.ratios }, null, 2));
     peer.close();

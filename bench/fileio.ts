@@ -7,19 +7,18 @@
 //   npx tsx bench/fileio.ts [--runtime 1] [--size 64] [--bs 4k,64k,1m] [--cache-dir /var/tmp/hylics-bench-cache]
 // The guest image and the accelerator choice are cached in --cache-dir between runs (a cache, not guest state).
 // Needs root, qemu-system-x86, fio (scripts/debian-packages.txt). Writes bench/results/fileio.{json,svg}.
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { pino } from 'pino';
 import { groupedBarChart, renderSvg, type BarPoint } from '../src/core/plot.js';
 import { MicrovmDriver, type MicrovmState } from '../src/host/drivers/microvm.js';
 import type { DriverContext, DriverState } from '../src/host/drivers/types.js';
 import { run } from '../src/os/image/run.js';
 import { guestExec, waitForGuestShell } from '../src/os/qemu.js';
+import { resultPath } from './lib/results.js';
 
-const here = dirname(fileURLToPath(import.meta.url));
 const argOf = (name: string, def: string): string => {
   const i = process.argv.indexOf(`--${name}`);
   return i > 0 ? process.argv[i + 1]! : def;
@@ -187,9 +186,8 @@ const out = {
   results,
   ratios,
 };
-mkdirSync(join(here, 'results'), { recursive: true });
-writeFileSync(join(here, 'results', 'fileio.json'), JSON.stringify(out, null, 2) + '\n');
+writeFileSync(resultPath('fileio.json'), JSON.stringify(out, null, 2) + '\n');
 const points: BarPoint[] = results.map((r) => ({ group: `${r.test} ${r.bs}`, bar: r.target, value: Math.round(r.MBps * 10) / 10 }));
 const svg = await renderSvg(groupedBarChart(`File I/O: guest share vs guest disk vs host tmpfs (MB/s)${emulated ? ' — guest under TCG (emulated)' : ' — KVM'}`, points, 'MB/s'));
-writeFileSync(join(here, 'results', 'fileio.svg'), svg);
+writeFileSync(resultPath('fileio.svg'), svg);
 say(`wrote bench/results/fileio.json and .svg`);

@@ -10,12 +10,11 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'nod
 import { get } from 'node:http';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { renderSvg, type VegaLiteSpec } from '../src/core/plot.js';
 import { ModuleManager } from '../src/host/modules/index.js';
+import { RESULTS_DIR } from './lib/results.js';
 
-const here = dirname(fileURLToPath(import.meta.url));
 const arg = (name: string, def: number): number => {
   const i = process.argv.indexOf(`--${name}`);
   return i > 0 ? Number(process.argv[i + 1]) : def;
@@ -203,7 +202,7 @@ async function main(): Promise<void> {
       note: 'wrk -t1 on loopback against servers on the same host (wrk pinned to CPU 0, servers to CPU 1 unless --no-pin); CPU = utime+stime of the server process (all threads) during the run. No RAPL here: energy only as CPU time.',
       rows, ratios, targetLargeFilesMet: target,
     };
-    const outDir = join(here, 'results');
+    const outDir = RESULTS_DIR;
     mkdirSync(outDir, { recursive: true });
     writeFileSync(join(outDir, 'http-delivery.json'), JSON.stringify(result, null, 2) + '\n');
     const bars = (field: keyof Row, title: string, yTitle: string): Record<string, unknown> => ({

@@ -15,12 +15,11 @@
 import { execFile, execFileSync, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { groupedBarChart, renderSvg, type BarPoint, type VegaLiteSpec } from '../src/core/plot.js';
 import { hylics, startDaemon, stopDaemon, tempStateDir } from '../test/helpers/cli.js';
+import { RESULTS_DIR } from './lib/results.js';
 
-const here = dirname(fileURLToPath(import.meta.url));
 const arg = (name: string, def: number): number => {
   const i = process.argv.indexOf(`--${name}`);
   return i > 0 ? Number(process.argv[i + 1]) : def;
@@ -277,7 +276,7 @@ EOF`);
     log(`compression (median): alone ${summary.compressionSeconds.alone.toFixed(2)} s, interference ${summary.compressionSeconds.interference.toFixed(2)} s (${ratios.compressionInterferenceVsAlone.toFixed(2)}x), module offload ${summary.compressionSeconds.moduleOffload.toFixed(2)} s (${ratios.compressionModuleVsAlone.toFixed(2)}x)`);
     log(`server CPU per GB delivered: module worker (host) ${summary.serverCpuSecondsPerGB.moduleWorkerOnHost.toFixed(3)} s/GB, lighttpd in the guest ${summary.serverCpuSecondsPerGB.lighttpdInGuestAlone.toFixed(3)} s/GB alone / ${summary.serverCpuSecondsPerGB.lighttpdInGuestInterference.toFixed(3)} s/GB beside pigz`);
 
-    const outDir = join(here, 'results');
+    const outDir = RESULTS_DIR;
     mkdirSync(outDir, { recursive: true });
     const result = {
       bench: 'hybrid', date: new Date().toISOString(), command: `npx tsx bench/hybrid.ts ${process.argv.slice(2).join(' ')}`.trim(),

@@ -2,9 +2,7 @@
 // the published values), the improved scheme against aq on the paper's and on harder (step, bursty) workloads,
 // and the simulator's speed (wall time per simulated hour per scheme). Writes bench/results/sim-table3.{json,svg}.
 //   npx tsx bench/sim-table3.ts [--seeds 20]
-import { mkdirSync, writeFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { writeFileSync } from 'node:fs';
 import { renderSvg, type VegaLiteSpec } from '../src/core/plot.js';
 import type { Scheme } from '../src/core/control/controller.js';
 import { ALL_SCHEMES, HARD_WORKLOADS, evalBounds, runComparison, runScenario, runTable3, beats, pairedGoals, type SchemeSummary, type MetricStats } from '../src/core/sim/evaluate.js';
@@ -12,8 +10,8 @@ import { calibrateServiceModel, calibrationOptions, schemeConfig, TABLE3 } from 
 import { defaultSimConfig, simulate } from '../src/core/sim/simulator.js';
 import { paperWorkload } from '../src/core/sim/workload.js';
 import { scenarioPlot } from '../src/cli/commands/sim.js';
+import { resultPath } from './lib/results.js';
 
-const here = dirname(fileURLToPath(import.meta.url));
 const arg = (name: string, def: number): number => {
   const i = process.argv.indexOf(`--${name}`);
   return i > 0 ? Number(process.argv[i + 1]) : def;
@@ -178,8 +176,7 @@ const out = {
   goalMap,
   hard,
 };
-mkdirSync(join(here, 'results'), { recursive: true });
-writeFileSync(join(here, 'results', 'sim-table3.json'), JSON.stringify(out, null, 2) + '\n');
+writeFileSync(resultPath('sim-table3.json'), JSON.stringify(out, null, 2) + '\n');
 
 const bars: { row: string; scheme: string; value: number }[] = [];
 for (const r of table.rows) {
@@ -220,13 +217,13 @@ const spec = {
     },
   ],
 } as unknown as VegaLiteSpec;
-writeFileSync(join(here, 'results', 'sim-table3.svg'), await renderSvg(spec));
+writeFileSync(resultPath('sim-table3.svg'), await renderSvg(spec));
 for (const w of [1, 2] as const) {
   const r = runScenario({ workload: w, scheme: 'aq', seed: 1 });
   const ri = runScenario({ workload: w, scheme: 'improved', seed: 1 });
   const a = scenarioPlot(r, `workload #${w}, aq (seed 1)`) as unknown as { vconcat: unknown[] };
   const b = scenarioPlot(ri, `workload #${w}, improved (seed 1)`) as unknown as { vconcat: unknown[] };
-  writeFileSync(join(here, 'results', `sim-fig${21 + w}.svg`), await renderSvg({ $schema: 'https://vega.github.io/schema/vega-lite/v5.json', hconcat: [{ vconcat: a.vconcat }, { vconcat: b.vconcat }] } as unknown as VegaLiteSpec));
+  writeFileSync(resultPath(`sim-fig${21 + w}.svg`), await renderSvg({ $schema: 'https://vega.github.io/schema/vega-lite/v5.json', hconcat: [{ vconcat: a.vconcat }, { vconcat: b.vconcat }] } as unknown as VegaLiteSpec));
 }
 const goalSeries: { s: number; goal: string; rows: number }[] = [];
 for (const e of goalMap) {
@@ -236,7 +233,7 @@ for (const e of goalMap) {
   goalSeries.push({ s: e.serialFraction, goal: 'bound: all in memory <= paper A+Q', rows: e.boundLePaper });
   goalSeries.push({ s: e.serialFraction, goal: 'goal 3: improved lower on all five', rows: e.improvedAll5Means });
 }
-writeFileSync(join(here, 'results', 'sim-goalmap.svg'), await renderSvg({
+writeFileSync(resultPath('sim-goalmap.svg'), await renderSvg({
   $schema: 'https://vega.github.io/schema/vega-lite/v5.json',
   title: `Table 3 rows (of 12) meeting each goal vs the guest's serial fraction s (${SEEDS} seeds; s = 0 is pure M/G/1-PS)`,
   data: { values: goalSeries },
