@@ -12,13 +12,13 @@
 // Writes bench/results/hybrid.{json,svg}.
 //   npx tsx bench/hybrid.ts [--rounds 2] [--deliver-mib 200] [--compress-mib 100] [--alone-seconds 8]
 // Needs root (the daemon: namespaces, cgroups, nftables), lighttpd, pigz, curl.
-import { execFile, execFileSync, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
-import { rm } from 'node:fs/promises';
+import { execFile, execFileSync } from 'node:child_process';
+import { mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { groupedBarChart, renderSvg, type BarPoint, type VegaLiteSpec } from '../src/core/plot.js';
-import { hylics, startDaemon, stopDaemon, tempStateDir } from '../test/helpers/cli.js';
+import { benchSession } from './lib/session.js';
 import { RESULTS_DIR } from './lib/results.js';
+import { cgroupCpuSeconds, median } from './lib/measure.js';
 
 const arg = (name: string, def: number): number => {
   const i = process.argv.indexOf(`--${name}`);
@@ -83,14 +83,6 @@ function findInCgroup(cgroup: string, comm: string): number[] {
   return out;
 }
 
-/** CPU seconds the guest's cgroup has used so far (v1 cpuacct or v2 cpu.stat). */
-function cgroupCpuSeconds(cgroup: string): number {
-  const v1 = `/sys/fs/cgroup/cpuacct/${cgroup}/cpuacct.usage`;
-  if (existsSync(v1)) return Number(readFileSync(v1, 'utf8')) / 1e9;
-  const v2 = `/sys/fs/cgroup/${cgroup}/cpu.stat`;
-  if (existsSync(v2)) return Number(/usage_usec (\d+)/.exec(readFileSync(v2, 'utf8'))?.[1] ?? 0) / 1e6;
-  return NaN;
-}
 
 interface Delivery { downloads: number; bytes: number; seconds: number; mbps: number }
 
@@ -113,44 +105,23 @@ interface Cell {
   serverCpuSeconds?: number; serverCpuPerGB?: number; guestCpuSeconds: number; wallSeconds: number;
 }
 
-const median = (xs: number[]): number => { const s = [...xs].sort((a, b) => a - b); const m = s.length >> 1; return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2; };
 
 async function main(): Promise<void> {
   if (process.getuid?.() !== 0) { process.stderr.write('bench/hybrid needs root (the daemon: namespaces, cgroups, nftables)\n'); process.exit(2); }
   for (const bin of ['lighttpd', 'pigz', 'curl']) execFileSync('which', [bin], { stdio: 'ignore' });
 
-  const dir = await tempStateDir('hylics-bench-hybrid-');
   const guest = `hyb${process.pid % 100000}`;
-  let daemon: ChildProcess | undefined;
+  const session = await benchSession('hylics-bench-hybrid-', log);
+  const { cli, cleanup } = session;
   let lighttpd: Promise<unknown> | undefined;
-  let cleaning: Promise<void> | undefined;
-  const cleanup = (): Promise<void> => cleaning ??= (async () => {
-    log('cleaning up (guest rm, daemon stop, state dir)');
-    if (daemon) {
-      const r = await hylics(['guest', 'rm', guest, '--state-dir', dir], { timeoutMs: 60_000 });
-      if (r.code !== 0 && !/NOT_FOUND|no such|unknown guest/i.test(r.stderr)) log(`guest rm: ${r.stderr.trim()}`);
-      await stopDaemon(daemon); daemon = undefined;
-    }
-    await lighttpd?.catch(() => {});
-    await rm(dir, { recursive: true, force: true });
-  })();
-  for (const sig of ['SIGINT', 'SIGTERM'] as const) process.once(sig, () => { void cleanup().finally(() => process.exit(130)); });
-
-  const cli = async (args: string[], timeoutMs = 120_000): Promise<{ stdout: string; json: unknown }> => {
-    const r = await hylics([...args.slice(0, 2), '--state-dir', dir, ...args.slice(2)], { timeoutMs });
-    if (r.code !== 0) throw new Error(`hylics ${args.join(' ')}: exit ${r.code}: ${r.stderr.trim()} ${r.stdout.trim()}`.slice(0, 2000));
-    let json: unknown; try { json = JSON.parse(r.stdout); } catch { json = undefined; }
-    return { stdout: r.stdout, json };
-  };
-  const gexec = (sh: string, timeoutMs = 120_000) => cli(['guest', 'exec', guest, '--timeout', String(timeoutMs), '--', 'sh', '-c', sh], timeoutMs + 10_000);
+  session.afterStop.push(async () => lighttpd);
+  const gexec = (sh: string, timeoutMs = 120_000) => session.gexec(guest, sh, timeoutMs);
 
   try {
-    log(`starting the daemon (state ${dir})`);
-    daemon = await startDaemon(dir);
-    const daemonPid = daemon.pid!;
+    await session.start();
+    const daemonPid = session.daemon().pid!;
     log(`creating sandbox guest ${guest} (--cpus ${CPUS}, share 512M, memory 1G)`);
-    const g = (await cli(['guest', 'create', guest, '--share-size', '512M', '--cpus', String(CPUS), '--memory', '1G', '--json'])).json as
-      { address: string; share: { path: string }; driverInfo: { cgroup: string } };
+    const g = await session.createGuest<{ address: string; share: { path: string }; driverInfo: { cgroup: string } }>(guest, ['--share-size', '512M', '--cpus', String(CPUS), '--memory', '1G']);
     const addr = g.address; const cgroup = g.driverInfo.cgroup;
 
     log(`the guest writes ${DELIVER_MIB} MiB to deliver (random) and ${COMPRESS_MIB} MiB to compress (base64 text) into its share`);
@@ -173,7 +144,7 @@ EOF`);
 
     // ---- the in-guest server: lighttpd -D as a long-running guest exec (a guest exec's children die with it)
     const startLighttpd = async (): Promise<void> => {
-      lighttpd = cli(['guest', 'exec', guest, '--timeout', '900000', '--', 'lighttpd', '-D', '-f', '/mnt/hylics/run/lighttpd.conf'], 910_000).catch((e: Error) => { if (!cleaning) log(`lighttpd ended: ${e.message.slice(0, 300)}`); });
+      lighttpd = cli(['guest', 'exec', guest, '--timeout', '900000', '--', 'lighttpd', '-D', '-f', '/mnt/hylics/run/lighttpd.conf'], 910_000).catch((e: Error) => { if (!session.closing()) log(`lighttpd ended: ${e.message.slice(0, 300)}`); });
       for (let i = 0; i < 100; i++) {
         const r = await run('curl', ['-sS', '--max-time', '2', '-o', '/dev/null', '-w', '%{http_code}', '-r', '0-0', url]);
         if (r.stdout === '206') return;

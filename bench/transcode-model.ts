@@ -15,14 +15,15 @@
 //   npx tsx bench/transcode-model.ts [--rounds 2] [--max-n 4] [--cpus 2,1] [--one-cpu-rounds 1] [--one-cpu-max-n 2]
 //     [--retries 2] [--max-retries 4] [--contended-cpu 0.25] [--quiet-wait 20]
 // Needs root (the daemon: namespaces, cgroups) and ffmpeg with libx264.
-import { execFileSync, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
-import { copyFile, rm } from 'node:fs/promises';
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { copyFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { renderSvg, type VegaLiteSpec } from '../src/core/plot.js';
 import { psRate } from '../src/core/sim/simulator.js';
-import { PACKAGE_ROOT } from '../src/os/self.js';
-import { hylics, startDaemon, stopDaemon, tempStateDir } from '../test/helpers/cli.js';
+import { RESULTS_DIR } from './lib/results.js';
+import { benchSession } from './lib/session.js';
+import { cgroupCpuSeconds, median } from './lib/measure.js';
 
 const argStr = (name: string, def: string): string => {
   const i = process.argv.indexOf(`--${name}`);
@@ -48,17 +49,8 @@ const SHARE = '/mnt/hylics';
 const t0 = Date.now();
 const CLK_TCK = Number(execFileSync('getconf', ['CLK_TCK']).toString().trim()) || 100;
 const log = (m: string): void => { process.stdout.write(`[transcode-model ${((Date.now() - t0) / 1000).toFixed(1).padStart(5)}s] ${m}\n`); };
-const median = (xs: number[]): number => { const s = [...xs].sort((a, b) => a - b); const m = s.length >> 1; return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2; };
 const mean = (xs: number[]): number => xs.reduce((a, b) => a + b, 0) / xs.length;
 
-/** CPU seconds the guest's cgroup has used so far (v1 cpuacct or v2 cpu.stat). */
-function cgroupCpuSeconds(cgroup: string): number {
-  const v1 = `/sys/fs/cgroup/cpuacct/${cgroup}/cpuacct.usage`;
-  if (existsSync(v1)) return Number(readFileSync(v1, 'utf8')) / 1e9;
-  const v2 = `/sys/fs/cgroup/${cgroup}/cpu.stat`;
-  if (existsSync(v2)) return Number(/usage_usec (\d+)/.exec(readFileSync(v2, 'utf8'))?.[1] ?? 0) / 1e6;
-  return NaN;
-}
 
 /** This machine's CPU counters (jiffies): busy (user..softirq) and steal, from /proc/stat. */
 function hostCpu(): { busy: number; steal: number } {
@@ -95,30 +87,9 @@ async function main(): Promise<void> {
   execFileSync('which', ['ffmpeg'], { stdio: 'ignore' });
   if (!execFileSync('ffmpeg', ['-hide_banner', '-encoders']).toString().includes('libx264')) throw new Error('ffmpeg has no libx264 encoder');
 
-  const dir = await tempStateDir('hylics-bench-transcode-');
-  let daemon: ChildProcess | undefined;
-  const guests: string[] = [];
-  let cleaning: Promise<void> | undefined;
-  const cleanup = (): Promise<void> => cleaning ??= (async () => {
-    log('cleaning up (guest rm, daemon stop, state dir)');
-    if (daemon) {
-      for (const g of guests) {
-        const r = await hylics(['guest', 'rm', g, '--state-dir', dir], { timeoutMs: 60_000 });
-        if (r.code !== 0 && !/NOT_FOUND|no such|unknown guest/i.test(r.stderr)) log(`guest rm ${g}: ${r.stderr.trim()}`);
-      }
-      await stopDaemon(daemon); daemon = undefined;
-    }
-    await rm(dir, { recursive: true, force: true });
-  })();
-  for (const sig of ['SIGINT', 'SIGTERM'] as const) process.once(sig, () => { void cleanup().finally(() => process.exit(130)); });
-
-  const cli = async (args: string[], timeoutMs = 120_000): Promise<{ stdout: string; json: unknown }> => {
-    const r = await hylics([...args.slice(0, 2), '--state-dir', dir, ...args.slice(2)], { timeoutMs });
-    if (r.code !== 0) throw new Error(`hylics ${args.join(' ')}: exit ${r.code}: ${r.stderr.trim()} ${r.stdout.trim()}`.slice(0, 2000));
-    let json: unknown; try { json = JSON.parse(r.stdout); } catch { json = undefined; }
-    return { stdout: r.stdout, json };
-  };
-  const gexec = (guest: string, sh: string, timeoutMs = 300_000) => cli(['guest', 'exec', guest, '--timeout', String(timeoutMs), '--', 'sh', '-c', sh], timeoutMs + 10_000);
+  const session = await benchSession('hylics-bench-transcode-', log);
+  const { dir, cleanup } = session;
+  const gexec = (guest: string, sh: string, timeoutMs = 300_000) => session.gexec(guest, sh, timeoutMs);
 
   const caps: CapResult[] = [];
   let retries = 0;
@@ -131,8 +102,7 @@ async function main(): Promise<void> {
     const segment = { bytes: statSync(segPath).size, probe: execFileSync('ffprobe', ['-v', 'error', '-select_streams', 'v:0', '-show_entries',
       'stream=width,height,r_frame_rate,nb_frames,codec_name', '-of', 'csv=p=0', segPath]).toString().trim() };
     log(`  seg.mp4 ${(segment.bytes / 1e6).toFixed(1)} MB (${segment.probe})`);
-    log(`starting the daemon (state ${dir})`);
-    daemon = await startDaemon(dir);
+    await session.start();
 
     for (const cpus of CPU_CAPS) {
       const oneCpu = cpus <= 1;
@@ -140,9 +110,7 @@ async function main(): Promise<void> {
       const maxN = oneCpu ? Math.min(ONE_CPU_MAX_N, MAX_N) : MAX_N;
       const guest = `tcm${process.pid % 100000}c${String(cpus).replace('.', '_')}`;
       log(`creating sandbox guest ${guest} (--cpus ${cpus}, share 256M, memory 2G)`);
-      guests.push(guest);
-      const g = (await cli(['guest', 'create', guest, '--share-size', '256M', '--cpus', String(cpus), '--memory', '2G', '--json'])).json as
-        { share: { path: string }; driverInfo: { cgroup: string } };
+      const g = await session.createGuest<{ share: { path: string }; driverInfo: { cgroup: string } }>(guest, ['--share-size', '256M', '--cpus', String(cpus), '--memory', '2G']);
       const cgroup = g.driverInfo.cgroup;
 
       // the input segment (made once, on the host), copied into the guest's share
@@ -220,11 +188,10 @@ async function main(): Promise<void> {
         log(`  ${String(r.n).padStart(2)}  ${r.measuredMeanSeconds.toFixed(2).padStart(7)} s  ${r.pureMg1Ps.toFixed(2).padStart(6)} s (${r.ratioVsPurePs.toFixed(3)})`
           + `  ${r.amdahlPs.toFixed(2).padStart(6)} s (${r.ratioVsAmdahlPs.toFixed(3)})${r.contendedOnly ? '  (contended runs only)' : ''}`);
       }
-      const rr = await hylics(['guest', 'rm', guest, '--state-dir', dir], { timeoutMs: 60_000 });
-      if (rr.code === 0) guests.splice(guests.indexOf(guest), 1);
+      await session.removeGuest(guest);
     }
 
-    const outDir = join(PACKAGE_ROOT, 'bench', 'results');
+    const outDir = RESULTS_DIR;
     mkdirSync(outDir, { recursive: true });
     const result = {
       bench: 'transcode-model', date: new Date().toISOString(), command: `npx tsx bench/transcode-model.ts ${process.argv.slice(2).join(' ')}`.trim(),

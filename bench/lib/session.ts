@@ -1,0 +1,70 @@
+// A benchmark's own hylicsd: a temporary state dir, the daemon, the guests it creates, the CLI bound to that
+// state dir, and one cleanup (guests removed, daemon stopped, state dir deleted) that also runs on SIGINT/SIGTERM.
+import type { ChildProcess } from 'node:child_process';
+import { rm } from 'node:fs/promises';
+import { hylics, startDaemon, stopDaemon, tempStateDir } from '../../test/helpers/cli.js';
+
+export interface BenchSession {
+  dir: string;
+  /** The daemon's process (after start()). */
+  daemon(): ChildProcess;
+  start(): Promise<void>;
+  /** `hylics VERB SUB ... --state-dir DIR ...`: throws on a non-zero exit; `json` is the parsed stdout, if any. */
+  cli(args: string[], timeoutMs?: number): Promise<{ stdout: string; json: unknown }>;
+  /** Create a guest (removed again by cleanup): `hylics guest create NAME ARGS --json`. */
+  createGuest<T>(name: string, args: string[]): Promise<T>;
+  /** Remove a guest now (cleanup skips it). */
+  removeGuest(name: string): Promise<void>;
+  /** `sh -c SCRIPT` inside a guest. */
+  gexec(guest: string, sh: string, timeoutMs?: number): Promise<{ stdout: string; json: unknown }>;
+  /** Run once at the end (and on a signal); extra waits (e.g. for a server in a guest) go in `afterStop`. */
+  cleanup(): Promise<void>;
+  afterStop: (() => Promise<unknown>)[];
+  /** True once cleanup has begun (errors of things it ends are expected then). */
+  closing(): boolean;
+}
+
+export async function benchSession(prefix: string, log: (m: string) => void): Promise<BenchSession> {
+  const dir = await tempStateDir(prefix);
+  let daemon: ChildProcess | undefined;
+  const guests: string[] = [];
+  const afterStop: (() => Promise<unknown>)[] = [];
+  let cleaning: Promise<void> | undefined;
+  const cleanup = (): Promise<void> => cleaning ??= (async () => {
+    log('cleaning up (guest rm, daemon stop, state dir)');
+    if (daemon) {
+      for (const g of guests) {
+        const r = await hylics(['guest', 'rm', g, '--state-dir', dir], { timeoutMs: 60_000 });
+        if (r.code !== 0 && !/NOT_FOUND|no such|unknown guest/i.test(r.stderr)) log(`guest rm ${g}: ${r.stderr.trim()}`);
+      }
+      await stopDaemon(daemon); daemon = undefined;
+    }
+    for (const b of afterStop) await b().catch(() => {});
+    await rm(dir, { recursive: true, force: true });
+  })();
+  for (const sig of ['SIGINT', 'SIGTERM'] as const) process.once(sig, () => { void cleanup().finally(() => process.exit(130)); });
+  const cli = async (args: string[], timeoutMs = 120_000): Promise<{ stdout: string; json: unknown }> => {
+    const r = await hylics([...args.slice(0, 2), '--state-dir', dir, ...args.slice(2)], { timeoutMs });
+    if (r.code !== 0) throw new Error(`hylics ${args.join(' ')}: exit ${r.code}: ${r.stderr.trim()} ${r.stdout.trim()}`.slice(0, 2000));
+    let json: unknown; try { json = JSON.parse(r.stdout); } catch { json = undefined; }
+    return { stdout: r.stdout, json };
+  };
+  return {
+    dir,
+    daemon: () => { if (!daemon) throw new Error('daemon not started'); return daemon; },
+    start: async () => { log(`starting the daemon (state ${dir})`); daemon = await startDaemon(dir); },
+    cli,
+    createGuest: async <T>(name: string, args: string[]): Promise<T> => {
+      guests.push(name);
+      return (await cli(['guest', 'create', name, ...args, '--json'])).json as T;
+    },
+    removeGuest: async (name: string): Promise<void> => {
+      await cli(['guest', 'rm', name], 60_000);
+      guests.splice(guests.indexOf(name), 1);
+    },
+    gexec: (guest, sh, timeoutMs = 120_000) => cli(['guest', 'exec', guest, '--timeout', String(timeoutMs), '--', 'sh', '-c', sh], timeoutMs + 10_000),
+    cleanup,
+    afterStop,
+    closing: () => cleaning !== undefined,
+  };
+}
