@@ -4,11 +4,18 @@
 //           on a guest link with a source other than that link's own guest address (set guest_src of
 //           ifname . ipv4_addr pairs), and all IPv6 from guest links (guests have none; the veth's link-local
 //           address would otherwise reach host services listening on ::).
-//   input   drops new connections from guest links to the host itself (any host address, also 0.0.0.0
-//           listeners); replies to connections the host opened pass. Guests talk to hylicsd over a Unix socket,
+//   owner   (prerouting, priority mangle: after conntrack, before the modules' DNAT) drops a guest's packet unless
+//           its flow is the guest's own: the guest opened it (original source) or answers on it (reply source).
+//           conntrack marks an ICMP error RELATED to whatever flow its quoted header names, whoever sends it, so
+//           without this a guest could forge errors into another guest's or the host's flows. Untracked and
+//           invalid packets from guest links are dropped here too.
+//   input   accepts from guest links only replies on flows the host opened (ct direction reply, established or
+//           related), drops everything else to the host itself (any host address, also 0.0.0.0 listeners, and
+//           flows a guest opened while the guard was not there). Guests talk to hylicsd over a Unix socket,
 //           virtio-serial or vsock, never over IP.
-//   forward drops new connections between two guest links; replies pass. Anything else (clients elsewhere to
-//           guests, module DNAT, guests' egress to other interfaces) is left to the operator's own policy.
+//   forward drops everything from one guest link to another (no flow between two guests is legitimate). Anything
+//           else (clients elsewhere to guests, module DNAT, guests' egress to other interfaces) is left to the
+//           operator's own policy.
 // The rules never change; only the set does. The table is shared by every hylicsd on the host (several state
 // dirs), so it is never replaced whole: each change is one `nft -f -` transaction that declares the table
 // (idempotent), flushes and re-adds the three chains' rules, and adds or deletes set elements. Other daemons'
@@ -52,6 +59,9 @@ function checkLink(l: GuestLink): GuestLink {
 }
 
 const T = `${GUARD_FAMILY} ${GUARD_TABLE}`;
+/** The chains and how many rules each holds (guardIntact compares). */
+const GUARD_RULES: Record<string, number> = { pre: 2, owner: 3, input: 2, forward: 1 };
+const GUARD_CHAINS = Object.keys(GUARD_RULES);
 const G = `iifname "${GUEST_LINK_PREFIX}*"`;
 
 /** The fixed part: table, set and chains declared, then each chain's rules replaced. */
@@ -60,23 +70,26 @@ function rulesScript(): string[] {
     `table ${T} {`,
     `  set ${GUARD_SET} { type ifname . ipv4_addr; }`,
     '  chain pre { type filter hook prerouting priority raw; policy accept; }',
+    '  chain owner { type filter hook prerouting priority mangle; policy accept; }',
     '  chain input { type filter hook input priority filter; policy accept; }',
     '  chain forward { type filter hook forward priority filter; policy accept; }',
     '}',
-    `flush chain ${T} pre`,
-    `flush chain ${T} input`,
-    `flush chain ${T} forward`,
+    ...GUARD_CHAINS.map((c) => `flush chain ${T} ${c}`),
     `table ${T} {`,
     '  chain pre {',
     `    ${G} meta nfproto ipv6 counter drop`,
     `    ${G} iifname . ip saddr != @${GUARD_SET} counter drop`,
     '  }',
+    '  chain owner {',
+    `    ${G} ct direction original iifname . ct original ip saddr @${GUARD_SET} return`,
+    `    ${G} ct direction reply iifname . ct reply ip saddr @${GUARD_SET} return`,
+    `    ${G} counter drop`,
+    '  }',
     '  chain input {',
-    `    ${G} ct state established,related accept`,
+    `    ${G} ct direction reply ct state established,related accept`,
     `    ${G} counter drop`,
     '  }',
     '  chain forward {',
-    `    ${G} oifname "${GUEST_LINK_PREFIX}*" ct state established,related accept`,
     `    ${G} oifname "${GUEST_LINK_PREFIX}*" counter drop`,
     '  }',
     '}',
@@ -141,4 +154,23 @@ export async function listGuardLinks(opts: GuardOptions = {}): Promise<GuestLink
   const j = JSON.parse(out) as { nftables: Array<{ set?: { elem?: Array<{ concat?: [string, string] }> } }> };
   const elem = j.nftables.find((x) => x.set)?.set?.elem ?? [];
   return elem.filter((e) => Array.isArray(e.concat)).map((e) => ({ ifname: e.concat![0], addr: e.concat![1] }));
+}
+
+/**
+ * Is the guard whole: the table there, each chain hooked and holding exactly its rules, and every one of `links`
+ * in the set? False after `nft flush ruleset` (e.g. a reload of the host's nftables service), a deleted table,
+ * a flushed chain, an inserted rule or a deleted element: then applyGuard({ add: links }) restores it.
+ */
+export async function guardIntact(links: GuestLink[] = [], opts: GuardOptions = {}): Promise<boolean> {
+  links.forEach(checkLink);
+  if (!(await guardInstalled(opts))) return false;
+  const out = await run(['-j', 'list', 'table', GUARD_FAMILY, GUARD_TABLE], undefined, opts);
+  const items = (JSON.parse(out) as { nftables: Array<Record<string, { name?: string; chain?: string; hook?: string; elem?: Array<{ concat?: [string, string] }> }>> }).nftables;
+  const hooked = new Set(items.filter((x) => x.chain?.hook).map((x) => x.chain!.name));
+  const rules = new Map<string, number>();
+  for (const x of items) if (x.rule?.chain) rules.set(x.rule.chain, (rules.get(x.rule.chain) ?? 0) + 1);
+  for (const [chain, n] of Object.entries(GUARD_RULES)) if (!hooked.has(chain) || rules.get(chain) !== n) return false;
+  const elem = items.find((x) => x.set?.name === GUARD_SET)?.set?.elem ?? [];
+  const have = new Set(elem.filter((e) => Array.isArray(e.concat)).map((e) => `${e.concat![0]} ${e.concat![1]}`));
+  return links.every((l) => have.has(`${l.ifname} ${l.addr}`));
 }

@@ -27,13 +27,13 @@ s.listen({ host, port: Number(port), ipv6Only: false }, () => console.log('ready
 
 const UDP_SERVER = `
 const dgram = require('dgram');
-const [host, port] = process.argv.slice(1);
+const [host, port, echo] = process.argv.slice(1);
 const s = dgram.createSocket('udp4');
-s.on('message', (m, r) => console.log(r.address + ' ' + m.toString()));
+s.on('message', (m, r) => { console.log(r.address + ' ' + m.toString()); if (echo) s.send(m, r.port, r.address); });
 s.bind(Number(port), host, () => console.log('ready ' + s.address().port));`;
 
-function listen(kind: 'tcp' | 'udp', ns: string | undefined, host: string, port: number): Promise<Listener> {
-  const [cmd, args] = argvIn(ns, kind === 'tcp' ? TCP_SERVER : UDP_SERVER, [host, String(port)]);
+function listen(kind: 'tcp' | 'udp', ns: string | undefined, host: string, port: number, echo = false): Promise<Listener> {
+  const [cmd, args] = argvIn(ns, kind === 'tcp' ? TCP_SERVER : UDP_SERVER, [host, String(port), echo ? '1' : '']);
   const p: ChildProcess = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] });
   const lines: string[] = [];
   const waiters: Array<{ re: RegExp; resolve: (l: string) => void }> = [];
@@ -81,7 +81,8 @@ function listen(kind: 'tcp' | 'udp', ns: string | undefined, host: string, port:
 }
 
 export const listenTcp = (ns: string | undefined, host: string, port = 0): Promise<Listener> => listen('tcp', ns, host, port);
-export const listenUdp = (ns: string | undefined, host: string, port = 0): Promise<Listener> => listen('udp', ns, host, port);
+/** A UDP listener; with `echo` it sends every datagram back to its sender (so conntrack sees a reply). */
+export const listenUdp = (ns: string | undefined, host: string, port = 0, opts: { echo?: boolean } = {}): Promise<Listener> => listen('udp', ns, host, port, opts.echo === true);
 
 const TCP_CLIENT = `
 const net = require('net');
@@ -93,9 +94,9 @@ c.on('error', (e) => { console.log('error ' + e.code); process.exit(0); });`;
 
 const UDP_CLIENT = `
 const dgram = require('dgram');
-const [host, port, local, payload] = process.argv.slice(1);
+const [host, port, local, payload, localPort] = process.argv.slice(1);
 const s = dgram.createSocket('udp4');
-s.bind({ address: local || undefined, port: 0 }, () => s.send(payload, Number(port), host, (e) => { if (e) { console.error(e.message); process.exit(1); } s.close(); }));`;
+s.bind({ address: local || undefined, port: Number(localPort || 0) }, () => s.send(payload, Number(port), host, (e) => { if (e) { console.error(e.message); process.exit(1); } s.close(); }));`;
 
 function runProbe(ns: string | undefined, code: string, args: string[]): Promise<string> {
   const [cmd, argv] = argvIn(ns, code, args);
@@ -118,7 +119,44 @@ export function tcpConnect(ns: string | undefined, host: string, port: number, o
   return runProbe(ns, TCP_CLIENT, [host, String(port), opts.localAddress ?? '', String(opts.waitMs ?? 3000)]);
 }
 
-/** Send one UDP datagram (from `localAddress` when given). */
-export async function udpSend(ns: string | undefined, host: string, port: number, payload: string, opts: { localAddress?: string } = {}): Promise<void> {
-  await runProbe(ns, UDP_CLIENT, [host, String(port), opts.localAddress ?? '', payload]);
+/** Send one UDP datagram (from `localAddress` and `localPort` when given). */
+export async function udpSend(ns: string | undefined, host: string, port: number, payload: string, opts: { localAddress?: string; localPort?: number } = {}): Promise<void> {
+  await runProbe(ns, UDP_CLIENT, [host, String(port), opts.localAddress ?? '', payload, String(opts.localPort ?? 0)]);
+}
+
+// A hand-made ICMP error (Node has no raw sockets): IPv4 header with any source, ICMP type 3 code 3 (port
+// unreachable) quoting a UDP packet innerSrc:sport -> innerDst:dport, sent through a raw IP_HDRINCL socket.
+const ICMP_ERROR = `
+import socket, struct, sys
+def csum(b):
+    b += b'\\0' * (len(b) % 2)
+    s = sum(struct.unpack('!%dH' % (len(b) // 2), b))
+    s = (s >> 16) + (s & 0xffff)
+    s += s >> 16
+    return ~s & 0xffff
+def ip(src, dst, proto, payload):
+    h = struct.pack('!BBHHHBBH4s4s', 0x45, 0, 20 + len(payload), 0, 0, 64, proto, 0, socket.inet_aton(src), socket.inet_aton(dst))
+    return h[:10] + struct.pack('!H', csum(h)) + h[12:] + payload
+src, dst, isrc, idst, sport, dport = sys.argv[1:7]
+inner = ip(isrc, idst, 17, struct.pack('!HHHH', int(sport), int(dport), 8, 0))
+icmp = struct.pack('!BBHI', 3, 3, 0, 0) + inner
+icmp = icmp[:2] + struct.pack('!H', csum(icmp)) + icmp[4:]
+s = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)
+s.sendto(ip(src, dst, 1, icmp), (dst, 0))
+`;
+
+/**
+ * Send a forged ICMP port-unreachable from `src` to `dst` about the UDP packet innerSrc:sport -> innerDst:dport
+ * (as a hostile guest would, to have conntrack mark it RELATED to someone else's flow). Needs python3.
+ */
+export function sendIcmpError(ns: string | undefined, p: { src: string; dst: string; innerSrc: string; innerDst: string; sport: number; dport: number }): Promise<void> {
+  const argv = ['python3', '-c', ICMP_ERROR, p.src, p.dst, p.innerSrc, p.innerDst, String(p.sport), String(p.dport)];
+  const [cmd, args] = ns ? ['ip', ['netns', 'exec', ns, ...argv]] : [argv[0]!, argv.slice(1)];
+  return new Promise((resolve, reject) => {
+    const c = spawn(cmd, args, { stdio: ['ignore', 'ignore', 'pipe'] });
+    let err = '';
+    c.stderr!.on('data', (d: Buffer) => { err += d.toString(); });
+    c.on('error', reject);
+    c.on('close', (code) => (code === 0 ? resolve() : reject(new Error(`icmp sender exited ${code}: ${err.trim()}`))));
+  });
 }

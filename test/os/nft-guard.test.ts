@@ -4,9 +4,9 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { HylicsError } from '../../src/core/errors/index.js';
-import { applyGuard, guardInstalled, listGuard, listGuardLinks, removeGuard, renderGuardScript } from '../../src/os/nft-guard.js';
+import { applyGuard, guardInstalled, guardIntact, listGuard, listGuardLinks, removeGuard, renderGuardScript } from '../../src/os/nft-guard.js';
 import { run, runRaw } from '../../src/os/exec.js';
-import { listenTcp, listenUdp, tcpConnect, udpSend } from '../helpers/net-probe.js';
+import { listenTcp, listenUdp, sendIcmpError, tcpConnect, udpSend } from '../helpers/net-probe.js';
 
 const has = (bin: string): boolean => { try { execFileSync('which', [bin], { stdio: 'ignore' }); return true; } catch { return false; } };
 const skip = process.getuid?.() !== 0 ? 'needs root (network namespaces, nftables)' : !has('nft') ? 'needs nft (apt-get install nftables)' : !has('ip') ? 'needs ip (iproute2)' : false;
@@ -14,10 +14,12 @@ const skip = process.getuid?.() !== 0 ? 'needs root (network namespaces, nftable
 const RULES = `table inet hylics_guard {
   set guest_src { type ifname . ipv4_addr; }
   chain pre { type filter hook prerouting priority raw; policy accept; }
+  chain owner { type filter hook prerouting priority mangle; policy accept; }
   chain input { type filter hook input priority filter; policy accept; }
   chain forward { type filter hook forward priority filter; policy accept; }
 }
 flush chain inet hylics_guard pre
+flush chain inet hylics_guard owner
 flush chain inet hylics_guard input
 flush chain inet hylics_guard forward
 table inet hylics_guard {
@@ -25,12 +27,16 @@ table inet hylics_guard {
     iifname "hyh*" meta nfproto ipv6 counter drop
     iifname "hyh*" iifname . ip saddr != @guest_src counter drop
   }
+  chain owner {
+    iifname "hyh*" ct direction original iifname . ct original ip saddr @guest_src return
+    iifname "hyh*" ct direction reply iifname . ct reply ip saddr @guest_src return
+    iifname "hyh*" counter drop
+  }
   chain input {
-    iifname "hyh*" ct state established,related accept
+    iifname "hyh*" ct direction reply ct state established,related accept
     iifname "hyh*" counter drop
   }
   chain forward {
-    iifname "hyh*" oifname "hyh*" ct state established,related accept
     iifname "hyh*" oifname "hyh*" counter drop
   }
 }
@@ -88,16 +94,31 @@ test('applyGuard in a private namespace: idempotent rules, set changes keep othe
   assert.deepEqual(await sorted(), ['hyh1=10.213.1.2', 'hyh7=10.213.7.2']);
   const listed = await listGuard(opts);
   // the rules are there exactly once however often they were applied
-  assert.equal((listed.match(/drop/g) ?? []).length, 4, listed);
+  assert.equal((listed.match(/drop/g) ?? []).length, 5, listed);
   assert.match(listed, /iifname "hyh\*" iifname \. ip saddr != @guest_src counter packets \d+ bytes \d+ drop/);
   assert.match(listed, /type filter hook prerouting priority raw; policy accept;/);
+  // guardIntact sees every way the guard can be broken from outside; applyGuard repairs each
+  const mine = [{ ifname: 'hyh1', addr: '10.213.1.2' }];
+  assert.equal(await guardIntact(mine, opts), true);
+  assert.equal(await guardIntact([{ ifname: 'hyh2', addr: '10.213.2.2' }], opts), false, 'a link not in the set');
+  await ns(h, 'nft', 'insert', 'rule', 'inet', 'hylics_guard', 'input', 'iifname', 'hyh1', 'accept');
+  assert.equal(await guardIntact(mine, opts), false, 'a rule inserted');
+  await applyGuard({}, opts);
+  assert.equal(await guardIntact(mine, opts), true);
+  await ns(h, 'nft', 'delete', 'element', 'inet', 'hylics_guard', 'guest_src', '{ "hyh1" . 10.213.1.2 }');
+  assert.equal(await guardIntact(mine, opts), false, 'an element deleted');
+  await applyGuard({ add: mine }, opts);
+  assert.equal(await guardIntact(mine, opts), true);
   // rules someone flushed come back with the next change, the set stays
   await ns(h, 'nft', 'flush', 'chain', 'inet', 'hylics_guard', 'input');
+  assert.equal(await guardIntact(mine, opts), false, 'a chain flushed');
   await applyGuard({}, opts);
-  assert.equal(((await listGuard(opts)).match(/drop/g) ?? []).length, 4);
+  assert.equal(await guardIntact(mine, opts), true);
+  assert.equal(((await listGuard(opts)).match(/drop/g) ?? []).length, 5);
   assert.equal((await listGuardLinks(opts)).length, 2);
   await removeGuard(opts);
   assert.equal(await guardInstalled(opts), false);
+  assert.equal(await guardIntact([], opts), false, 'the table deleted');
   await removeGuard(opts); // idempotent
   // an nft refusal becomes HYLICS_ERR_GUEST_FIREWALL_FAILED (the table holds a conflicting chain here)
   await ns(h, 'nft', 'add', 'table', 'inet', 'hylics_guard');
@@ -208,4 +229,85 @@ test('guest firewall on real traffic: guests cannot reach the host or each other
   await applyGuard({ remove: [{ ifname: 'hyh1', addr: '10.213.1.2' }] }, { netns: H });
   assert.equal(await tcpConnect(GA, '10.99.0.2', world.port), 'timeout');
   assert.equal(await tcpConnect(GB, '10.99.0.2', world.port), 'connected');
+});
+
+// conntrack marks an ICMP error RELATED to whatever flow its quoted header names, whoever sends it (the kernel checks
+// only the outer destination). A guest could so deliver errors into another guest's flows or the host's own flows,
+// and ride on a connection it opened before the guard was there. The guard accepts a guest's packets only on
+// flows that are its own (owner chain) and, towards the host, only in the reply direction.
+test('guest firewall: no forged ICMP errors into others\' flows, no riding on a flow the guest opened, replies pass', { skip: skip || (!has('python3') ? 'needs python3 (raw ICMP)' : false), timeout: 120_000 }, async (t) => {
+  const tag = `${process.pid % 100000}`;
+  const [H, GA, GB, W] = ['h', 'a', 'b', 'w'].map((x) => `hyg-i${x}-${tag}`) as [string, string, string, string];
+  const closers: Array<() => Promise<void>> = [];
+  t.after(async () => {
+    for (const c of closers.reverse()) await c().catch(() => undefined);
+    for (const n of [GA, GB, W, H]) await runRaw('ip', ['netns', 'delete', n]);
+  });
+  for (const n of [H, GA, GB, W]) {
+    await run('ip', ['netns', 'add', n]);
+    await run('ip', ['-n', n, 'link', 'set', 'lo', 'up']);
+  }
+  await ns(H, 'sysctl', '-qw', 'net.ipv4.ip_forward=1', 'net.ipv4.conf.all.rp_filter=0', 'net.ipv4.conf.default.rp_filter=0');
+  const link = async (hostIf: string, peer: string, peerIf: string, hostAddr: string, peerAddr: string, len: number): Promise<void> => {
+    await run('ip', ['-n', H, 'link', 'add', hostIf, 'type', 'veth', 'peer', 'name', peerIf, 'netns', peer]);
+    await run('ip', ['-n', H, 'addr', 'add', `${hostAddr}/${len}`, 'dev', hostIf]);
+    await run('ip', ['-n', H, 'link', 'set', hostIf, 'up']);
+    await run('ip', ['-n', peer, 'addr', 'add', `${peerAddr}/${len}`, 'dev', peerIf]);
+    await run('ip', ['-n', peer, 'link', 'set', peerIf, 'up']);
+    await run('ip', ['-n', peer, 'route', 'add', 'default', 'via', hostAddr]);
+  };
+  await link('hyh1', GA, 'hyg1', '10.213.1.1', '10.213.1.2', 24);
+  await link('hyh2', GB, 'hyg2', '10.213.2.1', '10.213.2.2', 24);
+  await link('wan0', W, 'wan1', '10.99.0.1', '10.99.0.2', 30);
+  // counters of ICMP errors from A that arrive (the ct rule turns conntrack on in the namespace from the start, as
+  // any NAT or stateful rule on a real host does, so flows opened before the guard are tracked), after the guard's chains (input priority 10): in B, and in the host
+  // [to its world address (forged), to its address on A's link (A's genuine errors)]
+  const count = (daddrs: string[]): string => `table ip probe {
+  chain in {
+    type filter hook input priority 10; policy accept;
+${daddrs.map((d) => `    icmp type destination-unreachable ip saddr 10.213.1.2 ip daddr ${d} counter`).join('\n')}
+    ct state invalid counter
+  }
+}
+`;
+  await run('ip', ['netns', 'exec', GB, 'nft', '-f', '-'], { input: count(['10.213.2.2']) });
+  await run('ip', ['netns', 'exec', H, 'nft', '-f', '-'], { input: count(['10.99.0.1', '10.213.1.1']) });
+  const counters = async (n: string): Promise<number[]> => [...(await run('ip', ['netns', 'exec', n, 'nft', 'list', 'chain', 'ip', 'probe', 'in'])).stdout.matchAll(/counter packets (\d+)/g)].map((m) => Number(m[1]));
+  const forgedSeen = async (): Promise<number[]> => [(await counters(GB))[0]!, (await counters(H))[0]!];
+
+  const world = await listenUdp(W, '0.0.0.0', 0, { echo: true });
+  closers.push(() => world.close());
+  const hostEcho = await listenUdp(H, '10.213.1.1', 0, { echo: true });
+  closers.push(() => hostEcho.close());
+  // flows that are not A's: B to the world, the host to the world (both answered, so conntrack has them)
+  await udpSend(GB, '10.99.0.2', world.port, 'b-flow', { localPort: 40001 });
+  await udpSend(H, '10.99.0.2', world.port, 'h-flow', { localAddress: '10.99.0.1', localPort: 40002 });
+  await world.waitFor(/ h-flow$/);
+  // a flow A opens to the host while there is no guard yet (answered: established)
+  await udpSend(GA, '10.213.1.1', hostEcho.port, 'early', { localPort: 40003 });
+  await hostEcho.waitFor(/ early$/);
+
+  const forge = async (): Promise<void> => {
+    await sendIcmpError(GA, { src: '10.213.1.2', dst: '10.213.2.2', innerSrc: '10.213.2.2', innerDst: '10.99.0.2', sport: 40001, dport: world.port });
+    await sendIcmpError(GA, { src: '10.213.1.2', dst: '10.99.0.1', innerSrc: '10.99.0.1', innerDst: '10.99.0.2', sport: 40002, dport: world.port });
+  };
+  // control: without the guard the forged errors arrive (so no increase below is the guard's doing)
+  await forge();
+  await udpSend(GA, '10.99.0.2', world.port, 'sync-0');
+  await world.waitFor(/ sync-0$/);
+  assert.deepEqual(await forgedSeen(), [1, 1], 'forged errors reach B and the host without the guard');
+
+  await applyGuard({ add: [{ ifname: 'hyh1', addr: '10.213.1.2' }, { ifname: 'hyh2', addr: '10.213.2.2' }] }, { netns: H });
+  await forge();
+  await udpSend(GA, '10.213.1.1', hostEcho.port, 'ride', { localPort: 40003 }); // on the flow A opened before
+  await udpSend(GA, '10.99.0.2', world.port, 'sync-1');
+  await world.waitFor(/ sync-1$/);
+  assert.deepEqual(await forgedSeen(), [1, 1], 'forged errors dropped by the guard');
+  assert.deepEqual(hostEcho.lines.filter((l) => / ride$/.test(l)), [], 'a flow A opened to the host before the guard carries nothing after it');
+
+  // replies still pass: A's own port-unreachable answer to a datagram the host sent to a closed port of A
+  const genuine = (await counters(H))[1]!;
+  await udpSend(H, '10.213.1.2', 9, 'to-closed', { localAddress: '10.213.1.1', localPort: 40004 });
+  for (let i = 0; i < 50 && (await counters(H))[1]! === genuine; i++) await new Promise((r) => setTimeout(r, 100));
+  assert.equal((await counters(H))[1], genuine + 1, 'A\'s own ICMP error about the host\'s flow reaches the host');
 });
