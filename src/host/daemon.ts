@@ -59,6 +59,11 @@ export interface GuardBackend {
   allow(links: Array<{ ifname: string; addr: string }>): Promise<void>;
   /** Forget these links' addresses. Idempotent. */
   forbid(links: Array<{ ifname: string; addr: string }>): Promise<void>;
+  /**
+   * Check that the guard is whole with these links allowed and restore it if not (someone flushed the ruleset,
+   * e.g. a reload of the host's nftables service, or deleted the table). True when it had to be restored.
+   */
+  ensure?(links: Array<{ ifname: string; addr: string }>): Promise<boolean>;
 }
 
 export interface DaemonOptions {
@@ -73,6 +78,8 @@ export interface DaemonOptions {
   agentTimeoutMs?: Partial<Record<DriverKind, number>>;
   /** Metrics registry shared with the backends (modules register their own metrics in it). */
   registry?: Registry;
+  /** How often the guest firewall is checked and restored when broken (default 5000 ms; 0: never). */
+  guardCheckMs?: number;
   libvirtXml?: (ctx: DriverContext, state: Record<string, unknown> | undefined) => string;
 }
 
@@ -100,6 +107,8 @@ export class Daemon {
   /** Serializes operations per guest name so create/remove/resize never interleave on one guest. */
   private readonly locks = new Map<string, Promise<unknown>>();
   private readonly started = Date.now();
+  private guardTimer?: NodeJS.Timeout;
+  private guardChecking = false;
 
   constructor(private readonly opts: DaemonOptions) {
     this.stateDir = opts.stateDir;
@@ -144,6 +153,25 @@ export class Daemon {
         this.log.error({ guest: name, err: err.toJSON() }, 'could not bring the guest back');
       }
     }
+    const every = this.opts.guardCheckMs ?? 5000;
+    if (this.opts.guard?.ensure && every > 0) this.guardTimer = setInterval(() => void this.checkGuard(), every).unref();
+  }
+
+  /**
+   * The guard is host-wide state anyone root can remove (`nft flush ruleset` in a firewall reload): while guests
+   * run it is checked and put back with this daemon's links, or they would run unisolated until the next change.
+   */
+  async checkGuard(): Promise<void> {
+    if (!this.opts.guard?.ensure || this.guardChecking) return;
+    this.guardChecking = true;
+    try {
+      const links = Object.values(this.store.guests).filter((r) => r.driverState !== undefined).map(guestLink);
+      if (await this.opts.guard.ensure(links)) this.log.error({ links: links.length }, 'the guest firewall (nft table inet hylics_guard) was missing or changed: restored');
+    } catch (e) {
+      this.log.error({ err: toHylicsError(e).toJSON() }, 'the guest firewall (nft table inet hylics_guard) is broken and could not be restored: guests may reach the host and each other');
+    } finally {
+      this.guardChecking = false;
+    }
   }
 
   private async recover(rec: GuestRecord): Promise<void> {
@@ -173,6 +201,7 @@ export class Daemon {
    * guests it isolates are still running, and other daemons on the host share it.
    */
   async close(): Promise<void> {
+    clearInterval(this.guardTimer);
     for (const l of this.live.values()) l.unwatch?.();
     await this.opts.channels.close();
   }

@@ -8,7 +8,7 @@ import { MicrovmDriver } from './drivers/microvm.js';
 import { renderLibvirtXml } from './libvirt.js';
 import { ModuleManager, moduleBackend } from './modules/index.js';
 import { createChannelBackend } from './channel-backend.js';
-import { applyGuard, guardInstalled } from '../os/nft-guard.js';
+import { applyGuard, guardInstalled, guardIntact } from '../os/nft-guard.js';
 import type { DaemonOptions } from './daemon.js';
 
 export type Backends = Omit<DaemonOptions, 'stateDir' | 'log'> & { close?: () => Promise<void> };
@@ -31,6 +31,11 @@ export async function wireBackends(stateDir: string, log: Logger, opts: WireOpti
     if (channels.isConnected(ev.guest)) channels.notify(ev.guest, 'module.event', ev);
   });
   const present = (): Promise<boolean> => guardInstalled().catch(() => false); // no nft: no table either
+  const restore = async (links: Array<{ ifname: string; addr: string }>): Promise<boolean> => {
+    if (await guardIntact(links)) return false;
+    await applyGuard({ add: links });
+    return true;
+  };
   const microvm = new MicrovmDriver({ stateDir, log: log.child({ component: 'microvm' }), onProgress: (msg) => log.info({ component: 'microvm' }, msg) });
   return {
     registry,
@@ -41,10 +46,12 @@ export async function wireBackends(stateDir: string, log: Logger, opts: WireOpti
     // Off (--no-guest-firewall), the daemon installs nothing, but when another daemon's table is there it still
     // keeps its own guests' pairs in it: the table is host-wide, and without them it would drop all their traffic.
     guard: opts.guestFirewall !== false
-      ? { allow: (links) => applyGuard({ add: links }), forbid: (links) => applyGuard({ remove: links }) }
+      ? { allow: (links) => applyGuard({ add: links }), forbid: (links) => applyGuard({ remove: links }), ensure: restore }
       : {
         allow: async (links) => { if (links.length > 0 && (await present())) await applyGuard({ add: links }); },
         forbid: async (links) => { if (await present()) await applyGuard({ remove: links }); },
+        // only repaired while another daemon's table is there (it would drop this daemon's guests otherwise)
+        ensure: async (links) => links.length > 0 && (await present()) && restore(links),
       },
     libvirtXml: (ctx, state) => renderLibvirtXml(ctx, state),
     close: () => modules.close(),

@@ -10,7 +10,7 @@ import { readdirSync } from 'node:fs';
 import { open, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { ExecResult, GuestView } from '../../src/core/api.js';
-import { applyGuard, guardInstalled, listGuardLinks, removeGuard } from '../../src/os/nft-guard.js';
+import { applyGuard, guardInstalled, guardIntact, listGuardLinks, removeGuard } from '../../src/os/nft-guard.js';
 import { NODE_BIN, entryArgv } from '../../src/os/self.js';
 import { run, runRaw } from '../../src/os/exec.js';
 import { hylics, startDaemon, stopDaemon, tempStateDir } from '../helpers/cli.js';
@@ -122,6 +122,18 @@ test('guest firewall: guests reach neither the host nor each other nor spoof; ho
   await worldUdp.waitFor(/ own$/);
   assert.deepEqual(worldUdp.lines, [`${a.address} own`], 'only the datagram with A\'s own source reached the world');
   assert.deepEqual(hostAny.lines.filter((l) => l.includes(b.address)), []);
+
+  // Someone breaks the guard while the guests run (a firewall reload flushes chains, drops elements): the daemon's
+  // periodic check restores it, and A is cut off from the host again. (Only the input chain and A's own pair are
+  // touched: the table is shared with whatever else runs on this host.)
+  const mine = [{ ifname: ai.hostIf, addr: a.address }, { ifname: bi.hostIf, addr: b.address }];
+  await run('nft', ['flush', 'chain', 'inet', 'hylics_guard', 'input']);
+  await run('nft', ['delete', 'element', 'inet', 'hylics_guard', 'guest_src', `{ "${ai.hostIf}" . ${a.address} }`]);
+  assert.equal(await guardIntact(mine), false);
+  for (let i = 0; i < 120 && !(await guardIntact(mine)); i++) await new Promise((r) => setTimeout(r, 250));
+  assert.equal(await guardIntact(mine), true, 'the daemon restored the guard');
+  assert.equal(await fromA(a.hostAddress, hostAny.port), 124, 'A to the host once the guard is restored');
+  assert.equal(await fromA(wAddr, world.port), 0, 'A to the world once its pair is back');
 
   // a removed guest's pair is forgotten; the other's stays, also across a daemon restart (re-adopted)
   await json('guest', 'rm', ga);
