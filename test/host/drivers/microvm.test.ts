@@ -4,9 +4,11 @@
 // killed -> noticed by watch() with virtiofsd and tap cleaned up. A second, short boot checks the ACPI stop.
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
+import { existsSync, readdirSync } from 'node:fs';
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
-import { connect } from 'node:net';
+import { connect, type AddressInfo } from 'node:net';
+import { createServer } from 'node:http';
+import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import { MicrovmDriver, defaultAgentArgv, type MicrovmState } from '../../../src/host/drivers/microvm.js';
@@ -16,6 +18,7 @@ import { guestExec, tapExists, waitForGuestShell } from '../../../src/os/qemu.js
 import { CHANNEL_PORT } from '../../../src/os/image/init.js';
 import { NODE_BIN } from '../../../src/os/self.js';
 import { Cgroup } from '../../../src/os/cgroup.js';
+import { applyGuard, guardInstalled, listGuardLinks, removeGuard } from '../../../src/os/nft-guard.js';
 import { isHylicsError } from '../../../src/core/errors/index.js';
 import { ChannelServer } from '../../../src/host/channel/index.js';
 
@@ -36,7 +39,7 @@ function context(name: string, index: number): DriverContext {
   return {
     spec: { name, driver: 'microvm', shareSizeBytes: 32 * MiB, cpus: 2, memoryBytes: 768 * MiB },
     paths: { dir, share: join(dir, 'share'), run: join(dir, 'run'), logs: join(dir, 'logs') },
-    network: { index, hostIf: `hym${index}`, guestIf: `hyn${index}`, hostAddr: `10.213.${index}.1`, guestAddr: `10.213.${index}.2`, prefixLen: 24, netns: `hymv-${index}` },
+    network: { index, hostIf: `hyh${index}`, guestIf: `hyn${index}`, hostAddr: `10.213.${index}.1`, guestAddr: `10.213.${index}.2`, prefixLen: 24, netns: `hymv-${index}` },
     stateDir,
     log,
   };
@@ -72,8 +75,17 @@ test('microvm guest: boot, share both ways, resize, network, channel, QEMU kille
   const clientNs = `hymvc${process.pid}`;
   const veth = `hyv${process.pid % 100000}`;
   let state: DriverState | undefined;
+  // as hylicsd does before it boots a guest: the host-wide guest firewall with this guest's link . address pair
+  // (without the pair, a table left by another daemon would drop all of this tap's traffic)
+  const link = { ifname: ctx.network.hostIf, addr: ctx.network.guestAddr };
+  const guardBefore = await guardInstalled();
+  await applyGuard({ add: [link] });
   t.after(async () => {
     await driver.cleanup(ctx, state).catch(() => undefined);
+    await applyGuard({ remove: [link] }).catch(() => undefined);
+    // delete the table only when this test brought it and nobody else's guest link is left
+    const others = readdirSync('/sys/class/net').some((n) => n.startsWith('hyh'));
+    if (!guardBefore && !others && (await listGuardLinks().catch(() => [link])).length === 0) await removeGuard().catch(() => undefined);
     await run('ip', ['netns', 'del', clientNs], { allowFail: true });
     await run('ip', ['link', 'del', `${veth}a`], { allowFail: true });
     await run('umount', ['-l', ctx.paths.share], { allowFail: true });
@@ -143,6 +155,28 @@ test('microvm guest: boot, share both ways, resize, network, channel, QEMU kille
     // and the host itself reaches it too
     const h = await run('curl', ['-s', '--max-time', '5', `http://${ctx.network.guestAddr}:8080/index.html`]);
     assert.equal(h.stdout, 'served-by-the-guest\n');
+  });
+
+  await t.test('under the guest firewall the VM reaches a client network but not the host', async (t2) => {
+    const srv = createServer((_req, res) => { res.end('host-service\n'); });
+    await new Promise<void>((resolve) => srv.listen(0, '0.0.0.0', resolve));
+    const port = (srv.address() as AddressInfo).port;
+    const www = join(stateDir, 'client-www');
+    await mkdir(www, { recursive: true });
+    await writeFile(join(www, 'index.html'), 'client-service\n');
+    const httpd = spawn('ip', ['netns', 'exec', clientNs, '/bin/busybox', 'httpd', '-f', '-p', '8081', '-h', www], { stdio: 'ignore' });
+    t2.after(() => { srv.close(); httpd.kill(); });
+    // the host's curl through the guest's read-only view of the host root (busybox wget is not reliable here)
+    const fetch = (url: string) => guestExec(s.shellSocket, `chroot /sysroot /usr/bin/curl -s --max-time 3 ${url} && echo REACHED || echo BLOCKED`);
+    const world = await waitFor('the client network from the VM', async () => {
+      const r = await fetch(`http://10.216.${idx}.2:8081/index.html`);
+      return /REACHED/.test(r.stdout) ? r.stdout : undefined;
+    }, 30_000);
+    assert.equal(world, 'client-service\nREACHED\n', 'the VM reaches a service in the client network (egress is allowed)');
+    for (const addr of [ctx.network.hostAddr, `10.216.${idx}.1`]) {
+      assert.equal((await fetch(`http://${addr}:${port}/`)).stdout, 'BLOCKED\n', `the VM cannot open a connection to the host at ${addr}`);
+    }
+    assert.equal((await run('curl', ['-s', '--max-time', '5', `http://127.0.0.1:${port}/`])).stdout, 'host-service\n', 'the host service itself is up');
   });
 
   await t.test('the guest agent (node in the guest) connects over virtio-serial', async () => {
