@@ -126,14 +126,12 @@ test('applyGuard in a private namespace: idempotent rules, set changes keep othe
   await assert.rejects(applyGuard({}, opts), (e: unknown) => e instanceof HylicsError && e.code === 'HYLICS_ERR_GUEST_FIREWALL_FAILED');
 });
 
-// Topology in private namespaces: H plays the host (ip_forward on), GA and GB are guests on links hyh1 / hyh2
-// (10.213.1.0/24, 10.213.2.0/24), W is "the world" behind a link that is not a guest link (wan0, 10.99.0.0/30).
-test('guest firewall on real traffic: guests cannot reach the host or each other or spoof; the host and the world can', { skip, timeout: 120_000 }, async (t) => {
-  const tag = `${process.pid % 100000}`;
-  const H = `hyg-h-${tag}`;
-  const GA = `hyg-a-${tag}`;
-  const GB = `hyg-b-${tag}`;
-  const W = `hyg-w-${tag}`;
+/**
+ * The topology of the traffic tests, in private namespaces: H plays the host (ip_forward on), GA and GB are guests
+ * on links hyh1 / hyh2 (10.213.1.0/24, 10.213.2.0/24), W is "the world" behind a link that is not a guest link
+ * (wan0, 10.99.0.0/30). Everything is deleted after the test; `closers` run first.
+ */
+async function topology(t: { after: (fn: () => Promise<void>) => void }, [H, GA, GB, W]: [string, string, string, string]): Promise<Array<() => Promise<void>>> {
   const closers: Array<() => Promise<void>> = [];
   t.after(async () => {
     for (const c of closers.reverse()) await c().catch(() => undefined);
@@ -155,6 +153,16 @@ test('guest firewall on real traffic: guests cannot reach the host or each other
   await link('hyh1', GA, 'hyg1', '10.213.1.1', '10.213.1.2', 24);
   await link('hyh2', GB, 'hyg2', '10.213.2.1', '10.213.2.2', 24);
   await link('wan0', W, 'wan1', '10.99.0.1', '10.99.0.2', 30);
+  return closers;
+}
+
+test('guest firewall on real traffic: guests cannot reach the host or each other or spoof; the host and the world can', { skip, timeout: 120_000 }, async (t) => {
+  const tag = `${process.pid % 100000}`;
+  const H = `hyg-h-${tag}`;
+  const GA = `hyg-a-${tag}`;
+  const GB = `hyg-b-${tag}`;
+  const W = `hyg-w-${tag}`;
+  const closers = await topology(t, [H, GA, GB, W]);
 
   const hostAny = await listenTcp(H, '::'); // every host address, IPv4 and IPv6
   closers.push(() => hostAny.close());
@@ -238,27 +246,7 @@ test('guest firewall on real traffic: guests cannot reach the host or each other
 test('guest firewall: no forged ICMP errors into others\' flows, no riding on a flow the guest opened, replies pass', { skip: skip || (!has('python3') ? 'needs python3 (raw ICMP)' : false), timeout: 120_000 }, async (t) => {
   const tag = `${process.pid % 100000}`;
   const [H, GA, GB, W] = ['h', 'a', 'b', 'w'].map((x) => `hyg-i${x}-${tag}`) as [string, string, string, string];
-  const closers: Array<() => Promise<void>> = [];
-  t.after(async () => {
-    for (const c of closers.reverse()) await c().catch(() => undefined);
-    for (const n of [GA, GB, W, H]) await runRaw('ip', ['netns', 'delete', n]);
-  });
-  for (const n of [H, GA, GB, W]) {
-    await run('ip', ['netns', 'add', n]);
-    await run('ip', ['-n', n, 'link', 'set', 'lo', 'up']);
-  }
-  await ns(H, 'sysctl', '-qw', 'net.ipv4.ip_forward=1', 'net.ipv4.conf.all.rp_filter=0', 'net.ipv4.conf.default.rp_filter=0');
-  const link = async (hostIf: string, peer: string, peerIf: string, hostAddr: string, peerAddr: string, len: number): Promise<void> => {
-    await run('ip', ['-n', H, 'link', 'add', hostIf, 'type', 'veth', 'peer', 'name', peerIf, 'netns', peer]);
-    await run('ip', ['-n', H, 'addr', 'add', `${hostAddr}/${len}`, 'dev', hostIf]);
-    await run('ip', ['-n', H, 'link', 'set', hostIf, 'up']);
-    await run('ip', ['-n', peer, 'addr', 'add', `${peerAddr}/${len}`, 'dev', peerIf]);
-    await run('ip', ['-n', peer, 'link', 'set', peerIf, 'up']);
-    await run('ip', ['-n', peer, 'route', 'add', 'default', 'via', hostAddr]);
-  };
-  await link('hyh1', GA, 'hyg1', '10.213.1.1', '10.213.1.2', 24);
-  await link('hyh2', GB, 'hyg2', '10.213.2.1', '10.213.2.2', 24);
-  await link('wan0', W, 'wan1', '10.99.0.1', '10.99.0.2', 30);
+  const closers = await topology(t, [H, GA, GB, W]);
   // counters of ICMP errors from A that arrive (the ct rule turns conntrack on in the namespace from the start, as
   // any NAT or stateful rule on a real host does, so flows opened before the guard are tracked), after the guard's chains (input priority 10): in B, and in the host
   // [to its world address (forged), to its address on A's link (A's genuine errors)]
