@@ -196,6 +196,8 @@ export class Agent extends EventEmitter {
 
   private async connectLoop(): Promise<void> {
     const port = this.opts.channel.kind === 'port';
+    // a peer that never completed a handshake hands its nonce to the next one (see PeerOptions.nonce)
+    let carryNonce: string | undefined;
     while (!this.stopped) {
       let stream: Duplex;
       try {
@@ -220,6 +222,7 @@ export class Agent extends EventEmitter {
         helloTimeoutMs: port ? 0 : 10_000,
         helloRetryMs: 1000,
         log: this.log,
+        ...(port && carryNonce !== undefined ? { nonce: carryNonce } : {}),
       });
       this.host = peer;
       peer.on('ready', (h) => {
@@ -235,6 +238,7 @@ export class Agent extends EventEmitter {
       const closed = new Promise<HylicsError | undefined>((r) => peer.once('close', r));
       const err = await closed;
       const wasReady = peer.remote !== undefined;
+      carryNonce = wasReady ? undefined : peer.sessionNonce;
       this.host = undefined;
       if (wasReady) this.emit('disconnected');
       if (this.stopped) break;

@@ -66,6 +66,12 @@ export interface PeerOptions {
   helloTimeoutMs?: number;
   /** On a framing/JSON error: 'close' the stream (sockets, hostile guests) or 'resync' (virtio-serial). */
   onProtocolError?: 'close' | 'resync';
+  /**
+   * Session nonce to start with (default: a fresh one). An agent whose virtio port closed before any host answered
+   * continues with the same nonce on the reopened port: the hellos it left in the port then do not look like a
+   * restart to the host that connects later (no session state existed that a restart could have lost).
+   */
+  nonce?: string;
   /** Shared reply cache for idempotent ops (the host keeps one per guest across reconnects). */
   replyCache?: ReplyCache;
   /** Events accepted from the remote per second; more are dropped (counted in stats.eventsDropped). */
@@ -120,6 +126,8 @@ export class ChannelPeer extends EventEmitter {
   /** Resolves at the first successful hello exchange, rejects if the peer closes before. */
   readonly ready: Promise<Hello>;
   remote: Hello | undefined;
+  /** This end's current session nonce (sent in its hellos). */
+  get sessionNonce(): string { return this.nonce; }
 
   private readonly opts: Required<Pick<PeerOptions, 'maxInFlight' | 'maxQueued' | 'maxPending' | 'maxPayload' | 'defaultTimeoutMs' | 'maxHandlerMs' | 'helloRetryMs' | 'helloTimeoutMs' | 'onProtocolError' | 'maxWriteBuffer' | 'maxEventsPerSec'>>;
   private readonly handlers = new Map<string, Handler>();
@@ -154,6 +162,8 @@ export class ChannelPeer extends EventEmitter {
     this.software = options.software;
     this.log = options.log ?? SILENT;
     this.replyCache = options.replyCache ?? new ReplyCache();
+    if (options.nonce !== undefined && !/^[0-9a-f]{16}$/.test(options.nonce)) throw new HylicsError('HYLICS_ERR_INVALID_ARGUMENT', `nonce must be 16 hex digits, got ${JSON.stringify(options.nonce)}`, { what: 'nonce' });
+    this.nonce = options.nonce ?? '';
     this.opts = {
       maxInFlight: options.maxInFlight ?? 32,
       maxQueued: options.maxQueued ?? 256,

@@ -232,3 +232,21 @@ test('a restarted remote (new hello) fails in-flight requests with RESET and the
   for (let i = 0; i < 100 && seen.filter((x) => x === 'hello-ack').length < 2; i++) await sleep(20);
   assert.equal(seen.filter((x) => x === 'hello-ack').length, 2);
 });
+
+test('an agent that reopens its port before any host answered keeps its nonce: its stale hellos are no restart', async (t) => {
+  // the first agent peer's hellos sit in the port (nobody read them); the port closes; the next peer starts with the
+  // same nonce. The host reads the stale hello, then the new peer's: one session, the request in between survives.
+  const stale = encodeMessage({ type: 'hello', id: 0, hello: { version: PROTOCOL_VERSION, role: 'guest', nonce: 'abcdef0123456789', caps: [], maxPayload: 1 << 20 } });
+  const [s1, s2] = await socketPair(t);
+  const host = new ChannelPeer(s1, { role: 'host', registry: reg });
+  t.after(() => host.close());
+  s2.write(stale);
+  await host.ready;
+  const p = host.request('test.echo', { s: 'kept' }, { timeoutMs: 5000 });
+  const agent = new ChannelPeer(s2, { role: 'guest', registry: reg, nonce: 'abcdef0123456789', handlers: { 'test.echo': (q: { s: string }) => ({ s: q.s }) } });
+  t.after(() => agent.close());
+  assert.equal(agent.sessionNonce, 'abcdef0123456789');
+  assert.deepEqual(await p, { s: 'kept' });
+  assert.equal(host.stats.resets, 0);
+  assert.throws(() => new ChannelPeer(s2, { role: 'guest', registry: reg, nonce: 'not hex' }), code('HYLICS_ERR_INVALID_ARGUMENT'));
+});
