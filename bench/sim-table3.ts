@@ -146,6 +146,13 @@ for (const sf of [0, 0.05, 0.1, 0.15, 0.2, 0.22, 0.25]) { // 0.22: measured by b
   log(`  s=${sf}: SLO at stake on ${e.atStake}/12 rows | goal 1 (aq < adaptive, queue) ${e.orderedMeans}/12 by means, ${e.orderedPaired}/12 significant | goal 2 aq <= paper ${e.aqLePaper}/12 (all-in-memory bound <= paper ${e.boundLePaper}/12) | improved lower on all five ${e.improvedAll5Means}/12, never significantly worse ${e.improvedNeverWorse}/12 | total E aq ${e.aqTotal.toFixed(1)} s, improved ${e.improvedTotal.toFixed(1)} s`);
 }
 
+// 2g. statistical power: the paper's three schemes at 200 seeds (aq vs adaptive and vs queue, paired)
+log('power: adaptive, queue and aq at 200 seeds (paired verdicts on the error)');
+const power = runTable3({ seeds: 200, schemes: ['adaptive', 'queue', 'aq'] });
+const powerRows = power.rows.map((r) => ({ workload: r.workload, vcpus: r.vcpus, ramGB: r.ramGB, adaptive: S(r, 'adaptive').error, queue: S(r, 'queue').error, aq: S(r, 'aq').error, ordered: r.ordered, aqVsAdaptive: r.paired.aqVsAdaptive, aqVsQueue: r.paired.aqVsQueue }));
+for (const r of powerRows) log(`  #${r.workload} ${r.vcpus} vCPU ${r.ramGB} GB | adaptive ${r.adaptive.toFixed(1)} queue ${r.queue.toFixed(1)} aq ${r.aq.toFixed(1)} | aq - adaptive ${r.aqVsAdaptive!.diff.toFixed(2)} ± ${r.aqVsAdaptive!.se.toFixed(2)} (${r.aqVsAdaptive!.verdict}), aq - queue ${r.aqVsQueue!.diff.toFixed(2)} ± ${r.aqVsQueue!.se.toFixed(2)} (${r.aqVsQueue!.verdict})`);
+log(`  ordered by means ${powerRows.filter((r) => r.ordered).length}/12; aq better than queue ${powerRows.filter((r) => r.aqVsQueue?.verdict === 'better').length}/12, than adaptive ${powerRows.filter((r) => r.aqVsAdaptive?.verdict === 'better').length}/12, worse than adaptive ${powerRows.filter((r) => r.aqVsAdaptive?.verdict === 'worse').length}/12`);
+
 // 3. harder workloads
 log('harder workloads: step (8 s -> 4 s -> 8 s, 20 min each) and bursty (MMPP 9 s / 2.5 s, 300 s / 60 s)');
 const hard = [];
@@ -174,6 +181,7 @@ const out = {
   operatingCalibration: opRows,
   defaultGuestFrequentW2: freq,
   goalMap,
+  power200Seeds: powerRows,
   hard,
 };
 writeFileSync(resultPath('sim-table3.json'), JSON.stringify(out, null, 2) + '\n');
