@@ -3,7 +3,7 @@
 //   node   - a Node.js TCP server, timed until it answers on the guest's veth address (what an agent costs)
 // Run: npx tsx bench/sandbox-create.ts [N]   (default N=15 per configuration; needs root)
 // Writes bench/results/sandbox-create.json and .svg.
-import { mkdtemp, rm, writeFile, mkdir } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -12,6 +12,7 @@ import { SandboxDriver } from '../src/host/drivers/sandbox.js';
 import type { DriverContext } from '../src/host/drivers/types.js';
 import { ShareManager } from '../src/host/share-manager.js';
 import { groupedBarChart, renderSvg, type BarPoint } from '../src/core/plot.js';
+import { resultPath } from './lib/results.js';
 
 const N = Number(process.argv[2] ?? process.env.N ?? 15);
 const MiB = 1024 * 1024;
@@ -110,9 +111,8 @@ const ratio = Object.fromEntries(PHASES.map((p) => [p, summary.sleep![p].p50 < 0
     configurations: { sleep: configs.sleep!.join(' '), node: 'node -e <tcp server>, ready = answers on the guest address' },
     summary, ratioNodeToSleepP50: ratio, samples,
   };
-  await mkdir('bench/results', { recursive: true });
-  await writeFile('bench/results/sandbox-create.json', JSON.stringify(result, null, 2) + '\n');
-  await writeFile('bench/results/sandbox-create.svg', await renderSvg(groupedBarChart(`Sandbox guest create/start/destroy (N=${N}, ms)`, points, 'milliseconds')));
+  await writeFile(resultPath('sandbox-create.json'), JSON.stringify(result, null, 2) + '\n');
+  await writeFile(resultPath('sandbox-create.svg'), await renderSvg(groupedBarChart(`Sandbox guest create/start/destroy (N=${N}, ms)`, points, 'milliseconds')));
   console.log('phase           sleep p50/p95 (ms)   node p50/p95 (ms)   node/sleep p50');
   for (const p of PHASES) {
     const a = summary.sleep![p]; const b = summary.node![p];

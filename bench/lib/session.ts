@@ -32,6 +32,12 @@ export async function benchSession(prefix: string, log: (m: string) => void): Pr
   let cleaning: Promise<void> | undefined;
   const cleanup = (): Promise<void> => cleaning ??= (async () => {
     log('cleaning up (guest rm, daemon stop, state dir)');
+    if (daemon && (daemon.exitCode !== null || daemon.signalCode !== null) && guests.length > 0) {
+      // a terminal's Ctrl-C reaches the daemon too (same process group); it leaves its guests running for the
+      // next daemon to re-adopt, so start it again on the same state dir and remove them through it
+      log('the daemon has exited: starting it again to remove the guests');
+      daemon = await startDaemon(dir).catch((e: Error) => { log(`daemon restart failed: ${e.message}`); return undefined; });
+    }
     if (daemon) {
       for (const g of guests) {
         const r = await hylics(['guest', 'rm', g, '--state-dir', dir], { timeoutMs: 60_000 });
@@ -42,7 +48,7 @@ export async function benchSession(prefix: string, log: (m: string) => void): Pr
     for (const b of afterStop) await b().catch(() => {});
     await rm(dir, { recursive: true, force: true });
   })();
-  for (const sig of ['SIGINT', 'SIGTERM'] as const) process.once(sig, () => { void cleanup().finally(() => process.exit(130)); });
+  for (const [sig, code] of [['SIGINT', 130], ['SIGTERM', 143]] as const) process.once(sig, () => { void cleanup().finally(() => process.exit(code)); });
   const cli = async (args: string[], timeoutMs = 120_000): Promise<{ stdout: string; json: unknown }> => {
     const r = await hylics([...args.slice(0, 2), '--state-dir', dir, ...args.slice(2)], { timeoutMs });
     if (r.code !== 0) throw new Error(`hylics ${args.join(' ')}: exit ${r.code}: ${r.stderr.trim()} ${r.stdout.trim()}`.slice(0, 2000));
