@@ -30,25 +30,55 @@ export async function benchSession(prefix: string, log: (m: string) => void): Pr
   const guests: string[] = [];
   const afterStop: (() => Promise<unknown>)[] = [];
   let cleaning: Promise<void> | undefined;
+  const removeAll = async (): Promise<string[]> => {
+    const left: string[] = [];
+    for (const g of [...guests]) {
+      const r = await hylics(['guest', 'rm', g, '--state-dir', dir], { timeoutMs: 60_000 });
+      if (r.code === 0 || /NOT_FOUND|no such|unknown guest/i.test(r.stderr)) guests.splice(guests.indexOf(g), 1);
+      else left.push(`${g}: ${r.stderr.trim()}`);
+    }
+    return left;
+  };
   const cleanup = (): Promise<void> => cleaning ??= (async () => {
     log('cleaning up (guest rm, daemon stop, state dir)');
-    if (daemon && (daemon.exitCode !== null || daemon.signalCode !== null) && guests.length > 0) {
-      // a terminal's Ctrl-C reaches the daemon too (same process group); it leaves its guests running for the
-      // next daemon to re-adopt, so start it again on the same state dir and remove them through it
-      log('the daemon has exited: starting it again to remove the guests');
-      daemon = await startDaemon(dir).catch((e: Error) => { log(`daemon restart failed: ${e.message}`); return undefined; });
-    }
+    let left: string[] = [];
     if (daemon) {
-      for (const g of guests) {
-        const r = await hylics(['guest', 'rm', g, '--state-dir', dir], { timeoutMs: 60_000 });
-        if (r.code !== 0 && !/NOT_FOUND|no such|unknown guest/i.test(r.stderr)) log(`guest rm ${g}: ${r.stderr.trim()}`);
+      left = await removeAll();
+      if (left.length > 0) {
+        // a terminal's Ctrl-C reaches the daemon too (same process group): it exits and leaves its guests running
+        // for the next daemon to re-adopt. Let it finish, start it again on the same state dir, remove them.
+        const d = daemon;
+        await new Promise<void>((resolve) => {
+          if (d.exitCode !== null || d.signalCode !== null) { resolve(); return; }
+          const timer = setTimeout(resolve, 10_000);
+          d.once('exit', () => { clearTimeout(timer); resolve(); });
+        });
+        if (d.exitCode !== null || d.signalCode !== null) {
+          log('the daemon has exited: starting it again to remove the guests');
+          daemon = await startDaemon(dir).catch((e: Error) => { log(`daemon restart failed: ${e.message}`); return undefined; });
+          if (daemon) left = await removeAll();
+        }
       }
-      await stopDaemon(daemon); daemon = undefined;
+      if (daemon) await stopDaemon(daemon);
+      daemon = undefined;
     }
     for (const b of afterStop) await b().catch(() => {});
+    if (left.length > 0) {
+      // never delete a state dir whose guests still run (their shares are mounted under it)
+      for (const l of left) log(`guest rm ${l}`);
+      log(`guests left running; their state stays in ${dir} (hylics daemon --state-dir ${dir} re-adopts them)`);
+      return;
+    }
     await rm(dir, { recursive: true, force: true });
   })();
-  for (const [sig, code] of [['SIGINT', 130], ['SIGTERM', 143]] as const) process.once(sig, () => { void cleanup().finally(() => process.exit(code)); });
+  // `on`, not `once`: a Ctrl-C reaches this process directly and again relayed by npm/npx/tsx, and a second signal
+  // without a handler would kill it in the middle of its cleanup
+  for (const [sig, code] of [['SIGINT', 130], ['SIGTERM', 143]] as const) {
+    process.on(sig, () => {
+      if (cleaning) { log(`${sig} again: still cleaning up`); return; }
+      void cleanup().finally(() => process.exit(code));
+    });
+  }
   const cli = async (args: string[], timeoutMs = 120_000): Promise<{ stdout: string; json: unknown }> => {
     const r = await hylics([...args.slice(0, 2), '--state-dir', dir, ...args.slice(2)], { timeoutMs });
     if (r.code !== 0) throw new Error(`hylics ${args.join(' ')}: exit ${r.code}: ${r.stderr.trim()} ${r.stdout.trim()}`.slice(0, 2000));
