@@ -14,11 +14,8 @@ import { join } from 'node:path';
 import { renderSvg, type VegaLiteSpec } from '../src/core/plot.js';
 import { ModuleManager } from '../src/host/modules/index.js';
 import { RESULTS_DIR } from './lib/results.js';
+import { arg } from './lib/args.js';
 
-const arg = (name: string, def: number): number => {
-  const i = process.argv.indexOf(`--${name}`);
-  return i > 0 ? Number(process.argv[i + 1]) : def;
-};
 const DURATION = arg('duration', 3);
 const CONNECTIONS = arg('connections', 16);
 const ROUNDS = arg('rounds', 3);

@@ -19,11 +19,8 @@ import { groupedBarChart, renderSvg, type BarPoint, type VegaLiteSpec } from '..
 import { benchSession } from './lib/session.js';
 import { RESULTS_DIR } from './lib/results.js';
 import { cgroupCpuSeconds, median } from './lib/measure.js';
+import { arg, benchLog } from './lib/args.js';
 
-const arg = (name: string, def: number): number => {
-  const i = process.argv.indexOf(`--${name}`);
-  return i > 0 ? Number(process.argv[i + 1]) : def;
-};
 const ROUNDS = arg('rounds', 2);
 const DELIVER_MIB = arg('deliver-mib', 200);
 const COMPRESS_MIB = arg('compress-mib', 100);
@@ -32,8 +29,7 @@ const ALONE_MAX = 40;
 const CPUS = 0.5;
 const PORT = 8080;
 const CLK_TCK = Number(execFileSync('getconf', ['CLK_TCK']).toString().trim()) || 100;
-const t0 = Date.now();
-const log = (m: string): void => { process.stdout.write(`[hybrid ${((Date.now() - t0) / 1000).toFixed(1).padStart(5)}s] ${m}\n`); };
+const log = benchLog('hybrid');
 
 function run(cmd: string, args: string[], timeoutMs = 120_000): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {

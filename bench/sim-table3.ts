@@ -11,11 +11,8 @@ import { defaultSimConfig, simulate } from '../src/core/sim/simulator.js';
 import { paperWorkload } from '../src/core/sim/workload.js';
 import { scenarioPlot } from '../src/cli/commands/sim.js';
 import { resultPath } from './lib/results.js';
+import { arg } from './lib/args.js';
 
-const arg = (name: string, def: number): number => {
-  const i = process.argv.indexOf(`--${name}`);
-  return i > 0 ? Number(process.argv[i + 1]) : def;
-};
 const SEEDS = arg('seeds', 20);
 const log = (m: string): void => { process.stderr.write(`[sim-table3] ${m}\n`); };
 

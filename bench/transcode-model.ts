@@ -24,12 +24,8 @@ import { psRate } from '../src/core/sim/simulator.js';
 import { RESULTS_DIR } from './lib/results.js';
 import { benchSession } from './lib/session.js';
 import { cgroupCpuSeconds, median } from './lib/measure.js';
+import { arg, argStr, benchLog } from './lib/args.js';
 
-const argStr = (name: string, def: string): string => {
-  const i = process.argv.indexOf(`--${name}`);
-  return i > 0 && process.argv[i + 1] !== undefined ? process.argv[i + 1]! : def;
-};
-const arg = (name: string, def: number): number => Number(argStr(name, String(def)));
 const ROUNDS = arg('rounds', 2);
 const MAX_N = arg('max-n', 4);
 const CPU_CAPS = argStr('cpus', '2,1').split(',').map(Number).filter((c) => c > 0);
@@ -46,9 +42,8 @@ const contendedAbove = (cpus: number): number => Math.max(0, HOST_CPUS - cpus - 
 const QUIET_WAIT_S = arg('quiet-wait', 20); // before each run, wait up to this long for the rest of the machine to be quiet
 const T_CONC = 2; // threads of each concurrent task (the paper: threads = vCPUs)
 const SHARE = '/mnt/hylics';
-const t0 = Date.now();
 const CLK_TCK = Number(execFileSync('getconf', ['CLK_TCK']).toString().trim()) || 100;
-const log = (m: string): void => { process.stdout.write(`[transcode-model ${((Date.now() - t0) / 1000).toFixed(1).padStart(5)}s] ${m}\n`); };
+const log = benchLog('transcode-model');
 const mean = (xs: number[]): number => xs.reduce((a, b) => a + b, 0) / xs.length;
 
 
