@@ -222,7 +222,7 @@ export class Agent extends EventEmitter {
         helloTimeoutMs: port ? 0 : 10_000,
         helloRetryMs: 1000,
         log: this.log,
-        ...(port && carryNonce !== undefined ? { nonce: carryNonce } : {}),
+        ...(carryNonce !== undefined ? { nonce: carryNonce } : {}),
       });
       this.host = peer;
       peer.on('ready', (h) => {
@@ -238,7 +238,7 @@ export class Agent extends EventEmitter {
       const closed = new Promise<HylicsError | undefined>((r) => peer.once('close', r));
       const err = await closed;
       const wasReady = peer.remote !== undefined;
-      carryNonce = wasReady ? undefined : peer.sessionNonce;
+      carryNonce = port && !wasReady ? peer.sessionNonce : undefined;
       this.host = undefined;
       if (wasReady) this.emit('disconnected');
       if (this.stopped) break;
