@@ -340,7 +340,7 @@ export class ShareController {
     let target = Math.min(mq, wsNeed);
     let reason = mq <= wsNeed ? 'feedforward' : 'working-set';
     if (imp.kneeFraction > 0 && v.arrivals > 0) {
-      const knee = Math.min(wsNeed, (this.model!.c * imp.kneeFraction) / (1 - imp.kneeFraction));
+      const knee = Math.min(wsNeed, this.model!.kneeSize(imp.kneeFraction));
       if (knee > target) { target = knee; reason = 'knee'; }
     }
     // feedback: above the set point with tasks falling back to disk, the predictor was optimistic: give the

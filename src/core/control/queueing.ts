@@ -44,6 +44,15 @@ export class ServiceModel {
   }
 
   /**
+   * The smallest share (MiB) that gets the fraction `f` (0 <= f < 1) of the service time an unbounded share saves:
+   * (E[X|0] − E[X|m]) / (E[X|0] − a) = m/(m + c) = f, so m = c·f/(1 − f). 0 when memory does not help (b <= 0).
+   */
+  kneeSize(f: number): number {
+    if (this.b <= 0 || !(f > 0)) return 0;
+    return (this.c * Math.min(f, 0.99)) / (1 - Math.min(f, 0.99));
+  }
+
+  /**
    * The share size (MiB) whose mean service time is `ex`. Returns 0 when even an empty share is fast enough,
    * +Infinity when no finite share reaches it (ex at or beyond the asymptote a), never NaN.
    */

@@ -50,3 +50,13 @@ test('arrival-rate estimate tracks a rate change and ignores empty intervals', (
   assert.ok(Math.abs(e.value - 0.25) < 1e-3);
   assert.throws(() => new ArrivalRateEstimator({ halfLife: 0 }), { code: 'HYLICS_ERR_CONTROL_INVALID_PARAM' });
 });
+
+test('knee of E[X|m]: the size that gets a fraction f of the attainable saving', () => {
+  const m = new ServiceModel({ a: 3, b: 20, c: 10 });
+  const knee = m.kneeSize(0.8);
+  assert.ok(Math.abs(knee - 40) < 1e-9, String(knee));
+  // by definition: (E[X|0] - E[X|knee]) / (E[X|0] - a) = f
+  assert.ok(Math.abs((m.meanService(0) - m.meanService(knee)) / (m.meanService(0) - 3) - 0.8) < 1e-12);
+  assert.equal(m.kneeSize(0), 0);
+  assert.equal(new ServiceModel({ a: 3, b: 0, c: 10 }).kneeSize(0.8), 0);
+});
