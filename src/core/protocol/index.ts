@@ -5,3 +5,4 @@ export * from './registry.js';
 export * from './ops/builtin.js';
 export { check as checkSchema } from './validate.js';
 export * from './ops/modules.js';
+export * from './ops/tier.js';

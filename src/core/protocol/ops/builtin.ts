@@ -71,6 +71,8 @@ export const TaskEvent = Type.Object({
   /** Only on 'end': false when the task threw. */
   ok: Type.Optional(Type.Boolean()),
   error: Type.Optional(Str(512)),
+  /** Only on 'end': which tier the task's input came from (memory = the share, disk = the guest's disk tier). */
+  tier: Type.Optional(Type.Union([Type.Literal('memory'), Type.Literal('disk')])),
   /** Optional numbers the app wants profiled with the task (e.g. bytes). */
   attrs: Type.Optional(Type.Record(Type.String({ maxLength: 64 }), Type.Number(), { maxProperties: 16 })),
 }, { additionalProperties: false });
