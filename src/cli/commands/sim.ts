@@ -4,7 +4,7 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import type { Command } from 'commander';
 import { HylicsError } from '../../core/errors/index.js';
-import { SCHEMES, type Scheme } from '../../core/control/controller.js';
+import { DEFAULT_SCHEME, SCHEMES, type Scheme } from '../../core/control/controller.js';
 import { runScenario, runTable3, type SchemeSummary } from '../../core/sim/evaluate.js';
 import { parseArrivalTrace } from '../../core/sim/workload.js';
 import { calibrationOptions, type CalibrationOptions } from '../../core/sim/paper.js';
@@ -93,7 +93,7 @@ export function register(program: Command): void {
   sim.command('run')
     .description('one simulated run: response time and share size over time (Figs. 22-23)')
     .requiredOption('--workload <w>', '1, 2, or a CSV arrival trace file (header with a "time" column)')
-    .option('--scheme <s>', `one of ${SCHEMES.join(', ')}`, 'aq')
+    .option('--scheme <s>', `one of ${SCHEMES.join(', ')}`, DEFAULT_SCHEME)
     .option('--seed <n>', 'random seed', '1')
     .option('--vcpus <n>', 'guest vCPUs', '4')
     .option('--ram <gb>', 'guest RAM in GB', '16')

@@ -5,6 +5,9 @@
 import { HylicsError } from '../errors/index.js';
 import { ShareController, type ControllerConfig, type Decision } from '../control/controller.js';
 import { Rng, ZipfSampler } from './rng.js';
+import { PsServer } from './ps-server.js';
+import { ShareTier } from './share-tier.js';
+import { SimRecorder, settling } from './metrics.js';
 import { ArrivalGenerator, loadChangeTimes, validateWorkload, type WorkloadSpec } from './workload.js';
 
 const MiB = 1024 * 1024;
@@ -92,18 +95,6 @@ export function pageCacheHitFraction(ramGB: number): number {
   return Math.min(0.5, Math.max(0, 0.05 * Math.log2(ramGB / 4)));
 }
 
-/**
- * Per-task speed (relative to running alone) when n tasks share the guest's c vCPUs (processor sharing): each
- * gets c/n vCPUs and a task's speed on k vCPUs is Amdahl's S(k) = 1/(s + (1 - s)/k) (k·S(1) below one vCPU).
- * With s = 0 this is exactly M/G/1-PS (1/n); larger s lets concurrent tasks use the vCPUs better.
- */
-export function psRate(n: number, vcpus: number, serialFraction: number, maxTaskVcpus = 0): number {
-  if (n <= 1) return 1;
-  const p = maxTaskVcpus > 0 ? Math.min(maxTaskVcpus, vcpus) : vcpus;
-  const S = (k: number): number => (k >= 1 ? 1 / (serialFraction + (1 - serialFraction) / k) : k);
-  return S(Math.min(p, vcpus / n)) / S(p);
-}
-
 export interface DecisionPoint { t: number; sizeMiB: number; usedMiB: number; meanR: number | null; reason: string }
 export interface WindowPoint { t: number; meanR: number | null; tasks: number; usedMiB: number; sizeMiB: number; arrivals: number }
 
@@ -186,53 +177,7 @@ function checkConfig(c: SimConfig): void {
   validateWorkload(c.workload);
 }
 
-/** Min-heap of (key, id) on parallel arrays: the processor-sharing finish order in virtual time. */
-class Heap {
-  private keys: number[] = [];
-  private ids: number[] = [];
-  get size(): number { return this.keys.length; }
-  get minKey(): number { return this.keys[0]!; }
-  push(k: number, id: number): void {
-    const keys = this.keys, ids = this.ids;
-    let i = keys.length;
-    keys.push(k); ids.push(id);
-    while (i > 0) {
-      const p = (i - 1) >> 1;
-      if (keys[p]! <= k) break;
-      keys[i] = keys[p]!; ids[i] = ids[p]!; i = p;
-    }
-    keys[i] = k; ids[i] = id;
-  }
-  pop(): number {
-    const keys = this.keys, ids = this.ids;
-    const top = ids[0]!;
-    const k = keys.pop()!, id = ids.pop()!;
-    const n = keys.length;
-    if (n > 0) {
-      let i = 0;
-      for (;;) {
-        const l = 2 * i + 1;
-        if (l >= n) break;
-        const r = l + 1;
-        const c = r < n && keys[r]! < keys[l]! ? r : l;
-        if (keys[c]! >= k) break;
-        keys[i] = keys[c]!; ids[i] = ids[c]!; i = c;
-      }
-      keys[i] = k; ids[i] = id;
-    }
-    return top;
-  }
-}
-
-function quantile(sorted: Float64Array, q: number): number {
-  if (sorted.length === 0) return 0;
-  const pos = (sorted.length - 1) * q;
-  const lo = Math.floor(pos);
-  const hi = Math.min(sorted.length - 1, lo + 1);
-  return sorted[lo]! + (sorted[hi]! - sorted[lo]!) * (pos - lo);
-}
-
-/** Run one simulation. */
+/** Run one simulation: arrivals, the share tier, the PS server and the controller as one event loop. */
 export function simulate(cfg: SimConfig): SimResult {
   checkConfig(cfg);
   const record = cfg.record ?? true;
@@ -245,162 +190,71 @@ export function simulate(cfg: SimConfig): SimResult {
   const catRng = new Rng(cfg.seed ^ 0x5bd1e995);
   const svc = cfg.service;
   const cat = cfg.catalogue;
-  // catalogue: sizes and content complexity per segment (ranked by popularity, then shuffled ids do not matter)
   let nSeg = cat.segments;
   if (cfg.workload.kind === 'trace') for (const a of cfg.workload.arrivals) if (a.segment !== undefined && a.segment + 1 > nSeg) nSeg = a.segment + 1;
-  const segSize = new Float64Array(nSeg);
-  const segCx = new Float64Array(nSeg);
-  for (let i = 0; i < nSeg; i++) {
-    segSize[i] = catRng.lognormalMean(cat.sizeMeanMiB, cat.sizeSigma);
-    segCx[i] = catRng.lognormalMean(1, svc.complexitySigma);
-  }
+  const ctl = cfg.controller ? new ShareController(cfg.controller) : null;
+  const tier = new ShareTier(cat, nSeg, svc.complexitySigma, catRng, ctl ? ctl.sizeBytes / MiB : (cfg.fixedSizeBytes ?? 0) / MiB, cfg.evictAfterS);
   const zipf = new ZipfSampler(cat.segments, cat.zipfAlpha);
-  const inMem = new Uint8Array(nSeg);
-  const lastReq = new Float64Array(nSeg).fill(-Infinity);
-  const pins = new Int32Array(nSeg);
-  const evQSeg: number[] = [];
-  const evQT: number[] = [];
-  let evHead = 0;
-  let used = 0; // MiB
   const hitPC = pageCacheHitFraction(cfg.ramGB);
   const pcS = svc.memS + svc.pageCacheCost * (svc.diskS - svc.memS);
-
-  // controller
-  const ctl = cfg.controller ? new ShareController(cfg.controller) : null;
-  let size = ctl ? ctl.sizeBytes / MiB : (cfg.fixedSizeBytes ?? 0) / MiB;
+  const server = new PsServer(cfg.vcpus, svc.serialFraction, svc.maxTaskVcpus ?? 0, svc.streamInterference);
+  const rec = new SimRecorder(cfg.durationS, cfg.windowS, cfg.sloS, tier.size, record);
+  const floorMiB = ctl ? cfg.controller!.minBytes / MiB : Infinity;
   let nextTick = ctl ? ctl.interval : Infinity;
   let lastTick = 0;
-
-  // PS server state (virtual time: work each task has received since t = 0)
-  const rateCache = new Float64Array(257);
-  const cap = svc.maxTaskVcpus ?? 0;
-  for (let n = 0; n <= 256; n++) rateCache[n] = psRate(n, cfg.vcpus, svc.serialFraction, cap);
-  const gamma = (svc.streamInterference * 4) / cfg.vcpus;
-  let nDisk = 0; // running tasks whose segment came from the disk tier (streamed by the guest itself)
-  const rate = (n: number): number => (n <= 256 ? rateCache[n]! : psRate(n, cfg.vcpus, svc.serialFraction, cap)) / (1 + gamma * nDisk);
-  const tDiskFlag: number[] = [];
-  const heap = new Heap();
-  let V = 0;
-  let t = 0;
-  const tArr: number[] = [];
-  const tSeg: number[] = [];
-  const tWork: number[] = [];
-  const resp: number[] = [];
-
-  // accumulators
-  const nWin = Math.ceil(cfg.durationS / cfg.windowS);
-  const winSum = new Float64Array(nWin);
-  const winCnt = new Float64Array(nWin);
-  const winArr = new Float64Array(nWin);
-  const winUsed = new Float64Array(nWin);
-  const winSize = new Float64Array(nWin);
+  // the controller's measurement of the current interval
   let ivSum = 0, ivCnt = 0, ivArr = 0, ivFull = 0;
-  let errPerInterval = 0;
-  let errTrackInterval = 0;
-  const floorMiB = ctl ? cfg.controller!.minBytes / MiB : Infinity;
-  let sizeInt = 0, usedInt = 0, peakSize = size, peakUsed = 0;
-  let memHits = 0, fullFallbacks = 0, served = 0, workSum = 0;
-  let actuations = 0, decisionsN = 0;
-  const decisions: DecisionPoint[] = [];
-  const sizeTimeline: { t: number; s: number }[] = [{ t: 0, s: size }];
-  if (record) decisions.push({ t: 0, sizeMiB: size, usedMiB: 0, meanR: null, reason: 'initial' });
-
-  const evict = (s: number): void => { inMem[s] = 0; used -= segSize[s]!; if (used < 1e-9) used = 0; };
-  const sweep = (now: number): void => {
-    const horizon = now - cfg.evictAfterS;
-    while (evHead < evQSeg.length && evQT[evHead]! <= horizon) {
-      const s = evQSeg[evHead]!;
-      if (inMem[s] && lastReq[s] === evQT[evHead] && pins[s] === 0) evict(s);
-      evHead++;
-    }
-    if (evHead > 4096 && evHead * 2 > evQSeg.length) { evQSeg.splice(0, evHead); evQT.splice(0, evHead); evHead = 0; }
-  };
-  // shrink below usage: move the least recently requested idle segments to the disk tier first
-  const shrinkTo = (cap: number): void => {
-    for (let i = evHead; i < evQSeg.length && used > cap; i++) {
-      const s = evQSeg[i]!;
-      if (inMem[s] && lastReq[s] === evQT[i] && pins[s] === 0) evict(s);
-    }
-  };
+  let t = 0;
 
   const gen = new ArrivalGenerator(cfg.workload, rng);
   let nextArr = gen.next();
   const end = cfg.durationS;
 
   for (;;) {
-    const n = heap.size;
-    const r = rate(n);
-    const tDep = n > 0 ? Math.max(t, t + (heap.minKey - V) / r) : Infinity;
+    const r = server.rate();
+    const tDep = server.nextDeparture(t, r);
     const tA = nextArr !== null ? nextArr.time : Infinity;
     let tNext = Math.min(tDep, tA, nextTick);
     if (tNext > end) tNext = end;
-    // advance
     const dt = tNext - t;
     if (dt > 0) {
-      V += r * dt;
-      sizeInt += size * dt;
-      usedInt += used * dt;
-      const w = Math.min(nWin - 1, Math.floor(t / cfg.windowS));
-      winUsed[w] += used * dt;
-      winSize[w] += size * dt;
+      server.advance(r, dt);
+      rec.advance(t, dt, tier.size, tier.used);
       t = tNext;
     }
     if (t >= end && !(tDep <= end && tDep === t)) break;
-    if (tDep === t && n > 0) {
-      const id = heap.pop();
-      const R = t - tArr[id]!;
-      resp.push(R);
-      const s = tSeg[id]!;
-      if (tDiskFlag[id]) nDisk--;
-      pins[s]--;
-      if (pins[s] === 0 && inMem[s] && t - lastReq[s]! >= cfg.evictAfterS) evict(s);
-      const w = Math.min(nWin - 1, Math.floor(t / cfg.windowS));
-      winSum[w] += R; winCnt[w]++;
+    if (tDep === t && server.running > 0) {
+      const f = server.pop();
+      const R = t - f.arrivedAt;
+      tier.release(f.segment, t);
+      rec.completion(t, R);
       ivSum += R; ivCnt++;
       continue;
     }
     if (tA === t && nextArr !== null) {
-      sweep(t);
+      tier.sweep(t);
       const s = nextArr.segment !== undefined ? nextArr.segment : zipf.sample(segRng);
-      let base: number;
-      let disk = 0;
       const pcCoin = svcRng.next();
       const noise = svcRng.lognormalMean(1, svc.noiseSigma);
-      if (inMem[s]) { base = svc.memS; memHits++; }
-      else if (used + segSize[s]! <= size) { inMem[s] = 1; used += segSize[s]!; base = svc.memS; memHits++; }
-      else {
-        fullFallbacks++; ivFull++; disk = 1; nDisk++;
-        base = pcCoin < hitPC ? pcS : svc.diskS;
-      }
-      if (inMem[s]) { lastReq[s] = t; evQSeg.push(s); evQT.push(t); if (used > peakUsed) peakUsed = used; }
-      pins[s]++;
-      const work = base * segCx[s]! * noise;
-      workSum += work; served++;
-      const id = tArr.length;
-      tArr.push(t); tSeg.push(s); tWork.push(work); tDiskFlag.push(disk);
-      heap.push(V + work, id);
-      const w = Math.min(nWin - 1, Math.floor(t / cfg.windowS));
-      winArr[w]++;
+      const hit = tier.request(s, t);
+      if (!hit) ivFull++;
+      const base = hit ? svc.memS : pcCoin < hitPC ? pcS : svc.diskS;
+      const work = base * tier.segCx[s]! * noise;
+      server.add(t, s, work, !hit);
+      rec.arrival(t, work, hit);
       ivArr++;
       nextArr = gen.next();
       continue;
     }
     if (nextTick === t && ctl) {
-      sweep(t);
+      tier.sweep(t);
       const meanR = ivCnt > 0 ? ivSum / ivCnt : null;
-      if (meanR !== null && meanR > cfg.sloS) errPerInterval += meanR - cfg.sloS;
-      if (meanR !== null) errTrackInterval += Math.abs(meanR - cfg.sloS);
-      const d: Decision = ctl.step({ time: t, interval: t - lastTick, meanResponseTime: meanR, completions: ivCnt, arrivals: ivArr, shareUsedBytes: used * MiB, shareSizeBytes: size * MiB, fullFallbacks: ivFull });
-      decisionsN++;
+      rec.interval(meanR);
+      const d: Decision = ctl.step({ time: t, interval: t - lastTick, meanResponseTime: meanR, completions: ivCnt, arrivals: ivArr, shareUsedBytes: tier.used * MiB, shareSizeBytes: tier.size * MiB, fullFallbacks: ivFull });
       const newSize = d.sizeBytes / MiB;
-      if (d.actuated) actuations++;
-      if (newSize !== size) {
-        size = newSize;
-        if (used > size) shrinkTo(size);
-        sizeTimeline.push({ t, s: size });
-        if (size > peakSize) peakSize = size;
-      }
-      if (record) decisions.push({ t, sizeMiB: size, usedMiB: used, meanR, reason: d.reason });
+      const resized = newSize !== tier.size;
+      if (resized) tier.resize(newSize);
+      rec.decision(t, tier.size, resized, tier.used, meanR, d.reason, d.actuated);
       ivSum = 0; ivCnt = 0; ivArr = 0; ivFull = 0;
       lastTick = t;
       nextTick = t + d.nextIntervalS;
@@ -408,91 +262,14 @@ export function simulate(cfg: SimConfig): SimResult {
     }
     if (t >= end) break;
   }
-  // per-window time averages (events split at their start window: exact enough at second-scale events)
-  for (let w = 0; w < nWin; w++) { winSize[w]! /= cfg.windowS; winUsed[w]! /= cfg.windowS; }
-
-  const sorted = Float64Array.from(resp).sort();
-  const nResp = sorted.length;
-  let sumR = 0, excessTasks = 0, overTasks = 0;
-  for (const R of resp) { sumR += R; if (R > cfg.sloS) { overTasks++; excessTasks += R - cfg.sloS; } }
-  let err = 0, abs = 0, sq = 0, winsWith = 0, winsOver = 0, actionable = 0;
-  const windows: WindowPoint[] = [];
-  for (let w = 0; w < nWin; w++) {
-    const m = winCnt[w]! > 0 ? winSum[w]! / winCnt[w]! : null;
-    if (m !== null) {
-      winsWith++;
-      const e = m - cfg.sloS;
-      if (e > 0) { err += e; winsOver++; actionable += e; }
-      else if (winSize[w]! > floorMiB + 0.5) actionable -= e;
-      abs += Math.abs(e); sq += e * e;
-    }
-    if (record) windows.push({ t: (w + 1) * cfg.windowS, meanR: m, tasks: winCnt[w]!, usedMiB: winUsed[w]!, sizeMiB: winSize[w]!, arrivals: winArr[w]! });
-  }
-  const metrics: SimMetrics = {
-    tasks: nResp,
-    error: err,
-    errorMeanAbs: winsWith ? abs / winsWith : 0,
-    errorRms: winsWith ? Math.sqrt(sq / winsWith) : 0,
-    errorPerInterval: errPerInterval,
-    errorAbsSum: abs,
-    errorActionable: actionable,
-    errorTrackInterval: errTrackInterval,
-    errorPerTask: nResp ? excessTasks / nResp : 0,
-    meanR: nResp ? sumR / nResp : 0,
-    p50R: quantile(sorted, 0.5),
-    p95R: quantile(sorted, 0.95),
-    p99R: quantile(sorted, 0.99),
-    sloWindowFraction: winsWith ? winsOver / winsWith : 0,
-    sloTaskFraction: nResp ? overTasks / nResp : 0,
-    peakSizeMiB: peakSize,
-    meanSizeMiB: sizeInt / Math.max(1e-9, t),
-    peakUsedMiB: peakUsed,
-    meanUsedMiB: usedInt / Math.max(1e-9, t),
-    gbHours: sizeInt / 1024 / 3600,
-    gbHoursUsed: usedInt / 1024 / 3600,
-    settlingS: settling(sizeTimeline, loadChangeTimes(cfg.workload, cfg.durationS), cfg.durationS),
-    actuations,
-    decisions: decisionsN,
-    memHitFraction: served ? memHits / served : 0,
-    fullFallbackFraction: served ? fullFallbacks / served : 0,
-    meanServiceS: served ? workSum / served : 0,
-  };
+  const settlingS = settling(rec.sizeTimeline, loadChangeTimes(cfg.workload, cfg.durationS), cfg.durationS);
+  const { metrics, windows } = rec.finish(t, floorMiB, tier.peakUsed, settlingS);
   return {
     config: { seed: cfg.seed, durationS: cfg.durationS, vcpus: cfg.vcpus, ramGB: cfg.ramGB, scheme: cfg.controller ? cfg.controller.scheme : 'fixed' },
     metrics,
-    decisions,
+    decisions: rec.decisions,
     windows,
   };
 }
 
-function sizeAt(tl: { t: number; s: number }[], t: number): number {
-  let s = tl[0]!.s;
-  for (const p of tl) { if (p.t > t) break; s = p.s; }
-  return s;
-}
-
-/**
- * Mean settling time over load changes (null when the workload has none): for each change, the time until the
- * share size first comes within ±max(10 %, 8 MiB) of the time-weighted median size over the rest of that phase
- * (the level the controller operates at after the change). A size that never gets there counts the whole phase.
- */
-function settling(tl: { t: number; s: number }[], changes: number[], end: number): number | null {
-  if (changes.length === 0) return null;
-  let total = 0;
-  for (let i = 0; i < changes.length; i++) {
-    const c = changes[i]!;
-    const e = changes[i + 1] ?? end;
-    // piecewise-constant size over [c, e): segments (start, size)
-    const segs: { t: number; s: number }[] = [{ t: c, s: sizeAt(tl, c) }];
-    for (const p of tl) if (p.t > c && p.t < e) segs.push(p);
-    const weighted = segs.map((p, k) => ({ s: p.s, w: (segs[k + 1]?.t ?? e) - p.t })).sort((a, b) => a.s - b.s);
-    const half = (e - c) / 2;
-    let acc = 0;
-    let median = weighted[weighted.length - 1]!.s;
-    for (const x of weighted) { acc += x.w; if (acc >= half) { median = x.s; break; } }
-    const band = Math.max(0.1 * median, 8);
-    const hit = segs.find((p) => Math.abs(p.s - median) <= band);
-    total += (hit ? hit.t : e) - c;
-  }
-  return total / changes.length;
-}
+export { psRate } from './ps-server.js';

@@ -1,0 +1,137 @@
+// The improved scheme (docs/controller.md, "Improved scheme"): the smallest share that keeps the predicted mean
+// response time at a set point below τ (margin for the tail), from the inverted predictor at a fast arrival-rate
+// estimate (feed-forward: it acts on a load change before the response time shows it) with the online model
+// offset; capped by the working set (memory the eviction window cannot fill is wasted), unless tasks fell back
+// to disk because the share was full; an SLO guard that grows while R is above the set point (RLS with
+// forgetting, covariance reset and b0 < 0 enforced proposes the step); a knee floor while tasks arrive;
+// deadband (m_thresh), shrink rate limit, interval halving/doubling capped at its own ciMax, ci_min at once on a
+// load jump.
+import { ArrivalRateEstimator } from '../queueing.js';
+import { Rls, type RlsOptions } from '../rls.js';
+import { checkNumber } from '../validate.js';
+import type { Policy, PolicyContext, ValidMeasurement } from '../policy.js';
+
+const MiB = 1024 * 1024;
+
+export interface ImprovedOptions {
+  /** Set point for the mean response time as a fraction of the reference (margin for the tail). */
+  setPointFraction?: number;
+  /** Headroom over the observed share usage peak (fraction). */
+  usageHeadroom?: number;
+  /** Largest shrink per step as a fraction of the current size (rate limit). */
+  maxShrinkFraction?: number;
+  /** Deadband on the response-time error (s): inside it the RLS correction does not act. */
+  deadband?: number;
+  /** Half-life (s) of the fast arrival-rate estimate used for feed-forward. */
+  fastHalfLife?: number;
+  /** Longest control interval (s) of the improved scheme (the eviction window is 60 s). */
+  ciMax?: number;
+  /** The orchestrator's idle-eviction window (s): a segment stays in the share this long after its last request. */
+  evictAfterS?: number;
+  /** No shrinking for this long (s) after a growth. */
+  dwellS?: number;
+  /**
+   * While tasks arrive, hold at least the "knee" of E[X|m]: the size that gets this fraction of the service time an
+   * unbounded share could save, m = c·f/(1 − f) for a + b/(m + c) (0 = off).
+   */
+  kneeFraction?: number;
+}
+
+export function improvedOptions(imp: ImprovedOptions = {}): Required<ImprovedOptions> {
+  return {
+    setPointFraction: checkNumber('improved.setPointFraction', imp.setPointFraction ?? 0.85, { min: 0.05, max: 1 }),
+    usageHeadroom: checkNumber('improved.usageHeadroom', imp.usageHeadroom ?? 0, { min: 0, max: 10 }),
+    maxShrinkFraction: checkNumber('improved.maxShrinkFraction', imp.maxShrinkFraction ?? 0.4, { min: 0, max: 1 }),
+    deadband: checkNumber('improved.deadband', imp.deadband ?? 1, { min: 0 }),
+    fastHalfLife: checkNumber('improved.fastHalfLife', imp.fastHalfLife ?? 30, { min: 0, minExclusive: true }),
+    ciMax: checkNumber('improved.ciMax', imp.ciMax ?? 60, { min: 0, minExclusive: true }),
+    evictAfterS: checkNumber('improved.evictAfterS', imp.evictAfterS ?? 60, { min: 0 }),
+    dwellS: checkNumber('improved.dwellS', imp.dwellS ?? 60, { min: 0 }),
+    kneeFraction: checkNumber('improved.kneeFraction', imp.kneeFraction ?? 0.8, { min: 0, max: 0.99 }),
+  };
+}
+
+export class ImprovedPolicy implements Policy {
+  private readonly imp: Required<ImprovedOptions>;
+  private readonly rls: Rls;
+  private readonly fastLambda: ArrivalRateEstimator;
+  private usagePeak: number[] = [];
+  private lastFastLambda = 0;
+  private perArrival: number | null = null;
+  private lastGrowAt = -Infinity;
+
+  constructor(imp: Required<ImprovedOptions>, reference: number, rls: RlsOptions | undefined) {
+    this.imp = imp;
+    this.rls = new Rls({ forgetting: 0.95, resetOnError: reference, maxTrace: 1e5, gainSign: -1, minGain: 1e-3, ...rls });
+    this.fastLambda = new ArrivalRateEstimator({ halfLife: imp.fastHalfLife });
+  }
+
+  theta(): number[] { return [...this.rls.theta]; }
+
+  step(ctx: PolicyContext, v: ValidMeasurement): string {
+    const imp = this.imp;
+    const model = ctx.model!;
+    this.fastLambda.observe(v.arrivals, v.interval);
+    const fast = this.fastLambda.value;
+    const slow = ctx.lambda;
+    // the more pessimistic of the two rates (a noise-gated variant, fast only when above slow by 2 sd of Poisson
+    // noise, saved ~3 MiB on workload #1 but lost more on the SLO metrics: docs/controller.md)
+    const lam = Math.max(fast, slow);
+    const setPoint = ctx.reference * imp.setPointFraction;
+    const usedMiB = v.shareUsedBytes / MiB;
+    this.usagePeak.push(usedMiB);
+    if (this.usagePeak.length > 3) this.usagePeak.shift();
+    const fell = (v.fullFallbacks ?? 0) > 0;
+    const r = v.meanResponseTime;
+    if (r !== null) model.update(r, slow > 0 ? slow : lam, ctx.m);
+    // working-set demand: (MiB per arrival) · λ · (eviction window + R), the MiB per arrival learned while the
+    // share was not full (then usage is the real demand, not the limit)
+    const hold = imp.evictAfterS + (r ?? ctx.reference);
+    if (slow > 0 && usedMiB > 0) {
+      const sample = usedMiB / (slow * hold);
+      // not full: usage is the demand (average it); full: usage is only a lower bound of the demand
+      if (!fell) this.perArrival = this.perArrival === null ? sample : this.perArrival + 0.3 * (sample - this.perArrival);
+      else if (this.perArrival === null || sample > this.perArrival) this.perArrival = this.perArrival === null ? sample : this.perArrival + 0.3 * (sample - this.perArrival);
+    }
+    const peakUsed = Math.max(...this.usagePeak);
+    const demand = this.perArrival === null ? (fell ? peakUsed * 1.5 : peakUsed) : Math.max(this.perArrival * lam * hold, fell ? 0 : peakUsed);
+    const wsNeed = demand * (1 + imp.usageHeadroom);
+    // feed-forward: the predictor (only a pessimistic online offset is trusted) says how much memory the set point
+    // needs at the fast λ; more than the working set can never help, so cap there
+    const mq = ctx.bound(model.predictSize(setPoint, lam, { pessimistic: true }));
+    let target = Math.min(mq, wsNeed);
+    let reason = mq <= wsNeed ? 'feedforward' : 'working-set';
+    if (imp.kneeFraction > 0 && v.arrivals > 0) {
+      const knee = Math.min(wsNeed, model.model.kneeSize(imp.kneeFraction));
+      if (knee > target) { target = knee; reason = 'knee'; }
+    }
+    // feedback: above the set point with tasks falling back to disk, the predictor was optimistic: give the
+    // working set (the RLS, b0 < 0 enforced, proposes the step when it asks for more); without fallbacks a bigger
+    // share cannot help, so hold
+    if (r !== null) {
+      const err = r - setPoint;
+      this.rls.update(err);
+      if (err > imp.deadband && fell) {
+        const u = this.rls.solveInput(0);
+        const up = Math.max(wsNeed, u !== null && u > 0 ? Math.min(ctx.m + u, wsNeed * 1.5) : ctx.m);
+        if (up > target) { target = up; reason = 'slo-guard'; }
+      }
+    }
+    target = ctx.bound(target);
+    if (target < ctx.m && v.time - this.lastGrowAt < imp.dwellS) target = ctx.m;
+    const next = target < ctx.m ? Math.max(target, ctx.m * (1 - imp.maxShrinkFraction)) : target;
+    // deadband m_thresh, except that a return to the floor is always allowed (idle memory is pure cost)
+    const toFloor = next < ctx.m && next <= ctx.bound(0) + 1e-9;
+    const dm = Math.abs(next - ctx.m) >= ctx.mThresh || toFloor ? next - ctx.m : 0;
+    if (dm > 0) this.lastGrowAt = v.time;
+    const jump = this.lastFastLambda > 0 && fast > 1.3 * this.lastFastLambda;
+    this.lastFastLambda = fast;
+    if (dm !== 0) {
+      ctx.m = next;
+      ctx.ci = Math.max(ctx.ci / 2, ctx.ciMin);
+    } else ctx.ci = Math.min(ctx.ci * 2, ctx.ciMax, imp.ciMax);
+    if (jump) ctx.ci = ctx.ciMin;
+    if (r !== null) this.rls.commit(dm);
+    return reason;
+  }
+}
