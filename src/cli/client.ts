@@ -1,5 +1,8 @@
-// The CLI's client of the hylicsd HTTP API: HTTP over the Unix socket <state-dir>/hylicsd.sock.
-import { request } from 'node:http';
+// The CLI's client of the hylicsd HTTP API: HTTP over the Unix socket <state-dir>/hylicsd.sock, or over TCP to a
+// `hylics daemon --listen` endpoint (--api URL or env HYLICS_API) with the bearer token (env HYLICS_API_TOKEN, else
+// the file <state-dir>/api-token, which only root can read).
+import { request, type RequestOptions } from 'node:http';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { HylicsError } from '../core/errors/index.js';
 
@@ -13,14 +16,45 @@ export function apiSocket(stateDir: string): string {
   return join(stateDir, 'hylicsd.sock');
 }
 
+let apiUrl: string | undefined;
+
+/** Talk to the daemon over TCP at this URL (http://host:port) instead of the state dir's socket. */
+export function useApiUrl(url: string | undefined): void {
+  apiUrl = url;
+}
+
+interface Target { where: string; options: RequestOptions }
+
+function target(stateDir: string): Target {
+  const url = apiUrl ?? process.env.HYLICS_API;
+  if (!url) {
+    const socketPath = apiSocket(stateDir);
+    return { where: socketPath, options: { socketPath } };
+  }
+  let u: URL;
+  try { u = new URL(url); } catch { throw new HylicsError('HYLICS_ERR_INVALID_ARGUMENT', `--api wants a URL like http://127.0.0.1:7070, got ${url}`); }
+  if (u.protocol !== 'http:') throw new HylicsError('HYLICS_ERR_INVALID_ARGUMENT', `--api ${url}: only http:// is served by hylicsd`);
+  let token = process.env.HYLICS_API_TOKEN?.trim();
+  if (!token) {
+    // unreadable (not root): sent without, and the daemon answers HYLICS_ERR_API_UNAUTHORIZED
+    try { token = readFileSync(join(stateDir, 'api-token'), 'utf8').trim(); } catch { token = undefined; }
+  }
+  return {
+    where: u.host,
+    options: { host: u.hostname.replace(/^\[|\]$/g, ''), port: u.port || 80, headers: token ? { authorization: `Bearer ${token}` } : {} },
+  };
+}
+
 /** One API call. Resolves to the parsed JSON (or text) body; throws the daemon's HylicsError on 4xx/5xx. */
 export function apiRequest<T = unknown>(stateDir: string, method: string, path: string, body?: unknown, timeoutMs = 10 * 60_000): Promise<T> {
-  const socketPath = apiSocket(stateDir);
   const payload = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
+  let t: Target;
+  try { t = target(stateDir); } catch (e) { return Promise.reject(e); }
+  const socketPath = t.where;
   return new Promise<T>((resolve, reject) => {
     const req = request({
-      socketPath, method, path,
-      headers: payload ? { 'content-type': 'application/json', 'content-length': payload.length } : {},
+      ...t.options, method, path,
+      headers: { ...(t.options.headers as Record<string, string>), ...(payload ? { 'content-type': 'application/json', 'content-length': payload.length } : {}) },
       timeout: timeoutMs,
     }, (res) => {
       const chunks: Buffer[] = [];
@@ -44,7 +78,7 @@ export function apiRequest<T = unknown>(stateDir: string, method: string, path: 
     req.on('error', (e: NodeJS.ErrnoException) => {
       if (e instanceof HylicsError) return reject(e);
       if (e.code === 'EACCES' || e.code === 'EPERM') return reject(new HylicsError('HYLICS_ERR_NOT_ROOT', `permission denied on ${socketPath}: the daemon is root-only`));
-      if (e.code === 'ENOENT' || e.code === 'ECONNREFUSED') return reject(new HylicsError('HYLICS_ERR_DAEMON_UNREACHABLE', `hylicsd is not running on ${socketPath} (start it with: hylics daemon --state-dir ${stateDir})`, { socket: socketPath }));
+      if (e.code === 'ENOENT' || e.code === 'ECONNREFUSED') return reject(new HylicsError('HYLICS_ERR_DAEMON_UNREACHABLE', `hylicsd is not running on ${socketPath} (start it with: hylics daemon --state-dir ${stateDir}${t.options.socketPath ? '' : ' --listen ...'})`, { socket: socketPath }));
       reject(new HylicsError('HYLICS_ERR_DAEMON_UNREACHABLE', `cannot reach hylicsd on ${socketPath}: ${e.message}`, { socket: socketPath }));
     });
     if (payload) req.write(payload);

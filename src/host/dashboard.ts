@@ -18,6 +18,10 @@ export function dashboardHtml(): string {
 <div class="charts" id="charts"></div>
 <script>
 const hist = {};
+// a TCP listener wants the API token: given once as /#token=..., kept for this tab only, never sent in a URL
+const tokenIn = new URLSearchParams(location.hash.slice(1)).get('token');
+if (tokenIn) { sessionStorage.setItem('hylics-token', tokenIn); history.replaceState(null, '', location.pathname); }
+const auth = sessionStorage.getItem('hylics-token') ? { authorization: 'Bearer ' + sessionStorage.getItem('hylics-token') } : {};
 const esc = (t) => String(t).replace(/[&<>"']/g, (c) => '&#'+c.charCodeAt(0)+';'); // task names come from guests: never trust them
 const fmt = (b) => { const u=['B','KiB','MiB','GiB']; let i=0; while (b>=1024&&i<3){b/=1024;i++} return b.toFixed(i?1:0)+' '+u[i]; };
 function spark(points, color, max) {
@@ -28,7 +32,8 @@ function spark(points, color, max) {
 }
 async function tick() {
   try {
-    const [s, gs] = await Promise.all([fetch('v1/status').then(r=>r.json()), fetch('v1/guests').then(r=>r.json())]);
+    const get = (p) => fetch(p, { headers: auth }).then(r => { if (!r.ok) throw new Error('HTTP '+r.status+(r.status===401?' (open this page as /#token=<the token in the state dir\'s api-token>)':'')); return r.json(); });
+    const [s, gs] = await Promise.all([get('v1/status'), get('v1/guests')]);
     document.getElementById('status').textContent = 'hylicsd '+s.version+' · pid '+s.pid+' · '+s.guestsRunning+'/'+s.guests+' guests running · shares '+fmt(s.shareBytesUsed)+' used of '+fmt(s.shareBytesTotal);
     const rows = [], charts = [];
     for (const g of gs) {

@@ -1,6 +1,7 @@
 // The HTTP API of hylicsd (fastify: schema validation with the same TypeBox schemas as the command API, and the
 // OpenAPI document generated from the routes by @fastify/swagger). It listens on a Unix socket in the state dir
-// (mode 0600: only root may drive the daemon) and optionally on TCP (--listen, for a trusted network only).
+// (mode 0600: only root may drive the daemon) and optionally on TCP (--listen), where every request needs the
+// bearer token and an allowed Host (./api-auth.ts). Bodies are JSON only, on every listener.
 import Fastify, { type FastifyInstance, type FastifyError } from 'fastify';
 import swagger from '@fastify/swagger';
 import { Type } from '@sinclair/typebox';
@@ -12,6 +13,7 @@ import { HylicsError, toHylicsError } from '../core/errors/index.js';
 import { VERSION } from './daemon.js';
 import type { DaemonMetrics } from './metrics.js';
 import { dashboardHtml } from './dashboard.js';
+import { requireAuth, type ApiAuth } from './api-auth.js';
 
 const NameParams = Type.Object({ name: GuestName });
 const errors = { 400: ErrorBody, 404: ErrorBody, 409: ErrorBody, 500: ErrorBody, 503: ErrorBody, 504: ErrorBody };
@@ -23,7 +25,12 @@ export interface ApiDeps {
   metrics: DaemonMetrics;
 }
 
-export async function buildApi(daemon: ApiDeps, log: Logger): Promise<FastifyInstance> {
+export interface ApiOptions {
+  /** Token and Host checks (TCP listeners); absent on the root-only Unix socket. */
+  auth?: ApiAuth;
+}
+
+export async function buildApi(daemon: ApiDeps, log: Logger, opts: ApiOptions = {}): Promise<FastifyInstance> {
   // fastify is typed per logger; the daemon only needs the base instance type
   const app = Fastify({
     // per-request logs stay out of the daemon log (info level); errors are logged by the error handler
@@ -36,17 +43,25 @@ export async function buildApi(daemon: ApiDeps, log: Logger): Promise<FastifyIns
       openapi: '3.0.3',
       info: { title: 'hylicsd API', version: VERSION, description: 'Host daemon of Hylics: guests, shares, offload modules. Served on <state-dir>/hylicsd.sock (HTTP over a Unix socket).' },
       servers: [{ url: 'http://localhost', description: 'HTTP over the Unix socket <state-dir>/hylicsd.sock' }],
+      components: { securitySchemes: { bearerToken: { type: 'http', scheme: 'bearer', description: 'Needed on TCP listeners (hylics daemon --listen), not on the root-only Unix socket: the token in <state-dir>/api-token' } } },
+      // either no credentials (Unix socket) or the bearer token (TCP)
+      security: [{}, { bearerToken: [] }],
     },
   });
+  // JSON only: a text/plain (or form) body is what a cross-site page can post without a preflight
+  app.removeContentTypeParser('text/plain');
+  if (opts.auth) requireAuth(app as unknown as FastifyInstance, opts.auth);
 
   app.setErrorHandler((err: FastifyError | HylicsError, req, reply) => {
     let e: HylicsError;
     if (err instanceof HylicsError) e = err;
     else if ((err as FastifyError).validation) e = new HylicsError('HYLICS_ERR_INVALID_ARGUMENT', `invalid request: ${err.message}`);
+    else if ((err as FastifyError).statusCode === 415) e = new HylicsError('HYLICS_ERR_API_MEDIA_TYPE', `request bodies must be application/json (got ${JSON.stringify(req.headers['content-type'] ?? '')})`);
     else if ((err as FastifyError).statusCode && (err as FastifyError).statusCode! < 500) e = new HylicsError('HYLICS_ERR_INVALID_ARGUMENT', err.message);
     else e = toHylicsError(err);
     if (e.http >= 500) req.log.error({ err: e.toJSON() }, 'request failed');
     daemon.metrics.apiRequests.inc({ route: req.routeOptions.url ?? 'unknown', method: req.method, status: String(e.http) });
+    if (e.code === 'HYLICS_ERR_API_UNAUTHORIZED') void reply.header('www-authenticate', 'Bearer realm="hylicsd"');
     void reply.status(e.http).send({ error: e.toJSON() });
   });
   app.setNotFoundHandler((req, reply) => {

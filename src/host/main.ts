@@ -1,7 +1,7 @@
 // Starting and stopping hylicsd as a process: root check, one daemon per state dir (pid file), structured logs
 // (pino), the API on <state-dir>/hylicsd.sock (and optionally TCP), signals. Guests keep running when the daemon
 // stops or dies; the next daemon on the same state dir re-adopts them.
-import { chmod, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { chmod, lstat, mkdir, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pino, type Logger } from 'pino';
 import type { FastifyInstance } from 'fastify';
@@ -10,13 +10,19 @@ import { Daemon } from './daemon.js';
 import { buildApi } from './http.js';
 import { wireBackends } from './wiring.js';
 import { guardInstalled } from '../os/nft-guard.js';
+import { writeFileAtomic } from '../os/atomic-file.js';
+import { apiTokenPath, ensureApiToken } from './api-auth.js';
 
 export interface DaemonProcessOptions {
   stateDir: string;
-  /** host:port for an additional TCP listener (no authentication: trusted networks only). */
+  /** host:port for an additional TCP listener (bearer token from <state-dir>/api-token, Host allow-list). */
   listen?: string;
-  /** Allow --listen on a non-loopback address (the API has no authentication). */
+  /** Allow --listen on a non-loopback address (the token then crosses the network in clear text). */
   allowRemoteApi?: boolean;
+  /** Host names (besides IP literals and localhost) clients may use in the Host header on the TCP listener. */
+  apiHosts?: string[];
+  /** Replace the API token with a new one at start (clients holding the old one are refused from then on). */
+  rotateApiToken?: boolean;
   logLevel?: string;
   /** The guest firewall (nft table inet hylics_guard); default on. Off only for hosts that cannot have it. */
   guestFirewall?: boolean;
@@ -42,8 +48,24 @@ async function takePidFile(stateDir: string): Promise<string> {
   } catch (e) {
     if (e instanceof HylicsError) throw e;
   }
-  await writeFile(path, `${process.pid}\n`);
+  // atomic and never through a symlink planted at the path (rename replaces the link itself)
+  await writeFileAtomic(path, `${process.pid}\n`, 0o644);
   return path;
+}
+
+/**
+ * The state dir holds root's secrets (API token, shares, sockets): it must be root's own directory, not a symlink,
+ * and nobody else may create or swap files in it. Group/world write bits are taken away (with a warning).
+ */
+async function secureStateDir(stateDir: string, log: Logger): Promise<void> {
+  const st = await lstat(stateDir);
+  if (!st.isDirectory()) throw new HylicsError('HYLICS_ERR_CONFLICT', `state dir ${stateDir} is not a directory (a symlink?); pass the real path`, { stateDir });
+  if (st.uid !== 0) throw new HylicsError('HYLICS_ERR_CONFLICT', `state dir ${stateDir} is owned by uid ${st.uid}, not root: another user could swap the daemon's files; chown it to root or pick another dir`, { stateDir, uid: st.uid });
+  if ((st.mode & 0o022) !== 0) {
+    const mode = st.mode & 0o755;
+    await chmod(stateDir, mode);
+    log.warn({ stateDir, was: (st.mode & 0o777).toString(8), now: mode.toString(8) }, 'state dir was group/world-writable: write bits removed');
+  }
 }
 
 export interface RunningDaemon {
@@ -60,16 +82,20 @@ export async function startDaemon(opts: DaemonProcessOptions, log: Logger = pino
   if (opts.listen) {
     const m = /^(.*):(\d+)$/.exec(opts.listen);
     if (!m) throw new HylicsError('HYLICS_ERR_INVALID_ARGUMENT', `--listen wants host:port, got ${opts.listen}`);
-    // The API has no authentication and guests route through this host: on any address but loopback every
-    // guest could reach it (Linux accepts packets for any local address on any interface).
+    // Plain HTTP: off loopback the token crosses the network in clear text, and guests route through this host
+    // (Linux accepts packets for any local address on any interface; the guest firewall drops them, but other
+    // machines on that network are not guests).
     const host = m[1] || '127.0.0.1';
     if (!/^(127\.|localhost$|\[?::1\]?$)/.test(host) && !opts.allowRemoteApi) {
-      throw new HylicsError('HYLICS_ERR_INVALID_ARGUMENT', `--listen ${opts.listen} is not a loopback address: the API has no authentication and guests could reach it; pass --allow-remote-api only behind a firewall that keeps guests out`);
+      throw new HylicsError('HYLICS_ERR_INVALID_ARGUMENT', `--listen ${opts.listen} is not a loopback address: the API is plain HTTP (its bearer token would cross the network in clear); pass --allow-remote-api only on a trusted network or behind a TLS proxy`);
     }
     tcpListen = { host, port: Number(m[2]) };
   }
   await mkdir(opts.stateDir, { recursive: true, mode: 0o700 });
+  await secureStateDir(opts.stateDir, log);
   const pidFile = await takePidFile(opts.stateDir);
+  // made at every start (kept when it exists): a client of a TCP listener reads it, root only
+  const apiToken = await ensureApiToken(opts.stateDir, { rotate: opts.rotateApiToken === true });
   const backends = await wireBackends(opts.stateDir, log, { guestFirewall: opts.guestFirewall });
   if (opts.guestFirewall === false) {
     // The table is host-wide: one installed by another daemon keeps filtering this daemon's guests too.
@@ -89,11 +115,11 @@ export async function startDaemon(opts: DaemonProcessOptions, log: Logger = pino
   await chmod(socketPath, 0o600);
   servers.push(unix);
   if (tcpListen) {
-    const tcp = await buildApi(daemon, log);
+    const tcp = await buildApi(daemon, log, { auth: { token: apiToken, allowedHosts: opts.apiHosts ?? [] } });
     await tcp.listen(tcpListen);
     servers.push(tcp);
   }
-  log.info({ stateDir: opts.stateDir, socket: socketPath, listen: opts.listen }, 'hylicsd ready');
+  log.info({ stateDir: opts.stateDir, socket: socketPath, listen: opts.listen, ...(tcpListen ? { apiToken: apiTokenPath(opts.stateDir) } : {}) }, 'hylicsd ready');
 
   let stopping: Promise<void> | undefined;
   const stop = (): Promise<void> => (stopping ??= (async () => {

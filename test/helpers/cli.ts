@@ -30,10 +30,10 @@ export async function tempStateDir(prefix = 'hylics-test-'): Promise<string> {
   return mkdtemp(join(tmpdir(), prefix));
 }
 
-/** Start `hylics daemon` on a state dir; resolves once its API answers. */
-export async function startDaemon(stateDir: string): Promise<ChildProcess> {
+/** Start `hylics daemon` on a state dir (with extra daemon options); resolves once its API answers. */
+export async function startDaemon(stateDir: string, extraArgs: string[] = []): Promise<ChildProcess> {
   const log = await open(join(stateDir, 'hylicsd.log'), 'a');
-  const p = spawn(NODE_BIN, [...entryArgv('cli/main'), 'daemon', '--state-dir', stateDir, '--log-level', 'debug'], { stdio: ['ignore', log.fd, log.fd] });
+  const p = spawn(NODE_BIN, [...entryArgv('cli/main'), 'daemon', '--state-dir', stateDir, '--log-level', 'debug', ...extraArgs], { stdio: ['ignore', log.fd, log.fd] });
   await log.close();
   const deadline = Date.now() + 30_000;
   for (;;) {

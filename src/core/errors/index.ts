@@ -8,6 +8,7 @@ import { CONTROLLER } from './codes/controller.js';
 import { MICROVM } from './codes/microvm.js';
 import { NATIVE } from './codes/native.js';
 import { SANDBOX } from './codes/sandbox.js';
+import { API } from './codes/api.js';
 
 export type { ErrorSpec, ErrorTable } from './types.js';
 
@@ -26,6 +27,7 @@ export const ERRORS = {
   ...MICROVM,
   ...NATIVE,
   ...SANDBOX,
+  ...API,
 } as const;
 
 export type ErrorCode = keyof typeof ERRORS;
