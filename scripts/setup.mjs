@@ -7,10 +7,10 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, readFileSync, readdirSync, statSync, writeFileSync, mkdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
-const quiet = process.argv.includes('--quiet');
+let quiet = process.argv.includes('--quiet');
 // progress lines are shown also with --quiet: a first run installs and builds for a minute or two
 const say = (msg) => { process.stderr.write(`[setup] ${msg}\n`); };
 // With --quiet (./hylics) a step's own output is kept back and shown only when the step fails.
@@ -30,12 +30,18 @@ function debianPackages() {
   return text.split('\n').map((l) => l.replace(/#.*/, '').trim()).filter(Boolean);
 }
 
+// One dpkg-query for all packages (not one process each): the check runs before every ./hylics call.
 function missingDebs(pkgs) {
-  return pkgs.filter((p) => {
-    try {
-      return !execFileSync('dpkg-query', ['-W', '-f=${Status}', p], { stdio: ['ignore', 'pipe', 'ignore'] }).toString().includes('install ok installed');
-    } catch { return true; }
-  });
+  const r = spawnSync('dpkg-query', ['-W', '-f=${Package} ${Status}\\n', ...pkgs], { stdio: ['ignore', 'pipe', 'ignore'] });
+  const installed = new Set((r.stdout ?? '').toString().split('\n').filter((l) => l.endsWith('install ok installed')).map((l) => l.split(' ')[0].split(':')[0]));
+  return pkgs.filter((p) => !installed.has(p));
+}
+
+// The Debian check is skipped while neither the package list nor dpkg's database changed since it last passed.
+const DPKG_STATUS = '/var/lib/dpkg/status';
+function debStampValue() {
+  const list = hashFile(join(root, 'scripts', 'debian-packages.txt'));
+  return `${list} ${existsSync(DPKG_STATUS) ? statSync(DPKG_STATUS).mtimeMs : 0}`;
 }
 
 function hashFile(p) { return createHash('sha256').update(readFileSync(p)).digest('hex'); }
@@ -50,49 +56,62 @@ function newestMtime(dir) {
   return newest;
 }
 
-// 1. Debian packages
-const missing = missingDebs(debianPackages());
-if (missing.length > 0) {
-  if (process.getuid && process.getuid() !== 0) {
-    process.stderr.write(`[setup] missing Debian packages (need root to install): ${missing.join(' ')}\n`);
-  } else {
-    say(`installing Debian packages: ${missing.join(' ')}`);
-    run('apt-get', ['update', '-q']);
-    run('apt-get', ['install', '-y', '-q', '--no-install-recommends', ...missing], { env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' } });
-  }
-}
-
-// 2. npm packages
-mkdirSync(join(root, 'node_modules'), { recursive: true });
-const lockHash = hashFile(join(root, 'package-lock.json'));
-const lockStamp = join(stampDir, 'lock');
-if (!existsSync(lockStamp) || readFileSync(lockStamp, 'utf8') !== lockHash) {
-  say('installing npm packages (npm ci)');
-  run('npm', ['ci', '--no-audit', '--no-fund']);
-  mkdirSync(stampDir, { recursive: true });
-  writeFileSync(lockStamp, lockHash);
-}
-
-// 3. native addon (optional: Hylics says so once and falls back to a JS path when it cannot load)
-if (existsSync(join(root, 'native', 'binding.gyp'))) {
-  const built = join(root, 'native', 'build', 'Release');
-  const srcNewest = newestMtime(join(root, 'native', 'src')) || statSync(join(root, 'native', 'binding.gyp')).mtimeMs;
-  const builtTime = existsSync(built) ? newestMtime(built) : 0;
-  if (builtTime < srcNewest) {
-    say('building the native addon (node-gyp)');
-    const r = spawnSync('npm', ['run', 'build:native'], { cwd: root, stdio: quiet ? ['ignore', 'pipe', 'pipe'] : 'inherit', maxBuffer: 64 * 1024 * 1024 });
-    if (r.status !== 0) {
-      if (quiet) process.stderr.write(`${r.stdout ?? ''}${r.stderr ?? ''}`);
-      process.stderr.write('[setup] native addon build failed: Hylics will use its JS fallback\n');
+/** Install and build what is stale. Imported by bin/hylics.js for ./hylics (one Node start instead of two). */
+export function setup(opts = {}) {
+  if (opts.quiet !== undefined) quiet = opts.quiet;
+  // 1. Debian packages
+  const debStamp = join(stampDir, 'debian');
+  if (!existsSync(debStamp) || readFileSync(debStamp, 'utf8') !== debStampValue()) {
+    const missing = missingDebs(debianPackages());
+    if (missing.length > 0) {
+      if (process.getuid && process.getuid() !== 0) {
+        process.stderr.write(`[setup] missing Debian packages (need root to install): ${missing.join(' ')}\n`);
+      } else {
+        say(`installing Debian packages: ${missing.join(' ')}`);
+        run('apt-get', ['update', '-q']);
+        run('apt-get', ['install', '-y', '-q', '--no-install-recommends', ...missing], { env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' } });
+      }
+    }
+    if (missingDebs(debianPackages()).length === 0) {
+      mkdirSync(stampDir, { recursive: true });
+      writeFileSync(debStamp, debStampValue());
     }
   }
+
+  // 2. npm packages
+  mkdirSync(join(root, 'node_modules'), { recursive: true });
+  const lockHash = hashFile(join(root, 'package-lock.json'));
+  const lockStamp = join(stampDir, 'lock');
+  if (!existsSync(lockStamp) || readFileSync(lockStamp, 'utf8') !== lockHash) {
+    say('installing npm packages (npm ci)');
+    run('npm', ['ci', '--no-audit', '--no-fund']);
+    mkdirSync(stampDir, { recursive: true });
+    writeFileSync(lockStamp, lockHash);
+  }
+
+  // 3. native addon (optional: Hylics says so once and falls back to a JS path when it cannot load)
+  if (existsSync(join(root, 'native', 'binding.gyp'))) {
+    const built = join(root, 'native', 'build', 'Release');
+    const srcNewest = newestMtime(join(root, 'native', 'src')) || statSync(join(root, 'native', 'binding.gyp')).mtimeMs;
+    const builtTime = existsSync(built) ? newestMtime(built) : 0;
+    if (builtTime < srcNewest) {
+      say('building the native addon (node-gyp)');
+      const r = spawnSync('npm', ['run', 'build:native'], { cwd: root, stdio: quiet ? ['ignore', 'pipe', 'pipe'] : 'inherit', maxBuffer: 64 * 1024 * 1024 });
+      if (r.status !== 0) {
+        if (quiet) process.stderr.write(`${r.stdout ?? ''}${r.stderr ?? ''}`);
+        process.stderr.write('[setup] native addon build failed: Hylics will use its JS fallback\n');
+      }
+    }
+  }
+
+  // 4. TypeScript build
+  const distStamp = join(root, 'dist', '.build-stamp');
+  const srcNewest = Math.max(newestMtime(join(root, 'src')), newestMtime(join(root, 'test')), newestMtime(join(root, 'bench')), statSync(join(root, 'tsconfig.json')).mtimeMs);
+  if (!existsSync(distStamp) || statSync(distStamp).mtimeMs < srcNewest) {
+    say('compiling TypeScript');
+    run(process.execPath, [join(root, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', 'tsconfig.json']);
+    writeFileSync(distStamp, new Date().toISOString());
+  }
 }
 
-// 4. TypeScript build
-const distStamp = join(root, 'dist', '.build-stamp');
-const srcNewest = Math.max(newestMtime(join(root, 'src')), newestMtime(join(root, 'test')), newestMtime(join(root, 'bench')), statSync(join(root, 'tsconfig.json')).mtimeMs);
-if (!existsSync(distStamp) || statSync(distStamp).mtimeMs < srcNewest) {
-  say('compiling TypeScript');
-  run(process.execPath, [join(root, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', 'tsconfig.json']);
-  writeFileSync(distStamp, new Date().toISOString());
-}
+if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) setup();

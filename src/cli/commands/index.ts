@@ -1,14 +1,23 @@
 import type { Command } from 'commander';
-import { register as image } from './image.js';
-import { register as daemon } from './daemon.js';
-import { register as guest } from './guest.js';
-import { register as share } from './share.js';
-import { register as status } from './status.js';
-import { register as sim } from './sim.js';
-import { register as module } from './module.js';
-import { register as demo } from './demo.js';
 
-/** Every command group registers itself here (one file per area under ./). */
+/** A command module registers its command (or command group) on the program: one file per area under ./. */
 export type Register = (program: Command) => void;
 
-export const COMMANDS: Register[] = [daemon, guest, share, status, image, sim, module, demo];
+/**
+ * Every top-level command: its name, the one-line summary `hylics --help` lists, and how to load it. Only the
+ * command being run is imported (a module and its dependencies cost tens of milliseconds each: the daemon's
+ * HTTP server, ajv, vega), so `hylics guest ls` loads the API client and nothing else. Adding a command is one
+ * file under ./ exporting `register` plus one line here.
+ */
+export interface CommandEntry { name: string; summary: string; load: () => Promise<{ register: Register }> }
+
+export const COMMANDS: CommandEntry[] = [
+  { name: 'daemon', summary: 'run hylicsd in the foreground (as root); guests keep running when it stops', load: () => import('./daemon.js') },
+  { name: 'guest', summary: 'create, inspect and remove guests', load: () => import('./guest.js') },
+  { name: 'share', summary: 'manage guest shares (in-memory file systems)', load: () => import('./share.js') },
+  { name: 'status', summary: 'show the daemon status', load: () => import('./status.js') },
+  { name: 'image', summary: 'the microVM guest image (Debian kernel + busybox initramfs)', load: () => import('./image.js') },
+  { name: 'sim', summary: 'simulate the share-size controller (paper §6.4, Table 3)', load: () => import('./sim.js') },
+  { name: 'module', summary: 'middleware modules: serve a guest\'s share from the host (HTTP file delivery, video streaming)', load: () => import('./module.js') },
+  { name: 'demo', summary: 'run Hylics end to end on a temporary state dir: daemon, guest, shared files, compression + delivery, cleanup', load: () => import('./demo.js') },
+];

@@ -5,7 +5,7 @@ import { HylicsError } from '../../core/errors/index.js';
 import { formatSize } from '../../core/units.js';
 import type { ModuleInfo } from '../../host/modules/types.js';
 import { apiRequest } from '../client.js';
-import { connect } from '../../guest/lib.js';
+import type { connect } from '../../guest/lib.js';
 import { printJson, table } from '../output.js';
 import { common, stateDir, type CommonOpts } from './common.js';
 
@@ -19,8 +19,9 @@ const base = (guest: string): string => `/v1/guests/${encodeURIComponent(guest)}
 // Inside a guest there is no daemon socket: without a GUEST argument the command goes to the local agent
 // (/run/hylics/agent.sock or $HYLICS_AGENT_SOCKET), which forwards it over the control channel. The host then
 // acts for the guest that channel belongs to, so a guest can only touch its own modules.
+// The guest library (channel peer, ajv schemas) is loaded only on this path: host-side calls do not need it.
 async function viaAgent<T>(fn: (agent: Awaited<ReturnType<typeof connect>>) => Promise<T>): Promise<T> {
-  const agent = await connect();
+  const agent = await (await import('../../guest/lib.js')).connect();
   try { return await fn(agent); } finally { await agent.close(); }
 }
 
