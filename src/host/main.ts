@@ -12,6 +12,7 @@ import { wireBackends } from './wiring.js';
 import { guardInstalled } from '../os/nft-guard.js';
 import { writeFileAtomic } from '../os/atomic-file.js';
 import { apiTokenPath, ensureApiToken } from './api-auth.js';
+import { processCmdline, signal } from '../os/proc.js';
 
 export interface DaemonProcessOptions {
   stateDir: string;
@@ -29,13 +30,7 @@ export interface DaemonProcessOptions {
 }
 
 async function pidAlive(pid: number): Promise<boolean> {
-  try {
-    process.kill(pid, 0);
-    const cmd = await readFile(`/proc/${pid}/cmdline`, 'utf8');
-    return cmd.includes('daemon');
-  } catch {
-    return false;
-  }
+  return signal(pid, 0) && ((await processCmdline(pid))?.includes('daemon') ?? false);
 }
 
 async function takePidFile(stateDir: string): Promise<string> {

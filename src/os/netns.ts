@@ -1,5 +1,6 @@
 // Network namespaces and veth pairs with iproute2: a guest gets its own netns, a veth pair with one end in
 // the host namespace (hostAddr) and one inside (guestAddr), and a default route via the host end.
+import { existsSync } from 'node:fs';
 import { access, readFile, writeFile } from 'node:fs/promises';
 import { HylicsError } from '../core/errors/index.js';
 import { run, runRaw } from './exec.js';
@@ -37,6 +38,11 @@ export async function deleteNetns(name: string): Promise<void> {
   if (!(await netnsExists(name))) return;
   const r = await runRaw('ip', ['netns', 'delete', name]);
   if (r.code !== 0 && (await netnsExists(name))) await run('ip', ['netns', 'delete', name]);
+}
+
+/** Is interface `ifname` present in the host namespace? A synchronous look at /sys/class/net (no `ip` spawned). */
+export function hostLinkPresent(ifname: string): boolean {
+  return existsSync(`/sys/class/net/${ifname}`);
 }
 
 /** Does interface `ifname` exist in the host namespace (or in `netns`)? */

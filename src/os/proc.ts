@@ -50,6 +50,16 @@ export async function namespaceOf(pid: number | 'self', kind: 'net' | 'mnt' | 'p
   try { return await readlink(`/proc/${pid}/ns/${kind}`); } catch { return undefined; }
 }
 
+/** The command line of `pid` with its arguments joined by spaces, or undefined if it is gone. */
+export async function processCmdline(pid: number): Promise<string | undefined> {
+  try { return (await readFile(`/proc/${pid}/cmdline`, 'utf8')).replace(/\0/g, ' '); } catch { return undefined; }
+}
+
+/** Does this kernel give this process pid and network namespaces? */
+export async function hasPidAndNetNamespaces(): Promise<boolean> {
+  return (await namespaceOf('self', 'pid')) !== undefined && (await namespaceOf('self', 'net')) !== undefined;
+}
+
 /** Send a signal; false when the process does not exist. */
 export function signal(pid: number, sig: NodeJS.Signals | 0): boolean {
   try { process.kill(pid, sig); return true; } catch { return false; }

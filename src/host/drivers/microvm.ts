@@ -11,7 +11,7 @@
 //  - the serial console in <logs>/console.log, QEMU's own messages in <logs>/qemu.log.
 import type { ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdir, readFile, rm } from 'node:fs/promises';
+import { mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { HylicsError, toHylicsError } from '../../core/errors/index.js';
@@ -20,6 +20,7 @@ import { Cgroup } from '../../os/cgroup.js';
 import { buildImage, type GuestImage } from '../../os/image/build.js';
 import { CHANNEL_PORT, encodeAgentArgv, GUEST_SHARE } from '../../os/image/init.js';
 import { run } from '../../os/image/run.js';
+import { isProcessAlive, processCmdline } from '../../os/proc.js';
 import { createTap, deleteTap, guestMac, qemuArgs, qmp, QEMU, spawnQemu, supportsDirectIo, type Accel, type QemuConfig } from '../../os/qemu.js';
 import { entryArgv, NODE_BIN, PACKAGE_ROOT } from '../../os/self.js';
 import { logTail, startVirtiofsd, VIRTIOFSD, type FsCacheMode } from '../../os/virtiofsd.js';
@@ -115,14 +116,9 @@ function asState(s: DriverState): MicrovmState {
 /** Is `pid` alive and a process of ours (its command line mentions `needle`)? Guards against pid reuse. */
 async function pidIsOurs(pid: number, needle: string): Promise<boolean> {
   if (!Number.isInteger(pid) || pid <= 0) return false;
-  try {
-    const cmdline = (await readFile(`/proc/${pid}/cmdline`, 'utf8')).replace(/\0/g, ' ');
-    const st = await readFile(`/proc/${pid}/stat`, 'utf8');
-    if (/\) Z /.test(st)) return false; // zombie: exited, not yet reaped
-    return cmdline.includes(needle);
-  } catch {
-    return false;
-  }
+  const cmdline = await processCmdline(pid);
+  // a zombie has exited, not yet been reaped
+  return cmdline !== undefined && cmdline.includes(needle) && (await isProcessAlive(pid));
 }
 
 async function killAndWait(pid: number, needle: string, graceMs: number): Promise<void> {

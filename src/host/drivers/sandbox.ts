@@ -12,7 +12,7 @@ import { HylicsError, toHylicsError } from '../../core/errors/index.js';
 import { Cgroup, type CgroupLayout, detectCgroupLayout } from '../../os/cgroup.js';
 import { runRaw, requireRoot } from '../../os/exec.js';
 import { createNetns, createVeth, deleteLink, deleteNetns, enableIpForward, linkExists, netnsExists } from '../../os/netns.js';
-import { isProcessAlive, signal } from '../../os/proc.js';
+import { hasPidAndNetNamespaces, isProcessAlive, signal } from '../../os/proc.js';
 import { GUEST_RUN_DIR, GUEST_SHARE_DIR, launchSandbox } from '../../os/sandbox-launch.js';
 import { entryArgv, NODE_BIN } from '../../os/self.js';
 import type { ChannelEndpoint, DriverContext, DriverState, GuestDriver } from './types.js';
@@ -112,7 +112,7 @@ export class SandboxDriver implements GuestDriver {
       const r = await runRaw(bin, [...args]).catch(() => undefined);
       if (!r) throw new HylicsError('HYLICS_ERR_MISSING_DEPENDENCY', `${bin} is needed for sandbox guests (Debian package ${pkg})`, { command: bin, package: pkg });
     }
-    try { await access('/proc/self/ns/pid'); await access('/proc/self/ns/net'); } catch {
+    if (!(await hasPidAndNetNamespaces())) {
       throw new HylicsError('HYLICS_ERR_MISSING_DEPENDENCY', 'the kernel lacks pid or network namespaces', {});
     }
     this.layout ??= await detectCgroupLayout();
