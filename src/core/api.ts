@@ -2,6 +2,11 @@
 // these commands, executed by the daemon's `execute(cmd)`. Schemas are TypeBox so the same definitions validate
 // requests (fastify/ajv) and describe them in the OpenAPI document (docs/openapi.json).
 import { Type, type Static } from '@sinclair/typebox';
+import type { ResultOf } from './protocol/index.js';
+import { KiB } from './units.js';
+
+/** The channel carries stdin as base64 of at most 700 KiB: 525 KiB of bytes (checked in bytes by the daemon). */
+export const EXEC_STDIN_MAX_BYTES = 525 * KiB;
 
 // The name's rules are checked by validateGuestName (core/units) so that a bad name gets HYLICS_ERR_INVALID_NAME.
 export const GuestName = Type.String({ minLength: 1, maxLength: 64, description: 'guest name: 1-32 of a-z 0-9 -, starting with a letter' });
@@ -23,8 +28,7 @@ export type ShareResizeBody = Static<typeof ShareResizeBody>;
 export const ExecBody = Type.Object({
   argv: Type.Array(Type.String({ maxLength: 65536 }), { minItems: 1, maxItems: 1024 }),
   cwd: Type.Optional(Type.String({ maxLength: 4096 })),
-  // the channel carries stdin as base64 of at most 700 KiB: 525 KiB of bytes (checked in bytes by the daemon)
-  stdin: Type.Optional(Type.String({ maxLength: 537600, description: 'utf8 text fed to the command (at most 525 KiB)' })),
+  stdin: Type.Optional(Type.String({ maxLength: EXEC_STDIN_MAX_BYTES, description: 'utf8 text fed to the command (at most 525 KiB)' })),
   timeoutMs: Type.Optional(Type.Integer({ minimum: 1, maximum: 3600000 })),
 }, { additionalProperties: false });
 export type ExecBody = Static<typeof ExecBody>;
@@ -60,6 +64,7 @@ export type TaskStats = Static<typeof TaskStats>;
 export const GuestStatus = Type.Union([
   Type.Literal('starting'), Type.Literal('running'), Type.Literal('stopped'), Type.Literal('failed'),
 ]);
+export type GuestStatus = Static<typeof GuestStatus>;
 
 export const GuestView = Type.Object({
   name: Type.String(),
@@ -94,21 +99,39 @@ export const ErrorBody = Type.Object({
   error: Type.Object({ code: Type.String(), message: Type.String(), details: Type.Optional(Type.Record(Type.String(), Type.Unknown())) }),
 });
 
-/** Every operation the daemon performs on behalf of a caller. */
-export type Command =
-  | { op: 'status' }
-  | { op: 'guest.create'; body: GuestCreateBody }
-  | { op: 'guest.list' }
-  | { op: 'guest.show'; name: string }
-  | { op: 'guest.remove'; name: string }
-  | { op: 'guest.start'; name: string }
-  | { op: 'guest.stop'; name: string }
-  | { op: 'guest.exec'; name: string; body: ExecBody }
-  | { op: 'guest.console'; name: string; lines: number }
-  | { op: 'guest.libvirtXml'; name: string }
-  | { op: 'share.resize'; name: string; body: ShareResizeBody }
-  | { op: 'module.start'; name: string; body: Record<string, unknown> }
-  | { op: 'module.list'; name: string }
-  | { op: 'module.stop'; name: string; id: string };
+/** A module as the host reports it (the channel op's result type, so HTTP and channel callers see one shape). */
+export type ModuleInfoView = ResultOf<'module.start'>;
 
-export type CommandOp = Command['op'];
+type NoArgs = Record<never, never>;
+type Named = { name: string };
+
+/**
+ * Every operation the daemon performs on behalf of a caller, with its arguments and its result (as Firecracker's
+ * VmmAction -> VmmData): `Daemon.execute(cmd)` returns `Promise<CommandResult<typeof cmd.op>>`.
+ *
+ * Adding a command: one entry here, then its handler in the daemon's command table (src/host/daemon.ts; the
+ * compiler refuses a table without it), then its HTTP route / CLI verb. Another area may add its commands from its
+ * own file by declaration merging, as channel ops do with OpTypes:
+ *   declare module '../core/api.js' { interface CommandTypes { 'x.show': { args: { name: string }; result: X } } }
+ */
+export interface CommandTypes {
+  'status': { args: NoArgs; result: StatusView };
+  'guest.create': { args: { body: GuestCreateBody }; result: GuestView };
+  'guest.list': { args: NoArgs; result: GuestView[] };
+  'guest.show': { args: Named; result: GuestView };
+  'guest.remove': { args: Named; result: { removed: string } };
+  'guest.start': { args: Named; result: GuestView };
+  'guest.stop': { args: Named; result: GuestView };
+  'guest.exec': { args: Named & { body: ExecBody }; result: ExecResult };
+  'guest.console': { args: Named & { lines: number }; result: { text: string } };
+  'guest.libvirtXml': { args: Named; result: { xml: string } };
+  'share.resize': { args: Named & { body: ShareResizeBody }; result: GuestView };
+  'module.start': { args: Named & { body: Record<string, unknown> }; result: ModuleInfoView };
+  'module.list': { args: Named; result: ModuleInfoView[] };
+  'module.stop': { args: Named & { id: string }; result: { stopped: string } };
+}
+
+export type CommandOp = keyof CommandTypes;
+/** One command: `{ op, ...args }`. Without a type argument, the union of every command. */
+export type Command<K extends CommandOp = CommandOp> = K extends CommandOp ? { op: K } & CommandTypes[K]['args'] : never;
+export type CommandResult<K extends CommandOp> = CommandTypes[K]['result'];

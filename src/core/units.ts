@@ -1,7 +1,12 @@
 import { HylicsError } from './errors/index.js';
 
+/** Binary units in bytes: the one definition (sizes are binary everywhere in Hylics). */
+export const KiB = 1024;
+export const MiB = 1024 * KiB;
+export const GiB = 1024 * MiB;
+
 const SIZE_RE = /^(\d+(?:\.\d+)?)\s*([KMGT]?)(i?B?)$/i;
-const MULT: Record<string, number> = { '': 1, K: 1024, M: 1024 ** 2, G: 1024 ** 3, T: 1024 ** 4 };
+const MULT: Record<string, number> = { '': 1, K: KiB, M: MiB, G: GiB, T: 1024 * GiB };
 
 /** Parse "64M", "1.5G", "4096", "512MiB" into bytes (binary units). Throws HYLICS_ERR_INVALID_SIZE. */
 export function parseSize(input: string | number, what = 'size'): number {

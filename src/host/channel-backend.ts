@@ -6,7 +6,7 @@ import { HylicsError } from '../core/errors/index.js';
 import type { TaskEventT, TaskReportParamsT } from '../core/protocol/index.js';
 import { ChannelServer } from './channel/index.js';
 import type { ChannelEndpoint } from './drivers/types.js';
-import type { ChannelBackend } from './daemon.js';
+import type { ChannelBackend } from './backends.js';
 
 export interface HostChannelBackend extends ChannelBackend {
   readonly server: ChannelServer;

@@ -3,68 +3,24 @@
 // and the channel server; drivers own what they start. Everything it creates is persisted before it is used, so
 // a crash at any step is reconciled on the next start (nothing is left half-created for long, no data is lost).
 import { mkdir, rm, readFile } from 'node:fs/promises';
-import { existsSync } from 'node:fs';
 import { totalmem } from 'node:os';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
-import type { Command, ExecResult, GuestView, StatusView, GuestCreateBody } from '../core/api.js';
+import {
+  EXEC_STDIN_MAX_BYTES, type Command, type CommandOp, type CommandResult, type ExecResult, type GuestCreateBody,
+  type GuestStatus, type GuestView, type StatusView,
+} from '../core/api.js';
 import { HylicsError, toHylicsError } from '../core/errors/index.js';
-import { parseCpus, parseSize, validateGuestName } from '../core/units.js';
-import type { ChannelEndpoint, DriverContext, DriverKind, GuestDriver, GuestNetwork, GuestPaths, GuestSpec } from './drivers/types.js';
+import { MiB, parseCpus, parseSize, validateGuestName } from '../core/units.js';
+import { hostLinkPresent } from '../os/netns.js';
+import type { DriverContext, DriverKind, GuestDriver, GuestNetwork, GuestPaths, GuestSpec } from './drivers/types.js';
+import type { ChannelBackend, GuardBackend, GuardLink, ModuleBackend, ShareBackend } from './backends.js';
 import { StateStore, type GuestRecord } from './state.js';
 import { Profiler } from './profiler.js';
 import { DaemonMetrics } from './metrics.js';
 
 export const VERSION = '0.1.0';
-
-export interface ShareBackend {
-  path(name: string): string;
-  isMounted(name: string): Promise<boolean>;
-  create(name: string, sizeBytes: number): Promise<unknown>;
-  resize(name: string, sizeBytes: number): Promise<unknown>;
-  usage(name: string): Promise<{ sizeBytes: number; usedBytes: number; freeBytes: number; mounted: boolean }>;
-  destroy(name: string): Promise<void>;
-  /** After a restart: make sure every named share is mounted (data survives a daemon restart: mounts stay). */
-  reconcile(names: string[]): Promise<unknown>;
-}
-
-export interface ChannelBackend {
-  attach(name: string, endpoint: ChannelEndpoint): Promise<void>;
-  detach(name: string): Promise<void>;
-  isConnected(name: string): boolean;
-  waitConnected(name: string, timeoutMs: number): Promise<void>;
-  request(name: string, op: string, params: unknown, timeoutMs: number): Promise<unknown>;
-  onEvent(fn: (guest: string, event: string, payload: unknown) => void): void;
-  onConnection(fn: (guest: string, connected: boolean) => void): void;
-  /** Serve an op that guests call on the host; `guest` is the channel's guest, never something the guest claims. */
-  handle(op: string, fn: (guest: string, params: unknown) => Promise<unknown>): void;
-  close(): Promise<void>;
-}
-
-/** Optional module manager (network-send offload); wired when available. */
-export interface ModuleBackend {
-  start(guest: GuestRecord & { sharePath: string }, body: Record<string, unknown>): Promise<unknown>;
-  list(guest: string): Promise<unknown[]> | unknown[];
-  stop(guest: string, id: string): Promise<void>;
-  stopAll(guest: string): Promise<void>;
-}
-
-/**
- * The host firewall that isolates guests (src/os/nft-guard.ts): no new connections from a guest link to the host
- * or to another guest, no source but the guest's own on its link. Passive with `hylics daemon --no-guest-firewall`.
- */
-export interface GuardBackend {
-  /** Install the rules if missing and allow each link its own guest's source address. Idempotent. */
-  allow(links: Array<{ ifname: string; addr: string }>): Promise<void>;
-  /** Forget these links' addresses. Idempotent. */
-  forbid(links: Array<{ ifname: string; addr: string }>): Promise<void>;
-  /**
-   * Check that the guard is whole with these links allowed and restore it if not (someone flushed the ruleset,
-   * e.g. a reload of the host's nftables service, or deleted the table). True when it had to be restored.
-   */
-  ensure?(links: Array<{ ifname: string; addr: string }>): Promise<boolean>;
-}
 
 export interface DaemonOptions {
   stateDir: string;
@@ -74,26 +30,54 @@ export interface DaemonOptions {
   drivers: Partial<Record<DriverKind, GuestDriver>>;
   modules?: ModuleBackend;
   guard?: GuardBackend;
-  /** How long a new guest's agent has to say hello (microVMs under TCG need longer). */
+  /** How long a new guest's agent has to say hello (default AGENT_HELLO_TIMEOUT_MS). */
   agentTimeoutMs?: Partial<Record<DriverKind, number>>;
   /** Metrics registry shared with the backends (modules register their own metrics in it). */
   registry?: Registry;
-  /** How often the guest firewall is checked and restored when broken (default 5000 ms; 0: never). */
+  /** How often the guest firewall is checked and restored when broken (default GUARD_CHECK_INTERVAL_MS; 0: never). */
   guardCheckMs?: number;
   libvirtXml?: (ctx: DriverContext, state: Record<string, unknown> | undefined) => string;
 }
 
+/** Default interval of the guest firewall check. */
+export const GUARD_CHECK_INTERVAL_MS = 5_000;
+/** How long a new guest's agent has to say hello by default (a microVM boots under TCG on hosts without KVM). */
+export const AGENT_HELLO_TIMEOUT_MS: Readonly<Record<DriverKind, number>> = { sandbox: 20_000, microvm: 180_000 };
+/** The agent's `shutdown` is a courtesy before the driver stops the guest: not waited on longer than this. */
+const AGENT_SHUTDOWN_TIMEOUT_MS = 2_000;
+/**
+ * Between the driver's polite stop (SIGTERM, ACPI powerdown) and the kill. `guest stop` keeps the guest's disk, so
+ * its guest gets longer to flush it; `guest remove` (and the undo of a failed create) throws the disk away.
+ */
+const STOP_GRACE_MS = { stop: 10_000, remove: 5_000 } as const;
+/** An agent that is reconnecting (daemon restart, agent restart) gets this long before `exec` gives up on it. */
+const AGENT_RECONNECT_WAIT_MS = 5_000;
+const EXEC_DEFAULT_TIMEOUT_MS = 60_000;
+/** The agent's reply to `exec` may come this long after the command's own timeout (it kills, then collects output). */
+const EXEC_REPLY_MARGIN_MS = 5_000;
+const MIN_GUEST_MEMORY_BYTES = 16 * MiB;
+const DEFAULT_GUEST_MEMORY = '512M';
+/** Console/agent log lines quoted in the error of an agent that never said hello. */
+const HELLO_TIMEOUT_LOG_LINES = 20;
+
 interface Live {
-  status: 'starting' | 'running' | 'stopped' | 'failed';
+  status: GuestStatus;
   lastError?: string;
   unwatch?: () => void;
 }
+
+/** A command's handler; `lock` names the guest it is serialized on (the same whether HTTP or a channel sent it). */
+interface CommandHandler<K extends CommandOp> {
+  lock?: (cmd: Command<K>) => string;
+  run: (cmd: Command<K>) => Promise<CommandResult<K>>;
+}
+type CommandTable = { [K in CommandOp]: CommandHandler<K> };
 
 const NET_BASE = '10.213';
 const MAX_GUESTS = 250;
 
 /** The guest's host-side link and the one source address allowed on it (the guest firewall's set). */
-function guestLink(rec: GuestRecord): { ifname: string; addr: string } {
+function guestLink(rec: GuestRecord): GuardLink {
   return { ifname: rec.network.hostIf, addr: rec.network.guestAddr };
 }
 
@@ -104,7 +88,7 @@ export class Daemon {
   readonly metrics: DaemonMetrics;
   private readonly store: StateStore;
   private readonly live = new Map<string, Live>();
-  /** Serializes operations per guest name so create/remove/resize never interleave on one guest. */
+  /** Per guest name: the tail of its serialized commands (see locked()). */
   private readonly locks = new Map<string, Promise<unknown>>();
   private readonly started = Date.now();
   private guardTimer?: NodeJS.Timeout;
@@ -120,16 +104,16 @@ export class Daemon {
       this.log.info({ guest, connected }, connected ? 'agent connected' : 'agent disconnected');
     });
     // Guests control their own offload modules over the channel: the guest is the channel's, so a guest can
-    // never name (start, stop, read) another guest's modules.
-    // Serialized with create/remove of that guest (a guest cannot slip a module in while it is being removed),
-    // and without hostPort: host ports are the operator's to hand out (HTTP API / CLI on the host), not a guest's.
-    opts.channels.handle('module.start', (guest, p) => this.locked(guest, () => {
+    // never name (start, stop, read) another guest's modules. Through execute(), so the per-guest lock is the
+    // same as for the HTTP API (a guest cannot slip a module in while it is being removed). No hostPort: host
+    // ports are the operator's to hand out (HTTP API / CLI on the host), not a guest's.
+    opts.channels.handle('module.start', (guest, p) => {
       const { hostPort, ...body } = p as Record<string, unknown>;
       if (hostPort !== undefined) throw new HylicsError('HYLICS_ERR_INVALID_ARGUMENT', 'a guest cannot ask for a host port; the host operator can (hylics module start GUEST --host-port N)');
       return this.execute({ op: 'module.start', name: guest, body });
-    }));
+    });
     opts.channels.handle('module.list', async (guest) => ({ modules: await this.execute({ op: 'module.list', name: guest }) }));
-    opts.channels.handle('module.stop', (guest, p) => this.locked(guest, () => this.execute({ op: 'module.stop', name: guest, id: (p as { id: string }).id })));
+    opts.channels.handle('module.stop', (guest, p) => this.execute({ op: 'module.stop', name: guest, id: (p as { id: string }).id }));
   }
 
   // ---- startup and shutdown ----------------------------------------------------------------------------
@@ -153,7 +137,7 @@ export class Daemon {
         this.log.error({ guest: name, err: err.toJSON() }, 'could not bring the guest back');
       }
     }
-    const every = this.opts.guardCheckMs ?? 5000;
+    const every = this.opts.guardCheckMs ?? GUARD_CHECK_INTERVAL_MS;
     if (this.opts.guard?.ensure && every > 0) this.guardTimer = setInterval(() => void this.checkGuard(), every).unref();
   }
 
@@ -208,25 +192,36 @@ export class Daemon {
 
   // ---- the command API ---------------------------------------------------------------------------------
 
-  async execute(cmd: Command): Promise<unknown> {
-    switch (cmd.op) {
-      case 'status': return this.status();
-      case 'guest.list': return Promise.all(Object.values(this.store.guests).map((r) => this.view(r)));
-      case 'guest.show': return this.view(this.record(cmd.name));
-      case 'guest.create': return this.locked(cmd.body.name, () => this.create(cmd.body));
-      case 'guest.remove': return this.locked(cmd.name, () => this.remove(cmd.name));
-      case 'guest.start': return this.locked(cmd.name, () => this.startGuest(cmd.name));
-      case 'guest.stop': return this.locked(cmd.name, () => this.stopGuest(cmd.name));
-      case 'guest.exec': return this.exec(cmd.name, cmd.body.argv, cmd.body);
-      case 'guest.console': return this.consoleTail(cmd.name, cmd.lines);
-      case 'guest.libvirtXml': return this.libvirtXml(cmd.name);
-      case 'share.resize': return this.locked(cmd.name, () => this.resizeShare(cmd.name, cmd.body.size));
-      case 'module.start': return this.moduleStart(cmd.name, cmd.body);
-      case 'module.list': return this.modules().list(this.record(cmd.name).spec.name);
-      case 'module.stop': { this.record(cmd.name); await this.modules().stop(cmd.name, cmd.id); return { stopped: cmd.id }; }
-    }
+  /**
+   * Each command's handler and, for the commands that change a guest, the guest they are serialized on. A
+   * mapped type over CommandTypes: a command without a handler does not compile (the exhaustiveness check).
+   */
+  private readonly commands: CommandTable = {
+    'status': { run: () => this.status() },
+    'guest.list': { run: () => Promise.all(Object.values(this.store.guests).map((r) => this.view(r))) },
+    'guest.show': { run: (c) => this.view(this.record(c.name)) },
+    'guest.create': { lock: (c) => c.body.name, run: (c) => this.create(c.body) },
+    'guest.remove': { lock: (c) => c.name, run: (c) => this.remove(c.name) },
+    'guest.start': { lock: (c) => c.name, run: (c) => this.startGuest(c.name) },
+    'guest.stop': { lock: (c) => c.name, run: (c) => this.stopGuest(c.name) },
+    'guest.exec': { run: (c) => this.exec(c.name, c.body.argv, c.body) },
+    'guest.console': { run: (c) => this.consoleTail(c.name, c.lines) },
+    'guest.libvirtXml': { run: async (c) => this.libvirtXml(c.name) },
+    'share.resize': { lock: (c) => c.name, run: (c) => this.resizeShare(c.name, c.body.size) },
+    'module.start': { lock: (c) => c.name, run: (c) => this.moduleStart(c.name, c.body) },
+    'module.list': { run: async (c) => this.modules().list(this.record(c.name).spec.name) },
+    'module.stop': { lock: (c) => c.name, run: async (c) => { this.record(c.name); await this.modules().stop(c.name, c.id); return { stopped: c.id }; } },
+  };
+
+  /** Run one command, whoever sent it (HTTP API, CLI, dashboard, a guest over its channel). */
+  async execute<K extends CommandOp>(cmd: Command<K>): Promise<CommandResult<K>> {
+    const handler = (this.commands as Partial<CommandTable>)[cmd.op as K] as CommandHandler<K> | undefined;
+    if (!handler) throw new HylicsError('HYLICS_ERR_INVALID_ARGUMENT', `unknown command ${JSON.stringify(cmd.op)}`, { op: cmd.op });
+    const guest = handler.lock?.(cmd);
+    return guest === undefined ? handler.run(cmd) : this.locked(guest, () => handler.run(cmd));
   }
 
+  /** Serializes operations per guest name so create/remove/stop/resize/module start never interleave on one guest. */
   private async locked<T>(name: string, fn: () => Promise<T>): Promise<T> {
     const prev = this.locks.get(name) ?? Promise.resolve();
     const run = prev.catch(() => undefined).then(fn);
@@ -264,7 +259,7 @@ export class Daemon {
   private allocateNetwork(name: string): GuestNetwork {
     const used = new Set(Object.values(this.store.guests).map((g) => g.network.index));
     for (let i = 1; i <= MAX_GUESTS; i++) {
-      if (used.has(i) || existsSync(`/sys/class/net/hyh${i}`)) continue;
+      if (used.has(i) || hostLinkPresent(`hyh${i}`)) continue;
       return {
         index: i, hostIf: `hyh${i}`, guestIf: `hyg${i}`,
         hostAddr: `${NET_BASE}.${i}.1`, guestAddr: `${NET_BASE}.${i}.2`, prefixLen: 24,
@@ -282,9 +277,9 @@ export class Daemon {
       driver: kind,
       shareSizeBytes: parseSize(body.shareSize, 'share size'),
       cpus: parseCpus(body.cpus ?? 1),
-      memoryBytes: parseSize(body.memory ?? '512M', 'memory'),
+      memoryBytes: parseSize(body.memory ?? DEFAULT_GUEST_MEMORY, 'memory'),
     };
-    if (spec.memoryBytes < 16 * 1024 * 1024) throw new HylicsError('HYLICS_ERR_INVALID_SIZE', 'memory must be at least 16M', { what: 'memory' });
+    if (spec.memoryBytes < MIN_GUEST_MEMORY_BYTES) throw new HylicsError('HYLICS_ERR_INVALID_SIZE', `memory must be at least ${MIN_GUEST_MEMORY_BYTES / MiB}M`, { what: 'memory' });
     // A share lives in host RAM (and a microVM's share writes are charged to the host, not the guest): no share
     // or guest larger than the host's memory.
     const hostRam = totalmem();
@@ -315,7 +310,7 @@ export class Daemon {
       const err = toHylicsError(e);
       this.log.error({ guest: name, err: err.toJSON() }, 'guest creation failed: undoing');
       // undo only what this call did: a share it did not create is not its to remove
-      await this.teardown(rec, { keepShare: !shareCreated }).catch((te) => this.log.error({ guest: name, err: String(te) }, 'undo after failed create also failed'));
+      await this.teardown(rec, { keepShare: !shareCreated, graceMs: STOP_GRACE_MS.remove }).catch((te) => this.log.error({ guest: name, err: String(te) }, 'undo after failed create also failed'));
       throw err;
     }
     return this.view(rec);
@@ -344,11 +339,11 @@ export class Daemon {
     const endpoint = driver.channel(ctx, state);
     if (endpoint.mode === 'connect') await this.opts.channels.attach(name, endpoint);
     this.watch(rec);
-    const timeout = this.opts.agentTimeoutMs?.[rec.spec.driver] ?? (rec.spec.driver === 'microvm' ? 180_000 : 20_000);
+    const timeout = this.opts.agentTimeoutMs?.[rec.spec.driver] ?? AGENT_HELLO_TIMEOUT_MS[rec.spec.driver];
     try {
       await this.opts.channels.waitConnected(name, timeout);
     } catch {
-      const tail = await this.logTail(name, 20);
+      const tail = await this.logTail(name, HELLO_TIMEOUT_LOG_LINES);
       throw new HylicsError('HYLICS_ERR_AGENT_TIMEOUT', `the guest agent of ${name} did not connect within ${timeout} ms; last console/agent lines:\n${tail}`, { name, timeoutMs: timeout });
     }
     this.live.set(name, { ...this.live.get(name), status: 'running' });
@@ -371,33 +366,56 @@ export class Daemon {
     this.live.set(name, l);
   }
 
-  /** Remove everything of a guest: modules, processes, driver objects, channel, share, record. Idempotent. */
-  private async teardown(rec: GuestRecord, opts: { keepShare?: boolean } = {}): Promise<void> {
+  /**
+   * Stop what runs for a guest, in order: its modules, its agent (asked to shut down), the driver's processes
+   * (polite stop, killed after `graceMs`), what the driver created, the channel. The one stop sequence of `guest
+   * stop`, `guest remove` and the undo of a failed create; `forgetLink` (remove) also takes the guest's pair out of
+   * the guest firewall. Marks the guest stopped first, so its exit is not reported as a failure.
+   *
+   * Error policy: every step runs even when an earlier one failed (a module that would not stop must not leave
+   * QEMU running). The agent's shutdown is a courtesy before the driver's stop: its failure is only logged. Any
+   * other failure is logged and the first one thrown after all steps ran, so the caller keeps the guest's record
+   * (and share) and a retry finds what is left.
+   */
+  private async quiesce(rec: GuestRecord, opts: { graceMs: number; forgetLink: boolean }): Promise<void> {
     const name = rec.spec.name;
     const ctx = this.context(rec);
     const driver = this.opts.drivers[rec.spec.driver];
-    const l = this.live.get(name);
-    l?.unwatch?.();
+    this.live.get(name)?.unwatch?.();
     this.live.set(name, { status: 'stopped' });
     const errors: unknown[] = [];
     const step = async (what: string, fn: () => Promise<unknown>): Promise<void> => {
-      try { await fn(); } catch (e) { errors.push(e); this.log.warn({ guest: name, step: what, err: String(e) }, 'teardown step failed'); }
+      try { await fn(); } catch (e) { errors.push(e); this.log.warn({ guest: name, step: what, err: String(e) }, 'stop step failed'); }
     };
     if (this.opts.modules) await step('modules', () => this.opts.modules!.stopAll(name));
     if (this.opts.channels.isConnected(name)) {
-      await step('agent shutdown', () => this.opts.channels.request(name, 'shutdown', {}, 2000));
+      await this.opts.channels.request(name, 'shutdown', {}, AGENT_SHUTDOWN_TIMEOUT_MS)
+        .catch((e) => this.log.info({ guest: name, err: String(e) }, 'the agent did not confirm its shutdown: the driver stops the guest'));
     }
     // Forgotten only while the link is surely ours (the guest is alive): once it is gone, another daemon may have
     // taken its index, and a pair left in the set allows nothing but that index's own guest address.
-    if (this.opts.guard && driver && rec.driverState && (await driver.alive(ctx, rec.driverState).catch(() => false))) {
+    if (opts.forgetLink && this.opts.guard && driver && rec.driverState && (await driver.alive(ctx, rec.driverState).catch(() => false))) {
       await step('guard', () => this.opts.guard!.forbid([guestLink(rec)]));
     }
-    if (driver && rec.driverState) await step('stop', () => driver.stop(ctx, rec.driverState!, 5000));
+    if (driver && rec.driverState) await step('stop', () => driver.stop(ctx, rec.driverState!, opts.graceMs));
     if (driver) await step('cleanup', () => driver.cleanup(ctx, rec.driverState));
     await step('channel', () => this.opts.channels.detach(name));
-    if (!opts.keepShare) await step('share', () => this.opts.shares.destroy(name));
     if (errors.length > 0) throw toHylicsError(errors[0]);
-    if (!opts.keepShare) await rm(ctx.paths.dir, { recursive: true, force: true });
+  }
+
+  /** Remove everything of a guest: what runs (quiesce), its share, state directory and record. Idempotent. */
+  private async teardown(rec: GuestRecord, opts: { keepShare: boolean; graceMs: number }): Promise<void> {
+    const name = rec.spec.name;
+    let failure: unknown;
+    await this.quiesce(rec, { graceMs: opts.graceMs, forgetLink: true }).catch((e) => { failure = e; });
+    if (!opts.keepShare) {
+      await this.opts.shares.destroy(name).catch((e) => {
+        this.log.warn({ guest: name, step: 'share', err: String(e) }, 'stop step failed');
+        failure ??= e;
+      });
+    }
+    if (failure !== undefined) throw toHylicsError(failure);
+    if (!opts.keepShare) await rm(this.paths(name).dir, { recursive: true, force: true });
     this.metrics.forgetGuest(name, this.profiler.taskNames(name));
     this.profiler.forget(name);
     this.live.delete(name);
@@ -407,17 +425,10 @@ export class Daemon {
   /** Stop a guest but keep it: share, data, disk and record stay; `guest start` boots it again. */
   private async stopGuest(name: string): Promise<GuestView> {
     const rec = this.record(name);
-    const ctx = this.context(rec);
-    const driver = this.driver(rec.spec.driver);
-    const l = this.live.get(name);
-    l?.unwatch?.();
-    this.live.set(name, { status: 'stopped' });
+    this.driver(rec.spec.driver);
+    this.live.set(name, { ...this.live.get(name), status: 'stopped' });
     await this.store.update((s) => { s.guests[name]!.desired = 'stopped'; });
-    if (this.opts.modules) await this.opts.modules.stopAll(name).catch((e) => this.log.warn({ guest: name, err: String(e) }, 'stopping modules failed'));
-    if (this.opts.channels.isConnected(name)) await this.opts.channels.request(name, 'shutdown', {}, 2000).catch(() => undefined);
-    if (rec.driverState) await driver.stop(ctx, rec.driverState, 10_000);
-    await driver.cleanup(ctx, rec.driverState);
-    await this.opts.channels.detach(name);
+    await this.quiesce(rec, { graceMs: STOP_GRACE_MS.stop, forgetLink: false });
     delete rec.driverState;
     await this.store.update((s) => { delete s.guests[name]!.driverState; });
     return this.view(rec);
@@ -448,7 +459,7 @@ export class Daemon {
 
   private async remove(name: string): Promise<{ removed: string }> {
     const rec = this.record(name);
-    await this.teardown(rec);
+    await this.teardown(rec, { keepShare: false, graceMs: STOP_GRACE_MS.remove });
     return { removed: name };
   }
 
@@ -456,13 +467,13 @@ export class Daemon {
     this.record(name);
     if (!this.opts.channels.isConnected(name)) {
       // An agent that is reconnecting (daemon restart, agent restart) gets a moment before we give up.
-      await this.opts.channels.waitConnected(name, 5000).catch(() => {
+      await this.opts.channels.waitConnected(name, AGENT_RECONNECT_WAIT_MS).catch(() => {
         throw new HylicsError('HYLICS_ERR_GUEST_NOT_RUNNING', `the agent of ${name} is not connected`, { name });
       });
     }
-    if (body.stdin !== undefined && Buffer.byteLength(body.stdin) > 537_600) throw new HylicsError('HYLICS_ERR_INVALID_ARGUMENT', 'stdin must be at most 525 KiB', { what: 'stdin' });
-    const timeoutMs = body.timeoutMs ?? 60_000;
-    const res = await this.opts.channels.request(name, 'exec', { argv, cwd: body.cwd, stdin: body.stdin, timeoutMs }, timeoutMs + 5000);
+    if (body.stdin !== undefined && Buffer.byteLength(body.stdin) > EXEC_STDIN_MAX_BYTES) throw new HylicsError('HYLICS_ERR_INVALID_ARGUMENT', `stdin must be at most ${EXEC_STDIN_MAX_BYTES / 1024} KiB`, { what: 'stdin' });
+    const timeoutMs = body.timeoutMs ?? EXEC_DEFAULT_TIMEOUT_MS;
+    const res = await this.opts.channels.request(name, 'exec', { argv, cwd: body.cwd, stdin: body.stdin, timeoutMs }, timeoutMs + EXEC_REPLY_MARGIN_MS);
     return res as ExecResult;
   }
 
@@ -481,7 +492,7 @@ export class Daemon {
     return this.opts.modules;
   }
 
-  private async moduleStart(name: string, body: Record<string, unknown>): Promise<unknown> {
+  private async moduleStart(name: string, body: Record<string, unknown>): Promise<CommandResult<'module.start'>> {
     const rec = this.record(name);
     if (this.live.get(name)?.status !== 'running') throw new HylicsError('HYLICS_ERR_GUEST_NOT_RUNNING', `guest ${name} is not running`, { name });
     return this.modules().start({ ...rec, sharePath: this.opts.shares.path(name) }, body);
