@@ -117,11 +117,14 @@ test('allow-list: ops outside it are denied, the channel stays up; a bad result 
 });
 
 test('in-flight limit: requests beyond maxInFlight + maxQueued get BUSY; queued ones run later', async (t) => {
-  const [, guest] = await peers(t, { maxInFlight: 2, maxQueued: 1, handlers: { 'test.sleep': async (p: { ms: number }) => { await sleep(p.ms); return { aborted: false }; } } }, {});
+  const [host, guest] = await peers(t, { maxInFlight: 2, maxQueued: 1, handlers: { 'test.sleep': async (p: { ms: number }) => { await sleep(p.ms); return { aborted: false }; } } }, {});
   const slow = [guest.request('test.sleep', { ms: 300 }), guest.request('test.sleep', { ms: 300 }), guest.request('test.sleep', { ms: 1 })];
   await assert.rejects(guest.request('test.sleep', { ms: 1 }), code('HYLICS_ERR_CHANNEL_BUSY'));
   await Promise.all(slow);
   await guest.request('test.sleep', { ms: 1 });
+  // each request counted once on arrival: run, queued-then-run and refused alike
+  assert.equal(host.stats.requestsIn, 5);
+  assert.equal(guest.stats.requestsOut, 5);
 });
 
 test('idempotent ops: a retry with the same id (even on a new connection) gets the first reply without running again', async (t) => {
@@ -180,7 +183,8 @@ test('version mismatch closes with CHANNEL_VERSION', async (t) => {
   t.after(() => host.close());
   s2.on('data', () => {});
   s2.write(encodeMessage({ type: 'hello', id: 0, hello: { version: PROTOCOL_VERSION + 1, role: 'guest', nonce: 'bbbbbbbbbbbbbbbb', caps: [], maxPayload: 1 << 20 } }));
-  const err = await new Promise<HylicsError>((r) => host.once('close', r));
+  const err = await new Promise<HylicsError | undefined>((r) => host.once('close', r));
+  assert.ok(err);
   assert.equal(err.code, 'HYLICS_ERR_CHANNEL_VERSION');
   await assert.rejects(host.ready, code('HYLICS_ERR_CHANNEL_CLOSED'));
 });
@@ -189,7 +193,8 @@ test('no hello within helloTimeoutMs: HANDSHAKE', async (t) => {
   const [s1, s2] = await socketPair(t);
   s2.on('data', () => {});
   const host = new ChannelPeer(s1, { role: 'host', registry: reg, helloTimeoutMs: 200, helloRetryMs: 50 });
-  const err = await new Promise<HylicsError>((r) => host.once('close', r));
+  const err = await new Promise<HylicsError | undefined>((r) => host.once('close', r));
+  assert.ok(err);
   assert.equal(err.code, 'HYLICS_ERR_CHANNEL_HANDSHAKE');
 });
 
