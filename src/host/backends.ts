@@ -26,6 +26,8 @@ export interface ChannelBackend {
   onConnection(fn: (guest: string, connected: boolean) => void): void;
   /** Serve an op that guests call on the host; `guest` is the channel's guest, never something the guest claims. */
   handle(op: string, fn: (guest: string, params: unknown) => Promise<unknown>): void;
+  /** Send an event to the guest (share.resized); false when it could not be sent. */
+  notify?(guest: string, event: string, data: unknown): boolean;
   close(): Promise<void>;
 }
 

@@ -23,8 +23,10 @@ export function createChannelBackend(log: Logger): HostChannelBackend {
 
   server.handle('task.report', (guest: string, p: TaskReportParamsT) => {
     for (const ev of p.events as TaskEventT[]) {
-      if (ev.kind !== 'end' || ev.responseMs === undefined) continue;
-      emit(guest, 'task.report', { name: ev.name, responseMs: ev.responseMs, ok: (ev as { ok?: boolean }).ok !== false });
+      // starts are the arrivals of Algorithm 1's rate estimate; ends carry the response time and the tier
+      if (ev.kind === 'start') { emit(guest, 'task.report', { kind: 'start', name: ev.name }); continue; }
+      if (ev.responseMs === undefined) continue;
+      emit(guest, 'task.report', { kind: 'end', name: ev.name, responseMs: ev.responseMs, ok: ev.ok !== false, ...(ev.tier ? { tier: ev.tier } : {}) });
     }
     if (p.dropped) log.warn({ guest, dropped: p.dropped }, 'guest agent dropped task reports while disconnected');
     return { accepted: p.events.length };

@@ -18,6 +18,10 @@ import type { DriverContext, DriverKind, GuestDriver, GuestNetwork, GuestPaths, 
 import type { ChannelBackend, GuardBackend, GuardLink, ModuleBackend, ShareBackend } from './backends.js';
 import { StateStore, type GuestRecord } from './state.js';
 import { Profiler } from './profiler.js';
+import { ControlLoop, realClock, type Clock } from './control/loop.js';
+import { ControlMetrics } from './control/metrics.js';
+import { ControlService } from './control/service.js';
+import { loadDecisionLog, saveDecisionLog } from './control/log-store.js';
 import { DaemonMetrics } from './metrics.js';
 
 export const VERSION = '0.1.0';
@@ -37,6 +41,12 @@ export interface DaemonOptions {
   /** How often the guest firewall is checked and restored when broken (default GUARD_CHECK_INTERVAL_MS; 0: never). */
   guardCheckMs?: number;
   libvirtXml?: (ctx: DriverContext, state: Record<string, unknown> | undefined) => string;
+  /** Host memory budget for all shares under control (hylics daemon --share-budget), bytes; none by default. */
+  shareBudgetBytes?: number;
+  /** Clock of the control loop (tests drive it with a fake one). */
+  clock?: Clock;
+  /** Creating guests needs root with the real backends (default true); tests with fake backends turn it off. */
+  requireRoot?: boolean;
 }
 
 /** Default interval of the guest firewall check. */
@@ -86,6 +96,10 @@ export class Daemon {
   readonly log: Logger;
   readonly profiler = new Profiler();
   readonly metrics: DaemonMetrics;
+  /** The share-size control loop (src/host/control/) and its commands. */
+  readonly control: ControlLoop;
+  private readonly controlService: ControlService;
+  private readonly controlMetrics: ControlMetrics;
   private readonly store: StateStore;
   private readonly live = new Map<string, Live>();
   /** Per guest name: the tail of its serialized commands (see locked()). */
@@ -99,6 +113,40 @@ export class Daemon {
     this.log = opts.log;
     this.store = new StateStore(opts.stateDir);
     this.metrics = new DaemonMetrics({ guestsSnapshot: () => this.guestsSnapshot() }, opts.registry);
+    const controlMetrics = this.controlMetrics = new ControlMetrics(this.metrics.registry);
+    this.profiler.onReject((guest, reason) => controlMetrics.rejectedReports.inc({ guest, reason }));
+    const notify = (guest: string, event: string, data: unknown): void => { opts.channels.notify?.(guest, event, data); };
+    this.control = new ControlLoop({
+      clock: opts.clock ?? realClock, profiler: this.profiler, log: this.log.child({ component: 'control' }), metrics: controlMetrics,
+      budgetBytes: opts.shareBudgetBytes ?? null,
+      usage: (g) => opts.shares.usage(g),
+      resize: (g, bytes) => this.locked(g, () => this.setShareSize(g, bytes)),
+      isConnected: (g) => opts.channels.isConnected(g),
+      request: (g, op, p, t) => opts.channels.request(g, op, p, t),
+      notify,
+      cpuSeconds: async (g) => {
+        const rec = this.store.get(g);
+        const driver = rec && this.opts.drivers[rec.spec.driver];
+        return rec?.driverState && driver?.cpuSeconds ? driver.cpuSeconds(this.context(rec), rec.driverState) : null;
+      },
+      saveLog: (g, entries) => saveDecisionLog(this.paths(g).dir, entries),
+      loadLog: (g) => loadDecisionLog(this.paths(g).dir),
+    });
+    this.controlService = new ControlService({
+      loop: this.control, profiler: this.profiler, hostMemoryBytes: totalmem(),
+      guest: (name) => {
+        const rec = this.record(name);
+        return { control: rec.control, memoryBytes: rec.spec.memoryBytes, running: this.live.get(name)?.status === 'running' };
+      },
+      saveControl: async (name, control) => {
+        await this.store.update((s) => { s.guests[name]!.control = control; });
+      },
+      locked: (name, fn) => this.locked(name, fn),
+      usage: (name) => opts.shares.usage(name),
+      resize: (name, bytes) => this.setShareSize(name, bytes),
+      notify,
+      exec: (name, argv, timeoutMs) => this.exec(name, argv, { timeoutMs }),
+    });
     opts.channels.onEvent((guest, event, payload) => this.onGuestEvent(guest, event, payload));
     opts.channels.onConnection((guest, connected) => {
       this.log.info({ guest, connected }, connected ? 'agent connected' : 'agent disconnected');
@@ -169,6 +217,7 @@ export class Daemon {
       await this.opts.guard?.allow([guestLink(rec)]);
       await this.opts.channels.attach(name, driver.channel(ctx, rec.driverState!));
       this.watch(rec);
+      await this.control.attach(name, rec.control, { resumed: true });
       return;
     }
     await driver.cleanup(ctx, rec.driverState);
@@ -186,6 +235,7 @@ export class Daemon {
    */
   async close(): Promise<void> {
     clearInterval(this.guardTimer);
+    this.control.close();
     for (const l of this.live.values()) l.unwatch?.();
     await this.opts.channels.close();
   }
@@ -211,6 +261,13 @@ export class Daemon {
     'module.start': { lock: (c) => c.name, run: (c) => this.moduleStart(c.name, c.body) },
     'module.list': { run: async (c) => this.modules().list(this.record(c.name).spec.name) },
     'module.stop': { lock: (c) => c.name, run: async (c) => { this.record(c.name); await this.modules().stop(c.name, c.id); return { stopped: c.id }; } },
+    // the host operator's only: none of these is a channel op, so no guest can set its own or another's control
+    'control.show': { run: async (c) => this.controlService.show(c.name) },
+    'control.set': { lock: (c) => c.name, run: (c) => this.controlService.set(c.name, c.body) },
+    'control.log': { run: async (c) => this.controlService.log(c.name, c.limit) },
+    'control.profile': { run: async (c) => this.controlService.profile(c.name, c.since) },
+    // not locked as a whole: it takes the guest's lock for each remount and runs guest exec in between
+    'control.calibrate': { run: (c) => this.controlService.calibrate(c.name, c.body) },
   };
 
   /** Run one command, whoever sent it (HTTP API, CLI, dashboard, a guest over its channel). */
@@ -286,7 +343,7 @@ export class Daemon {
     for (const [what, v] of [['share size', spec.shareSizeBytes], ['memory', spec.memoryBytes]] as const) {
       if (v > hostRam) throw new HylicsError('HYLICS_ERR_INVALID_SIZE', `${what} ${v} bytes is more than this host's memory (${hostRam} bytes)`, { what, value: v, hostBytes: hostRam });
     }
-    if (process.getuid?.() !== 0) throw new HylicsError('HYLICS_ERR_NOT_ROOT', 'creating a guest needs root (mounts, namespaces, cgroups)');
+    if (this.opts.requireRoot !== false && process.getuid?.() !== 0) throw new HylicsError('HYLICS_ERR_NOT_ROOT', 'creating a guest needs root (mounts, namespaces, cgroups)');
     if (this.store.get(name)) throw new HylicsError('HYLICS_ERR_GUEST_EXISTS', `a guest named ${name} exists already`, { name });
     const driver = this.driver(kind);
     await driver.preflight();
@@ -347,6 +404,7 @@ export class Daemon {
       throw new HylicsError('HYLICS_ERR_AGENT_TIMEOUT', `the guest agent of ${name} did not connect within ${timeout} ms; last console/agent lines:\n${tail}`, { name, timeoutMs: timeout });
     }
     this.live.set(name, { ...this.live.get(name), status: 'running' });
+    await this.control.attach(name, rec.control, { resumed: rec.control?.settings !== undefined });
   }
 
   private watch(rec: GuestRecord): void {
@@ -382,6 +440,7 @@ export class Daemon {
     const ctx = this.context(rec);
     const driver = this.opts.drivers[rec.spec.driver];
     this.live.get(name)?.unwatch?.();
+    this.control.detach(name);
     this.live.set(name, { status: 'stopped' });
     const errors: unknown[] = [];
     const step = async (what: string, fn: () => Promise<unknown>): Promise<void> => {
@@ -417,6 +476,7 @@ export class Daemon {
     if (failure !== undefined) throw toHylicsError(failure);
     if (!opts.keepShare) await rm(this.paths(name).dir, { recursive: true, force: true });
     this.metrics.forgetGuest(name, this.profiler.taskNames(name));
+    this.controlMetrics.forget(name, this.profiler.taskNames(name));
     this.profiler.forget(name);
     this.live.delete(name);
     await this.store.update((s) => { delete s.guests[name]; });
@@ -481,10 +541,16 @@ export class Daemon {
     const rec = this.record(name);
     const bytes = parseSize(size, 'share size');
     if (bytes > totalmem()) throw new HylicsError('HYLICS_ERR_INVALID_SIZE', `share size ${bytes} bytes is more than this host's memory (${totalmem()} bytes)`, { what: 'share size', value: bytes });
+    await this.setShareSize(name, bytes);
+    return this.view(rec);
+  }
+
+  /** Remount the share at `bytes` and persist it (the caller holds the guest's lock). */
+  private async setShareSize(name: string, bytes: number): Promise<void> {
+    const rec = this.record(name);
     await this.opts.shares.resize(name, bytes);
     await this.store.update((s) => { s.guests[name]!.spec.shareSizeBytes = bytes; });
     rec.spec.shareSizeBytes = bytes;
-    return this.view(rec);
   }
 
   private modules(): ModuleBackend {
@@ -584,14 +650,12 @@ export class Daemon {
     this.metrics.channelFrames.inc({ guest, direction: 'in' });
     if (event === 'task.report') {
       const p = (payload ?? {}) as Record<string, unknown>;
-      const name = typeof p.name === 'string' ? p.name.slice(0, 64) : 'task';
-      const responseMs = Number(p.responseMs);
-      if (!Number.isFinite(responseMs) || responseMs < 0) return;
-      const ok = p.ok !== false;
-      // metric series only for names the profiler accepted: a guest cannot mint unbounded Prometheus series
-      if (!this.profiler.record(guest, { name, responseMs, ok, at: Date.now() })) return;
-      this.metrics.taskResponse.observe({ guest, task: name }, responseMs / 1000);
-      this.metrics.tasks.inc({ guest, task: name, result: ok ? 'ok' : 'error' });
+      // checked, rate-limited and counted by the profiler; metric series only for reports it accepted (a guest
+      // cannot mint unbounded Prometheus series)
+      if (!this.profiler.ingest(guest, p) || p.kind === 'start') return;
+      const name = typeof p.name === 'string' && p.name.length > 0 ? p.name.slice(0, 64) : 'task';
+      this.metrics.taskResponse.observe({ guest, task: name }, (p.responseMs as number) / 1000);
+      this.metrics.tasks.inc({ guest, task: name, result: p.ok !== false ? 'ok' : 'error' });
     }
   }
 }

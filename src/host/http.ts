@@ -14,6 +14,7 @@ import { VERSION } from './daemon.js';
 import type { DaemonMetrics } from './metrics.js';
 import { dashboardHtml } from './dashboard.js';
 import { requireAuth, type ApiAuth } from './api-auth.js';
+import { registerControlRoutes } from './control/routes.js';
 
 const NameParams = Type.Object({ name: GuestName });
 const errors = { 400: ErrorBody, 404: ErrorBody, 409: ErrorBody, 500: ErrorBody, 503: ErrorBody, 504: ErrorBody };
@@ -111,6 +112,8 @@ export async function buildApi(daemon: ApiDeps, log: Logger, opts: ApiOptions = 
   app.delete<{ Params: { name: string; id: string } }>('/v1/guests/:name/modules/:id', {
     schema: { summary: 'Stop an offload module', params: Type.Object({ name: GuestName, id: Type.String({ maxLength: 64 }) }), response: errors },
   }, (req) => run({ op: 'module.stop', name: req.params.name, id: req.params.id }));
+
+  registerControlRoutes(app as unknown as FastifyInstance, run, errors);
 
   app.get('/metrics', { schema: { summary: 'Prometheus metrics', produces: ['text/plain'] } }, async (_req, reply) => {
     const text = await daemon.metrics.registry.metrics();

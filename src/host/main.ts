@@ -27,6 +27,8 @@ export interface DaemonProcessOptions {
   logLevel?: string;
   /** The guest firewall (nft table inet hylics_guard); default on. Off only for hosts that cannot have it. */
   guestFirewall?: boolean;
+  /** Host memory budget for all controlled shares (bytes); none by default. */
+  shareBudgetBytes?: number;
 }
 
 async function pidAlive(pid: number): Promise<boolean> {
@@ -99,7 +101,7 @@ export async function startDaemon(opts: DaemonProcessOptions, log: Logger = pino
       ? 'guest firewall off (--no-guest-firewall), but table inet hylics_guard exists (another daemon?) and still applies to every guest link; `nft delete table inet hylics_guard` if no daemon needs it'
       : 'guest firewall off (--no-guest-firewall): guests can reach the host and each other and can spoof source addresses');
   }
-  const daemon = new Daemon({ stateDir: opts.stateDir, log, ...backends });
+  const daemon = new Daemon({ stateDir: opts.stateDir, log, ...backends, ...(opts.shareBudgetBytes !== undefined ? { shareBudgetBytes: opts.shareBudgetBytes } : {}) });
   await daemon.start();
 
   const socketPath = join(opts.stateDir, 'hylicsd.sock');

@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { HylicsError } from '../core/errors/index.js';
 import { readFileIfExists, writeFileAtomic } from '../os/atomic-file.js';
 import type { DriverState, GuestNetwork, GuestSpec } from './drivers/types.js';
+import type { ControlRecord } from './control/settings.js';
 
 export interface GuestRecord {
   spec: GuestSpec;
@@ -14,6 +15,8 @@ export interface GuestRecord {
   driverState?: DriverState;
   /** Desired state: a guest the operator created stays 'running' until removed (brought back after a restart). */
   desired: 'running' | 'stopped';
+  /** Share-size controller settings and calibration (hylics control set / calibrate); the loop resumes from them. */
+  control?: ControlRecord;
 }
 
 export interface PersistedState {

@@ -25,6 +25,17 @@ export async function isProcessAlive(pid: number, startTime?: number): Promise<b
   return startTime === undefined || st.startTime === startTime;
 }
 
+/** Kernel clock ticks per second in /proc/pid/stat (USER_HZ: 100 on every Linux architecture Hylics runs on). */
+export const USER_HZ = 100;
+
+/** CPU time (user + system, s) a process has used, or undefined if it is gone (fields 14 and 15 of /proc/pid/stat). */
+export async function processCpuSeconds(pid: number): Promise<number | undefined> {
+  let text: string;
+  try { text = await readFile(`/proc/${pid}/stat`, 'utf8'); } catch { return undefined; }
+  const f = text.slice(text.lastIndexOf(')') + 2).split(' '); // f[0] is field 3
+  return (Number(f[11]) + Number(f[12])) / USER_HZ;
+}
+
 /** Pids whose parent is `ppid` (no /proc/pid/task/tid/children on every kernel, so scan /proc). */
 export async function childrenOf(ppid: number): Promise<number[]> {
   const out: number[] = [];

@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import { runDaemon } from '../../host/main.js';
 import { stateDirFrom } from '../client.js';
+import { parseSize } from '../../core/units.js';
 
 export function register(program: Command): void {
   program.command('daemon')
@@ -12,7 +13,9 @@ export function register(program: Command): void {
     .option('--rotate-api-token', 'replace <state-dir>/api-token with a new random token at start')
     .option('--no-guest-firewall', 'do not install the guest firewall (nft table inet hylics_guard); guests can then reach the host and each other')
     .option('--log-level <level>', 'trace|debug|info|warn|error', process.env.HYLICS_LOG_LEVEL ?? 'info')
-    .action(async (o: { stateDir?: string; listen?: string; allowRemoteApi?: boolean; apiHost: string[]; rotateApiToken?: boolean; guestFirewall: boolean; logLevel: string }) => {
-      await runDaemon({ stateDir: stateDirFrom(o.stateDir), listen: o.listen, allowRemoteApi: o.allowRemoteApi === true, apiHosts: o.apiHost, rotateApiToken: o.rotateApiToken === true, guestFirewall: o.guestFirewall, logLevel: o.logLevel });
+    .option('--share-budget <size>', 'host memory for all controlled shares (e.g. 8G); over it, the controller shares it by SLO deficit')
+    .action(async (o: { stateDir?: string; listen?: string; allowRemoteApi?: boolean; apiHost: string[]; rotateApiToken?: boolean; guestFirewall: boolean; logLevel: string; shareBudget?: string }) => {
+      const shareBudgetBytes = o.shareBudget === undefined ? undefined : parseSize(o.shareBudget, 'share budget');
+      await runDaemon({ stateDir: stateDirFrom(o.stateDir), listen: o.listen, allowRemoteApi: o.allowRemoteApi === true, apiHosts: o.apiHost, rotateApiToken: o.rotateApiToken === true, guestFirewall: o.guestFirewall, logLevel: o.logLevel, shareBudgetBytes });
     });
 }

@@ -19,5 +19,6 @@ export const COMMANDS: CommandEntry[] = [
   { name: 'image', summary: 'the microVM guest image (Debian kernel + busybox initramfs)', load: () => import('./image.js') },
   { name: 'sim', summary: 'simulate the share-size controller (paper §6.4, Table 3)', load: () => import('./sim.js') },
   { name: 'module', summary: 'middleware modules: serve a guest\'s share from the host (HTTP file delivery, video streaming)', load: () => import('./module.js') },
+  { name: 'control', summary: 'the share-size controller of a guest (paper §5): settings, decisions, calibration', load: () => import('./control.js') },
   { name: 'demo', summary: 'run Hylics end to end on a temporary state dir: daemon, guest, shared files, compression + delivery, cleanup', load: () => import('./demo.js') },
 ];

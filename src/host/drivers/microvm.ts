@@ -17,6 +17,7 @@ import type { Logger } from 'pino';
 import { HylicsError, toHylicsError } from '../../core/errors/index.js';
 import { chooseAccel, type AccelChoice } from '../../os/accel.js';
 import { Cgroup } from '../../os/cgroup.js';
+import { processCpuSeconds } from '../../os/proc.js';
 import { buildImage, type GuestImage } from '../../os/image/build.js';
 import { CHANNEL_PORT, encodeAgentArgv, GUEST_SHARE } from '../../os/image/init.js';
 import { run } from '../../os/image/run.js';
@@ -378,6 +379,11 @@ export class MicrovmDriver implements GuestDriver {
 
   channel(ctx: DriverContext, _state: DriverState): ChannelEndpoint {
     return { mode: 'connect', path: microvmPaths(ctx).channel };
+  }
+
+  /** CPU time of the QEMU process (every vCPU thread is one of its threads), from /proc. */
+  async cpuSeconds(_ctx: DriverContext, state: DriverState): Promise<number | null> {
+    return (await processCpuSeconds(asState(state).qemuPid)) ?? null;
   }
 
   describe(_ctx: DriverContext, state: DriverState): Record<string, unknown> {

@@ -257,6 +257,13 @@ export class SandboxDriver implements GuestDriver {
     return { mode: 'listen', path: join(ctx.paths.run, CHANNEL_SOCKET) };
   }
 
+  /** The guest's cgroup CPU time (cpuacct.usage on v1, cpu.stat usage_usec on v2). */
+  async cpuSeconds(ctx: DriverContext): Promise<number | null> {
+    const cg = await this.cgroup(ctx);
+    if (!(await cg.exists())) return null;
+    return (await cg.stats()).cpuUsageNs / 1e9;
+  }
+
   describe(ctx: DriverContext, state: DriverState): Record<string, unknown> {
     const s = asSandboxState(state);
     return {

@@ -72,6 +72,8 @@ export interface GuestDriver {
   /** Remove all the driver created (netns, cgroup, tap, processes...), never the share. Idempotent. */
   cleanup(ctx: DriverContext, state: DriverState | undefined): Promise<void>;
   channel(ctx: DriverContext, state: DriverState): ChannelEndpoint;
+  /** CPU time the guest has used, in seconds (sandbox: its cgroup; microVM: QEMU), null when unknown. */
+  cpuSeconds?(ctx: DriverContext, state: DriverState): Promise<number | null>;
   /** Extra facts for `guest show` (accelerator, pids, ...). */
   describe(ctx: DriverContext, state: DriverState): Record<string, unknown>;
 }
