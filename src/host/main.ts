@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { pino, type Logger } from 'pino';
 import type { FastifyInstance } from 'fastify';
 import { HylicsError } from '../core/errors/index.js';
+import { parseSize } from '../core/units.js';
 import { Daemon } from './daemon.js';
 import { buildApi } from './http.js';
 import { wireBackends } from './wiring.js';
@@ -13,6 +14,8 @@ import { guardInstalled } from '../os/nft-guard.js';
 import { writeFileAtomic } from '../os/atomic-file.js';
 import { apiTokenPath, ensureApiToken } from './api-auth.js';
 import { processCmdline, signal } from '../os/proc.js';
+import { diffSettings, type DaemonSettings } from './config.js';
+import { daemonLogger, resolveForm } from './log.js';
 
 export interface DaemonProcessOptions {
   stateDir: string;
@@ -50,6 +53,21 @@ async function takePidFile(stateDir: string): Promise<string> {
   return path;
 }
 
+/** --listen as host and port; refused off loopback without allowRemoteApi. Undefined when not listening on TCP. */
+function parseListen(opts: Pick<DaemonProcessOptions, 'listen' | 'allowRemoteApi'>): { host: string; port: number } | undefined {
+  if (!opts.listen) return undefined;
+  const m = /^(.*):(\d+)$/.exec(opts.listen);
+  if (!m) throw new HylicsError('HYLICS_ERR_INVALID_ARGUMENT', `--listen wants host:port, got ${opts.listen}`);
+  // Plain HTTP: off loopback the token crosses the network in clear text, and guests route through this host
+  // (Linux accepts packets for any local address on any interface; the guest firewall drops them, but other
+  // machines on that network are not guests).
+  const host = m[1] || '127.0.0.1';
+  if (!/^(127\.|localhost$|\[?::1\]?$)/.test(host) && !opts.allowRemoteApi) {
+    throw new HylicsError('HYLICS_ERR_INVALID_ARGUMENT', `--listen ${opts.listen} is not a loopback address: the API is plain HTTP (its bearer token would cross the network in clear); pass --allow-remote-api only on a trusted network or behind a TLS proxy`);
+  }
+  return { host, port: Number(m[2]) };
+}
+
 /**
  * The state dir holds root's secrets (API token, shares, sockets): it must be root's own directory, not a symlink,
  * and nobody else may create or swap files in it. Group/world write bits are taken away (with a warning).
@@ -70,24 +88,14 @@ export interface RunningDaemon {
   servers: FastifyInstance[];
   socketPath: string;
   stop(): Promise<void>;
+  /** Replace the TCP listener (or remove it: no listen); on failure the TCP listener stays off, the socket serves. */
+  setTcp(o: Pick<DaemonProcessOptions, 'listen' | 'allowRemoteApi' | 'apiHosts'>): Promise<void>;
 }
 
 export async function startDaemon(opts: DaemonProcessOptions, log: Logger = pino({ level: opts.logLevel ?? 'info' })): Promise<RunningDaemon> {
   if (process.getuid?.() !== 0) throw new HylicsError('HYLICS_ERR_NOT_ROOT', 'hylicsd needs root (it mounts tmpfs shares and creates namespaces, cgroups and nftables rules)');
   // validated before anything is started, so a bad --listen changes nothing
-  let tcpListen: { host: string; port: number } | undefined;
-  if (opts.listen) {
-    const m = /^(.*):(\d+)$/.exec(opts.listen);
-    if (!m) throw new HylicsError('HYLICS_ERR_INVALID_ARGUMENT', `--listen wants host:port, got ${opts.listen}`);
-    // Plain HTTP: off loopback the token crosses the network in clear text, and guests route through this host
-    // (Linux accepts packets for any local address on any interface; the guest firewall drops them, but other
-    // machines on that network are not guests).
-    const host = m[1] || '127.0.0.1';
-    if (!/^(127\.|localhost$|\[?::1\]?$)/.test(host) && !opts.allowRemoteApi) {
-      throw new HylicsError('HYLICS_ERR_INVALID_ARGUMENT', `--listen ${opts.listen} is not a loopback address: the API is plain HTTP (its bearer token would cross the network in clear); pass --allow-remote-api only on a trusted network or behind a TLS proxy`);
-    }
-    tcpListen = { host, port: Number(m[2]) };
-  }
+  let tcpListen = parseListen(opts);
   await mkdir(opts.stateDir, { recursive: true, mode: 0o700 });
   await secureStateDir(opts.stateDir, log);
   const pidFile = await takePidFile(opts.stateDir);
@@ -111,11 +119,27 @@ export async function startDaemon(opts: DaemonProcessOptions, log: Logger = pino
   await unix.listen({ path: socketPath });
   await chmod(socketPath, 0o600);
   servers.push(unix);
+  let tcp: FastifyInstance | undefined;
   if (tcpListen) {
-    const tcp = await buildApi(daemon, log, { auth: { token: apiToken, allowedHosts: opts.apiHosts ?? [] } });
+    tcp = await buildApi(daemon, log, { auth: { token: apiToken, allowedHosts: opts.apiHosts ?? [] } });
     await tcp.listen(tcpListen);
     servers.push(tcp);
   }
+  /** Reload: a new TCP listener (address, remote permission, Host names); the Unix socket stays as it is. */
+  const setTcp = async (o: Pick<DaemonProcessOptions, 'listen' | 'allowRemoteApi' | 'apiHosts'>): Promise<void> => {
+    const next = parseListen(o); // a bad value throws here and changes nothing
+    if (tcp) {
+      await tcp.close();
+      servers.splice(servers.indexOf(tcp), 1);
+      tcp = undefined;
+    }
+    tcpListen = next;
+    if (!next) return;
+    const t = await buildApi(daemon, log, { auth: { token: apiToken, allowedHosts: o.apiHosts ?? [] } });
+    await t.listen(next);
+    tcp = t;
+    servers.push(t);
+  };
   log.info({ stateDir: opts.stateDir, socket: socketPath, listen: opts.listen, ...(tcpListen ? { apiToken: apiTokenPath(opts.stateDir) } : {}) }, 'hylicsd ready');
 
   let stopping: Promise<void> | undefined;
@@ -127,19 +151,60 @@ export async function startDaemon(opts: DaemonProcessOptions, log: Logger = pino
     await rm(pidFile, { force: true });
     await rm(socketPath, { force: true });
   })());
-  return { daemon, servers, socketPath, stop };
+  return { daemon, servers, socketPath, stop, setTcp };
 }
 
-/** `hylics daemon`: run until SIGTERM/SIGINT. */
-export async function runDaemon(opts: DaemonProcessOptions): Promise<void> {
-  const log = pino({ level: opts.logLevel ?? process.env.HYLICS_LOG_LEVEL ?? 'info' });
-  const d = await startDaemon(opts, log);
+/** `hylics daemon`: run until SIGTERM/SIGINT; SIGHUP (`systemctl reload`) re-reads the settings. */
+export async function runDaemon(settings: DaemonSettings, opts: { rotateApiToken?: boolean; reload?: () => Promise<DaemonSettings> } = {}): Promise<void> {
+  const { log, sink } = daemonLogger(settings.logLevel, settings.logFormat);
+  // SIGHUP's default action ends the process: take it over before starting (a reload then waits for the start)
+  let reloading = Promise.resolve();
+  let ready: () => void = () => undefined;
+  reloading = new Promise<void>((r) => { ready = r; });
+  const onHup = (): void => {
+    log.info({ signal: 'SIGHUP' }, 'reloading settings');
+    reloading = reloading.then(reload);
+  };
+  process.on('SIGHUP', onHup);
+  let d: RunningDaemon;
+  try { d = await startDaemon({ ...processOptions(settings), rotateApiToken: opts.rotateApiToken }, log); } catch (e) {
+    process.off('SIGHUP', onHup);
+    throw e;
+  }
+  ready();
+  let current = settings;
+  const reload = async (): Promise<void> => {
+    if (!opts.reload) return log.info('reload: no config file, nothing to re-read');
+    let next: DaemonSettings;
+    try { next = await opts.reload(); } catch (e) {
+      return log.error({ err: (e as Error).message }, 'reload failed: settings unchanged');
+    }
+    const { live, restart } = diffSettings(current, next);
+    if (live.includes('log-level')) log.level = next.logLevel;
+    if (live.includes('log-format')) sink.form = resolveForm(next.logFormat);
+    let applied = live;
+    if (live.some((k) => k === 'listen' || k === 'allow-remote-api' || k === 'api-host')) {
+      try { await d.setTcp(processOptions(next)); } catch (e) {
+        log.error({ err: (e as Error).message, listen: next.listen }, 'reload: the TCP listener could not be replaced (the Unix socket still serves)');
+        applied = live.filter((k) => k === 'log-level' || k === 'log-format');
+      }
+    }
+    // what a reload cannot change keeps its running value (a restart applies it; guests keep running)
+    current = { ...next, stateDir: current.stateDir, guestFirewall: current.guestFirewall, shareBudget: current.shareBudget };
+    if (restart.length > 0) log.warn({ settings: restart }, 'reload: these settings apply only after a restart (guests keep running across it)');
+    log.info({ applied }, 'reload done');
+  };
   await new Promise<void>((resolve) => {
     const onSignal = (sig: string): void => {
       log.info({ signal: sig }, 'signal received');
-      void d.stop().then(resolve, (e) => { log.error({ err: String(e) }, 'stop failed'); resolve(); });
+      void reloading.then(() => d.stop()).then(resolve, (e) => { log.error({ err: String(e) }, 'stop failed'); resolve(); });
     };
     process.once('SIGTERM', onSignal);
     process.once('SIGINT', onSignal);
   });
+  process.off('SIGHUP', onHup);
+}
+
+function processOptions(s: DaemonSettings): DaemonProcessOptions {
+  return { stateDir: s.stateDir, listen: s.listen, allowRemoteApi: s.allowRemoteApi, apiHosts: s.apiHost, guestFirewall: s.guestFirewall, logLevel: s.logLevel, ...(s.shareBudget !== undefined ? { shareBudgetBytes: parseSize(s.shareBudget, 'share budget') } : {}) };
 }
