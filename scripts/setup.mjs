@@ -5,7 +5,7 @@
 // Used by `npm test` (pretest) and by the ./hylics wrapper. Plain Node.js, no dependencies, so it runs first.
 import { execFileSync, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, readFileSync, readdirSync, statSync, writeFileSync, mkdirSync } from 'node:fs';
+import { existsSync, lstatSync, readFileSync, readdirSync, readlinkSync, statSync, unlinkSync, writeFileSync, mkdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 
@@ -79,10 +79,17 @@ export function setup(opts = {}) {
   }
 
   // 2. npm packages
-  mkdirSync(join(root, 'node_modules'), { recursive: true });
+  const nodeModules = join(root, 'node_modules');
+  mkdirSync(nodeModules, { recursive: true });
   const lockHash = hashFile(join(root, 'package-lock.json'));
   const lockStamp = join(stampDir, 'lock');
   if (!existsSync(lockStamp) || readFileSync(lockStamp, 'utf8') !== lockHash) {
+    // A node_modules that is a symlink (a git worktree sharing another checkout's install) is unlinked, not
+    // emptied: `npm ci` would otherwise delete the other checkout's packages through the link.
+    if (lstatSync(nodeModules).isSymbolicLink()) {
+      say(`node_modules is a link to ${readlinkSync(nodeModules)} and package-lock.json differs from it: installing this checkout's own`);
+      unlinkSync(nodeModules);
+    }
     say('installing npm packages (npm ci)');
     run('npm', ['ci', '--no-audit', '--no-fund']);
     mkdirSync(stampDir, { recursive: true });
