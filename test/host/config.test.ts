@@ -15,7 +15,7 @@ test('every config key is a flag of `hylics daemon` and every daemon flag that i
   const daemon = p.commands.find((c) => c.name() === 'daemon')!;
   const flags = daemon.options.map((o) => o.long!.replace(/^--(no-)?/, '')).filter((f) => !['config', 'rotate-api-token', 'api', 'json', 'help'].includes(f));
   assert.deepEqual(flags.sort(), Object.keys(DAEMON_SETTINGS).sort());
-  for (const k of Object.keys(DAEMON_SETTINGS)) assert.ok(attrOf(k) in DEFAULT_SETTINGS || k === 'listen', k);
+  for (const k of Object.keys(DAEMON_SETTINGS)) assert.ok(attrOf(k) in DEFAULT_SETTINGS || k === 'listen' || k === 'share-budget', k);
 });
 
 test('config file: read, checked, merged under the flags', async (t) => {
@@ -45,6 +45,9 @@ test('config file: read, checked, merged under the flags', async (t) => {
   await refused('api-host: a.example\n', /api-host: must be a list/);
   await refused('- a\n- b\n', /wants a mapping/);
   await refused('log-level: [\n', /not valid YAML/);
+  await refused('share-budget: lots\n', /share-budget: /);
+  await writeFile(f, 'share-budget: 8G\n');
+  assert.deepEqual(await readConfigFile(f), { 'share-budget': '8G' });
   await assert.rejects(readConfigFile(join(dir, 'missing.yaml')), /cannot read config file/);
   assert.equal(checkSetting('state-dir', 'rel', FLAGS), join(process.cwd(), 'rel')); // a flag may be relative
 });
