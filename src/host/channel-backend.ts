@@ -2,9 +2,10 @@
 // the host-served ops the daemon answers (task reports for the profiler, share info). Output of `exec` crosses
 // the channel as base64 and is decoded here so API callers get text.
 import type { Logger } from 'pino';
+import { Counter, type Registry } from 'prom-client';
 import { HylicsError } from '../core/errors/index.js';
 import type { TaskEventT, TaskReportParamsT } from '../core/protocol/index.js';
-import { ChannelServer } from './channel/index.js';
+import { ChannelServer, type BudgetStats, type ChannelServerOptions } from './channel/index.js';
 import type { ChannelEndpoint } from './drivers/types.js';
 import type { ChannelBackend } from './backends.js';
 
@@ -15,8 +16,36 @@ export interface HostChannelBackend extends ChannelBackend {
   setShareInfo(fn: (guest: string) => Promise<{ sizeBytes: number; usedBytes: number; freeBytes: number }>): void;
 }
 
-export function createChannelBackend(log: Logger): HostChannelBackend {
-  const server = new ChannelServer({ log });
+export interface ChannelBackendOptions {
+  /** Where the per-guest channel cost metrics go. */
+  registry?: Registry;
+  /** Per-guest channel budget (default: DEFAULT_CHANNEL_BUDGET; false: none, for measurements only). */
+  budget?: ChannelServerOptions['budget'];
+}
+
+/** Per-guest cost of the channel, read from the server at scrape time (a removed guest's series go with it). */
+function budgetMetrics(server: ChannelServer, registry: Registry): void {
+  const counter = (name: string, help: string, pick: (b: BudgetStats) => number): void => {
+    new Counter({
+      name, help, labelNames: ['guest'], registers: [registry],
+      collect() {
+        this.reset();
+        for (const g of server.guests()) {
+          const b = server.info(g)?.budget;
+          if (b) this.inc({ guest: g }, pick(b));
+        }
+      },
+    });
+  };
+  counter('hylics_channel_received_bytes_total', 'Bytes received from the guest on its control channel', (b) => b.bytes);
+  counter('hylics_channel_loop_seconds_total', 'Daemon event-loop time spent on the guest\'s control-channel frames (decode, validation, handlers)', (b) => b.loopMs / 1000);
+  counter('hylics_channel_throttled_seconds_total', 'Time the guest\'s control channel was paused for being over its budget', (b) => b.throttledMs / 1000);
+  counter('hylics_channel_budget_disconnects_total', 'Control-channel connections closed for staying over the budget', (b) => b.disconnects);
+}
+
+export function createChannelBackend(log: Logger, opts: ChannelBackendOptions = {}): HostChannelBackend {
+  const server = new ChannelServer({ log, ...(opts.budget !== undefined ? { budget: opts.budget } : {}) });
+  if (opts.registry) budgetMetrics(server, opts.registry);
   const eventListeners: Array<(guest: string, event: string, payload: unknown) => void> = [];
   const emit = (guest: string, event: string, payload: unknown): void => { for (const fn of eventListeners) fn(guest, event, payload); };
   let shareInfo: ((guest: string) => Promise<{ sizeBytes: number; usedBytes: number; freeBytes: number }>) | undefined;

@@ -21,7 +21,8 @@ export interface WireOptions {
 export async function wireBackends(stateDir: string, log: Logger, opts: WireOptions = {}): Promise<Backends> {
   const registry = new Registry();
   const shares = new ShareManager({ stateDir, log: log.child({ component: 'shares' }) });
-  const channels = createChannelBackend(log.child({ component: 'channel' }));
+  // HYLICS_CHANNEL_BUDGET=off removes the per-guest channel budget: for bench/channel-flood's "before" only
+  const channels = createChannelBackend(log.child({ component: 'channel' }), { registry, ...(process.env.HYLICS_CHANNEL_BUDGET === 'off' ? { budget: false as const } : {}) });
   channels.setShareInfo((guest) => shares.usage(guest));
   const modules = new ModuleManager({ registry, log: (msg) => log.info({ component: 'modules' }, msg) });
   // Not modules.cleanupStale(): module tables are named by guest, and it would also remove the live rules of

@@ -21,3 +21,5 @@
 // with channels.handle(op, handler); guest-served ops are called with channels.request(guest, op, params).
 export { ChannelServer } from './server.js';
 export type { ChannelServerOptions, GuestChannelOptions, GuestChannelInfo, HostHandler, ServerRequestOptions } from './server.js';
+export { DEFAULT_CHANNEL_BUDGET } from './budget.js';
+export type { ChannelBudgetOptions, BudgetStats } from './budget.js';

@@ -10,6 +10,7 @@ import {
   type HandlerContext, type PeerLogger, type RequestOptions,
 } from '../../os/channel/index.js';
 import type { ChannelEndpoint } from '../drivers/types.js';
+import { DEFAULT_CHANNEL_BUDGET, UNLIMITED_CHANNEL_BUDGET, GuestBudget, RateLimitedLog, type BudgetStats, type ChannelBudgetOptions } from './budget.js';
 
 /** A host-side op handler: `guest` is the name bound to the endpoint the request came in on. */
 export type HostHandler = (guest: string, params: any, ctx: HandlerContext) => unknown;
@@ -37,6 +38,8 @@ export interface ChannelServerOptions {
   reconnectMaxMs?: number;
   /** Connections per guest still in their hello (listen mode); more are refused at once. */
   maxHandshaking?: number;
+  /** Per-guest budget of bytes, frames and event-loop time (./budget.ts); false: no limits, only counting (measurements). */
+  budget?: Partial<ChannelBudgetOptions> | false;
 }
 
 export interface ServerRequestOptions extends RequestOptions {
@@ -54,8 +57,12 @@ export interface GuestChannelInfo {
   connects: number;
   protocolErrors: number;
   discardedBytes: number;
+  /** What the guest's frames cost the daemon, and how often it was throttled. */
+  budget: BudgetStats;
 }
 
+/** Refusals and throttling are logged at most this often per guest and kind (a guest must not flood the log). */
+const LOG_EVERY_MS = 60_000;
 const HELLO_WINDOW_MS = 10_000;
 const MAX_HELLOS_PER_WINDOW = 30;
 
@@ -77,7 +84,7 @@ interface GuestState {
   waiters: Array<() => void>;
   /** When the last sessions started (hellos), to refuse a guest that restarts sessions in a loop. */
   recentHellos: number[];
-  floodWarnedAt?: number;
+  budget: GuestBudget;
 }
 
 /**
@@ -89,12 +96,15 @@ export class ChannelServer extends EventEmitter {
   private readonly handlers = new Map<string, HostHandler>();
   private readonly log: PeerLogger;
   private readonly registry: OpRegistry;
+  private readonly budgetOpts: ChannelBudgetOptions;
+  private readonly logLimit = new RateLimitedLog(LOG_EVERY_MS);
   private closed = false;
 
   constructor(private readonly opts: ChannelServerOptions = {}) {
     super();
     this.log = opts.log ?? SILENT;
     this.registry = opts.registry ?? OPS;
+    this.budgetOpts = opts.budget === false ? UNLIMITED_CHANNEL_BUDGET : { ...DEFAULT_CHANNEL_BUDGET, ...opts.budget };
     for (const [op, h] of Object.entries(opts.handlers ?? {})) this.handlers.set(op, h);
   }
 
@@ -112,6 +122,7 @@ export class ChannelServer extends EventEmitter {
     const g: GuestState = {
       name, endpoint, opts, replyCache: new ReplyCache(), handshaking: new Set(), removed: false,
       backoffMs: this.opts.reconnectMinMs ?? 100, connects: 0, protocolErrors: 0, discardedBytes: 0, waiters: [], recentHellos: [],
+      budget: new GuestBudget(this.budgetOpts),
     };
     this.guestsByName.set(name, g);
     if (endpoint.mode === 'listen') {
@@ -133,6 +144,7 @@ export class ChannelServer extends EventEmitter {
     if (!g) return;
     g.removed = true;
     this.guestsByName.delete(name);
+    this.logLimit.forget(`${name}\0`);
     clearTimeout(g.retryTimer);
     for (const p of g.handshaking) p.close();
     g.live?.close();
@@ -156,7 +168,7 @@ export class ChannelServer extends EventEmitter {
   info(name: string): GuestChannelInfo | undefined {
     const g = this.guestsByName.get(name);
     if (!g) return undefined;
-    const i: GuestChannelInfo = { name, endpoint: g.endpoint, connected: g.live?.connected === true, connects: g.connects, protocolErrors: g.protocolErrors, discardedBytes: g.discardedBytes };
+    const i: GuestChannelInfo = { name, endpoint: g.endpoint, connected: g.live?.connected === true, connects: g.connects, protocolErrors: g.protocolErrors, discardedBytes: g.discardedBytes, budget: { ...g.budget.stats } };
     if (g.live?.remote) i.remote = g.live.remote;
     if (g.connectedAt !== undefined && i.connected) i.connectedAt = g.connectedAt;
     return i;
@@ -208,6 +220,8 @@ export class ChannelServer extends EventEmitter {
   private makePeer(g: GuestState, stream: Socket, mode: 'listen' | 'connect'): ChannelPeer {
     const handlers: Record<string, (p: unknown, ctx: HandlerContext) => unknown> = {};
     for (const [op, h] of this.handlers) handlers[op] = (p, ctx) => h(g.name, p, ctx);
+    // the meter's two 'data' listeners bracket the peer's own: what it measures is the peer's work on each chunk
+    const metered = g.budget.meter(stream as Socket);
     const peer = new ChannelPeer(stream, {
       role: 'host',
       name: 'hylicsd',
@@ -225,6 +239,19 @@ export class ChannelServer extends EventEmitter {
       replyCache: g.replyCache,
       log: this.log,
     });
+    const unmeter = metered({
+      framesIn: () => peer.stats.framesIn,
+      onThrottle: (reason, ms) => {
+        this.logLimit.maybe(`${g.name}\0throttle`, (held) => this.log.warn({ guest: g.name, over: reason, pauseMs: ms, throttlesSinceLastLog: held, budget: g.budget.stats }, 'channel: guest over its budget; its channel is paused until it is back within'));
+        this.emit('throttled', g.name, reason, ms);
+      },
+      onAbuse: (throttledMs) => {
+        const b = g.budget;
+        this.logLimit.maybe(`${g.name}\0abuse`, (held) => this.log.warn({ guest: g.name, throttledMs, windowMs: b.opts.windowMs, penaltyMs: b.opts.penaltyMs, disconnectsSinceLastLog: held }, 'channel: guest stayed over its budget; disconnecting it and refusing it for a while'));
+        this.emit('budget-exceeded', g.name, throttledMs);
+        peer.close(new HylicsError('HYLICS_ERR_CHANNEL_BUDGET', `guest stayed over its channel budget (throttled ${Math.round(throttledMs)} ms in ${b.opts.windowMs} ms)`, { guest: g.name }));
+      },
+    });
     // Handlers answer late events through this server, so the peer's own 'error'/'protocol-error' stay contained.
     peer.on('protocol-error', (err: HylicsError) => {
       g.protocolErrors++;
@@ -239,10 +266,7 @@ export class ChannelServer extends EventEmitter {
       g.recentHellos = g.recentHellos.filter((t) => now - t < HELLO_WINDOW_MS);
       g.recentHellos.push(now);
       if (g.recentHellos.length > MAX_HELLOS_PER_WINDOW) {
-        if (!g.floodWarnedAt || now - g.floodWarnedAt > 60_000) {
-          g.floodWarnedAt = now;
-          this.log.warn({ guest: g.name, hellos: g.recentHellos.length, windowMs: HELLO_WINDOW_MS }, 'channel: guest restarts sessions too fast; refusing them for now');
-        }
+        this.logLimit.maybe(`${g.name}\0hellos`, (held) => this.log.warn({ guest: g.name, hellos: g.recentHellos.length, windowMs: HELLO_WINDOW_MS, refusedSinceLastLog: held }, 'channel: guest restarts sessions too fast; refusing them for now'));
         g.handshaking.delete(peer);
         peer.close();
         return;
@@ -265,6 +289,7 @@ export class ChannelServer extends EventEmitter {
     });
     peer.on('event', (event: string, data: unknown) => this.emit('event', g.name, event, data));
     peer.on('close', (err?: HylicsError) => {
+      unmeter();
       g.handshaking.delete(peer);
       g.discardedBytes += peer.stats.discardedBytes;
       if (g.live === peer) {
@@ -280,9 +305,15 @@ export class ChannelServer extends EventEmitter {
 
   private accept(g: GuestState, s: Socket): void {
     if (g.removed) { s.destroy(); return; }
+    const penalty = g.budget.penaltyMs();
+    if (penalty > 0) {
+      this.logLimit.maybe(`${g.name}\0penalty`, (held) => this.log.warn({ guest: g.name, penaltyMs: penalty, refusedSinceLastLog: held }, 'channel: refusing a connection of a guest disconnected for staying over its budget'));
+      s.destroy();
+      return;
+    }
     const max = this.opts.maxHandshaking ?? 4;
     if (g.handshaking.size >= max) {
-      this.log.warn({ guest: g.name }, 'channel: too many connections in handshake; refusing one');
+      this.logLimit.maybe(`${g.name}\0handshakes`, (held) => this.log.warn({ guest: g.name, refusedSinceLastLog: held }, 'channel: too many connections in handshake; refusing one'));
       s.destroy();
       return;
     }
@@ -309,7 +340,8 @@ export class ChannelServer extends EventEmitter {
     if (g.removed) return;
     clearTimeout(g.retryTimer);
     const max = this.opts.reconnectMaxMs ?? 2000;
-    const delay = Math.round(g.backoffMs / 2 + Math.random() * g.backoffMs / 2); // jittered
+    // jittered; a guest disconnected for staying over its budget is not reconnected before its penalty ends
+    const delay = Math.max(g.budget.penaltyMs(), Math.round(g.backoffMs / 2 + Math.random() * g.backoffMs / 2));
     g.backoffMs = Math.min(max, g.backoffMs * 2);
     g.retryTimer = setTimeout(() => this.connectLoop(g), delay);
   }

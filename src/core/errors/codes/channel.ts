@@ -11,6 +11,7 @@ export const CHANNEL = {
   HYLICS_ERR_CHANNEL_HANDSHAKE: { http: 504, doc: 'The other end of a control channel did not answer the hello in time; the connection was closed (the agent retries with backoff).' },
   HYLICS_ERR_CHANNEL_UNKNOWN_OP: { http: 404, doc: 'A control-channel request named an operation that is not registered or has no handler on the receiving side.' },
   HYLICS_ERR_CHANNEL_OP_DENIED: { http: 403, doc: 'The operation is not on this channel\'s allow-list for the caller (a guest may only call the operations the host allows it).' },
+  HYLICS_ERR_CHANNEL_BUDGET: { http: 429, doc: 'A guest stayed over its control-channel budget (bytes, frames or daemon event-loop time per second) for too long; the daemon closed its connection and refuses it for a while (see docs/protocol.md, budgets).' },
   HYLICS_ERR_CHANNEL_BUSY: { http: 429, doc: 'Too many requests are in flight on this channel; retry after some of them complete.' },
   HYLICS_ERR_CHANNEL_DEADLINE: { http: 504, doc: 'A control-channel request got no reply before its deadline; the handler was told to abort, but it may have had effects (idempotent ops can be retried with the same id).' },
   HYLICS_ERR_CHANNEL_CLOSED: { http: 503, doc: 'The control channel closed before the request was answered; it may or may not have been carried out.' },
