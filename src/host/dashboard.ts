@@ -44,7 +44,7 @@ function html(libs: string): string {
  .charts{display:flex;flex-wrap:wrap;gap:18px}
  .ctl{margin:0 0 8px} .tag{display:inline-block;padding:1px 6px;border-radius:4px;background:#eef2ff;color:#3730a3;font-size:12px}
  .off{background:#f3f4f6;color:#6b7280}
- table.small{font-size:12px} details{margin-top:6px}
+ table.small{font-size:12px} details{margin-top:6px} #guests td{white-space:nowrap}
 </style>
 ${libs}
 </head><body>
@@ -60,17 +60,25 @@ const MiB = 1048576;
 const tokenIn = new URLSearchParams(location.hash.slice(1)).get('token');
 if (tokenIn) { sessionStorage.setItem('hylics-token', tokenIn); history.replaceState(null, '', location.pathname); }
 const auth = sessionStorage.getItem('hylics-token') ? { authorization: 'Bearer ' + sessionStorage.getItem('hylics-token') } : {};
-class HttpError extends Error { constructor(status, msg) { super(msg); this.status = status; } }
+class HttpError extends Error { constructor(status, code, msg) { super(msg); this.status = status; this.code = code; } }
 async function get(path) {
   const r = await fetch(path, { headers: auth, cache: 'no-store' });
-  if (!r.ok) throw new HttpError(r.status, 'HTTP ' + r.status + (r.status === 401 ? ' (open this page as /#token=<the token in the state dir\\'s api-token>)' : ''));
+  if (!r.ok) {
+    const body = await r.json().catch(() => ({}));
+    throw new HttpError(r.status, body.error && body.error.code, 'HTTP ' + r.status + (r.status === 401 ? ' (open this page as /#token=<the token in the state dir\\'s api-token>)' : ''));
+  }
   return r.json();
 }
-/** A route that may not exist on this daemon (the controller's): undefined on 404, asked again only after 30 s. */
+/** The controller's routes: undefined on 404 (no settings for the guest: HYLICS_ERR_CONTROL_NOT_SET, asked again
+ * next poll; no such route on an older daemon: HYLICS_ERR_NOT_FOUND, asked again after 30 s). */
 const absent = new Map();
 async function optional(key, path) {
   if ((absent.get(key) || 0) > Date.now()) return undefined;
-  try { return await get(path); } catch (e) { if (e.status !== 404) throw e; absent.set(key, Date.now() + 30000); return undefined; }
+  try { return await get(path); } catch (e) {
+    if (e.status !== 404) throw e;
+    if (e.code === 'HYLICS_ERR_NOT_FOUND') absent.set(key, Date.now() + 30000);
+    return undefined;
+  }
 }
 
 const esc = (t) => String(t).replace(/[&<>"']/g, (c) => '&#' + c.charCodeAt(0) + ';'); // names come from guests: never trust them
@@ -81,14 +89,15 @@ const fmtTime = (t) => new Date(t).toLocaleTimeString([], { hour12: false });
 // ---- charts (Vega-Lite specs; data sets are replaced on every poll) ----
 const ACTIONS = ['grow', 'shrink', 'hold', 'clamped', 'refused'];
 const ACTION_COLORS = ['#16a34a', '#ea580c', '#9ca3af', '#7c3aed', '#dc2626'];
-const X = { field: 't', type: 'temporal', title: 'time', axis: { format: '%H:%M:%S', labelOverlap: true, tickCount: 5, grid: false } };
+const X = { field: 't', type: 'temporal', title: 'time', axis: { format: '%H:%M:%S', labelOverlap: 'greedy', labelSeparation: 6, tickCount: 4, grid: false } };
 function decisionLayer() {
-  return { data: { name: 'decisions' }, mark: { type: 'rule', strokeWidth: 1.5, opacity: 0.7 },
-    encoding: { x: X, color: { field: 'action', type: 'nominal', scale: { domain: ACTIONS, range: ACTION_COLORS }, legend: { title: 'decision', orient: 'right' } },
+  // holds drawn faint: at a short interval they are most decisions, and grow/shrink are what a reader looks for
+  return { data: { name: 'decisions' }, mark: { type: 'rule', strokeWidth: 1.5 },
+    encoding: { x: X, opacity: { condition: { test: "datum.action === 'hold'", value: 0.3 }, value: 0.85 }, color: { field: 'action', type: 'nominal', scale: { domain: ACTIONS, range: ACTION_COLORS }, legend: { title: 'decision', orient: 'right' } },
       tooltip: [{ field: 't', type: 'temporal', title: 'time', format: '%H:%M:%S' }, { field: 'action' }, { field: 'target', title: 'target (MiB)', format: '.1f' }, { field: 'reason' }] } };
 }
 function lineLayer(yTitle, names, colors, dash) {
-  return { data: { name: 'series' }, mark: { type: 'line', interpolate: 'step-after', strokeWidth: 2, point: false },
+  return { data: { name: 'series' }, mark: { type: 'line', interpolate: 'step-after', strokeWidth: 2, point: { filled: true, size: 10 } },
     encoding: { x: X, y: { field: 'v', type: 'quantitative', title: yTitle, scale: { zero: true, nice: true }, axis: { format: ',~r' } },
       color: { field: 's', type: 'nominal', scale: { domain: names, range: colors }, legend: { title: null, orient: 'bottom', direction: 'horizontal' } },
       strokeDash: { field: 's', type: 'nominal', scale: { domain: names, range: dash } },
@@ -176,11 +185,10 @@ async function guestTick(g, now) {
   }
   trim(c.offload, now);
 
-  // share and response time: the daemon's profile when it has one (it outlives this page), then this page's own
-  // polls after its last point (the profile has a point per profiler interval; a resize shows at the next poll);
-  // without a profile, the per-task window of GuestView (mean and p95 of the recent reports)
+  // share size and usage: the daemon's profile (it outlives this page; a point per profiler interval) together
+  // with this page's own polls (every 2 s: a resize shows at once). Response times: the profile's per-interval
+  // mean and p95 when there is a profile, else the per-task window of GuestView (the mean and p95 of recent reports)
   const points = profile && Array.isArray(profile.points) ? profile.points : [];
-  const lastProfiled = points.length ? points[points.length - 1].t : -Infinity;
   const shareRows = [], respRows = [];
   const add = (t, size, used, mean, p95) => {
     shareRows.push({ t, s: 'size', v: size / MiB }, { t, s: 'used', v: used / MiB });
@@ -188,8 +196,8 @@ async function guestTick(g, now) {
     if (p95 != null) respRows.push({ t, s: 'p95', v: p95 / 1000 });
   };
   for (const p of points) add(p.t, p.sizeBytes, p.usedBytes, p.responseMeanMs, p.p95Ms);
-  // (response times only without a profile: its per-interval means and the task window's are different measures)
-  for (const h of c.hist) if (h.t > lastProfiled) add(h.t, h.size, h.used, points.length ? null : h.mean, points.length ? null : h.p95);
+  for (const h of c.hist) add(h.t, h.size, h.used, points.length ? null : h.mean, points.length ? null : h.p95);
+  shareRows.sort((a, b) => a.t - b.t);
   const decisions = log && Array.isArray(log.decisions) ? log.decisions.filter((d) => d.t >= now - WINDOW_MS) : [];
   for (const d of decisions) shareRows.push({ t: d.t, s: 'target', v: d.targetBytes / MiB });
   const marks = decisions.map((d) => ({ t: d.t, action: d.action, target: d.targetBytes / MiB, reason: d.reason }));

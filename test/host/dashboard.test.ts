@@ -85,7 +85,7 @@ test('dashboard in headless Chromium: guest, share, tasks, offload, charts with 
 
   srv = await relay(apiSocket(dir));
   browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS });
-  const page = await browser.newPage({ viewport: { width: 1500, height: 1000 } });
+  const page = await browser.newPage({ viewport: { width: 1600, height: 1000 } });
   const pageErrors: string[] = [];
   page.on('pageerror', (e) => pageErrors.push(e.message));
   await page.goto(`http://127.0.0.1:${(srv.address() as AddressInfo).port}/`);
@@ -123,10 +123,8 @@ test('dashboard in headless Chromium: guest, share, tasks, offload, charts with 
   assert.ok(resp.includes('mean') && resp.includes('p95'), 'response legend');
   assert.ok(off.some((s) => s.startsWith(mod.id)), `offload legend names the module: ${off.join('|')}`);
   assert.ok(Math.max(...share.filter((s) => /^\d+$/.test(s)).map(Number)) >= 15, 'share axis reaches the 16 MiB size');
-  // the controller: drawn when this daemon has its routes and a controller is set, "controller off" otherwise
-  const ctl = await card.locator('.ctl').innerText();
-  assert.match(ctl, /controller (off|\w+ SLO)/);
-
+  // no controller set for this guest yet
+  assert.match(await card.locator('.ctl').innerText(), /controller off/);
   // live: resize the share; the row, the chart title and the chart's axis follow without a reload
   await apiRequest(dir, 'PUT', `/v1/guests/${guest}/share`, { size: '48M' });
   await eventually('the guest row shows the new size', rowText, (v) => v.includes('/ 48.0 MiB'), 15_000);
@@ -134,8 +132,27 @@ test('dashboard in headless Chromium: guest, share, tasks, offload, charts with 
   await eventually('the share axis grows to the new size', () => chartTexts(page, guest, 'share'), (v) => v.some((s) => Number(s) >= 40), 15_000);
   assert.deepEqual(pageErrors, [], 'no script errors in the page');
 
+
+  // the controller (hylicsd's loop at its shortest interval): the SLO band and line on the response chart, the
+  // decisions marked on both charts and listed, the settings line; tasks keep coming meanwhile
+  await apiRequest(dir, 'PUT', `/v1/guests/${guest}/control`, { scheme: 'improved', slo: '2s', min: '8M', max: '64M', intervalMin: '1s', intervalMax: '2s' });
+  for (let i = 0; i < 4; i++) {
+    const r = await exec([NODE_BIN, ...entryArgv('guest/demo-task'), 'compress', '--share', '/mnt/hylics', '--size', '1M']);
+    assert.equal(r.exitCode, 0, r.stderr);
+  }
+  await eventually('the controller line shows scheme and SLO', () => card.locator('.ctl').innerText(), (v) => /controller improved\s+SLO 2\.00 s/.test(v));
+  assert.match(await rowText(), /improved · SLO 2\.00 s/);
+  await eventually('the response chart draws the SLO', () => chartTexts(page, guest, 'response'), (v) => v.includes('SLO 2.00 s'));
+  const rows = await eventually('decisions are listed', () => card.locator('.decisions tbody tr').count(), (n) => n >= 2, 30_000);
+  const first = await card.locator('.decisions tbody tr').first().innerText();
+  assert.match(first, /^\d\d:\d\d:\d\d\s+(grow|shrink|hold|clamped|refused)\s/, `decision row: ${first}`);
+  // decision marks: one rule per decision in each chart (vega draws marks as paths in groups named by role)
+  const marks = await page.locator(`section.guest[data-guest="${guest}"] [data-chart="share"] svg g.mark-rule.role-mark > *`).count();
+  assert.ok(marks >= rows, `share chart marks ${marks} decisions (the table lists the last ${rows})`);
+  assert.deepEqual(pageErrors, [], 'no script errors in the page');
+
   if (process.env.HYLICS_DASHBOARD_SCREENSHOT) {
-    await new Promise((r) => setTimeout(r, 4000)); // a few more polls after the resize
+    await new Promise((r) => setTimeout(r, 4000)); // a few more polls
     await page.screenshot({ path: process.env.HYLICS_DASHBOARD_SCREENSHOT, fullPage: true });
   }
 });
