@@ -2,7 +2,7 @@
 // and the dashboard all reach the daemon through `execute(cmd)`. The daemon owns names, shares, the address plan
 // and the channel server; drivers own what they start. Everything it creates is persisted before it is used, so
 // a crash at any step is reconciled on the next start (nothing is left half-created for long, no data is lost).
-import { mkdir, rm, readFile } from 'node:fs/promises';
+import { mkdir, rm } from 'node:fs/promises';
 import { totalmem } from 'node:os';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
@@ -18,6 +18,7 @@ import type { DriverContext, DriverKind, GuestDriver, GuestNetwork, GuestPaths, 
 import type { ChannelBackend, GuardBackend, GuardLink, ModuleBackend, ShareBackend } from './backends.js';
 import { StateStore, type GuestRecord } from './state.js';
 import { Profiler } from './profiler.js';
+import { guestLogTail } from './guest-logs.js';
 import { ControlLoop, realClock, type Clock } from './control/loop.js';
 import { ControlMetrics } from './control/metrics.js';
 import { ControlService } from './control/service.js';
@@ -565,15 +566,7 @@ export class Daemon {
   }
 
   private async logTail(name: string, lines: number): Promise<string> {
-    const dir = this.paths(name).logs;
-    const out: string[] = [];
-    for (const f of ['console.log', 'agent.log', 'init.log']) {
-      try {
-        const text = await readFile(join(dir, f), 'utf8');
-        out.push(`--- ${f}`, ...text.split('\n').slice(-lines));
-      } catch { /* not every driver writes every log */ }
-    }
-    return out.join('\n');
+    return guestLogTail(this.paths(name).logs, lines);
   }
 
   private async consoleTail(name: string, lines: number): Promise<{ text: string }> {

@@ -13,6 +13,7 @@ import { wireBackends } from './wiring.js';
 import { guardInstalled } from '../os/nft-guard.js';
 import { writeFileAtomic } from '../os/atomic-file.js';
 import { apiTokenPath, ensureApiToken } from './api-auth.js';
+import { startLogCapper } from './guest-logs.js';
 import { processCmdline, signal } from '../os/proc.js';
 import { diffSettings, type DaemonSettings } from './config.js';
 import { daemonLogger, resolveForm } from './log.js';
@@ -111,6 +112,8 @@ export async function startDaemon(opts: DaemonProcessOptions, log: Logger = pino
   }
   const daemon = new Daemon({ stateDir: opts.stateDir, log, ...backends, ...(opts.shareBudgetBytes !== undefined ? { shareBudgetBytes: opts.shareBudgetBytes } : {}) });
   await daemon.start();
+  // guests write their consoles and logs at will: keep each file under its cap while the daemon runs
+  const stopLogCapper = startLogCapper(opts.stateDir, log.child({ component: 'logs' }));
 
   const socketPath = join(opts.stateDir, 'hylicsd.sock');
   await rm(socketPath, { force: true });
@@ -146,6 +149,7 @@ export async function startDaemon(opts: DaemonProcessOptions, log: Logger = pino
   const stop = (): Promise<void> => (stopping ??= (async () => {
     log.info('hylicsd stopping (guests keep running)');
     await Promise.all(servers.map((s) => s.close()));
+    stopLogCapper();
     await daemon.close();
     await backends.close?.();
     await rm(pidFile, { force: true });

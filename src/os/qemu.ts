@@ -54,7 +54,8 @@ export function qemuArgs(c: QemuConfig): string[] {
     '-numa', 'node,memdev=mem',
     '-nodefaults', '-no-user-config', '-display', 'none', '-vga', 'none', '-no-reboot',
     '-kernel', c.kernel, '-initrd', c.initrd, '-append', c.append,
-    '-chardev', `file,id=con0,path=${c.consoleLog}`, '-serial', 'chardev:con0',
+    // append: the daemon rotates the console by copy-and-truncate (src/os/log-file.ts)
+    '-chardev', `file,id=con0,path=${c.consoleLog},append=on`, '-serial', 'chardev:con0',
     '-chardev', `socket,id=qmp0,path=${c.qmpSocket},server=on,wait=off`, '-mon', 'chardev=qmp0,mode=control',
     '-device', 'virtio-serial-pci,id=vser0',
     '-chardev', `socket,id=chan0,path=${c.channelSocket},server=on,wait=off`,

@@ -5,7 +5,7 @@
 // backoff when it dies, reaps orphans (a shell in `wait` reaps any child, unlike Node), and on SIGTERM
 // forwards it and exits, which makes the kernel kill everything left in the pid namespace.
 import { closeSync, openSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
+import { tailBytes } from './log-file.js';
 import { spawn } from 'node:child_process';
 import { HylicsError } from '../core/errors/index.js';
 import { netnsPath } from './netns.js';
@@ -119,7 +119,7 @@ export function launchArgv(s: SandboxLaunchSpec): string[] {
 }
 
 async function logTail(file: string, bytes = 2000): Promise<string> {
-  try { const t = await readFile(file, 'utf8'); return t.slice(-bytes).trim(); } catch { return ''; }
+  try { return (await tailBytes(file, bytes)).toString('utf8').trim(); } catch { return ''; }
 }
 
 /**

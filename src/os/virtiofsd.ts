@@ -10,10 +10,12 @@
 //    state dir, no other guest's share or disk), and the view disappears with the process: nothing to clean up.
 import { spawn } from 'node:child_process';
 import { closeSync, existsSync, lstatSync, openSync, readlinkSync, realpathSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
 import { dirname, join, relative, resolve } from 'node:path';
 import { HylicsError } from '../core/errors/index.js';
 import { SYSROOT_MOUNTPOINTS } from './image/init.js';
+import { tailLines } from './log-file.js';
+
+const TAIL_BYTES_IN_ERRORS = 64 * 1024;
 
 export const VIRTIOFSD = process.env.HYLICS_VIRTIOFSD ?? '/usr/lib/qemu/virtiofsd';
 
@@ -117,11 +119,9 @@ export async function startVirtiofsd(o: VirtiofsdOptions): Promise<VirtiofsdProc
   return { pid: pid!, socketPath: o.socketPath, exited };
 }
 
+/** The last lines of a log, joined for an error message (read from the end: a guest may have made it huge). */
 export async function logTail(file: string, lines: number): Promise<string> {
-  try {
-    const t = (await readFile(file, 'utf8')).trimEnd().split('\n');
-    return t.slice(-lines).join(' | ') || '(empty log)';
-  } catch {
-    return '(no log)';
-  }
+  const t = await tailLines(file, lines, TAIL_BYTES_IN_ERRORS).catch(() => undefined);
+  if (t === undefined) return '(no log)';
+  return t.join(' | ') || '(empty log)';
 }

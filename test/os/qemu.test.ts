@@ -28,7 +28,7 @@ test('qemuArgs: shared memfd memory, virtio-fs, virtio-serial ports, disk cache=
   assert.match(a, /vhost-user-fs-pci,chardev=fs1,tag=hostroot/);
   assert.match(a, /-drive file=\/d\/disk\.raw,format=raw,if=none,id=disk0,cache=none,aio=native/);
   assert.match(a, /-netdev tap,id=net0,ifname=hyh7,script=no,downscript=no -device virtio-net-pci,netdev=net0,mac=52:54:00:48:00:07/);
-  assert.match(a, /-chardev file,id=con0,path=\/l\/console\.log -serial chardev:con0/);
+  assert.match(a, /-chardev file,id=con0,path=\/l\/console\.log,append=on -serial chardev:con0/);
   assert.ok(!a.includes('vhost-vsock'));
   const kvm = qemuArgs({ ...cfg, accel: 'kvm', vsockCid: 1007, disk: { path: '/d', format: 'raw', direct: false } }).join(' ');
   assert.match(kvm, /-accel kvm -cpu host/);
