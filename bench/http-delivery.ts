@@ -1,14 +1,16 @@
-// bench/http-delivery: the `http` module vs lighttpd (the paper's delivery server), serving the same files from
-// the same tmpfs, loaded by wrk, in one run; plus the module's native sendfile body path vs the
-// createReadStream().pipe() path. Throughput, latency (wrk p50/p99) and server CPU seconds per GB delivered
-// (utime+stime of the server process from /proc/<pid>/stat, all threads). Writes bench/results/http-delivery.{json,svg}.
+// bench/http-delivery: the `http` module (its nginx engine, as hylicsd runs it: unprivileged, own mount namespace,
+// module cgroup) vs lighttpd (the paper's delivery server), serving the same files from the same tmpfs, loaded by
+// wrk, in one run; plus the engine with `disable_symlinks off` to measure what that guarantee costs. Throughput,
+// latency (wrk p50/p99) and server CPU seconds per GB delivered (utime+stime of every server process from
+// /proc/<pid>/stat). Then 1,000 keep-alive clients and 10,000 idle connections: requests/s and server memory.
+// Writes bench/results/http-delivery.{json,svg}.
 //   npx tsx bench/http-delivery.ts [--duration 3] [--rounds 3] [--no-pin] [--connections 16]
-// Needs root (tmpfs mount), lighttpd and wrk (scripts/debian-packages.txt).
+// Needs root (tmpfs mount), nginx, lighttpd and wrk (scripts/debian-packages.txt).
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { get } from 'node:http';
-import { createServer } from 'node:net';
+import { connect, createServer, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { renderSvg, type VegaLiteSpec } from '../src/core/plot.js';
@@ -24,6 +26,7 @@ const ROUNDS = arg('rounds', 3);
 const PIN = !process.argv.includes('--no-pin') && Number(execFileSync('nproc').toString().trim()) >= 2;
 const FILES = [
   { name: '4k.bin', label: '4 KiB', size: 4096 },
+  { name: '64k.bin', label: '64 KiB', size: 64 * 1024 },
   { name: '1m.bin', label: '1 MiB', size: 1024 * 1024 },
   { name: '16m.bin', label: '16 MiB', size: 16 * 1024 * 1024 },
 ];
@@ -78,7 +81,12 @@ function wrk(url: string): WrkResult {
   };
 }
 
-interface Server { name: string; pid: number; base: string; stop: () => Promise<void> }
+interface Server { name: string; pids: () => number[]; base: string; stop: () => Promise<void>; memoryBytes: () => Promise<number> }
+
+function rssBytes(pid: number): number {
+  const m = /^VmRSS:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return Number(m?.[1] ?? 0) * 1024;
+}
 
 async function startLighttpd(root: string, work: string): Promise<Server> {
   const port = await freePort();
@@ -90,7 +98,8 @@ async function startLighttpd(root: string, work: string): Promise<Server> {
     'server.username = "nobody"',
     'server.groupname = "nogroup"',
     'server.max-keep-alive-requests = 1000000',
-    'server.max-connections = 1024',
+    'server.max-connections = 16384',
+    'server.max-fds = 32768',
     'server.network-backend = "sendfile"',
     'mimetype.assign = ( ".bin" => "application/octet-stream" )',
     '',
@@ -98,17 +107,29 @@ async function startLighttpd(root: string, work: string): Promise<Server> {
   const child: ChildProcess = spawn('lighttpd', ['-D', '-f', conf], { stdio: 'inherit' });
   await waitHttp(`http://127.0.0.1:${port}/4k.bin`);
   return {
-    name: 'lighttpd', pid: child.pid!, base: `http://127.0.0.1:${port}`,
+    name: 'lighttpd', pids: () => [child.pid!], base: `http://127.0.0.1:${port}`,
     stop: () => new Promise((r) => { child.once('exit', () => r()); child.kill('SIGTERM'); }),
+    memoryBytes: () => Promise.resolve(rssBytes(child.pid!)),
   };
 }
 
-async function startModule(share: string, sendPath: 'native' | 'stream', name: string, inlineSendMax?: number): Promise<Server> {
-  const manager = new ModuleManager({ steer: false, sendPath, ...(inlineSendMax !== undefined ? { limits: { inlineSendMax } } : {}) });
-  const info = await manager.start({ name: `bench-${servers.length}`, sharePath: share, guestAddr: '127.0.0.1', hostAddr: '127.0.0.1' }, { kind: 'http', root: '/', port: 80 });
+/** The module engine: nginx master + its worker (the cgroup's memory is what hylicsd reports for the guest). */
+async function startModule(share: string, name: string, disableSymlinks: boolean): Promise<Server> {
+  // as hylicsd runs it, with room for the 10,000-connection run (the default is 1024 per module)
+  const manager = new ModuleManager({ steer: false, disableSymlinks, limits: { maxConnections: 12_000 } });
+  const guest = `bench-${servers.length}-${process.pid}`;
+  const info = await manager.start({ name: guest, sharePath: share, guestAddr: '127.0.0.1', hostAddr: '127.0.0.1' }, { kind: 'http', root: '/', port: 80 });
   const base = `http://127.0.0.1:${info.listen.port}`;
   await waitHttp(`${base}/4k.bin`);
-  return { name, pid: manager.workerPid(info.guest)!, base, stop: () => manager.close() };
+  const pids = (): number[] => {
+    const master = manager.workerPid(guest)!;
+    const kids = readFileSync(`/proc/${master}/task/${master}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
+    return [master, ...kids];
+  };
+  return {
+    name, pids, base, stop: () => manager.close(),
+    memoryBytes: async () => (await manager.engineReport(guest)).cgroup?.memoryBytes ?? pids().reduce((a, p) => a + rssBytes(p), 0),
+  };
 }
 
 async function waitHttp(url: string): Promise<void> {
@@ -122,9 +143,56 @@ interface Row { server: string; file: string; size: number; rps: number; MBps: n
 
 const LOAD0 = readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).map(Number);
 
+/** wrk with its own connection count (the 1,000 keep-alive clients run). */
+function wrkConns(url: string, connections: number): WrkResult {
+  const cmd = PIN ? ['taskset', '-c', '0', 'wrk'] : ['wrk'];
+  const out = execFileSync(cmd[0]!, [...cmd.slice(1), '-t1', `-c${connections}`, `-d${DURATION}s`, '--latency', url], { maxBuffer: 1 << 20 }).toString();
+  const num = (re: RegExp): number => Number(re.exec(out)?.[1] ?? NaN);
+  return { rps: num(/Requests\/sec:\s+([\d.]+)/), p50Ms: toMs(/\n\s+50%\s+(\S+)/.exec(out)?.[1] ?? ''), p99Ms: toMs(/\n\s+99%\s+(\S+)/.exec(out)?.[1] ?? ''), requests: num(/(\d+) requests in/), errors: 0 };
+}
+
+const IDLE = 10_000;
+const KEEPALIVE_CLIENTS = 1000;
+
+/** Open `n` connections that each make one request and then stay open idle (keep-alive); resolves with them. */
+async function openIdle(base: string, n: number): Promise<Socket[]> {
+  const { hostname, port } = new URL(base);
+  const out: Socket[] = [];
+  let ok = 0;
+  for (let i = 0; i < n; i += 500) {
+    await Promise.all(Array.from({ length: Math.min(500, n - i) }, () => new Promise<void>((resolve) => {
+      const s = connect(Number(port), hostname, () => s.write('GET /4k.bin HTTP/1.1\r\nHost: x\r\n\r\n'));
+      s.once('data', () => { ok++; resolve(); });
+      s.on('error', () => resolve());
+      s.once('close', () => resolve());
+      out.push(s);
+    })));
+  }
+  log(`  ${ok}/${n} idle keep-alive connections answered`);
+  return out;
+}
+
+/** 1,000 keep-alive clients (wrk) and 10,000 idle connections: throughput and server memory. */
+async function scaleRuns(list: Server[]): Promise<Array<Record<string, unknown>>> {
+  const out: Array<Record<string, unknown>> = [];
+  for (const s of list) {
+    const m0 = await s.memoryBytes();
+    const w = wrkConns(`${s.base}/4k.bin`, KEEPALIVE_CLIENTS);
+    const m1 = await s.memoryBytes();
+    const idle = await openIdle(s.base, IDLE);
+    const m2 = await s.memoryBytes();
+    for (const c of idle) c.destroy();
+    const row = { server: s.name, idleMemoryBytes: m0, keepAliveClients: KEEPALIVE_CLIENTS, keepAliveRps: w.rps, keepAliveP99Ms: w.p99Ms, memoryAfterKeepAliveBytes: m1, idleConnections: IDLE, memoryWithIdleBytes: m2 };
+    log(`${s.name.padEnd(16)} ${KEEPALIVE_CLIENTS} keep-alive clients: ${w.rps.toFixed(0)} req/s p99 ${w.p99Ms.toFixed(1)} ms; memory ${(m0 / 1048576).toFixed(1)} MB idle, ${(m1 / 1048576).toFixed(1)} MB after, ${(m2 / 1048576).toFixed(1)} MB with ${IDLE} idle connections`);
+    out.push(row);
+    await new Promise((r) => setTimeout(r, 500));
+  }
+  return out;
+}
+
 async function main(): Promise<void> {
   if (process.getuid?.() !== 0) throw new Error('needs root (tmpfs mount)');
-  for (const bin of ['lighttpd', 'wrk']) execFileSync('which', [bin], { stdio: 'ignore' });
+  for (const bin of ['lighttpd', 'wrk', 'nginx']) execFileSync('which', [bin], { stdio: 'ignore' });
   const work = mkdtempSync(join(tmpdir(), 'hylics-bench-http-'));
   const share = join(work, 'share');
   execFileSync('chmod', ['0755', work]); // lighttpd runs as nobody and needs to traverse it
@@ -137,12 +205,12 @@ async function main(): Promise<void> {
       writeFileSync(join(share, f.name), data, { mode: 0o644 });
       hashes.set(f.name, createHash('sha256').update(data).digest('hex'));
     }
-    log('starting lighttpd and the http module (sendfile and stream.pipe body paths)');
+    log('starting lighttpd and the http module engine (nginx; disable_symlinks on, and off to measure its cost)');
     servers.push(await startLighttpd(share, work));
-    servers.push(await startModule(share, 'native', 'module (sendfile)'));
-    servers.push(await startModule(share, 'native', 'module (sendfile, 1st MiB inline)', 1024 * 1024));
-    servers.push(await startModule(share, 'stream', 'module (stream.pipe)'));
-    if (PIN) for (const s of servers) execFileSync('taskset', ['-a', '-p', '-c', '1', String(s.pid)], { stdio: 'ignore' });
+    servers.push(await startModule(share, 'module (nginx)', true));
+    servers.push(await startModule(share, 'module (nginx, symlinks not checked)', false));
+    if (PIN) for (const s of servers) for (const pid of s.pids()) execFileSync('taskset', ['-a', '-p', '-c', '1', String(pid)], { stdio: 'ignore' });
+    const cpuOf = (s: Server): number => s.pids().reduce((a, p) => a + cpuSeconds(p), 0);
     for (const s of servers) for (const f of FILES) {
       if (await fetchSha(`${s.base}/${f.name}`) !== hashes.get(f.name)) throw new Error(`${s.name} served wrong bytes for ${f.name}`);
     }
@@ -153,9 +221,9 @@ async function main(): Promise<void> {
       for (let round = 0; round < ROUNDS; round++) {
         for (let k = 0; k < servers.length; k++) {
           const s = servers[(k + round) % servers.length]!;
-          const c0 = cpuSeconds(s.pid);
+          const c0 = cpuOf(s);
           const w = wrk(`${s.base}/${f.name}`);
-          const cpu = cpuSeconds(s.pid) - c0;
+          const cpu = cpuOf(s) - c0;
           const a = acc.get(s.name) ?? { rps: [], p50: [], p99: [], cpu: 0, bytes: 0, errors: 0 };
           a.rps.push(w.rps); a.p50.push(w.p50Ms); a.p99.push(w.p99Ms); a.cpu += cpu; a.bytes += w.requests * f.size; a.errors += w.errors;
           acc.set(s.name, a);
@@ -175,29 +243,26 @@ async function main(): Promise<void> {
     const ratios = FILES.map((f) => {
       const by = (name: string): Row => rows.find((r) => r.file === f.label && r.server === name)!;
       const l = by('lighttpd');
-      const n = by('module (sendfile)');
-      const p = by('module (stream.pipe)');
-      const t = by('module (sendfile, 1st MiB inline)');
+      const n = by('module (nginx)');
+      const o = by('module (nginx, symlinks not checked)');
       return {
         file: f.label,
         moduleVsLighttpdThroughput: n.rps / l.rps,
         moduleVsLighttpdCpuPerGB: n.cpuSecPerGB / l.cpuSecPerGB,
         moduleVsLighttpdP99: n.p99Ms / l.p99Ms,
-        inlineFirstVsLighttpdThroughput: t.rps / l.rps,
-        sendfileVsPipeThroughput: n.rps / p.rps,
-        sendfileVsPipeCpuPerGB: n.cpuSecPerGB / p.cpuSecPerGB,
+        symlinkCheckCost: n.rps / o.rps,
       };
     });
-    for (const r of ratios) log(`${r.file.padEnd(7)} module/lighttpd throughput ${r.moduleVsLighttpdThroughput.toFixed(2)}x (inline-first ${r.inlineFirstVsLighttpdThroughput.toFixed(2)}x), CPU/GB ${r.moduleVsLighttpdCpuPerGB.toFixed(2)}x; sendfile/pipe throughput ${r.sendfileVsPipeThroughput.toFixed(2)}x, CPU/GB ${r.sendfileVsPipeCpuPerGB.toFixed(2)}x`);
-    const large = ratios.filter((r) => r.file !== '4 KiB');
-    const target = large.every((r) => r.moduleVsLighttpdThroughput >= 0.95);
-    log(`target (>= 0.95x lighttpd on large files): ${target ? 'met' : 'NOT met'}`);
+    for (const r of ratios) log(`${r.file.padEnd(7)} module/lighttpd throughput ${r.moduleVsLighttpdThroughput.toFixed(2)}x, CPU/GB ${r.moduleVsLighttpdCpuPerGB.toFixed(2)}x, p99 ${r.moduleVsLighttpdP99.toFixed(2)}x; disable_symlinks on/off throughput ${r.symlinkCheckCost.toFixed(2)}x`);
+    const target = ratios.every((r) => r.moduleVsLighttpdThroughput >= 0.95 && r.moduleVsLighttpdCpuPerGB <= 1.1 && r.moduleVsLighttpdP99 <= 1.2);
+    log(`goals (>= 0.95x throughput, <= 1.1x CPU/GB, <= 1.2x p99 vs lighttpd, every size): ${target ? 'met' : 'NOT met'}`);
+    const scale = await scaleRuns(servers.filter((s) => s.name !== 'module (nginx, symlinks not checked)'));
     const result = {
       bench: 'http-delivery', date: new Date().toISOString(), durationSec: DURATION, rounds: ROUNDS, connections: CONNECTIONS, pinned: PIN,
       loadAverageAtStart: LOAD0, loadAverageAtEnd: readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).map(Number),
       machine: { cpus: Number(execFileSync('nproc').toString().trim()), kernel: execFileSync('uname', ['-r']).toString().trim() },
-      note: 'wrk -t1 on loopback against servers on the same host (wrk pinned to CPU 0, servers to CPU 1 unless --no-pin); CPU = utime+stime of the server process (all threads) during the run. No RAPL here: energy only as CPU time.',
-      rows, ratios, targetLargeFilesMet: target,
+      note: 'wrk -t1 on loopback against servers on the same host (wrk pinned to CPU 0, servers to CPU 1 unless --no-pin); CPU = utime+stime of the server processes (lighttpd; nginx master + worker) during the run. No RAPL here: energy only as CPU time.',
+      rows, ratios, goalsMet: target, scale,
     };
     const outDir = RESULTS_DIR;
     mkdirSync(outDir, { recursive: true });

@@ -55,13 +55,17 @@ function procStatus(pid: string): { ppid: number; uid: number } | undefined {
   } catch { return undefined; }
 }
 
-/** The daemon's module worker: its child running worker-main as nobody (uid 65534). */
+/** The module engine's nginx worker (uid 65534) that serves: a descendant of the daemon (daemon > unshare > master > worker). */
 function findWorker(daemonPid: number): number | undefined {
+  const descends = (pid: string): boolean => {
+    for (let p = procStatus(pid), hops = 0; p && hops < 4; p = procStatus(String(p.ppid)), hops++) if (p.ppid === daemonPid) return true;
+    return false;
+  };
   for (const p of readdirSync('/proc')) {
     if (!/^\d+$/.test(p)) continue;
     const st = procStatus(p);
-    if (!st || st.ppid !== daemonPid || st.uid !== 65534) continue;
-    try { if (readFileSync(`/proc/${p}/cmdline`, 'utf8').includes('worker-main')) return Number(p); } catch { /* gone */ }
+    if (!st || st.uid !== 65534) continue;
+    try { if (readFileSync(`/proc/${p}/cmdline`, 'utf8').startsWith('nginx: worker process') && descends(p)) return Number(p); } catch { /* gone */ }
   }
   return undefined;
 }
@@ -194,7 +198,7 @@ EOF`);
         const m = (await cli(['module', 'start', guest, '--kind', 'http', '--root', 'www', '--port', String(PORT), '--json'])).json as { id: string };
         moduleId = m.id;
         const pid = findWorker(daemonPid);
-        if (!pid) throw new Error('module worker process not found (child of the daemon, uid 65534, worker-main)');
+        if (!pid) throw new Error('module engine worker not found (nginx worker, uid 65534, below the daemon)');
         // one warm-up range request so the worker's start-up CPU is not billed to delivery
         await run('curl', ['-sS', '--max-time', '5', '-o', '/dev/null', '-r', '0-0', url]);
         const c0 = procCpuSeconds(pid); const g0 = cgroupCpuSeconds(cgroup); const w0 = Date.now();

@@ -1,72 +1,114 @@
-// The module manager (daemon side): starts, lists and stops a guest's middleware modules. One unprivileged worker
-// process per guest (spawned as nobody, given only a directory fd of that guest's share), restarted when it dies
-// (the guest is told with a 'worker-restarted' event); nft rules steer guestAddr:port to the worker.
-// Everything is keyed by the guest name the daemon passes in: a guest can only ever name its own modules.
+// The module manager (daemon side): starts, lists and stops a guest's middleware modules. Per guest, one nginx
+// engine serves every module of that guest (engine.ts: unprivileged, its own mount namespace holding only the
+// share, the guest's module cgroup), reloaded when the guest's module set changes and restarted with back-off
+// when it dies; guests with `stream` modules also get a gate worker (worker-main.ts) that nginx asks before it
+// sends a media segment. nft rules steer guestAddr:port to the engine. Everything is keyed by the guest name
+// the daemon passes in: a guest can only ever name its own modules.
 import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { closeSync } from 'node:fs';
 import { EventEmitter } from 'node:events';
-import { isIPv4 } from 'node:net';
+import { createServer, isIPv4 } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { Counter, Gauge, Registry } from 'prom-client';
 import { HylicsError } from '../../core/errors/index.js';
 import { validateGuestName } from '../../core/units.js';
-import { openShareDir } from '../../os/native.js';
+import { Cgroup } from '../../os/cgroup.js';
+import { openDirBeneath, openShareDir } from '../../os/native.js';
 import { applyModuleRules, listModuleTableGuests, removeModuleRules, type DnatRule } from '../../os/nft.js';
 import { entryArgv, NODE_BIN } from '../../os/self.js';
-import { DEFAULT_LIMITS, type FromWorker, type ModuleEvent, type ModuleGuest, type ModuleInfo, type ModuleKind, type ModuleLimits, type ModuleStartOptions, type ToWorker } from './types.js';
+import { AccessLog, type AccessTotals } from './access-log.js';
+import { findNginx, NginxEngine, type StubStatus } from './engine.js';
+import { nginxConf, type EngineModule } from './nginx-conf.js';
+import {
+  DEFAULT_LIMITS, DEFAULT_RESOURCES, type EngineResources, type FromWorker, type ModuleEvent, type ModuleGuest, type ModuleInfo,
+  type ModuleLimits, type ModuleStartOptions, type ToWorker,
+} from './types.js';
 
 export interface ModuleManagerOptions {
   /** prom-client registry for the module metrics (a private one when absent). */
   registry?: Registry;
-  /** uid/gid the workers run as (default nobody:nogroup, 65534). */
+  /** uid/gid the engine and the gate run as (default nobody:nogroup, 65534). */
   workerUser?: { uid: number; gid: number };
   maxModulesPerGuest?: number;
   limits?: Partial<ModuleLimits>;
-  /** 'stream' forces the createReadStream().pipe() body path (bench baseline). */
-  sendPath?: 'native' | 'stream';
+  /** CPU, memory and pids of each guest's module cgroup (nginx + gate). */
+  resources?: Partial<EngineResources>;
+  /** Where the per-guest engine directories live (default: <tmpdir>/hylics-modules). */
+  runDir?: string;
+  /** nginx `disable_symlinks` (default true). Off only for the benchmark that measures its cost. */
+  disableSymlinks?: boolean;
   /** Install nft rules (default true). Off only for benchmarks that talk to the listen address directly. */
   steer?: boolean;
   log?: (msg: string) => void;
 }
 
-interface Mod { info: ModuleInfo; opts: ModuleStartOptions }
+interface Mod { info: ModuleInfo; opts: ModuleStartOptions; log: AccessLog }
 
 interface GuestState {
   guest: ModuleGuest;
-  child: ChildProcess | null;
-  ready: Promise<void> | null;
   modules: Map<string, Mod>;
-  pending: Map<string, { resolve: (m: FromWorker) => void }>;
   nextId: number;
+  queue: Promise<unknown>;
+  runDir: string;
+  engine: NginxEngine | null;
+  generation: number;
+  cgroup: Cgroup | null;
+  cgroupError?: string;
+  gate: ChildProcess | null;
+  gateReady: Promise<void> | null;
+  gateNative?: unknown;
+  pending: Map<string, { resolve: (m: FromWorker) => void }>;
   restarts: number;
   lastStart: number;
   stopping: boolean;
-  queue: Promise<unknown>;
-  native?: unknown;
 }
 
-const WORKER_READY_MS = 30_000;
-const WORKER_REPLY_MS = 15_000;
+const GATE_READY_MS = 30_000;
+const GATE_REPLY_MS = 15_000;
+/** Back-off of restarts: 100 ms doubling to 5 s, reset after a minute of health. */
+const RESTART_MIN_MS = 100;
+const RESTART_MAX_MS = 5000;
+const HEALTHY_MS = 60_000;
+const STATS_INTERVAL_MS = 1000;
 
 export interface ModuleManagerEvents { event: [ModuleEvent] }
+
+export interface EngineReport {
+  /** Host pid of the nginx master. */
+  masterPid: number | undefined;
+  gatePid: number | undefined;
+  /** The guest's module cgroup (nginx + gate), when cgroups are usable. */
+  cgroup?: { name: string; memoryBytes: number; memoryPeakBytes: number | undefined; cpuUsageNs: number; pids: number; limits: EngineResources };
+  cgroupError?: string;
+  connections?: StubStatus;
+}
 
 export class ModuleManager extends EventEmitter<ModuleManagerEvents> {
   private readonly guests = new Map<string, GuestState>();
   private readonly user: { uid: number; gid: number };
   private readonly maxModules: number;
   private readonly limits: ModuleLimits;
-  private readonly sendPath: 'native' | 'stream';
+  private readonly resources: EngineResources;
+  private readonly runRoot: string;
+  private readonly disableSymlinks: boolean;
   private readonly steer: boolean;
   private readonly log: (msg: string) => void;
+  private readonly timer: NodeJS.Timeout;
+  private lastTick = Date.now();
   private closed = false;
   readonly registry: Registry;
-  private readonly m: { requests: Counter; bytes: Counter; errors: Counter; latency: Counter; restarts: Counter; running: Gauge };
+  private readonly m: { requests: Counter; bytes: Counter; errors: Counter; latency: Counter; restarts: Counter; running: Gauge; memory: Gauge };
 
   constructor(opts: ModuleManagerOptions = {}) {
     super();
     this.user = opts.workerUser ?? { uid: 65534, gid: 65534 };
     this.maxModules = opts.maxModulesPerGuest ?? 16;
     this.limits = { ...DEFAULT_LIMITS, ...opts.limits };
-    this.sendPath = opts.sendPath ?? 'native';
+    this.resources = { ...DEFAULT_RESOURCES, ...opts.resources };
+    this.runRoot = opts.runDir ?? join(tmpdir(), 'hylics-modules');
+    this.disableSymlinks = opts.disableSymlinks ?? true;
     this.steer = opts.steer ?? true;
     this.log = opts.log ?? (() => {});
     this.registry = opts.registry ?? new Registry();
@@ -77,9 +119,12 @@ export class ModuleManager extends EventEmitter<ModuleManagerEvents> {
       bytes: new Counter({ name: 'hylics_module_bytes_sent_total', help: 'Body bytes sent by host-side modules', labelNames, registers: r }),
       errors: new Counter({ name: 'hylics_module_errors_total', help: 'Requests answered with an error (4xx/5xx) or broken transfers', labelNames, registers: r }),
       latency: new Counter({ name: 'hylics_module_request_seconds_total', help: 'Sum of request durations (divide by requests for the mean)', labelNames, registers: r }),
-      restarts: new Counter({ name: 'hylics_module_worker_restarts_total', help: 'Module worker processes restarted after dying', labelNames: ['guest'], registers: r }),
+      restarts: new Counter({ name: 'hylics_module_worker_restarts_total', help: 'Module engine (nginx) or gate processes restarted after dying', labelNames: ['guest'], registers: r }),
       running: new Gauge({ name: 'hylics_modules_running', help: 'Modules running per guest', labelNames: ['guest'], registers: r }),
+      memory: new Gauge({ name: 'hylics_module_engine_memory_bytes', help: 'Memory of the guest\'s module cgroup (nginx + gate)', labelNames: ['guest'], registers: r }),
     };
+    this.timer = setInterval(() => { void this.tick(); }, STATS_INTERVAL_MS);
+    this.timer.unref();
   }
 
   /** Start a module for `guest`. Resolves with its info (incl. the URLs clients use). */
@@ -87,6 +132,7 @@ export class ModuleManager extends EventEmitter<ModuleManagerEvents> {
     checkGuest(guest);
     const o = checkOptions(opts);
     return this.serial(guest.name, guest, async (st) => {
+      if (this.closed) throw new HylicsError('HYLICS_ERR_MODULE_WORKER', 'module manager is closed');
       if (st.modules.size >= this.maxModules) throw new HylicsError('HYLICS_ERR_MODULE_LIMIT', `guest ${guest.name} already runs ${st.modules.size} modules`, { guest: guest.name, max: this.maxModules });
       for (const m of st.modules.values()) {
         if (m.opts.port === o.port) throw new HylicsError('HYLICS_ERR_MODULE_PORT_IN_USE', `guest ${guest.name} already serves port ${o.port} (module ${m.info.id})`, { guest: guest.name, port: o.port, module: m.info.id });
@@ -96,25 +142,30 @@ export class ModuleManager extends EventEmitter<ModuleManagerEvents> {
         if (name === guest.name || o.hostPort === undefined) continue;
         for (const m of other.modules.values()) if (m.opts.hostPort === o.hostPort) throw new HylicsError('HYLICS_ERR_MODULE_PORT_IN_USE', `host port ${o.hostPort} is taken`, { hostPort: o.hostPort });
       }
-      await this.ensureWorker(st);
+      checkRoot(guest.sharePath, o.root);
+      const nginx = findNginx();
+      if (!nginx) throw new HylicsError('HYLICS_ERR_MODULE_WORKER', 'nginx is not installed (the module engine; Debian package nginx, see scripts/debian-packages.txt)');
+      if (o.hostPort !== undefined) await probePort('0.0.0.0', o.hostPort);
+      const listenPort = await probePort(guest.hostAddr, 0);
       const id = `${o.kind}-${st.nextId++}`;
-      const reply = await this.request(st, { op: 'start', id, kind: o.kind, root: o.root, listenAddr: guest.hostAddr, listenPort: 0, ...(o.hostPort !== undefined ? { hostPort: o.hostPort } : {}), limits: this.limits, sendPath: this.sendPath }, id);
-      if (reply.op === 'failed') throw new HylicsError(reply.code as HylicsError['code'], reply.message, { guest: guest.name, root: o.root });
-      if (reply.op !== 'started') throw new HylicsError('HYLICS_ERR_MODULE_WORKER', `unexpected worker reply ${reply.op}`);
       const info: ModuleInfo = {
         id, guest: guest.name, kind: o.kind, root: o.root, port: o.port,
         ...(o.hostPort !== undefined ? { hostPort: o.hostPort } : {}),
-        listen: { addr: guest.hostAddr, port: reply.listenPort },
+        listen: { addr: guest.hostAddr, port: listenPort },
         urls: [`http://${guest.guestAddr}:${o.port}/`, ...(o.hostPort !== undefined ? [`http://<host>:${o.hostPort}/`] : [])],
         startedAt: new Date().toISOString(),
         totals: { requests: 0, bytes: 0, errors: 0 },
       };
-      st.modules.set(id, { info, opts: o });
+      const mod: Mod = { info, opts: o, log: new AccessLog(join(st.runDir, 'log', `${id}.access`), () => st.engine?.reopenLogs()) };
+      st.modules.set(id, mod);
       try {
+        if (o.kind === 'stream') await this.startGateModule(st, mod);
+        await this.applyEngine(st);
         await this.applyRules(st);
       } catch (e) {
         st.modules.delete(id);
-        await this.request(st, { op: 'stop', id }, id).catch(() => {});
+        mod.log.close();
+        await this.undo(st, mod);
         throw e;
       }
       this.m.running.set({ guest: guest.name }, st.modules.size);
@@ -134,34 +185,41 @@ export class ModuleManager extends EventEmitter<ModuleManagerEvents> {
     const st = this.guests.get(guestName);
     if (!st || !st.modules.has(id)) return Promise.reject(new HylicsError('HYLICS_ERR_MODULE_NOT_FOUND', `guest ${guestName} has no module ${JSON.stringify(id)}`, { guest: guestName, id }));
     return this.serial(guestName, st.guest, async (s) => {
-      if (!s.modules.has(id)) throw new HylicsError('HYLICS_ERR_MODULE_NOT_FOUND', `guest ${guestName} has no module ${JSON.stringify(id)}`, { guest: guestName, id });
+      const mod = s.modules.get(id);
+      if (!mod) throw new HylicsError('HYLICS_ERR_MODULE_NOT_FOUND', `guest ${guestName} has no module ${JSON.stringify(id)}`, { guest: guestName, id });
       s.modules.delete(id);
       await this.applyRules(s);
-      if (s.child) await this.request(s, { op: 'stop', id }, id).catch(() => {});
+      if (s.modules.size === 0) await this.teardown(s);
+      else {
+        await this.applyEngine(s).catch((e: unknown) => this.log(`reloading the module engine of ${guestName} failed: ${(e as Error).message}`));
+        if (mod.opts.kind === 'stream' && s.gate) await this.gateRequest(s, { op: 'stop', id }, id).catch(() => {});
+      }
+      this.flushStats(s, mod, 0);
+      mod.log.close();
       this.m.running.set({ guest: guestName }, s.modules.size);
       this.emit('event', { type: 'stopped', guest: guestName, id });
-      if (s.modules.size === 0) await this.killWorker(s);
     });
   }
 
-  /** Stop every module of the guest, remove its rules and its worker (call when the guest goes away). */
+  /** Stop every module of the guest, remove its rules, its engine and gate (call when the guest goes away). */
   async stopAll(guestName: string): Promise<void> {
     const st = this.guests.get(guestName);
     if (!st) { if (this.steer) await removeModuleRules(guestName).catch(() => {}); return; }
     await this.serial(guestName, st.guest, async (s) => {
-      const ids = [...s.modules.keys()];
+      const mods = [...s.modules.values()];
       s.modules.clear();
       if (this.steer) await removeModuleRules(guestName);
-      await this.killWorker(s);
+      await this.teardown(s);
+      for (const m of mods) { this.flushStats(s, m, 0); m.log.close(); }
       this.m.running.set({ guest: guestName }, 0);
-      for (const id of ids) this.emit('event', { type: 'stopped', guest: guestName, id });
+      for (const m of mods) this.emit('event', { type: 'stopped', guest: guestName, id: m.info.id });
     });
     this.guests.delete(guestName);
   }
 
   /**
    * Remove module tables no running module of this manager owns (a previous daemon died without cleaning up;
-   * its workers exit with it). Call once at daemon start, never from tests that share the host.
+   * its engines died with it through unshare --kill-child). Call once at daemon start, never from tests.
    */
   async cleanupStale(): Promise<string[]> {
     const removed: string[] = [];
@@ -176,17 +234,45 @@ export class ModuleManager extends EventEmitter<ModuleManagerEvents> {
   /** Stop everything (daemon shutdown). */
   async close(): Promise<void> {
     this.closed = true;
+    clearInterval(this.timer);
     await Promise.all([...this.guests.keys()].map((g) => this.stopAll(g)));
   }
 
-  /** What the guest's worker uses: { loaded, open: 'openat2'|'js-walk', send: 'sendfile'|'stream' } (after start). */
+  /** What the guest's gate worker uses: { loaded, open: 'openat2'|'js-walk', ... } (after a stream module started). */
   workerNative(guestName: string): unknown {
-    return this.guests.get(guestName)?.native;
+    return this.guests.get(guestName)?.gateNative;
   }
 
-  /** The worker's pid (tests kill it to prove the restart). */
+  /** Host pid of the guest's nginx master (tests kill it to prove the restart). */
   workerPid(guestName: string): number | undefined {
-    return this.guests.get(guestName)?.child?.pid;
+    return this.guests.get(guestName)?.engine?.masterPid();
+  }
+
+  /** Host pid of the guest's stream gate worker. */
+  gatePid(guestName: string): number | undefined {
+    return this.guests.get(guestName)?.gate?.pid;
+  }
+
+  /** The gate's bounded structures and memory for one stream module (tests of issue #12 item 3). */
+  async gateProbe(guestName: string, id: string): Promise<Extract<FromWorker, { op: 'probe' }>> {
+    const st = this.guests.get(guestName);
+    if (!st?.gate) throw new HylicsError('HYLICS_ERR_MODULE_NOT_FOUND', `guest ${guestName} has no stream gate`, { guest: guestName });
+    const r = await this.gateRequest(st, { op: 'probe', id }, `probe:${id}`);
+    if (r.op !== 'probe') throw new HylicsError('HYLICS_ERR_MODULE_WORKER', `unexpected gate reply ${r.op}`);
+    return r;
+  }
+
+  /** Memory, CPU and connections of the guest's module engine. */
+  async engineReport(guestName: string): Promise<EngineReport> {
+    const st = this.guests.get(guestName);
+    if (!st) throw new HylicsError('HYLICS_ERR_MODULE_NOT_FOUND', `guest ${guestName} runs no modules`, { guest: guestName });
+    const out: EngineReport = { masterPid: st.engine?.masterPid(), gatePid: st.gate?.pid, ...(st.cgroupError ? { cgroupError: st.cgroupError } : {}) };
+    if (st.cgroup) {
+      const s = await st.cgroup.stats();
+      out.cgroup = { name: st.cgroup.name, memoryBytes: s.memoryBytes, memoryPeakBytes: s.memoryPeakBytes, cpuUsageNs: s.cpuUsageNs, pids: s.pids, limits: this.resources };
+    }
+    if (st.engine?.running) out.connections = await st.engine.status().catch(() => undefined);
+    return out;
   }
 
   // ---- internals ----
@@ -194,7 +280,10 @@ export class ModuleManager extends EventEmitter<ModuleManagerEvents> {
   private serial<T>(name: string, guest: ModuleGuest, fn: (st: GuestState) => Promise<T>): Promise<T> {
     let st = this.guests.get(name);
     if (!st) {
-      st = { guest, child: null, ready: null, modules: new Map(), pending: new Map(), nextId: 1, restarts: 0, lastStart: 0, stopping: false, queue: Promise.resolve() };
+      st = {
+        guest, modules: new Map(), nextId: 1, queue: Promise.resolve(), runDir: join(this.runRoot, `${name}.${randomBytes(4).toString('hex')}`),
+        engine: null, generation: 0, cgroup: null, gate: null, gateReady: null, pending: new Map(), restarts: 0, lastStart: 0, stopping: false,
+      };
       this.guests.set(name, st);
     }
     const s = st;
@@ -203,22 +292,110 @@ export class ModuleManager extends EventEmitter<ModuleManagerEvents> {
     return p;
   }
 
+  private engineModules(st: GuestState): EngineModule[] {
+    return [...st.modules.values()].map((m) => ({
+      id: m.info.id, kind: m.opts.kind, root: m.opts.root, listenAddr: m.info.listen.addr, listenPort: m.info.listen.port,
+      ...(m.opts.hostPort !== undefined ? { hostPort: m.opts.hostPort } : {}),
+    }));
+  }
+
+  /** Write the config for the current module set and start or reload nginx with it; the old config on failure. */
+  private async applyEngine(st: GuestState): Promise<void> {
+    const conf = (gen: number): string => nginxConf({ generation: gen, modules: this.engineModules(st), limits: this.limits, disableSymlinks: this.disableSymlinks });
+    if (!st.engine) {
+      await this.ensureCgroup(st);
+      st.engine = new NginxEngine({
+        guest: st.guest.name, nginx: findNginx()!, runDir: st.runDir, user: this.user, procsFiles: st.cgroup?.procsFiles() ?? [],
+        log: this.log, onExit: (code, signal) => this.onEngineExit(st, code, signal),
+      });
+      st.engine.prepare();
+    }
+    const gen = st.generation + 1;
+    st.engine.writeConf(conf(gen));
+    try {
+      if (st.engine.running) await st.engine.reload(gen);
+      else await this.spawnEngine(st, gen);
+      st.generation = gen;
+    } catch (e) {
+      st.engine.writeConf(conf(st.generation)); // nginx keeps running the previous configuration
+      throw e;
+    }
+  }
+
+  private async spawnEngine(st: GuestState, gen: number): Promise<void> {
+    const shareFd = openShareDir(st.guest.sharePath);
+    try {
+      st.lastStart = Date.now();
+      await st.engine!.start(shareFd, gen);
+    } finally {
+      closeSync(shareFd); // the engine mounted it by its fd; the daemon keeps none
+    }
+  }
+
+  private async ensureCgroup(st: GuestState): Promise<void> {
+    if (st.cgroup || st.cgroupError) return;
+    try {
+      const cg = await Cgroup.open(`hylics-modules/${st.runDir.split('/').pop()!}`);
+      await cg.create();
+      await cg.setCpus(this.resources.cpus);
+      await cg.setMemory(this.resources.memoryBytes);
+      await cg.setPidsMax(this.resources.pidsMax);
+      st.cgroup = cg;
+    } catch (e) {
+      // no usable cgroups (unprivileged test host, odd layout): serve anyway, say so in the report and the log
+      st.cgroupError = (e as Error).message;
+      this.log(`module engine of ${st.guest.name} runs without a cgroup: ${st.cgroupError}`);
+    }
+  }
+
+  /** Undo what start() did for a module that could not be started. */
+  private async undo(st: GuestState, mod: Mod): Promise<void> {
+    if (mod.opts.kind === 'stream' && st.gate) await this.gateRequest(st, { op: 'stop', id: mod.info.id }, mod.info.id).catch(() => {});
+    if (st.modules.size === 0) await this.teardown(st);
+  }
+
+  private async teardown(st: GuestState): Promise<void> {
+    st.stopping = true;
+    await st.engine?.stop();
+    await this.killGate(st);
+    st.engine?.removeDirs();
+    st.engine = null;
+    st.generation = 0;
+    if (st.cgroup) { await st.cgroup.remove().catch((e: unknown) => this.log(`removing cgroup ${st.cgroup?.name}: ${(e as Error).message}`)); st.cgroup = null; }
+    st.stopping = false;
+  }
+
   private async applyRules(st: GuestState): Promise<void> {
     if (!this.steer) return;
     const rules: DnatRule[] = [...st.modules.values()].map((m) => ({ guestAddr: st.guest.guestAddr, port: m.opts.port, toAddr: m.info.listen.addr, toPort: m.info.listen.port }));
     await applyModuleRules(st.guest.name, rules);
   }
 
-  private ensureWorker(st: GuestState): Promise<void> {
-    if (st.child && st.ready) return st.ready;
-    if (this.closed) return Promise.reject(new HylicsError('HYLICS_ERR_MODULE_WORKER', 'module manager is closed'));
+  // ---- stream gate worker ----
+
+  private async startGateModule(st: GuestState, mod: Mod): Promise<void> {
+    await this.ensureGate(st);
+    const reply = await this.gateRequest(st, { op: 'start', id: mod.info.id, root: mod.opts.root, socketPath: join(st.runDir, 'gate', `${mod.info.id}.sock`) }, mod.info.id);
+    if (reply.op === 'failed') throw new HylicsError(reply.code as HylicsError['code'], reply.message, { guest: st.guest.name, root: mod.opts.root });
+    if (reply.op !== 'started') throw new HylicsError('HYLICS_ERR_MODULE_WORKER', `unexpected gate reply ${reply.op}`);
+  }
+
+  private async ensureGate(st: GuestState): Promise<void> {
+    if (st.gate && st.gateReady) return st.gateReady;
+    if (!st.engine) {
+      // the gate's sockets live in the engine's run directory: make it before the engine exists
+      await this.ensureCgroup(st);
+      st.engine = new NginxEngine({
+        guest: st.guest.name, nginx: findNginx()!, runDir: st.runDir, user: this.user, procsFiles: st.cgroup?.procsFiles() ?? [],
+        log: this.log, onExit: (code, signal) => this.onEngineExit(st, code, signal),
+      });
+      st.engine.prepare();
+    }
     const shareFd = openShareDir(st.guest.sharePath);
     let child: ChildProcess;
     try {
       child = spawn(NODE_BIN, entryArgv('host/modules/worker-main'), {
-        // the worker drops to this user itself once its code is loaded (see worker-main.ts)
         cwd: '/',
-        // nothing of the daemon's environment but what node needs
         env: {
           PATH: process.env.PATH ?? '/usr/bin:/bin', HYLICS_WORKER_UID: String(this.user.uid), HYLICS_WORKER_GID: String(this.user.gid),
           ...(process.env.HYLICS_NATIVE ? { HYLICS_NATIVE: process.env.HYLICS_NATIVE } : {}),
@@ -227,63 +404,51 @@ export class ModuleManager extends EventEmitter<ModuleManagerEvents> {
         serialization: 'json',
       });
     } finally {
-      closeSync(shareFd); // the child has its own copy (fd 4); the daemon keeps none
+      closeSync(shareFd);
     }
-    st.child = child;
-    st.lastStart = Date.now();
-    st.stopping = false;
-    st.ready = new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => { reject(new HylicsError('HYLICS_ERR_MODULE_WORKER', `worker for ${st.guest.name} did not start within ${WORKER_READY_MS} ms`)); child.kill('SIGKILL'); }, WORKER_READY_MS);
-      child.once('error', (e) => { clearTimeout(timer); reject(new HylicsError('HYLICS_ERR_MODULE_WORKER', `worker for ${st.guest.name}: ${e.message}`)); });
-      child.once('exit', () => { clearTimeout(timer); reject(new HylicsError('HYLICS_ERR_MODULE_WORKER', `worker for ${st.guest.name} exited while starting`)); });
+    st.gate = child;
+    if (st.cgroup && child.pid) await st.cgroup.addProcess(child.pid).catch((e: unknown) => this.log(`gate of ${st.guest.name} not in its cgroup: ${(e as Error).message}`));
+    st.gateReady = new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => { reject(new HylicsError('HYLICS_ERR_MODULE_WORKER', `gate for ${st.guest.name} did not start within ${GATE_READY_MS} ms`)); child.kill('SIGKILL'); }, GATE_READY_MS);
+      child.once('error', (e) => { clearTimeout(timer); reject(new HylicsError('HYLICS_ERR_MODULE_WORKER', `gate for ${st.guest.name}: ${e.message}`)); });
+      child.once('exit', () => { clearTimeout(timer); reject(new HylicsError('HYLICS_ERR_MODULE_WORKER', `gate for ${st.guest.name} exited while starting`)); });
       child.on('message', (m: FromWorker) => {
-        if (m.op === 'ready') { clearTimeout(timer); st.native = m.native; resolve(); return; }
-        this.onMessage(st, m);
+        if (m.op === 'ready') { clearTimeout(timer); st.gateNative = m.native; resolve(); return; }
+        this.onGateMessage(st, m);
       });
     });
-    st.ready.catch(() => {});
-    child.on('exit', (code, signal) => this.onExit(st, child, code, signal));
-    return st.ready;
+    st.gateReady.catch(() => {});
+    child.on('exit', (code, signal) => this.onGateExit(st, child, code, signal));
+    return st.gateReady;
   }
 
-  private onMessage(st: GuestState, m: FromWorker): void {
-    const g = st.guest.name;
+  private onGateMessage(st: GuestState, m: FromWorker): void {
     if (m.op === 'started' || m.op === 'failed' || m.op === 'stopped') {
       const p = st.pending.get(m.id);
       if (p) { st.pending.delete(m.id); p.resolve(m); }
-      return;
-    }
-    if (m.op === 'ready') return;
-    const mod = st.modules.get(m.id);
-    const labels = { guest: g, module: m.id, kind: m.op === 'stats' ? m.kind : (mod?.info.kind ?? 'http') };
-    if (m.op === 'stats') {
-      this.m.requests.inc(labels, m.requests);
-      this.m.bytes.inc(labels, m.bytes);
-      this.m.errors.inc(labels, m.errors);
-      this.m.latency.inc(labels, (m.latency.meanMs * m.requests) / 1000);
-      if (mod) { mod.info.totals.requests += m.requests; mod.info.totals.bytes += m.bytes; mod.info.totals.errors += m.errors; }
-      this.emit('event', { type: 'stats', guest: g, id: m.id, kind: m.kind, intervalMs: m.intervalMs, requests: m.requests, bytes: m.bytes, errors: m.errors, latency: m.latency });
+    } else if (m.op === 'probe') {
+      const p = st.pending.get(`probe:${m.id}`);
+      if (p) { st.pending.delete(`probe:${m.id}`); p.resolve(m); }
     } else if (m.op === 'error') {
-      this.emit('event', { type: 'error', guest: g, id: m.id, code: m.code, message: m.message });
+      this.emit('event', { type: 'error', guest: st.guest.name, id: m.id, code: m.code, message: m.message });
     }
   }
 
-  private request(st: GuestState, msg: ToWorker, id: string): Promise<FromWorker> {
-    const child = st.child;
-    if (!child || !child.connected) return Promise.reject(new HylicsError('HYLICS_ERR_MODULE_WORKER', `no worker for ${st.guest.name}`));
+  private gateRequest(st: GuestState, msg: ToWorker, key: string): Promise<FromWorker> {
+    const child = st.gate;
+    if (!child || !child.connected) return Promise.reject(new HylicsError('HYLICS_ERR_MODULE_WORKER', `no gate for ${st.guest.name}`));
     return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => { st.pending.delete(id); reject(new HylicsError('HYLICS_ERR_MODULE_WORKER', `worker for ${st.guest.name} did not answer ${msg.op} ${id}`)); }, WORKER_REPLY_MS);
-      st.pending.set(id, { resolve: (m) => { clearTimeout(timer); resolve(m); } });
+      const timer = setTimeout(() => { st.pending.delete(key); reject(new HylicsError('HYLICS_ERR_MODULE_WORKER', `gate for ${st.guest.name} did not answer ${msg.op} ${msg.id}`)); }, GATE_REPLY_MS);
+      st.pending.set(key, { resolve: (m) => { clearTimeout(timer); resolve(m); } });
       child.send(msg);
     });
   }
 
-  private async killWorker(st: GuestState): Promise<void> {
-    const child = st.child;
+  private async killGate(st: GuestState): Promise<void> {
+    const child = st.gate;
     if (!child) return;
-    st.stopping = true;
-    st.child = null;
-    st.ready = null;
+    st.gate = null;
+    st.gateReady = null;
     if (child.exitCode !== null || child.signalCode !== null) return;
     await new Promise<void>((resolve) => {
       child.once('exit', () => resolve());
@@ -292,38 +457,113 @@ export class ModuleManager extends EventEmitter<ModuleManagerEvents> {
     });
   }
 
-  private onExit(st: GuestState, child: ChildProcess, code: number | null, signal: NodeJS.Signals | null): void {
-    for (const [id, p] of st.pending) { st.pending.delete(id); p.resolve({ op: 'failed', id, code: 'HYLICS_ERR_MODULE_WORKER', message: 'worker exited' }); }
-    if (st.child !== child || st.stopping || this.closed) return;
-    st.child = null;
-    st.ready = null;
-    if (st.modules.size === 0) return;
-    // died on its own: restart with backoff (reset after a minute of good health), restore every module
-    if (Date.now() - st.lastStart > 60_000) st.restarts = 0;
+  // ---- supervision: restart with back-off ----
+
+  private backoff(st: GuestState, what: string, reason: string): number {
+    if (Date.now() - st.lastStart > HEALTHY_MS) st.restarts = 0;
     st.restarts++;
     this.m.restarts.inc({ guest: st.guest.name });
-    const reason = signal ? `killed by ${signal}` : `exited with code ${code}`;
-    this.log(`module worker of ${st.guest.name} ${reason}; restarting (${st.restarts})`);
-    this.emit('event', { type: 'worker-restarted', guest: st.guest.name, reason, restarts: st.restarts });
-    const delay = Math.min(100 * 2 ** (st.restarts - 1), 5000);
-    setTimeout(() => { void this.serial(st.guest.name, st.guest, (s) => this.restore(s)).catch((e: unknown) => this.log(`restoring modules of ${st.guest.name} failed: ${(e as Error).message}`)); }, delay).unref();
+    this.log(`module ${what} of ${st.guest.name} ${reason}; restarting (${st.restarts})`);
+    this.emit('event', { type: 'worker-restarted', guest: st.guest.name, reason: `${what} ${reason}`, restarts: st.restarts });
+    return Math.min(RESTART_MIN_MS * 2 ** (st.restarts - 1), RESTART_MAX_MS);
   }
 
-  private async restore(st: GuestState): Promise<void> {
-    if (this.closed || st.modules.size === 0 || st.child) return;
-    await this.ensureWorker(st);
-    for (const mod of [...st.modules.values()]) {
-      const o = mod.opts;
-      const reply = await this.request(st, { op: 'start', id: mod.info.id, kind: o.kind, root: o.root, listenAddr: st.guest.hostAddr, listenPort: mod.info.listen.port, ...(o.hostPort !== undefined ? { hostPort: o.hostPort } : {}), limits: this.limits, sendPath: this.sendPath }, mod.info.id);
-      if (reply.op === 'started') mod.info.listen.port = reply.listenPort;
-      else {
-        st.modules.delete(mod.info.id);
-        this.emit('event', { type: 'error', guest: st.guest.name, id: mod.info.id, code: reply.op === 'failed' ? reply.code : 'HYLICS_ERR_MODULE_WORKER', message: `could not restore module after restart: ${reply.op === 'failed' ? reply.message : reply.op}` });
-        this.emit('event', { type: 'stopped', guest: st.guest.name, id: mod.info.id });
+  private onEngineExit(st: GuestState, code: number | null, signal: NodeJS.Signals | null): void {
+    if (st.stopping || this.closed || st.modules.size === 0) return;
+    const delay = this.backoff(st, 'engine (nginx)', signal ? `killed by ${signal}` : `exited with code ${code}`);
+    setTimeout(() => {
+      void this.serial(st.guest.name, st.guest, (s) => this.restoreEngine(s)).catch((e: unknown) => {
+        this.log(`restarting the module engine of ${st.guest.name} failed: ${(e as Error).message}`);
+        this.onEngineExit(st, null, null); // try again, later
+      });
+    }, delay).unref();
+  }
+
+  private async restoreEngine(st: GuestState): Promise<void> {
+    if (this.closed || st.modules.size === 0 || !st.engine || st.engine.running) return;
+    // keep each module's listen port when it is still free (a client's DNAT'd flow finds it again)
+    for (const m of st.modules.values()) {
+      try { await probePort(m.info.listen.addr, m.info.listen.port); } catch { m.info.listen.port = await probePort(m.info.listen.addr, 0); }
+    }
+    st.engine.writeConf(nginxConf({ generation: st.generation, modules: this.engineModules(st), limits: this.limits, disableSymlinks: this.disableSymlinks }));
+    await this.spawnEngine(st, st.generation);
+    await this.applyRules(st);
+  }
+
+  private onGateExit(st: GuestState, child: ChildProcess, code: number | null, signal: NodeJS.Signals | null): void {
+    for (const [id, p] of st.pending) { st.pending.delete(id); p.resolve({ op: 'failed', id, code: 'HYLICS_ERR_MODULE_WORKER', message: 'gate exited' }); }
+    if (st.gate !== child || st.stopping || this.closed) return;
+    st.gate = null;
+    st.gateReady = null;
+    const streams = [...st.modules.values()].filter((m) => m.opts.kind === 'stream');
+    if (streams.length === 0) return;
+    // until it is back nginx cannot ask: segments are refused (fail closed), playlists answer 502
+    const delay = this.backoff(st, 'gate', signal ? `killed by ${signal}` : `exited with code ${code}`);
+    setTimeout(() => {
+      void this.serial(st.guest.name, st.guest, async (s) => {
+        if (this.closed || s.gate) return;
+        for (const m of [...s.modules.values()].filter((x) => x.opts.kind === 'stream')) await this.startGateModule(s, m);
+      }).catch((e: unknown) => this.log(`restoring the stream gate of ${st.guest.name} failed: ${(e as Error).message}`));
+    }, delay).unref();
+  }
+
+  // ---- access counters (nginx access logs) -> stats events and metrics ----
+
+  private async tick(): Promise<void> {
+    const now = Date.now();
+    const interval = now - this.lastTick;
+    this.lastTick = now;
+    for (const st of this.guests.values()) {
+      for (const mod of st.modules.values()) this.flushStats(st, mod, interval);
+      if (st.cgroup) {
+        try { this.m.memory.set({ guest: st.guest.name }, (await st.cgroup.stats()).memoryBytes); } catch { /* being removed */ }
       }
     }
-    await this.applyRules(st);
-    this.m.running.set({ guest: st.guest.name }, st.modules.size);
+  }
+
+  private flushStats(st: GuestState, mod: Mod, intervalMs: number): void {
+    let t: AccessTotals;
+    try { t = mod.log.drain(); } catch (e) { this.log(`reading the access log of ${mod.info.id}: ${(e as Error).message}`); return; }
+    if (t.requests === 0) return;
+    const g = st.guest.name;
+    const labels = { guest: g, module: mod.info.id, kind: mod.info.kind };
+    const lat = t.latenciesMs.sort((a, b) => a - b);
+    const sum = lat.reduce((a, b) => a + b, 0);
+    const latency = { meanMs: lat.length ? sum / lat.length : 0, p50Ms: percentile(lat, 0.5), p99Ms: percentile(lat, 0.99), maxMs: lat.length ? lat[lat.length - 1]! : 0 };
+    this.m.requests.inc(labels, t.requests);
+    this.m.bytes.inc(labels, t.bytes);
+    this.m.errors.inc(labels, t.errors);
+    this.m.latency.inc(labels, (latency.meanMs * t.requests) / 1000);
+    mod.info.totals.requests += t.requests;
+    mod.info.totals.bytes += t.bytes;
+    mod.info.totals.errors += t.errors;
+    this.emit('event', { type: 'stats', guest: g, id: mod.info.id, kind: mod.info.kind, intervalMs, requests: t.requests, bytes: t.bytes, errors: t.errors, latency });
+  }
+}
+
+function percentile(sorted: number[], p: number): number {
+  if (sorted.length === 0) return 0;
+  return sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))]!;
+}
+
+/** Bind addr:port (0 = any) and release it: the port nginx will listen on. HYLICS_ERR_MODULE_PORT_IN_USE when taken. */
+function probePort(addr: string, port: number): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.once('error', (e: NodeJS.ErrnoException) => reject(new HylicsError('HYLICS_ERR_MODULE_PORT_IN_USE', `${addr}:${port} is not free: ${e.code ?? e.message}`, { addr, port })));
+    s.listen({ host: addr, port, exclusive: true }, () => { const p = (s.address() as { port: number }).port; s.close(() => resolve(p)); });
+  });
+}
+
+/** The module root must be a directory inside the share, reached without any symlink (checked as the daemon). */
+function checkRoot(sharePath: string, root: string): void {
+  const shareFd = openShareDir(sharePath);
+  try {
+    closeSync(openDirBeneath(shareFd, root === '' ? '.' : root).fd);
+  } catch (e) {
+    throw new HylicsError('HYLICS_ERR_MODULE_ROOT', `root ${JSON.stringify(root)} is not a directory inside the share: ${(e as Error).message}`, { root });
+  } finally {
+    closeSync(shareFd);
   }
 }
 
@@ -340,7 +580,9 @@ export function checkOptions(o: ModuleStartOptions): ModuleStartOptions {
   if (typeof o.root !== 'string' || o.root.length > 4096 || o.root.includes('\0')) throw new HylicsError('HYLICS_ERR_MODULE_ROOT', 'root must be a path inside the share', { root: o.root });
   const parts = o.root.split('/').filter((p) => p !== '' && p !== '.');
   if (parts.includes('..')) throw new HylicsError('HYLICS_ERR_MODULE_ROOT', `root ${JSON.stringify(o.root)} leaves the share`, { root: o.root });
+  // the root goes into nginx's config as a quoted path: refuse what the config syntax would treat specially
+  if (parts.some((p) => /["\\$;{}\n\r\t ]/.test(p))) throw new HylicsError('HYLICS_ERR_MODULE_ROOT', `root ${JSON.stringify(o.root)}: no quotes, backslashes, $ ; { } or white space in directory names`, { root: o.root });
   if (!Number.isInteger(o.port) || o.port < 1 || o.port > 65535) throw new HylicsError('HYLICS_ERR_INVALID_ARGUMENT', `port must be 1-65535, got ${o.port}`, { port: o.port });
-  if (o.hostPort !== undefined && (!Number.isInteger(o.hostPort) || o.hostPort < 1024 || o.hostPort > 65535)) throw new HylicsError('HYLICS_ERR_INVALID_ARGUMENT', `hostPort must be 1024-65535 (the worker is unprivileged), got ${o.hostPort}`, { hostPort: o.hostPort });
+  if (o.hostPort !== undefined && (!Number.isInteger(o.hostPort) || o.hostPort < 1024 || o.hostPort > 65535)) throw new HylicsError('HYLICS_ERR_INVALID_ARGUMENT', `hostPort must be 1024-65535 (the engine is unprivileged), got ${o.hostPort}`, { hostPort: o.hostPort });
   return { kind: o.kind, root: parts.join('/'), port: o.port, ...(o.hostPort !== undefined ? { hostPort: o.hostPort } : {}) };
 }

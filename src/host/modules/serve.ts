@@ -1,59 +1,32 @@
-// Request handling of the `http` and `stream` modules (runs inside the unprivileged worker). node:http parses
-// (llhttp: limits, keep-alive, pipelining, 400/431 on malformed input); bodies go out with the native sendfile on
-// the raw socket once the headers are flushed. Files are opened only through openBeneath on the module root fd.
+// The `stream` kind's gate (runs inside the unprivileged gate worker; nginx sends it two kinds of request over a
+// unix socket): (1) playlists, which it reads whole and re-checks so a playlist rewritten in place is never sent
+// torn, and (2) auth_request checks before nginx sends a media segment: 204 when a playlist in its directory lists
+// it (a listed segment is complete), 401 when not (nginx answers 404). Files are opened only through openBeneath on
+// the module root fd. Every structure kept across requests is bounded (issue #12 item 3): a client cannot grow
+// the worker by asking for unique paths.
 import { closeSync, fstatSync, readSync } from 'node:fs';
-import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { Socket } from 'node:net';
-import { HylicsError } from '../../core/errors/index.js';
-import { openBeneath, openDirBeneath, ownedReadStream, readDirFd, sendFileToSocket, type OpenedFile } from '../../os/native.js';
-import type { ModuleKind, ModuleLimits } from './types.js';
+import { STATUS_CODES, type IncomingMessage, type ServerResponse } from 'node:http';
+import { ERRORS, HylicsError, isErrorCode } from '../../core/errors/index.js';
+import { openBeneath, openDirBeneath, readDirFd, type OpenedFile } from '../../os/native.js';
+import { contentType, extOf, SEGMENT_EXT } from './mime.js';
+import { GATE_PATH } from './nginx-conf.js';
 
-export const MIME: Record<string, string> = {
-  '.m3u8': 'application/vnd.apple.mpegurl',
-  '.ts': 'video/mp2t',
-  '.mp4': 'video/mp4',
-  '.m4s': 'video/iso.segment',
-  '.m4a': 'audio/mp4',
-  '.m4v': 'video/mp4',
-  '.aac': 'audio/aac',
-  '.mp3': 'audio/mpeg',
-  '.webm': 'video/webm',
-  '.mkv': 'video/x-matroska',
-  '.vtt': 'text/vtt',
-  '.mpd': 'application/dash+xml',
-  '.html': 'text/html; charset=utf-8',
-  '.htm': 'text/html; charset=utf-8',
-  '.css': 'text/css; charset=utf-8',
-  '.js': 'text/javascript; charset=utf-8',
-  '.json': 'application/json',
-  '.txt': 'text/plain; charset=utf-8',
-  '.xml': 'application/xml',
-  '.svg': 'image/svg+xml',
-  '.png': 'image/png',
-  '.jpg': 'image/jpeg',
-  '.jpeg': 'image/jpeg',
-  '.gif': 'image/gif',
-  '.webp': 'image/webp',
-  '.ico': 'image/x-icon',
-  '.wasm': 'application/wasm',
-  '.pdf': 'application/pdf',
-  '.gz': 'application/gzip',
-  '.zip': 'application/zip',
-  '.tar': 'application/x-tar',
-};
+export { contentType } from './mime.js';
 
-export function extOf(name: string): string {
-  const i = name.lastIndexOf('.');
-  return i <= 0 ? '' : name.slice(i).toLowerCase();
-}
-
-export function contentType(name: string): string {
-  return MIME[extOf(name)] ?? 'application/octet-stream';
-}
-
-/** HLS media segments: served by `stream` only once a playlist lists them (listed = complete). */
-const SEGMENT_EXT = new Set(['.ts', '.m4s', '.aac', '.vtt', '.webvtt', '.m4a']);
-const PLAYLIST_MAX = 4 * 1024 * 1024;
+/** Largest playlist read (bigger ones get 403): bounds what one request can make the gate read and keep. */
+export const PLAYLIST_MAX = 1024 * 1024;
+/** Playlists whose listed URIs are remembered (least recently read forgotten first). */
+export const MAX_PLAYLISTS = 16;
+/** URIs remembered per playlist (a longer playlist's later entries are found again by a rescan). */
+export const MAX_URIS_PER_PLAYLIST = 8192;
+/** Directories whose last rescan time is remembered (only directories that exist; oldest forgotten first). */
+export const MAX_SCANNED_DIRS = 256;
+/** Playlists read per rescan of a directory. */
+export const MAX_RESCAN_PLAYLISTS = 8;
+/** A directory is rescanned at most this often (a client asking for unlisted segments cannot make us spin). */
+export const RESCAN_MIN_MS = 200;
+/** HEAD of a playlist reads at most this much of its tail (to find the last complete line), never the whole file. */
+const HEAD_TAIL_BYTES = 64 * 1024;
 
 /** Decode a request target into share-relative components; null = 400. `..` throws PATH_ESCAPE (403). */
 export function parseTarget(url: string): string[] | null {
@@ -108,76 +81,93 @@ function etagMatches(header: string, etag: string): boolean {
   return header.split(',').some((t) => t.trim().replace(/^W\//, '') === etag);
 }
 
-export interface Counters { requests: number; bytes: number; errors: number; latencies: number[] }
+/** What the gate keeps for one module; every field is bounded (see the constants above). */
+export class GateState {
+  /** segment paths listed by the playlists read so far, per playlist, least recently read first */
+  readonly listed = new Map<string, Set<string>>();
+  /** last rescan per existing directory, oldest first */
+  readonly scannedAt = new Map<string, number>();
+
+  /** Sizes of what is kept (tests and the worker's stats use it). */
+  size(): { playlists: number; uris: number; dirs: number } {
+    let uris = 0;
+    for (const s of this.listed.values()) uris += s.size;
+    return { playlists: this.listed.size, uris, dirs: this.scannedAt.size };
+  }
+}
 
 export interface ModuleContext {
   id: string;
-  kind: ModuleKind;
   rootFd: number;
-  limits: ModuleLimits;
-  sendPath: 'native' | 'stream';
-  counters: Counters;
-  /** stream: segment paths listed by the playlists read so far, per playlist. */
-  listed: Map<string, Set<string>>;
-  scannedAt: Map<string, number>;
+  gate: GateState;
   onError: (code: string, message: string) => void;
 }
 
-const FLUSH = Buffer.alloc(0);
-
 function status(res: ServerResponse, code: number, extra: Record<string, string> = {}): void {
-  const body = code >= 400 ? `${code} ${httpText(code)}\n` : '';
+  const body = code >= 400 ? `${code} ${STATUS_CODES[code] ?? ''}\n` : '';
   res.writeHead(code, { 'Content-Type': 'text/plain; charset=utf-8', 'Content-Length': Buffer.byteLength(body), ...extra });
   res.end(res.req.method === 'HEAD' ? undefined : body);
 }
 
-function httpText(code: number): string {
-  return ({ 400: 'Bad Request', 403: 'Forbidden', 404: 'Not Found', 405: 'Method Not Allowed', 416: 'Range Not Satisfiable', 500: 'Internal Server Error', 503: 'Service Unavailable' } as Record<number, string>)[code] ?? '';
+/** HTTP status of an error: the registry's (one mapping), 500 for anything else. */
+export function errorStatus(e: unknown): number {
+  return e instanceof HylicsError && isErrorCode(e.code) ? ERRORS[e.code].http : 500;
 }
 
-function errorStatus(e: unknown): number {
-  if (e instanceof HylicsError) {
-    switch (e.code) {
-      case 'HYLICS_ERR_FILE_NOT_FOUND': return 404;
-      case 'HYLICS_ERR_PATH_ESCAPE': case 'HYLICS_ERR_NOT_REGULAR_FILE': case 'HYLICS_ERR_FILE_ACCESS': return 403;
-      default: return 500;
-    }
-  }
-  return 500;
-}
+// ---- playlists: read whole and re-checked (never torn) -----------------------------------------------------
 
-// ---- stream: playlists are read whole and re-checked (never torn); segments only when listed ----------------
-
-function readWhole(f: OpenedFile): Buffer {
-  const buf = Buffer.allocUnsafe(f.size);
+function readRange(f: OpenedFile, start: number, length: number): Buffer {
+  const buf = Buffer.allocUnsafe(length);
   let off = 0;
-  while (off < f.size) {
-    const n = readSync(f.fd, buf, off, f.size - off, off);
+  while (off < length) {
+    const n = readSync(f.fd, buf, off, length - off, start + off);
     if (n === 0) break;
     off += n;
   }
   return buf.subarray(0, off);
 }
 
+function openPlaylist(rootFd: number, rel: string): OpenedFile {
+  const f = openBeneath(rootFd, rel);
+  if (f.size > PLAYLIST_MAX) {
+    closeSync(f.fd);
+    throw new HylicsError('HYLICS_ERR_NOT_REGULAR_FILE', `${rel}: playlist larger than ${PLAYLIST_MAX} bytes`, { path: rel });
+  }
+  return f;
+}
+
+/** Only complete lines count: a writer mid-line leaves its last line out. */
+function completeLines(body: Buffer): Buffer {
+  const nl = body.lastIndexOf(0x0a);
+  return nl < 0 ? body.subarray(0, 0) : body.subarray(0, nl + 1);
+}
+
 /** Read a playlist so that a concurrent in-place rewrite is noticed: size and mtime must hold across the read. */
 function readPlaylist(rootFd: number, rel: string): { file: OpenedFile; body: Buffer } {
   for (let attempt = 0; ; attempt++) {
-    const f = openBeneath(rootFd, rel);
+    const f = openPlaylist(rootFd, rel);
     try {
-      if (f.size > PLAYLIST_MAX) throw new HylicsError('HYLICS_ERR_NOT_REGULAR_FILE', `${rel}: playlist larger than ${PLAYLIST_MAX} bytes`, { path: rel });
-      const body = readWhole(f);
+      const body = readRange(f, 0, f.size);
       const after = fstatSync(f.fd);
-      if ((after.size === body.length && after.mtimeMs === f.mtimeMs) || attempt >= 4) {
-        // only complete lines count: a writer mid-line leaves its last line out
-        const nl = body.lastIndexOf(0x0a);
-        return { file: f, body: nl < 0 ? body.subarray(0, 0) : body.subarray(0, nl + 1) };
-      }
+      if ((after.size === body.length && after.mtimeMs === f.mtimeMs) || attempt >= 4) return { file: f, body: completeLines(body) };
     } catch (e) {
       closeSync(f.fd);
       throw e;
     }
     closeSync(f.fd);
   }
+}
+
+/** HEAD: the length GET would send (up to the last newline), from the file's tail only. */
+function playlistHeadLength(f: OpenedFile): number {
+  let end = f.size;
+  while (end > 0) {
+    const start = Math.max(0, end - HEAD_TAIL_BYTES);
+    const nl = readRange(f, start, end - start).lastIndexOf(0x0a);
+    if (nl >= 0) return start + nl + 1;
+    end = start;
+  }
+  return 0;
 }
 
 /** URIs a playlist lists (segments after #EXTINF, EXT-X-MAP / EXT-X-PART / EXT-X-MEDIA URIs, variant playlists). */
@@ -210,43 +200,46 @@ function resolveListed(dirParts: string[], uri: string): string | null {
   return parts.join('/');
 }
 
-function notePlaylist(ctx: ModuleContext, parts: string[], body: Buffer): void {
+function notePlaylist(gate: GateState, parts: string[], body: Buffer): void {
   const dir = parts.slice(0, -1);
   const set = new Set<string>();
   for (const uri of playlistUris(body.toString('utf8'))) {
+    if (set.size >= MAX_URIS_PER_PLAYLIST) break;
     const r = resolveListed(dir, uri);
-    if (r !== null) set.add(r);
+    if (r !== null && SEGMENT_EXT.has(extOf(r))) set.add(r); // only what the gate is asked about
   }
-  // newest last, and at most MAX_PLAYLISTS remembered: clients (or the guest) rotating playlist names must not
-  // grow the worker without bound; a segment of a forgotten playlist is found again by rescan()
   const key = parts.join('/');
-  ctx.listed.delete(key);
-  ctx.listed.set(key, set);
-  while (ctx.listed.size > MAX_PLAYLISTS) ctx.listed.delete(ctx.listed.keys().next().value as string);
+  gate.listed.delete(key);
+  gate.listed.set(key, set);
+  while (gate.listed.size > MAX_PLAYLISTS) gate.listed.delete(gate.listed.keys().next().value as string);
 }
 
-const MAX_PLAYLISTS = 64;
-
-function isListed(ctx: ModuleContext, rel: string): boolean {
-  for (const s of ctx.listed.values()) if (s.has(rel)) return true;
+function isListed(gate: GateState, rel: string): boolean {
+  for (const s of gate.listed.values()) if (s.has(rel)) return true;
   return false;
 }
 
-/** Read every playlist in the segment's directory (a worker restart or a client that skipped the playlist). */
+/** Read the playlists in the segment's directory (a gate restart or a client that skipped the playlist). */
 function rescan(ctx: ModuleContext, dirParts: string[]): void {
   const key = dirParts.join('/');
   const now = Date.now();
-  if (now - (ctx.scannedAt.get(key) ?? 0) < 200) return;
-  ctx.scannedAt.set(key, now);
+  const last = ctx.gate.scannedAt.get(key);
+  if (last !== undefined && now - last < RESCAN_MIN_MS) return;
   let dir: OpenedFile;
-  try { dir = openDirBeneath(ctx.rootFd, key === '' ? '.' : key); } catch { return; }
+  try { dir = openDirBeneath(ctx.rootFd, key === '' ? '.' : key); } catch { return; } // not a directory: nothing kept
+  // remembered only now that the directory exists, newest last, and at most MAX_SCANNED_DIRS
+  ctx.gate.scannedAt.delete(key);
+  ctx.gate.scannedAt.set(key, now);
+  while (ctx.gate.scannedAt.size > MAX_SCANNED_DIRS) ctx.gate.scannedAt.delete(ctx.gate.scannedAt.keys().next().value as string);
   try {
+    let read = 0;
     for (const name of readDirFd(dir.fd)) {
       if (extOf(name) !== '.m3u8') continue;
+      if (read++ >= MAX_RESCAN_PLAYLISTS) break;
       try {
         const { file, body } = readPlaylist(dir.fd, name);
         closeSync(file.fd);
-        notePlaylist(ctx, [...dirParts, name], body);
+        notePlaylist(ctx.gate, [...dirParts, name], body);
       } catch { /* not a readable regular file: skip */ }
     }
   } finally {
@@ -254,139 +247,75 @@ function rescan(ctx: ModuleContext, dirParts: string[]): void {
   }
 }
 
+/** May nginx send this media segment? Only when a playlist in its directory lists it. */
+export function segmentListed(ctx: ModuleContext, parts: string[]): boolean {
+  const rel = parts.join('/');
+  if (isListed(ctx.gate, rel)) return true;
+  rescan(ctx, parts.slice(0, -1));
+  return isListed(ctx.gate, rel);
+}
+
 // ---- the handler ----------------------------------------------------------------------------------------
 
 export function handle(ctx: ModuleContext, req: IncomingMessage, res: ServerResponse): void {
-  const t0 = process.hrtime.bigint();
-  ctx.counters.requests++;
-  res.once('finish', () => { ctx.counters.latencies.push(Number(process.hrtime.bigint() - t0) / 1e6); });
-  serve(ctx, req, res).catch((e: unknown) => {
-    ctx.counters.errors++;
+  try {
+    if (req.url === GATE_PATH) gateCheck(ctx, req, res);
+    else servePlaylist(ctx, req, res);
+  } catch (e) {
     if (!res.headersSent) { try { status(res, errorStatus(e)); } catch { res.destroy(); } } else res.destroy();
-  });
+  }
 }
 
-async function serve(ctx: ModuleContext, req: IncomingMessage, res: ServerResponse): Promise<void> {
-  if (req.method !== 'GET' && req.method !== 'HEAD') { ctx.counters.errors++; return status(res, 405, { Allow: 'GET, HEAD' }); }
+function gateCheck(ctx: ModuleContext, req: IncomingMessage, res: ServerResponse): void {
+  const uri = req.headers['x-hylics-uri'];
   let parts: string[] | null;
-  try { parts = parseTarget(req.url ?? ''); } catch { ctx.counters.errors++; return status(res, 403); }
-  if (parts === null) { ctx.counters.errors++; return status(res, 400); }
-  if (parts.length === 0) { ctx.counters.errors++; return status(res, 404); } // no directory listing
-  const rel = parts.join('/');
-  const ext = extOf(parts[parts.length - 1]!);
+  try { parts = typeof uri === 'string' ? parseTarget(uri) : null; } catch { return status(res, 403); }
+  if (parts === null || parts.length === 0 || !SEGMENT_EXT.has(extOf(parts[parts.length - 1]!))) return status(res, 403);
+  status(res, segmentListed(ctx, parts) ? 204 : 401);
+}
 
+function servePlaylist(ctx: ModuleContext, req: IncomingMessage, res: ServerResponse): void {
+  if (req.method !== 'GET' && req.method !== 'HEAD') return status(res, 405, { Allow: 'GET, HEAD' });
+  let parts: string[] | null;
+  try { parts = parseTarget(req.url ?? ''); } catch { return status(res, 403); }
+  if (parts === null) return status(res, 400);
+  if (parts.length === 0 || extOf(parts[parts.length - 1]!) !== '.m3u8') return status(res, 404);
+  const rel = parts.join('/');
   let file: OpenedFile;
-  let memBody: Buffer | null = null;
+  let body: Buffer | null = null;
   try {
-    if (ctx.kind === 'stream' && ext === '.m3u8') {
+    if (req.method === 'HEAD') file = openPlaylist(ctx.rootFd, rel);
+    else {
       const r = readPlaylist(ctx.rootFd, rel);
       file = r.file;
-      memBody = r.body;
-      notePlaylist(ctx, parts, r.body);
-    } else {
-      if (ctx.kind === 'stream' && SEGMENT_EXT.has(ext) && !isListed(ctx, rel)) {
-        rescan(ctx, parts.slice(0, -1));
-        if (!isListed(ctx, rel)) { ctx.counters.errors++; return status(res, 404); } // not (yet) complete
-      }
-      file = openBeneath(ctx.rootFd, rel);
+      body = r.body;
+      notePlaylist(ctx.gate, parts, r.body);
     }
   } catch (e) {
-    ctx.counters.errors++;
     return status(res, errorStatus(e));
   }
   try {
-    await respond(ctx, req, res, file, rel, memBody);
+    respond(req, res, file, rel, body);
   } finally {
     closeSync(file.fd);
   }
 }
 
-async function respond(ctx: ModuleContext, req: IncomingMessage, res: ServerResponse, file: OpenedFile, rel: string, memBody: Buffer | null): Promise<void> {
-  const size = memBody ? memBody.length : file.size;
-  const etag = memBody ? `"${file.ino.toString(16)}-${size.toString(16)}-${Math.floor(file.mtimeMs).toString(16)}"` : etagOf(file);
-  const lastModified = new Date(Math.floor(file.mtimeMs / 1000) * 1000).toUTCString();
+function respond(req: IncomingMessage, res: ServerResponse, file: OpenedFile, rel: string, body: Buffer | null): void {
+  const size = body ? body.length : playlistHeadLength(file);
+  const etag = `"${file.ino.toString(16)}-${size.toString(16)}-${Math.floor(file.mtimeMs).toString(16)}"`;
   const headers: Record<string, string | number> = {
     'Content-Type': contentType(rel),
     ETag: etag,
-    'Last-Modified': lastModified,
-    'Accept-Ranges': memBody ? 'none' : 'bytes',
+    'Last-Modified': new Date(Math.floor(file.mtimeMs / 1000) * 1000).toUTCString(),
+    'Accept-Ranges': 'none',
+    'Cache-Control': 'no-cache', // live playlists change: revalidate every time
   };
-  if (memBody) headers['Cache-Control'] = 'no-cache'; // live playlists change: revalidate every time
-
   const inm = req.headers['if-none-match'];
   const ims = req.headers['if-modified-since'];
   const notModified = inm !== undefined ? etagMatches(inm, etag) : ims !== undefined && !Number.isNaN(Date.parse(ims)) && Math.floor(file.mtimeMs / 1000) * 1000 <= Date.parse(ims);
   if (notModified) { res.writeHead(304, headers); res.end(); return; }
-
-  let start = 0;
-  let end = size - 1;
-  let code = 200;
-  const ifRange = typeof req.headers['if-range'] === 'string' ? req.headers['if-range'] : undefined;
-  const rangeOk = !memBody && (ifRange === undefined || ifRange === etag || (!ifRange.startsWith('"') && !ifRange.startsWith('W/') && Date.parse(ifRange) >= Math.floor(file.mtimeMs / 1000) * 1000));
-  const range = rangeOk ? parseRange(req.headers.range, size) : null;
-  if (range === 'unsatisfiable') {
-    ctx.counters.errors++;
-    res.writeHead(416, { 'Content-Range': `bytes */${size}`, 'Content-Length': 0, ETag: etag });
-    res.end();
-    return;
-  }
-  if (range) { start = range.start; end = range.end; code = 206; headers['Content-Range'] = `bytes ${start}-${end}/${size}`; }
-  const length = size === 0 ? 0 : end - start + 1;
-  headers['Content-Length'] = length;
-
-  if (req.method === 'HEAD' || length === 0) { res.writeHead(code, headers); res.end(); return; }
-  if (memBody) { res.writeHead(code, headers); res.end(memBody.subarray(start, end + 1)); ctx.counters.bytes += length; return; }
-  if (length <= ctx.limits.smallFileMax) {
-    // tiny body: one write of headers + body beats a thread hop (see docs/modules.md)
-    const buf = Buffer.allocUnsafe(length);
-    let off = 0;
-    while (off < length) { const n = readSync(file.fd, buf, off, length - off, start + off); if (n === 0) break; off += n; }
-    if (off < length) { res.destroy(); return; } // truncated under us: never send a short body as complete
-    res.writeHead(code, headers);
-    res.end(buf);
-    ctx.counters.bytes += length;
-    return;
-  }
-  if (!res.socket) {
-    // a request that arrived while the previous response on this connection was still in flight (the client
-    // had every byte, our end() had not run yet): Node queues the response until the connection is free
-    await new Promise<void>((resolve) => { res.once('socket', () => resolve()); res.once('close', () => resolve()); });
-    if (!res.socket || res.destroyed) return; // the client left first
-  }
-  res.writeHead(code, headers);
-  if (ctx.sendPath === 'stream') {
-    await pipeBody(res, file, start, length);
-    ctx.counters.bytes += length;
-    return;
-  }
-  res.flushHeaders();
-  const socket = res.socket as Socket | null;
-  if (!socket) { res.destroy(); return; }
-  // the body must follow the headers on the wire: if Node could not hand them all to the kernel right away,
-  // wait until it has (a zero-length write completes after every write queued before it)
-  if (socket.writableLength > 0) await new Promise<void>((resolve, reject) => socket.write(FLUSH, (e) => (e ? reject(e) : resolve())));
-  let sent = 0;
-  try {
-    sent = await sendFileToSocket(socket, file.fd, start, length, { stallMs: ctx.limits.stallMs, inlineMax: ctx.limits.inlineSendMax });
-  } catch (e) {
-    const h = e as HylicsError;
-    ctx.counters.bytes += Number(h.details?.bytesSent ?? 0);
-    if (h.code !== 'HYLICS_ERR_PEER_CLOSED') ctx.onError(h.code ?? 'HYLICS_ERR_INTERNAL', h.message);
-    socket.destroy();
-    throw e;
-  }
-  ctx.counters.bytes += sent;
-  if (sent < length) { socket.destroy(); return; } // file shrank: the client must see a broken transfer
-  res.end();
-}
-
-/** The createReadStream().pipe() path (what popular Node static servers do): the bench's baseline. */
-async function pipeBody(res: ServerResponse, file: OpenedFile, start: number, length: number): Promise<void> {
-  await new Promise<void>((resolve, reject) => {
-    const rs = ownedReadStream(file.fd, start, start + length - 1, 64 * 1024);
-    rs.on('error', reject);
-    res.on('close', () => { rs.destroy(); resolve(); });
-    res.on('finish', resolve);
-    rs.pipe(res);
-  });
+  headers['Content-Length'] = size;
+  res.writeHead(200, headers);
+  res.end(req.method === 'HEAD' || !body ? undefined : body);
 }

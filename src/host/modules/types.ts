@@ -26,19 +26,18 @@ export interface ModuleStartOptions {
 }
 
 export interface ModuleLimits {
+  /** Connections one module serves at once (nginx limit_conn) and, summed over the guest's modules, the engine's cap. */
   maxConnections: number;
+  /** Largest request header line / field (bigger: 400 from nginx, large_client_header_buffers). */
   maxHeaderSize: number;
+  /** Time a client has to send its request headers (slowloris). */
   headersTimeoutMs: number;
+  /** An idle keep-alive connection is closed after this long. */
   keepAliveTimeoutMs: number;
-  /** A client that reads nothing for this long during a body transfer is dropped. */
+  /** Requests on one keep-alive connection before nginx closes it. */
+  keepAliveRequests: number;
+  /** A client that reads nothing for this long during a body transfer is dropped (nginx send_timeout). */
   stallMs: number;
-  /** Bodies up to this size go out in one write with the headers; bigger ones with sendfile. */
-  smallFileMax: number;
-  /**
-   * Largest first sendfile chunk done non-blocking on the worker's event loop (0, the default: every byte on the
-   * I/O thread, so the event loop only parses requests while the copy runs on another core).
-   */
-  inlineSendMax: number;
 }
 
 export const DEFAULT_LIMITS: ModuleLimits = {
@@ -46,10 +45,19 @@ export const DEFAULT_LIMITS: ModuleLimits = {
   maxHeaderSize: 8192,
   headersTimeoutMs: 10_000,
   keepAliveTimeoutMs: 5_000,
+  keepAliveRequests: 100_000,
   stallMs: 60_000,
-  smallFileMax: 16 * 1024,
-  inlineSendMax: 0,
 };
+
+/** The per-guest cgroup every module process of the guest runs in (nginx and the stream gate). */
+export interface EngineResources {
+  /** CPUs (CFS quota) for all the guest's module processes together. */
+  cpus: number;
+  memoryBytes: number;
+  pidsMax: number;
+}
+
+export const DEFAULT_RESOURCES: EngineResources = { cpus: 1, memoryBytes: 256 * 1024 * 1024, pidsMax: 64 };
 
 export interface ModuleInfo {
   id: string;
@@ -75,15 +83,16 @@ export type ModuleEvent =
   | { type: 'error'; guest: string; id: string; code: string; message: string }
   | { type: 'worker-restarted'; guest: string; reason: string; restarts: number };
 
-// ---- IPC between manager and worker (JSON over the child_process channel) ----
+// ---- IPC between the manager and the stream gate worker (JSON over the child_process channel) ----
 export type ToWorker =
-  | { op: 'start'; id: string; kind: ModuleKind; root: string; listenAddr: string; listenPort: number; hostPort?: number; limits: ModuleLimits; sendPath: 'native' | 'stream' }
-  | { op: 'stop'; id: string };
+  | { op: 'start'; id: string; root: string; socketPath: string }
+  | { op: 'stop'; id: string }
+  | { op: 'probe'; id: string };
 
 export type FromWorker =
   | { op: 'ready'; native: { loaded: boolean; open: string; send: string; reason?: string } }
-  | { op: 'started'; id: string; listenPort: number }
+  | { op: 'started'; id: string }
   | { op: 'failed'; id: string; code: string; message: string }
   | { op: 'stopped'; id: string }
-  | { op: 'stats'; id: string; kind: ModuleKind; intervalMs: number; requests: number; bytes: number; errors: number; latency: LatencyStats }
+  | { op: 'probe'; id: string; gate: { playlists: number; uris: number; dirs: number }; rssBytes: number; heapUsedBytes: number }
   | { op: 'error'; id: string; code: string; message: string };

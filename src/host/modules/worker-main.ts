@@ -1,92 +1,25 @@
-// The module worker: one unprivileged process per guest (spawned as nobody by the ModuleManager). It holds only
-// fd 4, a directory fd of its guest's share (plus the roots it opens beneath it), and talks to the manager over
-// the IPC channel on fd 3. Every file it serves is opened with openBeneath on a module root fd.
-import { closeSync } from 'node:fs';
+// The stream gate worker: one unprivileged process per guest that has `stream` modules (spawned as root by the
+// ModuleManager, drops to nobody before serving). It holds fd 4, a directory fd of its guest's share, and per
+// stream module one node:http server on a unix socket that only that guest's nginx reaches (see serve.ts for what
+// it answers). Bodies of media segments never pass through here: nginx sends them.
+import { closeSync, unlinkSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { toHylicsError } from '../../core/errors/index.js';
 import { nativeStatus, openDirBeneath } from '../../os/native.js';
-import { handle, type ModuleContext } from './serve.js';
+import { GateState, handle, type ModuleContext } from './serve.js';
 import type { FromWorker, ToWorker } from './types.js';
 
 const SHARE_FD = 4;
+/** nginx reuses upstream connections (keepalive 8); an idle one is closed after this long. */
+const GATE_KEEPALIVE_MS = 60_000;
+/** A gate request is a few hundred bytes from nginx; a stuck one is cut after this long. */
+const GATE_REQUEST_MS = 10_000;
 
-interface Running { ctx: ModuleContext; servers: Server[] }
+interface Running { ctx: ModuleContext; server: Server; socketPath: string }
 const modules = new Map<string, Running>();
 
 function send(m: FromWorker): void {
   if (process.connected) process.send!(m);
-}
-
-function listen(server: Server, port: number, host: string): Promise<number> {
-  return new Promise((resolve, reject) => {
-    server.once('error', reject);
-    server.listen({ port, host, backlog: 1024 }, () => {
-      server.off('error', reject);
-      resolve((server.address() as { port: number }).port);
-    });
-  });
-}
-
-function makeServer(ctx: ModuleContext): Server {
-  const server = createServer({
-    maxHeaderSize: ctx.limits.maxHeaderSize,
-    headersTimeout: ctx.limits.headersTimeoutMs,
-    requestTimeout: ctx.limits.headersTimeoutMs * 3,
-    keepAliveTimeout: ctx.limits.keepAliveTimeoutMs,
-    noDelay: true,
-  }, (req, res) => handle(ctx, req, res));
-  server.maxConnections = ctx.limits.maxConnections;
-  server.on('clientError', (err: NodeJS.ErrnoException, socket) => {
-    ctx.counters.errors++;
-    if (!socket.writable || err.code === 'ECONNRESET') { socket.destroy(); return; }
-    const line = err.code === 'HPE_HEADER_OVERFLOW' ? '431 Request Header Fields Too Large'
-      : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? '408 Request Timeout' : '400 Bad Request';
-    socket.end(`HTTP/1.1 ${line}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
-  });
-  return server;
-}
-
-async function start(m: Extract<ToWorker, { op: 'start' }>): Promise<void> {
-  if (modules.has(m.id)) { send({ op: 'failed', id: m.id, code: 'HYLICS_ERR_CONFLICT', message: `module ${m.id} already runs` }); return; }
-  let rootFd: number;
-  try {
-    const root = m.root.replace(/^\/+/, '');
-    rootFd = openDirBeneath(SHARE_FD, root === '' ? '.' : root).fd;
-  } catch (e) {
-    const h = toHylicsError(e);
-    send({ op: 'failed', id: m.id, code: 'HYLICS_ERR_MODULE_ROOT', message: `root ${JSON.stringify(m.root)} is not a directory inside the share: ${h.message}` });
-    return;
-  }
-  const ctx: ModuleContext = {
-    id: m.id, kind: m.kind, rootFd, limits: m.limits, sendPath: m.sendPath,
-    counters: { requests: 0, bytes: 0, errors: 0, latencies: [] },
-    listed: new Map(), scannedAt: new Map(),
-    onError: rateLimitedError(m.id),
-  };
-  const servers: Server[] = [];
-  try {
-    const main = makeServer(ctx);
-    servers.push(main);
-    let port: number;
-    try {
-      port = await listen(main, m.listenPort, m.listenAddr);
-    } catch (e) {
-      if (m.listenPort === 0) throw e;
-      port = await listen(main, 0, m.listenAddr); // the old port (after a restart) is taken: any port will do
-    }
-    if (m.hostPort !== undefined) {
-      const extra = makeServer(ctx);
-      servers.push(extra);
-      await listen(extra, m.hostPort, '0.0.0.0');
-    }
-    modules.set(m.id, { ctx, servers });
-    send({ op: 'started', id: m.id, listenPort: port });
-  } catch (e) {
-    for (const s of servers) s.close();
-    closeSync(rootFd);
-    const err = e as NodeJS.ErrnoException;
-    send({ op: 'failed', id: m.id, code: err.code === 'EADDRINUSE' || err.code === 'EACCES' ? 'HYLICS_ERR_MODULE_PORT_IN_USE' : 'HYLICS_ERR_MODULE_WORKER', message: err.message });
-  }
 }
 
 function rateLimitedError(id: string): (code: string, message: string) => void {
@@ -99,45 +32,50 @@ function rateLimitedError(id: string): (code: string, message: string) => void {
   };
 }
 
+async function start(m: Extract<ToWorker, { op: 'start' }>): Promise<void> {
+  if (modules.has(m.id)) { send({ op: 'failed', id: m.id, code: 'HYLICS_ERR_CONFLICT', message: `module ${m.id} already runs` }); return; }
+  let rootFd: number;
+  try {
+    rootFd = openDirBeneath(SHARE_FD, m.root === '' ? '.' : m.root).fd;
+  } catch (e) {
+    send({ op: 'failed', id: m.id, code: 'HYLICS_ERR_MODULE_ROOT', message: `root ${JSON.stringify(m.root)} is not a directory inside the share: ${toHylicsError(e).message}` });
+    return;
+  }
+  const ctx: ModuleContext = { id: m.id, rootFd, gate: new GateState(), onError: rateLimitedError(m.id) };
+  const server = createServer({ keepAliveTimeout: GATE_KEEPALIVE_MS, requestTimeout: GATE_REQUEST_MS, headersTimeout: GATE_REQUEST_MS }, (req, res) => handle(ctx, req, res));
+  try {
+    try { unlinkSync(m.socketPath); } catch { /* none left from a previous gate */ }
+    await new Promise<void>((resolve, reject) => { server.once('error', reject); server.listen(m.socketPath, () => { server.off('error', reject); resolve(); }); });
+    modules.set(m.id, { ctx, server, socketPath: m.socketPath });
+    send({ op: 'started', id: m.id });
+  } catch (e) {
+    server.close();
+    closeSync(rootFd);
+    send({ op: 'failed', id: m.id, code: 'HYLICS_ERR_MODULE_WORKER', message: (e as Error).message });
+  }
+}
+
 async function stop(id: string): Promise<void> {
   const r = modules.get(id);
   if (!r) { send({ op: 'stopped', id }); return; }
   modules.delete(id);
-  await Promise.all(r.servers.map((s) => new Promise<void>((resolve) => { s.close(() => resolve()); s.closeAllConnections(); })));
+  await new Promise<void>((resolve) => { r.server.close(() => resolve()); r.server.closeAllConnections(); });
   closeSync(r.ctx.rootFd);
-  flush(r.ctx, 0);
   send({ op: 'stopped', id });
 }
 
-function percentile(sorted: number[], p: number): number {
-  if (sorted.length === 0) return 0;
-  return sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))]!;
+function probe(id: string): void {
+  const r = modules.get(id);
+  const mem = process.memoryUsage();
+  send({ op: 'probe', id, gate: r ? r.ctx.gate.size() : { playlists: 0, uris: 0, dirs: 0 }, rssBytes: mem.rss, heapUsedBytes: mem.heapUsed });
 }
-
-let lastFlush = Date.now();
-function flush(ctx: ModuleContext, intervalMs: number): void {
-  const c = ctx.counters;
-  if (c.requests === 0 && c.bytes === 0 && c.errors === 0) return;
-  const lat = c.latencies.sort((a, b) => a - b);
-  const sum = lat.reduce((a, b) => a + b, 0);
-  send({
-    op: 'stats', id: ctx.id, kind: ctx.kind, intervalMs, requests: c.requests, bytes: c.bytes, errors: c.errors,
-    latency: { meanMs: lat.length ? sum / lat.length : 0, p50Ms: percentile(lat, 0.5), p99Ms: percentile(lat, 0.99), maxMs: lat.length ? lat[lat.length - 1]! : 0 },
-  });
-  ctx.counters = { requests: 0, bytes: 0, errors: 0, latencies: [] };
-}
-
-setInterval(() => {
-  const now = Date.now();
-  for (const r of modules.values()) flush(r.ctx, now - lastFlush);
-  lastFlush = now;
-}, 1000).unref();
 
 process.on('message', (m: ToWorker) => {
   if (m.op === 'start') void start(m);
   else if (m.op === 'stop') void stop(m.id);
+  else if (m.op === 'probe') probe(m.id);
 });
-// the manager went away: nothing left to serve for
+// the manager went away: nothing left to gate for
 process.on('disconnect', () => process.exit(0));
 
 // Started as root so that our code and the addon load whatever the permissions of the directory the package

@@ -62,7 +62,7 @@ test('GET from a client netns and from the host: same bytes (sha256), right head
     assert.match(r.stdout, /^HTTP\/1\.1 200 OK/);
     assert.match(r.stdout, /Content-Type: text\/plain; charset=utf-8/i);
     assert.match(r.stdout, /Content-Length: 21/i);
-    assert.match(r.stdout, /ETag: "[0-9a-f]+-15-[0-9a-f]+"/i);
+    assert.match(r.stdout, /ETag: "[0-9a-f]+-15"/i); // nginx: "<mtime>-<size>" in hex
     assert.match(r.stdout, /Last-Modified: \w{3}, /i);
     const body = await sh('sh', ['-c', `curl -sS ${url}/big.bin | sha256sum`], ns ? { ns } : {});
     assert.equal(body.stdout.split(' ')[0], sha(big), `big.bin via ${ns ?? 'host'}`);
@@ -134,11 +134,15 @@ test('concurrent downloads are byte-exact', { skip }, async () => {
 });
 
 test('hostile share content: nothing outside the share, no hang on FIFOs/devices', { skip }, async () => {
+  // codes are nginx's: a `..` that climbs above the root is a malformed request (400), %2F is decoded to a
+  // separator (so %2fetc%2fpasswd is etc/passwd inside the root: 404), a directory gets no listing (403, or 301
+  // to the same name with a slash); every symlink on the way is refused (disable_symlinks on: 403 for the last
+  // component, 404 for a directory component: O_NOFOLLOW|O_DIRECTORY gives ENOTDIR)
   const cases: Array<[string, number]> = [
-    ['/to-other', 403], ['/to-proc', 403], ['/to-passwd', 403], ['/up/outside-root.txt', 403], ['/other-dir/secret.txt', 403],
-    ['/../outside-root.txt', 403], ['/sub/../../outside-root.txt', 403], ['/%2e%2e/outside-root.txt', 403], ['/%2E%2E/%2E%2E/etc/passwd', 403],
-    ['/..%2foutside-root.txt', 400], ['/%2fetc%2fpasswd', 400], ['//etc/passwd', 404], ['/etc/passwd', 404], ['/small.txt%00.png', 400],
-    ['/fifo', 403], ['/zero', 403], ['/', 404], ['/sub', 403], ['/sub/', 403], ['/nope', 404],
+    ['/to-other', 403], ['/to-proc', 403], ['/to-passwd', 403], ['/up/outside-root.txt', 404], ['/other-dir/secret.txt', 404],
+    ['/../outside-root.txt', 400], ['/sub/../../outside-root.txt', 400], ['/%2e%2e/outside-root.txt', 400], ['/%2E%2E/%2E%2E/etc/passwd', 400],
+    ['/..%2foutside-root.txt', 400], ['/%2fetc%2fpasswd', 404], ['//etc/passwd', 404], ['/etc/passwd', 404], ['/small.txt%00.png', 400],
+    ['/fifo', 403], ['/zero', 403], ['/', 403], ['/sub', 301], ['/sub/', 403], ['/nope', 404], ['/sub/../small.txt', 200],
   ];
   for (const [p, code] of cases) {
     const r = await curl(fx.clientNs, ['--path-as-is', '-o', '/dev/stdout', '-w', '\n%{http_code}', `${url}${p}`], 10_000);
@@ -182,7 +186,7 @@ test('bad requests get 4xx: method, header size, garbage', { skip }, async () =>
   const post = await curl(fx.clientNs, ['-o', '/dev/null', '-w', '%{http_code}', '-X', 'POST', `${url}/small.txt`]);
   assert.equal(post.stdout, '405');
   const huge = await curl(fx.clientNs, ['-o', '/dev/null', '-w', '%{http_code}', '-H', `X-Big: ${'a'.repeat(20000)}`, `${url}/small.txt`]);
-  assert.equal(huge.stdout, '431');
+  assert.equal(huge.stdout, '400'); // nginx: "Request Header Or Cookie Too Large"
   const raw = await new Promise<string>((resolve, reject) => {
     const s = connect(mod.listen.port, mod.listen.addr);
     let got = '';
@@ -200,7 +204,9 @@ test('bad requests get 4xx: method, header size, garbage', { skip }, async () =>
     s.on('error', reject);
     s.write('GET http://evil/etc/passwd HTTP/1.1\r\nHost: x\r\n\r\n');
   });
-  assert.match(abs, /^HTTP\/1\.1 400/);
+  // absolute-form is legal HTTP/1.1: the path is taken inside the module root, never the host's /etc
+  assert.match(abs, /^HTTP\/1\.1 404/);
+  assert.ok(!abs.includes('root:x:0'));
 });
 
 test('guests are isolated: no access to, nor control of, another guest\'s modules; ports are per guest address', { skip }, async () => {
@@ -225,55 +231,30 @@ test('guests are isolated: no access to, nor control of, another guest\'s module
   assert.equal(await listModuleRules(fx.guestB.name), '');
 });
 
-test('without the addon (JS fallback) the worker keeps the same guarantees', { skip }, async () => {
-  writeFileSync(join(fx.otherShare, 'fb.bin'), big.subarray(0, 3 * 1024 * 1024));
-  symlinkSync(join(fx.share, 'www', 'small.txt'), join(fx.otherShare, 'link-out'));
-  execFileSync('mkfifo', [join(fx.otherShare, 'fb-fifo')]);
-  const saved = process.env.HYLICS_NATIVE;
-  process.env.HYLICS_NATIVE = '0';
-  let b: ModuleInfo;
-  try {
-    b = await fx.manager.start(fx.guestB, { kind: 'http', root: '/', port: 81 });
-  } finally {
-    if (saved === undefined) delete process.env.HYLICS_NATIVE; else process.env.HYLICS_NATIVE = saved;
-  }
-  try {
-    assert.deepEqual(fx.manager.workerNative(fx.guestB.name), { loaded: false, reason: 'disabled by HYLICS_NATIVE=0', open: 'js-walk', send: 'stream' });
-    const base = `http://${fx.guestB.guestAddr}:81`;
-    const out = join(fx.base, 'fb.out');
-    const r = await curl(fx.clientNs, ['-o', out, '-w', '%{http_code}', `${base}/fb.bin`]);
-    assert.equal(r.stdout, '200');
-    assert.equal(sha(readFileSync(out)), sha(big.subarray(0, 3 * 1024 * 1024)));
-    for (const [p, code] of [['/link-out', '403'], ['/fb-fifo', '403'], ['/%2e%2e/share/www/small.txt', '403']] as const) {
-      assert.equal((await curl(fx.clientNs, ['--path-as-is', '-o', '/dev/null', '-w', '%{http_code}', `${base}${p}`], 10_000)).stdout, code, p);
-    }
-  } finally {
-    await fx.manager.stopAll(fx.guestB.name);
-  }
-});
-
-test('connection limit: connections beyond maxConnections are closed, the others keep working', { skip }, async () => {
+test('connection limit: the engine never holds more than maxConnections client connections, idle ones give way', { skip }, async () => {
   const { ModuleManager } = await import('../../../src/host/modules/index.js');
   const m2 = new ModuleManager({ limits: { maxConnections: 2 } });
   writeFileSync(join(fx.otherShare, 'lim.txt'), 'limited');
+  const sockets: import('node:net').Socket[] = [];
   try {
     const info = await m2.start(fx.guestB, { kind: 'http', root: '/', port: 83 });
-    const open = (): Promise<{ socket: import('node:net').Socket; closed: Promise<void> }> => new Promise((resolve, reject) => {
-      const socket = connect(info.listen.port, info.listen.addr, () => resolve({ socket, closed: new Promise((r) => socket.once('close', () => r())) }));
-      socket.on('error', () => {});
-      socket.once('error', reject);
-    });
-    const a = await open();
-    const b = await open();
-    const c = await open();
-    await c.closed; // the third is dropped by the server
+    let open = 0;
+    for (let i = 0; i < 10; i++) {
+      await new Promise<void>((resolve) => {
+        const s = connect(info.listen.port, info.listen.addr, () => { open++; resolve(); });
+        s.on('error', () => resolve());
+        s.once('close', () => { open--; });
+        sockets.push(s);
+      });
+    }
+    // nginx closes connections beyond its slots at once, and gives idle (request-less) ones up for new clients
+    await waitFor('at most 2 open', () => open <= 2, 5000);
     const r = await curl(fx.clientNs, ['-o', '/dev/null', '-w', '%{http_code}', `http://${fx.guestB.guestAddr}:83/lim.txt`], 5000);
-    assert.notEqual(r.stdout, '200', 'still at the limit');
-    a.socket.destroy();
-    await a.closed;
-    await waitFor('a free slot', async () => (await curl(fx.clientNs, ['-o', '/dev/null', '-w', '%{http_code}', `http://${fx.guestB.guestAddr}:83/lim.txt`], 5000)).stdout === '200');
-    b.socket.destroy();
+    assert.equal(r.stdout, '200', 'a real client still gets through');
+    const st = await m2.engineReport(fx.guestB.name);
+    assert.ok(st.connections && st.connections.active <= 2 + 1, JSON.stringify(st.connections)); // + the status request itself
   } finally {
+    for (const s of sockets) s.destroy();
     await m2.close();
   }
 });

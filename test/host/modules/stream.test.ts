@@ -120,3 +120,46 @@ test('progressive MP4 with Range: ffprobe and seeking ffmpeg read it through the
 test('stream module events carry the bytes it sent', { skip }, async () => {
   await waitFor('stats', () => fx.events.some((e) => e.type === 'stats' && e.id === mod.id && e.bytes > 0), 5000);
 });
+
+test('unique 404 paths cannot grow the gate (issue #12 item 3): its structures stay bounded, and so does its RSS', { skip, timeout: 240_000 }, async () => {
+  const { MAX_SCANNED_DIRS, MAX_PLAYLISTS } = await import('../../../src/host/modules/serve.js');
+  const { Agent, get: httpGet } = await import('node:http');
+  // 400 real directories, each with a playlist (more than the gate remembers), and many paths that do not exist
+  for (let i = 0; i < 400; i++) {
+    const d = join(fx.share, 'media', 'many', `d${i}`);
+    mkdirSync(d, { recursive: true });
+    execFileSync('sh', ['-c', `printf '#EXTM3U\\n#EXTINF:1,\\ns.ts\\n' > ${join(d, 'p.m3u8')}`]);
+  }
+  const agent = new Agent({ keepAlive: true, maxSockets: 8 });
+  const fetchStatus = (path: string): Promise<number> => new Promise((resolve, reject) => {
+    httpGet({ host: mod.listen.addr, port: mod.listen.port, path, agent }, (res) => { res.resume(); res.on('end', () => resolve(res.statusCode ?? 0)); }).on('error', reject);
+  });
+  const run = async (n: number, path: (i: number) => string): Promise<void> => {
+    let next = 0;
+    await Promise.all(Array.from({ length: 8 }, async () => { while (next < n) await fetchStatus(path(next++)); }));
+  };
+  const rssBefore = (await fx.manager.gateProbe(fx.guest.name, mod.id)).rssBytes;
+  const N = 30_000;
+  await run(N, (i) => `/nowhere-${i}/x${i}/seg${i}.ts`); // unique directories that do not exist
+  await run(2000, (i) => `/many/d${i % 400}/missing${i}.ts`); // real directories, unlisted names
+  await run(400, (i) => `/many/d${i}/p.m3u8`); // more playlists than remembered
+  const p = await fx.manager.gateProbe(fx.guest.name, mod.id);
+  agent.destroy();
+  assert.ok(p.gate.dirs <= MAX_SCANNED_DIRS, `dirs remembered: ${p.gate.dirs}`);
+  assert.ok(p.gate.playlists <= MAX_PLAYLISTS, `playlists remembered: ${p.gate.playlists}`);
+  // before the fix every unique directory name stayed in a Map (90k requests: +270 MB RSS)
+  const grewMb = (p.rssBytes - rssBefore) / 1024 / 1024;
+  assert.ok(grewMb < 40, `gate RSS grew ${grewMb.toFixed(1)} MB over ${N} unique 404 paths`);
+  process.stderr.write(`# gate RSS ${(rssBefore / 1048576).toFixed(1)} -> ${(p.rssBytes / 1048576).toFixed(1)} MB after ${N + 2400} requests; ${JSON.stringify(p.gate)}\n`);
+});
+
+test('HEAD of a playlist answers the length GET would send without reading the whole file', { skip }, async () => {
+  const dir = join(fx.share, 'media', 'headpl');
+  mkdirSync(dir, { recursive: true });
+  const body = '#EXTM3U\n' + Array.from({ length: 5000 }, (_, i) => `#EXTINF:1,\nseg${i}.ts\n`).join('') + '#EXT-X-PARTIAL-LI';
+  execFileSync('sh', ['-c', `cat > ${join(dir, 'p.m3u8')}`], { input: body });
+  const h = await curl(fx.clientNs, ['-I', `${url}/headpl/p.m3u8`]);
+  const g = await get('/headpl/p.m3u8');
+  assert.equal(g.body.length, body.lastIndexOf('\n') + 1, 'GET sends complete lines only');
+  assert.match(h.stdout, new RegExp(`Content-Length: ${g.body.length}\\r`, 'i'));
+});

@@ -1,0 +1,91 @@
+// Access counters of one module, read from the access log its nginx server writes (LOG_FORMAT in nginx-conf.ts,
+// buffered by nginx: one write per 32 KiB or per second). The manager drains it once a second into the stats
+// events and the hylics_module_* counters, so the profiler sees the same figures the node worker used to send.
+// The file is rotated (rename + SIGUSR1 to nginx, which reopens its logs) before it grows past ROTATE_BYTES.
+import { closeSync, fstatSync, openSync, readSync, renameSync } from 'node:fs';
+
+/** A log larger than this is renamed and nginx asked to reopen (tmpfs or not, it must not grow without bound). */
+export const ROTATE_BYTES = 8 * 1024 * 1024;
+/** Latencies kept per interval for the percentiles (a uniform sample beyond that). */
+const MAX_SAMPLES = 10_000;
+const READ_CHUNK = 256 * 1024;
+
+export interface AccessTotals { requests: number; bytes: number; errors: number; latenciesMs: number[] }
+
+export function emptyTotals(): AccessTotals {
+  return { requests: 0, bytes: 0, errors: 0, latenciesMs: [] };
+}
+
+/** Add one log line ("status bytes seconds completion") to the totals; false when it is not one of ours. */
+export function addLine(t: AccessTotals, line: string): boolean {
+  const [s, b, rt, completion] = line.split(' ');
+  const status = Number(s);
+  const bytes = Number(b);
+  const secs = Number(rt);
+  if (!Number.isInteger(status) || !Number.isFinite(bytes) || !Number.isFinite(secs)) return false;
+  t.requests++;
+  t.bytes += bytes;
+  // an error: a 4xx/5xx answer, or a transfer that did not complete (client left, send_timeout, file truncated)
+  if (status >= 400 || completion !== 'OK') t.errors++;
+  const ms = secs * 1000;
+  if (t.latenciesMs.length < MAX_SAMPLES) t.latenciesMs.push(ms);
+  else {
+    const i = Math.floor(Math.random() * t.requests);
+    if (i < MAX_SAMPLES) t.latenciesMs[i] = ms;
+  }
+  return true;
+}
+
+export class AccessLog {
+  private fd: number | null = null;
+  private old: number | null = null;
+  private offset = 0;
+  private oldOffset = 0;
+  private rest = '';
+
+  constructor(readonly path: string, private readonly reopen: () => void) {}
+
+  /** Everything logged since the last call. */
+  drain(): AccessTotals {
+    const t = emptyTotals();
+    if (this.old !== null) {
+      // rotated on the previous tick: nginx has reopened by now; finish the old file, then follow the new one
+      this.oldOffset = this.readFrom(this.old, this.oldOffset, t);
+      closeSync(this.old);
+      this.old = null;
+    }
+    if (this.fd === null) {
+      try { this.fd = openSync(this.path, 'r'); this.offset = 0; } catch { return t; } // nothing logged yet
+    }
+    this.offset = this.readFrom(this.fd, this.offset, t);
+    if (this.offset > ROTATE_BYTES) {
+      renameSync(this.path, `${this.path}.old`);
+      this.old = this.fd;
+      this.oldOffset = this.offset;
+      this.fd = null;
+      this.reopen();
+    }
+    return t;
+  }
+
+  close(): void {
+    for (const fd of [this.fd, this.old]) if (fd !== null) closeSync(fd);
+    this.fd = null;
+    this.old = null;
+  }
+
+  private readFrom(fd: number, offset: number, t: AccessTotals): number {
+    const size = fstatSync(fd).size;
+    const buf = Buffer.allocUnsafe(READ_CHUNK);
+    while (offset < size) {
+      const n = readSync(fd, buf, 0, Math.min(READ_CHUNK, size - offset), offset);
+      if (n === 0) break;
+      offset += n;
+      const text = this.rest + buf.toString('latin1', 0, n);
+      const lines = text.split('\n');
+      this.rest = lines.pop() ?? '';
+      for (const line of lines) addLine(t, line);
+    }
+    return offset;
+  }
+}

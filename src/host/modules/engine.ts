@@ -1,0 +1,242 @@
+// One guest's module engine: an nginx master (+ one worker) that hylicsd configures, starts, reloads and
+// supervises. It runs unprivileged (setpriv to nobody, no capabilities, no_new_privs) in its own mount and PID
+// namespaces: the mount namespace's root is a small tmpfs holding only that guest's share (read-only, nodev,
+// nosuid, noexec), /usr (read-only, nginx and its libraries), its config, its log directory and the stream gate's
+// sockets; every other file system of the host (other shares, /etc, /proc, /home, /run) is not mounted there.
+// When the master dies the PID namespace dies with it (no orphaned worker keeps serving); when the daemon dies,
+// unshare's --kill-child takes the master down. All of its processes run in the guest's module cgroup.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { accessSync, chmodSync, chownSync, constants, mkdirSync, readFileSync, renameSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
+import { request } from 'node:http';
+import { join } from 'node:path';
+import { HylicsError } from '../../core/errors/index.js';
+import { CTL_SOCKET } from './nginx-conf.js';
+
+/** How long nginx may take to start or reload before we call it failed. */
+export const ENGINE_READY_MS = 10_000;
+const POLL_MS = 20;
+/** Fast shutdown first; a master that has not exited after this long is killed. */
+const STOP_GRACE_MS = 2000;
+/** Kept from nginx's stderr for error messages. */
+const STDERR_TAIL = 4096;
+/** Size of the tmpfs that is the root of the engine's mount namespace (directories, symlinks, nginx's /tmp). */
+const NS_ROOT_SIZE = '4m';
+
+/** Where nginx is looked for (the Debian package `nginx`). */
+export const NGINX_CANDIDATES = ['/usr/sbin/nginx', '/usr/bin/nginx'];
+
+export function findNginx(): string | undefined {
+  for (const p of NGINX_CANDIDATES) {
+    try { accessSync(p, constants.X_OK); return p; } catch { /* next */ }
+  }
+  return undefined;
+}
+
+// Runs as root in the new mount + PID namespaces ($$ is 1 there), builds the root, pivots into it and execs
+// nginx as the unprivileged user. Positional: root conf log gate uid gid nginx [cgroup.procs files...];
+// fd 4 = the share directory (opened O_NOFOLLOW by the daemon), bound by its fd, not by a path a guest could swap.
+const LAUNCH = `set -eu
+R=$1 CONF=$2 LOG=$3 GATE=$4 U=$5 G=$6 NGINX=$7
+shift 7
+for f in "$@"; do echo $$ > "$f"; done
+mount -t tmpfs -o size=${NS_ROOT_SIZE},mode=0755,nosuid,nodev tmpfs "$R"
+cd "$R"
+mkdir usr share etc log gate tmp .old proc
+mount --bind -o ro /usr usr
+mount --bind -o ro,nosuid,nodev,noexec /proc/self/fd/4 share
+mount --bind -o ro,nosuid,nodev,noexec "$CONF" etc
+mount --bind -o nosuid,nodev,noexec "$LOG" log
+mount --bind -o nosuid,nodev,noexec "$GATE" gate
+mount -t proc -o nosuid,nodev,noexec proc proc
+for d in lib lib32 lib64 libx32 bin sbin; do
+  if [ -L /$d ]; then ln -s "$(readlink /$d)" $d
+  elif [ -d /$d ]; then mkdir $d; mount --bind -o ro /$d $d; fi
+done
+chown "$U:$G" tmp
+chmod 0700 tmp
+exec 4<&-
+pivot_root . .old
+umount -l /.old
+rmdir /.old
+umount /proc
+rmdir /proc
+exec setpriv --reuid="$U" --regid="$G" --clear-groups --inh-caps=-all --bounding-set=-all --no-new-privs "$NGINX" -p /tmp/ -c /etc/nginx.conf -e stderr -g 'daemon off;'
+`;
+
+export interface EngineOptions {
+  guest: string;
+  nginx: string;
+  /** Per-guest directory on the host: root/ (mount point), conf/, log/, gate/. */
+  runDir: string;
+  user: { uid: number; gid: number };
+  /** cgroup.procs files the engine joins before anything else (empty: no cgroup). */
+  procsFiles: string[];
+  log: (msg: string) => void;
+  onExit: (code: number | null, signal: NodeJS.Signals | null) => void;
+}
+
+export interface StubStatus { active: number; accepts: number; handled: number; requests: number; reading: number; writing: number; waiting: number }
+
+export function parseStubStatus(text: string): StubStatus {
+  const n = (re: RegExp): number => Number(re.exec(text)?.[1] ?? NaN);
+  const m = /\s(\d+)\s+(\d+)\s+(\d+)\s/.exec(text);
+  return {
+    active: n(/Active connections:\s*(\d+)/), accepts: Number(m?.[1] ?? NaN), handled: Number(m?.[2] ?? NaN), requests: Number(m?.[3] ?? NaN),
+    reading: n(/Reading:\s*(\d+)/), writing: n(/Writing:\s*(\d+)/), waiting: n(/Waiting:\s*(\d+)/),
+  };
+}
+
+export class NginxEngine {
+  private child: ChildProcess | null = null;
+  private stderrTail = '';
+  private stopping = false;
+  private logWindow = { start: 0, n: 0 };
+
+  constructor(private readonly o: EngineOptions) {}
+
+  get dirs(): { root: string; conf: string; log: string; gate: string } {
+    const d = this.o.runDir;
+    return { root: join(d, 'root'), conf: join(d, 'conf'), log: join(d, 'log'), gate: join(d, 'gate') };
+  }
+
+  /** Make the run directory: conf/ root-owned read-only for nginx; log/ and gate/ owned by the engine's user. */
+  prepare(): void {
+    const { root, conf, log, gate } = this.dirs;
+    mkdirSync(this.o.runDir, { recursive: true, mode: 0o711 });
+    chmodSync(this.o.runDir, 0o711); // the gate (nobody, host side) creates its sockets in gate/
+    for (const d of [root, conf]) mkdirSync(d, { recursive: true, mode: 0o755 });
+    for (const d of [log, gate]) {
+      mkdirSync(d, { recursive: true, mode: 0o700 });
+      chownSync(d, this.o.user.uid, this.o.user.gid);
+      chmodSync(d, 0o700);
+    }
+  }
+
+  writeConf(text: string): void {
+    const p = join(this.dirs.conf, 'nginx.conf');
+    writeFileSync(`${p}.tmp`, text, { mode: 0o644 });
+    renameSync(`${p}.tmp`, p);
+  }
+
+  get running(): boolean { return this.child !== null; }
+
+  /** Host pid of unshare (the process the daemon spawned). */
+  get launcherPid(): number | undefined { return this.child?.pid; }
+
+  /** Host pid of the nginx master (pid 1 of the engine's PID namespace). */
+  masterPid(): number | undefined {
+    const pid = this.child?.pid;
+    if (!pid) return undefined;
+    try {
+      const kids = readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
+      return kids[0];
+    } catch { return undefined; }
+  }
+
+  /** Start nginx with the config already written; resolves once it answers with `generation`. */
+  async start(shareFd: number, generation: number): Promise<void> {
+    if (this.child) throw new HylicsError('HYLICS_ERR_MODULE_WORKER', `engine of ${this.o.guest} already runs`);
+    const { root, conf, log, gate } = this.dirs;
+    try { unlinkSync(join(log, CTL_SOCKET)); } catch { /* none left behind */ }
+    this.stopping = false;
+    this.stderrTail = '';
+    const child = spawn('unshare', ['--mount', '--propagation', 'private', '--pid', '--fork', '--kill-child', '--', '/bin/sh', '-c', LAUNCH, 'hylics-engine',
+      root, conf, log, gate, String(this.o.user.uid), String(this.o.user.gid), this.o.nginx, ...this.o.procsFiles], {
+      cwd: '/', env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin' }, stdio: ['ignore', 'ignore', 'pipe', 'ignore', shareFd],
+    });
+    this.child = child;
+    child.stderr!.setEncoding('utf8');
+    child.stderr!.on('data', (d: string) => {
+      this.stderrTail = (this.stderrTail + d).slice(-STDERR_TAIL);
+      for (const line of d.split('\n').filter(Boolean)) this.logLine(line);
+    });
+    let exited = false;
+    child.once('exit', (code, signal) => {
+      exited = true;
+      if (this.child === child) this.child = null;
+      if (!this.stopping) this.o.onExit(code, signal);
+    });
+    child.once('error', () => { /* reported through exit */ });
+    try {
+      await this.waitGeneration(generation, () => exited);
+    } catch (e) {
+      await this.stop();
+      throw e;
+    }
+  }
+
+  /** Rewrite nothing: tell nginx to re-read its (already written) config; resolves once `generation` answers. */
+  async reload(generation: number): Promise<void> {
+    const pid = this.masterPid();
+    if (!pid) throw new HylicsError('HYLICS_ERR_MODULE_WORKER', `engine of ${this.o.guest} is not running`);
+    this.stderrTail = '';
+    process.kill(pid, 'SIGHUP');
+    await this.waitGeneration(generation, () => this.child === null);
+  }
+
+  /** Ask nginx to reopen its log files (after the access logs were renamed). */
+  reopenLogs(): void {
+    const pid = this.masterPid();
+    if (pid) try { process.kill(pid, 'SIGUSR1'); } catch { /* gone: the supervisor restarts it */ }
+  }
+
+  /** Stop nginx (fast shutdown: transfers in flight are cut) and wait for the namespace to be gone. */
+  async stop(): Promise<void> {
+    const child = this.child;
+    this.stopping = true;
+    if (!child) return;
+    if (child.exitCode !== null || child.signalCode !== null) { this.child = null; return; }
+    await new Promise<void>((resolve) => {
+      child.once('exit', () => resolve());
+      const master = this.masterPid();
+      try { if (master) process.kill(master, 'SIGTERM'); else child.kill('SIGKILL'); } catch { child.kill('SIGKILL'); }
+      setTimeout(() => child.kill('SIGKILL'), STOP_GRACE_MS).unref(); // --kill-child takes the namespace with it
+    });
+    this.child = null;
+  }
+
+  /** Remove the run directory (after stop). */
+  removeDirs(): void {
+    rmSync(this.o.runDir, { recursive: true, force: true });
+  }
+
+  /** nginx's stub_status (connections now, totals since start), through the control socket. */
+  async status(): Promise<StubStatus> {
+    return parseStubStatus(await this.ctl('/status'));
+  }
+
+  private ctl(path: string): Promise<string> {
+    return new Promise((resolve, reject) => {
+      const req = request({ socketPath: join(this.dirs.log, CTL_SOCKET), path, timeout: 2000 }, (res) => {
+        let body = '';
+        res.setEncoding('utf8');
+        res.on('data', (d: string) => { body += d; });
+        res.on('end', () => (res.statusCode === 200 ? resolve(body) : reject(new Error(`status ${res.statusCode}`))));
+      });
+      req.on('timeout', () => req.destroy(new Error('timeout')));
+      req.on('error', reject);
+      req.end();
+    });
+  }
+
+  private async waitGeneration(generation: number, dead: () => boolean): Promise<void> {
+    const end = Date.now() + ENGINE_READY_MS;
+    while (Date.now() < end) {
+      if (dead()) break;
+      try {
+        if (Number((await this.ctl('/generation')).trim()) === generation) return;
+      } catch { /* not listening yet */ }
+      await new Promise((r) => setTimeout(r, POLL_MS));
+    }
+    const emerg = /\[emerg\][^\n]*/.exec(this.stderrTail)?.[0];
+    const code = emerg && /Address already in use|bind\(\)/.test(emerg) ? 'HYLICS_ERR_MODULE_PORT_IN_USE' : 'HYLICS_ERR_MODULE_WORKER';
+    throw new HylicsError(code, `nginx for ${this.o.guest} did not ${dead() ? 'stay up' : 'answer'} with configuration ${generation}${emerg ? `: ${emerg}` : ''}`,
+      { guest: this.o.guest, stderr: this.stderrTail.slice(-1024) });
+  }
+
+  private logLine(line: string): void {
+    const now = Date.now();
+    if (now - this.logWindow.start > 1000) this.logWindow = { start: now, n: 0 };
+    if (++this.logWindow.n <= 5) this.o.log(`module engine of ${this.o.guest}: ${line}`);
+  }
+}
