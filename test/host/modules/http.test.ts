@@ -142,12 +142,14 @@ test('hostile share content: nothing outside the share, no hang on FIFOs/devices
     ['/to-other', 403], ['/to-proc', 403], ['/to-passwd', 403], ['/up/outside-root.txt', 404], ['/other-dir/secret.txt', 404],
     ['/../outside-root.txt', 400], ['/sub/../../outside-root.txt', 400], ['/%2e%2e/outside-root.txt', 400], ['/%2E%2E/%2E%2E/etc/passwd', 400],
     ['/..%2foutside-root.txt', 400], ['/%2fetc%2fpasswd', 404], ['//etc/passwd', 404], ['/etc/passwd', 404], ['/small.txt%00.png', 400],
-    ['/fifo', 403], ['/zero', 403], ['/', 403], ['/sub', 301], ['/sub/', 403], ['/nope', 404], ['/sub/../small.txt', 200],
+    ['/fifo', 0], ['/zero', 403], ['/', 403], ['/sub', 301], ['/sub/', 403], ['/nope', 404], ['/sub/../small.txt', 200],
   ];
   for (const [p, code] of cases) {
     const r = await curl(fx.clientNs, ['--path-as-is', '-o', '/dev/stdout', '-w', '\n%{http_code}', `${url}${p}`], 10_000);
     const status = Number(r.stdout.trim().split('\n').pop());
-    assert.equal(status, code, `${p}: ${r.stdout}`);
+    // 0: refused either way (a FIFO is opened non-blocking and is not a regular file: nginx says 403 or 404)
+    if (code === 0) assert.ok(status === 403 || status === 404, `${p}: ${r.stdout}`);
+    else assert.equal(status, code, `${p}: ${r.stdout}`);
     assert.ok(!r.stdout.includes('OTHER-GUEST-SECRET') && !r.stdout.includes('root:x:0') && !r.stdout.includes('not under www'), p);
   }
 });
