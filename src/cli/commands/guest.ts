@@ -67,4 +67,16 @@ export function register(program: Command): void {
     const r = await apiRequest<{ xml: string }>(stateDir(o), 'GET', `/v1/guests/${encodeURIComponent(name)}/libvirt-xml`);
     if (o.json) printJson(r); else process.stdout.write(r.xml);
   });
+
+  common(guest.command('adopt').description('edit a libvirt domain so it gets a Hylics share, control channel and network (idempotent); the guest runs the bundled agent'))
+    .requiredOption('--libvirt <domain>', 'the libvirt domain (name or UUID) to edit with virsh dumpxml / define')
+    .option('--xml <file>', 'edit this domain XML file instead of asking libvirt (prints the result, or writes --output)')
+    .option('--output <file>', 'with --xml: where the edited XML goes (default stdout)')
+    .option('--share <dir>', 'host directory exported as the share (default <state-dir>/libvirt/<domain>/share)')
+    .option('--channel <path>', 'Unix socket of the control channel (default <state-dir>/libvirt/<domain>/channel.sock)')
+    .option('--bridge <name>', 'add a bridged virtio NIC on this bridge')
+    .option('--tap <dev>', 'add a routed virtio NIC on this (pre-made) tap device')
+    .option('--mac <addr>', 'MAC address of the added NIC')
+    .option('--connect <uri>', 'libvirt URI (virsh -c), e.g. qemu:///system')
+    .action(async (o: import('./adopt.js').AdoptOpts) => (await import('./adopt.js')).adopt(o));
 }
