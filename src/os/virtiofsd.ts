@@ -6,8 +6,10 @@
 //  - the share (the guest's tmpfs), read-write, in virtiofsd's own namespace sandbox (pivot_root into the share).
 //  - a read-only "host root view" so the guest can run node (the agent) from the host's installation: a private
 //    mount namespace (unshare) holding a small tmpfs with read-only, non-recursive bind mounts of /usr, the node
-//    install, the package root and a few files of /etc. Nothing else of the host is visible (no /etc/shadow, no
-//    state dir, no other guest's share or disk), and the view disappears with the process: nothing to clean up.
+//    install, the package root, a few public files of /etc and the CA certificates (/etc/ssl/certs). Nothing else
+//    of the host is visible (no /etc/shadow, no /etc/ssl/private, no ssh host keys, no /root, no state dir, no other
+//    guest's share or disk), and the view disappears with the process: nothing to clean up. Its virtiofsd runs
+//    as root (it serves root-owned files) but with nothing a read-only export needs beyond reading.
 import { spawn } from 'node:child_process';
 import { closeSync, existsSync, lstatSync, openSync, readlinkSync, realpathSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
@@ -72,7 +74,9 @@ export function hostRootViewScript(view: string, o: { packageRoot: string; nodeB
     const p = join('/etc', f);
     if (existsSync(p) && lstatSync(p).isFile()) lines.push(`touch "$V"${sh(p)}`, `mount --bind -o ro ${sh(p)} "$V"${sh(p)}`);
   }
-  for (const d of ['/etc/ld.so.conf.d', '/etc/ssl']) if (existsSync(d)) bindDir(d);
+  // CA certificates only: /etc/ssl/private (TLS keys) and everything else of /etc/ssl stay on the host
+  for (const d of ['/etc/ld.so.conf.d', '/etc/ssl/certs']) if (existsSync(d)) bindDir(d);
+  if (existsSync('/etc/ssl/openssl.cnf') && lstatSync('/etc/ssl/openssl.cnf').isFile()) lines.push('touch "$V"/etc/ssl/openssl.cnf', 'mount --bind -o ro /etc/ssl/openssl.cnf "$V"/etc/ssl/openssl.cnf');
   for (const m of SYSROOT_MOUNTPOINTS) lines.push(`mkdir -p "$V"/${m}`);
   lines.push('mount -o remount,ro hylics-hostroot "$V"');
   return lines.join('\n');
