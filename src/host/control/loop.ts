@@ -11,7 +11,7 @@ import type { ControlView, DecisionEntry, ProfilePoint } from '../../core/contro
 import type { Profiler } from '../profiler.js';
 import { shareBudget, type BudgetWish } from './budget-rule.js';
 import type { ControlMetrics } from './metrics.js';
-import { Orchestrator, type OrchestratorDeps } from './orchestrator.js';
+import { Orchestrator, isMissingOp, type OrchestratorDeps } from './orchestrator.js';
 import { modelFor, type ControlRecord, type ControlSettings } from './settings.js';
 
 const MiB = 1024 * 1024;
@@ -24,6 +24,13 @@ export const PROFILE_PERIOD_MS = 10_000;
 export const TIER_STATS_TIMEOUT_MS = 2000;
 /** The improved scheme's longest interval is the guest tier's idle-eviction window (docs/controller.md). */
 const IMPROVED_CI_MAX_S = 60;
+/**
+ * Algorithm 1's m_thresh on a real guest: 5 % of the guest's max share, between 1 MiB and the simulator's 10 MiB
+ * (one segment there): a fixed 10 MiB would freeze a small share (a 40 % shrink step of 18 MiB is 7 MiB).
+ */
+export function actuationThreshold(maxBytes: number): number {
+  return Math.min(10 * MiB, Math.max(1 * MiB, Math.round(maxBytes * 0.05)));
+}
 /** Half-life of the per-task arrival-rate gauges (s), as Algorithm 1's λ. */
 const ARRIVAL_HALF_LIFE_S = 60;
 
@@ -155,6 +162,7 @@ export class ControlLoop {
       e.ctl = new ShareController({
         scheme: settings.scheme, reference: settings.sloMs / 1000, minBytes: settings.minBytes, maxBytes: settings.maxBytes,
         initialBytes: Math.min(Math.max(size, settings.minBytes), settings.maxBytes), ciMin, ciMax, ciInitial: ciMin,
+        mThreshBytes: actuationThreshold(settings.maxBytes),
         serviceModel: model, improved: { ciMax: Math.max(ciMin, Math.min(IMPROVED_CI_MAX_S, ciMax)) },
         ...(this.deps.budgetBytes !== null ? { budgetBytes: this.deps.budgetBytes } : {}),
       });
@@ -202,7 +210,7 @@ export class ControlLoop {
       e.tierOps = true;
       return t;
     } catch (err) {
-      if (toHylicsError(err).code === 'HYLICS_ERR_CHANNEL_UNKNOWN_OP') e.tierOps = false;
+      if (isMissingOp(err)) e.tierOps = false;
       return null;
     }
   }
@@ -252,7 +260,7 @@ export class ControlLoop {
       lambda = e.lambda = d.lambda;
       e.wish = d.sizeBytes;
       const { target, budgetNote } = this.budgeted(e, d.sizeBytes);
-      const applied = await this.orch.apply(e.guest, target);
+      const applied = await this.orch.apply(e.guest, target, e.tierOps);
       if (applied.tierOps !== undefined) e.tierOps = applied.tierOps;
       const predicted = e.model!.responseTime(applied.appliedBytes / MiB, lambda);
       let action = applied.action;

@@ -44,10 +44,13 @@ export interface Applied {
 
 interface ShrinkAnswer { usedBytes: number; movedFiles: number; movedBytes: number; ok: boolean; reason?: string }
 
-/** Is this error "the guest does not serve that op" (an old agent) rather than a failure of the op? */
-function isUnknownOp(e: unknown): boolean {
-  const err = toHylicsError(e);
-  return /unknown op|not (implemented|supported)|no handler/i.test(err.message) || err.code === 'HYLICS_ERR_CHANNEL_UNKNOWN_OP';
+/**
+ * Is this error "the guest does not serve that op" (an agent older than the tier ops: the op is not registered
+ * there, or not on its allow-list) rather than a failure of the op?
+ */
+export function isMissingOp(e: unknown): boolean {
+  const code = toHylicsError(e).code;
+  return code === 'HYLICS_ERR_CHANNEL_UNKNOWN_OP' || code === 'HYLICS_ERR_CHANNEL_OP_DENIED';
 }
 function isTimeout(e: unknown): boolean {
   const err = toHylicsError(e);
@@ -57,7 +60,8 @@ function isTimeout(e: unknown): boolean {
 export class Orchestrator {
   constructor(private readonly deps: OrchestratorDeps) {}
 
-  async apply(guest: string, targetBytes: number): Promise<Applied> {
+  /** `knownTierOps` false: the guest is known to have no tier manager, so it is not asked again. */
+  async apply(guest: string, targetBytes: number, knownTierOps?: boolean): Promise<Applied> {
     const target = pageUp(targetBytes);
     const u = await this.deps.usage(guest);
     if (target === u.sizeBytes) return { appliedBytes: u.sizeBytes, action: 'hold', note: '' };
@@ -66,21 +70,21 @@ export class Orchestrator {
       this.tell(guest, target);
       return { appliedBytes: target, action: 'grow', note: '' };
     }
-    return this.shrink(guest, u, target);
+    return this.shrink(guest, u, target, knownTierOps);
   }
 
   private tell(guest: string, sizeBytes: number): void {
     if (this.deps.isConnected(guest)) this.deps.notify(guest, 'share.resized', { sizeBytes });
   }
 
-  private async shrink(guest: string, before: { sizeBytes: number; usedBytes: number }, target: number): Promise<Applied> {
+  private async shrink(guest: string, before: { sizeBytes: number; usedBytes: number }, target: number, knownTierOps?: boolean): Promise<Applied> {
     const headroom = shrinkHeadroom(target);
     const wantUsed = Math.max(0, target - headroom);
     const notes: string[] = [];
     let tierOps: boolean | undefined;
     if (before.usedBytes > wantUsed) {
       if (!this.deps.isConnected(guest)) notes.push('no agent connected: no tier manager to move files');
-      else {
+      else if (knownTierOps === false) { tierOps = false; notes.push('the guest agent has no tier manager (tier ops missing)'); } else {
         for (let attempt = 1; attempt <= SHRINK_ATTEMPTS; attempt++) {
           try {
             const a = await this.deps.request(guest, 'tier.shrink', { targetUsedBytes: wantUsed, deadlineMs: SHRINK_DEADLINE_MS }, SHRINK_DEADLINE_MS + ANSWER_SLACK_MS) as ShrinkAnswer;
@@ -88,7 +92,7 @@ export class Orchestrator {
             notes.push(`tier.shrink moved ${a.movedFiles} files (${a.movedBytes} B)${a.ok ? '' : `, short of the target: ${a.reason ?? 'no reason given'}`}`);
             break;
           } catch (e) {
-            if (isUnknownOp(e)) { tierOps = false; notes.push('the guest agent has no tier manager (tier.shrink unknown)'); break; }
+            if (isMissingOp(e)) { tierOps = false; notes.push(`the guest agent has no tier manager (tier.shrink: ${toHylicsError(e).code})`); break; }
             const why = isTimeout(e) ? `timed out after ${SHRINK_DEADLINE_MS + ANSWER_SLACK_MS} ms` : toHylicsError(e).message;
             notes.push(`tier.shrink attempt ${attempt}/${SHRINK_ATTEMPTS} ${why}`);
           }

@@ -35,7 +35,7 @@ export class FakeClock implements Clock {
   }
 }
 
-export type TierAnswer = 'ack' | 'timeout' | 'unknown' | 'partial';
+export type TierAnswer = 'ack' | 'timeout' | 'unknown' | 'denied' | 'partial';
 
 /** A share (tmpfs semantics) and a guest whose tier manager answers tier.shrink as told. */
 export class FakeGuest implements OrchestratorDeps {
@@ -64,6 +64,7 @@ export class FakeGuest implements OrchestratorDeps {
   async request(_g: string, op: string, params: unknown): Promise<unknown> {
     this.calls.push({ op, params });
     if (this.tierAnswer === 'unknown') throw new HylicsError('HYLICS_ERR_CHANNEL_UNKNOWN_OP', `operation ${op} is not registered`, { op });
+    if (this.tierAnswer === 'denied') throw new HylicsError('HYLICS_ERR_CHANNEL_OP_DENIED', `operation ${op} is not allowed on this channel`, { op });
     if (this.tierAnswer === 'timeout') throw new HylicsError('HYLICS_ERR_CHANNEL_DEADLINE', `${op}: no reply within 22000 ms`);
     if (op === 'tier.stats') return { ...this.tierStats };
     const target = (params as { targetUsedBytes: number }).targetUsedBytes;

@@ -66,6 +66,21 @@ test('refusal: an agent without tier ops keeps its share at usage, and is known 
   assert.deepEqual(g.resizes, [], 'no remount at all');
   assert.match(r.note, /no tier manager.*kept at/);
   assert.equal(g.calls.length, 1, 'an unknown op is not retried');
+  // known to have none: not asked again
+  const again = await new Orchestrator(g).apply('a', 40 * MiB, false);
+  assert.equal(g.calls.length, 1);
+  assert.equal(again.action, 'refused');
+  assert.match(again.note, /no tier manager/);
+});
+
+test('an agent whose allow-list lacks the tier ops (HYLICS_ERR_CHANNEL_OP_DENIED) is an agent without a tier manager', async () => {
+  const g = new FakeGuest(128 * MiB, 100 * MiB);
+  g.tierAnswer = 'denied';
+  const r = await new Orchestrator(g).apply('a', 40 * MiB);
+  assert.equal(r.tierOps, false);
+  assert.equal(g.calls.length, 1);
+  assert.ok(r.appliedBytes >= 100 * MiB);
+  assert.match(r.note, /no tier manager \(tier\.shrink: HYLICS_ERR_CHANNEL_OP_DENIED\)/);
 });
 
 test('no agent connected: no request, kept at usage', async () => {
