@@ -2,7 +2,7 @@
 // the guest agent, and prints text or --json. Each area registers its commands from ./commands/; only the
 // command being run is loaded (./commands/index.ts), so a call to a running daemon starts in tens of ms.
 import { Command, CommanderError } from 'commander';
-import { HylicsError, toHylicsError } from '../core/errors/index.js';
+import { reportError } from './report.js';
 import { COMMANDS, type CommandEntry } from './commands/index.js';
 import { GLOBAL_OPTIONS, type CommonOpts } from './commands/common.js';
 import { useApiUrl } from './client.js';
@@ -73,13 +73,7 @@ export async function buildFullProgram(): Promise<Command> {
   return program;
 }
 
-/** Print an error the way every command does and set the exit status (1; 2 for usage errors). */
-export function reportError(e: unknown, json: boolean): void {
-  const err = e instanceof HylicsError ? e : toHylicsError(e);
-  if (json) process.stdout.write(JSON.stringify({ error: err.toJSON() }) + '\n');
-  else process.stderr.write(`error ${err.code}: ${err.message}\n`);
-  process.exitCode = err.code === 'HYLICS_ERR_INVALID_ARGUMENT' || err.code === 'HYLICS_ERR_INVALID_NAME' || err.code === 'HYLICS_ERR_INVALID_SIZE' ? 2 : 1;
-}
+export { reportError };
 
 export async function main(argv: string[]): Promise<void> {
   try {

@@ -45,7 +45,8 @@ interface Batch {
   dropped: number;
 }
 
-/** Events: 'connected' (hello), 'disconnected', 'shutdown' (reason) after a host shutdown request was answered. */
+/** Events: 'connected' (hello), 'disconnected', 'shutdown' (reason) after a host shutdown request was answered,
+ * 'host-event' (name, data) for every event the host sends (e.g. share.resized). */
 export class Agent extends EventEmitter {
   readonly name: string;
   readonly share: string;
@@ -216,7 +217,8 @@ export class Agent extends EventEmitter {
         software: AGENT_SOFTWARE,
         registry: this.registry,
         handlers,
-        allow: [...this.handlers.keys()],
+        // ops served for apps only (server 'agent', e.g. tier.path) are not the host's to call
+        allow: [...this.handlers.keys()].filter((op) => this.registry.op(op)?.server !== 'agent'),
         // a virtio port cannot be reopened to drop stale bytes: hunt for the marker instead
         onProtocolError: port ? 'resync' : 'close',
         helloTimeoutMs: port ? 0 : 10_000,
@@ -233,6 +235,7 @@ export class Agent extends EventEmitter {
         this.scheduleFlush(0);
       });
       peer.on('event', (event: string, data: unknown) => {
+        this.emit('host-event', event, data);
         for (const a of this.apps) { try { a.emitEvent(event, data); } catch { /* not for apps */ } }
       });
       const closed = new Promise<HylicsError | undefined>((r) => peer.once('close', r));

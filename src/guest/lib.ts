@@ -107,7 +107,8 @@ let sharedSocket: string | undefined;
 let dropped = 0;
 let lastWarn = 0;
 
-function sharedClient(socket?: string): Promise<AgentClient> {
+/** The process's shared agent connection (track(), tier.path()); reconnected after the agent restarts. */
+export function sharedClient(socket?: string): Promise<AgentClient> {
   const want = socket ?? defaultAgentSocket();
   if (shared && sharedSocket === want) return shared;
   sharedSocket = want;

@@ -14,6 +14,8 @@ import { readMounts } from './mount.js';
 
 export const GUEST_SHARE_DIR = '/mnt/hylics';
 export const GUEST_RUN_DIR = '/run/hylics';
+/** The guest's disk tier (docs/tier.md): a per-guest directory on the host's disk, bound here in the guest. */
+export const GUEST_DISK_TIER_DIR = '/var/lib/hylics-tier';
 
 /** $0 = hylics-enter; args: cgroup.procs files..., --, command... Runs as the session leader the daemon spawns. */
 const ENTER_SCRIPT = `
@@ -33,10 +35,11 @@ exec "$@"
 export const DEFAULT_DROPPED_CAPS = ['sys_admin', 'sys_module', 'sys_rawio', 'sys_boot', 'sys_ptrace', 'sys_time', 'mknod',
   'mac_admin', 'mac_override', 'syslog', 'sys_pacct', 'linux_immutable', 'audit_control'];
 
-/** $0 = hylics-init; args: NAME SHARE RUNDIR STATEDIR DROPCAPS -- command... Runs as pid 1 in the guest's namespaces. */
+/** $0 = hylics-init; args: NAME SHARE RUNDIR STATEDIR DROPCAPS DISKTIER -- command... Runs as pid 1 in the guest's
+ * namespaces. DISKTIER may be empty (no disk tier bound). */
 export const INIT_SCRIPT = `
 set -u
-name=$1; share=$2; rundir=$3; state=$4; dropcaps=$5; shift 5
+name=$1; share=$2; rundir=$3; state=$4; dropcaps=$5; disktier=$6; shift 6
 [ "$#" -gt 0 ] && [ "$1" = "--" ] && shift
 log() { echo "hylics-init[$name]: $*" >&2; }
 die() { log "$*"; exit 98; }
@@ -46,6 +49,8 @@ trap 'term=1; [ -n "$child" ] && kill -TERM "$child" 2>/dev/null' TERM INT HUP
 mount --make-rprivate / 2>/dev/null
 mount --bind "$share" ${GUEST_SHARE_DIR} || die "cannot bind the share $share at ${GUEST_SHARE_DIR}"
 mount --bind "$rundir" ${GUEST_RUN_DIR} || die "cannot bind $rundir at ${GUEST_RUN_DIR}"
+# the guest's own disk tier (before the state dir it lives in is hidden)
+[ -n "$disktier" ] && { mount --bind "$disktier" ${GUEST_DISK_TIER_DIR} || die "cannot bind $disktier at ${GUEST_DISK_TIER_DIR}"; }
 # Drop this namespace's copies of the state dir's mounts (other guests' shares) and of netns handles: hidden is
 # not enough, a copy would also keep another guest's tmpfs or netns alive after the host removed it.
 awk -v s="$state" '{ fs = ""; for (i = 7; i <= NF; i++) if ($i == "-") { fs = $(i + 1); break } }
@@ -92,6 +97,8 @@ export interface SandboxLaunchSpec {
   logFile: string;
   /** argv of the supervised guest command, [0] = program. */
   command: string[];
+  /** Host directory bound at GUEST_DISK_TIER_DIR in the guest (the tiered store's disk tier); none when unset. */
+  diskTier?: string;
   /** Capabilities to drop from the command's bounding set (names as in capabilities(7) without CAP_). */
   dropCapabilities?: string[];
   env?: NodeJS.ProcessEnv;
@@ -114,7 +121,7 @@ export function launchArgv(s: SandboxLaunchSpec): string[] {
     'nsenter', `--net=${netnsPath(s.netns)}`, '--',
     'unshare', '--mount', '--pid', '--fork', '--mount-proc', '--propagation', 'private', '--',
     '/bin/sh', '-c', INIT_SCRIPT, 'hylics-init', s.name, s.share, s.runDir, s.stateDir,
-    (s.dropCapabilities ?? DEFAULT_DROPPED_CAPS).map((c) => `-${c.toLowerCase().replace(/^cap_/, '')}`).join(','), '--', ...s.command,
+    (s.dropCapabilities ?? DEFAULT_DROPPED_CAPS).map((c) => `-${c.toLowerCase().replace(/^cap_/, '')}`).join(','), s.diskTier ?? '', '--', ...s.command,
   ];
 }
 

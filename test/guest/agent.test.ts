@@ -40,7 +40,7 @@ async function setup(t: T, name = 'ga'): Promise<Setup> {
   const server = newServer(reports);
   t.after(() => server.close());
   await server.addGuest(name, { mode: 'listen', path: chan });
-  const agent = spawn(NODE_BIN, [...entryArgv('guest/agent-main'), '--name', name, '--channel-unix', chan, '--app-socket', app, '--share', dir, '--log-level', 'debug'], { stdio: ['ignore', 'ignore', 'pipe'] }) as ChildProcess & { logs: string[] };
+  const agent = spawn(NODE_BIN, [...entryArgv('guest/agent-main'), '--name', name, '--channel-unix', chan, '--app-socket', app, '--share', dir, '--disk-tier', join(dir, 'disk-tier'), '--bin-dir', join(dir, 'bin'), '--log-level', 'debug'], { stdio: ['ignore', 'ignore', 'pipe'] }) as ChildProcess & { logs: string[] };
   agent.logs = [];
   agent.stderr!.on('data', (b: Buffer) => agent.logs.push(b.toString()));
   t.after(() => { if (agent.exitCode === null && agent.signalCode === null) agent.kill('SIGKILL'); });

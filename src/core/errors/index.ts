@@ -9,6 +9,7 @@ import { MICROVM } from './codes/microvm.js';
 import { NATIVE } from './codes/native.js';
 import { SANDBOX } from './codes/sandbox.js';
 import { API } from './codes/api.js';
+import { TIER } from './codes/tier.js';
 
 export type { ErrorSpec, ErrorTable } from './types.js';
 
@@ -28,6 +29,7 @@ export const ERRORS = {
   ...NATIVE,
   ...SANDBOX,
   ...API,
+  ...TIER,
 } as const;
 
 export type ErrorCode = keyof typeof ERRORS;

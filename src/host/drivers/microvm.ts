@@ -19,7 +19,7 @@ import { chooseAccel, type AccelChoice } from '../../os/accel.js';
 import { Cgroup } from '../../os/cgroup.js';
 import { processCpuSeconds } from '../../os/proc.js';
 import { buildImage, type GuestImage } from '../../os/image/build.js';
-import { CHANNEL_PORT, encodeAgentArgv, GUEST_SHARE } from '../../os/image/init.js';
+import { CHANNEL_PORT, encodeAgentArgv, GUEST_DISK, GUEST_SHARE } from '../../os/image/init.js';
 import { run } from '../../os/image/run.js';
 import { isProcessAlive, processCmdline } from '../../os/proc.js';
 import { createTap, deleteTap, guestMac, qemuArgs, qmp, QEMU, spawnQemu, supportsDirectIo, type Accel, type QemuConfig } from '../../os/qemu.js';
@@ -76,6 +76,8 @@ export interface MicrovmState {
 }
 
 const SOCKET_MAX = 107;
+/** The tiered store's disk tier in a microVM: on the guest's virtio-blk disk (the root the agent sees is read-only). */
+export const GUEST_DISK_TIER = `${GUEST_DISK}/hylics-tier`;
 
 export function microvmPaths(ctx: DriverContext): { channel: string; shell: string; qmp: string; fsShare: string; fsRoot: string; hostRootView: string; console: string; qemuLog: string; fsLog: string; disk: string } {
   return {
@@ -107,7 +109,8 @@ export function kernelCmdline(ctx: DriverContext, agent: string[] | undefined): 
 export function defaultAgentArgv(name: string): string[] | undefined {
   let entry: string[];
   try { entry = entryArgv('guest/agent-main'); } catch { return undefined; }
-  return [NODE_BIN, ...entry, '--channel-port', CHANNEL_PORT, '--app-socket', '/run/hylics/agent.sock', '--share', GUEST_SHARE, '--name', name];
+  return [NODE_BIN, ...entry, '--channel-port', CHANNEL_PORT, '--app-socket', '/run/hylics/agent.sock', '--share', GUEST_SHARE,
+    '--disk-tier', GUEST_DISK_TIER, '--name', name];
 }
 
 function asState(s: DriverState): MicrovmState {

@@ -13,7 +13,7 @@ import { Cgroup, type CgroupLayout, detectCgroupLayout } from '../../os/cgroup.j
 import { runRaw, requireRoot } from '../../os/exec.js';
 import { createNetns, createVeth, deleteLink, deleteNetns, enableIpForward, linkExists, netnsExists } from '../../os/netns.js';
 import { hasPidAndNetNamespaces, isProcessAlive, signal } from '../../os/proc.js';
-import { GUEST_RUN_DIR, GUEST_SHARE_DIR, launchSandbox } from '../../os/sandbox-launch.js';
+import { GUEST_DISK_TIER_DIR, GUEST_RUN_DIR, GUEST_SHARE_DIR, launchSandbox } from '../../os/sandbox-launch.js';
 import { entryArgv, NODE_BIN } from '../../os/self.js';
 import type { ChannelEndpoint, DriverContext, DriverState, GuestDriver } from './types.js';
 
@@ -21,6 +21,8 @@ export const CHANNEL_SOCKET = 'channel.sock';
 /** Tasks (processes + threads) a sandbox guest may have: room for real work, not for a fork bomb. */
 export const SANDBOX_PIDS_MAX = 4096;
 export const AGENT_APP_SOCKET = 'agent.sock';
+/** The guest's disk tier on the host: <guest dir>/disk-tier, kept across stops, removed with the guest. */
+export const DISK_TIER_DIR = 'disk-tier';
 
 /** What a sandbox guest's DriverState holds (persisted by the daemon as JSON). */
 export interface SandboxState extends DriverState {
@@ -62,7 +64,7 @@ export function sandboxCgroupName(ctx: Pick<DriverContext, 'spec' | 'network'>):
 export function agentCommand(ctx: DriverContext): string[] {
   return [NODE_BIN, ...entryArgv('guest/agent-main'),
     '--channel-unix', `${GUEST_RUN_DIR}/${CHANNEL_SOCKET}`, '--app-socket', `${GUEST_RUN_DIR}/${AGENT_APP_SOCKET}`,
-    '--share', GUEST_SHARE_DIR, '--name', ctx.spec.name];
+    '--share', GUEST_SHARE_DIR, '--disk-tier', GUEST_DISK_TIER_DIR, '--name', ctx.spec.name];
 }
 
 /** The state of a sandbox guest, checked (it comes from a JSON file). */
@@ -157,12 +159,15 @@ export class SandboxDriver implements GuestDriver {
       // mount points the init binds onto; empty directories on the host
       await mkdir(GUEST_SHARE_DIR, { recursive: true, mode: 0o755 });
       await mkdir(GUEST_RUN_DIR, { recursive: true, mode: 0o755 });
+      await mkdir(GUEST_DISK_TIER_DIR, { recursive: true, mode: 0o700 });
       await mkdir(paths.run, { recursive: true, mode: 0o755 });
+      const diskTier = join(paths.dir, DISK_TIER_DIR);
+      await mkdir(diskTier, { recursive: true, mode: 0o700 });
       await mkdir(paths.logs, { recursive: true, mode: 0o750 });
       const logFile = join(paths.logs, 'sandbox.log');
       const procs = await launchSandbox({
         name: spec.name, netns: net.netns, cgroupProcsFiles: cg.procsFiles(),
-        share: await realpath(paths.share), runDir: await realpath(paths.run), stateDir, logFile, command,
+        share: await realpath(paths.share), runDir: await realpath(paths.run), diskTier: await realpath(diskTier), stateDir, logFile, command,
         readyTimeoutMs: this.opts.readyTimeoutMs, dropCapabilities: this.opts.dropCapabilities,
       });
       const state: SandboxState = {

@@ -20,7 +20,7 @@ function tmp(t: T): string {
   return d;
 }
 function startAgent(t: T, args: string[]): ChildProcess & { logs: string[] } {
-  const p = spawn(NODE_BIN, [...entryArgv('guest/agent-main'), '--log-level', 'debug', ...args], { stdio: ['ignore', 'ignore', 'pipe'] }) as ChildProcess & { logs: string[] };
+  const p = spawn(NODE_BIN, [...entryArgv('guest/agent-main'), '--log-level', 'debug', '--disk-tier', 'none', '--bin-dir', 'none', ...args], { stdio: ['ignore', 'ignore', 'pipe'] }) as ChildProcess & { logs: string[] };
   p.logs = [];
   p.stderr!.on('data', (b: Buffer) => p.logs.push(b.toString()));
   t.after(() => { if (p.exitCode === null && p.signalCode === null) p.kill('SIGKILL'); });

@@ -35,13 +35,34 @@ export const TierStatsResult = Type.Object({
   misses: Type.Integer({ minimum: 0 }),
 }, { additionalProperties: false });
 
+/** App -> agent (local socket only): where a file of the store is now. The agent counts the lookup as a hit
+ * (memory tier) or a miss (disk tier), records the use, and may move the file back into the share first. */
+export const TierPathParams = Type.Object({
+  name: Type.String({ minLength: 1, maxLength: 1024 }),
+  /** Move a disk-tier file back into the share when there is room (default: the agent's setting). */
+  promote: Type.Optional(Type.Boolean()),
+}, { additionalProperties: false });
+export const TierPathResult = Type.Object({
+  name: Type.String(),
+  /** Absolute path in the guest, to open right away (the store does not move a file used in the last seconds). */
+  path: Type.String(),
+  tier: Type.Union([Type.Literal('memory'), Type.Literal('disk')]),
+  /** Where the lookup found it (hit = 'memory'); differs from tier when the file was promoted. */
+  foundIn: Type.Union([Type.Literal('memory'), Type.Literal('disk')]),
+  sizeBytes: Type.Integer({ minimum: 0 }),
+  lastUseMs: Type.Number(),
+}, { additionalProperties: false });
+
 export type TierShrinkParamsT = Static<typeof TierShrinkParams>;
 export type TierShrinkResultT = Static<typeof TierShrinkResult>;
 export type TierStatsResultT = Static<typeof TierStatsResult>;
+export type TierPathParamsT = Static<typeof TierPathParams>;
+export type TierPathResultT = Static<typeof TierPathResult>;
 
 export const TIER_OPS = [
   defineOp({ name: 'tier.shrink', server: 'guest', params: TierShrinkParams, result: TierShrinkResult, doc: 'Move files from the share to the guest\'s disk tier (least recently used first) until the share\'s usage is at most the target, or the deadline passes; the host shrinks the share only after this answer.' }),
   defineOp({ name: 'tier.stats', server: 'guest', params: TierStatsParams, result: TierStatsResult, doc: 'Files and bytes in each tier and cumulative evictions, promotions, hits and misses of the guest\'s tiered store.' }),
+  defineOp({ name: 'tier.path', server: 'agent', params: TierPathParams, result: TierPathResult, doc: 'For apps in the guest: the path of a file of the tiered store in whichever tier holds it; counted as a hit or a miss, its last use recorded, moved back into the share first when there is room.' }),
 ];
 
 OPS.register(...TIER_OPS);
@@ -50,5 +71,6 @@ declare module '../registry.js' {
   interface OpTypes {
     'tier.shrink': { params: Static<typeof TierShrinkParams>; result: Static<typeof TierShrinkResult> };
     'tier.stats': { params: Static<typeof TierStatsParams>; result: Static<typeof TierStatsResult> };
+    'tier.path': { params: Static<typeof TierPathParams>; result: Static<typeof TierPathResult> };
   }
 }

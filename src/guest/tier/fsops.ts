@@ -1,0 +1,149 @@
+// The durable file operations of the tiered store. A file changes tier by copy + fsync + rename + directory fsync,
+// then the source is unlinked: at every instant the name has at least one complete copy, so a reader finds the
+// old or the new place (never a torn file) and an agent killed at any step loses nothing (recovery removes the
+// temporary copy or the duplicate, see TierStore.recover).
+import { constants as C, type BigIntStats } from 'node:fs';
+import { lstat, mkdir, open, rename, unlink } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import { dirname, join } from 'node:path';
+import { HylicsError } from '../../core/errors/index.js';
+import { TMP_PREFIX } from './names.js';
+
+const COPY_CHUNK_BYTES = 1024 * 1024;
+
+/** Test points of a move, in order (tests kill the process at each one). */
+export type MoveStep = 'tmp-partial' | 'copied' | 'renamed' | 'unlinked';
+export type MoveHook = (step: MoveStep, info: { src: string; dst: string; tmp: string }) => void | Promise<void>;
+
+export type MoveOutcome = 'moved' | 'changed' | 'exists' | 'gone';
+
+export const tmpName = (): string => `${TMP_PREFIX}${process.pid}-${randomBytes(6).toString('hex')}`;
+
+/** The pid a temporary copy's name carries, or undefined. */
+export function tmpOwner(entry: string): number | undefined {
+  if (!entry.startsWith(TMP_PREFIX)) return undefined;
+  const pid = Number(entry.slice(TMP_PREFIX.length).split('-')[0]);
+  return Number.isInteger(pid) && pid > 0 ? pid : undefined;
+}
+
+const errno = (e: unknown): string | undefined => (e as NodeJS.ErrnoException)?.code;
+
+export async function lstatOrUndefined(path: string): Promise<BigIntStats | undefined> {
+  try { return await lstat(path, { bigint: true }); } catch (e) { if (errno(e) === 'ENOENT' || errno(e) === 'ENOTDIR') return undefined; throw e; }
+}
+
+/** fsync a directory so a rename or unlink in it is durable (a no-op success on tmpfs). */
+export async function fsyncDir(dir: string): Promise<void> {
+  const h = await open(dir, C.O_RDONLY | C.O_DIRECTORY);
+  try { await h.sync(); } catch (e) { if (errno(e) !== 'EINVAL' && errno(e) !== 'ENOTSUP') throw e; } finally { await h.close(); }
+}
+
+/** mkdir -p of `parts` below `root`, refusing a symlink or non-directory on the way (TIER_SYMLINK). */
+export async function ensureDirs(root: string, parts: string[], name: string): Promise<string> {
+  let cur = root;
+  for (const p of parts) {
+    cur = join(cur, p);
+    const st = await lstatOrUndefined(cur);
+    if (!st) {
+      try { await mkdir(cur, { mode: 0o755 }); } catch (e) { if (errno(e) !== 'EEXIST') throw e; }
+      const again = await lstat(cur);
+      if (!again.isDirectory()) throw symlinkError(name, cur);
+    } else if (!st.isDirectory()) {
+      throw symlinkError(name, cur);
+    }
+  }
+  return cur;
+}
+
+export function symlinkError(name: string, at: string): HylicsError {
+  return new HylicsError('HYLICS_ERR_TIER_SYMLINK', `tier name ${JSON.stringify(name)}: ${at} is a symlink or not a directory/regular file; the store never follows links`, { name });
+}
+
+/** Open for reading without following a final link, without touching atime where allowed (the store keeps the
+ * last use in atime itself). */
+async function openSource(path: string): Promise<import('node:fs/promises').FileHandle> {
+  try { return await open(path, C.O_RDONLY | C.O_NOFOLLOW | C.O_NOATIME); } catch (e) {
+    if (errno(e) !== 'EPERM' && errno(e) !== 'EINVAL') throw e;
+    return open(path, C.O_RDONLY | C.O_NOFOLLOW);
+  }
+}
+
+function sameContentStat(a: BigIntStats, b: BigIntStats): boolean {
+  return a.ino === b.ino && a.dev === b.dev && a.size === b.size && a.mtimeNs === b.mtimeNs;
+}
+
+/**
+ * Write a complete, fsync'ed copy of `src` as a temporary file in `dstDir` with src's mode, owner, atime and mtime.
+ * Returns its path. ENOSPC / EDQUOT -> HYLICS_ERR_TIER_FULL (the partial copy removed).
+ */
+export async function copyToTemp(src: string, srcStat: BigIntStats, dstDir: string, hook?: MoveHook, dstForHook = ''): Promise<string> {
+  const tmp = join(dstDir, tmpName());
+  const input = await openSource(src);
+  let out: import('node:fs/promises').FileHandle | undefined;
+  try {
+    const st = await input.stat({ bigint: true });
+    if (st.ino !== srcStat.ino || st.dev !== srcStat.dev) throw new HylicsError('HYLICS_ERR_TIER_NOT_FOUND', `${src} changed while opening`, { path: src });
+    out = await open(tmp, C.O_WRONLY | C.O_CREAT | C.O_EXCL | C.O_NOFOLLOW, Number(srcStat.mode & 0o7777n));
+    const buf = Buffer.allocUnsafe(COPY_CHUNK_BYTES);
+    let first = true;
+    for (;;) {
+      const { bytesRead } = await input.read(buf, 0, buf.length, null);
+      if (bytesRead === 0) break;
+      let off = 0;
+      while (off < bytesRead) off += (await out.write(buf, off, bytesRead - off)).bytesWritten;
+      if (first) { first = false; await hook?.('tmp-partial', { src, dst: dstForHook, tmp }); }
+    }
+    try { await out.chown(Number(srcStat.uid), Number(srcStat.gid)); } catch { /* not root: keeps ours */ }
+    await out.chmod(Number(srcStat.mode & 0o7777n));
+    await out.utimes(Number(srcStat.atimeMs) / 1000, Number(srcStat.mtimeMs) / 1000);
+    await out.sync();
+    await out.close();
+    out = undefined;
+    return tmp;
+  } catch (e) {
+    if (out) await out.close().catch(() => {});
+    await unlink(tmp).catch(() => {});
+    if (errno(e) === 'ENOSPC' || errno(e) === 'EDQUOT') throw new HylicsError('HYLICS_ERR_TIER_FULL', `no room for ${src} in ${dstDir}`, { path: src, dir: dstDir });
+    throw e;
+  } finally {
+    await input.close().catch(() => {});
+  }
+}
+
+/**
+ * Move `src` to `dst` (another file system): copy to a temporary file beside dst, fsync, rename to dst, fsync
+ * dst's directory, unlink src, fsync src's directory. `dst`'s parent must exist.
+ * - 'changed': src was written (or replaced) during the copy; nothing moved (src stays, the copy is removed).
+ * - 'exists': dst exists already (a newer put or an interrupted move): nothing moved; the caller resolves it.
+ * - 'gone': src vanished.
+ * `stillMovable` is asked after the copy, just before the rename (e.g. "no writer opened it meanwhile").
+ */
+export async function moveFile(src: string, dst: string, opts: { hook?: MoveHook; stillMovable?: () => Promise<boolean> } = {}): Promise<MoveOutcome> {
+  const st0 = await lstatOrUndefined(src);
+  if (!st0) return 'gone';
+  if (!st0.isFile()) throw new HylicsError('HYLICS_ERR_TIER_SYMLINK', `${src} is not a regular file`, { path: src });
+  if (await lstatOrUndefined(dst)) return 'exists';
+  const dstDir = dirname(dst);
+  const tmp = await copyToTemp(src, st0, dstDir, opts.hook, dst);
+  const drop = async (): Promise<void> => { await unlink(tmp).catch(() => {}); };
+  await opts.hook?.('copied', { src, dst, tmp });
+  const st1 = await lstatOrUndefined(src);
+  if (!st1) { await drop(); return 'gone'; }
+  if (!sameContentStat(st0, st1) || (opts.stillMovable && !(await opts.stillMovable()))) { await drop(); return 'changed'; }
+  if (await lstatOrUndefined(dst)) { await drop(); return 'exists'; }
+  await rename(tmp, dst);
+  await fsyncDir(dstDir);
+  await opts.hook?.('renamed', { src, dst, tmp });
+  // a put that replaced src (or an in-place write) after our check: the new version stays, our copy goes
+  const st2 = await lstatOrUndefined(src);
+  if (!st2) return 'moved'; // someone else removed the source: our complete copy is the file now
+  if (!sameContentStat(st0, st2)) {
+    const mine = await lstatOrUndefined(dst);
+    if (mine && mine.ino !== st2.ino) { await unlink(dst).catch(() => {}); await fsyncDir(dstDir).catch(() => {}); }
+    return 'changed';
+  }
+  await unlink(src);
+  await fsyncDir(dirname(src));
+  await opts.hook?.('unlinked', { src, dst, tmp });
+  return 'moved';
+}

@@ -1,0 +1,491 @@
+// The guest's tiered store (paper §5): memory tier = the share (host tmpfs at /mnt/hylics), disk tier = a
+// directory on the guest's own disk. A name lives in exactly one tier (for an instant in both during a move).
+//
+// Policy (docs/tier.md):
+// - last use = the file's atime, which the store sets itself on every lookup and put (so it survives agent
+//   restarts and moves, and the metadata is rebuilt from the directories alone);
+// - idle eviction: memory-tier files not used for idleMs move to the disk tier, least recently used first;
+// - placement: a new file goes to the share when it fits with headroom to spare, else to the disk tier;
+// - shrink: move least recently used files until the share's usage (statfs) is at most the target;
+// - promotion: a disk-tier file looked up moves back when the share has room; after the share grew, recently
+//   used disk-tier files move back, most recently used first;
+// - never moved: files open for writing (the copy would miss later writes); files open for reading are moved
+//   last by nobody: on tmpfs an open file's pages stay allocated until the last close even after unlink, so
+//   moving it frees nothing now (the reader keeps reading the old inode); and files looked up in the last
+//   busyGraceMs (the app is about to open the path it was given).
+import type { Readable } from 'node:stream';
+import { constants as C, type BigIntStats } from 'node:fs';
+import { mkdir, open, readdir, realpath, rename, statfs, unlink, utimes } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import { HylicsError } from '../../core/errors/index.js';
+import type { TierShrinkResultT, TierStatsResultT } from '../../core/protocol/index.js';
+import { openFilesUnder, type OpenFileUse } from '../../os/open-files.js';
+import { isProcessAlive } from '../../os/proc.js';
+import { copyToTemp, ensureDirs, fsyncDir, lstatOrUndefined, moveFile, symlinkError, tmpName, tmpOwner, type MoveHook } from './fsops.js';
+import { isReserved, tierName } from './names.js';
+
+export type Tier = 'memory' | 'disk';
+
+export const DEFAULT_DISK_TIER = '/var/lib/hylics-tier';
+export const DEFAULT_IDLE_MS = 60_000;
+/** Free share space kept when placing or promoting a file (writes by apps need some room too). */
+export const DEFAULT_HEADROOM_BYTES = 1024 * 1024;
+/** A file handed out by a lookup this recently is not moved away: the app is about to open that path. */
+export const DEFAULT_BUSY_GRACE_MS = 2000;
+
+export interface TierEntry {
+  name: string;
+  tier: Tier;
+  path: string;
+  sizeBytes: number;
+  /** Epoch ms of the last use (max of atime and mtime). */
+  lastUseMs: number;
+}
+
+export interface TierStoreOptions {
+  memoryDir: string;
+  diskDir: string;
+  /** Clock for last-use decisions (tests inject one). Default Date.now. */
+  now?: () => number;
+  /** Idle time after which a memory-tier file moves to the disk tier; 0 = never. */
+  idleMs?: number;
+  /** Move a disk-tier file back on lookup when there is room. Default true. */
+  promoteOnAccess?: boolean;
+  headroomBytes?: number;
+  busyGraceMs?: number;
+  /** Which files are open (default: a /proc walk). */
+  openFiles?: (root: string) => Promise<Map<string, OpenFileUse>>;
+  /** Test points inside moves. */
+  hook?: MoveHook;
+}
+
+export interface MoveSummary {
+  movedFiles: number;
+  movedBytes: number;
+  skippedOpen: number;
+  skippedBusy: number;
+  /** Set when the pass stopped early (disk tier full, deadline). */
+  stopped?: string;
+}
+
+export interface RecoveryReport {
+  tempsRemoved: number;
+  duplicatesResolved: number;
+}
+
+interface Scanned { name: string; path: string; st: BigIntStats }
+
+const lastUseOf = (st: BigIntStats): number => Math.max(Number(st.atimeMs), Number(st.mtimeMs));
+
+export class TierStore {
+  memoryDir: string;
+  diskDir: string;
+  private readonly now: () => number;
+  private readonly idleMs: number;
+  private readonly promoteOnAccess: boolean;
+  private readonly headroomBytes: number;
+  private readonly busyGraceMs: number;
+  private readonly openFiles: (root: string) => Promise<Map<string, OpenFileUse>>;
+  private readonly hook: MoveHook | undefined;
+  private lock: Promise<unknown> = Promise.resolve();
+  /** Names handed out by lookups, with the time (busy grace; also covers clocks that do not move atime). */
+  private readonly recent = new Map<string, number>();
+  readonly counters = { evictions: 0, promotions: 0, hits: 0, misses: 0 };
+
+  constructor(opts: TierStoreOptions) {
+    this.memoryDir = opts.memoryDir;
+    this.diskDir = opts.diskDir;
+    this.now = opts.now ?? Date.now;
+    this.idleMs = opts.idleMs ?? DEFAULT_IDLE_MS;
+    this.promoteOnAccess = opts.promoteOnAccess ?? true;
+    this.headroomBytes = opts.headroomBytes ?? DEFAULT_HEADROOM_BYTES;
+    this.busyGraceMs = opts.busyGraceMs ?? DEFAULT_BUSY_GRACE_MS;
+    this.openFiles = opts.openFiles ?? openFilesUnder;
+    this.hook = opts.hook;
+  }
+
+  dir(tier: Tier): string {
+    return tier === 'memory' ? this.memoryDir : this.diskDir;
+  }
+
+  /** One move (or put placement) at a time in this process. */
+  private exclusive<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.lock.then(fn, fn);
+    this.lock = run.catch(() => {});
+    return run;
+  }
+
+  /** Check both tier directories (the disk tier is created) and use their real paths (the open-file walk
+   * compares paths as the kernel names them). */
+  async open(): Promise<this> {
+    await mkdir(this.diskDir, { recursive: true, mode: 0o700 }).catch(() => {});
+    for (const tier of ['memory', 'disk'] as const) {
+      const d = this.dir(tier);
+      let real: string;
+      try { real = await realpath(d); } catch { real = d; }
+      const st = await lstatOrUndefined(real);
+      if (!st?.isDirectory()) throw new HylicsError('HYLICS_ERR_TIER_UNAVAILABLE', `the ${tier} tier ${d} is missing or not a directory`, { tier, dir: d });
+      if (tier === 'memory') this.memoryDir = real; else this.diskDir = real;
+    }
+    return this;
+  }
+
+  // ---- lookups ----
+
+  /** The file's stat in `tier`, undefined when absent; TIER_SYMLINK when a component is a link or not a dir/file. */
+  private async statIn(tier: Tier, parts: string[], name: string): Promise<BigIntStats | undefined> {
+    let cur = this.dir(tier);
+    for (let i = 0; i < parts.length; i++) {
+      cur = join(cur, parts[i]!);
+      const st = await lstatOrUndefined(cur);
+      if (!st) return undefined;
+      const last = i === parts.length - 1;
+      if (last ? !st.isFile() : !st.isDirectory()) throw symlinkError(name, cur);
+      if (last) return st;
+    }
+    return undefined;
+  }
+
+  /** Where `name` is now (memory first), without side effects. */
+  async locate(name: string): Promise<TierEntry | undefined> {
+    const parts = tierName(name);
+    for (const tier of ['memory', 'disk'] as const) {
+      const st = await this.statIn(tier, parts, name);
+      if (st) return { name, tier, path: join(this.dir(tier), ...parts), sizeBytes: Number(st.size), lastUseMs: lastUseOf(st) };
+    }
+    return undefined;
+  }
+
+  /**
+   * The file's path for an app about to use it: counted as a hit (memory) or miss (disk), its last use set to
+   * now, promoted first when it is on disk and the share has room (promote overrides the store's setting).
+   */
+  async lookup(name: string, opts: { promote?: boolean } = {}): Promise<TierEntry & { foundIn: Tier }> {
+    const found = await this.locate(name);
+    if (!found) throw new HylicsError('HYLICS_ERR_TIER_NOT_FOUND', `no file ${JSON.stringify(name)} in the tiered store`, { name });
+    const now = this.now();
+    this.recent.set(name, now);
+    if (found.tier === 'memory') this.counters.hits++; else this.counters.misses++;
+    let entry: TierEntry = found;
+    if (found.tier === 'disk' && (opts.promote ?? this.promoteOnAccess)) {
+      entry = (await this.exclusive(() => this.promoteOne(name, found.sizeBytes))) ?? (await this.locate(name)) ?? found;
+    }
+    await this.touch(entry, now);
+    return { ...entry, lastUseMs: now, foundIn: found.tier };
+  }
+
+  /** Set the last use (atime) to `ms`, keeping mtime. */
+  private async touch(e: TierEntry, ms: number): Promise<void> {
+    const st = await lstatOrUndefined(e.path);
+    if (!st?.isFile()) return;
+    await utimes(e.path, ms / 1000, Number(st.mtimeMs) / 1000).catch(() => {});
+  }
+
+  // ---- listing ----
+
+  private async scan(tier: Tier): Promise<Scanned[]> {
+    const root = this.dir(tier);
+    const out: Scanned[] = [];
+    const walk = async (dir: string, prefix: string): Promise<void> => {
+      let ents;
+      try { ents = await readdir(dir, { withFileTypes: true }); } catch { return; }
+      for (const d of ents) {
+        if (isReserved(d.name)) continue;
+        const path = join(dir, d.name);
+        const name = prefix ? `${prefix}/${d.name}` : d.name;
+        if (d.isDirectory()) { await walk(path, name); continue; }
+        if (!d.isFile()) continue; // symlinks, FIFOs, sockets: not the store's
+        const st = await lstatOrUndefined(path);
+        if (st?.isFile()) out.push({ name, path, st });
+      }
+    };
+    await walk(root, '');
+    return out;
+  }
+
+  /** Every file of the store, memory tier first; a name caught mid-move in both tiers is listed once (memory). */
+  async list(): Promise<TierEntry[]> {
+    const seen = new Set<string>();
+    const out: TierEntry[] = [];
+    for (const tier of ['memory', 'disk'] as const) {
+      for (const f of await this.scan(tier)) {
+        if (seen.has(f.name)) continue;
+        seen.add(f.name);
+        out.push({ name: f.name, tier, path: f.path, sizeBytes: Number(f.st.size), lastUseMs: lastUseOf(f.st) });
+      }
+    }
+    return out;
+  }
+
+  async stats(): Promise<TierStatsResultT> {
+    const files = await this.list();
+    const sum = (t: Tier): [number, number] => files.filter((f) => f.tier === t).reduce<[number, number]>((a, f) => [a[0] + 1, a[1] + f.sizeBytes], [0, 0]);
+    const [memoryFiles, memoryBytes] = sum('memory');
+    const [diskFiles, diskBytes] = sum('disk');
+    return { memoryFiles, memoryBytes, diskFiles, diskBytes, ...this.counters };
+  }
+
+  async shareUsage(): Promise<{ usedBytes: number; freeBytes: number; sizeBytes: number }> {
+    const s = await statfs(this.memoryDir);
+    return { usedBytes: (s.blocks - s.bfree) * s.bsize, freeBytes: s.bavail * s.bsize, sizeBytes: s.blocks * s.bsize };
+  }
+
+  // ---- put ----
+
+  /**
+   * Add (or replace) `name` from a file path or a stream: into the share when it fits with headroom, else into
+   * the disk tier; atomically (temporary copy + fsync + rename), and any copy in the other tier is removed after.
+   */
+  async put(name: string, source: string | Readable): Promise<TierEntry> {
+    const parts = tierName(name);
+    const dirs = parts.slice(0, -1);
+    const base = parts[parts.length - 1]!;
+    // a stream of unknown length is spooled into the disk tier first, then placed like a file
+    let spool: string | undefined;
+    let src: string;
+    if (typeof source === 'string') {
+      src = source;
+    } else {
+      spool = join(this.diskDir, tmpName());
+      const fh = await open(spool, C.O_WRONLY | C.O_CREAT | C.O_EXCL, 0o644);
+      try {
+        for await (const chunk of source) {
+          const b = typeof chunk === 'string' ? Buffer.from(chunk) : (chunk as Uint8Array);
+          let off = 0;
+          while (off < b.length) off += (await fh.write(b, off, b.length - off)).bytesWritten;
+        }
+        await fh.sync();
+      } catch (e) {
+        await fh.close().catch(() => {});
+        await unlink(spool).catch(() => {});
+        if ((e as NodeJS.ErrnoException).code === 'ENOSPC') throw new HylicsError('HYLICS_ERR_TIER_FULL', `the disk tier ${this.diskDir} is full`, { name });
+        throw e;
+      }
+      await fh.close();
+      src = spool;
+    }
+    try {
+      const st = await lstatOrUndefined(src);
+      if (!st?.isFile()) throw new HylicsError('HYLICS_ERR_TIER_NOT_FOUND', `${src} is not a regular file`, { path: src });
+      const now = this.now();
+      const free = (await this.shareUsage()).freeBytes;
+      const order: Tier[] = Number(st.size) + this.headroomBytes <= free ? ['memory', 'disk'] : ['disk'];
+      for (const tier of order) {
+        const dir = await ensureDirs(this.dir(tier), dirs, name);
+        const final = join(dir, base);
+        const existing = await lstatOrUndefined(final);
+        if (existing && !existing.isFile()) throw symlinkError(name, final);
+        let tmp: string;
+        if (spool && tier === 'disk' && dirname(final) === this.diskDir) {
+          tmp = spool; // already a complete fsync'ed copy on this file system
+          spool = undefined;
+        } else {
+          try { tmp = await copyToTemp(src, st, dir); } catch (e) {
+            if (e instanceof HylicsError && e.code === 'HYLICS_ERR_TIER_FULL' && tier === 'memory') continue;
+            throw e;
+          }
+        }
+        await utimes(tmp, now / 1000, now / 1000);
+        await rename(tmp, final);
+        await fsyncDir(dir);
+        await this.removeOther(tier === 'memory' ? 'disk' : 'memory', parts, name);
+        return { name, tier, path: final, sizeBytes: Number(st.size), lastUseMs: now };
+      }
+      throw new HylicsError('HYLICS_ERR_TIER_FULL', `no room for ${name} in either tier`, { name });
+    } finally {
+      if (spool) await unlink(spool).catch(() => {});
+    }
+  }
+
+  private async removeOther(tier: Tier, parts: string[], name: string): Promise<void> {
+    const st = await this.statIn(tier, parts, name).catch(() => undefined);
+    if (!st) return;
+    const p = join(this.dir(tier), ...parts);
+    await unlink(p).catch(() => {});
+    await fsyncDir(dirname(p)).catch(() => {});
+  }
+
+  /** Remove `name` from both tiers. */
+  async remove(name: string): Promise<boolean> {
+    const parts = tierName(name);
+    let any = false;
+    for (const tier of ['memory', 'disk'] as const) {
+      if (await this.statIn(tier, parts, name)) { await this.removeOther(tier, parts, name); any = true; }
+    }
+    return any;
+  }
+
+  // ---- moves ----
+
+  private async moveName(name: string, from: Tier, to: Tier, writersNow: () => Promise<boolean>): Promise<'moved' | 'skipped'> {
+    const parts = tierName(name);
+    const src = join(this.dir(from), ...parts);
+    await ensureDirs(this.dir(to), parts.slice(0, -1), name);
+    const dst = join(this.dir(to), ...parts);
+    const r = await moveFile(src, dst, { hook: this.hook, stillMovable: async () => !(await writersNow()) });
+    if (r === 'exists') { await this.resolveDuplicate(name); return 'skipped'; }
+    return r === 'moved' ? 'moved' : 'skipped';
+  }
+
+  private async promoteOne(name: string, sizeBytes: number): Promise<TierEntry | undefined> {
+    const free = (await this.shareUsage()).freeBytes;
+    if (sizeBytes + this.headroomBytes > free) return undefined;
+    const r = await this.moveName(name, 'disk', 'memory', async () => {
+      const open = await this.openFiles(this.diskDir);
+      return (open.get(join(this.diskDir, name))?.writers ?? 0) > 0;
+    }).catch((e: unknown) => { if (e instanceof HylicsError && e.code === 'HYLICS_ERR_TIER_FULL') return 'skipped' as const; throw e; });
+    if (r !== 'moved') return undefined;
+    this.counters.promotions++;
+    return this.locate(name);
+  }
+
+  private busy(name: string): boolean {
+    const t = this.recent.get(name);
+    if (t === undefined) return false;
+    if (this.now() - t >= this.busyGraceMs) { this.recent.delete(name); return false; }
+    return true;
+  }
+
+  /**
+   * Move memory-tier files to the disk tier in least-recently-used order. `enough()` is asked after every move
+   * (shrink: usage at target); `eligible` filters candidates (idle: not used for idleMs).
+   */
+  private async evict(eligible: (f: Scanned) => boolean, enough: () => Promise<boolean>, deadline: number): Promise<MoveSummary> {
+    const sum: MoveSummary = { movedFiles: 0, movedBytes: 0, skippedOpen: 0, skippedBusy: 0 };
+    if (await enough()) return sum;
+    const files = (await this.scan('memory')).filter(eligible).sort((a, b) => lastUseOf(a.st) - lastUseOf(b.st));
+    const open = await this.openFiles(this.memoryDir);
+    for (const f of files) {
+      if (performance.now() > deadline) { sum.stopped = 'deadline'; break; }
+      const use = open.get(f.path);
+      if (use && (use.writers > 0 || use.readers > 0)) { sum.skippedOpen++; continue; }
+      if (this.busy(f.name)) { sum.skippedBusy++; continue; }
+      let r: 'moved' | 'skipped';
+      try {
+        r = await this.moveName(f.name, 'memory', 'disk', async () => ((await this.openFiles(this.memoryDir)).get(f.path)?.writers ?? 0) > 0);
+      } catch (e) {
+        if (e instanceof HylicsError && e.code === 'HYLICS_ERR_TIER_FULL') { sum.stopped = `the disk tier ${this.diskDir} is full`; break; }
+        throw e;
+      }
+      if (r === 'moved') {
+        sum.movedFiles++;
+        sum.movedBytes += Number(f.st.size);
+        this.counters.evictions++;
+        if (await enough()) break;
+      }
+    }
+    return sum;
+  }
+
+  /** Idle eviction: memory-tier files not used for idleMs go to the disk tier (LRU first). */
+  async evictIdle(): Promise<MoveSummary> {
+    if (!(this.idleMs > 0)) return { movedFiles: 0, movedBytes: 0, skippedOpen: 0, skippedBusy: 0 };
+    return this.exclusive(() => {
+      const cutoff = this.now() - this.idleMs;
+      return this.evict((f) => lastUseOf(f.st) <= cutoff, async () => false, Infinity);
+    });
+  }
+
+  /** The host's shrink request: LRU files to the disk tier until the share's usage is at most the target. */
+  async shrink(targetUsedBytes: number, deadlineMs: number): Promise<TierShrinkResultT> {
+    const deadline = performance.now() + deadlineMs;
+    return this.exclusive(async () => {
+      const sum = await this.evict(() => true, async () => (await this.shareUsage()).usedBytes <= targetUsedBytes, deadline);
+      const usedBytes = (await this.shareUsage()).usedBytes;
+      const ok = usedBytes <= targetUsedBytes;
+      const r: TierShrinkResultT = { usedBytes, movedFiles: sum.movedFiles, movedBytes: sum.movedBytes, ok };
+      if (!ok) {
+        const why: string[] = [];
+        if (sum.stopped) why.push(sum.stopped);
+        if (sum.skippedOpen) why.push(`${sum.skippedOpen} file(s) held open (on tmpfs an open file's memory is freed only at its last close)`);
+        if (sum.skippedBusy) why.push(`${sum.skippedBusy} file(s) handed to apps in the last ${this.busyGraceMs} ms`);
+        if (why.length === 0) why.push('nothing left to move: the rest of the usage is directories, links or files outside the store');
+        r.reason = why.join('; ').slice(0, 512);
+      }
+      return r;
+    });
+  }
+
+  /** After the share grew: disk-tier files used within idleMs move back while they fit, most recent first. */
+  async promoteRecent(): Promise<MoveSummary> {
+    return this.exclusive(async () => {
+      const sum: MoveSummary = { movedFiles: 0, movedBytes: 0, skippedOpen: 0, skippedBusy: 0 };
+      const cutoff = this.idleMs > 0 ? this.now() - this.idleMs : -Infinity;
+      const files = (await this.scan('disk')).filter((f) => lastUseOf(f.st) > cutoff).sort((a, b) => lastUseOf(b.st) - lastUseOf(a.st));
+      for (const f of files) {
+        const moved = await this.promoteOne(f.name, Number(f.st.size));
+        if (moved) { sum.movedFiles++; sum.movedBytes += Number(f.st.size); }
+      }
+      return sum;
+    });
+  }
+
+  // ---- recovery ----
+
+  /** A name found in both tiers (a move interrupted between rename and unlink, or a put racing a move): keep one.
+   * Identical content -> the disk copy goes (the memory copy is where lookups look first); different -> the newer
+   * mtime stays. Never removes the only copy. */
+  private async resolveDuplicate(name: string): Promise<boolean> {
+    const parts = tierName(name);
+    const m = await this.statIn('memory', parts, name).catch(() => undefined);
+    const d = await this.statIn('disk', parts, name).catch(() => undefined);
+    if (!m || !d) return false;
+    const mp = join(this.memoryDir, ...parts);
+    const dp = join(this.diskDir, ...parts);
+    let drop: string;
+    if (m.size === d.size && (await sameBytes(mp, dp))) drop = dp;
+    else drop = m.mtimeNs >= d.mtimeNs ? dp : mp;
+    await unlink(drop);
+    await fsyncDir(dirname(drop));
+    return true;
+  }
+
+  /** After a crash: remove temporary copies no live process owns, resolve names left in both tiers. */
+  async recover(): Promise<RecoveryReport> {
+    return this.exclusive(async () => {
+      const rep: RecoveryReport = { tempsRemoved: 0, duplicatesResolved: 0 };
+      for (const tier of ['memory', 'disk'] as const) {
+        const walk = async (dir: string): Promise<void> => {
+          let ents;
+          try { ents = await readdir(dir, { withFileTypes: true }); } catch { return; }
+          for (const d of ents) {
+            const p = join(dir, d.name);
+            const owner = tmpOwner(d.name);
+            if (owner !== undefined && d.isFile()) {
+              if (owner !== process.pid && (await isProcessAlive(owner))) continue; // a live put is writing it
+              await unlink(p).catch(() => {});
+              rep.tempsRemoved++;
+            } else if (d.isDirectory() && !isReserved(d.name)) {
+              await walk(p);
+            }
+          }
+        };
+        await walk(this.dir(tier));
+      }
+      const inMemory = new Set((await this.scan('memory')).map((f) => f.name));
+      for (const f of await this.scan('disk')) {
+        if (inMemory.has(f.name) && (await this.resolveDuplicate(f.name))) rep.duplicatesResolved++;
+      }
+      return rep;
+    });
+  }
+}
+
+const COMPARE_CHUNK_BYTES = 1024 * 1024;
+
+/** Byte-for-byte equality, a chunk at a time (files may be large). */
+async function sameBytes(a: string, b: string): Promise<boolean> {
+  const [fa, fb] = await Promise.all([open(a, 'r'), open(b, 'r')]);
+  try {
+    const x = Buffer.allocUnsafe(COMPARE_CHUNK_BYTES);
+    const y = Buffer.allocUnsafe(COMPARE_CHUNK_BYTES);
+    for (;;) {
+      const [ra, rb] = await Promise.all([fa.read(x, 0, x.length, null), fb.read(y, 0, y.length, null)]);
+      if (ra.bytesRead !== rb.bytesRead) return false;
+      if (ra.bytesRead === 0) return true;
+      if (!x.subarray(0, ra.bytesRead).equals(y.subarray(0, rb.bytesRead))) return false;
+    }
+  } finally {
+    await Promise.all([fa.close(), fb.close()]);
+  }
+}

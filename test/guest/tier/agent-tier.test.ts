@@ -1,0 +1,181 @@
+// The real agent process with its tier manager, a real host channel server, a tmpfs share and a disk-tier
+// directory, and the in-guest `hylics` launcher the agent writes: tier put/path/ls, task run reports (with the
+// tier), the host's tier.shrink and tier.stats over the channel, idle eviction, promotion after share.resized.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createHash, randomBytes } from 'node:crypto';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join, relative } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { ChannelServer } from '../../../src/host/channel/index.js';
+import type { TaskEventT } from '../../../src/core/protocol/index.js';
+import { HylicsError } from '../../../src/core/errors/index.js';
+import { mountTmpfs, remountTmpfs, umountTmpfs } from '../../../src/os/tmpfs.js';
+import { entryArgv, NODE_BIN, SRC_ROOT } from '../../../src/os/self.js';
+
+const skip = process.getuid?.() !== 0 ? 'needs root (mounts a tmpfs as the share)' : false;
+const MiB = 1024 * 1024;
+const sha = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
+
+function run(cmd: string, args: string[], env: NodeJS.ProcessEnv, input?: Buffer): Promise<{ code: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const p = spawn(cmd, args, { env: { ...process.env, ...env }, stdio: ['pipe', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    p.stdout.on('data', (c: Buffer) => { stdout += c.toString(); });
+    p.stderr.on('data', (c: Buffer) => { stderr += c.toString(); });
+    p.on('close', (code, signal) => resolve({ code, signal, stdout, stderr }));
+    p.stdin.end(input ?? '');
+  });
+}
+
+async function until<T>(what: string, fn: () => Promise<T | undefined> | T | undefined, ms = 20_000): Promise<T> {
+  const end = Date.now() + ms;
+  for (;;) {
+    const v = await fn();
+    if (v !== undefined && v !== false) return v;
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await sleep(50);
+  }
+}
+
+test('the in-guest hylics command loads no host-only code (static import graph of the compiled entry)', () => {
+  const entry = join(SRC_ROOT, 'cli', 'guest-main.js');
+  if (!existsSync(entry)) return; // run from sources: the compiled graph is checked in CI's compiled run
+  const seen = new Set<string>();
+  const walk = (file: string): void => {
+    if (seen.has(file)) return;
+    seen.add(file);
+    const text = readFileSync(file, 'utf8');
+    for (const m of text.matchAll(/^\s*(?:import|export)\s[^;]*?from\s+['"](\.[^'"]+)['"]/gm)) walk(join(file, '..', m[1]!));
+    for (const m of text.matchAll(/import\(\s*['"](\.[^'"]+)['"]\s*\)/g)) walk(join(file, '..', m[1]!));
+  };
+  walk(entry);
+  const files = [...seen].map((f) => relative(SRC_ROOT, f));
+  assert.ok(files.includes('guest/task-run.js') && files.includes('guest/tier/store.js'), files.join(' '));
+  assert.deepEqual(files.filter((f) => f.startsWith('host/') || f.includes('commands/daemon') || f.includes('commands/demo')), []);
+});
+
+test('agent tier manager: launcher on PATH, tier put/path/ls, task run reports, shrink and stats over the channel, idle eviction, promotion after share.resized', { skip, timeout: 120_000 }, async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), `hylics-agent-tier-${process.pid}-`));
+  const share = join(dir, 'share');
+  const disk = join(dir, 'disk');
+  const bin = join(dir, 'bin');
+  await mkdir(share);
+  await mountTmpfs(share, { sizeBytes: 16 * MiB, mode: 0o755 });
+  t.after(async () => { await umountTmpfs(share, { lazy: true }).catch(() => {}); await rm(dir, { recursive: true, force: true }); });
+  const chan = join(dir, 'channel.sock');
+  const app = join(dir, 'agent.sock');
+  const reports: TaskEventT[] = [];
+  const server = new ChannelServer();
+  server.handle('task.report', (_g, p: { events: TaskEventT[] }) => { reports.push(...p.events); return { accepted: p.events.length }; });
+  t.after(() => server.close());
+  const name = 'gt';
+  await server.addGuest(name, { mode: 'listen', path: chan });
+  let agent: ChildProcess | undefined;
+  const logs: string[] = [];
+  const startAgent = (idle: string): ChildProcess => {
+    const a = spawn(NODE_BIN, [...entryArgv('guest/agent-main'), '--name', name, '--channel-unix', chan, '--app-socket', app, '--share', share,
+      '--disk-tier', disk, '--bin-dir', bin, '--tier-idle', idle, '--tier-sweep', '250ms', '--tier-headroom', '64K', '--log-level', 'debug'], { stdio: ['ignore', 'ignore', 'pipe'] });
+    a.stderr!.on('data', (b: Buffer) => logs.push(b.toString()));
+    return a;
+  };
+  agent = startAgent('60s');
+  t.after(() => { if (agent && agent.exitCode === null) agent.kill('SIGKILL'); });
+  await server.waitConnected(name, 30_000);
+  const hylics = join(bin, 'hylics');
+  await until('the launcher', () => existsSync(hylics) || undefined);
+  const env = { HYLICS_AGENT_SOCKET: app, HYLICS_SHARE: share, HYLICS_DISK_TIER: disk };
+
+  // the agent's commands see the launcher on PATH
+  const which = await server.request(name, 'exec', { argv: ['sh', '-c', 'command -v hylics; echo "$HYLICS_DISK_TIER"'], timeoutMs: 10_000 }, { timeoutMs: 20_000 });
+  assert.equal(Buffer.from(which.stdout, 'base64').toString(), `${hylics}\n${disk}\n`);
+
+  // put: from a file and from stdin
+  const data: Record<string, Buffer> = { 'v/a.ts': randomBytes(3 * MiB), 'v/b.ts': randomBytes(3 * MiB), 'c.bin': randomBytes(2 * MiB) };
+  await writeFile(join(dir, 'a.src'), data['v/a.ts']!);
+  let r = await run(hylics, ['tier', 'put', 'v/a.ts', join(dir, 'a.src'), '--json'], env);
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(JSON.parse(r.stdout).tier, 'memory');
+  for (const n of ['v/b.ts', 'c.bin']) {
+    r = await run(hylics, ['tier', 'put', n, '-'], env, data[n]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, new RegExp(`^${n}: memory tier`));
+  }
+  // bad names: stable codes, nothing created
+  for (const [n, c] of [['../x', 'HYLICS_ERR_TIER_ESCAPE'], ['/etc/passwd', 'HYLICS_ERR_TIER_ESCAPE'], ['a//b', 'HYLICS_ERR_TIER_BAD_NAME']] as const) {
+    r = await run(hylics, ['tier', 'path', n], env);
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, new RegExp(`error ${c}`));
+  }
+  r = await run(hylics, ['tier', 'path', 'nope'], env);
+  assert.match(r.stderr, /error HYLICS_ERR_TIER_NOT_FOUND/);
+
+  // path through the agent: counted (hit)
+  r = await run(hylics, ['tier', 'path', 'v/a.ts', '--json'], env);
+  assert.equal(r.code, 0, r.stderr);
+  const p = JSON.parse(r.stdout) as { path: string; tier: string; foundIn: string; counted: boolean };
+  assert.deepEqual([p.path, p.tier, p.foundIn, p.counted], [join(share, 'v/a.ts'), 'memory', 'memory', true]);
+
+  // task run: exit code and output through, reports with the tier reach the host
+  r = await run(hylics, ['task', 'run', 'transcode', '--tier-hit', '--', 'sh', '-c', 'cat; echo err >&2; exit 4'], env, Buffer.from('in->out'));
+  assert.deepEqual([r.code, r.stdout, r.stderr], [4, 'in->out', 'err\n']);
+  const end = await until('the end report', () => reports.find((e) => e.kind === 'end' && e.name === 'transcode'));
+  assert.equal(end.ok, false);
+  assert.equal(end.tier, 'memory');
+  assert.equal(end.error, 'exit 4');
+  assert.ok(reports.some((e) => e.kind === 'start' && e.id === end.id));
+  r = await run(hylics, ['task', 'run', 'sig', '--', 'sh', '-c', 'kill -TERM $$'], env);
+  assert.equal(r.signal, 'SIGTERM');
+  await until('the signal report', () => reports.find((e) => e.kind === 'end' && e.name === 'sig' && e.error === 'killed by SIGTERM'));
+  // agent absent: the command runs all the same
+  r = await run(hylics, ['task', 'run', 'lonely', '--', 'sh', '-c', 'echo ran; exit 0'], { ...env, HYLICS_AGENT_SOCKET: join(dir, 'no-agent.sock') });
+  assert.deepEqual([r.code, r.stdout], [0, 'ran\n']);
+
+  // the host: stats and shrink over the real channel; tier.path is not the host's to call
+  let st = await server.request(name, 'tier.stats', {});
+  assert.deepEqual([st.memoryFiles, st.memoryBytes, st.diskFiles, st.hits, st.misses], [3, 8 * MiB, 0, 1, 0]);
+  await assert.rejects(server.request(name, 'tier.path', { name: 'c.bin' }), (e: unknown) => e instanceof HylicsError);
+  await sleep(50);
+  const shrink = await server.request(name, 'tier.shrink', { targetUsedBytes: 4 * MiB, deadlineMs: 10_000 }, { timeoutMs: 20_000 });
+  assert.equal(shrink.ok, true, JSON.stringify(shrink));
+  assert.ok(shrink.usedBytes <= 4 * MiB);
+  // LRU: b and c were put after a, but a was looked up since: b goes first, then c
+  const tiers = JSON.parse((await run(hylics, ['tier', 'ls', '--json'], env)).stdout) as Array<{ name: string; tier: string }>;
+  assert.deepEqual(Object.fromEntries(tiers.map((e) => [e.name, e.tier])), { 'c.bin': 'disk', 'v/a.ts': 'memory', 'v/b.ts': 'disk' });
+  for (const [n, b] of Object.entries(data)) {
+    const where = JSON.parse((await run(hylics, ['tier', 'path', n, '--no-promote', '--json'], env)).stdout) as { path: string };
+    assert.equal(sha(await readFile(where.path)), sha(b), n);
+  }
+  st = await server.request(name, 'tier.stats', {});
+  assert.deepEqual([st.diskFiles, st.evictions, st.hits, st.misses], [2, 2, 2, 2]);
+
+  // the share grows and the host says so: recently used disk-tier files come back (they fit now)
+  await remountTmpfs(share, { sizeBytes: 32 * MiB });
+  assert.ok(server.emitEvent(name, 'share.resized', { sizeBytes: 32 * MiB }));
+  await until('promotion after share.resized', async () => {
+    const s = await server.request(name, 'tier.stats', {});
+    return s.diskFiles === 0 ? s : undefined;
+  });
+
+  // agent restart (SIGKILL): last-use times (atime) survive, nothing lost
+  const ls = JSON.parse((await run(hylics, ['tier', 'ls', '--json'], env)).stdout) as Array<{ name: string; lastUse: string }>;
+  agent.kill('SIGKILL');
+  await new Promise((res) => agent!.once('exit', res));
+  agent = startAgent('2s');
+  await server.waitConnected(name, 30_000);
+  const ls2 = JSON.parse((await run(hylics, ['tier', 'ls', '--json'], env)).stdout) as Array<{ name: string; lastUse: string }>;
+  assert.deepEqual(ls2.map((e) => [e.name, e.lastUse]).sort(), ls.map((e) => [e.name, e.lastUse]).sort());
+
+  // idle eviction: nothing used for 2 s moves to the disk tier
+  await until('idle eviction', async () => {
+    const s = await server.request(name, 'tier.stats', {});
+    return s.memoryFiles === 0 && s.diskFiles === 3 ? s : undefined;
+  });
+  for (const [n, b] of Object.entries(data)) assert.equal(sha(await readFile(join(disk, n))), sha(b), n);
+  assert.deepEqual(readdirSync(share, { recursive: true }).filter((f) => String(f).includes('.hylics-tmp')), []);
+  assert.ok(logs.join('').includes('idle files moved to the disk tier'));
+});

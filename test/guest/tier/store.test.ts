@@ -1,0 +1,293 @@
+// The guest's tiered store on a real tmpfs (memory tier) and a real directory on disk (disk tier): placement,
+// LRU shrink, idle eviction with an injected clock, promotion, files held open, escape attempts, a concurrent
+// reader that must never see a torn file, and an agent process SIGKILLed at every step of a move.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { createHash, randomBytes } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { mkdir, mkdtemp, open, readdir, readFile, rm, symlink, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Readable } from 'node:stream';
+import { isHylicsError } from '../../../src/core/errors/index.js';
+import { mountTmpfs, remountTmpfs, umountTmpfs } from '../../../src/os/tmpfs.js';
+import { tierName } from '../../../src/guest/tier/names.js';
+import { TierStore, type TierStoreOptions } from '../../../src/guest/tier/store.js';
+
+const skip = process.getuid?.() !== 0 ? 'needs root (mounts a tmpfs as the memory tier)' : false;
+const MiB = 1024 * 1024;
+const sha = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
+const code = (c: string) => (e: unknown): boolean => isHylicsError(e) && e.code === c;
+
+test('tier names: escapes and bad names are refused with stable codes before any file system call', () => {
+  assert.deepEqual(tierName('a/b/c.ts'), ['a', 'b', 'c.ts']);
+  assert.deepEqual(tierName('seg 001.ts'), ['seg 001.ts']);
+  for (const n of ['..', '../x', 'a/../../b', 'a/..']) assert.throws(() => tierName(n), code('HYLICS_ERR_TIER_ESCAPE'), n);
+  for (const n of ['/etc/passwd', '/']) assert.throws(() => tierName(n), code('HYLICS_ERR_TIER_ESCAPE'), n);
+  for (const n of ['', 'a\0b', 'a//b', './a', 'a/', 'a/./b', '.hylics-tmp-1-x', 'd/.hylics', 'x'.repeat(256), `${'a/'.repeat(600)}b`]) {
+    assert.throws(() => tierName(n), code('HYLICS_ERR_TIER_BAD_NAME'), JSON.stringify(n.slice(0, 20)));
+  }
+  assert.throws(() => tierName(42), code('HYLICS_ERR_TIER_BAD_NAME'));
+});
+
+interface Fixture { mem: string; disk: string; clock: { t: number }; store: (o?: Partial<TierStoreOptions>) => Promise<TierStore> }
+
+/** A 8 MiB tmpfs as the share and a directory on the real disk as the disk tier; a clock tests move by hand. */
+async function fixture(t: { after: (fn: () => Promise<void>) => void }, sizeBytes = 8 * MiB): Promise<Fixture> {
+  const base = await mkdtemp(join(tmpdir(), `hylics-tier-${process.pid}-`));
+  const mem = join(base, 'share');
+  const disk = join(base, 'disk');
+  await mkdir(mem);
+  await mountTmpfs(mem, { sizeBytes, mode: 0o755 });
+  t.after(async () => { await umountTmpfs(mem, { lazy: true }).catch(() => {}); await rm(base, { recursive: true, force: true }); });
+  const clock = { t: Date.now() };
+  const store = (o: Partial<TierStoreOptions> = {}): Promise<TierStore> => new TierStore({ memoryDir: mem, diskDir: disk, now: () => clock.t, headroomBytes: 64 * 1024, busyGraceMs: 0, ...o }).open();
+  return { mem, disk, clock, store };
+}
+
+async function putBytes(s: TierStore, name: string, bytes: number): Promise<{ sha: string; tier: string }> {
+  const data = randomBytes(bytes);
+  const e = await s.put(name, Readable.from([data]));
+  return { sha: sha(data), tier: e.tier };
+}
+
+async function shaOf(s: TierStore, name: string): Promise<string> {
+  const f = await s.locate(name);
+  assert.ok(f, `${name} is in a tier`);
+  return sha(await readFile(f.path));
+}
+
+test('placement: new files land in the share while it has room, then in the disk tier; listing and stats', { skip }, async (t) => {
+  const f = await fixture(t);
+  const s = await f.store();
+  const put: Record<string, { sha: string; tier: string }> = {};
+  for (let i = 0; i < 5; i++) { f.clock.t += 1000; put[`v/seg${i}.ts`] = await putBytes(s, `v/seg${i}.ts`, 2 * MiB); }
+  // 8 MiB share, 64 KiB headroom: three 2 MiB files fit, the fourth does not
+  assert.deepEqual(Object.values(put).map((p) => p.tier), ['memory', 'memory', 'memory', 'disk', 'disk']);
+  const ls = await s.list();
+  assert.deepEqual(ls.map((e) => [e.name, e.tier]).sort(), Object.entries(put).map(([n, p]) => [n, p.tier]).sort());
+  for (const [n, p] of Object.entries(put)) assert.equal(await shaOf(s, n), p.sha);
+  const st = await s.stats();
+  assert.deepEqual([st.memoryFiles, st.memoryBytes, st.diskFiles, st.diskBytes], [3, 6 * MiB, 2, 4 * MiB]);
+  // replacing a name removes the copy in the other tier
+  f.clock.t += 1000;
+  const again = await putBytes(s, 'v/seg4.ts', 1000);
+  assert.equal(again.tier, 'memory');
+  assert.equal((await s.list()).filter((e) => e.name === 'v/seg4.ts').length, 1);
+  assert.ok(!existsSync(join(f.disk, 'v/seg4.ts')));
+  // a file path as the source
+  const src = join(f.disk, '..', 'src.bin');
+  await writeFile(src, randomBytes(5000));
+  assert.equal((await s.put('from-file', src)).tier, 'memory');
+  assert.equal(await shaOf(s, 'from-file'), sha(await readFile(src)));
+});
+
+test('shrink moves least recently used files first, until the share usage is at the target; checksums unchanged', { skip }, async (t) => {
+  const f = await fixture(t, 16 * MiB);
+  const s = await f.store();
+  const sums: Record<string, string> = {};
+  for (const n of ['a', 'b', 'c', 'd', 'e']) { f.clock.t += 1000; sums[n] = (await putBytes(s, n, 2 * MiB)).sha; }
+  f.clock.t += 1000;
+  await s.lookup('a'); // a is now the most recently used
+  f.clock.t += 1000;
+  await s.lookup('c');
+  const used0 = (await s.shareUsage()).usedBytes;
+  const r = await s.shrink(used0 - 3 * MiB, 10_000);
+  assert.ok(r.ok, JSON.stringify(r));
+  assert.equal(r.movedFiles, 2);
+  assert.equal(r.movedBytes, 4 * MiB);
+  assert.ok(r.usedBytes <= used0 - 3 * MiB);
+  const tiers = Object.fromEntries((await s.list()).map((e) => [e.name, e.tier]));
+  assert.deepEqual(tiers, { a: 'memory', b: 'disk', c: 'memory', d: 'disk', e: 'memory' }); // b and d were the LRU two
+  for (const n of Object.keys(sums)) assert.equal(await shaOf(s, n), sums[n]);
+  assert.equal((await s.stats()).evictions, 2);
+  // a target below what can be moved (the store's own files stay): everything movable goes, ok=false with a reason
+  await writeFile(join(f.mem, '.hylics-not-a-store-file'), randomBytes(MiB));
+  const r2 = await s.shrink(0, 10_000);
+  assert.equal(r2.ok, false);
+  assert.equal(r2.movedFiles, 3);
+  assert.match(r2.reason ?? '', /nothing left to move/);
+  assert.ok(r2.usedBytes >= MiB && r2.usedBytes < 2 * MiB, String(r2.usedBytes));
+  for (const n of Object.keys(sums)) assert.equal(await shaOf(s, n), sums[n]);
+});
+
+test('idle eviction with an injected clock; promotion on access when there is room, a miss when not; after a resize', { skip }, async (t) => {
+  const f = await fixture(t, 8 * MiB);
+  const s = await f.store({ idleMs: 60_000 });
+  const sums: Record<string, string> = {};
+  for (const n of ['old1', 'old2', 'new']) { sums[n] = (await putBytes(s, n, 2 * MiB)).sha; f.clock.t += 10_000; }
+  // now = put(old1) + 30 s: nothing is 60 s idle
+  assert.equal((await s.evictIdle()).movedFiles, 0);
+  f.clock.t += 35_000; // old1 idle 65 s, old2 55 s, new 45 s
+  let r = await s.evictIdle();
+  assert.equal(r.movedFiles, 1);
+  assert.equal((await s.locate('old1'))?.tier, 'disk');
+  f.clock.t += 10_000; // old2 65 s
+  r = await s.evictIdle();
+  assert.equal(r.movedFiles, 1);
+  assert.equal((await s.locate('old2'))?.tier, 'disk');
+  assert.equal((await s.locate('new'))?.tier, 'memory');
+  // a lookup of a disk file: a miss, and promoted because the share has room
+  const hit0 = await s.lookup('new');
+  assert.equal(hit0.foundIn, 'memory');
+  const p = await s.lookup('old1');
+  assert.equal(p.foundIn, 'disk');
+  assert.equal(p.tier, 'memory');
+  assert.equal(sha(await readFile(p.path)), sums.old1);
+  // fill the share so old2 cannot come back: the lookup answers the disk path
+  await putBytes(s, 'filler', 3 * MiB + 512 * 1024);
+  const q = await s.lookup('old2');
+  assert.deepEqual([q.foundIn, q.tier], ['disk', 'disk']);
+  assert.equal(sha(await readFile(q.path)), sums.old2);
+  // promote:false keeps a file where it is even when there is room
+  const st = await s.stats();
+  assert.deepEqual([st.hits, st.misses, st.promotions, st.evictions], [1, 2, 1, 2]);
+  // the share grows: recently used disk files move back (most recent first)
+  await remountTmpfs(f.mem, { sizeBytes: 16 * MiB });
+  const pr = await s.promoteRecent();
+  assert.equal(pr.movedFiles, 1);
+  assert.equal((await s.locate('old2'))?.tier, 'memory');
+  for (const n of Object.keys(sums)) assert.equal(await shaOf(s, n), sums[n]);
+  // last use survives a new store (an agent restart): it lives in the files' atime
+  const s2 = await f.store({ idleMs: 60_000 });
+  const before = (await s.list()).map((e) => [e.name, e.lastUseMs]).sort();
+  assert.deepEqual((await s2.list()).map((e) => [e.name, e.lastUseMs]).sort(), before);
+  const noPromote = await f.store({ promoteOnAccess: false });
+  await s.shrink(0, 10_000);
+  const np = await noPromote.lookup('new');
+  assert.deepEqual([np.foundIn, np.tier], ['disk', 'disk']);
+});
+
+test('files held open: a writer\'s file is never moved, a reader\'s is skipped (tmpfs frees it only at close) and stays readable', { skip }, async (t) => {
+  const f = await fixture(t, 16 * MiB);
+  const s = await f.store();
+  for (const n of ['w', 'r', 'x']) { await putBytes(s, n, MiB); f.clock.t += 1000; }
+  const w = await open(join(f.mem, 'w'), 'r+');
+  const rd = await open(join(f.mem, 'r'), 'r');
+  t.after(async () => { await w.close().catch(() => {}); await rd.close().catch(() => {}); });
+  const r = await s.shrink(0, 10_000);
+  assert.equal(r.ok, false);
+  assert.equal(r.movedFiles, 1); // only x
+  assert.match(r.reason ?? '', /2 file\(s\) held open/);
+  assert.equal((await s.locate('w'))?.tier, 'memory');
+  assert.equal((await s.locate('r'))?.tier, 'memory');
+  // a file moved while a reader holds it: the reader keeps reading the old inode to the end
+  await rd.close();
+  const sumR = await shaOf(s, 'r');
+  const held = await open(join(f.mem, 'r'), 'r');
+  const sOpenBlind = await f.store({ openFiles: async () => new Map() });
+  assert.equal((await sOpenBlind.shrink(0, 10_000)).movedFiles >= 1, true);
+  assert.equal((await s.locate('r'))?.tier, 'disk');
+  assert.equal(sha(await held.readFile()), sumR);
+  await held.close();
+  await w.close();
+});
+
+test('escape attempts: symlinks in either tier are refused and never followed by scans or moves', { skip }, async (t) => {
+  const f = await fixture(t);
+  const s = await f.store();
+  const outside = join(f.disk, '..', 'outside');
+  await mkdir(outside);
+  await writeFile(join(outside, 'secret'), 'secret');
+  await symlink(outside, join(f.mem, 'evil'));
+  await symlink(join(outside, 'secret'), join(f.mem, 'evil-file'));
+  await mkdir(join(f.disk, 'd'), { recursive: true });
+  await symlink(outside, join(f.disk, 'd', 'link'));
+  await assert.rejects(s.lookup('evil/secret'), code('HYLICS_ERR_TIER_SYMLINK'));
+  await assert.rejects(s.lookup('evil-file'), code('HYLICS_ERR_TIER_SYMLINK'));
+  await assert.rejects(s.lookup('d/link/secret'), code('HYLICS_ERR_TIER_SYMLINK'));
+  await assert.rejects(s.put('evil/x', Readable.from([Buffer.from('x')])), code('HYLICS_ERR_TIER_SYMLINK'));
+  await assert.rejects(s.put('../x', Readable.from([Buffer.from('x')])), code('HYLICS_ERR_TIER_ESCAPE'));
+  await assert.rejects(s.lookup('/etc/passwd'), code('HYLICS_ERR_TIER_ESCAPE'));
+  await assert.rejects(s.lookup('a\0b'), code('HYLICS_ERR_TIER_BAD_NAME'));
+  await assert.rejects(s.lookup('nope'), code('HYLICS_ERR_TIER_NOT_FOUND'));
+  assert.deepEqual(await s.list(), []);
+  await s.shrink(0, 10_000);
+  assert.deepEqual(await readdir(outside), ['secret']);
+  assert.equal(await readFile(join(outside, 'secret'), 'utf8'), 'secret');
+  assert.ok(!existsSync(join(outside, 'x')));
+});
+
+/** argv running `script` (an ES module text) with this process's node and loader flags. */
+const nodeScript = (script: string): string[] => [...process.execArgv.filter((a) => !a.startsWith('--test')), '--input-type=module', '-e', script];
+const storeUrl = new URL('../../../src/guest/tier/store.js', import.meta.url).href;
+
+test('a concurrent reader never sees a torn file while the file moves back and forth between the tiers', { skip }, async (t) => {
+  const f = await fixture(t, 32 * MiB);
+  const s = await f.store({ idleMs: 0 });
+  const data = randomBytes(6 * MiB);
+  await s.put('big', Readable.from([data]));
+  const want = sha(data);
+  // the reader is another process: open the share path, else the disk path; every complete read is checked
+  const reader = spawn(process.execPath, nodeScript(`
+    import { readFileSync } from 'node:fs'; import { createHash } from 'node:crypto';
+    const paths = ${JSON.stringify([join(f.mem, 'big'), join(f.disk, 'big')])};
+    let reads = 0, torn = 0, missing = 0; const until = Date.now() + 4000;
+    while (Date.now() < until) {
+      let b; for (const p of paths) { try { b = readFileSync(p); break; } catch (e) { if (e.code !== 'ENOENT') throw e; } }
+      if (!b) { missing++; continue; }
+      reads++; if (createHash('sha256').update(b).digest('hex') !== ${JSON.stringify(want)}) torn++;
+    }
+    process.stdout.write(JSON.stringify({ reads, torn, missing }));
+  `), { stdio: ['ignore', 'pipe', 'inherit'] });
+  let out = '';
+  reader.stdout.on('data', (c: Buffer) => { out += c.toString(); });
+  const done = new Promise<void>((r) => reader.on('close', () => r()));
+  let moves = 0;
+  let finished = false;
+  void done.then(() => { finished = true; });
+  while (!finished) {
+    const r = await s.shrink(0, 10_000);
+    if (r.movedFiles) moves++;
+    f.clock.t += 1000;
+    await s.lookup('big'); // promotes it back
+    moves++;
+  }
+  const res = JSON.parse(out) as { reads: number; torn: number; missing: number };
+  assert.equal(res.torn, 0, out);
+  assert.ok(res.reads > 10, out);
+  assert.ok(moves >= 4, `moves ${moves}`);
+  assert.equal(await shaOf(s, 'big'), want);
+});
+
+test('an agent killed at every step of a move loses nothing: recovery leaves exactly one complete copy', { skip, timeout: 120_000 }, async (t) => {
+  for (const direction of ['evict', 'promote'] as const) {
+    for (const step of ['tmp-partial', 'copied', 'renamed', 'unlinked'] as const) {
+      const f = await fixture(t, 32 * MiB);
+      const s = await f.store();
+      const data = randomBytes(3 * MiB + 12345);
+      await s.put('v/seg.ts', Readable.from([data]));
+      if (direction === 'promote') await s.shrink(0, 10_000);
+      const from = direction === 'evict' ? 'memory' : 'disk';
+      assert.equal((await s.locate('v/seg.ts'))?.tier, from);
+      // the "agent": a process doing the move that stops at `step`; we SIGKILL it there
+      const child = spawn(process.execPath, nodeScript(`
+        const { TierStore } = await import(${JSON.stringify(storeUrl)});
+        const hook = async (st) => { if (st === ${JSON.stringify(step)}) { process.stdout.write('AT ' + st + '\\n'); await new Promise(() => {}); } };
+        const s = await new TierStore({ memoryDir: ${JSON.stringify(f.mem)}, diskDir: ${JSON.stringify(f.disk)}, hook, busyGraceMs: 0, headroomBytes: 0 }).open();
+        if (${JSON.stringify(direction)} === 'evict') await s.shrink(0, 60000); else await s.lookup('v/seg.ts');
+        process.stdout.write('DONE\\n');
+      `), { stdio: ['ignore', 'pipe', 'inherit'] });
+      const line = await new Promise<string>((resolve) => {
+        let buf = '';
+        child.stdout.on('data', (c: Buffer) => { buf += c.toString(); if (buf.includes('\n')) resolve(buf.trim()); });
+        child.on('close', () => resolve(buf.trim()));
+      });
+      assert.equal(line, `AT ${step}`, `${direction}: the child reached ${step}`);
+      child.kill('SIGKILL');
+      await new Promise((r) => child.on('close', r));
+      const copies = [join(f.mem, 'v/seg.ts'), join(f.disk, 'v/seg.ts')].filter((p) => existsSync(p)).length;
+      assert.ok(copies >= 1, `${direction}/${step}: a complete copy exists before recovery`);
+      const s2 = await f.store();
+      const rep = await s2.recover();
+      const tmps = async (d: string): Promise<string[]> => (await readdir(d, { recursive: true })).filter((n) => String(n).includes('.hylics-tmp-'));
+      assert.deepEqual([...await tmps(f.mem), ...await tmps(f.disk)], [], `${direction}/${step}: no temporary copy left`);
+      const after = [join(f.mem, 'v/seg.ts'), join(f.disk, 'v/seg.ts')].filter((p) => existsSync(p));
+      assert.equal(after.length, 1, `${direction}/${step}: exactly one copy (${JSON.stringify(rep)})`);
+      assert.equal(sha(await readFile(after[0]!)), sha(data), `${direction}/${step}: content intact`);
+      if (step === 'tmp-partial' || step === 'copied') assert.equal(rep.tempsRemoved, 1);
+      if (step === 'renamed') assert.equal(rep.duplicatesResolved, 1);
+    }
+  }
+});
