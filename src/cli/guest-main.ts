@@ -1,11 +1,12 @@
 // Entry point of the in-guest `hylics` command (the launcher the agent writes into /run/hylics/bin runs this).
-// Only the guest-side commands: task, tier, and module without GUEST (through the agent). It never loads the
-// daemon, drivers or other host-only code, so it starts fast and needs nothing the guest does not have.
+// Only the guest-side commands: task, tier, and module without GUEST (through the agent). Only the command being
+// run is loaded, and none of them loads the daemon, drivers or other host-only code: every millisecond of start-up
+// counts in a microVM under emulation.
 import { Command, CommanderError } from 'commander';
 import { reportError } from './report.js';
-import { register as task } from './commands/task.js';
-import { register as tier } from './commands/tier.js';
-import { register as module } from './commands/module.js';
+import { COMMANDS } from './commands/index.js';
+
+export const GUEST_COMMANDS = ['task', 'tier', 'module'];
 
 const program = new Command('hylics')
   .description('Hylics inside a guest: tasks reported to the host, the tiered store, offload modules of this guest')
@@ -13,7 +14,11 @@ const program = new Command('hylics')
   .showHelpAfterError()
   .enablePositionalOptions()
   .exitOverride();
-for (const register of [task, tier, module]) register(program);
+const entries = COMMANDS.filter((c) => GUEST_COMMANDS.includes(c.name));
+const name = process.argv.slice(2).find((a) => !a.startsWith('-'));
+const entry = entries.find((c) => c.name === name);
+if (entry) (await entry.load()).register(program);
+else for (const c of entries) program.command(c.name).description(c.summary);
 try {
   await program.parseAsync(process.argv);
 } catch (e) {

@@ -56,8 +56,9 @@ export class OpRegistry {
       if (!NAME_RE.test(d.name)) throw new HylicsError('HYLICS_ERR_INVALID_ARGUMENT', `op name ${JSON.stringify(d.name)} must match ${NAME_RE}`);
       const had = this.ops.get(d.name);
       if (had && had !== d) throw new HylicsError('HYLICS_ERR_CONFLICT', `op ${d.name} is already registered`);
-      compile(d.params);
-      compile(d.result);
+      // schemas compile on first use (check() caches them): compiling every op at import doubled the start-up
+      // of each process that loads the protocol (the agent, the in-guest hylics), ~10 s per process under TCG;
+      // compileAll() checks them all at once (tests)
       this.ops.set(d.name, d);
     }
     return this;
@@ -67,10 +68,16 @@ export class OpRegistry {
       if (!NAME_RE.test(d.name)) throw new HylicsError('HYLICS_ERR_INVALID_ARGUMENT', `event name ${JSON.stringify(d.name)} must match ${NAME_RE}`);
       const had = this.events.get(d.name);
       if (had && had !== d) throw new HylicsError('HYLICS_ERR_CONFLICT', `event ${d.name} is already registered`);
-      compile(d.data);
       this.events.set(d.name, d);
     }
     return this;
+  }
+  /** Compile every registered schema now (throws on an invalid one). */
+  compileAll(): number {
+    let n = 0;
+    for (const d of this.ops.values()) { compile(d.params); compile(d.result); n += 2; }
+    for (const d of this.events.values()) { compile(d.data); n++; }
+    return n;
   }
   op(name: string): OpDef | undefined {
     return this.ops.get(name);

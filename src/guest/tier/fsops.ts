@@ -95,7 +95,7 @@ export async function copyToTemp(src: string, srcStat: BigIntStats, dstDir: stri
     }
     try { await out.chown(Number(srcStat.uid), Number(srcStat.gid)); } catch { /* not root: keeps ours */ }
     await out.chmod(Number(srcStat.mode & 0o7777n));
-    await out.utimes(Number(srcStat.atimeMs) / 1000, Number(srcStat.mtimeMs) / 1000);
+    await out.utimes(Number(srcStat.atimeNs) / 1e9, Number(srcStat.mtimeNs) / 1e9);
     await out.sync();
     await out.close();
     out = undefined;

@@ -178,6 +178,8 @@ test('fuzz: random bytes and mutated frames never throw, memory stays bounded, t
 
 test('built-in ops are registered with their schemas', () => {
   for (const op of ['health', 'exec', 'shutdown', 'task.report', 'share.info']) assert.ok(OPS.op(op), op);
+  // schemas compile lazily on first use; every registered one must compile
+  assert.ok(OPS.compileAll() >= 2 * OPS.listOps().length);
   OPS.checkParams('exec', { argv: ['true'], timeoutMs: 10 });
   assert.throws(() => OPS.checkParams('exec', { argv: [], timeoutMs: 10 }), (e: HylicsError) => e.code === 'HYLICS_ERR_CHANNEL_BAD_MESSAGE');
   assert.throws(() => OPS.checkParams('nope', {}), (e: HylicsError) => e.code === 'HYLICS_ERR_CHANNEL_UNKNOWN_OP');
