@@ -44,7 +44,7 @@ function html(libs: string): string {
  .charts{display:flex;flex-wrap:wrap;gap:18px}
  .ctl{margin:0 0 8px} .tag{display:inline-block;padding:1px 6px;border-radius:4px;background:#eef2ff;color:#3730a3;font-size:12px}
  .off{background:#f3f4f6;color:#6b7280}
- table.small{font-size:12px} details{margin-top:6px} #guests td{white-space:nowrap}
+ .facts{margin:6px 0;font-size:13px} table.small{font-size:12px} details{margin-top:6px} #guests td{white-space:nowrap}
 </style>
 ${libs}
 </head><body>
@@ -83,7 +83,7 @@ async function optional(key, path) {
 
 const esc = (t) => String(t).replace(/[&<>"']/g, (c) => '&#' + c.charCodeAt(0) + ';'); // names come from guests: never trust them
 const fmtBytes = (b) => { const u = ['B', 'KiB', 'MiB', 'GiB', 'TiB']; let i = 0; while (b >= 1024 && i < 4) { b /= 1024; i++; } return b.toFixed(i ? 1 : 0) + ' ' + u[i]; };
-const fmtMs = (ms) => ms == null ? '–' : ms >= 10000 ? (ms / 1000).toFixed(1) + ' s' : ms >= 1000 ? (ms / 1000).toFixed(2) + ' s' : ms.toFixed(0) + ' ms';
+const fmtMs = (ms) => ms == null ? '–' : ms >= 10000 ? (ms / 1000).toFixed(1) + ' s' : ms >= 1000 ? (ms / 1000).toFixed(2) + ' s' : ms >= 10 ? ms.toFixed(0) + ' ms' : ms.toFixed(2) + ' ms';
 const fmtTime = (t) => new Date(t).toLocaleTimeString([], { hour12: false });
 
 // ---- charts (Vega-Lite specs; data sets are replaced on every poll) ----
@@ -144,7 +144,7 @@ function card(name) {
     + '<div class="chart" data-chart="share"><h3></h3><div class="plot"></div></div>'
     + '<div class="chart" data-chart="response"><h3></h3><div class="plot"></div></div>'
     + '<div class="chart" data-chart="offload"><h3></h3><div class="plot"></div></div></div>'
-    + '<div class="modules"></div><div class="decisions"></div>';
+    + '<div class="facts muted"></div><div class="modules"></div><div class="decisions"></div>';
   document.getElementById('cards').appendChild(el);
   const views = {};
   for (const k of Object.keys(SPECS)) views[k] = makeChart(el.querySelector('[data-chart="' + k + '"] .plot'), k);
@@ -174,14 +174,18 @@ async function guestTick(g, now) {
   const ts = taskSummary(g.tasks);
   c.hist.push({ t: now, size: g.share.sizeBytes, used: g.share.usedBytes, mean: ts.mean, p95: ts.p95 }); trim(c.hist, now);
 
-  // offload: bytes sent per module between two polls
+  // offload: bytes sent per module, and by socket handoff (GuestView.offload.socket, where the daemon has it),
+  // between two polls
   const mods = Array.isArray(modules) ? modules : [];
+  const sock = g.offload && g.offload.socket;
+  const counters = mods.map((m) => ({ id: m.id, label: m.id + ' (' + m.kind + ')', bytes: m.totals.bytes }));
+  if (sock) counters.push({ id: ' socket', label: 'socket handoff', bytes: sock.bytes });
   let sent = 0;
-  for (const m of mods) {
-    sent += m.totals.bytes;
-    const prev = c.modBytes.get(m.id);
-    if (prev) c.offload.push({ t: now, s: m.id + ' (' + m.kind + ')', v: Math.max(0, m.totals.bytes - prev.bytes) / MiB / ((now - prev.t) / 1000) });
-    c.modBytes.set(m.id, { t: now, bytes: m.totals.bytes });
+  for (const k of counters) {
+    sent += k.bytes;
+    const prev = c.modBytes.get(k.id);
+    if (prev) c.offload.push({ t: now, s: k.label, v: Math.max(0, k.bytes - prev.bytes) / MiB / ((now - prev.t) / 1000) });
+    c.modBytes.set(k.id, { t: now, bytes: k.bytes });
   }
   trim(c.offload, now);
 
@@ -206,7 +210,7 @@ async function guestTick(g, now) {
 
   q(c, '[data-chart="share"] h3').textContent = 'Share: ' + fmtBytes(g.share.usedBytes) + ' used of ' + fmtBytes(g.share.sizeBytes) + (points.length ? '' : ' (since this page opened)');
   q(c, '[data-chart="response"] h3').textContent = 'Task response time: mean ' + fmtMs(ts.mean) + ', p95 ' + fmtMs(ts.p95) + (slo.length ? ' · SLO ' + fmtMs(control.sloMs) : '');
-  q(c, '[data-chart="offload"] h3').textContent = 'Offload (module scheme): ' + fmtBytes(sent) + ' sent by ' + mods.length + ' module' + (mods.length === 1 ? '' : 's');
+  q(c, '[data-chart="offload"] h3').textContent = 'Offload: ' + fmtBytes(sent) + ' sent by ' + mods.length + ' module' + (mods.length === 1 ? '' : 's') + (sock ? ' and ' + sock.handoffs + ' socket handoff' + (sock.handoffs === 1 ? '' : 's') : '');
   await Promise.all([
     setData(c.views.share, { series: shareRows, decisions: marks }),
     setData(c.views.response, { series: respRows, decisions: marks, slo }),
@@ -223,6 +227,16 @@ async function guestTick(g, now) {
       + (control.nextDecisionAt ? ' · next decision ' + fmtTime(control.nextDecisionAt) : '') + (control.calibrated ? ' · calibrated' : ' · not calibrated')
       + (last ? ' · last: <b>' + esc(last.action) + '</b> ' + esc(last.reason) : '');
   }
+  // the guest's tier (last profile point that has tasks with a tier) and its socket offload, in words
+  const tier = points.slice().reverse().find((p) => p.hitRatio != null);
+  const facts = [];
+  if (tier) facts.push('memory-tier hit ratio ' + (100 * tier.hitRatio).toFixed(0) + ' % at ' + fmtTime(tier.t) + ' · ' + tier.evictions + ' evictions, ' + tier.promotions + ' promotions');
+  if (sock) {
+    const fb = Object.entries(sock.fallbacks || {}).map(([r, n]) => esc(r) + ' ' + n).join(', ');
+    facts.push('socket offload ' + (sock.available ? 'available' : 'unavailable' + (sock.reason ? ' (' + esc(sock.reason) + ')' : '')) + ' · ' + sock.handoffs + ' handoffs, ' + fmtBytes(sock.bytes) + ', ' + sock.inFlight + ' in flight'
+      + (sock.latencyMs && sock.latencyMs.count ? ' · handoff p50 ' + fmtMs(sock.latencyMs.p50) + ', p99 ' + fmtMs(sock.latencyMs.p99) : '') + (fb ? ' · kept in the guest: ' + fb : ''));
+  }
+  q(c, '.facts').innerHTML = facts.join('<br>');
   q(c, '.modules').innerHTML = mods.length === 0 ? '' : '<table class="small"><thead><tr><th>module</th><th>kind</th><th>serves</th><th>guest port</th><th class="num">requests</th><th class="num">sent</th><th class="num">errors</th></tr></thead><tbody>'
     + mods.map((m) => '<tr><td>' + esc(m.id) + '</td><td>' + esc(m.kind) + '</td><td>' + esc('/' + m.root.replace(/^[/]/, '')) + '</td><td>' + esc(m.port) + '</td><td class="num">' + m.totals.requests + '</td><td class="num">' + fmtBytes(m.totals.bytes) + '</td><td class="num">' + m.totals.errors + '</td></tr>').join('')
     + '</tbody></table>';
