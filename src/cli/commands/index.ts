@@ -20,7 +20,7 @@ export const COMMANDS: CommandEntry[] = [
   { name: 'sim', summary: 'simulate the share-size controller (paper §6.4, Table 3)', load: () => import('./sim.js') },
   { name: 'module', summary: 'middleware modules: serve a guest\'s share from the host (HTTP file delivery, video streaming)', load: () => import('./module.js') },
   { name: 'control', summary: 'the share-size controller of a guest (paper §5): settings, decisions, calibration', load: () => import('./control.js') },
-  { name: 'task', summary: 'inside a guest: run a command as a task reported to the host profiler', load: () => import('./task.js') },
-  { name: 'tier', summary: 'inside a guest: the tiered store (share = memory tier, a directory on the guest\'s disk)', load: () => import('./tier.js') },
+  { name: 'task', summary: 'tasks in a guest, reported to the host profiler (response times for the share controller)', load: () => import('./task.js') },
+  { name: 'tier', summary: 'the guest\'s tiered store: the share (memory tier) and a directory on the guest\'s disk (disk tier)', load: () => import('./tier.js') },
   { name: 'demo', summary: 'run Hylics end to end on a temporary state dir: daemon, guest, shared files, compression + delivery, cleanup', load: () => import('./demo.js') },
 ];
