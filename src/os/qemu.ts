@@ -29,7 +29,18 @@ export interface QemuConfig {
   disk?: { path: string; format: 'raw' | 'qcow2'; direct: boolean };
   tap?: { ifname: string; mac: string; vhost: boolean };
   vsockCid?: number;
+  /** Drop to this user once QEMU has opened its devices, files and sockets (-runas). */
+  runAs?: string;
 }
+
+/**
+ * QEMU's seccomp filter: no obsolete syscalls, no spawning processes, no changing its scheduling/affinity. Privilege
+ * changes stay allowed only because -runas needs setuid after the filter is in place (as that user it has no
+ * capabilities to regain anything).
+ */
+export const QEMU_SANDBOX = 'on,obsolete=deny,spawn=deny,resourcecontrol=deny';
+/** The user QEMU runs as after its setup (it holds no file of that user's; non-dumpable after the uid change). */
+export const QEMU_RUN_AS = 'nobody';
 
 const MiB = 1024 * 1024;
 
@@ -73,6 +84,8 @@ export function qemuArgs(c: QemuConfig): string[] {
   }
   if (c.tap) a.push('-netdev', `tap,id=net0,ifname=${c.tap.ifname},script=no,downscript=no${c.tap.vhost ? ',vhost=on' : ''}`, '-device', `virtio-net-pci,netdev=net0,mac=${c.tap.mac}`);
   if (c.vsockCid !== undefined) a.push('-device', `vhost-vsock-pci,guest-cid=${c.vsockCid}`);
+  a.push('-sandbox', QEMU_SANDBOX);
+  if (c.runAs) a.push('-runas', c.runAs);
   return a;
 }
 

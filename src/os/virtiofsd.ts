@@ -21,6 +21,9 @@ const TAIL_BYTES_IN_ERRORS = 64 * 1024;
 
 export const VIRTIOFSD = process.env.HYLICS_VIRTIOFSD ?? '/usr/lib/qemu/virtiofsd';
 
+/** Capabilities the host view's virtiofsd drops from its default set (it keeps none of them: read-only export). */
+export const HOST_VIEW_DROPPED_CAPS = ['dac_override', 'chown', 'fowner', 'fsetid', 'setuid', 'setgid', 'mknod', 'setfcap'];
+
 /**
  * Guest page-cache policy for a virtio-fs export. `none`: the guest caches no file data (every read goes to the
  * host, opened with direct I/O), so data kept in a host tmpfs is not held twice and host-side writes are seen at
@@ -87,6 +90,9 @@ export async function startVirtiofsd(o: VirtiofsdOptions): Promise<VirtiofsdProc
   const bin = o.binary ?? VIRTIOFSD;
   if (!existsSync(bin)) throw new HylicsError('HYLICS_ERR_MISSING_DEPENDENCY', `virtiofsd not found at ${bin}: apt-get install qemu-system-x86 (Debian 12 ships it in /usr/lib/qemu)`, { package: 'qemu-system-x86' });
   const vArgs = [`--socket-path=${o.socketPath}`, '-o', `source=${o.source}`, '-o', `cache=${o.cache}`, '-o', 'sandbox=namespace', '-o', 'log_level=warn', '-o', 'no_posix_lock', '-o', 'no_flock'];
+  // the read-only view only looks up and reads root's files: none of the capabilities virtiofsd keeps for writing
+  // as the guest's users (no DAC override: it reads what root may read as owner, nothing beyond file modes)
+  if (o.hostRootView) vArgs.push('-o', `modcaps=${HOST_VIEW_DROPPED_CAPS.map((c) => `-${c}`).join(':')}`);
   let cmd = bin;
   let args = vArgs;
   if (o.hostRootView) {

@@ -22,7 +22,7 @@ import { buildImage, type GuestImage } from '../../os/image/build.js';
 import { CHANNEL_PORT, encodeAgentArgv, GUEST_DISK, GUEST_SHARE } from '../../os/image/init.js';
 import { run } from '../../os/image/run.js';
 import { isProcessAlive, processCmdline } from '../../os/proc.js';
-import { createTap, deleteTap, guestMac, qemuArgs, qmp, QEMU, spawnQemu, supportsDirectIo, type Accel, type QemuConfig } from '../../os/qemu.js';
+import { createTap, deleteTap, guestMac, qemuArgs, qmp, QEMU, QEMU_RUN_AS, spawnQemu, supportsDirectIo, type Accel, type QemuConfig } from '../../os/qemu.js';
 import { entryArgv, NODE_BIN, PACKAGE_ROOT } from '../../os/self.js';
 import { logTail, startVirtiofsd, VIRTIOFSD, type FsCacheMode } from '../../os/virtiofsd.js';
 import type { ChannelEndpoint, DriverContext, DriverState, GuestDriver } from './types.js';
@@ -205,6 +205,8 @@ export class MicrovmDriver implements GuestDriver {
       disk: { path: p.disk, format: 'raw', direct: diskDirect },
       tap: { ifname: n.hostIf, mac: guestMac(n.index), vhost: existsSync('/dev/vhost-net') },
       vsockCid: existsSync('/dev/vhost-vsock') ? 1000 + n.index : undefined,
+      // everything QEMU opens it opens at start, as root; then it runs unprivileged in its seccomp sandbox
+      runAs: QEMU_RUN_AS,
     };
   }
 

@@ -118,6 +118,16 @@ test('microvm guest: boot, share both ways, resize, network, channel, QEMU kille
     assert.equal(await readFile(join(ctx.paths.share, 'from-guest.txt'), 'utf8'), 'written by the guest\n');
   });
 
+  await t.test('QEMU runs as nobody under seccomp; the host view holds no host secrets (issue #12 items 2, 6)', async () => {
+    const status = await readFile(`/proc/${s.qemuPid}/status`, 'utf8');
+    assert.match(status, /^Uid:\s+65534\s+65534\s+65534\s+65534$/m, 'QEMU dropped to nobody (-runas)');
+    assert.match(status, /^Seccomp:\s+2$/m, 'QEMU runs under its seccomp filter (-sandbox on)');
+    const r = await guestExec(s.shellSocket, 'for p in /sysroot/etc/ssl/private /sysroot/etc/shadow /sysroot/etc/ssh /sysroot/root /sysroot/home; do [ -e $p ] && echo VISIBLE $p; done; ls /sysroot/etc/ssl/certs | grep -c . ; true');
+    assert.equal(r.code, 0, r.stdout);
+    assert.doesNotMatch(r.stdout, /VISIBLE/);
+    assert.ok(Number(r.stdout.trim().split('\n').at(-1)) > 0, `CA certificates visible: ${r.stdout}`);
+  });
+
   await t.test('the share resized on the host shows in df in the guest', async () => {
     const df = async (): Promise<number> => {
       const r = await guestExec(s.shellSocket, 'df -k /mnt/hylics | tail -n1');
