@@ -19,6 +19,12 @@ import type { ChannelBackend, GuardBackend, GuardLink, ModuleBackend, ShareBacke
 import { StateStore, type GuestRecord } from './state.js';
 import { Profiler } from './profiler.js';
 import { guestLogTail } from './guest-logs.js';
+import { OpRateLimit } from './channel/budget.js';
+import { NetIndexClaims } from './net-claims.js';
+
+/** Module starts/stops a guest may ask for over its channel: a burst, then this many per minute. */
+const GUEST_MODULE_OPS_BURST = 20;
+const GUEST_MODULE_OPS_PER_MINUTE = 30;
 import { ControlLoop, realClock, type Clock } from './control/loop.js';
 import { ControlMetrics } from './control/metrics.js';
 import { ControlService } from './control/service.js';
@@ -29,6 +35,8 @@ export const VERSION = '0.1.0';
 
 export interface DaemonOptions {
   stateDir: string;
+  /** Host-wide directory of network index claims (default /run/hylics-net; tests give their own). */
+  netClaimsDir?: string;
   log: Logger;
   shares: ShareBackend;
   channels: ChannelBackend;
@@ -102,6 +110,7 @@ export class Daemon {
   private readonly controlService: ControlService;
   private readonly controlMetrics: ControlMetrics;
   private readonly store: StateStore;
+  private readonly netClaims: NetIndexClaims;
   private readonly live = new Map<string, Live>();
   /** Per guest name: the tail of its serialized commands (see locked()). */
   private readonly locks = new Map<string, Promise<unknown>>();
@@ -113,6 +122,7 @@ export class Daemon {
     this.stateDir = opts.stateDir;
     this.log = opts.log;
     this.store = new StateStore(opts.stateDir);
+    this.netClaims = new NetIndexClaims(opts.stateDir, opts.netClaimsDir);
     this.metrics = new DaemonMetrics({ guestsSnapshot: () => this.guestsSnapshot() }, opts.registry);
     const controlMetrics = this.controlMetrics = new ControlMetrics(this.metrics.registry);
     this.profiler.onReject((guest, reason) => controlMetrics.rejectedReports.inc({ guest, reason }));
@@ -156,13 +166,20 @@ export class Daemon {
     // never name (start, stop, read) another guest's modules. Through execute(), so the per-guest lock is the
     // same as for the HTTP API (a guest cannot slip a module in while it is being removed). No hostPort: host
     // ports are the operator's to hand out (HTTP API / CLI on the host), not a guest's.
+    // Each start or stop spawns processes and runs nft outside the guest's CPU quota: a guest looping them is
+    // refused beyond a small rate (the operator's API calls are not limited).
+    const moduleOps = new OpRateLimit(GUEST_MODULE_OPS_PER_MINUTE, GUEST_MODULE_OPS_BURST);
+    const limited = (guest: string): void => {
+      if (!moduleOps.take(guest)) throw new HylicsError('HYLICS_ERR_CHANNEL_BUSY', `module start/stop from the guest is limited to ${GUEST_MODULE_OPS_PER_MINUTE} per minute (burst ${GUEST_MODULE_OPS_BURST}); retry later`, { guest });
+    };
     opts.channels.handle('module.start', (guest, p) => {
+      limited(guest);
       const { hostPort, ...body } = p as Record<string, unknown>;
       if (hostPort !== undefined) throw new HylicsError('HYLICS_ERR_INVALID_ARGUMENT', 'a guest cannot ask for a host port; the host operator can (hylics module start GUEST --host-port N)');
       return this.execute({ op: 'module.start', name: guest, body });
     });
     opts.channels.handle('module.list', async (guest) => ({ modules: await this.execute({ op: 'module.list', name: guest }) }));
-    opts.channels.handle('module.stop', (guest, p) => this.execute({ op: 'module.stop', name: guest, id: (p as { id: string }).id }));
+    opts.channels.handle('module.stop', (guest, p) => { limited(guest); return this.execute({ op: 'module.stop', name: guest, id: (p as { id: string }).id }); });
   }
 
   // ---- startup and shutdown ----------------------------------------------------------------------------
@@ -176,6 +193,11 @@ export class Daemon {
     // and kept when a daemon stops, see close()).
     await this.opts.guard?.allow([]);
     await this.opts.shares.reconcile(names);
+    // claims live in /run: after a reboot every daemon claims its guests' indexes again
+    for (const name of names) {
+      const i = state.guests[name]!.network.index;
+      if (!this.netClaims.claim(i, name)) this.log.error({ guest: name, index: i }, 'another daemon\'s guest holds this guest\'s network index: it cannot start until one of them is removed');
+    }
     for (const name of names) {
       const rec = state.guests[name]!;
       try {
@@ -317,7 +339,8 @@ export class Daemon {
   private allocateNetwork(name: string): GuestNetwork {
     const used = new Set(Object.values(this.store.guests).map((g) => g.network.index));
     for (let i = 1; i <= MAX_GUESTS; i++) {
-      if (used.has(i) || hostLinkPresent(`hyh${i}`)) continue;
+      // a link of another daemon's running guest, or its claim on a stopped one (./net-claims.ts)
+      if (used.has(i) || hostLinkPresent(`hyh${i}`) || !this.netClaims.claim(i, name)) continue;
       return {
         index: i, hostIf: `hyh${i}`, guestIf: `hyg${i}`,
         hostAddr: `${NET_BASE}.${i}.1`, guestAddr: `${NET_BASE}.${i}.2`, prefixLen: 24,
@@ -481,6 +504,7 @@ export class Daemon {
     this.profiler.forget(name);
     this.live.delete(name);
     await this.store.update((s) => { delete s.guests[name]; });
+    this.netClaims.release(rec.network.index, name);
   }
 
   /** Stop a guest but keep it: share, data, disk and record stay; `guest start` boots it again. */

@@ -58,6 +58,9 @@ class Bucket {
     this.level = Math.min(this.burst, this.level + ((now - this.at) / 1000) * this.rate) - n;
     this.at = now;
   }
+  has(n: number): boolean {
+    return this.level >= n;
+  }
   /** Milliseconds until the level is back to zero (0 when not in debt). */
   waitMs(): number {
     return this.level >= 0 ? 0 : Math.ceil((-this.level / this.rate) * 1000);
@@ -164,6 +167,27 @@ export class GuestBudget {
         stream.off('data', after);
       };
     };
+  }
+}
+
+/**
+ * Per-key rate of an expensive op (a guest's module.start/stop spawns processes and runs nft outside its CPU
+ * quota): `burst` at once, then `perMinute`. take() is false when the key is out of tokens.
+ */
+export class OpRateLimit {
+  private readonly buckets = new Map<string, Bucket>();
+  constructor(private readonly perMinute: number, private readonly burst: number, private readonly now: () => number = Date.now) {}
+  take(key: string): boolean {
+    const t = this.now();
+    let b = this.buckets.get(key);
+    if (!b) { b = new Bucket(this.perMinute / 60, this.burst, t); this.buckets.set(key, b); }
+    b.take(0, t);
+    if (b.waitMs() > 0 || !b.has(1)) return false;
+    b.take(1, t);
+    return true;
+  }
+  forget(key: string): void {
+    this.buckets.delete(key);
   }
 }
 

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { Registry } from 'prom-client';
 import { pino } from 'pino';
 import { ChannelServer } from '../../../src/host/channel/index.js';
-import { GuestBudget, RateLimitedLog } from '../../../src/host/channel/budget.js';
+import { GuestBudget, OpRateLimit, RateLimitedLog } from '../../../src/host/channel/budget.js';
 import { createChannelBackend } from '../../../src/host/channel-backend.js';
 import { entryArgv, NODE_BIN } from '../../../src/os/self.js';
 import { flooderArgv, type FloodResult } from '../../helpers/channel-flooder.js';
@@ -121,4 +121,15 @@ test('rate-limited log: one line per window per key, with the count of lines hel
   now += 60_000;
   limit.maybe('k', (held) => said.push(held));
   assert.deepEqual(said, [0, 4]);
+});
+
+test('module start/stop rate per guest: the burst, then refused, then allowed again at the rate; guests apart', () => {
+  let now = 0;
+  const r = new OpRateLimit(30, 20, () => now);
+  for (let i = 0; i < 20; i++) assert.ok(r.take('a'), `burst ${i}`);
+  assert.equal(r.take('a'), false, 'a loop of starts is refused');
+  assert.ok(r.take('b'), 'another guest is not affected');
+  now += 2000; // 30 a minute: one every 2 s
+  assert.ok(r.take('a'));
+  assert.equal(r.take('a'), false);
 });
