@@ -227,10 +227,16 @@ async function guestTick(g, now) {
       + (control.nextDecisionAt ? ' · next decision ' + fmtTime(control.nextDecisionAt) : '') + (control.calibrated ? ' · calibrated' : ' · not calibrated')
       + (last ? ' · last: <b>' + esc(last.action) + '</b> ' + esc(last.reason) : '');
   }
-  // the guest's tier (last profile point that has tasks with a tier) and its socket offload, in words
-  const tier = points.slice().reverse().find((p) => p.hitRatio != null);
+  // the guest's tier (profile intervals whose tasks said which tier served them: their ratios weighted by the
+  // interval's tasks) and its socket offload, in words
+  const tiered = points.filter((p) => p.hitRatio != null);
   const facts = [];
-  if (tier) facts.push('memory-tier hit ratio ' + (100 * tier.hitRatio).toFixed(0) + ' % at ' + fmtTime(tier.t) + ' · ' + tier.evictions + ' evictions, ' + tier.promotions + ' promotions');
+  if (tiered.length) {
+    const w = tiered.reduce((a, p) => a + Math.max(1, p.tasks), 0);
+    const ratio = tiered.reduce((a, p) => a + p.hitRatio * Math.max(1, p.tasks), 0) / w;
+    const last = tiered[tiered.length - 1], end = points[points.length - 1];
+    facts.push('memory-tier hit ratio ' + (100 * ratio).toFixed(0) + ' % over the charts (last interval with tier reports: ' + (100 * last.hitRatio).toFixed(0) + ' % at ' + fmtTime(last.t) + ') · ' + end.evictions + ' evictions, ' + end.promotions + ' promotions');
+  }
   if (sock) {
     const fb = Object.entries(sock.fallbacks || {}).map(([r, n]) => esc(r) + ' ' + n).join(', ');
     facts.push('socket offload ' + (sock.available ? 'available' : 'unavailable' + (sock.reason ? ' (' + esc(sock.reason) + ')' : '')) + ' · ' + sock.handoffs + ' handoffs, ' + fmtBytes(sock.bytes) + ', ' + sock.inFlight + ' in flight'

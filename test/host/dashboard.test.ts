@@ -14,6 +14,7 @@ import { chromium, type Browser, type Page } from 'playwright-core';
 import type { GuestView } from '../../src/core/api.js';
 import { apiRequest, apiSocket } from '../../src/cli/client.js';
 import { NODE_BIN, entryArgv } from '../../src/os/self.js';
+import { dashboardHtml } from '../../src/host/dashboard.js';
 import { startDaemon, stopDaemon, tempStateDir } from '../helpers/cli.js';
 
 const CHROMIUM = '/usr/bin/chromium';
@@ -58,6 +59,15 @@ async function eventually<T>(what: string, read: () => Promise<T>, ok: (v: T) =>
 /** Texts of an element's SVG chart: axis titles, tick labels, legends. */
 const chartTexts = (page: Page, guest: string, chart: string): Promise<string[]> =>
   page.locator(`section.guest[data-guest="${guest}"] [data-chart="${chart}"] svg text`).allTextContents();
+
+test('dashboard page: self-contained (no external URL loaded) and every script parses', () => {
+  const html = dashboardHtml();
+  assert.doesNotMatch(html, /<script[^>]+src=|<link[^>]+href=/, 'no external scripts or stylesheets');
+  const scripts = [...html.matchAll(/<script>([\s\S]*?)<\/script>/g)].map((m) => m[1]!);
+  assert.equal(scripts.length, 3, 'vega, vega-lite and the page');
+  // the page's code lives in a TypeScript template literal, where a lost backslash breaks it: parse, do not run
+  for (const code of scripts) assert.doesNotThrow(() => new Function(code));
+});
 
 test('dashboard in headless Chromium: guest, share, tasks, offload, charts with axes and units, live update', { skip, timeout: 300_000 }, async (t) => {
   const dir = await tempStateDir('hylics-dash-');
@@ -140,6 +150,10 @@ test('dashboard in headless Chromium: guest, share, tasks, offload, charts with 
     const r = await exec([NODE_BIN, ...entryArgv('guest/demo-task'), 'compress', '--share', '/mnt/hylics', '--size', '1M']);
     assert.equal(r.exitCode, 0, r.stderr);
   }
+  // tasks that say which tier served them (the in-guest `hylics task run`): the profile's hit ratio is shown
+  const tiered = await exec(['sh', '-c', 'for t in hit hit hit miss; do /run/hylics/bin/hylics task run tiered --tier-$t -- true || exit 1; done']);
+  assert.equal(tiered.exitCode, 0, tiered.stderr);
+  await eventually('the guest card shows the memory-tier hit ratio', () => card.locator('.facts').innerText(), (v) => /memory-tier hit ratio \d+ %/.test(v), 30_000);
   await eventually('the controller line shows scheme and SLO', () => card.locator('.ctl').innerText(), (v) => /controller improved\s+SLO 2\.00 s/.test(v));
   assert.match(await rowText(), /improved · SLO 2\.00 s/);
   await eventually('the response chart draws the SLO', () => chartTexts(page, guest, 'response'), (v) => v.includes('SLO 2.00 s'));
