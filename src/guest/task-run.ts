@@ -11,8 +11,14 @@ import { HylicsError } from '../core/errors/index.js';
 import type { TaskEventT } from '../core/protocol/index.js';
 import { sharedClient } from './lib.js';
 
-/** The most a report may hold up this process after CMD ended (agent busy or hung). */
+/** The most a report may hold up this process after CMD ended (agent busy or hung); $HYLICS_REPORT_WAIT_MS
+ * overrides it (an emulated microVM needs seconds to connect and say hello). */
 export const REPORT_WAIT_MS = 1000;
+
+export function reportWaitMs(): number {
+  const v = Number(process.env.HYLICS_REPORT_WAIT_MS);
+  return process.env.HYLICS_REPORT_WAIT_MS !== undefined && Number.isSafeInteger(v) && v >= 0 ? v : REPORT_WAIT_MS;
+}
 export const TASK_NAME_MAX = 128;
 /** Shells' conventions for a command that cannot run. */
 export const EXIT_NOT_FOUND = 127;
@@ -92,8 +98,9 @@ export async function runTask(name: string, argv: string[], opts: TaskRunOptions
   if (!ok) end.error = outcome.error ?? (outcome.signal ? `killed by ${outcome.signal}` : `exit ${outcome.code}`);
   if (opts.tier) end.tier = opts.tier;
   if (outcome.error) process.stderr.write(`hylics: ${outcome.error}\n`);
-  const until = performance.now() + REPORT_WAIT_MS;
-  const [a, b] = await Promise.all([within(started, REPORT_WAIT_MS).catch(() => false), deliver([end], opts.socket, until)]);
+  const waitMs = reportWaitMs();
+  const until = performance.now() + waitMs;
+  const [a, b] = await Promise.all([within(started, Math.max(1, waitMs)).catch(() => false), deliver([end], opts.socket, until)]);
   return { exitCode: outcome.code, signal: outcome.signal, reported: Number(a) + Number(b) };
 }
 
