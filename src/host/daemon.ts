@@ -152,11 +152,9 @@ export class Daemon {
       saveControl: async (name, control) => {
         await this.store.update((s) => { s.guests[name]!.control = control; });
       },
-      locked: (name, fn) => this.locked(name, fn),
       usage: (name) => opts.shares.usage(name),
-      resize: (name, bytes) => this.setShareSize(name, bytes),
-      notify,
       exec: (name, argv, timeoutMs) => this.exec(name, argv, { timeoutMs }),
+      log: this.log,
     });
     opts.channels.onEvent((guest, event, payload) => this.onGuestEvent(guest, event, payload));
     opts.channels.onConnection((guest, connected) => {

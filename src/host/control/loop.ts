@@ -146,6 +146,17 @@ export class ControlLoop {
     await this.configure(e, record.settings ?? null, why);
   }
 
+  /**
+   * Resize a guest's share through the orchestrator (grow + share.resized; shrink through the guest's tier, never
+   * below usage), for calibration; returns the size reached.
+   */
+  async applySize(guest: string, bytes: number): Promise<number> {
+    const e = this.entries.get(guest);
+    const r = await this.orch.apply(guest, bytes, e?.tierOps);
+    if (e && r.tierOps !== undefined) e.tierOps = r.tierOps;
+    return r.appliedBytes;
+  }
+
   /** Hold the loop of a guest (calibration owns the share meanwhile) and let it go again. */
   pause(guest: string): void { const e = this.entries.get(guest); if (e) e.paused = true; }
   resume(guest: string): void { const e = this.entries.get(guest); if (e) e.paused = false; }

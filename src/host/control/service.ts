@@ -29,12 +29,9 @@ export interface ControlServiceDeps {
   /** The guest's persisted control record and memory; throws HYLICS_ERR_GUEST_NOT_FOUND. */
   guest(name: string): { control: ControlRecord | undefined; memoryBytes: number; running: boolean };
   saveControl(name: string, rec: ControlRecord): Promise<void>;
-  locked<T>(name: string, fn: () => Promise<T>): Promise<T>;
   usage(name: string): Promise<{ sizeBytes: number; usedBytes: number }>;
-  /** Remount the share (caller holds the guest's lock) and persist the size. */
-  resize(name: string, bytes: number): Promise<void>;
-  notify(name: string, event: string, data: unknown): void;
   exec(name: string, argv: string[], timeoutMs: number): Promise<ExecResult>;
+  log?: { warn(obj: object, msg: string): void };
 }
 
 export class ControlService {
@@ -71,7 +68,8 @@ export class ControlService {
   /**
    * E[X|m] of a task under light load (§5.2): at each share size, run the command in the guest `repeat` times one
    * after the other (wall time measured on the host), fit a + b/(m + c), store it for the task. The loop of the
-   * guest is paused meanwhile and the share goes back to its size afterwards.
+   * guest is paused meanwhile; every resize goes through the orchestrator (the share goes back to its size
+   * afterwards, through the guest's tier when it promoted files meanwhile, never below usage).
    */
   async calibrate(name: string, body: CalibrateBody): Promise<CalibrationResult> {
     const g = this.d.guest(name);
@@ -89,8 +87,7 @@ export class ControlService {
       for (const size of sizes) {
         const used = (await this.d.usage(name)).usedBytes;
         if (size < used + CALIBRATION_ROOM_BYTES) { skipped.push({ sizeBytes: size, reason: `${used} B are in use in the share` }); continue; }
-        await this.d.locked(name, () => this.d.resize(name, size));
-        this.d.notify(name, 'share.resized', { sizeBytes: size });
+        await this.d.loop.applySize(name, size);
         const times: number[] = [];
         for (let i = 0; i < repeat; i++) {
           const t0 = hrtime.bigint();
@@ -106,8 +103,8 @@ export class ControlService {
         points.push({ sizeBytes: size, runs: times.length, meanS: mean, sdS: sd, minS: Math.min(...times), maxS: Math.max(...times) });
       }
     } finally {
-      await this.d.locked(name, () => this.d.resize(name, original)).catch(() => undefined); // kept larger when usage grew
-      this.d.notify(name, 'share.resized', { sizeBytes: (await this.d.usage(name).catch(() => ({ sizeBytes: original }))).sizeBytes });
+      // back through the orchestrator: the guest's tier may have promoted files into the larger share meanwhile
+      await this.d.loop.applySize(name, original).catch((e) => this.d.log?.warn({ guest: name, err: String(e) }, 'calibration: share not restored'));
       this.d.loop.resume(name);
     }
     let fit;
