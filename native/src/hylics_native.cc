@@ -4,7 +4,11 @@
 //  - sendfile(outFd, inFd, offset, count, jobId, stallMs): zero-copy file -> socket, driven by ONE dedicated I/O
 //    thread with its own epoll (non-blocking sendfile chunks, EAGAIN -> wait for EPOLLOUT). Neither the event loop
 //    nor the libuv thread pool is ever blocked by a slow client. Completion comes back through one
-//    thread-safe function. (TCP_REPAIR dump/restore will be added beside these, later.)
+//    thread-safe function.
+//  - TCP_REPAIR (socket offload, paper §4.2): tcpRepairDump freezes a connected TCP socket and reads its whole
+//    state (sequence numbers, both queues' bytes, window, MSS, window scale, SACK, timestamps), tcpRepairRestore
+//    builds a socket that carries on the same connection (optionally IP_TRANSPARENT, optionally in place of an
+//    existing fd with dup3 so the owner's fd number stays valid). The recipe is CRIU's libsoccr's.
 // Errors carry `code` = a Hylics registry code and `errno` = the errno name.
 #include <napi.h>
 
@@ -17,7 +21,13 @@
 #include <thread>
 #include <unordered_map>
 
+#include <arpa/inet.h>
 #include <fcntl.h>
+#include <linux/sockios.h>
+#include <netinet/tcp.h>
+#include <netinet/in.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
 #include <linux/openat2.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
@@ -43,6 +53,7 @@ const char* RegistryCode(int err) {
     case ECONNRESET:
     case ECANCELED: return "HYLICS_ERR_PEER_CLOSED";
     case ETIMEDOUT: return "HYLICS_ERR_SEND_STALLED";
+    case ENOPROTOOPT: return "HYLICS_ERR_TCP_REPAIR_UNAVAILABLE";
     default: return "HYLICS_ERR_NATIVE_IO";
   }
 }
@@ -356,12 +367,281 @@ Napi::Value AbortSendfile(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
+// ---- TCP_REPAIR ------------------------------------------------------------------------------------------
+// Errors here carry code HYLICS_ERR_TCP_REPAIR_DENIED for EPERM (no CAP_NET_ADMIN in this network namespace's
+// owner user namespace) and HYLICS_ERR_TCP_REPAIR_FAILED otherwise, unless a more specific code applies.
+
+constexpr int kRepairOn = 1;
+constexpr size_t kMaxQueueBytes = 64u << 20;  // a queue above this is refused (socket buffers are far smaller)
+
+Napi::Error RepairError(Napi::Env env, int err, const char* what) {
+  const char* code = err == EPERM ? "HYLICS_ERR_TCP_REPAIR_DENIED"
+                   : err == ENOPROTOOPT ? "HYLICS_ERR_TCP_REPAIR_UNAVAILABLE"
+                   : "HYLICS_ERR_TCP_REPAIR_FAILED";
+  return MakeError(env, err, what, code);
+}
+
+std::string AddrString(const sockaddr_in& a) {
+  char buf[INET_ADDRSTRLEN];
+  inet_ntop(AF_INET, &a.sin_addr, buf, sizeof buf);
+  return buf;
+}
+
+// Read one queue (TCP_REPAIR_QUEUE then TCP_QUEUE_SEQ, bytes by MSG_PEEK): the socket must be in repair mode.
+bool DumpQueue(int fd, int q, uint32_t* seq, size_t len, std::string* bytes, int* err, const char** what) {
+  if (setsockopt(fd, IPPROTO_TCP, TCP_REPAIR_QUEUE, &q, sizeof q) != 0) { *err = errno; *what = "TCP_REPAIR_QUEUE"; return false; }
+  socklen_t sl = sizeof *seq;
+  if (getsockopt(fd, IPPROTO_TCP, TCP_QUEUE_SEQ, seq, &sl) != 0) { *err = errno; *what = "TCP_QUEUE_SEQ"; return false; }
+  bytes->clear();
+  if (len == 0) return true;
+  if (len > kMaxQueueBytes) { *err = E2BIG; *what = "queue too large"; return false; }
+  bytes->resize(len);
+  ssize_t n = recv(fd, &(*bytes)[0], len, MSG_PEEK | MSG_DONTWAIT);
+  if (n < 0) { *err = errno; *what = "recv(MSG_PEEK)"; return false; }
+  if (static_cast<size_t>(n) != len) { *err = EIO; *what = "short MSG_PEEK"; return false; }
+  return true;
+}
+
+// tcpRepairDump(fd): put the socket into repair mode (it stays there: the caller closes it silently or turns repair
+// off again) and return its state. Only an established IPv4 connection is accepted.
+Napi::Value TcpRepairDump(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!info[0].IsNumber()) { Napi::TypeError::New(env, "tcpRepairDump(fd)").ThrowAsJavaScriptException(); return env.Null(); }
+  int fd = info[0].As<Napi::Number>().Int32Value();
+  sockaddr_in local{}, peer{};
+  socklen_t ll = sizeof local, pl = sizeof peer;
+  if (getsockname(fd, reinterpret_cast<sockaddr*>(&local), &ll) != 0 || getpeername(fd, reinterpret_cast<sockaddr*>(&peer), &pl) != 0) {
+    MakeError(env, errno, "getsockname/getpeername", "HYLICS_ERR_TCP_REPAIR_FAILED").ThrowAsJavaScriptException(); return env.Null();
+  }
+  if (local.sin_family != AF_INET) { MakeError(env, EAFNOSUPPORT, "only IPv4 connections", "HYLICS_ERR_TCP_REPAIR_FAILED").ThrowAsJavaScriptException(); return env.Null(); }
+  int on = kRepairOn;
+  if (setsockopt(fd, IPPROTO_TCP, TCP_REPAIR, &on, sizeof on) != 0) { RepairError(env, errno, "TCP_REPAIR").ThrowAsJavaScriptException(); return env.Null(); }
+  int err = 0;
+  const char* what = nullptr;
+  struct tcp_info ti{};
+  socklen_t tl = sizeof ti;
+  int outq = 0, unsent = 0, inq = 0, mss = 0;
+  uint32_t ts = 0, sndSeq = 0, rcvSeq = 0;
+  struct tcp_repair_window win{};
+  std::string sendBytes, recvBytes;
+  socklen_t il = sizeof(int);
+  socklen_t wl = sizeof win;
+  socklen_t tsl = sizeof ts;
+  do {
+    if (getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &tl) != 0) { err = errno; what = "TCP_INFO"; break; }
+    if (ti.tcpi_state != TCP_ESTABLISHED) { err = ENOTCONN; what = "connection not established"; break; }
+    if (ioctl(fd, SIOCOUTQ, &outq) != 0) { err = errno; what = "SIOCOUTQ"; break; }
+    if (ioctl(fd, SIOCOUTQNSD, &unsent) != 0) { err = errno; what = "SIOCOUTQNSD"; break; }
+    if (ioctl(fd, SIOCINQ, &inq) != 0) { err = errno; what = "SIOCINQ"; break; }
+    if (getsockopt(fd, IPPROTO_TCP, TCP_MAXSEG, &mss, &il) != 0) { err = errno; what = "TCP_MAXSEG"; break; }
+    if (getsockopt(fd, IPPROTO_TCP, TCP_TIMESTAMP, &ts, &tsl) != 0) { err = errno; what = "TCP_TIMESTAMP"; break; }
+    if (getsockopt(fd, IPPROTO_TCP, TCP_REPAIR_WINDOW, &win, &wl) != 0) { err = errno; what = "TCP_REPAIR_WINDOW"; break; }
+    if (!DumpQueue(fd, TCP_SEND_QUEUE, &sndSeq, static_cast<size_t>(outq), &sendBytes, &err, &what)) break;
+    if (!DumpQueue(fd, TCP_RECV_QUEUE, &rcvSeq, static_cast<size_t>(inq), &recvBytes, &err, &what)) break;
+  } while (false);
+  if (err != 0) {
+    int off = 0;  // leave the socket as it was: the caller falls back to a normal send
+    setsockopt(fd, IPPROTO_TCP, TCP_REPAIR, &off, sizeof off);
+    RepairError(env, err, what).ThrowAsJavaScriptException();
+    return env.Null();
+  }
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("localAddr", AddrString(local));
+  o.Set("localPort", ntohs(local.sin_port));
+  o.Set("remoteAddr", AddrString(peer));
+  o.Set("remotePort", ntohs(peer.sin_port));
+  o.Set("sendSeq", Napi::Number::New(env, sndSeq));  // seq after the last byte in the send queue
+  o.Set("recvSeq", Napi::Number::New(env, rcvSeq));  // seq after the last byte in the receive queue
+  o.Set("sendQueue", Napi::Buffer<char>::Copy(env, sendBytes.data(), sendBytes.size()));
+  o.Set("unsentBytes", Napi::Number::New(env, unsent));  // tail of sendQueue never transmitted
+  o.Set("recvQueue", Napi::Buffer<char>::Copy(env, recvBytes.data(), recvBytes.size()));
+  o.Set("mss", Napi::Number::New(env, mss));
+  o.Set("timestamp", Napi::Number::New(env, ts));
+  o.Set("options", Napi::Number::New(env, ti.tcpi_options));
+  o.Set("sndWscale", Napi::Number::New(env, ti.tcpi_snd_wscale));
+  o.Set("rcvWscale", Napi::Number::New(env, ti.tcpi_rcv_wscale));
+  Napi::Object w = Napi::Object::New(env);
+  w.Set("sndWl1", Napi::Number::New(env, win.snd_wl1));
+  w.Set("sndWnd", Napi::Number::New(env, win.snd_wnd));
+  w.Set("maxWindow", Napi::Number::New(env, win.max_window));
+  w.Set("rcvWnd", Napi::Number::New(env, win.rcv_wnd));
+  w.Set("rcvWup", Napi::Number::New(env, win.rcv_wup));
+  o.Set("window", w);
+  return o;
+}
+
+uint32_t U32(const Napi::Object& o, const char* k) { return static_cast<uint32_t>(o.Get(k).As<Napi::Number>().Int64Value()); }
+
+// Write bytes into one queue of a socket in repair mode (they are queued, not transmitted).
+bool RestoreQueue(int fd, int q, const char* data, size_t len, int* err, const char** what) {
+  if (len == 0) return true;
+  if (setsockopt(fd, IPPROTO_TCP, TCP_REPAIR_QUEUE, &q, sizeof q) != 0) { *err = errno; *what = "TCP_REPAIR_QUEUE"; return false; }
+  size_t off = 0;
+  while (off < len) {
+    ssize_t n = send(fd, data + off, len - off, 0);
+    if (n < 0) { if (errno == EINTR) continue; *err = errno; *what = "send(queue)"; return false; }
+    off += static_cast<size_t>(n);
+  }
+  return true;
+}
+
+// tcpRepairRestore(state, { transparent?, replaceFd?, repairOff? }) -> fd. A new socket carrying the connection in
+// `state`. transparent: IP_TRANSPARENT, so a foreign local address (the guest's, on the host) can be bound.
+// replaceFd: the new socket takes that fd number (dup3) right after bind, closing what was there (a frozen socket
+// of the same connection: in repair mode it goes silently); the owner's fd number stays valid. repairOff: 0 leaves
+// the socket in repair mode, 1 turns it off (the kernel then sends a window probe), -1 off without the probe.
+Napi::Value TcpRepairRestore(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!info[0].IsObject()) { Napi::TypeError::New(env, "tcpRepairRestore(state, opts?)").ThrowAsJavaScriptException(); return env.Null(); }
+  Napi::Object st = info[0].As<Napi::Object>();
+  Napi::Object opts = info.Length() > 1 && info[1].IsObject() ? info[1].As<Napi::Object>() : Napi::Object::New(env);
+  bool transparent = opts.Has("transparent") && opts.Get("transparent").ToBoolean().Value();
+  int replaceFd = opts.Has("replaceFd") && opts.Get("replaceFd").IsNumber() ? opts.Get("replaceFd").As<Napi::Number>().Int32Value() : -1;
+  int repairOff = opts.Has("repairOff") && opts.Get("repairOff").IsNumber() ? opts.Get("repairOff").As<Napi::Number>().Int32Value() : 1;
+  sockaddr_in local{}, peer{};
+  local.sin_family = peer.sin_family = AF_INET;
+  std::string la = st.Get("localAddr").ToString().Utf8Value(), pa = st.Get("remoteAddr").ToString().Utf8Value();
+  if (inet_pton(AF_INET, la.c_str(), &local.sin_addr) != 1 || inet_pton(AF_INET, pa.c_str(), &peer.sin_addr) != 1) {
+    MakeError(env, EINVAL, "bad address in state", "HYLICS_ERR_INVALID_ARGUMENT").ThrowAsJavaScriptException(); return env.Null();
+  }
+  local.sin_port = htons(static_cast<uint16_t>(U32(st, "localPort")));
+  peer.sin_port = htons(static_cast<uint16_t>(U32(st, "remotePort")));
+  Napi::Buffer<char> sendQ = st.Get("sendQueue").As<Napi::Buffer<char>>();
+  Napi::Buffer<char> recvQ = st.Get("recvQueue").As<Napi::Buffer<char>>();
+  size_t unsent = U32(st, "unsentBytes");
+  if (unsent > sendQ.Length()) unsent = sendQ.Length();
+  Napi::Object w = st.Get("window").As<Napi::Object>();
+
+  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) { MakeError(env, errno, "socket", "HYLICS_ERR_TCP_REPAIR_FAILED").ThrowAsJavaScriptException(); return env.Null(); }
+  int err = 0;
+  const char* what = nullptr;
+  int one = 1;
+  do {
+    // TCP_REPAIR after SO_REUSEADDR: repair mode sets SK_FORCE_REUSE (bind beside the listener and the frozen
+    // socket of the same port), which SO_REUSEADDR would overwrite
+    if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) != 0) { err = errno; what = "SO_REUSEADDR"; break; }
+    if (setsockopt(fd, IPPROTO_TCP, TCP_REPAIR, &one, sizeof one) != 0) { err = errno; what = "TCP_REPAIR"; break; }
+    if (transparent && setsockopt(fd, SOL_IP, IP_TRANSPARENT, &one, sizeof one) != 0) { err = errno; what = "IP_TRANSPARENT"; break; }
+    if (bind(fd, reinterpret_cast<sockaddr*>(&local), sizeof local) != 0) { err = errno; what = "bind"; break; }
+    if (replaceFd >= 0) {
+      if (dup3(fd, replaceFd, O_CLOEXEC) < 0) { err = errno; what = "dup3"; break; }
+      close(fd);
+      fd = replaceFd;
+    }
+    int q = TCP_RECV_QUEUE;
+    uint32_t seq = U32(st, "recvSeq") - static_cast<uint32_t>(recvQ.Length());
+    if (setsockopt(fd, IPPROTO_TCP, TCP_REPAIR_QUEUE, &q, sizeof q) != 0 || setsockopt(fd, IPPROTO_TCP, TCP_QUEUE_SEQ, &seq, sizeof seq) != 0) { err = errno; what = "recv TCP_QUEUE_SEQ"; break; }
+    q = TCP_SEND_QUEUE;
+    seq = U32(st, "sendSeq") - static_cast<uint32_t>(sendQ.Length());
+    if (setsockopt(fd, IPPROTO_TCP, TCP_REPAIR_QUEUE, &q, sizeof q) != 0 || setsockopt(fd, IPPROTO_TCP, TCP_QUEUE_SEQ, &seq, sizeof seq) != 0) { err = errno; what = "send TCP_QUEUE_SEQ"; break; }
+    if (connect(fd, reinterpret_cast<sockaddr*>(&peer), sizeof peer) != 0) { err = errno; what = "connect (repair)"; break; }
+    uint32_t options = U32(st, "options");
+    struct tcp_repair_opt ro[4];
+    int n = 0;
+    if (options & TCPI_OPT_SACK) { ro[n].opt_code = TCPOPT_SACK_PERMITTED; ro[n].opt_val = 0; n++; }
+    if (options & TCPI_OPT_WSCALE) { ro[n].opt_code = TCPOPT_WINDOW; ro[n].opt_val = U32(st, "sndWscale") + (U32(st, "rcvWscale") << 16); n++; }
+    if (options & TCPI_OPT_TIMESTAMPS) { ro[n].opt_code = TCPOPT_TIMESTAMP; ro[n].opt_val = 0; n++; }
+    ro[n].opt_code = TCPOPT_MAXSEG; ro[n].opt_val = U32(st, "mss"); n++;
+    if (setsockopt(fd, IPPROTO_TCP, TCP_REPAIR_OPTIONS, ro, n * sizeof ro[0]) != 0) { err = errno; what = "TCP_REPAIR_OPTIONS"; break; }
+    uint32_t ts = U32(st, "timestamp");
+    if ((options & TCPI_OPT_TIMESTAMPS) && setsockopt(fd, IPPROTO_TCP, TCP_TIMESTAMP, &ts, sizeof ts) != 0) { err = errno; what = "TCP_TIMESTAMP"; break; }
+    if (!RestoreQueue(fd, TCP_RECV_QUEUE, recvQ.Data(), recvQ.Length(), &err, &what)) break;
+    if (!RestoreQueue(fd, TCP_SEND_QUEUE, sendQ.Data(), sendQ.Length() - unsent, &err, &what)) break;
+    struct tcp_repair_window win{};
+    win.snd_wl1 = U32(w, "sndWl1"); win.snd_wnd = U32(w, "sndWnd"); win.max_window = U32(w, "maxWindow");
+    win.rcv_wnd = U32(w, "rcvWnd"); win.rcv_wup = U32(w, "rcvWup");
+    if (setsockopt(fd, IPPROTO_TCP, TCP_REPAIR_WINDOW, &win, sizeof win) != 0) { err = errno; what = "TCP_REPAIR_WINDOW"; break; }
+    if (repairOff != 0 || unsent > 0) {
+      int v = repairOff < 0 ? -1 : 0;  // TCP_REPAIR_OFF_NO_WP = -1
+      if (setsockopt(fd, IPPROTO_TCP, TCP_REPAIR, &v, sizeof v) != 0) { err = errno; what = "TCP_REPAIR off"; break; }
+      // bytes never transmitted go out the normal way
+      size_t off = sendQ.Length() - unsent;
+      while (off < sendQ.Length()) {
+        ssize_t k = send(fd, sendQ.Data() + off, sendQ.Length() - off, 0);
+        if (k < 0) { if (errno == EINTR) continue; err = errno; what = "send(unsent)"; break; }
+        off += static_cast<size_t>(k);
+      }
+      if (err) break;
+      if (repairOff == 0 && setsockopt(fd, IPPROTO_TCP, TCP_REPAIR, &one, sizeof one) != 0) { err = errno; what = "TCP_REPAIR on"; break; }
+    }
+    int fl = fcntl(fd, F_GETFL);
+    if (fl >= 0) fcntl(fd, F_SETFL, fl | O_NONBLOCK);
+  } while (false);
+  if (err != 0) {
+    // still in repair mode (or never connected): closing sends nothing to the peer
+    int on = kRepairOn;
+    setsockopt(fd, IPPROTO_TCP, TCP_REPAIR, &on, sizeof on);
+    if (replaceFd >= 0 && fd == replaceFd) {
+      // keep the owner's fd number valid: park an unconnected socket there
+      int spare = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+      if (spare >= 0) { dup3(spare, replaceFd, O_CLOEXEC); close(spare); }
+    } else {
+      close(fd);
+    }
+    RepairError(env, err, what).ThrowAsJavaScriptException();
+    return env.Null();
+  }
+  return Napi::Number::New(env, fd);
+}
+
+// tcpRepair(fd, value): TCP_REPAIR = 1 (freeze), 0 (thaw, with window probe) or -1 (thaw without).
+Napi::Value TcpRepair(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!info[0].IsNumber() || !info[1].IsNumber()) { Napi::TypeError::New(env, "tcpRepair(fd, value)").ThrowAsJavaScriptException(); return env.Null(); }
+  int fd = info[0].As<Napi::Number>().Int32Value();
+  int v = info[1].As<Napi::Number>().Int32Value();
+  if (setsockopt(fd, IPPROTO_TCP, TCP_REPAIR, &v, sizeof v) != 0) RepairError(env, errno, "TCP_REPAIR").ThrowAsJavaScriptException();
+  return env.Undefined();
+}
+
+// tcpQueues(fd) -> { outq, unsent, inq, state }: bytes not yet acknowledged, not yet sent, not yet read; TCP state.
+Napi::Value TcpQueues(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!info[0].IsNumber()) { Napi::TypeError::New(env, "tcpQueues(fd)").ThrowAsJavaScriptException(); return env.Null(); }
+  int fd = info[0].As<Napi::Number>().Int32Value();
+  int outq = 0, unsent = 0, inq = 0;
+  struct tcp_info ti{};
+  socklen_t tl = sizeof ti;
+  if (ioctl(fd, SIOCOUTQ, &outq) != 0 || ioctl(fd, SIOCOUTQNSD, &unsent) != 0 || ioctl(fd, SIOCINQ, &inq) != 0 || getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &tl) != 0) {
+    MakeError(env, errno, "tcpQueues").ThrowAsJavaScriptException(); return env.Null();
+  }
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("outq", outq);
+  o.Set("unsent", unsent);
+  o.Set("inq", inq);
+  o.Set("state", static_cast<int>(ti.tcpi_state));
+  return o;
+}
+
+// closeFd(fd): close a descriptor the addon handed out (restored sockets).
+Napi::Value CloseFd(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!info[0].IsNumber()) { Napi::TypeError::New(env, "closeFd(fd)").ThrowAsJavaScriptException(); return env.Null(); }
+  if (close(info[0].As<Napi::Number>().Int32Value()) != 0 && errno != EINTR) MakeError(env, errno, "close").ThrowAsJavaScriptException();
+  return env.Undefined();
+}
+
+// shutdownWrite(fd): FIN after the queued bytes (terminal mode).
+Napi::Value ShutdownWrite(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!info[0].IsNumber()) { Napi::TypeError::New(env, "shutdownWrite(fd)").ThrowAsJavaScriptException(); return env.Null(); }
+  if (shutdown(info[0].As<Napi::Number>().Int32Value(), SHUT_WR) != 0) MakeError(env, errno, "shutdown").ThrowAsJavaScriptException();
+  return env.Undefined();
+}
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("openBeneath", Napi::Function::New(env, OpenBeneath));
   exports.Set("sendfile", Napi::Function::New(env, Sendfile));
   exports.Set("sendfileNow", Napi::Function::New(env, SendfileNow));
   exports.Set("abortSendfile", Napi::Function::New(env, AbortSendfile));
-  exports.Set("version", Napi::Number::New(env, 1));
+  exports.Set("tcpRepairDump", Napi::Function::New(env, TcpRepairDump));
+  exports.Set("tcpRepairRestore", Napi::Function::New(env, TcpRepairRestore));
+  exports.Set("tcpRepair", Napi::Function::New(env, TcpRepair));
+  exports.Set("tcpQueues", Napi::Function::New(env, TcpQueues));
+  exports.Set("closeFd", Napi::Function::New(env, CloseFd));
+  exports.Set("shutdownWrite", Napi::Function::New(env, ShutdownWrite));
+  exports.Set("version", Napi::Number::New(env, 2));
   return exports;
 }
 

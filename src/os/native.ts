@@ -19,12 +19,37 @@ export interface OpenedFile {
   mode: number;
 }
 
-interface Addon {
+export interface Addon {
   openBeneath(dirFd: number, relPath: string, wantDir?: boolean): OpenedFile;
   sendfile(outFd: number, inFd: number, offset: number, count: number, jobId: number, stallMs?: number): Promise<number>;
   sendfileNow(outFd: number, inFd: number, offset: number, maxBytes: number): number;
   abortSendfile(jobId: number): void;
+  tcpRepairDump(fd: number): NativeTcpState;
+  tcpRepairRestore(state: NativeTcpState, opts: { transparent?: boolean; replaceFd?: number; repairOff?: -1 | 0 | 1 }): number;
+  tcpRepair(fd: number, value: -1 | 0 | 1): void;
+  tcpQueues(fd: number): { outq: number; unsent: number; inq: number; state: number };
+  closeFd(fd: number): void;
+  shutdownWrite(fd: number): void;
   version: number;
+}
+
+/** A frozen TCP connection as the addon dumps and restores it (src/os/tcp-repair.ts wraps it). */
+export interface NativeTcpState {
+  localAddr: string;
+  localPort: number;
+  remoteAddr: string;
+  remotePort: number;
+  sendSeq: number;
+  recvSeq: number;
+  sendQueue: Buffer;
+  unsentBytes: number;
+  recvQueue: Buffer;
+  mss: number;
+  timestamp: number;
+  options: number;
+  sndWscale: number;
+  rcvWscale: number;
+  window: { sndWl1: number; sndWnd: number; maxWindow: number; rcvWnd: number; rcvWup: number };
 }
 
 const ADDON_PATH = join(PACKAGE_ROOT, 'native', 'build', 'Release', 'hylics_native.node');
@@ -42,6 +67,11 @@ function load(): void {
   }
 }
 load();
+
+/** The addon for the TCP_REPAIR wrapper (src/os/tcp-repair.ts), or why it is not loaded. */
+export function nativeAddon(): { addon: Addon | null; reason?: string } {
+  return addon ? { addon } : { addon: null, reason: loadError ?? 'not loaded' };
+}
 
 function warnOnce(): void {
   if (warned || addon) return;

@@ -10,6 +10,7 @@ import { NATIVE } from './codes/native.js';
 import { SANDBOX } from './codes/sandbox.js';
 import { API } from './codes/api.js';
 import { TIER } from './codes/tier.js';
+import { OFFLOAD } from './codes/offload.js';
 
 export type { ErrorSpec, ErrorTable } from './types.js';
 
@@ -30,6 +31,7 @@ export const ERRORS = {
   ...SANDBOX,
   ...API,
   ...TIER,
+  ...OFFLOAD,
 } as const;
 
 export type ErrorCode = keyof typeof ERRORS;

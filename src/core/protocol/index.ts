@@ -6,3 +6,4 @@ export * from './ops/builtin.js';
 export { check as checkSchema } from './validate.js';
 export * from './ops/modules.js';
 export * from './ops/tier.js';
+export * from './ops/offload.js';

@@ -1,0 +1,107 @@
+// Ops of socket offload (paper §4.2, second scheme; docs/offload-socket.md): an app in a guest hands one of its
+// TCP connections to the host for the bulk send of a file from its share, and gets it back with the sequence
+// numbers advanced. Three steps, all served by the host and bound to the guest the channel belongs to:
+//   begin   the host checks the flow is the guest's own (local address = the guest's address) and the file is in
+//           its share, and holds the flow (no packet of it passes either way) so the guest can freeze it;
+//   send    with the guest's frozen state: the host restores the connection, steers the flow to itself, sends
+//           the file, and either freezes it again and answers with the new state (hand back) or finishes it;
+//   release the guest restored (or gave up): the host drops its frozen copy and the hold. Idempotent.
+import { Type, type Static } from '@sinclair/typebox';
+import { OPS, defineOp } from '../registry.js';
+
+/** Bytes of one socket queue carried in a state (base64 on the wire stays under the 1 MiB frame cap). */
+export const MAX_QUEUE_BYTES = 256 * 1024;
+const u32 = Type.Integer({ minimum: 0, maximum: 0xffffffff });
+const port = Type.Integer({ minimum: 1, maximum: 65535 });
+const ipv4 = Type.String({ pattern: '^(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])(\\.(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])){3}$', maxLength: 15 });
+const queue = Type.String({ maxLength: Math.ceil(MAX_QUEUE_BYTES / 3) * 4, pattern: '^[A-Za-z0-9+/]*={0,2}$' });
+
+/** A frozen TCP connection (TCP_REPAIR dump): what it takes to carry it on elsewhere. */
+export const TcpState = Type.Object({
+  localAddr: ipv4,
+  localPort: port,
+  remoteAddr: ipv4,
+  remotePort: port,
+  /** Sequence number after the last byte in the send queue, and after the last byte in the receive queue. */
+  sendSeq: u32,
+  recvSeq: u32,
+  /** Bytes sent but not acknowledged (then never transmitted: the last unsentBytes of them), base64. */
+  sendQueue: queue,
+  unsentBytes: Type.Integer({ minimum: 0, maximum: MAX_QUEUE_BYTES }),
+  /** Bytes received and not yet read by the app (e.g. a pipelined next request), base64. */
+  recvQueue: queue,
+  mss: Type.Integer({ minimum: 0, maximum: 65535 }),
+  timestamp: u32,
+  /** TCP_INFO tcpi_options (SACK, timestamps, window scale) and the two window-scale shifts. */
+  options: Type.Integer({ minimum: 0, maximum: 255 }),
+  sndWscale: Type.Integer({ minimum: 0, maximum: 14 }),
+  rcvWscale: Type.Integer({ minimum: 0, maximum: 14 }),
+  window: Type.Object({ sndWl1: u32, sndWnd: u32, maxWindow: u32, rcvWnd: u32, rcvWup: u32 }, { additionalProperties: false }),
+}, { additionalProperties: false });
+
+export const OffloadBeginParams = Type.Object({
+  localAddr: ipv4,
+  localPort: port,
+  remoteAddr: ipv4,
+  remotePort: port,
+  /** File inside the guest's share (relative to its root). */
+  path: Type.String({ minLength: 1, maxLength: 4096 }),
+  offset: Type.Integer({ minimum: 0 }),
+  /** Bytes to send; absent: to the end of the file. */
+  count: Type.Optional(Type.Integer({ minimum: 0 })),
+  /** return: hand the connection back after the send (keep-alive); terminal: the host finishes it (FIN). */
+  mode: Type.Union([Type.Literal('return'), Type.Literal('terminal')]),
+}, { additionalProperties: false });
+export const OffloadBeginResult = Type.Object({
+  handoff: Type.String({ maxLength: 64 }),
+  /** The file's size and the bytes the host will send. */
+  size: Type.Integer({ minimum: 0 }),
+  count: Type.Integer({ minimum: 0 }),
+}, { additionalProperties: false });
+
+export const OffloadSendParams = Type.Object({
+  handoff: Type.String({ minLength: 1, maxLength: 64 }),
+  state: TcpState,
+}, { additionalProperties: false });
+export const OffloadSendResult = Type.Object({
+  /** Bytes of the file the host sent into the connection. */
+  bytes: Type.Integer({ minimum: 0 }),
+  /** returned: state holds the connection for the guest; finished: the host closed it (terminal mode);
+   *  peer-gone: the client reset or stopped reading, the host closed it. */
+  outcome: Type.Union([Type.Literal('returned'), Type.Literal('finished'), Type.Literal('peer-gone')]),
+  state: Type.Optional(TcpState),
+  reason: Type.Optional(Type.String({ maxLength: 512 })),
+}, { additionalProperties: false });
+
+export const OffloadReleaseParams = Type.Object({ handoff: Type.String({ minLength: 1, maxLength: 64 }) }, { additionalProperties: false });
+export const OffloadReleaseResult = Type.Object({ released: Type.Boolean() }, { additionalProperties: false });
+
+/** Why a send stayed in the guest; the guest library reports it with offload.socket.fallback. */
+export const FALLBACK_REASONS = ['no-cap-net-admin', 'no-tcp-repair', 'host-refused', 'budget', 'not-guest-flow', 'outside-share', 'not-quiescent', 'host-unreachable', 'error'] as const;
+export const OffloadFallbackParams = Type.Object({
+  reason: Type.Union(FALLBACK_REASONS.map((r) => Type.Literal(r))),
+}, { additionalProperties: false });
+export const OffloadFallbackResult = Type.Object({ counted: Type.Boolean() }, { additionalProperties: false });
+
+export type TcpStateT = Static<typeof TcpState>;
+export type OffloadBeginParamsT = Static<typeof OffloadBeginParams>;
+export type OffloadSendResultT = Static<typeof OffloadSendResult>;
+export type FallbackReason = (typeof FALLBACK_REASONS)[number];
+
+export const OFFLOAD_OPS = [
+  defineOp({ name: 'offload.socket.begin', server: 'host', params: OffloadBeginParams, result: OffloadBeginResult, doc: 'Check a connection of the calling guest (its own local address) and a file of its share, and hold the flow so the guest can freeze the socket.' }),
+  defineOp({ name: 'offload.socket.send', server: 'host', params: OffloadSendParams, result: OffloadSendResult, doc: 'Restore the frozen connection on the host, steer its flow to the host, send the file, then hand the connection back frozen (state) or finish it.' }),
+  defineOp({ name: 'offload.socket.release', server: 'host', idempotent: true, params: OffloadReleaseParams, result: OffloadReleaseResult, doc: 'The guest restored its socket (or gave up): drop the host\'s frozen copy and the hold on the flow. Idempotent.' }),
+  defineOp({ name: 'offload.socket.fallback', server: 'host', idempotent: true, params: OffloadFallbackParams, result: OffloadFallbackResult, doc: 'Count a send the guest library kept in the guest, with the reason (the host\'s per-guest counters).' }),
+];
+
+OPS.register(...OFFLOAD_OPS);
+
+declare module '../registry.js' {
+  interface OpTypes {
+    'offload.socket.begin': { params: Static<typeof OffloadBeginParams>; result: Static<typeof OffloadBeginResult> };
+    'offload.socket.send': { params: Static<typeof OffloadSendParams>; result: Static<typeof OffloadSendResult> };
+    'offload.socket.release': { params: Static<typeof OffloadReleaseParams>; result: Static<typeof OffloadReleaseResult> };
+    'offload.socket.fallback': { params: Static<typeof OffloadFallbackParams>; result: Static<typeof OffloadFallbackResult> };
+  }
+}

@@ -1,0 +1,161 @@
+// TCP_REPAIR for socket offload (paper §4.2, docs/offload-socket.md): freeze a connected TCP socket and dump its
+// state, restore a socket that carries on the same connection (on the host with IP_TRANSPARENT, or in the guest in
+// place of the app's own fd), and the small socket calls around it. The system calls are in the native addon
+// (CRIU libsoccr's recipe); this file converts its state to the JSON-safe wire form and its errors to registry codes.
+import type { Socket } from 'node:net';
+import { HylicsError, isErrorCode } from '../core/errors/index.js';
+import type { TcpStateT } from '../core/protocol/ops/offload.js';
+import { nativeAddon, type Addon, type NativeTcpState } from './native.js';
+
+/** TCP states of TCP_INFO (include/net/tcp_states.h) this code looks at. */
+export const TCP_STATE = { ESTABLISHED: 1, CLOSE_WAIT: 8 } as const;
+
+function need(): Addon {
+  const { addon, reason } = nativeAddon();
+  if (!addon || typeof addon.tcpRepairDump !== 'function') {
+    throw new HylicsError('HYLICS_ERR_TCP_REPAIR_UNAVAILABLE', `socket offload needs the native addon (${reason ?? 'built without TCP_REPAIR'}); build it with npm run build:native`);
+  }
+  return addon;
+}
+
+function fromNative(e: unknown, what: string): HylicsError {
+  if (e instanceof HylicsError) return e;
+  const err = e as { code?: unknown; errno?: unknown; message?: string };
+  const code = isErrorCode(err.code) ? err.code : 'HYLICS_ERR_TCP_REPAIR_FAILED';
+  const details: Record<string, unknown> = { what };
+  if (typeof err.errno === 'string') details.errno = err.errno;
+  return new HylicsError(code, `${what}: ${err.message ?? 'failed'}`, details);
+}
+
+/** Is TCP_REPAIR usable here at all (addon loaded)? The privilege is only known when it is tried. */
+export function tcpRepairAvailable(): { ok: boolean; reason?: string } {
+  try { need(); return { ok: true }; } catch (e) { return { ok: false, reason: (e as Error).message }; }
+}
+
+export function toWire(s: NativeTcpState): TcpStateT {
+  return { ...s, sendQueue: s.sendQueue.toString('base64'), recvQueue: s.recvQueue.toString('base64'), window: { ...s.window } };
+}
+
+export function fromWire(s: TcpStateT): NativeTcpState {
+  return { ...s, sendQueue: Buffer.from(s.sendQueue, 'base64'), recvQueue: Buffer.from(s.recvQueue, 'base64'), window: { ...s.window } };
+}
+
+/** Freeze `fd` (TCP_REPAIR on; it stays frozen) and dump its state. On failure the socket is left as it was. */
+export function freezeAndDump(fd: number): TcpStateT {
+  const a = need();
+  try { return toWire(a.tcpRepairDump(fd)); } catch (e) { throw fromNative(e, 'freeze'); }
+}
+
+export interface RestoreOptions {
+  /** IP_TRANSPARENT: bind the connection's local address although it is not this host's (the host side). */
+  transparent?: boolean;
+  /** Put the new socket at this fd number (dup3), closing the frozen socket that was there (the guest side). */
+  replaceFd?: number;
+  /** Leave the socket frozen (true) or thaw it (default). */
+  frozen?: boolean;
+}
+
+/** A socket carrying on the connection of `state`; returns its fd (non-blocking, close-on-exec). */
+export function restore(state: TcpStateT, opts: RestoreOptions = {}): number {
+  const a = need();
+  try {
+    return a.tcpRepairRestore(fromWire(state), {
+      ...(opts.transparent ? { transparent: true } : {}),
+      ...(opts.replaceFd !== undefined ? { replaceFd: opts.replaceFd } : {}),
+      repairOff: opts.frozen ? 0 : 1,
+    });
+  } catch (e) { throw fromNative(e, 'restore'); }
+}
+
+/** TCP_REPAIR on (freeze) or off (thaw; the kernel sends a window probe). */
+export function setRepair(fd: number, on: boolean): void {
+  try { need().tcpRepair(fd, on ? 1 : 0); } catch (e) { throw fromNative(e, on ? 'freeze' : 'thaw'); }
+}
+
+/** Bytes not yet acknowledged (outq), not yet transmitted (unsent), not yet read (inq), and the TCP state. */
+export function queues(fd: number): { outq: number; unsent: number; inq: number; state: number } {
+  try { return need().tcpQueues(fd); } catch (e) { throw fromNative(e, 'queues'); }
+}
+
+export function closeFd(fd: number): void {
+  try { need().closeFd(fd); } catch (e) { throw fromNative(e, 'close'); }
+}
+
+export function shutdownWrite(fd: number): void {
+  try { need().shutdownWrite(fd); } catch (e) { throw fromNative(e, 'shutdown'); }
+}
+
+/** The fd under a Node socket (a TCP handle), or undefined. */
+export function socketFd(socket: Socket): number | undefined {
+  const fd = (socket as unknown as { _handle?: { fd?: number } })._handle?.fd;
+  return typeof fd === 'number' && fd >= 0 ? fd : undefined;
+}
+
+interface TcpHandle { fd?: number; reading?: boolean; readStop(): number; readStart(): number }
+const handleOf = (socket: Socket): TcpHandle | undefined => (socket as unknown as { _handle?: TcpHandle })._handle ?? undefined;
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+/** How often the quiesce loop looks at the socket's queues. */
+const QUIESCE_POLL_MS = 1;
+
+/**
+ * Make a Node socket ready to freeze: Node's own write queue flushed, libuv no longer reading it (so it leaves
+ * the fd alone and re-registers it with epoll when reading starts again, after a restore put a new socket under
+ * the same fd number), and every byte sent acknowledged by the peer (SIOCOUTQ 0) within `timeoutMs`.
+ * Returns whether libuv was reading (give it to resumeReading). Throws HYLICS_ERR_OFFLOAD_NOT_QUIESCENT.
+ */
+export async function quiesce(socket: Socket, timeoutMs: number): Promise<{ wasReading: boolean; fd: number }> {
+  const until = Date.now() + timeoutMs;
+  const fd = socketFd(socket);
+  const h = handleOf(socket);
+  if (fd === undefined || !h || socket.destroyed || socket.connecting) {
+    throw new HylicsError('HYLICS_ERR_OFFLOAD_NOT_QUIESCENT', 'not a connected TCP socket', { fd });
+  }
+  while (socket.writableLength > 0) {
+    if (Date.now() > until || socket.destroyed) throw new HylicsError('HYLICS_ERR_OFFLOAD_NOT_QUIESCENT', `${socket.writableLength} bytes still in Node's write queue`, { pending: socket.writableLength });
+    await Promise.race([new Promise((r) => socket.once('drain', r)), sleep(10)]);
+  }
+  const wasReading = h.reading === true;
+  if (wasReading) { h.reading = false; h.readStop(); }
+  for (;;) {
+    const q = queues(fd);
+    if (q.state !== TCP_STATE.ESTABLISHED) {
+      resumeReading(socket, wasReading);
+      throw new HylicsError('HYLICS_ERR_OFFLOAD_NOT_QUIESCENT', `connection is not established (TCP state ${q.state})`, { state: q.state });
+    }
+    if (q.outq === 0) return { wasReading, fd };
+    if (Date.now() > until) {
+      resumeReading(socket, wasReading);
+      throw new HylicsError('HYLICS_ERR_OFFLOAD_NOT_QUIESCENT', `${q.outq} bytes not acknowledged by the peer after ${timeoutMs} ms`, { outq: q.outq });
+    }
+    await sleep(QUIESCE_POLL_MS);
+  }
+}
+
+/** Let libuv read the socket again (after quiesce, with or without a restore in between). */
+export function resumeReading(socket: Socket, wasReading: boolean): void {
+  const h = handleOf(socket);
+  if (!wasReading || !h || socket.destroyed || h.reading) return;
+  h.reading = true;
+  h.readStart();
+}
+
+// job ids of the addon's sendfile engine used here; far above the ones src/os/native.ts hands out
+let nextJob = 2 ** 40;
+
+/**
+ * sendfile(2) from `fileFd` into the socket `sockFd` on the addon's I/O thread (zero copy, the event loop never
+ * waits). Resolves with the bytes sent; rejects with HYLICS_ERR_PEER_CLOSED / _SEND_STALLED (details.bytesSent).
+ * `abort` (if given) is set to a function that stops the transfer.
+ */
+export async function sendfileFd(sockFd: number, fileFd: number, offset: number, count: number, stallMs: number, onStart?: (abort: () => void) => void): Promise<number> {
+  const a = need();
+  const id = nextJob++;
+  onStart?.(() => a.abortSendfile(id));
+  try {
+    return await a.sendfile(sockFd, fileFd, offset, count, id, stallMs);
+  } catch (e) {
+    const err = e as { code?: unknown; errno?: unknown; message?: string; bytesSent?: number };
+    const code = isErrorCode(err.code) ? err.code : 'HYLICS_ERR_NATIVE_IO';
+    throw new HylicsError(code, `sendfile: ${err.message ?? 'failed'}`, { errno: err.errno, bytesSent: err.bytesSent ?? 0 });
+  }
+}
