@@ -66,6 +66,18 @@ export const GuestStatus = Type.Union([
 ]);
 export type GuestStatus = Static<typeof GuestStatus>;
 
+/** Socket offload counters of a guest (docs/offload-socket.md). */
+export const SocketOffloadView = Type.Object({
+  available: Type.Boolean(),
+  reason: Type.Optional(Type.String()),
+  handoffs: Type.Integer(),
+  bytes: Type.Integer(),
+  inFlight: Type.Integer(),
+  fallbacks: Type.Record(Type.String(), Type.Integer(), { description: 'sends kept in the guest, by reason' }),
+  latencyMs: Type.Object({ count: Type.Integer(), p50: Type.Union([Type.Number(), Type.Null()]), p99: Type.Union([Type.Number(), Type.Null()]) }, { description: 'host-side takeover + hand-back time over the last handoffs' }),
+});
+export type SocketOffloadView = Static<typeof SocketOffloadView>;
+
 export const GuestView = Type.Object({
   name: Type.String(),
   driver: DriverKind,
@@ -80,6 +92,7 @@ export const GuestView = Type.Object({
   lastError: Type.Optional(Type.String()),
   driverInfo: Type.Record(Type.String(), Type.Unknown()),
   tasks: Type.Array(TaskStats),
+  offload: Type.Optional(Type.Object({ socket: SocketOffloadView })),
 });
 export type GuestView = Static<typeof GuestView>;
 

@@ -30,6 +30,7 @@ import { ControlMetrics } from './control/metrics.js';
 import { ControlService } from './control/service.js';
 import { loadDecisionLog, saveDecisionLog } from './control/log-store.js';
 import { DaemonMetrics } from './metrics.js';
+import type { SocketOffload } from './offload/socket.js';
 
 export const VERSION = '0.1.0';
 
@@ -56,6 +57,8 @@ export interface DaemonOptions {
   clock?: Clock;
   /** Creating guests needs root with the real backends (default true); tests with fake backends turn it off. */
   requireRoot?: boolean;
+  /** Socket offload (TCP_REPAIR handoff of guests' connections, src/host/offload/socket.ts). */
+  socketOffload?: SocketOffload;
 }
 
 /** Default interval of the guest firewall check. */
@@ -177,6 +180,7 @@ export class Daemon {
       return this.execute({ op: 'module.start', name: guest, body });
     });
     opts.channels.handle('module.list', async (guest) => ({ modules: await this.execute({ op: 'module.list', name: guest }) }));
+    opts.socketOffload?.wire(opts.channels, (guest) => ({ addr: this.record(guest).network.guestAddr, sharePath: this.opts.shares.path(guest) }));
     opts.channels.handle('module.stop', (guest, p) => { limited(guest); return this.execute({ op: 'module.stop', name: guest, id: (p as { id: string }).id }); });
   }
 
@@ -469,6 +473,7 @@ export class Daemon {
       try { await fn(); } catch (e) { errors.push(e); this.log.warn({ guest: name, step: what, err: String(e) }, 'stop step failed'); }
     };
     if (this.opts.modules) await step('modules', () => this.opts.modules!.stopAll(name));
+    if (this.opts.socketOffload) await step('socket offload', () => this.opts.socketOffload!.guestGone(name));
     if (this.opts.channels.isConnected(name)) {
       await this.opts.channels.request(name, 'shutdown', {}, AGENT_SHUTDOWN_TIMEOUT_MS)
         .catch((e) => this.log.info({ guest: name, err: String(e) }, 'the agent did not confirm its shutdown: the driver stops the guest'));
@@ -634,6 +639,7 @@ export class Daemon {
       tasks: this.profiler.stats(name),
     };
     if (l?.lastError) v.lastError = l.lastError;
+    if (this.opts.socketOffload) v.offload = { socket: this.opts.socketOffload.stats(name) };
     return v;
   }
 

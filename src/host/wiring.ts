@@ -8,6 +8,7 @@ import { MicrovmDriver } from './drivers/microvm.js';
 import { renderLibvirtXml } from './libvirt.js';
 import { ModuleManager, moduleBackend } from './modules/index.js';
 import { createChannelBackend } from './channel-backend.js';
+import { SocketOffload } from './offload/socket.js';
 import { applyGuard, guardInstalled, guardIntact } from '../os/nft-guard.js';
 import type { DaemonOptions } from './daemon.js';
 
@@ -37,6 +38,7 @@ export async function wireBackends(stateDir: string, log: Logger, opts: WireOpti
     await applyGuard({ add: links });
     return true;
   };
+  const socketOffload = new SocketOffload({ log: log.child({ component: 'offload' }), registry });
   const microvm = new MicrovmDriver({ stateDir, log: log.child({ component: 'microvm' }), onProgress: (msg) => log.info({ component: 'microvm' }, msg) });
   return {
     registry,
@@ -55,6 +57,7 @@ export async function wireBackends(stateDir: string, log: Logger, opts: WireOpti
         ensure: async (links) => links.length > 0 && (await present()) && restore(links),
       },
     libvirtXml: (ctx, state) => renderLibvirtXml(ctx, state),
-    close: () => modules.close(),
+    socketOffload,
+    close: async () => { await socketOffload.close(); await modules.close(); },
   };
 }

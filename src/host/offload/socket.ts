@@ -1,0 +1,388 @@
+// Socket offload on the host (paper §4.2, second scheme; docs/offload-socket.md). A guest app hands one of its TCP
+// connections over for the bulk send of a file from its share: begin (checks, hold the flow), send (restore the
+// frozen connection with IP_TRANSPARENT, steer the flow here, sendfile, freeze again and hand the state back, or
+// finish), release (drop the frozen copy and the hold). Every request is bound to the guest the channel belongs
+// to; a guest can only hand over flows on its own address and send files of its own share.
+import { closeSync } from 'node:fs';
+import { Counter, Histogram, type Registry } from 'prom-client';
+import type { SocketOffloadView } from '../../core/api.js';
+import { HylicsError, toHylicsError } from '../../core/errors/index.js';
+import type { FallbackReason, OffloadBeginParamsT, OffloadSendResultT, TcpStateT } from '../../core/protocol/index.js';
+import { openBeneath, openShareDir } from '../../os/native.js';
+import {
+  createSteerTable, ensurePolicyRouting, moveFlow, removePolicyRoutingIfUnused, removeSteerTable,
+  type Flow,
+} from '../../os/nft-steer.js';
+import { TCP_STATE, closeFd, freezeAndDump, queues, restore, sendfileFd, setRepair, shutdownWrite, tcpRepairAvailable } from '../../os/tcp-repair.js';
+import type { ChannelBackend } from '../daemon.js';
+
+/** Handoffs one guest may have in flight. */
+export const MAX_HANDOFFS_PER_GUEST = 128;
+/** A held flow whose guest never sends its state is let go after this (the guest gave up or died). */
+export const HOLD_TIMEOUT_MS = 10_000;
+/** A connection handed back but never released is finished by the host after this. */
+export const RETURN_TIMEOUT_MS = 30_000;
+/** A client that takes nothing for this long is gone (sendfile stall limit, and the wait for its ACKs). */
+export const STALL_MS = 30_000;
+/** In terminal mode, how long to wait for the client's FIN after ours before closing. */
+export const FINISH_WAIT_MS = 5_000;
+/** Steering kept after the host closed a connection, so late segments (FIN, ACK) still reach the host's stack. */
+export const LINGER_MS = 2_000;
+/** Poll interval while waiting for the client to acknowledge everything. */
+const DRAIN_POLL_MS = 1;
+/** Handoff latencies kept per guest for the percentiles in `guest show`. */
+const LATENCY_RING = 1024;
+/** TCP states after our FIN (TIME_WAIT, CLOSE, LAST_ACK, CLOSING): the connection is done. */
+const DONE_STATES = new Set([6, 7, 9, 11]);
+
+type Phase = 'held' | 'sending' | 'returned' | 'done';
+
+interface Handoff {
+  id: string;
+  guest: string;
+  flow: Flow;
+  fileFd: number;
+  offset: number;
+  count: number;
+  mode: 'return' | 'terminal';
+  phase: Phase;
+  hostFd?: number;
+  abort?: () => void;
+  /** The guest's channel closed: finish instead of handing back. */
+  orphan: boolean;
+  timer?: NodeJS.Timeout;
+  t0: number;
+}
+
+export interface GuestOffloadInfo {
+  addr: string;
+  sharePath: string;
+}
+
+export type SocketOffloadStats = SocketOffloadView;
+
+interface Counters { handoffs: number; bytes: number; fallbacks: Record<string, number>; latencies: number[] }
+
+export interface SocketOffloadOptions {
+  log: { info(o: object, m: string): void; warn(o: object, m: string): void; error(o: object, m: string): void };
+  registry?: Registry;
+  maxPerGuest?: number;
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+function percentile(sorted: number[], p: number): number | null {
+  if (sorted.length === 0) return null;
+  return sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))]!;
+}
+
+export class SocketOffload {
+  private readonly handoffs = new Map<string, Handoff>();
+  private readonly tables = new Map<string, Promise<void>>();
+  private readonly counters = new Map<string, Counters>();
+  private readonly unavailable: string | undefined;
+  private guestInfo: ((guest: string) => GuestOffloadInfo) | undefined;
+  private nextId = 1;
+  private readonly mHandoffs?: Counter<'guest'>;
+  private readonly mBytes?: Counter<'guest'>;
+  private readonly mFallbacks?: Counter<'guest' | 'reason'>;
+  private readonly mLatency?: Histogram<'guest'>;
+
+  constructor(private readonly opts: SocketOffloadOptions) {
+    const repair = tcpRepairAvailable();
+    this.unavailable = process.getuid?.() !== 0 ? 'the daemon is not root (IP_TRANSPARENT, TCP_REPAIR, nftables)' : !repair.ok ? repair.reason : undefined;
+    if (opts.registry) {
+      const registers = [opts.registry];
+      this.mHandoffs = new Counter({ name: 'hylics_offload_socket_handoffs_total', help: 'Connections a guest handed to the host for a send (socket offload)', labelNames: ['guest'], registers });
+      this.mBytes = new Counter({ name: 'hylics_offload_socket_bytes_total', help: 'File bytes the host sent on guests\' handed-over connections', labelNames: ['guest'], registers });
+      this.mFallbacks = new Counter({ name: 'hylics_offload_socket_fallbacks_total', help: 'Sends the guest library kept in the guest, by reason', labelNames: ['guest', 'reason'], registers });
+      this.mLatency = new Histogram({ name: 'hylics_offload_socket_handoff_seconds', help: 'Host-side handoff latency: takeover (restore + steer) plus hand-back (drain + freeze), without the send', labelNames: ['guest'], buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1], registers });
+    }
+  }
+
+  /** Serve the offload ops on the control channel; `info` names the guest's own address and share path. */
+  wire(channels: Pick<ChannelBackend, 'handle' | 'onConnection'>, info: (guest: string) => GuestOffloadInfo): void {
+    this.guestInfo = info;
+    channels.handle('offload.socket.begin', (guest, p) => this.begin(guest, p as OffloadBeginParamsT));
+    channels.handle('offload.socket.send', (guest, p) => this.send(guest, p as { handoff: string; state: TcpStateT }));
+    channels.handle('offload.socket.release', (guest, p) => this.release(guest, (p as { handoff: string }).handoff));
+    channels.handle('offload.socket.fallback', async (guest, p) => ({ counted: this.fallback(guest, (p as { reason: FallbackReason }).reason) }));
+    channels.onConnection((guest, connected) => { if (!connected) void this.guestDisconnected(guest); });
+  }
+
+  private count(guest: string): Counters {
+    let c = this.counters.get(guest);
+    if (!c) { c = { handoffs: 0, bytes: 0, fallbacks: {}, latencies: [] }; this.counters.set(guest, c); }
+    return c;
+  }
+
+  stats(guest: string): SocketOffloadStats {
+    const c = this.count(guest);
+    const sorted = [...c.latencies].sort((a, b) => a - b);
+    const s: SocketOffloadStats = {
+      available: this.unavailable === undefined,
+      handoffs: c.handoffs,
+      bytes: c.bytes,
+      inFlight: [...this.handoffs.values()].filter((h) => h.guest === guest).length,
+      fallbacks: { ...c.fallbacks },
+      latencyMs: { count: sorted.length, p50: percentile(sorted, 0.5), p99: percentile(sorted, 0.99) },
+    };
+    if (this.unavailable) s.reason = this.unavailable;
+    return s;
+  }
+
+  fallback(guest: string, reason: FallbackReason): boolean {
+    const c = this.count(guest);
+    c.fallbacks[reason] = (c.fallbacks[reason] ?? 0) + 1;
+    this.mFallbacks?.inc({ guest, reason });
+    return true;
+  }
+
+  private table(guest: string): Promise<void> {
+    let t = this.tables.get(guest);
+    if (!t) {
+      t = (async () => { await ensurePolicyRouting(); await createSteerTable(guest); })();
+      this.tables.set(guest, t);
+      t.catch(() => this.tables.delete(guest));
+    }
+    return t;
+  }
+
+  private key(guest: string, id: string): string {
+    return `${guest}/${id}`;
+  }
+
+  private get(guest: string, id: string): Handoff {
+    const h = this.handoffs.get(this.key(guest, id));
+    if (!h) throw new HylicsError('HYLICS_ERR_OFFLOAD_UNKNOWN_HANDOFF', `no socket handoff ${id} in flight for this guest`, { handoff: id });
+    return h;
+  }
+
+  async begin(guest: string, p: OffloadBeginParamsT): Promise<{ handoff: string; size: number; count: number }> {
+    if (this.unavailable || !this.guestInfo) throw new HylicsError('HYLICS_ERR_OFFLOAD_UNAVAILABLE', `socket offload is not available: ${this.unavailable ?? 'not wired'}`);
+    const info = this.guestInfo(guest);
+    if (p.localAddr !== info.addr) {
+      throw new HylicsError('HYLICS_ERR_OFFLOAD_NOT_GUEST_FLOW', `the connection's local address ${p.localAddr} is not the guest's address ${info.addr}`, { localAddr: p.localAddr, guestAddr: info.addr });
+    }
+    const inFlight = [...this.handoffs.values()].filter((h) => h.guest === guest).length;
+    const max = this.opts.maxPerGuest ?? MAX_HANDOFFS_PER_GUEST;
+    if (inFlight >= max) throw new HylicsError('HYLICS_ERR_OFFLOAD_BUDGET', `${inFlight} socket handoffs in flight (at most ${max} per guest)`, { inFlight, max });
+    const dir = openShareDir(info.sharePath);
+    let file;
+    try { file = openBeneath(dir, p.path); } finally { closeSync(dir); }
+    const offset = Math.min(p.offset, file.size);
+    const count = Math.min(p.count ?? file.size - offset, file.size - offset);
+    const flow: Flow = { guestAddr: p.localAddr, guestPort: p.localPort, clientAddr: p.remoteAddr, clientPort: p.remotePort };
+    const id = `h${this.nextId++}`;
+    const h: Handoff = { id, guest, flow, fileFd: file.fd, offset, count, mode: p.mode, phase: 'held', orphan: false, t0: performance.now() };
+    try {
+      await this.table(guest);
+      await moveFlow(guest, flow, 'hold');
+    } catch (e) {
+      closeSync(file.fd);
+      throw e;
+    }
+    this.handoffs.set(this.key(guest, id), h);
+    h.timer = setTimeout(() => void this.expireHold(h), HOLD_TIMEOUT_MS);
+    h.timer.unref();
+    return { handoff: id, size: file.size, count };
+  }
+
+  async send(guest: string, p: { handoff: string; state: TcpStateT }): Promise<OffloadSendResultT> {
+    const h = this.get(guest, p.handoff);
+    if (h.phase !== 'held') throw new HylicsError('HYLICS_ERR_OFFLOAD_UNKNOWN_HANDOFF', `handoff ${h.id} is ${h.phase}, not waiting for its state`, { handoff: h.id, phase: h.phase });
+    const s = p.state;
+    if (s.localAddr !== h.flow.guestAddr || s.localPort !== h.flow.guestPort || s.remoteAddr !== h.flow.clientAddr || s.remotePort !== h.flow.clientPort) {
+      throw new HylicsError('HYLICS_ERR_OFFLOAD_NOT_GUEST_FLOW', 'the state is of another connection than the one begun', { handoff: h.id });
+    }
+    clearTimeout(h.timer);
+    h.phase = 'sending';
+    const c = this.count(guest);
+    let overheadMs = 0;
+    try {
+      // frozen until the flow is steered here: a client segment must never meet "no socket" (an RST)
+      h.hostFd = restore(s, { transparent: true, frozen: true });
+      await moveFlow(guest, h.flow, 'steer');
+      setRepair(h.hostFd, false);
+    } catch (e) {
+      // nothing was sent: the guest's frozen socket is still the connection; hand the state back unchanged
+      if (h.hostFd !== undefined) { try { closeFd(h.hostFd); } catch { /* frozen: closes silently */ } h.hostFd = undefined; }
+      await moveFlow(guest, h.flow, 'hold').catch(() => undefined);
+      h.phase = 'returned';
+      this.armReturnTimer(h);
+      const err = toHylicsError(e);
+      this.opts.log.warn({ guest, handoff: h.id, err: err.message }, 'socket offload: takeover failed, connection stays with the guest');
+      return { bytes: 0, outcome: 'returned', state: s, reason: `${err.code}: ${err.message}` };
+    }
+    overheadMs += performance.now() - h.t0;
+    let bytes = 0;
+    try {
+      bytes = await sendfileFd(h.hostFd, h.fileFd, h.offset, h.count, STALL_MS, (abort) => { h.abort = abort; });
+    } catch (e) {
+      const err = toHylicsError(e);
+      bytes = typeof err.details?.bytesSent === 'number' ? err.details.bytesSent : 0;
+      this.account(c, guest, bytes, overheadMs);
+      await this.closeAndLinger(h);
+      return { bytes, outcome: 'peer-gone', reason: `${err.code}: ${err.message}` };
+    }
+    const t1 = performance.now();
+    if (h.mode === 'terminal' || h.orphan) {
+      this.account(c, guest, bytes, overheadMs);
+      await this.finish(h);
+      return { bytes, outcome: 'finished' };
+    }
+    // hand back: every byte acknowledged (nothing of ours left to retransmit), then freeze and dump
+    const drained = await this.drain(h.hostFd);
+    if (drained !== 'ok') {
+      this.account(c, guest, bytes, overheadMs);
+      if (drained === 'closing') { await this.finish(h); return { bytes, outcome: 'finished', reason: 'the client closed its side' }; }
+      await this.closeAndLinger(h);
+      return { bytes, outcome: 'peer-gone', reason: 'the client stopped acknowledging' };
+    }
+    const t2 = performance.now();
+    let state: TcpStateT;
+    try {
+      await moveFlow(guest, h.flow, 'hold');
+      state = freezeAndDump(h.hostFd);
+    } catch (e) {
+      // could not freeze: finish here rather than lose the connection
+      await moveFlow(guest, h.flow, 'steer').catch(() => undefined);
+      this.account(c, guest, bytes, overheadMs);
+      await this.finish(h);
+      return { bytes, outcome: 'finished', reason: `hand-back failed: ${toHylicsError(e).message}` };
+    }
+    overheadMs += performance.now() - t2;
+    void t1;
+    this.account(c, guest, bytes, overheadMs);
+    h.phase = 'returned';
+    this.armReturnTimer(h);
+    return { bytes, outcome: 'returned', state };
+  }
+
+  private account(c: Counters, guest: string, bytes: number, overheadMs: number): void {
+    c.handoffs++;
+    c.bytes += bytes;
+    c.latencies.push(overheadMs);
+    if (c.latencies.length > LATENCY_RING) c.latencies.shift();
+    this.mHandoffs?.inc({ guest });
+    this.mBytes?.inc({ guest }, bytes);
+    this.mLatency?.observe({ guest }, overheadMs / 1000);
+  }
+
+  private armReturnTimer(h: Handoff): void {
+    h.timer = setTimeout(() => {
+      this.opts.log.warn({ guest: h.guest, handoff: h.id }, 'socket offload: connection handed back but never released; the host finishes it');
+      void this.finishFrozen(h);
+    }, RETURN_TIMEOUT_MS);
+    h.timer.unref();
+  }
+
+  /** Wait until the client acknowledged every byte: ok, closing (client sent FIN), or gone. */
+  private async drain(fd: number): Promise<'ok' | 'closing' | 'gone'> {
+    const until = Date.now() + STALL_MS;
+    let last = -1;
+    let lastChange = Date.now();
+    for (;;) {
+      let q;
+      try { q = queues(fd); } catch { return 'gone'; }
+      if (q.state !== TCP_STATE.ESTABLISHED) return q.state === TCP_STATE.CLOSE_WAIT ? 'closing' : 'gone';
+      if (q.outq === 0) return 'ok';
+      if (q.outq !== last) { last = q.outq; lastChange = Date.now(); }
+      if (Date.now() - lastChange > STALL_MS || Date.now() > until + STALL_MS) return 'gone';
+      await sleep(DRAIN_POLL_MS);
+    }
+  }
+
+  /** Terminal end on the host: FIN after the data, wait for the client's FIN, close, keep steering a moment. */
+  private async finish(h: Handoff): Promise<void> {
+    const fd = h.hostFd;
+    if (fd !== undefined) {
+      try { shutdownWrite(fd); } catch { /* already reset */ }
+      const until = Date.now() + FINISH_WAIT_MS;
+      while (Date.now() < until) {
+        let st: number;
+        try { st = queues(fd).state; } catch { break; }
+        if (DONE_STATES.has(st)) break;
+        await sleep(10);
+      }
+    }
+    await this.closeAndLinger(h);
+  }
+
+  /** A handed-back (frozen) connection whose guest went away: thaw it here and finish it. */
+  private async finishFrozen(h: Handoff): Promise<void> {
+    if (h.phase !== 'returned' || h.hostFd === undefined) return;
+    h.phase = 'sending';
+    try {
+      setRepair(h.hostFd, false);
+      await moveFlow(h.guest, h.flow, 'steer');
+    } catch (e) {
+      this.opts.log.error({ guest: h.guest, handoff: h.id, err: String(e) }, 'socket offload: could not thaw a handed-back connection');
+    }
+    await this.finish(h);
+  }
+
+  private async closeAndLinger(h: Handoff): Promise<void> {
+    if (h.hostFd !== undefined) { try { closeFd(h.hostFd); } catch { /* gone */ } h.hostFd = undefined; }
+    this.done(h);
+    await sleep(LINGER_MS);
+    await moveFlow(h.guest, h.flow, null).catch((e) => this.opts.log.error({ guest: h.guest, err: String(e) }, 'socket offload: could not drop a flow'));
+  }
+
+  private done(h: Handoff): void {
+    clearTimeout(h.timer);
+    if (h.phase !== 'done') { try { closeSync(h.fileFd); } catch { /* closed */ } }
+    h.phase = 'done';
+    this.handoffs.delete(this.key(h.guest, h.id));
+  }
+
+  private async expireHold(h: Handoff): Promise<void> {
+    if (h.phase !== 'held') return;
+    this.opts.log.warn({ guest: h.guest, handoff: h.id }, 'socket offload: the guest never sent the state; hold dropped');
+    this.done(h);
+    await moveFlow(h.guest, h.flow, null).catch(() => undefined);
+  }
+
+  /** The guest restored its socket (returned) or gave up (held): drop the host's copy and the hold. */
+  async release(guest: string, id: string): Promise<{ released: boolean }> {
+    const h = this.handoffs.get(this.key(guest, id));
+    if (!h) return { released: false };
+    if (h.phase === 'sending') throw new HylicsError('HYLICS_ERR_OFFLOAD_UNKNOWN_HANDOFF', `handoff ${id} is still sending`, { handoff: id });
+    if (h.hostFd !== undefined) { try { closeFd(h.hostFd); } catch { /* frozen: silent */ } h.hostFd = undefined; }
+    this.done(h);
+    await moveFlow(guest, h.flow, null);
+    return { released: true };
+  }
+
+  /** The guest's channel closed: nothing can come back to it; finish what the host holds. */
+  async guestDisconnected(guest: string): Promise<void> {
+    const mine = [...this.handoffs.values()].filter((h) => h.guest === guest);
+    await Promise.all(mine.map(async (h) => {
+      h.orphan = true;
+      if (h.phase === 'held') { this.done(h); await moveFlow(guest, h.flow, null).catch(() => undefined); }
+      else if (h.phase === 'returned') await this.finishFrozen(h);
+      // 'sending' finishes by itself (orphan) when the send ends
+    }));
+  }
+
+  /** The guest is being removed: finish its handoffs, delete its table (and the routing when nobody needs it). */
+  async guestGone(guest: string): Promise<void> {
+    for (const h of [...this.handoffs.values()].filter((x) => x.guest === guest)) { h.abort?.(); h.orphan = true; }
+    await this.guestDisconnected(guest);
+    for (let i = 0; i < 100 && [...this.handoffs.values()].some((x) => x.guest === guest); i++) await sleep(50);
+    const hadTable = this.tables.delete(guest);
+    this.counters.delete(guest);
+    this.mHandoffs?.remove({ guest });
+    this.mBytes?.remove({ guest });
+    this.mLatency?.remove({ guest });
+    if (!hadTable) return; // never used here (a dead daemon's leftover is replaced whole by the next begin)
+    await removeSteerTable(guest).catch(() => undefined);
+    await removePolicyRoutingIfUnused().catch(() => undefined);
+  }
+
+
+  async close(): Promise<void> {
+    const guests = new Set([...this.handoffs.values()].map((h) => h.guest));
+    for (const g of guests) await this.guestDisconnected(g);
+  }
+}

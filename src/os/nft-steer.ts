@@ -1,0 +1,142 @@
+// Flow steering for socket offload (docs/offload-socket.md): one nftables table per guest, `ip hylics_sock_<guest>`,
+// with two sets of flows (guestAddr . guestPort . clientAddr . clientPort):
+//   hold   no packet of the flow passes, either way: the guest's socket is frozen and being moved (CRIU locks a
+//          connection the same way while it dumps it); clients retransmit what was dropped.
+//   steer  the client's packets get the fwmark STEER_MARK, which policy routing (`ip rule fwmark M lookup T`,
+//          `local 0.0.0.0/0 dev lo` in table T) delivers to the host's own stack, where the restored
+//          IP_TRANSPARENT socket takes them; the guest's packets of the flow are dropped (its socket is frozen).
+// Chains at priority mangle (-150): after conntrack, before routing. `pre` sees clients on other links, `out`
+// (type route: a mark change re-routes) clients on the host itself. The rules never change; only the sets do,
+// one `nft -f -` transaction per change, so a flow moves from hold to steer atomically.
+import { isIPv4 } from 'node:net';
+import { HylicsError } from '../core/errors/index.js';
+import { run, runRaw } from './exec.js';
+import { nft } from './nft.js';
+
+/** fwmark of steered packets and the routing table (and ip rule priority) that delivers them locally ("HY"). */
+export const STEER_MARK = 0x4859;
+export const STEER_ROUTE_TABLE = 18521;
+
+export interface Flow {
+  guestAddr: string;
+  guestPort: number;
+  clientAddr: string;
+  clientPort: number;
+}
+
+export function steerTableName(guest: string): string {
+  if (!/^[a-z][a-z0-9-]{0,31}$/.test(guest)) throw new HylicsError('HYLICS_ERR_INVALID_NAME', `invalid guest name ${JSON.stringify(guest)}`, { name: guest });
+  return `hylics_sock_${guest.replace(/-/g, '_')}`;
+}
+
+function element(f: Flow): string {
+  for (const a of [f.guestAddr, f.clientAddr]) if (!isIPv4(a)) throw new HylicsError('HYLICS_ERR_INVALID_ARGUMENT', `not an IPv4 address: ${JSON.stringify(a)}`);
+  for (const p of [f.guestPort, f.clientPort]) if (!Number.isInteger(p) || p < 1 || p > 65535) throw new HylicsError('HYLICS_ERR_INVALID_ARGUMENT', `not a port: ${p}`);
+  return `${f.guestAddr} . ${f.guestPort} . ${f.clientAddr} . ${f.clientPort}`;
+}
+
+/** The whole table, replaced in one transaction (a leftover of a dead daemon goes with it). */
+export function renderSteerTable(guest: string): string {
+  const t = `ip ${steerTableName(guest)}`;
+  const key = 'type ipv4_addr . inet_service . ipv4_addr . inet_service;';
+  const toGuest = 'ip daddr . tcp dport . ip saddr . tcp sport'; // a client's packet, as guest . client
+  const fromGuest = 'ip saddr . tcp sport . ip daddr . tcp dport'; // a guest's packet, as guest . client
+  return [
+    `table ${t} {}`,
+    `delete table ${t}`,
+    `table ${t} {`,
+    `  set hold { ${key} }`,
+    `  set steer { ${key} }`,
+    '  chain pre {',
+    '    type filter hook prerouting priority mangle; policy accept;',
+    `    meta l4proto tcp ${toGuest} @hold drop`,
+    `    meta l4proto tcp ${fromGuest} @hold drop`,
+    `    meta l4proto tcp ${fromGuest} @steer drop`,
+    `    meta l4proto tcp ${toGuest} @steer meta mark set ${STEER_MARK}`,
+    '  }',
+    '  chain out {',
+    '    type route hook output priority mangle; policy accept;',
+    `    meta l4proto tcp ${toGuest} @hold drop`,
+    `    meta l4proto tcp ${toGuest} @steer meta mark set ${STEER_MARK}`,
+    '  }',
+    '}',
+    '',
+  ].join('\n');
+}
+
+/** Create (or replace: all flows in it are dropped) the guest's steering table. */
+export async function createSteerTable(guest: string): Promise<void> {
+  await nft(['-f', '-'], renderSteerTable(guest));
+}
+
+/** Delete the guest's steering table; no error when it is not there. */
+export async function removeSteerTable(guest: string): Promise<void> {
+  const t = `ip ${steerTableName(guest)}`;
+  await nft(['-f', '-'], `table ${t} {}\ndelete table ${t}\n`);
+}
+
+export type SteerSet = 'hold' | 'steer';
+
+/**
+ * Move a flow between sets in one transaction: it ends up in `to` (or in none when null). Deleting from a set it
+ * is not in is not an error (added first in the same transaction: nft 1.0.6 has no `destroy element`).
+ */
+export async function moveFlow(guest: string, flow: Flow, to: SteerSet | null): Promise<void> {
+  const t = `ip ${steerTableName(guest)}`;
+  const e = `{ ${element(flow)} }`;
+  const lines: string[] = [];
+  for (const s of ['hold', 'steer'] as const) {
+    if (s === to) lines.push(`add element ${t} ${s} ${e}`);
+    else lines.push(`add element ${t} ${s} ${e}`, `delete element ${t} ${s} ${e}`);
+  }
+  await nft(['-f', '-'], `${lines.join('\n')}\n`);
+}
+
+/** Flows in each set of the guest's table (empty when there is no table): tests and leak checks. */
+export async function listSteerFlows(guest: string): Promise<Record<SteerSet, string[]>> {
+  const out: Record<SteerSet, string[]> = { hold: [], steer: [] };
+  let text: string;
+  try {
+    text = await nft(['-j', 'list', 'table', 'ip', steerTableName(guest)]);
+  } catch { return out; }
+  const items = (JSON.parse(text) as { nftables: Array<{ set?: { name: string; elem?: Array<{ concat?: unknown[] }> } }> }).nftables;
+  for (const it of items) {
+    if (!it.set || (it.set.name !== 'hold' && it.set.name !== 'steer')) continue;
+    out[it.set.name as SteerSet] = (it.set.elem ?? []).map((e) => (e.concat ?? []).join(' . '));
+  }
+  return out;
+}
+
+/** Guest names that have a steering table (`ip hylics_sock_*`). */
+export async function listSteerTableGuests(): Promise<string[]> {
+  const out = await nft(['list', 'tables', 'ip']);
+  return [...out.matchAll(/^table ip hylics_sock_([a-z0-9_]+)$/gm)].map((m) => m[1]!.replace(/_/g, '-'));
+}
+
+/**
+ * The policy routing that delivers marked packets locally. Shared by every daemon on the host (same mark, same
+ * table): added when missing, never duplicated; removed only when no steering table of anyone is left.
+ */
+export async function ensurePolicyRouting(): Promise<void> {
+  const rules = await run('ip', ['-4', 'rule', 'show', 'table', String(STEER_ROUTE_TABLE)]);
+  if (!rules.stdout.includes(`fwmark 0x${STEER_MARK.toString(16)}`)) {
+    await run('ip', ['-4', 'rule', 'add', 'fwmark', String(STEER_MARK), 'lookup', String(STEER_ROUTE_TABLE), 'priority', String(STEER_ROUTE_TABLE)]);
+  }
+  await run('ip', ['-4', 'route', 'replace', 'local', '0.0.0.0/0', 'dev', 'lo', 'table', String(STEER_ROUTE_TABLE)]);
+}
+
+export async function removePolicyRoutingIfUnused(): Promise<boolean> {
+  if ((await listSteerTableGuests().catch(() => ['?'])).length > 0) return false;
+  for (;;) {
+    const r = await runRaw('ip', ['-4', 'rule', 'del', 'fwmark', String(STEER_MARK), 'lookup', String(STEER_ROUTE_TABLE)]);
+    if (r.code !== 0) break;
+  }
+  await runRaw('ip', ['-4', 'route', 'flush', 'table', String(STEER_ROUTE_TABLE)]);
+  return true;
+}
+
+/** Is the policy routing in place (for leak checks)? */
+export async function policyRoutingPresent(): Promise<boolean> {
+  const r = await runRaw('ip', ['-4', 'rule', 'show', 'table', String(STEER_ROUTE_TABLE)]);
+  return r.stdout.trim() !== '';
+}
