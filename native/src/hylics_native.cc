@@ -440,8 +440,9 @@ Napi::Value TcpRepairDump(const Napi::CallbackInfo& info) {
     if (!DumpQueue(fd, TCP_RECV_QUEUE, &rcvSeq, static_cast<size_t>(inq), &recvBytes, &err, &what)) break;
   } while (false);
   if (err != 0) {
-    int off = 0;  // leave the socket as it was: the caller falls back to a normal send
+    int off = 0, one = 1;  // leave the socket as it was (sk_reuse too): the caller falls back to a normal send
     setsockopt(fd, IPPROTO_TCP, TCP_REPAIR, &off, sizeof off);
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
     RepairError(env, err, what).ThrowAsJavaScriptException();
     return env.Null();
   }
@@ -563,6 +564,9 @@ Napi::Value TcpRepairRestore(const Napi::CallbackInfo& info) {
         off += static_cast<size_t>(k);
       }
       if (err) break;
+      // leaving repair mode resets sk_reuse to "no": a listener restarted on this port would then get EADDRINUSE
+      // for as long as this connection (or its TIME_WAIT) lives, as it would not beside an accepted socket
+      if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) != 0) { err = errno; what = "SO_REUSEADDR"; break; }
       if (repairOff == 0 && setsockopt(fd, IPPROTO_TCP, TCP_REPAIR, &one, sizeof one) != 0) { err = errno; what = "TCP_REPAIR on"; break; }
     }
     int fl = fcntl(fd, F_GETFL);
@@ -591,7 +595,9 @@ Napi::Value TcpRepair(const Napi::CallbackInfo& info) {
   if (!info[0].IsNumber() || !info[1].IsNumber()) { Napi::TypeError::New(env, "tcpRepair(fd, value)").ThrowAsJavaScriptException(); return env.Null(); }
   int fd = info[0].As<Napi::Number>().Int32Value();
   int v = info[1].As<Napi::Number>().Int32Value();
-  if (setsockopt(fd, IPPROTO_TCP, TCP_REPAIR, &v, sizeof v) != 0) RepairError(env, errno, "TCP_REPAIR").ThrowAsJavaScriptException();
+  if (setsockopt(fd, IPPROTO_TCP, TCP_REPAIR, &v, sizeof v) != 0) { RepairError(env, errno, "TCP_REPAIR").ThrowAsJavaScriptException(); return env.Undefined(); }
+  int one = 1;  // as in tcpRepairRestore: thawing resets sk_reuse
+  if (v <= 0) setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
   return env.Undefined();
 }
 

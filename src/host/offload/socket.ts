@@ -10,7 +10,7 @@ import { HylicsError, toHylicsError } from '../../core/errors/index.js';
 import type { FallbackReason, OffloadBeginParamsT, OffloadSendResultT, TcpStateT } from '../../core/protocol/index.js';
 import { openBeneath, openShareDir } from '../../os/native.js';
 import {
-  createSteerTable, ensurePolicyRouting, moveFlow, removePolicyRoutingIfUnused, removeSteerTable,
+  closeNftSession, createSteerTable, ensurePolicyRouting, moveFlow, removePolicyRoutingIfUnused, removeSteerTable,
   type Flow,
 } from '../../os/nft-steer.js';
 import { TCP_STATE, closeFd, freezeAndDump, queues, restore, sendfileFd, setRepair, shutdownWrite, tcpRepairAvailable } from '../../os/tcp-repair.js';
@@ -64,7 +64,7 @@ export type SocketOffloadStats = SocketOffloadView;
 interface Counters { handoffs: number; bytes: number; fallbacks: Record<string, number>; latencies: number[] }
 
 export interface SocketOffloadOptions {
-  log: { info(o: object, m: string): void; warn(o: object, m: string): void; error(o: object, m: string): void };
+  log: { debug(o: object, m: string): void; info(o: object, m: string): void; warn(o: object, m: string): void; error(o: object, m: string): void };
   registry?: Registry;
   maxPerGuest?: number;
 }
@@ -105,7 +105,7 @@ export class SocketOffload {
     this.guestInfo = info;
     channels.handle('offload.socket.begin', (guest, p) => this.begin(guest, p as OffloadBeginParamsT));
     channels.handle('offload.socket.send', (guest, p) => this.send(guest, p as { handoff: string; state: TcpStateT }));
-    channels.handle('offload.socket.release', (guest, p) => this.release(guest, (p as { handoff: string }).handoff));
+    channels.handle('offload.socket.release', (guest, p) => this.release(guest, (p as { handoff: string }).handoff, (p as { finish?: boolean }).finish === true));
     channels.handle('offload.socket.fallback', async (guest, p) => ({ counted: this.fallback(guest, (p as { reason: FallbackReason }).reason) }));
     channels.onConnection((guest, connected) => { if (!connected) void this.guestDisconnected(guest); });
   }
@@ -215,6 +215,7 @@ export class SocketOffload {
       return { bytes: 0, outcome: 'returned', state: s, reason: `${err.code}: ${err.message}` };
     }
     overheadMs += performance.now() - h.t0;
+    const tSteered = performance.now();
     let bytes = 0;
     try {
       bytes = await sendfileFd(h.hostFd, h.fileFd, h.offset, h.count, STALL_MS, (abort) => { h.abort = abort; });
@@ -252,7 +253,7 @@ export class SocketOffload {
       return { bytes, outcome: 'finished', reason: `hand-back failed: ${toHylicsError(e).message}` };
     }
     overheadMs += performance.now() - t2;
-    void t1;
+    this.opts.log.debug({ guest, handoff: h.id, takeoverMs: Math.round(tSteered - h.t0), sendMs: Math.round(t1 - tSteered), drainMs: Math.round(t2 - t1), handbackMs: Math.round(performance.now() - t2), bytes }, 'socket offload: handed back');
     this.account(c, guest, bytes, overheadMs);
     h.phase = 'returned';
     this.armReturnTimer(h);
@@ -344,10 +345,11 @@ export class SocketOffload {
   }
 
   /** The guest restored its socket (returned) or gave up (held): drop the host's copy and the hold. */
-  async release(guest: string, id: string): Promise<{ released: boolean }> {
+  async release(guest: string, id: string, finish = false): Promise<{ released: boolean }> {
     const h = this.handoffs.get(this.key(guest, id));
     if (!h) return { released: false };
     if (h.phase === 'sending') throw new HylicsError('HYLICS_ERR_OFFLOAD_UNKNOWN_HANDOFF', `handoff ${id} is still sending`, { handoff: id });
+    if (finish && h.phase === 'returned') { clearTimeout(h.timer); void this.finishFrozen(h); return { released: true }; }
     if (h.hostFd !== undefined) { try { closeFd(h.hostFd); } catch { /* frozen: silent */ } h.hostFd = undefined; }
     this.done(h);
     await moveFlow(guest, h.flow, null);
@@ -384,5 +386,6 @@ export class SocketOffload {
   async close(): Promise<void> {
     const guests = new Set([...this.handoffs.values()].map((h) => h.guest));
     for (const g of guests) await this.guestDisconnected(g);
+    closeNftSession();
   }
 }
