@@ -73,7 +73,11 @@ export const OffloadSendResult = Type.Object({
   reason: Type.Optional(Type.String({ maxLength: 512 })),
 }, { additionalProperties: false });
 
-export const OffloadReleaseParams = Type.Object({ handoff: Type.String({ minLength: 1, maxLength: 64 }) }, { additionalProperties: false });
+export const OffloadReleaseParams = Type.Object({
+  handoff: Type.String({ minLength: 1, maxLength: 64 }),
+  /** The guest could not restore the handed-back state: the host finishes the connection (FIN) instead. */
+  finish: Type.Optional(Type.Boolean()),
+}, { additionalProperties: false });
 export const OffloadReleaseResult = Type.Object({ released: Type.Boolean() }, { additionalProperties: false });
 
 /** Why a send stayed in the guest; the guest library reports it with offload.socket.fallback. */

@@ -1,0 +1,179 @@
+// Socket offload (paper §4.2, second scheme; docs/offload-socket.md): a sandbox guest runs the example file server
+// (`hylics example file-server`); a client network namespace behind the host downloads with wrk. Side by side in
+// one run, per file size: the guest sending itself (--offload none), socket offload (--offload socket), the
+// http module (module offload), and a plain host socket on the same path (the same server as a host process,
+// reached through the host's link to the client namespace). Reports throughput, the host-side handoff latency
+// (p50/p99 from `guest show`), the guest's context switches per second (all threads of its cgroup's processes,
+// from /proc) and CPU seconds per GB in the guest's cgroup and on the host (hylicsd and its module workers, or
+// the host server). Writes bench/results/socket-offload.{json,svg}.
+//   npm run bench -- socket-offload [--duration 5] [--connections 4] [--sizes 1,16,64] (MiB)
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { GuestView } from '../src/core/api.js';
+import { renderSvg, type VegaLiteSpec } from '../src/core/plot.js';
+import { run, runRaw } from '../src/os/exec.js';
+import { NODE_BIN, entryArgv } from '../src/os/self.js';
+import { arg, argStr, benchLog } from './lib/args.js';
+import { cgroupCpuSeconds } from './lib/measure.js';
+import { RESULTS_DIR } from './lib/results.js';
+import { benchSession } from './lib/session.js';
+
+const log = benchLog('socket-offload');
+const DURATION = arg('duration', 5);
+const CONNECTIONS = arg('connections', 4);
+const SIZES = argStr('sizes', '1,16,64').split(',').map(Number);
+const MiB = 1024 * 1024;
+const CLK_TCK = 100;
+
+type Scheme = 'guest' | 'socket' | 'module' | 'host';
+interface Row { scheme: Scheme; sizeMiB: number; MBps: number; requests: number; ctxPerSec: number; guestCpuSecPerGB: number; hostCpuSecPerGB: number; errors: string }
+
+/** Context switches so far of every thread of every process in the cgroup (v1 cpu or v2 path). */
+function ctxSwitches(procsFile: string): number {
+  let n = 0;
+  let pids: string[] = [];
+  try { pids = readFileSync(procsFile, 'utf8').split('\n').filter(Boolean); } catch { return 0; }
+  for (const pid of pids) {
+    let tids: string[] = [];
+    try { tids = readdirSync(`/proc/${pid}/task`); } catch { continue; }
+    for (const tid of tids) {
+      try {
+        const s = readFileSync(`/proc/${pid}/task/${tid}/status`, 'utf8');
+        n += Number(/voluntary_ctxt_switches:\s+(\d+)/.exec(s)?.[1] ?? 0) + Number(/nonvoluntary_ctxt_switches:\s+(\d+)/.exec(s)?.[1] ?? 0);
+      } catch { /* exited */ }
+    }
+  }
+  return n;
+}
+
+/** utime+stime (s) of a process and all its descendants alive now. */
+function treeCpu(root: number): number {
+  const kids = new Map<number, number[]>();
+  for (const d of readdirSync('/proc')) {
+    if (!/^\d+$/.test(d)) continue;
+    try {
+      const st = readFileSync(`/proc/${d}/stat`, 'utf8');
+      const ppid = Number(st.slice(st.lastIndexOf(')') + 2).split(' ')[1]);
+      kids.set(ppid, [...(kids.get(ppid) ?? []), Number(d)]);
+    } catch { /* gone */ }
+  }
+  let total = 0;
+  const stack = [root];
+  while (stack.length > 0) {
+    const p = stack.pop()!;
+    try {
+      const f = readFileSync(`/proc/${p}/stat`, 'utf8').slice(readFileSync(`/proc/${p}/stat`, 'utf8').lastIndexOf(')') + 2).split(' ');
+      total += (Number(f[11]) + Number(f[12])) / CLK_TCK;
+    } catch { /* gone */ }
+    stack.push(...(kids.get(p) ?? []));
+  }
+  return total;
+}
+
+async function main(): Promise<void> {
+  const s = await benchSession('hylics-bench-sock-', log);
+  const tag = `${process.pid % 100000}`;
+  const W = `hylics-sobw-${tag}`;
+  const wHost = `hsob${tag}`;
+  const wHostAddr = '10.251.77.1';
+  const wAddr = '10.251.77.2';
+  let hostServer: ChildProcess | undefined;
+  s.afterStop.push(async () => { hostServer?.kill('SIGTERM'); await runRaw('ip', ['link', 'delete', wHost]); await runRaw('ip', ['netns', 'delete', W]); });
+  try {
+    await s.start();
+    const g = `sob${tag}`;
+    const maxMiB = Math.max(...SIZES);
+    const v = await s.createGuest<GuestView>(g, ['--share-size', `${SIZES.reduce((a, b) => a + b, 0) + 16}M`, '--memory', '512M', '--cpus', '1']);
+    const cg = String((v.driverInfo as { cgroup: string }).cgroup);
+    const procsFile = [`/sys/fs/cgroup/cpu/${cg}/cgroup.procs`, `/sys/fs/cgroup/${cg}/cgroup.procs`, `/sys/fs/cgroup/unified/${cg}/cgroup.procs`].find((f) => { try { readFileSync(f); return true; } catch { return false; } }) ?? '';
+    log(`guest ${g} at ${v.address}, cgroup ${cg}; files ${SIZES.join(', ')} MiB (max ${maxMiB})`);
+    for (const m of SIZES) execFileSync('dd', ['if=/dev/urandom', `of=${join(v.share.path, `f${m}`)}`, 'bs=1M', `count=${m}`, 'status=none']);
+    await run('ip', ['netns', 'add', W]);
+    await run('ip', ['link', 'add', wHost, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', W]);
+    await run('ip', ['addr', 'add', `${wHostAddr}/30`, 'dev', wHost]);
+    await run('ip', ['link', 'set', wHost, 'up']);
+    await run('ip', ['-n', W, 'link', 'set', 'lo', 'up']);
+    await run('ip', ['-n', W, 'addr', 'add', `${wAddr}/30`, 'dev', 'eth0']);
+    await run('ip', ['-n', W, 'link', 'set', 'eth0', 'up']);
+    await run('ip', ['-n', W, 'route', 'add', 'default', 'via', wHostAddr]);
+
+    const cli = [NODE_BIN, ...entryArgv('cli/main')].join(' ');
+    await s.gexec(g, `setsid ${cli} example file-server --root /mnt/hylics --port 8080 --offload socket > /run/hylics/fs-socket.log 2>&1 < /dev/null &`);
+    await s.gexec(g, `setsid ${cli} example file-server --root /mnt/hylics --port 8081 --offload none > /run/hylics/fs-none.log 2>&1 < /dev/null &`);
+    await s.cli(['module', 'start', g, '--kind', 'http', '--root', '/', '--port', '8082']);
+    hostServer = spawn(NODE_BIN, [...entryArgv('cli/main'), 'example', 'file-server', '--root', v.share.path, '--port', '8083', '--host', wHostAddr, '--offload', 'none'], { stdio: 'ignore' });
+    const url: Record<Scheme, (m: number) => string> = {
+      socket: (m) => `http://${v.address}:8080/f${m}`, guest: (m) => `http://${v.address}:8081/f${m}`,
+      module: (m) => `http://${v.address}:8082/f${m}`, host: (m) => `http://${wHostAddr}:8083/f${m}`,
+    };
+    for (const sc of Object.keys(url) as Scheme[]) {
+      for (let i = 0; ; i++) {
+        const r = await runRaw('ip', ['netns', 'exec', W, 'curl', '-sf', '-o', '/dev/null', url[sc](SIZES[0]!)]);
+        if (r.code === 0) break;
+        if (i > 150) throw new Error(`${sc} server did not come up`);
+        await new Promise((res) => setTimeout(res, 200));
+      }
+    }
+    const daemonPid = s.daemon().pid!;
+    const rows: Row[] = [];
+    for (const m of SIZES) {
+      for (const sc of ['guest', 'socket', 'module', 'host'] as Scheme[]) {
+        const c0 = ctxSwitches(procsFile);
+        const g0 = cgroupCpuSeconds(cg);
+        const h0 = sc === 'host' ? treeCpu(hostServer.pid!) : treeCpu(daemonPid);
+        const t0 = performance.now();
+        const r = await runRaw('ip', ['netns', 'exec', W, 'wrk', '-t1', `-c${CONNECTIONS}`, `-d${DURATION}s`, '--timeout', '30s', url[sc](m)]);
+        const secs = (performance.now() - t0) / 1000;
+        const out = r.stdout;
+        const reqs = Number(/(\d+) requests in/.exec(out)?.[1] ?? 0);
+        const gb = (reqs * m * MiB) / 1e9;
+        const row: Row = {
+          scheme: sc, sizeMiB: m, requests: reqs, MBps: (reqs * m * MiB) / 1e6 / secs,
+          ctxPerSec: (ctxSwitches(procsFile) - c0) / secs,
+          guestCpuSecPerGB: gb > 0 ? (cgroupCpuSeconds(cg) - g0) / gb : 0,
+          hostCpuSecPerGB: gb > 0 ? ((sc === 'host' ? treeCpu(hostServer.pid!) : treeCpu(daemonPid)) - h0) / gb : 0,
+          errors: [/Non-2xx.*$/m.exec(out)?.[0], /Socket errors.*$/m.exec(out)?.[0]].filter(Boolean).join('; '),
+        };
+        rows.push(row);
+        log(`${String(m).padStart(3)} MiB ${sc.padEnd(6)} ${row.MBps.toFixed(0).padStart(6)} MB/s  ${row.ctxPerSec.toFixed(0).padStart(7)} guest ctx/s  guest ${row.guestCpuSecPerGB.toFixed(2)} / host ${row.hostCpuSecPerGB.toFixed(2)} CPU s/GB ${row.errors}`);
+      }
+    }
+    const off = ((await s.cli(['guest', 'show', g, '--json'])).json as GuestView).offload?.socket;
+    const ratios = SIZES.map((m) => {
+      const by = (sc: Scheme): Row => rows.find((r) => r.scheme === sc && r.sizeMiB === m)!;
+      return { sizeMiB: m, socketVsHost: by('socket').MBps / by('host').MBps, socketVsModule: by('socket').MBps / by('module').MBps, socketVsGuest: by('socket').MBps / by('guest').MBps };
+    });
+    for (const q of ratios) log(`${q.sizeMiB} MiB: socket/host ${q.socketVsHost.toFixed(2)}x, socket/module ${q.socketVsModule.toFixed(2)}x, socket/guest ${q.socketVsGuest.toFixed(2)}x`);
+    log(`handoff latency (host side) p50 ${off?.latencyMs.p50?.toFixed(1)} ms, p99 ${off?.latencyMs.p99?.toFixed(1)} ms over ${off?.latencyMs.count}; fallbacks ${JSON.stringify(off?.fallbacks)}`);
+    const goal = ratios.every((q) => q.socketVsHost >= 0.9);
+    log(`goal (socket >= 0.9x a plain host socket for >= 1 MiB): ${goal ? 'met' : 'NOT met'}`);
+    const result = {
+      bench: 'socket-offload', date: new Date().toISOString(), durationSec: DURATION, connections: CONNECTIONS,
+      loadAverage: readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).map(Number),
+      machine: { cpus: Number(execFileSync('nproc').toString().trim()), kernel: execFileSync('uname', ['-r']).toString().trim() },
+      note: 'wrk -t1 in a client netns routed through the host; guest = sandbox guest capped at 1 CPU. ctx/s: all threads of the guest cgroup\'s processes (/proc). Host CPU: hylicsd + module workers (guest/socket/module rows; the guest row includes only the daemon\'s idle work) or the host server process. Handoff latency: host-side takeover + hand-back without the send. No RAPL: energy only as CPU time.',
+      rows, ratios, handoff: off, goalMet: goal,
+    };
+    mkdirSync(RESULTS_DIR, { recursive: true });
+    writeFileSync(join(RESULTS_DIR, 'socket-offload.json'), JSON.stringify(result, null, 2) + '\n');
+    const bars = (field: keyof Row, title: string, yTitle: string, logScale = false): Record<string, unknown> => ({
+      title, data: { values: rows.map((r) => ({ group: `${r.sizeMiB} MiB`, bar: r.scheme, value: r[field] })) }, mark: 'bar', width: { step: 16 }, height: 180,
+      encoding: {
+        column: { field: 'group', type: 'nominal', title: null }, x: { field: 'bar', type: 'nominal', axis: null },
+        y: { field: 'value', type: 'quantitative', title: yTitle, ...(logScale ? { scale: { type: 'symlog' } } : {}) }, color: { field: 'bar', type: 'nominal', title: null },
+      },
+    });
+    const spec = {
+      $schema: 'https://vega.github.io/schema/vega-lite/v5.json',
+      title: `Socket offload vs in-guest send, module offload and a host socket (wrk, ${CONNECTIONS} connections)`,
+      vconcat: [bars('MBps', 'Throughput', 'MB/s'), bars('ctxPerSec', 'Guest context switches per second', 'ctx/s', true), bars('hostCpuSecPerGB', 'Host CPU per GB', 'CPU s / GB'), bars('guestCpuSecPerGB', 'Guest CPU per GB', 'CPU s / GB')],
+    } as unknown as VegaLiteSpec;
+    writeFileSync(join(RESULTS_DIR, 'socket-offload.svg'), await renderSvg(spec));
+    log(`wrote ${join(RESULTS_DIR, 'socket-offload.json')} and .svg`);
+  } finally {
+    await s.cleanup();
+  }
+}
+
+await main();

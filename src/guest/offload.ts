@@ -1,0 +1,192 @@
+// Socket offload in the guest (paper §4.2, second scheme; docs/offload-socket.md): an app keeps its own server
+// and protocol and lets the host do only the bulk send of a file from the share.
+//
+//   import { hylicsSendfile, hylicsSend } from 'hylics/guest';
+//   socket.write(headers);                                  // the app's own bytes, as usual
+//   const sent = await hylicsSendfile(socket, '/mnt/hylics/video.mp4', start, length);
+//   // the connection is the app's again (same socket object, sequence numbers advanced): keep-alive goes on
+//
+// The library quiesces the socket (Node's queue flushed, every byte acknowledged, libuv no longer reading), asks
+// the host to hold the flow (offload.socket.begin), freezes the socket with TCP_REPAIR and dumps it, gives the
+// state to the host (offload.socket.send), which sends the file and hands back the new state, restores it under the
+// same fd number, and lets the host drop its copy (offload.socket.release). When offload cannot be used (no
+// CAP_NET_ADMIN, no addon, the host refuses, the file is outside the share...) the bytes are sent from the guest
+// instead and the reason is counted on the host (offload.socket.fallback) and kept in lastFallback().
+import { closeSync, openSync, fstatSync } from 'node:fs';
+import type { Socket } from 'node:net';
+import { relative, resolve } from 'node:path';
+import { HylicsError, toHylicsError, type ErrorCode } from '../core/errors/index.js';
+import type { FallbackReason } from '../core/protocol/index.js';
+import { sendFileToSocket } from '../os/native.js';
+import { freezeAndDump, quiesce, restore, resumeReading, socketFd } from '../os/tcp-repair.js';
+import { DEFAULT_SHARE_DIR } from './agent.js';
+import { AgentClient, defaultAgentSocket } from './lib.js';
+
+/** How long the socket may take to have every byte acknowledged before a handoff (else: sent in the guest). */
+export const QUIESCE_TIMEOUT_MS = 2_000;
+/** Longest a host send may take (200 MiB to a slow client is well within). */
+export const SEND_TIMEOUT_MS = 10 * 60 * 1000;
+
+export interface OffloadOptions {
+  /** return (default): the connection comes back after the send; terminal: the host finishes it (FIN). */
+  mode?: 'return' | 'terminal';
+  /** The share as this guest sees it (default $HYLICS_SHARE or /mnt/hylics). */
+  share?: string;
+  /** A connected agent client (default: one shared per process, on $HYLICS_AGENT_SOCKET). */
+  client?: AgentClient;
+  /** Never offload (the same call then just sends in the guest). */
+  disabled?: boolean;
+}
+
+export interface SendfileResult {
+  bytes: number;
+  /** Who sent the bytes, and why not the host when it did not. */
+  by: 'host' | 'guest';
+  reason?: FallbackReason;
+  /** host: the connection was finished by the host (terminal mode); the socket is closed. */
+  finished?: boolean;
+}
+
+let shared: Promise<AgentClient> | undefined;
+function client(opts: OffloadOptions): Promise<AgentClient> {
+  if (opts.client) return Promise.resolve(opts.client);
+  if (!shared) {
+    const p = AgentClient.connect({ socket: defaultAgentSocket(), name: `offload-${process.pid}` });
+    shared = p;
+    p.then((c) => c.once('close', () => { if (shared === p) shared = undefined; }), () => { if (shared === p) shared = undefined; });
+  }
+  return shared;
+}
+
+let last: { reason: FallbackReason; message: string } | undefined;
+/** Why the last send stayed in the guest (undefined when it went through the host). */
+export function lastFallback(): { reason: FallbackReason; message: string } | undefined {
+  return last;
+}
+
+const REASON_OF: Partial<Record<ErrorCode, FallbackReason>> = {
+  HYLICS_ERR_TCP_REPAIR_DENIED: 'no-cap-net-admin',
+  HYLICS_ERR_TCP_REPAIR_UNAVAILABLE: 'no-tcp-repair',
+  HYLICS_ERR_OFFLOAD_BUDGET: 'budget',
+  HYLICS_ERR_OFFLOAD_NOT_GUEST_FLOW: 'not-guest-flow',
+  HYLICS_ERR_PATH_ESCAPE: 'outside-share',
+  HYLICS_ERR_OFFLOAD_NOT_QUIESCENT: 'not-quiescent',
+  HYLICS_ERR_OFFLOAD_UNAVAILABLE: 'host-refused',
+  HYLICS_ERR_AGENT_UNREACHABLE: 'host-unreachable',
+  HYLICS_ERR_CHANNEL_NOT_CONNECTED: 'host-unreachable',
+  HYLICS_ERR_CHANNEL_UNKNOWN_OP: 'host-refused',
+};
+function reasonOf(e: HylicsError): FallbackReason {
+  return REASON_OF[e.code] ?? (e.code.startsWith('HYLICS_ERR_FILE') || e.code === 'HYLICS_ERR_NOT_REGULAR_FILE' ? 'outside-share' : 'host-refused');
+}
+
+const plainAddr = (a: string | undefined): string => (a ?? '').replace(/^::ffff:/, '');
+
+/** Per socket, one send at a time, in call order (hylicsSend and hylicsSendfile interleave correctly). */
+const chains = new WeakMap<Socket, Promise<unknown>>();
+function serialize<T>(socket: Socket, fn: () => Promise<T>): Promise<T> {
+  const prev = chains.get(socket) ?? Promise.resolve();
+  const next = prev.then(fn, fn);
+  chains.set(socket, next.catch(() => undefined));
+  return next;
+}
+
+async function sendInGuest(socket: Socket, file: string, offset: number, count: number | undefined, reason: FallbackReason, message: string, opts: OffloadOptions): Promise<SendfileResult> {
+  last = { reason, message };
+  if (!opts.disabled) void client(opts).then((c) => c.request('offload.socket.fallback', { reason }, { timeoutMs: 5000 })).catch(() => undefined);
+  const fd = openSync(file, 'r');
+  try {
+    const size = fstatSync(fd).size;
+    const start = Math.min(offset, size);
+    const n = Math.min(count ?? size - start, size - start);
+    const bytes = await sendFileToSocket(socket, fd, start, n);
+    if (opts.mode === 'terminal') socket.end();
+    return { bytes, by: 'guest', reason };
+  } finally { closeSync(fd); }
+}
+
+/**
+ * Send `count` bytes (default: to the end) of `file` from `offset` on `socket`, by the host when it can.
+ * Resolves with the bytes sent and who sent them. Rejects with HYLICS_ERR_PEER_CLOSED (details.bytesSent) when
+ * the client went away, or another registry error when the connection was lost in a handoff (the socket is then
+ * destroyed; the app must not use it).
+ */
+export function hylicsSendfile(socket: Socket, file: string, offset = 0, count?: number, opts: OffloadOptions = {}): Promise<SendfileResult> {
+  return serialize(socket, () => sendfileNow(socket, file, offset, count, opts));
+}
+
+/** Write `data` on `socket` in order with the offloaded sends before it; resolves once Node handed it to the kernel. */
+export function hylicsSend(socket: Socket, data: Buffer | string): Promise<void> {
+  return serialize(socket, () => new Promise<void>((res, rej) => socket.write(data, (e) => (e ? rej(e) : res()))));
+}
+
+async function sendfileNow(socket: Socket, file: string, offset: number, count: number | undefined, opts: OffloadOptions): Promise<SendfileResult> {
+  const share = resolve(opts.share ?? process.env.HYLICS_SHARE ?? DEFAULT_SHARE_DIR);
+  const abs = resolve(file);
+  const rel = relative(share, abs);
+  if (opts.disabled) return sendInGuest(socket, abs, offset, count, 'error', 'offload disabled by the caller', opts);
+  if (rel === '' || rel.startsWith('..') || rel.startsWith('/')) return sendInGuest(socket, abs, offset, count, 'outside-share', `${abs} is not inside the share ${share}`, opts);
+  if (socketFd(socket) === undefined) return sendInGuest(socket, abs, offset, count, 'not-quiescent', 'not a TCP socket with an fd', opts);
+  const mode = opts.mode ?? 'return';
+  let c: AgentClient;
+  try { c = await client(opts); } catch (e) { return sendInGuest(socket, abs, offset, count, 'host-unreachable', toHylicsError(e).message, opts); }
+
+  let q: { wasReading: boolean; fd: number };
+  try { q = await quiesce(socket, QUIESCE_TIMEOUT_MS); } catch (e) {
+    const err = toHylicsError(e);
+    return sendInGuest(socket, abs, offset, count, reasonOf(err), err.message, opts);
+  }
+  let handoff: string;
+  try {
+    handoff = (await c.request('offload.socket.begin', {
+      localAddr: plainAddr(socket.localAddress), localPort: socket.localPort!, remoteAddr: plainAddr(socket.remoteAddress), remotePort: socket.remotePort!,
+      path: rel, offset, ...(count !== undefined ? { count } : {}), mode,
+    }, { timeoutMs: 10_000 })).handoff;
+  } catch (e) {
+    resumeReading(socket, q.wasReading);
+    const err = toHylicsError(e);
+    return sendInGuest(socket, abs, offset, count, reasonOf(err), err.message, opts);
+  }
+  let state;
+  try {
+    state = freezeAndDump(q.fd);
+  } catch (e) {
+    // not frozen (the addon left the socket as it was): let the host drop the hold, send here
+    await c.request('offload.socket.release', { handoff }, { timeoutMs: 10_000 }).catch(() => undefined);
+    resumeReading(socket, q.wasReading);
+    const err = toHylicsError(e);
+    return sendInGuest(socket, abs, offset, count, reasonOf(err), err.message, opts);
+  }
+  let res;
+  try {
+    res = await c.request('offload.socket.send', { handoff, state }, { timeoutMs: SEND_TIMEOUT_MS });
+  } catch (e) {
+    // the host (or the channel) went away mid-handoff: how much reached the client is unknown, so the frozen
+    // socket cannot go on; it is closed silently (repair mode: no RST), the host side finishes or drops its copy
+    socket.destroy();
+    const err = toHylicsError(e);
+    throw new HylicsError(err.code, `socket handoff lost: ${err.message}`, { ...err.details, handoff });
+  }
+  if (res.outcome === 'returned' && res.state) {
+    try {
+      restore(res.state, { replaceFd: q.fd });
+    } catch (e) {
+      // the host still holds its frozen copy: let it finish the connection cleanly
+      await c.request('offload.socket.release', { handoff, finish: true }, { timeoutMs: 10_000 }).catch(() => undefined);
+      socket.destroy();
+      throw toHylicsError(e);
+    }
+    await c.request('offload.socket.release', { handoff }, { timeoutMs: 10_000 }).catch(() => undefined);
+    resumeReading(socket, q.wasReading);
+    if (res.bytes === 0 && res.reason) {
+      // the host gave the connection back untouched (takeover failed): send here
+      return sendInGuest(socket, abs, offset, count, 'host-refused', res.reason, opts);
+    }
+    last = undefined;
+    return { bytes: res.bytes, by: 'host' };
+  }
+  // finished or peer gone: the host closed the connection; ours is frozen and closes silently
+  socket.destroy();
+  if (res.outcome === 'finished') { last = undefined; return { bytes: res.bytes, by: 'host', finished: true }; }
+  throw new HylicsError('HYLICS_ERR_PEER_CLOSED', `the client went away during the host's send: ${res.reason ?? ''}`, { bytesSent: res.bytes, handoff });
+}
