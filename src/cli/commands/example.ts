@@ -9,7 +9,7 @@ function intArg(v: string, what: string, min: number, max: number): number {
 }
 
 export function register(program: Command): void {
-  const ex = program.command('example').description('example apps that use Hylics from inside a guest');
+  const ex = program.command('example').description('example apps that use Hylics from inside a guest (file-server: socket offload)');
   ex.command('file-server')
     .description('HTTP/1.1 file server (keep-alive, Range) whose bodies the host sends by socket offload (hylicsSendfile)')
     .requiredOption('--root <dir>', 'directory to serve (inside the share, /mnt/hylics, for offload)')

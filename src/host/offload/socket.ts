@@ -14,7 +14,7 @@ import {
   type Flow,
 } from '../../os/nft-steer.js';
 import { TCP_STATE, closeFd, freezeAndDump, queues, restore, sendfileFd, setRepair, shutdownWrite, tcpRepairAvailable } from '../../os/tcp-repair.js';
-import type { ChannelBackend } from '../daemon.js';
+import type { ChannelBackend } from '../backends.js';
 
 /** Handoffs one guest may have in flight. */
 export const MAX_HANDOFFS_PER_GUEST = 128;
