@@ -1,0 +1,62 @@
+// The host's refusals of a socket handoff, before anything is held: a flow that is not on the guest's own address,
+// a file outside its share (.., absolute, a symlink out), a file that is not there; an unknown handoff; fallback
+// counters in `guest show` and in Prometheus. (The handoff itself runs end to end in test/host/socket-offload.)
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Registry } from 'prom-client';
+import { HylicsError } from '../../../src/core/errors/index.js';
+import type { OffloadBeginParamsT } from '../../../src/core/protocol/index.js';
+import { SocketOffload } from '../../../src/host/offload/socket.js';
+import { tcpRepairAvailable } from '../../../src/os/tcp-repair.js';
+
+const skip = process.getuid?.() !== 0 ? 'needs root (the daemon side of socket offload runs as root)' : !tcpRepairAvailable().ok ? `native addon: ${tcpRepairAvailable().reason}` : false;
+const SILENT = { debug: () => undefined, info: () => undefined, warn: () => undefined, error: () => undefined };
+
+function setup(t: { after: (fn: () => void) => void }): { off: SocketOffload; registry: Registry; handlers: Map<string, (g: string, p: unknown) => Promise<unknown>> } {
+  const base = mkdtempSync(join(tmpdir(), 'hylics-sockoff-'));
+  const share = join(base, 'share');
+  const outside = join(base, 'outside');
+  mkdirSync(share);
+  mkdirSync(outside);
+  writeFileSync(join(base, 'secret'), 'x');
+  writeFileSync(join(share, 'f'), 'hello');
+  symlinkSync(join(base, 'secret'), join(share, 'link'));
+  t.after(() => rmSync(base, { recursive: true, force: true }));
+  const registry = new Registry();
+  const off = new SocketOffload({ log: SILENT, registry });
+  const handlers = new Map<string, (g: string, p: unknown) => Promise<unknown>>();
+  off.wire({ handle: (op, fn) => { handlers.set(op, fn); }, onConnection: () => undefined }, (guest) => {
+    if (guest !== 'g1') throw new HylicsError('HYLICS_ERR_GUEST_NOT_FOUND', guest);
+    return { addr: '10.213.9.2', sharePath: share };
+  });
+  return { off, registry, handlers };
+}
+
+const flow = (over: Partial<OffloadBeginParamsT> = {}): OffloadBeginParamsT => ({ localAddr: '10.213.9.2', localPort: 8080, remoteAddr: '10.1.2.3', remotePort: 40000, path: 'f', offset: 0, mode: 'return', ...over });
+const code = async (p: Promise<unknown>): Promise<string> => { try { await p; return 'ok'; } catch (e) { return e instanceof HylicsError ? e.code : String(e); } };
+
+test('refusals before anything is held; counters', { skip }, async (t) => {
+  const { off, registry, handlers } = setup(t);
+  for (const op of ['offload.socket.begin', 'offload.socket.send', 'offload.socket.release', 'offload.socket.fallback']) assert.ok(handlers.has(op), op);
+  assert.equal(await code(off.begin('g1', flow({ localAddr: '10.213.10.2' }))), 'HYLICS_ERR_OFFLOAD_NOT_GUEST_FLOW', 'another address');
+  assert.equal(await code(off.begin('g1', flow({ path: '../secret' }))), 'HYLICS_ERR_PATH_ESCAPE', '..');
+  assert.equal(await code(off.begin('g1', flow({ path: '/etc/passwd' }))), 'HYLICS_ERR_PATH_ESCAPE', 'absolute');
+  assert.equal(await code(off.begin('g1', flow({ path: 'link' }))), 'HYLICS_ERR_PATH_ESCAPE', 'symlink out of the share');
+  assert.equal(await code(off.begin('g1', flow({ path: 'nope' }))), 'HYLICS_ERR_FILE_NOT_FOUND');
+  assert.equal(await code(off.send('g1', { handoff: 'h999', state: {} as never })), 'HYLICS_ERR_OFFLOAD_UNKNOWN_HANDOFF');
+  assert.deepEqual(await off.release('g1', 'h999'), { released: false }, 'release is idempotent');
+  off.fallback('g1', 'no-cap-net-admin');
+  off.fallback('g1', 'no-cap-net-admin');
+  off.fallback('g1', 'budget');
+  const s = off.stats('g1');
+  assert.equal(s.available, true);
+  assert.deepEqual(s.fallbacks, { 'no-cap-net-admin': 2, budget: 1 });
+  assert.equal(s.handoffs, 0);
+  assert.equal(s.inFlight, 0, 'nothing held after refusals');
+  const text = await registry.metrics();
+  assert.match(text, /hylics_offload_socket_fallbacks_total\{guest="g1",reason="no-cap-net-admin"\} 2/);
+  for (const n of ['hylics_offload_socket_handoffs_total', 'hylics_offload_socket_bytes_total', 'hylics_offload_socket_handoff_seconds']) assert.match(text, new RegExp(`# TYPE ${n} `));
+});
