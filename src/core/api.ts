@@ -2,7 +2,7 @@
 // these commands, executed by the daemon's `execute(cmd)`. Schemas are TypeBox so the same definitions validate
 // requests (fastify/ajv) and describe them in the OpenAPI document (docs/openapi.json).
 import { Type, type Static } from '@sinclair/typebox';
-import type { ResultOf } from './protocol/index.js';
+import type { ParamsOf, ResultOf } from './protocol/index.js';
 import { KiB } from './units.js';
 
 /** The channel carries stdin as base64 of at most 700 KiB: 525 KiB of bytes (checked in bytes by the daemon). */
@@ -114,6 +114,8 @@ export const ErrorBody = Type.Object({
 
 /** A module as the host reports it (the channel op's result type, so HTTP and channel callers see one shape). */
 export type ModuleInfoView = ResultOf<'module.start'>;
+/** What starts a module: the channel op's params (HTTP validates with the same schema, ModuleStartParams). */
+export type ModuleStartBody = ParamsOf<'module.start'>;
 
 type NoArgs = Record<never, never>;
 type Named = { name: string };
@@ -139,7 +141,7 @@ export interface CommandTypes {
   'guest.console': { args: Named & { lines: number }; result: { text: string } };
   'guest.libvirtXml': { args: Named; result: { xml: string } };
   'share.resize': { args: Named & { body: ShareResizeBody }; result: GuestView };
-  'module.start': { args: Named & { body: Record<string, unknown> }; result: ModuleInfoView };
+  'module.start': { args: Named & { body: ModuleStartBody }; result: ModuleInfoView };
   'module.list': { args: Named; result: ModuleInfoView[] };
   'module.stop': { args: Named & { id: string }; result: { stopped: string } };
 }

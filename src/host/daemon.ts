@@ -9,8 +9,9 @@ import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import {
   EXEC_STDIN_MAX_BYTES, type Command, type CommandOp, type CommandResult, type ExecResult, type GuestCreateBody,
-  type GuestStatus, type GuestView, type StatusView,
+  type GuestStatus, type GuestView, type ModuleStartBody, type StatusView,
 } from '../core/api.js';
+import type { ParamsOf } from '../core/protocol/index.js';
 import { HylicsError, toHylicsError } from '../core/errors/index.js';
 import { MiB, parseCpus, parseSize, validateGuestName } from '../core/units.js';
 import { hostLinkPresent } from '../os/netns.js';
@@ -175,13 +176,13 @@ export class Daemon {
     };
     opts.channels.handle('module.start', (guest, p) => {
       limited(guest);
-      const { hostPort, ...body } = p as Record<string, unknown>;
+      const { hostPort, ...body } = p as ModuleStartBody; // checked against the op's schema by the channel
       if (hostPort !== undefined) throw new HylicsError('HYLICS_ERR_INVALID_ARGUMENT', 'a guest cannot ask for a host port; the host operator can (hylics module start GUEST --host-port N)');
       return this.execute({ op: 'module.start', name: guest, body });
     });
     opts.channels.handle('module.list', async (guest) => ({ modules: await this.execute({ op: 'module.list', name: guest }) }));
     opts.socketOffload?.wire(opts.channels, (guest) => ({ addr: this.record(guest).network.guestAddr, sharePath: this.opts.shares.path(guest) }));
-    opts.channels.handle('module.stop', (guest, p) => { limited(guest); return this.execute({ op: 'module.stop', name: guest, id: (p as { id: string }).id }); });
+    opts.channels.handle('module.stop', (guest, p) => { limited(guest); return this.execute({ op: 'module.stop', name: guest, id: (p as ParamsOf<'module.stop'>).id }); });
   }
 
   // ---- startup and shutdown ----------------------------------------------------------------------------
@@ -586,7 +587,7 @@ export class Daemon {
     return this.opts.modules;
   }
 
-  private async moduleStart(name: string, body: Record<string, unknown>): Promise<CommandResult<'module.start'>> {
+  private async moduleStart(name: string, body: ModuleStartBody): Promise<CommandResult<'module.start'>> {
     const rec = this.record(name);
     if (this.live.get(name)?.status !== 'running') throw new HylicsError('HYLICS_ERR_GUEST_NOT_RUNNING', `guest ${name} is not running`, { name });
     return this.modules().start({ ...rec, sharePath: this.opts.shares.path(name) }, body);

@@ -8,8 +8,10 @@ import { Type } from '@sinclair/typebox';
 import type { Logger } from 'pino';
 import {
   ErrorBody, ExecBody, ExecResult, GuestCreateBody, GuestName, GuestView, ShareResizeBody, StatusView, type Command,
+  type ModuleStartBody,
 } from '../core/api.js';
 import { HylicsError, toHylicsError } from '../core/errors/index.js';
+import { ModuleInfoWire, ModuleListResult, ModuleStartParams, ModuleStopParams, ModuleStopResult } from '../core/protocol/index.js';
 import { VERSION } from './daemon.js';
 import type { DaemonMetrics } from './metrics.js';
 import { dashboardHtml } from './dashboard.js';
@@ -103,14 +105,16 @@ export async function buildApi(daemon: ApiDeps, log: Logger, opts: ApiOptions = 
   app.put<{ Params: { name: string }; Body: ShareResizeBody }>('/v1/guests/:name/share', {
     schema: { summary: 'Resize the guest share while it runs (shrinking below usage is refused)', params: NameParams, body: ShareResizeBody, response: { 200: GuestView, ...errors } },
   }, (req) => run({ op: 'share.resize', name: req.params.name, body: req.body }));
-  app.post<{ Params: { name: string }; Body: Record<string, unknown> }>('/v1/guests/:name/modules', {
-    schema: { summary: 'Start an offload module (http|stream) serving from the guest share', params: NameParams, body: Type.Record(Type.String(), Type.Unknown()), response: errors },
+  // The module bodies and results are the channel ops' schemas (core/protocol/ops/modules.ts): one shape for
+  // the operator over HTTP and for a guest over its channel.
+  app.post<{ Params: { name: string }; Body: ModuleStartBody }>('/v1/guests/:name/modules', {
+    schema: { summary: 'Start an offload module (http|stream) serving from the guest share', params: NameParams, body: ModuleStartParams, response: { 201: ModuleInfoWire, ...errors } },
   }, async (req, reply) => reply.status(201).send(await run({ op: 'module.start', name: req.params.name, body: req.body })));
   app.get<{ Params: { name: string } }>('/v1/guests/:name/modules', {
-    schema: { summary: 'List the guest\'s offload modules', params: NameParams, response: errors },
+    schema: { summary: 'List the guest\'s offload modules', params: NameParams, response: { 200: ModuleListResult.properties.modules, ...errors } },
   }, (req) => run({ op: 'module.list', name: req.params.name }));
   app.delete<{ Params: { name: string; id: string } }>('/v1/guests/:name/modules/:id', {
-    schema: { summary: 'Stop an offload module', params: Type.Object({ name: GuestName, id: Type.String({ maxLength: 64 }) }), response: errors },
+    schema: { summary: 'Stop an offload module', params: Type.Object({ name: GuestName, id: ModuleStopParams.properties.id }), response: { 200: ModuleStopResult, ...errors } },
   }, (req) => run({ op: 'module.stop', name: req.params.name, id: req.params.id }));
 
   registerControlRoutes(app as unknown as FastifyInstance, run, errors);

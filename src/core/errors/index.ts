@@ -56,6 +56,11 @@ export class HylicsError extends Error {
     return (ERRORS[this.code] as ErrorSpec).http;
   }
 
+  /** The CLI's exit status for this error (the registry's `exit`, 1 when it names none). */
+  get exitCode(): number {
+    return (ERRORS[this.code] as ErrorSpec).exit ?? 1;
+  }
+
   toJSON(): { code: ErrorCode; message: string; details?: Record<string, unknown> } {
     return this.details === undefined
       ? { code: this.code, message: this.message }
@@ -89,17 +94,17 @@ export function renderErrorsMarkdown(): string {
     '# Error codes',
     '',
     'Every error Hylics reports (CLI, HTTP API, control channel) carries one of these stable codes.',
-    'The CLI prints `error HYLICS_ERR_…: message` and exits with status 1 (2 for usage errors);',
+    'The CLI prints `error HYLICS_ERR_…: message` and exits with the status below (2 for usage errors, else 1);',
     'the HTTP API answers `{ "error": { "code", "message", "details" } }` with the HTTP status below.',
     '',
     'Generated from `src/core/errors` by `npm run gen:errors`; `test/core/errors.test.ts` fails if this file drifts.',
     '',
-    '| code | HTTP | meaning |',
-    '| --- | --- | --- |',
+    '| code | HTTP | exit | meaning |',
+    '| --- | --- | --- | --- |',
   ];
   for (const code of Object.keys(ERRORS).sort()) {
     const spec = (ERRORS as Record<string, ErrorSpec>)[code]!;
-    lines.push(`| \`${code}\` | ${spec.http} | ${spec.doc.replace(/\|/g, '\\|')} |`);
+    lines.push(`| \`${code}\` | ${spec.http} | ${spec.exit ?? 1} | ${spec.doc.replace(/\|/g, '\\|')} |`);
   }
   return lines.join('\n') + '\n';
 }
