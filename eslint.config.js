@@ -9,9 +9,16 @@ const nativeAddon = { group: ['**/native/**', '**/*.node', 'bindings', 'node-gyp
 
 export default tseslint.config(
   { ignores: ['dist/**', 'node_modules/**', 'native/build/**', 'bench/results/**'] },
+  // typescript-eslint's recommended rules on every TypeScript file (they include the parser)
   {
     files: ['**/*.ts'],
-    languageOptions: { parser: tseslint.parser },
+    extends: [tseslint.configs.recommended],
+    rules: {
+      // `_name`: a parameter an interface requires and this implementation does not need
+      '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_' }],
+      // tests declare what their cleanup (t.after) reads before the statement that assigns it
+      'prefer-const': ['error', { ignoreReadBeforeAssign: true }],
+    },
   },
   {
     files: ['src/core/**/*.ts'],

@@ -106,7 +106,7 @@ test('dashboard in headless Chromium: guest, share, tasks, offload, charts with 
     assert.fail(`no guest row: ${e.message}; page status: ${await page.locator('#status').innerText()}; page errors: ${pageErrors.join('; ')}`);
   });
   const rowText = async (): Promise<string> => (await row.innerText()).replace(/\s+/g, ' ');
-  let text = await eventually('the guest row shows the task', rowText, (v) => v.includes('compress'));
+  const text = await eventually('the guest row shows the task', rowText, (v) => v.includes('compress'));
   for (const want of ['running', 'connected', g.address, '/ 16.0 MiB', 'compress: 1', 'sandbox']) assert.ok(text.includes(want), `guest row shows ${want}: ${text}`);
   assert.match(await page.locator('#status').innerText(), /1\/1 guests running/);
 

@@ -31,7 +31,10 @@ export interface EventDef<D extends TSchema = TSchema> {
   doc: string;
 }
 
+// Filled by declaration merging from each area's ops file (see the top of this file), hence empty here.
+// eslint-disable-next-line @typescript-eslint/no-empty-object-type
 export interface OpTypes {}
+// eslint-disable-next-line @typescript-eslint/no-empty-object-type
 export interface EventTypes {}
 export type ParamsOf<K extends string> = K extends keyof OpTypes ? OpTypes[K] extends { params: infer P } ? P : unknown : unknown;
 export type ResultOf<K extends string> = K extends keyof OpTypes ? OpTypes[K] extends { result: infer R } ? R : unknown : unknown;

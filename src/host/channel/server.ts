@@ -13,7 +13,7 @@ import type { ChannelEndpoint } from '../drivers/types.js';
 import { DEFAULT_CHANNEL_BUDGET, UNLIMITED_CHANNEL_BUDGET, GuestBudget, RateLimitedLog, type BudgetStats, type ChannelBudgetOptions } from './budget.js';
 
 /** A host-side op handler: `guest` is the name bound to the endpoint the request came in on. */
-export type HostHandler = (guest: string, params: any, ctx: HandlerContext) => unknown;
+export type HostHandler = (guest: string, params: never, ctx: HandlerContext) => unknown;
 
 export interface GuestChannelOptions {
   /** Ops this guest may call on the host. Default: every registered op served by 'host'. */
@@ -219,7 +219,7 @@ export class ChannelServer extends EventEmitter {
 
   private makePeer(g: GuestState, stream: Socket, mode: 'listen' | 'connect'): ChannelPeer {
     const handlers: Record<string, (p: unknown, ctx: HandlerContext) => unknown> = {};
-    for (const [op, h] of this.handlers) handlers[op] = (p, ctx) => h(g.name, p, ctx);
+    for (const [op, h] of this.handlers) handlers[op] = (p, ctx) => h(g.name, p as never, ctx);
     // the meter's two 'data' listeners bracket the peer's own: what it measures is the peer's work on each chunk
     const metered = g.budget.meter(stream as Socket);
     const peer = new ChannelPeer(stream, {

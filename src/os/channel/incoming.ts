@@ -17,8 +17,9 @@ export interface HandlerContext {
   deadline: number;
   peer: ChannelPeer;
 }
-// Params are checked against the op's schema before a handler runs, so handlers may trust their shape.
-export type Handler = (params: any, ctx: HandlerContext) => unknown;
+// Params are checked against the op's schema before a handler runs, so handlers may trust their shape: each
+// declares its op's params type (a function of any params type is assignable to one taking `never`).
+export type Handler = (params: never, ctx: HandlerContext) => unknown;
 
 type RequestMessage = Extract<Message, { type: 'request' }>;
 
@@ -147,7 +148,7 @@ export class IncomingRequests {
     const ctx: HandlerContext = { op, id, signal: abort.signal, deadline: Date.now() + budget, peer: this.o.link.peer };
     const run: Promise<CachedOutcome> = (async () => {
       try {
-        return { ok: true as const, result: await handler(m.params, ctx) };
+        return { ok: true as const, result: await handler(m.params as never, ctx) };
       } catch (e) {
         const he = toHylicsError(e);
         if (he.code === 'HYLICS_ERR_INTERNAL') this.o.log.error({ op, err: he.message }, 'channel: handler failed');

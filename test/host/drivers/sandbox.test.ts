@@ -205,7 +205,6 @@ test('sandbox guest lifecycle: limits, files both ways, isolation, ENOSPC, netwo
 
 test('the guest keeps running after the process that started it is killed (-9), and is found again', { skip }, async (t) => {
   const f = await fixture(t);
-  const stateDir = f.stateDir;
   const g = await newGuest(f);
   const { ctx } = g;
   const driverUrl = new URL('../../../src/host/drivers/sandbox.js', import.meta.url).href;
@@ -259,7 +258,6 @@ test('a start that fails half-way removes what it created', { skip }, async (t) 
 
 test('unusable state dirs are refused', { skip }, async (t) => {
   const f = await fixture(t);
-  const stateDir = f.stateDir;
   const g = await newGuest(f);
   const driver = new SandboxDriver({ command: serverCommand });
   for (const d of ['/', '/mnt', '/run/hylics/x', 'relative/dir']) {
