@@ -21,6 +21,7 @@ import { Cgroup } from '../../../src/os/cgroup.js';
 import { applyGuard, guardInstalled, listGuardLinks, removeGuard } from '../../../src/os/nft-guard.js';
 import { isHylicsError } from '../../../src/core/errors/index.js';
 import { ChannelServer } from '../../../src/host/channel/index.js';
+import type { TaskEventT } from '../../../src/core/protocol/index.js';
 
 const skip = process.getuid?.() !== 0 ? 'needs root (tap, tmpfs, virtiofsd namespaces)'
   : !existsSync('/usr/lib/qemu/virtiofsd') ? 'needs qemu-system-x86 (virtiofsd)'
@@ -68,7 +69,7 @@ const consoleHas = (ctx: DriverContext, marker: string) => async (): Promise<tru
 // the channel port by name, as the real agent does, and says hello on it.
 const STUB_AGENT = `const fs=require('fs');for(const p of fs.readdirSync('/sys/class/virtio-ports')){if(fs.readFileSync('/sys/class/virtio-ports/'+p+'/name','utf8').trim()==='${CHANNEL_PORT}'){const fd=fs.openSync('/dev/'+p,'r+');fs.writeSync(fd,'HELLO-FROM-NODE '+process.version+'\\n');setInterval(()=>{},1e6);}}`;
 
-test('microvm guest: boot, share both ways, resize, network, channel, QEMU killed', { skip, timeout: 540_000 }, async (t) => {
+test('microvm guest: boot, share both ways, resize, network, channel, in-guest hylics, QEMU killed', { skip, timeout: 900_000 }, async (t) => {
   const ctx = context(`mv${process.pid % 100000}`, idx);
   const realAgent = defaultAgentArgv(ctx.spec.name);
   const driver = new MicrovmDriver({ stateDir, log, diskBytes: 256 * MiB, agentArgv: realAgent ? undefined : [NODE_BIN, '-e', STUB_AGENT] });
@@ -193,6 +194,8 @@ test('microvm guest: boot, share both ways, resize, network, channel, QEMU kille
     if (realAgent) {
       // the real agent and the daemon's channel server: hello, then an exec request answered in the guest
       const server = new ChannelServer({ log });
+      const reports: TaskEventT[] = [];
+      server.handle('task.report', (_g, p: { events: TaskEventT[] }) => { reports.push(...p.events); return { accepted: p.events.length }; });
       try {
         await server.addGuest(ctx.spec.name, driver.channel(ctx, state!));
         await server.waitConnected(ctx.spec.name, 300_000);
@@ -201,6 +204,13 @@ test('microvm guest: boot, share both ways, resize, network, channel, QEMU kille
         const r = await server.request(ctx.spec.name, 'exec', { argv: ['/bin/cat', '/mnt/hylics/from-host.txt'], timeoutMs: 60_000 }, { timeoutMs: 120_000 });
         assert.equal(r.exitCode, 0);
         assert.equal(Buffer.from(String(r.stdout), 'base64').toString(), 'written by the host\n');
+        // the in-guest hylics (written by the agent, on its PATH): task run passes exit code and output through and
+        // its reports reach the host; the tier store's disk tier is on the guest's own disk (node is slow under TCG)
+        const h = await server.request(ctx.spec.name, 'exec', { argv: ['sh', '-c', 'command -v hylics; echo "$HYLICS_DISK_TIER"; hylics task run vmtask --tier-hit -- sh -c "echo in-vm; exit 5"'], env: { HYLICS_REPORT_WAIT_MS: '120000' }, timeoutMs: 300_000 }, { timeoutMs: 320_000 });
+        assert.equal(Buffer.from(String(h.stdout), 'base64').toString(), '/run/hylics/bin/hylics\n/mnt/disk/hylics-tier\nin-vm\n', Buffer.from(String(h.stderr), 'base64').toString());
+        assert.equal(h.exitCode, 5);
+        const end = await waitFor('the task report from the VM', async () => reports.find((e) => e.kind === 'end' && e.name === 'vmtask'), 60_000);
+        assert.deepEqual([end.ok, end.tier, end.error], [false, 'memory', 'exit 5']);
       } finally {
         await server.close();
       }
