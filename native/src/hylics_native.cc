@@ -38,29 +38,11 @@
 
 namespace {
 
-const char* RegistryCode(int err) {
-  switch (err) {
-    case EXDEV: return "HYLICS_ERR_PATH_ESCAPE";     // RESOLVE_BENEATH: .. or an absolute path left the dir
-    case ELOOP: return "HYLICS_ERR_PATH_ESCAPE";     // RESOLVE_NO_SYMLINKS / NO_MAGICLINKS: a link on the way
-    case ENOENT:
-    case ENOTDIR:
-    case ENAMETOOLONG: return "HYLICS_ERR_FILE_NOT_FOUND";
-    case EACCES:
-    case EPERM: return "HYLICS_ERR_FILE_ACCESS";
-    case ENOSYS:
-    case E2BIG: return "HYLICS_ERR_OPENAT2_UNAVAILABLE";
-    case EPIPE:
-    case ECONNRESET:
-    case ECANCELED: return "HYLICS_ERR_PEER_CLOSED";
-    case ETIMEDOUT: return "HYLICS_ERR_SEND_STALLED";
-    case ENOPROTOOPT: return "HYLICS_ERR_TCP_REPAIR_UNAVAILABLE";
-    default: return "HYLICS_ERR_NATIVE_IO";
-  }
-}
-
+// An error naming its errno (`errno`: "ENOENT", ...); the registry code for it is chosen in JS from the one errno
+// table (src/core/errors/errno.ts) by the kind of call. `code` is set only for a condition that is no errno.
 Napi::Error MakeError(Napi::Env env, int err, const char* what, const char* code = nullptr) {
   Napi::Error e = Napi::Error::New(env, std::string(what) + ": " + strerror(err));
-  e.Set("code", Napi::String::New(env, code ? code : RegistryCode(err)));
+  if (code) e.Set("code", Napi::String::New(env, code));
   const char* name = strerrorname_np(err);
   e.Set("errno", Napi::String::New(env, name ? name : "EUNKNOWN"));
   return e;
@@ -113,7 +95,7 @@ Napi::Value OpenBeneath(const Napi::CallbackInfo& info) {
   bool typeOk = wantDir ? S_ISDIR(st1.st_mode) : S_ISREG(st1.st_mode);
   if (!typeOk) {
     MakeError(env, wantDir ? ENOTDIR : EINVAL, wantDir ? "not a directory" : "not a regular file",
-              wantDir ? "HYLICS_ERR_FILE_NOT_FOUND" : "HYLICS_ERR_NOT_REGULAR_FILE").ThrowAsJavaScriptException();
+              wantDir ? nullptr : "HYLICS_ERR_NOT_REGULAR_FILE").ThrowAsJavaScriptException();
     return env.Null();
   }
   long fd = Openat2(dirfd, rel.c_str(), O_RDONLY | O_NONBLOCK | O_NOCTTY | (wantDir ? O_DIRECTORY : 0));
@@ -368,18 +350,11 @@ Napi::Value AbortSendfile(const Napi::CallbackInfo& info) {
 }
 
 // ---- TCP_REPAIR ------------------------------------------------------------------------------------------
-// Errors here carry code HYLICS_ERR_TCP_REPAIR_DENIED for EPERM (no CAP_NET_ADMIN in this network namespace's
-// owner user namespace) and HYLICS_ERR_TCP_REPAIR_FAILED otherwise, unless a more specific code applies.
+// Errors here name their errno; src/os/tcp-repair.ts maps them (EPERM: no CAP_NET_ADMIN in the owner user
+// namespace of this network namespace -> HYLICS_ERR_TCP_REPAIR_DENIED).
 
 constexpr int kRepairOn = 1;
 constexpr size_t kMaxQueueBytes = 64u << 20;  // a queue above this is refused (socket buffers are far smaller)
-
-Napi::Error RepairError(Napi::Env env, int err, const char* what) {
-  const char* code = err == EPERM ? "HYLICS_ERR_TCP_REPAIR_DENIED"
-                   : err == ENOPROTOOPT ? "HYLICS_ERR_TCP_REPAIR_UNAVAILABLE"
-                   : "HYLICS_ERR_TCP_REPAIR_FAILED";
-  return MakeError(env, err, what, code);
-}
 
 std::string AddrString(const sockaddr_in& a) {
   char buf[INET_ADDRSTRLEN];
@@ -411,11 +386,11 @@ Napi::Value TcpRepairDump(const Napi::CallbackInfo& info) {
   sockaddr_in local{}, peer{};
   socklen_t ll = sizeof local, pl = sizeof peer;
   if (getsockname(fd, reinterpret_cast<sockaddr*>(&local), &ll) != 0 || getpeername(fd, reinterpret_cast<sockaddr*>(&peer), &pl) != 0) {
-    MakeError(env, errno, "getsockname/getpeername", "HYLICS_ERR_TCP_REPAIR_FAILED").ThrowAsJavaScriptException(); return env.Null();
+    MakeError(env, errno, "getsockname/getpeername").ThrowAsJavaScriptException(); return env.Null();
   }
   if (local.sin_family != AF_INET) { MakeError(env, EAFNOSUPPORT, "only IPv4 connections", "HYLICS_ERR_TCP_REPAIR_FAILED").ThrowAsJavaScriptException(); return env.Null(); }
   int on = kRepairOn;
-  if (setsockopt(fd, IPPROTO_TCP, TCP_REPAIR, &on, sizeof on) != 0) { RepairError(env, errno, "TCP_REPAIR").ThrowAsJavaScriptException(); return env.Null(); }
+  if (setsockopt(fd, IPPROTO_TCP, TCP_REPAIR, &on, sizeof on) != 0) { MakeError(env, errno, "TCP_REPAIR").ThrowAsJavaScriptException(); return env.Null(); }
   int err = 0;
   const char* what = nullptr;
   struct tcp_info ti{};
@@ -443,7 +418,7 @@ Napi::Value TcpRepairDump(const Napi::CallbackInfo& info) {
     int off = 0, one = 1;  // leave the socket as it was (sk_reuse too): the caller falls back to a normal send
     setsockopt(fd, IPPROTO_TCP, TCP_REPAIR, &off, sizeof off);
     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    RepairError(env, err, what).ThrowAsJavaScriptException();
+    MakeError(env, err, what).ThrowAsJavaScriptException();
     return env.Null();
   }
   Napi::Object o = Napi::Object::New(env);
@@ -514,7 +489,7 @@ Napi::Value TcpRepairRestore(const Napi::CallbackInfo& info) {
   Napi::Object w = st.Get("window").As<Napi::Object>();
 
   int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) { MakeError(env, errno, "socket", "HYLICS_ERR_TCP_REPAIR_FAILED").ThrowAsJavaScriptException(); return env.Null(); }
+  if (fd < 0) { MakeError(env, errno, "socket").ThrowAsJavaScriptException(); return env.Null(); }
   int err = 0;
   const char* what = nullptr;
   int one = 1;
@@ -583,7 +558,7 @@ Napi::Value TcpRepairRestore(const Napi::CallbackInfo& info) {
     } else {
       close(fd);
     }
-    RepairError(env, err, what).ThrowAsJavaScriptException();
+    MakeError(env, err, what).ThrowAsJavaScriptException();
     return env.Null();
   }
   return Napi::Number::New(env, fd);
@@ -595,7 +570,7 @@ Napi::Value TcpRepair(const Napi::CallbackInfo& info) {
   if (!info[0].IsNumber() || !info[1].IsNumber()) { Napi::TypeError::New(env, "tcpRepair(fd, value)").ThrowAsJavaScriptException(); return env.Null(); }
   int fd = info[0].As<Napi::Number>().Int32Value();
   int v = info[1].As<Napi::Number>().Int32Value();
-  if (setsockopt(fd, IPPROTO_TCP, TCP_REPAIR, &v, sizeof v) != 0) { RepairError(env, errno, "TCP_REPAIR").ThrowAsJavaScriptException(); return env.Undefined(); }
+  if (setsockopt(fd, IPPROTO_TCP, TCP_REPAIR, &v, sizeof v) != 0) { MakeError(env, errno, "TCP_REPAIR").ThrowAsJavaScriptException(); return env.Undefined(); }
   int one = 1;  // as in tcpRepairRestore: thawing resets sk_reuse
   if (v <= 0) setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
   return env.Undefined();

@@ -5,6 +5,7 @@ import { request, type RequestOptions } from 'node:http';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { HylicsError } from '../core/errors/index.js';
+import { codeForErrno } from '../core/errors/errno.js';
 
 export const DEFAULT_STATE_DIR = '/var/lib/hylics';
 
@@ -77,9 +78,15 @@ export function apiRequest<T = unknown>(stateDir: string, method: string, path: 
     req.on('timeout', () => req.destroy(new HylicsError('HYLICS_ERR_TIMEOUT', `no answer from hylicsd within ${timeoutMs} ms`)));
     req.on('error', (e: NodeJS.ErrnoException) => {
       if (e instanceof HylicsError) return reject(e);
-      if (e.code === 'EACCES' || e.code === 'EPERM') return reject(new HylicsError('HYLICS_ERR_NOT_ROOT', `permission denied on ${socketPath}: the daemon is root-only`));
-      if (e.code === 'ENOENT' || e.code === 'ECONNREFUSED') return reject(new HylicsError('HYLICS_ERR_DAEMON_UNREACHABLE', `hylicsd is not running on ${socketPath} (start it with: hylics daemon --state-dir ${stateDir}${t.options.socketPath ? '' : ' --listen ...'})`, { socket: socketPath }));
-      reject(new HylicsError('HYLICS_ERR_DAEMON_UNREACHABLE', `cannot reach hylicsd on ${socketPath}: ${e.message}`, { socket: socketPath }));
+      const code = codeForErrno('apiConnect', e.code);
+      if (code === 'HYLICS_ERR_NOT_ROOT') {
+        return reject(new HylicsError(code, `permission denied on ${socketPath}: the daemon is root-only`));
+      }
+      const listen = t.options.socketPath ? '' : ' --listen ...';
+      const why = e.code === 'ENOENT' || e.code === 'ECONNREFUSED'
+        ? `hylicsd is not running on ${socketPath} (start it with: hylics daemon --state-dir ${stateDir}${listen})`
+        : `cannot reach hylicsd on ${socketPath}: ${e.message}`;
+      reject(new HylicsError(code, why, { socket: socketPath }));
     });
     if (payload) req.write(payload);
     req.end();

@@ -1,6 +1,7 @@
 // Running host commands (ip, mount, umount, nsenter ...) with errors that say what failed and why.
 import { spawn } from 'node:child_process';
-import { HylicsError } from '../core/errors/index.js';
+import { HylicsError, type ErrorCode } from '../core/errors/index.js';
+import { codeForErrno } from '../core/errors/errno.js';
 
 export interface RunOptions {
   /** Written to the command's stdin. */
@@ -20,11 +21,26 @@ export interface RunResult {
 /** Which Debian package brings a binary, for HYLICS_ERR_MISSING_DEPENDENCY messages. */
 const PACKAGE_OF: Record<string, string> = {
   ip: 'iproute2', mount: 'util-linux', umount: 'util-linux', nsenter: 'util-linux', unshare: 'util-linux',
-  findmnt: 'util-linux', setsid: 'util-linux', sysctl: 'procps', sh: 'dash', awk: 'mawk',
+  findmnt: 'util-linux', setsid: 'util-linux', sysctl: 'procps', sh: 'dash', awk: 'mawk', nft: 'nftables',
 };
 
 function commandLine(cmd: string, args: readonly string[]): string {
   return [cmd, ...args].map((a) => (/^[\w@%+=:,./-]+$/.test(a) ? a : JSON.stringify(a))).join(' ');
+}
+
+/**
+ * A program that could not be started, as a registry error (the errno table's `spawn` rule: ENOENT is a missing
+ * dependency, naming its Debian package; anything else `otherwise`, by default HYLICS_ERR_OS_COMMAND_FAILED).
+ */
+export function spawnError(e: NodeJS.ErrnoException, cmd: string, args: readonly string[], otherwise?: ErrorCode): HylicsError {
+  const code = codeForErrno('spawn', e.code, otherwise);
+  if (code === 'HYLICS_ERR_MISSING_DEPENDENCY') {
+    const base = cmd.split('/').pop()!;
+    const pkg = PACKAGE_OF[base];
+    const hint = pkg ? ` (install the Debian package ${pkg})` : '';
+    return new HylicsError(code, `${base} not found${hint}`, { command: cmd, package: pkg });
+  }
+  return new HylicsError(code, `${commandLine(cmd, args)}: ${e.message}`, { command: cmd, args: [...args] }, { cause: e });
 }
 
 /** Run a command to completion; never throws for a non-zero exit (see `run` for that). */
@@ -40,13 +56,7 @@ export function runRaw(cmd: string, args: readonly string[], opts: RunOptions = 
     child.stderr.on('data', (b: Buffer) => err.push(b));
     child.on('error', (e: NodeJS.ErrnoException) => {
       if (timer) clearTimeout(timer);
-      if (e.code === 'ENOENT') {
-        const base = cmd.split('/').pop()!;
-        const pkg = PACKAGE_OF[base];
-        reject(new HylicsError('HYLICS_ERR_MISSING_DEPENDENCY', `${base} not found${pkg ? ` (install the Debian package ${pkg})` : ''}`, { command: cmd, package: pkg }));
-      } else {
-        reject(new HylicsError('HYLICS_ERR_OS_COMMAND_FAILED', `${commandLine(cmd, args)}: ${e.message}`, { command: cmd, args: [...args] }, { cause: e }));
-      }
+      reject(spawnError(e, cmd, args));
     });
     child.on('close', (code, signal) => {
       if (timer) clearTimeout(timer);

@@ -7,7 +7,8 @@ import { closeSync, createReadStream, fstatSync, openSync, readdirSync, constant
 import { createRequire } from 'node:module';
 import type { Socket } from 'node:net';
 import { join } from 'node:path';
-import { HylicsError, isErrorCode, type ErrorCode } from '../core/errors/index.js';
+import { HylicsError, isErrorCode } from '../core/errors/index.js';
+import { codeForErrno, errnoOf, type ErrnoCall } from '../core/errors/errno.js';
 import { PACKAGE_ROOT } from './self.js';
 
 export interface OpenedFile {
@@ -89,13 +90,19 @@ export function nativeStatus(): { loaded: boolean; reason?: string; open: 'opena
   };
 }
 
-function fromNative(e: unknown, relPath: string): HylicsError {
+/**
+ * An addon error as a registry error. The addon names the errno; the code comes from the one errno table
+ * (core/errors/errno.ts) for this kind of call, unless the addon set one for a condition that is not an errno
+ * (a file that is not a regular one, a file changed while opening).
+ */
+export function fromNative(e: unknown, call: ErrnoCall, what: string, details: Record<string, unknown> = {}): HylicsError {
+  if (e instanceof HylicsError) return e;
   const err = e as { code?: unknown; errno?: unknown; message?: string; bytesSent?: number };
-  const code = isErrorCode(err.code) ? err.code : 'HYLICS_ERR_NATIVE_IO';
-  const details: Record<string, unknown> = { path: relPath };
-  if (typeof err.errno === 'string') details.errno = err.errno;
-  if (typeof err.bytesSent === 'number') details.bytesSent = err.bytesSent;
-  return new HylicsError(code, `${relPath}: ${err.message ?? 'failed'}`, details);
+  const code = isErrorCode(err.code) ? err.code : codeForErrno(call, errnoOf(e));
+  const all: Record<string, unknown> = { ...details };
+  if (typeof err.errno === 'string') all.errno = err.errno;
+  if (typeof err.bytesSent === 'number') all.bytesSent = err.bytesSent;
+  return new HylicsError(code, `${what}: ${err.message ?? 'failed'}`, all);
 }
 
 /**
@@ -117,19 +124,10 @@ const S_IFREG = 0o100000;
 const S_IFDIR = 0o040000;
 const S_IFLNK = 0o120000;
 
-function errnoToCode(errno: string | undefined): ErrorCode {
-  switch (errno) {
-    case 'ELOOP': case 'EXDEV': return 'HYLICS_ERR_PATH_ESCAPE';
-    case 'ENOENT': case 'ENOTDIR': case 'ENAMETOOLONG': return 'HYLICS_ERR_FILE_NOT_FOUND';
-    case 'EACCES': case 'EPERM': return 'HYLICS_ERR_FILE_ACCESS';
-    default: return 'HYLICS_ERR_NATIVE_IO';
-  }
-}
-
 function jsErr(e: unknown, relPath: string): HylicsError {
   if (e instanceof HylicsError) return e;
-  const errno = (e as NodeJS.ErrnoException).code;
-  return new HylicsError(errnoToCode(errno), `${relPath}: ${(e as Error).message}`, { path: relPath, errno });
+  const errno = errnoOf(e);
+  return new HylicsError(codeForErrno('openBeneath', errno), `${relPath}: ${(e as Error).message}`, { path: relPath, errno });
 }
 
 /** Open one component beneath `dirFd` without following a link there (O_PATH: opens nothing, never blocks). */
@@ -189,7 +187,7 @@ function openAny(dirFd: number, relPath: string, wantDir: boolean): OpenedFile {
     try {
       return addon.openBeneath(dirFd, clean, wantDir);
     } catch (e) {
-      const err = fromNative(e, relPath);
+      const err = fromNative(e, 'openBeneath', relPath, { path: relPath });
       if (err.code !== 'HYLICS_ERR_OPENAT2_UNAVAILABLE') throw err;
       openat2Works = false;
       process.stderr.write('hylics: openat2(2) is unavailable (Linux < 5.6); using the JS path walk\n');
@@ -255,7 +253,7 @@ export async function sendFileToSocket(socket: Socket, fd: number, offset: numbe
       try {
         first = addon.sendfileNow(sockFd, fd, offset, Math.min(count, inlineMax));
       } catch (e) {
-        throw fromNative(e, 'sendfile');
+        throw fromNative(e, 'send', 'sendfile', { path: 'sendfile' });
       }
       if (first === count) return count;
     }
@@ -265,7 +263,7 @@ export async function sendFileToSocket(socket: Socket, fd: number, offset: numbe
     try {
       return first + await addon.sendfile(sockFd, fd, offset + first, count - first, id, opts.stallMs ?? 120_000);
     } catch (e) {
-      const err = fromNative(e, 'sendfile');
+      const err = fromNative(e, 'send', 'sendfile', { path: 'sendfile' });
       if (typeof err.details?.bytesSent === 'number') err.details.bytesSent += first;
       throw err;
     } finally {

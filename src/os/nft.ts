@@ -6,6 +6,7 @@
 import { spawn } from 'node:child_process';
 import { isIPv4 } from 'node:net';
 import { HylicsError } from '../core/errors/index.js';
+import { spawnError } from './exec.js';
 
 export interface DnatRule {
   /** The guest's own address and the port its clients use. */
@@ -61,9 +62,7 @@ export function nft(args: string[], stdin?: string, opts: { netns?: string } = {
     let err = '';
     p.stdout!.on('data', (d: Buffer) => { out += d.toString(); });
     p.stderr!.on('data', (d: Buffer) => { err += d.toString(); });
-    p.on('error', (e: NodeJS.ErrnoException) => reject(e.code === 'ENOENT'
-      ? new HylicsError('HYLICS_ERR_MISSING_DEPENDENCY', 'nft not found: apt-get install nftables', { program: 'nft', package: 'nftables' })
-      : new HylicsError('HYLICS_ERR_NFT_FAILED', `nft: ${e.message}`)));
+    p.on('error', (e: NodeJS.ErrnoException) => reject(spawnError(e, cmd, argv, 'HYLICS_ERR_NFT_FAILED')));
     p.on('close', (code) => {
       if (code === 0) resolve(out);
       else reject(new HylicsError('HYLICS_ERR_NFT_FAILED', `nft ${args.join(' ')} failed: ${err.trim()}`, { stderr: err.trim(), script: stdin }));

@@ -3,9 +3,9 @@
 // place of the app's own fd), and the small socket calls around it. The system calls are in the native addon
 // (CRIU libsoccr's recipe); this file converts its state to the JSON-safe wire form and its errors to registry codes.
 import type { Socket } from 'node:net';
-import { HylicsError, isErrorCode } from '../core/errors/index.js';
+import { HylicsError } from '../core/errors/index.js';
 import type { TcpStateT } from '../core/protocol/ops/offload.js';
-import { nativeAddon, type Addon, type NativeTcpState } from './native.js';
+import { fromNative, nativeAddon, type Addon, type NativeTcpState } from './native.js';
 
 /** TCP states of TCP_INFO (include/net/tcp_states.h) this code looks at. */
 export const TCP_STATE = { ESTABLISHED: 1, CLOSE_WAIT: 8 } as const;
@@ -18,14 +18,8 @@ function need(): Addon {
   return addon;
 }
 
-function fromNative(e: unknown, what: string): HylicsError {
-  if (e instanceof HylicsError) return e;
-  const err = e as { code?: unknown; errno?: unknown; message?: string };
-  const code = isErrorCode(err.code) ? err.code : 'HYLICS_ERR_TCP_REPAIR_FAILED';
-  const details: Record<string, unknown> = { what };
-  if (typeof err.errno === 'string') details.errno = err.errno;
-  return new HylicsError(code, `${what}: ${err.message ?? 'failed'}`, details);
-}
+const repairError = (e: unknown, what: string): HylicsError => fromNative(e, 'tcpRepair', what, { what });
+const socketError = (e: unknown, what: string): HylicsError => fromNative(e, 'socket', what, { what });
 
 /** Is TCP_REPAIR usable here at all (addon loaded)? The privilege is only known when it is tried. */
 export function tcpRepairAvailable(): { ok: boolean; reason?: string } {
@@ -43,7 +37,7 @@ export function fromWire(s: TcpStateT): NativeTcpState {
 /** Freeze `fd` (TCP_REPAIR on; it stays frozen) and dump its state. On failure the socket is left as it was. */
 export function freezeAndDump(fd: number): TcpStateT {
   const a = need();
-  try { return toWire(a.tcpRepairDump(fd)); } catch (e) { throw fromNative(e, 'freeze'); }
+  try { return toWire(a.tcpRepairDump(fd)); } catch (e) { throw repairError(e, 'freeze'); }
 }
 
 export interface RestoreOptions {
@@ -64,25 +58,25 @@ export function restore(state: TcpStateT, opts: RestoreOptions = {}): number {
       ...(opts.replaceFd !== undefined ? { replaceFd: opts.replaceFd } : {}),
       repairOff: opts.frozen ? 0 : 1,
     });
-  } catch (e) { throw fromNative(e, 'restore'); }
+  } catch (e) { throw repairError(e, 'restore'); }
 }
 
 /** TCP_REPAIR on (freeze) or off (thaw; the kernel sends a window probe). */
 export function setRepair(fd: number, on: boolean): void {
-  try { need().tcpRepair(fd, on ? 1 : 0); } catch (e) { throw fromNative(e, on ? 'freeze' : 'thaw'); }
+  try { need().tcpRepair(fd, on ? 1 : 0); } catch (e) { throw repairError(e, on ? 'freeze' : 'thaw'); }
 }
 
 /** Bytes not yet acknowledged (outq), not yet transmitted (unsent), not yet read (inq), and the TCP state. */
 export function queues(fd: number): { outq: number; unsent: number; inq: number; state: number } {
-  try { return need().tcpQueues(fd); } catch (e) { throw fromNative(e, 'queues'); }
+  try { return need().tcpQueues(fd); } catch (e) { throw socketError(e, 'queues'); }
 }
 
 export function closeFd(fd: number): void {
-  try { need().closeFd(fd); } catch (e) { throw fromNative(e, 'close'); }
+  try { need().closeFd(fd); } catch (e) { throw socketError(e, 'close'); }
 }
 
 export function shutdownWrite(fd: number): void {
-  try { need().shutdownWrite(fd); } catch (e) { throw fromNative(e, 'shutdown'); }
+  try { need().shutdownWrite(fd); } catch (e) { throw socketError(e, 'shutdown'); }
 }
 
 /** The fd under a Node socket (a TCP handle), or undefined. */
@@ -154,8 +148,6 @@ export async function sendfileFd(sockFd: number, fileFd: number, offset: number,
   try {
     return await a.sendfile(sockFd, fileFd, offset, count, id, stallMs);
   } catch (e) {
-    const err = e as { code?: unknown; errno?: unknown; message?: string; bytesSent?: number };
-    const code = isErrorCode(err.code) ? err.code : 'HYLICS_ERR_NATIVE_IO';
-    throw new HylicsError(code, `sendfile: ${err.message ?? 'failed'}`, { errno: err.errno, bytesSent: err.bytesSent ?? 0 });
+    throw fromNative(e, 'send', 'sendfile', { bytesSent: 0 });
   }
 }

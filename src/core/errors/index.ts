@@ -1,4 +1,5 @@
 import type { ErrorSpec } from './types.js';
+import { ERRNO_CODES, type ErrnoRule } from './errno.js';
 import { COMMON } from './codes/common.js';
 import { CHANNEL } from './codes/channel.js';
 import { SHARE } from './codes/share.js';
@@ -105,6 +106,13 @@ export function renderErrorsMarkdown(): string {
   for (const code of Object.keys(ERRORS).sort()) {
     const spec = (ERRORS as Record<string, ErrorSpec>)[code]!;
     lines.push(`| \`${code}\` | ${spec.http} | ${spec.exit ?? 1} | ${spec.doc.replace(/\|/g, '\\|')} |`);
+  }
+  lines.push('', '## System errors', '', 'A failed system call becomes a code by its errno name and the kind of call',
+    '(`src/core/errors/errno.ts`, the only such mapping; `details.errno` keeps the name):', '',
+    '| call | errno | code |', '| --- | --- | --- |');
+  for (const rule of Object.values(ERRNO_CODES) as ErrnoRule[]) {
+    for (const [errno, code] of Object.entries(rule.codes)) lines.push(`| ${rule.doc} | ${errno} | \`${code}\` |`);
+    lines.push(`| ${rule.doc} | any other | \`${rule.otherwise}\` |`);
   }
   return lines.join('\n') + '\n';
 }
