@@ -33,14 +33,23 @@ export function pageRound(bytes: number): number {
   return Math.ceil(bytes / PAGE_SIZE) * PAGE_SIZE;
 }
 
+/**
+ * Mount a tmpfs. `strictatime`: every read updates the atime, whoever reads (the guest, the host's offload
+ * modules through their bind mount of the share, virtiofsd): the guest's tiered store takes atime as a file's last
+ * use, and under the default `relatime` a file read only by a host module would look idle and leave the share
+ * (docs/tier.md). Bind mounts and later remounts keep the flag. Costs an in-memory inode update per read.
+ */
 export async function mountTmpfs(path: string, opts: TmpfsOptions, source = 'tmpfs'): Promise<void> {
   const o = [`size=${pageRound(opts.sizeBytes)}`, `mode=${(opts.mode ?? 0o755).toString(8).padStart(4, '0')}`, `nr_inodes=${opts.nrInodes ?? defaultInodes(opts.sizeBytes)}`];
-  await mount(['-t', 'tmpfs', '-o', `${o.join(',')},nodev,nosuid`, source, path], 'HYLICS_ERR_SHARE_MOUNT_FAILED');
+  await mount(['-t', 'tmpfs', '-o', `${o.join(',')},nodev,nosuid,strictatime`, source, path], 'HYLICS_ERR_SHARE_MOUNT_FAILED');
 }
 
-/** Change the size (and inode limit) of a mounted tmpfs in place; the kernel refuses to go below what is in use. */
+/**
+ * Change the size (and inode limit) of a mounted tmpfs in place; the kernel refuses to go below what is in use.
+ * `strictatime` again: a share mounted by an older hylicsd (relatime) gets it at its first resize.
+ */
 export async function remountTmpfs(path: string, opts: { sizeBytes: number; nrInodes?: number }): Promise<void> {
-  const o = [`size=${pageRound(opts.sizeBytes)}`];
+  const o = [`size=${pageRound(opts.sizeBytes)}`, 'strictatime'];
   if (opts.nrInodes !== undefined) o.push(`nr_inodes=${opts.nrInodes}`);
   await mount(['-o', `remount,${o.join(',')}`, path], 'HYLICS_ERR_SHARE_MOUNT_FAILED');
 }

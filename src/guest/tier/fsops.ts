@@ -61,7 +61,7 @@ export function symlinkError(name: string, at: string): HylicsError {
 
 /** Open for reading without following a final link, without touching atime where allowed (the store keeps the
  * last use in atime itself). */
-async function openSource(path: string): Promise<import('node:fs/promises').FileHandle> {
+export async function openSource(path: string): Promise<import('node:fs/promises').FileHandle> {
   try { return await open(path, C.O_RDONLY | C.O_NOFOLLOW | C.O_NOATIME); } catch (e) {
     if (errno(e) !== 'EPERM' && errno(e) !== 'EINVAL') throw e;
     return open(path, C.O_RDONLY | C.O_NOFOLLOW);

@@ -1,6 +1,6 @@
 // The agent's tier manager: recovers the store at start, evicts idle files on a timer, serves the host's
 // tier.shrink / tier.stats and the apps' tier.path, and moves recently used files back after the share grew
-// (host event share.resized).
+// (host event share.resized), and counts the files the host's offload modules served as uses (module.event).
 import type { PeerLogger } from '../../os/channel/index.js';
 import { SILENT } from '../../os/channel/index.js';
 import type { ParamsOf } from '../../core/protocol/index.js';
@@ -33,13 +33,26 @@ export class TierManager {
       const e = await this.store.lookup(p.name, p.promote === undefined ? {} : { promote: p.promote });
       return { name: e.name, path: e.path, tier: e.tier, foundIn: e.foundIn, sizeBytes: e.sizeBytes, lastUseMs: e.lastUseMs };
     });
-    agent.on('host-event', (name: string) => {
+    agent.on('host-event', (name: string, data: unknown) => {
+      if (name === 'module.event') { this.moduleUses(data); return; }
       if (name !== 'share.resized') return;
       void this.store.promoteRecent()
         .then((s) => { if (s.movedFiles > 0) this.log.info({ files: s.movedFiles, bytes: s.movedBytes }, 'tier: share resized: promoted recently used files'); })
         .catch((e: unknown) => this.log.warn({ err: (e as Error).message }, 'tier: promotion after share.resized failed'));
     });
     return this;
+  }
+
+  /** Files a host module served (or could not find) count as uses: see TierStore.hostUsed. */
+  private moduleUses(data: unknown): void {
+    const ev = (data ?? {}) as { type?: unknown; files?: unknown; missing?: unknown };
+    const list = (v: unknown): string[] => (Array.isArray(v) ? v.filter((x): x is string => typeof x === 'string') : []);
+    if (ev.type !== 'stats') return;
+    const served = list(ev.files), missing = list(ev.missing);
+    if (served.length === 0 && missing.length === 0) return;
+    void this.store.hostUsed(served, missing)
+      .then((r) => { if (r.promoted > 0) this.log.info({ files: r.promoted }, 'tier: files a host module asked for moved back to the share'); })
+      .catch((e: unknown) => this.log.warn({ err: (e as Error).message }, 'tier: recording host module uses failed'));
   }
 
   private async shrink(p: ParamsOf<'tier.shrink'>): ReturnType<TierStore['shrink']> {

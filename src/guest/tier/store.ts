@@ -21,7 +21,7 @@ import { HylicsError } from '../../core/errors/index.js';
 import type { TierShrinkResultT, TierStatsResultT } from '../../core/protocol/index.js';
 import { openFilesUnder, type OpenFileUse } from '../../os/open-files.js';
 import { isProcessAlive } from '../../os/proc.js';
-import { copyToTemp, ensureDirs, fsyncDir, lstatOrUndefined, moveFile, symlinkError, tmpName, tmpOwner, type MoveHook } from './fsops.js';
+import { copyToTemp, ensureDirs, fsyncDir, lstatOrUndefined, moveFile, openSource, symlinkError, tmpName, tmpOwner, type MoveHook } from './fsops.js';
 import { isReserved, tierName } from './names.js';
 
 export type Tier = 'memory' | 'disk';
@@ -75,6 +75,8 @@ export interface RecoveryReport {
 
 interface Scanned { name: string; path: string; st: BigIntStats }
 
+/** Names per host module report the store looks at (the host sends at most 1024 per module and second). */
+export const HOST_USES_MAX = 4096;
 const lastUseOf = (st: BigIntStats): number => Math.max(Number(st.atimeMs), Number(st.mtimeMs));
 
 export class TierStore {
@@ -172,6 +174,38 @@ export class TierStore {
     }
     await this.touch(entry, now);
     return { ...entry, lastUseMs: now, foundIn: found.tier };
+  }
+
+  /**
+   * What the host's offload modules did with the share in the last second (host event module.event, stats): every
+   * name they served that is in the memory tier gets its last use set to now (their reads do not move atime: the
+   * engine sees the share read-only); a name they answered 404 for that is in the disk tier moves back when it
+   * fits and promotion is on, so the module finds it at the next request. Bad or unknown names are skipped: these
+   * are request paths from the module's clients, at most HOST_USES_MAX of each per call.
+   */
+  async hostUsed(served: readonly string[], missing: readonly string[]): Promise<{ touched: number; promoted: number }> {
+    const now = this.now();
+    const found = async (name: unknown): Promise<TierEntry | undefined> => {
+      if (typeof name !== 'string') return undefined;
+      try { return await this.locate(name); } catch { return undefined; }
+    };
+    let touched = 0, promoted = 0;
+    for (const name of served.slice(0, HOST_USES_MAX)) {
+      const e = await found(name);
+      if (e?.tier !== 'memory') continue;
+      await this.touch(e, now);
+      touched++;
+    }
+    if (!this.promoteOnAccess) return { touched, promoted };
+    for (const name of missing.slice(0, HOST_USES_MAX)) {
+      const e = await found(name);
+      if (e?.tier !== 'disk') continue;
+      const moved = await this.exclusive(() => this.promoteOne(e.name, e.sizeBytes));
+      if (!moved) continue;
+      await this.touch(moved, now);
+      promoted++;
+    }
+    return { touched, promoted };
   }
 
   /** Set the last use (atime) to `ms`, keeping mtime. */
@@ -473,9 +507,9 @@ export class TierStore {
 
 const COMPARE_CHUNK_BYTES = 1024 * 1024;
 
-/** Byte-for-byte equality, a chunk at a time (files may be large). */
+/** Byte-for-byte equality, a chunk at a time (files may be large); the reads leave atime (the last use) alone. */
 async function sameBytes(a: string, b: string): Promise<boolean> {
-  const [fa, fb] = await Promise.all([open(a, 'r'), open(b, 'r')]);
+  const [fa, fb] = await Promise.all([openSource(a), openSource(b)]);
   try {
     const x = Buffer.allocUnsafe(COMPARE_CHUNK_BYTES);
     const y = Buffer.allocUnsafe(COMPARE_CHUNK_BYTES);

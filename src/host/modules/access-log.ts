@@ -10,15 +10,35 @@ export const ROTATE_BYTES = 8 * 1024 * 1024;
 const MAX_SAMPLES = 10_000;
 const READ_CHUNK = 256 * 1024;
 
-export interface AccessTotals { requests: number; bytes: number; errors: number; latenciesMs: number[] }
+/** Distinct request paths kept per interval for the guest's tiered store (beyond: dropped until the next one). */
+export const MAX_PATHS = 1024;
 
-export function emptyTotals(): AccessTotals {
-  return { requests: 0, bytes: 0, errors: 0, latenciesMs: [] };
+export interface AccessTotals {
+  requests: number;
+  bytes: number;
+  errors: number;
+  latenciesMs: number[];
+  /** Request paths ($uri, decoded) answered from a file (status below 400) / answered 404, at most MAX_PATHS each. */
+  served: Set<string>;
+  missing: Set<string>;
 }
 
-/** Add one log line ("status bytes seconds completion") to the totals; false when it is not one of ours. */
+export function emptyTotals(): AccessTotals {
+  return { requests: 0, bytes: 0, errors: 0, latenciesMs: [], served: new Set(), missing: new Set() };
+}
+
+/** $uri as logged with escape=json (the line was read as latin1: its bytes are UTF-8); undefined if malformed. */
+function decodeUri(raw: string): string | undefined {
+  try {
+    const v = JSON.parse(`"${Buffer.from(raw, 'latin1').toString('utf8')}"`) as unknown;
+    return typeof v === 'string' && v.startsWith('/') && !v.includes('\0') ? v : undefined;
+  } catch { return undefined; }
+}
+
+/** Add one log line ("status bytes seconds completion uri") to the totals; false when it is not one of ours. */
 export function addLine(t: AccessTotals, line: string): boolean {
-  const [s, b, rt, completion] = line.split(' ');
+  const [s, b, rt, completion] = line.split(' ', 4);
+  const uriAt = [s, b, rt, completion].reduce((at, f) => at + (f ?? '').length + 1, 0);
   const status = Number(s);
   const bytes = Number(b);
   const secs = Number(rt);
@@ -27,6 +47,9 @@ export function addLine(t: AccessTotals, line: string): boolean {
   t.bytes += bytes;
   // an error: a 4xx/5xx answer, or a transfer that did not complete (client left, send_timeout, file truncated)
   if (status >= 400 || completion !== 'OK') t.errors++;
+  const uri = uriAt < line.length ? decodeUri(line.slice(uriAt)) : undefined;
+  const paths = status < 400 ? t.served : status === 404 ? t.missing : undefined;
+  if (uri !== undefined && paths && paths.size < MAX_PATHS) paths.add(uri);
   const ms = secs * 1000;
   if (t.latenciesMs.length < MAX_SAMPLES) t.latenciesMs.push(ms);
   else {

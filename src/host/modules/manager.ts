@@ -537,7 +537,13 @@ export class ModuleManager extends EventEmitter<ModuleManagerEvents> {
     mod.info.totals.requests += t.requests;
     mod.info.totals.bytes += t.bytes;
     mod.info.totals.errors += t.errors;
-    this.emit('event', { type: 'stats', guest: g, id: mod.info.id, kind: mod.info.kind, intervalMs, requests: t.requests, bytes: t.bytes, errors: t.errors, latency });
+    // request paths -> names in the share (the module root is a checked share-relative path, '' = the share root)
+    const names = (uris: Set<string>): string[] => [...uris].filter((u) => !u.endsWith('/')).map((u) => (mod.opts.root ? `${mod.opts.root}${u}` : u.slice(1)));
+    const files = names(t.served), missing = names(t.missing);
+    this.emit('event', {
+      type: 'stats', guest: g, id: mod.info.id, kind: mod.info.kind, intervalMs, requests: t.requests, bytes: t.bytes, errors: t.errors, latency,
+      ...(files.length ? { files } : {}), ...(missing.length ? { missing } : {}),
+    });
   }
 }
 

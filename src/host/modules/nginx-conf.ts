@@ -13,7 +13,9 @@ export const CTL_SOCKET = 'ctl.sock';
 /** Internal location the stream kind asks before a media segment is served (auth_request). */
 export const GATE_PATH = '/.hylics-gate';
 /** Access log line: status, body bytes, request time (s, ms resolution), OK or empty (broken transfer). */
-export const LOG_FORMAT = '$status $body_bytes_sent $request_time $request_completion';
+// $uri last (it may hold spaces; escape=json makes quotes, backslashes and control bytes \uXXXX): the files served
+// count as uses for the guest's tiered store (access-log.ts, docs/tier.md)
+export const LOG_FORMAT = '$status $body_bytes_sent $request_time $request_completion $uri';
 
 /** File descriptors beyond connections (log files, cached open files are counted separately, the rest). */
 const FD_SLACK = 64;
@@ -126,7 +128,7 @@ ${typesBlock()}
   charset utf-8;
   charset_types text/plain text/css text/javascript text/vtt application/json application/xml image/svg+xml;
   server_tokens off;
-  log_format hylics '${LOG_FORMAT}';
+  log_format hylics escape=json '${LOG_FORMAT}';
   access_log off;
   client_body_temp_path /tmp/body; proxy_temp_path /tmp/proxy; fastcgi_temp_path /tmp/fastcgi; uwsgi_temp_path /tmp/uwsgi; scgi_temp_path /tmp/scgi;
 

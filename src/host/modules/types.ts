@@ -79,7 +79,12 @@ export interface LatencyStats { meanMs: number; p50Ms: number; p99Ms: number; ma
 export type ModuleEvent =
   | { type: 'started'; guest: string; module: ModuleInfo }
   | { type: 'stopped'; guest: string; id: string }
-  | { type: 'stats'; guest: string; id: string; kind: ModuleKind; intervalMs: number; requests: number; bytes: number; errors: number; latency: LatencyStats }
+  | {
+    type: 'stats'; guest: string; id: string; kind: ModuleKind; intervalMs: number; requests: number; bytes: number; errors: number; latency: LatencyStats;
+    /** Share-relative names served (status < 400) / answered 404 in the interval (at most MAX_PATHS each): the
+     * guest's tiered store counts them as uses (docs/tier.md). */
+    files?: string[]; missing?: string[];
+  }
   | { type: 'error'; guest: string; id: string; code: string; message: string }
   | { type: 'worker-restarted'; guest: string; reason: string; restarts: number };
 

@@ -34,7 +34,7 @@ export const MODULE_OPS = [
   defineOp({ name: 'module.stop', server: 'host', params: ModuleStopParams, result: ModuleStopResult, doc: 'Stop one of the calling guest\'s offload modules.' }),
 ];
 export const MODULE_EVENTS = [
-  defineEvent({ name: 'module.event', from: 'host', data: ModuleEventData, doc: 'What the calling guest\'s modules did: started, stopped, stats once a second (requests, bytes, errors, latency), error, worker restarted.' }),
+  defineEvent({ name: 'module.event', from: 'host', data: ModuleEventData, doc: 'What the calling guest\'s modules did: started, stopped, stats once a second (requests, bytes, errors, latency; files: the share-relative names served, missing: those answered 404, which the guest\'s tiered store counts as uses), error, worker restarted.' }),
 ];
 
 OPS.register(...MODULE_OPS);

@@ -1,0 +1,92 @@
+// Reads by the host's offload modules count as uses for the guest's tiered store (docs/tier.md, "Policy"): a
+// share mounted as hylicsd mounts it (strictatime), the real nginx engine serving it over real HTTP, and the real
+// agent with a short idle time. A file the module keeps serving stays in the memory tier past the idle time (so
+// the module keeps answering 200); a file nobody reads moves to the disk tier, and comes back after the module
+// answered 404 for it once.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { createHash, randomBytes } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { ChannelServer } from '../../../src/host/channel/index.js';
+import { mountTmpfs } from '../../../src/os/tmpfs.js';
+import { entryArgv, NODE_BIN } from '../../../src/os/self.js';
+import { canRun, curl, makeFixture, sh, waitFor } from '../../host/modules/fixture.js';
+
+const skip = canRun();
+const MiB = 1024 * 1024;
+/**
+ * The agent's idle time in this test, and how long the test watches (well past it). A use reaches the guest up to
+ * ~2 s after the request (nginx flushes its access log every second, the manager drains it every second).
+ */
+const IDLE_MS = 5000;
+const WATCH_MS = 2.5 * IDLE_MS;
+const sha = (b: Buffer | string): string => createHash('sha256').update(b).digest('hex');
+
+test('a file served only by a host module stays in the memory tier past the idle time; an unserved one moves', { skip, timeout: 120_000 }, async (t) => {
+  const fx = await makeFixture('tieruse');
+  t.after(() => fx.cleanup());
+  // the fixture's plain tmpfs replaced by one mounted the way the share manager mounts a share
+  await sh('umount', [fx.share]);
+  await mountTmpfs(fx.share, { sizeBytes: 64 * MiB, mode: 0o755 });
+  const disk = join(fx.base, 'disk');
+  const bin = join(fx.base, 'bin');
+  await mkdir(disk);
+
+  const server = new ChannelServer();
+  server.handle('task.report', () => ({ accepted: 0 }));
+  t.after(() => server.close());
+  const name = fx.guest.name;
+  await server.addGuest(name, { mode: 'listen', path: join(fx.base, 'channel.sock') });
+  const logs: string[] = [];
+  const agent: ChildProcess = spawn(NODE_BIN, [...entryArgv('guest/agent-main'), '--name', name, '--channel-unix', join(fx.base, 'channel.sock'),
+    '--app-socket', join(fx.base, 'agent.sock'), '--share', fx.share, '--disk-tier', disk, '--bin-dir', bin,
+    '--tier-idle', `${IDLE_MS}ms`, '--tier-sweep', '200ms', '--log-level', 'debug'], { stdio: ['ignore', 'ignore', 'pipe'] });
+  agent.stderr!.on('data', (b: Buffer) => logs.push(b.toString()));
+  t.after(() => { if (agent.exitCode === null) agent.kill('SIGKILL'); });
+  await server.waitConnected(name, 30_000);
+  const hylics = join(bin, 'hylics');
+  await waitFor('the launcher', () => existsSync(hylics));
+
+  // both files put through the store (atime set explicitly, as every put and lookup does)
+  const served = randomBytes(256 * 1024);
+  const idle = randomBytes(256 * 1024);
+  await writeFile(join(fx.base, 'served.src'), served);
+  await writeFile(join(fx.base, 'idle.src'), idle);
+  const env = { ...process.env, HYLICS_AGENT_SOCKET: join(fx.base, 'agent.sock'), HYLICS_SHARE: fx.share, HYLICS_DISK_TIER: disk };
+  for (const [n, src] of [['v/served.ts', 'served.src'], ['v/idle.ts', 'idle.src']] as const) {
+    const out = execFileSync(hylics, ['tier', 'put', n, join(fx.base, src)], { env, encoding: 'utf8' });
+    assert.match(out, /memory tier/);
+  }
+  // what the daemon's wiring does: module events go to the guest that owns the module
+  fx.manager.on('event', (ev) => { if (ev.guest === name) server.emitEvent(name, 'module.event', ev as never); });
+  const mod = await fx.manager.start(fx.guest, { kind: 'http', root: 'v', port: 80 });
+  t.after(() => fx.manager.stop(fx.guest.name, mod.id).catch(() => {}));
+  const url = `http://${fx.guest.guestAddr}:80`;
+
+  // only the module reads v/served.ts, from the client netns, several times per idle time
+  const end = Date.now() + WATCH_MS;
+  let gets = 0;
+  while (Date.now() < end) {
+    const r = await curl(fx.clientNs, ['-o', '/dev/null', '-w', '%{http_code}', `${url}/served.ts`]);
+    assert.equal(r.stdout, '200', `GET ${gets}: ${r.stdout} ${r.stderr}\n${logs.join('')}`);
+    gets++;
+    await sleep(IDLE_MS / 5);
+  }
+  assert.ok(gets >= 5);
+  assert.ok(existsSync(join(disk, 'v', 'idle.ts')) && !existsSync(join(fx.share, 'v', 'idle.ts')), `the unserved file moved to the disk tier\n${logs.join('')}`);
+  assert.ok(existsSync(join(fx.share, 'v', 'served.ts')) && !existsSync(join(disk, 'v', 'served.ts')), `the served file stayed in the share\n${logs.join('')}`);
+  const body = await sh('sh', ['-c', `curl -sS ${url}/served.ts | sha256sum`], { ns: fx.clientNs });
+  assert.equal(body.stdout.split(' ')[0], sha(served));
+  assert.equal(sha(await readFile(join(disk, 'v', 'idle.ts'))), sha(idle), 'the moved file is intact');
+  // a request for the moved file gets a 404 once; the guest then moves it back and the module serves it
+  const first = await curl(fx.clientNs, ['-o', '/dev/null', '-w', '%{http_code}', `${url}/idle.ts`]);
+  assert.equal(first.stdout, '404');
+  await waitFor('the 404ed file back in the share', () => existsSync(join(fx.share, 'v', 'idle.ts')), 10_000);
+  const back = await sh('sh', ['-c', `curl -sS -f ${url}/idle.ts | sha256sum`], { ns: fx.clientNs });
+  assert.equal(back.stdout.split(' ')[0], sha(idle));
+  await rm(join(fx.base, 'served.src'));
+});
