@@ -9,6 +9,7 @@ import type { RlsOptions } from './rls.js';
 import { checkNumber, clamp } from './validate.js';
 import { OnlineModel, type Policy, type PolicyContext, type ValidMeasurement } from './policy.js';
 import { POLICIES, SCHEMES, improvedOptions, type ImprovedOptions, type Scheme } from './policies/index.js';
+import { badSnapshot, nullableNum, num, obj, type Json } from './snapshot.js';
 
 export { DEFAULT_SCHEME } from './policies/index.js';
 export { SCHEMES, POLICIES, type Scheme, type ImprovedOptions };
@@ -84,6 +85,24 @@ export interface ControllerState {
   steps: number;
 }
 
+/** Bumped when the snapshot's shape changes: an older one is refused (the controller then starts cold). */
+export const SNAPSHOT_VERSION = 1;
+
+export interface ControllerSnapshot {
+  v: number;
+  scheme: Scheme;
+  /** The size (MiB, unrounded: some policies move in fractions of a MiB). */
+  sizeMiB: number;
+  ci: number;
+  /** The controller's clock (s) at its last step. */
+  time: number;
+  actuations: number;
+  steps: number;
+  lambda: number | null;
+  model: { offset: number; known: boolean } | null;
+  policy: Json;
+}
+
 export class ShareController implements PolicyContext {
   readonly scheme: Scheme;
   readonly reference: number;
@@ -149,6 +168,51 @@ export class ShareController implements PolicyContext {
 
   state(): ControllerState {
     return { scheme: this.scheme, sizeBytes: this.sizeBytes, ci: this.ci, lambda: this.lambda, theta: this.policy.theta(), actuations: this.actuations, steps: this.steps };
+  }
+
+  /**
+   * What this controller has learned (λ, the online E[X|m] offset, the policy's state: RLS θ and F, working set,
+   * ...), its size, interval and clock, as JSON; `restore` on a controller built from the same config resumes it.
+   */
+  snapshot(): ControllerSnapshot {
+    return {
+      v: SNAPSHOT_VERSION, scheme: this.scheme, sizeMiB: this.m, ci: this.ci, time: this.lastTime, actuations: this.actuations, steps: this.steps,
+      lambda: this.lambdaEst.snapshot(), model: this.model ? this.model.snapshot() : null, policy: this.policy.snapshot(),
+    };
+  }
+
+  /**
+   * Resume from a snapshot of a controller of the same scheme: the next measurement's time must be at or after
+   * its `time`. Every field is checked first; on a malformed or foreign snapshot this throws
+   * HYLICS_ERR_CONTROL_INVALID_PARAM and the controller stays as it was (cold).
+   */
+  restore(snap: unknown): void {
+    const o = obj('', snap);
+    if (o.v !== SNAPSHOT_VERSION) badSnapshot('v', o.v);
+    if (o.scheme !== this.scheme) badSnapshot('scheme', o.scheme);
+    const size = num('sizeMiB', o.sizeMiB, { min: 0 });
+    const ci = num('ci', o.ci, { min: 0 });
+    const time = num('time', o.time, { min: 0 });
+    const actuations = num('actuations', o.actuations, { min: 0, integer: true });
+    const steps = num('steps', o.steps, { min: 0, integer: true });
+    const lambda = nullableNum('lambda', o.lambda, { min: 0 });
+    if (this.model === null && o.model !== null) badSnapshot('model', o.model);
+    // the parts that can still refuse, each undone if a later one does
+    const before = { model: this.model?.snapshot(), policy: this.policy.snapshot() };
+    try {
+      if (this.model) this.model.restore(o.model);
+      this.policy.restore(o.policy);
+    } catch (e) {
+      if (this.model && before.model) this.model.restore(before.model);
+      this.policy.restore(before.policy);
+      throw e;
+    }
+    this.lambdaEst.restore(lambda);
+    this.m = this.bound(size);
+    this.ci = clamp(ci, this.ciMin, this.ciMax);
+    this.lastTime = time;
+    this.actuations = actuations;
+    this.steps = steps;
   }
 
   bound(m: number): number {

@@ -19,7 +19,7 @@
  * 'improved' | 'senpai' | 'mom'. Bad parameters throw HYLICS_ERR_CONTROL_INVALID_PARAM, bad measurements
  * HYLICS_ERR_CONTROL_INVALID_MEASUREMENT (the controller state is then unchanged).
  */
-export { ShareController, SCHEMES, DEFAULT_SCHEME, POLICIES, type Scheme, type ControllerConfig, type Measurement, type Decision, type ImprovedOptions, type ControllerState } from './controller.js';
+export { ShareController, SCHEMES, DEFAULT_SCHEME, POLICIES, type Scheme, type ControllerConfig, type Measurement, type Decision, type ImprovedOptions, type ControllerState, type ControllerSnapshot, SNAPSHOT_VERSION } from './controller.js';
 export { ServiceModel, fitServiceModel, psResponseTime, serviceTimeForResponse, ArrivalRateEstimator, type ServiceModelParams, type FitPoint, type FitResult } from './queueing.js';
 export { Rls, type RlsOptions } from './rls.js';
 export { arbitrateBudget, type BudgetRequest } from './budget.js';

@@ -3,6 +3,7 @@
 // table of ./policies/index.ts and holds only its own state.
 import { clamp } from './validate.js';
 import { serviceTimeForResponse, type ServiceModel } from './queueing.js';
+import { badSnapshot, num, obj, type Json } from './snapshot.js';
 
 /** A measurement after validation (controller.ts): finite, non-negative, time never going backwards. */
 export interface ValidMeasurement {
@@ -39,6 +40,9 @@ export interface Policy {
   step(ctx: PolicyContext, v: ValidMeasurement): string;
   /** The RLS parameter vector, for state() (empty without RLS). */
   theta(): number[];
+  /** What the policy learned, as JSON (controller snapshots); restore() checks it all before changing anything. */
+  snapshot(): Json;
+  restore(v: unknown): void;
 }
 
 /**
@@ -50,6 +54,15 @@ export class OnlineModel {
   offset = 0;
   private known = false;
   constructor(readonly model: ServiceModel) {}
+
+  snapshot(): { offset: number; known: boolean } { return { offset: this.offset, known: this.known }; }
+  restore(v: unknown): void {
+    const o = obj('model', v);
+    const offset = num('model.offset', o.offset);
+    if (typeof o.known !== 'boolean') badSnapshot('model.known', o.known);
+    this.offset = offset;
+    this.known = o.known as boolean;
+  }
 
   update(r: number, lambda: number, mMiB: number): void {
     if (!(r > 0) || !Number.isFinite(r)) return;

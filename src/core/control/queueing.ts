@@ -160,4 +160,10 @@ export class ArrivalRateEstimator {
 
   get value(): number { return this.rate ?? 0; }
   get known(): boolean { return this.rate !== null; }
+
+  /** The estimate as JSON (null before the first observation), and back (controller snapshots). */
+  snapshot(): number | null { return this.rate; }
+  restore(rate: number | null): void {
+    this.rate = rate === null ? null : checkNumber('arrival rate', rate, { min: 0 });
+  }
 }

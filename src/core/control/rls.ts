@@ -4,6 +4,9 @@
 // θ = [-a1 .. -a_nA, b0 .. b_nB]. F and θ follow Eq. 8-9 (plus an optional forgetting factor and covariance
 // reset), and the control law solves θᵀφ(k) = y*(k+d) for the one unknown in φ(k), u(k) (Eq. 10).
 import { checkNumber } from './validate.js';
+import { badSnapshot, num, nums, obj } from './snapshot.js';
+
+export interface RlsSnapshot { theta: number[]; F: number[][]; ys: number[]; us: number[]; phis: number[][]; resets: number; updates: number }
 
 export interface RlsOptions {
   /** Order of A (number of past outputs in φ). Paper: 1. */
@@ -72,6 +75,28 @@ export class Rls {
       this.theta[this.nA] = checkNumber('b0Init', opts.b0Init ?? -0.01);
     }
     this.F = identity(this.n, this.f0);
+    this.project();
+  }
+
+  /** The learned state (θ, F and the regressor history) as JSON, for a controller snapshot. */
+  snapshot(): RlsSnapshot {
+    return { theta: [...this.theta], F: this.F.map((r) => [...r]), ys: [...this.ys], us: [...this.us], phis: this.phis.map((p) => [...p]), resets: this.resets, updates: this.updates };
+  }
+
+  /** Back from snapshot(): every field checked against this RLS's orders first; nothing changes on a bad one. */
+  restore(v: unknown): void {
+    const o = obj('rls', v);
+    const theta = nums('rls.theta', o.theta, this.n);
+    if (!Array.isArray(o.F) || o.F.length !== this.n) badSnapshot('rls.F', o.F);
+    const F = (o.F as unknown[]).map((r, i) => nums(`rls.F[${i}]`, r, this.n));
+    const ys = nums('rls.ys', o.ys);
+    const us = nums('rls.us', o.us);
+    if (ys.length > this.nA + this.d + 1 || us.length > this.nB + 1) badSnapshot('rls.ys/us', [ys.length, us.length]);
+    if (!Array.isArray(o.phis) || o.phis.length > this.d) badSnapshot('rls.phis', o.phis);
+    const phis = (o.phis as unknown[]).map((p, i) => nums(`rls.phis[${i}]`, p, this.n));
+    const resets = num('rls.resets', o.resets, { min: 0, integer: true });
+    const updates = num('rls.updates', o.updates, { min: 0, integer: true });
+    this.theta = theta; this.F = F; this.ys = ys; this.us = us; this.phis = phis; this.resets = resets; this.updates = updates;
     this.project();
   }
 

@@ -2,6 +2,7 @@
 // (aq, the paper's scheme). One policy with two switches, as the paper's pseudo-code is one loop.
 import { Rls, type RlsOptions } from '../rls.js';
 import type { Policy, PolicyContext, ValidMeasurement } from '../policy.js';
+import { badSnapshot, nullableNum, obj, type Json } from '../snapshot.js';
 
 export class Algorithm1Policy implements Policy {
   private lastR: number | null = null;
@@ -12,6 +13,14 @@ export class Algorithm1Policy implements Policy {
   }
 
   theta(): number[] { return this.rls ? [...this.rls.theta] : []; }
+
+  snapshot(): Json { return { lastR: this.lastR, rls: this.rls ? (this.rls.snapshot() as unknown as Json) : null }; }
+  restore(v: unknown): void {
+    const o = obj('policy', v);
+    const lastR = nullableNum('policy.lastR', o.lastR, { min: 0 });
+    if (this.rls) this.rls.restore(o.rls); else if (o.rls !== null) badSnapshot('policy.rls', o.rls);
+    this.lastR = lastR;
+  }
 
   step(ctx: PolicyContext, v: ValidMeasurement): string {
     const r = v.meanResponseTime;

@@ -1,11 +1,14 @@
 // The policies that are not Algorithm 1: static (keep the initial size) and two industry baselines, a
 // Senpai-like prober (Meta) and MoM-like occupancy rules (oVirt). Each runs at a fixed period of ci_min.
 import type { Policy, PolicyContext, ValidMeasurement } from '../policy.js';
+import { num, obj, type Json } from '../snapshot.js';
 
 const MiB = 1024 * 1024;
 
 export class StaticPolicy implements Policy {
   theta(): number[] { return []; }
+  snapshot(): Json { return {}; }
+  restore(v: unknown): void { obj('policy', v); }
   step(): string { return 'hold'; }
 }
 
@@ -15,6 +18,8 @@ export class StaticPolicy implements Policy {
 export class SenpaiPolicy implements Policy {
   private backoff = 0;
   theta(): number[] { return []; }
+  snapshot(): Json { return { backoff: this.backoff }; }
+  restore(v: unknown): void { this.backoff = num('policy.backoff', obj('policy', v).backoff, { min: 0, max: 3, integer: true }); }
   step(ctx: PolicyContext, v: ValidMeasurement): string {
     ctx.ci = ctx.ciMin; // fixed period
     const arrivals = Math.max(1, v.arrivals);
@@ -38,6 +43,8 @@ export class SenpaiPolicy implements Policy {
 // is nearly full, shrink when mostly free.
 export class MomPolicy implements Policy {
   theta(): number[] { return []; }
+  snapshot(): Json { return {}; }
+  restore(v: unknown): void { obj('policy', v); }
   step(ctx: PolicyContext, v: ValidMeasurement): string {
     ctx.ci = ctx.ciMin;
     const occ = ctx.m > 0 ? v.shareUsedBytes / MiB / ctx.m : 1;

@@ -10,6 +10,7 @@ import { ArrivalRateEstimator } from '../queueing.js';
 import { Rls, type RlsOptions } from '../rls.js';
 import { checkNumber } from '../validate.js';
 import type { Policy, PolicyContext, ValidMeasurement } from '../policy.js';
+import { nullableNum, num, nums, obj, type Json } from '../snapshot.js';
 
 const MiB = 1024 * 1024;
 
@@ -67,6 +68,29 @@ export class ImprovedPolicy implements Policy {
   }
 
   theta(): number[] { return [...this.rls.theta]; }
+
+  snapshot(): Json {
+    return {
+      rls: this.rls.snapshot() as unknown as Json, fastLambda: this.fastLambda.snapshot(), usagePeak: [...this.usagePeak],
+      lastFastLambda: this.lastFastLambda, perArrival: this.perArrival, lastGrowAt: Number.isFinite(this.lastGrowAt) ? this.lastGrowAt : null,
+    };
+  }
+
+  restore(v: unknown): void {
+    const o = obj('policy', v);
+    const fast = nullableNum('policy.fastLambda', o.fastLambda, { min: 0 });
+    const usagePeak = nums('policy.usagePeak', o.usagePeak, undefined, 3);
+    const lastFastLambda = num('policy.lastFastLambda', o.lastFastLambda, { min: 0 });
+    const perArrival = nullableNum('policy.perArrival', o.perArrival, { min: 0 });
+    const lastGrowAt = nullableNum('policy.lastGrowAt', o.lastGrowAt);
+    const rls = this.rls.snapshot();
+    this.rls.restore(o.rls);
+    try { this.fastLambda.restore(fast); } catch (e) { this.rls.restore(rls); throw e; }
+    this.usagePeak = usagePeak;
+    this.lastFastLambda = lastFastLambda;
+    this.perArrival = perArrival;
+    this.lastGrowAt = lastGrowAt ?? -Infinity;
+  }
 
   step(ctx: PolicyContext, v: ValidMeasurement): string {
     const imp = this.imp;
