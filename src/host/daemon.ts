@@ -30,6 +30,7 @@ import { ControlLoop, realClock, type Clock } from './control/loop.js';
 import { ControlMetrics } from './control/metrics.js';
 import { ControlService } from './control/service.js';
 import { loadDecisionLog, saveDecisionLog } from './control/log-store.js';
+import { loadLearned, saveLearned } from './control/learned-store.js';
 import { DaemonMetrics } from './metrics.js';
 import type { SocketOffload } from './offload/socket.js';
 
@@ -146,6 +147,8 @@ export class Daemon {
       },
       saveLog: (g, entries) => saveDecisionLog(this.paths(g).dir, entries),
       loadLog: (g) => loadDecisionLog(this.paths(g).dir),
+      saveLearned: (g, s) => saveLearned(this.paths(g).dir, s),
+      loadLearned: (g) => loadLearned(this.paths(g).dir),
     });
     this.controlService = new ControlService({
       loop: this.control, profiler: this.profiler, hostMemoryBytes: totalmem(),

@@ -168,17 +168,23 @@ test('daemon commands with fake backends: control set/show/log/profile, bad inpu
   });
 
   await t.test('a restarted daemon re-adopts the guest and resumes its loop', async () => {
+    const learnedInterval = (await daemon.execute({ op: 'control.show', name: 'alpha' }) as ControlView).intervalMs;
     await daemon.close();
     const clock2 = new FakeClock();
     const r2 = await rig(dir, { budget: 512 * MiB, clock: clock2 });
     for (const [k, v] of shares.shares) r2.shares.shares.set(k, v); // the mounts survive a daemon restart
     const v = await r2.daemon.execute({ op: 'control.show', name: 'alpha' }) as ControlView;
     assert.equal(v.sloMs, 10_000);
-    assert.equal(v.nextDecisionAt, clock2.now() + 1000);
+    assert.equal(v.nextDecisionAt, clock2.now() + learnedInterval, 'the next decision after the learned interval');
     await clock2.fireNext();
     const { decisions } = await r2.daemon.execute({ op: 'control.log', name: 'alpha', limit: 100 }) as { decisions: DecisionEntry[] };
     assert.match(decisions.at(-1)!.reason, /resumed after a daemon restart/);
     assert.ok(decisions.length >= 4, 'the log from before the restart is kept');
+    assert.match(decisions.at(-1)!.reason, /resumed the learned state saved/, 'the controller went on from what it had learned');
+    // the task the guest reported before the restart is still known (the profiler of this daemon has seen nothing)
+    const again = await r2.daemon.execute({ op: 'control.set', name: 'alpha', body: { slo: '8s', task: 'work', intervalMin: '1s', intervalMax: '4s' } }) as ControlView;
+    assert.equal(again.task, 'work');
+    await assert.rejects(r2.daemon.execute({ op: 'control.set', name: 'alpha', body: { slo: '8s', task: 'other' } }), { code: 'HYLICS_ERR_CONTROL_UNKNOWN_TASK' });
     await r2.daemon.execute({ op: 'guest.remove', name: 'alpha' });
     assert.equal(clock2.due(), null, 'no loop left for a removed guest');
     await r2.daemon.close();

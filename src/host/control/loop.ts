@@ -5,7 +5,7 @@
 // Guests without settings (or scheme off) are still profiled, every PROFILE_PERIOD_MS. The clock is injected so
 // tests drive the loop with a fake one.
 import type { Logger } from 'pino';
-import { ArrivalRateEstimator, ServiceModel, ShareController } from '../../core/control/index.js';
+import { ArrivalRateEstimator, ServiceModel, ShareController, type ServiceModelParams } from '../../core/control/index.js';
 import { HylicsError, toHylicsError } from '../../core/errors/index.js';
 import type { ControlView, DecisionEntry, ProfilePoint } from '../../core/control-api.js';
 import type { Profiler } from '../profiler.js';
@@ -13,6 +13,7 @@ import { shareBudget, type BudgetWish } from './budget-rule.js';
 import type { ControlMetrics } from './metrics.js';
 import { Orchestrator, isMissingOp, type OrchestratorDeps } from './orchestrator.js';
 import { modelFor, type ControlRecord, type ControlSettings } from './settings.js';
+import { LEARNED_VERSION, type LearnedState } from './learned-store.js';
 
 const MiB = 1024 * 1024;
 /** Decisions kept per guest (the log of `hylics control log`), and profile points (the JSON time series). */
@@ -31,6 +32,8 @@ const IMPROVED_CI_MAX_S = 60;
 export function actuationThreshold(maxBytes: number): number {
   return Math.min(10 * MiB, Math.max(1 * MiB, Math.round(maxBytes * 0.05)));
 }
+/** A learned state older than this is not resumed (the load it describes is long gone): the controller starts cold. */
+export const MAX_RESUME_AGE_MS = 86_400_000;
 /** Half-life of the per-task arrival-rate gauges (s), as Algorithm 1's λ. */
 const ARRIVAL_HALF_LIFE_S = 60;
 
@@ -58,6 +61,9 @@ export interface LoopDeps extends OrchestratorDeps {
   /** Persist the decision log (bounded) so it survives a restart; load it back on attach. */
   saveLog?(guest: string, entries: DecisionEntry[]): Promise<void>;
   loadLog?(guest: string): Promise<DecisionEntry[]>;
+  /** Persist what the loop learned (controller snapshot, rates, task names); load it back on a resumed attach. */
+  saveLearned?(guest: string, s: LearnedState): Promise<void>;
+  loadLearned?(guest: string): Promise<LearnedState | undefined>;
 }
 
 interface TierCounts { evictions: number; promotions: number; hits: number; misses: number }
@@ -88,8 +94,17 @@ interface Entry {
   wish: number;
   lambda: number;
   taskRates: Map<string, ArrivalRateEstimator>;
+  /** Task names the guest reported (also before a daemon restart), and the list last persisted. */
+  knownTasks: Set<string>;
+  savedTasks: string;
+  /** The state saved before a daemon restart, resumed by the first configure() if the settings are the same. */
+  learned: LearnedState | undefined;
   closed: boolean;
 }
+
+/** What a snapshot is valid for: the same settings and the same E[X|m]. */
+const learnedKey = (s: ControlSettings, m: ServiceModelParams): string =>
+  JSON.stringify([s.scheme, s.sloMs, s.task, s.minBytes, s.maxBytes, s.intervalMinMs, s.intervalMaxMs, m.a, m.b, m.c]);
 
 const push = <T>(ring: T[], v: T, max: number): void => { ring.push(v); if (ring.length > max) ring.splice(0, ring.length - max); };
 
@@ -110,10 +125,21 @@ export class ControlLoop {
     const e: Entry = {
       guest, settings: null, calibration: record?.calibration, ctl: null, model: null, calibrated: false, startNote: '', startedAt: now, lastTickAt: now,
       nextAt: null, intervalMs: PROFILE_PERIOD_MS, ticking: false, paused: false, decisions: [], profile: [], tier: null,
-      tierOps: undefined, evictions: 0, promotions: 0, cpu: null, wish: 0, lambda: 0, taskRates: new Map(), closed: false,
+      tierOps: undefined, evictions: 0, promotions: 0, cpu: null, wish: 0, lambda: 0, taskRates: new Map(), knownTasks: new Set(), savedTasks: '',
+      learned: undefined, closed: false,
     };
     this.entries.set(guest, e);
     if (this.deps.loadLog) e.decisions = (await this.deps.loadLog(guest).catch(() => [])).slice(-DECISION_LOG_MAX);
+    const learned = this.deps.loadLearned ? await this.deps.loadLearned(guest).catch(() => undefined) : undefined;
+    if (learned) {
+      e.knownTasks = new Set(learned.tasks.filter((t) => typeof t === 'string').slice(0, 256));
+      e.savedTasks = [...e.knownTasks].sort().join('\n');
+      for (const [name, rate] of Object.entries(learned.taskRates).slice(0, 256)) {
+        const est = new ArrivalRateEstimator({ halfLife: ARRIVAL_HALF_LIFE_S });
+        try { est.restore(rate); e.taskRates.set(name, est); } catch { /* a bad rate: that gauge starts again */ }
+      }
+      if (opts.resumed) e.learned = learned;
+    }
     if (e.closed) return;
     try {
       await this.configure(e, record?.settings ?? null, opts.resumed ? 'resumed after a daemon restart' : 'started');
@@ -137,6 +163,11 @@ export class ControlLoop {
   }
 
   has(guest: string): boolean { return this.entries.has(guest); }
+
+  /** Has the guest reported a task of this name (since this daemon started, or before a restart)? */
+  knowsTask(guest: string, task: string): boolean {
+    return this.deps.profiler.hasTask(guest, task) || (this.entries.get(guest)?.knownTasks.has(task) ?? false);
+  }
 
   /** New settings or calibration for an attached guest (already validated and persisted by the caller). */
   async set(guest: string, record: ControlRecord, why = 'settings changed'): Promise<void> {
@@ -181,13 +212,57 @@ export class ControlLoop {
       e.calibrated = calibrated;
       e.startedAt = this.deps.clock.now();
       e.startNote = `${why}; ${calibrated ? 'calibrated E[X|m]' : 'uncalibrated: starting from a provisional E[X|m] scaled to the SLO, corrected online (hylics control calibrate replaces it)'}`;
-      if (!calibrated) this.deps.log.info({ guest: e.guest }, 'controller starts from its online estimate (no calibration for this task)');
+      const resumed = this.resumeLearned(e, learnedKey(settings, e.model.toJSON()));
+      if (resumed) e.startNote += `; ${resumed}`;
+      else if (!calibrated) this.deps.log.info({ guest: e.guest }, 'controller starts from its online estimate (no calibration for this task)');
       this.deps.metrics?.sloSeconds.set({ guest: e.guest }, settings.sloMs / 1000);
-      this.schedule(e, settings.intervalMinMs);
+      this.schedule(e, resumed ? Math.round(e.ctl.interval * 1000) : settings.intervalMinMs);
     } else {
       this.deps.metrics?.sloSeconds.remove({ guest: e.guest });
       this.schedule(e, PROFILE_PERIOD_MS);
     }
+  }
+
+  /**
+   * After a daemon restart: put back what the controller had learned, if it ran with the same settings and model
+   * and not too long ago. Returns the note for the first decision, or '' (cold start, with the reason logged).
+   */
+  private resumeLearned(e: Entry, key: string): string {
+    const l = e.learned;
+    e.learned = undefined; // only the first configure after attach resumes; a later control set starts afresh
+    if (!l?.controller || !e.ctl) return '';
+    const now = this.deps.clock.now();
+    const age = now - l.savedAt;
+    const cold = (why: string): string => { e.startNote += `; learned state not resumed (${why}): starting cold`; return ''; };
+    if (l.key !== key) return cold('the settings or the model changed');
+    // (a wall clock stepped back by NTP makes a small negative age: the state is as good as ever)
+    if (!(Math.abs(age) <= MAX_RESUME_AGE_MS)) return cold(`saved ${Math.round(age / 1000)} s ago`);
+    try {
+      e.ctl.restore(l.controller);
+    } catch (err) {
+      this.deps.log.warn({ guest: e.guest, err: toHylicsError(err).toJSON() }, 'learned controller state refused; starting cold');
+      return cold(toHylicsError(err).message);
+    }
+    // the controller's clock goes on from where it stopped (its dwell times and λ weights are in controller seconds)
+    e.startedAt = now - l.controller.time * 1000;
+    e.lambda = e.ctl.lambda;
+    return `resumed the learned state saved ${Math.round(Math.max(0, age) / 1000)} s before (λ ${e.ctl.lambda.toFixed(3)}/s, interval ${e.ctl.interval} s, ${l.controller.steps} steps)`;
+  }
+
+  private async persistLearned(e: Entry, force: boolean): Promise<void> {
+    if (!this.deps.saveLearned) return;
+    const tasks = [...e.knownTasks].sort().join('\n');
+    if (!force && tasks === e.savedTasks) return;
+    const s: LearnedState = {
+      v: LEARNED_VERSION, savedAt: this.deps.clock.now(),
+      key: e.ctl && e.settings && e.model ? learnedKey(e.settings, e.model.toJSON()) : null,
+      controller: e.ctl ? e.ctl.snapshot() : null,
+      taskRates: Object.fromEntries([...e.taskRates].map(([n, est]) => [n, est.snapshot()])),
+      tasks: [...e.knownTasks],
+    };
+    await this.deps.saveLearned(e.guest, s)
+      .then(() => { e.savedTasks = tasks; })
+      .catch((err) => this.deps.log.warn({ guest: e.guest, err: String(err) }, 'could not persist the learned controller state'));
   }
 
   private schedule(e: Entry, ms: number): void {
@@ -239,6 +314,7 @@ export class ControlLoop {
       metrics?.arrivalRate.set({ guest: e.guest, task: name }, est.observe(st.arrivals, dtS));
     }
     for (const [name, est] of e.taskRates) if (!perTask.has(name)) metrics?.arrivalRate.set({ guest: e.guest, task: name }, est.observe(0, dtS));
+    for (const name of perTask.keys()) if (e.knownTasks.size < 256) e.knownTasks.add(name);
     const usage = await this.deps.usage(e.guest);
     const tier = await this.tierStats(e);
     if (tier) {
@@ -289,8 +365,10 @@ export class ControlLoop {
       metrics?.decisions.inc({ guest: e.guest, action });
       if (action !== 'hold') this.deps.log.info({ guest: e.guest, ...entry }, 'control decision');
       await this.deps.saveLog?.(e.guest, e.decisions).catch((err) => this.deps.log.warn({ guest: e.guest, err: String(err) }, 'could not persist the decision log'));
+      await this.persistLearned(e, true);
       if (applied.appliedBytes !== usage.sizeBytes) after = await this.deps.usage(e.guest).catch(() => ({ ...usage, sizeBytes: applied.appliedBytes }));
     }
+    if (!e.ctl) await this.persistLearned(e, false);
     push(e.profile, {
       t: now, lambda, responseMeanMs: all.meanMs, p95Ms: all.p95Ms, tasks: all.completions,
       sizeBytes: after.sizeBytes, usedBytes: after.usedBytes, freeBytes: Math.max(0, after.sizeBytes - after.usedBytes),

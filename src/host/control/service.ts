@@ -47,7 +47,7 @@ export class ControlService {
     const settings = parseControlBody(body, {
       guestMemoryBytes: g.memoryBytes, hostMemoryBytes: this.d.hostMemoryBytes, budgetBytes: this.d.loop.budgetBytes,
       othersMinBytes: this.d.loop.othersMinBytes(name),
-      knowsTask: (t) => this.d.profiler.hasTask(name, t) || cal[t] !== undefined,
+      knowsTask: (t) => this.d.loop.knowsTask(name, t) || cal[t] !== undefined,
     });
     const rec: ControlRecord = { ...g.control, settings };
     await this.d.saveControl(name, rec);
