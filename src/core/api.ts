@@ -11,7 +11,7 @@ export const EXEC_STDIN_MAX_BYTES = 525 * KiB;
 // The name's rules are checked by validateGuestName (core/units) so that a bad name gets HYLICS_ERR_INVALID_NAME.
 export const GuestName = Type.String({ minLength: 1, maxLength: 64, description: 'guest name: 1-32 of a-z 0-9 -, starting with a letter' });
 export const SizeInput = Type.Union([Type.String({ minLength: 1, maxLength: 32 }), Type.Integer({ minimum: 1 })], { description: 'bytes, or a size such as 64M / 1.5G' });
-export const DriverKind = Type.Union([Type.Literal('sandbox'), Type.Literal('microvm')]);
+export const DriverKind = Type.Union([Type.Literal('sandbox'), Type.Literal('microvm'), Type.Literal('libvirt')]);
 
 export const GuestCreateBody = Type.Object({
   name: GuestName,

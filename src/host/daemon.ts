@@ -65,8 +65,9 @@ export interface DaemonOptions {
 
 /** Default interval of the guest firewall check. */
 export const GUARD_CHECK_INTERVAL_MS = 5_000;
-/** How long a new guest's agent has to say hello by default (a microVM boots under TCG on hosts without KVM). */
-export const AGENT_HELLO_TIMEOUT_MS: Readonly<Record<DriverKind, number>> = { sandbox: 20_000, microvm: 180_000 };
+/** How long a new guest's agent has to say hello by default (a microVM boots under TCG on hosts without KVM; an
+ * adopted libvirt domain, 0: not waited for, it is adopted before libvirt starts it and connects when it boots). */
+export const AGENT_HELLO_TIMEOUT_MS: Readonly<Record<DriverKind, number>> = { sandbox: 20_000, microvm: 180_000, libvirt: 0 };
 /** The agent's `shutdown` is a courtesy before the driver stops the guest: not waited on longer than this. */
 const AGENT_SHUTDOWN_TIMEOUT_MS = 2_000;
 /**
@@ -428,7 +429,7 @@ export class Daemon {
     this.watch(rec);
     const timeout = this.opts.agentTimeoutMs?.[rec.spec.driver] ?? AGENT_HELLO_TIMEOUT_MS[rec.spec.driver];
     try {
-      await this.opts.channels.waitConnected(name, timeout);
+      if (timeout > 0) await this.opts.channels.waitConnected(name, timeout);
     } catch {
       const tail = await this.logTail(name, HELLO_TIMEOUT_LOG_LINES);
       throw new HylicsError('HYLICS_ERR_AGENT_TIMEOUT', `the guest agent of ${name} did not connect within ${timeout} ms; last console/agent lines:\n${tail}`, { name, timeoutMs: timeout });
@@ -517,7 +518,7 @@ export class Daemon {
   /** Stop a guest but keep it: share, data, disk and record stay; `guest start` boots it again. */
   private async stopGuest(name: string): Promise<GuestView> {
     const rec = this.record(name);
-    this.driver(rec.spec.driver);
+    await this.driver(rec.spec.driver).assertStoppable?.(this.context(rec), rec.driverState);
     this.live.set(name, { ...this.live.get(name), status: 'stopped' });
     await this.store.update((s) => { s.guests[name]!.desired = 'stopped'; });
     await this.quiesce(rec, { graceMs: STOP_GRACE_MS.stop, forgetLink: false });
@@ -551,6 +552,7 @@ export class Daemon {
 
   private async remove(name: string): Promise<{ removed: string }> {
     const rec = this.record(name);
+    await this.opts.drivers[rec.spec.driver]?.assertStoppable?.(this.context(rec), rec.driverState);
     await this.teardown(rec, { keepShare: false, graceMs: STOP_GRACE_MS.remove });
     return { removed: name };
   }

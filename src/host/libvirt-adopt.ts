@@ -22,6 +22,20 @@ export interface AdoptFacts {
   channel: string;
   network?: AdoptNetwork;
   virtiofsd?: string;
+  /** The share's size as hylicsd keeps it (recorded in the metadata, so the hook registers the same size). */
+  shareSize?: string;
+}
+
+/** What a domain's XML says about its adoption (the metadata record), or undefined when it was never adopted. */
+export interface AdoptedRecord { share: string; channel: string; shareSize?: string }
+
+export function adoptedRecord(xml: string): AdoptedRecord | undefined {
+  const doc = parse(xml);
+  const md = children(doc.documentElement!, 'metadata')[0];
+  const rec = md && children(md).find((e) => e.namespaceURI === METADATA_NS && e.localName === 'adopted');
+  if (!rec) return undefined;
+  const size = rec.getAttribute('share-size');
+  return { share: rec.getAttribute('share') ?? '', channel: rec.getAttribute('channel') ?? '', ...(size ? { shareSize: size } : {}) };
 }
 
 export interface AdoptResult { xml: string; changed: string[] }
@@ -138,6 +152,7 @@ export function adoptDomainXml(xml: string, facts: AdoptFacts): AdoptResult {
   const rec = doc.createElementNS(METADATA_NS, 'hylics:adopted');
   rec.setAttribute('share', facts.share);
   rec.setAttribute('channel', facts.channel);
+  if (facts.shareSize) rec.setAttribute('share-size', facts.shareSize);
   if (!old || serialize(old) !== serialize(rec)) { place(md, rec, old); changed.push('metadata'); }
 
   return { xml: new XMLSerializer().serializeToString(doc).replace(/\s*$/, '\n'), changed };

@@ -5,6 +5,7 @@ import { Registry } from 'prom-client';
 import { ShareManager } from './share-manager.js';
 import { SandboxDriver } from './drivers/sandbox.js';
 import { MicrovmDriver } from './drivers/microvm.js';
+import { LibvirtDriver } from './drivers/libvirt.js';
 import { renderLibvirtXml } from './libvirt.js';
 import { ModuleManager, moduleBackend } from './modules/index.js';
 import { createChannelBackend } from './channel-backend.js';
@@ -44,7 +45,7 @@ export async function wireBackends(stateDir: string, log: Logger, opts: WireOpti
     registry,
     shares,
     channels,
-    drivers: { sandbox: new SandboxDriver(), microvm },
+    drivers: { sandbox: new SandboxDriver(), microvm, libvirt: new LibvirtDriver() },
     modules: moduleBackend(modules),
     // Off (--no-guest-firewall), the daemon installs nothing, but when another daemon's table is there it still
     // keeps its own guests' pairs in it: the table is host-wide, and without them it would drop all their traffic.

@@ -75,3 +75,31 @@ export async function hasPidAndNetNamespaces(): Promise<boolean> {
 export function signal(pid: number, sig: NodeJS.Signals | 0): boolean {
   try { process.kill(pid, sig); return true; } catch { return false; }
 }
+
+/**
+ * The pid of a process that listens on the Unix socket bound at `path` (the socket's inode from /proc/net/unix,
+ * then the process holding `socket:[inode]` among its fds, as `ss -xlp` finds it), or undefined. Used to find the
+ * QEMU of a VM that another manager (libvirt) started, through the channel socket it binds.
+ */
+export async function unixListenerPid(path: string): Promise<number | undefined> {
+  let table: string;
+  try { table = await readFile('/proc/net/unix', 'utf8'); } catch { return undefined; }
+  const inodes = new Set<string>();
+  for (const line of table.split('\n').slice(1)) {
+    const f = line.trim().split(/\s+/);
+    // Num RefCount Protocol Flags Type St Inode Path; St 01 = listening
+    if (f.length >= 8 && f.slice(7).join(' ') === path && f[5] === '01') inodes.add(f[6]!);
+  }
+  if (inodes.size === 0) return undefined;
+  for (const e of await readdir('/proc')) {
+    if (!/^\d+$/.test(e)) continue;
+    let fds: string[];
+    try { fds = await readdir(`/proc/${e}/fd`); } catch { continue; }
+    for (const fd of fds) {
+      const target = await readlink(`/proc/${e}/fd/${fd}`).catch(() => '');
+      const m = /^socket:\[(\d+)\]$/.exec(target);
+      if (m && inodes.has(m[1]!)) return Number(e);
+    }
+  }
+  return undefined;
+}

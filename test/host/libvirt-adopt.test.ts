@@ -99,12 +99,12 @@ test('adopt refuses what is not a domain, and the CLI edits a file offline, idem
   const dir = await mkdtemp(join(tmpdir(), 'hylics-adopt-cli-'));
   t.after(() => rm(dir, { recursive: true, force: true }));
   await writeFile(join(dir, 'in.xml'), DOMAIN);
-  const r1 = await hylics(['guest', 'adopt', '--libvirt', 'web7', '--xml', join(dir, 'in.xml'), '--output', join(dir, 'out.xml'), '--tap', 'hyh9', '--state-dir', '/var/lib/hylics']);
+  const r1 = await hylics(['guest', 'adopt', '--libvirt', 'web7', '--xml', join(dir, 'in.xml'), '--output', join(dir, 'out.xml'), '--tap', 'hyh9', '--offline', '--state-dir', '/var/lib/hylics']);
   assert.equal(r1.code, 0, r1.stderr);
   assert.match(r1.stderr, /web7: edited: memoryBacking memfd shared, virtio-fs share, virtio-serial channel, routed network, metadata/);
   const out = await readFile(join(dir, 'out.xml'), 'utf8');
   assert.match(out, /<source dir="\/var\/lib\/hylics\/libvirt\/web7\/share"\/>/);
-  const r2 = await hylics(['--json', 'guest', 'adopt', '--libvirt', 'web7', '--xml', join(dir, 'out.xml'), '--tap', 'hyh9', '--state-dir', '/var/lib/hylics']);
+  const r2 = await hylics(['--json', 'guest', 'adopt', '--libvirt', 'web7', '--xml', join(dir, 'out.xml'), '--tap', 'hyh9', '--offline', '--state-dir', '/var/lib/hylics']);
   assert.equal(r2.code, 0, r2.stderr);
   const j = JSON.parse(r2.stdout) as { changed: string[]; xml: string };
   assert.deepEqual(j.changed, []);

@@ -5,6 +5,13 @@ import { apiRequest } from '../client.js';
 import { guestDetails, guestLine, printJson, table } from '../output.js';
 import { common, stateDir, type CommonOpts } from './common.js';
 
+/** `hylics guest ls` (also run by ../fast.ts without commander). */
+export async function listGuests(o: CommonOpts): Promise<void> {
+  const gs = await apiRequest<GuestView[]>(stateDir(o), 'GET', '/v1/guests');
+  if (o.json) return printJson(gs);
+  process.stdout.write(gs.length === 0 ? 'no guests\n' : table([['NAME', 'DRIVER', 'STATUS', 'AGENT', 'ADDRESS', 'CPUS', 'SHARE USED / SIZE'], ...gs.map(guestLine)]));
+}
+
 export function register(program: Command): void {
   const guest = program.command('guest').description('create, inspect and remove guests');
 
@@ -18,11 +25,7 @@ export function register(program: Command): void {
       if (o.json) printJson(g); else process.stdout.write(guestDetails(g));
     });
 
-  common(guest.command('ls').description('list guests')).action(async (o: CommonOpts) => {
-    const gs = await apiRequest<GuestView[]>(stateDir(o), 'GET', '/v1/guests');
-    if (o.json) return printJson(gs);
-    process.stdout.write(gs.length === 0 ? 'no guests\n' : table([['NAME', 'DRIVER', 'STATUS', 'AGENT', 'ADDRESS', 'CPUS', 'SHARE USED / SIZE'], ...gs.map(guestLine)]));
-  });
+  common(guest.command('ls').description('list guests')).action(listGuests);
 
   common(guest.command('show <name>').description('show a guest, its share and its task statistics')).action(async (name: string, o: CommonOpts) => {
     const g = await apiRequest<GuestView>(stateDir(o), 'GET', `/v1/guests/${encodeURIComponent(name)}`);
@@ -68,14 +71,17 @@ export function register(program: Command): void {
     if (o.json) printJson(r); else process.stdout.write(r.xml);
   });
 
-  common(guest.command('adopt').description('edit a libvirt domain so it gets a Hylics share, control channel and network (idempotent); the guest runs the bundled agent'))
-    .requiredOption('--libvirt <domain>', 'the libvirt domain (name or UUID) to edit with virsh dumpxml / define')
+  common(guest.command('adopt').description('register a libvirt domain with hylicsd (share, control channel, routed tap) and edit its XML to use them (idempotent); the guest runs the bundled agent'))
+    .requiredOption('--libvirt <domain>', 'the libvirt domain name (virsh dumpxml / define; the guest gets this name)')
+    .option('--share-size <size>', 'size limit of the share, e.g. 64M (default: as recorded in the domain, else 64M)')
     .option('--xml <file>', 'edit this domain XML file instead of asking libvirt (prints the result, or writes --output)')
     .option('--output <file>', 'with --xml: where the edited XML goes (default stdout)')
-    .option('--share <dir>', 'host directory exported as the share (default <state-dir>/libvirt/<domain>/share)')
-    .option('--channel <path>', 'Unix socket of the control channel (default <state-dir>/libvirt/<domain>/channel.sock)')
-    .option('--bridge <name>', 'add a bridged virtio NIC on this bridge')
-    .option('--tap <dev>', 'add a routed virtio NIC on this (pre-made) tap device')
+    .option('--offline', 'edit the XML only, without hylicsd (paths below <state-dir>/libvirt/<domain>/ or --share/--channel)')
+    .option('--hook', 'libvirt hook mode: domain XML on stdin, no virsh; registers only domains adopted before')
+    .option('--share <dir>', 'with --offline: host directory exported as the share')
+    .option('--channel <path>', 'with --offline: Unix socket of the control channel')
+    .option('--bridge <name>', 'a bridged virtio NIC on this bridge instead of the routed tap')
+    .option('--tap <dev>', 'with --offline: a routed virtio NIC on this (pre-made) tap device')
     .option('--mac <addr>', 'MAC address of the added NIC')
     .option('--connect <uri>', 'libvirt URI (virsh -c), e.g. qemu:///system')
     .action(async (o: import('./adopt.js').AdoptOpts) => (await import('./adopt.js')).adopt(o));

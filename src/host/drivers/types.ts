@@ -2,7 +2,7 @@
 // the address plan and the channel server; a driver owns only what it starts (namespaces, cgroups, QEMU, ...).
 import type { Logger } from 'pino';
 
-export type DriverKind = 'sandbox' | 'microvm';
+export type DriverKind = 'sandbox' | 'microvm' | 'libvirt';
 
 export interface GuestSpec {
   name: string;
@@ -74,6 +74,8 @@ export interface GuestDriver {
   channel(ctx: DriverContext, state: DriverState): ChannelEndpoint;
   /** CPU time the guest has used, in seconds (sandbox: its cgroup; microVM: QEMU), null when unknown. */
   cpuSeconds?(ctx: DriverContext, state: DriverState): Promise<number | null>;
+  /** Throws (HYLICS_ERR_CONFLICT) when the guest may not be stopped or removed now (libvirt: the domain runs). */
+  assertStoppable?(ctx: DriverContext, state: DriverState | undefined): Promise<void>;
   /** Extra facts for `guest show` (accelerator, pids, ...). */
   describe(ctx: DriverContext, state: DriverState): Record<string, unknown>;
 }
