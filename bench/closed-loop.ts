@@ -5,7 +5,7 @@
 // and the same trace, to compare its mean response time with the real one.
 //
 // The guest (docs/controller.md "The real experiment"):
-//   - sandbox guest, --cpus 1 (CFS quota), --memory 2G; share = memory tier (host tmpfs);
+//   - sandbox guest, --cpus 1.5 (CFS quota), --memory 2G; share = memory tier (host tmpfs);
 //   - disk tier = an ext4 image on a loop device (losetup --direct-io=on), mounted over the guest's
 //     /var/lib/hylics-tier inside its mount namespace; reads of the guest's processes from that device throttled
 //     (cgroup v1: blkio.throttle.read_bps_device / read_iops_device of a blkio cgroup holding the guest's
@@ -20,7 +20,7 @@
 // Time compression F: the paper's times (8 s / 4 s mean inter-arrival, τ = 10 s) divided by F; by default
 // F = 3.32 s / the measured alone time of a memory-tier task, so the real task plays the paper's 3.32 s task.
 //   npm run bench -- closed-loop [--quick] [--duration 135] [--schemes static-max,...] [--workloads 1,2]
-//     [--segments 80] [--zipf 0.9] [--cpus 1] [--read-mbps 12] [--read-iops 300] [--max-mib 160] [--small-mib 16]
+//     [--segments 80] [--zipf 0.9] [--cpus 1.5] [--serial-fraction 0.22] [--read-mbps 12] [--read-iops 300] [--max-mib 160] [--small-mib 16]
 //     [--min-mib 8] [--initial-mib 32] [--interval-min 5] [--interval-max 30] [--compression auto|F] [--seed 1]
 // Writes bench/results/closed-loop.{json,svg}, closed-loop-fig22.svg (#1), closed-loop-fig23.svg (#2).
 // Needs root (daemon, loop devices, cgroups), ffmpeg with libx264, vmtouch, losetup, mkfs.ext4.
@@ -51,7 +51,9 @@ const WORKLOADS = argStr('workloads', '1,2').split(',').map(Number).filter((w) =
 const SEGMENTS = arg('segments', QUICK ? 30 : 80);
 const SEGMENT_S = 2; // seconds of video per segment
 const ZIPF = arg('zipf', 0.9);
-const CPUS = arg('cpus', 1);
+const CPUS = arg('cpus', 1.5);
+/** The simulator's Amdahl serial fraction of one task: bench/transcode-model measured 0.22 for x264 in a sandbox guest. */
+const SERIAL_FRACTION = arg('serial-fraction', 0.22);
 const MEMORY = argStr('memory', '2G');
 const READ_MBPS = arg('read-mbps', 12);
 const READ_IOPS = arg('read-iops', 300);
@@ -180,7 +182,7 @@ interface RunResult {
   memoryTierFraction: number; gbHours: number; meanSizeMiB: number; peakSizeMiB: number; meanUsedMiB: number;
   actuations: number; decisions: number; settlingS: number | null;
   lostFiles: number; changedFiles: number; duplicateFiles: number; checkedFiles: number;
-  sim: { meanS: number; p95S: number; sloTaskFraction: number; gbHours: number; actuations: number; diffMeanPct: number };
+  sim: { meanS: number; p95S: number; sloTaskFraction: number; tasks: number; diffMeanPct: number };
   windows: { t: number; meanS: number | null; tasks: number }[];
   samples: Sample[];
   decisionLog: DecisionEntry[];
@@ -411,10 +413,11 @@ async function main(): Promise<void> {
           improved: { ciMax: Math.max(CI_MIN_S, Math.min(60, CI_MAX_S)) },
         };
         const simCfg: SimConfig = {
-          seed: SEED, durationS: DURATION_S, vcpus: CPUS, ramGB: 4,
+          // run past the last arrival until its tasks are done (the real run waits for them too)
+          seed: SEED, durationS: DURATION_S + Math.max(60, 20 * diskS), vcpus: CPUS, ramGB: 4,
           workload: { kind: 'trace', arrivals: trace.arrivals.map((a) => ({ time: a.t, segment: a.seg })) },
           catalogue: { segments: SEGMENTS, zipfAlpha: ZIPF, sizeMeanMiB: catalogueMiB / SEGMENTS, sizeSigma: 0.05 },
-          service: { ...DEFAULT_SERVICE, memS, diskS, pageCacheCost: 0 },
+          service: { ...DEFAULT_SERVICE, memS, diskS, serialFraction: SERIAL_FRACTION, pageCacheCost: 0 },
           evictAfterS: 60, sloS, windowS, controller: ctl, ...(staticMiB !== undefined ? { fixedSizeBytes: staticMiB * MiB } : {}), record: false,
         };
         const sim = simulate(simCfg).metrics;
@@ -429,7 +432,7 @@ async function main(): Promise<void> {
           actuations, decisions: decisions.length,
           settlingS: trace.changes.length ? settling(tl.map((s) => ({ t: s.t, s: s.sizeMiB })), trace.changes, DURATION_S) : null,
           lostFiles: lost, changedFiles: changed, duplicateFiles: dup, checkedFiles: names.length,
-          sim: { meanS: sim.meanR, p95S: sim.p95R, sloTaskFraction: sim.sloTaskFraction, gbHours: sim.gbHours, actuations: sim.actuations, diffMeanPct: (sim.meanR / mean(rs) - 1) * 100 },
+          sim: { meanS: sim.meanR, p95S: sim.p95R, sloTaskFraction: sim.sloTaskFraction, tasks: sim.tasks, diffMeanPct: (sim.meanR / mean(rs) - 1) * 100 },
           windows, samples: tl, decisionLog: decisions, tasksDetail: tasks,
         };
         runs.push(run);
@@ -471,7 +474,7 @@ async function main(): Promise<void> {
         compression: { factor: F, how: COMPRESSION === 'auto' ? `paper 3.32 s / measured memory-tier alone time ${memS.toFixed(2)} s` : 'given', meanInterarrivalS: [PAPER.lowMeanS / F, PAPER.highMeanS / F], sloS, windowS },
         control: { minMiB: MIN_MIB, maxMiB: MAX_MIB, initialMiB: INITIAL_MIB, smallMiB: SMALL_MIB, intervalMinS: CI_MIN_S, intervalMaxS: CI_MAX_S, tierIdleS: 60, note: 'the guest tier evicts after 60 s idle (agent default, not compressed); improved\'s dwell and eviction window are 60 s too' },
         calibration: cal, durationS: DURATION_S, seed: SEED, workloads: traces,
-        simulator: 'simulate() with the same trace (times and segments), vcpus = guest cpus, memS/diskS = the alone times, the calibrated E[X|m] for queue/aq/improved, eviction 60 s, no page cache',
+        simulator: `simulate() with the same trace (times and segments), vcpus = guest cpus, Amdahl serial fraction ${SERIAL_FRACTION}, memS/diskS = the alone times, the calibrated E[X|m] for queue/aq/improved, eviction 60 s, no page cache`,
       },
       goals,
       runs: runs.map(({ tasksDetail, samples, decisionLog, ...r }) => ({ ...r, tasksDetail, samples, decisionLog })),
@@ -482,11 +485,13 @@ async function main(): Promise<void> {
     const figs: unknown[] = [];
     for (const w of WORKLOADS) {
       const rt = runs.filter((r) => r.workload === w).flatMap((r) => r.windows.filter((x) => x.meanS !== null).map((x) => ({ t: x.t, value: x.meanS, scheme: r.scheme })));
+      const pts = runs.filter((r) => r.workload === w).flatMap((r) => r.tasksDetail.filter((x) => x.code === 0).map((x) => ({ t: x.arrivalS + x.responseS, value: x.responseS, scheme: r.scheme })));
       const sz = runs.filter((r) => r.workload === w).flatMap((r) => r.samples.map((s) => ({ t: s.t, value: s.sizeMiB, scheme: r.scheme })));
       const fig = {
         vconcat: [
-          { title: `workload #${w}: mean response time per ${windowS.toFixed(0)} s window (real guest; SLO ${sloS.toFixed(2)} s dashed)`, width: 520, height: 200,
+          { title: `workload #${w}: response time, each task (dots) and mean per ${windowS.toFixed(0)} s window (lines); SLO ${sloS.toFixed(2)} s dashed`, width: 520, height: 200,
             layer: [
+              { data: { values: pts }, mark: { type: 'point', filled: true, size: 12, opacity: 0.35 }, encoding: { x: { field: 't', type: 'quantitative', title: 'time (s)' }, y: { field: 'value', type: 'quantitative', title: 'response time (s)' }, color: { field: 'scheme', type: 'nominal', sort: SCHEMES } } },
               { data: { values: rt }, mark: { type: 'line', point: true }, encoding: { x: { field: 't', type: 'quantitative', title: 'time (s)' }, y: { field: 'value', type: 'quantitative', title: 'response time (s)' }, color: { field: 'scheme', type: 'nominal', sort: SCHEMES } } },
               { data: { values: [{ y: sloS }] }, mark: { type: 'rule', strokeDash: [6, 4], color: 'red' }, encoding: { y: { field: 'y', type: 'quantitative' } } },
             ] },
