@@ -20,12 +20,12 @@ import { DaemonMetrics } from '../src/host/metrics.js';
 import { Profiler } from '../src/host/profiler.js';
 import { arg, benchLog } from './lib/args.js';
 import { resultPath } from './lib/results.js';
+import { MiB } from '../src/core/units.js';
 
 const GUESTS = arg('guests', 100);
 const RATE = arg('rate', 1); // tasks per second per guest
 const SECONDS = arg('seconds', 600);
 const REPEATS = arg('repeats', 3);
-const MiB = 1024 * 1024;
 const say = benchLog('control-overhead');
 
 class SimClock implements Clock {

@@ -18,6 +18,7 @@ import type { DriverContext, DriverState } from '../src/host/drivers/types.js';
 import { run } from '../src/os/image/run.js';
 import { guestExec, waitForGuestShell } from '../src/os/qemu.js';
 import { resultPath } from './lib/results.js';
+import { MiB } from '../src/core/units.js';
 
 const argOf = (name: string, def: string): string => {
   const i = process.argv.indexOf(`--${name}`);
@@ -29,7 +30,6 @@ const BLOCKS = argOf('bs', '4k,64k,1m').split(',');
 const PATTERNS = ['read', 'randread', 'write', 'randwrite'] as const;
 const DD_TOTAL_MB = 32;
 const say = (m: string): void => { process.stderr.write(`[fileio] ${m}\n`); };
-const MiB = 1024 * 1024;
 
 if (process.getuid?.() !== 0) { console.error('bench/fileio needs root (tmpfs, tap, QEMU)'); process.exit(1); }
 

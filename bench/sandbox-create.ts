@@ -13,9 +13,9 @@ import type { DriverContext } from '../src/host/drivers/types.js';
 import { ShareManager } from '../src/host/share-manager.js';
 import { groupedBarChart, renderSvg, type BarPoint } from '../src/core/plot.js';
 import { resultPath } from './lib/results.js';
+import { MiB } from '../src/core/units.js';
 
 const N = Number(process.argv[2] ?? process.env.N ?? 15);
-const MiB = 1024 * 1024;
 const PORT = 7000;
 const log = pino({ level: 'silent' });
 

@@ -8,6 +8,7 @@ import { createHash } from 'node:crypto';
 import { existsSync, lstatSync, readFileSync, readdirSync, readlinkSync, statSync, unlinkSync, writeFileSync, mkdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+import { genVersion } from './gen-version.mjs';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 let quiet = process.argv.includes('--quiet');
@@ -111,7 +112,8 @@ export function setup(opts = {}) {
     }
   }
 
-  // 4. TypeScript build
+  // 4. TypeScript build (src/core/version.ts first: it is generated from package.json)
+  genVersion();
   const distStamp = join(root, 'dist', '.build-stamp');
   const srcNewest = Math.max(newestMtime(join(root, 'src')), newestMtime(join(root, 'test')), newestMtime(join(root, 'bench')), statSync(join(root, 'tsconfig.json')).mtimeMs);
   if (!existsSync(distStamp) || statSync(distStamp).mtimeMs < srcNewest) {

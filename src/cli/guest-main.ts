@@ -3,6 +3,7 @@
 // run is loaded, and none of them loads the daemon, drivers or other host-only code: every millisecond of start-up
 // counts in a microVM under emulation.
 import { Command, CommanderError } from 'commander';
+import { VERSION } from '../core/version.js';
 import { reportError } from './report.js';
 import { COMMANDS } from './commands/index.js';
 
@@ -10,7 +11,7 @@ export const GUEST_COMMANDS = ['task', 'tier', 'module'];
 
 const program = new Command('hylics')
   .description('Hylics inside a guest: tasks reported to the host, the tiered store, offload modules of this guest')
-  .version('0.1.0')
+  .version(VERSION)
   .showHelpAfterError()
   .enablePositionalOptions()
   .exitOverride();

@@ -6,8 +6,7 @@ import { reportError } from './report.js';
 import { COMMANDS, type CommandEntry } from './commands/index.js';
 import { GLOBAL_OPTIONS, type CommonOpts } from './commands/common.js';
 import { useApiUrl } from './client.js';
-
-const VERSION = '0.1.0';
+import { VERSION } from '../core/version.js';
 
 /** Global options that take a value: their value is not a command name when argv is scanned for one. */
 const VALUE_OPTIONS = new Set(GLOBAL_OPTIONS.filter((o) => o.flags.includes('<')).map((o) => o.flags.split(/[ ,]/)[0]!));

@@ -1,4 +1,4 @@
-import { HylicsError } from './errors/index.js';
+import { HylicsError, type ErrorCode } from './errors/index.js';
 
 /** Binary units in bytes: the one definition (sizes are binary everywhere in Hylics). */
 export const KiB = 1024;
@@ -16,9 +16,6 @@ export function parseSize(input: string | number, what = 'size'): number {
   }
   const m = SIZE_RE.exec(input.trim());
   if (!m) throw new HylicsError('HYLICS_ERR_INVALID_SIZE', `${what} "${input}" is not a size (examples: 4096, 64K, 64M, 1.5G)`, { what, value: input });
-  if (m[3] !== '' && m[3]!.toLowerCase() === 'b' && m[2] === '') {
-    // "512B" is fine: plain bytes
-  }
   const bytes = Math.round(Number(m[1]) * MULT[m[2]!.toUpperCase()]!);
   if (!Number.isSafeInteger(bytes) || bytes <= 0) throw new HylicsError('HYLICS_ERR_INVALID_SIZE', `${what} "${input}" must be greater than zero`, { what, value: input });
   return bytes;
@@ -33,6 +30,9 @@ export function formatSize(bytes: number): string {
   return i === 0 ? `${v} B` : `${v.toFixed(1)} ${units[i]}`;
 }
 
+/** The smallest CPU share a guest can be given (1% of a core). */
+const MIN_CPUS = 0.01;
+
 const NAME_RE = /^[a-z][a-z0-9-]{0,31}$/;
 /** Guest names become interface, cgroup and directory names, so they are kept short and plain. */
 export function validateGuestName(name: unknown): string {
@@ -44,14 +44,7 @@ export function validateGuestName(name: unknown): string {
 
 /** CPUs as a fractional count (0.5 = half a core), bounded by what a host can give. */
 export function parseCpus(input: string | number, max = 1024): number {
-  const v = typeof input === 'number' ? input : Number(input);
-  if (typeof input === 'string' && !/^\d+(\.\d+)?$/.test(input.trim())) {
-    throw new HylicsError('HYLICS_ERR_INVALID_ARGUMENT', `cpus "${input}" is not a number (examples: 1, 0.5, 2)`, { what: 'cpus', value: input });
-  }
-  if (!Number.isFinite(v) || v < 0.01 || v > max) {
-    throw new HylicsError('HYLICS_ERR_INVALID_ARGUMENT', `cpus must be between 0.01 and ${max}, got ${input}`, { what: 'cpus', value: input });
-  }
-  return v;
+  return parseNumber('cpus', input, { min: MIN_CPUS, max });
 }
 
 const DURATION_RE = /^(\d+(?:\.\d+)?)\s*(ms|s|m|h)?$/i;
@@ -66,4 +59,43 @@ export function parseDuration(input: string | number, what = 'duration'): number
   })();
   if (!Number.isFinite(ms) || ms <= 0) throw new HylicsError('HYLICS_ERR_INVALID_ARGUMENT', `${what} must be greater than zero, got ${String(input)}`, { what, value: String(input) });
   return ms;
+}
+
+export interface NumberRule {
+  min?: number;
+  max?: number;
+  /** `min` itself is refused. */
+  minExclusive?: boolean;
+  integer?: boolean;
+  /** The error code (default HYLICS_ERR_INVALID_ARGUMENT). */
+  code?: ErrorCode;
+}
+
+/**
+ * The one number check (CLI flags, controller and API parameters): a finite number, an integer if asked, within
+ * [min, max]. Every failure names the parameter and the accepted range; details {param, value}.
+ */
+export function checkNumber(name: string, v: unknown, rule: NumberRule = {}): number {
+  const { min, max } = rule;
+  const low = min === undefined ? '' : rule.minExclusive ? `> ${min}` : `>= ${min}`;
+  const range = [low, max === undefined ? '' : `<= ${max}`].filter((x) => x !== '').join(' and ');
+  const bad = (why: string): never => {
+    const must = range ? ` (must be ${rule.integer ? 'an integer ' : ''}${range})` : '';
+    const value = typeof v === 'number' && Number.isFinite(v) ? v : String(v);
+    throw new HylicsError(rule.code ?? 'HYLICS_ERR_INVALID_ARGUMENT', `${name} ${why}${must}, got ${String(v)}`, { param: name, value });
+  };
+  if (typeof v !== 'number' || !Number.isFinite(v)) return bad('is not a finite number');
+  if (rule.integer && !Number.isInteger(v)) return bad('is not an integer');
+  if (min !== undefined && (rule.minExclusive ? v <= min : v < min)) return bad('is too small');
+  if (max !== undefined && v > max) return bad('is too large');
+  return v;
+}
+
+const DECIMAL_RE = /^-?\d+(\.\d+)?$/;
+
+/** A number given as text (a CLI flag): plain decimal only (not "", "0x10", "1e3"), then `checkNumber`. */
+export function parseNumber(name: string, input: string | number, rule: NumberRule = {}): number {
+  const v = typeof input === 'number' ? input : DECIMAL_RE.test(input.trim()) ? Number(input) : NaN;
+  if (Number.isNaN(v) && typeof input === 'string') return checkNumber(name, input, rule);
+  return checkNumber(name, v, rule);
 }

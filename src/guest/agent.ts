@@ -7,6 +7,7 @@ import type { Duplex } from 'node:stream';
 import { loadavg } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { HylicsError } from '../core/errors/index.js';
+import { VERSION } from '../core/version.js';
 import { OPS, type OpRegistry, type TaskEventT, type TaskReportParamsT, type ParamsOf, type ResultOf, type HealthResultT } from '../core/protocol/index.js';
 import {
   ChannelPeer, SILENT, connectUnix, listenUnix, closeUnixServer, openVirtioPort,
@@ -14,7 +15,7 @@ import {
 } from '../os/channel/index.js';
 import { runExec } from './exec.js';
 
-export const AGENT_SOFTWARE = 'hylics-agent/0.1.0';
+export const AGENT_SOFTWARE = `hylics-agent/${VERSION}`;
 export const DEFAULT_CHANNEL_SOCKET = '/run/hylics/channel.sock';
 export const DEFAULT_APP_SOCKET = '/run/hylics/agent.sock';
 export const DEFAULT_SHARE_DIR = '/mnt/hylics';

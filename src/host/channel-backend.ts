@@ -23,7 +23,7 @@ export interface ChannelBackendOptions {
   budget?: ChannelServerOptions['budget'];
 }
 
-/** Per-guest cost of the channel, read from the server at scrape time (a removed guest's series go with it). */
+/** Per-guest traffic and cost of the channel, read from the server at scrape time (a removed guest's series go with it). */
 function budgetMetrics(server: ChannelServer, registry: Registry): void {
   const counter = (name: string, help: string, pick: (b: BudgetStats) => number): void => {
     new Counter({
@@ -41,6 +41,29 @@ function budgetMetrics(server: ChannelServer, registry: Registry): void {
   counter('hylics_channel_loop_seconds_total', 'Daemon event-loop time spent on the guest\'s control-channel frames (decode, validation, handlers)', (b) => b.loopMs / 1000);
   counter('hylics_channel_throttled_seconds_total', 'Time the guest\'s control channel was paused for being over its budget', (b) => b.throttledMs / 1000);
   counter('hylics_channel_budget_disconnects_total', 'Control-channel connections closed for staying over the budget', (b) => b.disconnects);
+  new Counter({
+    name: 'hylics_channel_messages_total', help: 'Control-channel messages (frames) received from (in) and sent to (out) the guest',
+    labelNames: ['guest', 'direction'], registers: [registry],
+    collect() {
+      this.reset();
+      for (const g of server.guests()) {
+        const i = server.info(g);
+        if (!i) continue;
+        this.inc({ guest: g, direction: 'in' }, i.messagesIn);
+        this.inc({ guest: g, direction: 'out' }, i.messagesOut);
+      }
+    },
+  });
+  new Counter({
+    name: 'hylics_channel_errors_total', help: 'Control-channel protocol errors (invalid frames or messages from the guest) by error code',
+    labelNames: ['guest', 'kind'], registers: [registry],
+    collect() {
+      this.reset();
+      for (const g of server.guests()) {
+        for (const [kind, n] of Object.entries(server.info(g)?.protocolErrorsByCode ?? {})) this.inc({ guest: g, kind }, n);
+      }
+    },
+  });
 }
 
 export function createChannelBackend(log: Logger, opts: ChannelBackendOptions = {}): HostChannelBackend {

@@ -14,6 +14,7 @@ import {
 import type { ParamsOf } from '../core/protocol/index.js';
 import { HylicsError, toHylicsError } from '../core/errors/index.js';
 import { MiB, parseCpus, parseSize, validateGuestName } from '../core/units.js';
+import { VERSION } from '../core/version.js';
 import { hostLinkPresent } from '../os/netns.js';
 import type { DriverContext, DriverKind, GuestDriver, GuestNetwork, GuestPaths, GuestSpec } from './drivers/types.js';
 import type { ChannelBackend, GuardBackend, GuardLink, ModuleBackend, ShareBackend } from './backends.js';
@@ -33,8 +34,6 @@ import { loadDecisionLog, saveDecisionLog } from './control/log-store.js';
 import { loadLearned, saveLearned } from './control/learned-store.js';
 import { DaemonMetrics } from './metrics.js';
 import type { SocketOffload } from './offload/socket.js';
-
-export const VERSION = '0.1.0';
 
 export interface DaemonOptions {
   stateDir: string;
@@ -674,7 +673,6 @@ export class Daemon {
 
   private onGuestEvent(guest: string, event: string, payload: unknown): void {
     if (!this.store.get(guest)) return;
-    this.metrics.channelFrames.inc({ guest, direction: 'in' });
     if (event === 'task.report') {
       const p = (payload ?? {}) as Record<string, unknown>;
       // checked, rate-limited and counted by the profiler; metric series only for reports it accepted (a guest

@@ -10,6 +10,7 @@
 import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { MiB } from '../core/units.js';
 
 /** The browser (UMD) builds beside each package's entry point. */
 function chartLibraries(): string {
@@ -55,7 +56,7 @@ ${libs}
 <script>
 'use strict';
 const POLL_MS = ${POLL_MS}, WINDOW_MS = ${WINDOW_MS};
-const MiB = 1048576;
+const MiB = ${MiB};
 // a TCP listener wants the API token: given once as /#token=..., kept for this tab only, never sent in a URL
 const tokenIn = new URLSearchParams(location.hash.slice(1)).get('token');
 if (tokenIn) { sessionStorage.setItem('hylics-token', tokenIn); history.replaceState(null, '', location.pathname); }

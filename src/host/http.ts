@@ -12,11 +12,12 @@ import {
 } from '../core/api.js';
 import { HylicsError, toHylicsError } from '../core/errors/index.js';
 import { ModuleInfoWire, ModuleListResult, ModuleStartParams, ModuleStopParams, ModuleStopResult } from '../core/protocol/index.js';
-import { VERSION } from './daemon.js';
+import { VERSION } from '../core/version.js';
 import type { DaemonMetrics } from './metrics.js';
 import { dashboardHtml } from './dashboard.js';
 import { requireAuth, type ApiAuth } from './api-auth.js';
 import { registerControlRoutes } from './control/routes.js';
+import { MiB } from '../core/units.js';
 
 const NameParams = Type.Object({ name: GuestName });
 const errors = { 400: ErrorBody, 404: ErrorBody, 409: ErrorBody, 500: ErrorBody, 503: ErrorBody, 504: ErrorBody };
@@ -38,7 +39,7 @@ export async function buildApi(daemon: ApiDeps, log: Logger, opts: ApiOptions = 
   const app = Fastify({
     // per-request logs stay out of the daemon log (info level); errors are logged by the error handler
     loggerInstance: log.child({ component: 'api' }, { level: 'warn' }),
-    bodyLimit: 2 * 1024 * 1024,
+    bodyLimit: 2 * MiB,
     ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', allErrors: false } },
   });
   await app.register(swagger, {

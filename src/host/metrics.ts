@@ -10,8 +10,6 @@ export class DaemonMetrics {
   readonly registry: Registry;
   readonly taskResponse: Histogram<'guest' | 'task'>;
   readonly tasks: Counter<'guest' | 'task' | 'result'>;
-  readonly channelFrames: Counter<'guest' | 'direction'>;
-  readonly channelErrors: Counter<'guest' | 'kind'>;
   readonly apiRequests: Counter<'route' | 'method' | 'status'>;
 
   constructor(source: MetricsSource, registry: Registry = new Registry()) {
@@ -23,8 +21,6 @@ export class DaemonMetrics {
       labelNames: ['guest', 'task'], buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 4, 8, 10, 15, 30, 60], registers: reg,
     });
     this.tasks = new Counter({ name: 'hylics_tasks_total', help: 'Tasks reported by guests', labelNames: ['guest', 'task', 'result'], registers: reg });
-    this.channelFrames = new Counter({ name: 'hylics_channel_messages_total', help: 'Control-channel messages', labelNames: ['guest', 'direction'], registers: reg });
-    this.channelErrors = new Counter({ name: 'hylics_channel_errors_total', help: 'Control-channel protocol errors (bad frames, closed connections)', labelNames: ['guest', 'kind'], registers: reg });
     this.apiRequests = new Counter({ name: 'hylics_api_requests_total', help: 'HTTP API requests', labelNames: ['route', 'method', 'status'], registers: reg });
     const guestGauge = (name: string, help: string, pick: (g: Awaited<ReturnType<MetricsSource['guestsSnapshot']>>[number]) => number): void => {
       new Gauge({
@@ -47,6 +43,5 @@ export class DaemonMetrics {
       this.taskResponse.remove({ guest, task });
       for (const result of ['ok', 'error']) this.tasks.remove({ guest, task, result });
     }
-    for (const direction of ['in', 'out']) this.channelFrames.remove({ guest, direction });
   }
 }

@@ -6,7 +6,7 @@ import { mkdir, readFile, realpath, rename, rm, rmdir, writeFile } from 'node:fs
 import { dirname, join } from 'node:path';
 import type { Logger } from 'pino';
 import { HylicsError } from '../core/errors/index.js';
-import { validateGuestName } from '../core/units.js';
+import { MiB, validateGuestName } from '../core/units.js';
 import { requireRoot } from '../os/exec.js';
 import { mountsUnder, readMounts } from '../os/mount.js';
 import { defaultInodes, fsUsage, isTmpfsMounted, mountTmpfs, pageRound, remountTmpfs, umountTmpfs, PAGE_SIZE, type FsUsage } from '../os/tmpfs.js';
@@ -61,7 +61,7 @@ export class ShareManager {
   constructor(opts: ShareManagerOptions) {
     this.stateDir = opts.stateDir;
     this.log = opts.log;
-    this.fallbackSizeBytes = opts.fallbackSizeBytes ?? 64 * 1024 * 1024;
+    this.fallbackSizeBytes = opts.fallbackSizeBytes ?? 64 * MiB;
   }
 
   /** The share's mount point on the host: <state-dir>/guests/<name>/share. */

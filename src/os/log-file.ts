@@ -5,11 +5,12 @@
 // copytruncate: the writer's next write lands at the new end. At most one rotated file (NAME.1) is kept.
 import { constants as FS } from 'node:fs';
 import { open, rename, stat, copyFile, truncate, rm } from 'node:fs/promises';
+import { MiB } from '../core/units.js';
 
 /** Default cap of one guest log file (the rotated copy adds as much again). */
-export const GUEST_LOG_MAX_BYTES = 8 * 1024 * 1024;
+export const GUEST_LOG_MAX_BYTES = 8 * MiB;
 /** A tail never reads more than this from one file, however many lines are asked for. */
-export const TAIL_MAX_BYTES = 1024 * 1024;
+export const TAIL_MAX_BYTES = MiB;
 const CHUNK = 64 * 1024;
 
 /** The last `bytes` bytes of a file (fewer when it is smaller), read from the end; '' when it does not exist. */

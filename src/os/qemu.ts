@@ -8,6 +8,7 @@ import { connect, type Socket } from 'node:net';
 import { HylicsError } from '../core/errors/index.js';
 import { CHANNEL_PORT, HOSTROOT_TAG, SHARE_TAG, SHELL_PORT } from './image/init.js';
 import { run } from './image/run.js';
+import { MiB } from '../core/units.js';
 
 export const QEMU = process.env.HYLICS_QEMU ?? 'qemu-system-x86_64';
 export type Accel = 'kvm' | 'tcg';
@@ -41,8 +42,6 @@ export interface QemuConfig {
 export const QEMU_SANDBOX = 'on,obsolete=deny,spawn=deny,resourcecontrol=deny';
 /** The user QEMU runs as after its setup (it holds no file of that user's; non-dumpable after the uid change). */
 export const QEMU_RUN_AS = 'nobody';
-
-const MiB = 1024 * 1024;
 
 /** Memory rounded up to whole MiB (QEMU sizes). */
 export const memoryMiB = (bytes: number): number => Math.max(64, Math.ceil(bytes / MiB));

@@ -5,9 +5,9 @@ import { access } from 'node:fs/promises';
 import { Cgroup, cgroupV2Layout, detectCgroupLayout, parseKeyValues } from '../../src/os/cgroup.js';
 import { readMounts } from '../../src/os/mount.js';
 import { isHylicsError } from '../../src/core/errors/index.js';
+import { MiB } from '../../src/core/units.js';
 
 const skip = process.getuid?.() !== 0 ? 'needs root (cgroups)' : false;
-const MiB = 1024 * 1024;
 
 function sleeper() {
   const c = spawn('sleep', ['60'], { stdio: 'ignore' });

@@ -6,9 +6,9 @@ import { join } from 'node:path';
 import { defaultInodes, fsUsage, isTmpfsMounted, mountTmpfs, pageRound, remountTmpfs, umountTmpfs } from '../../src/os/tmpfs.js';
 import { mountAt } from '../../src/os/mount.js';
 import { isHylicsError } from '../../src/core/errors/index.js';
+import { MiB } from '../../src/core/units.js';
 
 const skip = process.getuid?.() !== 0 ? 'needs root (mounts)' : false;
-const MiB = 1024 * 1024;
 
 test('pageRound and defaultInodes', () => {
   assert.equal(pageRound(1), 4096);

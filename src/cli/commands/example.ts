@@ -1,12 +1,11 @@
 // `hylics example file-server`: the example app of socket offload (src/guest/file-server.ts), run inside a guest.
 import type { Command } from 'commander';
 import { HylicsError } from '../../core/errors/index.js';
+import { parseNumber } from '../../core/units.js';
 import { startFileServer } from '../../guest/file-server.js';
 
-function intArg(v: string, what: string, min: number, max: number): number {
-  if (!/^\d+$/.test(v) || Number(v) < min || Number(v) > max) throw new HylicsError('HYLICS_ERR_INVALID_ARGUMENT', `${what} must be a whole number ${min}-${max}, got ${JSON.stringify(v)}`, { what, value: v });
-  return Number(v);
-}
+const intArg = (v: string, what: string, min: number, max: number): number =>
+  parseNumber(what, v, { integer: true, min, max });
 
 export function register(program: Command): void {
   const ex = program.command('example').description('example apps that use Hylics from inside a guest (file-server: socket offload)');

@@ -2,17 +2,15 @@
 // (POST/GET/DELETE /v1/guests/{name}/modules[/{id}], answered by host/modules ModuleManager).
 import type { Command } from 'commander';
 import { HylicsError } from '../../core/errors/index.js';
-import { formatSize } from '../../core/units.js';
+import { formatSize, parseNumber } from '../../core/units.js';
 import type { ModuleInfo } from '../../host/modules/types.js';
 import { apiRequest } from '../client.js';
 import type { connect } from '../../guest/lib.js';
 import { printJson, table } from '../output.js';
 import { common, stateDir, type CommonOpts } from './common.js';
 
-function intArg(v: string, what: string, min: number, max: number): number {
-  if (!/^\d+$/.test(v) || Number(v) < min || Number(v) > max) throw new HylicsError('HYLICS_ERR_INVALID_ARGUMENT', `${what} must be a whole number ${min}-${max}, got ${JSON.stringify(v)}`, { what, value: v });
-  return Number(v);
-}
+const intArg = (v: string, what: string, min: number, max: number): number =>
+  parseNumber(what, v, { integer: true, min, max });
 
 const base = (guest: string): string => `/v1/guests/${encodeURIComponent(guest)}/modules`;
 

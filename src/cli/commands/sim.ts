@@ -4,6 +4,7 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import type { Command } from 'commander';
 import { HylicsError } from '../../core/errors/index.js';
+import { parseNumber } from '../../core/units.js';
 import { DEFAULT_SCHEME, SCHEMES, type Scheme } from '../../core/control/controller.js';
 import { runScenario, runTable3, type SchemeSummary } from '../../core/sim/evaluate.js';
 import { parseArrivalTrace } from '../../core/sim/workload.js';
@@ -12,17 +13,10 @@ import type { ServiceConfig, SimResult } from '../../core/sim/simulator.js';
 import { renderSvg, lineChart, type VegaLiteSpec } from '../../core/plot.js';
 import { printJson } from '../output.js';
 
-const int = (name: string, v: string, min: number, max: number): number => {
-  const n = Number(v);
-  if (!/^\d+$/.test(v.trim()) || n < min || n > max) throw new HylicsError('HYLICS_ERR_INVALID_ARGUMENT', `--${name} must be an integer from ${min} to ${max}, got "${v}"`, { param: name, value: v });
-  return n;
-};
+const int = (name: string, v: string, min: number, max: number): number =>
+  parseNumber(`--${name}`, v, { integer: true, min, max });
 
-const frac = (name: string, v: string): number => {
-  const n = Number(v);
-  if (v.trim() === '' || !Number.isFinite(n) || n < 0 || n > 1) throw new HylicsError('HYLICS_ERR_INVALID_ARGUMENT', `--${name} must be a number from 0 to 1, got "${v}"`, { param: name, value: v });
-  return n;
-};
+const frac = (name: string, v: string): number => parseNumber(`--${name}`, v, { min: 0, max: 1 });
 
 /** Guest-model options shared by table3 and run (docs/controller.md, "vCPUs"). */
 function serviceOptions(o: { serialFraction?: string; maxTaskVcpus?: string }): Partial<ServiceConfig> {

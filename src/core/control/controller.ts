@@ -10,11 +10,10 @@ import { checkNumber, clamp } from './validate.js';
 import { OnlineModel, type Policy, type PolicyContext, type ValidMeasurement } from './policy.js';
 import { POLICIES, SCHEMES, improvedOptions, type ImprovedOptions, type Scheme } from './policies/index.js';
 import { badSnapshot, nullableNum, num, obj, type Json } from './snapshot.js';
+import { MiB } from '../units.js';
 
 export { DEFAULT_SCHEME } from './policies/index.js';
 export { SCHEMES, POLICIES, type Scheme, type ImprovedOptions };
-
-const MiB = 1024 * 1024;
 
 export interface Measurement {
   /** Seconds since the controller started (monotonic, non-decreasing). */

@@ -7,11 +7,12 @@
 // decoder "hunts": it discards bytes until the next marker. This is what lets a virtio-serial port, which cannot be
 // closed and reopened like a socket, drop stale bytes of a previous agent or daemon (qemu-ga's guest-sync-delimited).
 import { HylicsError } from '../errors/index.js';
+import { MiB } from '../units.js';
 
 export const HEADER_BYTES = 10;
 export const MARKER = Uint8Array.of(0xff, 0xfe, 0x48, 0x59, 0x4c, 0x53, 0xfe, 0xff); // ÿþHYLSþÿ
 /** Default hard cap on a frame's payload. Large data never goes through the channel (it goes through the share). */
-export const DEFAULT_MAX_PAYLOAD = 1024 * 1024;
+export const DEFAULT_MAX_PAYLOAD = MiB;
 
 export const FrameType = {
   HELLO: 1,

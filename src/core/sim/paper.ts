@@ -5,8 +5,7 @@ import type { ControllerConfig, Scheme } from '../control/controller.js';
 import { fitServiceModel, type FitResult } from '../control/queueing.js';
 import { defaultSimConfig, simulate, type SimConfig } from './simulator.js';
 import { paperWorkload } from './workload.js';
-
-const MiB = 1024 * 1024;
+import { MiB } from '../units.js';
 
 export interface Table3Row {
   workload: 1 | 2;

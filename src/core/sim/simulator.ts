@@ -9,8 +9,7 @@ import { PsServer } from './ps-server.js';
 import { ShareTier } from './share-tier.js';
 import { SimRecorder, settling } from './metrics.js';
 import { ArrivalGenerator, loadChangeTimes, validateWorkload, type WorkloadSpec } from './workload.js';
-
-const MiB = 1024 * 1024;
+import { MiB } from '../units.js';
 
 export interface CatalogueConfig {
   /** Number of distinct segments. */

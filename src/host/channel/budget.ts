@@ -6,6 +6,7 @@
 // backpressure through the socket, QEMU's chardev or the virtio-serial queue); a guest that stays throttled for
 // long is disconnected and refused for a while. Buckets live per guest, so reconnecting does not refill them.
 import type { Socket } from 'node:net';
+import { MiB } from '../../core/units.js';
 
 export interface ChannelBudgetOptions {
   /** Sustained bytes per second a guest may send, and the burst above it. */
@@ -29,8 +30,8 @@ export interface ChannelBudgetOptions {
  * most one 1 MiB frame), far below a flood: 2 MiB/s of frames cost about 6 % of a core in the issue's measurement.
  */
 export const DEFAULT_CHANNEL_BUDGET: ChannelBudgetOptions = {
-  bytesPerSec: 2 * 1024 * 1024,
-  bytesBurst: 16 * 1024 * 1024,
+  bytesPerSec: 2 * MiB,
+  bytesBurst: 16 * MiB,
   framesPerSec: 2000,
   framesBurst: 10_000,
   loopMsPerSec: 100, // a tenth of a core

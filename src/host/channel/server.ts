@@ -56,7 +56,12 @@ export interface GuestChannelInfo {
   connectedAt?: number;
   connects: number;
   protocolErrors: number;
+  /** Protocol errors by registry code (the guest's invalid frames and messages), since the guest was added. */
+  protocolErrorsByCode: Record<string, number>;
   discardedBytes: number;
+  /** Frames received from and sent to the guest, since the guest was added (all its connections). */
+  messagesIn: number;
+  messagesOut: number;
   /** What the guest's frames cost the daemon, and how often it was throttled. */
   budget: BudgetStats;
 }
@@ -80,7 +85,11 @@ interface GuestState {
   connectedAt?: number;
   connects: number;
   protocolErrors: number;
+  protocolErrorsByCode: Record<string, number>;
   discardedBytes: number;
+  /** Frames of connections already closed (the open ones' are in their peers' stats). */
+  closedFramesIn: number;
+  closedFramesOut: number;
   waiters: Array<() => void>;
   /** When the last sessions started (hellos), to refuse a guest that restarts sessions in a loop. */
   recentHellos: number[];
@@ -121,7 +130,8 @@ export class ChannelServer extends EventEmitter {
     if (this.guestsByName.has(name)) throw new HylicsError('HYLICS_ERR_CONFLICT', `guest ${name} already has a channel`, { guest: name });
     const g: GuestState = {
       name, endpoint, opts, replyCache: new ReplyCache(), handshaking: new Set(), removed: false,
-      backoffMs: this.opts.reconnectMinMs ?? 100, connects: 0, protocolErrors: 0, discardedBytes: 0, waiters: [], recentHellos: [],
+      backoffMs: this.opts.reconnectMinMs ?? 100, connects: 0, protocolErrors: 0, protocolErrorsByCode: {}, discardedBytes: 0,
+      closedFramesIn: 0, closedFramesOut: 0, waiters: [], recentHellos: [],
       budget: new GuestBudget(this.budgetOpts),
     };
     this.guestsByName.set(name, g);
@@ -168,7 +178,14 @@ export class ChannelServer extends EventEmitter {
   info(name: string): GuestChannelInfo | undefined {
     const g = this.guestsByName.get(name);
     if (!g) return undefined;
-    const i: GuestChannelInfo = { name, endpoint: g.endpoint, connected: g.live?.connected === true, connects: g.connects, protocolErrors: g.protocolErrors, discardedBytes: g.discardedBytes, budget: { ...g.budget.stats } };
+    const open = [...g.handshaking, ...(g.live && !g.handshaking.has(g.live) ? [g.live] : [])];
+    const i: GuestChannelInfo = {
+      name, endpoint: g.endpoint, connected: g.live?.connected === true, connects: g.connects,
+      protocolErrors: g.protocolErrors, protocolErrorsByCode: { ...g.protocolErrorsByCode }, discardedBytes: g.discardedBytes,
+      messagesIn: open.reduce((n, p) => n + p.stats.framesIn, g.closedFramesIn),
+      messagesOut: open.reduce((n, p) => n + p.stats.framesOut, g.closedFramesOut),
+      budget: { ...g.budget.stats },
+    };
     if (g.live?.remote) i.remote = g.live.remote;
     if (g.connectedAt !== undefined && i.connected) i.connectedAt = g.connectedAt;
     return i;
@@ -255,6 +272,7 @@ export class ChannelServer extends EventEmitter {
     // Handlers answer late events through this server, so the peer's own 'error'/'protocol-error' stay contained.
     peer.on('protocol-error', (err: HylicsError) => {
       g.protocolErrors++;
+      g.protocolErrorsByCode[err.code] = (g.protocolErrorsByCode[err.code] ?? 0) + 1;
       this.log.warn({ guest: g.name, code: err.code, err: err.message }, 'channel: guest sent an invalid frame; closing its connection');
       this.emit('protocol-error', g.name, err);
     });
@@ -292,6 +310,8 @@ export class ChannelServer extends EventEmitter {
       unmeter();
       g.handshaking.delete(peer);
       g.discardedBytes += peer.stats.discardedBytes;
+      g.closedFramesIn += peer.stats.framesIn;
+      g.closedFramesOut += peer.stats.framesOut;
       if (g.live === peer) {
         g.live = undefined;
         const reason = err ? `${err.code}: ${err.message}` : 'closed';

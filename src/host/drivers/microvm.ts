@@ -26,6 +26,7 @@ import { createTap, deleteTap, guestMac, qemuArgs, qmp, QEMU, QEMU_RUN_AS, spawn
 import { entryArgv, NODE_BIN, PACKAGE_ROOT } from '../../os/self.js';
 import { logTail, startVirtiofsd, VIRTIOFSD, type FsCacheMode } from '../../os/virtiofsd.js';
 import type { ChannelEndpoint, DriverContext, DriverState, GuestDriver } from './types.js';
+import { MiB } from '../../core/units.js';
 
 export interface MicrovmDriverOptions {
   /** The daemon's state dir: images are cached in <stateDir>/images, the accelerator choice in <stateDir>/accel.json. */
@@ -260,7 +261,7 @@ export class MicrovmDriver implements GuestDriver {
       started.fs.push(root.pid);
 
       const cfg = this.qemuConfig(ctx, image, accel.accel, agent, diskDirect);
-      this.progress(`starting QEMU for ${ctx.spec.name} (${accel.accel}${accel.accel === 'tcg' ? ', emulated' : ''}, ${cfg.vcpus} vCPU, ${Math.round(ctx.spec.memoryBytes / 2 ** 20)} MiB)`);
+      this.progress(`starting QEMU for ${ctx.spec.name} (${accel.accel}${accel.accel === 'tcg' ? ', emulated' : ''}, ${cfg.vcpus} vCPU, ${Math.round(ctx.spec.memoryBytes / MiB)} MiB)`);
       ctx.log.info({ accel: accel.accel, reason: accel.reason, args: qemuArgs(cfg).join(' ') }, 'starting QEMU');
       const child = spawnQemu(cfg, p.qemuLog);
       if (child.pid === undefined) throw new HylicsError('HYLICS_ERR_MICROVM_QEMU_FAILED', 'QEMU did not start');

@@ -10,6 +10,7 @@ import { HylicsError, toHylicsError } from '../../core/errors/index.js';
 import { renderInit } from './init.js';
 import { fetchKernelPackage, GUEST_MODULES, moduleClosure, OPTIONAL_MODULES, unpackKernel } from './kernel.js';
 import { run } from './run.js';
+import { MiB } from '../../core/units.js';
 
 /** Bump when the layout of the image changes in a way the other inputs do not capture. */
 const IMAGE_FORMAT = 1;
@@ -118,7 +119,7 @@ export async function buildImage(opts: BuildOptions): Promise<GuestImage> {
     await writeFile(join(out, 'image.json'), JSON.stringify(img, null, 2) + '\n');
     await rm(dir, { recursive: true, force: true });
     await rename(out, dir);
-    progress(`image ${hash} built: kernel ${k.release} (${(ks.size / 2 ** 20).toFixed(1)} MiB), initramfs ${(is.size / 2 ** 20).toFixed(1)} MiB`);
+    progress(`image ${hash} built: kernel ${k.release} (${(ks.size / MiB).toFixed(1)} MiB), initramfs ${(is.size / MiB).toFixed(1)} MiB`);
     await pruneOldImages(root, hash);
     await pointCurrent(root, hash);
     return img;

@@ -108,8 +108,18 @@ test('two guests: one throws random and mutated frames, the other keeps working;
   assert.ok(closedByHost > 10, `host closed ${closedByHost} garbage connections`);
   assert.ok(errs.some((e) => e.startsWith('evil:')), 'protocol errors were reported for evil');
   assert.ok(errs.every((e) => e.startsWith('evil:')), 'and only for evil');
+  // what hylics_channel_errors_total / _messages_total export: every protocol error by its code, only the evil guest's
+  const evilInfo = server.info('evil')!;
+  const byCode: Record<string, number> = {};
+  for (const e of errs) { const c = e.slice('evil:'.length); byCode[c] = (byCode[c] ?? 0) + 1; }
+  assert.deepEqual(evilInfo.protocolErrorsByCode, byCode);
+  assert.deepEqual(server.info('good')!.protocolErrorsByCode, {});
+  assert.ok(evilInfo.messagesIn > 30 && evilInfo.messagesOut >= 2, `evil: ${evilInfo.messagesIn} in, ${evilInfo.messagesOut} out`);
+  const goodBefore = server.info('good')!;
   assert.equal(server.isConnected('good'), true);
   assert.equal((await server.request('good', 'health', {})).ok, true);
+  const goodAfter = server.info('good')!;
+  assert.ok(goodAfter.messagesOut >= goodBefore.messagesOut + 1 && goodAfter.messagesIn >= goodBefore.messagesIn + 1, 'one request, one reply');
   assert.ok(agent.exitCode === null);
 });
 

@@ -2,8 +2,7 @@
 // Senpai-like prober (Meta) and MoM-like occupancy rules (oVirt). Each runs at a fixed period of ci_min.
 import type { Policy, PolicyContext, ValidMeasurement } from '../policy.js';
 import { num, obj, type Json } from '../snapshot.js';
-
-const MiB = 1024 * 1024;
+import { MiB } from '../../units.js';
 
 export class StaticPolicy implements Policy {
   theta(): number[] { return []; }

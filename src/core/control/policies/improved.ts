@@ -11,8 +11,7 @@ import { Rls, type RlsOptions } from '../rls.js';
 import { checkNumber } from '../validate.js';
 import type { Policy, PolicyContext, ValidMeasurement } from '../policy.js';
 import { nullableNum, num, nums, obj, type Json } from '../snapshot.js';
-
-const MiB = 1024 * 1024;
+import { MiB } from '../../units.js';
 
 export interface ImprovedOptions {
   /** Set point for the mean response time as a fraction of the reference (margin for the tail). */
