@@ -6,9 +6,12 @@ import { isAbsolute, resolve } from 'node:path';
 import { parse } from 'yaml';
 import { HylicsError } from '../core/errors/index.js';
 import { parseSize } from '../core/units.js';
+import { SANDBOX_ISOLATIONS } from './drivers/sandbox.js';
 
 export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error'] as const;
 export const LOG_FORMATS = ['auto', 'text', 'json'] as const;
+/** How sandbox guests are isolated: container is the boundary (docs/operations.md). */
+export { SANDBOX_ISOLATIONS as SANDBOX_ISOLATION_VALUES };
 
 type Kind = { type: 'path' } | { type: 'size' } | { type: 'string' } | { type: 'boolean' } | { type: 'list' } | { type: 'enum'; values: readonly string[] };
 
@@ -22,6 +25,7 @@ export const DAEMON_SETTINGS = {
   'log-level': { kind: { type: 'enum', values: LOG_LEVELS }, live: true },
   'log-format': { kind: { type: 'enum', values: LOG_FORMATS }, live: true },
   'share-budget': { kind: { type: 'size' }, live: false },
+  'sandbox-isolation': { kind: { type: 'enum', values: SANDBOX_ISOLATIONS }, live: false },
 } as const satisfies Record<string, { kind: Kind; live: boolean }>;
 
 export type SettingKey = keyof typeof DAEMON_SETTINGS;
@@ -36,6 +40,8 @@ export interface DaemonSettings {
   logFormat: (typeof LOG_FORMATS)[number];
   /** Host memory for all controlled shares, e.g. "8G" (checked with parseSize). */
   shareBudget?: string;
+  /** For sandbox guests started from now on (a running guest keeps the isolation it was started with). */
+  sandboxIsolation: (typeof SANDBOX_ISOLATIONS)[number];
 }
 
 /** `log-level` -> `logLevel`: the commander attribute name of the flag. */
@@ -106,6 +112,7 @@ export const DEFAULT_SETTINGS: DaemonSettings = {
   guestFirewall: true,
   logLevel: 'info',
   logFormat: 'auto',
+  sandboxIsolation: 'container',
 };
 
 /** Defaults, then the file, then the flags given on the command line (flags win). */

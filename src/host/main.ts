@@ -10,6 +10,7 @@ import { parseSize } from '../core/units.js';
 import { Daemon } from './daemon.js';
 import { buildApi } from './http.js';
 import { wireBackends } from './wiring.js';
+import type { SandboxIsolation } from './drivers/sandbox.js';
 import { guardInstalled } from '../os/nft-guard.js';
 import { writeFileAtomic } from '../os/atomic-file.js';
 import { apiTokenPath, ensureApiToken } from './api-auth.js';
@@ -33,6 +34,8 @@ export interface DaemonProcessOptions {
   guestFirewall?: boolean;
   /** Host memory budget for all controlled shares (bytes); none by default. */
   shareBudgetBytes?: number;
+  /** Sandbox guests as crun containers (default) or namespaces only. */
+  sandboxIsolation?: SandboxIsolation;
 }
 
 async function pidAlive(pid: number): Promise<boolean> {
@@ -102,7 +105,7 @@ export async function startDaemon(opts: DaemonProcessOptions, log: Logger = pino
   const pidFile = await takePidFile(opts.stateDir);
   // made at every start (kept when it exists): a client of a TCP listener reads it, root only
   const apiToken = await ensureApiToken(opts.stateDir, { rotate: opts.rotateApiToken === true });
-  const backends = await wireBackends(opts.stateDir, log, { guestFirewall: opts.guestFirewall });
+  const backends = await wireBackends(opts.stateDir, log, { guestFirewall: opts.guestFirewall, sandboxIsolation: opts.sandboxIsolation });
   if (opts.guestFirewall === false) {
     // The table is host-wide: one installed by another daemon keeps filtering this daemon's guests too.
     const present = await guardInstalled().catch(() => false);
@@ -194,7 +197,7 @@ export async function runDaemon(settings: DaemonSettings, opts: { rotateApiToken
       }
     }
     // what a reload cannot change keeps its running value (a restart applies it; guests keep running)
-    current = { ...next, stateDir: current.stateDir, guestFirewall: current.guestFirewall, shareBudget: current.shareBudget };
+    current = { ...next, stateDir: current.stateDir, guestFirewall: current.guestFirewall, shareBudget: current.shareBudget, sandboxIsolation: current.sandboxIsolation };
     if (restart.length > 0) log.warn({ settings: restart }, 'reload: these settings apply only after a restart (guests keep running across it)');
     log.info({ applied }, 'reload done');
   };
@@ -210,5 +213,5 @@ export async function runDaemon(settings: DaemonSettings, opts: { rotateApiToken
 }
 
 function processOptions(s: DaemonSettings): DaemonProcessOptions {
-  return { stateDir: s.stateDir, listen: s.listen, allowRemoteApi: s.allowRemoteApi, apiHosts: s.apiHost, guestFirewall: s.guestFirewall, logLevel: s.logLevel, ...(s.shareBudget !== undefined ? { shareBudgetBytes: parseSize(s.shareBudget, 'share budget') } : {}) };
+  return { stateDir: s.stateDir, listen: s.listen, allowRemoteApi: s.allowRemoteApi, apiHosts: s.apiHost, guestFirewall: s.guestFirewall, sandboxIsolation: s.sandboxIsolation, logLevel: s.logLevel, ...(s.shareBudget !== undefined ? { shareBudgetBytes: parseSize(s.shareBudget, 'share budget') } : {}) };
 }

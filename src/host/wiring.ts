@@ -3,7 +3,7 @@
 import type { Logger } from 'pino';
 import { Registry } from 'prom-client';
 import { ShareManager } from './share-manager.js';
-import { SandboxDriver } from './drivers/sandbox.js';
+import { SandboxDriver, type SandboxIsolation } from './drivers/sandbox.js';
 import { MicrovmDriver } from './drivers/microvm.js';
 import { LibvirtDriver } from './drivers/libvirt.js';
 import { renderLibvirtXml } from './libvirt.js';
@@ -18,6 +18,8 @@ export type Backends = Omit<DaemonOptions, 'stateDir' | 'log'> & { close?: () =>
 export interface WireOptions {
   /** Install and maintain the guest firewall (default true; off only with `hylics daemon --no-guest-firewall`). */
   guestFirewall?: boolean;
+  /** Sandbox guests as crun containers (default) or namespaces only. */
+  sandboxIsolation?: SandboxIsolation;
 }
 
 export async function wireBackends(stateDir: string, log: Logger, opts: WireOptions = {}): Promise<Backends> {
@@ -45,7 +47,7 @@ export async function wireBackends(stateDir: string, log: Logger, opts: WireOpti
     registry,
     shares,
     channels,
-    drivers: { sandbox: new SandboxDriver(), microvm, libvirt: new LibvirtDriver() },
+    drivers: { sandbox: new SandboxDriver({ isolation: opts.sandboxIsolation ?? 'container' }), microvm, libvirt: new LibvirtDriver() },
     modules: moduleBackend(modules),
     // Off (--no-guest-firewall), the daemon installs nothing, but when another daemon's table is there it still
     // keeps its own guests' pairs in it: the table is host-wide, and without them it would drop all their traffic.

@@ -32,6 +32,13 @@ export async function createNetns(name: string): Promise<void> {
   await run('ip', ['netns', 'add', name]);
 }
 
+/** Name the network namespace of process `pid` (`ip netns attach`: a bind mount at /run/netns/NAME), e.g. one a
+ * container runtime created inside the guest's user namespace. */
+export async function attachNetns(name: string, pid: number): Promise<void> {
+  check(NETNS_RE, name, 'netns name');
+  await run('ip', ['netns', 'attach', name, String(pid)]);
+}
+
 /** Delete a netns; missing is fine. Processes still inside keep it alive until they exit. */
 export async function deleteNetns(name: string): Promise<void> {
   check(NETNS_RE, name, 'netns name');

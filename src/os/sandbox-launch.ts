@@ -35,6 +35,41 @@ exec "$@"
 export const DEFAULT_DROPPED_CAPS = ['sys_admin', 'sys_module', 'sys_rawio', 'sys_boot', 'sys_ptrace', 'sys_time', 'mknod',
   'mac_admin', 'mac_override', 'syslog', 'sys_pacct', 'linux_immutable', 'audit_control'];
 
+/** The init's supervision of the guest program ("$@"): restart with backoff, forward TERM, reap orphans. Needs
+ * name, term, child, log() and the trap set. */
+const SUPERVISE_LOOP = `backoff=1
+while [ "$term" = 0 ]; do
+  started=$(cut -d. -f1 /proc/uptime)
+  "$@" &
+  child=$!
+  # a TERM that came before child was set found nothing to forward: forward it now
+  [ "$term" = 1 ] && kill -TERM "$child" 2>/dev/null
+  log "started the guest program (pid $child)"
+  while :; do wait "$child"; rc=$?; kill -0 "$child" 2>/dev/null || break; done
+  child=""
+  [ "$term" = 1 ] && break
+  now=$(cut -d. -f1 /proc/uptime)
+  [ $((now - started)) -ge 30 ] && backoff=1
+  log "the guest program exited with status $rc; restarting in \${backoff}s"
+  sleep "$backoff" & wait $!
+  backoff=$((backoff * 2)); [ "$backoff" -gt 30 ] && backoff=30
+done
+log "stopping"
+exit 0
+`;
+
+/** $0 = hylics-init; args: NAME -- command... The pid 1 of a container guest: crun has made its root file system,
+ * namespaces and mounts; the init only supervises the guest program. */
+export const CONTAINER_INIT_SCRIPT = `
+set -u
+name=$1; shift
+[ "$#" -gt 0 ] && [ "$1" = "--" ] && shift
+log() { echo "hylics-init[$name]: $*" >&2; }
+term=0; child=""
+trap 'term=1; [ -n "$child" ] && kill -TERM "$child" 2>/dev/null' TERM INT HUP
+log "ready"
+${SUPERVISE_LOOP}`;
+
 /** $0 = hylics-init; args: NAME SHARE RUNDIR STATEDIR DROPCAPS DISKTIER -- command... Runs as pid 1 in the guest's
  * namespaces. DISKTIER may be empty (no disk tier bound). */
 export const INIT_SCRIPT = `
@@ -63,26 +98,7 @@ umount -l /sys 2>/dev/null
 mount -t sysfs -o ro,nosuid,nodev,noexec sysfs /sys || die "cannot mount sysfs"
 [ -n "$dropcaps" ] && set -- setpriv --bounding-set "$dropcaps" -- "$@"
 log "ready"
-backoff=1
-while [ "$term" = 0 ]; do
-  started=$(cut -d. -f1 /proc/uptime)
-  "$@" &
-  child=$!
-  # a TERM that came before child was set found nothing to forward: forward it now
-  [ "$term" = 1 ] && kill -TERM "$child" 2>/dev/null
-  log "started the guest program (pid $child)"
-  while :; do wait "$child"; rc=$?; kill -0 "$child" 2>/dev/null || break; done
-  child=""
-  [ "$term" = 1 ] && break
-  now=$(cut -d. -f1 /proc/uptime)
-  [ $((now - started)) -ge 30 ] && backoff=1
-  log "the guest program exited with status $rc; restarting in \${backoff}s"
-  sleep "$backoff" & wait $!
-  backoff=$((backoff * 2)); [ "$backoff" -gt 30 ] && backoff=30
-done
-log "stopping"
-exit 0
-`;
+${SUPERVISE_LOOP}`;
 
 export interface SandboxLaunchSpec {
   name: string;

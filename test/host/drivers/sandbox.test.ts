@@ -6,7 +6,9 @@ import { access, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
-import { SandboxDriver, sandboxCgroupName, sandboxExecArgv, type SandboxState } from '../../../src/host/drivers/sandbox.js';
+import { crunRootDir, rootfsKey, SandboxDriver, sandboxCgroupName, sandboxExecArgv, type SandboxState } from '../../../src/host/drivers/sandbox.js';
+import { containerState } from '../../../src/os/crun.js';
+import { rootfsPaths } from '../../../src/os/rootfs.js';
 import type { DriverContext } from '../../../src/host/drivers/types.js';
 import { ShareManager } from '../../../src/host/share-manager.js';
 import { Cgroup } from '../../../src/os/cgroup.js';
@@ -96,6 +98,8 @@ async function assertNothingLeft(ctx: DriverContext): Promise<void> {
   assert.equal(await (await Cgroup.open(sandboxCgroupName(ctx))).exists(), false, 'cgroup left');
   const mounts = await readMounts();
   assert.ok(!mounts.some((m) => m.mountPoint.includes(ctx.network.netns)), 'netns mount left');
+  assert.ok(!mounts.some((m) => m.mountPoint.startsWith(rootfsPaths(rootfsKey(ctx)).dir)), 'rootfs mount left');
+  assert.equal(await containerState(crunRootDir(ctx.stateDir), ctx.spec.name), undefined, 'container left');
 }
 
 test('sandbox guest lifecycle: limits, files both ways, isolation, ENOSPC, network, agent restart, stop, cleanup', { skip }, async (t) => {
