@@ -1,5 +1,7 @@
 // Builds the daemon's real backends: shares (tmpfs), guest drivers (sandbox, microvm), the control-channel server
 // and the offload module manager. Kept apart from daemon.ts so the daemon logic reads without the plumbing.
+import { createHash } from 'node:crypto';
+import { resolve } from 'node:path';
 import type { Logger } from 'pino';
 import { Registry } from 'prom-client';
 import { ShareManager } from './share-manager.js';
@@ -22,15 +24,21 @@ export interface WireOptions {
   sandboxIsolation?: SandboxIsolation;
 }
 
+/** A short id of a daemon on this host: the first 8 hex digits of sha256(its resolved state dir). */
+export function daemonTag(stateDir: string): string {
+  return createHash('sha256').update(resolve(stateDir)).digest('hex').slice(0, 8);
+}
+
 export async function wireBackends(stateDir: string, log: Logger, opts: WireOptions = {}): Promise<Backends> {
   const registry = new Registry();
   const shares = new ShareManager({ stateDir, log: log.child({ component: 'shares' }) });
   // HYLICS_CHANNEL_BUDGET=off removes the per-guest channel budget: for bench/channel-flood's "before" only
   const channels = createChannelBackend(log.child({ component: 'channel' }), { registry, ...(process.env.HYLICS_CHANNEL_BUDGET === 'off' ? { budget: false as const } : {}) });
   channels.setShareInfo((guest) => shares.usage(guest));
-  const modules = new ModuleManager({ registry, log: (msg) => log.info({ component: 'modules' }, msg) });
-  // Not modules.cleanupStale(): module tables are named by guest, and it would also remove the live rules of
-  // another daemon on this host. A restarted daemon's stale table is replaced whole by the next module start.
+  // module nft tables carry this daemon's id (its state dir's hash): another daemon's same-named guest has its own
+  const modules = new ModuleManager({ registry, tableTag: daemonTag(stateDir), log: (msg) => log.info({ component: 'modules' }, msg) });
+  // Not modules.cleanupStale() here: a restarted daemon's guests keep their modules' tables until re-adoption; a
+  // stale table is replaced whole by the next module start.
   // Module events (requests served, bytes, errors) go back to the guest that owns the module.
   modules.on('event', (ev) => {
     if (channels.isConnected(ev.guest)) channels.notify(ev.guest, 'module.event', ev);

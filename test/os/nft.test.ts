@@ -33,3 +33,19 @@ test('apply replaces the guest table atomically; remove deletes it', { skip: isR
   assert.equal(await listModuleRules(guest), '');
   await removeModuleRules(guest); // idempotent
 });
+
+test('two daemons (tags) with a guest of the same name have separate tables (#12 item 7)', { skip: isRoot ? false : 'needs root (nftables)' }, async (t) => {
+  const guest = `nd${process.pid}`;
+  const [a, b] = [`a${process.pid}`, `b${process.pid}`];
+  assert.notEqual(moduleTableName(guest, a), moduleTableName(guest, b));
+  assert.throws(() => moduleTableName(guest, 'A;x'), (e: unknown) => e instanceof HylicsError && e.code === 'HYLICS_ERR_INVALID_ARGUMENT');
+  t.after(async () => { await removeModuleRules(guest, a); await removeModuleRules(guest, b); });
+  await applyModuleRules(guest, [{ guestAddr: '10.9.8.2', port: 80, toAddr: '10.9.8.1', toPort: 41000 }], a);
+  await applyModuleRules(guest, [{ guestAddr: '10.9.7.2', port: 80, toAddr: '10.9.7.1', toPort: 42000 }], b);
+  // b's apply did not replace a's rules
+  assert.match(await listModuleRules(guest, a), /ip daddr 10\.9\.8\.2 tcp dport 80 dnat to 10\.9\.8\.1:41000/);
+  assert.deepEqual(await listModuleTableGuests(a), [guest]);
+  await removeModuleRules(guest, b);
+  assert.match(await listModuleRules(guest, a), /dnat to 10\.9\.8\.1:41000/, 'removing b\'s table left a\'s');
+  assert.equal(await listModuleRules(guest, b), '');
+});

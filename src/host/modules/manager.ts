@@ -41,6 +41,8 @@ export interface ModuleManagerOptions {
   disableSymlinks?: boolean;
   /** Install nft rules (default true). Off only for benchmarks that talk to the listen address directly. */
   steer?: boolean;
+  /** The daemon's id in its nft table names (moduleTableName): two daemons' same-named guests never clash. */
+  tableTag?: string;
   log?: (msg: string) => void;
 }
 
@@ -94,6 +96,7 @@ export class ModuleManager extends EventEmitter<ModuleManagerEvents> {
   private readonly runRoot: string;
   private readonly disableSymlinks: boolean;
   private readonly steer: boolean;
+  private readonly tableTag: string;
   private readonly log: (msg: string) => void;
   private readonly timer: NodeJS.Timeout;
   private lastTick = Date.now();
@@ -110,6 +113,7 @@ export class ModuleManager extends EventEmitter<ModuleManagerEvents> {
     this.runRoot = opts.runDir ?? join(tmpdir(), 'hylics-modules');
     this.disableSymlinks = opts.disableSymlinks ?? true;
     this.steer = opts.steer ?? true;
+    this.tableTag = opts.tableTag ?? '';
     this.log = opts.log ?? (() => {});
     this.registry = opts.registry ?? new Registry();
     const labelNames = ['guest', 'module', 'kind'] as const;
@@ -204,11 +208,11 @@ export class ModuleManager extends EventEmitter<ModuleManagerEvents> {
   /** Stop every module of the guest, remove its rules, its engine and gate (call when the guest goes away). */
   async stopAll(guestName: string): Promise<void> {
     const st = this.guests.get(guestName);
-    if (!st) { if (this.steer) await removeModuleRules(guestName).catch(() => {}); return; }
+    if (!st) { if (this.steer) await removeModuleRules(guestName, this.tableTag).catch(() => {}); return; }
     await this.serial(guestName, st.guest, async (s) => {
       const mods = [...s.modules.values()];
       s.modules.clear();
-      if (this.steer) await removeModuleRules(guestName);
+      if (this.steer) await removeModuleRules(guestName, this.tableTag);
       await this.teardown(s);
       for (const m of mods) { this.flushStats(s, m, 0); m.log.close(); }
       this.m.running.set({ guest: guestName }, 0);
@@ -223,9 +227,9 @@ export class ModuleManager extends EventEmitter<ModuleManagerEvents> {
    */
   async cleanupStale(): Promise<string[]> {
     const removed: string[] = [];
-    for (const g of await listModuleTableGuests()) {
+    for (const g of await listModuleTableGuests(this.tableTag)) {
       if (this.guests.get(g)?.modules.size) continue;
-      await removeModuleRules(g);
+      await removeModuleRules(g, this.tableTag);
       removed.push(g);
     }
     return removed;
@@ -368,7 +372,7 @@ export class ModuleManager extends EventEmitter<ModuleManagerEvents> {
   private async applyRules(st: GuestState): Promise<void> {
     if (!this.steer) return;
     const rules: DnatRule[] = [...st.modules.values()].map((m) => ({ guestAddr: st.guest.guestAddr, port: m.opts.port, toAddr: m.info.listen.addr, toPort: m.info.listen.port }));
-    await applyModuleRules(st.guest.name, rules);
+    await applyModuleRules(st.guest.name, rules, this.tableTag);
   }
 
   // ---- stream gate worker ----
