@@ -227,8 +227,10 @@ async function main(): Promise<void> {
     // ---- the daemon and the guest ----
     await session.start();
     log(`creating sandbox guest ${guest} (--cpus ${CPUS}, --memory ${MEMORY}, share ${MAX_MIB}M)`);
-    const g = await session.createGuest<GuestView & { driverInfo: { cgroup: string; initPid: number; cgroupVersion: 1 | 2 } }>(guest, ['--share-size', `${MAX_MIB}M`, '--cpus', String(CPUS), '--memory', MEMORY]);
+    const g = await session.createGuest<GuestView & { driverInfo: { cgroup: string; initPid: number; cgroupVersion: 1 | 2; guestRootHostUid?: number } }>(guest, ['--share-size', `${MAX_MIB}M`, '--cpus', String(CPUS), '--memory', MEMORY]);
     const { initPid, cgroup, cgroupVersion } = g.driverInfo;
+    // a container guest's root is an unprivileged host uid (user namespace): the ext4 root must be its own
+    const rootUid = g.driverInfo.guestRootHostUid ?? 0;
     const sharePath = g.share.path;
     const diskTierHost = `/proc/${initPid}/root${DISK_TIER_IN_GUEST}`;
 
@@ -239,7 +241,7 @@ async function main(): Promise<void> {
     const rdev = statSync(loopDev).rdev;
     const majMin = `${(rdev >> 8) & 0xfff}:${(rdev & 0xff) | ((rdev >> 12) & 0xfff00)}`;
     execFileSync('nsenter', ['-t', String(initPid), '-m', '--', 'mount', '-t', 'ext4', loopDev, DISK_TIER_IN_GUEST]);
-    execFileSync('nsenter', ['-t', String(initPid), '-m', '--', 'sh', '-c', `chmod 700 ${DISK_TIER_IN_GUEST} && rmdir ${DISK_TIER_IN_GUEST}/lost+found`]);
+    execFileSync('nsenter', ['-t', String(initPid), '-m', '--', 'sh', '-c', `chmod 700 ${DISK_TIER_IN_GUEST} && chown ${rootUid}:${rootUid} ${DISK_TIER_IN_GUEST} && rmdir ${DISK_TIER_IN_GUEST}/lost+found`]);
     const bps = Math.round(READ_MBPS * 1e6);
     let throttle: string;
     if (cgroupVersion === 2) {
