@@ -17,6 +17,19 @@ test('docs/openapi.json is generated from the routes (run npm run gen:openapi wh
   }
 });
 
+test('docs/api.md lists every route of the OpenAPI document', async () => {
+  const doc = (await openApiDocument()) as { paths: Record<string, Record<string, unknown>> };
+  const md = readFileSync(`${PACKAGE_ROOT}/docs/api.md`, 'utf8');
+  const missing: string[] = [];
+  for (const [path, methods] of Object.entries(doc.paths)) {
+    for (const m of Object.keys(methods)) {
+      const route = `${m.toUpperCase()} ${path}`;
+      if (!md.includes(`| \`${route}`)) missing.push(route);
+    }
+  }
+  assert.deepEqual(missing, [], 'routes missing from the table in docs/api.md');
+});
+
 test('module routes: the body is checked by the channel op\'s schema before the daemon sees it; results keep every field', async () => {
   const seen: Command[] = [];
   const info = { id: 'm1', guest: 'g', kind: 'http', root: 'www', port: 80, hostPort: 8080, urls: ['http://10.213.1.2/'], startedAt: 'now', totals: { requests: 1, bytes: 2, errors: 0 } };

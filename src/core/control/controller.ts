@@ -15,6 +15,9 @@ import { MiB } from '../units.js';
 export { DEFAULT_SCHEME } from './policies/index.js';
 export { SCHEMES, POLICIES, type Scheme, type ImprovedOptions };
 
+/** The controller's arrival-rate half-life (s): a minute, two ci_min intervals of the paper. */
+export const DEFAULT_ARRIVAL_HALF_LIFE_S = 60;
+
 export interface Measurement {
   /** Seconds since the controller started (monotonic, non-decreasing). */
   time: number;
@@ -69,7 +72,7 @@ export interface ControllerConfig {
   /** E[X|m] = a + b/(m + c), m in MiB (required by queue, aq, improved). */
   serviceModel?: ServiceModelParams;
   rls?: RlsOptions;
-  /** Half-life (s) of the arrival-rate estimate (default 120). */
+  /** Half-life (s) of the arrival-rate estimate (default DEFAULT_ARRIVAL_HALF_LIFE_S, 60). */
   arrivalHalfLife?: number;
   improved?: ImprovedOptions;
 }
@@ -150,7 +153,7 @@ export class ShareController implements PolicyContext {
     this.model = cfg.serviceModel ? new OnlineModel(new ServiceModel(cfg.serviceModel)) : null;
     const improved = improvedOptions(cfg.improved);
     this.policy = spec.create({ reference: this.reference, improved, ...(cfg.rls ? { rls: cfg.rls } : {}) });
-    this.lambdaEst = new ArrivalRateEstimator({ halfLife: cfg.arrivalHalfLife ?? 60 });
+    this.lambdaEst = new ArrivalRateEstimator({ halfLife: cfg.arrivalHalfLife ?? DEFAULT_ARRIVAL_HALF_LIFE_S });
     this.m = this.bound(cfg.initialBytes === undefined ? this.minMiB : checkNumber('initialBytes', cfg.initialBytes, { min: 0 }) / MiB);
   }
 

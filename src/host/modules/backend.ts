@@ -1,5 +1,7 @@
-// Adapter from the daemon's ModuleBackend shape (src/host/daemon.ts: start(record & {sharePath}, body), list,
-// stop, stopAll) to the ModuleManager: maps a guest record to a ModuleGuest and checks the untrusted JSON body.
+// Adapter from the daemon's ModuleBackend (src/host/backends.ts: start(record & {sharePath}, body), list, stop,
+// stopAll) to the ModuleManager: maps a guest record to a ModuleGuest. A body from HTTP or the channel was
+// validated by the module.start schema already; it is checked again here (the command API can be called directly)
+// together with the rules a schema cannot say (checkOptions: no `..` in root, nginx-safe names).
 import { HylicsError } from '../../core/errors/index.js';
 import { checkOptions, type ModuleManager } from './manager.js';
 import type { ModuleInfo, ModuleKind } from './types.js';

@@ -117,8 +117,25 @@ test('progressive MP4 with Range: ffprobe and seeking ffmpeg read it through the
   assert.equal(sha(readFileSync(out)), sha(data.subarray(1000, 51000)));
 });
 
-test('stream module events carry the bytes it sent', { skip }, async () => {
-  await waitFor('stats', () => fx.events.some((e) => e.type === 'stats' && e.id === mod.id && e.bytes > 0), 5000);
+test('stream module events carry the bytes it sent, to the byte', { skip, timeout: 60_000 }, async () => {
+  const counted = (): number => fx.events.reduce((a, e) => a + (e.type === 'stats' && e.id === mod.id ? e.bytes : 0), 0);
+  await waitFor('stats', () => counted() > 0, 5000);
+  // the earlier tests' requests are all in (nginx flushes its log each second, the manager drains it each second)
+  let before = counted();
+  await waitFor('no request still to be counted', async () => {
+    await new Promise((r) => setTimeout(r, 2500));
+    const now = counted();
+    const settled = now === before;
+    before = now;
+    return settled;
+  }, 30_000);
+  const seg = readFileSync(join(fx.share, 'media', 'live', 'seg000.ts'));
+  const s = await get('/live/seg000.ts');
+  assert.equal(s.status, 200);
+  assert.equal(sha(s.body), sha(seg));
+  await waitFor('the segment counted', () => counted() >= before + seg.length, 10_000);
+  await new Promise((r) => setTimeout(r, 2500));
+  assert.equal(counted() - before, seg.length, 'body bytes of the one request, counted once');
 });
 
 test('unique 404 paths cannot grow the gate (issue #12 item 3): its structures stay bounded, and so does its RSS', { skip, timeout: 240_000 }, async () => {
