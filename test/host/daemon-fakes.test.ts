@@ -167,6 +167,15 @@ test('daemon commands with fake backends: control set/show/log/profile, bad inpu
     assert.match(await daemon.metrics.registry.metrics(), /hylics_task_reports_rejected_total\{guest="alpha",reason="absurd"\} 2/);
   });
 
+  await t.test('a guest flooding task reports is rate-limited, the excess refused and counted', async () => {
+    const before = daemon.profiler.stats('alpha')[0]!.count;
+    channels.report('alpha', 3000, 100, 'memory'); // 6000 events at once, far over the burst
+    const rejected = daemon.profiler.rejected('alpha').rate;
+    assert.ok(rejected >= 6000 - 2 * 2000, `${rejected} refused`);
+    assert.ok(daemon.profiler.stats('alpha')[0]!.count - before < 2000, 'the excess is not profiled');
+    assert.match(await daemon.metrics.registry.metrics(), new RegExp(`hylics_task_reports_rejected_total\\{guest="alpha",reason="rate"\\} ${rejected}`));
+  });
+
   await t.test('a restarted daemon re-adopts the guest and resumes its loop', async () => {
     const learnedInterval = (await daemon.execute({ op: 'control.show', name: 'alpha' }) as ControlView).intervalMs;
     await daemon.close();
