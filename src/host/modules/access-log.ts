@@ -10,8 +10,14 @@ export const ROTATE_BYTES = 8 * 1024 * 1024;
 const MAX_SAMPLES = 10_000;
 const READ_CHUNK = 256 * 1024;
 
-/** Distinct request paths kept per interval for the guest's tiered store (beyond: dropped until the next one). */
+/**
+ * Distinct request paths kept per interval for the guest's tiered store, and their total bytes (beyond either:
+ * dropped until the next interval; the list goes to the guest in one channel event, so its size is bounded whatever
+ * the clients ask for). Longer paths cannot be tier names (at most 1024 bytes) and are not kept.
+ */
 export const MAX_PATHS = 1024;
+export const MAX_PATH_BYTES = 64 * 1024;
+const MAX_PATH_LENGTH = 1025;
 
 export interface AccessTotals {
   requests: number;
@@ -21,10 +27,12 @@ export interface AccessTotals {
   /** Request paths ($uri, decoded) answered from a file (status below 400) / answered 404, at most MAX_PATHS each. */
   served: Set<string>;
   missing: Set<string>;
+  /** Bytes of the paths in served + missing. */
+  pathBytes: number;
 }
 
 export function emptyTotals(): AccessTotals {
-  return { requests: 0, bytes: 0, errors: 0, latenciesMs: [], served: new Set(), missing: new Set() };
+  return { requests: 0, bytes: 0, errors: 0, latenciesMs: [], served: new Set(), missing: new Set(), pathBytes: 0 };
 }
 
 /** $uri as logged with escape=json (the line was read as latin1: its bytes are UTF-8); undefined if malformed. */
@@ -49,7 +57,10 @@ export function addLine(t: AccessTotals, line: string): boolean {
   if (status >= 400 || completion !== 'OK') t.errors++;
   const uri = uriAt < line.length ? decodeUri(line.slice(uriAt)) : undefined;
   const paths = status < 400 ? t.served : status === 404 ? t.missing : undefined;
-  if (uri !== undefined && paths && paths.size < MAX_PATHS) paths.add(uri);
+  if (uri !== undefined && paths && paths.size < MAX_PATHS && uri.length <= MAX_PATH_LENGTH && !paths.has(uri) && t.pathBytes + uri.length <= MAX_PATH_BYTES) {
+    paths.add(uri);
+    t.pathBytes += uri.length;
+  }
   const ms = secs * 1000;
   if (t.latenciesMs.length < MAX_SAMPLES) t.latenciesMs.push(ms);
   else {

@@ -2,7 +2,7 @@
 // names the guest's tiered store counts as uses.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { addLine, emptyTotals, MAX_PATHS } from '../../../src/host/modules/access-log.js';
+import { addLine, emptyTotals, MAX_PATHS, MAX_PATH_BYTES } from '../../../src/host/modules/access-log.js';
 
 const latin1 = (s: string): string => Buffer.from(s, 'utf8').toString('latin1');
 
@@ -24,4 +24,9 @@ test('access log lines: counters, served and missing paths decoded, others ignor
   assert.deepEqual([...t.missing], ['/v/gone.ts']);
   for (let i = 0; i < MAX_PATHS + 10; i++) addLine(t, `200 1 0.001 OK /f${i}`);
   assert.equal(t.served.size, MAX_PATHS, 'bounded per interval');
+  const u = emptyTotals();
+  addLine(u, `200 1 0.001 OK /${'x'.repeat(2000)}`);
+  assert.equal(u.served.size, 0, 'a path longer than any tier name is not kept');
+  for (let i = 0; i < 200; i++) addLine(u, `200 1 0.001 OK /${String(i).padStart(3, '0')}${'y'.repeat(1000)}`);
+  assert.ok(u.pathBytes <= MAX_PATH_BYTES && u.served.size === Math.floor(MAX_PATH_BYTES / 1005), `${u.served.size} paths, ${u.pathBytes} bytes`);
 });
