@@ -388,8 +388,19 @@ export class MicrovmDriver implements GuestDriver {
   }
 
   /** CPU time of the QEMU process (every vCPU thread is one of its threads), from /proc. */
+  /**
+   * The guest's CPU time: QEMU's cgroup (every QEMU thread: vCPUs, I/O, the main loop; cpu.stat usage_usec /
+   * cpuacct.usage, ns resolution), or without one the QEMU process's utime + stime (all its threads, in ticks).
+   */
   async cpuSeconds(_ctx: DriverContext, state: DriverState): Promise<number | null> {
-    return (await processCpuSeconds(asState(state).qemuPid)) ?? null;
+    const s = asState(state);
+    if (s.cgroup) {
+      try {
+        const cg = await Cgroup.open(s.cgroup);
+        if (await cg.exists()) return (await cg.stats()).cpuUsageNs / 1e9;
+      } catch { /* the cgroup went away: fall back to the process */ }
+    }
+    return (await processCpuSeconds(s.qemuPid)) ?? null;
   }
 
   describe(_ctx: DriverContext, state: DriverState): Record<string, unknown> {

@@ -17,6 +17,7 @@ import { run } from '../../../src/os/image/run.js';
 import { guestExec, tapExists, waitForGuestShell } from '../../../src/os/qemu.js';
 import { CHANNEL_PORT } from '../../../src/os/image/init.js';
 import { NODE_BIN } from '../../../src/os/self.js';
+import { processCpuSeconds } from '../../../src/os/proc.js';
 import { Cgroup } from '../../../src/os/cgroup.js';
 import { applyGuard, guardInstalled, listGuardLinks, removeGuard } from '../../../src/os/nft-guard.js';
 import { isHylicsError } from '../../../src/core/errors/index.js';
@@ -127,6 +128,21 @@ test('microvm guest: boot, share both ways, resize, network, channel, in-guest h
     assert.equal(r.code, 0, r.stdout);
     assert.doesNotMatch(r.stdout, /VISIBLE/);
     assert.ok(Number(r.stdout.trim().split('\n').at(-1)) > 0, `CA certificates visible: ${r.stdout}`);
+  });
+
+  await t.test('guest CPU time for the profiler: the QEMU cgroup, growing while the guest computes', async () => {
+    const before = await driver.cpuSeconds(ctx, state!);
+    assert.ok(before !== null && before > 0, `${before}`);
+    const fromCgroup = (await cg.stats()).cpuUsageNs / 1e9;
+    assert.ok(fromCgroup >= before && fromCgroup - before < 1, `read from QEMU's cgroup: ${before} then ${fromCgroup} s`);
+    const r = await guestExec(s.shellSocket, 'timeout 3 sh -c "while :; do :; done"; echo done');
+    assert.match(r.stdout, /done/);
+    const after = (await driver.cpuSeconds(ctx, state!))!;
+    // a 3 s busy loop in one vCPU (quota = spec.cpus); at least a tenth of it even on a loaded 2-core host
+    assert.ok(after - before >= 0.3, `${before} -> ${after} s`);
+    // the process's own utime + stime (ticks) counts the same threads
+    const proc = await processCpuSeconds(s.qemuPid);
+    assert.ok(proc !== undefined && Math.abs(proc - after) < Math.max(1, 0.2 * after), `cgroup ${after} s, QEMU process ${proc} s`);
   });
 
   await t.test('the share resized on the host shows in df in the guest', async () => {
