@@ -132,13 +132,13 @@ test('closed loop on a sandbox guest: grows under load, shrinks when idle, no fi
     let log = await decisions();
     for (const until = Date.now() + 30_000; Date.now() < until && log.length <= n;) { await sleep(500); log = await decisions(); }
     assert.ok(log.length > n, 'decisions continue after the restart');
-    assert.ok(log.slice(n).some((d) => /resumed after a daemon restart/.test(d.reason)), JSON.stringify(log.slice(n).map((d) => d.reason)));
+    assert.ok(log.slice(n).some((d) => /resumed after a daemon restart; .*resumed the learned state saved/.test(d.reason)), JSON.stringify(log.slice(n).map((d) => d.reason)));
   });
 
   await t.test('idle: the share shrinks (through the tier, or kept at its usage without one), never below usage', async () => {
     const grown = await size();
-    // the improved scheme holds a grown share for 60 s after a growth (dwell; a restarted controller has no
-    // growth to remember), then shrinks at most 40 % per step
+    // the improved scheme holds a grown share for 60 s of controller time after a growth (dwell; the restarted
+    // controller remembers its last growth), then shrinks at most 40 % per step
     const downs = (l: DecisionEntry[]) => l.filter((d) => d.action !== 'hold' && d.action !== 'grow' && d.targetBytes < d.sizeBytes);
     // done when the controller has reached what it can: the share at the target (tier) or held at usage (no tier)
     const settled = (l: DecisionEntry[]) => downs(l).some((d) => (tierOps ? d.appliedBytes <= d.targetBytes : d.action === 'clamped' || d.action === 'refused'));
