@@ -22,7 +22,7 @@ const MiB = 1024 * 1024;
  * The agent's idle time in this test, and how long the test watches (well past it). A use reaches the guest up to
  * ~2 s after the request (nginx flushes its access log every second, the manager drains it every second).
  */
-const IDLE_MS = 5000;
+const IDLE_MS = 8000;
 const WATCH_MS = 2.5 * IDLE_MS;
 const sha = (b: Buffer | string): string => createHash('sha256').update(b).digest('hex');
 
@@ -51,21 +51,24 @@ test('a file served only by a host module stays in the memory tier past the idle
   const hylics = join(bin, 'hylics');
   await waitFor('the launcher', () => existsSync(hylics));
 
-  // both files put through the store (atime set explicitly, as every put and lookup does)
-  const served = randomBytes(256 * 1024);
-  const idle = randomBytes(256 * 1024);
-  await writeFile(join(fx.base, 'served.src'), served);
-  await writeFile(join(fx.base, 'idle.src'), idle);
-  const env = { ...process.env, HYLICS_AGENT_SOCKET: join(fx.base, 'agent.sock'), HYLICS_SHARE: fx.share, HYLICS_DISK_TIER: disk };
-  for (const [n, src] of [['v/served.ts', 'served.src'], ['v/idle.ts', 'idle.src']] as const) {
-    const out = execFileSync(hylics, ['tier', 'put', n, join(fx.base, src)], { env, encoding: 'utf8' });
-    assert.match(out, /memory tier/);
-  }
+  await mkdir(join(fx.share, 'v'));
   // what the daemon's wiring does: module events go to the guest that owns the module
   fx.manager.on('event', (ev) => { if (ev.guest === name) server.emitEvent(name, 'module.event', ev as never); });
   const mod = await fx.manager.start(fx.guest, { kind: 'http', root: 'v', port: 80 });
   t.after(() => fx.manager.stop(fx.guest.name, mod.id).catch(() => {}));
   const url = `http://${fx.guest.guestAddr}:80`;
+
+  // then both files, put through the store (atime set explicitly, as every put and lookup does); the module is
+  // started first and the served file put last, so that its first GET follows its put at once on a loaded machine
+  const served = randomBytes(256 * 1024);
+  const idle = randomBytes(256 * 1024);
+  await writeFile(join(fx.base, 'served.src'), served);
+  await writeFile(join(fx.base, 'idle.src'), idle);
+  const env = { ...process.env, HYLICS_AGENT_SOCKET: join(fx.base, 'agent.sock'), HYLICS_SHARE: fx.share, HYLICS_DISK_TIER: disk };
+  for (const [n, src] of [['v/idle.ts', 'idle.src'], ['v/served.ts', 'served.src']] as const) {
+    const out = execFileSync(hylics, ['tier', 'put', n, join(fx.base, src)], { env, encoding: 'utf8' });
+    assert.match(out, /memory tier/);
+  }
 
   // only the module reads v/served.ts, from the client netns, several times per idle time
   const end = Date.now() + WATCH_MS;
