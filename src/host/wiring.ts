@@ -1,7 +1,7 @@
 // Builds the daemon's real backends: shares (tmpfs), guest drivers (sandbox, microvm), the control-channel server
 // and the offload module manager. Kept apart from daemon.ts so the daemon logic reads without the plumbing.
 import { createHash } from 'node:crypto';
-import { resolve } from 'node:path';
+import { join, resolve } from 'node:path';
 import type { Logger } from 'pino';
 import { Registry } from 'prom-client';
 import { ShareManager } from './share-manager.js';
@@ -35,10 +35,13 @@ export async function wireBackends(stateDir: string, log: Logger, opts: WireOpti
   // HYLICS_CHANNEL_BUDGET=off removes the per-guest channel budget: for bench/channel-flood's "before" only
   const channels = createChannelBackend(log.child({ component: 'channel' }), { registry, ...(process.env.HYLICS_CHANNEL_BUDGET === 'off' ? { budget: false as const } : {}) });
   channels.setShareInfo((guest) => shares.usage(guest));
-  // module nft tables carry this daemon's id (its state dir's hash): another daemon's same-named guest has its own
-  const modules = new ModuleManager({ registry, tableTag: daemonTag(stateDir), log: (msg) => log.info({ component: 'modules' }, msg) });
-  // Not modules.cleanupStale() here: a restarted daemon's guests keep their modules' tables until re-adoption; a
-  // stale table is replaced whole by the next module start.
+  // module nft tables and cgroups carry this daemon's id (its state dir's hash): another daemon's same-named guest
+  // has its own; engine directories live in the state dir
+  const modules = new ModuleManager({ registry, tableTag: daemonTag(stateDir), runDir: join(stateDir, 'run', 'modules'), log: (msg) => log.info({ component: 'modules' }, msg) });
+  // What a previous daemon with this state dir left when it died: its engines died with it (modules are not
+  // re-adopted), so its tables would steer the guests' ports to nothing; its cgroups and engine dirs are empty.
+  const stale = await modules.cleanupStale().catch((e: unknown) => { log.warn({ component: 'modules', err: (e as Error).message }, 'removing stale module state failed'); return undefined; });
+  if (stale && stale.tables.length + stale.cgroups.length + stale.dirs.length > 0) log.info({ component: 'modules', ...stale }, 'removed module state a previous daemon left');
   // Module events (requests served, bytes, errors) go back to the guest that owns the module.
   modules.on('event', (ev) => {
     if (channels.isConnected(ev.guest)) channels.notify(ev.guest, 'module.event', ev);

@@ -3,8 +3,10 @@
 // namespaces: the mount namespace's root is a small tmpfs holding only that guest's share (read-only, nodev,
 // nosuid, noexec), /usr (read-only, nginx and its libraries), its config, its log directory and the stream gate's
 // sockets; every other file system of the host (other shares, /etc, /proc, /home, /run) is not mounted there.
-// When the master dies the PID namespace dies with it (no orphaned worker keeps serving); when the daemon dies,
-// unshare's --kill-child takes the master down. All of its processes run in the guest's module cgroup.
+// When the master dies the PID namespace dies with it (no orphaned worker keeps serving). When the daemon dies
+// (even by SIGKILL) the engine dies too: unshare runs with a parent-death signal, unshare's --kill-child gives
+// the master one, and setpriv sets it again after dropping to nobody (a uid change clears it). All of its
+// processes run in the guest's module cgroup.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { accessSync, chmodSync, chownSync, constants, mkdirSync, readFileSync, renameSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
 import { request } from 'node:http';
@@ -60,7 +62,7 @@ umount -l /.old
 rmdir /.old
 umount /proc
 rmdir /proc
-exec setpriv --reuid="$U" --regid="$G" --clear-groups --inh-caps=-all --bounding-set=-all --no-new-privs "$NGINX" -p /tmp/ -c /etc/nginx.conf -e stderr -g 'daemon off;'
+exec setpriv --reuid="$U" --regid="$G" --clear-groups --inh-caps=-all --bounding-set=-all --no-new-privs --pdeathsig KILL "$NGINX" -p /tmp/ -c /etc/nginx.conf -e stderr -g 'daemon off;'
 `;
 
 export interface EngineOptions {
@@ -99,11 +101,15 @@ export class NginxEngine {
     return { root: join(d, 'root'), conf: join(d, 'conf'), log: join(d, 'log'), gate: join(d, 'gate') };
   }
 
-  /** Make the run directory: conf/ root-owned read-only for nginx; log/ and gate/ owned by the engine's user. */
+  /**
+   * Make the run directory, root's alone (0700; nothing unprivileged reaches it by path): conf/ read by nginx
+   * through its bind mount; log/ and gate/ owned by the engine's user (the gate binds its sockets in gate/
+   * through a directory fd it is given, so it needs no path into the daemon's state directory).
+   */
   prepare(): void {
     const { root, conf, log, gate } = this.dirs;
-    mkdirSync(this.o.runDir, { recursive: true, mode: 0o711 });
-    chmodSync(this.o.runDir, 0o711); // the gate (nobody, host side) creates its sockets in gate/
+    mkdirSync(this.o.runDir, { recursive: true, mode: 0o700 });
+    chmodSync(this.o.runDir, 0o700);
     for (const d of [root, conf]) mkdirSync(d, { recursive: true, mode: 0o755 });
     for (const d of [log, gate]) {
       mkdirSync(d, { recursive: true, mode: 0o700 });
@@ -140,7 +146,8 @@ export class NginxEngine {
     try { unlinkSync(join(log, CTL_SOCKET)); } catch { /* none left behind */ }
     this.stopping = false;
     this.stderrTail = '';
-    const child = spawn('unshare', ['--mount', '--propagation', 'private', '--pid', '--fork', '--kill-child', '--', '/bin/sh', '-c', LAUNCH, 'hylics-engine',
+    // setpriv --pdeathsig: unshare itself is killed when the daemon dies (it ignores SIGTERM while it waits)
+    const child = spawn('setpriv', ['--pdeathsig', 'KILL', '--', 'unshare', '--mount', '--propagation', 'private', '--pid', '--fork', '--kill-child', '--', '/bin/sh', '-c', LAUNCH, 'hylics-engine',
       root, conf, log, gate, String(this.o.user.uid), String(this.o.user.gid), this.o.nginx, ...this.o.procsFiles], {
       cwd: '/', env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin' }, stdio: ['ignore', 'ignore', 'pipe', 'ignore', shareFd],
     });

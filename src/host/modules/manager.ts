@@ -5,12 +5,12 @@
 // sends a media segment. nft rules steer guestAddr:port to the engine. Everything is keyed by the guest name
 // the daemon passes in: a guest can only ever name its own modules.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
-import { closeSync } from 'node:fs';
+import { createHash, randomBytes } from 'node:crypto';
+import { closeSync, constants as fsc, mkdirSync, openSync, readdirSync, rmdirSync, rmSync } from 'node:fs';
 import { EventEmitter } from 'node:events';
 import { createServer, isIPv4 } from 'node:net';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { Counter, Gauge, Registry } from 'prom-client';
 import { HylicsError } from '../../core/errors/index.js';
 import { validateGuestName } from '../../core/units.js';
@@ -35,13 +35,20 @@ export interface ModuleManagerOptions {
   limits?: Partial<ModuleLimits>;
   /** CPU, memory and pids of each guest's module cgroup (nginx + gate). */
   resources?: Partial<EngineResources>;
-  /** Where the per-guest engine directories live (default: <tmpdir>/hylics-modules). */
+  /**
+   * Where the per-guest engine directories live (the daemon: <state dir>/run/modules; default
+   * <tmpdir>/hylics-modules). Also names this manager's nft tables and cgroups (a hash of it), so two daemons never
+   * touch each other's, and cleanupStale() finds what a previous daemon with the same state left behind.
+   */
   runDir?: string;
   /** nginx `disable_symlinks` (default true). Off only for the benchmark that measures its cost. */
   disableSymlinks?: boolean;
   /** Install nft rules (default true). Off only for benchmarks that talk to the listen address directly. */
   steer?: boolean;
-  /** The daemon's id in its nft table names (moduleTableName): two daemons' same-named guests never clash. */
+  /**
+   * The daemon's id in its nft table names (moduleTableName) and module cgroup path: two daemons' same-named
+   * guests never clash. Default: a hash of runDir.
+   */
   tableTag?: string;
   log?: (msg: string) => void;
 }
@@ -74,6 +81,9 @@ const RESTART_MIN_MS = 100;
 const RESTART_MAX_MS = 5000;
 const HEALTHY_MS = 60_000;
 const STATS_INTERVAL_MS = 1000;
+/** Hex digits of the owner hash (runDir) in table and cgroup names. */
+const OWNER_HEX = 8;
+const CGROUP_PARENT = 'hylics-modules';
 
 export interface ModuleManagerEvents { event: [ModuleEvent] }
 
@@ -94,9 +104,10 @@ export class ModuleManager extends EventEmitter<ModuleManagerEvents> {
   private readonly limits: ModuleLimits;
   private readonly resources: EngineResources;
   private readonly runRoot: string;
+  /** The daemon's tag (tableTag, or a short hash of runRoot): in nft table names and the cgroup path (hylics-modules/<owner>/...). */
+  readonly owner: string;
   private readonly disableSymlinks: boolean;
   private readonly steer: boolean;
-  private readonly tableTag: string;
   private readonly log: (msg: string) => void;
   private readonly timer: NodeJS.Timeout;
   private lastTick = Date.now();
@@ -111,9 +122,9 @@ export class ModuleManager extends EventEmitter<ModuleManagerEvents> {
     this.limits = { ...DEFAULT_LIMITS, ...opts.limits };
     this.resources = { ...DEFAULT_RESOURCES, ...opts.resources };
     this.runRoot = opts.runDir ?? join(tmpdir(), 'hylics-modules');
+    this.owner = opts.tableTag ?? createHash('sha256').update(this.runRoot).digest('hex').slice(0, OWNER_HEX);
     this.disableSymlinks = opts.disableSymlinks ?? true;
     this.steer = opts.steer ?? true;
-    this.tableTag = opts.tableTag ?? '';
     this.log = opts.log ?? (() => {});
     this.registry = opts.registry ?? new Registry();
     const labelNames = ['guest', 'module', 'kind'] as const;
@@ -196,7 +207,11 @@ export class ModuleManager extends EventEmitter<ModuleManagerEvents> {
       if (s.modules.size === 0) await this.teardown(s);
       else {
         await this.applyEngine(s).catch((e: unknown) => this.log(`reloading the module engine of ${guestName} failed: ${(e as Error).message}`));
-        if (mod.opts.kind === 'stream' && s.gate) await this.gateRequest(s, { op: 'stop', id }, id).catch(() => {});
+        if (mod.opts.kind === 'stream' && s.gate) {
+          // the last stream module gone: no gate process stays behind for the guest's http modules
+          if ([...s.modules.values()].some((m) => m.opts.kind === 'stream')) await this.gateRequest(s, { op: 'stop', id }, id).catch(() => {});
+          else await this.killGate(s);
+        }
       }
       this.flushStats(s, mod, 0);
       mod.log.close();
@@ -208,11 +223,11 @@ export class ModuleManager extends EventEmitter<ModuleManagerEvents> {
   /** Stop every module of the guest, remove its rules, its engine and gate (call when the guest goes away). */
   async stopAll(guestName: string): Promise<void> {
     const st = this.guests.get(guestName);
-    if (!st) { if (this.steer) await removeModuleRules(guestName, this.tableTag).catch(() => {}); return; }
+    if (!st) { if (this.steer) await removeModuleRules(guestName, this.owner).catch(() => {}); return; }
     await this.serial(guestName, st.guest, async (s) => {
       const mods = [...s.modules.values()];
       s.modules.clear();
-      if (this.steer) await removeModuleRules(guestName, this.tableTag);
+      if (this.steer) await removeModuleRules(guestName, this.owner);
       await this.teardown(s);
       for (const m of mods) { this.flushStats(s, m, 0); m.log.close(); }
       this.m.running.set({ guest: guestName }, 0);
@@ -222,17 +237,45 @@ export class ModuleManager extends EventEmitter<ModuleManagerEvents> {
   }
 
   /**
-   * Remove module tables no running module of this manager owns (a previous daemon died without cleaning up;
-   * its engines died with it through unshare --kill-child). Call once at daemon start, never from tests.
+   * Remove what a previous daemon with the same run directory left behind when it died (its engines died with
+   * it, engine.ts): its nft tables, module cgroups (killing anything still in them) and engine directories.
+   * Only this manager's own (the owner hash is in every name), never another daemon's; guests this manager
+   * serves are kept. Call at daemon start. Returns what it removed.
    */
-  async cleanupStale(): Promise<string[]> {
-    const removed: string[] = [];
-    for (const g of await listModuleTableGuests(this.tableTag)) {
-      if (this.guests.get(g)?.modules.size) continue;
-      await removeModuleRules(g, this.tableTag);
-      removed.push(g);
+  async cleanupStale(): Promise<{ tables: string[]; cgroups: string[]; dirs: string[] }> {
+    const out = { tables: [] as string[], cgroups: [] as string[], dirs: [] as string[] };
+    if (this.steer) {
+      for (const g of await listModuleTableGuests(this.owner)) {
+        if (this.guests.get(g)?.modules.size) continue;
+        await removeModuleRules(g, this.owner);
+        out.tables.push(g);
+      }
     }
-    return removed;
+    const live = new Set([...this.guests.values()].map((st) => basename(st.runDir)));
+    try {
+      const parent = await Cgroup.open(`${CGROUP_PARENT}/${this.owner}`);
+      const names = new Set<string>();
+      for (const d of parent.dirs()) {
+        try { for (const e of readdirSync(d, { withFileTypes: true })) if (e.isDirectory()) names.add(e.name); } catch { /* none */ }
+      }
+      for (const n of names) {
+        if (live.has(n)) continue;
+        await (await Cgroup.open(`${CGROUP_PARENT}/${this.owner}/${n}`)).remove();
+        out.cgroups.push(n);
+      }
+    } catch (e) {
+      if (!(e instanceof HylicsError && e.code === 'HYLICS_ERR_CGROUP_UNSUPPORTED')) throw e;
+    }
+    try {
+      for (const n of readdirSync(this.runRoot)) {
+        if (live.has(n)) continue;
+        rmSync(join(this.runRoot, n), { recursive: true, force: true });
+        out.dirs.push(n);
+      }
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+    }
+    return out;
   }
 
   /** Stop everything (daemon shutdown). */
@@ -240,6 +283,8 @@ export class ModuleManager extends EventEmitter<ModuleManagerEvents> {
     this.closed = true;
     clearInterval(this.timer);
     await Promise.all([...this.guests.keys()].map((g) => this.stopAll(g)));
+    // this manager's cgroup parent, when no other manager with the same run directory still uses it
+    try { for (const d of (await Cgroup.open(`${CGROUP_PARENT}/${this.owner}`)).dirs()) try { rmdirSync(d); } catch { /* in use or gone */ } } catch { /* no cgroups */ }
   }
 
   /** What the guest's gate worker uses: { loaded, open: 'openat2'|'js-walk', ... } (after a stream module started). */
@@ -285,7 +330,7 @@ export class ModuleManager extends EventEmitter<ModuleManagerEvents> {
     let st = this.guests.get(name);
     if (!st) {
       st = {
-        guest, modules: new Map(), nextId: 1, queue: Promise.resolve(), runDir: join(this.runRoot, `${name}.${randomBytes(4).toString('hex')}`),
+        guest, modules: new Map(), nextId: 1, queue: Promise.resolve(), runDir: this.guestRunDir(name),
         engine: null, generation: 0, cgroup: null, gate: null, gateReady: null, pending: new Map(), restarts: 0, lastStart: 0, stopping: false,
       };
       this.guests.set(name, st);
@@ -294,6 +339,12 @@ export class ModuleManager extends EventEmitter<ModuleManagerEvents> {
     const p = s.queue.then(() => fn(s));
     s.queue = p.catch(() => {});
     return p;
+  }
+
+  /** A fresh per-guest directory under the run root (root's alone: 0700 all the way from the run root). */
+  private guestRunDir(name: string): string {
+    mkdirSync(this.runRoot, { recursive: true, mode: 0o700 });
+    return join(this.runRoot, `${name}.${randomBytes(4).toString('hex')}`);
   }
 
   private engineModules(st: GuestState): EngineModule[] {
@@ -339,7 +390,7 @@ export class ModuleManager extends EventEmitter<ModuleManagerEvents> {
   private async ensureCgroup(st: GuestState): Promise<void> {
     if (st.cgroup || st.cgroupError) return;
     try {
-      const cg = await Cgroup.open(`hylics-modules/${st.runDir.split('/').pop()!}`);
+      const cg = await Cgroup.open(`${CGROUP_PARENT}/${this.owner}/${basename(st.runDir)}`);
       await cg.create();
       await cg.setCpus(this.resources.cpus);
       await cg.setMemory(this.resources.memoryBytes);
@@ -372,14 +423,14 @@ export class ModuleManager extends EventEmitter<ModuleManagerEvents> {
   private async applyRules(st: GuestState): Promise<void> {
     if (!this.steer) return;
     const rules: DnatRule[] = [...st.modules.values()].map((m) => ({ guestAddr: st.guest.guestAddr, port: m.opts.port, toAddr: m.info.listen.addr, toPort: m.info.listen.port }));
-    await applyModuleRules(st.guest.name, rules, this.tableTag);
+    await applyModuleRules(st.guest.name, rules, this.owner);
   }
 
   // ---- stream gate worker ----
 
   private async startGateModule(st: GuestState, mod: Mod): Promise<void> {
     await this.ensureGate(st);
-    const reply = await this.gateRequest(st, { op: 'start', id: mod.info.id, root: mod.opts.root, socketPath: join(st.runDir, 'gate', `${mod.info.id}.sock`) }, mod.info.id);
+    const reply = await this.gateRequest(st, { op: 'start', id: mod.info.id, root: mod.opts.root, socketName: `${mod.info.id}.sock` }, mod.info.id);
     if (reply.op === 'failed') throw new HylicsError(reply.code as HylicsError['code'], reply.message, { guest: st.guest.name, root: mod.opts.root });
     if (reply.op !== 'started') throw new HylicsError('HYLICS_ERR_MODULE_WORKER', `unexpected gate reply ${reply.op}`);
   }
@@ -396,6 +447,10 @@ export class ModuleManager extends EventEmitter<ModuleManagerEvents> {
       st.engine.prepare();
     }
     const shareFd = openShareDir(st.guest.sharePath);
+    let gateDirFd: number;
+    try {
+      gateDirFd = openSync(st.engine.dirs.gate, fsc.O_RDONLY | fsc.O_DIRECTORY | fsc.O_NOFOLLOW);
+    } catch (e) { closeSync(shareFd); throw e; }
     let child: ChildProcess;
     try {
       child = spawn(NODE_BIN, entryArgv('host/modules/worker-main'), {
@@ -404,11 +459,12 @@ export class ModuleManager extends EventEmitter<ModuleManagerEvents> {
           PATH: process.env.PATH ?? '/usr/bin:/bin', HYLICS_WORKER_UID: String(this.user.uid), HYLICS_WORKER_GID: String(this.user.gid),
           ...(process.env.HYLICS_NATIVE ? { HYLICS_NATIVE: process.env.HYLICS_NATIVE } : {}),
         },
-        stdio: ['ignore', 'inherit', 'inherit', 'ipc', shareFd],
+        stdio: ['ignore', 'inherit', 'inherit', 'ipc', shareFd, gateDirFd],
         serialization: 'json',
       });
     } finally {
       closeSync(shareFd);
+      closeSync(gateDirFd);
     }
     st.gate = child;
     if (st.cgroup && child.pid) await st.cgroup.addProcess(child.pid).catch((e: unknown) => this.log(`gate of ${st.guest.name} not in its cgroup: ${(e as Error).message}`));

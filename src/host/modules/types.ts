@@ -90,7 +90,7 @@ export type ModuleEvent =
 
 // ---- IPC between the manager and the stream gate worker (JSON over the child_process channel) ----
 export type ToWorker =
-  | { op: 'start'; id: string; root: string; socketPath: string }
+  | { op: 'start'; id: string; root: string; /** File name in the engine's gate/ directory (the worker's fd 5). */ socketName: string }
   | { op: 'stop'; id: string }
   | { op: 'probe'; id: string };
 

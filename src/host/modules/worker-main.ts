@@ -1,7 +1,8 @@
 // The stream gate worker: one unprivileged process per guest that has `stream` modules (spawned as root by the
 // ModuleManager, drops to nobody before serving). It holds fd 4, a directory fd of its guest's share, and per
 // stream module one node:http server on a unix socket that only that guest's nginx reaches (see serve.ts for what
-// it answers). Bodies of media segments never pass through here: nginx sends them.
+// it answers), bound in the engine's gate/ directory through fd 5 (a directory fd the manager passes: the daemon's
+// state directory stays closed to nobody). Bodies of media segments never pass through here: nginx sends them.
 import { closeSync, unlinkSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { toHylicsError } from '../../core/errors/index.js';
@@ -10,6 +11,9 @@ import { GateState, handle, type ModuleContext } from './serve.js';
 import type { FromWorker, ToWorker } from './types.js';
 
 const SHARE_FD = 4;
+const GATE_DIR_FD = 5;
+/** The module's socket inside the gate directory (a unix socket path through the fd's magic link, short always). */
+const socketPathOf = (name: string): string => `/proc/self/fd/${GATE_DIR_FD}/${name}`;
 /** nginx reuses upstream connections (keepalive 8); an idle one is closed after this long. */
 const GATE_KEEPALIVE_MS = 60_000;
 /** A gate request is a few hundred bytes from nginx; a stuck one is cut after this long. */
@@ -33,6 +37,7 @@ function rateLimitedError(id: string): (code: string, message: string) => void {
 }
 
 async function start(m: Extract<ToWorker, { op: 'start' }>): Promise<void> {
+  if (!/^[a-z0-9-]{1,64}\.sock$/.test(m.socketName)) { send({ op: 'failed', id: m.id, code: 'HYLICS_ERR_MODULE_WORKER', message: `bad socket name ${JSON.stringify(m.socketName)}` }); return; }
   if (modules.has(m.id)) { send({ op: 'failed', id: m.id, code: 'HYLICS_ERR_CONFLICT', message: `module ${m.id} already runs` }); return; }
   let rootFd: number;
   try {
@@ -44,9 +49,10 @@ async function start(m: Extract<ToWorker, { op: 'start' }>): Promise<void> {
   const ctx: ModuleContext = { id: m.id, rootFd, gate: new GateState(), onError: rateLimitedError(m.id) };
   const server = createServer({ keepAliveTimeout: GATE_KEEPALIVE_MS, requestTimeout: GATE_REQUEST_MS, headersTimeout: GATE_REQUEST_MS }, (req, res) => handle(ctx, req, res));
   try {
-    try { unlinkSync(m.socketPath); } catch { /* none left from a previous gate */ }
-    await new Promise<void>((resolve, reject) => { server.once('error', reject); server.listen(m.socketPath, () => { server.off('error', reject); resolve(); }); });
-    modules.set(m.id, { ctx, server, socketPath: m.socketPath });
+    const socketPath = socketPathOf(m.socketName);
+    try { unlinkSync(socketPath); } catch { /* none left from a previous gate */ }
+    await new Promise<void>((resolve, reject) => { server.once('error', reject); server.listen(socketPath, () => { server.off('error', reject); resolve(); }); });
+    modules.set(m.id, { ctx, server, socketPath });
     send({ op: 'started', id: m.id });
   } catch (e) {
     server.close();

@@ -48,7 +48,7 @@ after(async () => { if (fx) await fx.cleanup(); });
 test('start returns the guest URL and installs the nft steering', { skip }, async () => {
   assert.deepEqual(mod.urls, [`${url}/`]);
   assert.equal(mod.kind, 'http');
-  const rules = await listModuleRules(fx.guest.name);
+  const rules = await listModuleRules(fx.guest.name, fx.manager.owner);
   assert.match(rules, new RegExp(`ip daddr ${fx.guest.guestAddr.replace(/\./g, '\\.')} tcp dport 80 dnat to ${fx.guest.hostAddr.replace(/\./g, '\\.')}:${mod.listen.port}`));
   assert.match(rules, /hook prerouting/);
   assert.match(rules, /hook output/);
@@ -225,12 +225,12 @@ test('guests are isolated: no access to, nor control of, another guest\'s module
     assert.equal((await curl(fx.clientNs, ['-o', '/dev/null', '-w', '%{http_code}', `http://${fx.guestB.guestAddr}/www/small.txt`])).stdout, '404');
     assert.equal((await curl(fx.clientNs, ['-o', '/dev/null', '-w', '%{http_code}', `${url}/b.txt`])).stdout, '404');
     // rules name only the guest's own address
-    assert.ok(!(await listModuleRules(fx.guestB.name)).includes(fx.guest.guestAddr));
+    assert.ok(!(await listModuleRules(fx.guestB.name, fx.manager.owner)).includes(fx.guest.guestAddr));
     await assert.rejects(fx.manager.start(fx.guest, { kind: 'http', root: 'www', port: 80 }), (e: unknown) => e instanceof HylicsError && e.code === 'HYLICS_ERR_MODULE_PORT_IN_USE');
   } finally {
     await fx.manager.stopAll(fx.guestB.name);
   }
-  assert.equal(await listModuleRules(fx.guestB.name), '');
+  assert.equal(await listModuleRules(fx.guestB.name, fx.manager.owner), '');
 });
 
 test('connection limit: the engine never holds more than maxConnections client connections, idle ones give way', { skip }, async () => {
@@ -319,7 +319,7 @@ test('stop removes the rule and the worker', { skip }, async () => {
   const pid = fx.manager.workerPid(fx.guest.name)!;
   await fx.manager.stop(fx.guest.name, mod.id);
   assert.deepEqual(fx.manager.list(fx.guest.name), []);
-  assert.equal(await listModuleRules(fx.guest.name), '');
+  assert.equal(await listModuleRules(fx.guest.name, fx.manager.owner), '');
   await waitFor('worker gone', () => { try { process.kill(pid, 0); return false; } catch { return true; } });
   const r = await curl(fx.clientNs, ['-o', '/dev/null', '-w', '%{http_code}', `${url}/small.txt`], 3000);
   assert.notEqual(r.stdout, '200');
