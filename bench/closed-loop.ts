@@ -177,7 +177,7 @@ process.exit(0);
 }
 
 interface RunResult {
-  workload: 1 | 2; scheme: string; durationS: number; tasks: number; failed: number;
+  workload: 1 | 2; scheme: string; durationS: number; tasks: number; failed: number; loadavgAtEnd: string;
   meanS: number; p50S: number; p95S: number; p99S: number; sloTaskFraction: number; sloWindowFraction: number; windowErrorS: number;
   memoryTierFraction: number; gbHours: number; meanSizeMiB: number; peakSizeMiB: number; meanUsedMiB: number;
   actuations: number; decisions: number; settlingS: number | null;
@@ -196,6 +196,7 @@ async function main(): Promise<void> {
   }
   if (!sh('ffmpeg', ['-hide_banner', '-encoders']).includes('libx264')) throw new Error('ffmpeg has no libx264 encoder');
   const t0 = Date.now();
+  const loadavgAtStart = readFileSync('/proc/loadavg', 'utf8').trim();
   const session = await benchSession('hylics-bench-closed-loop-', log);
   const { dir } = session;
   const guest = `cl${process.pid % 100000}`;
@@ -424,7 +425,7 @@ async function main(): Promise<void> {
         };
         const sim = simulate(simCfg).metrics;
         const run: RunResult = {
-          workload: w, scheme, durationS: DURATION_S, tasks: tasks.length, failed: tasks.length - ok.length,
+          workload: w, scheme, durationS: DURATION_S, tasks: tasks.length, failed: tasks.length - ok.length, loadavgAtEnd: readFileSync('/proc/loadavg', 'utf8').trim(),
           meanS: mean(rs), p50S: quantile(rs, 0.5), p95S: quantile(rs, 0.95), p99S: quantile(rs, 0.99),
           sloTaskFraction: rs.filter((r) => r > sloS).length / Math.max(1, rs.length),
           sloWindowFraction: withTasks.filter((x) => x.meanS! > sloS).length / Math.max(1, withTasks.length),
@@ -465,7 +466,7 @@ async function main(): Promise<void> {
     const benchMin = (Date.now() - t0) / 60000;
     const result = {
       bench: 'closed-loop', date: new Date().toISOString(), command: `npm run bench -- closed-loop ${process.argv.slice(2).join(' ')}`.trim(), benchMinutes: benchMin,
-      loadavgAtEnd: readFileSync('/proc/loadavg', 'utf8').trim(),
+      loadavgAtStart, loadavgAtEnd: readFileSync('/proc/loadavg', 'utf8').trim(),
       setup: {
         guest: { driver: 'sandbox', cpus: CPUS, memory: MEMORY, share: 'host tmpfs (memory tier)', threads: THREADS },
         diskTier: { device: loopDev, majMin, image: `ext4 ${IMAGE_MIB} MiB sparse file, losetup --direct-io=on`, mountedAt: `${DISK_TIER_IN_GUEST} in the guest's mount namespace`, throttle, measuredReadMBps },
