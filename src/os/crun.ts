@@ -88,7 +88,8 @@ export async function deleteContainer(root: string, id: string): Promise<void> {
   await crun(root, ['delete', '--force', id]);
 }
 
-/** argv that runs `cmd` in the running container as its root, with its capabilities, seccomp filter and env. */
+/** argv that runs `cmd` in the running container as its root, with its capabilities, seccomp filter, env and
+ * no_new_privs (which crun exec sets only when asked). */
 export function execArgv(root: string, id: string, cmd: string[]): string[] {
-  return crunArgv(root, ['exec', id, ...cmd]);
+  return crunArgv(root, ['exec', '--no-new-privs', id, ...cmd]);
 }

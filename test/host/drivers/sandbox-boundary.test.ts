@@ -11,7 +11,9 @@ import { mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promise
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
-import { SandboxDriver, type SandboxIsolation } from '../../../src/host/drivers/sandbox.js';
+import { SandboxDriver, sandboxExecArgv, type SandboxIsolation } from '../../../src/host/drivers/sandbox.js';
+import { runRaw } from '../../../src/os/exec.js';
+import { guestRootHostId } from '../../../src/os/oci-config.js';
 import type { DriverContext } from '../../../src/host/drivers/types.js';
 import { ShareManager } from '../../../src/host/share-manager.js';
 import { readMounts } from '../../../src/os/mount.js';
@@ -74,6 +76,16 @@ async function probe(t: { after: (fn: () => Promise<void>) => void; diagnostic: 
     if (!(await readMounts()).some((m) => m.mountPoint.startsWith(stateDir))) await rm(stateDir, { recursive: true, force: true });
   });
   const state = await driver.start(ctx);
+  if (isolation === 'container') {
+    // the guest program's view of its own confinement: seccomp filter on, guest root = the unprivileged host uid,
+    // namespace and mount syscalls refused (the probe's exec goes through crun: the guest's caps and filter)
+    const argv = sandboxExecArgv(state, ['sh', '-c', 'grep -E "^(Seccomp|NoNewPrivs):" /proc/self/status; cat /proc/self/uid_map; unshare -U true && echo UNSHARED; mount -t tmpfs x /mnt && echo MOUNTED; true']);
+    const r = await runRaw(argv[0]!, argv.slice(1));
+    assert.match(r.stdout, /Seccomp:\s+2/);
+    assert.match(r.stdout, /NoNewPrivs:\s+1/);
+    assert.match(r.stdout, new RegExp(`^\\s*0\\s+${guestRootHostId(ctx.network.index)}\\s+65536$`, 'm'));
+    assert.doesNotMatch(r.stdout, /UNSHARED|MOUNTED/);
+  }
   const resultFile = join(sm.path(name), 'probe.json');
   const until = Date.now() + 60_000;
   while (!(await stat(resultFile).catch(() => undefined)) && Date.now() < until) await new Promise((r) => setTimeout(r, 100));
