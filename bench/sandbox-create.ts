@@ -1,6 +1,8 @@
-// Time to create, start and destroy a sandbox guest, phase by phase, for two guest programs side by side:
+// Time to create, start and destroy a sandbox guest, phase by phase, side by side:
 //   sleep  - the smallest possible guest program (`sleep infinity`): the cost of the sandbox itself
 //   node   - a Node.js TCP server, timed until it answers on the guest's veth address (what an agent costs)
+//   (both as crun containers, the default isolation) and node-namespaces: the node guest in the earlier
+//   namespaces-only isolation (what the container boundary costs at start).
 // Run: npx tsx bench/sandbox-create.ts [N]   (default N=15 per configuration; needs root)
 // Writes bench/results/sandbox-create.json and .svg.
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -8,7 +10,7 @@ import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
-import { SandboxDriver } from '../src/host/drivers/sandbox.js';
+import { SandboxDriver, type SandboxIsolation } from '../src/host/drivers/sandbox.js';
 import type { DriverContext } from '../src/host/drivers/types.js';
 import { ShareManager } from '../src/host/share-manager.js';
 import { groupedBarChart, renderSvg, type BarPoint } from '../src/core/plot.js';
@@ -21,9 +23,11 @@ const log = pino({ level: 'silent' });
 
 if (process.getuid?.() !== 0) { console.error('sandbox-create needs root'); process.exit(1); }
 
-const configs: Record<string, string[]> = {
-  sleep: ['sleep', 'infinity'],
-  node: [process.execPath, '-e', `require('net').createServer((s) => s.end('ok')).listen(${PORT})`],
+const NODE_SERVER = [process.execPath, '-e', `require('net').createServer((s) => s.end('ok')).listen(${PORT})`];
+const configs: Record<string, { command: string[]; isolation: SandboxIsolation }> = {
+  sleep: { command: ['sleep', 'infinity'], isolation: 'container' },
+  node: { command: NODE_SERVER, isolation: 'container' },
+  'node-namespaces': { command: NODE_SERVER, isolation: 'namespaces' },
 };
 const PHASES = ['share create', 'start', 'ready', 'stop', 'cleanup', 'share destroy', 'total'] as const;
 type Phase = typeof PHASES[number];
@@ -49,7 +53,7 @@ async function main(): Promise<void> {
   let k = 0;
   try {
     for (let i = 0; i < N; i++) {
-      for (const [cfg, command] of Object.entries(configs)) {
+      for (const [cfg, { command, isolation }] of Object.entries(configs)) {
         samples[cfg] ??= Object.fromEntries(PHASES.map((p) => [p, []])) as unknown as Record<Phase, number[]>;
         const s = samples[cfg]!;
         const name = `bench${k}`;
@@ -62,7 +66,7 @@ async function main(): Promise<void> {
           network: { index: k, hostIf: `hybh${tag}`, guestIf: `hybg${tag}`, hostAddr: `10.253.${oct}.1`, guestAddr: `10.253.${oct}.2`, prefixLen: 30, netns: `hylics-bench-${tag}` },
           stateDir, log,
         };
-        const driver = new SandboxDriver({ command: () => command });
+        const driver = new SandboxDriver({ command: () => command, isolation });
         const t0 = performance.now();
         await sm.create(name, 16 * MiB);
         const t1 = performance.now();
@@ -70,7 +74,7 @@ async function main(): Promise<void> {
         try {
           state = await driver.start(ctx);
           const t2 = performance.now();
-          if (cfg === 'node') { while (!(await tcpOnce(ctx.network.guestAddr))) await new Promise((r) => setTimeout(r, 5)); }
+          if (cfg !== 'sleep') { while (!(await tcpOnce(ctx.network.guestAddr))) await new Promise((r) => setTimeout(r, 5)); }
           const t3 = performance.now();
           await driver.stop(ctx, state, 5000);
           const t4 = performance.now();
@@ -86,7 +90,7 @@ async function main(): Promise<void> {
           await sm.destroy(name).catch(() => undefined);
         }
       }
-      process.stdout.write(`\r${i + 1}/${N} rounds: sleep total ${samples.sleep!.total.at(-1)!.toFixed(0)} ms, node total ${samples.node!.total.at(-1)!.toFixed(0)} ms   `);
+      process.stdout.write(`\r${i + 1}/${N} rounds: sleep total ${samples.sleep!.total.at(-1)!.toFixed(0)} ms, node total ${samples.node!.total.at(-1)!.toFixed(0)} ms, node-namespaces total ${samples['node-namespaces']!.total.at(-1)!.toFixed(0)} ms   `);
     }
     process.stdout.write('\n');
   } finally {
@@ -105,18 +109,19 @@ async function main(): Promise<void> {
     }
   }
   // 'ready' is ~0 for sleep (nothing to wait for): no ratio there
-const ratio = Object.fromEntries(PHASES.map((p) => [p, summary.sleep![p].p50 < 0.5 ? null : Number((summary.node![p].p50 / summary.sleep![p].p50).toFixed(2))]));
+  const ratio = Object.fromEntries(PHASES.map((p) => [p, summary.sleep![p].p50 < 0.5 ? null : Number((summary.node![p].p50 / summary.sleep![p].p50).toFixed(2))]));
+  const ratioIso = Object.fromEntries(PHASES.map((p) => [p, summary['node-namespaces']![p].p50 < 0.5 ? null : Number((summary.node![p].p50 / summary['node-namespaces']![p].p50).toFixed(2))]));
   const result = {
     bench: 'sandbox-create', date: new Date().toISOString(), n: N, unit: 'ms',
-    configurations: { sleep: configs.sleep!.join(' '), node: 'node -e <tcp server>, ready = answers on the guest address' },
-    summary, ratioNodeToSleepP50: ratio, samples,
+    configurations: { sleep: 'sleep infinity (container)', node: 'node -e <tcp server> (container), ready = answers on the guest address', 'node-namespaces': 'the same node guest, isolation namespaces' },
+    summary, ratioNodeToSleepP50: ratio, ratioContainerToNamespacesNodeP50: ratioIso, samples,
   };
   await writeFile(resultPath('sandbox-create.json'), JSON.stringify(result, null, 2) + '\n');
   await writeFile(resultPath('sandbox-create.svg'), await renderSvg(groupedBarChart(`Sandbox guest create/start/destroy (N=${N}, ms)`, points, 'milliseconds')));
-  console.log('phase           sleep p50/p95 (ms)   node p50/p95 (ms)   node/sleep p50');
+  console.log('phase           sleep p50/p95 (ms)   node p50/p95 (ms)   node-ns p50/p95 (ms)  node/sleep  container/ns (node p50)');
   for (const p of PHASES) {
-    const a = summary.sleep![p]; const b = summary.node![p];
-    console.log(`${p.padEnd(15)} ${a.p50.toFixed(1).padStart(8)} / ${a.p95.toFixed(1).padEnd(8)} ${b.p50.toFixed(1).padStart(8)} / ${b.p95.toFixed(1).padEnd(8)} ${ratio[p]}`);
+    const a = summary.sleep![p]; const b = summary.node![p]; const c = summary['node-namespaces']![p];
+    console.log(`${p.padEnd(15)} ${a.p50.toFixed(1).padStart(8)} / ${a.p95.toFixed(1).padEnd(8)} ${b.p50.toFixed(1).padStart(8)} / ${b.p95.toFixed(1).padEnd(8)} ${c.p50.toFixed(1).padStart(8)} / ${c.p95.toFixed(1).padEnd(8)} ${String(ratio[p]).padEnd(11)} ${ratioIso[p]}`);
   }
   console.log('wrote bench/results/sandbox-create.json and .svg');
 }
