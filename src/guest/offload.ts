@@ -75,8 +75,9 @@ const REASON_OF: Partial<Record<ErrorCode, FallbackReason>> = {
   HYLICS_ERR_AGENT_UNREACHABLE: 'host-unreachable',
   HYLICS_ERR_CHANNEL_NOT_CONNECTED: 'host-unreachable',
   HYLICS_ERR_CHANNEL_UNKNOWN_OP: 'host-refused',
+  HYLICS_ERR_CHANNEL_BUSY: 'budget',
 };
-function reasonOf(e: HylicsError): FallbackReason {
+export function reasonOf(e: HylicsError): FallbackReason {
   return REASON_OF[e.code] ?? (e.code.startsWith('HYLICS_ERR_FILE') || e.code === 'HYLICS_ERR_NOT_REGULAR_FILE' ? 'outside-share' : 'host-refused');
 }
 

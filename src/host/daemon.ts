@@ -27,6 +27,10 @@ import { NetIndexClaims } from './net-claims.js';
 /** Module starts/stops a guest may ask for over its channel: a burst, then this many per minute. */
 const GUEST_MODULE_OPS_BURST = 20;
 const GUEST_MODULE_OPS_PER_MINUTE = 30;
+/** Socket handoffs a guest may begin over its channel (each costs host work outside its CPU quota: nft set
+ *  changes, a restore, a send): a burst, then this many per minute; beyond, the guest library sends itself. */
+export const GUEST_HANDOFFS_BURST = 500;
+export const GUEST_HANDOFFS_PER_MINUTE = 12_000;
 import { ControlLoop, realClock, type Clock } from './control/loop.js';
 import { ControlMetrics } from './control/metrics.js';
 import { ControlService } from './control/service.js';
@@ -60,6 +64,8 @@ export interface DaemonOptions {
   requireRoot?: boolean;
   /** Socket offload (TCP_REPAIR handoff of guests' connections, src/host/offload/socket.ts). */
   socketOffload?: SocketOffload;
+  /** Handoffs a guest may begin: burst, then per minute (default GUEST_HANDOFFS_BURST / _PER_MINUTE). */
+  handoffRate?: { burst: number; perMinute: number };
 }
 
 /** Default interval of the guest firewall check. */
@@ -184,7 +190,20 @@ export class Daemon {
       return this.execute({ op: 'module.start', name: guest, body });
     });
     opts.channels.handle('module.list', async (guest) => ({ modules: await this.execute({ op: 'module.list', name: guest }) }));
-    opts.socketOffload?.wire(opts.channels, (guest) => ({ addr: this.record(guest).network.guestAddr, sharePath: this.opts.shares.path(guest) }));
+    // Socket offload ops: their frames pass the channel budget like every op's; a handoff's begin is also
+    // rate-limited per guest like module start/stop (refused: the guest library sends itself, reason `budget`).
+    const rate = opts.handoffRate ?? { burst: GUEST_HANDOFFS_BURST, perMinute: GUEST_HANDOFFS_PER_MINUTE };
+    const handoffs = new OpRateLimit(rate.perMinute, rate.burst);
+    const offloadChannels: Pick<ChannelBackend, 'handle' | 'onConnection'> = {
+      onConnection: (fn) => opts.channels.onConnection(fn),
+      handle: (op, fn) => opts.channels.handle(op, async (guest, p) => {
+        if (op === 'offload.socket.begin' && !handoffs.take(guest)) {
+          throw new HylicsError('HYLICS_ERR_CHANNEL_BUSY', `socket handoffs from the guest are limited to ${rate.perMinute} per minute (burst ${rate.burst}); retry later`, { guest });
+        }
+        return fn(guest, p);
+      }),
+    };
+    opts.socketOffload?.wire(offloadChannels, (guest) => ({ addr: this.record(guest).network.guestAddr, sharePath: this.opts.shares.path(guest) }));
     opts.channels.handle('module.stop', (guest, p) => { limited(guest); return this.execute({ op: 'module.stop', name: guest, id: (p as ParamsOf<'module.stop'>).id }); });
   }
 
@@ -199,6 +218,8 @@ export class Daemon {
     // and kept when a daemon stops, see close()).
     await this.opts.guard?.allow([]);
     await this.opts.shares.reconcile(names);
+    // a daemon killed during socket handoffs left its guests' steering tables (held or steered flows)
+    if (this.opts.socketOffload) await this.opts.socketOffload.reconcile(names).catch((e) => this.log.error({ err: String(e) }, 'socket offload: could not remove leftover steering tables'));
     // claims live in /run: after a reboot every daemon claims its guests' indexes again
     for (const name of names) {
       const i = state.guests[name]!.network.index;

@@ -52,7 +52,14 @@ export async function wireBackends(stateDir: string, log: Logger, opts: WireOpti
     await applyGuard({ add: links });
     return true;
   };
-  const socketOffload = new SocketOffload({ log: log.child({ component: 'offload' }), registry });
+  // HYLICS_OFFLOAD_SOCKET_MAX_HANDOFFS / _MAX_BYTES: per-guest handoffs and file bytes in flight (docs/offload-socket.md)
+  const envInt = (k: string): number | undefined => (/^\d+$/.test(process.env[k] ?? '') ? Number(process.env[k]) : undefined);
+  const maxPerGuest = envInt('HYLICS_OFFLOAD_SOCKET_MAX_HANDOFFS');
+  const maxBytesPerGuest = envInt('HYLICS_OFFLOAD_SOCKET_MAX_BYTES');
+  const socketOffload = new SocketOffload({
+    log: log.child({ component: 'offload' }), registry,
+    ...(maxPerGuest !== undefined ? { maxPerGuest } : {}), ...(maxBytesPerGuest !== undefined ? { maxBytesPerGuest } : {}),
+  });
   const microvm = new MicrovmDriver({ stateDir, log: log.child({ component: 'microvm' }), onProgress: (msg) => log.info({ component: 'microvm' }, msg) });
   return {
     registry,

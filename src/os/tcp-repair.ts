@@ -111,7 +111,9 @@ export async function quiesce(socket: Socket, timeoutMs: number): Promise<{ wasR
   const wasReading = h.reading === true;
   if (wasReading) { h.reading = false; h.readStop(); }
   for (;;) {
-    const q = queues(fd);
+    let q;
+    // no addon (no TCP_REPAIR here) or a socket error: reading must go on, or the app's next request is never read
+    try { q = queues(fd); } catch (e) { resumeReading(socket, wasReading); throw e; }
     if (q.state !== TCP_STATE.ESTABLISHED) {
       resumeReading(socket, wasReading);
       throw new HylicsError('HYLICS_ERR_OFFLOAD_NOT_QUIESCENT', `connection is not established (TCP state ${q.state})`, { state: q.state });

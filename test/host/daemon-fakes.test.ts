@@ -8,7 +8,8 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
-import { Daemon } from '../../src/host/daemon.js';
+import { Daemon, type DaemonOptions } from '../../src/host/daemon.js';
+import { SocketOffload } from '../../src/host/offload/socket.js';
 import type { ChannelBackend, ShareBackend } from '../../src/host/backends.js';
 import type { GuestDriver } from '../../src/host/drivers/types.js';
 import type { ControlView, DecisionEntry, ProfilePoint, CalibrationResult } from '../../src/core/control-api.js';
@@ -90,7 +91,7 @@ function fakeDriver(alive: { value: boolean }): GuestDriver {
   };
 }
 
-async function rig(dir: string, opts: { budget?: number; clock?: FakeClock } = {}) {
+async function rig(dir: string, opts: { budget?: number; clock?: FakeClock; extra?: Partial<DaemonOptions> } = {}) {
   const shares = new FakeShares(dir);
   const channels = new FakeChannels();
   channels.sizeOf = (g) => shares.shares.get(g)?.size ?? 0;
@@ -99,6 +100,7 @@ async function rig(dir: string, opts: { budget?: number; clock?: FakeClock } = {
   const daemon = new Daemon({
     stateDir: dir, log, shares, channels, drivers: { sandbox: fakeDriver(alive) }, requireRoot: false, clock,
     ...(opts.budget !== undefined ? { shareBudgetBytes: opts.budget } : {}),
+    ...opts.extra,
   });
   await daemon.start();
   return { daemon, shares, channels, clock, alive };
@@ -221,4 +223,26 @@ test('calibration measures E[X|m] at several sizes through guest exec, fits and 
   await assert.rejects(daemon.execute({ op: 'control.calibrate', name: 'beta', body: { task: 'other', argv: ['true'], sizes: ['4M', '8M', '16M'] } }), { code: 'HYLICS_ERR_CONTROL_CALIBRATION_FAILED' });
   assert.equal(shares.shares.get('beta')!.size, 64 * MiB);
   await daemon.close();
+});
+
+test('socket offload ops from a guest go through the per-guest handoff rate, like module start/stop', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'hylics-fakes-'));
+  t.after(() => rm(dir, { recursive: true, force: true }));
+  const socketOffload = new SocketOffload({ log });
+  const { daemon, channels } = await rig(dir, { extra: { socketOffload, handoffRate: { burst: 3, perMinute: 1 } } });
+  await daemon.execute({ op: 'guest.create', body: { name: 'alpha', shareSize: '32M', memory: '256M' } });
+  await daemon.execute({ op: 'guest.create', body: { name: 'beta', shareSize: '32M', memory: '256M' } });
+  const begin = channels.handled.get('offload.socket.begin')!;
+  // another guest's address: refused by the offload itself (or unavailable without root), after the rate check
+  const p = { localAddr: '192.0.2.1', localPort: 80, remoteAddr: '192.0.2.2', remotePort: 4000, path: 'f', offset: 0, mode: 'return' };
+  const codes: string[] = [];
+  for (let i = 0; i < 4; i++) codes.push(await begin('alpha', p).then(() => 'ok', (e: HylicsError) => e.code));
+  assert.ok(codes.slice(0, 3).every((c) => c === 'HYLICS_ERR_OFFLOAD_NOT_GUEST_FLOW' || c === 'HYLICS_ERR_OFFLOAD_UNAVAILABLE'), codes.join());
+  assert.equal(codes[3], 'HYLICS_ERR_CHANNEL_BUSY', 'over the rate: refused before any host work');
+  assert.notEqual(await begin('beta', p).then(() => 'ok', (e: HylicsError) => e.code), 'HYLICS_ERR_CHANNEL_BUSY', 'another guest is not affected');
+  // release/fallback are not rate-limited (bounded by begin; a counter)
+  assert.deepEqual(await channels.handled.get('offload.socket.release')!('alpha', { handoff: 'h1' }), { released: false });
+  assert.deepEqual(await channels.handled.get('offload.socket.fallback')!('alpha', { reason: 'budget' }), { counted: true });
+  await daemon.close();
+  await socketOffload.close();
 });

@@ -10,7 +10,7 @@ import { HylicsError, toHylicsError } from '../../core/errors/index.js';
 import type { FallbackReason, OffloadBeginParamsT, OffloadSendResultT, TcpStateT } from '../../core/protocol/index.js';
 import { openBeneath, openShareDir } from '../../os/native.js';
 import {
-  closeNftSession, createSteerTable, ensurePolicyRouting, moveFlow, removePolicyRoutingIfUnused, removeSteerTable,
+  closeNftSession, createSteerTable, ensurePolicyRouting, listSteerTableGuests, moveFlow, removePolicyRoutingIfUnused, removeSteerTable,
   type Flow,
 } from '../../os/nft-steer.js';
 import { TCP_STATE, closeFd, freezeAndDump, queues, restore, sendfileFd, setRepair, shutdownWrite, tcpRepairAvailable } from '../../os/tcp-repair.js';
@@ -18,6 +18,8 @@ import type { ChannelBackend } from '../backends.js';
 
 /** Handoffs one guest may have in flight. */
 export const MAX_HANDOFFS_PER_GUEST = 128;
+/** File bytes one guest may have in flight in handoffs (sum of the counts begun and not done). */
+export const MAX_BYTES_PER_GUEST = 4 * 1024 ** 3;
 /** A held flow whose guest never sends its state is let go after this (the guest gave up or died). */
 export const HOLD_TIMEOUT_MS = 10_000;
 /** A connection handed back but never released is finished by the host after this. */
@@ -67,6 +69,8 @@ export interface SocketOffloadOptions {
   log: { debug(o: object, m: string): void; info(o: object, m: string): void; warn(o: object, m: string): void; error(o: object, m: string): void };
   registry?: Registry;
   maxPerGuest?: number;
+  /** File bytes in flight per guest (default MAX_BYTES_PER_GUEST). */
+  maxBytesPerGuest?: number;
 }
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
@@ -172,6 +176,12 @@ export class SocketOffload {
     try { file = openBeneath(dir, p.path); } finally { closeSync(dir); }
     const offset = Math.min(p.offset, file.size);
     const count = Math.min(p.count ?? file.size - offset, file.size - offset);
+    const bytesInFlight = [...this.handoffs.values()].reduce((n, x) => n + (x.guest === guest ? x.count : 0), 0);
+    const maxBytes = this.opts.maxBytesPerGuest ?? MAX_BYTES_PER_GUEST;
+    if (bytesInFlight + count > maxBytes) {
+      closeSync(file.fd);
+      throw new HylicsError('HYLICS_ERR_OFFLOAD_BUDGET', `${bytesInFlight} + ${count} file bytes in socket handoffs (at most ${maxBytes} in flight per guest)`, { bytesInFlight, count, maxBytes });
+    }
     const flow: Flow = { guestAddr: p.localAddr, guestPort: p.localPort, clientAddr: p.remoteAddr, clientPort: p.remotePort };
     const id = `h${this.nextId++}`;
     const h: Handoff = { id, guest, flow, fileFd: file.fd, offset, count, mode: p.mode, phase: 'held', orphan: false, t0: performance.now() };
@@ -382,6 +392,21 @@ export class SocketOffload {
     await removePolicyRoutingIfUnused().catch(() => undefined);
   }
 
+
+  /**
+   * At daemon start: the steering tables of these guests are a killed daemon's leftovers (flows held or steered for
+   * handoffs that died with it; its sockets went with its process). Drop them, and the routing if nobody needs it.
+   */
+  async reconcile(guests: string[]): Promise<void> {
+    if (this.unavailable) return;
+    const left = new Set(await listSteerTableGuests());
+    const stale = guests.filter((g) => left.has(g) && !this.tables.has(g));
+    for (const g of stale) await removeSteerTable(g);
+    if (stale.length > 0) {
+      this.opts.log.warn({ guests: stale }, 'socket offload: removed steering tables a previous daemon left');
+      await removePolicyRoutingIfUnused();
+    }
+  }
 
   async close(): Promise<void> {
     const guests = new Set([...this.handoffs.values()].map((h) => h.guest));
