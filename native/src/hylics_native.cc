@@ -8,7 +8,8 @@
 //  - TCP_REPAIR (socket offload, paper §4.2): tcpRepairDump freezes a connected TCP socket and reads its whole
 //    state (sequence numbers, both queues' bytes, window, MSS, window scale, SACK, timestamps), tcpRepairRestore
 //    builds a socket that carries on the same connection (optionally IP_TRANSPARENT, optionally in place of an
-//    existing fd with dup3 so the owner's fd number stays valid). The recipe is CRIU's libsoccr's.
+//    existing fd with dup3 so the owner's fd number stays valid, or on the same socket). The recipe is CRIU's libsoccr's.
+//  - recvWithFd / sendWithFd: one message with a file descriptor (SCM_RIGHTS), for apps handing a socket to the agent.
 // Errors carry `code` = a Hylics registry code and `errno` = the errno name.
 #include <napi.h>
 
@@ -461,11 +462,12 @@ bool RestoreQueue(int fd, int q, const char* data, size_t len, int* err, const c
   return true;
 }
 
-// tcpRepairRestore(state, { transparent?, replaceFd?, repairOff? }) -> fd. A new socket carrying the connection in
+// tcpRepairRestore(state, { transparent?, replaceFd?, inPlace?, repairOff? }) -> fd. A new socket carrying the connection in
 // `state`. transparent: IP_TRANSPARENT, so a foreign local address (the guest's, on the host) can be bound.
 // replaceFd: the new socket takes that fd number (dup3) right after bind, closing what was there (a frozen socket
 // of the same connection: in repair mode it goes silently); the owner's fd number stays valid. repairOff: 0 leaves
 // the socket in repair mode, 1 turns it off (the kernel then sends a window probe), -1 off without the probe.
+// inPlace (with replaceFd): restore on that very socket instead (see below), keeping its blocking mode.
 Napi::Value TcpRepairRestore(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (!info[0].IsObject()) { Napi::TypeError::New(env, "tcpRepairRestore(state, opts?)").ThrowAsJavaScriptException(); return env.Null(); }
@@ -474,6 +476,7 @@ Napi::Value TcpRepairRestore(const Napi::CallbackInfo& info) {
   bool transparent = opts.Has("transparent") && opts.Get("transparent").ToBoolean().Value();
   int replaceFd = opts.Has("replaceFd") && opts.Get("replaceFd").IsNumber() ? opts.Get("replaceFd").As<Napi::Number>().Int32Value() : -1;
   int repairOff = opts.Has("repairOff") && opts.Get("repairOff").IsNumber() ? opts.Get("repairOff").As<Napi::Number>().Int32Value() : 1;
+  bool inPlace = replaceFd >= 0 && opts.Has("inPlace") && opts.Get("inPlace").ToBoolean().Value();
   sockaddr_in local{}, peer{};
   local.sin_family = peer.sin_family = AF_INET;
   std::string la = st.Get("localAddr").ToString().Utf8Value(), pa = st.Get("remoteAddr").ToString().Utf8Value();
@@ -488,12 +491,26 @@ Napi::Value TcpRepairRestore(const Napi::CallbackInfo& info) {
   if (unsent > sendQ.Length()) unsent = sendQ.Length();
   Napi::Object w = st.Get("window").As<Napi::Object>();
 
-  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  int fd = inPlace ? replaceFd : socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd < 0) { MakeError(env, errno, "socket").ThrowAsJavaScriptException(); return env.Null(); }
   int err = 0;
   const char* what = nullptr;
   int one = 1;
+  int savedFlags = inPlace ? fcntl(fd, F_GETFL) : -1;
   do {
+    if (inPlace) {
+      // The same socket (open file description): every process holding it (an app that passed it with SCM_RIGHTS)
+      // sees the connection carried on. A frozen socket disconnects without a segment (tcp_disconnect in repair
+      // mode), then takes the new state like a fresh one; its port may stay bound (then bind says EINVAL).
+      if (setsockopt(fd, IPPROTO_TCP, TCP_REPAIR, &one, sizeof one) != 0) { err = errno; what = "TCP_REPAIR"; break; }
+      sockaddr unspec{};
+      unspec.sa_family = AF_UNSPEC;
+      if (connect(fd, &unspec, sizeof unspec) != 0) { err = errno; what = "disconnect (repair)"; break; }
+      int soerr = 0;
+      socklen_t sl = sizeof soerr;
+      getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &sl);  // clears the ECONNABORTED the disconnect left
+      if (bind(fd, reinterpret_cast<sockaddr*>(&local), sizeof local) != 0 && errno != EINVAL) { err = errno; what = "bind"; break; }
+    } else {
     // TCP_REPAIR after SO_REUSEADDR: repair mode sets SK_FORCE_REUSE (bind beside the listener and the frozen
     // socket of the same port), which SO_REUSEADDR would overwrite
     if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) != 0) { err = errno; what = "SO_REUSEADDR"; break; }
@@ -504,6 +521,7 @@ Napi::Value TcpRepairRestore(const Napi::CallbackInfo& info) {
       if (dup3(fd, replaceFd, O_CLOEXEC) < 0) { err = errno; what = "dup3"; break; }
       close(fd);
       fd = replaceFd;
+    }
     }
     int q = TCP_RECV_QUEUE;
     uint32_t seq = U32(st, "recvSeq") - static_cast<uint32_t>(recvQ.Length());
@@ -545,13 +563,16 @@ Napi::Value TcpRepairRestore(const Napi::CallbackInfo& info) {
       if (repairOff == 0 && setsockopt(fd, IPPROTO_TCP, TCP_REPAIR, &one, sizeof one) != 0) { err = errno; what = "TCP_REPAIR on"; break; }
     }
     int fl = fcntl(fd, F_GETFL);
-    if (fl >= 0) fcntl(fd, F_SETFL, fl | O_NONBLOCK);
+    if (inPlace && savedFlags >= 0) fcntl(fd, F_SETFL, savedFlags);  // the owner's blocking mode, as it was
+    else if (fl >= 0) fcntl(fd, F_SETFL, fl | O_NONBLOCK);
   } while (false);
   if (err != 0) {
     // still in repair mode (or never connected): closing sends nothing to the peer
     int on = kRepairOn;
     setsockopt(fd, IPPROTO_TCP, TCP_REPAIR, &on, sizeof on);
-    if (replaceFd >= 0 && fd == replaceFd) {
+    if (inPlace) {
+      // the owner's socket stays open (frozen, disconnected or half restored): its caller decides
+    } else if (replaceFd >= 0 && fd == replaceFd) {
       // keep the owner's fd number valid: park an unconnected socket there
       int spare = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
       if (spare >= 0) { dup3(spare, replaceFd, O_CLOEXEC); close(spare); }
@@ -611,7 +632,96 @@ Napi::Value ShutdownWrite(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
+// tcpNames(fd) -> { localAddr, localPort, remoteAddr, remotePort } of a connected IPv4 TCP socket.
+Napi::Value TcpNames(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!info[0].IsNumber()) { Napi::TypeError::New(env, "tcpNames(fd)").ThrowAsJavaScriptException(); return env.Null(); }
+  int fd = info[0].As<Napi::Number>().Int32Value();
+  sockaddr_in local{}, peer{};
+  socklen_t ll = sizeof local, pl = sizeof peer;
+  int type = 0;
+  socklen_t tl = sizeof type;
+  if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &tl) != 0 || type != SOCK_STREAM) { MakeError(env, errno ? errno : ENOTSOCK, "not a stream socket").ThrowAsJavaScriptException(); return env.Null(); }
+  if (getsockname(fd, reinterpret_cast<sockaddr*>(&local), &ll) != 0 || getpeername(fd, reinterpret_cast<sockaddr*>(&peer), &pl) != 0) {
+    MakeError(env, errno, "getsockname/getpeername").ThrowAsJavaScriptException(); return env.Null();
+  }
+  if (local.sin_family != AF_INET) { MakeError(env, EAFNOSUPPORT, "only IPv4 connections").ThrowAsJavaScriptException(); return env.Null(); }
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("localAddr", AddrString(local));
+  o.Set("localPort", ntohs(local.sin_port));
+  o.Set("remoteAddr", AddrString(peer));
+  o.Set("remotePort", ntohs(peer.sin_port));
+  return o;
+}
+
+// ---- SCM_RIGHTS (an app hands its socket to the guest agent over a Unix socket) ---------------------------
+
+// recvWithFd(unixFd, maxBytes) -> { data, fd } (fd -1 when none came), or null when nothing is there yet.
+// Non-blocking; received fds are close-on-exec; more than one fd in a message: the others are closed.
+Napi::Value RecvWithFd(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!info[0].IsNumber() || !info[1].IsNumber()) { Napi::TypeError::New(env, "recvWithFd(fd, maxBytes)").ThrowAsJavaScriptException(); return env.Null(); }
+  int fd = info[0].As<Napi::Number>().Int32Value();
+  size_t max = static_cast<size_t>(info[1].As<Napi::Number>().Int64Value());
+  if (max == 0 || max > (1u << 20)) { MakeError(env, EINVAL, "maxBytes").ThrowAsJavaScriptException(); return env.Null(); }
+  std::string buf(max, '\0');
+  iovec iov{&buf[0], max};
+  alignas(cmsghdr) char ctl[CMSG_SPACE(sizeof(int) * 8)];
+  msghdr msg{};
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  msg.msg_control = ctl;
+  msg.msg_controllen = sizeof ctl;
+  ssize_t n = recvmsg(fd, &msg, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+  if (n < 0) {
+    if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) return env.Null();
+    MakeError(env, errno, "recvmsg").ThrowAsJavaScriptException(); return env.Null();
+  }
+  int got = -1;
+  for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c != nullptr; c = CMSG_NXTHDR(&msg, c)) {
+    if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
+    size_t k = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+    for (size_t i = 0; i < k; i++) {
+      int f;
+      memcpy(&f, CMSG_DATA(c) + i * sizeof(int), sizeof f);
+      if (got < 0) got = f; else close(f);
+    }
+  }
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("data", Napi::Buffer<char>::Copy(env, buf.data(), static_cast<size_t>(n)));
+  o.Set("fd", Napi::Number::New(env, got));
+  o.Set("truncated", Napi::Boolean::New(env, (msg.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) != 0));
+  return o;
+}
+
+// sendWithFd(unixFd, data, fd) -> bytes sent: one message with `fd` attached (SCM_RIGHTS). Non-blocking.
+Napi::Value SendWithFd(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!info[0].IsNumber() || !info[1].IsBuffer() || !info[2].IsNumber()) { Napi::TypeError::New(env, "sendWithFd(fd, data, fdToSend)").ThrowAsJavaScriptException(); return env.Null(); }
+  int fd = info[0].As<Napi::Number>().Int32Value();
+  Napi::Buffer<char> data = info[1].As<Napi::Buffer<char>>();
+  int pass = info[2].As<Napi::Number>().Int32Value();
+  iovec iov{data.Data(), data.Length()};
+  alignas(cmsghdr) char ctl[CMSG_SPACE(sizeof(int))];
+  msghdr msg{};
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  msg.msg_control = ctl;
+  msg.msg_controllen = sizeof ctl;
+  cmsghdr* c = CMSG_FIRSTHDR(&msg);
+  c->cmsg_level = SOL_SOCKET;
+  c->cmsg_type = SCM_RIGHTS;
+  c->cmsg_len = CMSG_LEN(sizeof(int));
+  memcpy(CMSG_DATA(c), &pass, sizeof pass);
+  ssize_t n = sendmsg(fd, &msg, MSG_DONTWAIT | MSG_NOSIGNAL);
+  if (n < 0) { MakeError(env, errno, "sendmsg").ThrowAsJavaScriptException(); return env.Null(); }
+  return Napi::Number::New(env, static_cast<double>(n));
+}
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  exports.Set("tcpNames", Napi::Function::New(env, TcpNames));
+  exports.Set("recvWithFd", Napi::Function::New(env, RecvWithFd));
+  exports.Set("sendWithFd", Napi::Function::New(env, SendWithFd));
   exports.Set("openBeneath", Napi::Function::New(env, OpenBeneath));
   exports.Set("sendfile", Napi::Function::New(env, Sendfile));
   exports.Set("sendfileNow", Napi::Function::New(env, SendfileNow));

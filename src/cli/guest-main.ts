@@ -1,5 +1,5 @@
 // Entry point of the in-guest `hylics` command (the launcher the agent writes into /run/hylics/bin runs this).
-// Only the guest-side commands: task, tier, and module without GUEST (through the agent). Only the command being
+// Only the guest-side commands: task, tier, module without GUEST (through the agent), offload sendfile. Only the command being
 // run is loaded, and none of them loads the daemon, drivers or other host-only code: every millisecond of start-up
 // counts in a microVM under emulation.
 import { Command, CommanderError } from 'commander';
@@ -7,7 +7,7 @@ import { VERSION } from '../core/version.js';
 import { reportError } from './report.js';
 import { COMMANDS } from './commands/index.js';
 
-export const GUEST_COMMANDS = ['task', 'tier', 'module'];
+export const GUEST_COMMANDS = ['task', 'tier', 'module', 'offload'];
 
 const program = new Command('hylics')
   .description('Hylics inside a guest: tasks reported to the host, the tiered store, offload modules of this guest')

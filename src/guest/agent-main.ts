@@ -5,6 +5,7 @@
 //                    '--channel-unix', '/run/hylics/channel.sock',     // sandbox: the daemon listens there
 //                 or '--channel-port', 'org.hylics.channel.0',          // microVM: virtio-serial port by name
 //                    '--app-socket', '/run/hylics/agent.sock',           // apps (lib.ts) connect here; 'none' = off
+//                    '--offload-socket', '/run/hylics/offload.sock',     // apps pass sockets here (SCM_RIGHTS); 'none' = off
 //                    '--share', '/mnt/hylics',
 //                    '--log-level', 'info',                              // logs: JSON lines (pino) on stderr
 //                    '--disk-tier', '/var/lib/hylics-tier',              // the tiered store's disk tier ('none' = no store)
@@ -19,16 +20,18 @@
 import { parseArgs } from 'node:util';
 import { hostname } from 'node:os';
 import { mkdirSync } from 'node:fs';
-import { dirname } from 'node:path';
+import { dirname, join } from 'node:path';
 import { pino } from 'pino';
 import { Agent, DEFAULT_APP_SOCKET, DEFAULT_CHANNEL_SOCKET, DEFAULT_SHARE_DIR, type AgentChannel } from './agent.js';
 import { DEFAULT_BIN_DIR, installGuestCommand } from './launcher.js';
 import { parseTierOptions, TIER_ARGS } from './tier/options.js';
 import { TierManager } from './tier/manager.js';
 import { TierStore } from './tier/store.js';
+import { serveOffloadFd } from './offload-fd.js';
+import { tcpRepairAvailable } from '../os/tcp-repair.js';
 
 function usage(msg: string): never {
-  process.stderr.write(`hylics-agent: ${msg}\nusage: agent-main [--channel-unix PATH | --channel-port NAME] [--app-socket PATH|none] [--share DIR] [--name NAME] [--log-level LEVEL] [--disk-tier DIR|none] [--tier-idle DUR] [--tier-sweep DUR] [--tier-promote on|off] [--tier-headroom SIZE] [--bin-dir DIR|none]\n`);
+  process.stderr.write(`hylics-agent: ${msg}\nusage: agent-main [--channel-unix PATH | --channel-port NAME] [--app-socket PATH|none] [--offload-socket PATH|none] [--share DIR] [--name NAME] [--log-level LEVEL] [--disk-tier DIR|none] [--tier-idle DUR] [--tier-sweep DUR] [--tier-promote on|off] [--tier-headroom SIZE] [--bin-dir DIR|none]\n`);
   process.exit(2);
 }
 
@@ -39,6 +42,7 @@ try {
       'channel-unix': { type: 'string' },
       'channel-port': { type: 'string' },
       'app-socket': { type: 'string', default: DEFAULT_APP_SOCKET },
+      'offload-socket': { type: 'string' },
       share: { type: 'string', default: DEFAULT_SHARE_DIR },
       name: { type: 'string' },
       'log-level': { type: 'string', default: 'info' },
@@ -55,6 +59,8 @@ const channel: AgentChannel = values['channel-port']
   ? { kind: 'port', name: values['channel-port'] }
   : { kind: 'unix', path: values['channel-unix'] ?? DEFAULT_CHANNEL_SOCKET };
 const appSocket = values['app-socket'] === 'none' ? null : values['app-socket']!;
+// beside the app socket by default (/run/hylics/offload.sock)
+const offloadSocket = values['offload-socket'] === 'none' ? null : values['offload-socket'] ?? join(dirname(appSocket ?? DEFAULT_APP_SOCKET), 'offload.sock');
 const name = values.name ?? hostname();
 let tierOpts;
 try { tierOpts = parseTierOptions(values); } catch (e) { usage((e as Error).message); }
@@ -92,8 +98,18 @@ try {
   // a store that cannot open (share not mounted yet, disk tier unusable) does not keep the agent from serving
   await tier?.start().catch((e: unknown) => log.error({ err: (e as Error).message }, 'tier: store not available; tier ops will fail'));
   await agent.start();
+  if (offloadSocket) {
+    // socket offload for apps in any language: they pass their socket with SCM_RIGHTS (src/guest/offload-fd.ts)
+    const repair = tcpRepairAvailable();
+    if (!repair.ok) log.warn({ reason: repair.reason }, 'agent: no offload socket (needs the native addon)');
+    else {
+      mkdirSync(dirname(offloadSocket), { recursive: true });
+      const off = await serveOffloadFd(offloadSocket, values.share!, (op, p, o) => agent.hostRequest(op, p as never, o) as Promise<unknown>, (o, m) => log.warn(o, m));
+      process.once('exit', () => { void off.close(); });
+    }
+  }
 } catch (e) {
   log.fatal({ err: (e as Error).message }, 'agent: cannot start');
   process.exit(1);
 }
-log.info({ channel, appSocket, share: values.share }, 'agent: started');
+log.info({ channel, appSocket, offloadSocket, share: values.share }, 'agent: started');

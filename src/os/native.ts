@@ -26,7 +26,10 @@ export interface Addon {
   sendfileNow(outFd: number, inFd: number, offset: number, maxBytes: number): number;
   abortSendfile(jobId: number): void;
   tcpRepairDump(fd: number): NativeTcpState;
-  tcpRepairRestore(state: NativeTcpState, opts: { transparent?: boolean; replaceFd?: number; repairOff?: -1 | 0 | 1 }): number;
+  tcpRepairRestore(state: NativeTcpState, opts: { transparent?: boolean; replaceFd?: number; inPlace?: boolean; repairOff?: -1 | 0 | 1 }): number;
+  tcpNames(fd: number): { localAddr: string; localPort: number; remoteAddr: string; remotePort: number };
+  recvWithFd(unixFd: number, maxBytes: number): { data: Buffer; fd: number; truncated: boolean } | null;
+  sendWithFd(unixFd: number, data: Buffer, fd: number): number;
   tcpRepair(fd: number, value: -1 | 0 | 1): void;
   tcpQueues(fd: number): { outq: number; unsent: number; inq: number; state: number };
   closeFd(fd: number): void;

@@ -47,6 +47,9 @@ export interface RestoreOptions {
   replaceFd?: number;
   /** Leave the socket frozen (true) or thaw it (default). */
   frozen?: boolean;
+  /** With replaceFd: restore on that very socket (same open file description, blocking mode kept), so a socket
+   *  another process shares (passed with SCM_RIGHTS) carries on too. */
+  inPlace?: boolean;
 }
 
 /** A socket carrying on the connection of `state`; returns its fd (non-blocking, close-on-exec). */
@@ -56,6 +59,7 @@ export function restore(state: TcpStateT, opts: RestoreOptions = {}): number {
     return a.tcpRepairRestore(fromWire(state), {
       ...(opts.transparent ? { transparent: true } : {}),
       ...(opts.replaceFd !== undefined ? { replaceFd: opts.replaceFd } : {}),
+      ...(opts.inPlace ? { inPlace: true } : {}),
       repairOff: opts.frozen ? 0 : 1,
     });
   } catch (e) { throw repairError(e, 'restore'); }
@@ -152,4 +156,19 @@ export async function sendfileFd(sockFd: number, fileFd: number, offset: number,
   } catch (e) {
     throw fromNative(e, 'send', 'sendfile', { bytesSent: 0 });
   }
+}
+
+/** Local and remote address of a connected IPv4 TCP socket given by fd (an fd an app passed over). */
+export function tcpNames(fd: number): { localAddr: string; localPort: number; remoteAddr: string; remotePort: number } {
+  try { return need().tcpNames(fd); } catch (e) { throw socketError(e, 'getsockname'); }
+}
+
+/** One message and the fd attached to it (SCM_RIGHTS; -1 when none), or null when nothing is there yet. */
+export function recvWithFd(unixFd: number, maxBytes: number): { data: Buffer; fd: number; truncated: boolean } | null {
+  try { return need().recvWithFd(unixFd, maxBytes); } catch (e) { throw socketError(e, 'recvmsg'); }
+}
+
+/** Send one message with `fd` attached (SCM_RIGHTS). */
+export function sendWithFd(unixFd: number, data: Buffer, fd: number): number {
+  try { return need().sendWithFd(unixFd, data, fd); } catch (e) { throw socketError(e, 'sendmsg'); }
 }

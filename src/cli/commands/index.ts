@@ -22,6 +22,7 @@ export const COMMANDS: CommandEntry[] = [
   { name: 'control', summary: 'the share-size controller of a guest (paper §5): settings, decisions, calibration', load: () => import('./control.js') },
   { name: 'task', summary: 'tasks in a guest, reported to the host profiler (response times for the share controller)', load: () => import('./task.js') },
   { name: 'tier', summary: 'the guest\'s tiered store: the share (memory tier) and a directory on the guest\'s disk (disk tier)', load: () => import('./tier.js') },
+  { name: 'offload', summary: 'in a guest: hand a socket to the host for the send of a file (socket offload, any language)', load: () => import('./offload.js') },
   { name: 'example', summary: 'example apps that use Hylics from inside a guest (file-server: socket offload)', load: () => import('./example.js') },
   { name: 'demo', summary: 'run Hylics end to end on a temporary state dir: daemon, guest, shared files, compression + delivery, cleanup', load: () => import('./demo.js') },
 ];

@@ -11,6 +11,8 @@ import { HylicsError } from '../../core/errors/index.js';
 export interface UnixListenOptions {
   /** File mode of the socket (0o600: only root on the host; the agent's app socket is 0o666 so apps of any user can use it). */
   mode?: number;
+  /** Accepted sockets are not read until the handler says so (it may read them itself, e.g. with SCM_RIGHTS). */
+  pauseOnConnect?: boolean;
 }
 
 /** Listen on a Unix socket path, replacing a stale socket file left by a previous run (never a non-socket file). */
@@ -22,7 +24,7 @@ export async function listenUnix(path: string, onConnection: (s: Socket) => void
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
   }
-  const server = createServer({ allowHalfOpen: false }, onConnection);
+  const server = createServer({ allowHalfOpen: false, pauseOnConnect: opts.pauseOnConnect === true }, onConnection);
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(path, () => { server.off('error', reject); resolve(); });

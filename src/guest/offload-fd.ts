@@ -1,0 +1,161 @@
+// Socket offload for apps in any language (issue #10; docs/offload-socket.md "Other languages"): the app hands its
+// connected TCP socket to the guest agent over the agent's offload socket with SCM_RIGHTS, and the agent does the
+// handoff (it has CAP_NET_ADMIN; the app needs none, as with passt-repair). The connection is restored on the very
+// socket the app passed (same open file description), so the app's fd carries on with the sequence numbers
+// advanced. Protocol, one exchange per connection to /run/hylics/offload.sock:
+//   app -> agent: one message: a JSON object { path, offset?, count?, mode? } with the socket fd attached (SCM_RIGHTS)
+//   agent -> app: one JSON line { ok: true, bytes, by: "host"|"guest", reason?, finished? }
+//                 or { ok: false, error: { code, message, details? } }
+// The app must not read or write the socket until the answer came. `finished` (terminal mode) or an error with the
+// socket frozen (code HYLICS_ERR_PEER_CLOSED, or a lost handoff): the app closes its socket (no segment goes out).
+import { closeSync, fstatSync, openSync } from 'node:fs';
+import type { Server, Socket } from 'node:net';
+import { relative, resolve } from 'node:path';
+import { HylicsError, toHylicsError } from '../core/errors/index.js';
+import type { FallbackReason, OffloadBeginParamsT, OffloadSendResultT } from '../core/protocol/index.js';
+import { listenUnix, closeUnixServer } from '../os/channel/index.js';
+import { TCP_STATE, closeFd, freezeAndDump, queues, recvWithFd, restore, sendfileFd, tcpNames } from '../os/tcp-repair.js';
+import { reasonOf, QUIESCE_TIMEOUT_MS, SEND_TIMEOUT_MS, type SendfileResult } from './offload.js';
+
+export const DEFAULT_OFFLOAD_SOCKET = '/run/hylics/offload.sock';
+/** Largest request message (a JSON object with a path of at most 4096 bytes). */
+export const MAX_REQUEST_BYTES = 8192;
+/** How long an app may take to send its request after connecting. */
+const REQUEST_TIMEOUT_MS = 5_000;
+/** Poll interval while waiting for the request (the Unix socket is not read by libuv: it would drop the fd). */
+const RECV_POLL_MS = 2;
+/** A guest-side send that makes no progress for this long fails (the client is gone). */
+const GUEST_STALL_MS = 120_000;
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+export interface FdSendRequest { path: string; offset?: number; count?: number; mode?: 'return' | 'terminal' }
+/** The host ops the handoff needs (the agent's channel to the host). */
+export type HostRequest = (op: string, params: unknown, opts: { timeoutMs: number }) => Promise<unknown>;
+
+function checkRequest(v: unknown): FdSendRequest {
+  const r = v as Record<string, unknown>;
+  const bad = (m: string): never => { throw new HylicsError('HYLICS_ERR_INVALID_ARGUMENT', `offload request: ${m}`); };
+  if (typeof r !== 'object' || r === null || Array.isArray(r)) bad('not a JSON object');
+  for (const k of Object.keys(r)) if (!['path', 'offset', 'count', 'mode'].includes(k)) bad(`unknown field ${JSON.stringify(k)}`);
+  if (typeof r.path !== 'string' || r.path.length === 0 || r.path.length > 4096) bad('path must be a string of 1-4096 characters');
+  for (const k of ['offset', 'count'] as const) if (r[k] !== undefined && !(Number.isSafeInteger(r[k]) && (r[k] as number) >= 0)) bad(`${k} must be a whole number >= 0`);
+  if (r.mode !== undefined && r.mode !== 'return' && r.mode !== 'terminal') bad('mode must be return or terminal');
+  return r as unknown as FdSendRequest;
+}
+
+/** Wait until every byte on the socket was acknowledged (nothing the host would have to retransmit). */
+async function quiesceFd(fd: number): Promise<void> {
+  const until = Date.now() + QUIESCE_TIMEOUT_MS;
+  for (;;) {
+    const q = queues(fd);
+    if (q.state !== TCP_STATE.ESTABLISHED) throw new HylicsError('HYLICS_ERR_OFFLOAD_NOT_QUIESCENT', `connection is not established (TCP state ${q.state})`, { state: q.state });
+    if (q.outq === 0) return;
+    if (Date.now() > until) throw new HylicsError('HYLICS_ERR_OFFLOAD_NOT_QUIESCENT', `${q.outq} bytes not acknowledged by the peer after ${QUIESCE_TIMEOUT_MS} ms`, { outq: q.outq });
+    await sleep(1);
+  }
+}
+
+/**
+ * Send `count` bytes of `file` (inside `share`) from `offset` on the TCP socket `fd`, by the host when it can: the
+ * same steps as hylicsSendfile (src/guest/offload.ts) on a bare fd, restoring the connection in place.
+ */
+export async function sendfileOnFd(fd: number, req: FdSendRequest, share: string, request: HostRequest): Promise<SendfileResult> {
+  const abs = resolve(share, req.path);
+  const rel = relative(resolve(share), abs);
+  const offset = req.offset ?? 0;
+  const mode = req.mode ?? 'return';
+  const inGuest = async (reason: FallbackReason): Promise<SendfileResult> => {
+    void request('offload.socket.fallback', { reason }, { timeoutMs: 5000 }).catch(() => undefined);
+    const f = openSync(abs, 'r');
+    try {
+      const size = fstatSync(f).size;
+      const start = Math.min(offset, size);
+      const n = Math.min(req.count ?? size - start, size - start);
+      const bytes = n === 0 ? 0 : await sendfileFd(fd, f, start, n, GUEST_STALL_MS);
+      return { bytes, by: 'guest', reason };
+    } finally { closeSync(f); }
+  };
+  if (rel === '' || rel.startsWith('..') || rel.startsWith('/')) return inGuest('outside-share');
+  let names;
+  try {
+    names = tcpNames(fd);
+    await quiesceFd(fd);
+  } catch (e) { return inGuest(reasonOf(toHylicsError(e))); }
+  const begin: OffloadBeginParamsT = { ...names, path: rel, offset, ...(req.count !== undefined ? { count: req.count } : {}), mode };
+  let handoff: string;
+  try {
+    handoff = ((await request('offload.socket.begin', begin, { timeoutMs: 10_000 })) as { handoff: string }).handoff;
+  } catch (e) { return inGuest(reasonOf(toHylicsError(e))); }
+  let state;
+  try { state = freezeAndDump(fd); } catch (e) {
+    await request('offload.socket.release', { handoff }, { timeoutMs: 10_000 }).catch(() => undefined);
+    return inGuest(reasonOf(toHylicsError(e)));
+  }
+  let res: OffloadSendResultT;
+  try {
+    res = await request('offload.socket.send', { handoff, state }, { timeoutMs: SEND_TIMEOUT_MS }) as OffloadSendResultT;
+  } catch (e) {
+    const err = toHylicsError(e);
+    throw new HylicsError(err.code, `socket handoff lost: ${err.message} (close the socket)`, { ...err.details, handoff });
+  }
+  if (res.outcome === 'returned' && res.state) {
+    try {
+      restore(res.state, { replaceFd: fd, inPlace: true });
+    } catch (e) {
+      await request('offload.socket.release', { handoff, finish: true }, { timeoutMs: 10_000 }).catch(() => undefined);
+      const err = toHylicsError(e);
+      throw new HylicsError(err.code, `${err.message} (the host finishes the connection; close the socket)`, { ...err.details, handoff });
+    }
+    await request('offload.socket.release', { handoff }, { timeoutMs: 10_000 }).catch(() => undefined);
+    if (res.bytes === 0 && res.reason) return inGuest('host-refused');
+    return { bytes: res.bytes, by: 'host' };
+  }
+  if (res.outcome === 'finished') return { bytes: res.bytes, by: 'host', finished: true };
+  throw new HylicsError('HYLICS_ERR_PEER_CLOSED', `the client went away during the host's send: ${res.reason ?? ''} (close the socket)`, { bytesSent: res.bytes, handoff });
+}
+
+/** Read the one request message (and its fd) from an accepted, unread Unix socket. */
+async function readRequest(conn: Socket): Promise<{ req: FdSendRequest; fd: number }> {
+  const ufd = (conn as unknown as { _handle?: { fd?: number } })._handle?.fd;
+  if (typeof ufd !== 'number' || ufd < 0) throw new HylicsError('HYLICS_ERR_INVALID_ARGUMENT', 'offload socket: no fd');
+  const until = Date.now() + REQUEST_TIMEOUT_MS;
+  for (;;) {
+    const m = recvWithFd(ufd, MAX_REQUEST_BYTES);
+    if (m) {
+      const close = (): void => { if (m.fd >= 0) closeFd(m.fd); };
+      if (m.fd < 0) throw new HylicsError('HYLICS_ERR_INVALID_ARGUMENT', 'offload request without a socket fd (send it with SCM_RIGHTS in the same message)');
+      try {
+        if (m.truncated) throw new HylicsError('HYLICS_ERR_INVALID_ARGUMENT', `offload request over ${MAX_REQUEST_BYTES} bytes`);
+        let v: unknown;
+        try { v = JSON.parse(m.data.toString('utf8')); } catch { throw new HylicsError('HYLICS_ERR_INVALID_ARGUMENT', 'offload request is not JSON'); }
+        return { req: checkRequest(v), fd: m.fd };
+      } catch (e) { close(); throw e; }
+    }
+    if (Date.now() > until || conn.destroyed) throw new HylicsError('HYLICS_ERR_TIMEOUT', `no offload request within ${REQUEST_TIMEOUT_MS} ms`);
+    await sleep(RECV_POLL_MS);
+  }
+}
+
+/** The agent's offload socket: apps of any user (mode 0666) pass a socket and a file of the share. */
+export async function serveOffloadFd(path: string, share: string, request: HostRequest, log: (o: object, m: string) => void): Promise<{ server: Server; close: () => Promise<void> }> {
+  const server = await listenUnix(path, (conn) => {
+    conn.on('error', () => undefined);
+    void (async () => {
+      let reply: object;
+      let fd = -1;
+      try {
+        const r = await readRequest(conn);
+        fd = r.fd;
+        reply = { ok: true, ...(await sendfileOnFd(fd, r.req, share, request)) };
+      } catch (e) {
+        const err = toHylicsError(e);
+        log({ err: err.message, code: err.code }, 'offload socket: request failed');
+        reply = { ok: false, error: err.toJSON() };
+      } finally {
+        if (fd >= 0) { try { closeFd(fd); } catch { /* the app's copy stays open */ } }
+      }
+      conn.end(`${JSON.stringify(reply)}\n`);
+    })();
+  }, { mode: 0o666, pauseOnConnect: true });
+  return { server, close: () => closeUnixServer(server, path) };
+}
