@@ -7,7 +7,7 @@ import { existsSync } from 'node:fs';
 if (process.env.HYLICS_RUN_SETUP === '1') {
   delete process.env.HYLICS_RUN_SETUP;
   const { setup } = await import('../scripts/setup.mjs');
-  setup({ quiet: true });
+  setup({ quiet: true, cliOnly: true });
 }
 const main = new URL('../dist/src/cli/main.js', import.meta.url);
 if (!existsSync(main)) {

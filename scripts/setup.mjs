@@ -60,6 +60,9 @@ function newestMtime(dir) {
 /** Install and build what is stale. Imported by bin/hylics.js for ./hylics (one Node start instead of two). */
 export function setup(opts = {}) {
   if (opts.quiet !== undefined) quiet = opts.quiet;
+  // ./hylics runs dist/src only: it need not walk test/ and bench/ before every call (about half the check's
+  // file walk); `npm test` and `npm run setup` check those too (a change there is compiled with everything else)
+  const sourceDirs = opts.cliOnly ? ['src'] : ['src', 'test', 'bench'];
   // 1. Debian packages
   const debStamp = join(stampDir, 'debian');
   if (!existsSync(debStamp) || readFileSync(debStamp, 'utf8') !== debStampValue()) {
@@ -115,7 +118,7 @@ export function setup(opts = {}) {
   // 4. TypeScript build (src/core/version.ts first: it is generated from package.json)
   genVersion();
   const distStamp = join(root, 'dist', '.build-stamp');
-  const srcNewest = Math.max(newestMtime(join(root, 'src')), newestMtime(join(root, 'test')), newestMtime(join(root, 'bench')), statSync(join(root, 'tsconfig.json')).mtimeMs);
+  const srcNewest = Math.max(...sourceDirs.map((d) => newestMtime(join(root, d))), statSync(join(root, 'tsconfig.json')).mtimeMs);
   if (!existsSync(distStamp) || statSync(distStamp).mtimeMs < srcNewest) {
     say('compiling TypeScript');
     run(process.execPath, [join(root, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', 'tsconfig.json']);

@@ -1,4 +1,5 @@
-// Entry point of the `hylics` command (bin/hylics.js imports the compiled form).
-import { main } from './program.js';
+// Entry point of the `hylics` command (bin/hylics.js imports the compiled form). The most frequent calls
+// (status, guest ls) skip commander (./fast.ts); everything else loads the full program.
+import { runFast } from './fast.js';
 
-await main(process.argv);
+if (!(await runFast(process.argv.slice(2)))) await (await import('./program.js')).main(process.argv);
