@@ -255,7 +255,7 @@ EOF`);
         guest: { driver: 'sandbox', cpus: CPUS, memory: '1G', share: '512M (tmpfs)' },
         deliverFile: { bytes: deliverBytes, content: 'random' }, compressFile: { bytes: compressBytes, content: 'base64 of random bytes' },
         inGuestServer: 'lighttpd -D (network-backend sendfile) started with hylics guest exec, port 8080',
-        moduleServer: 'hylics module start --kind http --root www --port 8080 (host worker, uid 65534, native sendfile)',
+        moduleServer: 'hylics module start --kind http --root www --port 8080 (the guest\'s nginx engine on the host, worker uid 65534, sendfile)',
         compression: 'pigz -p 2 -c input.txt > /dev/null in the guest, timed in the guest',
         client: 'curl on the host, sequential full downloads of the file from the guest address; alone: '
           + `${ALONE_SECONDS} s or ${ALONE_MAX} downloads; with compression: until pigz ends (the download in flight then completes and counts)`,
