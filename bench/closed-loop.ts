@@ -26,7 +26,7 @@
 // Needs root (daemon, loop devices, cgroups), ffmpeg with libx264, vmtouch, losetup, mkfs.ext4.
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
+import { chownSync, closeSync, copyFileSync, existsSync, mkdirSync, readdirSync, openSync, readFileSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { request } from 'node:http';
 import { join } from 'node:path';
 import { renderSvg, type VegaLiteSpec } from '../src/core/plot.js';
@@ -241,7 +241,16 @@ async function main(): Promise<void> {
     loopDev = sh('losetup', ['--find', '--show', '--direct-io=on', image]);
     const rdev = statSync(loopDev).rdev;
     const majMin = `${(rdev >> 8) & 0xfff}:${(rdev & 0xff) | ((rdev >> 12) & 0xfff00)}`;
-    execFileSync('nsenter', ['-t', String(initPid), '-m', '--', 'mount', '-t', 'ext4', loopDev, DISK_TIER_IN_GUEST]);
+    try {
+      execFileSync('nsenter', ['-t', String(initPid), '-m', '--', 'mount', '-t', 'ext4', loopDev, DISK_TIER_IN_GUEST], { stdio: 'pipe' });
+    } catch {
+      // a container guest's /dev has only the standard nodes: name the device through a descriptor opened here,
+      // inherited by a mount running in the guest's mount and pid namespaces (its /proc/self is then its own)
+      const fd = openSync(loopDev, 'r');
+      try {
+        execFileSync('nsenter', ['-t', String(initPid), '-m', '-p', '--', 'mount', '--no-canonicalize', '-t', 'ext4', '/proc/self/fd/3', DISK_TIER_IN_GUEST], { stdio: ['ignore', 'pipe', 'pipe', fd] });
+      } finally { closeSync(fd); }
+    }
     execFileSync('nsenter', ['-t', String(initPid), '-m', '--', 'sh', '-c', `chmod 700 ${DISK_TIER_IN_GUEST} && chown ${rootUid}:${rootUid} ${DISK_TIER_IN_GUEST} && rmdir ${DISK_TIER_IN_GUEST}/lost+found`]);
     const bps = Math.round(READ_MBPS * 1e6);
     let throttle: string;
@@ -257,13 +266,16 @@ async function main(): Promise<void> {
     } else {
       // v1: the sandbox driver uses cpu, cpuacct, memory, pids; a blkio cgroup of the bench holds the guest's processes
       // (its init, agent and everything they start later inherit it)
-      blkioDir = `/sys/fs/cgroup/blkio/hylics-bench-${guest}`;
-      mkdirSync(blkioDir, { recursive: true });
-      writeFileSync(join(blkioDir, 'blkio.throttle.read_bps_device'), `${majMin} ${bps}`);
-      writeFileSync(join(blkioDir, 'blkio.throttle.read_iops_device'), `${majMin} ${READ_IOPS}`);
+      const own = `/sys/fs/cgroup/blkio/${cgroup}`;
+      blkioDir = existsSync(own) ? undefined : `/sys/fs/cgroup/blkio/hylics-bench-${guest}`;
+      const dirV1 = blkioDir ?? own;
+      if (blkioDir) mkdirSync(blkioDir, { recursive: true });
+      writeFileSync(join(dirV1, 'blkio.throttle.read_bps_device'), `${majMin} ${bps}`);
+      writeFileSync(join(dirV1, 'blkio.throttle.read_iops_device'), `${majMin} ${READ_IOPS}`);
       const pids = readFileSync(`/sys/fs/cgroup/memory/${cgroup}/cgroup.procs`, 'utf8').split('\n').filter(Boolean);
-      for (const p of pids) { try { writeFileSync(join(blkioDir, 'cgroup.procs'), p); } catch { /* exited meanwhile */ } }
-      throttle = `cgroup v1 ${blkioDir}: blkio.throttle.read_bps_device ${majMin} ${bps}, read_iops_device ${READ_IOPS} (${pids.length} guest processes moved in)`;
+      if (blkioDir) for (const p of pids) { try { writeFileSync(join(blkioDir, 'cgroup.procs'), p); } catch { /* exited meanwhile */ } }
+      throttle = `cgroup v1 ${dirV1}: blkio.throttle.read_bps_device ${majMin} ${bps}, read_iops_device ${READ_IOPS}`
+        + (blkioDir ? ` (a blkio cgroup of the bench: ${pids.length} guest processes moved in)` : ' (the guest\'s own blkio cgroup)');
     }
     log(`disk tier: ${loopDev} (${majMin}, ext4 ${IMAGE_MIB} MiB, direct I/O to the image) on ${DISK_TIER_IN_GUEST} in the guest; ${throttle}`);
 
@@ -278,7 +290,7 @@ async function main(): Promise<void> {
       // last used an hour ago: otherwise the agent's promotion after share.resized ("used within the idle time")
       // would pull them into the share before the run
       const old = new Date(Date.now() - 3600_000);
-      for (const n of names) { copyFileSync(join(catDir, n), join(diskTierHost, n)); utimesSync(join(diskTierHost, n), old, old); }
+      for (const n of names) { const f = join(diskTierHost, n); copyFileSync(join(catDir, n), f); chownSync(f, rootUid, rootUid); utimesSync(f, old, old); }
       execFileSync('sync', ['-f', join(diskTierHost, names[0]!)]);
       execFileSync('vmtouch', ['-qe', diskTierHost]);
       await session.cli(['share', 'resize', guest, `${mib}M`]);
