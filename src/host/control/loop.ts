@@ -364,16 +364,18 @@ export class ControlLoop {
       metrics?.targetBytes.set({ guest: e.guest }, d.sizeBytes);
       metrics?.decisions.inc({ guest: e.guest, action });
       if (action !== 'hold') this.deps.log.info({ guest: e.guest, ...entry }, 'control decision');
-      await this.deps.saveLog?.(e.guest, e.decisions).catch((err) => this.deps.log.warn({ guest: e.guest, err: String(err) }, 'could not persist the decision log'));
-      await this.persistLearned(e, true);
       if (applied.appliedBytes !== usage.sizeBytes) after = await this.deps.usage(e.guest).catch(() => ({ ...usage, sizeBytes: applied.appliedBytes }));
     }
-    if (!e.ctl) await this.persistLearned(e, false);
     push(e.profile, {
       t: now, lambda, responseMeanMs: all.meanMs, p95Ms: all.p95Ms, tasks: all.completions,
       sizeBytes: after.sizeBytes, usedBytes: after.usedBytes, freeBytes: Math.max(0, after.sizeBytes - after.usedBytes),
       hitRatio: all.hitRatio, evictions: e.evictions, promotions: e.promotions, cpuSeconds: e.cpu,
     }, PROFILE_MAX);
+    // persisted last: the decision and its profile point are both visible before the (slower) file writes
+    if (e.ctl && e.settings) {
+      await this.deps.saveLog?.(e.guest, e.decisions).catch((err) => this.deps.log.warn({ guest: e.guest, err: String(err) }, 'could not persist the decision log'));
+    }
+    await this.persistLearned(e, e.ctl !== null && e.settings !== null);
   }
 
   /** The size this guest may have under the host budget (never below its min), and a note when the budget decided. */
