@@ -48,7 +48,7 @@ async function checksums(dir: string): Promise<Record<string, string>> {
   return out;
 }
 
-test('closed loop on a sandbox guest: grows under load, shrinks when idle, no file changed, resumes after kill -9', { skip: NOT_ROOT, timeout: 600_000 }, async (t) => {
+test('closed loop on a sandbox guest: grows under load, shrinks when idle, no file changed, resumes after kill -9', { skip: NOT_ROOT, timeout: 900_000 }, async (t) => {
   const dir = await tempStateDir('hylics-ctl-');
   const name = `ctl${process.pid % 100000}`;
   let daemon: ChildProcess | undefined = await startDaemon(dir);
@@ -138,12 +138,16 @@ test('closed loop on a sandbox guest: grows under load, shrinks when idle, no fi
   await t.test('idle: the share shrinks (through the tier, or kept at its usage without one), never below usage', async () => {
     const grown = await size();
     // the improved scheme holds a grown share for 60 s of controller time after a growth (dwell; the restarted
-    // controller remembers its last growth), then shrinks at most 40 % per step
+    // controller remembers its last growth), then shrinks at most 40 % per step, never below the working set it
+    // predicts from λ, which it also remembers across the restart and which decays with a 60 s half-life: from the
+    // load phase's share down to a few MiB takes some half-lives
     const downs = (l: DecisionEntry[]) => l.filter((d) => d.action !== 'hold' && d.action !== 'grow' && d.targetBytes < d.sizeBytes);
     // done when the controller has reached what it can: the share at the target (tier) or held at usage (no tier)
     const settled = (l: DecisionEntry[]) => downs(l).some((d) => (tierOps ? d.appliedBytes <= d.targetBytes : d.action === 'clamped' || d.action === 'refused'));
     let log = await decisions();
-    for (const until = Date.now() + 180_000; Date.now() < until && !settled(log);) { await sleep(1000); log = await decisions(); }
+    // (with a tier the share comes down in steps: done when it is near min, not at the first step)
+    const done = async (l: DecisionEntry[]): Promise<boolean> => (tierOps ? settled(l) && (await size()) < 8 * MiB : settled(l));
+    for (const until = Date.now() + 360_000; Date.now() < until && !(await done(log));) { await sleep(1000); log = await decisions(); }
     const down = downs(log);
     assert.ok(down.length > 0, JSON.stringify(log.slice(-5)));
     const after = await json<GuestView>('guest', 'show', name);
@@ -191,11 +195,14 @@ test('closed loop on a sandbox guest: grows under load, shrinks when idle, no fi
     assert.equal(r.points.length, 3);
     assert.ok(r.points.every((p) => p.runs === 2 && p.meanS > 0 && p.minS <= p.meanS && p.meanS <= p.maxS && p.sdS >= 0));
     assert.ok(Number.isFinite(r.model.a) && Number.isFinite(r.model.b) && r.model.c > 0);
-    assert.equal(await size(), sizeBefore, 'the share went back to its size');
+    // back to its size, or below: the loop, still shrinking toward the idle working set, may take a step between
+    // the read above and the calibration's pause
+    const restored = await size();
+    assert.ok(restored <= sizeBefore, `the share went back to its size: ${sizeBefore} -> ${restored}`);
     const v = await json<ControlView>('control', 'show', name);
     assert.equal(v.calibrated, false, 'the regulated task (work) is still on its provisional model: calibration is per task');
     const bad = await cli('control', 'calibrate', name, '--task', 'hash', '--sizes', '10M,12M,16M', '--', 'sh', '-c', 'exit 3');
     assert.equal(errorCode(bad), 'HYLICS_ERR_CONTROL_CALIBRATION_FAILED');
-    assert.equal(await size(), sizeBefore);
+    assert.ok(await size() <= restored);
   });
 });
