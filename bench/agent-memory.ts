@@ -64,7 +64,15 @@ try {
 }
 const median = (xs: number[]): number => xs.sort((a, c) => a - c)[Math.floor(xs.length / 2)]!;
 const agents = [...new Set(rows.map((r) => r.agent))];
-const summary = Object.fromEntries(agents.map((a) => [a, { rssMiB: median(rows.filter((r) => r.agent === a).map((r) => r.rssMiB)), pssMiB: median(rows.filter((r) => r.agent === a).map((r) => r.pssMiB)) }]));
+const summary = Object.fromEntries(
+  agents.map((a) => [
+    a,
+    {
+      rssMiB: median(rows.filter((r) => r.agent === a).map((r) => r.rssMiB)),
+      pssMiB: median(rows.filter((r) => r.agent === a).map((r) => r.pssMiB)),
+    },
+  ]),
+);
 const out = { summary, idleS, node: process.version, bundleBytes: b.stdout.trim(), rows };
 await writeFile(resultPath('agent-memory.json'), JSON.stringify(out, null, 2) + '\n');
 await writeFile(resultPath('agent-memory.svg'), await renderSvg(groupedBarChart(`guest agent memory, idle ${idleS} s after start (median of ${rounds})`,

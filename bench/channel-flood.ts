@@ -3,7 +3,8 @@
 // side in one run. Each side: its own daemon and a sandbox guest (0.5 CPU); API latency (GET /v1/guests/NAME over
 // the Unix socket, one request at a time) first idle, then while root in the guest runs the flooder
 // (test/helpers/channel-flooder.ts: valid task.report frames as fast as the socket takes them, reconnecting when
-// cut off) after stopping the guest's agent (SIGSTOP: it would take the channel back). Also the daemon's CPU share and the bytes the daemon took in versus the bytes the flooder wrote.
+// cut off) after stopping the guest's agent (SIGSTOP: it would take the channel back). Also the daemon's CPU share and
+// the bytes the daemon took in versus the bytes the flooder wrote.
 //   npm run bench -- channel-flood [--seconds 15] [--idle-seconds 5]
 // Writes bench/results/channel-flood.{json,svg}. Needs root.
 import { writeFileSync, readFileSync, existsSync } from 'node:fs';
@@ -33,7 +34,8 @@ function get(socketPath: string, path: string): Promise<string> {
   });
 }
 
-const pct = (sorted: number[], p: number): number => sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))] ?? NaN;
+const pct = (sorted: number[], p: number): number =>
+  sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))] ?? NaN;
 
 /** Daemon CPU seconds (utime + stime) from /proc. */
 function cpuSeconds(pid: number): number {
@@ -57,7 +59,13 @@ async function latency(sock: string, seconds: number, pid: number): Promise<Omit
   }
   const wall = (performance.now() - t0) / 1000;
   xs.sort((a, b) => a - b);
-  return { requests: xs.length, p50Ms: pct(xs, 0.5), p99Ms: pct(xs, 0.99), maxMs: xs[xs.length - 1]!, daemonCpuPct: (100 * (cpuSeconds(pid) - c0)) / wall };
+  return {
+    requests: xs.length,
+    p50Ms: pct(xs, 0.5),
+    p99Ms: pct(xs, 0.99),
+    maxMs: xs[xs.length - 1]!,
+    daemonCpuPct: (100 * (cpuSeconds(pid) - c0)) / wall,
+  };
 }
 
 async function side(budget: 'off' | 'on'): Promise<{ rows: Row[]; flood: FloodResult; daemonReceivedBytes: number; disconnects: number }> {
@@ -106,7 +114,10 @@ async function main(): Promise<void> {
     seconds: SECONDS,
     guest: 'sandbox, 0.5 CPU; flooder = test/helpers/channel-flooder.ts as root in the guest',
     rows,
-    flood: { off: { ...off.flood, daemonReceivedBytes: off.daemonReceivedBytes }, on: { ...on.flood, daemonReceivedBytes: on.daemonReceivedBytes, budgetDisconnects: on.disconnects } },
+    flood: {
+      off: { ...off.flood, daemonReceivedBytes: off.daemonReceivedBytes },
+      on: { ...on.flood, daemonReceivedBytes: on.daemonReceivedBytes, budgetDisconnects: on.disconnects },
+    },
     p99UnderFloodOffOverOn: ratio(off.rows, 'flood').p99Ms / ratio(on.rows, 'flood').p99Ms,
   };
   writeFileSync(resultPath('channel-flood.json'), JSON.stringify(out, null, 2) + '\n');

@@ -64,7 +64,13 @@ async function measureRtt(config: string, once: () => Promise<unknown>): Promise
     xs.push(Number(process.hrtime.bigint() - t0) / 1000);
   }
   xs.sort((a, b) => a - b);
-  const r = { config, p50Us: pct(xs, 0.5), p99Us: pct(xs, 0.99), meanUs: xs.reduce((a, b) => a + b, 0) / xs.length, samples: xs.length };
+  const r = {
+    config,
+    p50Us: pct(xs, 0.5),
+    p99Us: pct(xs, 0.99),
+    meanUs: xs.reduce((a, b) => a + b, 0) / xs.length,
+    samples: xs.length,
+  };
   say(`${config}: p50 ${r.p50Us.toFixed(1)} us, p99 ${r.p99Us.toFixed(1)} us`);
   return r;
 }
@@ -126,7 +132,12 @@ async function main(): Promise<void> {
     for (const k of [1, 16, 64]) thr.push(await measureThroughput('agent health', k, () => server.request('bench', 'health', {})));
 
     const base = lat[0]!;
-    const ratios = Object.fromEntries(lat.map((l) => [l.config, { p50VsRaw: +(l.p50Us / base.p50Us).toFixed(2), p99VsRaw: +(l.p99Us / base.p99Us).toFixed(2) }]));
+    const ratios = Object.fromEntries(
+      lat.map((l) => [
+        l.config,
+        { p50VsRaw: +(l.p50Us / base.p50Us).toFixed(2), p99VsRaw: +(l.p99Us / base.p99Us).toFixed(2) },
+      ]),
+    );
     const pipelining = Object.fromEntries(['request (small)', 'agent health'].map((c) => {
       const one = thr.find((x) => x.config === c && x.inFlight === 1)!.msgsPerSec;
       return [c, Object.fromEntries(thr.filter((x) => x.config === c).map((x) => [`x${x.inFlight}`, +(x.msgsPerSec / one).toFixed(2)]))];
@@ -145,7 +156,11 @@ async function main(): Promise<void> {
     writeFileSync(resultPath('channel-rtt.json'), JSON.stringify(out, null, 2) + '\n');
     const latPoints: BarPoint[] = lat.flatMap((l) => [{ group: l.config, bar: 'p50', value: +l.p50Us.toFixed(1) }, { group: l.config, bar: 'p99', value: +l.p99Us.toFixed(1) }]);
     const thrPoints: BarPoint[] = thr.map((x) => ({ group: x.config, bar: `${x.inFlight} in flight`, value: x.msgsPerSec }));
-    const strip = (s: VegaLiteSpec) => { const c = { ...(s as unknown as Record<string, unknown>) }; delete c.$schema; return c; };
+    const strip = (s: VegaLiteSpec) => {
+      const c = { ...(s as unknown as Record<string, unknown>) };
+      delete c.$schema;
+      return c;
+    };
     const spec = {
       $schema: 'https://vega.github.io/schema/vega-lite/v5.json',
       title: 'Control channel over a Unix socket (two processes)',
@@ -156,7 +171,17 @@ async function main(): Promise<void> {
     } as unknown as VegaLiteSpec;
     writeFileSync(resultPath('channel-rtt.svg'), await renderSvg(spec));
     say('wrote bench/results/channel-rtt.json and .svg');
-    console.log(JSON.stringify({ latency: lat.map((l) => ({ config: l.config, p50Us: +l.p50Us.toFixed(1), p99Us: +l.p99Us.toFixed(1) })), throughput: thr, ratios: out.ratios }, null, 2));
+    console.log(
+      JSON.stringify(
+        {
+          latency: lat.map((l) => ({ config: l.config, p50Us: +l.p50Us.toFixed(1), p99Us: +l.p99Us.toFixed(1) })),
+          throughput: thr,
+          ratios: out.ratios,
+        },
+        null,
+        2,
+      ),
+    );
     peer.close();
     rawSock.destroy();
   } finally {

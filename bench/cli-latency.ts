@@ -47,7 +47,8 @@ function timeOnce(argv: string[]): { wallMs: number; cpuMs: number | undefined }
   return { wallMs, cpuMs: m ? (Number(m[1]) + Number(m[2])) * 1000 : undefined };
 }
 
-const pct = (sorted: number[], p: number): number => sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))]!;
+const pct = (sorted: number[], p: number): number =>
+  sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))]!;
 
 if (process.getuid?.() !== 0) { console.error('cli-latency needs root (it starts hylicsd)'); process.exit(1); }
 const checkouts: Array<{ label: string; root: string }> = [{ label: 'this checkout', root: PACKAGE_ROOT }];
@@ -60,7 +61,16 @@ const stateDir = await tempStateDir('hylics-bench-cli-');
 const logFd = openSync(join(stateDir, 'hylicsd.log'), 'a');
 const daemon = spawn(NODE_BIN, [join(PACKAGE_ROOT, 'bin', 'hylics.js'), 'daemon', '--state-dir', stateDir, '--no-guest-firewall'], { stdio: ['ignore', logFd, logFd] });
 closeSync(logFd);
-const rows: Array<{ checkout: string; case: string; p50Ms: number; p95Ms: number; minMs: number; meanMs: number; cpuP50Ms: number | undefined; runs: number }> = [];
+const rows: Array<{
+  checkout: string;
+  case: string;
+  p50Ms: number;
+  p95Ms: number;
+  minMs: number;
+  meanMs: number;
+  cpuP50Ms: number | undefined;
+  runs: number;
+}> = [];
 try {
   for (let i = 0; ; i++) {
     if ((await hylics(['status', '--state-dir', stateDir])).code === 0) break;

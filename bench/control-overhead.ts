@@ -32,17 +32,37 @@ class SimClock implements Clock {
   t = 0;
   timers = new Map<number, { at: number; fn: () => void }>();
   private id = 0;
-  now(): number { return this.t; }
-  setTimer(fn: () => void, ms: number): unknown { const id = ++this.id; this.timers.set(id, { at: this.t + ms, fn }); return id; }
-  clearTimer(h: unknown): void { this.timers.delete(h as number); }
+  now(): number {
+    return this.t;
+  }
+  setTimer(fn: () => void, ms: number): unknown {
+    const id = ++this.id;
+    this.timers.set(id, { at: this.t + ms, fn });
+    return id;
+  }
+  clearTimer(h: unknown): void {
+    this.timers.delete(h as number);
+  }
   due(): Array<() => void> {
     const out: Array<() => void> = [];
-    for (const [id, x] of this.timers) if (x.at <= this.t) { out.push(x.fn); this.timers.delete(id); }
+    for (const [id, x] of this.timers)
+      if (x.at <= this.t) {
+        out.push(x.fn);
+        this.timers.delete(id);
+      }
     return out;
   }
 }
 
-interface Row { config: string; cpuSeconds: number; simulatedSeconds: number; percentOfOneCore: number; reports: number; decisions: number; spreadPercent?: [number, number] }
+interface Row {
+  config: string;
+  cpuSeconds: number;
+  simulatedSeconds: number;
+  percentOfOneCore: number;
+  reports: number;
+  decisions: number;
+  spreadPercent?: [number, number];
+}
 
 async function run(config: string, loopOn: boolean, intervalMin: string, intervalMax: string): Promise<Row> {
   const clock = new SimClock();
@@ -58,15 +78,31 @@ async function run(config: string, loopOn: boolean, intervalMin: string, interva
     request: async (g, op, p) => {
       const s = shares.get(g)!;
       if (op === 'tier.shrink') { s.used = Math.min(s.used, (p as { targetUsedBytes: number }).targetUsedBytes); return { usedBytes: s.used, movedFiles: 1, movedBytes: 0, ok: true }; }
-      return { memoryFiles: 1, memoryBytes: s.used, diskFiles: 0, diskBytes: 0, evictions: 0, promotions: 0, hits: 0, misses: 0 };
+      return {
+        memoryFiles: 1,
+        memoryBytes: s.used,
+        diskFiles: 0,
+        diskBytes: 0,
+        evictions: 0,
+        promotions: 0,
+        hits: 0,
+        misses: 0,
+      };
     },
     notify: () => {},
     cpuSeconds: async () => clock.now() / 1000,
   });
   const names = Array.from({ length: GUESTS }, (_, i) => `g${i}`);
-  const settings = parseControlBody({ slo: '10s', task: 'work', min: '32M', max: '256M', intervalMin, intervalMax }, {
-    guestMemoryBytes: 512 * MiB, hostMemoryBytes: 1024 * 1024 * MiB, budgetBytes: GUESTS * 64 * MiB, othersMinBytes: 0, knowsTask: () => true,
-  });
+  const settings = parseControlBody(
+    { slo: '10s', task: 'work', min: '32M', max: '256M', intervalMin, intervalMax },
+    {
+      guestMemoryBytes: 512 * MiB,
+      hostMemoryBytes: 1024 * 1024 * MiB,
+      budgetBytes: GUESTS * 64 * MiB,
+      othersMinBytes: 0,
+      knowsTask: () => true,
+    },
+  );
   for (const g of names) {
     shares.set(g, { size: 64 * MiB, used: 40 * MiB });
     if (loopOn) await loop.attach(g, { settings });
@@ -98,7 +134,14 @@ async function run(config: string, loopOn: boolean, intervalMin: string, interva
   const decisions = names.reduce((a, g) => a + loop.decisions(g, 1000).length, 0);
   loop.close();
   const cpuSeconds = (used.user + used.system) / 1e6;
-  return { config, cpuSeconds, simulatedSeconds: SECONDS, percentOfOneCore: (100 * cpuSeconds) / SECONDS, reports, decisions };
+  return {
+    config,
+    cpuSeconds,
+    simulatedSeconds: SECONDS,
+    percentOfOneCore: (100 * cpuSeconds) / SECONDS,
+    reports,
+    decisions,
+  };
 }
 
 say(`${GUESTS} guests, ${RATE} task/s each (start + end reports), ${SECONDS} simulated seconds per configuration`);

@@ -42,7 +42,12 @@ try {
     const g = JSON.parse(r.stdout) as GuestView;
     const gm = await cgroupMemory(g);
     await new Promise((res) => setTimeout(res, 300));
-    const row = { guests: i, daemonRssMiB: (await rssKiB(daemon.pid!)) / 1024, createMs, ...(gm !== undefined ? { guestMemMiB: gm / 1048576 } : {}) };
+    const row = {
+      guests: i,
+      daemonRssMiB: (await rssKiB(daemon.pid!)) / 1024,
+      createMs,
+      ...(gm !== undefined ? { guestMemMiB: gm / 1048576 } : {}),
+    };
     rows.push(row);
     process.stderr.write(`[${i}/${n}] ${name}: created in ${createMs} ms; hylicsd RSS ${row.daemonRssMiB.toFixed(1)} MiB${gm !== undefined ? `, guest cgroup ${(gm / 1048576).toFixed(1)} MiB` : ''}\n`);
   }

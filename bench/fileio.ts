@@ -69,7 +69,12 @@ async function onHost(argv: string[]): Promise<{ out: string; code: number }> {
   return { out: r.stdout + r.stderr, code: r.code };
 }
 
-interface Place { target: Target; dir: string; exec: (argv: string[]) => Promise<{ out: string; code: number }>; direct: boolean }
+interface Place {
+  target: Target;
+  dir: string;
+  exec: (argv: string[]) => Promise<{ out: string; code: number }>;
+  direct: boolean;
+}
 
 async function fioOn(p: Place, rw: string, bs: string): Promise<void> {
   const file = join(p.dir, 'fio.dat');
@@ -118,7 +123,13 @@ const ctx: DriverContext = {
   stateDir, log,
 };
 const cacheDir = argOf('cache-dir', '/var/tmp/hylics-bench-cache');
-const driver = new MicrovmDriver({ stateDir: cacheDir, log, diskBytes: 1024 * MiB, agentArgv: false, onProgress: (m) => say(m) });
+const driver = new MicrovmDriver({
+  stateDir: cacheDir,
+  log,
+  diskBytes: 1024 * MiB,
+  agentArgv: false,
+  onProgress: (m) => say(m),
+});
 const hostTmpfs = join(stateDir, 'host-tmpfs');
 let state: DriverState | undefined;
 let boot: Record<string, number> = {};
@@ -164,7 +175,8 @@ try {
   await rm(stateDir, { recursive: true, force: true });
 }
 
-const get = (target: Target, test: string, bs: string): number => results.find((r) => r.target === target && r.test === test && r.bs === bs)?.MBps ?? NaN;
+const get = (target: Target, test: string, bs: string): number =>
+  results.find((r) => r.target === target && r.test === test && r.bs === bs)?.MBps ?? NaN;
 const ratios = [...PATTERNS, 'dd conv=fsync'].flatMap((test) => BLOCKS.map((bs) => ({
   test, bs,
   shareOverDisk: get('guest share (virtio-fs)', test, bs) / get('guest disk (virtio-blk)', test, bs),

@@ -24,7 +24,15 @@ const cal = calibrateServiceModel({ vcpus: 4, ramGB: 16 });
 const calibrationMs = Number(process.hrtime.bigint() - tc) / 1e6;
 log(`  calibration of E[X|m] (11 sizes x 8 simulated hours at 1 task/min): ${calibrationMs.toFixed(1)} ms`);
 for (const scheme of ALL_SCHEMES) {
-  const cfg = (seed: number) => defaultSimConfig({ seed, vcpus: 4, ramGB: 16, workload: paperWorkload(2), controller: schemeConfig(scheme, cal.model, evalBounds(2)), record: true });
+  const cfg = (seed: number) =>
+    defaultSimConfig({
+      seed,
+      vcpus: 4,
+      ramGB: 16,
+      workload: paperWorkload(2),
+      controller: schemeConfig(scheme, cal.model, evalBounds(2)),
+      record: true,
+    });
   for (let i = 0; i < 5; i++) simulate(cfg(1000 + i));
   const ts: number[] = [];
   for (let i = 0; i < 40; i++) {
@@ -59,7 +67,10 @@ for (const r of table.rows) {
   if (Object.values(r.improvedBeatsAq).every(Boolean)) impRows.meansAll5++;
   if (Object.values(iv).every((p) => p.verdict !== 'worse')) impRows.neverWorse++;
   if (['error', 'p95', 'sloWindows', 'sloTasks'].every((k) => iv[k]?.verdict !== 'worse')) impRows.neverWorseSlo++;
-  for (const [k, p] of Object.entries(iv)) { const c = (verdictCount[k] ??= {}); c[p.verdict] = (c[p.verdict] ?? 0) + 1; }
+  for (const [k, p] of Object.entries(iv)) {
+    const c = (verdictCount[k] ??= {});
+    c[p.verdict] = (c[p.verdict] ?? 0) + 1;
+  }
   for (const s of ALL_SCHEMES) {
     const m = S(r, s).metrics;
     const acc = (totals[s] ??= {});
@@ -89,7 +100,11 @@ for (const r of psRows) log(`  #${r.workload} ${r.vcpus} vCPU ${r.ramGB} GB | pa
 // 2d. what any share controller can reach on #2 under each reading of its period: every segment in memory
 // (static 1 GiB share), per guest model; the paper's A+Q is 11.4-16.0 s on these rows
 log('bounds on workload #2 per reading of its period (all in memory, static 1 GiB share): pure M/G/1-PS vs default guest');
-const periodBounds: { serialFraction: number; phaseS: number; rows: { vcpus: number; ramGB: number; error: number; errorStd: number; paperAq: number }[] }[] = [];
+const periodBounds: {
+  serialFraction: number;
+  phaseS: number;
+  rows: { vcpus: number; ramGB: number; error: number; errorStd: number; paperAq: number }[];
+}[] = [];
 for (const sf of [0, 0.1]) {
   for (const phaseS of [0, 30, 60, 600]) {
     const b = runTable3({ seeds: SEEDS, schemes: ['static'], rows: TABLE3.filter((r) => r.workload === 2), maxMiB: 1024, service: { serialFraction: sf }, w2PhaseS: phaseS, configure: (_s, c) => ({ ...c, initialBytes: 1024 * 1024 * 1024 }) });
@@ -122,11 +137,33 @@ for (const r of opRows) log(`  #${r.workload} ${r.vcpus} vCPU ${r.ramGB} GB | ad
 // M/G/1-PS; bench/transcode-model.ts measures x264 on this machine), how many Table 3 rows meet each goal. No
 // single s meets goals 1 and 2 together (docs/controller.md, "Goal map").
 log('goal map: rows meeting each goal per serial fraction s of the guest (paper schemes + improved, and the all-in-memory bound)');
-const goalMap: { serialFraction: number; atStake: number; orderedMeans: number; orderedPaired: number; aqLePaper: number; boundLePaper: number; improvedAll5Means: number; improvedNeverWorse: number; aqTotal: number; improvedTotal: number }[] = [];
+const goalMap: {
+  serialFraction: number;
+  atStake: number;
+  orderedMeans: number;
+  orderedPaired: number;
+  aqLePaper: number;
+  boundLePaper: number;
+  improvedAll5Means: number;
+  improvedNeverWorse: number;
+  aqTotal: number;
+  improvedTotal: number;
+}[] = [];
 for (const sf of [0, 0.05, 0.1, 0.15, 0.2, 0.22, 0.25]) { // 0.22: measured by bench/transcode-model.ts
   const g = runTable3({ seeds: SEEDS, schemes: ['adaptive', 'queue', 'aq', 'improved'], service: { serialFraction: sf } });
   const b = runTable3({ seeds: SEEDS, schemes: ['static'], maxMiB: 1024, service: { serialFraction: sf }, configure: (_s, c) => ({ ...c, initialBytes: 1024 * 1024 * 1024 }) });
-  const e = { serialFraction: sf, atStake: 0, orderedMeans: 0, orderedPaired: 0, aqLePaper: 0, boundLePaper: 0, improvedAll5Means: 0, improvedNeverWorse: 0, aqTotal: 0, improvedTotal: 0 };
+  const e = {
+    serialFraction: sf,
+    atStake: 0,
+    orderedMeans: 0,
+    orderedPaired: 0,
+    aqLePaper: 0,
+    boundLePaper: 0,
+    improvedAll5Means: 0,
+    improvedNeverWorse: 0,
+    aqTotal: 0,
+    improvedTotal: 0,
+  };
   g.rows.forEach((r, i) => {
     // the SLO is at stake on a row when some paper scheme misses it by at least 1 s summed over the hour
     if (Math.max(S(r, 'adaptive').error, S(r, 'queue').error, S(r, 'aq').error) >= 1) e.atStake++;
@@ -157,7 +194,8 @@ for (const [name, w] of Object.entries(HARD_WORKLOADS)) {
   for (const vcpus of [4, 8]) {
     const c = runComparison(name, w, { vcpus, ramGB: 16, seeds: SEEDS });
     const imp = c.schemes.improved!, aq = c.schemes.aq!;
-    const ratio = (k: keyof MetricStats): number => (aq[k].mean === 0 ? (imp[k].mean === 0 ? 1 : Infinity) : imp[k].mean / aq[k].mean);
+    const ratio = (k: keyof MetricStats): number =>
+      aq[k].mean === 0 ? (imp[k].mean === 0 ? 1 : Infinity) : imp[k].mean / aq[k].mean;
     const entry = { workload: name, vcpus, ramGB: 16, beats: beats(imp, aq), paired: pairedGoals(c.perSeed.improved!, c.perSeed.aq!), improvedOverAq: { error: ratio('error'), p95: ratio('p95R'), sloWindows: ratio('sloWindowFraction'), sloTasks: ratio('sloTaskFraction'), gbHours: ratio('gbHours') }, schemes: Object.fromEntries(Object.entries(c.schemes).map(([s, m]) => [s, { error: m.error.mean, errorStd: m.error.std, p95: m.p95R.mean, sloWindows: m.sloWindowFraction.mean, sloTasks: m.sloTaskFraction.mean, gbHours: m.gbHours.mean, peakMB: m.peakSizeMiB.max, actuations: m.actuations.mean }])) };
     hard.push(entry);
     log(`  ${name} ${vcpus} vCPU: improved/aq error ${entry.improvedOverAq.error.toFixed(2)}, p95 ${entry.improvedOverAq.p95.toFixed(2)}, SLO minutes ${entry.improvedOverAq.sloWindows.toFixed(2)}, SLO tasks ${entry.improvedOverAq.sloTasks.toFixed(2)}, GB·h ${entry.improvedOverAq.gbHours.toFixed(2)} (aq error ${aq.error.mean.toFixed(1)} s, improved ${imp.error.mean.toFixed(1)} s; aq ${aq.gbHours.mean.toFixed(3)} GB·h, improved ${imp.gbHours.mean.toFixed(3)}) | paired ${Object.entries(entry.paired).map(([k, p]) => `${k}:${p.verdict}`).join(' ')}`);
@@ -168,9 +206,21 @@ for (const [name, w] of Object.entries(HARD_WORKLOADS)) {
 const out = {
   generatedBy: 'npx tsx bench/sim-table3.ts',
   seeds: SEEDS,
-  errorDefinition: 'sum over the 60 fixed one-minute windows of the hour of max(0, mean response time of the tasks completed in the window - 10 s) (docs/controller.md)',
+  errorDefinition:
+    'sum over the 60 fixed one-minute windows of the hour of max(0, mean response time of the tasks completed in the window - 10 s) (docs/controller.md)',
   speed: { calibrationMs, perSimulatedHour: speed },
-  table3: { rows: table.rows, wallMs: tableMs, simulatedHours: table.runs, ordered, orderedPaired, aqAtOrBelowPaper: aqLe, aqPeakOk: aqPeak, improvedRows: impRows, improvedVerdicts: verdictCount, totals },
+  table3: {
+    rows: table.rows,
+    wallMs: tableMs,
+    simulatedHours: table.runs,
+    ordered,
+    orderedPaired,
+    aqAtOrBelowPaper: aqLe,
+    aqPeakOk: aqPeak,
+    improvedRows: impRows,
+    improvedVerdicts: verdictCount,
+    totals,
+  },
   bounds,
   pureMG1PS: psRows,
   periodBounds,

@@ -57,8 +57,17 @@ function hostCpu(): { busy: number; steal: number } {
 /** One run of n tasks started together, each with T threads. `othersCpu`: CPUs (average over the run) this machine
  * spent outside the guest, plus steal; the host is shared, so a run where others took a real share is `contended`. */
 interface Cell {
-  cpus: number; round: number; n: number; threads: number; taskSeconds: number[]; meanSeconds: number; makespanSeconds: number;
-  guestCpuSeconds: number; wallSeconds: number; othersCpu: number; contended: boolean;
+  cpus: number;
+  round: number;
+  n: number;
+  threads: number;
+  taskSeconds: number[];
+  meanSeconds: number;
+  makespanSeconds: number;
+  guestCpuSeconds: number;
+  wallSeconds: number;
+  othersCpu: number;
+  contended: boolean;
 }
 
 /** The sh script run in the guest: n background transcodes, each timed with date +%s.%N around it; prints
@@ -72,9 +81,21 @@ function script(n: number, threads: number): string {
 }
 
 interface CapResult {
-  cpus: number; rounds: number; maxN: number;
+  cpus: number;
+  rounds: number;
+  maxN: number;
   alone: { t1: number[]; t2: number[]; t1Median: number; t2Median: number; speedupS2: number; serialFraction: number };
-  table: Array<{ n: number; measuredMeanSeconds: number; measuredRuns: number[]; contendedOnly: boolean; pureMg1Ps: number; amdahlPs: number; ratioVsPurePs: number; ratioVsAmdahlPs: number; guestCpuSecondsPerRun: number }>;
+  table: Array<{
+    n: number;
+    measuredMeanSeconds: number;
+    measuredRuns: number[];
+    contendedOnly: boolean;
+    pureMg1Ps: number;
+    amdahlPs: number;
+    ratioVsPurePs: number;
+    ratioVsAmdahlPs: number;
+    guestCpuSecondsPerRun: number;
+  }>;
 }
 
 async function main(): Promise<void> {
@@ -124,15 +145,28 @@ async function main(): Promise<void> {
         }
         const g0 = cgroupCpuSeconds(cgroup); const h0 = hostCpu(); const w0 = performance.now();
         const out = (await gexec(guest, script(n, threads))).stdout;
-        const guestCpuSeconds = cgroupCpuSeconds(cgroup) - g0; const h1 = hostCpu(); const wallSeconds = (performance.now() - w0) / 1000;
+        const guestCpuSeconds = cgroupCpuSeconds(cgroup) - g0;
+        const h1 = hostCpu();
+        const wallSeconds = (performance.now() - w0) / 1000;
         const othersCpu = ((h1.busy - h0.busy + h1.steal - h0.steal) / CLK_TCK - guestCpuSeconds) / wallSeconds;
         if (/FAIL/.test(out)) throw new Error(`a transcode failed in the guest: ${out.slice(0, 2000)}`);
         const rows = out.trim().split('\n').map((l) => l.trim().split(/\s+/).map(Number)).filter((r) => r.length === 3 && r.every(Number.isFinite));
         if (rows.length !== n) throw new Error(`expected ${n} timings, got: ${out.slice(0, 2000)}`);
         const taskSeconds = rows.map(([, s, e]) => e! - s!);
         const start = Math.min(...rows.map((r) => r[1]!)); const end = Math.max(...rows.map((r) => r[2]!));
-        return { cpus, round, n, threads, taskSeconds, meanSeconds: mean(taskSeconds), makespanSeconds: end - start, guestCpuSeconds, wallSeconds,
-          othersCpu, contended: othersCpu > contendedAbove(cpus) };
+        return {
+          cpus,
+          round,
+          n,
+          threads,
+          taskSeconds,
+          meanSeconds: mean(taskSeconds),
+          makespanSeconds: end - start,
+          guestCpuSeconds,
+          wallSeconds,
+          othersCpu,
+          contended: othersCpu > contendedAbove(cpus),
+        };
       };
 
       // warm-up (page cache, ffmpeg's libraries), not counted
@@ -159,7 +193,9 @@ async function main(): Promise<void> {
 
       // medians over the uncontended runs of a configuration; over all of them when every run was contended
       const all = cells.filter((c) => c.cpus === cpus);
-      const mine = all.filter((c) => !c.contended || all.every((d) => d.n !== c.n || d.threads !== c.threads || d.contended));
+      const mine = all.filter(
+        (c) => !c.contended || all.every((d) => d.n !== c.n || d.threads !== c.threads || d.contended),
+      );
       const t1 = mine.filter((c) => c.n === 1 && c.threads === 1).map((c) => c.meanSeconds);
       const t2 = mine.filter((c) => c.n === 1 && c.threads === T_CONC).map((c) => c.meanSeconds);
       const t1Median = median(t1); const t2Median = median(t2);
@@ -173,8 +209,17 @@ async function main(): Promise<void> {
         const measured = median(runs.map((c) => c.meanSeconds));
         const pure = n * t2Median;
         const amdahl = t2Median / psRate(n, cpus, sModel, T_CONC);
-        table.push({ n, measuredMeanSeconds: measured, measuredRuns: runs.map((c) => c.meanSeconds), contendedOnly: runs.some((c) => c.contended), pureMg1Ps: pure, amdahlPs: amdahl,
-          ratioVsPurePs: measured / pure, ratioVsAmdahlPs: measured / amdahl, guestCpuSecondsPerRun: median(runs.map((c) => c.guestCpuSeconds)) });
+        table.push({
+          n,
+          measuredMeanSeconds: measured,
+          measuredRuns: runs.map((c) => c.meanSeconds),
+          contendedOnly: runs.some((c) => c.contended),
+          pureMg1Ps: pure,
+          amdahlPs: amdahl,
+          ratioVsPurePs: measured / pure,
+          ratioVsAmdahlPs: measured / amdahl,
+          guestCpuSecondsPerRun: median(runs.map((c) => c.guestCpuSeconds)),
+        });
       }
       caps.push({ cpus, rounds, maxN, alone: { t1, t2, t1Median, t2Median, speedupS2, serialFraction }, table });
       log(`cpus ${cpus}: alone T=1 ${t1Median.toFixed(2)} s, T=2 ${t2Median.toFixed(2)} s -> S(2) = ${speedupS2.toFixed(3)}, s = ${serialFraction.toFixed(3)}`);

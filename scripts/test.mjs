@@ -19,7 +19,9 @@ function walk(dir) {
   });
 }
 const filters = process.argv.slice(2).filter((a) => !a.startsWith('-'));
-const files = walk(testDir).filter((f) => filters.length === 0 || filters.some((x) => relative(testDir, f).includes(x))).sort();
+const files = walk(testDir)
+  .filter((f) => filters.length === 0 || filters.some((x) => relative(testDir, f).includes(x)))
+  .sort();
 if (files.length === 0) { console.error('no test files matched'); process.exit(1); }
 // One microVM image build and one KVM probe for the whole run (and shared with `hylics demo`), not one per test.
 const env = { ...process.env, HYLICS_CACHE_DIR: process.env.HYLICS_CACHE_DIR || '/var/cache/hylics' };

@@ -47,35 +47,63 @@ function target(stateDir: string): Target {
 }
 
 /** One API call. Resolves to the parsed JSON (or text) body; throws the daemon's HylicsError on 4xx/5xx. */
-export function apiRequest<T = unknown>(stateDir: string, method: string, path: string, body?: unknown, timeoutMs = 10 * 60_000): Promise<T> {
+export function apiRequest<T = unknown>(
+  stateDir: string,
+  method: string,
+  path: string,
+  body?: unknown,
+  timeoutMs = 10 * 60_000,
+): Promise<T> {
   const payload = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
   let t: Target;
-  try { t = target(stateDir); } catch (e) { return Promise.reject(e); }
+  try {
+    t = target(stateDir);
+  } catch (e) {
+    return Promise.reject(e);
+  }
   const socketPath = t.where;
   return new Promise<T>((resolve, reject) => {
-    const req = request({
-      ...t.options, method, path,
-      headers: { ...(t.options.headers as Record<string, string>), ...(payload ? { 'content-type': 'application/json', 'content-length': payload.length } : {}) },
-      timeout: timeoutMs,
-    }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => {
-        const text = Buffer.concat(chunks).toString('utf8');
-        const isJson = (res.headers['content-type'] ?? '').includes('json');
-        let parsed: unknown = text;
-        if (isJson && text.length > 0) {
-          try { parsed = JSON.parse(text); } catch { return reject(new HylicsError('HYLICS_ERR_INTERNAL', `daemon sent invalid JSON (${res.statusCode})`)); }
-        }
-        if ((res.statusCode ?? 500) >= 400) {
-          const err = (parsed as { error?: unknown })?.error;
-          return reject(err ? HylicsError.fromJSON(err) : new HylicsError('HYLICS_ERR_INTERNAL', `daemon answered ${res.statusCode}: ${text.slice(0, 200)}`));
-        }
-        resolve(parsed as T);
-      });
-      res.on('error', reject);
-    });
-    req.on('timeout', () => req.destroy(new HylicsError('HYLICS_ERR_TIMEOUT', `no answer from hylicsd within ${timeoutMs} ms`)));
+    const req = request(
+      {
+        ...t.options,
+        method,
+        path,
+        headers: {
+          ...(t.options.headers as Record<string, string>),
+          ...(payload ? { 'content-type': 'application/json', 'content-length': payload.length } : {}),
+        },
+        timeout: timeoutMs,
+      },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => {
+          const text = Buffer.concat(chunks).toString('utf8');
+          const isJson = (res.headers['content-type'] ?? '').includes('json');
+          let parsed: unknown = text;
+          if (isJson && text.length > 0) {
+            try {
+              parsed = JSON.parse(text);
+            } catch {
+              return reject(new HylicsError('HYLICS_ERR_INTERNAL', `daemon sent invalid JSON (${res.statusCode})`));
+            }
+          }
+          if ((res.statusCode ?? 500) >= 400) {
+            const err = (parsed as { error?: unknown })?.error;
+            return reject(
+              err
+                ? HylicsError.fromJSON(err)
+                : new HylicsError('HYLICS_ERR_INTERNAL', `daemon answered ${res.statusCode}: ${text.slice(0, 200)}`),
+            );
+          }
+          resolve(parsed as T);
+        });
+        res.on('error', reject);
+      },
+    );
+    req.on('timeout', () =>
+      req.destroy(new HylicsError('HYLICS_ERR_TIMEOUT', `no answer from hylicsd within ${timeoutMs} ms`)),
+    );
     req.on('error', (e: NodeJS.ErrnoException) => {
       if (e instanceof HylicsError) return reject(e);
       const code = codeForErrno('apiConnect', e.code);
@@ -83,9 +111,10 @@ export function apiRequest<T = unknown>(stateDir: string, method: string, path: 
         return reject(new HylicsError(code, `permission denied on ${socketPath}: the daemon is root-only`));
       }
       const listen = t.options.socketPath ? '' : ' --listen ...';
-      const why = e.code === 'ENOENT' || e.code === 'ECONNREFUSED'
-        ? `hylicsd is not running on ${socketPath} (start it with: hylics daemon --state-dir ${stateDir}${listen})`
-        : `cannot reach hylicsd on ${socketPath}: ${e.message}`;
+      const why =
+        e.code === 'ENOENT' || e.code === 'ECONNREFUSED'
+          ? `hylicsd is not running on ${socketPath} (start it with: hylics daemon --state-dir ${stateDir}${listen})`
+          : `cannot reach hylicsd on ${socketPath}: ${e.message}`;
       reject(new HylicsError(code, why, { socket: socketPath }));
     });
     if (payload) req.write(payload);

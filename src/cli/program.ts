@@ -39,7 +39,10 @@ function inheritGlobals(action: Command): void {
     const key = o.flags.split(/[ ,]/).find((f) => f.startsWith('--'))!.slice(2).replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
     for (let c: Command | null = action; c; c = c.parent) {
       const v: unknown = c.getOptionValue(key);
-      if (v !== undefined) { if (c !== action) action.setOptionValueWithSource(key, v, c.getOptionValueSource(key)); break; }
+      if (v !== undefined) {
+        if (c !== action) action.setOptionValueWithSource(key, v, c.getOptionValueSource(key));
+        break;
+      }
     }
   }
 }

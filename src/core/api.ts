@@ -109,7 +109,11 @@ export const StatusView = Type.Object({
 export type StatusView = Static<typeof StatusView>;
 
 export const ErrorBody = Type.Object({
-  error: Type.Object({ code: Type.String(), message: Type.String(), details: Type.Optional(Type.Record(Type.String(), Type.Unknown())) }),
+  error: Type.Object({
+    code: Type.String(),
+    message: Type.String(),
+    details: Type.Optional(Type.Record(Type.String(), Type.Unknown())),
+  }),
 });
 
 /** A module as the host reports it (the channel op's result type, so HTTP and channel callers see one shape). */

@@ -18,7 +18,13 @@ export async function renderSvg(spec: VegaLiteSpec): Promise<string> {
 export interface SeriesPoint { x: number; y: number; series: string }
 
 /** A line chart of several named series sharing x and y axes. */
-export function lineChart(title: string, points: SeriesPoint[], xTitle: string, yTitle: string, opts: { width?: number; height?: number } = {}): VegaLiteSpec {
+export function lineChart(
+  title: string,
+  points: SeriesPoint[],
+  xTitle: string,
+  yTitle: string,
+  opts: { width?: number; height?: number } = {},
+): VegaLiteSpec {
   return {
     $schema: 'https://vega.github.io/schema/vega-lite/v5.json',
     title,
@@ -37,7 +43,12 @@ export function lineChart(title: string, points: SeriesPoint[], xTitle: string, 
 export interface BarPoint { group: string; bar: string; value: number }
 
 /** Grouped bars: one group per x category, one bar per configuration (the benchmarks' side-by-side ratios). */
-export function groupedBarChart(title: string, points: BarPoint[], yTitle: string, opts: { width?: number; height?: number } = {}): VegaLiteSpec {
+export function groupedBarChart(
+  title: string,
+  points: BarPoint[],
+  yTitle: string,
+  opts: { width?: number; height?: number } = {},
+): VegaLiteSpec {
   return {
     $schema: 'https://vega.github.io/schema/vega-lite/v5.json',
     title,

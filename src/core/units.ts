@@ -50,7 +50,9 @@ export function parseCpus(input: string | number, max = 1024): number {
 const DURATION_RE = /^(\d+(?:\.\d+)?)\s*(ms|s|m|h)?$/i;
 const DURATION_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
 
-/** Parse "500ms", "10s", "4m", "1h" (or a number of milliseconds) into milliseconds. Throws HYLICS_ERR_INVALID_ARGUMENT. */
+/**
+ * Parse "500ms", "10s", "4m", "1h" (or a number of milliseconds) into milliseconds. Throws HYLICS_ERR_INVALID_ARGUMENT.
+ */
 export function parseDuration(input: string | number, what = 'duration'): number {
   const ms = typeof input === 'number' ? input : (() => {
     const m = DURATION_RE.exec(input.trim());

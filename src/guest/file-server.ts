@@ -20,7 +20,12 @@ export interface FileServerOptions {
   log?: (msg: string) => void;
 }
 
-export interface FileServerStats { requests: number; byHost: number; byGuest: number; fallbacks: Record<string, number> }
+export interface FileServerStats {
+  requests: number;
+  byHost: number;
+  byGuest: number;
+  fallbacks: Record<string, number>;
+}
 
 /** Request heads above this are refused (431). */
 const MAX_HEAD_BYTES = 16 * 1024;
@@ -53,7 +58,9 @@ export function parseRange(h: string | undefined, size: number): { start: number
   return { start, end };
 }
 
-export function startFileServer(o: FileServerOptions): Promise<{ server: Server; stats: FileServerStats; close: () => Promise<void> }> {
+export function startFileServer(
+  o: FileServerOptions,
+): Promise<{ server: Server; stats: FileServerStats; close: () => Promise<void> }> {
   const root = resolve(o.root);
   const stats: FileServerStats = { requests: 0, byHost: 0, byGuest: 0, fallbacks: {} };
   const offloadOpts: OffloadOptions = { ...(o.share ? { share: o.share } : {}) };
@@ -61,44 +68,81 @@ export function startFileServer(o: FileServerOptions): Promise<{ server: Server;
 
   const respond = async (socket: Socket, head: Head): Promise<boolean> => {
     stats.requests++;
-    const keepAlive = head.version === 'HTTP/1.1' ? head.headers.get('connection')?.toLowerCase() !== 'close' : head.headers.get('connection')?.toLowerCase() === 'keep-alive';
+    const keepAlive =
+      head.version === 'HTTP/1.1'
+        ? head.headers.get('connection')?.toLowerCase() !== 'close'
+        : head.headers.get('connection')?.toLowerCase() === 'keep-alive';
     const conn = keepAlive ? 'keep-alive' : 'close';
     const simple = (status: string, body: string): boolean => {
-      socket.write(`HTTP/1.1 ${status}\r\nContent-Type: text/plain\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: ${conn}\r\n\r\n${body}`);
+      socket.write(
+        `HTTP/1.1 ${status}\r\nContent-Type: text/plain\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: ${conn}\r\n\r\n${body}`,
+      );
       return keepAlive;
     };
     if (head.method !== 'GET' && head.method !== 'HEAD') return simple('405 Method Not Allowed', 'only GET and HEAD\n');
     let rel: string;
-    try { rel = decodeURIComponent(head.path.split('?')[0]!); } catch { return simple('400 Bad Request', 'bad path\n'); }
+    try {
+      rel = decodeURIComponent(head.path.split('?')[0]!);
+    } catch {
+      return simple('400 Bad Request', 'bad path\n');
+    }
     const file = resolve(root, `.${rel}`);
     if (file !== root && !file.startsWith(root + sep)) return simple('403 Forbidden', 'outside the root\n');
     let fd: number;
-    try { fd = openSync(file, 'r'); } catch { return simple('404 Not Found', 'not found\n'); }
+    try {
+      fd = openSync(file, 'r');
+    } catch {
+      return simple('404 Not Found', 'not found\n');
+    }
     let size: number;
     try {
       const st = fstatSync(fd);
       if (!st.isFile()) return simple('404 Not Found', 'not a file\n');
       size = st.size;
-    } finally { closeSync(fd); }
+    } finally {
+      closeSync(fd);
+    }
     const range = parseRange(head.headers.get('range'), size);
     if (range === 'bad') {
-      socket.write(`HTTP/1.1 416 Range Not Satisfiable\r\nContent-Range: bytes */${size}\r\nContent-Length: 0\r\nConnection: ${conn}\r\n\r\n`);
+      socket.write(
+        `HTTP/1.1 416 Range Not Satisfiable\r\nContent-Range: bytes */${size}\r\nContent-Length: 0\r\nConnection: ${conn}\r\n\r\n`,
+      );
       return keepAlive;
     }
     const start = range ? range.start : 0;
     const len = range ? range.end - range.start + 1 : size;
-    socket.write([
-      `HTTP/1.1 ${range ? '206 Partial Content' : '200 OK'}`, 'Content-Type: application/octet-stream', `Content-Length: ${len}`,
-      'Accept-Ranges: bytes', ...(range ? [`Content-Range: bytes ${range.start}-${range.end}/${size}`] : []), `Connection: ${conn}`, '', '',
-    ].join('\r\n'));
+    socket.write(
+      [
+        `HTTP/1.1 ${range ? '206 Partial Content' : '200 OK'}`,
+        'Content-Type: application/octet-stream',
+        `Content-Length: ${len}`,
+        'Accept-Ranges: bytes',
+        ...(range ? [`Content-Range: bytes ${range.start}-${range.end}/${size}`] : []),
+        `Connection: ${conn}`,
+        '',
+        '',
+      ].join('\r\n'),
+    );
     if (head.method === 'HEAD' || len === 0) return keepAlive;
     if (o.offload === 'socket' && len >= (o.offloadMinBytes ?? 0)) {
-      const r = await hylicsSendfile(socket, file, start, len, { ...offloadOpts, mode: keepAlive ? 'return' : 'terminal' });
-      if (r.by === 'host') stats.byHost++; else { log(`sent in the guest (${r.reason ?? 'error'}): ${lastFallback()?.message ?? ''}`); stats.byGuest++; stats.fallbacks[r.reason ?? 'error'] = (stats.fallbacks[r.reason ?? 'error'] ?? 0) + 1; }
+      const r = await hylicsSendfile(socket, file, start, len, {
+        ...offloadOpts,
+        mode: keepAlive ? 'return' : 'terminal',
+      });
+      if (r.by === 'host') stats.byHost++;
+      else {
+        log(`sent in the guest (${r.reason ?? 'error'}): ${lastFallback()?.message ?? ''}`);
+        stats.byGuest++;
+        stats.fallbacks[r.reason ?? 'error'] = (stats.fallbacks[r.reason ?? 'error'] ?? 0) + 1;
+      }
       if (r.finished) return false;
     } else {
       const f = openSync(file, 'r');
-      try { await sendFileToSocket(socket, f, start, len); } finally { closeSync(f); }
+      try {
+        await sendFileToSocket(socket, f, start, len);
+      } finally {
+        closeSync(f);
+      }
       stats.byGuest++;
     }
     return keepAlive;
@@ -117,22 +161,37 @@ export function startFileServer(o: FileServerOptions): Promise<{ server: Server;
         for (;;) {
           const end = buf.indexOf('\r\n\r\n');
           if (end < 0) {
-            if (buf.length > MAX_HEAD_BYTES) { socket.end('HTTP/1.1 431 Request Header Fields Too Large\r\nContent-Length: 0\r\nConnection: close\r\n\r\n'); }
+            if (buf.length > MAX_HEAD_BYTES) {
+              socket.end(
+                'HTTP/1.1 431 Request Header Fields Too Large\r\nContent-Length: 0\r\nConnection: close\r\n\r\n',
+              );
+            }
             return;
           }
           const head = parseHead(buf.subarray(0, end).toString('latin1'));
           buf = buf.subarray(end + 4);
-          if (!head) { socket.end('HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n'); return; }
+          if (!head) {
+            socket.end('HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n');
+            return;
+          }
           const again = await respond(socket, head);
-          if (!again) { if (!socket.destroyed) socket.end(); return; }
+          if (!again) {
+            if (!socket.destroyed) socket.end();
+            return;
+          }
           if (socket.destroyed) return;
         }
       } catch (e) {
         log(`request failed: ${toHylicsError(e).message}`);
         socket.destroy();
-      } finally { busy = false; }
+      } finally {
+        busy = false;
+      }
     };
-    socket.on('data', (d: Buffer) => { buf = Buffer.concat([buf, d]); void pump(); });
+    socket.on('data', (d: Buffer) => {
+      buf = Buffer.concat([buf, d]);
+      void pump();
+    });
   });
   return new Promise((res, rej) => {
     server.once('error', rej);

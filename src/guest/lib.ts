@@ -30,7 +30,9 @@ export function defaultAgentSocket(): string {
   return process.env.HYLICS_AGENT_SOCKET || DEFAULT_APP_SOCKET;
 }
 
-/** A connection to the guest agent. Does not keep the process alive when idle. Events: 'event' (name, data), 'close'. */
+/**
+ * A connection to the guest agent. Does not keep the process alive when idle. Events: 'event' (name, data), 'close'.
+ */
 export class AgentClient extends EventEmitter {
   private constructor(readonly peer: ChannelPeer, readonly socket: string) {
     super();

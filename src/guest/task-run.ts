@@ -58,7 +58,8 @@ function within<T>(p: Promise<T>, ms: number): Promise<T> {
 /** Hand events to the agent; false when it is absent or does not answer by `untilMs` (performance.now()). */
 async function deliver(events: TaskEventT[], socket: string | undefined, untilMs?: number): Promise<boolean> {
   try {
-    const bound = <T>(p: Promise<T>): Promise<T> => (untilMs === undefined ? p : within(p, Math.max(1, untilMs - performance.now())));
+    const bound = <T,>(p: Promise<T>): Promise<T> =>
+      untilMs === undefined ? p : within(p, Math.max(1, untilMs - performance.now()));
     const c = await bound(sharedClient(socket));
     await bound(c.report(events));
     return true;
@@ -84,13 +85,15 @@ export async function runTask(name: string, argv: string[], opts: TaskRunOptions
     if ((sig === 'SIGINT' || sig === 'SIGQUIT') && process.stdin.isTTY) { handlers.set(sig, () => {}); } else handlers.set(sig, forward(sig));
     process.on(sig, handlers.get(sig)!);
   }
-  const outcome = await new Promise<{ code: number | null; signal: NodeJS.Signals | null; error?: string }>((resolve) => {
-    child.once('error', (e: NodeJS.ErrnoException) => {
-      const code = e.code === 'ENOENT' ? EXIT_NOT_FOUND : EXIT_NOT_EXECUTABLE;
-      resolve({ code, signal: null, error: `cannot run ${JSON.stringify(cmd)}: ${e.code ?? e.message}` });
-    });
-    child.once('exit', (code, signal) => resolve({ code, signal }));
-  });
+  const outcome = await new Promise<{ code: number | null; signal: NodeJS.Signals | null; error?: string }>(
+    (resolve) => {
+      child.once('error', (e: NodeJS.ErrnoException) => {
+        const code = e.code === 'ENOENT' ? EXIT_NOT_FOUND : EXIT_NOT_EXECUTABLE;
+        resolve({ code, signal: null, error: `cannot run ${JSON.stringify(cmd)}: ${e.code ?? e.message}` });
+      });
+      child.once('exit', (code, signal) => resolve({ code, signal }));
+    },
+  );
   for (const [sig, h] of handlers) process.off(sig, h);
   const responseMs = performance.now() - t0;
   const ok = outcome.code === 0 && outcome.signal === null && outcome.error === undefined;
@@ -100,7 +103,10 @@ export async function runTask(name: string, argv: string[], opts: TaskRunOptions
   if (outcome.error) process.stderr.write(`hylics: ${outcome.error}\n`);
   const waitMs = reportWaitMs();
   const until = performance.now() + waitMs;
-  const [a, b] = await Promise.all([within(started, Math.max(1, waitMs)).catch(() => false), deliver([end], opts.socket, until)]);
+  const [a, b] = await Promise.all([
+    within(started, Math.max(1, waitMs)).catch(() => false),
+    deliver([end], opts.socket, until),
+  ]);
   return { exitCode: outcome.code, signal: outcome.signal, reported: Number(a) + Number(b) };
 }
 

@@ -57,7 +57,15 @@ async function path(name: string, opts: TierPathOptions = {}): Promise<TierPath>
   const store = await localStore(opts);
   const f = await store.locate(name);
   if (!f) throw new HylicsError('HYLICS_ERR_TIER_NOT_FOUND', `no file ${JSON.stringify(name)} in the tiered store (looked without the agent: ${(agentErr as Error)?.message ?? 'unreachable'})`, { name });
-  return { name, path: f.path, tier: f.tier, foundIn: f.tier, sizeBytes: f.sizeBytes, lastUseMs: f.lastUseMs, counted: false };
+  return {
+    name,
+    path: f.path,
+    tier: f.tier,
+    foundIn: f.tier,
+    sizeBytes: f.sizeBytes,
+    lastUseMs: f.lastUseMs,
+    counted: false,
+  };
 }
 
 async function put(name: string, source: string | Readable, d: TierDirs = {}): Promise<TierEntry> {

@@ -23,7 +23,9 @@ export interface ChannelBackendOptions {
   budget?: ChannelServerOptions['budget'];
 }
 
-/** Per-guest traffic and cost of the channel, read from the server at scrape time (a removed guest's series go with it). */
+/**
+ * Per-guest traffic and cost of the channel, read from the server at scrape time (a removed guest's series go with it).
+ */
 function budgetMetrics(server: ChannelServer, registry: Registry): void {
   const counter = (name: string, help: string, pick: (b: BudgetStats) => number): void => {
     new Counter({
@@ -60,7 +62,8 @@ function budgetMetrics(server: ChannelServer, registry: Registry): void {
     collect() {
       this.reset();
       for (const g of server.guests()) {
-        for (const [kind, n] of Object.entries(server.info(g)?.protocolErrorsByCode ?? {})) this.inc({ guest: g, kind }, n);
+        for (const [kind, n] of Object.entries(server.info(g)?.protocolErrorsByCode ?? {}))
+          this.inc({ guest: g, kind }, n);
       }
     },
   });
@@ -70,7 +73,9 @@ export function createChannelBackend(log: Logger, opts: ChannelBackendOptions = 
   const server = new ChannelServer({ log, ...(opts.budget !== undefined ? { budget: opts.budget } : {}) });
   if (opts.registry) budgetMetrics(server, opts.registry);
   const eventListeners: Array<(guest: string, event: string, payload: unknown) => void> = [];
-  const emit = (guest: string, event: string, payload: unknown): void => { for (const fn of eventListeners) fn(guest, event, payload); };
+  const emit = (guest: string, event: string, payload: unknown): void => {
+    for (const fn of eventListeners) fn(guest, event, payload);
+  };
   let shareInfo: ((guest: string) => Promise<{ sizeBytes: number; usedBytes: number; freeBytes: number }>) | undefined;
 
   server.handle('task.report', (guest: string, p: TaskReportParamsT) => {
@@ -106,7 +111,13 @@ export function createChannelBackend(log: Logger, opts: ChannelBackendOptions = 
           ...(p.cwd !== undefined ? { cwd: p.cwd } : {}),
           ...(p.stdin !== undefined ? { stdin: Buffer.from(p.stdin).toString('base64') } : {}),
         }, { timeoutMs });
-        return { exitCode: r.exitCode, signal: r.signal, stdout: decode(r.stdout), stderr: decode(r.stderr), truncated: r.stdoutTruncated || r.stderrTruncated };
+        return {
+          exitCode: r.exitCode,
+          signal: r.signal,
+          stdout: decode(r.stdout),
+          stderr: decode(r.stderr),
+          truncated: r.stdoutTruncated || r.stderrTruncated,
+        };
       }
       return server.request(name, op as never, params as never, { timeoutMs });
     },

@@ -116,7 +116,11 @@ export const DEFAULT_SETTINGS: DaemonSettings = {
 };
 
 /** Defaults, then the file, then the flags given on the command line (flags win). */
-export function mergeSettings(file: Partial<Record<SettingKey, unknown>>, flags: Partial<Record<SettingKey, unknown>>, defaults: DaemonSettings = DEFAULT_SETTINGS): DaemonSettings {
+export function mergeSettings(
+  file: Partial<Record<SettingKey, unknown>>,
+  flags: Partial<Record<SettingKey, unknown>>,
+  defaults: DaemonSettings = DEFAULT_SETTINGS,
+): DaemonSettings {
   const s: Record<string, unknown> = { ...defaults };
   for (const src of [file, flags]) for (const [k, v] of Object.entries(src)) if (v !== undefined) s[attrOf(k)] = v;
   return s as unknown as DaemonSettings;

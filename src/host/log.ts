@@ -31,7 +31,11 @@ export function stdoutIsJournal(env: NodeJS.ProcessEnv = process.env): boolean {
   } catch { return false; }
 }
 
-export function resolveForm(format: LogFormat, env: NodeJS.ProcessEnv = process.env, isTTY = process.stdout.isTTY === true): LogForm {
+export function resolveForm(
+  format: LogFormat,
+  env: NodeJS.ProcessEnv = process.env,
+  isTTY = process.stdout.isTTY === true,
+): LogForm {
   const journal = stdoutIsJournal(env);
   if (format === 'json') return 'json';
   if (format === 'text') return journal ? 'journal' : 'text';

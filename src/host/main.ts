@@ -105,7 +105,10 @@ export async function startDaemon(opts: DaemonProcessOptions, log: Logger = pino
   const pidFile = await takePidFile(opts.stateDir);
   // made at every start (kept when it exists): a client of a TCP listener reads it, root only
   const apiToken = await ensureApiToken(opts.stateDir, { rotate: opts.rotateApiToken === true });
-  const backends = await wireBackends(opts.stateDir, log, { guestFirewall: opts.guestFirewall, sandboxIsolation: opts.sandboxIsolation });
+  const backends = await wireBackends(opts.stateDir, log, {
+    guestFirewall: opts.guestFirewall,
+    sandboxIsolation: opts.sandboxIsolation,
+  });
   if (opts.guestFirewall === false) {
     // The table is host-wide: one installed by another daemon keeps filtering this daemon's guests too.
     const present = await guardInstalled().catch(() => false);
@@ -113,7 +116,12 @@ export async function startDaemon(opts: DaemonProcessOptions, log: Logger = pino
       ? 'guest firewall off (--no-guest-firewall), but table inet hylics_guard exists (another daemon?) and still applies to every guest link; `nft delete table inet hylics_guard` if no daemon needs it'
       : 'guest firewall off (--no-guest-firewall): guests can reach the host and each other and can spoof source addresses');
   }
-  const daemon = new Daemon({ stateDir: opts.stateDir, log, ...backends, ...(opts.shareBudgetBytes !== undefined ? { shareBudgetBytes: opts.shareBudgetBytes } : {}) });
+  const daemon = new Daemon({
+    stateDir: opts.stateDir,
+    log,
+    ...backends,
+    ...(opts.shareBudgetBytes !== undefined ? { shareBudgetBytes: opts.shareBudgetBytes } : {}),
+  });
   await daemon.start();
   // guests write their consoles and logs at will: keep each file under its cap while the daemon runs
   const stopLogCapper = startLogCapper(opts.stateDir, log.child({ component: 'logs' }));
@@ -162,19 +170,26 @@ export async function startDaemon(opts: DaemonProcessOptions, log: Logger = pino
 }
 
 /** `hylics daemon`: run until SIGTERM/SIGINT; SIGHUP (`systemctl reload`) re-reads the settings. */
-export async function runDaemon(settings: DaemonSettings, opts: { rotateApiToken?: boolean; reload?: () => Promise<DaemonSettings> } = {}): Promise<void> {
+export async function runDaemon(
+  settings: DaemonSettings,
+  opts: { rotateApiToken?: boolean; reload?: () => Promise<DaemonSettings> } = {},
+): Promise<void> {
   const { log, sink } = daemonLogger(settings.logLevel, settings.logFormat);
   // SIGHUP's default action ends the process: take it over before starting (a reload then waits for the start)
   let reloading = Promise.resolve();
   let ready: () => void = () => undefined;
-  reloading = new Promise<void>((r) => { ready = r; });
+  reloading = new Promise<void>((r) => {
+    ready = r;
+  });
   const onHup = (): void => {
     log.info({ signal: 'SIGHUP' }, 'reloading settings');
     reloading = reloading.then(reload);
   };
   process.on('SIGHUP', onHup);
   let d: RunningDaemon;
-  try { d = await startDaemon({ ...processOptions(settings), rotateApiToken: opts.rotateApiToken }, log); } catch (e) {
+  try {
+    d = await startDaemon({ ...processOptions(settings), rotateApiToken: opts.rotateApiToken }, log);
+  } catch (e) {
     process.off('SIGHUP', onHup);
     throw e;
   }
@@ -183,7 +198,9 @@ export async function runDaemon(settings: DaemonSettings, opts: { rotateApiToken
   const reload = async (): Promise<void> => {
     if (!opts.reload) return log.info('reload: no config file, nothing to re-read');
     let next: DaemonSettings;
-    try { next = await opts.reload(); } catch (e) {
+    try {
+      next = await opts.reload();
+    } catch (e) {
       return log.error({ err: (e as Error).message }, 'reload failed: settings unchanged');
     }
     const { live, restart } = diffSettings(current, next);
@@ -191,20 +208,40 @@ export async function runDaemon(settings: DaemonSettings, opts: { rotateApiToken
     if (live.includes('log-format')) sink.form = resolveForm(next.logFormat);
     let applied = live;
     if (live.some((k) => k === 'listen' || k === 'allow-remote-api' || k === 'api-host')) {
-      try { await d.setTcp(processOptions(next)); } catch (e) {
-        log.error({ err: (e as Error).message, listen: next.listen }, 'reload: the TCP listener could not be replaced (the Unix socket still serves)');
+      try {
+        await d.setTcp(processOptions(next));
+      } catch (e) {
+        log.error(
+          { err: (e as Error).message, listen: next.listen },
+          'reload: the TCP listener could not be replaced (the Unix socket still serves)',
+        );
         applied = live.filter((k) => k === 'log-level' || k === 'log-format');
       }
     }
     // what a reload cannot change keeps its running value (a restart applies it; guests keep running)
-    current = { ...next, stateDir: current.stateDir, guestFirewall: current.guestFirewall, shareBudget: current.shareBudget, sandboxIsolation: current.sandboxIsolation };
-    if (restart.length > 0) log.warn({ settings: restart }, 'reload: these settings apply only after a restart (guests keep running across it)');
+    current = {
+      ...next,
+      stateDir: current.stateDir,
+      guestFirewall: current.guestFirewall,
+      shareBudget: current.shareBudget,
+      sandboxIsolation: current.sandboxIsolation,
+    };
+    if (restart.length > 0)
+      log.warn(
+        { settings: restart },
+        'reload: these settings apply only after a restart (guests keep running across it)',
+      );
     log.info({ applied }, 'reload done');
   };
   await new Promise<void>((resolve) => {
     const onSignal = (sig: string): void => {
       log.info({ signal: sig }, 'signal received');
-      void reloading.then(() => d.stop()).then(resolve, (e) => { log.error({ err: String(e) }, 'stop failed'); resolve(); });
+      void reloading
+        .then(() => d.stop())
+        .then(resolve, (e) => {
+          log.error({ err: String(e) }, 'stop failed');
+          resolve();
+        });
     };
     process.once('SIGTERM', onSignal);
     process.once('SIGINT', onSignal);

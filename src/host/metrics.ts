@@ -3,7 +3,9 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 
 export interface MetricsSource {
-  guestsSnapshot(): Promise<Array<{ name: string; running: boolean; connected: boolean; sizeBytes: number; usedBytes: number }>>;
+  guestsSnapshot(): Promise<
+    Array<{ name: string; running: boolean; connected: boolean; sizeBytes: number; usedBytes: number }>
+  >;
 }
 
 export class DaemonMetrics {

@@ -104,7 +104,18 @@ export class Profiler {
 
   private guest(guest: string): GuestTasks {
     let g = this.guests.get(guest);
-    if (!g) this.guests.set(guest, (g = { tasks: new Map(), interval: new Map(), tokens: REPORT_BURST, refilledAt: this.now(), rejected: { absurd: 0, rate: 0, names: 0 }, starters: new Set() }));
+    if (!g)
+      this.guests.set(
+        guest,
+        (g = {
+          tasks: new Map(),
+          interval: new Map(),
+          tokens: REPORT_BURST,
+          refilledAt: this.now(),
+          rejected: { absurd: 0, rate: 0, names: 0 },
+          starters: new Set(),
+        }),
+      );
     return g;
   }
 
@@ -155,7 +166,8 @@ export class Profiler {
     const g = this.guest(guest);
     let w = g.tasks.get(r.name);
     if (!w) {
-      if (g.tasks.size >= MAX_TASK_NAMES) return false; // a hostile guest cannot grow host memory with endless task names
+      // a hostile guest cannot grow host memory with endless task names
+      if (g.tasks.size >= MAX_TASK_NAMES) return false;
       g.tasks.set(r.name, (w = new TaskWindow()));
     }
     w.add(r);
@@ -186,7 +198,14 @@ export class Profiler {
     if (!g) return [];
     return [...g.tasks.entries()].map(([name, w]) => {
       const sorted = w.recent.map((r) => r.responseMs).sort((a, b) => a - b);
-      return { name, count: w.count, failed: w.failed, meanMs: w.count ? w.sum / w.count : 0, p95Ms: percentile(sorted, 0.95), lastMs: w.last };
+      return {
+        name,
+        count: w.count,
+        failed: w.failed,
+        meanMs: w.count ? w.sum / w.count : 0,
+        p95Ms: percentile(sorted, 0.95),
+        lastMs: w.last,
+      };
     });
   }
 

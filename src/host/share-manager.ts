@@ -106,9 +106,19 @@ export class ShareManager {
     const p = this.path(name);
     const before = await this.usage(name);
     const nrInodes = defaultInodes(size);
-    const refuse = (reason: string): HylicsError => new HylicsError('HYLICS_ERR_SHARE_SHRINK_BELOW_USAGE',
-      `cannot resize the share of ${name} to ${size} bytes: ${reason}; delete or evict files first (the share is unchanged)`,
-      { name, requestedBytes: size, usedBytes: before.usedBytes, sizeBytes: before.sizeBytes, requestedInodes: nrInodes, inodesUsed: before.inodesUsed });
+    const refuse = (reason: string): HylicsError =>
+      new HylicsError(
+        'HYLICS_ERR_SHARE_SHRINK_BELOW_USAGE',
+        `cannot resize the share of ${name} to ${size} bytes: ${reason}; delete or evict files first (the share is unchanged)`,
+        {
+          name,
+          requestedBytes: size,
+          usedBytes: before.usedBytes,
+          sizeBytes: before.sizeBytes,
+          requestedInodes: nrInodes,
+          inodesUsed: before.inodesUsed,
+        },
+      );
     if (before.usedBytes > size) throw refuse(`${before.usedBytes} bytes are in use`);
     if (before.inodesUsed > nrInodes) throw refuse(`${before.inodesUsed} inodes are in use (limit would be ${nrInodes})`);
     try {

@@ -67,27 +67,55 @@ export function probeBoot(image: Pick<GuestImage, 'kernel' | 'initrd'>, accel: A
 interface CacheEntry { key: string; accel: Accel; reason: string; probedAt: string; probeMs?: number }
 
 /** Choose KVM or TCG for this host (see the file comment). */
-export async function chooseAccel(opts: { stateDir: string; image: GuestImage; probeTimeoutMs?: number; onProgress?: (msg: string) => void }): Promise<AccelChoice> {
+export async function chooseAccel(opts: {
+  stateDir: string;
+  image: GuestImage;
+  probeTimeoutMs?: number;
+  onProgress?: (msg: string) => void;
+}): Promise<AccelChoice> {
   const forced = process.env.HYLICS_ACCEL;
   if (forced === 'tcg') return { accel: 'tcg', reason: 'forced by HYLICS_ACCEL=tcg', cached: false };
   if (forced === 'kvm') {
-    if (!kvmUsable()) throw new HylicsError('HYLICS_ERR_MICROVM_KVM_UNAVAILABLE', 'HYLICS_ACCEL=kvm but /dev/kvm is missing or not accessible');
+    if (!kvmUsable())
+      throw new HylicsError(
+        'HYLICS_ERR_MICROVM_KVM_UNAVAILABLE',
+        'HYLICS_ACCEL=kvm but /dev/kvm is missing or not accessible',
+      );
     return { accel: 'kvm', reason: 'forced by HYLICS_ACCEL=kvm', cached: false };
   }
-  if (forced !== undefined && forced !== '') throw new HylicsError('HYLICS_ERR_INVALID_ARGUMENT', `HYLICS_ACCEL must be kvm or tcg, got ${JSON.stringify(forced)}`);
+  if (forced !== undefined && forced !== '')
+    throw new HylicsError(
+      'HYLICS_ERR_INVALID_ARGUMENT',
+      `HYLICS_ACCEL must be kvm or tcg, got ${JSON.stringify(forced)}`,
+    );
   if (!existsSync('/dev/kvm') || !kvmUsable()) return { accel: 'tcg', reason: 'no usable /dev/kvm', cached: false };
 
   const key = `${release()}|qemu ${await qemuVersion()}|image ${opts.image.hash}`;
   const file = join(process.env.HYLICS_CACHE_DIR || opts.stateDir, 'accel.json'); // see cacheRoot() in image/build
   try {
     const c = JSON.parse(await readFile(file, 'utf8')) as CacheEntry;
-    if (c.key === key && (c.accel === 'kvm' || c.accel === 'tcg')) return { accel: c.accel, reason: `${c.reason} (cached ${c.probedAt})`, cached: true, probeMs: c.probeMs };
-  } catch { /* no cache yet */ }
+    if (c.key === key && (c.accel === 'kvm' || c.accel === 'tcg'))
+      return { accel: c.accel, reason: `${c.reason} (cached ${c.probedAt})`, cached: true, probeMs: c.probeMs };
+  } catch {
+    /* no cache yet */
+  }
   opts.onProgress?.('probing KVM with a marker boot');
   const p = await probeBoot(opts.image, 'kvm', opts.probeTimeoutMs ?? DEFAULT_PROBE_TIMEOUT_MS);
   const entry: CacheEntry = p.ok
-    ? { key, accel: 'kvm', reason: `KVM probe boot reached userspace in ${p.ms} ms`, probedAt: new Date().toISOString(), probeMs: p.ms }
-    : { key, accel: 'tcg', reason: `KVM probe failed: ${p.detail}; using TCG (emulated)`, probedAt: new Date().toISOString(), probeMs: p.ms };
+    ? {
+        key,
+        accel: 'kvm',
+        reason: `KVM probe boot reached userspace in ${p.ms} ms`,
+        probedAt: new Date().toISOString(),
+        probeMs: p.ms,
+      }
+    : {
+        key,
+        accel: 'tcg',
+        reason: `KVM probe failed: ${p.detail}; using TCG (emulated)`,
+        probedAt: new Date().toISOString(),
+        probeMs: p.ms,
+      };
   await mkdir(opts.stateDir, { recursive: true });
   await writeFile(file, JSON.stringify(entry, null, 2) + '\n');
   return { accel: entry.accel, reason: entry.reason, cached: false, probeMs: p.ms };

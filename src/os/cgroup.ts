@@ -211,7 +211,12 @@ export class Cgroup {
     const mem = Number(await readText(join(this.dir('memory')!, 'memory.limit_in_bytes')));
     const quotaUs = quota < 0 ? undefined : quota;
     // v1 reports "no limit" as a huge page-aligned number (LONG_MAX rounded down)
-    return { cpus: quotaUs === undefined ? undefined : quotaUs / periodUs, quotaUs, periodUs, memoryBytes: mem >= 2 ** 62 ? undefined : mem };
+    return {
+      cpus: quotaUs === undefined ? undefined : quotaUs / periodUs,
+      quotaUs,
+      periodUs,
+      memoryBytes: mem >= 2 ** 62 ? undefined : mem,
+    };
   }
 
   /** Move a process (and so its future children) into the cgroup. */
@@ -237,8 +242,13 @@ export class Cgroup {
       const cur = await readText(join(d, 'memory.current'));
       const peak = await readText(join(d, 'memory.peak'));
       return {
-        cpuUsageNs: (cpu.usage_usec ?? 0) * 1000, nrPeriods: cpu.nr_periods ?? 0, nrThrottled: cpu.nr_throttled ?? 0,
-        throttledNs: (cpu.throttled_usec ?? 0) * 1000, memoryBytes: Number(cur ?? 0), memoryPeakBytes: peak === undefined ? undefined : Number(peak), pids,
+        cpuUsageNs: (cpu.usage_usec ?? 0) * 1000,
+        nrPeriods: cpu.nr_periods ?? 0,
+        nrThrottled: cpu.nr_throttled ?? 0,
+        throttledNs: (cpu.throttled_usec ?? 0) * 1000,
+        memoryBytes: Number(cur ?? 0),
+        memoryPeakBytes: peak === undefined ? undefined : Number(peak),
+        pids,
       };
     }
     const cpu = parseKeyValues((await readText(join(this.dir('cpu')!, 'cpu.stat'))) ?? '');
@@ -247,8 +257,13 @@ export class Cgroup {
     const mem = this.dir('memory')!;
     const peak = await readText(join(mem, 'memory.max_usage_in_bytes'));
     return {
-      cpuUsageNs: usage, nrPeriods: cpu.nr_periods ?? 0, nrThrottled: cpu.nr_throttled ?? 0, throttledNs: cpu.throttled_time ?? 0,
-      memoryBytes: Number((await readText(join(mem, 'memory.usage_in_bytes'))) ?? 0), memoryPeakBytes: peak === undefined ? undefined : Number(peak), pids,
+      cpuUsageNs: usage,
+      nrPeriods: cpu.nr_periods ?? 0,
+      nrThrottled: cpu.nr_throttled ?? 0,
+      throttledNs: cpu.throttled_time ?? 0,
+      memoryBytes: Number((await readText(join(mem, 'memory.usage_in_bytes'))) ?? 0),
+      memoryPeakBytes: peak === undefined ? undefined : Number(peak),
+      pids,
     };
   }
 

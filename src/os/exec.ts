@@ -32,7 +32,12 @@ function commandLine(cmd: string, args: readonly string[]): string {
  * A program that could not be started, as a registry error (the errno table's `spawn` rule: ENOENT is a missing
  * dependency, naming its Debian package; anything else `otherwise`, by default HYLICS_ERR_OS_COMMAND_FAILED).
  */
-export function spawnError(e: NodeJS.ErrnoException, cmd: string, args: readonly string[], otherwise?: ErrorCode): HylicsError {
+export function spawnError(
+  e: NodeJS.ErrnoException,
+  cmd: string,
+  args: readonly string[],
+  otherwise?: ErrorCode,
+): HylicsError {
   const code = codeForErrno('spawn', e.code, otherwise);
   if (code === 'HYLICS_ERR_MISSING_DEPENDENCY') {
     const base = cmd.split('/').pop()!;
@@ -40,7 +45,12 @@ export function spawnError(e: NodeJS.ErrnoException, cmd: string, args: readonly
     const hint = pkg ? ` (install the Debian package ${pkg})` : '';
     return new HylicsError(code, `${base} not found${hint}`, { command: cmd, package: pkg });
   }
-  return new HylicsError(code, `${commandLine(cmd, args)}: ${e.message}`, { command: cmd, args: [...args] }, { cause: e });
+  return new HylicsError(
+    code,
+    `${commandLine(cmd, args)}: ${e.message}`,
+    { command: cmd, args: [...args] },
+    { cause: e },
+  );
 }
 
 /** Run a command to completion; never throws for a non-zero exit (see `run` for that). */
@@ -60,7 +70,11 @@ export function runRaw(cmd: string, args: readonly string[], opts: RunOptions = 
     });
     child.on('close', (code, signal) => {
       if (timer) clearTimeout(timer);
-      const res = { code: code ?? (signal ? 128 : 1), stdout: Buffer.concat(out).toString(), stderr: Buffer.concat(err).toString() };
+      const res = {
+        code: code ?? (signal ? 128 : 1),
+        stdout: Buffer.concat(out).toString(),
+        stderr: Buffer.concat(err).toString(),
+      };
       if (timedOut) {
         reject(new HylicsError('HYLICS_ERR_TIMEOUT', `${commandLine(cmd, args)} did not finish within ${opts.timeoutMs ?? 30_000} ms`, { command: cmd, args: [...args] }));
       } else resolve(res);

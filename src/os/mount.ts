@@ -32,8 +32,15 @@ export function parseMountinfo(text: string): MountEntry[] {
     const sep = f.indexOf('-', 6);
     if (sep < 0 || f.length < sep + 3) continue;
     out.push({
-      id: Number(f[0]), parentId: Number(f[1]), device: f[2]!, root: unescapeOctal(f[3]!), mountPoint: unescapeOctal(f[4]!),
-      mountOptions: f[5]!.split(','), fsType: f[sep + 1]!, source: unescapeOctal(f[sep + 2]!), superOptions: (f[sep + 3] ?? '').split(','),
+      id: Number(f[0]),
+      parentId: Number(f[1]),
+      device: f[2]!,
+      root: unescapeOctal(f[3]!),
+      mountPoint: unescapeOctal(f[4]!),
+      mountOptions: f[5]!.split(','),
+      fsType: f[sep + 1]!,
+      source: unescapeOctal(f[sep + 2]!),
+      superOptions: (f[sep + 3] ?? '').split(','),
     });
   }
   return out;
@@ -69,7 +76,9 @@ export async function mountsUnder(dir: string, mounts?: MountEntry[]): Promise<M
   return all.filter((m) => m.mountPoint === d || m.mountPoint.startsWith(prefix)).reverse();
 }
 
-/** `mount` with the given args; failures become `code` (default HYLICS_ERR_OS_COMMAND_FAILED) with the kernel's words. */
+/**
+ * `mount` with the given args; failures become `code` (default HYLICS_ERR_OS_COMMAND_FAILED) with the kernel's words.
+ */
 export async function mount(args: string[], code: 'HYLICS_ERR_OS_COMMAND_FAILED' | 'HYLICS_ERR_SHARE_MOUNT_FAILED' = 'HYLICS_ERR_OS_COMMAND_FAILED'): Promise<void> {
   const r = await runRaw('mount', args);
   if (r.code !== 0) {

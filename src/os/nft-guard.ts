@@ -165,7 +165,13 @@ export async function guardIntact(links: GuestLink[] = [], opts: GuardOptions = 
   links.forEach(checkLink);
   if (!(await guardInstalled(opts))) return false;
   const out = await run(['-j', 'list', 'table', GUARD_FAMILY, GUARD_TABLE], undefined, opts);
-  const items = (JSON.parse(out) as { nftables: Array<Record<string, { name?: string; chain?: string; hook?: string; elem?: Array<{ concat?: [string, string] }> }>> }).nftables;
+  const items = (
+    JSON.parse(out) as {
+      nftables: Array<
+        Record<string, { name?: string; chain?: string; hook?: string; elem?: Array<{ concat?: [string, string] }> }>
+      >;
+    }
+  ).nftables;
   const hooked = new Set(items.filter((x) => x.chain?.hook).map((x) => x.chain!.name));
   const rules = new Map<string, number>();
   for (const x of items) if (x.rule?.chain) rules.set(x.rule.chain, (rules.get(x.rule.chain) ?? 0) + 1);

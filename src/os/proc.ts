@@ -7,7 +7,15 @@ export async function processStartTime(pid: number): Promise<number | undefined>
   return st?.startTime;
 }
 
-export interface ProcStat { pid: number; comm: string; state: string; ppid: number; pgrp: number; session: number; startTime: number }
+export interface ProcStat {
+  pid: number;
+  comm: string;
+  state: string;
+  ppid: number;
+  pgrp: number;
+  session: number;
+  startTime: number;
+}
 
 export async function readStat(pid: number): Promise<ProcStat | undefined> {
   let text: string;
@@ -15,7 +23,15 @@ export async function readStat(pid: number): Promise<ProcStat | undefined> {
   const close = text.lastIndexOf(')'); // comm may contain spaces and parens
   const comm = text.slice(text.indexOf('(') + 1, close);
   const f = text.slice(close + 2).split(' '); // f[0] is field 3 (state)
-  return { pid, comm, state: f[0]!, ppid: Number(f[1]), pgrp: Number(f[2]), session: Number(f[3]), startTime: Number(f[19]) };
+  return {
+    pid,
+    comm,
+    state: f[0]!,
+    ppid: Number(f[1]),
+    pgrp: Number(f[2]),
+    session: Number(f[3]),
+    startTime: Number(f[19]),
+  };
 }
 
 /** Is `pid` running (not a zombie) and, when given, the same process that started at `startTime`? */

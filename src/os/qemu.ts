@@ -134,7 +134,12 @@ function lineReader(sock: Socket, onLine: (line: string) => void): void {
 /** Run one QMP command on a fresh connection (after the capabilities handshake) and return its `return`. */
 /** One QMP command. QEMU creates its socket file (bind) a moment before it listens, so a refused connection is
  * retried until the deadline rather than failed at once. */
-export async function qmp(socketPath: string, command: string, args?: Record<string, unknown>, timeoutMs = 5000): Promise<unknown> {
+export async function qmp(
+  socketPath: string,
+  command: string,
+  args?: Record<string, unknown>,
+  timeoutMs = 5000,
+): Promise<unknown> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     try {
@@ -147,23 +152,49 @@ export async function qmp(socketPath: string, command: string, args?: Record<str
   }
 }
 
-function qmpOnce(socketPath: string, command: string, args: Record<string, unknown> | undefined, timeoutMs: number): Promise<unknown> {
+function qmpOnce(
+  socketPath: string,
+  command: string,
+  args: Record<string, unknown> | undefined,
+  timeoutMs: number,
+): Promise<unknown> {
   return new Promise((resolve, reject) => {
     const sock = connect(socketPath);
     let stage = 0;
-    const fail = (msg: string): void => { sock.destroy(); reject(new HylicsError('HYLICS_ERR_MICROVM_QMP', `QMP ${command}: ${msg}`, { socket: socketPath, command })); };
+    const fail = (msg: string): void => {
+      sock.destroy();
+      reject(new HylicsError('HYLICS_ERR_MICROVM_QMP', `QMP ${command}: ${msg}`, { socket: socketPath, command }));
+    };
     const timer = setTimeout(() => fail(`no answer within ${timeoutMs} ms`), timeoutMs);
-    sock.on('error', (e) => { clearTimeout(timer); fail(e.message); });
+    sock.on('error', (e) => {
+      clearTimeout(timer);
+      fail(e.message);
+    });
     lineReader(sock, (line) => {
       let msg: Record<string, unknown>;
-      try { msg = JSON.parse(line) as Record<string, unknown>; } catch { return; }
+      try {
+        msg = JSON.parse(line) as Record<string, unknown>;
+      } catch {
+        return;
+      }
       if ('event' in msg) return;
-      if (stage === 0 && 'QMP' in msg) { stage = 1; sock.write(JSON.stringify({ execute: 'qmp_capabilities' }) + '\n'); return; }
-      if (stage === 1 && 'return' in msg) { stage = 2; sock.write(JSON.stringify(args ? { execute: command, arguments: args } : { execute: command }) + '\n'); return; }
+      if (stage === 0 && 'QMP' in msg) {
+        stage = 1;
+        sock.write(JSON.stringify({ execute: 'qmp_capabilities' }) + '\n');
+        return;
+      }
+      if (stage === 1 && 'return' in msg) {
+        stage = 2;
+        sock.write(JSON.stringify(args ? { execute: command, arguments: args } : { execute: command }) + '\n');
+        return;
+      }
       if (stage === 2) {
         clearTimeout(timer);
         sock.end();
-        if ('error' in msg) reject(new HylicsError('HYLICS_ERR_MICROVM_QMP', `QMP ${command}: ${JSON.stringify(msg.error)}`, { command }));
+        if ('error' in msg)
+          reject(
+            new HylicsError('HYLICS_ERR_MICROVM_QMP', `QMP ${command}: ${JSON.stringify(msg.error)}`, { command }),
+          );
         else resolve(msg.return);
       }
     });
@@ -218,7 +249,11 @@ export function guestExec(socketPath: string, command: string, timeoutMs = 60_00
   const prev = shellQueues.get(socketPath) ?? Promise.resolve();
   const next = prev.catch(() => {}).then(() => guestExecOnce(socketPath, command, timeoutMs));
   shellQueues.set(socketPath, next);
-  void next.finally(() => { if (shellQueues.get(socketPath) === next) shellQueues.delete(socketPath); }).catch(() => {});
+  void next
+    .finally(() => {
+      if (shellQueues.get(socketPath) === next) shellQueues.delete(socketPath);
+    })
+    .catch(() => {});
   return next;
 }
 

@@ -1,8 +1,8 @@
 // A sandbox guest's root file system, an image of two layers: a read-only base shared by the daemon's guests
 // (<state-dir>/images/sandbox-base-vN: the directory skeleton, a minimal /etc, the usr-merge links; the system's
 // programs come from the host's /usr, bound read-only by the container config) and a writable layer per guest
-// (overlayfs at ROOTFS_RUN_DIR/<key>, upper and work dirs on a small tmpfs, so what the guest writes outside its share costs its own
-// memory cgroup, never the host's disk, and is gone when it stops). Nothing else of the host is in it.
+// (overlayfs at ROOTFS_RUN_DIR/<key>, upper and work dirs on a small tmpfs, so what the guest writes outside its share
+// costs its own memory cgroup, never the host's disk, and is gone when it stops). Nothing else of the host is in it.
 import { chmod, copyFile, lchown, lstat, mkdir, readdir, readlink, rename, rm, rmdir, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { mount, umount } from './mount.js';

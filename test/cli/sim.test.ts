@@ -25,8 +25,11 @@ test('sim run --json gives the metrics the issue lists, and --plot writes an SVG
 
 test('sim run reads workload #2 per arrival and with the earlier E[X|m] fit when asked', async () => {
   const light = JSON.parse(await run(['run', '--workload', '2', '--scheme', 'queue', '--w2-phase', '0', '--json']));
-  const op = JSON.parse(await run(['run', '--workload', '2', '--scheme', 'queue', '--w2-phase', '0', '--calibration', 'operating', '--json']));
-  assert.ok(light.metrics.tasks > 450 && light.metrics.tasks < 750, String(light.metrics.tasks)); // average rate 1/6 s⁻¹
+  const op = JSON.parse(
+    await run(['run', '--workload', '2', '--scheme', 'queue', '--w2-phase', '0', '--calibration', 'operating', '--json']),
+  );
+  // average rate 1/6 s⁻¹
+  assert.ok(light.metrics.tasks > 450 && light.metrics.tasks < 750, String(light.metrics.tasks));
   assert.ok(op.model.b > light.model.b, `${JSON.stringify(op.model)} vs ${JSON.stringify(light.model)}`); // fitted at λ = 1/8: falls to the working set
   assert.equal(light.metrics.tasks, op.metrics.tasks); // same seed, same tasks
 });

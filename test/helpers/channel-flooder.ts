@@ -14,7 +14,9 @@ export interface FloodResult {
   bytes: number;
   frames: number;
   connections: number;
-  /** How connections ended, counted: the close reason's code, 'refused' (closed before any hello was answered), 'time'. */
+  /**
+   * How connections ended, counted: the close reason's code, 'refused' (closed before any hello was answered), 'time'.
+   */
   ends: Record<string, number>;
   seconds: number;
 }

@@ -57,7 +57,9 @@ function listen(kind: 'tcp' | 'udp', ns: string | undefined, host: string, port:
               lines,
               waitFor: (re) => {
                 const hit = lines.find((l) => re.test(l));
-                return hit !== undefined ? Promise.resolve(hit) : new Promise((res) => waiters.push({ re, resolve: res }));
+                return hit !== undefined
+                  ? Promise.resolve(hit)
+                  : new Promise((res) => waiters.push({ re, resolve: res }));
               },
               waitCount: async (n) => { while (lines.length < n) await new Promise((res) => waiters.push({ re: /(?:)/, resolve: res })); },
               close: async () => {
@@ -115,12 +117,23 @@ function runProbe(ns: string | undefined, code: string, args: string[]): Promise
  * Open a TCP connection: 'connected', 'timeout' (no answer within waitMs: the SYN was dropped) or 'error CODE'
  * (e.g. ECONNREFUSED). The wait bounds a probe; it is not a speed assertion.
  */
-export function tcpConnect(ns: string | undefined, host: string, port: number, opts: { localAddress?: string; waitMs?: number } = {}): Promise<string> {
+export function tcpConnect(
+  ns: string | undefined,
+  host: string,
+  port: number,
+  opts: { localAddress?: string; waitMs?: number } = {},
+): Promise<string> {
   return runProbe(ns, TCP_CLIENT, [host, String(port), opts.localAddress ?? '', String(opts.waitMs ?? 3000)]);
 }
 
 /** Send one UDP datagram (from `localAddress` and `localPort` when given). */
-export async function udpSend(ns: string | undefined, host: string, port: number, payload: string, opts: { localAddress?: string; localPort?: number } = {}): Promise<void> {
+export async function udpSend(
+  ns: string | undefined,
+  host: string,
+  port: number,
+  payload: string,
+  opts: { localAddress?: string; localPort?: number } = {},
+): Promise<void> {
   await runProbe(ns, UDP_CLIENT, [host, String(port), opts.localAddress ?? '', payload, String(opts.localPort ?? 0)]);
 }
 
@@ -149,13 +162,18 @@ s.sendto(ip(src, dst, 1, icmp), (dst, 0))
  * Send a forged ICMP port-unreachable from `src` to `dst` about the UDP packet innerSrc:sport -> innerDst:dport
  * (as a hostile guest would, to have conntrack mark it RELATED to someone else's flow). Needs python3.
  */
-export function sendIcmpError(ns: string | undefined, p: { src: string; dst: string; innerSrc: string; innerDst: string; sport: number; dport: number }): Promise<void> {
+export function sendIcmpError(
+  ns: string | undefined,
+  p: { src: string; dst: string; innerSrc: string; innerDst: string; sport: number; dport: number },
+): Promise<void> {
   const argv = ['python3', '-c', ICMP_ERROR, p.src, p.dst, p.innerSrc, p.innerDst, String(p.sport), String(p.dport)];
   const [cmd, args] = ns ? ['ip', ['netns', 'exec', ns, ...argv]] : [argv[0]!, argv.slice(1)];
   return new Promise((resolve, reject) => {
     const c = spawn(cmd, args, { stdio: ['ignore', 'ignore', 'pipe'] });
     let err = '';
-    c.stderr!.on('data', (d: Buffer) => { err += d.toString(); });
+    c.stderr!.on('data', (d: Buffer) => {
+      err += d.toString();
+    });
     c.on('error', reject);
     c.on('close', (code) => (code === 0 ? resolve() : reject(new Error(`icmp sender exited ${code}: ${err.trim()}`))));
   });

@@ -20,13 +20,30 @@ const NOBODY = 65534;
 
 interface Reply { status: number; body: string; headers: Record<string, string | string[] | undefined> }
 
-function call(port: number, method: string, path: string, headers: Record<string, string> = {}, body?: string): Promise<Reply> {
+function call(
+  port: number,
+  method: string,
+  path: string,
+  headers: Record<string, string> = {},
+  body?: string,
+): Promise<Reply> {
   return new Promise((resolve, reject) => {
-    const req = request({ host: '127.0.0.1', port, method, path, headers: { ...(body !== undefined ? { 'content-length': String(Buffer.byteLength(body)) } : {}), ...headers } }, (res) => {
-      let b = '';
-      res.on('data', (c: Buffer) => { b += c.toString(); });
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: b, headers: res.headers }));
-    });
+    const req = request(
+      {
+        host: '127.0.0.1',
+        port,
+        method,
+        path,
+        headers: { ...(body !== undefined ? { 'content-length': String(Buffer.byteLength(body)) } : {}), ...headers },
+      },
+      (res) => {
+        let b = '';
+        res.on('data', (c: Buffer) => {
+          b += c.toString();
+        });
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: b, headers: res.headers }));
+      },
+    );
     req.on('error', reject);
     if (body !== undefined) req.write(body);
     req.end();
@@ -44,17 +61,36 @@ async function freePort(): Promise<number> {
 }
 
 /** An HTTP request made by another process running as `uid` (what a local unprivileged user can do). */
-function callAs(uid: number, port: number, method: string, path: string, body: unknown): Promise<{ status: number; text: string }> {
+function callAs(
+  uid: number,
+  port: number,
+  method: string,
+  path: string,
+  body: unknown,
+): Promise<{ status: number; text: string }> {
   const script = `fetch(${JSON.stringify(`http://127.0.0.1:${port}${path}`)}, { method: ${JSON.stringify(method)}, headers: { 'content-type': 'application/json' }, body: ${JSON.stringify(JSON.stringify(body))} })
     .then(async (r) => process.stdout.write(JSON.stringify({ status: r.status, text: await r.text() })), (e) => { process.stderr.write(String(e)); process.exit(3); });`;
   return new Promise((resolve, reject) => {
-    const p: ChildProcess = spawn(NODE_BIN, ['-e', script], { uid, gid: uid, cwd: '/', stdio: ['ignore', 'pipe', 'pipe'] });
+    const p: ChildProcess = spawn(NODE_BIN, ['-e', script], {
+      uid,
+      gid: uid,
+      cwd: '/',
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let out = '';
     let err = '';
-    p.stdout!.on('data', (c: Buffer) => { out += c.toString(); });
-    p.stderr!.on('data', (c: Buffer) => { err += c.toString(); });
+    p.stdout!.on('data', (c: Buffer) => {
+      out += c.toString();
+    });
+    p.stderr!.on('data', (c: Buffer) => {
+      err += c.toString();
+    });
     p.on('error', reject);
-    p.on('close', (c) => (c === 0 ? resolve(JSON.parse(out) as { status: number; text: string }) : reject(new Error(`client as uid ${uid} exited ${c}: ${err}`))));
+    p.on('close', (c) =>
+      c === 0
+        ? resolve(JSON.parse(out) as { status: number; text: string })
+        : reject(new Error(`client as uid ${uid} exited ${c}: ${err}`)),
+    );
   });
 }
 

@@ -86,7 +86,17 @@ async function harness(): Promise<Harness> {
   };
   const daemon = new Daemon({ stateDir: dir, log: pino({ level: 'silent' }), shares, channels, drivers: { sandbox: driver }, modules, registry: new Registry(), guardCheckMs: 0 });
   await daemon.start();
-  return { daemon, events, channelOps, stopEntered, releaseStop, cleanup: async () => { await daemon.close(); await rm(dir, { recursive: true, force: true }); } };
+  return {
+    daemon,
+    events,
+    channelOps,
+    stopEntered,
+    releaseStop,
+    cleanup: async () => {
+      await daemon.close();
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
 }
 
 /** Settled yet? (true after the promise resolved or rejected) */

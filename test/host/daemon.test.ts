@@ -145,16 +145,32 @@ test('hylicsd with sandbox guests: lifecycle, shares, exec, bad input, restart a
   await t.test('a hostile guest throwing random and mutated frames at its channel cannot hurt the daemon or other guests', async () => {
     // Seeded PRNG so a failure can be replayed.
     let seed = 0x9e3779b9;
-    const rand = () => { seed ^= seed << 13; seed >>>= 0; seed ^= seed >>> 17; seed ^= seed << 5; seed >>>= 0; return seed / 2 ** 32; };
+    const rand = () => {
+      seed ^= seed << 13;
+      seed >>>= 0;
+      seed ^= seed >>> 17;
+      seed ^= seed << 5;
+      seed >>>= 0;
+      return seed / 2 ** 32;
+    };
     const sock = join(dir, 'guests', 'beta', 'run', 'channel.sock');
     const valid = Buffer.from([0, 0, 0, 2, 0, 0, 0, 1, 3, 0, 0x7b, 0x7d]); // a REQUEST header + "{}"
     for (let i = 0; i < 40; i++) {
       const kind = i % 4;
       let buf: Buffer;
-      if (kind === 0) buf = Buffer.from(Array.from({ length: 1 + Math.floor(rand() * 4096) }, () => Math.floor(rand() * 256)));
-      else if (kind === 1) { buf = Buffer.from(valid); buf[Math.floor(rand() * buf.length)] = Math.floor(rand() * 256); }
-      else if (kind === 2) buf = Buffer.from([0xff, 0xff, 0xff, 0xff, 0, 0, 0, 1, 1, 0]); // 4 GiB length: oversize
-      else buf = Buffer.concat([Buffer.from([0xff, 0xfe, 0x48, 0x59, 0x4c, 0x53, 0xfe, 0xff]), Buffer.from([0, 0, 0, 9, 0, 0, 0, 0, 1, 0]), Buffer.from('not json!')]);
+      if (kind === 0)
+        buf = Buffer.from(Array.from({ length: 1 + Math.floor(rand() * 4096) }, () => Math.floor(rand() * 256)));
+      else if (kind === 1) {
+        buf = Buffer.from(valid);
+        buf[Math.floor(rand() * buf.length)] = Math.floor(rand() * 256);
+      } else if (kind === 2)
+        buf = Buffer.from([0xff, 0xff, 0xff, 0xff, 0, 0, 0, 1, 1, 0]); // 4 GiB length: oversize
+      else
+        buf = Buffer.concat([
+          Buffer.from([0xff, 0xfe, 0x48, 0x59, 0x4c, 0x53, 0xfe, 0xff]),
+          Buffer.from([0, 0, 0, 9, 0, 0, 0, 0, 1, 0]),
+          Buffer.from('not json!'),
+        ]);
       await new Promise<void>((resolve) => {
         const c = connect(sock);
         c.on('error', () => resolve());

@@ -46,7 +46,12 @@ function download(url: string): Promise<number> {
 }
 
 /** Poll `read` until `ok` holds on its value (the page updates every 2 s); fails with the last value seen. */
-async function eventually<T>(what: string, read: () => Promise<T>, ok: (v: T) => boolean, timeoutMs = 20_000): Promise<T> {
+async function eventually<T>(
+  what: string,
+  read: () => Promise<T>,
+  ok: (v: T) => boolean,
+  timeoutMs = 20_000,
+): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const v = await read();

@@ -24,7 +24,8 @@ interface SandboxInfo { netns: string; hostIf: string; guestIf: string }
 /** Delete the table only when this test brought it and no guest link of anyone is left (another daemon needs it). */
 async function removeGuardIfUnused(wasThere: boolean): Promise<void> {
   const links = readdirSync('/sys/class/net').filter((n) => n.startsWith('hyh'));
-  if (!wasThere && links.length === 0 && (await listGuardLinks().catch(() => [1])).length === 0) await removeGuard().catch(() => undefined);
+  if (!wasThere && links.length === 0 && (await listGuardLinks().catch(() => [1])).length === 0)
+    await removeGuard().catch(() => undefined);
 }
 
 test('guest firewall: guests reach neither the host nor each other nor spoof; host and world reach guests', { skip, timeout: 600_000 }, async (t) => {
@@ -47,7 +48,8 @@ test('guest firewall: guests reach neither the host nor each other nor spoof; ho
   };
   t.after(async () => {
     for (const l of closers) await l.close().catch(() => undefined);
-    daemon ??= await startDaemon(dir).catch(() => undefined); // died in the restart step: one is needed to remove guests
+    // died in the restart step: one is needed to remove guests
+    daemon ??= await startDaemon(dir).catch(() => undefined);
     if (daemon) {
       for (const g of [ga, gb]) await hylics(withOpts(['guest', 'rm', g]));
       await stopDaemon(daemon);

@@ -37,7 +37,8 @@ test('sandbox guest: console shows sandbox.log; a 40 MB log flood is capped and 
   r = await hylics(['guest', 'exec', guest, '--state-dir', dir, '--timeout', '120000', '--', 'sh', '-c', 'head -c 40000000 /dev/zero | tr "\\0" "x" >> /proc/$(pgrep -nf "[g]uest/agent-main")/fd/1; echo flood-end >> /proc/$(pgrep -nf "[g]uest/agent-main")/fd/1']);
   assert.equal(r.code, 0, r.stderr);
   const deadline = Date.now() + 10 * LOG_CAP_INTERVAL_MS;
-  while (statSync(log).size > GUEST_LOG_MAX_BYTES && Date.now() < deadline) await new Promise((res) => setTimeout(res, 200));
+  while (statSync(log).size > GUEST_LOG_MAX_BYTES && Date.now() < deadline)
+    await new Promise((res) => setTimeout(res, 200));
   assert.ok(statSync(log).size <= GUEST_LOG_MAX_BYTES, `sandbox.log is ${statSync(log).size} bytes`);
   assert.ok(existsSync(`${log}.1`), 'rotated');
   assert.ok(statSync(`${log}.1`).size <= 2 * GUEST_LOG_MAX_BYTES, `one rotated copy, bounded: ${statSync(`${log}.1`).size}`);

@@ -18,7 +18,12 @@ const noQemu = existsSync('/usr/bin/qemu-system-x86_64') ? false : 'needs qemu-s
 async function withEnv<T>(value: string | undefined, fn: () => Promise<T>): Promise<T> {
   const old = process.env.HYLICS_ACCEL;
   if (value === undefined) delete process.env.HYLICS_ACCEL; else process.env.HYLICS_ACCEL = value;
-  try { return await fn(); } finally { if (old === undefined) delete process.env.HYLICS_ACCEL; else process.env.HYLICS_ACCEL = old; }
+  try {
+    return await fn();
+  } finally {
+    if (old === undefined) delete process.env.HYLICS_ACCEL;
+    else process.env.HYLICS_ACCEL = old;
+  }
 }
 
 const fakeImage = { hash: 'x', kernel: '/nonexistent', initrd: '/nonexistent' } as GuestImage;

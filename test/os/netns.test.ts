@@ -15,7 +15,10 @@ test('netns + veth: addresses, routes, traffic both ways, delete', { skip }, asy
   const oct = (process.pid % 200) + 20;
   const hostAddr = `10.252.${oct}.1`;
   const guestAddr = `10.252.${oct}.2`;
-  t.after(async () => { await deleteLink(hostIf).catch(() => undefined); await deleteNetns(ns).catch(() => undefined); });
+  t.after(async () => {
+    await deleteLink(hostIf).catch(() => undefined);
+    await deleteNetns(ns).catch(() => undefined);
+  });
   await createNetns(ns);
   assert.ok(await netnsExists(ns));
   assert.ok((await listNetns()).includes(ns));

@@ -131,7 +131,10 @@ test('applyGuard in a private namespace: idempotent rules, set changes keep othe
  * on links hyh1 / hyh2 (10.213.1.0/24, 10.213.2.0/24), W is "the world" behind a link that is not a guest link
  * (wan0, 10.99.0.0/30). Everything is deleted after the test; `closers` run first.
  */
-async function topology(t: { after: (fn: () => Promise<void>) => void }, [H, GA, GB, W]: [string, string, string, string]): Promise<Array<() => Promise<void>>> {
+async function topology(
+  t: { after: (fn: () => Promise<void>) => void },
+  [H, GA, GB, W]: [string, string, string, string],
+): Promise<Array<() => Promise<void>>> {
   const closers: Array<() => Promise<void>> = [];
   t.after(async () => {
     for (const c of closers.reverse()) await c().catch(() => undefined);
@@ -141,8 +144,22 @@ async function topology(t: { after: (fn: () => Promise<void>) => void }, [H, GA,
     await run('ip', ['netns', 'add', n]);
     await run('ip', ['-n', n, 'link', 'set', 'lo', 'up']);
   }
-  await ns(H, 'sysctl', '-qw', 'net.ipv4.ip_forward=1', 'net.ipv4.conf.all.rp_filter=0', 'net.ipv4.conf.default.rp_filter=0');
-  const link = async (hostIf: string, peer: string, peerIf: string, hostAddr: string, peerAddr: string, len: number): Promise<void> => {
+  await ns(
+    H,
+    'sysctl',
+    '-qw',
+    'net.ipv4.ip_forward=1',
+    'net.ipv4.conf.all.rp_filter=0',
+    'net.ipv4.conf.default.rp_filter=0',
+  );
+  const link = async (
+    hostIf: string,
+    peer: string,
+    peerIf: string,
+    hostAddr: string,
+    peerAddr: string,
+    len: number,
+  ): Promise<void> => {
     await run('ip', ['-n', H, 'link', 'add', hostIf, 'type', 'veth', 'peer', 'name', peerIf, 'netns', peer]);
     await run('ip', ['-n', H, 'addr', 'add', `${hostAddr}/${len}`, 'dev', hostIf]);
     await run('ip', ['-n', H, 'link', 'set', hostIf, 'up']);
@@ -248,7 +265,8 @@ test('guest firewall: no forged ICMP errors into others\' flows, no riding on a 
   const [H, GA, GB, W] = ['h', 'a', 'b', 'w'].map((x) => `hyg-i${x}-${tag}`) as [string, string, string, string];
   const closers = await topology(t, [H, GA, GB, W]);
   // counters of ICMP errors from A that arrive (the ct rule turns conntrack on in the namespace from the start, as
-  // any NAT or stateful rule on a real host does, so flows opened before the guard are tracked), after the guard's chains (input priority 10): in B, and in the host
+  // any NAT or stateful rule on a real host does, so flows opened before the guard are tracked), after the guard's
+  // chains (input priority 10): in B, and in the host
   // [to its world address (forged), to its address on A's link (A's genuine errors)]
   const count = (daddrs: string[]): string => `table ip probe {
   chain in {

@@ -19,7 +19,10 @@ test('pageRound and defaultInodes', () => {
 
 test('tmpfs mount, usage, remount both ways, kernel refuses shrinking below use, umount', { skip }, async (t) => {
   const dir = await mkdtemp(join(tmpdir(), `hylics-tmpfs-${process.pid}-`));
-  t.after(async () => { await umountTmpfs(dir, { lazy: true }).catch(() => undefined); await rm(dir, { recursive: true, force: true }); });
+  t.after(async () => {
+    await umountTmpfs(dir, { lazy: true }).catch(() => undefined);
+    await rm(dir, { recursive: true, force: true });
+  });
   await mountTmpfs(dir, { sizeBytes: 4 * MiB, mode: 0o750, nrInodes: 100 });
   assert.ok(await isTmpfsMounted(dir));
   const m = await mountAt(dir);

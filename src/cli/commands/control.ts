@@ -26,20 +26,39 @@ function decisionLine(d: DecisionEntry): string {
 
 export function register(program: Command): void {
   const control = program.command('control').description('the share-size controller of a guest (paper §5): settings, decisions, calibration');
-  common(control.command('set <name>').description('set the controller of a guest (checked whole; nothing changes on bad input)'))
+  common(
+    control
+      .command('set <name>')
+      .description('set the controller of a guest (checked whole; nothing changes on bad input)'),
+  )
     .option('--scheme <s>', 'improved|aq|adaptive|queue|static|off', 'improved')
     .requiredOption('--slo <duration>', 'response-time SLO, e.g. 10s or 500ms')
     .option('--task <name>', 'the task whose response time is regulated (default: all tasks)')
     .option('--min <size>', 'smallest share (default 32M)')
-    .option('--max <size>', 'largest share (default: the guest\'s memory)')
+    .option('--max <size>', "largest share (default: the guest's memory)")
     .option('--interval-min <duration>', 'shortest control interval (default 30s; at least 1s)')
     .option('--interval-max <duration>', 'longest control interval (default 4m)')
-    .action(async (name: string, o: CommonOpts & { scheme: string; slo: string; task?: string; min?: string; max?: string; intervalMin?: string; intervalMax?: string }) => {
-      const body: Record<string, string> = { scheme: o.scheme, slo: o.slo };
-      for (const k of ['task', 'min', 'max', 'intervalMin', 'intervalMax'] as const) if (o[k] !== undefined) body[k] = o[k]!;
-      const v = await apiRequest<ControlView>(stateDir(o), 'PUT', path(name), body);
-      if (o.json) printJson(v); else printView(v);
-    });
+    .action(
+      async (
+        name: string,
+        o: CommonOpts & {
+          scheme: string;
+          slo: string;
+          task?: string;
+          min?: string;
+          max?: string;
+          intervalMin?: string;
+          intervalMax?: string;
+        },
+      ) => {
+        const body: Record<string, string> = { scheme: o.scheme, slo: o.slo };
+        for (const k of ['task', 'min', 'max', 'intervalMin', 'intervalMax'] as const)
+          if (o[k] !== undefined) body[k] = o[k]!;
+        const v = await apiRequest<ControlView>(stateDir(o), 'PUT', path(name), body);
+        if (o.json) printJson(v);
+        else printView(v);
+      },
+    );
   common(control.command('show <name>').description('show the controller of a guest')).action(async (name: string, o: CommonOpts) => {
     const v = await apiRequest<ControlView>(stateDir(o), 'GET', path(name));
     if (o.json) printJson(v); else printView(v);
@@ -50,18 +69,39 @@ export function register(program: Command): void {
       const r = await apiRequest<{ decisions: DecisionEntry[] }>(stateDir(o), 'GET', path(name, `/log?limit=${Number(o.limit)}`));
       if (o.json) printJson(r); else process.stdout.write(r.decisions.map(decisionLine).join('\n') + (r.decisions.length ? '\n' : ''));
     });
-  common(control.command('calibrate <name> <argv...>').description('measure E[X|m] of a task at several share sizes (hylics control calibrate GUEST --task NAME -- CMD...)'))
+  common(
+    control
+      .command('calibrate <name> <argv...>')
+      .description(
+        'measure E[X|m] of a task at several share sizes (hylics control calibrate GUEST --task NAME -- CMD...)',
+      ),
+  )
     .requiredOption('--task <name>', 'the task this command is')
     .option('--sizes <list>', 'share sizes, comma-separated (default 16M,32M,64M,128M)')
     .option('--repeat <n>', 'runs per size', '3')
-    .action(async (name: string, argvIn: string[], o: CommonOpts & { task: string; sizes?: string; repeat: string }) => {
-      const argv = argvIn[0] === '--' ? argvIn.slice(1) : argvIn;
-      const body = { task: o.task, argv, repeat: Number(o.repeat), ...(o.sizes ? { sizes: o.sizes.split(',').map((s) => s.trim()) } : {}) };
-      const r = await apiRequest<CalibrationResult>(stateDir(o), 'POST', path(name, '/calibrate'), body);
-      if (o.json) { printJson(r); return; }
-      const lines = r.points.map((p) => `${formatSize(p.sizeBytes).padStart(10)}: ${p.meanS.toFixed(3)} s ± ${p.sdS.toFixed(3)} (min ${p.minS.toFixed(3)}, max ${p.maxS.toFixed(3)}, ${p.runs} runs)`);
-      for (const s of r.skipped) lines.push(`${formatSize(s.sizeBytes).padStart(10)}: skipped (${s.reason})`);
-      lines.push(`E[X|m] = ${r.model.a.toFixed(3)} + ${r.model.b.toFixed(3)}/(m + ${r.model.c.toFixed(2)}) s, r² = ${r.r2.toFixed(3)}; stored for task ${r.task}`);
-      process.stdout.write(lines.join('\n') + '\n');
-    });
+    .action(
+      async (name: string, argvIn: string[], o: CommonOpts & { task: string; sizes?: string; repeat: string }) => {
+        const argv = argvIn[0] === '--' ? argvIn.slice(1) : argvIn;
+        const body = {
+          task: o.task,
+          argv,
+          repeat: Number(o.repeat),
+          ...(o.sizes ? { sizes: o.sizes.split(',').map((s) => s.trim()) } : {}),
+        };
+        const r = await apiRequest<CalibrationResult>(stateDir(o), 'POST', path(name, '/calibrate'), body);
+        if (o.json) {
+          printJson(r);
+          return;
+        }
+        const lines = r.points.map(
+          (p) =>
+            `${formatSize(p.sizeBytes).padStart(10)}: ${p.meanS.toFixed(3)} s ± ${p.sdS.toFixed(3)} (min ${p.minS.toFixed(3)}, max ${p.maxS.toFixed(3)}, ${p.runs} runs)`,
+        );
+        for (const s of r.skipped) lines.push(`${formatSize(s.sizeBytes).padStart(10)}: skipped (${s.reason})`);
+        lines.push(
+          `E[X|m] = ${r.model.a.toFixed(3)} + ${r.model.b.toFixed(3)}/(m + ${r.model.c.toFixed(2)}) s, r² = ${r.r2.toFixed(3)}; stored for task ${r.task}`,
+        );
+        process.stdout.write(lines.join('\n') + '\n');
+      },
+    );
 }

@@ -29,7 +29,11 @@ export function register(program: Command): void {
         ...(process.env.HYLICS_LOG_LEVEL ? { logLevel: checkSetting('log-level', process.env.HYLICS_LOG_LEVEL, 'env HYLICS_LOG_LEVEL') as DaemonSettings['logLevel'] } : {}),
       };
       const configFile = o.config ?? process.env.HYLICS_CONFIG;
-      const load = async (): Promise<DaemonSettings> => mergeSettings(configFile ? await readConfigFile(configFile) : {}, flags, defaults);
-      await runDaemon(await load(), { rotateApiToken: o.rotateApiToken === true, ...(configFile ? { reload: load } : {}) });
+      const load = async (): Promise<DaemonSettings> =>
+        mergeSettings(configFile ? await readConfigFile(configFile) : {}, flags, defaults);
+      await runDaemon(await load(), {
+        rotateApiToken: o.rotateApiToken === true,
+        ...(configFile ? { reload: load } : {}),
+      });
     });
 }

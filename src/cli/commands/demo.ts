@@ -25,14 +25,27 @@ function sha256(buf: Buffer): string {
 }
 
 /** GET a URL, return the body's sha256, size and seconds taken (a real HTTP client, not a shortcut). */
-function fetchDigest(url: string, timeoutMs = 60_000): Promise<{ status: number; bytes: number; sha256: string; seconds: number }> {
+function fetchDigest(
+  url: string,
+  timeoutMs = 60_000,
+): Promise<{ status: number; bytes: number; sha256: string; seconds: number }> {
   const t0 = process.hrtime.bigint();
   return new Promise((resolve, reject) => {
     const req = request(url, { timeout: timeoutMs }, (res) => {
       const h = createHash('sha256');
       let bytes = 0;
-      res.on('data', (c: Buffer) => { h.update(c); bytes += c.length; });
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, bytes, sha256: h.digest('hex'), seconds: Number(process.hrtime.bigint() - t0) / 1e9 }));
+      res.on('data', (c: Buffer) => {
+        h.update(c);
+        bytes += c.length;
+      });
+      res.on('end', () =>
+        resolve({
+          status: res.statusCode ?? 0,
+          bytes,
+          sha256: h.digest('hex'),
+          seconds: Number(process.hrtime.bigint() - t0) / 1e9,
+        }),
+      );
       res.on('error', reject);
     });
     req.on('timeout', () => req.destroy(new Error(`GET ${url} timed out`)));

@@ -15,15 +15,26 @@ export async function listGuests(o: CommonOpts): Promise<void> {
 export function register(program: Command): void {
   const guest = program.command('guest').description('create, inspect and remove guests');
 
-  common(guest.command('create <name>').description('create and start a guest with its own shared in-memory file system'))
+  common(
+    guest.command('create <name>').description('create and start a guest with its own shared in-memory file system'),
+  )
     .option('--driver <kind>', 'sandbox | microvm', 'sandbox')
     .requiredOption('--share-size <size>', 'size limit of the share, e.g. 64M')
     .option('--cpus <n>', 'CPUs (fractional allowed, e.g. 0.5)', '1')
     .option('--memory <size>', 'memory limit, e.g. 512M', '512M')
-    .action(async (name: string, o: CommonOpts & { driver: string; shareSize: string; cpus: string; memory: string }) => {
-      const g = await apiRequest<GuestView>(stateDir(o), 'POST', '/v1/guests', { name, driver: o.driver, shareSize: o.shareSize, cpus: o.cpus, memory: o.memory });
-      if (o.json) printJson(g); else process.stdout.write(guestDetails(g));
-    });
+    .action(
+      async (name: string, o: CommonOpts & { driver: string; shareSize: string; cpus: string; memory: string }) => {
+        const g = await apiRequest<GuestView>(stateDir(o), 'POST', '/v1/guests', {
+          name,
+          driver: o.driver,
+          shareSize: o.shareSize,
+          cpus: o.cpus,
+          memory: o.memory,
+        });
+        if (o.json) printJson(g);
+        else process.stdout.write(guestDetails(g));
+      },
+    );
 
   common(guest.command('ls').description('list guests')).action(listGuests);
 

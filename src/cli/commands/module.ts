@@ -26,20 +26,47 @@ async function viaAgent<T>(fn: (agent: Awaited<ReturnType<typeof connect>>) => P
 export function register(program: Command): void {
   const mod = program.command('module').description('middleware modules: serve a guest\'s share from the host (HTTP file delivery, video streaming)');
 
-  common(mod.command('start [guest]').description('start a module on the guest\'s address and port; prints the URLs clients use (inside a guest: omit GUEST)'))
+  common(
+    mod
+      .command('start [guest]')
+      .description(
+        "start a module on the guest's address and port; prints the URLs clients use (inside a guest: omit GUEST)",
+      ),
+  )
     .requiredOption('--kind <kind>', 'http (file delivery) or stream (HLS / progressive MP4)')
-    .requiredOption('--root <dir>', 'directory inside the guest\'s share to serve (relative to the share root)')
-    .requiredOption('--port <n>', 'port on the guest\'s address')
+    .requiredOption('--root <dir>', "directory inside the guest's share to serve (relative to the share root)")
+    .requiredOption('--port <n>', "port on the guest's address")
     .option('--host-port <n>', 'also serve on this host port (1024-65535)')
-    .action(async (guest: string | undefined, o: CommonOpts & { kind: string; root: string; port: string; hostPort?: string }) => {
-      if (o.kind !== 'http' && o.kind !== 'stream') throw new HylicsError('HYLICS_ERR_MODULE_KIND', `--kind must be http or stream, got ${JSON.stringify(o.kind)}`, { kind: o.kind });
-      const body = { kind: o.kind, root: o.root, port: intArg(o.port, '--port', 1, 65535), ...(o.hostPort !== undefined ? { hostPort: intArg(o.hostPort, '--host-port', 1024, 65535) } : {}) };
-      const m = guest === undefined
-        ? await viaAgent((a) => a.startModule(body as { kind: 'http' | 'stream'; root: string; port: number; hostPort?: number })) as unknown as ModuleInfo
-        : await apiRequest<ModuleInfo>(stateDir(o), 'POST', base(guest), body);
-      if (o.json) printJson(m);
-      else process.stdout.write(`${m.id} (${m.kind}) serving ${m.root || '/'} of ${guest ?? 'this guest'}'s share\n${m.urls.map((u) => `  ${u}`).join('\n')}\n`);
-    });
+    .action(
+      async (
+        guest: string | undefined,
+        o: CommonOpts & { kind: string; root: string; port: string; hostPort?: string },
+      ) => {
+        if (o.kind !== 'http' && o.kind !== 'stream')
+          throw new HylicsError(
+            'HYLICS_ERR_MODULE_KIND',
+            `--kind must be http or stream, got ${JSON.stringify(o.kind)}`,
+            { kind: o.kind },
+          );
+        const body = {
+          kind: o.kind,
+          root: o.root,
+          port: intArg(o.port, '--port', 1, 65535),
+          ...(o.hostPort !== undefined ? { hostPort: intArg(o.hostPort, '--host-port', 1024, 65535) } : {}),
+        };
+        const m =
+          guest === undefined
+            ? ((await viaAgent((a) =>
+                a.startModule(body as { kind: 'http' | 'stream'; root: string; port: number; hostPort?: number }),
+              )) as unknown as ModuleInfo)
+            : await apiRequest<ModuleInfo>(stateDir(o), 'POST', base(guest), body);
+        if (o.json) printJson(m);
+        else
+          process.stdout.write(
+            `${m.id} (${m.kind}) serving ${m.root || '/'} of ${guest ?? 'this guest'}'s share\n${m.urls.map((u) => `  ${u}`).join('\n')}\n`,
+          );
+      },
+    );
 
   common(mod.command('ls [guest]').alias('list').description('list the guest\'s modules (inside a guest: omit GUEST)'))
     .action(async (guest: string | undefined, o: CommonOpts) => {

@@ -36,7 +36,18 @@ export function register(program: Command): void {
     .option('--json', 'print JSON instead of text')
     .action(async (o: { json?: boolean }) => {
       const files = (await tier.ls()).sort((a, b) => a.name.localeCompare(b.name));
-      if (o.json) { printJson(files.map((f) => ({ name: f.name, tier: f.tier, sizeBytes: f.sizeBytes, lastUse: new Date(f.lastUseMs).toISOString(), path: f.path }))); return; }
+      if (o.json) {
+        printJson(
+          files.map((f) => ({
+            name: f.name,
+            tier: f.tier,
+            sizeBytes: f.sizeBytes,
+            lastUse: new Date(f.lastUseMs).toISOString(),
+            path: f.path,
+          })),
+        );
+        return;
+      }
       if (files.length === 0) { process.stdout.write('the tiered store is empty\n'); return; }
       process.stdout.write(table([['NAME', 'TIER', 'SIZE', 'LAST USE'], ...files.map((f) => [f.name, f.tier, formatSize(f.sizeBytes), age(f.lastUseMs)])]));
     });

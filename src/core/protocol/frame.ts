@@ -40,11 +40,19 @@ export interface Frame {
   payload: Uint8Array;
 }
 
-export function encodeFrame(frame: { id: number; type: number; flags?: number; payload: Uint8Array }, maxPayload = DEFAULT_MAX_PAYLOAD): Uint8Array {
+export function encodeFrame(
+  frame: { id: number; type: number; flags?: number; payload: Uint8Array },
+  maxPayload = DEFAULT_MAX_PAYLOAD,
+): Uint8Array {
   if (frame.payload.length > maxPayload) {
-    throw new HylicsError('HYLICS_ERR_CHANNEL_FRAME_TOO_LARGE', `frame payload of ${frame.payload.length} bytes exceeds the cap of ${maxPayload}`, { size: frame.payload.length, max: maxPayload });
+    throw new HylicsError(
+      'HYLICS_ERR_CHANNEL_FRAME_TOO_LARGE',
+      `frame payload of ${frame.payload.length} bytes exceeds the cap of ${maxPayload}`,
+      { size: frame.payload.length, max: maxPayload },
+    );
   }
-  if (!Number.isInteger(frame.id) || frame.id < 0 || frame.id > 0xffffffff) throw new HylicsError('HYLICS_ERR_INVALID_ARGUMENT', `frame id ${frame.id} is not a u32`);
+  if (!Number.isInteger(frame.id) || frame.id < 0 || frame.id > 0xffffffff)
+    throw new HylicsError('HYLICS_ERR_INVALID_ARGUMENT', `frame id ${frame.id} is not a u32`);
   const out = new Uint8Array(HEADER_BYTES + frame.payload.length);
   const dv = new DataView(out.buffer, out.byteOffset, out.byteLength);
   dv.setUint32(0, frame.payload.length);
@@ -182,7 +190,11 @@ export class FrameDecoder {
       const avail = Math.min(b.length, end);
       // A marker inside a payload (or straddling its end) means the frame was cut short by a restart of the
       // sender: no valid payload (UTF-8 JSON) can contain 0xFF, so drop the partial frame, resume at the marker.
-      const m = indexOfMarker(b, HEADER_BYTES + Math.max(0, this.scanned - (MARKER.length - 1)), Math.min(b.length, end + MARKER.length - 1));
+      const m = indexOfMarker(
+        b,
+        HEADER_BYTES + Math.max(0, this.scanned - (MARKER.length - 1)),
+        Math.min(b.length, end + MARKER.length - 1),
+      );
       if (m >= 0) {
         this.stats.errors++;
         this.stats.discardedBytes += m;

@@ -8,7 +8,9 @@ import type { Static, TSchema } from '@sinclair/typebox';
 import { HylicsError } from '../errors/index.js';
 import { check, compile } from './validate.js';
 
-/** Who serves the op: 'guest' = host calls the guest agent; 'host' = guest (agent or app via the agent) calls the host. */
+/**
+ * Who serves the op: 'guest' = host calls the guest agent; 'host' = guest (agent or app via the agent) calls the host.
+ */
 export type OpServer = 'guest' | 'host' | 'agent';
 
 export interface OpDef<P extends TSchema = TSchema, R extends TSchema = TSchema> {
@@ -36,11 +38,21 @@ export interface EventDef<D extends TSchema = TSchema> {
 export interface OpTypes {}
 // eslint-disable-next-line @typescript-eslint/no-empty-object-type
 export interface EventTypes {}
-export type ParamsOf<K extends string> = K extends keyof OpTypes ? OpTypes[K] extends { params: infer P } ? P : unknown : unknown;
-export type ResultOf<K extends string> = K extends keyof OpTypes ? OpTypes[K] extends { result: infer R } ? R : unknown : unknown;
+export type ParamsOf<K extends string> = K extends keyof OpTypes
+  ? OpTypes[K] extends { params: infer P }
+    ? P
+    : unknown
+  : unknown;
+export type ResultOf<K extends string> = K extends keyof OpTypes
+  ? OpTypes[K] extends { result: infer R }
+    ? R
+    : unknown
+  : unknown;
 export type EventDataOf<K extends string> = K extends keyof EventTypes ? EventTypes[K] : unknown;
 
-export function defineOp<P extends TSchema, R extends TSchema>(def: OpDef<P, R>): OpDef<P, R> & { _p?: Static<P>; _r?: Static<R> } {
+export function defineOp<P extends TSchema, R extends TSchema>(
+  def: OpDef<P, R>,
+): OpDef<P, R> & { _p?: Static<P>; _r?: Static<R> } {
   return def;
 }
 export function defineEvent<D extends TSchema>(def: EventDef<D>): EventDef<D> {

@@ -74,7 +74,10 @@ export interface Table3Result {
     aqAtOrBelowPaper: boolean; aqPeakOk: boolean;
     /** improved's mean below aq's on each goal metric (means over seeds). */
     improvedBeatsAq: Record<string, boolean>;
-    /** Paired verdicts over the same seeds: aq vs adaptive and vs queue on the error; improved vs aq on each goal metric. */
+    /**
+     * Paired verdicts over the same seeds: aq vs adaptive and vs queue on the error; improved vs aq on each goal
+     * metric.
+     */
     paired: { aqVsAdaptive?: Paired; aqVsQueue?: Paired; improvedVsAq?: Record<string, Paired> };
     model: { a: number; b: number; c: number; r2: number };
   } & Record<string, unknown>)[];
@@ -121,13 +124,26 @@ export function runTable3(opts: Table3Options = {}): Table3Result {
     for (const scheme of schemes) {
       const ms: SimMetrics[] = [];
       for (let s = 1; s <= seeds; s++) {
-        const cfg = defaultSimConfig({ seed: s * 7919 + row.vcpus * 101 + row.ramGB, vcpus: row.vcpus, ramGB: row.ramGB, service, workload: paperWorkload(row.workload, opts.w2PhaseS), controller: (opts.configure ?? ((_s, c) => c))(scheme, schemeConfig(scheme, cal.model, bounds)), record: false });
+        const cfg = defaultSimConfig({
+          seed: s * 7919 + row.vcpus * 101 + row.ramGB,
+          vcpus: row.vcpus,
+          ramGB: row.ramGB,
+          service,
+          workload: paperWorkload(row.workload, opts.w2PhaseS),
+          controller: (opts.configure ?? ((_s, c) => c))(scheme, schemeConfig(scheme, cal.model, bounds)),
+          record: false,
+        });
         ms.push(simulate(cfg).metrics);
         runs++;
       }
       perSeed[scheme] = ms;
       const agg = aggregate(ms);
-      const summary: SchemeSummary = { error: agg.error.mean, errorStd: agg.error.std, peakShareMB: agg.peakSizeMiB.max, metrics: agg };
+      const summary: SchemeSummary = {
+        error: agg.error.mean,
+        errorStd: agg.error.std,
+        peakShareMB: agg.peakSizeMiB.max,
+        metrics: agg,
+      };
       entry[scheme] = summary;
       done++;
       opts.onProgress?.(done, total, `#${row.workload} ${row.vcpus} vCPU ${row.ramGB} GB ${scheme}`);
@@ -154,8 +170,11 @@ export function beats(a: MetricStats, b: MetricStats): Record<string, boolean> {
   return {
     error: a.error.mean < b.error.mean || (a.error.mean === 0 && b.error.mean === 0),
     p95: a.p95R.mean < b.p95R.mean,
-    sloWindows: a.sloWindowFraction.mean < b.sloWindowFraction.mean || (a.sloWindowFraction.mean === 0 && b.sloWindowFraction.mean === 0),
-    sloTasks: a.sloTaskFraction.mean < b.sloTaskFraction.mean || (a.sloTaskFraction.mean === 0 && b.sloTaskFraction.mean === 0),
+    sloWindows:
+      a.sloWindowFraction.mean < b.sloWindowFraction.mean ||
+      (a.sloWindowFraction.mean === 0 && b.sloWindowFraction.mean === 0),
+    sloTasks:
+      a.sloTaskFraction.mean < b.sloTaskFraction.mean || (a.sloTaskFraction.mean === 0 && b.sloTaskFraction.mean === 0),
     gbHours: a.gbHours.mean < b.gbHours.mean,
   };
 }
@@ -184,7 +203,10 @@ export function runScenario(o: ScenarioOptions): SimResult & { model: { a: numbe
   const service: ServiceConfig = { ...DEFAULT_SERVICE, ...o.service };
   const key = `${vcpus}/${ramGB}/${JSON.stringify(service)}/${JSON.stringify(o.calibration ?? {})}`;
   let cal = calibrations.get(key);
-  if (cal === undefined) { cal = calibrateServiceModel({ vcpus, ramGB, service }, o.calibration); calibrations.set(key, cal); }
+  if (cal === undefined) {
+    cal = calibrateServiceModel({ vcpus, ramGB, service }, o.calibration);
+    calibrations.set(key, cal);
+  }
   const w = typeof o.workload === 'number' ? paperWorkload(o.workload, o.w2PhaseS) : o.workload;
   const bounds = evalBounds(typeof o.workload === 'number' ? o.workload : 'other');
   let durationS = o.durationS ?? 3600;
@@ -192,7 +214,18 @@ export function runScenario(o: ScenarioOptions): SimResult & { model: { a: numbe
     const last = o.workload.arrivals[o.workload.arrivals.length - 1]?.time ?? 0;
     durationS = Math.max(60, Math.ceil(last + 60));
   }
-  const r = simulate(defaultSimConfig({ seed: o.seed ?? 1, vcpus, ramGB, durationS, service, workload: w, controller: schemeConfig(o.scheme, cal.model, bounds), record: o.record ?? true }));
+  const r = simulate(
+    defaultSimConfig({
+      seed: o.seed ?? 1,
+      vcpus,
+      ramGB,
+      durationS,
+      service,
+      workload: w,
+      controller: schemeConfig(o.scheme, cal.model, bounds),
+      record: o.record ?? true,
+    }),
+  );
   return { ...r, model: cal.model.toJSON() };
 }
 
@@ -202,16 +235,44 @@ export const HARD_WORKLOADS: Record<string, WorkloadSpec> = {
   bursty: { kind: 'bursty', calmMean: 9, burstMean: 2.5, calmS: 300, burstS: 60 },
 };
 
-export interface ComparisonRow { workload: string; vcpus: number; ramGB: number; schemes: Record<string, MetricStats>; perSeed: Record<string, SimMetrics[]> }
+export interface ComparisonRow {
+  workload: string;
+  vcpus: number;
+  ramGB: number;
+  schemes: Record<string, MetricStats>;
+  perSeed: Record<string, SimMetrics[]>;
+}
 
 /** Every scheme on one workload spec over seeds (same seeds for every scheme: paired comparison). */
-export function runComparison(name: string, w: WorkloadSpec, o: { vcpus: number; ramGB: number; seeds: number; schemes?: Scheme[]; calibration?: CalibrationOptions; onProgress?: (label: string) => void }): ComparisonRow {
+export function runComparison(
+  name: string,
+  w: WorkloadSpec,
+  o: {
+    vcpus: number;
+    ramGB: number;
+    seeds: number;
+    schemes?: Scheme[];
+    calibration?: CalibrationOptions;
+    onProgress?: (label: string) => void;
+  },
+): ComparisonRow {
   const cal = calibrateServiceModel({ vcpus: o.vcpus, ramGB: o.ramGB }, o.calibration);
   const out: ComparisonRow = { workload: name, vcpus: o.vcpus, ramGB: o.ramGB, schemes: {}, perSeed: {} };
   for (const scheme of o.schemes ?? ALL_SCHEMES) {
     const ms: SimMetrics[] = [];
     for (let s = 1; s <= o.seeds; s++) {
-      ms.push(simulate(defaultSimConfig({ seed: s * 104729 + o.vcpus, vcpus: o.vcpus, ramGB: o.ramGB, workload: w, controller: schemeConfig(scheme, cal.model, evalBounds('other')), record: false })).metrics);
+      ms.push(
+        simulate(
+          defaultSimConfig({
+            seed: s * 104729 + o.vcpus,
+            vcpus: o.vcpus,
+            ramGB: o.ramGB,
+            workload: w,
+            controller: schemeConfig(scheme, cal.model, evalBounds('other')),
+            record: false,
+          }),
+        ).metrics,
+      );
     }
     out.schemes[scheme] = aggregate(ms);
     out.perSeed[scheme] = ms;

@@ -32,7 +32,13 @@ export class SimRecorder {
   actuations = 0;
   decisionsN = 0;
 
-  constructor(private readonly durationS: number, private readonly windowS: number, private readonly sloS: number, size: number, private readonly record: boolean) {
+  constructor(
+    private readonly durationS: number,
+    private readonly windowS: number,
+    private readonly sloS: number,
+    size: number,
+    private readonly record: boolean,
+  ) {
     this.nWin = Math.ceil(durationS / windowS);
     this.winSum = new Float64Array(this.nWin);
     this.winCnt = new Float64Array(this.nWin);
@@ -44,7 +50,9 @@ export class SimRecorder {
     if (record) this.decisions.push({ t: 0, sizeMiB: size, usedMiB: 0, meanR: null, reason: 'initial' });
   }
 
-  private win(t: number): number { return Math.min(this.nWin - 1, Math.floor(t / this.windowS)); }
+  private win(t: number): number {
+    return Math.min(this.nWin - 1, Math.floor(t / this.windowS));
+  }
 
   /** Time passes from t for dt at this size and usage (MiB). */
   advance(t: number, dt: number, size: number, used: number): void {
@@ -58,12 +66,15 @@ export class SimRecorder {
   completion(t: number, r: number): void {
     this.resp.push(r);
     const w = this.win(t);
-    this.winSum[w] += r; this.winCnt[w]++;
+    this.winSum[w] += r;
+    this.winCnt[w]++;
   }
 
   arrival(t: number, work: number, hit: boolean): void {
-    this.workSum += work; this.served++;
-    if (hit) this.memHits++; else this.fullFallbacks++;
+    this.workSum += work;
+    this.served++;
+    if (hit) this.memHits++;
+    else this.fullFallbacks++;
     this.winArr[this.win(t)]++;
   }
 
@@ -73,7 +84,15 @@ export class SimRecorder {
     if (meanR !== null) this.errTrackInterval += Math.abs(meanR - this.sloS);
   }
 
-  decision(t: number, size: number, resized: boolean, used: number, meanR: number | null, reason: string, actuated: boolean): void {
+  decision(
+    t: number,
+    size: number,
+    resized: boolean,
+    used: number,
+    meanR: number | null,
+    reason: string,
+    actuated: boolean,
+  ): void {
     this.decisionsN++;
     if (actuated) this.actuations++;
     if (resized) {
@@ -84,27 +103,60 @@ export class SimRecorder {
   }
 
   /** Metrics over the run that ended at t; floorMiB: the controller's floor (Infinity without one). */
-  finish(t: number, floorMiB: number, peakUsed: number, settlingS: number | null): { metrics: SimMetrics; windows: WindowPoint[] } {
+  finish(
+    t: number,
+    floorMiB: number,
+    peakUsed: number,
+    settlingS: number | null,
+  ): { metrics: SimMetrics; windows: WindowPoint[] } {
     const { nWin, windowS, sloS } = this;
     // per-window time averages (events split at their start window: exact enough at second-scale events)
-    for (let w = 0; w < nWin; w++) { this.winSize[w]! /= windowS; this.winUsed[w]! /= windowS; }
+    for (let w = 0; w < nWin; w++) {
+      this.winSize[w]! /= windowS;
+      this.winUsed[w]! /= windowS;
+    }
     const resp = this.resp;
     const sorted = Float64Array.from(resp).sort();
     const nResp = sorted.length;
-    let sumR = 0, excessTasks = 0, overTasks = 0;
-    for (const R of resp) { sumR += R; if (R > sloS) { overTasks++; excessTasks += R - sloS; } }
-    let err = 0, abs = 0, sq = 0, winsWith = 0, winsOver = 0, actionable = 0;
+    let sumR = 0,
+      excessTasks = 0,
+      overTasks = 0;
+    for (const R of resp) {
+      sumR += R;
+      if (R > sloS) {
+        overTasks++;
+        excessTasks += R - sloS;
+      }
+    }
+    let err = 0,
+      abs = 0,
+      sq = 0,
+      winsWith = 0,
+      winsOver = 0,
+      actionable = 0;
     const windows: WindowPoint[] = [];
     for (let w = 0; w < nWin; w++) {
       const m = this.winCnt[w]! > 0 ? this.winSum[w]! / this.winCnt[w]! : null;
       if (m !== null) {
         winsWith++;
         const e = m - sloS;
-        if (e > 0) { err += e; winsOver++; actionable += e; }
-        else if (this.winSize[w]! > floorMiB + 0.5) actionable -= e;
-        abs += Math.abs(e); sq += e * e;
+        if (e > 0) {
+          err += e;
+          winsOver++;
+          actionable += e;
+        } else if (this.winSize[w]! > floorMiB + 0.5) actionable -= e;
+        abs += Math.abs(e);
+        sq += e * e;
       }
-      if (this.record) windows.push({ t: (w + 1) * windowS, meanR: m, tasks: this.winCnt[w]!, usedMiB: this.winUsed[w]!, sizeMiB: this.winSize[w]!, arrivals: this.winArr[w]! });
+      if (this.record)
+        windows.push({
+          t: (w + 1) * windowS,
+          meanR: m,
+          tasks: this.winCnt[w]!,
+          usedMiB: this.winUsed[w]!,
+          sizeMiB: this.winSize[w]!,
+          arrivals: this.winArr[w]!,
+        });
     }
     const served = this.served;
     return {

@@ -66,20 +66,25 @@ export function calibrationOptions(mode: CalibrationMode): CalibrationOptions {
  * Offline measurement of E[X|m]: for each fixed share size run a Poisson workload (default LIGHT_CALIBRATION) and
  * average the tasks' response times (or service demands), then fit a + b/(m + c).
  */
-export function calibrateServiceModel(base: Partial<SimConfig>, opts: CalibrationOptions = {}): FitResult & { points: { m: number; ex: number }[] } {
+export function calibrateServiceModel(
+  base: Partial<SimConfig>,
+  opts: CalibrationOptions = {},
+): FitResult & { points: { m: number; ex: number }[] } {
   const lambda = opts.lambda ?? LIGHT_CALIBRATION.lambda;
   const measure = opts.measure ?? LIGHT_CALIBRATION.measure;
   const sizes = opts.sizesMiB ?? [1, 8, 16, 24, 32, 48, 64, 96, 128, 192, 256];
   const points = sizes.map((m) => {
-    const r = simulate(defaultSimConfig({
-      ...base,
-      seed: opts.seed ?? 12345,
-      durationS: opts.durationS ?? LIGHT_CALIBRATION.durationS,
-      workload: { kind: 'poisson', meanInterarrival: 1 / lambda },
-      controller: null,
-      fixedSizeBytes: Math.max(1, Math.round(m * MiB)),
-      record: false,
-    }));
+    const r = simulate(
+      defaultSimConfig({
+        ...base,
+        seed: opts.seed ?? 12345,
+        durationS: opts.durationS ?? LIGHT_CALIBRATION.durationS,
+        workload: { kind: 'poisson', meanInterarrival: 1 / lambda },
+        controller: null,
+        fixedSizeBytes: Math.max(1, Math.round(m * MiB)),
+        record: false,
+      }),
+    );
     return { m, ex: measure === 'response' ? r.metrics.meanR : r.metrics.meanServiceS };
   });
   return { ...fitServiceModel(points), points };
@@ -117,6 +122,17 @@ export function schemeConfig(scheme: Scheme, model: FitResult['model'], o: Schem
   return base;
 }
 
-export function paperSimConfig(row: { workload: 1 | 2; vcpus: number; ramGB: number }, seed: number, controller: ControllerConfig | null): SimConfig {
-  return defaultSimConfig({ seed, vcpus: row.vcpus, ramGB: row.ramGB, workload: paperWorkload(row.workload), controller, record: false });
+export function paperSimConfig(
+  row: { workload: 1 | 2; vcpus: number; ramGB: number },
+  seed: number,
+  controller: ControllerConfig | null,
+): SimConfig {
+  return defaultSimConfig({
+    seed,
+    vcpus: row.vcpus,
+    ramGB: row.ramGB,
+    workload: paperWorkload(row.workload),
+    controller,
+    record: false,
+  });
 }

@@ -69,17 +69,27 @@ export class PsServer {
   private readonly tSeg: number[] = [];
   private readonly tDisk: number[] = [];
 
-  constructor(private readonly vcpus: number, private readonly serialFraction: number, private readonly cap: number, streamInterference: number) {
+  constructor(
+    private readonly vcpus: number,
+    private readonly serialFraction: number,
+    private readonly cap: number,
+    streamInterference: number,
+  ) {
     for (let n = 0; n <= RATE_CACHE; n++) this.rateCache[n] = psRate(n, vcpus, serialFraction, cap);
     this.gamma = (streamInterference * 4) / vcpus;
   }
 
-  get running(): number { return this.heap.size; }
+  get running(): number {
+    return this.heap.size;
+  }
 
   /** Speed of each running task now. */
   rate(): number {
     const n = this.heap.size;
-    return (n <= RATE_CACHE ? this.rateCache[n]! : psRate(n, this.vcpus, this.serialFraction, this.cap)) / (1 + this.gamma * this.nDisk);
+    return (
+      (n <= RATE_CACHE ? this.rateCache[n]! : psRate(n, this.vcpus, this.serialFraction, this.cap)) /
+      (1 + this.gamma * this.nDisk)
+    );
   }
 
   /** When the next task finishes at rate r, from time t (Infinity when idle). */
@@ -87,11 +97,15 @@ export class PsServer {
     return this.heap.size > 0 ? Math.max(t, t + (this.heap.minKey - this.V) / r) : Infinity;
   }
 
-  advance(r: number, dt: number): void { this.V += r * dt; }
+  advance(r: number, dt: number): void {
+    this.V += r * dt;
+  }
 
   add(t: number, segment: number, work: number, disk: boolean): void {
     const id = this.tArr.length;
-    this.tArr.push(t); this.tSeg.push(segment); this.tDisk.push(disk ? 1 : 0);
+    this.tArr.push(t);
+    this.tSeg.push(segment);
+    this.tDisk.push(disk ? 1 : 0);
     if (disk) this.nDisk++;
     this.heap.push(this.V + work, id);
   }

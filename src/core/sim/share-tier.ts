@@ -22,7 +22,14 @@ export class ShareTier {
   private readonly evQT: number[] = [];
   private evHead = 0;
 
-  constructor(cat: CatalogueConfig, nSeg: number, complexitySigma: number, catRng: Rng, sizeMiB: number, private readonly evictAfterS: number) {
+  constructor(
+    cat: CatalogueConfig,
+    nSeg: number,
+    complexitySigma: number,
+    catRng: Rng,
+    sizeMiB: number,
+    private readonly evictAfterS: number,
+  ) {
     this.segSize = new Float64Array(nSeg);
     this.segCx = new Float64Array(nSeg);
     for (let i = 0; i < nSeg; i++) {
@@ -35,7 +42,11 @@ export class ShareTier {
     this.size = sizeMiB;
   }
 
-  private evict(s: number): void { this.inMem[s] = 0; this.used -= this.segSize[s]!; if (this.used < 1e-9) this.used = 0; }
+  private evict(s: number): void {
+    this.inMem[s] = 0;
+    this.used -= this.segSize[s]!;
+    if (this.used < 1e-9) this.used = 0;
+  }
 
   /** Move segments idle for evictAfterS to the disk tier. */
   sweep(now: number): void {
@@ -46,7 +57,9 @@ export class ShareTier {
       this.evHead++;
     }
     if (this.evHead > COMPACT_AFTER && this.evHead * 2 > this.evQSeg.length) {
-      this.evQSeg.splice(0, this.evHead); this.evQT.splice(0, this.evHead); this.evHead = 0;
+      this.evQSeg.splice(0, this.evHead);
+      this.evQT.splice(0, this.evHead);
+      this.evHead = 0;
     }
   }
 
@@ -54,10 +67,17 @@ export class ShareTier {
   request(s: number, t: number): boolean {
     let hit = true;
     if (!this.inMem[s]) {
-      if (this.used + this.segSize[s]! <= this.size) { this.inMem[s] = 1; this.used += this.segSize[s]!; }
-      else hit = false;
+      if (this.used + this.segSize[s]! <= this.size) {
+        this.inMem[s] = 1;
+        this.used += this.segSize[s]!;
+      } else hit = false;
     }
-    if (this.inMem[s]) { this.lastReq[s] = t; this.evQSeg.push(s); this.evQT.push(t); if (this.used > this.peakUsed) this.peakUsed = this.used; }
+    if (this.inMem[s]) {
+      this.lastReq[s] = t;
+      this.evQSeg.push(s);
+      this.evQT.push(t);
+      if (this.used > this.peakUsed) this.peakUsed = this.used;
+    }
     this.pins[s]++;
     return hit;
   }

@@ -69,7 +69,15 @@ export interface SimConfig {
 }
 
 export const DEFAULT_CATALOGUE: CatalogueConfig = { segments: 1000, zipfAlpha: 0.9, sizeMeanMiB: 10, sizeSigma: 0.25 };
-export const DEFAULT_SERVICE: ServiceConfig = { memS: 3.32, diskS: 4.02, complexitySigma: 0.15, noiseSigma: 0.08, serialFraction: 0.1, streamInterference: 0, pageCacheCost: 0.3 };
+export const DEFAULT_SERVICE: ServiceConfig = {
+  memS: 3.32,
+  diskS: 4.02,
+  complexitySigma: 0.15,
+  noiseSigma: 0.08,
+  serialFraction: 0.1,
+  streamInterference: 0,
+  pageCacheCost: 0.3,
+};
 
 export function defaultSimConfig(over: Partial<SimConfig> = {}): SimConfig {
   return {
@@ -95,13 +103,23 @@ export function pageCacheHitFraction(ramGB: number): number {
 }
 
 export interface DecisionPoint { t: number; sizeMiB: number; usedMiB: number; meanR: number | null; reason: string }
-export interface WindowPoint { t: number; meanR: number | null; tasks: number; usedMiB: number; sizeMiB: number; arrivals: number }
+export interface WindowPoint {
+  t: number;
+  meanR: number | null;
+  tasks: number;
+  usedMiB: number;
+  sizeMiB: number;
+  arrivals: number;
+}
 
 export interface SimMetrics {
   tasks: number;
   /** Primary: Σ over fixed windows of max(0, mean R of the window - SLO) (s). */
   error: number;
-  /** Alternatives (docs/controller.md): mean |R_w - τ| over windows, RMS of (R_w - τ), Σ excess over control intervals, mean per-task excess. */
+  /**
+   * Alternatives (docs/controller.md): mean |R_w - τ| over windows, RMS of (R_w - τ), Σ excess over control intervals,
+   * mean per-task excess.
+   */
   errorMeanAbs: number;
   errorRms: number;
   errorPerInterval: number;
@@ -192,7 +210,14 @@ export function simulate(cfg: SimConfig): SimResult {
   let nSeg = cat.segments;
   if (cfg.workload.kind === 'trace') for (const a of cfg.workload.arrivals) if (a.segment !== undefined && a.segment + 1 > nSeg) nSeg = a.segment + 1;
   const ctl = cfg.controller ? new ShareController(cfg.controller) : null;
-  const tier = new ShareTier(cat, nSeg, svc.complexitySigma, catRng, ctl ? ctl.sizeBytes / MiB : (cfg.fixedSizeBytes ?? 0) / MiB, cfg.evictAfterS);
+  const tier = new ShareTier(
+    cat,
+    nSeg,
+    svc.complexitySigma,
+    catRng,
+    ctl ? ctl.sizeBytes / MiB : (cfg.fixedSizeBytes ?? 0) / MiB,
+    cfg.evictAfterS,
+  );
   const zipf = new ZipfSampler(cat.segments, cat.zipfAlpha);
   const hitPC = pageCacheHitFraction(cfg.ramGB);
   const pcS = svc.memS + svc.pageCacheCost * (svc.diskS - svc.memS);
@@ -249,7 +274,16 @@ export function simulate(cfg: SimConfig): SimResult {
       tier.sweep(t);
       const meanR = ivCnt > 0 ? ivSum / ivCnt : null;
       rec.interval(meanR);
-      const d: Decision = ctl.step({ time: t, interval: t - lastTick, meanResponseTime: meanR, completions: ivCnt, arrivals: ivArr, shareUsedBytes: tier.used * MiB, shareSizeBytes: tier.size * MiB, fullFallbacks: ivFull });
+      const d: Decision = ctl.step({
+        time: t,
+        interval: t - lastTick,
+        meanResponseTime: meanR,
+        completions: ivCnt,
+        arrivals: ivArr,
+        shareUsedBytes: tier.used * MiB,
+        shareSizeBytes: tier.size * MiB,
+        fullFallbacks: ivFull,
+      });
       const newSize = d.sizeBytes / MiB;
       const resized = newSize !== tier.size;
       if (resized) tier.resize(newSize);

@@ -64,7 +64,9 @@ export function validateWorkload(w: WorkloadSpec): WorkloadSpec {
   return w;
 }
 
-/** Times (s) at which the offered load changes (phase boundaries) up to `until`: settling time is measured from them. */
+/**
+ * Times (s) at which the offered load changes (phase boundaries) up to `until`: settling time is measured from them.
+ */
 export function loadChangeTimes(w: WorkloadSpec, until: number): number[] {
   if (w.kind !== 'piecewise') return [];
   const out: number[] = [];
@@ -136,7 +138,8 @@ export class ArrivalGenerator {
 export function generateTrace(w: WorkloadSpec, durationS: number, rng: Rng): TraceArrival[] {
   const g = new ArrivalGenerator(w, rng);
   const out: TraceArrival[] = [];
-  for (let a = g.next(); a !== null && a.time < durationS; a = g.next()) out.push({ time: Math.round(a.time * 1000) / 1000 });
+  for (let a = g.next(); a !== null && a.time < durationS; a = g.next())
+    out.push({ time: Math.round(a.time * 1000) / 1000 });
   return out;
 }
 

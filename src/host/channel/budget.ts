@@ -102,7 +102,10 @@ export class GuestBudget {
   private pauses: Array<[number, number]> = [];
   private penaltyUntil = 0;
 
-  constructor(readonly opts: ChannelBudgetOptions = DEFAULT_CHANNEL_BUDGET, private readonly now: () => number = Date.now) {
+  constructor(
+    readonly opts: ChannelBudgetOptions = DEFAULT_CHANNEL_BUDGET,
+    private readonly now: () => number = Date.now,
+  ) {
     const t = now();
     this.bytes = new Bucket(opts.bytesPerSec, opts.bytesBurst, t);
     this.frames = new Bucket(opts.framesPerSec, opts.framesBurst, t);
@@ -120,7 +123,9 @@ export class GuestBudget {
    */
   meter(stream: Socket): (hooks: MeterHooks) => () => void {
     let t0 = 0;
-    const before = (): void => { t0 = performance.now(); };
+    const before = (): void => {
+      t0 = performance.now();
+    };
     stream.on('data', before);
     return (hooks) => {
       let frames = hooks.framesIn();
@@ -138,7 +143,11 @@ export class GuestBudget {
         this.loop.take(spent, now);
         frames = f;
         if (closed || resumeTimer) return;
-        const waits: Array<[Overrun, number]> = [['bytes', this.bytes.waitMs()], ['frames', this.frames.waitMs()], ['loop time', this.loop.waitMs()]];
+        const waits: Array<[Overrun, number]> = [
+          ['bytes', this.bytes.waitMs()],
+          ['frames', this.frames.waitMs()],
+          ['loop time', this.loop.waitMs()],
+        ];
         const [reason, ms] = waits.reduce((a, b) => (b[1] > a[1] ? b : a));
         if (ms <= 0) return;
         this.pauses = this.pauses.filter(([s, d]) => s + d > now - this.opts.windowMs);
@@ -157,7 +166,10 @@ export class GuestBudget {
         }
         stream.pause();
         hooks.onThrottle(reason, ms);
-        resumeTimer = setTimeout(() => { resumeTimer = undefined; if (!closed) stream.resume(); }, ms);
+        resumeTimer = setTimeout(() => {
+          resumeTimer = undefined;
+          if (!closed) stream.resume();
+        }, ms);
         resumeTimer.unref();
       };
       stream.on('data', after);
@@ -177,11 +189,18 @@ export class GuestBudget {
  */
 export class OpRateLimit {
   private readonly buckets = new Map<string, Bucket>();
-  constructor(private readonly perMinute: number, private readonly burst: number, private readonly now: () => number = Date.now) {}
+  constructor(
+    private readonly perMinute: number,
+    private readonly burst: number,
+    private readonly now: () => number = Date.now,
+  ) {}
   take(key: string): boolean {
     const t = this.now();
     let b = this.buckets.get(key);
-    if (!b) { b = new Bucket(this.perMinute / 60, this.burst, t); this.buckets.set(key, b); }
+    if (!b) {
+      b = new Bucket(this.perMinute / 60, this.burst, t);
+      this.buckets.set(key, b);
+    }
     b.take(0, t);
     if (b.waitMs() > 0 || !b.has(1)) return false;
     b.take(1, t);

@@ -4,13 +4,19 @@
 //   import { ChannelServer } from '../channel/index.js';
 //   const channels = new ChannelServer({ log });                       // log: pino logger (optional)
 //   channels.handle('share.info', async (guest) => shares.usage(guest));  // host ops: (guestName, params, ctx)
-//   channels.handle('task.report', (guest, p) => { profiler.tasks(guest, p.events, p.dropped); return { accepted: p.events.length }; });
-//   channels.on('connected', (guest, hello) => ...);     // every new agent session (first connect, reconnect, agent restart)
+//   channels.handle('task.report', (guest, p) => {
+//     profiler.tasks(guest, p.events, p.dropped);
+//     return { accepted: p.events.length };
+//   });
+//   // every new agent session (first connect, reconnect, agent restart):
+//   channels.on('connected', (guest, hello) => ...);
 //   channels.on('disconnected', (guest, reason) => ...);
 //   channels.on('event', (guest, name, data) => ...);    // e.g. 'agent.status'
-//   await channels.addGuest('web1', driver.channel(ctx, state));  // { mode: 'listen', path } or { mode: 'connect', path }
+//   // { mode: 'listen', path } or { mode: 'connect', path }:
+//   await channels.addGuest('web1', driver.channel(ctx, state));
 //   await channels.waitConnected('web1', 30_000);
-//   const r = await channels.request('web1', 'exec', { argv: ['sh', '-c', 'echo hi'], timeoutMs: 10_000 }, { timeoutMs: 15_000 });
+//   const exec = { argv: ['sh', '-c', 'echo hi'], timeoutMs: 10_000 };
+//   const r = await channels.request('web1', 'exec', exec, { timeoutMs: 15_000 });
 //   Buffer.from(r.stdout, 'base64')                       // exitCode / signal / stdout / stderr (base64) / timedOut
 //   await channels.request('web1', 'health', {});
 //   channels.emitEvent('web1', 'share.resized', { sizeBytes });

@@ -38,7 +38,10 @@ export interface ChannelServerOptions {
   reconnectMaxMs?: number;
   /** Connections per guest still in their hello (listen mode); more are refused at once. */
   maxHandshaking?: number;
-  /** Per-guest budget of bytes, frames and event-loop time (./budget.ts); false: no limits, only counting (measurements). */
+  /**
+   * Per-guest budget of bytes, frames and event-loop time (./budget.ts); false: no limits, only counting
+   * (measurements).
+   */
   budget?: Partial<ChannelBudgetOptions> | false;
 }
 
@@ -127,11 +130,24 @@ export class ChannelServer extends EventEmitter {
   /** Start serving a guest's endpoint. Listen mode resolves once the socket is listening. */
   async addGuest(name: string, endpoint: ChannelEndpoint, opts: GuestChannelOptions = {}): Promise<void> {
     if (this.closed) throw new HylicsError('HYLICS_ERR_CONFLICT', 'channel server is closed');
-    if (this.guestsByName.has(name)) throw new HylicsError('HYLICS_ERR_CONFLICT', `guest ${name} already has a channel`, { guest: name });
+    if (this.guestsByName.has(name))
+      throw new HylicsError('HYLICS_ERR_CONFLICT', `guest ${name} already has a channel`, { guest: name });
     const g: GuestState = {
-      name, endpoint, opts, replyCache: new ReplyCache(), handshaking: new Set(), removed: false,
-      backoffMs: this.opts.reconnectMinMs ?? 100, connects: 0, protocolErrors: 0, protocolErrorsByCode: {}, discardedBytes: 0,
-      closedFramesIn: 0, closedFramesOut: 0, waiters: [], recentHellos: [],
+      name,
+      endpoint,
+      opts,
+      replyCache: new ReplyCache(),
+      handshaking: new Set(),
+      removed: false,
+      backoffMs: this.opts.reconnectMinMs ?? 100,
+      connects: 0,
+      protocolErrors: 0,
+      protocolErrorsByCode: {},
+      discardedBytes: 0,
+      closedFramesIn: 0,
+      closedFramesOut: 0,
+      waiters: [],
+      recentHellos: [],
       budget: new GuestBudget(this.budgetOpts),
     };
     this.guestsByName.set(name, g);
@@ -180,8 +196,13 @@ export class ChannelServer extends EventEmitter {
     if (!g) return undefined;
     const open = [...g.handshaking, ...(g.live && !g.handshaking.has(g.live) ? [g.live] : [])];
     const i: GuestChannelInfo = {
-      name, endpoint: g.endpoint, connected: g.live?.connected === true, connects: g.connects,
-      protocolErrors: g.protocolErrors, protocolErrorsByCode: { ...g.protocolErrorsByCode }, discardedBytes: g.discardedBytes,
+      name,
+      endpoint: g.endpoint,
+      connected: g.live?.connected === true,
+      connects: g.connects,
+      protocolErrors: g.protocolErrors,
+      protocolErrorsByCode: { ...g.protocolErrorsByCode },
+      discardedBytes: g.discardedBytes,
       messagesIn: open.reduce((n, p) => n + p.stats.framesIn, g.closedFramesIn),
       messagesOut: open.reduce((n, p) => n + p.stats.framesOut, g.closedFramesOut),
       budget: { ...g.budget.stats },
@@ -200,29 +221,49 @@ export class ChannelServer extends EventEmitter {
   /** Resolves when the guest's agent is connected (at once if it is). */
   waitConnected(name: string, timeoutMs: number): Promise<void> {
     const g = this.guestsByName.get(name);
-    if (!g) return Promise.reject(new HylicsError('HYLICS_ERR_CHANNEL_NOT_CONNECTED', `guest ${name} has no channel`, { guest: name }));
+    if (!g)
+      return Promise.reject(
+        new HylicsError('HYLICS_ERR_CHANNEL_NOT_CONNECTED', `guest ${name} has no channel`, { guest: name }),
+      );
     if (g.live?.connected) return Promise.resolve();
     return new Promise<void>((resolve, reject) => {
       const done = () => {
         clearTimeout(t);
         if (g.live?.connected) resolve();
-        else reject(new HylicsError('HYLICS_ERR_CHANNEL_NOT_CONNECTED', `guest ${name}'s channel was removed`, { guest: name }));
+        else
+          reject(
+            new HylicsError('HYLICS_ERR_CHANNEL_NOT_CONNECTED', `guest ${name}'s channel was removed`, { guest: name }),
+          );
       };
       const t = setTimeout(() => {
         g.waiters = g.waiters.filter((w) => w !== done);
-        reject(new HylicsError('HYLICS_ERR_CHANNEL_NOT_CONNECTED', `guest ${name}'s agent did not connect within ${timeoutMs} ms`, { guest: name, timeoutMs }));
+        reject(
+          new HylicsError(
+            'HYLICS_ERR_CHANNEL_NOT_CONNECTED',
+            `guest ${name}'s agent did not connect within ${timeoutMs} ms`,
+            { guest: name, timeoutMs },
+          ),
+        );
       }, timeoutMs);
       g.waiters.push(done);
     });
   }
 
   /** Call an op served by the guest's agent (health, exec, shutdown, module ops...). */
-  async request<K extends string>(name: string, op: K, params: ParamsOf<K>, opts: ServerRequestOptions = {}): Promise<ResultOf<K>> {
+  async request<K extends string>(
+    name: string,
+    op: K,
+    params: ParamsOf<K>,
+    opts: ServerRequestOptions = {},
+  ): Promise<ResultOf<K>> {
     const g = this.guestsByName.get(name);
     if (!g) throw new HylicsError('HYLICS_ERR_CHANNEL_NOT_CONNECTED', `guest ${name} has no channel`, { guest: name });
     if (!g.live?.connected) {
       if (opts.waitConnectedMs) await this.waitConnected(name, opts.waitConnectedMs);
-      else throw new HylicsError('HYLICS_ERR_CHANNEL_NOT_CONNECTED', `guest ${name}'s agent is not connected`, { guest: name });
+      else
+        throw new HylicsError('HYLICS_ERR_CHANNEL_NOT_CONNECTED', `guest ${name}'s agent is not connected`, {
+          guest: name,
+        });
     }
     return g.live!.request(op, params, opts);
   }
@@ -259,32 +300,65 @@ export class ChannelServer extends EventEmitter {
     const unmeter = metered({
       framesIn: () => peer.stats.framesIn,
       onThrottle: (reason, ms) => {
-        this.logLimit.maybe(`${g.name}\0throttle`, (held) => this.log.warn({ guest: g.name, over: reason, pauseMs: ms, throttlesSinceLastLog: held, budget: g.budget.stats }, 'channel: guest over its budget; its channel is paused until it is back within'));
+        this.logLimit.maybe(`${g.name}\0throttle`, (held) =>
+          this.log.warn(
+            { guest: g.name, over: reason, pauseMs: ms, throttlesSinceLastLog: held, budget: g.budget.stats },
+            'channel: guest over its budget; its channel is paused until it is back within',
+          ),
+        );
         this.emit('throttled', g.name, reason, ms);
       },
       onAbuse: (throttledMs) => {
         const b = g.budget;
-        this.logLimit.maybe(`${g.name}\0abuse`, (held) => this.log.warn({ guest: g.name, throttledMs, windowMs: b.opts.windowMs, penaltyMs: b.opts.penaltyMs, disconnectsSinceLastLog: held }, 'channel: guest stayed over its budget; disconnecting it and refusing it for a while'));
+        this.logLimit.maybe(`${g.name}\0abuse`, (held) =>
+          this.log.warn(
+            {
+              guest: g.name,
+              throttledMs,
+              windowMs: b.opts.windowMs,
+              penaltyMs: b.opts.penaltyMs,
+              disconnectsSinceLastLog: held,
+            },
+            'channel: guest stayed over its budget; disconnecting it and refusing it for a while',
+          ),
+        );
         this.emit('budget-exceeded', g.name, throttledMs);
-        peer.close(new HylicsError('HYLICS_ERR_CHANNEL_BUDGET', `guest stayed over its channel budget (throttled ${Math.round(throttledMs)} ms in ${b.opts.windowMs} ms)`, { guest: g.name }));
+        peer.close(
+          new HylicsError(
+            'HYLICS_ERR_CHANNEL_BUDGET',
+            `guest stayed over its channel budget (throttled ${Math.round(throttledMs)} ms in ${b.opts.windowMs} ms)`,
+            { guest: g.name },
+          ),
+        );
       },
     });
     // Handlers answer late events through this server, so the peer's own 'error'/'protocol-error' stay contained.
     peer.on('protocol-error', (err: HylicsError) => {
       g.protocolErrors++;
       g.protocolErrorsByCode[err.code] = (g.protocolErrorsByCode[err.code] ?? 0) + 1;
-      this.log.warn({ guest: g.name, code: err.code, err: err.message }, 'channel: guest sent an invalid frame; closing its connection');
+      this.log.warn(
+        { guest: g.name, code: err.code, err: err.message },
+        'channel: guest sent an invalid frame; closing its connection',
+      );
       this.emit('protocol-error', g.name, err);
     });
     peer.on('ready', (h: Hello) => {
-      if (g.removed) { peer.close(); return; }
+      if (g.removed) {
+        peer.close();
+        return;
+      }
       // A real agent reconnects with backoff; a guest that starts sessions in a loop (new hello after new hello)
       // only burns host CPU and log: refuse it for a while and say so at most once a minute.
       const now = Date.now();
       g.recentHellos = g.recentHellos.filter((t) => now - t < HELLO_WINDOW_MS);
       g.recentHellos.push(now);
       if (g.recentHellos.length > MAX_HELLOS_PER_WINDOW) {
-        this.logLimit.maybe(`${g.name}\0hellos`, (held) => this.log.warn({ guest: g.name, hellos: g.recentHellos.length, windowMs: HELLO_WINDOW_MS, refusedSinceLastLog: held }, 'channel: guest restarts sessions too fast; refusing them for now'));
+        this.logLimit.maybe(`${g.name}\0hellos`, (held) =>
+          this.log.warn(
+            { guest: g.name, hellos: g.recentHellos.length, windowMs: HELLO_WINDOW_MS, refusedSinceLastLog: held },
+            'channel: guest restarts sessions too fast; refusing them for now',
+          ),
+        );
         g.handshaking.delete(peer);
         peer.close();
         return;
@@ -300,7 +374,11 @@ export class ChannelServer extends EventEmitter {
       g.connects++;
       g.connectedAt = Date.now();
       g.backoffMs = this.opts.reconnectMinMs ?? 100;
-      if (h.name !== undefined && h.name !== g.name) this.log.warn({ guest: g.name, claims: h.name }, 'channel: agent calls itself by another name (ignored: identity is the socket)');
+      if (h.name !== undefined && h.name !== g.name)
+        this.log.warn(
+          { guest: g.name, claims: h.name },
+          'channel: agent calls itself by another name (ignored: identity is the socket)',
+        );
       this.log.info({ guest: g.name, software: h.software }, 'channel: guest connected');
       for (const w of g.waiters.splice(0)) w();
       this.emit('connected', g.name, h);
@@ -324,16 +402,29 @@ export class ChannelServer extends EventEmitter {
   }
 
   private accept(g: GuestState, s: Socket): void {
-    if (g.removed) { s.destroy(); return; }
+    if (g.removed) {
+      s.destroy();
+      return;
+    }
     const penalty = g.budget.penaltyMs();
     if (penalty > 0) {
-      this.logLimit.maybe(`${g.name}\0penalty`, (held) => this.log.warn({ guest: g.name, penaltyMs: penalty, refusedSinceLastLog: held }, 'channel: refusing a connection of a guest disconnected for staying over its budget'));
+      this.logLimit.maybe(`${g.name}\0penalty`, (held) =>
+        this.log.warn(
+          { guest: g.name, penaltyMs: penalty, refusedSinceLastLog: held },
+          'channel: refusing a connection of a guest disconnected for staying over its budget',
+        ),
+      );
       s.destroy();
       return;
     }
     const max = this.opts.maxHandshaking ?? 4;
     if (g.handshaking.size >= max) {
-      this.logLimit.maybe(`${g.name}\0handshakes`, (held) => this.log.warn({ guest: g.name, refusedSinceLastLog: held }, 'channel: too many connections in handshake; refusing one'));
+      this.logLimit.maybe(`${g.name}\0handshakes`, (held) =>
+        this.log.warn(
+          { guest: g.name, refusedSinceLastLog: held },
+          'channel: too many connections in handshake; refusing one',
+        ),
+      );
       s.destroy();
       return;
     }
@@ -345,7 +436,10 @@ export class ChannelServer extends EventEmitter {
     if (g.removed) return;
     connectUnix(g.endpoint.path, 5000).then(
       (s) => {
-        if (g.removed) { s.destroy(); return; }
+        if (g.removed) {
+          s.destroy();
+          return;
+        }
         s.on('error', () => {});
         g.handshaking.add(this.makePeer(g, s, 'connect'));
       },
@@ -361,7 +455,7 @@ export class ChannelServer extends EventEmitter {
     clearTimeout(g.retryTimer);
     const max = this.opts.reconnectMaxMs ?? 2000;
     // jittered; a guest disconnected for staying over its budget is not reconnected before its penalty ends
-    const delay = Math.max(g.budget.penaltyMs(), Math.round(g.backoffMs / 2 + Math.random() * g.backoffMs / 2));
+    const delay = Math.max(g.budget.penaltyMs(), Math.round(g.backoffMs / 2 + (Math.random() * g.backoffMs) / 2));
     g.backoffMs = Math.min(max, g.backoffMs * 2);
     g.retryTimer = setTimeout(() => this.connectLoop(g), delay);
   }

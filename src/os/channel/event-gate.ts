@@ -8,7 +8,15 @@ const WINDOW_MS = 1000;
 export class EventGate {
   private window = { start: 0, count: 0 };
 
-  constructor(private readonly o: { registry: OpRegistry; allowEvents: Set<string> | undefined; maxPerSec: number; log: PeerLogger; stats: PeerStats }) {}
+  constructor(
+    private readonly o: {
+      registry: OpRegistry;
+      allowEvents: Set<string> | undefined;
+      maxPerSec: number;
+      log: PeerLogger;
+      stats: PeerStats;
+    },
+  ) {}
 
   /** May this event be delivered? Counts drops over the rate in stats.eventsDropped. */
   admit(event: string, data: unknown): boolean {
@@ -16,7 +24,11 @@ export class EventGate {
     if (now - this.window.start >= WINDOW_MS) this.window = { start: now, count: 0 };
     if (++this.window.count > this.o.maxPerSec) {
       this.o.stats.eventsDropped++;
-      if (this.window.count === this.o.maxPerSec + 1) this.o.log.warn({ limit: this.o.maxPerSec }, 'channel: event rate limit reached; dropping events for the rest of this second');
+      if (this.window.count === this.o.maxPerSec + 1)
+        this.o.log.warn(
+          { limit: this.o.maxPerSec },
+          'channel: event rate limit reached; dropping events for the rest of this second',
+        );
       return false;
     }
     if (this.o.allowEvents && !this.o.allowEvents.has(event)) {

@@ -28,7 +28,15 @@ export class OutgoingRequests {
   private readonly pings = new Map<number, Waiting>();
   private nextId = 1;
 
-  constructor(private readonly o: { registry: OpRegistry; maxPending: number; defaultTimeoutMs: number; stats: PeerStats; link: OutgoingLink }) {}
+  constructor(
+    private readonly o: {
+      registry: OpRegistry;
+      maxPending: number;
+      defaultTimeoutMs: number;
+      stats: PeerStats;
+      link: OutgoingLink;
+    },
+  ) {}
 
   /** Requests and pings waiting for an answer. */
   get size(): number {
@@ -49,29 +57,56 @@ export class OutgoingRequests {
     const deadline = Date.now() + timeoutMs;
     this.o.registry.checkParams(op, params);
     this.o.link.checkOpen();
-    if (this.size >= this.o.maxPending) throw new HylicsError('HYLICS_ERR_CHANNEL_BUSY', `${this.size} requests already waiting for replies`, { op });
+    if (this.size >= this.o.maxPending)
+      throw new HylicsError('HYLICS_ERR_CHANNEL_BUSY', `${this.size} requests already waiting for replies`, { op });
     if (!this.o.link.isReady()) await this.o.link.whenReady(timeoutMs);
     const remaining = deadline - Date.now();
-    if (remaining <= 0) throw new HylicsError('HYLICS_ERR_CHANNEL_DEADLINE', `${op}: deadline passed before the request could be sent`, { op, timeoutMs });
+    if (remaining <= 0)
+      throw new HylicsError('HYLICS_ERR_CHANNEL_DEADLINE', `${op}: deadline passed before the request could be sent`, {
+        op,
+        timeoutMs,
+      });
     const id = options.id ?? this.allocId();
-    if (this.requests.has(id) || this.pings.has(id)) throw new HylicsError('HYLICS_ERR_CONFLICT', `request id ${id} is already waiting for a reply`, { id });
+    if (this.requests.has(id) || this.pings.has(id))
+      throw new HylicsError('HYLICS_ERR_CONFLICT', `request id ${id} is already waiting for a reply`, { id });
     this.o.stats.requestsOut++;
     return new Promise<ResultOf<K>>((resolve, reject) => {
-      const onAbort = (): void => settle(new HylicsError('HYLICS_ERR_CHANNEL_DEADLINE', `${op}: cancelled by the caller`, { op, id }));
-      const timer = setTimeout(() => settle(new HylicsError('HYLICS_ERR_CHANNEL_DEADLINE', `${op}: no reply within ${timeoutMs} ms`, { op, id, timeoutMs })), remaining);
+      const onAbort = (): void =>
+        settle(new HylicsError('HYLICS_ERR_CHANNEL_DEADLINE', `${op}: cancelled by the caller`, { op, id }));
+      const timer = setTimeout(
+        () =>
+          settle(
+            new HylicsError('HYLICS_ERR_CHANNEL_DEADLINE', `${op}: no reply within ${timeoutMs} ms`, {
+              op,
+              id,
+              timeoutMs,
+            }),
+          ),
+        remaining,
+      );
       const settle = (err: HylicsError | null, v?: unknown): void => {
         if (this.requests.get(id) !== entry) return;
         this.requests.delete(id);
         clearTimeout(timer);
         options.signal?.removeEventListener('abort', onAbort);
-        if (err) reject(err); else resolve(v as ResultOf<K>);
+        if (err) reject(err);
+        else resolve(v as ResultOf<K>);
       };
       const entry: PendingRequest = { op, resolve: (v) => settle(null, v), reject: (e) => settle(e) };
       options.signal?.addEventListener('abort', onAbort, { once: true });
       this.requests.set(id, entry);
-      if (options.signal?.aborted) { onAbort(); return; }
+      if (options.signal?.aborted) {
+        onAbort();
+        return;
+      }
       try {
-        this.o.link.send({ type: 'request', id, op, params: params as unknown, deadlineMs: Math.max(1, Math.ceil(remaining)) });
+        this.o.link.send({
+          type: 'request',
+          id,
+          op,
+          params: params as unknown,
+          deadlineMs: Math.max(1, Math.ceil(remaining)),
+        });
       } catch (e) {
         settle(toHylicsError(e));
       }
@@ -84,12 +119,16 @@ export class OutgoingRequests {
     const id = this.allocId();
     const t0 = performance.now();
     return new Promise<number>((resolve, reject) => {
-      const timer = setTimeout(() => settle(new HylicsError('HYLICS_ERR_CHANNEL_DEADLINE', `ping: no pong within ${timeoutMs} ms`)), timeoutMs);
+      const timer = setTimeout(
+        () => settle(new HylicsError('HYLICS_ERR_CHANNEL_DEADLINE', `ping: no pong within ${timeoutMs} ms`)),
+        timeoutMs,
+      );
       const settle = (err: HylicsError | null): void => {
         if (this.pings.get(id) !== entry) return;
         this.pings.delete(id);
         clearTimeout(timer);
-        if (err) reject(err); else resolve(performance.now() - t0);
+        if (err) reject(err);
+        else resolve(performance.now() - t0);
       };
       const entry: Waiting = { resolve: () => settle(null), reject: (e) => settle(e) };
       this.pings.set(id, entry);
@@ -110,7 +149,10 @@ export class OutgoingRequests {
     }
     const p = this.requests.get(id);
     if (!p) return false;
-    if (error) { p.reject(wireToError(error)); return true; }
+    if (error) {
+      p.reject(wireToError(error));
+      return true;
+    }
     try {
       this.o.registry.checkResult(p.op, result);
     } catch (e) {

@@ -78,7 +78,16 @@ export interface PeerStats {
 }
 
 export function newStats(): PeerStats {
-  return { framesIn: 0, framesOut: 0, protocolErrors: 0, discardedBytes: 0, requestsIn: 0, requestsOut: 0, resets: 0, eventsDropped: 0 };
+  return {
+    framesIn: 0,
+    framesOut: 0,
+    protocolErrors: 0,
+    discardedBytes: 0,
+    requestsIn: 0,
+    requestsOut: 0,
+    resets: 0,
+    eventsDropped: 0,
+  };
 }
 
 /** The limits and timings a peer runs with: PeerOptions' numbers and policies with every default filled in. */

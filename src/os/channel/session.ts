@@ -64,7 +64,13 @@ export class HelloSession {
   }
 
   helloBody(echo?: string): Hello {
-    const h: Hello = { version: PROTOCOL_VERSION, role: this.o.role, nonce: this.nonceValue, caps: this.o.caps(), maxPayload: this.o.maxPayload };
+    const h: Hello = {
+      version: PROTOCOL_VERSION,
+      role: this.o.role,
+      nonce: this.nonceValue,
+      caps: this.o.caps(),
+      maxPayload: this.o.maxPayload,
+    };
     if (this.o.name !== undefined) h.name = this.o.name;
     if (this.o.software !== undefined) h.software = this.o.software;
     if (echo !== undefined) h.echo = echo;

@@ -76,7 +76,18 @@ export async function buildImage(opts: BuildOptions): Promise<GuestImage> {
   const busyboxHash = await sha256File(BUSYBOX);
   const initTemplate = renderInit(['@MODULES@']);
   const hash = createHash('sha256')
-    .update(JSON.stringify({ IMAGE_FORMAT, deb: pkg.name, version: pkg.version, debSize: debStat.size, busyboxHash, initTemplate, GUEST_MODULES, OPTIONAL_MODULES }))
+    .update(
+      JSON.stringify({
+        IMAGE_FORMAT,
+        deb: pkg.name,
+        version: pkg.version,
+        debSize: debStat.size,
+        busyboxHash,
+        initTemplate,
+        GUEST_MODULES,
+        OPTIONAL_MODULES,
+      }),
+    )
     .digest('hex')
     .slice(0, 16);
   const dir = join(root, hash);

@@ -86,18 +86,31 @@ const modName = (p: string): string => p.split('/').pop()!.replace(/\.ko(\.[a-z]
  * The closure of `wanted` over modules.dep, ordered so that every module comes after its dependencies
  * (insmod cannot resolve dependencies itself).
  */
-export async function moduleClosure(modulesDir: string, wanted: string[], optional: string[] = []): Promise<ModuleFile[]> {
+export async function moduleClosure(
+  modulesDir: string,
+  wanted: string[],
+  optional: string[] = [],
+): Promise<ModuleFile[]> {
   const dep = await readFile(join(modulesDir, 'modules.dep'), 'utf8');
   const deps = new Map<string, { path: string; deps: string[] }>();
   for (const line of dep.split('\n')) {
     const i = line.indexOf(':');
     if (i < 0) continue;
     const path = line.slice(0, i).trim();
-    const d = line.slice(i + 1).trim().split(/\s+/).filter(Boolean).map(modName);
+    const d = line
+      .slice(i + 1)
+      .trim()
+      .split(/\s+/)
+      .filter(Boolean)
+      .map(modName);
     deps.set(modName(path), { path, deps: d });
   }
   let builtin = '';
-  try { builtin = await readFile(join(modulesDir, 'modules.builtin'), 'utf8'); } catch { /* older packages */ }
+  try {
+    builtin = await readFile(join(modulesDir, 'modules.builtin'), 'utf8');
+  } catch {
+    /* older packages */
+  }
   const builtins = new Set(builtin.split('\n').filter(Boolean).map(modName));
   const out: ModuleFile[] = [];
   const seen = new Set<string>();
@@ -106,7 +119,11 @@ export async function moduleClosure(modulesDir: string, wanted: string[], option
     const entry = deps.get(m);
     if (!entry) {
       if (builtins.has(m)) return; // built into the kernel: nothing to load
-      if (required) throw new HylicsError('HYLICS_ERR_MICROVM_IMAGE_BUILD', `kernel module ${m} not found (needed by ${chain.join(' <- ') || 'the guest'})`);
+      if (required)
+        throw new HylicsError(
+          'HYLICS_ERR_MICROVM_IMAGE_BUILD',
+          `kernel module ${m} not found (needed by ${chain.join(' <- ') || 'the guest'})`,
+        );
       return;
     }
     seen.add(m);

@@ -13,10 +13,18 @@ test('without the controller the simulator matches M/G/1-PS theory on a long run
   // pure processor sharing (serial fraction 0, no streaming interference), every task from the disk tier
   // (a share too small for any segment), no page cache (4 GB RAM): R = E[X] / (1 - λ E[X]) for any service law
   for (const meanIa of [8, 6]) {
-    const r = simulate(defaultSimConfig({
-      seed: 99, durationS: 400 * 3600, ramGB: 4, workload: { kind: 'poisson', meanInterarrival: meanIa },
-      service: { ...DEFAULT_SERVICE, serialFraction: 0, streamInterference: 0 }, controller: null, fixedSizeBytes: 1, record: false,
-    }));
+    const r = simulate(
+      defaultSimConfig({
+        seed: 99,
+        durationS: 400 * 3600,
+        ramGB: 4,
+        workload: { kind: 'poisson', meanInterarrival: meanIa },
+        service: { ...DEFAULT_SERVICE, serialFraction: 0, streamInterference: 0 },
+        controller: null,
+        fixedSizeBytes: 1,
+        record: false,
+      }),
+    );
     const theory = psResponseTime(r.metrics.meanServiceS, 1 / meanIa);
     const rel = Math.abs(r.metrics.meanR - theory) / theory;
     assert.ok(rel < 0.04, `mean ${r.metrics.meanR.toFixed(3)} vs theory ${theory.toFixed(3)} (${(rel * 100).toFixed(1)} %)`);
@@ -36,7 +44,9 @@ test('processor-sharing rate: pure PS at s = 0, better concurrency with s > 0, p
 });
 
 test('paired verdicts: identical runs tie at exactly 0, a consistent difference is better/worse', () => {
-  const base = simulate(defaultSimConfig({ seed: 2, durationS: 600, controller: null, fixedSizeBytes: 64 * MiB, record: false })).metrics;
+  const base = simulate(
+    defaultSimConfig({ seed: 2, durationS: 600, controller: null, fixedSizeBytes: 64 * MiB, record: false }),
+  ).metrics;
   const xs = [0, 1, 2, 3, 4, 5].map((i) => ({ ...base, error: 10 + i, gbHours: 1 }));
   const lower = xs.map((m, i) => ({ ...m, error: m.error - 1 - (i % 2) * 0.1, gbHours: 1 }));
   assert.deepEqual(paired(xs, xs, 'error'), { diff: 0, se: 0, verdict: 'tie' });
@@ -60,7 +70,8 @@ test('a run is a pure function of its seed', () => {
 });
 
 test('common random numbers: with one seed every share size sees the same tasks (paired comparisons)', () => {
-  const run = (m: number) => simulate(defaultSimConfig({ seed: 11, workload: paperWorkload(2), controller: null, fixedSizeBytes: m * MiB }));
+  const run = (m: number) =>
+    simulate(defaultSimConfig({ seed: 11, workload: paperWorkload(2), controller: null, fixedSizeBytes: m * MiB }));
   const a = run(16);
   const b = run(400);
   assert.deepEqual(a.windows.map((w) => w.arrivals), b.windows.map((w) => w.arrivals));
@@ -68,7 +79,10 @@ test('common random numbers: with one seed every share size sees the same tasks 
 });
 
 test('the share is a memory tier: bigger shares give more memory hits and never exceed their size', () => {
-  const run = (m: number) => simulate(defaultSimConfig({ seed: 3, durationS: 4 * 3600, controller: null, fixedSizeBytes: m * MiB, record: false })).metrics;
+  const run = (m: number) =>
+    simulate(
+      defaultSimConfig({ seed: 3, durationS: 4 * 3600, controller: null, fixedSizeBytes: m * MiB, record: false }),
+    ).metrics;
   const small = run(16);
   const big = run(512);
   assert.ok(big.memHitFraction > small.memHitFraction);
@@ -80,7 +94,13 @@ test('the share is a memory tier: bigger shares give more memory hits and never 
 test('controller in the loop: every scheme stays within its bounds and reports all metrics', () => {
   const cal = calibrateServiceModel({}, { durationS: 3600 });
   for (const scheme of ['adaptive', 'queue', 'aq', 'improved', 'static', 'senpai', 'mom'] as const) {
-    const r = simulate(defaultSimConfig({ seed: 1, workload: paperWorkload(2), controller: schemeConfig(scheme, cal.model, { minMiB: 32, maxMiB: 388 }) }));
+    const r = simulate(
+      defaultSimConfig({
+        seed: 1,
+        workload: paperWorkload(2),
+        controller: schemeConfig(scheme, cal.model, { minMiB: 32, maxMiB: 388 }),
+      }),
+    );
     const m = r.metrics;
     assert.ok(m.peakSizeMiB <= 388 + 1e-6, scheme);
     for (const d of r.decisions) assert.ok(d.sizeMiB >= 32 - 1e-6 && d.sizeMiB <= 388 + 1e-6, `${scheme} ${d.sizeMiB}`);
@@ -94,7 +114,10 @@ test('workloads: #2 alternates its rate; traces round-trip; bad traces and confi
   assert.deepEqual(loadChangeTimes(paperWorkload(2), 3600), [600, 1200, 1800, 2400, 3000]);
   const g = new ArrivalGenerator(paperWorkload(2), new Rng(1));
   let slow = 0, fast = 0;
-  for (let a = g.next(); a && a.time < 36000; a = g.next()) { if (Math.floor(a.time / 600) % 2 === 0) slow++; else fast++; }
+  for (let a = g.next(); a && a.time < 36000; a = g.next()) {
+    if (Math.floor(a.time / 600) % 2 === 0) slow++;
+    else fast++;
+  }
   assert.ok(fast / slow > 1.8 && fast / slow < 2.2, `${fast / slow}`);
   const tr = generateTrace({ kind: 'bursty', calmMean: 10, burstMean: 2, calmS: 300, burstS: 60 }, 3600, new Rng(2));
   assert.deepEqual(parseArrivalTrace(formatArrivalTrace(tr)), tr);

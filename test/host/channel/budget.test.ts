@@ -39,7 +39,14 @@ const BUDGET = {
 test('a guest flooding valid task.report frames is throttled, then disconnected and refused; the other guest is still answered', { timeout: 120_000 }, async (t) => {
   const d = tmp(t);
   const logs: Array<{ msg: string; obj: object }> = [];
-  const log = { debug: () => {}, info: () => {}, error: () => {}, warn: (obj: object, msg: string) => { logs.push({ msg, obj }); } };
+  const log = {
+    debug: () => {},
+    info: () => {},
+    error: () => {},
+    warn: (obj: object, msg: string) => {
+      logs.push({ msg, obj });
+    },
+  };
   const server = new ChannelServer({ helloTimeoutMs: 3000, budget: BUDGET, log });
   t.after(() => server.close());
   let reports = 0;
@@ -78,7 +85,8 @@ test('a guest flooding valid task.report frames is throttled, then disconnected 
   assert.ok(!throttles.some((x) => x.startsWith('good:')), 'the good guest was never throttled');
   assert.ok(b.disconnects >= 1, 'disconnected for staying over budget');
   assert.ok(b.throttledMs >= BUDGET.disconnectAfterMs, `throttled ${b.throttledMs} ms`);
-  // what the daemon took in is bounded by the budget (burst + rate x time, plus one chunk in flight), not by the flooder
+  // what the daemon took in is bounded by the budget (burst + rate x time, plus one chunk in flight), not by the
+  // flooder
   const elapsed = (Date.now() - t0) / 1000;
   assert.ok(b.bytes <= BUDGET.bytesBurst + BUDGET.bytesPerSec * elapsed + 256 * 1024, `received ${b.bytes} bytes in ${elapsed} s`);
   assert.ok(at - t0 < 30_000);

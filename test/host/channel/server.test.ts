@@ -26,10 +26,24 @@ function startAgent(t: T, args: string[]): ChildProcess & { logs: string[] } {
   t.after(() => { if (p.exitCode === null && p.signalCode === null) p.kill('SIGKILL'); });
   return p;
 }
-function once<T = unknown>(em: NodeJS.EventEmitter, ev: string, filter: (...a: unknown[]) => boolean = () => true, timeoutMs = 30_000): Promise<T[]> {
+function once<T = unknown>(
+  em: NodeJS.EventEmitter,
+  ev: string,
+  filter: (...a: unknown[]) => boolean = () => true,
+  timeoutMs = 30_000,
+): Promise<T[]> {
   return new Promise((resolve, reject) => {
-    const t = setTimeout(() => { em.off(ev, f); reject(new Error(`timeout waiting for ${ev}`)); }, timeoutMs);
-    const f = (...a: unknown[]) => { if (filter(...a)) { clearTimeout(t); em.off(ev, f); resolve(a as T[]); } };
+    const t = setTimeout(() => {
+      em.off(ev, f);
+      reject(new Error(`timeout waiting for ${ev}`));
+    }, timeoutMs);
+    const f = (...a: unknown[]) => {
+      if (filter(...a)) {
+        clearTimeout(t);
+        em.off(ev, f);
+        resolve(a as T[]);
+      }
+    };
     em.on(ev, f);
   });
 }

@@ -38,11 +38,18 @@ async function socketPair(t: { after: (fn: () => unknown) => void }): Promise<[S
   return [srv, client];
 }
 
-async function peers(t: { after: (fn: () => unknown) => void }, a: Partial<PeerOptions>, b: Partial<PeerOptions>): Promise<[ChannelPeer, ChannelPeer]> {
+async function peers(
+  t: { after: (fn: () => unknown) => void },
+  a: Partial<PeerOptions>,
+  b: Partial<PeerOptions>,
+): Promise<[ChannelPeer, ChannelPeer]> {
   const [s1, s2] = await socketPair(t);
   const host = new ChannelPeer(s1, { role: 'host', registry: reg, ...a });
   const guest = new ChannelPeer(s2, { role: 'guest', registry: reg, ...b });
-  t.after(() => { host.close(); guest.close(); });
+  t.after(() => {
+    host.close();
+    guest.close();
+  });
   await Promise.all([host.ready, guest.ready]);
   return [host, guest];
 }
@@ -69,7 +76,14 @@ test('deadlines: the caller gets DEADLINE and the handler sees its signal abort'
   const [, guest] = await peers(t, {
     handlers: {
       'test.sleep': async (p: { ms: number }, ctx) => {
-        try { await sleep(p.ms, undefined, { signal: ctx.signal }); aborted(false); return { aborted: false }; } catch { aborted(true); return { aborted: true }; }
+        try {
+          await sleep(p.ms, undefined, { signal: ctx.signal });
+          aborted(false);
+          return { aborted: false };
+        } catch {
+          aborted(true);
+          return { aborted: true };
+        }
       },
     },
   }, {});

@@ -23,9 +23,15 @@ export const ModuleInfoWire = Type.Object({
 }, { additionalProperties: true });
 
 export const ModuleListResult = Type.Object({ modules: Type.Array(ModuleInfoWire, { maxItems: 1024 }) });
-export const ModuleStopParams = Type.Object({ id: Type.String({ minLength: 1, maxLength: 64 }) }, { additionalProperties: false });
+export const ModuleStopParams = Type.Object(
+  { id: Type.String({ minLength: 1, maxLength: 64 }) },
+  { additionalProperties: false },
+);
 export const ModuleStopResult = Type.Object({ stopped: Type.String({ maxLength: 64 }) });
-/** Module events forwarded to the owning guest: started, stopped, stats (requests, bytes, errors, latency), error, worker-restarted. */
+/**
+ * Module events forwarded to the owning guest: started, stopped, stats (requests, bytes, errors, latency), error,
+ * worker-restarted.
+ */
 export const ModuleEventData = Type.Object({ type: Type.String({ maxLength: 32 }) }, { additionalProperties: true });
 
 export const MODULE_OPS = [
