@@ -109,7 +109,12 @@ async function main(): Promise<void> {
     }
   }
   // 'ready' is ~0 for sleep (nothing to wait for): no ratio there
-  const ratio = Object.fromEntries(PHASES.map((p) => [p, summary.sleep![p].p50 < 0.5 ? null : Number((summary.node![p].p50 / summary.sleep![p].p50).toFixed(2))]));
+  const ratio = Object.fromEntries(
+    PHASES.map((p) => [
+      p,
+      summary.sleep![p].p50 < 0.5 ? null : Number((summary.node![p].p50 / summary.sleep![p].p50).toFixed(2)),
+    ]),
+  );
   const ratioIso = Object.fromEntries(PHASES.map((p) => [p, summary['node-namespaces']![p].p50 < 0.5 ? null : Number((summary.node![p].p50 / summary['node-namespaces']![p].p50).toFixed(2))]));
   const result = {
     bench: 'sandbox-create', date: new Date().toISOString(), n: N, unit: 'ms',
