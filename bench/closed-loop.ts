@@ -20,7 +20,8 @@
 // Time compression F: the paper's times (8 s / 4 s mean inter-arrival, τ = 10 s) divided by F; by default
 // F = 3.32 s / the measured alone time of a memory-tier task, so the real task plays the paper's 3.32 s task.
 //   npm run bench -- closed-loop [--quick] [--duration 135] [--schemes static-max,...] [--workloads 1,2]
-//     [--segments 80] [--zipf 0.9] [--cpus 1.5] [--serial-fraction 0.22] [--read-mbps 12] [--read-iops 300] [--max-mib 160] [--small-mib 16]
+//     [--segments 80] [--zipf 0.9] [--cpus 1.5] [--serial-fraction 0.22] [--read-mbps 12] [--read-iops 300] [--max-mib
+//     160] [--small-mib 16]
 //     [--min-mib 8] [--initial-mib 32] [--interval-min 5] [--interval-max 30] [--compression auto|F] [--seed 1]
 // Writes bench/results/closed-loop.{json,svg}, closed-loop-fig22.svg (#1), closed-loop-fig23.svg (#2).
 // Needs root (daemon, loop devices, cgroups), ffmpeg with libx264, vmtouch, losetup, mkfs.ext4.
@@ -52,7 +53,9 @@ const SEGMENTS = arg('segments', QUICK ? 30 : 80);
 const SEGMENT_S = 2; // seconds of video per segment
 const ZIPF = arg('zipf', 0.9);
 const CPUS = arg('cpus', 1.5);
-/** The simulator's Amdahl serial fraction of one task: bench/transcode-model measured 0.22 for x264 in a sandbox guest. */
+/**
+ * The simulator's Amdahl serial fraction of one task: bench/transcode-model measured 0.22 for x264 in a sandbox guest.
+ */
 const SERIAL_FRACTION = arg('serial-fraction', 0.22);
 const MEMORY = argStr('memory', '2G');
 const READ_MBPS = arg('read-mbps', 12);
@@ -69,8 +72,10 @@ const ALONE_RUNS = arg('alone-runs', QUICK ? 2 : 5);
 const IMAGE_MIB = 1024;
 const THREADS = Math.max(1, Math.ceil(CPUS)); // x264 threads = vCPUs (the paper)
 const PAPER = { memS: 3.32, lowMeanS: 8, highMeanS: 4, sloS: 10, windowS: 60 };
-/** The profiler drains a guest without a controller every 10 s (src/host/control/loop.ts PROFILE_PERIOD_MS): wait that
- * long after a run before the next controller starts, so its first interval holds none of the previous run's reports. */
+/**
+ * The profiler drains a guest without a controller every 10 s (src/host/control/loop.ts PROFILE_PERIOD_MS): wait that
+ * long after a run before the next controller starts, so its first interval holds none of the previous run's reports.
+ */
 const DRAIN_WAIT_MS = 11_000;
 const DISK_TIER_IN_GUEST = '/var/lib/hylics-tier';
 const PROGRESS_FILE = '/run/hylics/closed-loop-progress.json';
@@ -87,7 +92,17 @@ const sha256 = (file: string): string => createHash('sha256').update(readFileSyn
 const segName = (i: number): string => `seg${String(i).padStart(3, '0')}.mp4`;
 
 interface Arrival { t: number; seg: number }
-interface TaskResult { i: number; seg: string; found: string; tier: string; arrivalS: number; lookupS: number; responseS: number; code: number | null; err?: string }
+interface TaskResult {
+  i: number;
+  seg: string;
+  found: string;
+  tier: string;
+  arrivalS: number;
+  lookupS: number;
+  responseS: number;
+  code: number | null;
+  err?: string;
+}
 interface Sample { t: number; sizeMiB: number; usedMiB: number }
 
 /** GET a daemon API path over its unix socket. */
@@ -114,7 +129,8 @@ function makeTrace(w: 1 | 2, f: number): { arrivals: Arrival[]; changes: number[
   const segRng = new Rng(SEED * 1000 + w + 500);
   const zipf = new ZipfSampler(SEGMENTS, ZIPF);
   const arrivals: Arrival[] = [];
-  for (let a = gen.next(); a && a.time < DURATION_S; a = gen.next()) arrivals.push({ t: a.time, seg: zipf.sample(segRng) });
+  for (let a = gen.next(); a && a.time < DURATION_S; a = gen.next())
+    arrivals.push({ t: a.time, seg: zipf.sample(segRng) });
   return { arrivals, changes: w === 2 ? [third, 2 * third] : [], spec };
 }
 
@@ -177,11 +193,31 @@ process.exit(0);
 }
 
 interface RunResult {
-  workload: 1 | 2; scheme: string; durationS: number; tasks: number; failed: number; loadavgAtEnd: string;
-  meanS: number; p50S: number; p95S: number; p99S: number; sloTaskFraction: number; sloWindowFraction: number; windowErrorS: number;
-  memoryTierFraction: number; gbHours: number; meanSizeMiB: number; peakSizeMiB: number; meanUsedMiB: number;
-  actuations: number; decisions: number; settlingS: number | null;
-  lostFiles: number; changedFiles: number; duplicateFiles: number; checkedFiles: number;
+  workload: 1 | 2;
+  scheme: string;
+  durationS: number;
+  tasks: number;
+  failed: number;
+  loadavgAtEnd: string;
+  meanS: number;
+  p50S: number;
+  p95S: number;
+  p99S: number;
+  sloTaskFraction: number;
+  sloWindowFraction: number;
+  windowErrorS: number;
+  memoryTierFraction: number;
+  gbHours: number;
+  meanSizeMiB: number;
+  peakSizeMiB: number;
+  meanUsedMiB: number;
+  actuations: number;
+  decisions: number;
+  settlingS: number | null;
+  lostFiles: number;
+  changedFiles: number;
+  duplicateFiles: number;
+  checkedFiles: number;
   sim: { meanS: number; p95S: number; sloTaskFraction: number; tasks: number; diffMeanPct: number };
   windows: { t: number; meanS: number | null; tasks: number }[];
   samples: Sample[];
@@ -290,7 +326,12 @@ async function main(): Promise<void> {
       // last used an hour ago: otherwise the agent's promotion after share.resized ("used within the idle time")
       // would pull them into the share before the run
       const old = new Date(Date.now() - 3600_000);
-      for (const n of names) { const f = join(diskTierHost, n); copyFileSync(join(catDir, n), f); chownSync(f, rootUid, rootUid); utimesSync(f, old, old); }
+      for (const n of names) {
+        const f = join(diskTierHost, n);
+        copyFileSync(join(catDir, n), f);
+        chownSync(f, rootUid, rootUid);
+        utimesSync(f, old, old);
+      }
       execFileSync('sync', ['-f', join(diskTierHost, names[0]!)]);
       execFileSync('vmtouch', ['-qe', diskTierHost]);
       await session.cli(['share', 'resize', guest, `${mib}M`]);
@@ -411,44 +452,96 @@ async function main(): Promise<void> {
         const rs = ok.map((r) => r.responseS);
         const winN = Math.ceil(DURATION_S / windowS);
         const windows = Array.from({ length: winN }, (_, k) => {
-          const inW = ok.filter((r) => r.arrivalS + r.responseS >= k * windowS && r.arrivalS + r.responseS < (k + 1) * windowS).map((r) => r.responseS);
+          const inW = ok
+            .filter((r) => r.arrivalS + r.responseS >= k * windowS && r.arrivalS + r.responseS < (k + 1) * windowS)
+            .map((r) => r.responseS);
           return { t: (k + 0.5) * windowS, meanS: inW.length ? mean(inW) : null, tasks: inW.length };
         });
         const withTasks = windows.filter((x) => x.meanS !== null);
         const tl = samples.filter((s) => s.t <= DURATION_S);
         let gbS = 0;
-        for (let k = 0; k < tl.length; k++) gbS += tl[k]!.sizeMiB / 1024 * (((tl[k + 1]?.t ?? Math.min(endS, DURATION_S)) - tl[k]!.t));
+        for (let k = 0; k < tl.length; k++)
+          gbS += (tl[k]!.sizeMiB / 1024) * ((tl[k + 1]?.t ?? Math.min(endS, DURATION_S)) - tl[k]!.t);
         const actuations = decisions.filter((d) => d.appliedBytes !== d.sizeBytes).length;
 
         // ---- the simulator on the same trace, measured service times and calibrated model ----
         const model = { a: cal.model.a, b: cal.model.b, c: cal.model.c };
-        const ctl: ControllerConfig | null = staticMiB !== undefined ? null : {
-          scheme: scheme as ControllerConfig['scheme'], reference: sloS, minBytes: MIN_MIB * MiB, maxBytes: MAX_MIB * MiB, initialBytes: INITIAL_MIB * MiB,
-          ciMin: CI_MIN_S, ciMax: CI_MAX_S, ciInitial: CI_MIN_S, mThreshBytes: actuationThreshold(MAX_MIB * MiB), serviceModel: model,
-          improved: { ciMax: Math.max(CI_MIN_S, Math.min(60, CI_MAX_S)) },
-        };
+        const ctl: ControllerConfig | null =
+          staticMiB !== undefined
+            ? null
+            : {
+                scheme: scheme as ControllerConfig['scheme'],
+                reference: sloS,
+                minBytes: MIN_MIB * MiB,
+                maxBytes: MAX_MIB * MiB,
+                initialBytes: INITIAL_MIB * MiB,
+                ciMin: CI_MIN_S,
+                ciMax: CI_MAX_S,
+                ciInitial: CI_MIN_S,
+                mThreshBytes: actuationThreshold(MAX_MIB * MiB),
+                serviceModel: model,
+                improved: { ciMax: Math.max(CI_MIN_S, Math.min(60, CI_MAX_S)) },
+              };
         const simCfg: SimConfig = {
           // run past the last arrival until its tasks are done (the real run waits for them too)
-          seed: SEED, durationS: DURATION_S + Math.max(60, 20 * diskS), vcpus: CPUS, ramGB: 4,
+          seed: SEED,
+          durationS: DURATION_S + Math.max(60, 20 * diskS),
+          vcpus: CPUS,
+          ramGB: 4,
           workload: { kind: 'trace', arrivals: trace.arrivals.map((a) => ({ time: a.t, segment: a.seg })) },
           catalogue: { segments: SEGMENTS, zipfAlpha: ZIPF, sizeMeanMiB: catalogueMiB / SEGMENTS, sizeSigma: 0.05 },
           service: { ...DEFAULT_SERVICE, memS, diskS, serialFraction: SERIAL_FRACTION, pageCacheCost: 0 },
-          evictAfterS: 60, sloS, windowS, controller: ctl, ...(staticMiB !== undefined ? { fixedSizeBytes: staticMiB * MiB } : {}), record: false,
+          evictAfterS: 60,
+          sloS,
+          windowS,
+          controller: ctl,
+          ...(staticMiB !== undefined ? { fixedSizeBytes: staticMiB * MiB } : {}),
+          record: false,
         };
         const sim = simulate(simCfg).metrics;
         const run: RunResult = {
-          workload: w, scheme, durationS: DURATION_S, tasks: tasks.length, failed: tasks.length - ok.length, loadavgAtEnd: readFileSync('/proc/loadavg', 'utf8').trim(),
-          meanS: mean(rs), p50S: quantile(rs, 0.5), p95S: quantile(rs, 0.95), p99S: quantile(rs, 0.99),
+          workload: w,
+          scheme,
+          durationS: DURATION_S,
+          tasks: tasks.length,
+          failed: tasks.length - ok.length,
+          loadavgAtEnd: readFileSync('/proc/loadavg', 'utf8').trim(),
+          meanS: mean(rs),
+          p50S: quantile(rs, 0.5),
+          p95S: quantile(rs, 0.95),
+          p99S: quantile(rs, 0.99),
           sloTaskFraction: rs.filter((r) => r > sloS).length / Math.max(1, rs.length),
           sloWindowFraction: withTasks.filter((x) => x.meanS! > sloS).length / Math.max(1, withTasks.length),
           windowErrorS: withTasks.reduce((a, x) => a + Math.max(0, x.meanS! - sloS), 0),
           memoryTierFraction: ok.filter((r) => r.tier === 'memory').length / Math.max(1, ok.length),
-          gbHours: gbS / 3600, meanSizeMiB: mean(tl.map((s) => s.sizeMiB)), peakSizeMiB: Math.max(...tl.map((s) => s.sizeMiB)), meanUsedMiB: mean(tl.map((s) => s.usedMiB)),
-          actuations, decisions: decisions.length,
-          settlingS: trace.changes.length ? settling(tl.map((s) => ({ t: s.t, s: s.sizeMiB })), trace.changes, DURATION_S) : null,
-          lostFiles: lost, changedFiles: changed, duplicateFiles: dup, checkedFiles: names.length,
-          sim: { meanS: sim.meanR, p95S: sim.p95R, sloTaskFraction: sim.sloTaskFraction, tasks: sim.tasks, diffMeanPct: (sim.meanR / mean(rs) - 1) * 100 },
-          windows, samples: tl, decisionLog: decisions, tasksDetail: tasks,
+          gbHours: gbS / 3600,
+          meanSizeMiB: mean(tl.map((s) => s.sizeMiB)),
+          peakSizeMiB: Math.max(...tl.map((s) => s.sizeMiB)),
+          meanUsedMiB: mean(tl.map((s) => s.usedMiB)),
+          actuations,
+          decisions: decisions.length,
+          settlingS: trace.changes.length
+            ? settling(
+                tl.map((s) => ({ t: s.t, s: s.sizeMiB })),
+                trace.changes,
+                DURATION_S,
+              )
+            : null,
+          lostFiles: lost,
+          changedFiles: changed,
+          duplicateFiles: dup,
+          checkedFiles: names.length,
+          sim: {
+            meanS: sim.meanR,
+            p95S: sim.p95R,
+            sloTaskFraction: sim.sloTaskFraction,
+            tasks: sim.tasks,
+            diffMeanPct: (sim.meanR / mean(rs) - 1) * 100,
+          },
+          windows,
+          samples: tl,
+          decisionLog: decisions,
+          tasksDetail: tasks,
         };
         runs.push(run);
         log(`  ${label}: ${ok.length}/${tasks.length} tasks ok, mean ${run.meanS.toFixed(2)} s, p95 ${run.p95S.toFixed(2)} s (SLO ${sloS.toFixed(2)}), over SLO ${(run.sloTaskFraction * 100).toFixed(1)} %, `
@@ -499,9 +592,21 @@ async function main(): Promise<void> {
     // ---- figures: the paper's Figs. 22-23 from the real runs (response time against the SLO, share size) ----
     const figs: unknown[] = [];
     for (const w of WORKLOADS) {
-      const rt = runs.filter((r) => r.workload === w).flatMap((r) => r.windows.filter((x) => x.meanS !== null).map((x) => ({ t: x.t, value: x.meanS, scheme: r.scheme })));
-      const pts = runs.filter((r) => r.workload === w).flatMap((r) => r.tasksDetail.filter((x) => x.code === 0).map((x) => ({ t: x.arrivalS + x.responseS, value: x.responseS, scheme: r.scheme })));
-      const sz = runs.filter((r) => r.workload === w).flatMap((r) => r.samples.map((s) => ({ t: s.t, value: s.sizeMiB, scheme: r.scheme })));
+      const rt = runs
+        .filter((r) => r.workload === w)
+        .flatMap((r) =>
+          r.windows.filter((x) => x.meanS !== null).map((x) => ({ t: x.t, value: x.meanS, scheme: r.scheme })),
+        );
+      const pts = runs
+        .filter((r) => r.workload === w)
+        .flatMap((r) =>
+          r.tasksDetail
+            .filter((x) => x.code === 0)
+            .map((x) => ({ t: x.arrivalS + x.responseS, value: x.responseS, scheme: r.scheme })),
+        );
+      const sz = runs
+        .filter((r) => r.workload === w)
+        .flatMap((r) => r.samples.map((s) => ({ t: s.t, value: s.sizeMiB, scheme: r.scheme })));
       const fig = {
         vconcat: [
           { title: `workload #${w}: response time, each task (dots) and mean per ${windowS.toFixed(0)} s window (lines); SLO ${sloS.toFixed(2)} s dashed`, width: 520, height: 200,

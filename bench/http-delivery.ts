@@ -58,7 +58,14 @@ function fetchSha(url: string): Promise<string> {
   });
 }
 
-interface WrkResult { rps: number; p50Ms: number; p99Ms: number; requests: number; errors: number; clientCpuSec: number }
+interface WrkResult {
+  rps: number;
+  p50Ms: number;
+  p99Ms: number;
+  requests: number;
+  errors: number;
+  clientCpuSec: number;
+}
 
 function toMs(v: string): number {
   const m = /^([\d.]+)(us|ms|s)$/.exec(v.trim());
@@ -96,7 +103,13 @@ function wrk(url: string): WrkResult {
   };
 }
 
-interface Server { name: string; pids: () => number[]; base: string; stop: () => Promise<void>; memoryBytes: () => Promise<number> }
+interface Server {
+  name: string;
+  pids: () => number[];
+  base: string;
+  stop: () => Promise<void>;
+  memoryBytes: () => Promise<number>;
+}
 
 function rssBytes(pid: number): number {
   const m = /^VmRSS:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
@@ -142,8 +155,12 @@ async function startModule(share: string, name: string, disableSymlinks: boolean
     return [master, ...kids];
   };
   return {
-    name, pids, base, stop: () => manager.close(),
-    memoryBytes: async () => (await manager.engineReport(guest)).cgroup?.memoryBytes ?? pids().reduce((a, p) => a + rssBytes(p), 0),
+    name,
+    pids,
+    base,
+    stop: () => manager.close(),
+    memoryBytes: async () =>
+      (await manager.engineReport(guest)).cgroup?.memoryBytes ?? pids().reduce((a, p) => a + rssBytes(p), 0),
   };
 }
 
@@ -155,9 +172,18 @@ async function waitHttp(url: string): Promise<void> {
 }
 
 interface Row {
-  server: string; file: string; size: number; rps: number; MBps: number; p50Ms: number; p99Ms: number; cpuSec: number; cpuSecPerGB: number;
+  server: string;
+  file: string;
+  size: number;
+  rps: number;
+  MBps: number;
+  p50Ms: number;
+  p99Ms: number;
+  cpuSec: number;
+  cpuSecPerGB: number;
   /** Server + wrk CPU per GB (see runWrk). */
-  totalCpuSecPerGB: number; errors: number;
+  totalCpuSecPerGB: number;
+  errors: number;
 }
 
 const LOAD0 = readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).map(Number);
@@ -205,8 +231,16 @@ async function scaleRuns(list: Server[]): Promise<Array<Record<string, unknown>>
     const m2 = await s.memoryBytes();
     for (const c of idle.sockets) c.destroy();
     const row = {
-      server: s.name, idleMemoryBytes: m0, keepAliveClients: KEEPALIVE_CLIENTS, keepAliveRps: w.rps, keepAliveP99Ms: w.p99Ms, keepAliveErrors: w.errors,
-      memoryAfterKeepAliveBytes: m1, idleConnections: IDLE, idleConnectionsAnswered: idle.answered, memoryWithIdleBytes: m2,
+      server: s.name,
+      idleMemoryBytes: m0,
+      keepAliveClients: KEEPALIVE_CLIENTS,
+      keepAliveRps: w.rps,
+      keepAliveP99Ms: w.p99Ms,
+      keepAliveErrors: w.errors,
+      memoryAfterKeepAliveBytes: m1,
+      idleConnections: IDLE,
+      idleConnectionsAnswered: idle.answered,
+      memoryWithIdleBytes: m2,
     };
     log(`${s.name.padEnd(16)} ${KEEPALIVE_CLIENTS} keep-alive clients: ${w.rps.toFixed(0)} req/s p99 ${w.p99Ms.toFixed(1)} ms; memory ${(m0 / 1048576).toFixed(1)} MB idle, ${(m1 / 1048576).toFixed(1)} MB after, ${(m2 / 1048576).toFixed(1)} MB with ${IDLE} idle connections`);
     out.push(row);
@@ -242,7 +276,10 @@ async function main(): Promise<void> {
     const rows: Row[] = [];
     for (const f of FILES) {
       // rounds with the order rotated, so a noisy neighbour on this shared host hits every server alike
-      const acc = new Map<string, { rps: number[]; p50: number[]; p99: number[]; cpu: number; clientCpu: number; bytes: number; errors: number }>();
+      const acc = new Map<
+        string,
+        { rps: number[]; p50: number[]; p99: number[]; cpu: number; clientCpu: number; bytes: number; errors: number }
+      >();
       for (let round = 0; round < ROUNDS; round++) {
         for (let k = 0; k < servers.length; k++) {
           const s = servers[(k + round) % servers.length]!;
@@ -250,7 +287,13 @@ async function main(): Promise<void> {
           const w = wrk(`${s.base}/${f.name}`);
           const cpu = cpuOf(s) - c0;
           const a = acc.get(s.name) ?? { rps: [], p50: [], p99: [], cpu: 0, clientCpu: 0, bytes: 0, errors: 0 };
-          a.rps.push(w.rps); a.p50.push(w.p50Ms); a.p99.push(w.p99Ms); a.cpu += cpu; a.clientCpu += w.clientCpuSec; a.bytes += w.requests * f.size; a.errors += w.errors;
+          a.rps.push(w.rps);
+          a.p50.push(w.p50Ms);
+          a.p99.push(w.p99Ms);
+          a.cpu += cpu;
+          a.clientCpu += w.clientCpuSec;
+          a.bytes += w.requests * f.size;
+          a.errors += w.errors;
           acc.set(s.name, a);
         }
       }
@@ -258,8 +301,17 @@ async function main(): Promise<void> {
       for (const s of servers) {
         const a = acc.get(s.name)!;
         const row: Row = {
-          server: s.name, file: f.label, size: f.size, rps: mean(a.rps), MBps: (mean(a.rps) * f.size) / 1e6, p50Ms: mean(a.p50), p99Ms: mean(a.p99),
-          cpuSec: a.cpu, cpuSecPerGB: a.bytes > 0 ? a.cpu / (a.bytes / 1e9) : NaN, totalCpuSecPerGB: a.bytes > 0 ? (a.cpu + a.clientCpu) / (a.bytes / 1e9) : NaN, errors: a.errors,
+          server: s.name,
+          file: f.label,
+          size: f.size,
+          rps: mean(a.rps),
+          MBps: (mean(a.rps) * f.size) / 1e6,
+          p50Ms: mean(a.p50),
+          p99Ms: mean(a.p99),
+          cpuSec: a.cpu,
+          cpuSecPerGB: a.bytes > 0 ? a.cpu / (a.bytes / 1e9) : NaN,
+          totalCpuSecPerGB: a.bytes > 0 ? (a.cpu + a.clientCpu) / (a.bytes / 1e9) : NaN,
+          errors: a.errors,
         };
         rows.push(row);
         log(`${f.label.padEnd(7)} ${s.name.padEnd(31)} ${row.rps.toFixed(0).padStart(7)} req/s ${row.MBps.toFixed(0).padStart(6)} MB/s  p50 ${row.p50Ms.toFixed(2)} ms  p99 ${row.p99Ms.toFixed(2)} ms  ${row.cpuSecPerGB.toFixed(3)} CPU s/GB (+wrk ${row.totalCpuSecPerGB.toFixed(3)})${a.errors ? `  errors ${a.errors}` : ''}`);
@@ -280,7 +332,9 @@ async function main(): Promise<void> {
       };
     });
     for (const r of ratios) log(`${r.file.padEnd(7)} module/lighttpd throughput ${r.moduleVsLighttpdThroughput.toFixed(2)}x, CPU/GB ${r.moduleVsLighttpdCpuPerGB.toFixed(2)}x (with wrk's ${r.moduleVsLighttpdCpuPerGBWithClient.toFixed(2)}x), p99 ${r.moduleVsLighttpdP99.toFixed(2)}x; disable_symlinks on/off throughput ${r.symlinkCheckCost.toFixed(2)}x`);
-    const target = ratios.every((r) => r.moduleVsLighttpdThroughput >= 0.95 && r.moduleVsLighttpdCpuPerGB <= 1.1 && r.moduleVsLighttpdP99 <= 1.2);
+    const target = ratios.every(
+      (r) => r.moduleVsLighttpdThroughput >= 0.95 && r.moduleVsLighttpdCpuPerGB <= 1.1 && r.moduleVsLighttpdP99 <= 1.2,
+    );
     log(`goals (>= 0.95x throughput, <= 1.1x CPU/GB, <= 1.2x p99 vs lighttpd, every size): ${target ? 'met' : 'NOT met'}`);
     const scale = await scaleRuns(servers.filter((s) => s.name !== 'module (nginx, symlinks not checked)'));
     const result = {
@@ -304,8 +358,15 @@ async function main(): Promise<void> {
       resolve: { scale: { y: 'independent' } },
     });
     const scaleBars = (title: string, fields: Array<[string, string]>, k = 1): Record<string, unknown> => ({
-      title, data: { values: scale.flatMap((r) => fields.map(([f, label]) => ({ group: label, bar: r.server, value: Number(r[f]) * k }))) },
-      mark: 'bar', width: { step: 16 }, height: 160,
+      title,
+      data: {
+        values: scale.flatMap((r) =>
+          fields.map(([f, label]) => ({ group: label, bar: r.server, value: Number(r[f]) * k })),
+        ),
+      },
+      mark: 'bar',
+      width: { step: 16 },
+      height: 160,
       encoding: {
         column: { field: 'group', type: 'nominal', title: null, sort: fields.map(([, l]) => l) },
         x: { field: 'bar', type: 'nominal', axis: null },

@@ -5,13 +5,13 @@
 //                    '--channel-unix', '/run/hylics/channel.sock',     // sandbox: the daemon listens there
 //                 or '--channel-port', 'org.hylics.channel.0',          // microVM: virtio-serial port by name
 //                    '--app-socket', '/run/hylics/agent.sock',           // apps (lib.ts) connect here; 'none' = off
-//                    '--offload-socket', '/run/hylics/offload.sock',     // apps pass sockets here (SCM_RIGHTS); 'none' = off
+//                    '--offload-socket', '/run/hylics/offload.sock',     // apps pass sockets (SCM_RIGHTS); 'none'
 //                    '--share', '/mnt/hylics',
 //                    '--log-level', 'info',                              // logs: JSON lines (pino) on stderr
-//                    '--disk-tier', '/var/lib/hylics-tier',              // the tiered store's disk tier ('none' = no store)
-//                    '--tier-idle', '60s', '--tier-sweep', '15s',        // idle eviction after / checked every (0 = off)
+//                    '--disk-tier', '/var/lib/hylics-tier',              // the store's disk tier ('none': no store)
+//                    '--tier-idle', '60s', '--tier-sweep', '15s',        // idle eviction after, checked every; 0: off
 //                    '--tier-promote', 'on', '--tier-headroom', '1M',    // move back on access; share space kept free
-//                    '--bin-dir', '/run/hylics/bin'])                    // the in-guest `hylics` launcher ('none' = off)
+//                    '--bin-dir', '/run/hylics/bin'])                    // in-guest `hylics` launcher; 'none' = off
 // Defaults: --channel-unix /run/hylics/channel.sock, --app-socket /run/hylics/agent.sock, --share /mnt/hylics,
 // --name = hostname. The agent never exits because the host is away: it reconnects with capped, jittered
 // exponential backoff (100 ms .. 5 s) and says hello again. It exits 0 on SIGTERM/SIGINT or a host `shutdown`
@@ -70,7 +70,12 @@ if (appSocket) mkdirSync(dirname(appSocket), { recursive: true });
 
 const agent = new Agent({ name, channel, appSocket, share: values.share!, log });
 // Other areas register their guest-side handlers here, e.g.: agent.handle('module.start', ...)
-const tier = tierOpts ? new TierManager(new TierStore({ memoryDir: values.share!, ...tierOpts.store }), { sweepMs: tierOpts.sweepMs, log }).attach(agent) : undefined;
+const tier = tierOpts
+  ? new TierManager(new TierStore({ memoryDir: values.share!, ...tierOpts.store }), {
+      sweepMs: tierOpts.sweepMs,
+      log,
+    }).attach(agent)
+  : undefined;
 
 let exiting = false;
 async function exit(reason: string, code = 0): Promise<void> {
@@ -104,7 +109,12 @@ try {
     if (!repair.ok) log.warn({ reason: repair.reason }, 'agent: no offload socket (needs the native addon)');
     else {
       mkdirSync(dirname(offloadSocket), { recursive: true });
-      const off = await serveOffloadFd(offloadSocket, values.share!, (op, p, o) => agent.hostRequest(op, p as never, o) as Promise<unknown>, (o, m) => log.warn(o, m));
+      const off = await serveOffloadFd(
+        offloadSocket,
+        values.share!,
+        (op, p, o) => agent.hostRequest(op, p as never, o) as Promise<unknown>,
+        (o, m) => log.warn(o, m),
+      );
       process.once('exit', () => { void off.close(); });
     }
   }

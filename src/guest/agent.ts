@@ -302,7 +302,8 @@ export class Agent extends EventEmitter {
     // time so ops other areas registered are included
     for (const op of this.registry.opsServedBy('host')) {
       if (handlers[op]) continue;
-      handlers[op] = (p: unknown, ctx: HandlerContext) => this.hostRequest(op, p as never, { timeoutMs: Math.max(1, ctx.deadline - Date.now()) });
+      handlers[op] = (p: unknown, ctx: HandlerContext) =>
+        this.hostRequest(op, p as never, { timeoutMs: Math.max(1, ctx.deadline - Date.now()) });
     }
     for (const op of this.registry.opsServedBy('agent')) {
       const h = this.handlers.get(op);

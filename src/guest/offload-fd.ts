@@ -59,7 +59,12 @@ async function quiesceFd(fd: number): Promise<void> {
  * Send `count` bytes of `file` (inside `share`) from `offset` on the TCP socket `fd`, by the host when it can: the
  * same steps as hylicsSendfile (src/guest/offload.ts) on a bare fd, restoring the connection in place.
  */
-export async function sendfileOnFd(fd: number, req: FdSendRequest, share: string, request: HostRequest): Promise<SendfileResult> {
+export async function sendfileOnFd(
+  fd: number,
+  req: FdSendRequest,
+  share: string,
+  request: HostRequest,
+): Promise<SendfileResult> {
   const abs = resolve(share, req.path);
   const rel = relative(resolve(share), abs);
   const offset = req.offset ?? 0;
@@ -73,30 +78,51 @@ export async function sendfileOnFd(fd: number, req: FdSendRequest, share: string
       const n = Math.min(req.count ?? size - start, size - start);
       const bytes = n === 0 ? 0 : await sendfileFd(fd, f, start, n, GUEST_STALL_MS);
       return { bytes, by: 'guest', reason };
-    } finally { closeSync(f); }
+    } finally {
+      closeSync(f);
+    }
   };
   if (rel === '' || rel.startsWith('..') || rel.startsWith('/')) return inGuest('outside-share');
   let names;
   try {
     names = tcpNames(fd);
     await quiesceFd(fd);
-  } catch (e) { return inGuest(reasonOf(toHylicsError(e))); }
-  const begin: OffloadBeginParamsT = { ...names, path: rel, offset, ...(req.count !== undefined ? { count: req.count } : {}), mode };
+  } catch (e) {
+    return inGuest(reasonOf(toHylicsError(e)));
+  }
+  const begin: OffloadBeginParamsT = {
+    ...names,
+    path: rel,
+    offset,
+    ...(req.count !== undefined ? { count: req.count } : {}),
+    mode,
+  };
   let handoff: string;
   try {
     handoff = ((await request('offload.socket.begin', begin, { timeoutMs: 10_000 })) as { handoff: string }).handoff;
-  } catch (e) { return inGuest(reasonOf(toHylicsError(e))); }
+  } catch (e) {
+    return inGuest(reasonOf(toHylicsError(e)));
+  }
   let state;
-  try { state = freezeAndDump(fd); } catch (e) {
+  try {
+    state = freezeAndDump(fd);
+  } catch (e) {
     await request('offload.socket.release', { handoff }, { timeoutMs: 10_000 }).catch(() => undefined);
     return inGuest(reasonOf(toHylicsError(e)));
   }
   let res: OffloadSendResultT;
   try {
-    res = await request('offload.socket.send', { handoff, state }, { timeoutMs: SEND_TIMEOUT_MS }) as OffloadSendResultT;
+    res = (await request(
+      'offload.socket.send',
+      { handoff, state },
+      { timeoutMs: SEND_TIMEOUT_MS },
+    )) as OffloadSendResultT;
   } catch (e) {
     const err = toHylicsError(e);
-    throw new HylicsError(err.code, `socket handoff lost: ${err.message} (close the socket)`, { ...err.details, handoff });
+    throw new HylicsError(err.code, `socket handoff lost: ${err.message} (close the socket)`, {
+      ...err.details,
+      handoff,
+    });
   }
   if (res.outcome === 'returned' && res.state) {
     try {
@@ -104,14 +130,21 @@ export async function sendfileOnFd(fd: number, req: FdSendRequest, share: string
     } catch (e) {
       await request('offload.socket.release', { handoff, finish: true }, { timeoutMs: 10_000 }).catch(() => undefined);
       const err = toHylicsError(e);
-      throw new HylicsError(err.code, `${err.message} (the host finishes the connection; close the socket)`, { ...err.details, handoff });
+      throw new HylicsError(err.code, `${err.message} (the host finishes the connection; close the socket)`, {
+        ...err.details,
+        handoff,
+      });
     }
     await request('offload.socket.release', { handoff }, { timeoutMs: 10_000 }).catch(() => undefined);
     if (res.bytes === 0 && res.reason) return inGuest('host-refused');
     return { bytes: res.bytes, by: 'host' };
   }
   if (res.outcome === 'finished') return { bytes: res.bytes, by: 'host', finished: true };
-  throw new HylicsError('HYLICS_ERR_PEER_CLOSED', `the client went away during the host's send: ${res.reason ?? ''} (close the socket)`, { bytesSent: res.bytes, handoff });
+  throw new HylicsError(
+    'HYLICS_ERR_PEER_CLOSED',
+    `the client went away during the host's send: ${res.reason ?? ''} (close the socket)`,
+    { bytesSent: res.bytes, handoff },
+  );
 }
 
 /** Read the one request message (and its fd) from an accepted, unread Unix socket. */
@@ -137,25 +170,40 @@ async function readRequest(conn: Socket): Promise<{ req: FdSendRequest; fd: numb
 }
 
 /** The agent's offload socket: apps of any user (mode 0666) pass a socket and a file of the share. */
-export async function serveOffloadFd(path: string, share: string, request: HostRequest, log: (o: object, m: string) => void): Promise<{ server: Server; close: () => Promise<void> }> {
-  const server = await listenUnix(path, (conn) => {
-    conn.on('error', () => undefined);
-    void (async () => {
-      let reply: object;
-      let fd = -1;
-      try {
-        const r = await readRequest(conn);
-        fd = r.fd;
-        reply = { ok: true, ...(await sendfileOnFd(fd, r.req, share, request)) };
-      } catch (e) {
-        const err = toHylicsError(e);
-        log({ err: err.message, code: err.code }, 'offload socket: request failed');
-        reply = { ok: false, error: err.toJSON() };
-      } finally {
-        if (fd >= 0) { try { closeFd(fd); } catch { /* the app's copy stays open */ } }
-      }
-      conn.end(`${JSON.stringify(reply)}\n`);
-    })();
-  }, { mode: 0o666, pauseOnConnect: true });
+export async function serveOffloadFd(
+  path: string,
+  share: string,
+  request: HostRequest,
+  log: (o: object, m: string) => void,
+): Promise<{ server: Server; close: () => Promise<void> }> {
+  const server = await listenUnix(
+    path,
+    (conn) => {
+      conn.on('error', () => undefined);
+      void (async () => {
+        let reply: object;
+        let fd = -1;
+        try {
+          const r = await readRequest(conn);
+          fd = r.fd;
+          reply = { ok: true, ...(await sendfileOnFd(fd, r.req, share, request)) };
+        } catch (e) {
+          const err = toHylicsError(e);
+          log({ err: err.message, code: err.code }, 'offload socket: request failed');
+          reply = { ok: false, error: err.toJSON() };
+        } finally {
+          if (fd >= 0) {
+            try {
+              closeFd(fd);
+            } catch {
+              /* the app's copy stays open */
+            }
+          }
+        }
+        conn.end(`${JSON.stringify(reply)}\n`);
+      })();
+    },
+    { mode: 0o666, pauseOnConnect: true },
+  );
   return { server, close: () => closeUnixServer(server, path) };
 }

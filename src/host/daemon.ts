@@ -72,7 +72,11 @@ export interface DaemonOptions {
 export const GUARD_CHECK_INTERVAL_MS = 5_000;
 /** How long a new guest's agent has to say hello by default (a microVM boots under TCG on hosts without KVM; an
  * adopted libvirt domain, 0: not waited for, it is adopted before libvirt starts it and connects when it boots). */
-export const AGENT_HELLO_TIMEOUT_MS: Readonly<Record<DriverKind, number>> = { sandbox: 20_000, microvm: 180_000, libvirt: 0 };
+export const AGENT_HELLO_TIMEOUT_MS: Readonly<Record<DriverKind, number>> = {
+  sandbox: 20_000,
+  microvm: 180_000,
+  libvirt: 0,
+};
 /** The agent's `shutdown` is a courtesy before the driver stops the guest: not waited on longer than this. */
 const AGENT_SHUTDOWN_TIMEOUT_MS = 2_000;
 /**
@@ -135,11 +139,16 @@ export class Daemon {
     this.store = new StateStore(opts.stateDir);
     this.netClaims = new NetIndexClaims(opts.stateDir, opts.netClaimsDir);
     this.metrics = new DaemonMetrics({ guestsSnapshot: () => this.guestsSnapshot() }, opts.registry);
-    const controlMetrics = this.controlMetrics = new ControlMetrics(this.metrics.registry);
+    const controlMetrics = (this.controlMetrics = new ControlMetrics(this.metrics.registry));
     this.profiler.onReject((guest, reason) => controlMetrics.rejectedReports.inc({ guest, reason }));
-    const notify = (guest: string, event: string, data: unknown): void => { opts.channels.notify?.(guest, event, data); };
+    const notify = (guest: string, event: string, data: unknown): void => {
+      opts.channels.notify?.(guest, event, data);
+    };
     this.control = new ControlLoop({
-      clock: opts.clock ?? realClock, profiler: this.profiler, log: this.log.child({ component: 'control' }), metrics: controlMetrics,
+      clock: opts.clock ?? realClock,
+      profiler: this.profiler,
+      log: this.log.child({ component: 'control' }),
+      metrics: controlMetrics,
       budgetBytes: opts.shareBudgetBytes ?? null,
       usage: (g) => opts.shares.usage(g),
       resize: (g, bytes) => this.locked(g, () => this.setShareSize(g, bytes)),
@@ -157,13 +166,21 @@ export class Daemon {
       loadLearned: (g) => loadLearned(this.paths(g).dir),
     });
     this.controlService = new ControlService({
-      loop: this.control, profiler: this.profiler, hostMemoryBytes: totalmem(),
+      loop: this.control,
+      profiler: this.profiler,
+      hostMemoryBytes: totalmem(),
       guest: (name) => {
         const rec = this.record(name);
-        return { control: rec.control, memoryBytes: rec.spec.memoryBytes, running: this.live.get(name)?.status === 'running' };
+        return {
+          control: rec.control,
+          memoryBytes: rec.spec.memoryBytes,
+          running: this.live.get(name)?.status === 'running',
+        };
       },
       saveControl: async (name, control) => {
-        await this.store.update((s) => { s.guests[name]!.control = control; });
+        await this.store.update((s) => {
+          s.guests[name]!.control = control;
+        });
       },
       usage: (name) => opts.shares.usage(name),
       exec: (name, argv, timeoutMs) => this.exec(name, argv, { timeoutMs }),
@@ -181,30 +198,52 @@ export class Daemon {
     // refused beyond a small rate (the operator's API calls are not limited).
     const moduleOps = new OpRateLimit(GUEST_MODULE_OPS_PER_MINUTE, GUEST_MODULE_OPS_BURST);
     const limited = (guest: string): void => {
-      if (!moduleOps.take(guest)) throw new HylicsError('HYLICS_ERR_CHANNEL_BUSY', `module start/stop from the guest is limited to ${GUEST_MODULE_OPS_PER_MINUTE} per minute (burst ${GUEST_MODULE_OPS_BURST}); retry later`, { guest });
+      if (!moduleOps.take(guest))
+        throw new HylicsError(
+          'HYLICS_ERR_CHANNEL_BUSY',
+          `module start/stop from the guest is limited to ${GUEST_MODULE_OPS_PER_MINUTE} per minute (burst ${GUEST_MODULE_OPS_BURST}); retry later`,
+          { guest },
+        );
     };
     opts.channels.handle('module.start', (guest, p) => {
       limited(guest);
       const { hostPort, ...body } = p as ModuleStartBody; // checked against the op's schema by the channel
-      if (hostPort !== undefined) throw new HylicsError('HYLICS_ERR_INVALID_ARGUMENT', 'a guest cannot ask for a host port; the host operator can (hylics module start GUEST --host-port N)');
+      if (hostPort !== undefined)
+        throw new HylicsError(
+          'HYLICS_ERR_INVALID_ARGUMENT',
+          'a guest cannot ask for a host port; the host operator can (hylics module start GUEST --host-port N)',
+        );
       return this.execute({ op: 'module.start', name: guest, body });
     });
-    opts.channels.handle('module.list', async (guest) => ({ modules: await this.execute({ op: 'module.list', name: guest }) }));
+    opts.channels.handle('module.list', async (guest) => ({
+      modules: await this.execute({ op: 'module.list', name: guest }),
+    }));
     // Socket offload ops: their frames pass the channel budget like every op's; a handoff's begin is also
     // rate-limited per guest like module start/stop (refused: the guest library sends itself, reason `budget`).
     const rate = opts.handoffRate ?? { burst: GUEST_HANDOFFS_BURST, perMinute: GUEST_HANDOFFS_PER_MINUTE };
     const handoffs = new OpRateLimit(rate.perMinute, rate.burst);
     const offloadChannels: Pick<ChannelBackend, 'handle' | 'onConnection'> = {
       onConnection: (fn) => opts.channels.onConnection(fn),
-      handle: (op, fn) => opts.channels.handle(op, async (guest, p) => {
-        if (op === 'offload.socket.begin' && !handoffs.take(guest)) {
-          throw new HylicsError('HYLICS_ERR_CHANNEL_BUSY', `socket handoffs from the guest are limited to ${rate.perMinute} per minute (burst ${rate.burst}); retry later`, { guest });
-        }
-        return fn(guest, p);
-      }),
+      handle: (op, fn) =>
+        opts.channels.handle(op, async (guest, p) => {
+          if (op === 'offload.socket.begin' && !handoffs.take(guest)) {
+            throw new HylicsError(
+              'HYLICS_ERR_CHANNEL_BUSY',
+              `socket handoffs from the guest are limited to ${rate.perMinute} per minute (burst ${rate.burst}); retry later`,
+              { guest },
+            );
+          }
+          return fn(guest, p);
+        }),
     };
-    opts.socketOffload?.wire(offloadChannels, (guest) => ({ addr: this.record(guest).network.guestAddr, sharePath: this.opts.shares.path(guest) }));
-    opts.channels.handle('module.stop', (guest, p) => { limited(guest); return this.execute({ op: 'module.stop', name: guest, id: (p as ParamsOf<'module.stop'>).id }); });
+    opts.socketOffload?.wire(offloadChannels, (guest) => ({
+      addr: this.record(guest).network.guestAddr,
+      sharePath: this.opts.shares.path(guest),
+    }));
+    opts.channels.handle('module.stop', (guest, p) => {
+      limited(guest);
+      return this.execute({ op: 'module.stop', name: guest, id: (p as ParamsOf<'module.stop'>).id });
+    });
   }
 
   // ---- startup and shutdown ----------------------------------------------------------------------------
@@ -219,11 +258,18 @@ export class Daemon {
     await this.opts.guard?.allow([]);
     await this.opts.shares.reconcile(names);
     // a daemon killed during socket handoffs left its guests' steering tables (held or steered flows)
-    if (this.opts.socketOffload) await this.opts.socketOffload.reconcile(names).catch((e) => this.log.error({ err: String(e) }, 'socket offload: could not remove leftover steering tables'));
+    if (this.opts.socketOffload)
+      await this.opts.socketOffload
+        .reconcile(names)
+        .catch((e) => this.log.error({ err: String(e) }, 'socket offload: could not remove leftover steering tables'));
     // claims live in /run: after a reboot every daemon claims its guests' indexes again
     for (const name of names) {
       const i = state.guests[name]!.network.index;
-      if (!this.netClaims.claim(i, name)) this.log.error({ guest: name, index: i }, 'another daemon\'s guest holds this guest\'s network index: it cannot start until one of them is removed');
+      if (!this.netClaims.claim(i, name))
+        this.log.error(
+          { guest: name, index: i },
+          "another daemon's guest holds this guest's network index: it cannot start until one of them is removed",
+        );
     }
     for (const name of names) {
       const rec = state.guests[name]!;
@@ -236,7 +282,8 @@ export class Daemon {
       }
     }
     const every = this.opts.guardCheckMs ?? GUARD_CHECK_INTERVAL_MS;
-    if (this.opts.guard?.ensure && every > 0) this.guardTimer = setInterval(() => void this.checkGuard(), every).unref();
+    if (this.opts.guard?.ensure && every > 0)
+      this.guardTimer = setInterval(() => void this.checkGuard(), every).unref();
   }
 
   /**
@@ -247,10 +294,19 @@ export class Daemon {
     if (!this.opts.guard?.ensure || this.guardChecking) return;
     this.guardChecking = true;
     try {
-      const links = Object.values(this.store.guests).filter((r) => r.driverState !== undefined).map(guestLink);
-      if (await this.opts.guard.ensure(links)) this.log.error({ links: links.length }, 'the guest firewall (nft table inet hylics_guard) was missing or changed: restored');
+      const links = Object.values(this.store.guests)
+        .filter((r) => r.driverState !== undefined)
+        .map(guestLink);
+      if (await this.opts.guard.ensure(links))
+        this.log.error(
+          { links: links.length },
+          'the guest firewall (nft table inet hylics_guard) was missing or changed: restored',
+        );
     } catch (e) {
-      this.log.error({ err: toHylicsError(e).toJSON() }, 'the guest firewall (nft table inet hylics_guard) is broken and could not be restored: guests may reach the host and each other');
+      this.log.error(
+        { err: toHylicsError(e).toJSON() },
+        'the guest firewall (nft table inet hylics_guard) is broken and could not be restored: guests may reach the host and each other',
+      );
     } finally {
       this.guardChecking = false;
     }
@@ -297,7 +353,7 @@ export class Daemon {
    * mapped type over CommandTypes: a command without a handler does not compile (the exhaustiveness check).
    */
   private readonly commands: CommandTable = {
-    'status': { run: () => this.status() },
+    status: { run: () => this.status() },
     'guest.list': { run: () => Promise.all(Object.values(this.store.guests).map((r) => this.view(r))) },
     'guest.show': { run: (c) => this.view(this.record(c.name)) },
     'guest.create': { lock: (c) => c.body.name, run: (c) => this.create(c.body) },
@@ -310,7 +366,14 @@ export class Daemon {
     'share.resize': { lock: (c) => c.name, run: (c) => this.resizeShare(c.name, c.body.size) },
     'module.start': { lock: (c) => c.name, run: (c) => this.moduleStart(c.name, c.body) },
     'module.list': { run: async (c) => this.modules().list(this.record(c.name).spec.name) },
-    'module.stop': { lock: (c) => c.name, run: async (c) => { this.record(c.name); await this.modules().stop(c.name, c.id); return { stopped: c.id }; } },
+    'module.stop': {
+      lock: (c) => c.name,
+      run: async (c) => {
+        this.record(c.name);
+        await this.modules().stop(c.name, c.id);
+        return { stopped: c.id };
+      },
+    },
     // the host operator's only: none of these is a channel op, so no guest can set its own or another's control
     'control.show': { run: async (c) => this.controlService.show(c.name) },
     'control.set': { lock: (c) => c.name, run: (c) => this.controlService.set(c.name, c.body) },
@@ -323,7 +386,8 @@ export class Daemon {
   /** Run one command, whoever sent it (HTTP API, CLI, dashboard, a guest over its channel). */
   async execute<K extends CommandOp>(cmd: Command<K>): Promise<CommandResult<K>> {
     const handler = (this.commands as Partial<CommandTable>)[cmd.op as K] as CommandHandler<K> | undefined;
-    if (!handler) throw new HylicsError('HYLICS_ERR_INVALID_ARGUMENT', `unknown command ${JSON.stringify(cmd.op)}`, { op: cmd.op });
+    if (!handler)
+      throw new HylicsError('HYLICS_ERR_INVALID_ARGUMENT', `unknown command ${JSON.stringify(cmd.op)}`, { op: cmd.op });
     const guest = handler.lock?.(cmd);
     return guest === undefined ? handler.run(cmd) : this.locked(guest, () => handler.run(cmd));
   }
@@ -349,7 +413,10 @@ export class Daemon {
 
   private driver(kind: DriverKind): GuestDriver {
     const d = this.opts.drivers[kind];
-    if (!d) throw new HylicsError('HYLICS_ERR_INVALID_ARGUMENT', `driver ${kind} is not available in this daemon`, { driver: kind });
+    if (!d)
+      throw new HylicsError('HYLICS_ERR_INVALID_ARGUMENT', `driver ${kind} is not available in this daemon`, {
+        driver: kind,
+      });
     return d;
   }
 
@@ -359,7 +426,13 @@ export class Daemon {
   }
 
   private context(rec: GuestRecord): DriverContext {
-    return { spec: rec.spec, paths: this.paths(rec.spec.name), network: rec.network, stateDir: this.stateDir, log: this.log.child({ guest: rec.spec.name }) };
+    return {
+      spec: rec.spec,
+      paths: this.paths(rec.spec.name),
+      network: rec.network,
+      stateDir: this.stateDir,
+      log: this.log.child({ guest: rec.spec.name }),
+    };
   }
 
   /** Pick an index unused by this daemon and by anything on the host (another daemon's interfaces, netns). */
@@ -369,8 +442,12 @@ export class Daemon {
       // a link of another daemon's running guest, or its claim on a stopped one (./net-claims.ts)
       if (used.has(i) || hostLinkPresent(`hyh${i}`) || !this.netClaims.claim(i, name)) continue;
       return {
-        index: i, hostIf: `hyh${i}`, guestIf: `hyg${i}`,
-        hostAddr: `${NET_BASE}.${i}.1`, guestAddr: `${NET_BASE}.${i}.2`, prefixLen: 24,
+        index: i,
+        hostIf: `hyh${i}`,
+        guestIf: `hyg${i}`,
+        hostAddr: `${NET_BASE}.${i}.1`,
+        guestAddr: `${NET_BASE}.${i}.2`,
+        prefixLen: 24,
         netns: `hylics-${i}-${name}`.slice(0, 48),
       };
     }
@@ -387,27 +464,51 @@ export class Daemon {
       cpus: parseCpus(body.cpus ?? 1),
       memoryBytes: parseSize(body.memory ?? DEFAULT_GUEST_MEMORY, 'memory'),
     };
-    if (spec.memoryBytes < MIN_GUEST_MEMORY_BYTES) throw new HylicsError('HYLICS_ERR_INVALID_SIZE', `memory must be at least ${MIN_GUEST_MEMORY_BYTES / MiB}M`, { what: 'memory' });
+    if (spec.memoryBytes < MIN_GUEST_MEMORY_BYTES)
+      throw new HylicsError('HYLICS_ERR_INVALID_SIZE', `memory must be at least ${MIN_GUEST_MEMORY_BYTES / MiB}M`, {
+        what: 'memory',
+      });
     // A share lives in host RAM (and a microVM's share writes are charged to the host, not the guest): no share
     // or guest larger than the host's memory.
     const hostRam = totalmem();
-    for (const [what, v] of [['share size', spec.shareSizeBytes], ['memory', spec.memoryBytes]] as const) {
-      if (v > hostRam) throw new HylicsError('HYLICS_ERR_INVALID_SIZE', `${what} ${v} bytes is more than this host's memory (${hostRam} bytes)`, { what, value: v, hostBytes: hostRam });
+    for (const [what, v] of [
+      ['share size', spec.shareSizeBytes],
+      ['memory', spec.memoryBytes],
+    ] as const) {
+      if (v > hostRam)
+        throw new HylicsError(
+          'HYLICS_ERR_INVALID_SIZE',
+          `${what} ${v} bytes is more than this host's memory (${hostRam} bytes)`,
+          { what, value: v, hostBytes: hostRam },
+        );
     }
-    if (this.opts.requireRoot !== false && process.getuid?.() !== 0) throw new HylicsError('HYLICS_ERR_NOT_ROOT', 'creating a guest needs root (mounts, namespaces, cgroups)');
-    if (this.store.get(name)) throw new HylicsError('HYLICS_ERR_GUEST_EXISTS', `a guest named ${name} exists already`, { name });
+    if (this.opts.requireRoot !== false && process.getuid?.() !== 0)
+      throw new HylicsError('HYLICS_ERR_NOT_ROOT', 'creating a guest needs root (mounts, namespaces, cgroups)');
+    if (this.store.get(name))
+      throw new HylicsError('HYLICS_ERR_GUEST_EXISTS', `a guest named ${name} exists already`, { name });
     const driver = this.driver(kind);
     await driver.preflight();
 
     if (await this.opts.shares.isMounted(name)) {
       // an orphan share (its record was lost): it holds someone's data, so it is never reused or removed here
-      throw new HylicsError('HYLICS_ERR_SHARE_EXISTS', `a share for ${name} is still mounted at ${this.opts.shares.path(name)} without a guest record; copy its data out and unmount it, or pick another name`, { name, path: this.opts.shares.path(name) });
+      throw new HylicsError(
+        'HYLICS_ERR_SHARE_EXISTS',
+        `a share for ${name} is still mounted at ${this.opts.shares.path(name)} without a guest record; copy its data out and unmount it, or pick another name`,
+        { name, path: this.opts.shares.path(name) },
+      );
     }
-    const rec: GuestRecord = { spec, network: this.allocateNetwork(name), createdAt: new Date().toISOString(), desired: 'running' };
+    const rec: GuestRecord = {
+      spec,
+      network: this.allocateNetwork(name),
+      createdAt: new Date().toISOString(),
+      desired: 'running',
+    };
     const paths = this.paths(name);
     let shareCreated = false;
     // Persist first: a crash from here on is cleaned up (or completed) by the next start's reconcile.
-    await this.store.update((s) => { s.guests[name] = rec; });
+    await this.store.update((s) => {
+      s.guests[name] = rec;
+    });
     try {
       await mkdir(paths.run, { recursive: true, mode: 0o755 });
       await mkdir(paths.logs, { recursive: true, mode: 0o700 });
@@ -418,7 +519,9 @@ export class Daemon {
       const err = toHylicsError(e);
       this.log.error({ guest: name, err: err.toJSON() }, 'guest creation failed: undoing');
       // undo only what this call did: a share it did not create is not its to remove
-      await this.teardown(rec, { keepShare: !shareCreated, graceMs: STOP_GRACE_MS.remove }).catch((te) => this.log.error({ guest: name, err: String(te) }, 'undo after failed create also failed'));
+      await this.teardown(rec, { keepShare: !shareCreated, graceMs: STOP_GRACE_MS.remove }).catch((te) =>
+        this.log.error({ guest: name, err: String(te) }, 'undo after failed create also failed'),
+      );
       throw err;
     }
     return this.view(rec);
@@ -442,7 +545,9 @@ export class Daemon {
       await this.opts.channels.detach(name).catch(() => undefined);
       throw e;
     }
-    await this.store.update((s) => { s.guests[name]!.driverState = state; });
+    await this.store.update((s) => {
+      s.guests[name]!.driverState = state;
+    });
     rec.driverState = state;
     const endpoint = driver.channel(ctx, state);
     if (endpoint.mode === 'connect') await this.opts.channels.attach(name, endpoint);
@@ -452,7 +557,11 @@ export class Daemon {
       if (timeout > 0) await this.opts.channels.waitConnected(name, timeout);
     } catch {
       const tail = await this.logTail(name, HELLO_TIMEOUT_LOG_LINES);
-      throw new HylicsError('HYLICS_ERR_AGENT_TIMEOUT', `the guest agent of ${name} did not connect within ${timeout} ms; last console/agent lines:\n${tail}`, { name, timeoutMs: timeout });
+      throw new HylicsError(
+        'HYLICS_ERR_AGENT_TIMEOUT',
+        `the guest agent of ${name} did not connect within ${timeout} ms; last console/agent lines:\n${tail}`,
+        { name, timeoutMs: timeout },
+      );
     }
     this.live.set(name, { ...this.live.get(name), status: 'running' });
     await this.control.attach(name, rec.control, { resumed: rec.control?.settings !== undefined });
@@ -469,7 +578,9 @@ export class Daemon {
       if (!cur || cur.status === 'stopped') return;
       this.log.warn({ guest: name, reason }, 'guest exited: cleaning up what its driver started');
       this.live.set(name, { status: 'failed', lastError: `guest exited: ${reason}` });
-      void driver.cleanup(ctx, rec.driverState).catch((e) => this.log.error({ guest: name, err: String(e) }, 'cleanup after exit failed'));
+      void driver
+        .cleanup(ctx, rec.driverState)
+        .catch((e) => this.log.error({ guest: name, err: String(e) }, 'cleanup after exit failed'));
       // `desired` stays 'running': the next daemon start brings the guest back (its share and data are kept)
     });
     this.live.set(name, l);
@@ -495,17 +606,34 @@ export class Daemon {
     this.live.set(name, { status: 'stopped' });
     const errors: unknown[] = [];
     const step = async (what: string, fn: () => Promise<unknown>): Promise<void> => {
-      try { await fn(); } catch (e) { errors.push(e); this.log.warn({ guest: name, step: what, err: String(e) }, 'stop step failed'); }
+      try {
+        await fn();
+      } catch (e) {
+        errors.push(e);
+        this.log.warn({ guest: name, step: what, err: String(e) }, 'stop step failed');
+      }
     };
     if (this.opts.modules) await step('modules', () => this.opts.modules!.stopAll(name));
     if (this.opts.socketOffload) await step('socket offload', () => this.opts.socketOffload!.guestGone(name));
     if (this.opts.channels.isConnected(name)) {
-      await this.opts.channels.request(name, 'shutdown', {}, AGENT_SHUTDOWN_TIMEOUT_MS)
-        .catch((e) => this.log.info({ guest: name, err: String(e) }, 'the agent did not confirm its shutdown: the driver stops the guest'));
+      await this.opts.channels
+        .request(name, 'shutdown', {}, AGENT_SHUTDOWN_TIMEOUT_MS)
+        .catch((e) =>
+          this.log.info(
+            { guest: name, err: String(e) },
+            'the agent did not confirm its shutdown: the driver stops the guest',
+          ),
+        );
     }
     // Forgotten only while the link is surely ours (the guest is alive): once it is gone, another daemon may have
     // taken its index, and a pair left in the set allows nothing but that index's own guest address.
-    if (opts.forgetLink && this.opts.guard && driver && rec.driverState && (await driver.alive(ctx, rec.driverState).catch(() => false))) {
+    if (
+      opts.forgetLink &&
+      this.opts.guard &&
+      driver &&
+      rec.driverState &&
+      (await driver.alive(ctx, rec.driverState).catch(() => false))
+    ) {
       await step('guard', () => this.opts.guard!.forbid([guestLink(rec)]));
     }
     if (driver && rec.driverState) await step('stop', () => driver.stop(ctx, rec.driverState!, opts.graceMs));
@@ -518,7 +646,9 @@ export class Daemon {
   private async teardown(rec: GuestRecord, opts: { keepShare: boolean; graceMs: number }): Promise<void> {
     const name = rec.spec.name;
     let failure: unknown;
-    await this.quiesce(rec, { graceMs: opts.graceMs, forgetLink: true }).catch((e) => { failure = e; });
+    await this.quiesce(rec, { graceMs: opts.graceMs, forgetLink: true }).catch((e) => {
+      failure = e;
+    });
     if (!opts.keepShare) {
       await this.opts.shares.destroy(name).catch((e) => {
         this.log.warn({ guest: name, step: 'share', err: String(e) }, 'stop step failed');
@@ -531,7 +661,9 @@ export class Daemon {
     this.controlMetrics.forget(name, this.profiler.taskNames(name));
     this.profiler.forget(name);
     this.live.delete(name);
-    await this.store.update((s) => { delete s.guests[name]; });
+    await this.store.update((s) => {
+      delete s.guests[name];
+    });
     this.netClaims.release(rec.network.index, name);
   }
 
@@ -540,10 +672,14 @@ export class Daemon {
     const rec = this.record(name);
     await this.driver(rec.spec.driver).assertStoppable?.(this.context(rec), rec.driverState);
     this.live.set(name, { ...this.live.get(name), status: 'stopped' });
-    await this.store.update((s) => { s.guests[name]!.desired = 'stopped'; });
+    await this.store.update((s) => {
+      s.guests[name]!.desired = 'stopped';
+    });
     await this.quiesce(rec, { graceMs: STOP_GRACE_MS.stop, forgetLink: false });
     delete rec.driverState;
-    await this.store.update((s) => { delete s.guests[name]!.driverState; });
+    await this.store.update((s) => {
+      delete s.guests[name]!.driverState;
+    });
     return this.view(rec);
   }
 
@@ -551,19 +687,24 @@ export class Daemon {
   private async startGuest(name: string): Promise<GuestView> {
     const rec = this.record(name);
     const status = this.live.get(name)?.status;
-    if (status === 'running' || status === 'starting') throw new HylicsError('HYLICS_ERR_CONFLICT', `guest ${name} is ${status} already`, { name });
+    if (status === 'running' || status === 'starting')
+      throw new HylicsError('HYLICS_ERR_CONFLICT', `guest ${name} is ${status} already`, { name });
     if (!(await this.opts.shares.isMounted(name))) await this.opts.shares.reconcile([name]);
     const ctx = this.context(rec);
     await this.driver(rec.spec.driver).cleanup(ctx, rec.driverState); // leftovers of a guest that died
     await this.opts.channels.detach(name).catch(() => undefined);
-    await this.store.update((s) => { s.guests[name]!.desired = 'running'; });
+    await this.store.update((s) => {
+      s.guests[name]!.desired = 'running';
+    });
     rec.desired = 'running';
     try {
       await this.boot(rec);
     } catch (e) {
       const err = toHylicsError(e);
       this.live.set(name, { status: 'failed', lastError: `${err.code}: ${err.message}` });
-      await this.driver(rec.spec.driver).cleanup(ctx, rec.driverState).catch(() => undefined);
+      await this.driver(rec.spec.driver)
+        .cleanup(ctx, rec.driverState)
+        .catch(() => undefined);
       await this.opts.channels.detach(name).catch(() => undefined);
       throw err;
     }
@@ -577,7 +718,11 @@ export class Daemon {
     return { removed: name };
   }
 
-  private async exec(name: string, argv: string[], body: { cwd?: string; stdin?: string; timeoutMs?: number }): Promise<ExecResult> {
+  private async exec(
+    name: string,
+    argv: string[],
+    body: { cwd?: string; stdin?: string; timeoutMs?: number },
+  ): Promise<ExecResult> {
     this.record(name);
     if (!this.opts.channels.isConnected(name)) {
       // An agent that is reconnecting (daemon restart, agent restart) gets a moment before we give up.
@@ -585,16 +730,29 @@ export class Daemon {
         throw new HylicsError('HYLICS_ERR_GUEST_NOT_RUNNING', `the agent of ${name} is not connected`, { name });
       });
     }
-    if (body.stdin !== undefined && Buffer.byteLength(body.stdin) > EXEC_STDIN_MAX_BYTES) throw new HylicsError('HYLICS_ERR_INVALID_ARGUMENT', `stdin must be at most ${EXEC_STDIN_MAX_BYTES / 1024} KiB`, { what: 'stdin' });
+    if (body.stdin !== undefined && Buffer.byteLength(body.stdin) > EXEC_STDIN_MAX_BYTES)
+      throw new HylicsError('HYLICS_ERR_INVALID_ARGUMENT', `stdin must be at most ${EXEC_STDIN_MAX_BYTES / 1024} KiB`, {
+        what: 'stdin',
+      });
     const timeoutMs = body.timeoutMs ?? EXEC_DEFAULT_TIMEOUT_MS;
-    const res = await this.opts.channels.request(name, 'exec', { argv, cwd: body.cwd, stdin: body.stdin, timeoutMs }, timeoutMs + EXEC_REPLY_MARGIN_MS);
+    const res = await this.opts.channels.request(
+      name,
+      'exec',
+      { argv, cwd: body.cwd, stdin: body.stdin, timeoutMs },
+      timeoutMs + EXEC_REPLY_MARGIN_MS,
+    );
     return res as ExecResult;
   }
 
   private async resizeShare(name: string, size: string | number): Promise<GuestView> {
     const rec = this.record(name);
     const bytes = parseSize(size, 'share size');
-    if (bytes > totalmem()) throw new HylicsError('HYLICS_ERR_INVALID_SIZE', `share size ${bytes} bytes is more than this host's memory (${totalmem()} bytes)`, { what: 'share size', value: bytes });
+    if (bytes > totalmem())
+      throw new HylicsError(
+        'HYLICS_ERR_INVALID_SIZE',
+        `share size ${bytes} bytes is more than this host's memory (${totalmem()} bytes)`,
+        { what: 'share size', value: bytes },
+      );
     await this.setShareSize(name, bytes);
     return this.view(rec);
   }
@@ -603,18 +761,22 @@ export class Daemon {
   private async setShareSize(name: string, bytes: number): Promise<void> {
     const rec = this.record(name);
     await this.opts.shares.resize(name, bytes);
-    await this.store.update((s) => { s.guests[name]!.spec.shareSizeBytes = bytes; });
+    await this.store.update((s) => {
+      s.guests[name]!.spec.shareSizeBytes = bytes;
+    });
     rec.spec.shareSizeBytes = bytes;
   }
 
   private modules(): ModuleBackend {
-    if (!this.opts.modules) throw new HylicsError('HYLICS_ERR_INVALID_ARGUMENT', 'network offload modules are not available in this daemon');
+    if (!this.opts.modules)
+      throw new HylicsError('HYLICS_ERR_INVALID_ARGUMENT', 'network offload modules are not available in this daemon');
     return this.opts.modules;
   }
 
   private async moduleStart(name: string, body: ModuleStartBody): Promise<CommandResult<'module.start'>> {
     const rec = this.record(name);
-    if (this.live.get(name)?.status !== 'running') throw new HylicsError('HYLICS_ERR_GUEST_NOT_RUNNING', `guest ${name} is not running`, { name });
+    if (this.live.get(name)?.status !== 'running')
+      throw new HylicsError('HYLICS_ERR_GUEST_NOT_RUNNING', `guest ${name} is not running`, { name });
     return this.modules().start({ ...rec, sharePath: this.opts.shares.path(name) }, body);
   }
 
@@ -629,8 +791,13 @@ export class Daemon {
 
   private libvirtXml(name: string): { xml: string } {
     const rec = this.record(name);
-    if (!this.opts.libvirtXml) throw new HylicsError('HYLICS_ERR_INVALID_ARGUMENT', 'libvirt XML is not available in this daemon');
-    if (rec.spec.driver !== 'microvm') throw new HylicsError('HYLICS_ERR_INVALID_ARGUMENT', `guest ${name} is a ${rec.spec.driver} guest; libvirt XML is for microvm guests`);
+    if (!this.opts.libvirtXml)
+      throw new HylicsError('HYLICS_ERR_INVALID_ARGUMENT', 'libvirt XML is not available in this daemon');
+    if (rec.spec.driver !== 'microvm')
+      throw new HylicsError(
+        'HYLICS_ERR_INVALID_ARGUMENT',
+        `guest ${name} is a ${rec.spec.driver} guest; libvirt XML is for microvm guests`,
+      );
     return { xml: this.opts.libvirtXml(this.context(rec), rec.driverState) };
   }
 
@@ -683,11 +850,21 @@ export class Daemon {
     };
   }
 
-  private async guestsSnapshot(): Promise<Array<{ name: string; running: boolean; connected: boolean; sizeBytes: number; usedBytes: number }>> {
-    return Promise.all(Object.values(this.store.guests).map(async (r) => {
-      const s = await this.shareInfo(r.spec.name);
-      return { name: r.spec.name, running: this.live.get(r.spec.name)?.status === 'running', connected: this.opts.channels.isConnected(r.spec.name), sizeBytes: s.sizeBytes, usedBytes: s.usedBytes };
-    }));
+  private async guestsSnapshot(): Promise<
+    Array<{ name: string; running: boolean; connected: boolean; sizeBytes: number; usedBytes: number }>
+  > {
+    return Promise.all(
+      Object.values(this.store.guests).map(async (r) => {
+        const s = await this.shareInfo(r.spec.name);
+        return {
+          name: r.spec.name,
+          running: this.live.get(r.spec.name)?.status === 'running',
+          connected: this.opts.channels.isConnected(r.spec.name),
+          sizeBytes: s.sizeBytes,
+          usedBytes: s.usedBytes,
+        };
+      }),
+    );
   }
 
   // ---- guest events -----------------------------------------------------------------------------------

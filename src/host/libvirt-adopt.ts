@@ -54,7 +54,9 @@ function parse(xml: string): Document {
 }
 
 const children = (e: Element, tag?: string): Element[] =>
-  Array.from(e.childNodes).filter((n): n is Element => n.nodeType === 1 && (tag === undefined || (n as Element).tagName === tag)) as Element[];
+  Array.from(e.childNodes).filter(
+    (n): n is Element => n.nodeType === 1 && (tag === undefined || (n as Element).tagName === tag),
+  ) as Element[];
 
 /** The indentation of `parent`'s children, taken from the document (libvirt writes two spaces per level). */
 function indentOf(parent: Element): string {
@@ -101,9 +103,19 @@ function ensureChild(doc: Document, parent: Element, tag: string): Element {
 }
 
 /** Replace (by alias, or by what identifies it) or add one device; records whether the XML changed. */
-function upsertDevice(doc: Document, devices: Element, spec: Spec, alias: string, same: (e: Element) => boolean, changed: string[], what: string): void {
+function upsertDevice(
+  doc: Document,
+  devices: Element,
+  spec: Spec,
+  alias: string,
+  same: (e: Element) => boolean,
+  changed: string[],
+  what: string,
+): void {
   const el = build(doc, [...spec, ['alias', { name: alias }]] as Spec, indentOf(devices));
-  const old = children(devices).find((d) => children(d, 'alias').some((x) => x.getAttribute('name') === alias)) ?? children(devices).find(same);
+  const old =
+    children(devices).find((d) => children(d, 'alias').some((x) => x.getAttribute('name') === alias)) ??
+    children(devices).find(same);
   if (old && serialize(old) === serialize(el)) return;
   place(devices, el, old);
   changed.push(what);

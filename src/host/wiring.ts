@@ -52,33 +52,52 @@ export async function wireBackends(stateDir: string, log: Logger, opts: WireOpti
     await applyGuard({ add: links });
     return true;
   };
-  // HYLICS_OFFLOAD_SOCKET_MAX_HANDOFFS / _MAX_BYTES: per-guest handoffs and file bytes in flight (docs/offload-socket.md)
+  // HYLICS_OFFLOAD_SOCKET_MAX_HANDOFFS / _MAX_BYTES: per-guest handoffs and file bytes in flight
+  // (docs/offload-socket.md)
   const envInt = (k: string): number | undefined => (/^\d+$/.test(process.env[k] ?? '') ? Number(process.env[k]) : undefined);
   const maxPerGuest = envInt('HYLICS_OFFLOAD_SOCKET_MAX_HANDOFFS');
   const maxBytesPerGuest = envInt('HYLICS_OFFLOAD_SOCKET_MAX_BYTES');
   const socketOffload = new SocketOffload({
-    log: log.child({ component: 'offload' }), registry,
-    ...(maxPerGuest !== undefined ? { maxPerGuest } : {}), ...(maxBytesPerGuest !== undefined ? { maxBytesPerGuest } : {}),
+    log: log.child({ component: 'offload' }),
+    registry,
+    ...(maxPerGuest !== undefined ? { maxPerGuest } : {}),
+    ...(maxBytesPerGuest !== undefined ? { maxBytesPerGuest } : {}),
   });
   const microvm = new MicrovmDriver({ stateDir, log: log.child({ component: 'microvm' }), onProgress: (msg) => log.info({ component: 'microvm' }, msg) });
   return {
     registry,
     shares,
     channels,
-    drivers: { sandbox: new SandboxDriver({ isolation: opts.sandboxIsolation ?? 'container' }), microvm, libvirt: new LibvirtDriver() },
+    drivers: {
+      sandbox: new SandboxDriver({ isolation: opts.sandboxIsolation ?? 'container' }),
+      microvm,
+      libvirt: new LibvirtDriver(),
+    },
     modules: moduleBackend(modules),
     // Off (--no-guest-firewall), the daemon installs nothing, but when another daemon's table is there it still
     // keeps its own guests' pairs in it: the table is host-wide, and without them it would drop all their traffic.
-    guard: opts.guestFirewall !== false
-      ? { allow: (links) => applyGuard({ add: links }), forbid: (links) => applyGuard({ remove: links }), ensure: restore }
-      : {
-        allow: async (links) => { if (links.length > 0 && (await present())) await applyGuard({ add: links }); },
-        forbid: async (links) => { if (await present()) await applyGuard({ remove: links }); },
-        // only repaired while another daemon's table is there (it would drop this daemon's guests otherwise)
-        ensure: async (links) => links.length > 0 && (await present()) && restore(links),
-      },
+    guard:
+      opts.guestFirewall !== false
+        ? {
+            allow: (links) => applyGuard({ add: links }),
+            forbid: (links) => applyGuard({ remove: links }),
+            ensure: restore,
+          }
+        : {
+            allow: async (links) => {
+              if (links.length > 0 && (await present())) await applyGuard({ add: links });
+            },
+            forbid: async (links) => {
+              if (await present()) await applyGuard({ remove: links });
+            },
+            // only repaired while another daemon's table is there (it would drop this daemon's guests otherwise)
+            ensure: async (links) => links.length > 0 && (await present()) && restore(links),
+          },
     libvirtXml: (ctx, state) => renderLibvirtXml(ctx, state),
     socketOffload,
-    close: async () => { await socketOffload.close(); await modules.close(); },
+    close: async () => {
+      await socketOffload.close();
+      await modules.close();
+    },
   };
 }

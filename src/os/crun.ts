@@ -67,18 +67,32 @@ export async function listContainers(root: string): Promise<string[]> {
  * `crun create` with the container's stdio on `logFd` (the guest's log): the container's pid 1 is set up (its
  * namespaces exist) and waits for `crun start`. Resolves with crun's exit code; its errors go to the log.
  */
-export function createContainer(root: string, id: string, bundle: string, logFd: number, timeoutMs: number): Promise<number> {
+export function createContainer(
+  root: string,
+  id: string,
+  bundle: string,
+  logFd: number,
+  timeoutMs: number,
+): Promise<number> {
   const [cmd, ...rest] = crunArgv(root, ['create', '--bundle', bundle, id]);
   return new Promise((resolve, reject) => {
     const child = spawn(cmd!, rest, { stdio: ['ignore', logFd, logFd], cwd: '/', detached: true });
     const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
     child.on('error', (e: NodeJS.ErrnoException) => {
       clearTimeout(timer);
-      reject(e.code === 'ENOENT'
-        ? new HylicsError('HYLICS_ERR_MISSING_DEPENDENCY', 'crun not found (install the Debian package crun)', { command: CRUN_BIN, package: 'crun' })
-        : e);
+      reject(
+        e.code === 'ENOENT'
+          ? new HylicsError('HYLICS_ERR_MISSING_DEPENDENCY', 'crun not found (install the Debian package crun)', {
+              command: CRUN_BIN,
+              package: 'crun',
+            })
+          : e,
+      );
     });
-    child.on('close', (code) => { clearTimeout(timer); resolve(code ?? 128); });
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      resolve(code ?? 128);
+    });
   });
 }
 

@@ -1,5 +1,5 @@
-// nftables adapter for module offload: per-guest table `ip hylics_mod_<daemon tag>_<guest>` whose NAT chains steer a guest's
-// service address (guestAddr:port) to the host-side module worker (hostAddr:listenPort). Two chains, because
+// nftables adapter for module offload: per-guest table `ip hylics_mod_<daemon tag>_<guest>` whose NAT chains steer
+// a guest's service address (guestAddr:port) to the host-side module worker (hostAddr:listenPort). Two chains, because
 // locally generated traffic never passes prerouting: `pre` (hook prerouting, dstnat) for clients elsewhere on the
 // network, `out` (hook output) for clients on the host itself. The whole table is replaced in one `nft -f -`
 // transaction each time, so a change is atomic and a stale rule cannot linger; removal deletes the table.

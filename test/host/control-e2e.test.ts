@@ -118,7 +118,10 @@ test('closed loop on a sandbox guest: grows under load, shrinks when idle, no fi
     assert.match(log[0]!.reason, /uncalibrated/);
     const { points } = await api<{ points: ProfilePoint[] }>(`/v1/guests/${name}/profile?since=0`);
     assert.ok(points.length >= 2);
-    assert.ok(points.some((p) => p.p95Ms === 2000 && p.lambda > 0 && p.hitRatio !== null && p.hitRatio < 1), JSON.stringify(points.slice(0, 6)));
+    assert.ok(
+      points.some((p) => p.p95Ms === 2000 && p.lambda > 0 && p.hitRatio !== null && p.hitRatio < 1),
+      JSON.stringify(points.slice(0, 6)),
+    );
     assert.ok(points.every((p) => p.sizeBytes >= p.usedBytes && p.cpuSeconds !== null));
   });
 
@@ -130,7 +133,10 @@ test('closed loop on a sandbox guest: grows under load, shrinks when idle, no fi
     const v = await json<ControlView>('control', 'show', name);
     assert.equal(v.sloMs, 500, 'settings survived');
     let log = await decisions();
-    for (const until = Date.now() + 30_000; Date.now() < until && log.length <= n;) { await sleep(500); log = await decisions(); }
+    for (const until = Date.now() + 30_000; Date.now() < until && log.length <= n;) {
+      await sleep(500);
+      log = await decisions();
+    }
     assert.ok(log.length > n, 'decisions continue after the restart');
     assert.ok(log.slice(n).some((d) => /resumed after a daemon restart; .*resumed the learned state saved/.test(d.reason)), JSON.stringify(log.slice(n).map((d) => d.reason)));
   });
@@ -146,8 +152,12 @@ test('closed loop on a sandbox guest: grows under load, shrinks when idle, no fi
     const settled = (l: DecisionEntry[]) => downs(l).some((d) => (tierOps ? d.appliedBytes <= d.targetBytes : d.action === 'clamped' || d.action === 'refused'));
     let log = await decisions();
     // (with a tier the share comes down in steps: done when it is near min, not at the first step)
-    const done = async (l: DecisionEntry[]): Promise<boolean> => (tierOps ? settled(l) && (await size()) < 8 * MiB : settled(l));
-    for (const until = Date.now() + 360_000; Date.now() < until && !(await done(log));) { await sleep(1000); log = await decisions(); }
+    const done = async (l: DecisionEntry[]): Promise<boolean> =>
+      tierOps ? settled(l) && (await size()) < 8 * MiB : settled(l);
+    for (const until = Date.now() + 360_000; Date.now() < until && !(await done(log));) {
+      await sleep(1000);
+      log = await decisions();
+    }
     const down = downs(log);
     assert.ok(down.length > 0, JSON.stringify(log.slice(-5)));
     const after = await json<GuestView>('guest', 'show', name);
@@ -193,7 +203,9 @@ test('closed loop on a sandbox guest: grows under load, shrinks when idle, no fi
     const sizeBefore = await size();
     const r = await json<CalibrationResult>('control', 'calibrate', name, '--task', 'hash', '--sizes', '10M,12M,16M', '--repeat', '2', '--', 'sh', '-c', 'head -c 4000000 /dev/urandom | sha256sum');
     assert.equal(r.points.length, 3);
-    assert.ok(r.points.every((p) => p.runs === 2 && p.meanS > 0 && p.minS <= p.meanS && p.meanS <= p.maxS && p.sdS >= 0));
+    assert.ok(
+      r.points.every((p) => p.runs === 2 && p.meanS > 0 && p.minS <= p.meanS && p.meanS <= p.maxS && p.sdS >= 0),
+    );
     assert.ok(Number.isFinite(r.model.a) && Number.isFinite(r.model.b) && r.model.c > 0);
     // back to its size, or below: the loop, still shrinking toward the idle working set, may take a step between
     // the read above and the calibration's pause

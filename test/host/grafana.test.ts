@@ -42,8 +42,17 @@ export function selectedMetrics(expr: string): string[] {
   return names;
 }
 
-interface Panel { type: string; title: string; targets?: Array<{ expr?: string }>; panels?: Panel[]; fieldConfig?: { defaults?: { unit?: string } } }
-interface Dashboard { panels: Panel[]; templating: { list: Array<{ name: string; type: string; query?: string | { query: string } }> } }
+interface Panel {
+  type: string;
+  title: string;
+  targets?: Array<{ expr?: string }>;
+  panels?: Panel[];
+  fieldConfig?: { defaults?: { unit?: string } };
+}
+interface Dashboard {
+  panels: Panel[];
+  templating: { list: Array<{ name: string; type: string; query?: string | { query: string } }> };
+}
 
 function allPanels(panels: Panel[]): Panel[] {
   return panels.flatMap((p) => [p, ...allPanels(p.panels ?? [])]);

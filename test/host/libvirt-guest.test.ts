@@ -64,13 +64,24 @@ async function waitFor<T>(what: string, fn: () => Promise<T | undefined>, timeou
 }
 
 /** Run the hook as libvirtd does: `qemu DOMAIN OPERATION SUB-OP EXTRA`, the domain XML on stdin. */
-function runHook(stateDir: string, args: string[], xml: string): Promise<{ code: number | null; stdout: string; stderr: string }> {
+function runHook(
+  stateDir: string,
+  args: string[],
+  xml: string,
+): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve, reject) => {
-    const p = spawn(HOOK, args, { env: { ...process.env, HYLICS: [NODE_BIN, ...entryArgv('cli/main')].join(' '), HYLICS_STATE_DIR: stateDir }, stdio: ['pipe', 'pipe', 'pipe'] });
+    const p = spawn(HOOK, args, {
+      env: { ...process.env, HYLICS: [NODE_BIN, ...entryArgv('cli/main')].join(' '), HYLICS_STATE_DIR: stateDir },
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
     let stdout = '';
     let stderr = '';
-    p.stdout.on('data', (c: Buffer) => { stdout += c.toString(); });
-    p.stderr.on('data', (c: Buffer) => { stderr += c.toString(); });
+    p.stdout.on('data', (c: Buffer) => {
+      stdout += c.toString();
+    });
+    p.stderr.on('data', (c: Buffer) => {
+      stderr += c.toString();
+    });
     p.on('error', reject);
     p.on('close', (code) => resolve({ code, stdout, stderr }));
     p.stdin.end(xml);
@@ -103,7 +114,13 @@ test('libvirt-adopted domain: hylicsd keeps share, channel and tap; the hook is 
   await writeFile(join(work, 'in.xml'), domainXml(name));
   const a1 = await hylics(['--json', 'guest', 'adopt', '--libvirt', name, '--xml', join(work, 'in.xml'), '--output', join(work, 'out.xml'), '--share-size', '32M', '--state-dir', stateDir]);
   assert.equal(a1.code, 0, a1.stderr);
-  const s1 = JSON.parse(a1.stdout) as { changed: string[]; registered: boolean; share: string; channel: string; network: { tap: string } };
+  const s1 = JSON.parse(a1.stdout) as {
+    changed: string[];
+    registered: boolean;
+    share: string;
+    channel: string;
+    network: { tap: string };
+  };
   assert.equal(s1.registered, true);
   assert.deepEqual(s1.changed, ['memoryBacking memfd shared', 'virtio-fs share', 'virtio-serial channel', 'routed network', 'metadata']);
   const xml = await readFile(join(work, 'out.xml'), 'utf8');

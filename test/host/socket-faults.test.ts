@@ -101,15 +101,25 @@ test('socket offload faults: refusals, no capability, client reset/vanished, dae
   await startServers();
   const serverLog = (name: string): Promise<string> => readFile(join(dir, 'guests', g, 'run', name), 'utf8').catch(() => '');
   const base = (port = PORT): string => `http://${addr}:${port}`;
-  const inW = (cmd: string, args: string[], timeoutMs = 120_000): Promise<{ code: number | null; stdout: Buffer; stderr: string }> => new Promise((res) => {
-    const p = spawn('ip', ['netns', 'exec', W, cmd, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-    const out: Buffer[] = [];
-    let err = '';
-    p.stdout.on('data', (d: Buffer) => out.push(d));
-    p.stderr.on('data', (d: Buffer) => { err += d.toString(); });
-    const timer = setTimeout(() => p.kill('SIGKILL'), timeoutMs);
-    p.on('close', (code) => { clearTimeout(timer); res({ code, stdout: Buffer.concat(out), stderr: err }); });
-  });
+  const inW = (
+    cmd: string,
+    args: string[],
+    timeoutMs = 120_000,
+  ): Promise<{ code: number | null; stdout: Buffer; stderr: string }> =>
+    new Promise((res) => {
+      const p = spawn('ip', ['netns', 'exec', W, cmd, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+      const out: Buffer[] = [];
+      let err = '';
+      p.stdout.on('data', (d: Buffer) => out.push(d));
+      p.stderr.on('data', (d: Buffer) => {
+        err += d.toString();
+      });
+      const timer = setTimeout(() => p.kill('SIGKILL'), timeoutMs);
+      p.on('close', (code) => {
+        clearTimeout(timer);
+        res({ code, stdout: Buffer.concat(out), stderr: err });
+      });
+    });
   for (const port of [PORT, PORT_NOCAP, PORT_NOADDON]) {
     for (let i = 0; ; i++) {
       const r = await inW('curl', ['-sf', '-o', '/dev/null', `${base(port)}/1m`], 5000);
@@ -140,12 +150,18 @@ test('socket offload faults: refusals, no capability, client reset/vanished, dae
     assert.fail(`${what}: left over ${last}`);
   };
   /** Starts a slow download in the client namespace and resolves once the host is sending it (flow steered). */
-  const slowDownload = async (path: string): Promise<{ p: ChildProcess; done: Promise<{ code: number | null; body: Buffer }> }> => {
+  const slowDownload = async (
+    path: string,
+  ): Promise<{ p: ChildProcess; done: Promise<{ code: number | null; body: Buffer }> }> => {
     await put(path.slice(1));
-    const p = spawn('ip', ['netns', 'exec', W, 'curl', '-s', '--limit-rate', SLOW_RATE, `${base()}${path}`], { stdio: ['ignore', 'pipe', 'ignore'] });
+    const p = spawn('ip', ['netns', 'exec', W, 'curl', '-s', '--limit-rate', SLOW_RATE, `${base()}${path}`], {
+      stdio: ['ignore', 'pipe', 'ignore'],
+    });
     const chunks: Buffer[] = [];
     p.stdout!.on('data', (d: Buffer) => chunks.push(d));
-    const done = new Promise<{ code: number | null; body: Buffer }>((res) => p.on('close', (code) => res({ code, body: Buffer.concat(chunks) })));
+    const done = new Promise<{ code: number | null; body: Buffer }>((res) =>
+      p.on('close', (code) => res({ code, body: Buffer.concat(chunks) })),
+    );
     for (let i = 0; ; i++) {
       if ((await listSteerFlows(g)).steer.length > 0) break;
       assert.ok(i < 200, 'the slow download never reached the host send');

@@ -79,15 +79,25 @@ test('socket offload for a Python app: SCM_RIGHTS to the agent, and the in-guest
   const ex = await hylics(withOpts(['guest', 'exec', g, '--', 'sh', '-c', start]));
   assert.equal(ex.code, 0, ex.stderr);
   const appLog = (via: string): Promise<string> => readFile(join(dir, 'guests', g, 'run', `py-${via}.log`), 'utf8').catch(() => '');
-  const inW = (cmd: string, args: string[], timeoutMs = 120_000): Promise<{ code: number | null; stdout: Buffer; stderr: string }> => new Promise((res) => {
-    const p = spawn('ip', ['netns', 'exec', W, cmd, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-    const out: Buffer[] = [];
-    let err = '';
-    p.stdout.on('data', (d: Buffer) => out.push(d));
-    p.stderr.on('data', (d: Buffer) => { err += d.toString(); });
-    const timer = setTimeout(() => p.kill('SIGKILL'), timeoutMs);
-    p.on('close', (code) => { clearTimeout(timer); res({ code, stdout: Buffer.concat(out), stderr: err }); });
-  });
+  const inW = (
+    cmd: string,
+    args: string[],
+    timeoutMs = 120_000,
+  ): Promise<{ code: number | null; stdout: Buffer; stderr: string }> =>
+    new Promise((res) => {
+      const p = spawn('ip', ['netns', 'exec', W, cmd, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+      const out: Buffer[] = [];
+      let err = '';
+      p.stdout.on('data', (d: Buffer) => out.push(d));
+      p.stderr.on('data', (d: Buffer) => {
+        err += d.toString();
+      });
+      const timer = setTimeout(() => p.kill('SIGKILL'), timeoutMs);
+      p.on('close', (code) => {
+        clearTimeout(timer);
+        res({ code, stdout: Buffer.concat(out), stderr: err });
+      });
+    });
   for (const [via, port] of Object.entries(PORTS)) {
     for (let i = 0; ; i++) {
       const r = await inW('curl', ['-sf', '-o', '/dev/null', `http://${addr}:${port}/1k`], 10_000);

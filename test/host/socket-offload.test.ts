@@ -95,15 +95,25 @@ test('socket offload: example file server in a sandbox guest, client in another 
   const ex = await hylics(withOpts(['guest', 'exec', g, '--', 'sh', '-c', `${cli} example file-server --root /mnt/hylics --port ${PORT} --offload socket > /run/hylics/file-server.log 2>&1 &`]));
   assert.equal(ex.code, 0, ex.stderr);
   const base = `http://${addr}:${PORT}`;
-  const inW = (cmd: string, args: string[], timeoutMs = 120_000): Promise<{ code: number | null; stdout: Buffer; stderr: string }> => new Promise((res) => {
-    const p = spawn('ip', ['netns', 'exec', W, cmd, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-    const out: Buffer[] = [];
-    let err = '';
-    p.stdout.on('data', (d: Buffer) => out.push(d));
-    p.stderr.on('data', (d: Buffer) => { err += d.toString(); });
-    const timer = setTimeout(() => p.kill('SIGKILL'), timeoutMs);
-    p.on('close', (code) => { clearTimeout(timer); res({ code, stdout: Buffer.concat(out), stderr: err }); });
-  });
+  const inW = (
+    cmd: string,
+    args: string[],
+    timeoutMs = 120_000,
+  ): Promise<{ code: number | null; stdout: Buffer; stderr: string }> =>
+    new Promise((res) => {
+      const p = spawn('ip', ['netns', 'exec', W, cmd, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+      const out: Buffer[] = [];
+      let err = '';
+      p.stdout.on('data', (d: Buffer) => out.push(d));
+      p.stderr.on('data', (d: Buffer) => {
+        err += d.toString();
+      });
+      const timer = setTimeout(() => p.kill('SIGKILL'), timeoutMs);
+      p.on('close', (code) => {
+        clearTimeout(timer);
+        res({ code, stdout: Buffer.concat(out), stderr: err });
+      });
+    });
   for (let i = 0; ; i++) {
     const r = await inW('curl', ['-sf', '-o', '/dev/null', `${base}/1k`], 5000);
     if (r.code === 0) break;
@@ -152,7 +162,8 @@ test('socket offload: example file server in a sandbox guest, client in another 
     assert.doesNotMatch(out, /Non-2xx|Socket errors/, out);
     const after = (await json<GuestView>('guest', 'show', g)).offload!.socket;
     assert.ok(after.handoffs - before.handoffs >= 16, `handoffs ${after.handoffs - before.handoffs}\n${out}`);
-    // under a loaded CI host a socket may miss the quiesce deadline (then the guest sends it); nothing else may fall back
+    // under a loaded CI host a socket may miss the quiesce deadline (then the guest sends it); nothing else may fall
+    // back
     const why = async (): Promise<string> => {
       const { readFile } = await import('node:fs/promises');
       const fsLog = await readFile(join(dir, 'guests', g, 'run', 'file-server.log'), 'utf8').catch(() => '');

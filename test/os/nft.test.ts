@@ -9,7 +9,8 @@ test('rendering validates everything that reaches nft', () => {
   const ok = renderModuleTable('g-1', [{ guestAddr: '10.1.2.3', port: 80, toAddr: '10.1.2.1', toPort: 40000 }]);
   assert.match(ok, /table ip hylics_mod_g_1 \{/);
   assert.match(ok, /ip daddr 10\.1\.2\.3 tcp dport 80 dnat to 10\.1\.2\.1:40000/);
-  const bad = (f: () => unknown, code: string): void => assert.throws(f, (e: unknown) => e instanceof HylicsError && e.code === code);
+  const bad = (f: () => unknown, code: string): void =>
+    assert.throws(f, (e: unknown) => e instanceof HylicsError && e.code === code);
   bad(() => renderModuleTable('g', [{ guestAddr: '10.0.0.1; flush ruleset', port: 80, toAddr: '10.0.0.2', toPort: 1 }]), 'HYLICS_ERR_INVALID_ARGUMENT');
   bad(() => renderModuleTable('g', [{ guestAddr: '10.0.0.1', port: 0, toAddr: '10.0.0.2', toPort: 1 }]), 'HYLICS_ERR_INVALID_ARGUMENT');
   bad(() => renderModuleTable('g', [{ guestAddr: '10.0.0.1', port: 80, toAddr: '10.0.0.2', toPort: 70000 }]), 'HYLICS_ERR_INVALID_ARGUMENT');

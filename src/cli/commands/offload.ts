@@ -23,11 +23,19 @@ export function offloadSendfile(socketPath: string, fd: number, req: { path: str
     c.setEncoding('utf8');
     c.on('error', (e) => reject(new HylicsError('HYLICS_ERR_AGENT_UNREACHABLE', `the agent's offload socket ${socketPath}: ${e.message}`, { socket: socketPath })));
     c.on('connect', () => {
-      try { sendWithFd((c as unknown as { _handle: { fd: number } })._handle.fd, Buffer.from(JSON.stringify(req)), fd); } catch (e) { c.destroy(); reject(e); }
+      try {
+        sendWithFd((c as unknown as { _handle: { fd: number } })._handle.fd, Buffer.from(JSON.stringify(req)), fd);
+      } catch (e) {
+        c.destroy();
+        reject(e);
+      }
     });
     c.on('data', (d: string) => { buf += d; });
     c.on('end', () => {
-      let r: { ok?: boolean; error?: { code?: string; message?: string; details?: Record<string, unknown> } } & Record<string, unknown>;
+      let r: { ok?: boolean; error?: { code?: string; message?: string; details?: Record<string, unknown> } } & Record<
+        string,
+        unknown
+      >;
       try { r = JSON.parse(buf) as typeof r; } catch { reject(new HylicsError('HYLICS_ERR_AGENT_UNREACHABLE', `no answer from the agent's offload socket ${socketPath}`)); return; }
       if (r.ok) { const rest: Record<string, unknown> = { ...r }; delete rest.ok; resolve(rest); return; }
       const code = isErrorCode(r.error?.code) ? r.error!.code : 'HYLICS_ERR_INTERNAL';
@@ -39,17 +47,27 @@ export function offloadSendfile(socketPath: string, fd: number, req: { path: str
 export function register(program: Command): void {
   const o = program.command('offload').description('in a guest: hand a socket to the host for the send of a file (socket offload, any language)');
   o.command('sendfile <file>')
-    .description('send FILE (in the share) on the inherited socket fd N by the host; the connection stays the app\'s (keep-alive)')
+    .description(
+      "send FILE (in the share) on the inherited socket fd N by the host; the connection stays the app's (keep-alive)",
+    )
     .requiredOption('--fd <n>', 'the connected TCP socket, inherited from the calling app')
     .option('--offset <bytes>', 'first byte of FILE', '0')
     .option('--count <bytes>', 'bytes to send (default: to the end)')
     .option('--terminal', 'the host finishes the connection (FIN) after the file')
-    .option('--socket <path>', 'the agent\'s offload socket', DEFAULT_OFFLOAD_SOCKET)
-    .action(async (file: string, opts: { fd: string; offset: string; count?: string; terminal?: boolean; socket: string }) => {
-      const count = intArg(opts.count, '--count');
-      const r = await offloadSendfile(opts.socket, intArg(opts.fd, '--fd')!, {
-        path: file, offset: intArg(opts.offset, '--offset')!, ...(count !== undefined ? { count } : {}), mode: opts.terminal ? 'terminal' : 'return',
-      });
-      printJson(r);
-    });
+    .option('--socket <path>', "the agent's offload socket", DEFAULT_OFFLOAD_SOCKET)
+    .action(
+      async (
+        file: string,
+        opts: { fd: string; offset: string; count?: string; terminal?: boolean; socket: string },
+      ) => {
+        const count = intArg(opts.count, '--count');
+        const r = await offloadSendfile(opts.socket, intArg(opts.fd, '--fd')!, {
+          path: file,
+          offset: intArg(opts.offset, '--offset')!,
+          ...(count !== undefined ? { count } : {}),
+          mode: opts.terminal ? 'terminal' : 'return',
+        });
+        printJson(r);
+      },
+    );
 }

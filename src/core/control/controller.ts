@@ -60,7 +60,10 @@ export interface ControllerConfig {
   initialBytes?: number;
   /** Host-wide budget for this guest (bytes); can be changed later with setBudget. */
   budgetBytes?: number;
-  /** R_thresh (s): a change in R at least this large triggers the queueing re-prediction (default 2.5, docs/controller.md). */
+  /**
+   * R_thresh (s): a change in R at least this large triggers the queueing re-prediction (default 2.5,
+   * docs/controller.md).
+   */
   rThresh?: number;
   /** m_thresh (bytes): smaller adjustments are not applied and the interval doubles (default 10 MiB, one segment). */
   mThreshBytes?: number;
@@ -169,7 +172,15 @@ export class ShareController implements PolicyContext {
   }
 
   state(): ControllerState {
-    return { scheme: this.scheme, sizeBytes: this.sizeBytes, ci: this.ci, lambda: this.lambda, theta: this.policy.theta(), actuations: this.actuations, steps: this.steps };
+    return {
+      scheme: this.scheme,
+      sizeBytes: this.sizeBytes,
+      ci: this.ci,
+      lambda: this.lambda,
+      theta: this.policy.theta(),
+      actuations: this.actuations,
+      steps: this.steps,
+    };
   }
 
   /**
@@ -178,8 +189,16 @@ export class ShareController implements PolicyContext {
    */
   snapshot(): ControllerSnapshot {
     return {
-      v: SNAPSHOT_VERSION, scheme: this.scheme, sizeMiB: this.m, ci: this.ci, time: this.lastTime, actuations: this.actuations, steps: this.steps,
-      lambda: this.lambdaEst.snapshot(), model: this.model ? this.model.snapshot() : null, policy: this.policy.snapshot(),
+      v: SNAPSHOT_VERSION,
+      scheme: this.scheme,
+      sizeMiB: this.m,
+      ci: this.ci,
+      time: this.lastTime,
+      actuations: this.actuations,
+      steps: this.steps,
+      lambda: this.lambdaEst.snapshot(),
+      model: this.model ? this.model.snapshot() : null,
+      policy: this.policy.snapshot(),
     };
   }
 
@@ -231,7 +250,8 @@ export class ShareController implements PolicyContext {
     this.steps++;
     this.lambdaEst.observe(v.arrivals, v.interval);
     // the real size may differ from our last decision (the orchestrator could not shrink, someone resized)
-    if (Math.abs(v.shareSizeBytes / MiB - this.m) > Math.max(1, this.mThresh)) this.m = this.bound(v.shareSizeBytes / MiB);
+    if (Math.abs(v.shareSizeBytes / MiB - this.m) > Math.max(1, this.mThresh))
+      this.m = this.bound(v.shareSizeBytes / MiB);
     const before = this.m;
     const reason = this.policy.step(this, v);
     this.m = this.bound(this.m);

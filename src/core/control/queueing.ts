@@ -148,7 +148,8 @@ export class ArrivalRateEstimator {
 
   /** Add `arrivals` tasks seen over `seconds`; returns the new estimate (tasks per second). */
   observe(arrivals: number, seconds: number): number {
-    if (!(seconds > 0) || !Number.isFinite(seconds) || !(arrivals >= 0) || !Number.isFinite(arrivals)) return this.value;
+    if (!(seconds > 0) || !Number.isFinite(seconds) || !(arrivals >= 0) || !Number.isFinite(arrivals))
+      return this.value;
     const r = arrivals / seconds;
     if (this.rate === null) this.rate = r;
     else {

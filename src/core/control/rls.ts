@@ -6,7 +6,15 @@
 import { checkNumber } from './validate.js';
 import { badSnapshot, num, nums, obj } from './snapshot.js';
 
-export interface RlsSnapshot { theta: number[]; F: number[][]; ys: number[]; us: number[]; phis: number[][]; resets: number; updates: number }
+export interface RlsSnapshot {
+  theta: number[];
+  F: number[][];
+  ys: number[];
+  us: number[];
+  phis: number[][];
+  resets: number;
+  updates: number;
+}
 
 export interface RlsOptions {
   /** Order of A (number of past outputs in φ). Paper: 1. */
@@ -80,7 +88,15 @@ export class Rls {
 
   /** The learned state (θ, F and the regressor history) as JSON, for a controller snapshot. */
   snapshot(): RlsSnapshot {
-    return { theta: [...this.theta], F: this.F.map((r) => [...r]), ys: [...this.ys], us: [...this.us], phis: this.phis.map((p) => [...p]), resets: this.resets, updates: this.updates };
+    return {
+      theta: [...this.theta],
+      F: this.F.map((r) => [...r]),
+      ys: [...this.ys],
+      us: [...this.us],
+      phis: this.phis.map((p) => [...p]),
+      resets: this.resets,
+      updates: this.updates,
+    };
   }
 
   /** Back from snapshot(): every field checked against this RLS's orders first; nothing changes on a bad one. */
@@ -96,7 +112,13 @@ export class Rls {
     const phis = (o.phis as unknown[]).map((p, i) => nums(`rls.phis[${i}]`, p, this.n));
     const resets = num('rls.resets', o.resets, { min: 0, integer: true });
     const updates = num('rls.updates', o.updates, { min: 0, integer: true });
-    this.theta = theta; this.F = F; this.ys = ys; this.us = us; this.phis = phis; this.resets = resets; this.updates = updates;
+    this.theta = theta;
+    this.F = F;
+    this.ys = ys;
+    this.us = us;
+    this.phis = phis;
+    this.resets = resets;
+    this.updates = updates;
     this.project();
   }
 
@@ -127,7 +149,8 @@ export class Rls {
     // θ(k) = θ(k-1) + F(k-1) φ err with F(k-1) from Eq. 8: F φ / (λ + φᵀ F φ)
     for (let i = 0; i < this.n; i++) this.theta[i]! += (Fphi[i]! / denom) * err;
     for (let i = 0; i < this.n; i++) {
-      for (let j = 0; j < this.n; j++) this.F[i]![j] = (this.F[i]![j]! - (Fphi[i]! * Fphi[j]!) / denom) / this.forgetting;
+      for (let j = 0; j < this.n; j++)
+        this.F[i]![j] = (this.F[i]![j]! - (Fphi[i]! * Fphi[j]!) / denom) / this.forgetting;
     }
     this.updates++;
     let tr = 0;

@@ -118,19 +118,34 @@ export async function copyToTemp(src: string, srcStat: BigIntStats, dstDir: stri
  * - 'gone': src vanished.
  * `stillMovable` is asked after the copy, just before the rename (e.g. "no writer opened it meanwhile").
  */
-export async function moveFile(src: string, dst: string, opts: { hook?: MoveHook; stillMovable?: () => Promise<boolean> } = {}): Promise<MoveOutcome> {
+export async function moveFile(
+  src: string,
+  dst: string,
+  opts: { hook?: MoveHook; stillMovable?: () => Promise<boolean> } = {},
+): Promise<MoveOutcome> {
   const st0 = await lstatOrUndefined(src);
   if (!st0) return 'gone';
   if (!st0.isFile()) throw new HylicsError('HYLICS_ERR_TIER_SYMLINK', `${src} is not a regular file`, { path: src });
   if (await lstatOrUndefined(dst)) return 'exists';
   const dstDir = dirname(dst);
   const tmp = await copyToTemp(src, st0, dstDir, opts.hook, dst);
-  const drop = async (): Promise<void> => { await unlink(tmp).catch(() => {}); };
+  const drop = async (): Promise<void> => {
+    await unlink(tmp).catch(() => {});
+  };
   await opts.hook?.('copied', { src, dst, tmp });
   const st1 = await lstatOrUndefined(src);
-  if (!st1) { await drop(); return 'gone'; }
-  if (!sameContentStat(st0, st1) || (opts.stillMovable && !(await opts.stillMovable()))) { await drop(); return 'changed'; }
-  if (await lstatOrUndefined(dst)) { await drop(); return 'exists'; }
+  if (!st1) {
+    await drop();
+    return 'gone';
+  }
+  if (!sameContentStat(st0, st1) || (opts.stillMovable && !(await opts.stillMovable()))) {
+    await drop();
+    return 'changed';
+  }
+  if (await lstatOrUndefined(dst)) {
+    await drop();
+    return 'exists';
+  }
   await rename(tmp, dst);
   await fsyncDir(dstDir);
   await opts.hook?.('renamed', { src, dst, tmp });
@@ -139,7 +154,10 @@ export async function moveFile(src: string, dst: string, opts: { hook?: MoveHook
   if (!st2) return 'moved'; // someone else removed the source: our complete copy is the file now
   if (!sameContentStat(st0, st2)) {
     const mine = await lstatOrUndefined(dst);
-    if (mine && mine.ino !== st2.ino) { await unlink(dst).catch(() => {}); await fsyncDir(dstDir).catch(() => {}); }
+    if (mine && mine.ino !== st2.ino) {
+      await unlink(dst).catch(() => {});
+      await fsyncDir(dstDir).catch(() => {});
+    }
     return 'changed';
   }
   await unlink(src);

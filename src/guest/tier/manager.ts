@@ -31,7 +31,14 @@ export class TierManager {
     agent.handle('tier.stats', () => this.store.stats());
     agent.handle('tier.path', async (p: ParamsOf<'tier.path'>) => {
       const e = await this.store.lookup(p.name, p.promote === undefined ? {} : { promote: p.promote });
-      return { name: e.name, path: e.path, tier: e.tier, foundIn: e.foundIn, sizeBytes: e.sizeBytes, lastUseMs: e.lastUseMs };
+      return {
+        name: e.name,
+        path: e.path,
+        tier: e.tier,
+        foundIn: e.foundIn,
+        sizeBytes: e.sizeBytes,
+        lastUseMs: e.lastUseMs,
+      };
     });
     agent.on('host-event', (name: string, data: unknown) => {
       if (name === 'module.event') { this.moduleUses(data); return; }

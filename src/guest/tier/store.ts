@@ -124,10 +124,19 @@ export class TierStore {
     for (const tier of ['memory', 'disk'] as const) {
       const d = this.dir(tier);
       let real: string;
-      try { real = await realpath(d); } catch { real = d; }
+      try {
+        real = await realpath(d);
+      } catch {
+        real = d;
+      }
       const st = await lstatOrUndefined(real);
-      if (!st?.isDirectory()) throw new HylicsError('HYLICS_ERR_TIER_UNAVAILABLE', `the ${tier} tier ${d} is missing or not a directory`, { tier, dir: d });
-      if (tier === 'memory') this.memoryDir = real; else this.diskDir = real;
+      if (!st?.isDirectory())
+        throw new HylicsError('HYLICS_ERR_TIER_UNAVAILABLE', `the ${tier} tier ${d} is missing or not a directory`, {
+          tier,
+          dir: d,
+        });
+      if (tier === 'memory') this.memoryDir = real;
+      else this.diskDir = real;
     }
     return this;
   }
@@ -153,7 +162,14 @@ export class TierStore {
     const parts = tierName(name);
     for (const tier of ['memory', 'disk'] as const) {
       const st = await this.statIn(tier, parts, name);
-      if (st) return { name, tier, path: join(this.dir(tier), ...parts), sizeBytes: Number(st.size), lastUseMs: lastUseOf(st) };
+      if (st)
+        return {
+          name,
+          tier,
+          path: join(this.dir(tier), ...parts),
+          sizeBytes: Number(st.size),
+          lastUseMs: lastUseOf(st),
+        };
     }
     return undefined;
   }
@@ -164,13 +180,18 @@ export class TierStore {
    */
   async lookup(name: string, opts: { promote?: boolean } = {}): Promise<TierEntry & { foundIn: Tier }> {
     const found = await this.locate(name);
-    if (!found) throw new HylicsError('HYLICS_ERR_TIER_NOT_FOUND', `no file ${JSON.stringify(name)} in the tiered store`, { name });
+    if (!found)
+      throw new HylicsError('HYLICS_ERR_TIER_NOT_FOUND', `no file ${JSON.stringify(name)} in the tiered store`, {
+        name,
+      });
     const now = this.now();
     this.recent.set(name, now);
-    if (found.tier === 'memory') this.counters.hits++; else this.counters.misses++;
+    if (found.tier === 'memory') this.counters.hits++;
+    else this.counters.misses++;
     let entry: TierEntry = found;
     if (found.tier === 'disk' && (opts.promote ?? this.promoteOnAccess)) {
-      entry = (await this.exclusive(() => this.promoteOne(name, found.sizeBytes))) ?? (await this.locate(name)) ?? found;
+      entry =
+        (await this.exclusive(() => this.promoteOne(name, found.sizeBytes))) ?? (await this.locate(name)) ?? found;
     }
     await this.touch(entry, now);
     return { ...entry, lastUseMs: now, foundIn: found.tier };
@@ -183,13 +204,21 @@ export class TierStore {
    * fits and promotion is on, so the module finds it at the next request. Bad or unknown names are skipped: these
    * are request paths from the module's clients, at most HOST_USES_MAX of each per call.
    */
-  async hostUsed(served: readonly string[], missing: readonly string[]): Promise<{ touched: number; promoted: number }> {
+  async hostUsed(
+    served: readonly string[],
+    missing: readonly string[],
+  ): Promise<{ touched: number; promoted: number }> {
     const now = this.now();
     const found = async (name: unknown): Promise<TierEntry | undefined> => {
       if (typeof name !== 'string') return undefined;
-      try { return await this.locate(name); } catch { return undefined; }
+      try {
+        return await this.locate(name);
+      } catch {
+        return undefined;
+      }
     };
-    let touched = 0, promoted = 0;
+    let touched = 0,
+      promoted = 0;
     for (const name of served.slice(0, HOST_USES_MAX)) {
       const e = await found(name);
       if (e?.tier !== 'memory') continue;
@@ -222,12 +251,19 @@ export class TierStore {
     const out: Scanned[] = [];
     const walk = async (dir: string, prefix: string): Promise<void> => {
       let ents;
-      try { ents = await readdir(dir, { withFileTypes: true }); } catch { return; }
+      try {
+        ents = await readdir(dir, { withFileTypes: true });
+      } catch {
+        return;
+      }
       for (const d of ents) {
         if (isReserved(d.name)) continue;
         const path = join(dir, d.name);
         const name = prefix ? `${prefix}/${d.name}` : d.name;
-        if (d.isDirectory()) { await walk(path, name); continue; }
+        if (d.isDirectory()) {
+          await walk(path, name);
+          continue;
+        }
         if (!d.isFile()) continue; // symlinks, FIFOs, sockets: not the store's
         const st = await lstatOrUndefined(path);
         if (st?.isFile()) out.push({ name, path, st });
@@ -253,7 +289,8 @@ export class TierStore {
 
   async stats(): Promise<TierStatsResultT> {
     const files = await this.list();
-    const sum = (t: Tier): [number, number] => files.filter((f) => f.tier === t).reduce<[number, number]>((a, f) => [a[0] + 1, a[1] + f.sizeBytes], [0, 0]);
+    const sum = (t: Tier): [number, number] =>
+      files.filter((f) => f.tier === t).reduce<[number, number]>((a, f) => [a[0] + 1, a[1] + f.sizeBytes], [0, 0]);
     const [memoryFiles, memoryBytes] = sum('memory');
     const [diskFiles, diskBytes] = sum('disk');
     return { memoryFiles, memoryBytes, diskFiles, diskBytes, ...this.counters };
@@ -292,7 +329,8 @@ export class TierStore {
       } catch (e) {
         await fh.close().catch(() => {});
         await unlink(spool).catch(() => {});
-        if ((e as NodeJS.ErrnoException).code === 'ENOSPC') throw new HylicsError('HYLICS_ERR_TIER_FULL', `the disk tier ${this.diskDir} is full`, { name });
+        if ((e as NodeJS.ErrnoException).code === 'ENOSPC')
+          throw new HylicsError('HYLICS_ERR_TIER_FULL', `the disk tier ${this.diskDir} is full`, { name });
         throw e;
       }
       await fh.close();
@@ -300,7 +338,8 @@ export class TierStore {
     }
     try {
       const st = await lstatOrUndefined(src);
-      if (!st?.isFile()) throw new HylicsError('HYLICS_ERR_TIER_NOT_FOUND', `${src} is not a regular file`, { path: src });
+      if (!st?.isFile())
+        throw new HylicsError('HYLICS_ERR_TIER_NOT_FOUND', `${src} is not a regular file`, { path: src });
       const now = this.now();
       const free = (await this.shareUsage()).freeBytes;
       const order: Tier[] = Number(st.size) + this.headroomBytes <= free ? ['memory', 'disk'] : ['disk'];
@@ -314,7 +353,9 @@ export class TierStore {
           tmp = spool; // already a complete fsync'ed copy on this file system
           spool = undefined;
         } else {
-          try { tmp = await copyToTemp(src, st, dir); } catch (e) {
+          try {
+            tmp = await copyToTemp(src, st, dir);
+          } catch (e) {
             if (e instanceof HylicsError && e.code === 'HYLICS_ERR_TIER_FULL' && tier === 'memory') continue;
             throw e;
           }
@@ -344,20 +385,31 @@ export class TierStore {
     const parts = tierName(name);
     let any = false;
     for (const tier of ['memory', 'disk'] as const) {
-      if (await this.statIn(tier, parts, name)) { await this.removeOther(tier, parts, name); any = true; }
+      if (await this.statIn(tier, parts, name)) {
+        await this.removeOther(tier, parts, name);
+        any = true;
+      }
     }
     return any;
   }
 
   // ---- moves ----
 
-  private async moveName(name: string, from: Tier, to: Tier, writersNow: () => Promise<boolean>): Promise<'moved' | 'skipped'> {
+  private async moveName(
+    name: string,
+    from: Tier,
+    to: Tier,
+    writersNow: () => Promise<boolean>,
+  ): Promise<'moved' | 'skipped'> {
     const parts = tierName(name);
     const src = join(this.dir(from), ...parts);
     await ensureDirs(this.dir(to), parts.slice(0, -1), name);
     const dst = join(this.dir(to), ...parts);
     const r = await moveFile(src, dst, { hook: this.hook, stillMovable: async () => !(await writersNow()) });
-    if (r === 'exists') { await this.resolveDuplicate(name); return 'skipped'; }
+    if (r === 'exists') {
+      await this.resolveDuplicate(name);
+      return 'skipped';
+    }
     return r === 'moved' ? 'moved' : 'skipped';
   }
 
@@ -367,7 +419,10 @@ export class TierStore {
     const r = await this.moveName(name, 'disk', 'memory', async () => {
       const open = await this.openFiles(this.diskDir);
       return (open.get(join(this.diskDir, name))?.writers ?? 0) > 0;
-    }).catch((e: unknown) => { if (e instanceof HylicsError && e.code === 'HYLICS_ERR_TIER_FULL') return 'skipped' as const; throw e; });
+    }).catch((e: unknown) => {
+      if (e instanceof HylicsError && e.code === 'HYLICS_ERR_TIER_FULL') return 'skipped' as const;
+      throw e;
+    });
     if (r !== 'moved') return undefined;
     this.counters.promotions++;
     return this.locate(name);
@@ -376,7 +431,10 @@ export class TierStore {
   private busy(name: string): boolean {
     const t = this.recent.get(name);
     if (t === undefined) return false;
-    if (this.now() - t >= this.busyGraceMs) { this.recent.delete(name); return false; }
+    if (this.now() - t >= this.busyGraceMs) {
+      this.recent.delete(name);
+      return false;
+    }
     return true;
   }
 
@@ -384,21 +442,42 @@ export class TierStore {
    * Move memory-tier files to the disk tier in least-recently-used order. `enough()` is asked after every move
    * (shrink: usage at target); `eligible` filters candidates (idle: not used for idleMs).
    */
-  private async evict(eligible: (f: Scanned) => boolean, enough: () => Promise<boolean>, deadline: number): Promise<MoveSummary> {
+  private async evict(
+    eligible: (f: Scanned) => boolean,
+    enough: () => Promise<boolean>,
+    deadline: number,
+  ): Promise<MoveSummary> {
     const sum: MoveSummary = { movedFiles: 0, movedBytes: 0, skippedOpen: 0, skippedBusy: 0 };
     if (await enough()) return sum;
     const files = (await this.scan('memory')).filter(eligible).sort((a, b) => lastUseOf(a.st) - lastUseOf(b.st));
     const open = await this.openFiles(this.memoryDir);
     for (const f of files) {
-      if (performance.now() > deadline) { sum.stopped = 'deadline'; break; }
+      if (performance.now() > deadline) {
+        sum.stopped = 'deadline';
+        break;
+      }
       const use = open.get(f.path);
-      if (use && (use.writers > 0 || use.readers > 0)) { sum.skippedOpen++; continue; }
-      if (this.busy(f.name)) { sum.skippedBusy++; continue; }
+      if (use && (use.writers > 0 || use.readers > 0)) {
+        sum.skippedOpen++;
+        continue;
+      }
+      if (this.busy(f.name)) {
+        sum.skippedBusy++;
+        continue;
+      }
       let r: 'moved' | 'skipped';
       try {
-        r = await this.moveName(f.name, 'memory', 'disk', async () => ((await this.openFiles(this.memoryDir)).get(f.path)?.writers ?? 0) > 0);
+        r = await this.moveName(
+          f.name,
+          'memory',
+          'disk',
+          async () => ((await this.openFiles(this.memoryDir)).get(f.path)?.writers ?? 0) > 0,
+        );
       } catch (e) {
-        if (e instanceof HylicsError && e.code === 'HYLICS_ERR_TIER_FULL') { sum.stopped = `the disk tier ${this.diskDir} is full`; break; }
+        if (e instanceof HylicsError && e.code === 'HYLICS_ERR_TIER_FULL') {
+          sum.stopped = `the disk tier ${this.diskDir} is full`;
+          break;
+        }
         throw e;
       }
       if (r === 'moved') {
@@ -416,7 +495,11 @@ export class TierStore {
     if (!(this.idleMs > 0)) return { movedFiles: 0, movedBytes: 0, skippedOpen: 0, skippedBusy: 0 };
     return this.exclusive(() => {
       const cutoff = this.now() - this.idleMs;
-      return this.evict((f) => lastUseOf(f.st) <= cutoff, async () => false, Infinity);
+      return this.evict(
+        (f) => lastUseOf(f.st) <= cutoff,
+        async () => false,
+        Infinity,
+      );
     });
   }
 
@@ -424,16 +507,24 @@ export class TierStore {
   async shrink(targetUsedBytes: number, deadlineMs: number): Promise<TierShrinkResultT> {
     const deadline = performance.now() + deadlineMs;
     return this.exclusive(async () => {
-      const sum = await this.evict(() => true, async () => (await this.shareUsage()).usedBytes <= targetUsedBytes, deadline);
+      const sum = await this.evict(
+        () => true,
+        async () => (await this.shareUsage()).usedBytes <= targetUsedBytes,
+        deadline,
+      );
       const usedBytes = (await this.shareUsage()).usedBytes;
       const ok = usedBytes <= targetUsedBytes;
       const r: TierShrinkResultT = { usedBytes, movedFiles: sum.movedFiles, movedBytes: sum.movedBytes, ok };
       if (!ok) {
         const why: string[] = [];
         if (sum.stopped) why.push(sum.stopped);
-        if (sum.skippedOpen) why.push(`${sum.skippedOpen} file(s) held open (on tmpfs an open file's memory is freed only at its last close)`);
+        if (sum.skippedOpen)
+          why.push(
+            `${sum.skippedOpen} file(s) held open (on tmpfs an open file's memory is freed only at its last close)`,
+          );
         if (sum.skippedBusy) why.push(`${sum.skippedBusy} file(s) handed to apps in the last ${this.busyGraceMs} ms`);
-        if (why.length === 0) why.push('nothing left to move: the rest of the usage is directories, links or files outside the store');
+        if (why.length === 0)
+          why.push('nothing left to move: the rest of the usage is directories, links or files outside the store');
         r.reason = why.join('; ').slice(0, 512);
       }
       return r;
@@ -445,10 +536,15 @@ export class TierStore {
     return this.exclusive(async () => {
       const sum: MoveSummary = { movedFiles: 0, movedBytes: 0, skippedOpen: 0, skippedBusy: 0 };
       const cutoff = this.idleMs > 0 ? this.now() - this.idleMs : -Infinity;
-      const files = (await this.scan('disk')).filter((f) => lastUseOf(f.st) > cutoff).sort((a, b) => lastUseOf(b.st) - lastUseOf(a.st));
+      const files = (await this.scan('disk'))
+        .filter((f) => lastUseOf(f.st) > cutoff)
+        .sort((a, b) => lastUseOf(b.st) - lastUseOf(a.st));
       for (const f of files) {
         const moved = await this.promoteOne(f.name, Number(f.st.size));
-        if (moved) { sum.movedFiles++; sum.movedBytes += Number(f.st.size); }
+        if (moved) {
+          sum.movedFiles++;
+          sum.movedBytes += Number(f.st.size);
+        }
       }
       return sum;
     });
@@ -481,7 +577,11 @@ export class TierStore {
       for (const tier of ['memory', 'disk'] as const) {
         const walk = async (dir: string): Promise<void> => {
           let ents;
-          try { ents = await readdir(dir, { withFileTypes: true }); } catch { return; }
+          try {
+            ents = await readdir(dir, { withFileTypes: true });
+          } catch {
+            return;
+          }
           for (const d of ents) {
             const p = join(dir, d.name);
             const owner = tmpOwner(d.name);

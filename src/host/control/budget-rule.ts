@@ -10,7 +10,14 @@ export const NO_DEFICIT_WEIGHT = 0.01;
 /** Cap of the deficit weight (a saturated guest predicts an infinite response time). */
 export const MAX_DEFICIT_WEIGHT = 100;
 
-export interface BudgetWish { guest: string; wantBytes: number; minBytes: number; sloMs: number; lambda: number; model: ServiceModelParams }
+export interface BudgetWish {
+  guest: string;
+  wantBytes: number;
+  minBytes: number;
+  sloMs: number;
+  lambda: number;
+  model: ServiceModelParams;
+}
 
 /** Relative SLO deficit predicted at the guest's min share: max(0, R̂(min) − τ) / τ, bounded. */
 export function deficitWeight(w: BudgetWish): number {
@@ -27,11 +34,15 @@ export function shareBudget(wishes: readonly BudgetWish[], budgetBytes: number):
   const out = new Map<string, BudgetGrant>();
   const total = wishes.reduce((s, w) => s + Math.max(w.wantBytes, w.minBytes), 0);
   if (total <= budgetBytes) {
-    for (const w of wishes) out.set(w.guest, { grantBytes: Math.max(w.wantBytes, w.minBytes), weight: 1, limited: false });
+    for (const w of wishes)
+      out.set(w.guest, { grantBytes: Math.max(w.wantBytes, w.minBytes), weight: 1, limited: false });
     return out;
   }
   const weights = new Map(wishes.map((w) => [w.guest, deficitWeight(w)]));
-  const grants = arbitrateBudget(wishes.map((w) => ({ id: w.guest, wantBytes: w.wantBytes, minBytes: w.minBytes, weight: weights.get(w.guest)! })), budgetBytes);
+  const grants = arbitrateBudget(
+    wishes.map((w) => ({ id: w.guest, wantBytes: w.wantBytes, minBytes: w.minBytes, weight: weights.get(w.guest)! })),
+    budgetBytes,
+  );
   for (const w of wishes) {
     const g = grants.get(w.guest)!;
     out.set(w.guest, { grantBytes: g, weight: weights.get(w.guest)!, limited: g < Math.max(w.wantBytes, w.minBytes) });

@@ -106,7 +106,10 @@ interface Entry {
 const learnedKey = (s: ControlSettings, m: ServiceModelParams): string =>
   JSON.stringify([s.scheme, s.sloMs, s.task, s.minBytes, s.maxBytes, s.intervalMinMs, s.intervalMaxMs, m.a, m.b, m.c]);
 
-const push = <T>(ring: T[], v: T, max: number): void => { ring.push(v); if (ring.length > max) ring.splice(0, ring.length - max); };
+const push = <T,>(ring: T[], v: T, max: number): void => {
+  ring.push(v);
+  if (ring.length > max) ring.splice(0, ring.length - max);
+};
 
 export class ControlLoop {
   private readonly entries = new Map<string, Entry>();
@@ -123,10 +126,33 @@ export class ControlLoop {
     this.detach(guest);
     const now = this.deps.clock.now();
     const e: Entry = {
-      guest, settings: null, calibration: record?.calibration, ctl: null, model: null, calibrated: false, startNote: '', startedAt: now, lastTickAt: now,
-      nextAt: null, intervalMs: PROFILE_PERIOD_MS, ticking: false, paused: false, decisions: [], profile: [], tier: null,
-      tierOps: undefined, evictions: 0, promotions: 0, cpu: null, wish: 0, lambda: 0, taskRates: new Map(), knownTasks: new Set(), savedTasks: '',
-      learned: undefined, closed: false,
+      guest,
+      settings: null,
+      calibration: record?.calibration,
+      ctl: null,
+      model: null,
+      calibrated: false,
+      startNote: '',
+      startedAt: now,
+      lastTickAt: now,
+      nextAt: null,
+      intervalMs: PROFILE_PERIOD_MS,
+      ticking: false,
+      paused: false,
+      decisions: [],
+      profile: [],
+      tier: null,
+      tierOps: undefined,
+      evictions: 0,
+      promotions: 0,
+      cpu: null,
+      wish: 0,
+      lambda: 0,
+      taskRates: new Map(),
+      knownTasks: new Set(),
+      savedTasks: '',
+      learned: undefined,
+      closed: false,
     };
     this.entries.set(guest, e);
     if (this.deps.loadLog) e.decisions = (await this.deps.loadLog(guest).catch(() => [])).slice(-DECISION_LOG_MAX);
@@ -202,10 +228,17 @@ export class ControlLoop {
       const ciMin = settings.intervalMinMs / 1000;
       const ciMax = settings.intervalMaxMs / 1000;
       e.ctl = new ShareController({
-        scheme: settings.scheme, reference: settings.sloMs / 1000, minBytes: settings.minBytes, maxBytes: settings.maxBytes,
-        initialBytes: Math.min(Math.max(size, settings.minBytes), settings.maxBytes), ciMin, ciMax, ciInitial: ciMin,
+        scheme: settings.scheme,
+        reference: settings.sloMs / 1000,
+        minBytes: settings.minBytes,
+        maxBytes: settings.maxBytes,
+        initialBytes: Math.min(Math.max(size, settings.minBytes), settings.maxBytes),
+        ciMin,
+        ciMax,
+        ciInitial: ciMin,
         mThreshBytes: actuationThreshold(settings.maxBytes),
-        serviceModel: model, improved: { ciMax: Math.max(ciMin, Math.min(IMPROVED_CI_MAX_S, ciMax)) },
+        serviceModel: model,
+        improved: { ciMax: Math.max(ciMin, Math.min(IMPROVED_CI_MAX_S, ciMax)) },
         ...(this.deps.budgetBytes !== null ? { budgetBytes: this.deps.budgetBytes } : {}),
       });
       e.model = new ServiceModel(model);
@@ -313,7 +346,8 @@ export class ControlLoop {
       if (!est) e.taskRates.set(name, (est = new ArrivalRateEstimator({ halfLife: ARRIVAL_HALF_LIFE_S })));
       metrics?.arrivalRate.set({ guest: e.guest, task: name }, est.observe(st.arrivals, dtS));
     }
-    for (const [name, est] of e.taskRates) if (!perTask.has(name)) metrics?.arrivalRate.set({ guest: e.guest, task: name }, est.observe(0, dtS));
+    for (const [name, est] of e.taskRates)
+      if (!perTask.has(name)) metrics?.arrivalRate.set({ guest: e.guest, task: name }, est.observe(0, dtS));
     for (const name of perTask.keys()) if (e.knownTasks.size < 256) e.knownTasks.add(name);
     const usage = await this.deps.usage(e.guest);
     const tier = await this.tierStats(e);
@@ -364,7 +398,8 @@ export class ControlLoop {
       metrics?.targetBytes.set({ guest: e.guest }, d.sizeBytes);
       metrics?.decisions.inc({ guest: e.guest, action });
       if (action !== 'hold') this.deps.log.info({ guest: e.guest, ...entry }, 'control decision');
-      if (applied.appliedBytes !== usage.sizeBytes) after = await this.deps.usage(e.guest).catch(() => ({ ...usage, sizeBytes: applied.appliedBytes }));
+      if (applied.appliedBytes !== usage.sizeBytes)
+        after = await this.deps.usage(e.guest).catch(() => ({ ...usage, sizeBytes: applied.appliedBytes }));
     }
     push(e.profile, {
       t: now, lambda, responseMeanMs: all.meanMs, p95Ms: all.p95Ms, tasks: all.completions,
@@ -386,11 +421,20 @@ export class ControlLoop {
     const wishes: BudgetWish[] = [];
     for (const o of this.entries.values()) {
       if (!o.ctl || !o.settings) continue;
-      wishes.push({ guest: o.guest, wantBytes: o === e ? want : o.wish || o.settings.minBytes, minBytes: o.settings.minBytes, sloMs: o.settings.sloMs, lambda: o.lambda, model: o.model!.toJSON() });
+      wishes.push({
+        guest: o.guest,
+        wantBytes: o === e ? want : o.wish || o.settings.minBytes,
+        minBytes: o.settings.minBytes,
+        sloMs: o.settings.sloMs,
+        lambda: o.lambda,
+        model: o.model!.toJSON(),
+      });
     }
     const g = shareBudget(wishes, budget).get(e.guest)!;
     // the others shrink only at their own intervals: never take more than the budget leaves now
-    const othersNow = [...this.entries.values()].filter((o) => o !== e && o.ctl).reduce((sum, o) => sum + (o.profile.at(-1)?.sizeBytes ?? o.settings!.minBytes), 0);
+    const othersNow = [...this.entries.values()]
+      .filter((o) => o !== e && o.ctl)
+      .reduce((sum, o) => sum + (o.profile.at(-1)?.sizeBytes ?? o.settings!.minBytes), 0);
     const room = Math.max(s.minBytes, budget - othersNow);
     const target = Math.max(s.minBytes, Math.min(want, g.grantBytes, room));
     if (target >= want) return { target: want, budgetNote: '' };
@@ -407,10 +451,21 @@ export class ControlLoop {
     if (!s) throw new HylicsError('HYLICS_ERR_CONTROL_NOT_SET', `guest ${guest} has no controller settings: hylics control set ${guest} --slo 10s`, { guest });
     const { model, calibrated } = modelFor(s, record.calibration);
     return {
-      guest, scheme: s.scheme, sloMs: s.sloMs, task: s.task, minBytes: s.minBytes, maxBytes: s.maxBytes,
-      intervalMs: e?.ctl ? e.intervalMs : s.intervalMinMs, intervalMinMs: s.intervalMinMs, intervalMaxMs: s.intervalMaxMs,
-      nextDecisionAt: e?.ctl ? e.nextAt : null, calibrated, model, modelSource: calibrated ? 'calibrated' : 'provisional',
-      budgetBytes: this.deps.budgetBytes, lastDecision: e?.decisions.at(-1) ?? null,
+      guest,
+      scheme: s.scheme,
+      sloMs: s.sloMs,
+      task: s.task,
+      minBytes: s.minBytes,
+      maxBytes: s.maxBytes,
+      intervalMs: e?.ctl ? e.intervalMs : s.intervalMinMs,
+      intervalMinMs: s.intervalMinMs,
+      intervalMaxMs: s.intervalMaxMs,
+      nextDecisionAt: e?.ctl ? e.nextAt : null,
+      calibrated,
+      model,
+      modelSource: calibrated ? 'calibrated' : 'provisional',
+      budgetBytes: this.deps.budgetBytes,
+      lastDecision: e?.decisions.at(-1) ?? null,
     };
   }
 

@@ -31,7 +31,16 @@ export class ControlMetrics {
 
   forget(guest: string, tasks: string[]): void {
     for (const task of tasks) this.arrivalRate.remove({ guest, task });
-    for (const m of [this.tierHits, this.tierMisses, this.tierEvictions, this.tierPromotions, this.targetBytes, this.sloSeconds, this.cpuSeconds]) m.remove({ guest });
+    for (const m of [
+      this.tierHits,
+      this.tierMisses,
+      this.tierEvictions,
+      this.tierPromotions,
+      this.targetBytes,
+      this.sloSeconds,
+      this.cpuSeconds,
+    ])
+      m.remove({ guest });
     for (const action of ['grow', 'shrink', 'hold', 'clamped', 'refused']) this.decisions.remove({ guest, action });
     for (const reason of ['absurd', 'rate', 'names']) this.rejectedReports.remove({ guest, reason });
   }

@@ -77,23 +77,44 @@ export class Orchestrator {
     if (this.deps.isConnected(guest)) this.deps.notify(guest, 'share.resized', { sizeBytes });
   }
 
-  private async shrink(guest: string, before: { sizeBytes: number; usedBytes: number }, target: number, knownTierOps?: boolean): Promise<Applied> {
+  private async shrink(
+    guest: string,
+    before: { sizeBytes: number; usedBytes: number },
+    target: number,
+    knownTierOps?: boolean,
+  ): Promise<Applied> {
     const headroom = shrinkHeadroom(target);
     const wantUsed = Math.max(0, target - headroom);
     const notes: string[] = [];
     let tierOps: boolean | undefined;
     if (before.usedBytes > wantUsed) {
       if (!this.deps.isConnected(guest)) notes.push('no agent connected: no tier manager to move files');
-      else if (knownTierOps === false) { tierOps = false; notes.push('the guest agent has no tier manager (tier ops missing)'); } else {
+      else if (knownTierOps === false) {
+        tierOps = false;
+        notes.push('the guest agent has no tier manager (tier ops missing)');
+      } else {
         for (let attempt = 1; attempt <= SHRINK_ATTEMPTS; attempt++) {
           try {
-            const a = await this.deps.request(guest, 'tier.shrink', { targetUsedBytes: wantUsed, deadlineMs: SHRINK_DEADLINE_MS }, SHRINK_DEADLINE_MS + ANSWER_SLACK_MS) as ShrinkAnswer;
+            const a = (await this.deps.request(
+              guest,
+              'tier.shrink',
+              { targetUsedBytes: wantUsed, deadlineMs: SHRINK_DEADLINE_MS },
+              SHRINK_DEADLINE_MS + ANSWER_SLACK_MS,
+            )) as ShrinkAnswer;
             tierOps = true;
-            notes.push(`tier.shrink moved ${a.movedFiles} files (${a.movedBytes} B)${a.ok ? '' : `, short of the target: ${a.reason ?? 'no reason given'}`}`);
+            notes.push(
+              `tier.shrink moved ${a.movedFiles} files (${a.movedBytes} B)${a.ok ? '' : `, short of the target: ${a.reason ?? 'no reason given'}`}`,
+            );
             break;
           } catch (e) {
-            if (isMissingOp(e)) { tierOps = false; notes.push(`the guest agent has no tier manager (tier.shrink: ${toHylicsError(e).code})`); break; }
-            const why = isTimeout(e) ? `timed out after ${SHRINK_DEADLINE_MS + ANSWER_SLACK_MS} ms` : toHylicsError(e).message;
+            if (isMissingOp(e)) {
+              tierOps = false;
+              notes.push(`the guest agent has no tier manager (tier.shrink: ${toHylicsError(e).code})`);
+              break;
+            }
+            const why = isTimeout(e)
+              ? `timed out after ${SHRINK_DEADLINE_MS + ANSWER_SLACK_MS} ms`
+              : toHylicsError(e).message;
             notes.push(`tier.shrink attempt ${attempt}/${SHRINK_ATTEMPTS} ${why}`);
           }
         }
@@ -101,11 +122,18 @@ export class Orchestrator {
     }
     // the host's own statfs decides, not the guest's answer; a little slack for what the guest writes meanwhile
     const now = await this.deps.usage(guest);
-    const floor = pageUp(now.usedBytes + (now.usedBytes > wantUsed ? Math.min(headroom, SHRINK_HEADROOM_MIN_BYTES) : 0));
+    const floor = pageUp(
+      now.usedBytes + (now.usedBytes > wantUsed ? Math.min(headroom, SHRINK_HEADROOM_MIN_BYTES) : 0),
+    );
     const size = Math.max(target, floor);
     if (size >= now.sizeBytes) {
       notes.push(`kept at ${now.sizeBytes} B: ${now.usedBytes} B in use`);
-      return { appliedBytes: now.sizeBytes, action: 'refused', note: notes.join('; '), ...(tierOps !== undefined ? { tierOps } : {}) };
+      return {
+        appliedBytes: now.sizeBytes,
+        action: 'refused',
+        note: notes.join('; '),
+        ...(tierOps !== undefined ? { tierOps } : {}),
+      };
     }
     try {
       await this.deps.resize(guest, size);
@@ -113,10 +141,20 @@ export class Orchestrator {
       // files grew between the statfs and the remount: the share manager refused, nothing changed
       notes.push(`remount to ${size} B refused: ${toHylicsError(e).message}`);
       const again = await this.deps.usage(guest);
-      return { appliedBytes: again.sizeBytes, action: 'refused', note: notes.join('; '), ...(tierOps !== undefined ? { tierOps } : {}) };
+      return {
+        appliedBytes: again.sizeBytes,
+        action: 'refused',
+        note: notes.join('; '),
+        ...(tierOps !== undefined ? { tierOps } : {}),
+      };
     }
     this.tell(guest, size);
     if (size > target) notes.push(`kept at usage: ${now.usedBytes} B in use, so ${size} B instead of ${target} B`);
-    return { appliedBytes: size, action: size > target ? 'clamped' : 'shrink', note: notes.join('; '), ...(tierOps !== undefined ? { tierOps } : {}) };
+    return {
+      appliedBytes: size,
+      action: size > target ? 'clamped' : 'shrink',
+      note: notes.join('; '),
+      ...(tierOps !== undefined ? { tierOps } : {}),
+    };
   }
 }

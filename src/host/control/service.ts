@@ -99,8 +99,16 @@ export class ControlService {
           times.push(s);
         }
         const mean = times.reduce((a, b) => a + b, 0) / times.length;
-        const sd = times.length > 1 ? Math.sqrt(times.reduce((a, b) => a + (b - mean) ** 2, 0) / (times.length - 1)) : 0;
-        points.push({ sizeBytes: size, runs: times.length, meanS: mean, sdS: sd, minS: Math.min(...times), maxS: Math.max(...times) });
+        const sd =
+          times.length > 1 ? Math.sqrt(times.reduce((a, b) => a + (b - mean) ** 2, 0) / (times.length - 1)) : 0;
+        points.push({
+          sizeBytes: size,
+          runs: times.length,
+          meanS: mean,
+          sdS: sd,
+          minS: Math.min(...times),
+          maxS: Math.max(...times),
+        });
       }
     } finally {
       // back through the orchestrator: the guest's tier may have promoted files into the larger share meanwhile
@@ -117,7 +125,15 @@ export class ControlService {
     const cur = this.d.guest(name).control;
     const rec: ControlRecord = {
       ...cur,
-      calibration: { ...cur?.calibration, [body.task]: { model, r2: fit.r2, at: new Date().toISOString(), points: points.map((p) => ({ sizeBytes: p.sizeBytes, meanS: p.meanS, sdS: p.sdS, runs: p.runs })) } },
+      calibration: {
+        ...cur?.calibration,
+        [body.task]: {
+          model,
+          r2: fit.r2,
+          at: new Date().toISOString(),
+          points: points.map((p) => ({ sizeBytes: p.sizeBytes, meanS: p.meanS, sdS: p.sdS, runs: p.runs })),
+        },
+      },
     };
     await this.d.saveControl(name, rec);
     await this.d.loop.set(name, rec, `calibrated ${body.task}`);

@@ -96,7 +96,15 @@ export function parseControlBody(body: ControlBody, ctx: SettingsContext): Contr
   const intervalMinMs = dur(body.intervalMin, 'intervalMin', DEFAULT_INTERVAL_MIN_MS);
   const intervalMaxMs = dur(body.intervalMax, 'intervalMax', Math.max(intervalMinMs, DEFAULT_INTERVAL_MAX_MS));
   if (intervalMinMs > intervalMaxMs) bad('intervalMin', `intervalMin (${intervalMinMs} ms) must not exceed intervalMax (${intervalMaxMs} ms)`, body.intervalMin);
-  return { scheme, sloMs, task, minBytes, maxBytes: ctx.budgetBytes !== null ? Math.min(maxBytes, ctx.budgetBytes) : maxBytes, intervalMinMs, intervalMaxMs };
+  return {
+    scheme,
+    sloMs,
+    task,
+    minBytes,
+    maxBytes: ctx.budgetBytes !== null ? Math.min(maxBytes, ctx.budgetBytes) : maxBytes,
+    intervalMinMs,
+    intervalMaxMs,
+  };
 }
 
 /**

@@ -71,7 +71,14 @@ export class LibvirtDriver implements GuestDriver {
       await copyFile(AGENT_BUNDLE, join(ctx.paths.share, SHARE_AGENT_PATH));
       agentInShare = true;
     }
-    const state: LibvirtState = { domain: ctx.spec.name, tap: n.hostIf, mac: guestMac(n.index), channelSocket, agentInShare, adoptedAt: new Date().toISOString() };
+    const state: LibvirtState = {
+      domain: ctx.spec.name,
+      tap: n.hostIf,
+      mac: guestMac(n.index),
+      channelSocket,
+      agentInShare,
+      adoptedAt: new Date().toISOString(),
+    };
     return state as unknown as DriverState;
   }
 

@@ -29,7 +29,9 @@ import type { ChannelEndpoint, DriverContext, DriverState, GuestDriver } from '.
 import { MiB } from '../../core/units.js';
 
 export interface MicrovmDriverOptions {
-  /** The daemon's state dir: images are cached in <stateDir>/images, the accelerator choice in <stateDir>/accel.json. */
+  /**
+   * The daemon's state dir: images are cached in <stateDir>/images, the accelerator choice in <stateDir>/accel.json.
+   */
   stateDir: string;
   log?: Logger;
   /** Size of each guest's virtual disk (sparse raw file, created and formatted on first start). Default 1 GiB. */
@@ -40,8 +42,11 @@ export interface MicrovmDriverOptions {
    * host-side writes (modules, evictions) for up to a second. 'auto'/'always' trade that memory for re-read speed.
    */
   shareCache?: FsCacheMode;
-  /** The agent's argv in the guest (host paths; run chroot'ed into the host view). Default: node + entryArgv('guest/agent-main')
-   * with the standard flags, or no agent when that entry point does not exist yet. `false` disables the agent. */
+  /**
+   * The agent's argv in the guest (host paths; run chroot'ed into the host view). Default: node +
+   * entryArgv('guest/agent-main') with the standard flags, or no agent when that entry point does not exist yet.
+   * `false` disables the agent.
+   */
   agentArgv?: string[] | false;
   /** Force an accelerator (else HYLICS_ACCEL, else the cached KVM probe). */
   accel?: Accel;
@@ -80,7 +85,18 @@ const SOCKET_MAX = 107;
 /** The tiered store's disk tier in a microVM: on the guest's virtio-blk disk (the root the agent sees is read-only). */
 export const GUEST_DISK_TIER = `${GUEST_DISK}/hylics-tier`;
 
-export function microvmPaths(ctx: DriverContext): { channel: string; shell: string; qmp: string; fsShare: string; fsRoot: string; hostRootView: string; console: string; qemuLog: string; fsLog: string; disk: string } {
+export function microvmPaths(ctx: DriverContext): {
+  channel: string;
+  shell: string;
+  qmp: string;
+  fsShare: string;
+  fsRoot: string;
+  hostRootView: string;
+  console: string;
+  qemuLog: string;
+  fsLog: string;
+  disk: string;
+} {
   return {
     channel: join(ctx.paths.run, 'channel.sock'),
     shell: join(ctx.paths.run, 'shell.sock'),
@@ -156,14 +172,36 @@ export class MicrovmDriver implements GuestDriver {
   }
 
   async preflight(): Promise<void> {
-    if (process.getuid?.() !== 0) throw new HylicsError('HYLICS_ERR_NOT_ROOT', 'microvm guests need root (tap devices, virtiofsd namespaces)');
+    if (process.getuid?.() !== 0)
+      throw new HylicsError('HYLICS_ERR_NOT_ROOT', 'microvm guests need root (tap devices, virtiofsd namespaces)');
     await run(QEMU, ['--version']).catch((e: unknown) => {
-      throw new HylicsError('HYLICS_ERR_MISSING_DEPENDENCY', `QEMU (${QEMU}) is not usable: apt-get install qemu-system-x86 (${e instanceof Error ? e.message : String(e)})`, { package: 'qemu-system-x86' });
+      throw new HylicsError(
+        'HYLICS_ERR_MISSING_DEPENDENCY',
+        `QEMU (${QEMU}) is not usable: apt-get install qemu-system-x86 (${e instanceof Error ? e.message : String(e)})`,
+        { package: 'qemu-system-x86' },
+      );
     });
-    if (!existsSync(VIRTIOFSD)) throw new HylicsError('HYLICS_ERR_MISSING_DEPENDENCY', `virtiofsd not found at ${VIRTIOFSD}: apt-get install qemu-system-x86`, { package: 'qemu-system-x86' });
-    if (!existsSync('/dev/net/tun')) throw new HylicsError('HYLICS_ERR_MISSING_DEPENDENCY', '/dev/net/tun is missing: tap networking needs the tun module');
-    for (const [bin, pkg] of [['mkfs.ext4', 'e2fsprogs'], ['unshare', 'util-linux'], ['ip', 'iproute2']]) {
-      await run('sh', ['-c', `command -v ${bin}`]).catch(() => { throw new HylicsError('HYLICS_ERR_MISSING_DEPENDENCY', `${bin} is missing: apt-get install ${pkg}`, { package: pkg }); });
+    if (!existsSync(VIRTIOFSD))
+      throw new HylicsError(
+        'HYLICS_ERR_MISSING_DEPENDENCY',
+        `virtiofsd not found at ${VIRTIOFSD}: apt-get install qemu-system-x86`,
+        { package: 'qemu-system-x86' },
+      );
+    if (!existsSync('/dev/net/tun'))
+      throw new HylicsError(
+        'HYLICS_ERR_MISSING_DEPENDENCY',
+        '/dev/net/tun is missing: tap networking needs the tun module',
+      );
+    for (const [bin, pkg] of [
+      ['mkfs.ext4', 'e2fsprogs'],
+      ['unshare', 'util-linux'],
+      ['ip', 'iproute2'],
+    ]) {
+      await run('sh', ['-c', `command -v ${bin}`]).catch(() => {
+        throw new HylicsError('HYLICS_ERR_MISSING_DEPENDENCY', `${bin} is missing: apt-get install ${pkg}`, {
+          package: pkg,
+        });
+      });
     }
   }
 
@@ -172,8 +210,13 @@ export class MicrovmDriver implements GuestDriver {
     // one build at a time, shared by guests starting together
     if (this.image && existsSync(this.image.initrd)) return this.image;
     this.imageBuild ??= buildImage({ stateDir: this.opts.stateDir, onProgress: (m) => this.progress(`image: ${m}`) })
-      .then((img) => { this.image = img; return img; })
-      .finally(() => { this.imageBuild = undefined; });
+      .then((img) => {
+        this.image = img;
+        return img;
+      })
+      .finally(() => {
+        this.imageBuild = undefined;
+      });
     return this.imageBuild;
   }
 
@@ -182,8 +225,13 @@ export class MicrovmDriver implements GuestDriver {
     if (this.accel) return this.accel;
     const image = await this.ensureImage();
     this.accelProbe ??= chooseAccel({ stateDir: this.opts.stateDir, image, onProgress: (m) => this.progress(m) })
-      .then((a) => { this.accel = a; return a; })
-      .finally(() => { this.accelProbe = undefined; });
+      .then((a) => {
+        this.accel = a;
+        return a;
+      })
+      .finally(() => {
+        this.accelProbe = undefined;
+      });
     return this.accelProbe;
   }
 
@@ -194,15 +242,30 @@ export class MicrovmDriver implements GuestDriver {
   }
 
   /** The QEMU configuration for a guest (also used for the libvirt XML and tests). */
-  qemuConfig(ctx: DriverContext, image: GuestImage, accel: Accel, agent: string[] | undefined, diskDirect: boolean): QemuConfig {
+  qemuConfig(
+    ctx: DriverContext,
+    image: GuestImage,
+    accel: Accel,
+    agent: string[] | undefined,
+    diskDirect: boolean,
+  ): QemuConfig {
     const p = microvmPaths(ctx);
     const n = ctx.network;
     const append = kernelCmdline(ctx, agent);
     return {
-      name: ctx.spec.name, accel, vcpus: Math.max(1, Math.ceil(ctx.spec.cpus)), memoryBytes: ctx.spec.memoryBytes,
-      kernel: image.kernel, initrd: image.initrd, append,
-      consoleLog: p.console, qmpSocket: p.qmp, channelSocket: p.channel, shellSocket: p.shell,
-      shareSocket: p.fsShare, hostRootSocket: p.fsRoot,
+      name: ctx.spec.name,
+      accel,
+      vcpus: Math.max(1, Math.ceil(ctx.spec.cpus)),
+      memoryBytes: ctx.spec.memoryBytes,
+      kernel: image.kernel,
+      initrd: image.initrd,
+      append,
+      consoleLog: p.console,
+      qmpSocket: p.qmp,
+      channelSocket: p.channel,
+      shellSocket: p.shell,
+      shareSocket: p.fsShare,
+      hostRootSocket: p.fsRoot,
       disk: { path: p.disk, format: 'raw', direct: diskDirect },
       tap: { ifname: n.hostIf, mac: guestMac(n.index), vhost: existsSync('/dev/vhost-net') },
       vsockCid: existsSync('/dev/vhost-vsock') ? 1000 + n.index : undefined,
@@ -217,7 +280,11 @@ export class MicrovmDriver implements GuestDriver {
     try {
       await run('truncate', ['-s', String(this.opts.diskBytes ?? 1024 ** 3), tmp], { code: 'HYLICS_ERR_MICROVM_DISK' });
       // formatted on the host on first use: the initramfs has no mkfs.ext4; lazy init keeps this fast and sparse
-      await run('mkfs.ext4', ['-q', '-F', '-L', 'hylics-disk', '-E', 'lazy_itable_init=1,lazy_journal_init=1,nodiscard', tmp], { code: 'HYLICS_ERR_MICROVM_DISK' });
+      await run(
+        'mkfs.ext4',
+        ['-q', '-F', '-L', 'hylics-disk', '-E', 'lazy_itable_init=1,lazy_journal_init=1,nodiscard', tmp],
+        { code: 'HYLICS_ERR_MICROVM_DISK' },
+      );
       await run('mv', [tmp, path], { code: 'HYLICS_ERR_MICROVM_DISK' });
     } catch (e) {
       await rm(tmp, { force: true });
@@ -228,7 +295,12 @@ export class MicrovmDriver implements GuestDriver {
   async start(ctx: DriverContext): Promise<DriverState> {
     const p = microvmPaths(ctx);
     for (const s of [p.channel, p.shell, p.qmp, p.fsShare, p.fsRoot]) {
-      if (Buffer.byteLength(s) > SOCKET_MAX) throw new HylicsError('HYLICS_ERR_MICROVM_SOCKET_PATH', `socket path ${s} is longer than ${SOCKET_MAX} bytes: use a shorter state dir`, { path: s });
+      if (Buffer.byteLength(s) > SOCKET_MAX)
+        throw new HylicsError(
+          'HYLICS_ERR_MICROVM_SOCKET_PATH',
+          `socket path ${s} is longer than ${SOCKET_MAX} bytes: use a shorter state dir`,
+          { path: s },
+        );
     }
     const image = await this.ensureImage();
     const accel = await this.chooseAccel();
@@ -252,27 +324,43 @@ export class MicrovmDriver implements GuestDriver {
     try {
       await createTap(ctx.network.hostIf, ctx.network.hostAddr, ctx.network.guestAddr);
       started.tap = ctx.network.hostIf;
-      const share = await startVirtiofsd({ socketPath: p.fsShare, source: ctx.paths.share, cache: shareCache, logFile: p.fsLog });
+      const share = await startVirtiofsd({
+        socketPath: p.fsShare,
+        source: ctx.paths.share,
+        cache: shareCache,
+        logFile: p.fsLog,
+      });
       started.fs.push(share.pid);
       const root = await startVirtiofsd({
-        socketPath: p.fsRoot, source: p.hostRootView, cache: 'auto', logFile: p.fsLog,
+        socketPath: p.fsRoot,
+        source: p.hostRootView,
+        cache: 'auto',
+        logFile: p.fsLog,
         hostRootView: { packageRoot: PACKAGE_ROOT, nodeBin: NODE_BIN, hide: [ctx.stateDir, this.opts.stateDir] },
       });
       started.fs.push(root.pid);
 
       const cfg = this.qemuConfig(ctx, image, accel.accel, agent, diskDirect);
-      this.progress(`starting QEMU for ${ctx.spec.name} (${accel.accel}${accel.accel === 'tcg' ? ', emulated' : ''}, ${cfg.vcpus} vCPU, ${Math.round(ctx.spec.memoryBytes / MiB)} MiB)`);
+      this.progress(
+        `starting QEMU for ${ctx.spec.name} (${accel.accel}${accel.accel === 'tcg' ? ', emulated' : ''}, ${cfg.vcpus} vCPU, ${Math.round(ctx.spec.memoryBytes / MiB)} MiB)`,
+      );
       ctx.log.info({ accel: accel.accel, reason: accel.reason, args: qemuArgs(cfg).join(' ') }, 'starting QEMU');
       const child = spawnQemu(cfg, p.qemuLog);
       if (child.pid === undefined) throw new HylicsError('HYLICS_ERR_MICROVM_QEMU_FAILED', 'QEMU did not start');
       started.qemu = child.pid;
       let exited: string | undefined;
-      child.on('exit', (code, sig) => { exited = `exit ${code ?? sig}`; });
+      child.on('exit', (code, sig) => {
+        exited = `exit ${code ?? sig}`;
+      });
       // QEMU creates its chardev sockets before it runs the guest: the QMP socket means it is up
       const deadline = Date.now() + 15_000;
       while (!existsSync(p.qmp) || !existsSync(p.channel)) {
         if (exited || Date.now() > deadline) {
-          throw new HylicsError('HYLICS_ERR_MICROVM_QEMU_FAILED', `QEMU ${exited ? `exited (${exited})` : 'did not create its sockets within 15 s'}: ${await logTail(p.qemuLog, 4)}`, { log: p.qemuLog });
+          throw new HylicsError(
+            'HYLICS_ERR_MICROVM_QEMU_FAILED',
+            `QEMU ${exited ? `exited (${exited})` : 'did not create its sockets within 15 s'}: ${await logTail(p.qemuLog, 4)}`,
+            { log: p.qemuLog },
+          );
         }
         await new Promise((r) => setTimeout(r, 20));
       }
@@ -290,13 +378,28 @@ export class MicrovmDriver implements GuestDriver {
       this.children.set(child.pid, child);
       child.on('exit', () => this.children.delete(child.pid!));
       const state: MicrovmState = {
-        qemuPid: child.pid, virtiofsdPids: started.fs, tap: ctx.network.hostIf, accel: accel.accel, accelReason: accel.reason,
-        image: image.hash, kernel: image.kernel, initrd: image.initrd, kernelRelease: image.kernelRelease,
-        consoleLog: p.console, qmpSocket: p.qmp, channelSocket: p.channel, shellSocket: p.shell,
-        disk: p.disk, diskCache: diskDirect ? 'none' : 'writeback', shareCache, vcpus: cfg.vcpus, memoryBytes: ctx.spec.memoryBytes,
+        qemuPid: child.pid,
+        virtiofsdPids: started.fs,
+        tap: ctx.network.hostIf,
+        accel: accel.accel,
+        accelReason: accel.reason,
+        image: image.hash,
+        kernel: image.kernel,
+        initrd: image.initrd,
+        kernelRelease: image.kernelRelease,
+        consoleLog: p.console,
+        qmpSocket: p.qmp,
+        channelSocket: p.channel,
+        shellSocket: p.shell,
+        disk: p.disk,
+        diskCache: diskDirect ? 'none' : 'writeback',
+        shareCache,
+        vcpus: cfg.vcpus,
+        memoryBytes: ctx.spec.memoryBytes,
         ...(cfg.vsockCid !== undefined ? { vsockCid: cfg.vsockCid } : {}),
         ...(cgroup ? { cgroup } : {}),
-        agent: agent !== undefined, startedAt: new Date().toISOString(),
+        agent: agent !== undefined,
+        startedAt: new Date().toISOString(),
       };
       return state as unknown as DriverState;
     } catch (e) {
@@ -319,13 +422,16 @@ export class MicrovmDriver implements GuestDriver {
       fired = true;
       clearInterval(timer);
       // QEMU is gone: its virtiofsds (they exit with the VM, but may linger) and its tap go with it
-      void this.cleanupRuntime(s).catch((e) => ctx.log.warn({ err: String(e) }, 'microvm: cleanup after QEMU exit failed')).then(async () => {
-        const tail = await logTail(s.consoleLog, 3);
-        onExit(`${reason}; console: ${tail}`);
-      });
+      void this.cleanupRuntime(s)
+        .catch((e) => ctx.log.warn({ err: String(e) }, 'microvm: cleanup after QEMU exit failed'))
+        .then(async () => {
+          const tail = await logTail(s.consoleLog, 3);
+          onExit(`${reason}; console: ${tail}`);
+        });
     };
     const child = this.children.get(s.qemuPid);
-    const onChildExit = (code: number | null, sig: NodeJS.Signals | null): void => fire(`QEMU exited (${sig ? `signal ${sig}` : `code ${code}`})`);
+    const onChildExit = (code: number | null, sig: NodeJS.Signals | null): void =>
+      fire(`QEMU exited (${sig ? `signal ${sig}` : `code ${code}`})`);
     child?.once('exit', onChildExit);
     // Poll too: QEMU may not be our child (daemon restarted), and a virtiofsd that dies leaves QEMU running with
     // a dead share (guest I/O on it would hang), so that ends the guest as well.
@@ -359,7 +465,8 @@ export class MicrovmDriver implements GuestDriver {
         ctx.log.warn({ err: String(e) }, 'microvm: system_powerdown failed; killing QEMU');
       }
       const deadline = Date.now() + timeoutMs;
-      while (Date.now() < deadline && (await pidIsOurs(s.qemuPid, s.qmpSocket))) await new Promise((r) => setTimeout(r, 100));
+      while (Date.now() < deadline && (await pidIsOurs(s.qemuPid, s.qmpSocket)))
+        await new Promise((r) => setTimeout(r, 100));
       await killAndWait(s.qemuPid, s.qmpSocket, 3000);
     }
     await this.cleanupRuntime(s);
@@ -398,7 +505,9 @@ export class MicrovmDriver implements GuestDriver {
       try {
         const cg = await Cgroup.open(s.cgroup);
         if (await cg.exists()) return (await cg.stats()).cpuUsageNs / 1e9;
-      } catch { /* the cgroup went away: fall back to the process */ }
+      } catch {
+        /* the cgroup went away: fall back to the process */
+      }
     }
     return (await processCpuSeconds(s.qemuPid)) ?? null;
   }

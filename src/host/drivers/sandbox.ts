@@ -245,11 +245,24 @@ export class SandboxDriver implements GuestDriver {
       const bundle = join(paths.dir, 'bundle');
       await mkdir(bundle, { recursive: true, mode: 0o700 });
       const config = containerConfig({
-        hostname: spec.name, rootfs: rootfs.root, arch: process.arch, hostId, shmBytes: CONTAINER_SHM_BYTES,
+        hostname: spec.name,
+        rootfs: rootfs.root,
+        arch: process.arch,
+        hostId,
+        shmBytes: CONTAINER_SHM_BYTES,
         args: ['/bin/sh', '-c', CONTAINER_INIT_SCRIPT, 'hylics-init', spec.name, '--', ...command],
-        env: ['PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin', 'HOME=/root', 'LANG=C.UTF-8', `HYLICS_GUEST_NAME=${spec.name}`],
+        env: [
+          'PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin',
+          'HOME=/root',
+          'LANG=C.UTF-8',
+          `HYLICS_GUEST_NAME=${spec.name}`,
+        ],
         readOnlyBinds: await readOnlyHostDirs(),
-        idmappedBinds: [[await realpath(paths.share), GUEST_SHARE_DIR], [await realpath(paths.run), GUEST_RUN_DIR], [await realpath(diskTier), GUEST_DISK_TIER_DIR]],
+        idmappedBinds: [
+          [await realpath(paths.share), GUEST_SHARE_DIR],
+          [await realpath(paths.run), GUEST_RUN_DIR],
+          [await realpath(diskTier), GUEST_DISK_TIER_DIR],
+        ],
       });
       await writeFile(join(bundle, 'config.json'), JSON.stringify(config, null, 1), { mode: 0o600 });
 
@@ -270,7 +283,14 @@ export class SandboxDriver implements GuestDriver {
       undo.push(['veth', () => deleteLink(net.hostIf)]);
       try {
         await attachNetns(net.netns, pid);
-        await createVeth({ netns: net.netns, hostIf: net.hostIf, guestIf: net.guestIf, hostAddr: net.hostAddr, guestAddr: net.guestAddr, prefixLen: net.prefixLen });
+        await createVeth({
+          netns: net.netns,
+          hostIf: net.hostIf,
+          guestIf: net.guestIf,
+          hostAddr: net.hostAddr,
+          guestAddr: net.guestAddr,
+          prefixLen: net.prefixLen,
+        });
         await enableIpForward();
       } catch (e) {
         const err = toHylicsError(e);
@@ -305,7 +325,14 @@ export class SandboxDriver implements GuestDriver {
       undo.push(['veth', () => deleteLink(net.hostIf)]);
       try {
         await createNetns(net.netns);
-        await createVeth({ netns: net.netns, hostIf: net.hostIf, guestIf: net.guestIf, hostAddr: net.hostAddr, guestAddr: net.guestAddr, prefixLen: net.prefixLen });
+        await createVeth({
+          netns: net.netns,
+          hostIf: net.hostIf,
+          guestIf: net.guestIf,
+          hostAddr: net.hostAddr,
+          guestAddr: net.guestAddr,
+          prefixLen: net.prefixLen,
+        });
         await enableIpForward();
       } catch (e) {
         const err = toHylicsError(e);
@@ -323,9 +350,17 @@ export class SandboxDriver implements GuestDriver {
       await mkdir(paths.logs, { recursive: true, mode: 0o750 });
       const logFile = join(paths.logs, 'sandbox.log');
       const procs = await launchSandbox({
-        name: spec.name, netns: net.netns, cgroupProcsFiles: cg.procsFiles(),
-        share: await realpath(paths.share), runDir: await realpath(paths.run), diskTier: await realpath(diskTier), stateDir, logFile, command,
-        readyTimeoutMs: this.opts.readyTimeoutMs, dropCapabilities: this.opts.dropCapabilities,
+        name: spec.name,
+        netns: net.netns,
+        cgroupProcsFiles: cg.procsFiles(),
+        share: await realpath(paths.share),
+        runDir: await realpath(paths.run),
+        diskTier: await realpath(diskTier),
+        stateDir,
+        logFile,
+        command,
+        readyTimeoutMs: this.opts.readyTimeoutMs,
+        dropCapabilities: this.opts.dropCapabilities,
       });
       const state: SandboxState = {
         driver: 'sandbox', isolation: 'namespaces', ...procs, cgroup: cg.name, cgroupVersion: cg.version, netns: net.netns,

@@ -57,7 +57,14 @@ export function addLine(t: AccessTotals, line: string): boolean {
   if (status >= 400 || completion !== 'OK') t.errors++;
   const uri = uriAt < line.length ? decodeUri(line.slice(uriAt)) : undefined;
   const paths = status < 400 ? t.served : status === 404 ? t.missing : undefined;
-  if (uri !== undefined && paths && paths.size < MAX_PATHS && uri.length <= MAX_PATH_LENGTH && !paths.has(uri) && t.pathBytes + uri.length <= MAX_PATH_BYTES) {
+  if (
+    uri !== undefined &&
+    paths &&
+    paths.size < MAX_PATHS &&
+    uri.length <= MAX_PATH_LENGTH &&
+    !paths.has(uri) &&
+    t.pathBytes + uri.length <= MAX_PATH_BYTES
+  ) {
     paths.add(uri);
     t.pathBytes += uri.length;
   }

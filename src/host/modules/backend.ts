@@ -21,18 +21,36 @@ export interface ModuleBackendAdapter {
 }
 
 /** Body of POST /v1/guests/{name}/modules: { kind: 'http'|'stream', root: string, port: number, hostPort?: number }. */
-export function parseStartBody(body: Record<string, unknown>): { kind: ModuleKind; root: string; port: number; hostPort?: number } {
-  if (typeof body !== 'object' || body === null) throw new HylicsError('HYLICS_ERR_INVALID_ARGUMENT', 'body must be a JSON object');
+export function parseStartBody(body: Record<string, unknown>): {
+  kind: ModuleKind;
+  root: string;
+  port: number;
+  hostPort?: number;
+} {
+  if (typeof body !== 'object' || body === null)
+    throw new HylicsError('HYLICS_ERR_INVALID_ARGUMENT', 'body must be a JSON object');
   const { kind, root, port, hostPort } = body;
-  if (typeof root !== 'string') throw new HylicsError('HYLICS_ERR_MODULE_ROOT', 'root must be a string (a directory inside the share)');
+  if (typeof root !== 'string')
+    throw new HylicsError('HYLICS_ERR_MODULE_ROOT', 'root must be a string (a directory inside the share)');
   if (typeof port !== 'number') throw new HylicsError('HYLICS_ERR_INVALID_ARGUMENT', 'port must be a number');
-  if (hostPort !== undefined && typeof hostPort !== 'number') throw new HylicsError('HYLICS_ERR_INVALID_ARGUMENT', 'hostPort must be a number');
+  if (hostPort !== undefined && typeof hostPort !== 'number')
+    throw new HylicsError('HYLICS_ERR_INVALID_ARGUMENT', 'hostPort must be a number');
   return checkOptions({ kind: kind as ModuleKind, root, port, ...(hostPort !== undefined ? { hostPort } : {}) });
 }
 
 export function moduleBackend(manager: ModuleManager): ModuleBackendAdapter {
   return {
-    start: (g, body) => manager.start({ name: g.spec.name, sharePath: g.sharePath, guestAddr: g.network.guestAddr, hostAddr: g.network.hostAddr, ...(g.network.netns ? { netns: g.network.netns } : {}) }, parseStartBody(body)),
+    start: (g, body) =>
+      manager.start(
+        {
+          name: g.spec.name,
+          sharePath: g.sharePath,
+          guestAddr: g.network.guestAddr,
+          hostAddr: g.network.hostAddr,
+          ...(g.network.netns ? { netns: g.network.netns } : {}),
+        },
+        parseStartBody(body),
+      ),
     list: (guest) => manager.list(guest),
     stop: (guest, id) => manager.stop(guest, id),
     stopAll: (guest) => manager.stopAll(guest),

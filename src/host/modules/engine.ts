@@ -77,7 +77,15 @@ export interface EngineOptions {
   onExit: (code: number | null, signal: NodeJS.Signals | null) => void;
 }
 
-export interface StubStatus { active: number; accepts: number; handled: number; requests: number; reading: number; writing: number; waiting: number }
+export interface StubStatus {
+  active: number;
+  accepts: number;
+  handled: number;
+  requests: number;
+  reading: number;
+  writing: number;
+  waiting: number;
+}
 
 export function parseStubStatus(text: string): StubStatus {
   const n = (re: RegExp): number => Number(re.exec(text)?.[1] ?? NaN);

@@ -22,8 +22,16 @@ import { AccessLog, type AccessTotals } from './access-log.js';
 import { findNginx, NginxEngine, type StubStatus } from './engine.js';
 import { nginxConf, type EngineModule } from './nginx-conf.js';
 import {
-  DEFAULT_LIMITS, DEFAULT_RESOURCES, type EngineResources, type FromWorker, type ModuleEvent, type ModuleGuest, type ModuleInfo,
-  type ModuleLimits, type ModuleStartOptions, type ToWorker,
+  DEFAULT_LIMITS,
+  DEFAULT_RESOURCES,
+  type EngineResources,
+  type FromWorker,
+  type ModuleEvent,
+  type ModuleGuest,
+  type ModuleInfo,
+  type ModuleLimits,
+  type ModuleStartOptions,
+  type ToWorker,
 } from './types.js';
 
 export interface ModuleManagerOptions {
@@ -92,7 +100,14 @@ export interface EngineReport {
   masterPid: number | undefined;
   gatePid: number | undefined;
   /** The guest's module cgroup (nginx + gate), when cgroups are usable. */
-  cgroup?: { name: string; memoryBytes: number; memoryPeakBytes: number | undefined; cpuUsageNs: number; pids: number; limits: EngineResources };
+  cgroup?: {
+    name: string;
+    memoryBytes: number;
+    memoryPeakBytes: number | undefined;
+    cpuUsageNs: number;
+    pids: number;
+    limits: EngineResources;
+  };
   cgroupError?: string;
   connections?: StubStatus;
 }
@@ -104,7 +119,10 @@ export class ModuleManager extends EventEmitter<ModuleManagerEvents> {
   private readonly limits: ModuleLimits;
   private readonly resources: EngineResources;
   private readonly runRoot: string;
-  /** The daemon's tag (tableTag, or a short hash of runRoot): in nft table names and the cgroup path (hylics-modules/<owner>/...). */
+  /**
+   * The daemon's tag (tableTag, or a short hash of runRoot): in nft table names and the cgroup path
+   * (hylics-modules/<owner>/...).
+   */
   readonly owner: string;
   private readonly disableSymlinks: boolean;
   private readonly steer: boolean;
@@ -113,7 +131,15 @@ export class ModuleManager extends EventEmitter<ModuleManagerEvents> {
   private lastTick = Date.now();
   private closed = false;
   readonly registry: Registry;
-  private readonly m: { requests: Counter; bytes: Counter; errors: Counter; latency: Counter; restarts: Counter; running: Gauge; memory: Gauge };
+  private readonly m: {
+    requests: Counter;
+    bytes: Counter;
+    errors: Counter;
+    latency: Counter;
+    restarts: Counter;
+    running: Gauge;
+    memory: Gauge;
+  };
 
   constructor(opts: ModuleManagerOptions = {}) {
     super();
@@ -130,15 +156,52 @@ export class ModuleManager extends EventEmitter<ModuleManagerEvents> {
     const labelNames = ['guest', 'module', 'kind'] as const;
     const r = [this.registry];
     this.m = {
-      requests: new Counter({ name: 'hylics_module_requests_total', help: 'Requests served by host-side modules', labelNames, registers: r }),
-      bytes: new Counter({ name: 'hylics_module_bytes_sent_total', help: 'Body bytes sent by host-side modules', labelNames, registers: r }),
-      errors: new Counter({ name: 'hylics_module_errors_total', help: 'Requests answered with an error (4xx/5xx) or broken transfers', labelNames, registers: r }),
-      latency: new Counter({ name: 'hylics_module_request_seconds_total', help: 'Sum of request durations (divide by requests for the mean)', labelNames, registers: r }),
-      restarts: new Counter({ name: 'hylics_module_worker_restarts_total', help: 'Module engine (nginx) or gate processes restarted after dying', labelNames: ['guest'], registers: r }),
-      running: new Gauge({ name: 'hylics_modules_running', help: 'Modules running per guest', labelNames: ['guest'], registers: r }),
-      memory: new Gauge({ name: 'hylics_module_engine_memory_bytes', help: 'Memory of the guest\'s module cgroup (nginx + gate)', labelNames: ['guest'], registers: r }),
+      requests: new Counter({
+        name: 'hylics_module_requests_total',
+        help: 'Requests served by host-side modules',
+        labelNames,
+        registers: r,
+      }),
+      bytes: new Counter({
+        name: 'hylics_module_bytes_sent_total',
+        help: 'Body bytes sent by host-side modules',
+        labelNames,
+        registers: r,
+      }),
+      errors: new Counter({
+        name: 'hylics_module_errors_total',
+        help: 'Requests answered with an error (4xx/5xx) or broken transfers',
+        labelNames,
+        registers: r,
+      }),
+      latency: new Counter({
+        name: 'hylics_module_request_seconds_total',
+        help: 'Sum of request durations (divide by requests for the mean)',
+        labelNames,
+        registers: r,
+      }),
+      restarts: new Counter({
+        name: 'hylics_module_worker_restarts_total',
+        help: 'Module engine (nginx) or gate processes restarted after dying',
+        labelNames: ['guest'],
+        registers: r,
+      }),
+      running: new Gauge({
+        name: 'hylics_modules_running',
+        help: 'Modules running per guest',
+        labelNames: ['guest'],
+        registers: r,
+      }),
+      memory: new Gauge({
+        name: 'hylics_module_engine_memory_bytes',
+        help: "Memory of the guest's module cgroup (nginx + gate)",
+        labelNames: ['guest'],
+        registers: r,
+      }),
     };
-    this.timer = setInterval(() => { void this.tick(); }, STATS_INTERVAL_MS);
+    this.timer = setInterval(() => {
+      void this.tick();
+    }, STATS_INTERVAL_MS);
     this.timer.unref();
   }
 
@@ -148,30 +211,64 @@ export class ModuleManager extends EventEmitter<ModuleManagerEvents> {
     const o = checkOptions(opts);
     return this.serial(guest.name, guest, async (st) => {
       if (this.closed) throw new HylicsError('HYLICS_ERR_MODULE_WORKER', 'module manager is closed');
-      if (st.modules.size >= this.maxModules) throw new HylicsError('HYLICS_ERR_MODULE_LIMIT', `guest ${guest.name} already runs ${st.modules.size} modules`, { guest: guest.name, max: this.maxModules });
+      if (st.modules.size >= this.maxModules)
+        throw new HylicsError(
+          'HYLICS_ERR_MODULE_LIMIT',
+          `guest ${guest.name} already runs ${st.modules.size} modules`,
+          { guest: guest.name, max: this.maxModules },
+        );
       for (const m of st.modules.values()) {
-        if (m.opts.port === o.port) throw new HylicsError('HYLICS_ERR_MODULE_PORT_IN_USE', `guest ${guest.name} already serves port ${o.port} (module ${m.info.id})`, { guest: guest.name, port: o.port, module: m.info.id });
-        if (o.hostPort !== undefined && m.opts.hostPort === o.hostPort) throw new HylicsError('HYLICS_ERR_MODULE_PORT_IN_USE', `host port ${o.hostPort} is taken by module ${m.info.id}`, { hostPort: o.hostPort });
+        if (m.opts.port === o.port)
+          throw new HylicsError(
+            'HYLICS_ERR_MODULE_PORT_IN_USE',
+            `guest ${guest.name} already serves port ${o.port} (module ${m.info.id})`,
+            { guest: guest.name, port: o.port, module: m.info.id },
+          );
+        if (o.hostPort !== undefined && m.opts.hostPort === o.hostPort)
+          throw new HylicsError(
+            'HYLICS_ERR_MODULE_PORT_IN_USE',
+            `host port ${o.hostPort} is taken by module ${m.info.id}`,
+            { hostPort: o.hostPort },
+          );
       }
       for (const [name, other] of this.guests) {
         if (name === guest.name || o.hostPort === undefined) continue;
-        for (const m of other.modules.values()) if (m.opts.hostPort === o.hostPort) throw new HylicsError('HYLICS_ERR_MODULE_PORT_IN_USE', `host port ${o.hostPort} is taken`, { hostPort: o.hostPort });
+        for (const m of other.modules.values())
+          if (m.opts.hostPort === o.hostPort)
+            throw new HylicsError('HYLICS_ERR_MODULE_PORT_IN_USE', `host port ${o.hostPort} is taken`, {
+              hostPort: o.hostPort,
+            });
       }
       checkRoot(guest.sharePath, o.root);
       const nginx = findNginx();
-      if (!nginx) throw new HylicsError('HYLICS_ERR_MODULE_WORKER', 'nginx is not installed (the module engine; Debian package nginx, see scripts/debian-packages.txt)');
+      if (!nginx)
+        throw new HylicsError(
+          'HYLICS_ERR_MODULE_WORKER',
+          'nginx is not installed (the module engine; Debian package nginx, see scripts/debian-packages.txt)',
+        );
       if (o.hostPort !== undefined) await probePort('0.0.0.0', o.hostPort);
       const listenPort = await probePort(guest.hostAddr, 0);
       const id = `${o.kind}-${st.nextId++}`;
       const info: ModuleInfo = {
-        id, guest: guest.name, kind: o.kind, root: o.root, port: o.port,
+        id,
+        guest: guest.name,
+        kind: o.kind,
+        root: o.root,
+        port: o.port,
         ...(o.hostPort !== undefined ? { hostPort: o.hostPort } : {}),
         listen: { addr: guest.hostAddr, port: listenPort },
-        urls: [`http://${guest.guestAddr}:${o.port}/`, ...(o.hostPort !== undefined ? [`http://<host>:${o.hostPort}/`] : [])],
+        urls: [
+          `http://${guest.guestAddr}:${o.port}/`,
+          ...(o.hostPort !== undefined ? [`http://<host>:${o.hostPort}/`] : []),
+        ],
         startedAt: new Date().toISOString(),
         totals: { requests: 0, bytes: 0, errors: 0 },
       };
-      const mod: Mod = { info, opts: o, log: new AccessLog(join(st.runDir, 'log', `${id}.access`), () => st.engine?.reopenLogs()) };
+      const mod: Mod = {
+        info,
+        opts: o,
+        log: new AccessLog(join(st.runDir, 'log', `${id}.access`), () => st.engine?.reopenLogs()),
+      };
       st.modules.set(id, mod);
       try {
         if (o.kind === 'stream') await this.startGateModule(st, mod);
@@ -198,18 +295,31 @@ export class ModuleManager extends EventEmitter<ModuleManagerEvents> {
   /** Stop one of the guest's modules; HYLICS_ERR_MODULE_NOT_FOUND when the guest has no such module. */
   stop(guestName: string, id: string): Promise<void> {
     const st = this.guests.get(guestName);
-    if (!st || !st.modules.has(id)) return Promise.reject(new HylicsError('HYLICS_ERR_MODULE_NOT_FOUND', `guest ${guestName} has no module ${JSON.stringify(id)}`, { guest: guestName, id }));
+    if (!st || !st.modules.has(id))
+      return Promise.reject(
+        new HylicsError('HYLICS_ERR_MODULE_NOT_FOUND', `guest ${guestName} has no module ${JSON.stringify(id)}`, {
+          guest: guestName,
+          id,
+        }),
+      );
     return this.serial(guestName, st.guest, async (s) => {
       const mod = s.modules.get(id);
-      if (!mod) throw new HylicsError('HYLICS_ERR_MODULE_NOT_FOUND', `guest ${guestName} has no module ${JSON.stringify(id)}`, { guest: guestName, id });
+      if (!mod)
+        throw new HylicsError('HYLICS_ERR_MODULE_NOT_FOUND', `guest ${guestName} has no module ${JSON.stringify(id)}`, {
+          guest: guestName,
+          id,
+        });
       s.modules.delete(id);
       await this.applyRules(s);
       if (s.modules.size === 0) await this.teardown(s);
       else {
-        await this.applyEngine(s).catch((e: unknown) => this.log(`reloading the module engine of ${guestName} failed: ${(e as Error).message}`));
+        await this.applyEngine(s).catch((e: unknown) =>
+          this.log(`reloading the module engine of ${guestName} failed: ${(e as Error).message}`),
+        );
         if (mod.opts.kind === 'stream' && s.gate) {
           // the last stream module gone: no gate process stays behind for the guest's http modules
-          if ([...s.modules.values()].some((m) => m.opts.kind === 'stream')) await this.gateRequest(s, { op: 'stop', id }, id).catch(() => {});
+          if ([...s.modules.values()].some((m) => m.opts.kind === 'stream'))
+            await this.gateRequest(s, { op: 'stop', id }, id).catch(() => {});
           else await this.killGate(s);
         }
       }
@@ -223,13 +333,19 @@ export class ModuleManager extends EventEmitter<ModuleManagerEvents> {
   /** Stop every module of the guest, remove its rules, its engine and gate (call when the guest goes away). */
   async stopAll(guestName: string): Promise<void> {
     const st = this.guests.get(guestName);
-    if (!st) { if (this.steer) await removeModuleRules(guestName, this.owner).catch(() => {}); return; }
+    if (!st) {
+      if (this.steer) await removeModuleRules(guestName, this.owner).catch(() => {});
+      return;
+    }
     await this.serial(guestName, st.guest, async (s) => {
       const mods = [...s.modules.values()];
       s.modules.clear();
       if (this.steer) await removeModuleRules(guestName, this.owner);
       await this.teardown(s);
-      for (const m of mods) { this.flushStats(s, m, 0); m.log.close(); }
+      for (const m of mods) {
+        this.flushStats(s, m, 0);
+        m.log.close();
+      }
       this.m.running.set({ guest: guestName }, 0);
       for (const m of mods) this.emit('event', { type: 'stopped', guest: guestName, id: m.info.id });
     });
@@ -256,7 +372,11 @@ export class ModuleManager extends EventEmitter<ModuleManagerEvents> {
       const parent = await Cgroup.open(`${CGROUP_PARENT}/${this.owner}`);
       const names = new Set<string>();
       for (const d of parent.dirs()) {
-        try { for (const e of readdirSync(d, { withFileTypes: true })) if (e.isDirectory()) names.add(e.name); } catch { /* none */ }
+        try {
+          for (const e of readdirSync(d, { withFileTypes: true })) if (e.isDirectory()) names.add(e.name);
+        } catch {
+          /* none */
+        }
       }
       for (const n of names) {
         if (live.has(n)) continue;
@@ -284,7 +404,16 @@ export class ModuleManager extends EventEmitter<ModuleManagerEvents> {
     clearInterval(this.timer);
     await Promise.all([...this.guests.keys()].map((g) => this.stopAll(g)));
     // this manager's cgroup parent, when no other manager with the same run directory still uses it
-    try { for (const d of (await Cgroup.open(`${CGROUP_PARENT}/${this.owner}`)).dirs()) try { rmdirSync(d); } catch { /* in use or gone */ } } catch { /* no cgroups */ }
+    try {
+      for (const d of (await Cgroup.open(`${CGROUP_PARENT}/${this.owner}`)).dirs())
+        try {
+          rmdirSync(d);
+        } catch {
+          /* in use or gone */
+        }
+    } catch {
+      /* no cgroups */
+    }
   }
 
   /** What the guest's gate worker uses: { loaded, open: 'openat2'|'js-walk', ... } (after a stream module started). */
@@ -305,7 +434,10 @@ export class ModuleManager extends EventEmitter<ModuleManagerEvents> {
   /** The gate's bounded structures and memory for one stream module (tests of issue #12 item 3). */
   async gateProbe(guestName: string, id: string): Promise<Extract<FromWorker, { op: 'probe' }>> {
     const st = this.guests.get(guestName);
-    if (!st?.gate) throw new HylicsError('HYLICS_ERR_MODULE_NOT_FOUND', `guest ${guestName} has no stream gate`, { guest: guestName });
+    if (!st?.gate)
+      throw new HylicsError('HYLICS_ERR_MODULE_NOT_FOUND', `guest ${guestName} has no stream gate`, {
+        guest: guestName,
+      });
     const r = await this.gateRequest(st, { op: 'probe', id }, `probe:${id}`);
     if (r.op !== 'probe') throw new HylicsError('HYLICS_ERR_MODULE_WORKER', `unexpected gate reply ${r.op}`);
     return r;
@@ -314,11 +446,23 @@ export class ModuleManager extends EventEmitter<ModuleManagerEvents> {
   /** Memory, CPU and connections of the guest's module engine. */
   async engineReport(guestName: string): Promise<EngineReport> {
     const st = this.guests.get(guestName);
-    if (!st) throw new HylicsError('HYLICS_ERR_MODULE_NOT_FOUND', `guest ${guestName} runs no modules`, { guest: guestName });
-    const out: EngineReport = { masterPid: st.engine?.masterPid(), gatePid: st.gate?.pid, ...(st.cgroupError ? { cgroupError: st.cgroupError } : {}) };
+    if (!st)
+      throw new HylicsError('HYLICS_ERR_MODULE_NOT_FOUND', `guest ${guestName} runs no modules`, { guest: guestName });
+    const out: EngineReport = {
+      masterPid: st.engine?.masterPid(),
+      gatePid: st.gate?.pid,
+      ...(st.cgroupError ? { cgroupError: st.cgroupError } : {}),
+    };
     if (st.cgroup) {
       const s = await st.cgroup.stats();
-      out.cgroup = { name: st.cgroup.name, memoryBytes: s.memoryBytes, memoryPeakBytes: s.memoryPeakBytes, cpuUsageNs: s.cpuUsageNs, pids: s.pids, limits: this.resources };
+      out.cgroup = {
+        name: st.cgroup.name,
+        memoryBytes: s.memoryBytes,
+        memoryPeakBytes: s.memoryPeakBytes,
+        cpuUsageNs: s.cpuUsageNs,
+        pids: s.pids,
+        limits: this.resources,
+      };
     }
     if (st.engine?.running) out.connections = await st.engine.status().catch(() => undefined);
     return out;
@@ -330,8 +474,20 @@ export class ModuleManager extends EventEmitter<ModuleManagerEvents> {
     let st = this.guests.get(name);
     if (!st) {
       st = {
-        guest, modules: new Map(), nextId: 1, queue: Promise.resolve(), runDir: this.guestRunDir(name),
-        engine: null, generation: 0, cgroup: null, gate: null, gateReady: null, pending: new Map(), restarts: 0, lastStart: 0, stopping: false,
+        guest,
+        modules: new Map(),
+        nextId: 1,
+        queue: Promise.resolve(),
+        runDir: this.guestRunDir(name),
+        engine: null,
+        generation: 0,
+        cgroup: null,
+        gate: null,
+        gateReady: null,
+        pending: new Map(),
+        restarts: 0,
+        lastStart: 0,
+        stopping: false,
       };
       this.guests.set(name, st);
     }
@@ -349,19 +505,34 @@ export class ModuleManager extends EventEmitter<ModuleManagerEvents> {
 
   private engineModules(st: GuestState): EngineModule[] {
     return [...st.modules.values()].map((m) => ({
-      id: m.info.id, kind: m.opts.kind, root: m.opts.root, listenAddr: m.info.listen.addr, listenPort: m.info.listen.port,
+      id: m.info.id,
+      kind: m.opts.kind,
+      root: m.opts.root,
+      listenAddr: m.info.listen.addr,
+      listenPort: m.info.listen.port,
       ...(m.opts.hostPort !== undefined ? { hostPort: m.opts.hostPort } : {}),
     }));
   }
 
   /** Write the config for the current module set and start or reload nginx with it; the old config on failure. */
   private async applyEngine(st: GuestState): Promise<void> {
-    const conf = (gen: number): string => nginxConf({ generation: gen, modules: this.engineModules(st), limits: this.limits, disableSymlinks: this.disableSymlinks });
+    const conf = (gen: number): string =>
+      nginxConf({
+        generation: gen,
+        modules: this.engineModules(st),
+        limits: this.limits,
+        disableSymlinks: this.disableSymlinks,
+      });
     if (!st.engine) {
       await this.ensureCgroup(st);
       st.engine = new NginxEngine({
-        guest: st.guest.name, nginx: findNginx()!, runDir: st.runDir, user: this.user, procsFiles: st.cgroup?.procsFiles() ?? [],
-        log: this.log, onExit: (code, signal) => this.onEngineExit(st, code, signal),
+        guest: st.guest.name,
+        nginx: findNginx()!,
+        runDir: st.runDir,
+        user: this.user,
+        procsFiles: st.cgroup?.procsFiles() ?? [],
+        log: this.log,
+        onExit: (code, signal) => this.onEngineExit(st, code, signal),
       });
       st.engine.prepare();
     }
@@ -405,7 +576,8 @@ export class ModuleManager extends EventEmitter<ModuleManagerEvents> {
 
   /** Undo what start() did for a module that could not be started. */
   private async undo(st: GuestState, mod: Mod): Promise<void> {
-    if (mod.opts.kind === 'stream' && st.gate) await this.gateRequest(st, { op: 'stop', id: mod.info.id }, mod.info.id).catch(() => {});
+    if (mod.opts.kind === 'stream' && st.gate)
+      await this.gateRequest(st, { op: 'stop', id: mod.info.id }, mod.info.id).catch(() => {});
     if (st.modules.size === 0) await this.teardown(st);
   }
 
@@ -416,13 +588,23 @@ export class ModuleManager extends EventEmitter<ModuleManagerEvents> {
     st.engine?.removeDirs();
     st.engine = null;
     st.generation = 0;
-    if (st.cgroup) { await st.cgroup.remove().catch((e: unknown) => this.log(`removing cgroup ${st.cgroup?.name}: ${(e as Error).message}`)); st.cgroup = null; }
+    if (st.cgroup) {
+      await st.cgroup
+        .remove()
+        .catch((e: unknown) => this.log(`removing cgroup ${st.cgroup?.name}: ${(e as Error).message}`));
+      st.cgroup = null;
+    }
     st.stopping = false;
   }
 
   private async applyRules(st: GuestState): Promise<void> {
     if (!this.steer) return;
-    const rules: DnatRule[] = [...st.modules.values()].map((m) => ({ guestAddr: st.guest.guestAddr, port: m.opts.port, toAddr: m.info.listen.addr, toPort: m.info.listen.port }));
+    const rules: DnatRule[] = [...st.modules.values()].map((m) => ({
+      guestAddr: st.guest.guestAddr,
+      port: m.opts.port,
+      toAddr: m.info.listen.addr,
+      toPort: m.info.listen.port,
+    }));
     await applyModuleRules(st.guest.name, rules, this.owner);
   }
 
@@ -430,8 +612,16 @@ export class ModuleManager extends EventEmitter<ModuleManagerEvents> {
 
   private async startGateModule(st: GuestState, mod: Mod): Promise<void> {
     await this.ensureGate(st);
-    const reply = await this.gateRequest(st, { op: 'start', id: mod.info.id, root: mod.opts.root, socketName: `${mod.info.id}.sock` }, mod.info.id);
-    if (reply.op === 'failed') throw new HylicsError(reply.code as HylicsError['code'], reply.message, { guest: st.guest.name, root: mod.opts.root });
+    const reply = await this.gateRequest(
+      st,
+      { op: 'start', id: mod.info.id, root: mod.opts.root, socketName: `${mod.info.id}.sock` },
+      mod.info.id,
+    );
+    if (reply.op === 'failed')
+      throw new HylicsError(reply.code as HylicsError['code'], reply.message, {
+        guest: st.guest.name,
+        root: mod.opts.root,
+      });
     if (reply.op !== 'started') throw new HylicsError('HYLICS_ERR_MODULE_WORKER', `unexpected gate reply ${reply.op}`);
   }
 
@@ -441,8 +631,13 @@ export class ModuleManager extends EventEmitter<ModuleManagerEvents> {
       // the gate's sockets live in the engine's run directory: make it before the engine exists
       await this.ensureCgroup(st);
       st.engine = new NginxEngine({
-        guest: st.guest.name, nginx: findNginx()!, runDir: st.runDir, user: this.user, procsFiles: st.cgroup?.procsFiles() ?? [],
-        log: this.log, onExit: (code, signal) => this.onEngineExit(st, code, signal),
+        guest: st.guest.name,
+        nginx: findNginx()!,
+        runDir: st.runDir,
+        user: this.user,
+        procsFiles: st.cgroup?.procsFiles() ?? [],
+        log: this.log,
+        onExit: (code, signal) => this.onEngineExit(st, code, signal),
       });
       st.engine.prepare();
     }
@@ -450,13 +645,18 @@ export class ModuleManager extends EventEmitter<ModuleManagerEvents> {
     let gateDirFd: number;
     try {
       gateDirFd = openSync(st.engine.dirs.gate, fsc.O_RDONLY | fsc.O_DIRECTORY | fsc.O_NOFOLLOW);
-    } catch (e) { closeSync(shareFd); throw e; }
+    } catch (e) {
+      closeSync(shareFd);
+      throw e;
+    }
     let child: ChildProcess;
     try {
       child = spawn(NODE_BIN, entryArgv('host/modules/worker-main'), {
         cwd: '/',
         env: {
-          PATH: process.env.PATH ?? '/usr/bin:/bin', HYLICS_WORKER_UID: String(this.user.uid), HYLICS_WORKER_GID: String(this.user.gid),
+          PATH: process.env.PATH ?? '/usr/bin:/bin',
+          HYLICS_WORKER_UID: String(this.user.uid),
+          HYLICS_WORKER_GID: String(this.user.gid),
           ...(process.env.HYLICS_NATIVE ? { HYLICS_NATIVE: process.env.HYLICS_NATIVE } : {}),
         },
         stdio: ['ignore', 'inherit', 'inherit', 'ipc', shareFd, gateDirFd],
@@ -467,13 +667,35 @@ export class ModuleManager extends EventEmitter<ModuleManagerEvents> {
       closeSync(gateDirFd);
     }
     st.gate = child;
-    if (st.cgroup && child.pid) await st.cgroup.addProcess(child.pid).catch((e: unknown) => this.log(`gate of ${st.guest.name} not in its cgroup: ${(e as Error).message}`));
+    if (st.cgroup && child.pid)
+      await st.cgroup
+        .addProcess(child.pid)
+        .catch((e: unknown) => this.log(`gate of ${st.guest.name} not in its cgroup: ${(e as Error).message}`));
     st.gateReady = new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => { reject(new HylicsError('HYLICS_ERR_MODULE_WORKER', `gate for ${st.guest.name} did not start within ${GATE_READY_MS} ms`)); child.kill('SIGKILL'); }, GATE_READY_MS);
-      child.once('error', (e) => { clearTimeout(timer); reject(new HylicsError('HYLICS_ERR_MODULE_WORKER', `gate for ${st.guest.name}: ${e.message}`)); });
-      child.once('exit', () => { clearTimeout(timer); reject(new HylicsError('HYLICS_ERR_MODULE_WORKER', `gate for ${st.guest.name} exited while starting`)); });
+      const timer = setTimeout(() => {
+        reject(
+          new HylicsError(
+            'HYLICS_ERR_MODULE_WORKER',
+            `gate for ${st.guest.name} did not start within ${GATE_READY_MS} ms`,
+          ),
+        );
+        child.kill('SIGKILL');
+      }, GATE_READY_MS);
+      child.once('error', (e) => {
+        clearTimeout(timer);
+        reject(new HylicsError('HYLICS_ERR_MODULE_WORKER', `gate for ${st.guest.name}: ${e.message}`));
+      });
+      child.once('exit', () => {
+        clearTimeout(timer);
+        reject(new HylicsError('HYLICS_ERR_MODULE_WORKER', `gate for ${st.guest.name} exited while starting`));
+      });
       child.on('message', (m: FromWorker) => {
-        if (m.op === 'ready') { clearTimeout(timer); st.gateNative = m.native; resolve(); return; }
+        if (m.op === 'ready') {
+          clearTimeout(timer);
+          st.gateNative = m.native;
+          resolve();
+          return;
+        }
         this.onGateMessage(st, m);
       });
     });
@@ -485,10 +707,16 @@ export class ModuleManager extends EventEmitter<ModuleManagerEvents> {
   private onGateMessage(st: GuestState, m: FromWorker): void {
     if (m.op === 'started' || m.op === 'failed' || m.op === 'stopped') {
       const p = st.pending.get(m.id);
-      if (p) { st.pending.delete(m.id); p.resolve(m); }
+      if (p) {
+        st.pending.delete(m.id);
+        p.resolve(m);
+      }
     } else if (m.op === 'probe') {
       const p = st.pending.get(`probe:${m.id}`);
-      if (p) { st.pending.delete(`probe:${m.id}`); p.resolve(m); }
+      if (p) {
+        st.pending.delete(`probe:${m.id}`);
+        p.resolve(m);
+      }
     } else if (m.op === 'error') {
       this.emit('event', { type: 'error', guest: st.guest.name, id: m.id, code: m.code, message: m.message });
     }
@@ -496,10 +724,21 @@ export class ModuleManager extends EventEmitter<ModuleManagerEvents> {
 
   private gateRequest(st: GuestState, msg: ToWorker, key: string): Promise<FromWorker> {
     const child = st.gate;
-    if (!child || !child.connected) return Promise.reject(new HylicsError('HYLICS_ERR_MODULE_WORKER', `no gate for ${st.guest.name}`));
+    if (!child || !child.connected)
+      return Promise.reject(new HylicsError('HYLICS_ERR_MODULE_WORKER', `no gate for ${st.guest.name}`));
     return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => { st.pending.delete(key); reject(new HylicsError('HYLICS_ERR_MODULE_WORKER', `gate for ${st.guest.name} did not answer ${msg.op} ${msg.id}`)); }, GATE_REPLY_MS);
-      st.pending.set(key, { resolve: (m) => { clearTimeout(timer); resolve(m); } });
+      const timer = setTimeout(() => {
+        st.pending.delete(key);
+        reject(
+          new HylicsError('HYLICS_ERR_MODULE_WORKER', `gate for ${st.guest.name} did not answer ${msg.op} ${msg.id}`),
+        );
+      }, GATE_REPLY_MS);
+      st.pending.set(key, {
+        resolve: (m) => {
+          clearTimeout(timer);
+          resolve(m);
+        },
+      });
       child.send(msg);
     });
   }
@@ -524,7 +763,12 @@ export class ModuleManager extends EventEmitter<ModuleManagerEvents> {
     st.restarts++;
     this.m.restarts.inc({ guest: st.guest.name });
     this.log(`module ${what} of ${st.guest.name} ${reason}; restarting (${st.restarts})`);
-    this.emit('event', { type: 'worker-restarted', guest: st.guest.name, reason: `${what} ${reason}`, restarts: st.restarts });
+    this.emit('event', {
+      type: 'worker-restarted',
+      guest: st.guest.name,
+      reason: `${what} ${reason}`,
+      restarts: st.restarts,
+    });
     return Math.min(RESTART_MIN_MS * 2 ** (st.restarts - 1), RESTART_MAX_MS);
   }
 
@@ -543,15 +787,29 @@ export class ModuleManager extends EventEmitter<ModuleManagerEvents> {
     if (this.closed || st.modules.size === 0 || !st.engine || st.engine.running) return;
     // keep each module's listen port when it is still free (a client's DNAT'd flow finds it again)
     for (const m of st.modules.values()) {
-      try { await probePort(m.info.listen.addr, m.info.listen.port); } catch { m.info.listen.port = await probePort(m.info.listen.addr, 0); }
+      try {
+        await probePort(m.info.listen.addr, m.info.listen.port);
+      } catch {
+        m.info.listen.port = await probePort(m.info.listen.addr, 0);
+      }
     }
-    st.engine.writeConf(nginxConf({ generation: st.generation, modules: this.engineModules(st), limits: this.limits, disableSymlinks: this.disableSymlinks }));
+    st.engine.writeConf(
+      nginxConf({
+        generation: st.generation,
+        modules: this.engineModules(st),
+        limits: this.limits,
+        disableSymlinks: this.disableSymlinks,
+      }),
+    );
     await this.spawnEngine(st, st.generation);
     await this.applyRules(st);
   }
 
   private onGateExit(st: GuestState, child: ChildProcess, code: number | null, signal: NodeJS.Signals | null): void {
-    for (const [id, p] of st.pending) { st.pending.delete(id); p.resolve({ op: 'failed', id, code: 'HYLICS_ERR_MODULE_WORKER', message: 'gate exited' }); }
+    for (const [id, p] of st.pending) {
+      st.pending.delete(id);
+      p.resolve({ op: 'failed', id, code: 'HYLICS_ERR_MODULE_WORKER', message: 'gate exited' });
+    }
     if (st.gate !== child || st.stopping || this.closed) return;
     st.gate = null;
     st.gateReady = null;
@@ -562,8 +820,11 @@ export class ModuleManager extends EventEmitter<ModuleManagerEvents> {
     setTimeout(() => {
       void this.serial(st.guest.name, st.guest, async (s) => {
         if (this.closed || s.gate) return;
-        for (const m of [...s.modules.values()].filter((x) => x.opts.kind === 'stream')) await this.startGateModule(s, m);
-      }).catch((e: unknown) => this.log(`restoring the stream gate of ${st.guest.name} failed: ${(e as Error).message}`));
+        for (const m of [...s.modules.values()].filter((x) => x.opts.kind === 'stream'))
+          await this.startGateModule(s, m);
+      }).catch((e: unknown) =>
+        this.log(`restoring the stream gate of ${st.guest.name} failed: ${(e as Error).message}`),
+      );
     }, delay).unref();
   }
 
@@ -576,20 +837,34 @@ export class ModuleManager extends EventEmitter<ModuleManagerEvents> {
     for (const st of this.guests.values()) {
       for (const mod of st.modules.values()) this.flushStats(st, mod, interval);
       if (st.cgroup) {
-        try { this.m.memory.set({ guest: st.guest.name }, (await st.cgroup.stats()).memoryBytes); } catch { /* being removed */ }
+        try {
+          this.m.memory.set({ guest: st.guest.name }, (await st.cgroup.stats()).memoryBytes);
+        } catch {
+          /* being removed */
+        }
       }
     }
   }
 
   private flushStats(st: GuestState, mod: Mod, intervalMs: number): void {
     let t: AccessTotals;
-    try { t = mod.log.drain(); } catch (e) { this.log(`reading the access log of ${mod.info.id}: ${(e as Error).message}`); return; }
+    try {
+      t = mod.log.drain();
+    } catch (e) {
+      this.log(`reading the access log of ${mod.info.id}: ${(e as Error).message}`);
+      return;
+    }
     if (t.requests === 0) return;
     const g = st.guest.name;
     const labels = { guest: g, module: mod.info.id, kind: mod.info.kind };
     const lat = t.latenciesMs.sort((a, b) => a - b);
     const sum = lat.reduce((a, b) => a + b, 0);
-    const latency = { meanMs: lat.length ? sum / lat.length : 0, p50Ms: percentile(lat, 0.5), p99Ms: percentile(lat, 0.99), maxMs: lat.length ? lat[lat.length - 1]! : 0 };
+    const latency = {
+      meanMs: lat.length ? sum / lat.length : 0,
+      p50Ms: percentile(lat, 0.5),
+      p99Ms: percentile(lat, 0.99),
+      maxMs: lat.length ? lat[lat.length - 1]! : 0,
+    };
     this.m.requests.inc(labels, t.requests);
     this.m.bytes.inc(labels, t.bytes);
     this.m.errors.inc(labels, t.errors);
@@ -598,11 +873,22 @@ export class ModuleManager extends EventEmitter<ModuleManagerEvents> {
     mod.info.totals.bytes += t.bytes;
     mod.info.totals.errors += t.errors;
     // request paths -> names in the share (the module root is a checked share-relative path, '' = the share root)
-    const names = (uris: Set<string>): string[] => [...uris].filter((u) => !u.endsWith('/')).map((u) => (mod.opts.root ? `${mod.opts.root}${u}` : u.slice(1)));
-    const files = names(t.served), missing = names(t.missing);
+    const names = (uris: Set<string>): string[] =>
+      [...uris].filter((u) => !u.endsWith('/')).map((u) => (mod.opts.root ? `${mod.opts.root}${u}` : u.slice(1)));
+    const files = names(t.served),
+      missing = names(t.missing);
     this.emit('event', {
-      type: 'stats', guest: g, id: mod.info.id, kind: mod.info.kind, intervalMs, requests: t.requests, bytes: t.bytes, errors: t.errors, latency,
-      ...(files.length ? { files } : {}), ...(missing.length ? { missing } : {}),
+      type: 'stats',
+      guest: g,
+      id: mod.info.id,
+      kind: mod.info.kind,
+      intervalMs,
+      requests: t.requests,
+      bytes: t.bytes,
+      errors: t.errors,
+      latency,
+      ...(files.length ? { files } : {}),
+      ...(missing.length ? { missing } : {}),
     });
   }
 }
@@ -617,7 +903,10 @@ function probePort(addr: string, port: number): Promise<number> {
   return new Promise((resolve, reject) => {
     const s = createServer();
     s.once('error', (e: NodeJS.ErrnoException) => reject(new HylicsError('HYLICS_ERR_MODULE_PORT_IN_USE', `${addr}:${port} is not free: ${e.code ?? e.message}`, { addr, port })));
-    s.listen({ host: addr, port, exclusive: true }, () => { const p = (s.address() as { port: number }).port; s.close(() => resolve(p)); });
+    s.listen({ host: addr, port, exclusive: true }, () => {
+      const p = (s.address() as { port: number }).port;
+      s.close(() => resolve(p));
+    });
   });
 }
 

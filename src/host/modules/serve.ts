@@ -149,7 +149,8 @@ function readPlaylist(rootFd: number, rel: string): { file: OpenedFile; body: Bu
     try {
       const body = readRange(f, 0, f.size);
       const after = fstatSync(f.fd);
-      if ((after.size === body.length && after.mtimeMs === f.mtimeMs) || attempt >= 4) return { file: f, body: completeLines(body) };
+      if ((after.size === body.length && after.mtimeMs === f.mtimeMs) || attempt >= 4)
+        return { file: f, body: completeLines(body) };
     } catch (e) {
       closeSync(f.fd);
       throw e;
@@ -230,7 +231,8 @@ function rescan(ctx: ModuleContext, dirParts: string[]): void {
   // remembered only now that the directory exists, newest last, and at most MAX_SCANNED_DIRS
   ctx.gate.scannedAt.delete(key);
   ctx.gate.scannedAt.set(key, now);
-  while (ctx.gate.scannedAt.size > MAX_SCANNED_DIRS) ctx.gate.scannedAt.delete(ctx.gate.scannedAt.keys().next().value as string);
+  while (ctx.gate.scannedAt.size > MAX_SCANNED_DIRS)
+    ctx.gate.scannedAt.delete(ctx.gate.scannedAt.keys().next().value as string);
   try {
     let read = 0;
     for (const name of readDirFd(dir.fd)) {
@@ -270,7 +272,8 @@ function gateCheck(ctx: ModuleContext, req: IncomingMessage, res: ServerResponse
   const uri = req.headers['x-hylics-uri'];
   let parts: string[] | null;
   try { parts = typeof uri === 'string' ? parseTarget(uri) : null; } catch { return status(res, 403); }
-  if (parts === null || parts.length === 0 || !SEGMENT_EXT.has(extOf(parts[parts.length - 1]!))) return status(res, 403);
+  if (parts === null || parts.length === 0 || !SEGMENT_EXT.has(extOf(parts[parts.length - 1]!)))
+    return status(res, 403);
   status(res, segmentListed(ctx, parts) ? 204 : 401);
 }
 
@@ -313,7 +316,12 @@ function respond(req: IncomingMessage, res: ServerResponse, file: OpenedFile, re
   };
   const inm = req.headers['if-none-match'];
   const ims = req.headers['if-modified-since'];
-  const notModified = inm !== undefined ? etagMatches(inm, etag) : ims !== undefined && !Number.isNaN(Date.parse(ims)) && Math.floor(file.mtimeMs / 1000) * 1000 <= Date.parse(ims);
+  const notModified =
+    inm !== undefined
+      ? etagMatches(inm, etag)
+      : ims !== undefined &&
+        !Number.isNaN(Date.parse(ims)) &&
+        Math.floor(file.mtimeMs / 1000) * 1000 <= Date.parse(ims);
   if (notModified) { res.writeHead(304, headers); res.end(); return; }
   headers['Content-Length'] = size;
   res.writeHead(200, headers);

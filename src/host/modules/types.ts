@@ -26,7 +26,9 @@ export interface ModuleStartOptions {
 }
 
 export interface ModuleLimits {
-  /** Connections one module serves at once (nginx limit_conn) and, summed over the guest's modules, the engine's cap. */
+  /**
+   * Connections one module serves at once (nginx limit_conn) and, summed over the guest's modules, the engine's cap.
+   */
   maxConnections: number;
   /** Largest request header line / field (bigger: 400 from nginx, large_client_header_buffers). */
   maxHeaderSize: number;

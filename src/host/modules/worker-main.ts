@@ -47,7 +47,10 @@ async function start(m: Extract<ToWorker, { op: 'start' }>): Promise<void> {
     return;
   }
   const ctx: ModuleContext = { id: m.id, rootFd, gate: new GateState(), onError: rateLimitedError(m.id) };
-  const server = createServer({ keepAliveTimeout: GATE_KEEPALIVE_MS, requestTimeout: GATE_REQUEST_MS, headersTimeout: GATE_REQUEST_MS }, (req, res) => handle(ctx, req, res));
+  const server = createServer(
+    { keepAliveTimeout: GATE_KEEPALIVE_MS, requestTimeout: GATE_REQUEST_MS, headersTimeout: GATE_REQUEST_MS },
+    (req, res) => handle(ctx, req, res),
+  );
   try {
     const socketPath = socketPathOf(m.socketName);
     try { unlinkSync(socketPath); } catch { /* none left from a previous gate */ }

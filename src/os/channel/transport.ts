@@ -9,17 +9,27 @@ import { join } from 'node:path';
 import { HylicsError } from '../../core/errors/index.js';
 
 export interface UnixListenOptions {
-  /** File mode of the socket (0o600: only root on the host; the agent's app socket is 0o666 so apps of any user can use it). */
+  /**
+   * File mode of the socket (0o600: only root on the host; the agent's app socket is 0o666 so apps of any user can use
+   * it).
+   */
   mode?: number;
   /** Accepted sockets are not read until the handler says so (it may read them itself, e.g. with SCM_RIGHTS). */
   pauseOnConnect?: boolean;
 }
 
 /** Listen on a Unix socket path, replacing a stale socket file left by a previous run (never a non-socket file). */
-export async function listenUnix(path: string, onConnection: (s: Socket) => void, opts: UnixListenOptions = {}): Promise<Server> {
+export async function listenUnix(
+  path: string,
+  onConnection: (s: Socket) => void,
+  opts: UnixListenOptions = {},
+): Promise<Server> {
   try {
     const st = await fsp.lstat(path);
-    if (!st.isSocket()) throw new HylicsError('HYLICS_ERR_CONFLICT', `${path} exists and is not a socket; refusing to replace it`, { path });
+    if (!st.isSocket())
+      throw new HylicsError('HYLICS_ERR_CONFLICT', `${path} exists and is not a socket; refusing to replace it`, {
+        path,
+      });
     await fsp.unlink(path);
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
@@ -27,7 +37,10 @@ export async function listenUnix(path: string, onConnection: (s: Socket) => void
   const server = createServer({ allowHalfOpen: false, pauseOnConnect: opts.pauseOnConnect === true }, onConnection);
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
-    server.listen(path, () => { server.off('error', reject); resolve(); });
+    server.listen(path, () => {
+      server.off('error', reject);
+      resolve();
+    });
   });
   await fsp.chmod(path, opts.mode ?? 0o600);
   return server;
@@ -139,6 +152,9 @@ export class CharDeviceStream extends Duplex {
 }
 
 /** Open the guest end of the named virtio-serial port. */
-export async function openVirtioPort(name: string, opts: { sysRoot?: string; devRoot?: string } = {}): Promise<CharDeviceStream> {
+export async function openVirtioPort(
+  name: string,
+  opts: { sysRoot?: string; devRoot?: string } = {},
+): Promise<CharDeviceStream> {
   return CharDeviceStream.open(await findVirtioPort(name, opts));
 }

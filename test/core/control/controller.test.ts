@@ -7,10 +7,26 @@ import { Rng } from '../../../src/core/sim/rng.js';
 const MiB = 1024 * 1024;
 const model = { a: 3.0, b: 65, c: 67 };
 const base = (scheme: ControllerConfig['scheme'], over: Partial<ControllerConfig> = {}): ControllerConfig => ({
-  scheme, reference: 10, minBytes: 32 * MiB, maxBytes: 388 * MiB, initialBytes: 64 * MiB, rThresh: 2, mThreshBytes: 4 * MiB,
-  ciMin: 30, ciMax: 240, serviceModel: model, rls: { nA: 1, nB: 0, d: 1, f0: 10, b0Init: -0.05 }, ...over,
+  scheme,
+  reference: 10,
+  minBytes: 32 * MiB,
+  maxBytes: 388 * MiB,
+  initialBytes: 64 * MiB,
+  rThresh: 2,
+  mThreshBytes: 4 * MiB,
+  ciMin: 30,
+  ciMax: 240,
+  serviceModel: model,
+  rls: { nA: 1, nB: 0, d: 1, f0: 10, b0Init: -0.05 },
+  ...over,
 });
-const meas = (time: number, r: number | null, size: number, arrivals = 4): Measurement => ({ time, meanResponseTime: r, arrivals, shareUsedBytes: size / 2, shareSizeBytes: size });
+const meas = (time: number, r: number | null, size: number, arrivals = 4): Measurement => ({
+  time,
+  meanResponseTime: r,
+  arrivals,
+  shareUsedBytes: size / 2,
+  shareSizeBytes: size,
+});
 
 test('Algorithm 1 (adaptive): interval halves on an actuation and doubles otherwise, within [ci_min, ci_max]', () => {
   const c = new ShareController(base('adaptive', { ciInitial: 120, rls: { theta0: [0, -0.05], f0: 1e-9 } }));
@@ -83,7 +99,12 @@ test('static keeps its size; bad parameters and measurements get codes', () => {
   for (const o of bad) assert.throws(() => new ShareController(base('aq', o)), { code: 'HYLICS_ERR_CONTROL_INVALID_PARAM' }, JSON.stringify(o));
   assert.throws(() => new ShareController({ scheme: 'queue', minBytes: MiB, maxBytes: 2 * MiB }), { code: 'HYLICS_ERR_CONTROL_INVALID_PARAM' });
   const c = new ShareController(base('aq'));
-  for (const m of [{ ...meas(30, 5, MiB), time: NaN }, { ...meas(30, 5, MiB), arrivals: -1 }, { ...meas(30, 5, MiB), shareSizeBytes: Infinity }, { ...meas(30, -2, MiB) }]) {
+  for (const m of [
+    { ...meas(30, 5, MiB), time: NaN },
+    { ...meas(30, 5, MiB), arrivals: -1 },
+    { ...meas(30, 5, MiB), shareSizeBytes: Infinity },
+    { ...meas(30, -2, MiB) },
+  ]) {
     assert.throws(() => c.step(m), { code: 'HYLICS_ERR_CONTROL_INVALID_MEASUREMENT' });
   }
   c.step(meas(60, 5, 64 * MiB));
@@ -96,7 +117,20 @@ test('property: whatever it measures, every scheme proposes a finite size within
     for (let trial = 0; trial < 30; trial++) {
       const minB = (1 + rng.int(64)) * MiB;
       const maxB = minB + rng.int(1024) * MiB;
-      const c = new ShareController(base(scheme, { minBytes: minB, maxBytes: maxB, initialBytes: rng.int(2048) * MiB, rls: { nA: rng.int(4), nB: rng.int(3), d: 1 + rng.int(3), f0: 10 ** (rng.next() * 8 - 2), b0Init: -rng.next() } }));
+      const c = new ShareController(
+        base(scheme, {
+          minBytes: minB,
+          maxBytes: maxB,
+          initialBytes: rng.int(2048) * MiB,
+          rls: {
+            nA: rng.int(4),
+            nB: rng.int(3),
+            d: 1 + rng.int(3),
+            f0: 10 ** (rng.next() * 8 - 2),
+            b0Init: -rng.next(),
+          },
+        }),
+      );
       let budget = Infinity;
       let t = 0;
       for (let k = 0; k < 60; k++) {
@@ -104,7 +138,14 @@ test('property: whatever it measures, every scheme proposes a finite size within
         t += rng.next() < 0.05 ? 0 : 1 + rng.next() * 300;
         const pick = rng.next();
         const r = pick < 0.1 ? null : pick < 0.15 ? Infinity : pick < 0.2 ? 0 : pick < 0.25 ? 1e9 : rng.exponential(12);
-        const d = c.step({ time: t, meanResponseTime: r, arrivals: rng.next() < 0.2 ? 0 : rng.int(500), shareUsedBytes: rng.int(4096) * MiB, shareSizeBytes: rng.next() < 0.5 ? c.sizeBytes : rng.int(4096) * MiB, fullFallbacks: rng.int(10) });
+        const d = c.step({
+          time: t,
+          meanResponseTime: r,
+          arrivals: rng.next() < 0.2 ? 0 : rng.int(500),
+          shareUsedBytes: rng.int(4096) * MiB,
+          shareSizeBytes: rng.next() < 0.5 ? c.sizeBytes : rng.int(4096) * MiB,
+          fullFallbacks: rng.int(10),
+        });
         const cap = Math.min(maxB, budget);
         assert.ok(Number.isFinite(d.sizeBytes), `${scheme}: NaN/inf size`);
         assert.ok(d.sizeBytes <= cap + 1, `${scheme}: ${d.sizeBytes} > cap ${cap}`);
@@ -128,7 +169,11 @@ test('budget arbitration: minimums first, water-filling, never above the budget'
     const budget = reqs.reduce((s, r) => s + r.minBytes, 0) + rng.int(2000);
     const out = arbitrateBudget(reqs, budget);
     let sum = 0;
-    for (const r of reqs) { const v = out.get(r.id)!; sum += v; assert.ok(v >= r.minBytes && v <= Math.max(r.minBytes, r.wantBytes)); }
+    for (const r of reqs) {
+      const v = out.get(r.id)!;
+      sum += v;
+      assert.ok(v >= r.minBytes && v <= Math.max(r.minBytes, r.wantBytes));
+    }
     assert.ok(sum <= budget);
   }
 });
@@ -140,7 +185,16 @@ test('improved: while tasks arrive it holds at least the knee of E[X|m] (c·f/(1
     let size = c.sizeBytes;
     for (let k = 0; k < steps; k++) {
       // 80 MiB of working set (learned while the share is bigger); a smaller share is full and some tasks fall back
-      const d = c.step({ time: from + 30 * (k + 1), interval: 30, meanResponseTime: arrivals > 0 ? 4 : null, completions: arrivals, arrivals, shareUsedBytes: Math.min(80 * MiB, size), shareSizeBytes: size, fullFallbacks: arrivals > 0 && size < 80 * MiB ? 1 : 0 });
+      const d = c.step({
+        time: from + 30 * (k + 1),
+        interval: 30,
+        meanResponseTime: arrivals > 0 ? 4 : null,
+        completions: arrivals,
+        arrivals,
+        shareUsedBytes: Math.min(80 * MiB, size),
+        shareSizeBytes: size,
+        fullFallbacks: arrivals > 0 && size < 80 * MiB ? 1 : 0,
+      });
       size = d.sizeBytes;
       assert.ok(size >= 16 * MiB && size <= 388 * MiB);
     }

@@ -59,7 +59,17 @@ test('forgetting, covariance reset and the sign constraint', () => {
 });
 
 test('bad RLS parameters get clear errors', () => {
-  for (const o of [{ nA: -1 }, { nA: 9 }, { nB: 1.5 }, { d: 0 }, { f0: 0 }, { f0: -1 }, { forgetting: 0 }, { forgetting: 1.2 }, { theta0: [1] }]) {
+  for (const o of [
+    { nA: -1 },
+    { nA: 9 },
+    { nB: 1.5 },
+    { d: 0 },
+    { f0: 0 },
+    { f0: -1 },
+    { forgetting: 0 },
+    { forgetting: 1.2 },
+    { theta0: [1] },
+  ]) {
     assert.throws(() => new Rls(o), { code: 'HYLICS_ERR_CONTROL_INVALID_PARAM' }, JSON.stringify(o));
   }
 });

@@ -13,16 +13,31 @@ const cfg = (scheme: ControllerConfig['scheme']): ControllerConfig => ({
 });
 
 /** A load that rises then falls; R and usage depend on the size the controller chose. */
-function drive(c: ShareController, rng: Rng, steps: number, t0: number, size0: number): { out: Decision[]; t: number; size: number } {
+function drive(
+  c: ShareController,
+  rng: Rng,
+  steps: number,
+  t0: number,
+  size0: number,
+): { out: Decision[]; t: number; size: number } {
   const out: Decision[] = [];
-  let t = t0, size = size0;
+  let t = t0,
+    size = size0;
   for (let k = 0; k < steps; k++) {
     const dt = c.interval;
     t += dt;
     const rate = k % 20 < 10 ? 0.4 : 0.1;
     const arrivals = Math.round(rate * dt * (0.8 + 0.4 * rng.next()));
-    const r = arrivals === 0 ? null : 3 + 65 / (size / MiB + 67) * (1 + rate * 8) * (0.9 + 0.2 * rng.next());
-    const m: Measurement = { time: t, meanResponseTime: r, arrivals, completions: arrivals, shareUsedBytes: Math.min(size, 40 * MiB * rate * 10), shareSizeBytes: size, fullFallbacks: size < 100 * MiB ? Math.round(arrivals / 3) : 0 };
+    const r = arrivals === 0 ? null : 3 + (65 / (size / MiB + 67)) * (1 + rate * 8) * (0.9 + 0.2 * rng.next());
+    const m: Measurement = {
+      time: t,
+      meanResponseTime: r,
+      arrivals,
+      completions: arrivals,
+      shareUsedBytes: Math.min(size, 40 * MiB * rate * 10),
+      shareSizeBytes: size,
+      fullFallbacks: size < 100 * MiB ? Math.round(arrivals / 3) : 0,
+    };
     const d = c.step(m);
     out.push(d);
     size = d.sizeBytes;
@@ -57,9 +72,16 @@ test('malformed or foreign snapshots are refused with a code and change nothing'
   drive(a, new Rng(3), 10, 0, 64 * MiB);
   const good = a.snapshot();
   const bads: unknown[] = [
-    null, 42, { ...good, v: 99 }, { ...good, scheme: 'aq' }, { ...good, ci: 'soon' }, { ...good, lambda: -1 },
-    { ...good, model: { offset: NaN, known: true } }, { ...good, policy: { ...(good.policy as object), rls: { theta: [1] } } },
-    { ...good, policy: { ...(good.policy as object), usagePeak: [1, 2, 3, 4, 5] } }, { ...good, time: -5 },
+    null,
+    42,
+    { ...good, v: 99 },
+    { ...good, scheme: 'aq' },
+    { ...good, ci: 'soon' },
+    { ...good, lambda: -1 },
+    { ...good, model: { offset: NaN, known: true } },
+    { ...good, policy: { ...(good.policy as object), rls: { theta: [1] } } },
+    { ...good, policy: { ...(good.policy as object), usagePeak: [1, 2, 3, 4, 5] } },
+    { ...good, time: -5 },
   ];
   for (const bad of bads) {
     const c = new ShareController(cfg('improved'));

@@ -20,13 +20,22 @@ const skip = process.getuid?.() !== 0 ? 'needs root (mounts a tmpfs as the share
 const MiB = 1024 * 1024;
 const sha = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
 
-function run(cmd: string, args: string[], env: NodeJS.ProcessEnv, input?: Buffer): Promise<{ code: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string }> {
+function run(
+  cmd: string,
+  args: string[],
+  env: NodeJS.ProcessEnv,
+  input?: Buffer,
+): Promise<{ code: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
     const p = spawn(cmd, args, { env: { ...process.env, ...env }, stdio: ['pipe', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
-    p.stdout.on('data', (c: Buffer) => { stdout += c.toString(); });
-    p.stderr.on('data', (c: Buffer) => { stderr += c.toString(); });
+    p.stdout.on('data', (c: Buffer) => {
+      stdout += c.toString();
+    });
+    p.stderr.on('data', (c: Buffer) => {
+      stderr += c.toString();
+    });
     p.on('close', (code, signal) => resolve({ code, signal, stdout, stderr }));
     p.stdin.end(input ?? '');
   });
@@ -68,7 +77,10 @@ test('agent tier manager: launcher on PATH, tier put/path/ls, task run reports, 
   const bin = join(dir, 'bin');
   await mkdir(share);
   await mountTmpfs(share, { sizeBytes: 16 * MiB, mode: 0o755 });
-  t.after(async () => { await umountTmpfs(share, { lazy: true }).catch(() => {}); await rm(dir, { recursive: true, force: true }); });
+  t.after(async () => {
+    await umountTmpfs(share, { lazy: true }).catch(() => {});
+    await rm(dir, { recursive: true, force: true });
+  });
   const chan = join(dir, 'channel.sock');
   const app = join(dir, 'agent.sock');
   const reports: TaskEventT[] = [];
@@ -171,7 +183,8 @@ test('agent tier manager: launcher on PATH, tier put/path/ls, task run reports, 
   await server.waitConnected(name, 30_000);
   const ls2 = JSON.parse((await run(hylics, ['tier', 'ls', '--json'], env)).stdout) as Array<{ name: string; lastUse: string }>;
   // (the new agent's 2 s idle sweep may already be moving them: a move keeps atime to well under a millisecond)
-  const lastUse = (l: Array<{ name: string; lastUse: string }>): Record<string, number> => Object.fromEntries(l.map((e) => [e.name, Date.parse(e.lastUse)]));
+  const lastUse = (l: Array<{ name: string; lastUse: string }>): Record<string, number> =>
+    Object.fromEntries(l.map((e) => [e.name, Date.parse(e.lastUse)]));
   const [u1, u2] = [lastUse(ls), lastUse(ls2)];
   assert.deepEqual(Object.keys(u2).sort(), Object.keys(u1).sort());
   for (const n of Object.keys(u1)) assert.ok(Math.abs(u1[n]! - u2[n]!) <= 1, `${n}: ${u1[n]} vs ${u2[n]}`);

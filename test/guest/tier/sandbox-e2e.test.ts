@@ -89,7 +89,10 @@ test('sandbox guest: hylics on PATH, tier put/path/ls, task run reports reach th
     if (view.share.sizeBytes <= 3 * MiB) break;
     await sleep(1000);
   }
-  assert.ok(view && view.share.sizeBytes <= 3 * MiB && view.share.usedBytes <= view.share.sizeBytes, JSON.stringify(view?.share));
+  assert.ok(
+    view && view.share.sizeBytes <= 3 * MiB && view.share.usedBytes <= view.share.sizeBytes,
+    JSON.stringify(view?.share),
+  );
   const log = JSON.parse(await api(`/v1/guests/${name}/control/log?limit=100`)) as { decisions: Array<{ reason: string }> };
   assert.ok(log.decisions.some((d) => /tier\.shrink moved [1-9]/.test(d.reason)), JSON.stringify(log.decisions.map((d) => d.reason)));
   const ls1 = JSON.parse(await inGuest('hylics tier ls --json')) as Array<{ name: string; tier: string }>;

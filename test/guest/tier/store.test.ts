@@ -31,7 +31,12 @@ test('tier names: escapes and bad names are refused with stable codes before any
   assert.throws(() => tierName(42), code('HYLICS_ERR_TIER_BAD_NAME'));
 });
 
-interface Fixture { mem: string; disk: string; clock: { t: number }; store: (o?: Partial<TierStoreOptions>) => Promise<TierStore> }
+interface Fixture {
+  mem: string;
+  disk: string;
+  clock: { t: number };
+  store: (o?: Partial<TierStoreOptions>) => Promise<TierStore>;
+}
 
 /** A 8 MiB tmpfs as the share and a directory on the real disk as the disk tier; a clock tests move by hand. */
 async function fixture(t: { after: (fn: () => Promise<void>) => void }, sizeBytes = 8 * MiB): Promise<Fixture> {
@@ -40,9 +45,20 @@ async function fixture(t: { after: (fn: () => Promise<void>) => void }, sizeByte
   const disk = join(base, 'disk');
   await mkdir(mem);
   await mountTmpfs(mem, { sizeBytes, mode: 0o755 });
-  t.after(async () => { await umountTmpfs(mem, { lazy: true }).catch(() => {}); await rm(base, { recursive: true, force: true }); });
+  t.after(async () => {
+    await umountTmpfs(mem, { lazy: true }).catch(() => {});
+    await rm(base, { recursive: true, force: true });
+  });
   const clock = { t: Date.now() };
-  const store = (o: Partial<TierStoreOptions> = {}): Promise<TierStore> => new TierStore({ memoryDir: mem, diskDir: disk, now: () => clock.t, headroomBytes: 64 * 1024, busyGraceMs: 0, ...o }).open();
+  const store = (o: Partial<TierStoreOptions> = {}): Promise<TierStore> =>
+    new TierStore({
+      memoryDir: mem,
+      diskDir: disk,
+      now: () => clock.t,
+      headroomBytes: 64 * 1024,
+      busyGraceMs: 0,
+      ...o,
+    }).open();
   return { mem, disk, clock, store };
 }
 

@@ -48,9 +48,21 @@ export class FakeGuest implements OrchestratorDeps {
   readonly calls: Array<{ op: string; params: unknown }> = [];
   readonly events: Array<{ event: string; data: unknown }> = [];
   readonly resizes: number[] = [];
-  tierStats = { memoryFiles: 0, memoryBytes: 0, diskFiles: 0, diskBytes: 0, evictions: 0, promotions: 0, hits: 0, misses: 0 };
+  tierStats = {
+    memoryFiles: 0,
+    memoryBytes: 0,
+    diskFiles: 0,
+    diskBytes: 0,
+    evictions: 0,
+    promotions: 0,
+    hits: 0,
+    misses: 0,
+  };
 
-  constructor(size: number, used: number) { this.size = size; this.used = used; }
+  constructor(size: number, used: number) {
+    this.size = size;
+    this.used = used;
+  }
 
   async usage(): Promise<{ sizeBytes: number; usedBytes: number; freeBytes: number }> {
     return { sizeBytes: this.size, usedBytes: this.used, freeBytes: this.size - this.used };
@@ -60,19 +72,32 @@ export class FakeGuest implements OrchestratorDeps {
     this.size = bytes;
     this.resizes.push(bytes);
   }
-  isConnected(): boolean { return this.connected; }
+  isConnected(): boolean {
+    return this.connected;
+  }
   async request(_g: string, op: string, params: unknown): Promise<unknown> {
     this.calls.push({ op, params });
-    if (this.tierAnswer === 'unknown') throw new HylicsError('HYLICS_ERR_CHANNEL_UNKNOWN_OP', `operation ${op} is not registered`, { op });
-    if (this.tierAnswer === 'denied') throw new HylicsError('HYLICS_ERR_CHANNEL_OP_DENIED', `operation ${op} is not allowed on this channel`, { op });
-    if (this.tierAnswer === 'timeout') throw new HylicsError('HYLICS_ERR_CHANNEL_DEADLINE', `${op}: no reply within 22000 ms`);
+    if (this.tierAnswer === 'unknown')
+      throw new HylicsError('HYLICS_ERR_CHANNEL_UNKNOWN_OP', `operation ${op} is not registered`, { op });
+    if (this.tierAnswer === 'denied')
+      throw new HylicsError('HYLICS_ERR_CHANNEL_OP_DENIED', `operation ${op} is not allowed on this channel`, { op });
+    if (this.tierAnswer === 'timeout')
+      throw new HylicsError('HYLICS_ERR_CHANNEL_DEADLINE', `${op}: no reply within 22000 ms`);
     if (op === 'tier.stats') return { ...this.tierStats };
     const target = (params as { targetUsedBytes: number }).targetUsedBytes;
     const floor = this.tierAnswer === 'partial' ? Math.max(this.pinned, target) : target;
     const moved = Math.max(0, this.used - floor);
     this.used -= moved;
     this.tierStats.evictions += moved > 0 ? 1 : 0;
-    return { usedBytes: this.used, movedFiles: moved > 0 ? 1 : 0, movedBytes: moved, ok: this.used <= target, ...(this.used > target ? { reason: 'files held open' } : {}) };
+    return {
+      usedBytes: this.used,
+      movedFiles: moved > 0 ? 1 : 0,
+      movedBytes: moved,
+      ok: this.used <= target,
+      ...(this.used > target ? { reason: 'files held open' } : {}),
+    };
   }
-  notify(_g: string, event: string, data: unknown): void { this.events.push({ event, data }); }
+  notify(_g: string, event: string, data: unknown): void {
+    this.events.push({ event, data });
+  }
 }

@@ -16,7 +16,13 @@ import { FakeClock, FakeGuest } from './fakes.js';
 
 const MiB = 1024 * 1024;
 const log = pino({ level: 'silent' });
-const ctx: SettingsContext = { guestMemoryBytes: 512 * MiB, hostMemoryBytes: 64 * 1024 * MiB, budgetBytes: null, othersMinBytes: 0, knowsTask: () => true };
+const ctx: SettingsContext = {
+  guestMemoryBytes: 512 * MiB,
+  hostMemoryBytes: 64 * 1024 * MiB,
+  budgetBytes: null,
+  othersMinBytes: 0,
+  knowsTask: () => true,
+};
 const settings = (over: Record<string, unknown> = {}) => parseControlBody({ slo: '10s', task: 'transcode', min: '32M', max: '256M', intervalMin: '1s', intervalMax: '16s', ...over }, ctx);
 
 /** One daemon's loop over a state dir (the real learned-state file), with its own clock and profiler. */
@@ -24,12 +30,25 @@ function daemon(dir: string, guest: FakeGuest, clock = new FakeClock(), persist 
   const profiler = new Profiler(() => clock.now());
   const logs = new Map<string, DecisionEntry[]>();
   const loop = new ControlLoop({
-    clock, profiler, log, budgetBytes: null,
-    usage: () => guest.usage(), resize: (n, b) => guest.resize(n, b), isConnected: () => guest.isConnected(),
-    request: (n, op, p) => guest.request(n, op, p), notify: (n, e, d) => guest.notify(n, e, d),
+    clock,
+    profiler,
+    log,
+    budgetBytes: null,
+    usage: () => guest.usage(),
+    resize: (n, b) => guest.resize(n, b),
+    isConnected: () => guest.isConnected(),
+    request: (n, op, p) => guest.request(n, op, p),
+    notify: (n, e, d) => guest.notify(n, e, d),
     cpuSeconds: async () => null,
-    saveLog: async (n, e) => { logs.set(n, [...e]); },
-    ...(persist ? { saveLearned: (n: string, s: Parameters<typeof saveLearned>[1]) => saveLearned(join(dir, n), s), loadLearned: (n: string) => loadLearned(join(dir, n)) } : {}),
+    saveLog: async (n, e) => {
+      logs.set(n, [...e]);
+    },
+    ...(persist
+      ? {
+          saveLearned: (n: string, s: Parameters<typeof saveLearned>[1]) => saveLearned(join(dir, n), s),
+          loadLearned: (n: string) => loadLearned(join(dir, n)),
+        }
+      : {}),
   });
   const load = (n: number, ms: number, tier: 'memory' | 'disk'): void => {
     for (let i = 0; i < n; i++) {

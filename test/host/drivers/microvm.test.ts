@@ -87,7 +87,8 @@ test('microvm guest: boot, share both ways, resize, network, channel, in-guest h
     await applyGuard({ remove: [link] }).catch(() => undefined);
     // delete the table only when this test brought it and nobody else's guest link is left
     const others = readdirSync('/sys/class/net').some((n) => n.startsWith('hyh'));
-    if (!guardBefore && !others && (await listGuardLinks().catch(() => [link])).length === 0) await removeGuard().catch(() => undefined);
+    if (!guardBefore && !others && (await listGuardLinks().catch(() => [link])).length === 0)
+      await removeGuard().catch(() => undefined);
     await run('ip', ['netns', 'del', clientNs], { allowFail: true });
     await run('ip', ['link', 'del', `${veth}a`], { allowFail: true });
     await run('umount', ['-l', ctx.paths.share], { allowFail: true });
@@ -263,7 +264,11 @@ test('microvm guest: boot, share both ways, resize, network, channel, in-guest h
 });
 
 /** A guest without agent (init only) on an 8 MiB share, cleaned up after the test. */
-async function bareGuest(t: { after: (fn: () => unknown) => void }, name: string, index: number): Promise<{ ctx: ReturnType<typeof context>; driver: MicrovmDriver; state: DriverState; s: MicrovmState }> {
+async function bareGuest(
+  t: { after: (fn: () => unknown) => void },
+  name: string,
+  index: number,
+): Promise<{ ctx: ReturnType<typeof context>; driver: MicrovmDriver; state: DriverState; s: MicrovmState }> {
   const ctx = context(name, index);
   const driver = new MicrovmDriver({ stateDir, log, diskBytes: 64 * MiB, agentArgv: false });
   let state: DriverState | undefined;

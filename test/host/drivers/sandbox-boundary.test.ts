@@ -40,7 +40,11 @@ try { out.dev = fs.readdirSync('/dev'); } catch {}
 fs.writeFileSync('/mnt/hylics/probe.json', JSON.stringify(out));
 setInterval(() => {}, 1e9);`;
 
-async function probe(t: { after: (fn: () => Promise<void>) => void; diagnostic: (s: string) => void }, isolation: SandboxIsolation, index: number) {
+async function probe(
+  t: { after: (fn: () => Promise<void>) => void; diagnostic: (s: string) => void },
+  isolation: SandboxIsolation,
+  index: number,
+) {
   const stateDir = await mkdtemp(join(tmpdir(), `hylics-bnd-${process.pid}-`));
   const tag = `${process.pid % 100000}${index}`;
   const name = `b${tag}`;
@@ -53,33 +57,64 @@ async function probe(t: { after: (fn: () => Promise<void>) => void; diagnostic: 
   const ctx: DriverContext = {
     spec: { name, driver: 'sandbox', shareSizeBytes: 4 * MiB, cpus: 0.5, memoryBytes: 256 * MiB },
     paths: { dir, share: sm.path(name), run: join(dir, 'run'), logs: join(dir, 'logs') },
-    network: { index: 200 + index, hostIf: `hybh${tag}`, guestIf: `hybg${tag}`, hostAddr: `10.250.${oct}.${4 * index + 1}`, guestAddr: `10.250.${oct}.${4 * index + 2}`, prefixLen: 30, netns: `hylics-bnd-${tag}` },
-    stateDir, log,
+    network: {
+      index: 200 + index,
+      hostIf: `hybh${tag}`,
+      guestIf: `hybg${tag}`,
+      hostAddr: `10.250.${oct}.${4 * index + 1}`,
+      guestAddr: `10.250.${oct}.${4 * index + 2}`,
+      prefixLen: 30,
+      netns: `hylics-bnd-${tag}`,
+    },
+    stateDir,
+    log,
   };
   // secrets the host keeps (0600), which a guest must not read
   const secret = `host secret ${tag}`;
-  const canaries = [`/root/.hylics-canary-${tag}`, `/etc/.hylics-canary-${tag}`, `/tmp/.hylics-canary-${tag}`, join(stateDir, 'canary'), join(sm.path(other), 'secret')];
+  const canaries = [
+    `/root/.hylics-canary-${tag}`,
+    `/etc/.hylics-canary-${tag}`,
+    `/tmp/.hylics-canary-${tag}`,
+    join(stateDir, 'canary'),
+    join(sm.path(other), 'secret'),
+  ];
   for (const c of canaries) await writeFile(c, secret, { mode: 0o600 });
   const reads = [...canaries, '/etc/shadow'];
-  const dirs = (await readdir('/', { withFileTypes: true })).filter((d) => d.isDirectory() && !NOT_PROBED.has(d.name)).map((d) => `/${d.name}`);
+  const dirs = (await readdir('/', { withFileTypes: true }))
+    .filter((d) => d.isDirectory() && !NOT_PROBED.has(d.name))
+    .map((d) => `/${d.name}`);
   dirs.push(stateDir, '/dev/shm', '/var/tmp');
   const appendTo = `/tmp/.hylics-canary-${tag}`;
   const cleanupHost = async (): Promise<void> => {
     for (const d of dirs) await rm(`${d}/.hylics-probe-${tag}`, { force: true });
     for (const c of canaries) await rm(c, { force: true });
   };
-  const driver = new SandboxDriver({ isolation, command: () => ['/usr/bin/env', `PROBE_ARGS=${JSON.stringify([tag, reads, dirs, appendTo])}`, process.execPath, '-e', PROBE] });
+  const driver = new SandboxDriver({
+    isolation,
+    command: () => [
+      '/usr/bin/env',
+      `PROBE_ARGS=${JSON.stringify([tag, reads, dirs, appendTo])}`,
+      process.execPath,
+      '-e',
+      PROBE,
+    ],
+  });
   t.after(async () => {
     await driver.cleanup(ctx, undefined).catch(() => undefined);
     for (const n of [name, other]) await sm.destroy(n).catch(() => undefined);
     await cleanupHost();
-    if (!(await readMounts()).some((m) => m.mountPoint.startsWith(stateDir))) await rm(stateDir, { recursive: true, force: true });
+    if (!(await readMounts()).some((m) => m.mountPoint.startsWith(stateDir)))
+      await rm(stateDir, { recursive: true, force: true });
   });
   const state = await driver.start(ctx);
   if (isolation === 'container') {
     // the guest program's view of its own confinement: seccomp filter on, guest root = the unprivileged host uid,
     // namespace and mount syscalls refused (the probe's exec goes through crun: the guest's caps and filter)
-    const argv = sandboxExecArgv(state, ['sh', '-c', 'grep -E "^(Seccomp|NoNewPrivs):" /proc/self/status; cat /proc/self/uid_map; unshare -U true && echo UNSHARED; mount -t tmpfs x /mnt && echo MOUNTED; true']);
+    const argv = sandboxExecArgv(state, [
+      'sh',
+      '-c',
+      'grep -E "^(Seccomp|NoNewPrivs):" /proc/self/status; cat /proc/self/uid_map; unshare -U true && echo UNSHARED; mount -t tmpfs x /mnt && echo MOUNTED; true',
+    ]);
     const r = await runRaw(argv[0]!, argv.slice(1));
     assert.match(r.stdout, /Seccomp:\s+2/);
     assert.match(r.stdout, /NoNewPrivs:\s+1/);
@@ -88,22 +123,34 @@ async function probe(t: { after: (fn: () => Promise<void>) => void; diagnostic: 
   }
   const resultFile = join(sm.path(name), 'probe.json');
   const until = Date.now() + 60_000;
-  while (!(await stat(resultFile).catch(() => undefined)) && Date.now() < until) await new Promise((r) => setTimeout(r, 100));
+  while (!(await stat(resultFile).catch(() => undefined)) && Date.now() < until)
+    await new Promise((r) => setTimeout(r, 100));
   const r = JSON.parse(await readFile(resultFile, 'utf8')) as ProbeResult;
   await driver.stop(ctx, state, 5000);
   await driver.cleanup(ctx, state);
 
   // what happened on the host's side
   const shadow = await readFile('/etc/shadow', 'utf8').catch(() => undefined);
-  const readHost = Object.entries(r.read).filter(([f, got]) => got !== null && got === (f === '/etc/shadow' ? shadow : secret)).map(([f]) => f);
+  const readHost = Object.entries(r.read)
+    .filter(([f, got]) => got !== null && got === (f === '/etc/shadow' ? shadow : secret))
+    .map(([f]) => f);
   const wroteHost: string[] = [];
   for (const d of dirs) if (await stat(`${d}/.hylics-probe-${tag}`).catch(() => undefined)) wroteHost.push(d);
   const appendedHost = (await readFile(appendTo, 'utf8')) !== secret;
   const hostDevices = r.dev.filter((d) => !STANDARD_DEV.has(d) && !d.startsWith('.hylics-probe-'));
   await cleanupHost();
-  const figure = { isolation, readable: readHost.length, readTargets: reads.length, writable: wroteHost.length + (appendedHost ? 1 : 0), writeTargets: dirs.length + 1, hostDevices: hostDevices.length };
-  t.diagnostic(`${isolation}: host files a root guest read ${figure.readable}/${figure.readTargets} [${readHost.join(' ')}], ` +
-    `wrote ${figure.writable}/${figure.writeTargets} [${wroteHost.join(' ')}${appendedHost ? ` ${appendTo}(append)` : ''}], host devices in /dev ${figure.hostDevices}`);
+  const figure = {
+    isolation,
+    readable: readHost.length,
+    readTargets: reads.length,
+    writable: wroteHost.length + (appendedHost ? 1 : 0),
+    writeTargets: dirs.length + 1,
+    hostDevices: hostDevices.length,
+  };
+  t.diagnostic(
+    `${isolation}: host files a root guest read ${figure.readable}/${figure.readTargets} [${readHost.join(' ')}], ` +
+      `wrote ${figure.writable}/${figure.writeTargets} [${wroteHost.join(' ')}${appendedHost ? ` ${appendTo}(append)` : ''}], host devices in /dev ${figure.hostDevices}`,
+  );
   return { figure, readHost, wroteHost, appendedHost, hostDevices };
 }
 

@@ -64,7 +64,12 @@ test('a daemon killed with SIGKILL takes its engine and gate with it; the next o
       createInterface({ input: child.stdout! }).once('line', resolve);
       child.once('exit', (c) => reject(new Error(`the daemon child exited (${c})`)));
     });
-    const info = JSON.parse(line) as { master: number; gate: number; cgroup: string | null; listen: { addr: string; port: number } };
+    const info = JSON.parse(line) as {
+      master: number;
+      gate: number;
+      cgroup: string | null;
+      listen: { addr: string; port: number };
+    };
     assert.ok(alive(info.master) && alive(info.gate));
     const worker = Number(readFileSync(`/proc/${info.master}/task/${info.master}/children`, 'utf8').trim().split(/\s+/)[0]);
     assert.equal((await curl(fx.clientNs, [`http://${fx.guest.guestAddr}:80/a.txt`])).stdout, 'hello\n');

@@ -23,10 +23,17 @@ test('hylics module start/ls/stop on a sandbox guest: curl and ffprobe through t
   const dir = await tempStateDir('hylics-mod-e2e-');
   const guest = `mod${process.pid % 100000}`;
   let daemon: ChildProcess | undefined = await startDaemon(dir);
-  const cli = async (args: string[], json = true): Promise<{ code: number | null; out: unknown; stdout: string; stderr: string }> => {
+  const cli = async (
+    args: string[],
+    json = true,
+  ): Promise<{ code: number | null; out: unknown; stdout: string; stderr: string }> => {
     const r = await hylics([...args.slice(0, 2), '--state-dir', dir, ...(json ? ['--json'] : []), ...args.slice(2)]);
     let out: unknown;
-    try { out = JSON.parse(r.stdout); } catch { out = undefined; }
+    try {
+      out = JSON.parse(r.stdout);
+    } catch {
+      out = undefined;
+    }
     return { code: r.code, out, stdout: r.stdout, stderr: r.stderr };
   };
   t.after(async () => {

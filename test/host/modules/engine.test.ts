@@ -21,7 +21,10 @@ before(async () => {
   fx = await makeFixture('eng');
   writeFileSync(join(fx.share, 'a.txt'), 'engine\n');
   writeFileSync(join(fx.share, 'big.bin'), randomBytes(32 * 1024 * 1024));
-  m2 = new ModuleManager({ limits: { headersTimeoutMs: LIMIT_MS, keepAliveTimeoutMs: LIMIT_MS, stallMs: LIMIT_MS }, resources: { memoryBytes: 64 * 1024 * 1024 } });
+  m2 = new ModuleManager({
+    limits: { headersTimeoutMs: LIMIT_MS, keepAliveTimeoutMs: LIMIT_MS, stallMs: LIMIT_MS },
+    resources: { memoryBytes: 64 * 1024 * 1024 },
+  });
   mod = await m2.start(fx.guest, { kind: 'http', root: '/', port: 80 });
   base = `http://${fx.guest.guestAddr}:80`;
 });
@@ -97,7 +100,8 @@ test('a client that stops reading a body is dropped (send_timeout), counted as a
   const c = await rawConnect();
   c.s.pause(); // reads nothing: the socket buffers fill, nginx waits send_timeout, then closes
   c.s.write('GET /big.bin HTTP/1.1\r\nHost: x\r\n\r\n');
-  // the engine lets go of the transfer (a paused socket does not see the RST, so ask nginx): only the status request writes
+  // the engine lets go of the transfer (a paused socket does not see the RST, so ask nginx): only the status request
+  // writes
   await waitFor('the stalled transfer dropped', async () => ((await m2.engineReport(fx.guest.name)).connections?.writing ?? 9) <= 1, 15_000);
   await waitFor('the broken transfer in the counters', () => m2.list(fx.guest.name)[0]!.totals.errors > before, 5000);
   c.s.destroy();

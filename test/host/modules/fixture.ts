@@ -97,8 +97,15 @@ export async function makeFixture(tag: string): Promise<Fixture> {
 }
 
 /** curl from the client netns (or from the host when ns is undefined). */
-export function curl(ns: string | undefined, args: string[], timeoutMs = 60_000): Promise<{ code: number; stdout: string; stderr: string }> {
-  return sh('curl', ['-sS', '--max-time', String(Math.ceil(timeoutMs / 1000)), ...args], { ...(ns ? { ns } : {}), timeoutMs: timeoutMs + 5000 });
+export function curl(
+  ns: string | undefined,
+  args: string[],
+  timeoutMs = 60_000,
+): Promise<{ code: number; stdout: string; stderr: string }> {
+  return sh('curl', ['-sS', '--max-time', String(Math.ceil(timeoutMs / 1000)), ...args], {
+    ...(ns ? { ns } : {}),
+    timeoutMs: timeoutMs + 5000,
+  });
 }
 
 export async function waitFor(what: string, fn: () => boolean | Promise<boolean>, timeoutMs = 30_000): Promise<void> {

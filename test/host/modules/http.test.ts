@@ -243,18 +243,28 @@ test('connection limit: the engine never holds more than maxConnections client c
     let open = 0;
     for (let i = 0; i < 10; i++) {
       await new Promise<void>((resolve) => {
-        const s = connect(info.listen.port, info.listen.addr, () => { open++; resolve(); });
+        const s = connect(info.listen.port, info.listen.addr, () => {
+          open++;
+          resolve();
+        });
         s.on('error', () => resolve());
-        s.once('close', () => { open--; });
+        s.once('close', () => {
+          open--;
+        });
         sockets.push(s);
       });
     }
     // nginx closes connections beyond its slots at once, and gives idle (request-less) ones up for new clients
     await waitFor('at most 2 open', () => open <= 2, 5000);
-    const r = await curl(fx.clientNs, ['-o', '/dev/null', '-w', '%{http_code}', `http://${fx.guestB.guestAddr}:83/lim.txt`], 5000);
+    const r = await curl(
+      fx.clientNs,
+      ['-o', '/dev/null', '-w', '%{http_code}', `http://${fx.guestB.guestAddr}:83/lim.txt`],
+      5000,
+    );
     assert.equal(r.stdout, '200', 'a real client still gets through');
     const st = await m2.engineReport(fx.guestB.name);
-    assert.ok(st.connections && st.connections.active <= 2 + 1, JSON.stringify(st.connections)); // + the status request itself
+    // + the status request itself
+    assert.ok(st.connections && st.connections.active <= 2 + 1, JSON.stringify(st.connections));
   } finally {
     for (const s of sockets) s.destroy();
     await m2.close();

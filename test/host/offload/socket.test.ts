@@ -15,7 +15,11 @@ import { tcpRepairAvailable } from '../../../src/os/tcp-repair.js';
 const skip = process.getuid?.() !== 0 ? 'needs root (the daemon side of socket offload runs as root)' : !tcpRepairAvailable().ok ? `native addon: ${tcpRepairAvailable().reason}` : false;
 const SILENT = { debug: () => undefined, info: () => undefined, warn: () => undefined, error: () => undefined };
 
-function setup(t: { after: (fn: () => void) => void }): { off: SocketOffload; registry: Registry; handlers: Map<string, (g: string, p: unknown) => Promise<unknown>> } {
+function setup(t: { after: (fn: () => void) => void }): {
+  off: SocketOffload;
+  registry: Registry;
+  handlers: Map<string, (g: string, p: unknown) => Promise<unknown>>;
+} {
   const base = mkdtempSync(join(tmpdir(), 'hylics-sockoff-'));
   const share = join(base, 'share');
   const outside = join(base, 'outside');
@@ -28,10 +32,18 @@ function setup(t: { after: (fn: () => void) => void }): { off: SocketOffload; re
   const registry = new Registry();
   const off = new SocketOffload({ log: SILENT, registry });
   const handlers = new Map<string, (g: string, p: unknown) => Promise<unknown>>();
-  off.wire({ handle: (op, fn) => { handlers.set(op, fn); }, onConnection: () => undefined }, (guest) => {
-    if (guest !== 'g1') throw new HylicsError('HYLICS_ERR_GUEST_NOT_FOUND', guest);
-    return { addr: '10.213.9.2', sharePath: share };
-  });
+  off.wire(
+    {
+      handle: (op, fn) => {
+        handlers.set(op, fn);
+      },
+      onConnection: () => undefined,
+    },
+    (guest) => {
+      if (guest !== 'g1') throw new HylicsError('HYLICS_ERR_GUEST_NOT_FOUND', guest);
+      return { addr: '10.213.9.2', sharePath: share };
+    },
+  );
   return { off, registry, handlers };
 }
 

@@ -62,7 +62,14 @@ export class ImprovedPolicy implements Policy {
 
   constructor(imp: Required<ImprovedOptions>, reference: number, rls: RlsOptions | undefined) {
     this.imp = imp;
-    this.rls = new Rls({ forgetting: 0.95, resetOnError: reference, maxTrace: 1e5, gainSign: -1, minGain: 1e-3, ...rls });
+    this.rls = new Rls({
+      forgetting: 0.95,
+      resetOnError: reference,
+      maxTrace: 1e5,
+      gainSign: -1,
+      minGain: 1e-3,
+      ...rls,
+    });
     this.fastLambda = new ArrivalRateEstimator({ halfLife: imp.fastHalfLife });
   }
 
@@ -70,8 +77,12 @@ export class ImprovedPolicy implements Policy {
 
   snapshot(): Json {
     return {
-      rls: this.rls.snapshot() as unknown as Json, fastLambda: this.fastLambda.snapshot(), usagePeak: [...this.usagePeak],
-      lastFastLambda: this.lastFastLambda, perArrival: this.perArrival, lastGrowAt: Number.isFinite(this.lastGrowAt) ? this.lastGrowAt : null,
+      rls: this.rls.snapshot() as unknown as Json,
+      fastLambda: this.fastLambda.snapshot(),
+      usagePeak: [...this.usagePeak],
+      lastFastLambda: this.lastFastLambda,
+      perArrival: this.perArrival,
+      lastGrowAt: Number.isFinite(this.lastGrowAt) ? this.lastGrowAt : null,
     };
   }
 
@@ -113,11 +124,18 @@ export class ImprovedPolicy implements Policy {
     if (slow > 0 && usedMiB > 0) {
       const sample = usedMiB / (slow * hold);
       // not full: usage is the demand (average it); full: usage is only a lower bound of the demand
-      if (!fell) this.perArrival = this.perArrival === null ? sample : this.perArrival + 0.3 * (sample - this.perArrival);
-      else if (this.perArrival === null || sample > this.perArrival) this.perArrival = this.perArrival === null ? sample : this.perArrival + 0.3 * (sample - this.perArrival);
+      if (!fell)
+        this.perArrival = this.perArrival === null ? sample : this.perArrival + 0.3 * (sample - this.perArrival);
+      else if (this.perArrival === null || sample > this.perArrival)
+        this.perArrival = this.perArrival === null ? sample : this.perArrival + 0.3 * (sample - this.perArrival);
     }
     const peakUsed = Math.max(...this.usagePeak);
-    const demand = this.perArrival === null ? (fell ? peakUsed * 1.5 : peakUsed) : Math.max(this.perArrival * lam * hold, fell ? 0 : peakUsed);
+    const demand =
+      this.perArrival === null
+        ? fell
+          ? peakUsed * 1.5
+          : peakUsed
+        : Math.max(this.perArrival * lam * hold, fell ? 0 : peakUsed);
     const wsNeed = demand * (1 + imp.usageHeadroom);
     // feed-forward: the predictor (only a pessimistic online offset is trusted) says how much memory the set point
     // needs at the fast λ; more than the working set can never help, so cap there
