@@ -14,7 +14,8 @@ function handler(req: IncomingMessage, res: ServerResponse): void {
   req.on('data', (c: Buffer) => chunks.push(c));
   req.on('end', () => {
     const echo = JSON.stringify({
-      method: req.method, url: req.url, host: req.headers.host, auth: req.headers.authorization ?? null, body: Buffer.concat(chunks).toString(),
+      method: req.method, url: req.url, host: req.headers.host,
+      auth: req.headers.authorization ?? null, body: Buffer.concat(chunks).toString(),
     });
     if (req.url === '/chunked') { res.writeHead(200, { 'content-type': 'text/plain' }); res.write('a'.repeat(70_000)); res.end('tail'); return; }
     if (req.url === '/missing') { res.writeHead(404, { 'content-type': 'application/json' }); res.end('{"error":1}'); return; }
