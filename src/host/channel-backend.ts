@@ -5,7 +5,7 @@ import type { Logger } from 'pino';
 import { Counter, type Registry } from 'prom-client';
 import { HylicsError } from '../core/errors/index.js';
 import type { TaskEventT, TaskReportParamsT } from '../core/protocol/index.js';
-import { ChannelServer, type BudgetStats, type ChannelServerOptions } from './channel/index.js';
+import { ChannelServer, type BudgetStats, type ChannelServerOptions, type GuestChannelInfo } from './channel/index.js';
 import type { ChannelEndpoint } from './drivers/types.js';
 import type { ChannelBackend } from './backends.js';
 
@@ -27,46 +27,35 @@ export interface ChannelBackendOptions {
  * Per-guest traffic and cost of the channel, read from the server at scrape time (a removed guest's series go with it).
  */
 function budgetMetrics(server: ChannelServer, registry: Registry): void {
-  const counter = (name: string, help: string, pick: (b: BudgetStats) => number): void => {
+  type Inc = (labels: Record<string, string>, value: number) => void;
+  type Fill = (inc: Inc, i: GuestChannelInfo) => void;
+  const perGuest = (name: string, help: string, labelNames: string[], fill: Fill): void => {
     new Counter({
-      name, help, labelNames: ['guest'], registers: [registry],
+      name, help, labelNames: ['guest', ...labelNames], registers: [registry],
       collect() {
         this.reset();
         for (const g of server.guests()) {
-          const b = server.info(g)?.budget;
-          if (b) this.inc({ guest: g }, pick(b));
+          const i = server.info(g);
+          if (i) fill((labels, value) => this.inc({ guest: g, ...labels }, value), i);
         }
       },
     });
   };
+  const counter = (name: string, help: string, pick: (b: BudgetStats) => number): void =>
+    perGuest(name, help, [], (inc, i) => inc({}, pick(i.budget)));
   counter('hylics_channel_received_bytes_total', 'Bytes received from the guest on its control channel', (b) => b.bytes);
   counter('hylics_channel_loop_seconds_total', 'Daemon event-loop time spent on the guest\'s control-channel frames (decode, validation, handlers)', (b) => b.loopMs / 1000);
   counter('hylics_channel_throttled_seconds_total', 'Time the guest\'s control channel was paused for being over its budget', (b) => b.throttledMs / 1000);
   counter('hylics_channel_budget_disconnects_total', 'Control-channel connections closed for staying over the budget', (b) => b.disconnects);
-  new Counter({
-    name: 'hylics_channel_messages_total', help: 'Control-channel messages (frames) received from (in) and sent to (out) the guest',
-    labelNames: ['guest', 'direction'], registers: [registry],
-    collect() {
-      this.reset();
-      for (const g of server.guests()) {
-        const i = server.info(g);
-        if (!i) continue;
-        this.inc({ guest: g, direction: 'in' }, i.messagesIn);
-        this.inc({ guest: g, direction: 'out' }, i.messagesOut);
-      }
-    },
-  });
-  new Counter({
-    name: 'hylics_channel_errors_total', help: 'Control-channel protocol errors (invalid frames or messages from the guest) by error code',
-    labelNames: ['guest', 'kind'], registers: [registry],
-    collect() {
-      this.reset();
-      for (const g of server.guests()) {
-        for (const [kind, n] of Object.entries(server.info(g)?.protocolErrorsByCode ?? {}))
-          this.inc({ guest: g, kind }, n);
-      }
-    },
-  });
+  perGuest('hylics_channel_messages_total', 'Control-channel messages (frames) received from (in) and sent to (out) the guest',
+    ['direction'], (inc, i) => {
+      inc({ direction: 'in' }, i.messagesIn);
+      inc({ direction: 'out' }, i.messagesOut);
+    });
+  perGuest('hylics_channel_errors_total', 'Control-channel protocol errors (invalid frames or messages from the guest) by error code',
+    ['kind'], (inc, i) => {
+      for (const [kind, n] of Object.entries(i.protocolErrorsByCode)) inc({ kind }, n);
+    });
 }
 
 export function createChannelBackend(log: Logger, opts: ChannelBackendOptions = {}): HostChannelBackend {
