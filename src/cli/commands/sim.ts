@@ -57,26 +57,25 @@ export function scenarioPlot(r: SimResult, title: string): VegaLiteSpec {
   return { $schema: 'https://vega.github.io/schema/vega-lite/v5.json', vconcat: [a, b], resolve: { scale: { color: 'independent' } } } as unknown as VegaLiteSpec;
 }
 
-export function register(program: Command): void {
-  const sim = program.command('sim').description('simulate the share-size controller (paper §6.4, Table 3)');
-
-  sim
-    .command('table3')
-    .description('the 12 rows of Table 3 x every scheme, mean and spread over seeds, beside the paper')
-    .option('--seeds <n>', 'seeds per row and scheme', '10')
-    .option(
-      '--serial-fraction <s>',
-      "guest model: Amdahl serial fraction of one task (0 = the paper's pure M/G/1-PS; default 0.1)",
-    )
+/** The guest-model and reading options table3 and run share (serviceOptions, readingOptions). */
+function modelOptions(c: Command): Command {
+  return c
+    .option('--serial-fraction <s>', "guest model: Amdahl serial fraction of one task (0 = the paper's pure M/G/1-PS; default 0.1)")
     .option('--max-task-vcpus <n>', 'guest model: most vCPUs one task can use (0 = all)')
-    .option(
-      '--w2-phase <s>',
-      'workload #2: seconds per 8 s / 4 s phase (0 = the mean alternates per arrival; default 600)',
-    )
+    .option('--w2-phase <s>', 'workload #2: seconds per 8 s / 4 s phase (0 = the mean alternates per arrival; default 600)')
     .option(
       '--calibration <mode>',
       'E[X|m] offline fit: light (response time at 1 task/min, §5.2; default) or operating (service demand at λ = 1/8, the earlier default)',
-    )
+    );
+}
+
+export function register(program: Command): void {
+  const sim = program.command('sim').description('simulate the share-size controller (paper §6.4, Table 3)');
+
+  modelOptions(sim
+    .command('table3')
+    .description('the 12 rows of Table 3 x every scheme, mean and spread over seeds, beside the paper')
+    .option('--seeds <n>', 'seeds per row and scheme', '10'))
     .option('--json', 'print JSON instead of text')
     .action(
       (o: {
@@ -126,7 +125,7 @@ export function register(program: Command): void {
       },
     );
 
-  sim
+  modelOptions(sim
     .command('run')
     .description('one simulated run: response time and share size over time (Figs. 22-23)')
     .requiredOption('--workload <w>', '1, 2, or a CSV arrival trace file (header with a "time" column)')
@@ -135,17 +134,7 @@ export function register(program: Command): void {
     .option('--vcpus <n>', 'guest vCPUs', '4')
     .option('--ram <gb>', 'guest RAM in GB', '16')
     .option('--duration <s>', 'simulated seconds (default: 3600, or the trace length + 60 s)')
-    .option('--plot <file.svg>', 'write the time series as an SVG chart')
-    .option('--serial-fraction <s>', 'guest model: Amdahl serial fraction of one task (0 = pure M/G/1-PS; default 0.1)')
-    .option('--max-task-vcpus <n>', 'guest model: most vCPUs one task can use (0 = all)')
-    .option(
-      '--w2-phase <s>',
-      'workload #2: seconds per 8 s / 4 s phase (0 = the mean alternates per arrival; default 600)',
-    )
-    .option(
-      '--calibration <mode>',
-      'E[X|m] offline fit: light (response time at 1 task/min, §5.2; default) or operating (service demand at λ = 1/8, the earlier default)',
-    )
+    .option('--plot <file.svg>', 'write the time series as an SVG chart'))
     .option('--json', 'print JSON instead of text')
     .action(
       async (o: {
