@@ -35,7 +35,6 @@ export default tseslint.config(
     files: [
     'bench/hybrid.ts',
     'bench/socket-offload.ts',
-    'src/cli/guest-main.ts',
     'src/core/protocol/ops/offload.ts',
     'src/guest/offload.ts',
     'src/host/offload/socket.ts',

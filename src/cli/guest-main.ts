@@ -1,7 +1,7 @@
 // Entry point of the in-guest `hylics` command (the launcher the agent writes into /run/hylics/bin runs this).
 // Only the guest-side commands: task, tier, module without GUEST (through the agent), offload sendfile. Only the
-// command being run is loaded, and none of them loads the daemon, drivers or other host-only code: every millisecond of start-up
-// counts in a microVM under emulation.
+// command being run is loaded, and none of them loads the daemon, drivers or other host-only code: every
+// millisecond of start-up counts in a microVM under emulation.
 import { Command, CommanderError } from 'commander';
 import { VERSION } from '../core/version.js';
 import { reportError } from './report.js';
