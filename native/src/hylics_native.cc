@@ -10,6 +10,9 @@
 //    builds a socket that carries on the same connection (optionally IP_TRANSPARENT, optionally in place of an
 //    existing fd with dup3 so the owner's fd number stays valid, or on the same socket). The recipe is CRIU's libsoccr's.
 //  - recvWithFd / sendWithFd: one message with a file descriptor (SCM_RIGHTS), for apps handing a socket to the agent.
+//  - nftSetElems(table, ops): add/delete elements of nftables sets of an `ip` table in ONE netlink batch (one
+//    transaction), synchronously: the per-handoff steering changes of socket offload without an nft process
+//    (the nft CLI spends 1-3 ms of CPU per command building its cache).
 // Errors carry `code` = a Hylics registry code and `errno` = the errno name.
 #include <napi.h>
 
@@ -27,6 +30,11 @@
 #include <linux/sockios.h>
 #include <netinet/tcp.h>
 #include <netinet/in.h>
+#include <linux/netfilter.h>
+#include <linux/netfilter/nf_tables.h>
+#include <linux/netfilter/nfnetlink.h>
+#include <linux/filter.h>
+#include <linux/netlink.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <linux/openat2.h>
@@ -462,7 +470,27 @@ bool RestoreQueue(int fd, int q, const char* data, size_t len, int* err, const c
   return true;
 }
 
-// tcpRepairRestore(state, { transparent?, replaceFd?, inPlace?, repairOff? }) -> fd. A new socket carrying the connection in
+// A socket filter that drops every packet: tcp_v4_rcv runs it after the socket lookup and before any TCP
+// processing, so a connection being moved receives nothing (and answers nothing: no ACK, no RST) while the
+// client's segments are dropped and retransmitted later; the guest-side "hold" of socket offload.
+bool DropFilter(int fd, bool on) {
+  int unused = 0;  // SO_DETACH_FILTER takes no value, but the generic option check wants an int
+  if (!on) return setsockopt(fd, SOL_SOCKET, SO_DETACH_FILTER, &unused, sizeof unused) == 0 || errno == ENOENT;
+  static struct sock_filter drop[] = { BPF_STMT(BPF_RET | BPF_K, 0) };
+  struct sock_fprog prog = { 1, drop };
+  return setsockopt(fd, SOL_SOCKET, SO_ATTACH_FILTER, &prog, sizeof prog) == 0;
+}
+
+// dropFilter(fd, on): attach (true) or detach (false) the drop-everything filter.
+Napi::Value DropFilterJs(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!info[0].IsNumber() || !info[1].IsBoolean()) { Napi::TypeError::New(env, "dropFilter(fd, on)").ThrowAsJavaScriptException(); return env.Null(); }
+  if (!DropFilter(info[0].As<Napi::Number>().Int32Value(), info[1].As<Napi::Boolean>().Value())) MakeError(env, errno, "socket filter", "HYLICS_ERR_TCP_REPAIR_FAILED").ThrowAsJavaScriptException();
+  return env.Undefined();
+}
+
+// tcpRepairRestore(state, { transparent?, replaceFd?, inPlace?, repairOff?, dropFilter? }) -> fd. dropFilter: the new socket
+// gets the drop filter before it is bound, so it receives nothing until the caller detaches it. A new socket carrying the connection in
 // `state`. transparent: IP_TRANSPARENT, so a foreign local address (the guest's, on the host) can be bound.
 // replaceFd: the new socket takes that fd number (dup3) right after bind, closing what was there (a frozen socket
 // of the same connection: in repair mode it goes silently); the owner's fd number stays valid. repairOff: 0 leaves
@@ -474,6 +502,7 @@ Napi::Value TcpRepairRestore(const Napi::CallbackInfo& info) {
   Napi::Object st = info[0].As<Napi::Object>();
   Napi::Object opts = info.Length() > 1 && info[1].IsObject() ? info[1].As<Napi::Object>() : Napi::Object::New(env);
   bool transparent = opts.Has("transparent") && opts.Get("transparent").ToBoolean().Value();
+  bool dropFilter = opts.Has("dropFilter") && opts.Get("dropFilter").ToBoolean().Value();
   int replaceFd = opts.Has("replaceFd") && opts.Get("replaceFd").IsNumber() ? opts.Get("replaceFd").As<Napi::Number>().Int32Value() : -1;
   int repairOff = opts.Has("repairOff") && opts.Get("repairOff").IsNumber() ? opts.Get("repairOff").As<Napi::Number>().Int32Value() : 1;
   bool inPlace = replaceFd >= 0 && opts.Has("inPlace") && opts.Get("inPlace").ToBoolean().Value();
@@ -516,6 +545,7 @@ Napi::Value TcpRepairRestore(const Napi::CallbackInfo& info) {
     if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) != 0) { err = errno; what = "SO_REUSEADDR"; break; }
     if (setsockopt(fd, IPPROTO_TCP, TCP_REPAIR, &one, sizeof one) != 0) { err = errno; what = "TCP_REPAIR"; break; }
     if (transparent && setsockopt(fd, SOL_IP, IP_TRANSPARENT, &one, sizeof one) != 0) { err = errno; what = "IP_TRANSPARENT"; break; }
+    if (dropFilter && !DropFilter(fd, true)) { err = errno; what = "SO_ATTACH_FILTER"; break; }
     if (bind(fd, reinterpret_cast<sockaddr*>(&local), sizeof local) != 0) { err = errno; what = "bind"; break; }
     if (replaceFd >= 0) {
       if (dup3(fd, replaceFd, O_CLOEXEC) < 0) { err = errno; what = "dup3"; break; }
@@ -718,6 +748,102 @@ Napi::Value SendWithFd(const Napi::CallbackInfo& info) {
   return Napi::Number::New(env, static_cast<double>(n));
 }
 
+// ---- nftables set elements over netlink ----------------------------------------------------------------------
+// nftSetElems(table, [{ set, add, key }]): in one batch (NFNL_MSG_BATCH_BEGIN .. END, all or nothing), add (NEWSETELEM,
+// no NLM_F_EXCL: adding a present element is no error) or delete (DELSETELEM) the element with key `key` (the raw
+// key bytes: concatenated fields, each padded to 4 bytes) in set `set` of table `ip <table>`. Every message asks
+// for an ACK; the batch runs inside sendmsg, so the answers are queued when it returns. Throws with the errno of
+// the first failing message (ENOENT: deleting an element that is not there; the whole batch is then undone).
+void NlPut(std::string* b, uint16_t type, const void* data, size_t len) {
+  struct nlattr a{};
+  a.nla_len = static_cast<uint16_t>(NLA_HDRLEN + len);
+  a.nla_type = type;
+  b->append(reinterpret_cast<const char*>(&a), sizeof a);
+  b->append(static_cast<const char*>(data), len);
+  b->append(NLA_ALIGN(len) - len, '\0');
+}
+size_t NlNestStart(std::string* b, uint16_t type) {
+  size_t at = b->size();
+  struct nlattr a{};
+  a.nla_type = type | NLA_F_NESTED;
+  b->append(reinterpret_cast<const char*>(&a), sizeof a);
+  return at;
+}
+void NlNestEnd(std::string* b, size_t at) {
+  uint16_t len = static_cast<uint16_t>(b->size() - at);
+  std::memcpy(&(*b)[at], &len, sizeof len);
+}
+void NlMsg(std::string* out, uint16_t type, uint16_t flags, uint32_t seq, uint8_t family, uint16_t resId, const std::string& attrs) {
+  struct nlmsghdr h{};
+  h.nlmsg_len = static_cast<uint32_t>(NLMSG_HDRLEN + NLMSG_ALIGN(sizeof(nfgenmsg)) + attrs.size());
+  h.nlmsg_type = type;
+  h.nlmsg_flags = flags;
+  h.nlmsg_seq = seq;
+  struct nfgenmsg g{};
+  g.nfgen_family = family;
+  g.version = NFNETLINK_V0;
+  g.res_id = htons(resId);
+  out->append(reinterpret_cast<const char*>(&h), sizeof h);
+  out->append(reinterpret_cast<const char*>(&g), sizeof g);
+  out->append(NLMSG_ALIGN(sizeof g) - sizeof g, '\0');
+  out->append(attrs);
+}
+
+Napi::Value NftSetElems(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!info[0].IsString() || !info[1].IsArray()) { Napi::TypeError::New(env, "nftSetElems(table, ops)").ThrowAsJavaScriptException(); return env.Null(); }
+  std::string table = info[0].As<Napi::String>().Utf8Value();
+  Napi::Array ops = info[1].As<Napi::Array>();
+  static uint32_t seq = static_cast<uint32_t>(time(nullptr));
+  std::string batch;
+  uint32_t first = ++seq;
+  NlMsg(&batch, NFNL_MSG_BATCH_BEGIN, NLM_F_REQUEST, first, AF_UNSPEC, NFNL_SUBSYS_NFTABLES, "");
+  uint32_t n = ops.Length();
+  for (uint32_t i = 0; i < n; i++) {
+    Napi::Object op = ops.Get(i).As<Napi::Object>();
+    std::string set = op.Get("set").As<Napi::String>().Utf8Value();
+    bool add = op.Get("add").ToBoolean().Value();
+    Napi::Buffer<char> key = op.Get("key").As<Napi::Buffer<char>>();
+    std::string a;
+    NlPut(&a, NFTA_SET_ELEM_LIST_TABLE, table.c_str(), table.size() + 1);
+    NlPut(&a, NFTA_SET_ELEM_LIST_SET, set.c_str(), set.size() + 1);
+    size_t list = NlNestStart(&a, NFTA_SET_ELEM_LIST_ELEMENTS);
+    size_t el = NlNestStart(&a, NFTA_LIST_ELEM);
+    size_t k = NlNestStart(&a, NFTA_SET_ELEM_KEY);
+    NlPut(&a, NFTA_DATA_VALUE, key.Data(), key.Length());
+    NlNestEnd(&a, k);
+    NlNestEnd(&a, el);
+    NlNestEnd(&a, list);
+    uint16_t type = static_cast<uint16_t>((NFNL_SUBSYS_NFTABLES << 8) | (add ? NFT_MSG_NEWSETELEM : NFT_MSG_DELSETELEM));
+    NlMsg(&batch, type, NLM_F_REQUEST | NLM_F_ACK | (add ? NLM_F_CREATE : 0), ++seq, NFPROTO_IPV4, 0, a);
+  }
+  NlMsg(&batch, NFNL_MSG_BATCH_END, NLM_F_REQUEST, ++seq, AF_UNSPEC, NFNL_SUBSYS_NFTABLES, "");
+  int fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_NETFILTER);
+  if (fd < 0) { MakeError(env, errno, "netlink socket", "HYLICS_ERR_NFT_FAILED").ThrowAsJavaScriptException(); return env.Null(); }
+  struct sockaddr_nl kernel{};
+  kernel.nl_family = AF_NETLINK;
+  struct timeval tv{1, 0};  // the answers are queued by the time sendto returns; never wait long for one
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  int err = 0;
+  if (sendto(fd, batch.data(), batch.size(), 0, reinterpret_cast<sockaddr*>(&kernel), sizeof kernel) < 0) err = errno;
+  // one ACK (or error) per element message
+  uint32_t acked = 0;
+  char buf[8192];
+  while (err == 0 && acked < n) {
+    ssize_t r = recv(fd, buf, sizeof buf, 0);
+    if (r < 0) { if (errno == EINTR) continue; err = errno; break; }
+    for (nlmsghdr* h = reinterpret_cast<nlmsghdr*>(buf); NLMSG_OK(h, static_cast<unsigned>(r)); h = NLMSG_NEXT(h, r)) {
+      if (h->nlmsg_type != NLMSG_ERROR) continue;
+      int e = reinterpret_cast<nlmsgerr*>(NLMSG_DATA(h))->error;
+      acked++;
+      if (e != 0 && err == 0) err = -e;  // the batch was undone: stop at the first error
+    }
+  }
+  close(fd);
+  if (err != 0) { MakeError(env, err, "nftables set elements", "HYLICS_ERR_NFT_FAILED").ThrowAsJavaScriptException(); return env.Null(); }
+  return env.Undefined();
+}
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("tcpNames", Napi::Function::New(env, TcpNames));
   exports.Set("recvWithFd", Napi::Function::New(env, RecvWithFd));
@@ -732,6 +858,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("tcpQueues", Napi::Function::New(env, TcpQueues));
   exports.Set("closeFd", Napi::Function::New(env, CloseFd));
   exports.Set("shutdownWrite", Napi::Function::New(env, ShutdownWrite));
+  exports.Set("dropFilter", Napi::Function::New(env, DropFilterJs));
+  exports.Set("nftSetElems", Napi::Function::New(env, NftSetElems));
   exports.Set("version", Napi::Number::New(env, 2));
   return exports;
 }

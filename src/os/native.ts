@@ -26,14 +26,18 @@ export interface Addon {
   sendfileNow(outFd: number, inFd: number, offset: number, maxBytes: number): number;
   abortSendfile(jobId: number): void;
   tcpRepairDump(fd: number): NativeTcpState;
-  tcpRepairRestore(state: NativeTcpState, opts: { transparent?: boolean; replaceFd?: number; inPlace?: boolean; repairOff?: -1 | 0 | 1 }): number;
+  tcpRepairRestore(state: NativeTcpState, opts: { transparent?: boolean; replaceFd?: number; inPlace?: boolean; repairOff?: -1 | 0 | 1; dropFilter?: boolean }): number;
   tcpNames(fd: number): { localAddr: string; localPort: number; remoteAddr: string; remotePort: number };
   recvWithFd(unixFd: number, maxBytes: number): { data: Buffer; fd: number; truncated: boolean } | null;
   sendWithFd(unixFd: number, data: Buffer, fd: number): number;
+  /** Attach/detach a socket filter that drops every packet (absent in older builds). */
+  dropFilter?(fd: number, on: boolean): void;
   tcpRepair(fd: number, value: -1 | 0 | 1): void;
   tcpQueues(fd: number): { outq: number; unsent: number; inq: number; state: number };
   closeFd(fd: number): void;
   shutdownWrite(fd: number): void;
+  /** One netlink batch of nftables set element changes in table `ip <table>` (absent in older builds). */
+  nftSetElems?(table: string, ops: Array<{ set: string; add: boolean; key: Buffer }>): void;
   version: number;
 }
 
