@@ -50,6 +50,8 @@ export interface RestoreOptions {
   /** With replaceFd: restore on that very socket (same open file description, blocking mode kept), so a socket
    *  another process shares (passed with SCM_RIGHTS) carries on too. */
   inPlace?: boolean;
+  /** The new socket drops every packet (see dropFilter) from before it is bound until the filter is detached. */
+  dropFilter?: boolean;
 }
 
 /** A socket carrying on the connection of `state`; returns its fd (non-blocking, close-on-exec). */
@@ -61,8 +63,20 @@ export function restore(state: TcpStateT, opts: RestoreOptions = {}): number {
       ...(opts.replaceFd !== undefined ? { replaceFd: opts.replaceFd } : {}),
       ...(opts.inPlace ? { inPlace: true } : {}),
       repairOff: opts.frozen ? 0 : 1,
+      ...(opts.dropFilter ? { dropFilter: true } : {}),
     });
   } catch (e) { throw repairError(e, 'restore'); }
+}
+
+/**
+ * Attach (on) or detach a socket filter that drops every packet of the connection before TCP sees it: while a
+ * connection moves, the socket it is leaving or arriving at receives nothing and answers nothing (the client's
+ * segments are dropped and come again). The guest side's hold in socket offload, without a round trip.
+ */
+export function dropFilter(fd: number, on: boolean): void {
+  const a = need();
+  if (!a.dropFilter) throw new HylicsError('HYLICS_ERR_TCP_REPAIR_UNAVAILABLE', 'the native addon is too old for socket offload (no dropFilter); rebuild it with npm run build:native');
+  try { a.dropFilter(fd, on); } catch (e) { throw fromNative(e, on ? 'drop filter' : 'drop filter off'); }
 }
 
 /** TCP_REPAIR on (freeze) or off (thaw; the kernel sends a window probe). */
@@ -98,10 +112,12 @@ const QUIESCE_POLL_MS = 1;
 /**
  * Make a Node socket ready to freeze: Node's own write queue flushed, libuv no longer reading it (so it leaves
  * the fd alone and re-registers it with epoll when reading starts again, after a restore put a new socket under
- * the same fd number), and every byte sent acknowledged by the peer (SIOCOUTQ 0) within `timeoutMs`.
+ * the same fd number), every byte in the kernel's queue transmitted at least once (SIOCOUTQNSD 0) and at most
+ * `maxUnacked` of them not yet acknowledged by the peer (SIOCOUTQ; they travel in the dumped state, as CRIU
+ * carries them: waiting for the peer's ACK costs up to its delayed-ACK timeout, 40 ms), within `timeoutMs`.
  * Returns whether libuv was reading (give it to resumeReading). Throws HYLICS_ERR_OFFLOAD_NOT_QUIESCENT.
  */
-export async function quiesce(socket: Socket, timeoutMs: number): Promise<{ wasReading: boolean; fd: number }> {
+export async function quiesce(socket: Socket, timeoutMs: number, maxUnacked = 0): Promise<{ wasReading: boolean; fd: number }> {
   const until = Date.now() + timeoutMs;
   const fd = socketFd(socket);
   const h = handleOf(socket);
@@ -122,10 +138,10 @@ export async function quiesce(socket: Socket, timeoutMs: number): Promise<{ wasR
       resumeReading(socket, wasReading);
       throw new HylicsError('HYLICS_ERR_OFFLOAD_NOT_QUIESCENT', `connection is not established (TCP state ${q.state})`, { state: q.state });
     }
-    if (q.outq === 0) return { wasReading, fd };
+    if (q.unsent === 0 && q.outq <= maxUnacked) return { wasReading, fd };
     if (Date.now() > until) {
       resumeReading(socket, wasReading);
-      throw new HylicsError('HYLICS_ERR_OFFLOAD_NOT_QUIESCENT', `${q.outq} bytes not acknowledged by the peer after ${timeoutMs} ms`, { outq: q.outq });
+      throw new HylicsError('HYLICS_ERR_OFFLOAD_NOT_QUIESCENT', `${q.outq} bytes not acknowledged by the peer (${q.unsent} not sent) after ${timeoutMs} ms`, { outq: q.outq, unsent: q.unsent });
     }
     await sleep(QUIESCE_POLL_MS);
   }

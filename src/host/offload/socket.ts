@@ -7,13 +7,15 @@ import { closeSync } from 'node:fs';
 import { Counter, Histogram, type Registry } from 'prom-client';
 import type { SocketOffloadView } from '../../core/api.js';
 import { HylicsError, toHylicsError } from '../../core/errors/index.js';
-import type { FallbackReason, OffloadBeginParamsT, OffloadSendResultT, TcpStateT } from '../../core/protocol/index.js';
+import type {
+  FallbackReason, OffloadBeginParamsT, OffloadHandoffParamsT, OffloadHandoffResultT, OffloadSendResultT, TcpStateT,
+} from '../../core/protocol/index.js';
 import { openBeneath, openShareDir } from '../../os/native.js';
 import {
   closeNftSession, createSteerTable, ensurePolicyRouting, listSteerTableGuests, moveFlow, removePolicyRoutingIfUnused, removeSteerTable,
   type Flow,
 } from '../../os/nft-steer.js';
-import { TCP_STATE, closeFd, freezeAndDump, queues, restore, sendfileFd, setRepair, shutdownWrite, tcpRepairAvailable } from '../../os/tcp-repair.js';
+import { TCP_STATE, closeFd, dropFilter, freezeAndDump, queues, restore, sendfileFd, setRepair, shutdownWrite, tcpRepairAvailable } from '../../os/tcp-repair.js';
 import type { ChannelBackend } from '../backends.js';
 
 /** Handoffs one guest may have in flight. */
@@ -30,8 +32,20 @@ export const STALL_MS = 30_000;
 export const FINISH_WAIT_MS = 5_000;
 /** Steering kept after the host closed a connection, so late segments (FIN, ACK) still reach the host's stack. */
 export const LINGER_MS = 2_000;
-/** Poll interval while waiting for the client to acknowledge everything. */
+/** Poll interval while waiting for the client's ACKs before a hand-back. */
 const DRAIN_POLL_MS = 1;
+/**
+ * In return mode the host leaves the range's last bytes for the guest to send once it has the connection back.
+ * Until then the client cannot have the whole response, so it cannot send its next request while the flow is
+ * held for the hand-back (a held segment is dropped and waits for the client's retransmission timeout, 200 ms+).
+ */
+export const TAIL_BYTES = 1;
+/**
+ * Bytes sent by the host that may still wait for the client's ACK at hand-back: they travel in the state (the
+ * guest's socket retransmits them if needed), so the hand-back does not wait up to the client's delayed ACK.
+ * Well under the state's 256 KiB queue cap.
+ */
+export const HANDBACK_MAX_UNACKED = 64 * 1024;
 /** Handoff latencies kept per guest for the percentiles in `guest show`. */
 const LATENCY_RING = 1024;
 /** TCP states after our FIN (TIME_WAIT, CLOSE, LAST_ACK, CLOSING): the connection is done. */
@@ -52,6 +66,10 @@ interface Handoff {
   abort?: () => void;
   /** The guest's channel closed: finish instead of handing back. */
   orphan: boolean;
+  /** Begun with offload.socket.handoff: the guest's socket is behind its drop filter, nothing held here. */
+  quick: boolean;
+  /** The host's socket has the drop filter on (frozen after a quick hand-back). */
+  filtered?: boolean;
   timer?: NodeJS.Timeout;
   t0: number;
 }
@@ -74,6 +92,7 @@ export interface SocketOffloadOptions {
 }
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+const sameFlow = (a: Flow, b: Flow): boolean => a.guestAddr === b.guestAddr && a.guestPort === b.guestPort && a.clientAddr === b.clientAddr && a.clientPort === b.clientPort;
 
 function percentile(sorted: number[], p: number): number | null {
   if (sorted.length === 0) return null;
@@ -108,6 +127,7 @@ export class SocketOffload {
   wire(channels: Pick<ChannelBackend, 'handle' | 'onConnection'>, info: (guest: string) => GuestOffloadInfo): void {
     this.guestInfo = info;
     channels.handle('offload.socket.begin', (guest, p) => this.begin(guest, p as OffloadBeginParamsT));
+    channels.handle('offload.socket.handoff', (guest, p) => this.handoff(guest, p as OffloadHandoffParamsT));
     channels.handle('offload.socket.send', (guest, p) => this.send(guest, p as { handoff: string; state: TcpStateT }));
     channels.handle('offload.socket.release', (guest, p) => this.release(guest, (p as { handoff: string }).handoff, (p as { finish?: boolean }).finish === true));
     channels.handle('offload.socket.fallback', async (guest, p) => ({ counted: this.fallback(guest, (p as { reason: FallbackReason }).reason) }));
@@ -163,6 +183,42 @@ export class SocketOffload {
   }
 
   async begin(guest: string, p: OffloadBeginParamsT): Promise<{ handoff: string; size: number; count: number }> {
+    const { h, size } = this.open(guest, p);
+    try {
+      await this.table(guest);
+      await moveFlow(guest, h.flow, 'hold');
+    } catch (e) {
+      closeSync(h.fileFd);
+      throw e;
+    }
+    this.handoffs.set(this.key(guest, h.id), h);
+    h.timer = setTimeout(() => void this.expireHold(h), HOLD_TIMEOUT_MS);
+    h.timer.unref();
+    return { handoff: h.id, size, count: h.count };
+  }
+
+  /**
+   * begin + send in one round trip (offload.socket.handoff): the guest already froze the connection behind its
+   * drop filter, so no packet reaches its socket and the host holds nothing; the flow goes straight to `steer`.
+   */
+  async handoff(guest: string, p: OffloadHandoffParamsT): Promise<OffloadHandoffResultT> {
+    const { state, ...begin } = p;
+    const { h } = this.open(guest, begin);
+    h.quick = true;
+    // the guest's release of this connection's previous handoff may still be on its way (it is not awaited): the
+    // guest is handing the connection over again, so it has it back; close the stale copy before restoring anew
+    // (two sockets of one 4-tuple must never exist here)
+    for (const old of [...this.handoffs.values()]) {
+      if (old.guest === guest && old.phase === 'returned' && sameFlow(old.flow, h.flow)) await this.release(guest, old.id);
+    }
+    try { await this.table(guest); } catch (e) { closeSync(h.fileFd); throw e; }
+    this.handoffs.set(this.key(guest, h.id), h);
+    const r = await this.transfer(h, state);
+    return { ...r, handoff: h.id, count: h.count };
+  }
+
+  /** The checks of a handoff (the guest's own address, budget, the file beneath its share): a new handoff, not yet registered. */
+  private open(guest: string, p: OffloadBeginParamsT): { h: Handoff; size: number } {
     if (this.unavailable || !this.guestInfo) throw new HylicsError('HYLICS_ERR_OFFLOAD_UNAVAILABLE', `socket offload is not available: ${this.unavailable ?? 'not wired'}`);
     const info = this.guestInfo(guest);
     if (p.localAddr !== info.addr) {
@@ -184,24 +240,23 @@ export class SocketOffload {
     }
     const flow: Flow = { guestAddr: p.localAddr, guestPort: p.localPort, clientAddr: p.remoteAddr, clientPort: p.remotePort };
     const id = `h${this.nextId++}`;
-    const h: Handoff = { id, guest, flow, fileFd: file.fd, offset, count, mode: p.mode, phase: 'held', orphan: false, t0: performance.now() };
-    try {
-      await this.table(guest);
-      await moveFlow(guest, flow, 'hold');
-    } catch (e) {
-      closeSync(file.fd);
-      throw e;
-    }
-    this.handoffs.set(this.key(guest, id), h);
-    h.timer = setTimeout(() => void this.expireHold(h), HOLD_TIMEOUT_MS);
-    h.timer.unref();
-    return { handoff: id, size: file.size, count };
+    const h: Handoff = { id, guest, flow, fileFd: file.fd, offset, count, mode: p.mode, phase: 'held', orphan: false, quick: false, t0: performance.now() };
+    return { h, size: file.size };
   }
 
   async send(guest: string, p: { handoff: string; state: TcpStateT }): Promise<OffloadSendResultT> {
     const h = this.get(guest, p.handoff);
     if (h.phase !== 'held') throw new HylicsError('HYLICS_ERR_OFFLOAD_UNKNOWN_HANDOFF', `handoff ${h.id} is ${h.phase}, not waiting for its state`, { handoff: h.id, phase: h.phase });
-    const s = p.state;
+    return this.transfer(h, p.state);
+  }
+
+  /**
+   * Take the connection over (restore, steer), send, and hand it back frozen or finish it. `h.quick`: the guest's
+   * socket sits behind its drop filter and nothing is held here: the hand-back puts the host's socket behind the
+   * same filter before freezing it and then only drops the flow from `steer`.
+   */
+  private async transfer(h: Handoff, s: TcpStateT): Promise<OffloadSendResultT> {
+    const guest = h.guest;
     if (s.localAddr !== h.flow.guestAddr || s.localPort !== h.flow.guestPort || s.remoteAddr !== h.flow.clientAddr || s.remotePort !== h.flow.clientPort) {
       throw new HylicsError('HYLICS_ERR_OFFLOAD_NOT_GUEST_FLOW', 'the state is of another connection than the one begun', { handoff: h.id });
     }
@@ -210,16 +265,23 @@ export class SocketOffload {
     const c = this.count(guest);
     let overheadMs = 0;
     try {
-      // frozen until the flow is steered here: a client segment must never meet "no socket" (an RST)
-      h.hostFd = restore(s, { transparent: true, frozen: true });
-      await moveFlow(guest, h.flow, 'steer');
-      setRepair(h.hostFd, false);
+      if (h.quick) {
+        // thawed before the flow is steered here: a client segment meets a live socket, never a frozen one or none
+        // (an RST); until the steer, the guest's filter drops what the client sends (its reply to the window probe)
+        h.hostFd = restore(s, { transparent: true });
+        await moveFlow(guest, h.flow, 'steer');
+      } else {
+        // frozen until the flow is steered here: a client segment must never meet "no socket" (an RST)
+        h.hostFd = restore(s, { transparent: true, frozen: true });
+        await moveFlow(guest, h.flow, 'steer');
+        setRepair(h.hostFd, false);
+      }
     } catch (e) {
       // nothing was sent: the guest's frozen socket is still the connection; hand the state back unchanged
       if (h.hostFd !== undefined) { try { closeFd(h.hostFd); } catch { /* frozen: closes silently */ } h.hostFd = undefined; }
-      await moveFlow(guest, h.flow, 'hold').catch(() => undefined);
+      await moveFlow(guest, h.flow, h.quick ? null : 'hold').catch(() => undefined);
       h.phase = 'returned';
-      this.armReturnTimer(h);
+      if (h.quick) this.done(h); else this.armReturnTimer(h);
       const err = toHylicsError(e);
       this.opts.log.warn({ guest, handoff: h.id, err: err.message }, 'socket offload: takeover failed, connection stays with the guest');
       return { bytes: 0, outcome: 'returned', state: s, reason: `${err.code}: ${err.message}` };
@@ -227,8 +289,9 @@ export class SocketOffload {
     overheadMs += performance.now() - h.t0;
     const tSteered = performance.now();
     let bytes = 0;
+    const count = h.quick && h.mode === 'return' && !h.orphan ? Math.max(0, h.count - TAIL_BYTES) : h.count;
     try {
-      bytes = await sendfileFd(h.hostFd, h.fileFd, h.offset, h.count, STALL_MS, (abort) => { h.abort = abort; });
+      bytes = await sendfileFd(h.hostFd, h.fileFd, h.offset, count, STALL_MS, (abort) => { h.abort = abort; });
     } catch (e) {
       const err = toHylicsError(e);
       bytes = typeof err.details?.bytesSent === 'number' ? err.details.bytesSent : 0;
@@ -238,12 +301,16 @@ export class SocketOffload {
     }
     const t1 = performance.now();
     if (h.mode === 'terminal' || h.orphan) {
+      if (bytes === count && count < h.count) {
+        // orphaned during a return-mode send: nobody takes the connection back, so the tail goes from here too
+        bytes += await sendfileFd(h.hostFd, h.fileFd, h.offset + bytes, h.count - count, STALL_MS).catch(() => 0);
+      }
       this.account(c, guest, bytes, overheadMs);
       await this.finish(h);
       return { bytes, outcome: 'finished' };
     }
-    // hand back: every byte acknowledged (nothing of ours left to retransmit), then freeze and dump
-    const drained = await this.drain(h.hostFd);
+    // hand back: everything transmitted and acknowledged (quick: at most HANDBACK_MAX_UNACKED not yet), then freeze, dump
+    const drained = await this.drain(h.hostFd, h.quick ? HANDBACK_MAX_UNACKED : 0);
     if (drained !== 'ok') {
       this.account(c, guest, bytes, overheadMs);
       if (drained === 'closing') { await this.finish(h); return { bytes, outcome: 'finished', reason: 'the client closed its side' }; }
@@ -253,10 +320,20 @@ export class SocketOffload {
     const t2 = performance.now();
     let state: TcpStateT;
     try {
-      await moveFlow(guest, h.flow, 'hold');
-      state = freezeAndDump(h.hostFd);
+      if (h.quick) {
+        // nothing reaches our socket from the filter on; the client's segments that meet it (or, once the flow
+        // is no longer steered, the guest's filtered socket) are dropped and come again
+        dropFilter(h.hostFd, true);
+        h.filtered = true;
+        state = freezeAndDump(h.hostFd);
+        await moveFlow(guest, h.flow, null);
+      } else {
+        await moveFlow(guest, h.flow, 'hold');
+        state = freezeAndDump(h.hostFd);
+      }
     } catch (e) {
       // could not freeze: finish here rather than lose the connection
+      if (h.filtered) { try { setRepair(h.hostFd, false); dropFilter(h.hostFd, false); } catch { /* finish copes */ } h.filtered = false; }
       await moveFlow(guest, h.flow, 'steer').catch(() => undefined);
       this.account(c, guest, bytes, overheadMs);
       await this.finish(h);
@@ -282,14 +359,21 @@ export class SocketOffload {
 
   private armReturnTimer(h: Handoff): void {
     h.timer = setTimeout(() => {
+      if (h.quick) {
+        // the guest restored the connection as soon as it had the answer and only its release got lost: our copy
+        // is stale, and thawing it would take the live connection from the guest. Drop it silently.
+        this.opts.log.warn({ guest: h.guest, handoff: h.id }, 'socket offload: handed-back connection never released; the host drops its frozen copy');
+        void this.release(h.guest, h.id).catch(() => undefined);
+        return;
+      }
       this.opts.log.warn({ guest: h.guest, handoff: h.id }, 'socket offload: connection handed back but never released; the host finishes it');
       void this.finishFrozen(h);
     }, RETURN_TIMEOUT_MS);
     h.timer.unref();
   }
 
-  /** Wait until the client acknowledged every byte: ok, closing (client sent FIN), or gone. */
-  private async drain(fd: number): Promise<'ok' | 'closing' | 'gone'> {
+  /** Wait until every byte is transmitted and all but `maxUnacked` acknowledged: ok, closing (client sent FIN), or gone. */
+  private async drain(fd: number, maxUnacked: number): Promise<'ok' | 'closing' | 'gone'> {
     const until = Date.now() + STALL_MS;
     let last = -1;
     let lastChange = Date.now();
@@ -297,7 +381,7 @@ export class SocketOffload {
       let q;
       try { q = queues(fd); } catch { return 'gone'; }
       if (q.state !== TCP_STATE.ESTABLISHED) return q.state === TCP_STATE.CLOSE_WAIT ? 'closing' : 'gone';
-      if (q.outq === 0) return 'ok';
+      if (q.unsent === 0 && q.outq <= maxUnacked) return 'ok';
       if (q.outq !== last) { last = q.outq; lastChange = Date.now(); }
       if (Date.now() - lastChange > STALL_MS || Date.now() > until + STALL_MS) return 'gone';
       await sleep(DRAIN_POLL_MS);
@@ -325,8 +409,16 @@ export class SocketOffload {
     if (h.phase !== 'returned' || h.hostFd === undefined) return;
     h.phase = 'sending';
     try {
-      setRepair(h.hostFd, false);
-      await moveFlow(h.guest, h.flow, 'steer');
+      if (h.filtered) {
+        // behind the filter: steer first, then thaw, then let packets in
+        await moveFlow(h.guest, h.flow, 'steer');
+        setRepair(h.hostFd, false);
+        dropFilter(h.hostFd, false);
+        h.filtered = false;
+      } else {
+        setRepair(h.hostFd, false);
+        await moveFlow(h.guest, h.flow, 'steer');
+      }
     } catch (e) {
       this.opts.log.error({ guest: h.guest, handoff: h.id, err: String(e) }, 'socket offload: could not thaw a handed-back connection');
     }
@@ -362,7 +454,8 @@ export class SocketOffload {
     if (finish && h.phase === 'returned') { clearTimeout(h.timer); void this.finishFrozen(h); return { released: true }; }
     if (h.hostFd !== undefined) { try { closeFd(h.hostFd); } catch { /* frozen: silent */ } h.hostFd = undefined; }
     this.done(h);
-    await moveFlow(guest, h.flow, null);
+    // a quick hand-back already took the flow out of `steer` and never held it
+    if (!h.quick) await moveFlow(guest, h.flow, null);
     return { released: true };
   }
 
@@ -372,6 +465,7 @@ export class SocketOffload {
     await Promise.all(mine.map(async (h) => {
       h.orphan = true;
       if (h.phase === 'held') { this.done(h); await moveFlow(guest, h.flow, null).catch(() => undefined); }
+      else if (h.phase === 'returned' && h.quick) await this.release(guest, h.id).catch(() => undefined); // the guest had it back
       else if (h.phase === 'returned') await this.finishFrozen(h);
       // 'sending' finishes by itself (orphan) when the send ends
     }));

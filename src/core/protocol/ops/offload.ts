@@ -6,6 +6,9 @@
 //   send    with the guest's frozen state: the host restores the connection, steers the flow to itself, sends
 //           the file, and either freezes it again and answers with the new state (hand back) or finishes it;
 //   release the guest restored (or gave up): the host drops its frozen copy and the hold. Idempotent.
+// handoff = begin + send in one round trip (what the guest library uses): the guest's socket is already frozen
+// behind its own drop filter, so the host holds nothing; it sends all but the last byte (the guest sends that once
+// its socket is live again, so the client's next request never meets a connection in motion).
 import { Type, type Static } from '@sinclair/typebox';
 import { OPS, defineOp } from '../registry.js';
 
@@ -73,6 +76,18 @@ export const OffloadSendResult = Type.Object({
   reason: Type.Optional(Type.String({ maxLength: 512 })),
 }, { additionalProperties: false });
 
+/** begin and send in one round trip: the guest froze the socket behind its own drop filter (no host hold). */
+export const OffloadHandoffParams = Type.Object({
+  ...OffloadBeginParams.properties,
+  state: TcpState,
+}, { additionalProperties: false });
+export const OffloadHandoffResult = Type.Object({
+  ...OffloadSendResult.properties,
+  handoff: Type.String({ maxLength: 64 }),
+  /** The bytes of the range (from begin's count): the guest sends count - bytes itself after a hand-back. */
+  count: Type.Integer({ minimum: 0 }),
+}, { additionalProperties: false });
+
 export const OffloadReleaseParams = Type.Object({
   handoff: Type.String({ minLength: 1, maxLength: 64 }),
   /** The guest could not restore the handed-back state: the host finishes the connection (FIN) instead. */
@@ -90,11 +105,14 @@ export const OffloadFallbackResult = Type.Object({ counted: Type.Boolean() }, { 
 export type TcpStateT = Static<typeof TcpState>;
 export type OffloadBeginParamsT = Static<typeof OffloadBeginParams>;
 export type OffloadSendResultT = Static<typeof OffloadSendResult>;
+export type OffloadHandoffParamsT = Static<typeof OffloadHandoffParams>;
+export type OffloadHandoffResultT = Static<typeof OffloadHandoffResult>;
 export type FallbackReason = (typeof FALLBACK_REASONS)[number];
 
 export const OFFLOAD_OPS = [
   defineOp({ name: 'offload.socket.begin', server: 'host', params: OffloadBeginParams, result: OffloadBeginResult, doc: 'Check a connection of the calling guest (its own local address) and a file of its share, and hold the flow so the guest can freeze the socket.' }),
   defineOp({ name: 'offload.socket.send', server: 'host', params: OffloadSendParams, result: OffloadSendResult, doc: 'Restore the frozen connection on the host, steer its flow to the host, send the file, then hand the connection back frozen (state) or finish it.' }),
+  defineOp({ name: 'offload.socket.handoff', server: 'host', params: OffloadHandoffParams, result: OffloadHandoffResult, doc: 'begin + send in one round trip: the guest froze the connection behind a drop-everything socket filter; the host checks, restores it, steers the flow to itself, sends all but the last byte of the range, and hands the connection back frozen (state; the guest sends the rest) or finishes it. Release afterwards.' }),
   defineOp({ name: 'offload.socket.release', server: 'host', idempotent: true, params: OffloadReleaseParams, result: OffloadReleaseResult, doc: 'The guest restored its socket (or gave up): drop the host\'s frozen copy and the hold on the flow. Idempotent.' }),
   defineOp({ name: 'offload.socket.fallback', server: 'host', idempotent: true, params: OffloadFallbackParams, result: OffloadFallbackResult, doc: 'Count a send the guest library kept in the guest, with the reason (the host\'s per-guest counters).' }),
 ];
@@ -105,6 +123,7 @@ declare module '../registry.js' {
   interface OpTypes {
     'offload.socket.begin': { params: Static<typeof OffloadBeginParams>; result: Static<typeof OffloadBeginResult> };
     'offload.socket.send': { params: Static<typeof OffloadSendParams>; result: Static<typeof OffloadSendResult> };
+    'offload.socket.handoff': { params: Static<typeof OffloadHandoffParams>; result: Static<typeof OffloadHandoffResult> };
     'offload.socket.release': { params: Static<typeof OffloadReleaseParams>; result: Static<typeof OffloadReleaseResult> };
     'offload.socket.fallback': { params: Static<typeof OffloadFallbackParams>; result: Static<typeof OffloadFallbackResult> };
   }
