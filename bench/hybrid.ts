@@ -1,14 +1,17 @@
 // bench/hybrid: the paper's compression + delivery experiment (§6.3, Fig. 19/20) with a real Hylics sandbox guest
 // capped at 0.5 CPU. The guest's share holds a ~200 MiB file to deliver and a ~100 MiB compressible file to
-// compress; curl on the host downloads the big file from the guest's address over and over. Four configurations
-// side by side in one run, rotated over rounds:
+// compress; curl in a client network namespace (routed through the host) downloads the big file from the guest's
+// address over and over. Five configurations side by side in one run, rotated over rounds:
 //   (1) delivery alone: lighttpd (sendfile backend) running inside the guest (`hylics guest exec`)
 //   (2) compression alone: `pigz -p 2` in the guest, timed inside the guest
 //   (3) interference: both at once in the guest
 //   (4) module offload: pigz in the guest while the host `http` module delivers the same file from the share
+//   (5) socket offload: pigz in the guest while the example file server in the guest (`hylics example file-server
+//       --offload socket`) keeps its HTTP but hands each body's send to the host (docs/offload-socket.md)
 // Reports delivery throughput (MB/s), compression time (s), the host CPU seconds the module worker spends per GB
 // delivered (utime+stime from /proc/<pid>/stat; the worker is the daemon's child running as uid 65534), the same
-// figure for the in-guest lighttpd, the guest cgroup's CPU, and the ratios (3)/(1), (4)/(1), (3)/(2), (4)/(2).
+// figure for the in-guest lighttpd, hylicsd's CPU per GB under socket offload, the guest cgroup's CPU and context
+// switches per second (all threads of its processes), and the ratios to (1)/(2) and socket/module.
 // Writes bench/results/hybrid.{json,svg}.
 //   npx tsx bench/hybrid.ts [--rounds 2] [--deliver-mib 200] [--compress-mib 100] [--alone-seconds 8]
 // Needs root (the daemon: namespaces, cgroups, nftables), lighttpd, pigz, curl.
@@ -18,8 +21,9 @@ import { join } from 'node:path';
 import { groupedBarChart, renderSvg, type BarPoint, type VegaLiteSpec } from '../src/core/plot.js';
 import { benchSession } from './lib/session.js';
 import { RESULTS_DIR } from './lib/results.js';
-import { cgroupCpuSeconds, median } from './lib/measure.js';
+import { cgroupCpuSeconds, cgroupProcsFile, ctxSwitches, median } from './lib/measure.js';
 import { arg, benchLog } from './lib/args.js';
+import { NODE_BIN, entryArgv } from '../src/os/self.js';
 
 const ROUNDS = arg('rounds', 2);
 const DELIVER_MIB = arg('deliver-mib', 200);
@@ -28,6 +32,8 @@ const ALONE_SECONDS = arg('alone-seconds', 8); // delivery alone: this long or A
 const ALONE_MAX = 40;
 const CPUS = 0.5;
 const PORT = 8080;
+/** The in-guest example file server of the socket-offload configuration. */
+const SOCKET_PORT = 8090;
 const CLK_TCK = Number(execFileSync('getconf', ['CLK_TCK']).toString().trim()) || 100;
 const log = benchLog('hybrid');
 
@@ -84,6 +90,11 @@ function findInCgroup(cgroup: string, comm: string): number[] {
 }
 
 
+/** The client's network namespace, routed through the host (set in main): every configuration is downloaded over
+ *  the same path. (A client on the host itself is not used: see docs/offload-socket.md.) */
+let clientNetns = '';
+const curl = (args: string[], timeoutMs?: number): ReturnType<typeof run> => run('ip', ['netns', 'exec', clientNetns, 'curl', ...args], timeoutMs);
+
 interface Delivery { downloads: number; bytes: number; seconds: number; mbps: number }
 
 /** Sequential curl downloads of `url` until `stop()` says so (checked between downloads; at least one). */
@@ -91,7 +102,7 @@ async function deliver(url: string, stop: (n: number, elapsedMs: number) => bool
   let bytes = 0; let seconds = 0; let n = 0;
   const start = Date.now();
   do {
-    const r = await run('curl', ['-sS', '--max-time', '60', '-o', '/dev/null', '-w', '%{http_code} %{size_download} %{time_total}', url], 70_000);
+    const r = await curl(['-sS', '--max-time', '60', '-o', '/dev/null', '-w', '%{http_code} %{size_download} %{time_total}', url], 70_000);
     const [code, size, time] = r.stdout.trim().split(' ');
     if (r.code !== 0 || code !== '200') throw new Error(`curl ${url}: exit ${r.code} http ${code} ${r.stderr.trim()}`);
     bytes += Number(size); seconds += Number(time); n++;
@@ -103,6 +114,8 @@ interface Cell {
   round: number; config: string;
   delivery?: Delivery; compressSeconds?: number;
   serverCpuSeconds?: number; serverCpuPerGB?: number; guestCpuSeconds: number; wallSeconds: number;
+  /** Context switches per second of all threads in the guest's cgroup. */
+  guestCtxPerSec?: number;
 }
 
 
@@ -115,6 +128,9 @@ async function main(): Promise<void> {
   const { cli, cleanup } = session;
   let lighttpd: Promise<unknown> | undefined;
   session.afterStop.push(async () => lighttpd);
+  clientNetns = `hylics-hybw-${process.pid % 100000}`;
+  const wHost = `hhyb${process.pid % 100000}`;
+  session.afterStop.push(async () => { await run('ip', ['link', 'delete', wHost]); await run('ip', ['netns', 'delete', clientNetns]); });
   const gexec = (sh: string, timeoutMs = 120_000) => session.gexec(guest, sh, timeoutMs);
 
   try {
@@ -123,6 +139,13 @@ async function main(): Promise<void> {
     log(`creating sandbox guest ${guest} (--cpus ${CPUS}, share 512M, memory 1G)`);
     const g = await session.createGuest<{ address: string; share: { path: string }; driverInfo: { cgroup: string } }>(guest, ['--share-size', '512M', '--cpus', String(CPUS), '--memory', '1G']);
     const addr = g.address; const cgroup = g.driverInfo.cgroup;
+    log(`client namespace ${clientNetns} (10.251.79.2, routed through the host)`);
+    for (const c of [['netns', 'add', clientNetns], ['link', 'add', wHost, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', clientNetns], ['addr', 'add', '10.251.79.1/30', 'dev', wHost],
+      ['link', 'set', wHost, 'up'], ['-n', clientNetns, 'link', 'set', 'lo', 'up'], ['-n', clientNetns, 'addr', 'add', '10.251.79.2/30', 'dev', 'eth0'],
+      ['-n', clientNetns, 'link', 'set', 'eth0', 'up'], ['-n', clientNetns, 'route', 'add', 'default', 'via', '10.251.79.1']]) {
+      const r = await run('ip', c);
+      if (r.code !== 0) throw new Error(`ip ${c.join(' ')}: ${r.stderr}`);
+    }
 
     log(`the guest writes ${DELIVER_MIB} MiB to deliver (random) and ${COMPRESS_MIB} MiB to compress (base64 text) into its share`);
     // both written by the guest itself (under its 0.5 CPU), so the share's pages are the guest's
@@ -146,7 +169,7 @@ EOF`);
     const startLighttpd = async (): Promise<void> => {
       lighttpd = cli(['guest', 'exec', guest, '--timeout', '900000', '--', 'lighttpd', '-D', '-f', '/mnt/hylics/run/lighttpd.conf'], 910_000).catch((e: Error) => { if (!session.closing()) log(`lighttpd ended: ${e.message.slice(0, 300)}`); });
       for (let i = 0; i < 100; i++) {
-        const r = await run('curl', ['-sS', '--max-time', '2', '-o', '/dev/null', '-w', '%{http_code}', '-r', '0-0', url]);
+        const r = await curl(['-sS', '--max-time', '2', '-o', '/dev/null', '-w', '%{http_code}', '-r', '0-0', url]);
         if (r.stdout === '206') return;
         await new Promise((res) => setTimeout(res, 100));
       }
@@ -163,6 +186,21 @@ EOF`);
       return e! - s!;
     };
 
+    const procsFile = cgroupProcsFile(cgroup);
+    const socketUrl = `http://${addr}:${SOCKET_PORT}/deliver.bin`;
+    let socketServer = false;
+    const startSocketServer = async (): Promise<void> => {
+      if (socketServer) return;
+      const cliCmd = [NODE_BIN, ...entryArgv('cli/main')].join(' ');
+      await gexec(`setsid ${cliCmd} example file-server --root /mnt/hylics/www --port ${SOCKET_PORT} --offload socket > /mnt/hylics/run/file-server.log 2>&1 < /dev/null &`);
+      for (let i = 0; ; i++) {
+        const r = await curl(['-sS', '--max-time', '2', '-o', '/dev/null', '-w', '%{http_code}', '-r', '0-0', socketUrl]);
+        if (r.stdout === '206') break;
+        if (i > 150) throw new Error('the example file server in the guest did not answer');
+        await new Promise((res) => setTimeout(res, 200));
+      }
+      socketServer = true;
+    };
     const cells: Cell[] = [];
     let moduleId: string | undefined;
     const configs: Array<{ name: string; runCell: (round: number) => Promise<Cell> }> = [
@@ -201,7 +239,7 @@ EOF`);
         if (!pid) throw new Error('module engine worker not found (nginx worker, uid 65534, below the daemon)');
         // warm-up range requests so the worker's start-up CPU is not billed to delivery; until a 206, since a file
         // the guest's tier moved to its disk tier is a 404 until the agent moves it back (docs/modules.md)
-        for (let i = 0; i < 50 && (await run('curl', ['-sS', '--max-time', '5', '-o', '/dev/null', '-w', '%{http_code}', '-r', '0-0', url])).stdout !== '206'; i++) {
+        for (let i = 0; i < 50 && (await curl(['-sS', '--max-time', '5', '-o', '/dev/null', '-w', '%{http_code}', '-r', '0-0', url])).stdout !== '206'; i++) {
           await new Promise((res) => setTimeout(res, 200));
         }
         const c0 = procCpuSeconds(pid); const g0 = cgroupCpuSeconds(cgroup); const w0 = Date.now();
@@ -214,6 +252,16 @@ EOF`);
         await cli(['module', 'stop', guest, m.id]); moduleId = undefined;
         return cell;
       } },
+      { name: 'socket offload (pigz in the guest, its file server hands each send to the host)', runCell: async (round) => {
+        await startSocketServer();
+        const c0 = procCpuSeconds(daemonPid); const g0 = cgroupCpuSeconds(cgroup); const w0 = Date.now();
+        let done = false;
+        const comp = compress().finally(() => { done = true; });
+        const d = await deliver(socketUrl, () => done);
+        const s = await comp;
+        const cpu = procCpuSeconds(daemonPid) - c0;
+        return { round, config: 'socket offload', delivery: d, compressSeconds: s, serverCpuSeconds: cpu, serverCpuPerGB: cpu / (d.bytes / 1e9), guestCpuSeconds: cgroupCpuSeconds(cgroup) - g0, wallSeconds: (Date.now() - w0) / 1000 };
+      } },
     ];
 
     for (let round = 0; round < ROUNDS; round++) {
@@ -221,13 +269,15 @@ EOF`);
       for (let k = 0; k < configs.length; k++) {
         const c = configs[(k + round) % configs.length]!;
         log(`round ${round + 1}/${ROUNDS}: ${c.name} ...`);
+        const x0 = ctxSwitches(procsFile); const t0 = Date.now();
         const cell = await c.runCell(round);
+        cell.guestCtxPerSec = (ctxSwitches(procsFile) - x0) / ((Date.now() - t0) / 1000);
         cells.push(cell);
         const parts = [
           cell.delivery ? `delivery ${cell.delivery.mbps.toFixed(0)} MB/s (${cell.delivery.downloads} x ${DELIVER_MIB} MiB)` : '',
           cell.compressSeconds !== undefined ? `compression ${cell.compressSeconds.toFixed(2)} s` : '',
           cell.serverCpuPerGB !== undefined ? `server CPU ${cell.serverCpuPerGB.toFixed(3)} s/GB` : '',
-          `guest CPU ${cell.guestCpuSeconds.toFixed(1)} s in ${cell.wallSeconds.toFixed(1)} s`,
+          `guest CPU ${cell.guestCpuSeconds.toFixed(1)} s in ${cell.wallSeconds.toFixed(1)} s, ${cell.guestCtxPerSec?.toFixed(0)} guest ctx/s`,
         ].filter(Boolean);
         log(`  ${parts.join(', ')}`);
       }
@@ -236,18 +286,25 @@ EOF`);
 
     const of = (config: string, f: (c: Cell) => number | undefined): number => median(cells.filter((c) => c.config === config).map(f).filter((v): v is number => v !== undefined && Number.isFinite(v)));
     const summary = {
-      deliveryMBps: { alone: of('alone', (c) => c.delivery?.mbps), interference: of('interference', (c) => c.delivery?.mbps), moduleOffload: of('module offload', (c) => c.delivery?.mbps) },
-      compressionSeconds: { alone: of('compression alone', (c) => c.compressSeconds), interference: of('interference', (c) => c.compressSeconds), moduleOffload: of('module offload', (c) => c.compressSeconds) },
-      serverCpuSecondsPerGB: { lighttpdInGuestAlone: of('alone', (c) => c.serverCpuPerGB), lighttpdInGuestInterference: of('interference', (c) => c.serverCpuPerGB), moduleWorkerOnHost: of('module offload', (c) => c.serverCpuPerGB) },
+      deliveryMBps: { alone: of('alone', (c) => c.delivery?.mbps), interference: of('interference', (c) => c.delivery?.mbps), moduleOffload: of('module offload', (c) => c.delivery?.mbps), socketOffload: of('socket offload', (c) => c.delivery?.mbps) },
+      compressionSeconds: { alone: of('compression alone', (c) => c.compressSeconds), interference: of('interference', (c) => c.compressSeconds), moduleOffload: of('module offload', (c) => c.compressSeconds), socketOffload: of('socket offload', (c) => c.compressSeconds) },
+      serverCpuSecondsPerGB: { lighttpdInGuestAlone: of('alone', (c) => c.serverCpuPerGB), lighttpdInGuestInterference: of('interference', (c) => c.serverCpuPerGB), moduleWorkerOnHost: of('module offload', (c) => c.serverCpuPerGB), hylicsdSocketOffload: of('socket offload', (c) => c.serverCpuPerGB) },
+      guestCtxPerSec: { deliveryAlone: of('alone', (c) => c.guestCtxPerSec), interference: of('interference', (c) => c.guestCtxPerSec), moduleOffload: of('module offload', (c) => c.guestCtxPerSec), socketOffload: of('socket offload', (c) => c.guestCtxPerSec), compressionAlone: of('compression alone', (c) => c.guestCtxPerSec) },
     };
     const ratios = {
       deliveryInterferenceVsAlone: summary.deliveryMBps.interference / summary.deliveryMBps.alone,
       deliveryModuleVsAlone: summary.deliveryMBps.moduleOffload / summary.deliveryMBps.alone,
       compressionInterferenceVsAlone: summary.compressionSeconds.interference / summary.compressionSeconds.alone,
       compressionModuleVsAlone: summary.compressionSeconds.moduleOffload / summary.compressionSeconds.alone,
+      deliverySocketVsAlone: summary.deliveryMBps.socketOffload / summary.deliveryMBps.alone,
+      compressionSocketVsAlone: summary.compressionSeconds.socketOffload / summary.compressionSeconds.alone,
+      /** The issue's goal: socket offload delivers at >= 0.9x of module offload. */
+      deliverySocketVsModule: summary.deliveryMBps.socketOffload / summary.deliveryMBps.moduleOffload,
     };
     log(`delivery (median): alone ${summary.deliveryMBps.alone.toFixed(0)} MB/s, interference ${summary.deliveryMBps.interference.toFixed(0)} MB/s (${ratios.deliveryInterferenceVsAlone.toFixed(2)}x), module offload ${summary.deliveryMBps.moduleOffload.toFixed(0)} MB/s (${ratios.deliveryModuleVsAlone.toFixed(2)}x)`);
     log(`compression (median): alone ${summary.compressionSeconds.alone.toFixed(2)} s, interference ${summary.compressionSeconds.interference.toFixed(2)} s (${ratios.compressionInterferenceVsAlone.toFixed(2)}x), module offload ${summary.compressionSeconds.moduleOffload.toFixed(2)} s (${ratios.compressionModuleVsAlone.toFixed(2)}x)`);
+    log(`socket offload: delivery ${summary.deliveryMBps.socketOffload.toFixed(0)} MB/s (${ratios.deliverySocketVsModule.toFixed(2)}x module offload; goal >= 0.9x: ${ratios.deliverySocketVsModule >= 0.9 ? 'met' : 'NOT met'}), compression ${summary.compressionSeconds.socketOffload.toFixed(2)} s (${ratios.compressionSocketVsAlone.toFixed(2)}x alone), hylicsd ${summary.serverCpuSecondsPerGB.hylicsdSocketOffload.toFixed(3)} CPU s/GB`);
+    log(`guest context switches/s: lighttpd alone ${summary.guestCtxPerSec.deliveryAlone.toFixed(0)}, interference ${summary.guestCtxPerSec.interference.toFixed(0)}, socket offload ${summary.guestCtxPerSec.socketOffload.toFixed(0)}, module offload ${summary.guestCtxPerSec.moduleOffload.toFixed(0)} (pigz alone ${summary.guestCtxPerSec.compressionAlone.toFixed(0)})`);
     log(`server CPU per GB delivered: module worker (host) ${summary.serverCpuSecondsPerGB.moduleWorkerOnHost.toFixed(3)} s/GB, lighttpd in the guest ${summary.serverCpuSecondsPerGB.lighttpdInGuestAlone.toFixed(3)} s/GB alone / ${summary.serverCpuSecondsPerGB.lighttpdInGuestInterference.toFixed(3)} s/GB beside pigz`);
 
     const outDir = RESULTS_DIR;
@@ -259,8 +316,10 @@ EOF`);
         deliverFile: { bytes: deliverBytes, content: 'random' }, compressFile: { bytes: compressBytes, content: 'base64 of random bytes' },
         inGuestServer: 'lighttpd -D (network-backend sendfile) started with hylics guest exec, port 8080',
         moduleServer: 'hylics module start --kind http --root www --port 8080 (the guest\'s nginx engine on the host, worker uid 65534, sendfile)',
+        socketServer: `hylics example file-server --root /mnt/hylics/www --port ${SOCKET_PORT} --offload socket in the guest (its HTTP; each body sent by hylicsd after a TCP_REPAIR handoff); server CPU = hylicsd's`,
+        guestCtx: 'voluntary + involuntary context switches of all threads of the guest cgroup\'s processes (/proc/PID/task/TID/status) over the cell',
         compression: 'pigz -p 2 -c input.txt > /dev/null in the guest, timed in the guest',
-        client: 'curl on the host, sequential full downloads of the file from the guest address; alone: '
+        client: 'curl in a client network namespace routed through the host, sequential full downloads of the file from the guest address; alone: '
           + `${ALONE_SECONDS} s or ${ALONE_MAX} downloads; with compression: until pigz ends (the download in flight then completes and counts)`,
         rounds: ROUNDS, hostCpus: Number(execFileSync('nproc').toString().trim()), loadavg: readFileSync('/proc/loadavg', 'utf8').trim(),
       },
@@ -271,9 +330,11 @@ EOF`);
       { group: 'delivery throughput', bar: '(1)/(2) alone', value: 1 },
       { group: 'delivery throughput', bar: '(3) interference', value: ratios.deliveryInterferenceVsAlone },
       { group: 'delivery throughput', bar: '(4) module offload', value: ratios.deliveryModuleVsAlone },
+      { group: 'delivery throughput', bar: '(5) socket offload', value: ratios.deliverySocketVsAlone },
       { group: 'compression time', bar: '(1)/(2) alone', value: 1 },
       { group: 'compression time', bar: '(3) interference', value: ratios.compressionInterferenceVsAlone },
       { group: 'compression time', bar: '(4) module offload', value: ratios.compressionModuleVsAlone },
+      { group: 'compression time', bar: '(5) socket offload', value: ratios.compressionSocketVsAlone },
     ];
     const spec = groupedBarChart(`Compression + delivery in a ${CPUS}-CPU sandbox guest (relative to alone; delivery alone `
       + `${summary.deliveryMBps.alone.toFixed(0)} MB/s, compression alone ${summary.compressionSeconds.alone.toFixed(1)} s)`, bars, 'relative to alone (x)');

@@ -1,6 +1,7 @@
 // Socket offload (paper §4.2, second scheme; docs/offload-socket.md): a sandbox guest runs the example file server
 // (`hylics example file-server`); a client network namespace behind the host downloads with wrk. Side by side in
-// one run, per file size: the guest sending itself (--offload none), socket offload (--offload socket), the
+// one run, per file size: the guest sending itself (--offload none), socket offload (--offload socket: the
+// three-step handoff, and `socket1rt`: the opt-in one-round-trip handoff, HYLICS_OFFLOAD_ONE_ROUND_TRIP=1), the
 // http module (module offload), and a plain host socket on the same path (the same server as a host process,
 // reached through the host's link to the client namespace). Reports throughput, the host-side handoff latency
 // (p50/p99 from `guest show`), the guest's context switches per second (all threads of its cgroup's processes,
@@ -15,7 +16,7 @@ import { renderSvg, type VegaLiteSpec } from '../src/core/plot.js';
 import { run, runRaw } from '../src/os/exec.js';
 import { NODE_BIN, entryArgv } from '../src/os/self.js';
 import { arg, argStr, benchLog } from './lib/args.js';
-import { cgroupCpuSeconds } from './lib/measure.js';
+import { cgroupCpuSeconds, cgroupProcsFile, ctxSwitches } from './lib/measure.js';
 import { RESULTS_DIR } from './lib/results.js';
 import { benchSession } from './lib/session.js';
 
@@ -26,26 +27,8 @@ const SIZES = argStr('sizes', '1,16,64').split(',').map(Number);
 const MiB = 1024 * 1024;
 const CLK_TCK = 100;
 
-type Scheme = 'guest' | 'socket' | 'module' | 'host';
+type Scheme = 'guest' | 'socket' | 'socket1rt' | 'module' | 'host';
 interface Row { scheme: Scheme; sizeMiB: number; MBps: number; requests: number; ctxPerSec: number; guestCpuSecPerGB: number; hostCpuSecPerGB: number; errors: string }
-
-/** Context switches so far of every thread of every process in the cgroup (v1 cpu or v2 path). */
-function ctxSwitches(procsFile: string): number {
-  let n = 0;
-  let pids: string[] = [];
-  try { pids = readFileSync(procsFile, 'utf8').split('\n').filter(Boolean); } catch { return 0; }
-  for (const pid of pids) {
-    let tids: string[] = [];
-    try { tids = readdirSync(`/proc/${pid}/task`); } catch { continue; }
-    for (const tid of tids) {
-      try {
-        const s = readFileSync(`/proc/${pid}/task/${tid}/status`, 'utf8');
-        n += Number(/voluntary_ctxt_switches:\s+(\d+)/.exec(s)?.[1] ?? 0) + Number(/nonvoluntary_ctxt_switches:\s+(\d+)/.exec(s)?.[1] ?? 0);
-      } catch { /* exited */ }
-    }
-  }
-  return n;
-}
 
 /** utime+stime (s) of a process and all its descendants alive now. */
 function treeCpu(root: number): number {
@@ -86,7 +69,7 @@ async function main(): Promise<void> {
     const maxMiB = Math.max(...SIZES);
     const v = await s.createGuest<GuestView>(g, ['--share-size', `${SIZES.reduce((a, b) => a + b, 0) + 16}M`, '--memory', '512M', '--cpus', '1']);
     const cg = String((v.driverInfo as { cgroup: string }).cgroup);
-    const procsFile = [`/sys/fs/cgroup/cpu/${cg}/cgroup.procs`, `/sys/fs/cgroup/${cg}/cgroup.procs`, `/sys/fs/cgroup/unified/${cg}/cgroup.procs`].find((f) => { try { readFileSync(f); return true; } catch { return false; } }) ?? '';
+    const procsFile = cgroupProcsFile(cg);
     log(`guest ${g} at ${v.address}, cgroup ${cg}; files ${SIZES.join(', ')} MiB (max ${maxMiB})`);
     for (const m of SIZES) execFileSync('dd', ['if=/dev/urandom', `of=${join(v.share.path, `f${m}`)}`, 'bs=1M', `count=${m}`, 'status=none']);
     await run('ip', ['netns', 'add', W]);
@@ -99,12 +82,14 @@ async function main(): Promise<void> {
     await run('ip', ['-n', W, 'route', 'add', 'default', 'via', wHostAddr]);
 
     const cli = [NODE_BIN, ...entryArgv('cli/main')].join(' ');
-    await s.gexec(g, `setsid ${cli} example file-server --root /mnt/hylics --port 8080 --offload socket > /run/hylics/fs-socket.log 2>&1 < /dev/null &`);
+    const trace = process.env.HYLICS_OFFLOAD_TRACE === '1' ? 'HYLICS_OFFLOAD_TRACE=1 ' : '';
+    await s.gexec(g, `${trace}setsid ${cli} example file-server --root /mnt/hylics --port 8080 --offload socket > /run/hylics/fs-socket.log 2>&1 < /dev/null &`);
+    await s.gexec(g, `HYLICS_OFFLOAD_ONE_ROUND_TRIP=1 ${trace}setsid ${cli} example file-server --root /mnt/hylics --port 8084 --offload socket > /run/hylics/fs-socket1rt.log 2>&1 < /dev/null &`);
     await s.gexec(g, `setsid ${cli} example file-server --root /mnt/hylics --port 8081 --offload none > /run/hylics/fs-none.log 2>&1 < /dev/null &`);
     await s.cli(['module', 'start', g, '--kind', 'http', '--root', '/', '--port', '8082']);
     hostServer = spawn(NODE_BIN, [...entryArgv('cli/main'), 'example', 'file-server', '--root', v.share.path, '--port', '8083', '--host', wHostAddr, '--offload', 'none'], { stdio: 'ignore' });
     const url: Record<Scheme, (m: number) => string> = {
-      socket: (m) => `http://${v.address}:8080/f${m}`, guest: (m) => `http://${v.address}:8081/f${m}`,
+      socket: (m) => `http://${v.address}:8080/f${m}`, socket1rt: (m) => `http://${v.address}:8084/f${m}`, guest: (m) => `http://${v.address}:8081/f${m}`,
       module: (m) => `http://${v.address}:8082/f${m}`, host: (m) => `http://${wHostAddr}:8083/f${m}`,
     };
     for (const sc of Object.keys(url) as Scheme[]) {
@@ -118,7 +103,7 @@ async function main(): Promise<void> {
     const daemonPid = s.daemon().pid!;
     const rows: Row[] = [];
     for (const m of SIZES) {
-      for (const sc of ['guest', 'socket', 'module', 'host'] as Scheme[]) {
+      for (const sc of ['guest', 'socket', 'socket1rt', 'module', 'host'] as Scheme[]) {
         const c0 = ctxSwitches(procsFile);
         const g0 = cgroupCpuSeconds(cg);
         const h0 = sc === 'host' ? treeCpu(hostServer.pid!) : treeCpu(daemonPid);
@@ -136,15 +121,15 @@ async function main(): Promise<void> {
           errors: [/Non-2xx.*$/m.exec(out)?.[0], /Socket errors.*$/m.exec(out)?.[0]].filter(Boolean).join('; '),
         };
         rows.push(row);
-        log(`${String(m).padStart(3)} MiB ${sc.padEnd(6)} ${row.MBps.toFixed(0).padStart(6)} MB/s  ${row.ctxPerSec.toFixed(0).padStart(7)} guest ctx/s  guest ${row.guestCpuSecPerGB.toFixed(2)} / host ${row.hostCpuSecPerGB.toFixed(2)} CPU s/GB ${row.errors}`);
+        log(`${String(m).padStart(3)} MiB ${sc.padEnd(9)} ${row.MBps.toFixed(0).padStart(6)} MB/s  ${row.ctxPerSec.toFixed(0).padStart(7)} guest ctx/s  guest ${row.guestCpuSecPerGB.toFixed(2)} / host ${row.hostCpuSecPerGB.toFixed(2)} CPU s/GB ${row.errors}`);
       }
     }
     const off = ((await s.cli(['guest', 'show', g, '--json'])).json as GuestView).offload?.socket;
     const ratios = SIZES.map((m) => {
       const by = (sc: Scheme): Row => rows.find((r) => r.scheme === sc && r.sizeMiB === m)!;
-      return { sizeMiB: m, socketVsHost: by('socket').MBps / by('host').MBps, socketVsModule: by('socket').MBps / by('module').MBps, socketVsGuest: by('socket').MBps / by('guest').MBps };
+      return { sizeMiB: m, socketVsHost: by('socket').MBps / by('host').MBps, socket1rtVsHost: by('socket1rt').MBps / by('host').MBps, socketVsModule: by('socket').MBps / by('module').MBps, socketVsGuest: by('socket').MBps / by('guest').MBps };
     });
-    for (const q of ratios) log(`${q.sizeMiB} MiB: socket/host ${q.socketVsHost.toFixed(2)}x, socket/module ${q.socketVsModule.toFixed(2)}x, socket/guest ${q.socketVsGuest.toFixed(2)}x`);
+    for (const q of ratios) log(`${q.sizeMiB} MiB: socket/host ${q.socketVsHost.toFixed(2)}x, one-round-trip socket/host ${q.socket1rtVsHost.toFixed(2)}x, socket/module ${q.socketVsModule.toFixed(2)}x, socket/guest ${q.socketVsGuest.toFixed(2)}x`);
     log(`handoff latency (host side) p50 ${off?.latencyMs.p50?.toFixed(1)} ms, p99 ${off?.latencyMs.p99?.toFixed(1)} ms over ${off?.latencyMs.count}; fallbacks ${JSON.stringify(off?.fallbacks)}`);
     const goal = ratios.every((q) => q.socketVsHost >= 0.9);
     log(`goal (socket >= 0.9x a plain host socket for >= 1 MiB): ${goal ? 'met' : 'NOT met'}`);

@@ -1,5 +1,5 @@
 // Small measurement helpers shared by the benchmarks that run real guests.
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync } from 'node:fs';
 
 export const median = (xs: number[]): number => {
   const s = [...xs].sort((a, b) => a - b);
@@ -14,4 +14,27 @@ export function cgroupCpuSeconds(cgroup: string): number {
   const v2 = `/sys/fs/cgroup/${cgroup}/cpu.stat`;
   if (existsSync(v2)) return Number(/usage_usec (\d+)/.exec(readFileSync(v2, 'utf8'))?.[1] ?? 0) / 1e6;
   return NaN;
+}
+
+/** The cgroup.procs file of a guest's cgroup (v1 cpu, v2, or v2 under unified), or '' when none is found. */
+export function cgroupProcsFile(cgroup: string): string {
+  return [`/sys/fs/cgroup/cpu/${cgroup}/cgroup.procs`, `/sys/fs/cgroup/${cgroup}/cgroup.procs`, `/sys/fs/cgroup/unified/${cgroup}/cgroup.procs`].find((f) => existsSync(f)) ?? '';
+}
+
+/** Context switches so far (voluntary + involuntary) of every thread of every process listed in `procsFile`. */
+export function ctxSwitches(procsFile: string): number {
+  let n = 0;
+  let pids: string[] = [];
+  try { pids = readFileSync(procsFile, 'utf8').split('\n').filter(Boolean); } catch { return 0; }
+  for (const pid of pids) {
+    let tids: string[] = [];
+    try { tids = readdirSync(`/proc/${pid}/task`); } catch { continue; }
+    for (const tid of tids) {
+      try {
+        const s = readFileSync(`/proc/${pid}/task/${tid}/status`, 'utf8');
+        n += Number(/voluntary_ctxt_switches:\s+(\d+)/.exec(s)?.[1] ?? 0) + Number(/nonvoluntary_ctxt_switches:\s+(\d+)/.exec(s)?.[1] ?? 0);
+      } catch { /* exited */ }
+    }
+  }
+  return n;
 }
