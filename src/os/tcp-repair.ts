@@ -76,7 +76,7 @@ export function restore(state: TcpStateT, opts: RestoreOptions = {}): number {
 export function dropFilter(fd: number, on: boolean): void {
   const a = need();
   if (!a.dropFilter) throw new HylicsError('HYLICS_ERR_TCP_REPAIR_UNAVAILABLE', 'the native addon is too old for socket offload (no dropFilter); rebuild it with npm run build:native');
-  try { a.dropFilter(fd, on); } catch (e) { throw fromNative(e, on ? 'drop filter' : 'drop filter off'); }
+  try { a.dropFilter(fd, on); } catch (e) { throw repairError(e, on ? 'drop filter' : 'drop filter off'); }
 }
 
 /** TCP_REPAIR on (freeze) or off (thaw; the kernel sends a window probe). */
