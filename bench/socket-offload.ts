@@ -8,6 +8,7 @@
 // from /proc) and CPU seconds per GB in the guest's cgroup and on the host (hylicsd and its module workers, or
 // the host server). Writes bench/results/socket-offload.{json,svg}.
 //   npm run bench -- socket-offload [--duration 5] [--connections 4] [--sizes 1,16,64] (MiB)
+// (HYLICS_OFFLOAD_NETLINK=1 in the environment: the daemon changes steering sets over netlink, see nft-steer.ts)
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
