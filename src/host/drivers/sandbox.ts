@@ -281,22 +281,7 @@ export class SandboxDriver implements GuestDriver {
 
       undo.push(['netns', () => deleteNetns(net.netns)]);
       undo.push(['veth', () => deleteLink(net.hostIf)]);
-      try {
-        await attachNetns(net.netns, pid);
-        await createVeth({
-          netns: net.netns,
-          hostIf: net.hostIf,
-          guestIf: net.guestIf,
-          hostAddr: net.hostAddr,
-          guestAddr: net.guestAddr,
-          prefixLen: net.prefixLen,
-        });
-        await enableIpForward();
-      } catch (e) {
-        const err = toHylicsError(e);
-        if (err.code !== 'HYLICS_ERR_OS_COMMAND_FAILED') throw err;
-        throw new HylicsError('HYLICS_ERR_SANDBOX_NETNS_FAILED', `network setup for ${spec.name} failed: ${err.message}`, err.details, { cause: err });
-      }
+      await this.network(ctx, () => attachNetns(net.netns, pid));
       await crun(crunRoot, ['start', id]);
       const initStartTime = (await processStartTime(pid)) ?? 0;
       const state: SandboxState = {
@@ -312,6 +297,27 @@ export class SandboxDriver implements GuestDriver {
     }
   }
 
+  /** The guest's network namespace (`enter`: made or joined), its veth pair and forwarding. */
+  private async network(ctx: DriverContext, enter: () => Promise<void>): Promise<void> {
+    const net = ctx.network;
+    try {
+      await enter();
+      await createVeth({
+        netns: net.netns,
+        hostIf: net.hostIf,
+        guestIf: net.guestIf,
+        hostAddr: net.hostAddr,
+        guestAddr: net.guestAddr,
+        prefixLen: net.prefixLen,
+      });
+      await enableIpForward();
+    } catch (e) {
+      const err = toHylicsError(e);
+      if (err.code !== 'HYLICS_ERR_OS_COMMAND_FAILED') throw err;
+      throw new HylicsError('HYLICS_ERR_SANDBOX_NETNS_FAILED', `network setup for ${ctx.spec.name} failed: ${err.message}`, err.details, { cause: err });
+    }
+  }
+
   private async startNamespaces(ctx: DriverContext): Promise<SandboxState> {
     const { spec, paths, network: net } = ctx;
     const stateDir = await checkStateDir(ctx.stateDir);
@@ -323,22 +329,7 @@ export class SandboxDriver implements GuestDriver {
 
       undo.push(['netns', () => deleteNetns(net.netns)]);
       undo.push(['veth', () => deleteLink(net.hostIf)]);
-      try {
-        await createNetns(net.netns);
-        await createVeth({
-          netns: net.netns,
-          hostIf: net.hostIf,
-          guestIf: net.guestIf,
-          hostAddr: net.hostAddr,
-          guestAddr: net.guestAddr,
-          prefixLen: net.prefixLen,
-        });
-        await enableIpForward();
-      } catch (e) {
-        const err = toHylicsError(e);
-        if (err.code !== 'HYLICS_ERR_OS_COMMAND_FAILED') throw err;
-        throw new HylicsError('HYLICS_ERR_SANDBOX_NETNS_FAILED', `network setup for ${spec.name} failed: ${err.message}`, err.details, { cause: err });
-      }
+      await this.network(ctx, () => createNetns(net.netns));
 
       // mount points the init binds onto; empty directories on the host
       await mkdir(GUEST_SHARE_DIR, { recursive: true, mode: 0o755 });

@@ -524,17 +524,7 @@ export class ModuleManager extends EventEmitter<ModuleManagerEvents> {
         disableSymlinks: this.disableSymlinks,
       });
     if (!st.engine) {
-      await this.ensureCgroup(st);
-      st.engine = new NginxEngine({
-        guest: st.guest.name,
-        nginx: findNginx()!,
-        runDir: st.runDir,
-        user: this.user,
-        procsFiles: st.cgroup?.procsFiles() ?? [],
-        log: this.log,
-        onExit: (code, signal) => this.onEngineExit(st, code, signal),
-      });
-      st.engine.prepare();
+      st.engine = await this.createEngine(st);
     }
     const gen = st.generation + 1;
     st.engine.writeConf(conf(gen));
@@ -625,21 +615,28 @@ export class ModuleManager extends EventEmitter<ModuleManagerEvents> {
     if (reply.op !== 'started') throw new HylicsError('HYLICS_ERR_MODULE_WORKER', `unexpected gate reply ${reply.op}`);
   }
 
+  /** The guest's nginx engine (prepared, not started), in its cgroup; set as st.engine before it is prepared. */
+  private async createEngine(st: GuestState): Promise<NginxEngine> {
+    await this.ensureCgroup(st);
+    const engine = new NginxEngine({
+      guest: st.guest.name,
+      nginx: findNginx()!,
+      runDir: st.runDir,
+      user: this.user,
+      procsFiles: st.cgroup?.procsFiles() ?? [],
+      log: this.log,
+      onExit: (code, signal) => this.onEngineExit(st, code, signal),
+    });
+    st.engine = engine;
+    engine.prepare();
+    return engine;
+  }
+
   private async ensureGate(st: GuestState): Promise<void> {
     if (st.gate && st.gateReady) return st.gateReady;
     if (!st.engine) {
       // the gate's sockets live in the engine's run directory: make it before the engine exists
-      await this.ensureCgroup(st);
-      st.engine = new NginxEngine({
-        guest: st.guest.name,
-        nginx: findNginx()!,
-        runDir: st.runDir,
-        user: this.user,
-        procsFiles: st.cgroup?.procsFiles() ?? [],
-        log: this.log,
-        onExit: (code, signal) => this.onEngineExit(st, code, signal),
-      });
-      st.engine.prepare();
+      st.engine = await this.createEngine(st);
     }
     const shareFd = openShareDir(st.guest.sharePath);
     let gateDirFd: number;
