@@ -37,10 +37,18 @@ const SOCKET_PORT = 8090;
 const CLK_TCK = Number(execFileSync('getconf', ['CLK_TCK']).toString().trim()) || 100;
 const log = benchLog('hybrid');
 
-function run(cmd: string, args: string[], timeoutMs = 120_000): Promise<{ code: number; stdout: string; stderr: string }> {
+function run(
+  cmd: string,
+  args: string[],
+  timeoutMs = 120_000,
+): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
     execFile(cmd, args, { maxBuffer: 16 * 1024 * 1024, timeout: timeoutMs }, (err, stdout, stderr) => {
-      resolve({ code: err ? (typeof err.code === 'number' ? err.code : 1) : 0, stdout: String(stdout), stderr: String(stderr) });
+      resolve({
+        code: err ? (typeof err.code === 'number' ? err.code : 1) : 0,
+        stdout: String(stdout),
+        stderr: String(stderr),
+      });
     });
   });
 }
@@ -61,10 +69,14 @@ function procStatus(pid: string): { ppid: number; uid: number } | undefined {
   } catch { return undefined; }
 }
 
-/** The module engine's nginx worker (uid 65534) that serves: a descendant of the daemon (daemon > unshare > master > worker). */
+/**
+ * The module engine's nginx worker (uid 65534) that serves: a descendant of the daemon (daemon > unshare > master >
+ * worker).
+ */
 function findWorker(daemonPid: number): number | undefined {
   const descends = (pid: string): boolean => {
-    for (let p = procStatus(pid), hops = 0; p && hops < 4; p = procStatus(String(p.ppid)), hops++) if (p.ppid === daemonPid) return true;
+    for (let p = procStatus(pid), hops = 0; p && hops < 4; p = procStatus(String(p.ppid)), hops++)
+      if (p.ppid === daemonPid) return true;
     return false;
   };
   for (const p of readdirSync('/proc')) {
@@ -284,7 +296,13 @@ EOF`);
     }
     void moduleId;
 
-    const of = (config: string, f: (c: Cell) => number | undefined): number => median(cells.filter((c) => c.config === config).map(f).filter((v): v is number => v !== undefined && Number.isFinite(v)));
+    const of = (config: string, f: (c: Cell) => number | undefined): number =>
+      median(
+        cells
+          .filter((c) => c.config === config)
+          .map(f)
+          .filter((v): v is number => v !== undefined && Number.isFinite(v)),
+      );
     const summary = {
       deliveryMBps: { alone: of('alone', (c) => c.delivery?.mbps), interference: of('interference', (c) => c.delivery?.mbps), moduleOffload: of('module offload', (c) => c.delivery?.mbps), socketOffload: of('socket offload', (c) => c.delivery?.mbps) },
       compressionSeconds: { alone: of('compression alone', (c) => c.compressSeconds), interference: of('interference', (c) => c.compressSeconds), moduleOffload: of('module offload', (c) => c.compressSeconds), socketOffload: of('socket offload', (c) => c.compressSeconds) },

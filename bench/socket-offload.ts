@@ -29,7 +29,16 @@ const MiB = 1024 * 1024;
 const CLK_TCK = 100;
 
 type Scheme = 'guest' | 'socket' | 'socket1rt' | 'module' | 'host';
-interface Row { scheme: Scheme; sizeMiB: number; MBps: number; requests: number; ctxPerSec: number; guestCpuSecPerGB: number; hostCpuSecPerGB: number; errors: string }
+interface Row {
+  scheme: Scheme;
+  sizeMiB: number;
+  MBps: number;
+  requests: number;
+  ctxPerSec: number;
+  guestCpuSecPerGB: number;
+  hostCpuSecPerGB: number;
+  errors: string;
+}
 
 /** utime+stime (s) of a process and all its descendants alive now. */
 function treeCpu(root: number): number {

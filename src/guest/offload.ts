@@ -116,9 +116,20 @@ function serialize<T>(socket: Socket, fn: () => Promise<T>): Promise<T> {
   return next;
 }
 
-async function sendInGuest(socket: Socket, file: string, offset: number, count: number | undefined, reason: FallbackReason, message: string, opts: OffloadOptions): Promise<SendfileResult> {
+async function sendInGuest(
+  socket: Socket,
+  file: string,
+  offset: number,
+  count: number | undefined,
+  reason: FallbackReason,
+  message: string,
+  opts: OffloadOptions,
+): Promise<SendfileResult> {
   last = { reason, message };
-  if (!opts.disabled) void client(opts).then((c) => c.request('offload.socket.fallback', { reason }, { timeoutMs: 5000 })).catch(() => undefined);
+  if (!opts.disabled)
+    void client(opts)
+      .then((c) => c.request('offload.socket.fallback', { reason }, { timeoutMs: 5000 }))
+      .catch(() => undefined);
   const fd = openSync(file, 'r');
   try {
     const size = fstatSync(fd).size;
@@ -127,7 +138,9 @@ async function sendInGuest(socket: Socket, file: string, offset: number, count: 
     const bytes = await sendFileToSocket(socket, fd, start, n);
     if (opts.mode === 'terminal') socket.end();
     return { bytes, by: 'guest', reason };
-  } finally { closeSync(fd); }
+  } finally {
+    closeSync(fd);
+  }
 }
 
 /**
@@ -136,7 +149,13 @@ async function sendInGuest(socket: Socket, file: string, offset: number, count: 
  * the client went away, or another registry error when the connection was lost in a handoff (the socket is then
  * destroyed; the app must not use it).
  */
-export function hylicsSendfile(socket: Socket, file: string, offset = 0, count?: number, opts: OffloadOptions = {}): Promise<SendfileResult> {
+export function hylicsSendfile(
+  socket: Socket,
+  file: string,
+  offset = 0,
+  count?: number,
+  opts: OffloadOptions = {},
+): Promise<SendfileResult> {
   return serialize(socket, () => sendfileNow(socket, file, offset, count, opts));
 }
 
@@ -174,31 +193,55 @@ const REFUSED_BEFORE_TAKEOVER = new Set<ErrorCode>([
 ]);
 const refusedBeforeTakeover = (e: HylicsError): boolean => REFUSED_BEFORE_TAKEOVER.has(e.code) || e.code.startsWith('HYLICS_ERR_FILE');
 
-/** Our frozen socket is still the connection (the host took nothing): thaw it behind the filter, then let packets in. */
+/**
+ * Our frozen socket is still the connection (the host took nothing): thaw it behind the filter, then let packets in.
+ */
 function thaw(fd: number): void {
   setRepair(fd, false);
   dropFilter(fd, false);
 }
 
-async function sendfileNow(socket: Socket, file: string, offset: number, count: number | undefined, opts: OffloadOptions): Promise<SendfileResult> {
-  return (opts.oneRoundTrip ?? ONE_ROUND_TRIP) ? sendfileOneRoundTrip(socket, file, offset, count, opts) : sendfileThreeStep(socket, file, offset, count, opts);
+async function sendfileNow(
+  socket: Socket,
+  file: string,
+  offset: number,
+  count: number | undefined,
+  opts: OffloadOptions,
+): Promise<SendfileResult> {
+  return (opts.oneRoundTrip ?? ONE_ROUND_TRIP)
+    ? sendfileOneRoundTrip(socket, file, offset, count, opts)
+    : sendfileThreeStep(socket, file, offset, count, opts);
 }
 
 /** The one-round-trip handoff (offload.socket.handoff, drop filters instead of the host's hold): opt-in. */
-async function sendfileOneRoundTrip(socket: Socket, file: string, offset: number, count: number | undefined, opts: OffloadOptions): Promise<SendfileResult> {
+async function sendfileOneRoundTrip(
+  socket: Socket,
+  file: string,
+  offset: number,
+  count: number | undefined,
+  opts: OffloadOptions,
+): Promise<SendfileResult> {
   const share = resolve(opts.share ?? process.env.HYLICS_SHARE ?? DEFAULT_SHARE_DIR);
   const abs = resolve(file);
   const rel = relative(share, abs);
   if (opts.disabled) return sendInGuest(socket, abs, offset, count, 'error', 'offload disabled by the caller', opts);
-  if (rel === '' || rel.startsWith('..') || rel.startsWith('/')) return sendInGuest(socket, abs, offset, count, 'outside-share', `${abs} is not inside the share ${share}`, opts);
-  if (socketFd(socket) === undefined) return sendInGuest(socket, abs, offset, count, 'not-quiescent', 'not a TCP socket with an fd', opts);
+  if (rel === '' || rel.startsWith('..') || rel.startsWith('/'))
+    return sendInGuest(socket, abs, offset, count, 'outside-share', `${abs} is not inside the share ${share}`, opts);
+  if (socketFd(socket) === undefined)
+    return sendInGuest(socket, abs, offset, count, 'not-quiescent', 'not a TCP socket with an fd', opts);
   const mode = opts.mode ?? 'return';
   const trace = tracer();
   let c: AgentClient;
-  try { c = await client(opts); } catch (e) { return sendInGuest(socket, abs, offset, count, 'host-unreachable', toHylicsError(e).message, opts); }
+  try {
+    c = await client(opts);
+  } catch (e) {
+    return sendInGuest(socket, abs, offset, count, 'host-unreachable', toHylicsError(e).message, opts);
+  }
 
   let q: { wasReading: boolean; fd: number };
-  try { q = await quiesce(socket, QUIESCE_TIMEOUT_MS, QUIESCE_MAX_UNACKED); } catch (e) {
+  try {
+    q = await quiesce(socket, QUIESCE_TIMEOUT_MS, QUIESCE_MAX_UNACKED);
+  } catch (e) {
     const err = toHylicsError(e);
     return sendInGuest(socket, abs, offset, count, reasonOf(err), err.message, opts);
   }
@@ -211,7 +254,11 @@ async function sendfileOneRoundTrip(socket: Socket, file: string, offset: number
     state = freezeAndDump(q.fd);
   } catch (e) {
     // not frozen (the addon left the socket as it was): send here
-    try { dropFilter(q.fd, false); } catch { /* never attached */ }
+    try {
+      dropFilter(q.fd, false);
+    } catch {
+      /* never attached */
+    }
     resumeReading(socket, q.wasReading);
     const err = toHylicsError(e);
     return sendInGuest(socket, abs, offset, count, reasonOf(err), err.message, opts);
@@ -219,14 +266,30 @@ async function sendfileOneRoundTrip(socket: Socket, file: string, offset: number
   trace('freeze');
   let res;
   try {
-    res = await c.request('offload.socket.handoff', {
-      localAddr: plainAddr(socket.localAddress), localPort: socket.localPort!, remoteAddr: plainAddr(socket.remoteAddress), remotePort: socket.remotePort!,
-      path: rel, offset, ...(count !== undefined ? { count } : {}), mode, state,
-    }, { timeoutMs: SEND_TIMEOUT_MS });
+    res = await c.request(
+      'offload.socket.handoff',
+      {
+        localAddr: plainAddr(socket.localAddress),
+        localPort: socket.localPort!,
+        remoteAddr: plainAddr(socket.remoteAddress),
+        remotePort: socket.remotePort!,
+        path: rel,
+        offset,
+        ...(count !== undefined ? { count } : {}),
+        mode,
+        state,
+      },
+      { timeoutMs: SEND_TIMEOUT_MS },
+    );
   } catch (e) {
     const err = toHylicsError(e);
     if (refusedBeforeTakeover(err)) {
-      try { thaw(q.fd); } catch (t) { socket.destroy(); throw toHylicsError(t); }
+      try {
+        thaw(q.fd);
+      } catch (t) {
+        socket.destroy();
+        throw toHylicsError(t);
+      }
       resumeReading(socket, q.wasReading);
       return sendInGuest(socket, abs, offset, count, reasonOf(err), err.message, opts);
     }
@@ -244,7 +307,9 @@ async function sendfileOneRoundTrip(socket: Socket, file: string, offset: number
       dropFilter(q.fd, false);
     } catch (e) {
       // the host still holds its frozen copy: let it finish the connection cleanly
-      await c.request('offload.socket.release', { handoff, finish: true }, { timeoutMs: 10_000 }).catch(() => undefined);
+      await c
+        .request('offload.socket.release', { handoff, finish: true }, { timeoutMs: 10_000 })
+        .catch(() => undefined);
       socket.destroy();
       throw toHylicsError(e);
     }
@@ -260,7 +325,9 @@ async function sendfileOneRoundTrip(socket: Socket, file: string, offset: number
     // cannot have the whole response, and send its next request, before this socket is live again
     const tail = res.count - res.bytes;
     if (tail > 0) {
-      try { await sendTail(socket, abs, offset + res.bytes, tail); } catch (e) {
+      try {
+        await sendTail(socket, abs, offset + res.bytes, tail);
+      } catch (e) {
         const err = toHylicsError(e);
         const tailSent = typeof err.details?.bytesSent === 'number' ? err.details.bytesSent : 0;
         throw new HylicsError(err.code, err.message, { ...err.details, bytesSent: res.bytes + tailSent, handoff });
@@ -272,33 +339,65 @@ async function sendfileOneRoundTrip(socket: Socket, file: string, offset: number
   }
   // finished or peer gone: the host closed the connection; ours is frozen (and filtered) and closes silently
   socket.destroy();
-  if (res.outcome === 'finished') { last = undefined; return { bytes: res.bytes, by: 'host', finished: true }; }
-  throw new HylicsError('HYLICS_ERR_PEER_CLOSED', `the client went away during the host's send: ${res.reason ?? ''}`, { bytesSent: res.bytes, handoff });
+  if (res.outcome === 'finished') {
+    last = undefined;
+    return { bytes: res.bytes, by: 'host', finished: true };
+  }
+  throw new HylicsError('HYLICS_ERR_PEER_CLOSED', `the client went away during the host's send: ${res.reason ?? ''}`, {
+    bytesSent: res.bytes,
+    handoff,
+  });
 }
 
 /** The three-step handoff (begin holds the flow on the host, send, awaited release): the default. */
-async function sendfileThreeStep(socket: Socket, file: string, offset: number, count: number | undefined, opts: OffloadOptions): Promise<SendfileResult> {
+async function sendfileThreeStep(
+  socket: Socket,
+  file: string,
+  offset: number,
+  count: number | undefined,
+  opts: OffloadOptions,
+): Promise<SendfileResult> {
   const share = resolve(opts.share ?? process.env.HYLICS_SHARE ?? DEFAULT_SHARE_DIR);
   const abs = resolve(file);
   const rel = relative(share, abs);
   if (opts.disabled) return sendInGuest(socket, abs, offset, count, 'error', 'offload disabled by the caller', opts);
-  if (rel === '' || rel.startsWith('..') || rel.startsWith('/')) return sendInGuest(socket, abs, offset, count, 'outside-share', `${abs} is not inside the share ${share}`, opts);
-  if (socketFd(socket) === undefined) return sendInGuest(socket, abs, offset, count, 'not-quiescent', 'not a TCP socket with an fd', opts);
+  if (rel === '' || rel.startsWith('..') || rel.startsWith('/'))
+    return sendInGuest(socket, abs, offset, count, 'outside-share', `${abs} is not inside the share ${share}`, opts);
+  if (socketFd(socket) === undefined)
+    return sendInGuest(socket, abs, offset, count, 'not-quiescent', 'not a TCP socket with an fd', opts);
   const mode = opts.mode ?? 'return';
   let c: AgentClient;
-  try { c = await client(opts); } catch (e) { return sendInGuest(socket, abs, offset, count, 'host-unreachable', toHylicsError(e).message, opts); }
+  try {
+    c = await client(opts);
+  } catch (e) {
+    return sendInGuest(socket, abs, offset, count, 'host-unreachable', toHylicsError(e).message, opts);
+  }
 
   let q: { wasReading: boolean; fd: number };
-  try { q = await quiesce(socket, QUIESCE_TIMEOUT_MS); } catch (e) {
+  try {
+    q = await quiesce(socket, QUIESCE_TIMEOUT_MS);
+  } catch (e) {
     const err = toHylicsError(e);
     return sendInGuest(socket, abs, offset, count, reasonOf(err), err.message, opts);
   }
   let handoff: string;
   try {
-    handoff = (await c.request('offload.socket.begin', {
-      localAddr: plainAddr(socket.localAddress), localPort: socket.localPort!, remoteAddr: plainAddr(socket.remoteAddress), remotePort: socket.remotePort!,
-      path: rel, offset, ...(count !== undefined ? { count } : {}), mode,
-    }, { timeoutMs: 10_000 })).handoff;
+    handoff = (
+      await c.request(
+        'offload.socket.begin',
+        {
+          localAddr: plainAddr(socket.localAddress),
+          localPort: socket.localPort!,
+          remoteAddr: plainAddr(socket.remoteAddress),
+          remotePort: socket.remotePort!,
+          path: rel,
+          offset,
+          ...(count !== undefined ? { count } : {}),
+          mode,
+        },
+        { timeoutMs: 10_000 },
+      )
+    ).handoff;
   } catch (e) {
     resumeReading(socket, q.wasReading);
     const err = toHylicsError(e);
@@ -329,7 +428,9 @@ async function sendfileThreeStep(socket: Socket, file: string, offset: number, c
       restore(res.state, { replaceFd: q.fd });
     } catch (e) {
       // the host still holds its frozen copy: let it finish the connection cleanly
-      await c.request('offload.socket.release', { handoff, finish: true }, { timeoutMs: 10_000 }).catch(() => undefined);
+      await c
+        .request('offload.socket.release', { handoff, finish: true }, { timeoutMs: 10_000 })
+        .catch(() => undefined);
       socket.destroy();
       throw toHylicsError(e);
     }
@@ -344,6 +445,12 @@ async function sendfileThreeStep(socket: Socket, file: string, offset: number, c
   }
   // finished or peer gone: the host closed the connection; ours is frozen and closes silently
   socket.destroy();
-  if (res.outcome === 'finished') { last = undefined; return { bytes: res.bytes, by: 'host', finished: true }; }
-  throw new HylicsError('HYLICS_ERR_PEER_CLOSED', `the client went away during the host's send: ${res.reason ?? ''}`, { bytesSent: res.bytes, handoff });
+  if (res.outcome === 'finished') {
+    last = undefined;
+    return { bytes: res.bytes, by: 'host', finished: true };
+  }
+  throw new HylicsError('HYLICS_ERR_PEER_CLOSED', `the client went away during the host's send: ${res.reason ?? ''}`, {
+    bytesSent: res.bytes,
+    handoff,
+  });
 }

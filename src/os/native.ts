@@ -22,11 +22,27 @@ export interface OpenedFile {
 
 export interface Addon {
   openBeneath(dirFd: number, relPath: string, wantDir?: boolean): OpenedFile;
-  sendfile(outFd: number, inFd: number, offset: number, count: number, jobId: number, stallMs?: number): Promise<number>;
+  sendfile(
+    outFd: number,
+    inFd: number,
+    offset: number,
+    count: number,
+    jobId: number,
+    stallMs?: number,
+  ): Promise<number>;
   sendfileNow(outFd: number, inFd: number, offset: number, maxBytes: number): number;
   abortSendfile(jobId: number): void;
   tcpRepairDump(fd: number): NativeTcpState;
-  tcpRepairRestore(state: NativeTcpState, opts: { transparent?: boolean; replaceFd?: number; inPlace?: boolean; repairOff?: -1 | 0 | 1; dropFilter?: boolean }): number;
+  tcpRepairRestore(
+    state: NativeTcpState,
+    opts: {
+      transparent?: boolean;
+      replaceFd?: number;
+      inPlace?: boolean;
+      repairOff?: -1 | 0 | 1;
+      dropFilter?: boolean;
+    },
+  ): number;
   tcpNames(fd: number): { localAddr: string; localPort: number; remoteAddr: string; remotePort: number };
   recvWithFd(unixFd: number, maxBytes: number): { data: Buffer; fd: number; truncated: boolean } | null;
   sendWithFd(unixFd: number, data: Buffer, fd: number): number;
@@ -102,7 +118,12 @@ export function nativeStatus(): { loaded: boolean; reason?: string; open: 'opena
  * (core/errors/errno.ts) for this kind of call, unless the addon set one for a condition that is not an errno
  * (a file that is not a regular one, a file changed while opening).
  */
-export function fromNative(e: unknown, call: ErrnoCall, what: string, details: Record<string, unknown> = {}): HylicsError {
+export function fromNative(
+  e: unknown,
+  call: ErrnoCall,
+  what: string,
+  details: Record<string, unknown> = {},
+): HylicsError {
   if (e instanceof HylicsError) return e;
   const err = e as { code?: unknown; errno?: unknown; message?: string; bytesSent?: number };
   const code = isErrorCode(err.code) ? err.code : codeForErrno(call, errnoOf(e));
@@ -248,7 +269,13 @@ const INLINE_MAX = process.env.HYLICS_SENDFILE_INLINE !== undefined ? Number(pro
  * HYLICS_ERR_PEER_CLOSED (client went away; details.bytesSent), _SEND_STALLED or _NATIVE_IO.
  * The caller must not write to the socket until this settles, and keeps `fd` open until then.
  */
-export async function sendFileToSocket(socket: Socket, fd: number, offset: number, count: number, opts: { stallMs?: number; forceStream?: boolean; inlineMax?: number } = {}): Promise<number> {
+export async function sendFileToSocket(
+  socket: Socket,
+  fd: number,
+  offset: number,
+  count: number,
+  opts: { stallMs?: number; forceStream?: boolean; inlineMax?: number } = {},
+): Promise<number> {
   if (count === 0) return 0;
   const sockFd = (socket as unknown as { _handle?: { fd?: number } })._handle?.fd;
   if (addon && !opts.forceStream && typeof sockFd === 'number' && sockFd >= 0) {
@@ -268,7 +295,7 @@ export async function sendFileToSocket(socket: Socket, fd: number, offset: numbe
     const onClose = (): void => addon!.abortSendfile(id);
     socket.once('close', onClose);
     try {
-      return first + await addon.sendfile(sockFd, fd, offset + first, count - first, id, opts.stallMs ?? 120_000);
+      return first + (await addon.sendfile(sockFd, fd, offset + first, count - first, id, opts.stallMs ?? 120_000));
     } catch (e) {
       const err = fromNative(e, 'send', 'sendfile', { path: 'sendfile' });
       if (typeof err.details?.bytesSent === 'number') err.details.bytesSent += first;
@@ -277,7 +304,8 @@ export async function sendFileToSocket(socket: Socket, fd: number, offset: numbe
       socket.off('close', onClose);
     }
   }
-  if (socket.destroyed) throw new HylicsError('HYLICS_ERR_PEER_CLOSED', 'socket closed before sending', { bytesSent: 0 });
+  if (socket.destroyed)
+    throw new HylicsError('HYLICS_ERR_PEER_CLOSED', 'socket closed before sending', { bytesSent: 0 });
   if (!opts.forceStream) warnOnce();
   return streamToSocket(socket, fd, offset, count);
 }
@@ -287,7 +315,12 @@ export async function sendFileToSocket(socket: Socket, fd: number, offset: numbe
  * same inode, no path resolution). fs.ReadStream closes its fd on destroy() even with autoClose: false, so it
  * must never be handed the caller's fd: a double close would hit whatever reuses the number (a socket...).
  */
-export function ownedReadStream(fd: number, start: number, end: number, highWaterMark = 256 * 1024): ReturnType<typeof createReadStream> {
+export function ownedReadStream(
+  fd: number,
+  start: number,
+  end: number,
+  highWaterMark = 256 * 1024,
+): ReturnType<typeof createReadStream> {
   const own = openSync(`/proc/self/fd/${fd}`, C.O_RDONLY | O_CLOEXEC);
   return createReadStream('', { fd: own, start, end, autoClose: true, highWaterMark });
 }

@@ -213,7 +213,9 @@ export async function listSteerFlows(guest: string): Promise<Record<SteerSet, st
   try {
     text = await nft(['-j', 'list', 'table', 'ip', steerTableName(guest)]);
   } catch { return out; }
-  const items = (JSON.parse(text) as { nftables: Array<{ set?: { name: string; elem?: Array<{ concat?: unknown[] }> } }> }).nftables;
+  const items = (
+    JSON.parse(text) as { nftables: Array<{ set?: { name: string; elem?: Array<{ concat?: unknown[] }> } }> }
+  ).nftables;
   for (const it of items) {
     if (!it.set || (it.set.name !== 'hold' && it.set.name !== 'steer')) continue;
     out[it.set.name as SteerSet] = (it.set.elem ?? []).map((e) => (e.concat ?? []).join(' . '));

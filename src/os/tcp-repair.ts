@@ -104,7 +104,8 @@ export function socketFd(socket: Socket): number | undefined {
 }
 
 interface TcpHandle { fd?: number; reading?: boolean; readStop(): number; readStart(): number }
-const handleOf = (socket: Socket): TcpHandle | undefined => (socket as unknown as { _handle?: TcpHandle })._handle ?? undefined;
+const handleOf = (socket: Socket): TcpHandle | undefined =>
+  (socket as unknown as { _handle?: TcpHandle })._handle ?? undefined;
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 /** How often the quiesce loop looks at the socket's queues. */
 const QUIESCE_POLL_MS = 1;
@@ -117,7 +118,11 @@ const QUIESCE_POLL_MS = 1;
  * carries them: waiting for the peer's ACK costs up to its delayed-ACK timeout, 40 ms), within `timeoutMs`.
  * Returns whether libuv was reading (give it to resumeReading). Throws HYLICS_ERR_OFFLOAD_NOT_QUIESCENT.
  */
-export async function quiesce(socket: Socket, timeoutMs: number, maxUnacked = 0): Promise<{ wasReading: boolean; fd: number }> {
+export async function quiesce(
+  socket: Socket,
+  timeoutMs: number,
+  maxUnacked = 0,
+): Promise<{ wasReading: boolean; fd: number }> {
   const until = Date.now() + timeoutMs;
   const fd = socketFd(socket);
   const h = handleOf(socket);
@@ -125,23 +130,44 @@ export async function quiesce(socket: Socket, timeoutMs: number, maxUnacked = 0)
     throw new HylicsError('HYLICS_ERR_OFFLOAD_NOT_QUIESCENT', 'not a connected TCP socket', { fd });
   }
   while (socket.writableLength > 0) {
-    if (Date.now() > until || socket.destroyed) throw new HylicsError('HYLICS_ERR_OFFLOAD_NOT_QUIESCENT', `${socket.writableLength} bytes still in Node's write queue`, { pending: socket.writableLength });
+    if (Date.now() > until || socket.destroyed)
+      throw new HylicsError(
+        'HYLICS_ERR_OFFLOAD_NOT_QUIESCENT',
+        `${socket.writableLength} bytes still in Node's write queue`,
+        { pending: socket.writableLength },
+      );
     await Promise.race([new Promise((r) => socket.once('drain', r)), sleep(10)]);
   }
   const wasReading = h.reading === true;
-  if (wasReading) { h.reading = false; h.readStop(); }
+  if (wasReading) {
+    h.reading = false;
+    h.readStop();
+  }
   for (;;) {
     let q;
     // no addon (no TCP_REPAIR here) or a socket error: reading must go on, or the app's next request is never read
-    try { q = queues(fd); } catch (e) { resumeReading(socket, wasReading); throw e; }
+    try {
+      q = queues(fd);
+    } catch (e) {
+      resumeReading(socket, wasReading);
+      throw e;
+    }
     if (q.state !== TCP_STATE.ESTABLISHED) {
       resumeReading(socket, wasReading);
-      throw new HylicsError('HYLICS_ERR_OFFLOAD_NOT_QUIESCENT', `connection is not established (TCP state ${q.state})`, { state: q.state });
+      throw new HylicsError(
+        'HYLICS_ERR_OFFLOAD_NOT_QUIESCENT',
+        `connection is not established (TCP state ${q.state})`,
+        { state: q.state },
+      );
     }
     if (q.unsent === 0 && q.outq <= maxUnacked) return { wasReading, fd };
     if (Date.now() > until) {
       resumeReading(socket, wasReading);
-      throw new HylicsError('HYLICS_ERR_OFFLOAD_NOT_QUIESCENT', `${q.outq} bytes not acknowledged by the peer (${q.unsent} not sent) after ${timeoutMs} ms`, { outq: q.outq, unsent: q.unsent });
+      throw new HylicsError(
+        'HYLICS_ERR_OFFLOAD_NOT_QUIESCENT',
+        `${q.outq} bytes not acknowledged by the peer (${q.unsent} not sent) after ${timeoutMs} ms`,
+        { outq: q.outq, unsent: q.unsent },
+      );
     }
     await sleep(QUIESCE_POLL_MS);
   }
@@ -163,7 +189,14 @@ let nextJob = 2 ** 40;
  * waits). Resolves with the bytes sent; rejects with HYLICS_ERR_PEER_CLOSED / _SEND_STALLED (details.bytesSent).
  * `abort` (if given) is set to a function that stops the transfer.
  */
-export async function sendfileFd(sockFd: number, fileFd: number, offset: number, count: number, stallMs: number, onStart?: (abort: () => void) => void): Promise<number> {
+export async function sendfileFd(
+  sockFd: number,
+  fileFd: number,
+  offset: number,
+  count: number,
+  stallMs: number,
+  onStart?: (abort: () => void) => void,
+): Promise<number> {
   const a = need();
   const id = nextJob++;
   onStart?.(() => a.abortSendfile(id));

@@ -12,7 +12,13 @@ import type {
 } from '../../core/protocol/index.js';
 import { openBeneath, openShareDir } from '../../os/native.js';
 import {
-  closeNftSession, createSteerTable, ensurePolicyRouting, listSteerTableGuests, moveFlow, removePolicyRoutingIfUnused, removeSteerTable,
+  closeNftSession,
+  createSteerTable,
+  ensurePolicyRouting,
+  listSteerTableGuests,
+  moveFlow,
+  removePolicyRoutingIfUnused,
+  removeSteerTable,
   type Flow,
 } from '../../os/nft-steer.js';
 import { TCP_STATE, closeFd, dropFilter, freezeAndDump, queues, restore, sendfileFd, setRepair, shutdownWrite, tcpRepairAvailable } from '../../os/tcp-repair.js';
@@ -84,7 +90,12 @@ export type SocketOffloadStats = SocketOffloadView;
 interface Counters { handoffs: number; bytes: number; fallbacks: Record<string, number>; latencies: number[] }
 
 export interface SocketOffloadOptions {
-  log: { debug(o: object, m: string): void; info(o: object, m: string): void; warn(o: object, m: string): void; error(o: object, m: string): void };
+  log: {
+    debug(o: object, m: string): void;
+    info(o: object, m: string): void;
+    warn(o: object, m: string): void;
+    error(o: object, m: string): void;
+  };
   registry?: Registry;
   maxPerGuest?: number;
   /** File bytes in flight per guest (default MAX_BYTES_PER_GUEST). */
@@ -92,7 +103,11 @@ export interface SocketOffloadOptions {
 }
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-const sameFlow = (a: Flow, b: Flow): boolean => a.guestAddr === b.guestAddr && a.guestPort === b.guestPort && a.clientAddr === b.clientAddr && a.clientPort === b.clientPort;
+const sameFlow = (a: Flow, b: Flow): boolean =>
+  a.guestAddr === b.guestAddr &&
+  a.guestPort === b.guestPort &&
+  a.clientAddr === b.clientAddr &&
+  a.clientPort === b.clientPort;
 
 function percentile(sorted: number[], p: number): number | null {
   if (sorted.length === 0) return null;
@@ -217,7 +232,10 @@ export class SocketOffload {
     return { ...r, handoff: h.id, count: h.count };
   }
 
-  /** The checks of a handoff (the guest's own address, budget, the file beneath its share): a new handoff, not yet registered. */
+  /**
+   * The checks of a handoff (the guest's own address, budget, the file beneath its share): a new handoff, not yet
+   * registered.
+   */
   private open(guest: string, p: OffloadBeginParamsT): { h: Handoff; size: number } {
     if (this.unavailable || !this.guestInfo) throw new HylicsError('HYLICS_ERR_OFFLOAD_UNAVAILABLE', `socket offload is not available: ${this.unavailable ?? 'not wired'}`);
     const info = this.guestInfo(guest);
@@ -238,7 +256,12 @@ export class SocketOffload {
       closeSync(file.fd);
       throw new HylicsError('HYLICS_ERR_OFFLOAD_BUDGET', `${bytesInFlight} + ${count} file bytes in socket handoffs (at most ${maxBytes} in flight per guest)`, { bytesInFlight, count, maxBytes });
     }
-    const flow: Flow = { guestAddr: p.localAddr, guestPort: p.localPort, clientAddr: p.remoteAddr, clientPort: p.remotePort };
+    const flow: Flow = {
+      guestAddr: p.localAddr,
+      guestPort: p.localPort,
+      clientAddr: p.remoteAddr,
+      clientPort: p.remotePort,
+    };
     const id = `h${this.nextId++}`;
     const h: Handoff = { id, guest, flow, fileFd: file.fd, offset, count, mode: p.mode, phase: 'held', orphan: false, quick: false, t0: performance.now() };
     return { h, size: file.size };
@@ -257,8 +280,17 @@ export class SocketOffload {
    */
   private async transfer(h: Handoff, s: TcpStateT): Promise<OffloadSendResultT> {
     const guest = h.guest;
-    if (s.localAddr !== h.flow.guestAddr || s.localPort !== h.flow.guestPort || s.remoteAddr !== h.flow.clientAddr || s.remotePort !== h.flow.clientPort) {
-      throw new HylicsError('HYLICS_ERR_OFFLOAD_NOT_GUEST_FLOW', 'the state is of another connection than the one begun', { handoff: h.id });
+    if (
+      s.localAddr !== h.flow.guestAddr ||
+      s.localPort !== h.flow.guestPort ||
+      s.remoteAddr !== h.flow.clientAddr ||
+      s.remotePort !== h.flow.clientPort
+    ) {
+      throw new HylicsError(
+        'HYLICS_ERR_OFFLOAD_NOT_GUEST_FLOW',
+        'the state is of another connection than the one begun',
+        { handoff: h.id },
+      );
     }
     clearTimeout(h.timer);
     h.phase = 'sending';
@@ -278,7 +310,14 @@ export class SocketOffload {
       }
     } catch (e) {
       // nothing was sent: the guest's frozen socket is still the connection; hand the state back unchanged
-      if (h.hostFd !== undefined) { try { closeFd(h.hostFd); } catch { /* frozen: closes silently */ } h.hostFd = undefined; }
+      if (h.hostFd !== undefined) {
+        try {
+          closeFd(h.hostFd);
+        } catch {
+          /* frozen: closes silently */
+        }
+        h.hostFd = undefined;
+      }
       await moveFlow(guest, h.flow, h.quick ? null : 'hold').catch(() => undefined);
       h.phase = 'returned';
       if (h.quick) this.done(h); else this.armReturnTimer(h);
@@ -309,7 +348,8 @@ export class SocketOffload {
       await this.finish(h);
       return { bytes, outcome: 'finished' };
     }
-    // hand back: everything transmitted and acknowledged (quick: at most HANDBACK_MAX_UNACKED not yet), then freeze, dump
+    // hand back: everything transmitted and acknowledged (quick: at most HANDBACK_MAX_UNACKED not yet), then
+    // freeze and dump
     const drained = await this.drain(h.hostFd, h.quick ? HANDBACK_MAX_UNACKED : 0);
     if (drained !== 'ok') {
       this.account(c, guest, bytes, overheadMs);
@@ -333,7 +373,15 @@ export class SocketOffload {
       }
     } catch (e) {
       // could not freeze: finish here rather than lose the connection
-      if (h.filtered) { try { setRepair(h.hostFd, false); dropFilter(h.hostFd, false); } catch { /* finish copes */ } h.filtered = false; }
+      if (h.filtered) {
+        try {
+          setRepair(h.hostFd, false);
+          dropFilter(h.hostFd, false);
+        } catch {
+          /* finish copes */
+        }
+        h.filtered = false;
+      }
       await moveFlow(guest, h.flow, 'steer').catch(() => undefined);
       this.account(c, guest, bytes, overheadMs);
       await this.finish(h);
@@ -372,7 +420,9 @@ export class SocketOffload {
     h.timer.unref();
   }
 
-  /** Wait until every byte is transmitted and all but `maxUnacked` acknowledged: ok, closing (client sent FIN), or gone. */
+  /**
+   * Wait until every byte is transmitted and all but `maxUnacked` acknowledged: ok, closing (client sent FIN), or gone.
+   */
   private async drain(fd: number, maxUnacked: number): Promise<'ok' | 'closing' | 'gone'> {
     const until = Date.now() + STALL_MS;
     let last = -1;

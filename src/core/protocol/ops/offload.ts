@@ -20,27 +20,33 @@ const ipv4 = Type.String({ pattern: '^(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-
 const queue = Type.String({ maxLength: Math.ceil(MAX_QUEUE_BYTES / 3) * 4, pattern: '^[A-Za-z0-9+/]*={0,2}$' });
 
 /** A frozen TCP connection (TCP_REPAIR dump): what it takes to carry it on elsewhere. */
-export const TcpState = Type.Object({
-  localAddr: ipv4,
-  localPort: port,
-  remoteAddr: ipv4,
-  remotePort: port,
-  /** Sequence number after the last byte in the send queue, and after the last byte in the receive queue. */
-  sendSeq: u32,
-  recvSeq: u32,
-  /** Bytes sent but not acknowledged (then never transmitted: the last unsentBytes of them), base64. */
-  sendQueue: queue,
-  unsentBytes: Type.Integer({ minimum: 0, maximum: MAX_QUEUE_BYTES }),
-  /** Bytes received and not yet read by the app (e.g. a pipelined next request), base64. */
-  recvQueue: queue,
-  mss: Type.Integer({ minimum: 0, maximum: 65535 }),
-  timestamp: u32,
-  /** TCP_INFO tcpi_options (SACK, timestamps, window scale) and the two window-scale shifts. */
-  options: Type.Integer({ minimum: 0, maximum: 255 }),
-  sndWscale: Type.Integer({ minimum: 0, maximum: 14 }),
-  rcvWscale: Type.Integer({ minimum: 0, maximum: 14 }),
-  window: Type.Object({ sndWl1: u32, sndWnd: u32, maxWindow: u32, rcvWnd: u32, rcvWup: u32 }, { additionalProperties: false }),
-}, { additionalProperties: false });
+export const TcpState = Type.Object(
+  {
+    localAddr: ipv4,
+    localPort: port,
+    remoteAddr: ipv4,
+    remotePort: port,
+    /** Sequence number after the last byte in the send queue, and after the last byte in the receive queue. */
+    sendSeq: u32,
+    recvSeq: u32,
+    /** Bytes sent but not acknowledged (then never transmitted: the last unsentBytes of them), base64. */
+    sendQueue: queue,
+    unsentBytes: Type.Integer({ minimum: 0, maximum: MAX_QUEUE_BYTES }),
+    /** Bytes received and not yet read by the app (e.g. a pipelined next request), base64. */
+    recvQueue: queue,
+    mss: Type.Integer({ minimum: 0, maximum: 65535 }),
+    timestamp: u32,
+    /** TCP_INFO tcpi_options (SACK, timestamps, window scale) and the two window-scale shifts. */
+    options: Type.Integer({ minimum: 0, maximum: 255 }),
+    sndWscale: Type.Integer({ minimum: 0, maximum: 14 }),
+    rcvWscale: Type.Integer({ minimum: 0, maximum: 14 }),
+    window: Type.Object(
+      { sndWl1: u32, sndWnd: u32, maxWindow: u32, rcvWnd: u32, rcvWup: u32 },
+      { additionalProperties: false },
+    ),
+  },
+  { additionalProperties: false },
+);
 
 export const OffloadBeginParams = Type.Object({
   localAddr: ipv4,
