@@ -57,6 +57,15 @@ export function scenarioPlot(r: SimResult, title: string): VegaLiteSpec {
   return { $schema: 'https://vega.github.io/schema/vega-lite/v5.json', vconcat: [a, b], resolve: { scale: { color: 'independent' } } } as unknown as VegaLiteSpec;
 }
 
+/** What modelOptions adds, as commander hands it over (with --json). */
+interface ModelOpts {
+  serialFraction?: string;
+  maxTaskVcpus?: string;
+  w2Phase?: string;
+  calibration?: string;
+  json?: boolean;
+}
+
 /** The guest-model and reading options table3 and run share (serviceOptions, readingOptions). */
 function modelOptions(c: Command): Command {
   return c
@@ -78,14 +87,7 @@ export function register(program: Command): void {
     .option('--seeds <n>', 'seeds per row and scheme', '10'))
     .option('--json', 'print JSON instead of text')
     .action(
-      (o: {
-        seeds: string;
-        serialFraction?: string;
-        maxTaskVcpus?: string;
-        w2Phase?: string;
-        calibration?: string;
-        json?: boolean;
-      }) => {
+      (o: ModelOpts & { seeds: string }) => {
         const seeds = int('seeds', o.seeds, 1, 1000);
         const service = serviceOptions(o);
         const t0 = Date.now();
@@ -145,12 +147,7 @@ export function register(program: Command): void {
         ram: string;
         duration?: string;
         plot?: string;
-        serialFraction?: string;
-        maxTaskVcpus?: string;
-        w2Phase?: string;
-        calibration?: string;
-        json?: boolean;
-      }) => {
+      } & ModelOpts) => {
         if (!(SCHEMES as readonly string[]).includes(o.scheme))
           throw new HylicsError(
             'HYLICS_ERR_INVALID_ARGUMENT',
