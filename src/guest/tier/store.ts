@@ -14,7 +14,7 @@
 //   moving it frees nothing now (the reader keeps reading the old inode); and files looked up in the last
 //   busyGraceMs (the app is about to open the path it was given).
 import type { Readable } from 'node:stream';
-import { constants as C, type BigIntStats } from 'node:fs';
+import { constants as C, type BigIntStats, type Dirent } from 'node:fs';
 import { mkdir, open, readdir, realpath, rename, statfs, unlink, utimes } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { HylicsError } from '../../core/errors/index.js';
@@ -78,6 +78,10 @@ interface Scanned { name: string; path: string; st: BigIntStats }
 /** Names per host module report the store looks at (the host sends at most 1024 per module and second). */
 export const HOST_USES_MAX = 4096;
 const lastUseOf = (st: BigIntStats): number => Math.max(Number(st.atimeMs), Number(st.mtimeMs));
+
+/** A directory's entries, or undefined when it cannot be read (gone, or not a directory). */
+const entriesOf = (dir: string): Promise<Dirent[] | undefined> =>
+  readdir(dir, { withFileTypes: true }).catch(() => undefined);
 
 export class TierStore {
   memoryDir: string;
@@ -250,12 +254,8 @@ export class TierStore {
     const root = this.dir(tier);
     const out: Scanned[] = [];
     const walk = async (dir: string, prefix: string): Promise<void> => {
-      let ents;
-      try {
-        ents = await readdir(dir, { withFileTypes: true });
-      } catch {
-        return;
-      }
+      const ents = await entriesOf(dir);
+      if (!ents) return;
       for (const d of ents) {
         if (isReserved(d.name)) continue;
         const path = join(dir, d.name);
@@ -576,12 +576,8 @@ export class TierStore {
       const rep: RecoveryReport = { tempsRemoved: 0, duplicatesResolved: 0 };
       for (const tier of ['memory', 'disk'] as const) {
         const walk = async (dir: string): Promise<void> => {
-          let ents;
-          try {
-            ents = await readdir(dir, { withFileTypes: true });
-          } catch {
-            return;
-          }
+          const ents = await entriesOf(dir);
+          if (!ents) return;
           for (const d of ents) {
             const p = join(dir, d.name);
             const owner = tmpOwner(d.name);
