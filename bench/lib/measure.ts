@@ -21,11 +21,25 @@ export function cgroupProcsFile(cgroup: string): string {
   return [`/sys/fs/cgroup/cpu/${cgroup}/cgroup.procs`, `/sys/fs/cgroup/${cgroup}/cgroup.procs`, `/sys/fs/cgroup/unified/${cgroup}/cgroup.procs`].find((f) => existsSync(f)) ?? '';
 }
 
-/** Context switches so far (voluntary + involuntary) of every thread of every process listed in `procsFile`. */
+/** Pids in `procsFile` and in the cgroup.procs of every cgroup below it (a guest exec runs in a child cgroup). */
+function cgroupPids(procsFile: string): string[] {
+  const pids: string[] = [];
+  const walk = (dir: string): void => {
+    try { pids.push(...readFileSync(`${dir}/cgroup.procs`, 'utf8').split('\n').filter(Boolean)); } catch { return; }
+    let kids: string[] = [];
+    try { kids = readdirSync(dir, { withFileTypes: true }).filter((d) => d.isDirectory()).map((d) => d.name); } catch { return; }
+    for (const k of kids) walk(`${dir}/${k}`);
+  };
+  walk(procsFile.replace(/\/cgroup\.procs$/, ''));
+  return pids;
+}
+
+/** Context switches so far (voluntary + involuntary) of every thread of every process in the cgroup of `procsFile`
+ *  and the cgroups below it. */
 export function ctxSwitches(procsFile: string): number {
   let n = 0;
-  let pids: string[] = [];
-  try { pids = readFileSync(procsFile, 'utf8').split('\n').filter(Boolean); } catch { return 0; }
+  const pids = cgroupPids(procsFile);
+  if (pids.length === 0) return 0;
   for (const pid of pids) {
     let tids: string[] = [];
     try { tids = readdirSync(`/proc/${pid}/task`); } catch { continue; }
