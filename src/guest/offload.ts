@@ -126,16 +126,24 @@ async function sendInGuest(
   opts: OffloadOptions,
 ): Promise<SendfileResult> {
   last = { reason, message };
-  if (!opts.disabled)
-    void client(opts)
-      .then((c) => c.request('offload.socket.fallback', { reason }, { timeoutMs: 5000 }))
-      .catch(() => undefined);
+  // counted once the send is known to be one: a client that left meanwhile (wrk closing its connections, a
+  // reset racing the handoff) had nothing kept in the guest, whatever the host said before
+  const countFallback = (): void => {
+    if (!opts.disabled)
+      void client(opts)
+        .then((c) => c.request('offload.socket.fallback', { reason }, { timeoutMs: 5000 }))
+        .catch(() => undefined);
+  };
   const fd = openSync(file, 'r');
   try {
     const size = fstatSync(fd).size;
     const start = Math.min(offset, size);
     const n = Math.min(count ?? size - start, size - start);
-    const bytes = await sendFileToSocket(socket, fd, start, n);
+    const bytes = await sendFileToSocket(socket, fd, start, n).catch((e: unknown) => {
+      if (!(e instanceof HylicsError && e.code === 'HYLICS_ERR_PEER_CLOSED')) countFallback();
+      throw e;
+    });
+    countFallback();
     if (opts.mode === 'terminal') socket.end();
     return { bytes, by: 'guest', reason };
   } finally {
