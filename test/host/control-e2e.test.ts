@@ -195,7 +195,8 @@ test('closed loop on a sandbox guest: grows under load, shrinks when idle, no fi
       assert.ok(d.intervalMs >= 1000 && d.intervalMs <= 2000, `interval within the bounds: ${d.intervalMs}`);
       assert.ok(d.appliedBytes >= 4 * MiB && d.appliedBytes <= 64 * MiB);
     }
-    const text = (await cli('control', 'log', name)).stdout;
+    // the idle wait above logs a hold every 2 s for up to 6 min: ask for more than the CLI's default 100
+    const text = (await cli('control', 'log', name, '--limit', '500')).stdout;
     assert.match(text, /grow .*λ=.* R=2\.00s/);
   });
 
