@@ -238,6 +238,9 @@ export class SandboxDriver implements GuestDriver {
       undo.push(['rootfs', () => umountRootfs(rootfs)]);
       await umountRootfs(rootfs); // a leftover of a crash
       await mountRootfs(base, rootfs, hostId, spec.name);
+      // mount points for the host dirs bound read-only (a node under /var/cache, a checkout under /tmp): made here,
+      // as host root in the writable layer; crun inside the user namespace may not create them in the base
+      for (const d of await readOnlyHostDirs()) await mkdir(join(rootfs.root, d), { recursive: true, mode: 0o755 });
       await mkdir(paths.run, { recursive: true, mode: 0o755 });
       const diskTier = join(paths.dir, DISK_TIER_DIR);
       await mkdir(diskTier, { recursive: true, mode: 0o700 });
