@@ -384,6 +384,7 @@ async function main(): Promise<void> {
     const cal = (await session.cli(['control', 'calibrate', guest, '--task', 'transcode', '--sizes', calSizes, '--repeat', String(calRepeat), '--json', '--', 'sh', '-c', calCmd], 900_000)).json as CalibrationResult;
     log(`  E[X|m] = ${cal.model.a.toFixed(3)} + ${cal.model.b.toFixed(2)}/(m + ${cal.model.c.toFixed(2)}) s (m in MiB), r² = ${cal.r2.toFixed(3)}; `
       + cal.points.map((p) => `${(p.sizeBytes / MiB).toFixed(0)}M ${p.meanS.toFixed(2)}±${p.sdS.toFixed(2)} s`).join(', '));
+    for (const wmsg of cal.warnings) log(`  WARNING (calibration): ${wmsg}`);
 
     // ---- the runs ----
     const runs: RunResult[] = [];

@@ -100,6 +100,7 @@ export const CalibrationResult = Type.Object({
   skipped: Type.Array(Type.Object({ sizeBytes: Type.Integer(), reason: Type.String() })),
   model: ServiceModelView,
   r2: Type.Number(),
+  warnings: Type.Array(Type.String(), { description: 'what is suspect about the measurement, e.g. E[X|m] rising with the share size (then the stored model is the best fit with b >= 0)' }),
 });
 export type CalibrationResult = Static<typeof CalibrationResult>;
 

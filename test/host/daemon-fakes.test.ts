@@ -222,6 +222,13 @@ test('calibration measures E[X|m] at several sizes through guest exec, fits and 
   // fewer than 3 sizes above usage: nothing to fit, nothing stored, the share back as it was
   await assert.rejects(daemon.execute({ op: 'control.calibrate', name: 'beta', body: { task: 'other', argv: ['true'], sizes: ['4M', '8M', '16M'] } }), { code: 'HYLICS_ERR_CONTROL_CALIBRATION_FAILED' });
   assert.equal(shares.shares.get('beta')!.size, 64 * MiB);
+  assert.deepEqual(r.warnings, [], 'a falling E[X|m] is not suspect');
+  // a task that gets slower with a larger share: warned, stored with b >= 0 (flat), never with b < 0
+  channels.execMs = (size) => 20 + size / MiB;
+  const up = await daemon.execute({ op: 'control.calibrate', name: 'beta', body: { task: 'rising', argv: ['true'], sizes: ['32M', '64M', '128M'], repeat: 1 } }) as CalibrationResult;
+  assert.equal(up.warnings.length, 1);
+  assert.match(up.warnings[0]!, /rose with the share size/);
+  assert.equal(up.model.b, 0);
   await daemon.close();
 });
 

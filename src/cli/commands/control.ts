@@ -102,6 +102,7 @@ export function register(program: Command): void {
           `E[X|m] = ${r.model.a.toFixed(3)} + ${r.model.b.toFixed(3)}/(m + ${r.model.c.toFixed(2)}) s, r² = ${r.r2.toFixed(3)}; stored for task ${r.task}`,
         );
         process.stdout.write(lines.join('\n') + '\n');
+        for (const w of r.warnings) process.stderr.write(`warning: ${w}\n`);
       },
     );
 }

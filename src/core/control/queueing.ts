@@ -82,11 +82,24 @@ export class ServiceModel {
 }
 
 export interface FitPoint { m: number; ex: number }
-export interface FitResult { model: ServiceModel; rmse: number; r2: number }
+export interface FitResult {
+  model: ServiceModel;
+  rmse: number;
+  r2: number;
+  /**
+   * Set when the unconstrained least-squares fit had b < 0 (a bigger share slower): the model is then the best fit
+   * with b >= 0 (projected least squares), and this is the rejected unconstrained one, so callers can warn.
+   */
+  unconstrained?: ServiceModelParams;
+}
 
 /**
- * Least-squares fit of a + b/(m + c): for a fixed c the problem is linear in (a, b), so c is found by a
- * golden-section search on log c (the residual is smooth and, in practice, unimodal in c).
+ * Least-squares fit of a + b/(m + c) with b >= 0 (memory never makes the task slower): for a fixed c the problem
+ * is linear in (a, b) and, under the constraint, its optimum is the unconstrained one when that has b >= 0 and
+ * otherwise b = 0, a = the mean (projected least squares on one bound); c is found by a golden-section search on
+ * log c (the residual is smooth and, in practice, unimodal in c). A measurement whose best unconstrained fit
+ * rises with m (a loaded machine, or a per-task cost that grows with the share) thus becomes a flat model — "the
+ * share does not help" —, never one that tells the controller to shrink for speed; `unconstrained` says so.
  */
 export function fitServiceModel(points: readonly FitPoint[]): FitResult {
   const pts = points.filter((p) => Number.isFinite(p.m) && Number.isFinite(p.ex) && p.m >= 0 && p.ex > 0);
@@ -96,41 +109,51 @@ export function fitServiceModel(points: readonly FitPoint[]): FitResult {
   }
   const mean = pts.reduce((s, p) => s + p.ex, 0) / pts.length;
   const sst = pts.reduce((s, p) => s + (p.ex - mean) ** 2, 0);
-  const solve = (c: number): { a: number; b: number; sse: number } => {
+  const solve = (c: number, constrained: boolean): { a: number; b: number; sse: number } => {
     let sx = 0, sy = 0, sxx = 0, sxy = 0;
     const n = pts.length;
     for (const p of pts) { const x = 1 / (p.m + c); sx += x; sy += p.ex; sxx += x * x; sxy += x * p.ex; }
     const den = n * sxx - sx * sx;
-    const b = Math.abs(den) < 1e-300 ? 0 : (n * sxy - sx * sy) / den;
+    let b = Math.abs(den) < 1e-300 ? 0 : (n * sxy - sx * sy) / den;
+    if (constrained && b < 0) b = 0;
     const a = (sy - b * sx) / n;
     let sse = 0;
     for (const p of pts) sse += (p.ex - a - b / (p.m + c)) ** 2;
     return { a, b, sse };
   };
   const maxM = Math.max(...pts.map((p) => p.m));
-  let lo = Math.log(1e-3 * Math.max(1, maxM));
-  let hi = Math.log(100 * Math.max(1, maxM));
-  // coarse scan first (guards against a non-unimodal residual), then golden section around the best cell
-  const N = 60;
-  let best = 0;
-  let bestSse = Infinity;
-  for (let i = 0; i <= N; i++) {
-    const sse = solve(Math.exp(lo + ((hi - lo) * i) / N)).sse;
-    if (sse < bestSse) { bestSse = sse; best = i; }
-  }
-  const step = (hi - lo) / N;
-  const center = lo + step * best;
-  lo = center - step; hi = center + step;
-  const g = (Math.sqrt(5) - 1) / 2;
-  let x1 = hi - g * (hi - lo), x2 = lo + g * (hi - lo);
-  let f1 = solve(Math.exp(x1)).sse, f2 = solve(Math.exp(x2)).sse;
-  for (let i = 0; i < 80; i++) {
-    if (f1 < f2) { hi = x2; x2 = x1; f2 = f1; x1 = hi - g * (hi - lo); f1 = solve(Math.exp(x1)).sse; }
-    else { lo = x1; x1 = x2; f1 = f2; x2 = lo + g * (hi - lo); f2 = solve(Math.exp(x2)).sse; }
-  }
-  const c = Math.exp((lo + hi) / 2);
-  const { a, b, sse } = solve(c);
-  return { model: new ServiceModel({ a, b, c }), rmse: Math.sqrt(sse / pts.length), r2: sst > 0 ? 1 - sse / sst : 1 };
+  const search = (constrained: boolean): { a: number; b: number; c: number; sse: number } => {
+    let lo = Math.log(1e-3 * Math.max(1, maxM));
+    let hi = Math.log(100 * Math.max(1, maxM));
+    // coarse scan first (guards against a non-unimodal residual), then golden section around the best cell
+    const N = 60;
+    let best = 0;
+    let bestSse = Infinity;
+    for (let i = 0; i <= N; i++) {
+      const sse = solve(Math.exp(lo + ((hi - lo) * i) / N), constrained).sse;
+      if (sse < bestSse) { bestSse = sse; best = i; }
+    }
+    const step = (hi - lo) / N;
+    const center = lo + step * best;
+    lo = center - step; hi = center + step;
+    const g = (Math.sqrt(5) - 1) / 2;
+    let x1 = hi - g * (hi - lo), x2 = lo + g * (hi - lo);
+    let f1 = solve(Math.exp(x1), constrained).sse, f2 = solve(Math.exp(x2), constrained).sse;
+    for (let i = 0; i < 80; i++) {
+      if (f1 < f2) { hi = x2; x2 = x1; f2 = f1; x1 = hi - g * (hi - lo); f1 = solve(Math.exp(x1), constrained).sse; }
+      else { lo = x1; x1 = x2; f1 = f2; x2 = lo + g * (hi - lo); f2 = solve(Math.exp(x2), constrained).sse; }
+    }
+    const c = Math.exp((lo + hi) / 2);
+    return { ...solve(c, constrained), c };
+  };
+  const free = search(false);
+  const fit = free.b >= 0 ? free : search(true);
+  return {
+    model: new ServiceModel({ a: fit.a, b: fit.b, c: fit.c }),
+    rmse: Math.sqrt(fit.sse / pts.length),
+    r2: sst > 0 ? 1 - fit.sse / sst : 1,
+    ...(free.b < 0 ? { unconstrained: { a: free.a, b: free.b, c: free.c } } : {}),
+  };
 }
 
 /**

@@ -122,6 +122,14 @@ export class ControlService {
       throw new HylicsError('HYLICS_ERR_CONTROL_CALIBRATION_FAILED', `could not fit E[X|m] from ${points.length} sizes (${skipped.length} skipped): ${toHylicsError(e).message}`, { points: points.length, skipped: skipped.length });
     }
     const model = fit.model.toJSON();
+    const warnings: string[] = [];
+    if (fit.unconstrained) {
+      const u = fit.unconstrained;
+      warnings.push(`E[X|m] rose with the share size (unconstrained fit ${u.a.toFixed(3)} + ${u.b.toFixed(3)}/(m + ${u.c.toFixed(2)}) s, b < 0: a bigger share slower); `
+        + `stored the best fit with b >= 0 instead (${model.b === 0 ? `flat at ${model.a.toFixed(3)} s: the share made no measurable difference` : `b = ${model.b.toFixed(3)}`}). `
+        + 'Check the machine was quiet and whether the task costs more with a larger share (e.g. copies into it); the online offset corrects the level, not the slope');
+      this.d.log?.warn({ guest: name, task: body.task, unconstrained: u, model }, 'calibration: E[X|m] rose with the share size; fitted with b >= 0');
+    }
     const cur = this.d.guest(name).control;
     const rec: ControlRecord = {
       ...cur,
@@ -137,6 +145,6 @@ export class ControlService {
     };
     await this.d.saveControl(name, rec);
     await this.d.loop.set(name, rec, `calibrated ${body.task}`);
-    return { guest: name, task: body.task, points, skipped, model, r2: fit.r2 };
+    return { guest: name, task: body.task, points, skipped, model, r2: fit.r2, warnings };
   }
 }

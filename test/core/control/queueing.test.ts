@@ -39,6 +39,25 @@ test('least-squares fit recovers a known curve and rejects too few points', () =
   assert.throws(() => fitServiceModel([{ m: 1, ex: 1 }, { m: 1, ex: 2 }, { m: 2, ex: 1 }]), { code: 'HYLICS_ERR_CONTROL_FIT_FAILED' });
 });
 
+test('a fit with b < 0 (bigger share slower) is replaced by the best one with b >= 0, and says so', () => {
+  // the calibration a quiet closed-loop run measured: E[X|m] rising with m (promotion copies into a larger share)
+  const rising = [{ m: 8, ex: 1.682 }, { m: 40, ex: 1.856 }, { m: 80, ex: 1.882 }, { m: 160, ex: 1.891 }];
+  const fit = fitServiceModel(rising);
+  assert.ok(fit.unconstrained, 'the rejected unconstrained fit is reported');
+  assert.ok(fit.unconstrained.b < 0);
+  assert.equal(fit.model.b, 0, 'projected onto b = 0: flat');
+  const mean = rising.reduce((a, p) => a + p.ex, 0) / rising.length;
+  assert.ok(Math.abs(fit.model.a - mean) < 1e-12, 'flat at the mean (least squares with b = 0)');
+  assert.ok(Math.abs(fit.r2) < 1e-12);
+  for (const p of rising) assert.ok(fit.model.meanService(p.m) <= fit.model.meanService(0) + 1e-12, 'never slower with more share');
+  // a falling curve with noise keeps its unconstrained fit
+  const truth = new ServiceModel({ a: 2, b: 30, c: 20 });
+  const noisy = [0, 16, 32, 64, 128].map((m, i) => ({ m, ex: truth.meanService(m) * (1 + (i % 2 ? 0.01 : -0.01)) }));
+  const ok = fitServiceModel(noisy);
+  assert.equal(ok.unconstrained, undefined);
+  assert.ok(ok.model.b > 0);
+});
+
 test('arrival-rate estimate tracks a rate change and ignores empty intervals', () => {
   const e = new ArrivalRateEstimator({ halfLife: 30 });
   assert.equal(e.value, 0);
