@@ -31,6 +31,8 @@ const GUEST_MODULE_OPS_PER_MINUTE = 30;
  *  changes, a restore, a send): a burst, then this many per minute; beyond, the guest library sends itself. */
 export const GUEST_HANDOFFS_BURST = 500;
 export const GUEST_HANDOFFS_PER_MINUTE = 12_000;
+/** The ops that start a handoff (three-step begin, one-round-trip handoff): one rate per guest for both. */
+const HANDOFF_STARTS: ReadonlySet<string> = new Set(['offload.socket.begin', 'offload.socket.handoff']);
 import { ControlLoop, realClock, type Clock } from './control/loop.js';
 import { ControlMetrics } from './control/metrics.js';
 import { ControlService } from './control/service.js';
@@ -218,15 +220,16 @@ export class Daemon {
     opts.channels.handle('module.list', async (guest) => ({
       modules: await this.execute({ op: 'module.list', name: guest }),
     }));
-    // Socket offload ops: their frames pass the channel budget like every op's; a handoff's begin is also
-    // rate-limited per guest like module start/stop (refused: the guest library sends itself, reason `budget`).
+    // Socket offload ops: their frames pass the channel budget like every op's; a handoff's start (begin, or the
+    // one-round-trip handoff) is also rate-limited per guest like module start/stop (refused: the guest library
+    // sends itself and reports the fallback, reason `budget`).
     const rate = opts.handoffRate ?? { burst: GUEST_HANDOFFS_BURST, perMinute: GUEST_HANDOFFS_PER_MINUTE };
     const handoffs = new OpRateLimit(rate.perMinute, rate.burst);
     const offloadChannels: Pick<ChannelBackend, 'handle' | 'onConnection'> = {
       onConnection: (fn) => opts.channels.onConnection(fn),
       handle: (op, fn) =>
         opts.channels.handle(op, async (guest, p) => {
-          if (op === 'offload.socket.begin' && !handoffs.take(guest)) {
+          if (HANDOFF_STARTS.has(op) && !handoffs.take(guest)) {
             throw new HylicsError(
               'HYLICS_ERR_CHANNEL_BUSY',
               `socket handoffs from the guest are limited to ${rate.perMinute} per minute (burst ${rate.burst}); retry later`,
@@ -260,7 +263,7 @@ export class Daemon {
     // a daemon killed during socket handoffs left its guests' steering tables (held or steered flows)
     if (this.opts.socketOffload)
       await this.opts.socketOffload
-        .reconcile(names)
+        .cleanupStale()
         .catch((e) => this.log.error({ err: String(e) }, 'socket offload: could not remove leftover steering tables'));
     // claims live in /run: after a reboot every daemon claims its guests' indexes again
     for (const name of names) {

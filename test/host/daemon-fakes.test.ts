@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { pino } from 'pino';
 import { Daemon, type DaemonOptions } from '../../src/host/daemon.js';
 import { SocketOffload } from '../../src/host/offload/socket.js';
+import { reasonOf } from '../../src/guest/offload.js';
 import type { ChannelBackend, ShareBackend } from '../../src/host/backends.js';
 import type { GuestDriver } from '../../src/host/drivers/types.js';
 import type { ControlView, DecisionEntry, ProfilePoint, CalibrationResult } from '../../src/core/control-api.js';
@@ -232,7 +233,7 @@ test('calibration measures E[X|m] at several sizes through guest exec, fits and 
   await daemon.close();
 });
 
-test('socket offload ops from a guest go through the per-guest handoff rate, like module start/stop', async (t) => {
+test('socket offload ops from a guest go through the per-guest handoff rate (begin and handoff), like module start/stop', async (t) => {
   const dir = await mkdtemp(join(tmpdir(), 'hylics-fakes-'));
   t.after(() => rm(dir, { recursive: true, force: true }));
   const socketOffload = new SocketOffload({ log });
@@ -247,6 +248,24 @@ test('socket offload ops from a guest go through the per-guest handoff rate, lik
   assert.ok(codes.slice(0, 3).every((c) => c === 'HYLICS_ERR_OFFLOAD_NOT_GUEST_FLOW' || c === 'HYLICS_ERR_OFFLOAD_UNAVAILABLE'), codes.join());
   assert.equal(codes[3], 'HYLICS_ERR_CHANNEL_BUSY', 'over the rate: refused before any host work');
   assert.notEqual(await begin('beta', p).then(() => 'ok', (e: HylicsError) => e.code), 'HYLICS_ERR_CHANNEL_BUSY', 'another guest is not affected');
+  // the one-round-trip handoff op starts a handoff too: same bucket (alpha's is empty), the documented code, and
+  // the guest library's fallback for it is counted as `budget`
+  const handoff = channels.handled.get('offload.socket.handoff')!;
+  const flood: string[] = [];
+  for (let i = 0; i < 50; i++) flood.push(await handoff('alpha', { ...p, state: {} }).then(() => 'ok', (e: HylicsError) => e.code));
+  assert.deepEqual(new Set(flood), new Set(['HYLICS_ERR_CHANNEL_BUSY']), 'a flood of handoff requests is refused');
+  const busy = await handoff('alpha', { ...p, state: {} }).catch((e: HylicsError) => e);
+  assert.ok(busy instanceof HylicsError);
+  assert.equal(reasonOf(busy), 'budget');
+  const before = socketOffload.stats('alpha').fallbacks.budget ?? 0;
+  assert.deepEqual(await channels.handled.get('offload.socket.fallback')!('alpha', { reason: reasonOf(busy) }), { counted: true });
+  assert.equal(socketOffload.stats('alpha').fallbacks.budget, before + 1, 'the refusal counted as a budget fallback');
+  // a fresh guest's burst is shared between both ops
+  const gamma: string[] = [];
+  await daemon.execute({ op: 'guest.create', body: { name: 'gamma', shareSize: '32M', memory: '256M' } });
+  for (let i = 0; i < 2; i++) gamma.push(await handoff('gamma', { ...p, state: {} }).then(() => 'ok', (e: HylicsError) => e.code));
+  for (let i = 0; i < 2; i++) gamma.push(await begin('gamma', p).then(() => 'ok', (e: HylicsError) => e.code));
+  assert.deepEqual(gamma.map((c) => c === 'HYLICS_ERR_CHANNEL_BUSY'), [false, false, false, true], gamma.join());
   // release/fallback are not rate-limited (bounded by begin; a counter)
   assert.deepEqual(await channels.handled.get('offload.socket.release')!('alpha', { handoff: 'h1' }), { released: false });
   assert.deepEqual(await channels.handled.get('offload.socket.fallback')!('alpha', { reason: 'budget' }), { counted: true });
