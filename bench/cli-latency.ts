@@ -1,6 +1,9 @@
 // CLI latency: wall time of `hylics` invocations, hyperfine-style (warm-up runs, then N timed runs; p50, p95,
 // min), against a running daemon. `--before DIR` times a second checkout (built) in the same run, side by side,
-// so a change can be judged under the same machine load. Node's own start-up (`node -e 0`) is the floor.
+// so a change can be judged under the same machine load. Node's own start-up (`node -e 0`) is the floor. The rows
+// `unbundled` run the same commands from the ES module files (dist/src/cli/main.js) instead of bin/hylics.js's
+// CommonJS bundle, the one change that brought `status`/`guest ls` near the floor. When NODE_EXTRA_CA_CERTS is set,
+// a second floor row runs without it: Node 20 (not 22/24) parses that certificate file at every start.
 //   npm run bench -- cli-latency [--runs 30] [--warmup 3] [--before /path/to/other/checkout]
 // Writes bench/results/cli-latency.json and .svg. Needs root (it starts a daemon on a temporary state dir).
 import { spawn, spawnSync } from 'node:child_process';
@@ -22,14 +25,19 @@ const warmup = arg('warmup', 3);
 const before = argStr('before', '');
 const log = benchLog('cli-latency');
 
-interface Case { name: string; argv: (root: string, stateDir: string) => string[] }
+interface Case { name: string; argv: (root: string, stateDir: string) => string[]; env?: NodeJS.ProcessEnv }
+const { NODE_EXTRA_CA_CERTS: extraCa, ...envWithoutExtraCa } = process.env;
+const main = (root: string): string => join(root, 'dist', 'src', 'cli', 'main.js');
 const CASES: Case[] = [
   { name: 'node -e 0 (floor)', argv: () => [NODE_BIN, '-e', '0'] },
+  ...(extraCa ? [{ name: 'node -e 0, no NODE_EXTRA_CA_CERTS', argv: () => [NODE_BIN, '-e', '0'], env: envWithoutExtraCa }] : []),
   { name: 'hylics --version', argv: (root) => [NODE_BIN, join(root, 'bin', 'hylics.js'), '--version'] },
   { name: './hylics --version', argv: (root) => [join(root, 'hylics'), '--version'] },
   { name: 'hylics status', argv: (root, d) => [NODE_BIN, join(root, 'bin', 'hylics.js'), 'status', '--state-dir', d] },
   { name: 'hylics guest ls', argv: (root, d) => [NODE_BIN, join(root, 'bin', 'hylics.js'), 'guest', 'ls', '--state-dir', d] },
   { name: './hylics guest ls', argv: (root, d) => [join(root, 'hylics'), 'guest', 'ls', '--state-dir', d] },
+  { name: 'status, unbundled', argv: (root, d) => [NODE_BIN, main(root), 'status', '--state-dir', d] },
+  { name: 'guest ls, unbundled', argv: (root, d) => [NODE_BIN, main(root), 'guest', 'ls', '--state-dir', d] },
 ];
 
 // CPU time (user + system) of the child, from GNU time when installed: unlike wall time it hardly moves when other
@@ -37,10 +45,10 @@ const CASES: Case[] = [
 const GNU_TIME = '/usr/bin/time';
 const hasTime = existsSync(GNU_TIME);
 
-function timeOnce(argv: string[]): { wallMs: number; cpuMs: number | undefined } {
+function timeOnce(argv: string[], env?: NodeJS.ProcessEnv): { wallMs: number; cpuMs: number | undefined } {
   const full = hasTime ? [GNU_TIME, '-f', 'HYLICS_CPU %U %S', ...argv] : argv;
   const t0 = process.hrtime.bigint();
-  const r = spawnSync(full[0]!, full.slice(1), { stdio: ['ignore', 'ignore', 'pipe'] });
+  const r = spawnSync(full[0]!, full.slice(1), { stdio: ['ignore', 'ignore', 'pipe'], env: env ?? process.env });
   const wallMs = Number(process.hrtime.bigint() - t0) / NS_PER_MS;
   if (r.status !== 0) throw new Error(`${argv.join(' ')} exited ${r.status}: ${r.stderr.toString().slice(0, 300)}`);
   const m = /HYLICS_CPU ([\d.]+) ([\d.]+)/.exec(r.stderr.toString());
@@ -82,11 +90,11 @@ try {
     for (const co of checkouts) {
       if (c.name.startsWith('node -e') && co !== checkouts[0]) continue;
       const argv = c.argv(co.root, stateDir);
-      for (let i = 0; i < warmup; i++) timeOnce(argv);
+      for (let i = 0; i < warmup; i++) timeOnce(argv, c.env);
       const t: number[] = [];
       const cpu: number[] = [];
       for (let i = 0; i < runs; i++) {
-        const r = timeOnce(argv);
+        const r = timeOnce(argv, c.env);
         t.push(r.wallMs);
         if (r.cpuMs !== undefined) cpu.push(r.cpuMs);
       }
@@ -94,7 +102,7 @@ try {
       cpu.sort((a, b) => a - b);
       const row = { checkout: c.name.startsWith('node -e') ? 'both' : co.label, case: c.name, p50Ms: pct(t, 0.5), p95Ms: pct(t, 0.95), minMs: t[0]!, meanMs: t.reduce((a, b) => a + b, 0) / t.length, cpuP50Ms: cpu.length ? pct(cpu, 0.5) : undefined, runs };
       rows.push(row);
-      log(`${row.case.padEnd(22)} ${row.checkout.padEnd(14)} wall p50 ${row.p50Ms.toFixed(0).padStart(5)} ms  p95 ${row.p95Ms.toFixed(0).padStart(5)} ms  min ${row.minMs.toFixed(0).padStart(5)} ms  cpu p50 ${row.cpuP50Ms?.toFixed(0) ?? '-'} ms`);
+      log(`${row.case.padEnd(34)} ${row.checkout.padEnd(14)} wall p50 ${row.p50Ms.toFixed(0).padStart(5)} ms  p95 ${row.p95Ms.toFixed(0).padStart(5)} ms  min ${row.minMs.toFixed(0).padStart(5)} ms  cpu p50 ${row.cpuP50Ms?.toFixed(0) ?? '-'} ms`);
     }
   }
 } finally {
@@ -107,8 +115,11 @@ const mine = (name: string): number | undefined => rows.find((r) => r.case === n
 const summary = {
   goalMs: GOAL_MS,
   floorP50Ms: rows.find((r) => r.case.startsWith('node -e'))?.p50Ms,
+  floorWithoutExtraCaP50Ms: rows.find((r) => r.case.includes('NODE_EXTRA_CA_CERTS'))?.p50Ms,
   guestLsP50Ms: mine('hylics guest ls'),
   statusP50Ms: mine('hylics status'),
+  guestLsUnbundledP50Ms: mine('guest ls, unbundled'),
+  statusUnbundledP50Ms: mine('status, unbundled'),
   meetsGoal: (mine('hylics guest ls') ?? Infinity) <= GOAL_MS && (mine('hylics status') ?? Infinity) <= GOAL_MS,
   node: process.version,
   loadavg,

@@ -122,7 +122,11 @@ export function setup(opts = {}) {
   if (!existsSync(distStamp) || statSync(distStamp).mtimeMs < srcNewest) {
     say('compiling TypeScript');
     run(process.execPath, [join(root, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', 'tsconfig.json']);
+    run(process.execPath, [join(root, 'scripts', 'build-cli.mjs')]);
     writeFileSync(distStamp, new Date().toISOString());
+  } else if (!existsSync(join(root, 'dist', 'src', 'cli', 'main.cjs'))) {
+    // 5. the bundled CLI start (bin/hylics.js), for a build made before it existed
+    run(process.execPath, [join(root, 'scripts', 'build-cli.mjs')]);
   }
 }
 

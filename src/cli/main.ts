@@ -1,5 +1,8 @@
-// Entry point of the `hylics` command (bin/hylics.js imports the compiled form). The most frequent calls
-// (status, guest ls) skip commander (./fast.ts); everything else loads the full program.
+// Entry point of the `hylics` command. bin/hylics.js runs it bundled as CommonJS (dist/src/cli/main.cjs, built by
+// scripts/build-cli.mjs), hence no top-level await here. The most frequent calls (status, guest ls) skip commander
+// (./fast.ts); everything else loads the full program.
 import { runFast } from './fast.js';
 
-if (!(await runFast(process.argv.slice(2)))) await (await import('./program.js')).main(process.argv);
+void runFast(process.argv.slice(2)).then(async (done) => {
+  if (!done) await (await import('./program.js')).main(process.argv);
+});
