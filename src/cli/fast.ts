@@ -1,9 +1,10 @@
 // The commands people and scripts run over and over against a running daemon (`hylics status`, `hylics guest ls`)
 // without commander: its import alone costs about as much CPU as Node's own start-up (measured with
 // bench/cli-latency). Only the exact forms below take this path: the command words plus the global options
-// (--state-dir D, --state-dir=D, --api URL, --json, anywhere); anything else (--help, a typo, another option)
-// goes to the full parser, which gives the same results and the usual errors.
+// (--state-dir D, --state-dir=D, --api URL, --json, anywhere), and `hylics --version` (or -V) alone; anything else
+// (--help, a typo, another option) goes to the full parser, which gives the same results and the usual errors.
 import type { CommonOpts } from './commands/common.js';
+import { VERSION } from '../core/version.js';
 
 type Runner = (o: CommonOpts) => Promise<void>;
 const FAST: Record<string, () => Promise<Runner>> = {
@@ -37,6 +38,10 @@ export function parseFast(args: string[]): { key: string; opts: CommonOpts } | u
 
 /** Run a fast form; false when argv is not one (the caller then runs the full CLI). */
 export async function runFast(args: string[]): Promise<boolean> {
+  if (args.length === 1 && (args[0] === '--version' || args[0] === '-V')) {
+    process.stdout.write(`${VERSION}\n`); // as commander prints it
+    return true;
+  }
   const f = parseFast(args);
   if (!f) return false;
   const [run, client, report] = await Promise.all([FAST[f.key]!(), import('./client.js'), import('./report.js')]);

@@ -28,6 +28,10 @@ test('fast and full paths agree: output and exit code of a daemon that is not th
   assert.equal(jf.code, jl.code);
   assert.equal(jf.stdout, jl.stdout);
   assert.equal(JSON.parse(jf.stdout).error.code, 'HYLICS_ERR_DAEMON_UNREACHABLE');
+  const version = await hylics(['--version']);
+  assert.deepEqual(version, await hylics(['--version', '--'])); // commander's own --version
+  assert.deepEqual(await hylics(['-V']), version);
+  assert.match(version.stdout, /^\d+\.\d+\.\d+\n$/);
   const help = await hylics(['guest', 'ls', '--help']);
   assert.equal(help.code, 0);
   assert.match(help.stdout, /Usage: hylics guest ls/);
