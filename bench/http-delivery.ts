@@ -3,10 +3,11 @@
 // wrk, in one run; plus the engine with `disable_symlinks off` to measure what that guarantee costs. Throughput,
 // latency (wrk p50/p99) and server CPU seconds per GB delivered (utime+stime of every server process from
 // /proc/<pid>/stat). Then 1,000 keep-alive clients and 10,000 idle connections: requests/s and server memory.
-// Writes bench/results/http-delivery.{json,svg}.
-//   npx tsx bench/http-delivery.ts [--duration 3] [--rounds 3] [--no-pin] [--connections 16]
+// Writes bench/results/http-delivery.{json,svg} (with --cc NAME: http-delivery-NAME.{json,svg}).
+//   npx tsx bench/http-delivery.ts [--duration 3] [--rounds 3] [--no-pin] [--connections 16] [--sizes 4k,64k,1m,16m]
+//                                  [--no-scale] [--cc reno]
 // Needs root (tmpfs mount), nginx, lighttpd and wrk (scripts/debian-packages.txt).
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { get } from 'node:http';
@@ -16,7 +17,20 @@ import { join } from 'node:path';
 import { renderSvg, type VegaLiteSpec } from '../src/core/plot.js';
 import { ModuleManager } from '../src/host/modules/index.js';
 import { RESULTS_DIR } from './lib/results.js';
-import { arg } from './lib/args.js';
+import { arg, argStr } from './lib/args.js';
+
+const USAGE = `bench http-delivery: the http module (nginx engine) vs lighttpd from one tmpfs, wrk on loopback
+  --duration S       seconds per wrk cell (3)
+  --rounds N         rounds, server order rotated each round (3)
+  --connections N    wrk connections (16)
+  --sizes LIST       file sizes to run, of 4k,64k,1m,16m (all)
+  --no-pin           do not pin wrk to CPU 0 and the servers to CPU 1
+  --no-scale         skip the 1,000 keep-alive clients / 10,000 idle connections runs
+  --cc NAME          run servers and wrk in a network namespace of their own whose TCP congestion control is NAME
+                     (e.g. reno: no pacing); results in http-delivery-NAME.{json,svg}. Default: the host's own
+                     (sysctl net.ipv4.tcp_congestion_control; bbr paces every socket, see docs/modules.md)
+Needs root, nginx, lighttpd, wrk.`;
+if (process.argv.includes('--help')) { process.stdout.write(`${USAGE}\n`); process.exit(0); }
 
 const DURATION = arg('duration', 3);
 const CONNECTIONS = arg('connections', 16);
@@ -24,12 +38,23 @@ const ROUNDS = arg('rounds', 3);
 // wrk on CPU 0, every server (all its threads) on CPU 1: the same one core for each server, and the client
 // never competes with the server it measures (other tenants of this host still can: hence rotated rounds)
 const PIN = !process.argv.includes('--no-pin') && Number(execFileSync('nproc').toString().trim()) >= 2;
-const FILES = [
-  { name: '4k.bin', label: '4 KiB', size: 4096 },
-  { name: '64k.bin', label: '64 KiB', size: 64 * 1024 },
-  { name: '1m.bin', label: '1 MiB', size: 1024 * 1024 },
-  { name: '16m.bin', label: '16 MiB', size: 16 * 1024 * 1024 },
+const ALL_FILES = [
+  { key: '4k', name: '4k.bin', label: '4 KiB', size: 4096 },
+  { key: '64k', name: '64k.bin', label: '64 KiB', size: 64 * 1024 },
+  { key: '1m', name: '1m.bin', label: '1 MiB', size: 1024 * 1024 },
+  { key: '16m', name: '16m.bin', label: '16 MiB', size: 16 * 1024 * 1024 },
 ];
+const SIZES = argStr('sizes', ALL_FILES.map((f) => f.key).join(',')).toLowerCase().split(',');
+const FILES = ALL_FILES.filter((f) => SIZES.includes(f.key));
+if (FILES.length === 0) throw new Error(`--sizes: none of ${SIZES.join(',')} is one of ${ALL_FILES.map((f) => f.key).join(',')}`);
+const SCALE = !process.argv.includes('--no-scale');
+/** --cc NAME: the bench re-runs itself in a network namespace of its own with that TCP congestion control. */
+const CC = argStr('cc', '');
+/** Set on the re-run inside that namespace. */
+const IN_NETNS = process.env.HYLICS_BENCH_NETNS ?? '';
+/** The TCP congestion control every socket of this run gets (the namespace's default: wrk, lighttpd, nginx). */
+const tcpCongestionControl = (): string =>
+  readFileSync('/proc/sys/net/ipv4/tcp_congestion_control', 'utf8').trim();
 const servers: Server[] = [];
 const log = (m: string): void => { process.stderr.write(`[http-delivery] ${m}\n`); };
 
@@ -249,8 +274,29 @@ async function scaleRuns(list: Server[]): Promise<Array<Record<string, unknown>>
   return out;
 }
 
+/**
+ * --cc NAME: run this bench again inside a network namespace of its own whose default TCP congestion control is
+ * NAME (only its loopback; the host's setting is untouched). Returns the exit status of that run.
+ */
+function rerunInNetns(cc: string): number {
+  const ns = `hylics-bench-http-${process.pid}`;
+  execFileSync('ip', ['netns', 'add', ns]);
+  try {
+    execFileSync('ip', ['-n', ns, 'link', 'set', 'lo', 'up']);
+    execFileSync('ip', ['netns', 'exec', ns, 'sysctl', '-q', '-w', `net.ipv4.tcp_congestion_control=${cc}`]);
+    log(`in network namespace ${ns}, TCP congestion control ${cc} (the host's: ${tcpCongestionControl()})`);
+    const r = spawnSync('ip', ['netns', 'exec', ns, process.execPath, ...process.execArgv, ...process.argv.slice(1)], {
+      stdio: 'inherit', env: { ...process.env, HYLICS_BENCH_NETNS: ns },
+    });
+    return r.status ?? 1;
+  } finally {
+    execFileSync('ip', ['netns', 'delete', ns]);
+  }
+}
+
 async function main(): Promise<void> {
   if (process.getuid?.() !== 0) throw new Error('needs root (tmpfs mount)');
+  if (CC !== '' && IN_NETNS === '') { process.exitCode = rerunInNetns(CC); return; }
   for (const bin of ['lighttpd', 'wrk', 'nginx']) execFileSync('which', [bin], { stdio: 'ignore' });
   const work = mkdtempSync(join(tmpdir(), 'hylics-bench-http-'));
   const share = join(work, 'share');
@@ -259,7 +305,7 @@ async function main(): Promise<void> {
   execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=128m,mode=0755', 'tmpfs', share]);
   try {
     const hashes = new Map<string, string>();
-    for (const f of FILES) {
+    for (const f of ALL_FILES) { // all of them: the scale runs use 4k.bin whatever --sizes says
       const data = randomBytes(f.size);
       writeFileSync(join(share, f.name), data, { mode: 0o644 });
       hashes.set(f.name, createHash('sha256').update(data).digest('hex'));
@@ -336,17 +382,21 @@ async function main(): Promise<void> {
       (r) => r.moduleVsLighttpdThroughput >= 0.95 && r.moduleVsLighttpdCpuPerGB <= 1.1 && r.moduleVsLighttpdP99 <= 1.2,
     );
     log(`goals (>= 0.95x throughput, <= 1.1x CPU/GB, <= 1.2x p99 vs lighttpd, every size): ${target ? 'met' : 'NOT met'}`);
-    const scale = await scaleRuns(servers.filter((s) => s.name !== 'module (nginx, symlinks not checked)'));
+    const scale = SCALE ? await scaleRuns(servers.filter((s) => s.name !== 'module (nginx, symlinks not checked)')) : [];
     const result = {
       bench: 'http-delivery', date: new Date().toISOString(), durationSec: DURATION, rounds: ROUNDS, connections: CONNECTIONS, pinned: PIN,
       loadAverageAtStart: LOAD0, loadAverageAtEnd: readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).map(Number),
       machine: { cpus: Number(execFileSync('nproc').toString().trim()), kernel: execFileSync('uname', ['-r']).toString().trim() },
+      // bbr paces every socket itself (an hrtimer per paced burst): on loopback that is most of a server's CPU
+      tcpCongestionControl: tcpCongestionControl(), ...(IN_NETNS ? { netns: 'own (--cc)' } : {}),
+      command: `npm run bench -- http-delivery ${process.argv.slice(2).join(' ')}`.trim(),
       note: 'wrk -t1 on loopback against servers on the same host (wrk pinned to CPU 0, servers to CPU 1 unless --no-pin); CPU = utime+stime of the server processes (lighttpd; nginx master + worker) during the run; totalCpuSecPerGB adds wrk\'s own CPU (loopback receive work is billed to whichever side is on the CPU). The module writes its access log (its counters), lighttpd none. No RAPL here: energy only as CPU time.',
       rows, ratios, goalsMet: target, scale,
     };
     const outDir = RESULTS_DIR;
     mkdirSync(outDir, { recursive: true });
-    writeFileSync(join(outDir, 'http-delivery.json'), JSON.stringify(result, null, 2) + '\n');
+    const base = join(outDir, CC ? `http-delivery-${CC}` : 'http-delivery');
+    writeFileSync(`${base}.json`, JSON.stringify(result, null, 2) + '\n');
     const bars = (field: keyof Row, title: string, yTitle: string): Record<string, unknown> => ({
       title, data: { values: rows.map((r) => ({ group: r.file, bar: r.server, value: r[field] })) }, mark: 'bar', width: { step: 16 }, height: 200,
       encoding: {
@@ -377,17 +427,19 @@ async function main(): Promise<void> {
     });
     const spec = {
       $schema: 'https://vega.github.io/schema/vega-lite/v5.json',
-      title: `HTTP delivery from a tmpfs share: http module vs lighttpd (wrk, ${CONNECTIONS} connections)`,
+      title: `HTTP delivery from a tmpfs share: http module vs lighttpd (wrk, ${CONNECTIONS} connections, TCP ${tcpCongestionControl()})`,
       vconcat: [
         bars('MBps', 'Throughput', 'MB/s'), bars('cpuSecPerGB', 'Server CPU per GB delivered', 'CPU s / GB'),
         bars('totalCpuSecPerGB', 'Server + wrk CPU per GB delivered', 'CPU s / GB'), bars('p99Ms', 'Latency p99', 'ms'),
-        scaleBars(`${KEEPALIVE_CLIENTS} keep-alive clients (4 KiB): throughput and p99`, [['keepAliveRps', 'req/s'], ['keepAliveP99Ms', 'p99 ms']]),
-        scaleBars(`Server memory (MB): idle, after ${KEEPALIVE_CLIENTS} keep-alive clients, with ${IDLE} idle connections`,
-          [['idleMemoryBytes', 'idle'], ['memoryAfterKeepAliveBytes', `after ${KEEPALIVE_CLIENTS} clients`], ['memoryWithIdleBytes', `${IDLE} idle conns`]], 1 / 1048576),
+        ...(scale.length === 0 ? [] : [
+          scaleBars(`${KEEPALIVE_CLIENTS} keep-alive clients (4 KiB): throughput and p99`, [['keepAliveRps', 'req/s'], ['keepAliveP99Ms', 'p99 ms']]),
+          scaleBars(`Server memory (MB): idle, after ${KEEPALIVE_CLIENTS} keep-alive clients, with ${IDLE} idle connections`,
+            [['idleMemoryBytes', 'idle'], ['memoryAfterKeepAliveBytes', `after ${KEEPALIVE_CLIENTS} clients`], ['memoryWithIdleBytes', `${IDLE} idle conns`]], 1 / 1048576),
+        ]),
       ],
     } as unknown as VegaLiteSpec;
-    writeFileSync(join(outDir, 'http-delivery.svg'), await renderSvg(spec));
-    log(`wrote ${join(outDir, 'http-delivery.json')} and .svg`);
+    writeFileSync(`${base}.svg`, await renderSvg(spec));
+    log(`wrote ${base}.json and .svg`);
   } finally {
     for (const s of servers) await s.stop().catch(() => {});
     try { execFileSync('umount', ['-l', share]); } catch { /* already gone */ }

@@ -132,6 +132,8 @@ ${typesBlock()}
   access_log off;
   client_body_temp_path /tmp/body; proxy_temp_path /tmp/proxy; fastcgi_temp_path /tmp/fastcgi; uwsgi_temp_path /tmp/uwsgi; scgi_temp_path /tmp/scgi;
 
+  # one sendfile per response, corked with its headers. Not sendfile_max_chunk (nginx waits a 1 ms timer after
+  # each chunk), nor a small sndbuf or tcp_nopush off: each measured no cheaper under bbr (docs/modules.md)
   sendfile on;
   tcp_nopush on;
   tcp_nodelay on;
