@@ -12,8 +12,14 @@
 // delivered (utime+stime from /proc/<pid>/stat; the worker is the daemon's child running as uid 65534), the same
 // figure for the in-guest lighttpd, hylicsd's CPU per GB under socket offload, the guest cgroup's CPU and context
 // switches per second (all threads of its processes), and the ratios to (1)/(2) and socket/module.
+// Placement (as in the paper's Fig. 19/20 setup, where the VM has vCPUs of its own and the hypervisor-level module
+// runs on other cores): the guest's processes are pinned to CPU 0 (its 0.5-CPU quota stays) and the module engine
+// (nginx master + worker) to the other CPUs; the client and hylicsd are not pinned. --placement shared pins
+// nothing (pigz in the guest then competes with the module engine for the same cores: the host's scheduler, not
+// the module, decides what that costs). Each cell also reports how busy the whole host was.
 // Writes bench/results/hybrid.{json,svg}.
 //   npx tsx bench/hybrid.ts [--rounds 2] [--deliver-mib 200] [--compress-mib 100] [--alone-seconds 8]
+//                           [--placement split|shared]
 // Needs root (the daemon: namespaces, cgroups, nftables), lighttpd, pigz, curl.
 import { execFile, execFileSync } from 'node:child_process';
 import { mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
@@ -21,8 +27,8 @@ import { join } from 'node:path';
 import { groupedBarChart, renderSvg, type BarPoint, type VegaLiteSpec } from '../src/core/plot.js';
 import { benchSession } from './lib/session.js';
 import { RESULTS_DIR } from './lib/results.js';
-import { cgroupCpuSeconds, cgroupProcsFile, ctxSwitches, median } from './lib/measure.js';
-import { arg, benchLog } from './lib/args.js';
+import { cgroupCpuSeconds, cgroupPids, cgroupProcsFile, ctxSwitches, hostCpuSeconds, median } from './lib/measure.js';
+import { arg, argStr, benchLog } from './lib/args.js';
 import { NODE_BIN, entryArgv } from '../src/os/self.js';
 
 const ROUNDS = arg('rounds', 2);
@@ -34,6 +40,13 @@ const CPUS = 0.5;
 const PORT = 8080;
 /** The in-guest example file server of the socket-offload configuration. */
 const SOCKET_PORT = 8090;
+const HOST_CPUS = Number(execFileSync('nproc').toString().trim());
+/** split: the guest on CPU 0, the module engine on the others (the paper's setup); shared: nothing pinned. */
+const PLACEMENT = argStr('placement', 'split');
+if (PLACEMENT !== 'split' && PLACEMENT !== 'shared') throw new Error('--placement: split or shared');
+const SPLIT = PLACEMENT === 'split' && HOST_CPUS >= 2;
+const GUEST_CPUS = '0';
+const MODULE_CPUS = `1-${HOST_CPUS - 1}`;
 const CLK_TCK = Number(execFileSync('getconf', ['CLK_TCK']).toString().trim()) || 100;
 const log = benchLog('hybrid');
 
@@ -101,6 +114,12 @@ function findInCgroup(cgroup: string, comm: string): number[] {
   return out;
 }
 
+/** Pin every thread of `pids` to `cpus` (taskset); processes they start later inherit it. */
+function pin(pids: Array<number | string>, cpus: string): void {
+  for (const p of pids) {
+    try { execFileSync('taskset', ['-a', '-p', '-c', cpus, String(p)], { stdio: 'ignore' }); } catch { /* exited */ }
+  }
+}
 
 /** The client's network namespace, routed through the host (set in main): every configuration is downloaded over
  *  the same path. (A client on the host itself is not used: see docs/offload-socket.md.) */
@@ -128,6 +147,8 @@ interface Cell {
   serverCpuSeconds?: number; serverCpuPerGB?: number; guestCpuSeconds: number; wallSeconds: number;
   /** Context switches per second of all threads in the guest's cgroup. */
   guestCtxPerSec?: number;
+  /** CPUs' worth of the whole host busy during the cell (of hostCpus): near hostCpus means the host was saturated. */
+  hostCpusBusy?: number;
 }
 
 
@@ -199,6 +220,8 @@ EOF`);
     };
 
     const procsFile = cgroupProcsFile(cgroup);
+    // the guest's processes (its init and agent: everything it runs later is their child) on CPU 0
+    if (SPLIT) { pin(cgroupPids(procsFile), GUEST_CPUS); log(`placement: guest on CPU ${GUEST_CPUS}, module engine on CPU ${MODULE_CPUS}`); }
     const socketUrl = `http://${addr}:${SOCKET_PORT}/deliver.bin`;
     let socketServer = false;
     const startSocketServer = async (): Promise<void> => {
@@ -249,6 +272,7 @@ EOF`);
         moduleId = m.id;
         const pid = findWorker(daemonPid);
         if (!pid) throw new Error('module engine worker not found (nginx worker, uid 65534, below the daemon)');
+        if (SPLIT) pin([pid, procStatus(String(pid))!.ppid], MODULE_CPUS); // worker and master
         // warm-up range requests so the worker's start-up CPU is not billed to delivery; until a 206, since a file
         // the guest's tier moved to its disk tier is a 404 until the agent moves it back (docs/modules.md)
         for (let i = 0; i < 50 && (await curl(['-sS', '--max-time', '5', '-o', '/dev/null', '-w', '%{http_code}', '-r', '0-0', url])).stdout !== '206'; i++) {
@@ -281,15 +305,18 @@ EOF`);
       for (let k = 0; k < configs.length; k++) {
         const c = configs[(k + round) % configs.length]!;
         log(`round ${round + 1}/${ROUNDS}: ${c.name} ...`);
-        const x0 = ctxSwitches(procsFile); const t0 = Date.now();
+        const x0 = ctxSwitches(procsFile); const t0 = Date.now(); const h0 = hostCpuSeconds();
         const cell = await c.runCell(round);
+        const h1 = hostCpuSeconds();
         cell.guestCtxPerSec = (ctxSwitches(procsFile) - x0) / ((Date.now() - t0) / 1000);
+        cell.hostCpusBusy = ((h1.busy - h0.busy) / (h1.total - h0.total)) * HOST_CPUS;
         cells.push(cell);
         const parts = [
           cell.delivery ? `delivery ${cell.delivery.mbps.toFixed(0)} MB/s (${cell.delivery.downloads} x ${DELIVER_MIB} MiB)` : '',
           cell.compressSeconds !== undefined ? `compression ${cell.compressSeconds.toFixed(2)} s` : '',
           cell.serverCpuPerGB !== undefined ? `server CPU ${cell.serverCpuPerGB.toFixed(3)} s/GB` : '',
           `guest CPU ${cell.guestCpuSeconds.toFixed(1)} s in ${cell.wallSeconds.toFixed(1)} s, ${cell.guestCtxPerSec?.toFixed(0)} guest ctx/s`,
+          `host ${cell.hostCpusBusy?.toFixed(2)} of ${HOST_CPUS} CPUs busy`,
         ].filter(Boolean);
         log(`  ${parts.join(', ')}`);
       }
@@ -307,6 +334,7 @@ EOF`);
       deliveryMBps: { alone: of('alone', (c) => c.delivery?.mbps), interference: of('interference', (c) => c.delivery?.mbps), moduleOffload: of('module offload', (c) => c.delivery?.mbps), socketOffload: of('socket offload', (c) => c.delivery?.mbps) },
       compressionSeconds: { alone: of('compression alone', (c) => c.compressSeconds), interference: of('interference', (c) => c.compressSeconds), moduleOffload: of('module offload', (c) => c.compressSeconds), socketOffload: of('socket offload', (c) => c.compressSeconds) },
       serverCpuSecondsPerGB: { lighttpdInGuestAlone: of('alone', (c) => c.serverCpuPerGB), lighttpdInGuestInterference: of('interference', (c) => c.serverCpuPerGB), moduleWorkerOnHost: of('module offload', (c) => c.serverCpuPerGB), hylicsdSocketOffload: of('socket offload', (c) => c.serverCpuPerGB) },
+      hostCpusBusy: { deliveryAlone: of('alone', (c) => c.hostCpusBusy), interference: of('interference', (c) => c.hostCpusBusy), moduleOffload: of('module offload', (c) => c.hostCpusBusy), socketOffload: of('socket offload', (c) => c.hostCpusBusy), compressionAlone: of('compression alone', (c) => c.hostCpusBusy) },
       guestCtxPerSec: { deliveryAlone: of('alone', (c) => c.guestCtxPerSec), interference: of('interference', (c) => c.guestCtxPerSec), moduleOffload: of('module offload', (c) => c.guestCtxPerSec), socketOffload: of('socket offload', (c) => c.guestCtxPerSec), compressionAlone: of('compression alone', (c) => c.guestCtxPerSec) },
     };
     const ratios = {
@@ -339,7 +367,11 @@ EOF`);
         compression: 'pigz -p 2 -c input.txt > /dev/null in the guest, timed in the guest',
         client: 'curl in a client network namespace routed through the host, sequential full downloads of the file from the guest address; alone: '
           + `${ALONE_SECONDS} s or ${ALONE_MAX} downloads; with compression: until pigz ends (the download in flight then completes and counts)`,
-        rounds: ROUNDS, hostCpus: Number(execFileSync('nproc').toString().trim()), loadavg: readFileSync('/proc/loadavg', 'utf8').trim(),
+        placement: SPLIT
+          ? `split (as the paper's Fig. 19/20 setup: the VM's vCPUs are its own): the guest's processes pinned to CPU ${GUEST_CPUS} (quota ${CPUS} CPU), the module engine (nginx master + worker) to CPU ${MODULE_CPUS}; client (curl) and hylicsd not pinned`
+          : 'shared: nothing pinned (the guest\'s pigz threads and the module engine share every host core)',
+        hostCpusBusy: 'CPUs\' worth of the whole host busy during the cell (/proc/stat: all but idle and iowait)',
+        rounds: ROUNDS, hostCpus: HOST_CPUS, loadavg: readFileSync('/proc/loadavg', 'utf8').trim(),
       },
       summary, ratios, cells,
     };

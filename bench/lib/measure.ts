@@ -22,12 +22,14 @@ export function cgroupProcsFile(cgroup: string): string {
 }
 
 /** Pids in `procsFile` and in the cgroup.procs of every cgroup below it (a guest exec runs in a child cgroup). */
-function cgroupPids(procsFile: string): string[] {
+export function cgroupPids(procsFile: string): string[] {
   const pids: string[] = [];
   const walk = (dir: string): void => {
     try { pids.push(...readFileSync(`${dir}/cgroup.procs`, 'utf8').split('\n').filter(Boolean)); } catch { return; }
     let kids: string[] = [];
-    try { kids = readdirSync(dir, { withFileTypes: true }).filter((d) => d.isDirectory()).map((d) => d.name); } catch { return; }
+    try {
+      kids = readdirSync(dir, { withFileTypes: true }).filter((d) => d.isDirectory()).map((d) => d.name);
+    } catch { return; }
     for (const k of kids) walk(`${dir}/${k}`);
   };
   walk(procsFile.replace(/\/cgroup\.procs$/, ''));
@@ -51,4 +53,12 @@ export function ctxSwitches(procsFile: string): number {
     }
   }
   return n;
+}
+
+/** Busy and total CPU time of the whole host so far (/proc/stat, seconds): busy = all but idle and iowait. */
+export function hostCpuSeconds(): { busy: number; total: number } {
+  const f = (/^cpu\s+(.*)$/m.exec(readFileSync('/proc/stat', 'utf8'))?.[1] ?? '').trim().split(/\s+/).map(Number);
+  const ticks = 100; // USER_HZ: /proc/stat counts in clock ticks of 1/100 s on Linux
+  const total = f.slice(0, 8).reduce((a, b) => a + b, 0); // user nice system idle iowait irq softirq steal
+  return { busy: (total - f[3]! - f[4]!) / ticks, total: total / ticks };
 }
