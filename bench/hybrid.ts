@@ -46,7 +46,7 @@ const PLACEMENT = argStr('placement', 'split');
 if (PLACEMENT !== 'split' && PLACEMENT !== 'shared') throw new Error('--placement: split or shared');
 const SPLIT = PLACEMENT === 'split' && HOST_CPUS >= 2;
 const GUEST_CPUS = '0';
-const MODULE_CPUS = `1-${HOST_CPUS - 1}`;
+const MODULE_CPUS = HOST_CPUS > 2 ? `1-${HOST_CPUS - 1}` : '1';
 const CLK_TCK = Number(execFileSync('getconf', ['CLK_TCK']).toString().trim()) || 100;
 const log = benchLog('hybrid');
 
