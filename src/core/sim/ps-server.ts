@@ -15,6 +15,22 @@ export function psRate(n: number, vcpus: number, serialFraction: number, maxTask
   return S(Math.min(p, vcpus / n)) / S(p);
 }
 
+/**
+ * The serial fraction s under which n tasks started together each run at `rate` of their alone speed (psRate's
+ * inverse in s, by bisection; psRate grows with s). A rate below pure PS's (s = 0) gives 0, above s = 1's gives 1:
+ * `clamped` says so. This is how a measured "n at once" time feeds the model (bench/closed-loop).
+ */
+export function serialFractionForRate(rate: number, n: number, vcpus: number): { s: number; clamped: boolean } {
+  if (psRate(n, vcpus, 0) >= rate) return { s: 0, clamped: psRate(n, vcpus, 0) > rate };
+  if (psRate(n, vcpus, 1) <= rate) return { s: 1, clamped: psRate(n, vcpus, 1) < rate };
+  let lo = 0, hi = 1;
+  for (let i = 0; i < 60; i++) {
+    const mid = (lo + hi) / 2;
+    if (psRate(n, vcpus, mid) < rate) lo = mid; else hi = mid;
+  }
+  return { s: (lo + hi) / 2, clamped: false };
+}
+
 /** Min-heap of (key, id) on parallel arrays: the processor-sharing finish order in virtual time. */
 class Heap {
   private keys: number[] = [];

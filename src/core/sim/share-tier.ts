@@ -63,12 +63,17 @@ export class ShareTier {
     }
   }
 
+  /** Whether the last request() brought its segment into the share (it was on the disk tier and fitted). */
+  entered = false;
+
   /** A task requests segment s at time t: true when the share serves it (there already, or it fits now). */
   request(s: number, t: number): boolean {
     let hit = true;
+    this.entered = false;
     if (!this.inMem[s]) {
       if (this.used + this.segSize[s]! <= this.size) {
         this.inMem[s] = 1;
+        this.entered = true;
         this.used += this.segSize[s]!;
       } else hit = false;
     }

@@ -25,6 +25,12 @@ export interface ServiceConfig {
   /** Mean time of a task alone on the guest, segment in the share / on the disk tier (s). Paper: 3.32 / 4.02. */
   memS: number;
   diskS: number;
+  /**
+   * Alone time of a task whose segment enters the share at its request (it was on the disk tier and there is room):
+   * a guest tier that copies it in before the task reads it (the real guest's tier.path) pays the copy here. Default
+   * memS: the paper counts such a task as a memory-tier one, with no copy cost.
+   */
+  promoteS?: number;
   /** Log-normal spread of a segment's content complexity (fixed per segment) and of each run. */
   complexitySigma: number;
   noiseSigma: number;
@@ -181,6 +187,7 @@ function checkConfig(c: SimConfig): void {
   fin('catalogue.sizeSigma', c.catalogue.sizeSigma, 0, 3, false);
   fin('service.memS', c.service.memS, 0, 1e5);
   fin('service.diskS', c.service.diskS, 0, 1e5);
+  if (c.service.promoteS !== undefined) fin('service.promoteS', c.service.promoteS, 0, 1e5);
   fin('service.complexitySigma', c.service.complexitySigma, 0, 3, false);
   fin('service.noiseSigma', c.service.noiseSigma, 0, 3, false);
   fin('service.serialFraction', c.service.serialFraction, 0, 1, false);
@@ -262,7 +269,7 @@ export function simulate(cfg: SimConfig): SimResult {
       const noise = svcRng.lognormalMean(1, svc.noiseSigma);
       const hit = tier.request(s, t);
       if (!hit) ivFull++;
-      const base = hit ? svc.memS : pcCoin < hitPC ? pcS : svc.diskS;
+      const base = hit ? (tier.entered ? svc.promoteS ?? svc.memS : svc.memS) : pcCoin < hitPC ? pcS : svc.diskS;
       const work = base * tier.segCx[s]! * noise;
       server.add(t, s, work, !hit);
       rec.arrival(t, work, hit);

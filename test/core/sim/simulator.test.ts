@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { simulate, defaultSimConfig, psRate, DEFAULT_SERVICE } from '../../../src/core/sim/simulator.js';
+import { serialFractionForRate } from '../../../src/core/sim/ps-server.js';
 import { Rng, ZipfSampler } from '../../../src/core/sim/rng.js';
 import { parseArrivalTrace, formatArrivalTrace, generateTrace, ArrivalGenerator, paperWorkload, loadChangeTimes } from '../../../src/core/sim/workload.js';
 import { calibrateServiceModel, calibrationOptions, schemeConfig } from '../../../src/core/sim/paper.js';
@@ -89,6 +90,30 @@ test('the share is a memory tier: bigger shares give more memory hits and never 
   assert.ok(big.meanServiceS < small.meanServiceS);
   assert.ok(small.peakUsedMiB <= 16 + 1e-9);
   assert.ok(big.peakUsedMiB < 512); // 60 s eviction bounds the working set
+});
+
+test('promoteS: a task whose segment is copied into the share on the way pays it, a repeat request does not', () => {
+  // one task at a time (no queueing), no spread: each task's response is its alone time
+  const arrivals = [0, 20, 40, 60].map((time, i) => ({ time, segment: i < 2 ? 1 : 2 }));
+  const run = (promoteS?: number) => simulate(defaultSimConfig({
+    durationS: 100, workload: { kind: 'trace', arrivals }, controller: null, fixedSizeBytes: 512 * MiB, record: false,
+    service: {
+      ...DEFAULT_SERVICE, complexitySigma: 0, noiseSigma: 0, memS: 2, diskS: 3,
+      ...(promoteS !== undefined ? { promoteS } : {}),
+    },
+  })).metrics;
+  assert.ok(Math.abs(run().meanR - 2) < 1e-9, 'default: a first touch costs memS (the paper)');
+  assert.ok(Math.abs(run(5).meanR - (5 + 2 + 5 + 2) / 4) < 1e-9, 'first touches at promoteS, repeats at memS');
+  assert.throws(() => run(-1), { code: 'HYLICS_ERR_SIM_INVALID_CONFIG' });
+});
+
+test('serial fraction from a measured "two at once" speed inverts psRate and clamps', () => {
+  for (const s of [0.05, 0.22, 0.6]) {
+    const fit = serialFractionForRate(psRate(2, 1.5, s), 2, 1.5);
+    assert.ok(Math.abs(fit.s - s) < 1e-9 && !fit.clamped, `s ${s} -> ${fit.s}`);
+  }
+  assert.deepEqual(serialFractionForRate(0.4, 2, 1.5), { s: 0, clamped: true }); // slower than pure PS
+  assert.deepEqual(serialFractionForRate(0.9, 2, 1.5), { s: 1, clamped: true });
 });
 
 test('controller in the loop: every scheme stays within its bounds and reports all metrics', () => {
