@@ -18,9 +18,10 @@
 //     into the share when it fits) and runs `hylics task run transcode --tier-hit|--tier-miss -- ffmpeg -i PATH
 //     -c:v libx264 -preset veryfast -s 854x480 -f null -` at each arrival; response time = completion - arrival.
 // Time compression F: the paper's times (8 s / 4 s mean inter-arrival, τ = 10 s) divided by F; by default
-// F = 3.32 s / the measured alone time of a memory-tier task, so the real task plays the paper's 3.32 s task.
+// F = 3.32 s / the memory tier's mean alone cost on workload #1's trace (first touches pay the promotion copy), so
+// the SLO is 3.0x the memory-tier task and #1's utilisation 0.415, as in the paper (docs/controller.md, the rule).
 //   npm run bench -- closed-loop [--quick] [--duration 135] [--schemes static-max,...] [--workloads 1,2]
-//     [--segments 80] [--zipf 0.9] [--cpus 1.5] [--serial-fraction 0.22] [--read-mbps 12] [--read-iops 300] [--max-mib
+//     [--segments 80] [--zipf 0.9] [--cpus 1.5] [--serial-fraction measured|S] [--read-mbps 12] [--read-iops 300] [--max-mib
 //     160] [--small-mib 16]
 //     [--min-mib 8] [--initial-mib 32] [--interval-min 5] [--interval-max 30] [--compression auto|F] [--seed 1]
 // Writes bench/results/closed-loop.{json,svg}, closed-loop-fig22.svg (#1), closed-loop-fig23.svg (#2).
