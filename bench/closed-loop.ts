@@ -21,8 +21,8 @@
 // F = 3.32 s / the memory tier's mean alone cost on workload #1's trace (first touches pay the promotion copy), so
 // the SLO is 3.0x the memory-tier task and #1's utilisation 0.415, as in the paper (docs/controller.md, the rule).
 //   npm run bench -- closed-loop [--quick] [--duration 135] [--schemes static-max,...] [--workloads 1,2]
-//     [--segments 80] [--zipf 0.9] [--cpus 1.5] [--serial-fraction measured|S] [--read-mbps 12] [--read-iops 300] [--max-mib
-//     160] [--small-mib 16]
+//     [--segments 80] [--zipf 0.9] [--cpus 1.5] [--serial-fraction measured|S] [--read-mbps 12] [--read-iops 300]
+//     [--max-mib 160] [--small-mib 16]
 //     [--min-mib 8] [--initial-mib 32] [--interval-min 5] [--interval-max 30] [--compression auto|F] [--seed 1]
 // Writes bench/results/closed-loop.{json,svg}, closed-loop-fig22.svg (#1), closed-loop-fig23.svg (#2).
 // Needs root (daemon, loop devices, cgroups), ffmpeg with libx264, vmtouch, losetup, mkfs.ext4.
