@@ -654,6 +654,21 @@ Napi::Value CloseFd(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
+// abortClose(fd): SO_LINGER { on, 0 } then close: the kernel drops the socket at once (an RST to the peer) instead
+// of leaving an orphan retransmitting to a peer that is gone (the last resort after a bounded wait).
+Napi::Value AbortClose(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!info[0].IsNumber()) { Napi::TypeError::New(env, "abortClose(fd)").ThrowAsJavaScriptException(); return env.Null(); }
+  int fd = info[0].As<Napi::Number>().Int32Value();
+  linger l{};
+  l.l_onoff = 1;
+  l.l_linger = 0;
+  int lerr = setsockopt(fd, SOL_SOCKET, SO_LINGER, &l, sizeof l) != 0 ? errno : 0;
+  if (close(fd) != 0 && errno != EINTR) { MakeError(env, errno, "close").ThrowAsJavaScriptException(); return env.Null(); }
+  if (lerr != 0) { MakeError(env, lerr, "setsockopt(SO_LINGER)").ThrowAsJavaScriptException(); return env.Null(); }
+  return env.Undefined();
+}
+
 // shutdownWrite(fd): FIN after the queued bytes (terminal mode).
 Napi::Value ShutdownWrite(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
@@ -858,6 +873,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("tcpQueues", Napi::Function::New(env, TcpQueues));
   exports.Set("closeFd", Napi::Function::New(env, CloseFd));
   exports.Set("shutdownWrite", Napi::Function::New(env, ShutdownWrite));
+  exports.Set("abortClose", Napi::Function::New(env, AbortClose));
   exports.Set("dropFilter", Napi::Function::New(env, DropFilterJs));
   exports.Set("nftSetElems", Napi::Function::New(env, NftSetElems));
   exports.Set("version", Napi::Number::New(env, 2));

@@ -62,6 +62,7 @@ export async function wireBackends(stateDir: string, log: Logger, opts: WireOpti
     registry,
     ...(maxPerGuest !== undefined ? { maxPerGuest } : {}),
     ...(maxBytesPerGuest !== undefined ? { maxBytesPerGuest } : {}),
+    tableTag: daemonTag(stateDir), // steering tables carry this daemon's id, as module tables do
   });
   const microvm = new MicrovmDriver({ stateDir, log: log.child({ component: 'microvm' }), onProgress: (msg) => log.info({ component: 'microvm' }, msg) });
   return {

@@ -1,4 +1,5 @@
-// Flow steering for socket offload (docs/offload-socket.md): one nftables table per guest, `ip hylics_sock_<guest>`,
+// Flow steering for socket offload (docs/offload-socket.md): one nftables table per guest and daemon,
+// `ip hylics_sock_<daemon tag>_<guest>`,
 // with two sets of flows (guestAddr . guestPort . clientAddr . clientPort):
 //   hold   no packet of the flow passes, either way: the guest's socket is frozen and being moved (CRIU locks a
 //          connection the same way while it dumps it); clients retransmit what was dropped.
@@ -26,9 +27,18 @@ export interface Flow {
   clientPort: number;
 }
 
-export function steerTableName(guest: string): string {
+/** Table names: `hylics_sock_<tag>_<guest>`, `tag` the daemon's id as in module tables (moduleTableName). */
+const PREFIX = 'hylics_sock_';
+
+/**
+ * The guest's steering table. `tag` is the daemon's id (a hash of its state dir, as for module tables): tables are
+ * host-wide and guest names only unique per daemon, so two daemons' same-named guests must not share (and replace)
+ * one table. Without a tag (tests): `hylics_sock_<guest>`.
+ */
+export function steerTableName(guest: string, tag = ''): string {
   if (!/^[a-z][a-z0-9-]{0,31}$/.test(guest)) throw new HylicsError('HYLICS_ERR_INVALID_NAME', `invalid guest name ${JSON.stringify(guest)}`, { name: guest });
-  return `hylics_sock_${guest.replace(/-/g, '_')}`;
+  if (tag !== '' && !/^[a-z0-9]{1,16}$/.test(tag)) throw new HylicsError('HYLICS_ERR_INVALID_ARGUMENT', `invalid nft table tag ${JSON.stringify(tag)}`, { tag });
+  return `${PREFIX}${tag === '' ? '' : `${tag}_`}${guest.replace(/-/g, '_')}`;
 }
 
 function element(f: Flow): string {
@@ -38,8 +48,8 @@ function element(f: Flow): string {
 }
 
 /** The whole table, replaced in one transaction (a leftover of a dead daemon goes with it). */
-export function renderSteerTable(guest: string): string {
-  const t = `ip ${steerTableName(guest)}`;
+export function renderSteerTable(guest: string, tag = ''): string {
+  const t = `ip ${steerTableName(guest, tag)}`;
   const key = 'type ipv4_addr . inet_service . ipv4_addr . inet_service;';
   const toGuest = 'ip daddr . tcp dport . ip saddr . tcp sport'; // a client's packet, as guest . client
   const fromGuest = 'ip saddr . tcp sport . ip daddr . tcp dport'; // a guest's packet, as guest . client
@@ -52,8 +62,10 @@ export function renderSteerTable(guest: string): string {
     '  chain pre {',
     '    type filter hook prerouting priority mangle; policy accept;',
     `    meta l4proto tcp ${toGuest} @hold drop`,
-    `    meta l4proto tcp ${fromGuest} @hold drop`,
-    `    meta l4proto tcp ${fromGuest} @steer drop`,
+    // the guest's packets come in on its link; on lo they are the host's own socket's, looped back to a client on
+    // the host itself (its replies pass prerouting too: dropping them stalled such clients)
+    `    iif != lo meta l4proto tcp ${fromGuest} @hold drop`,
+    `    iif != lo meta l4proto tcp ${fromGuest} @steer drop`,
     `    meta l4proto tcp ${toGuest} @steer meta mark set ${STEER_MARK}`,
     '  }',
     '  chain out {',
@@ -67,13 +79,13 @@ export function renderSteerTable(guest: string): string {
 }
 
 /** Create (or replace: all flows in it are dropped) the guest's steering table. */
-export async function createSteerTable(guest: string): Promise<void> {
-  await nft(['-f', '-'], renderSteerTable(guest));
+export async function createSteerTable(guest: string, tag = ''): Promise<void> {
+  await nft(['-f', '-'], renderSteerTable(guest, tag));
 }
 
 /** Delete the guest's steering table; no error when it is not there. */
-export async function removeSteerTable(guest: string): Promise<void> {
-  const t = `ip ${steerTableName(guest)}`;
+export async function removeSteerTable(guest: string, tag = ''): Promise<void> {
+  const t = `ip ${steerTableName(guest, tag)}`;
   await nft(['-f', '-'], `table ${t} {}\ndelete table ${t}\n`);
 }
 
@@ -180,8 +192,8 @@ const NETLINK = process.env.HYLICS_OFFLOAD_NETLINK === '1';
  * is not in is not an error (added first in the same transaction: nft 1.0.6 has no `destroy element`). Through
  * the addon's netlink batch (tens of microseconds) when enabled, else through the long-lived nft.
  */
-export async function moveFlow(guest: string, flow: Flow, to: SteerSet | null): Promise<void> {
-  const table = steerTableName(guest);
+export async function moveFlow(guest: string, flow: Flow, to: SteerSet | null, tag = ''): Promise<void> {
+  const table = steerTableName(guest, tag);
   const { addon } = nativeAddon();
   if (NETLINK && addon?.nftSetElems) {
     const key = flowKey(flow);
@@ -207,11 +219,11 @@ export async function moveFlow(guest: string, flow: Flow, to: SteerSet | null): 
 }
 
 /** Flows in each set of the guest's table (empty when there is no table): tests and leak checks. */
-export async function listSteerFlows(guest: string): Promise<Record<SteerSet, string[]>> {
+export async function listSteerFlows(guest: string, tag = ''): Promise<Record<SteerSet, string[]>> {
   const out: Record<SteerSet, string[]> = { hold: [], steer: [] };
   let text: string;
   try {
-    text = await nft(['-j', 'list', 'table', 'ip', steerTableName(guest)]);
+    text = await nft(['-j', 'list', 'table', 'ip', steerTableName(guest, tag)]);
   } catch { return out; }
   const items = (
     JSON.parse(text) as { nftables: Array<{ set?: { name: string; elem?: Array<{ concat?: unknown[] }> } }> }
@@ -223,10 +235,16 @@ export async function listSteerFlows(guest: string): Promise<Record<SteerSet, st
   return out;
 }
 
-/** Guest names that have a steering table (`ip hylics_sock_*`). */
-export async function listSteerTableGuests(): Promise<string[]> {
+/** Every steering table on the host (`ip hylics_sock_*`), any daemon's. */
+export async function listSteerTables(): Promise<string[]> {
   const out = await nft(['list', 'tables', 'ip']);
-  return [...out.matchAll(/^table ip hylics_sock_([a-z0-9_]+)$/gm)].map((m) => m[1]!.replace(/_/g, '-'));
+  return [...out.matchAll(/^table ip (hylics_sock_[a-z0-9_]+)$/gm)].map((m) => m[1]!);
+}
+
+/** Guest names that have a steering table of the daemon tagged `tag` (`ip hylics_sock_<tag>_*`). */
+export async function listSteerTableGuests(tag: string): Promise<string[]> {
+  const prefix = steerTableName('x', tag).slice(0, -1);
+  return (await listSteerTables()).filter((n) => n.startsWith(prefix)).map((n) => n.slice(prefix.length).replace(/_/g, '-'));
 }
 
 /**
@@ -242,7 +260,7 @@ export async function ensurePolicyRouting(): Promise<void> {
 }
 
 export async function removePolicyRoutingIfUnused(): Promise<boolean> {
-  if ((await listSteerTableGuests().catch(() => ['?'])).length > 0) return false;
+  if ((await listSteerTables().catch(() => ['?'])).length > 0) return false;
   for (;;) {
     const r = await runRaw('ip', ['-4', 'rule', 'del', 'fwmark', String(STEER_MARK), 'lookup', String(STEER_ROUTE_TABLE)]);
     if (r.code !== 0) break;

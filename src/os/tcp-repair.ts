@@ -8,7 +8,9 @@ import type { TcpStateT } from '../core/protocol/ops/offload.js';
 import { fromNative, nativeAddon, type Addon, type NativeTcpState } from './native.js';
 
 /** TCP states of TCP_INFO (include/net/tcp_states.h) this code looks at. */
-export const TCP_STATE = { ESTABLISHED: 1, CLOSE_WAIT: 8 } as const;
+export const TCP_STATE = {
+  ESTABLISHED: 1, FIN_WAIT1: 4, FIN_WAIT2: 5, TIME_WAIT: 6, CLOSE: 7, CLOSE_WAIT: 8, LAST_ACK: 9, CLOSING: 11,
+} as const;
 
 function need(): Addon {
   const { addon, reason } = nativeAddon();
@@ -91,6 +93,21 @@ export function queues(fd: number): { outq: number; unsent: number; inq: number;
 
 export function closeFd(fd: number): void {
   try { need().closeFd(fd); } catch (e) { throw socketError(e, 'close'); }
+}
+
+/**
+ * Close a TCP socket so that nothing of it stays in the kernel, in any state: with TCP_REPAIR on, close is a
+ * silent disconnect (no FIN, no RST, no orphan left retransmitting); if repair is refused, SO_LINGER 0 (an RST).
+ */
+export function closeLeavingNothing(fd: number): 'silent' | 'reset' {
+  const a = need();
+  let repaired = true;
+  try { a.tcpRepair(fd, 1); } catch { repaired = false; }
+  try {
+    if (repaired) { a.closeFd(fd); return 'silent'; }
+    if (a.abortClose) a.abortClose(fd); else a.closeFd(fd);
+  } catch (e) { throw socketError(e, 'abort'); }
+  return 'reset';
 }
 
 export function shutdownWrite(fd: number): void {

@@ -21,6 +21,7 @@ import { run, runRaw } from '../../src/os/exec.js';
 import { listSteerFlows, listSteerTableGuests } from '../../src/os/nft-steer.js';
 import { NODE_BIN, entryArgv } from '../../src/os/self.js';
 import { tcpRepairAvailable } from '../../src/os/tcp-repair.js';
+import { daemonTag } from '../../src/host/wiring.js';
 import { hylics, startDaemon, stopDaemon, tempStateDir } from '../helpers/cli.js';
 
 const has = (bin: string): boolean => { try { execFileSync('which', [bin], { stdio: 'ignore' }); return true; } catch { return false; } };
@@ -139,7 +140,7 @@ test('socket offload faults: refusals, no capability, client reset/vanished, dae
   const nothingLeft = async (what: string): Promise<void> => {
     let last = '';
     for (let i = 0; i < 40; i++) { // the linger after a host-side close (2 s), on a loaded machine
-      const flows = await listSteerFlows(g);
+      const flows = await listSteerFlows(g, daemonTag(dir));
       const host = (await run('ss', ['-Htn', 'state', 'established', 'src', addr])).stdout.trim();
       const guest = (await run('ip', ['netns', 'exec', guestNetns, 'ss', '-Htn', 'state', 'established'])).stdout.trim();
       const s = await stats();
@@ -163,7 +164,7 @@ test('socket offload faults: refusals, no capability, client reset/vanished, dae
       p.on('close', (code) => res({ code, body: Buffer.concat(chunks) })),
     );
     for (let i = 0; ; i++) {
-      if ((await listSteerFlows(g)).steer.length > 0) break;
+      if ((await listSteerFlows(g, daemonTag(dir))).steer.length > 0) break;
       assert.ok(i < 200, 'the slow download never reached the host send');
       await sleep(50);
     }
@@ -234,10 +235,10 @@ test('socket offload faults: refusals, no capability, client reset/vanished, dae
     assert.ok(r.code !== 0, 'curl saw a truncated body');
     for (let i = 0; i < 40 && !/handoff lost/.test(await serverLog('fs.log')); i++) await sleep(250);
     assert.match(await serverLog('fs.log'), /request failed: socket handoff lost/, 'the app got a clear error');
-    assert.ok((await listSteerTableGuests()).includes(g), 'the dead daemon left its table');
+    assert.ok((await listSteerTableGuests(daemonTag(dir))).includes(g), 'the dead daemon left its table');
     daemon = await startDaemon(dir);
-    assert.deepEqual(await listSteerFlows(g), { hold: [], steer: [] }, 'the restarted daemon removed the leftover steering');
-    assert.ok(!(await listSteerTableGuests()).includes(g), 'table removed');
+    assert.deepEqual(await listSteerFlows(g, daemonTag(dir)), { hold: [], steer: [] }, 'the restarted daemon removed the leftover steering');
+    assert.ok(!(await listSteerTableGuests(daemonTag(dir))).includes(g), 'table removed');
     // the agent reconnects; the next request goes through the host again
     for (let i = 0; i < 120 && !(await json<GuestView>('guest', 'show', g)).agentConnected; i++) await sleep(250);
     const fresh = randomBytes(MiB);
@@ -259,11 +260,11 @@ test('socket offload faults: refusals, no capability, client reset/vanished, dae
     assert.equal(r.code, 0, 'the client got the whole body');
     assert.equal(sha(r.body), sha(files['64m']!), 'byte-exact');
     for (let i = 0; i < 40; i++) {
-      const f = await listSteerFlows(g);
+      const f = await listSteerFlows(g, daemonTag(dir));
       if (f.hold.length + f.steer.length === 0) break;
       await sleep(250);
     }
-    assert.deepEqual(await listSteerFlows(g), { hold: [], steer: [] });
+    assert.deepEqual(await listSteerFlows(g, daemonTag(dir)), { hold: [], steer: [] });
     assert.equal((await run('ss', ['-Htn', 'state', 'established', 'src', addr])).stdout.trim(), '', 'no host socket on the guest\'s address');
   });
 

@@ -16,6 +16,7 @@ import { run, runRaw } from '../../src/os/exec.js';
 import { listSteerFlows } from '../../src/os/nft-steer.js';
 import { PACKAGE_ROOT } from '../../src/os/self.js';
 import { tcpRepairAvailable } from '../../src/os/tcp-repair.js';
+import { daemonTag } from '../../src/host/wiring.js';
 import { hylics, startDaemon, stopDaemon, tempStateDir } from '../helpers/cli.js';
 
 const has = (bin: string): boolean => { try { execFileSync('which', [bin], { stdio: 'ignore' }); return true; } catch { return false; } };
@@ -132,7 +133,7 @@ test('socket offload for a Python app: SCM_RIGHTS to the agent, and the in-guest
   await t.test('nothing left: no flow in the steering sets, no host socket on the guest\'s address, no frozen socket in the guest', async () => {
     let last = '';
     for (let i = 0; i < 40; i++) {
-      const flows = await listSteerFlows(g);
+      const flows = await listSteerFlows(g, daemonTag(dir));
       const host = (await run('ss', ['-Htn', 'state', 'established', 'src', addr])).stdout.trim();
       const guest = (await run('ip', ['netns', 'exec', guestNetns, 'ss', '-Htn', 'state', 'established'])).stdout.trim();
       last = JSON.stringify({ flows, host, guest });

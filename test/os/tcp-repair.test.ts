@@ -1,6 +1,7 @@
 // TCP_REPAIR through the addon on loopback: a connection frozen, dumped and restored under the same fd number
 // (the guest's path) carries on byte-exact in both directions, with Node's socket object still working; a
-// dump on a socket that is not established is refused and leaves it untouched.
+// dump on a socket that is not established is refused and leaves it untouched; a socket in FIN-WAIT-1 towards a
+// client that takes nothing is closed leaving nothing in the kernel and nothing on the wire.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
@@ -11,7 +12,11 @@ import { join } from 'node:path';
 import { HylicsError } from '../../src/core/errors/index.js';
 import { checkSchema, TcpState } from '../../src/core/protocol/index.js';
 import { sendFileToSocket } from '../../src/os/native.js';
-import { freezeAndDump, quiesce, restore, resumeReading, tcpRepairAvailable, socketFd } from '../../src/os/tcp-repair.js';
+import { run } from '../../src/os/exec.js';
+import {
+  TCP_STATE, closeLeavingNothing, freezeAndDump, queues, quiesce, restore, resumeReading, sendfileFd, shutdownWrite,
+  socketFd, tcpRepairAvailable,
+} from '../../src/os/tcp-repair.js';
 
 const skip = process.getuid?.() !== 0 ? 'needs root (TCP_REPAIR needs CAP_NET_ADMIN)' : !tcpRepairAvailable().ok ? `native addon: ${tcpRepairAvailable().reason}` : false;
 
@@ -80,4 +85,35 @@ test('a socket that is not established is refused and left as it was', { skip },
   const got = new Promise<string>((r) => { let s = ''; client.on('data', (d: Buffer) => { s += d.toString(); }); client.once('end', () => r(s)); });
   server.end('bye');
   assert.equal(await got, 'bye');
+});
+
+test('closeLeavingNothing: a socket in FIN-WAIT-1 (unsent data, client not reading) leaves no orphan and no RST', { skip }, async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'hylics-repair-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  writeFileSync(join(dir, 'f'), randomBytes(32 * 1024 * 1024));
+  const { server, client, close } = await pair();
+  t.after(close);
+  client.pause(); // takes nothing: its window closes, our data stays unsent
+  let clientError: Error | undefined;
+  client.on('error', (e) => { clientError = e; });
+  // the server's connection moved to an fd of our own (as the host holds one), the Node socket closed silently
+  const state = freezeAndDump(socketFd(server)!);
+  server.destroy();
+  const fd = restore(state);
+  const file = openSync(join(dir, 'f'), 'r');
+  t.after(() => closeSync(file));
+  await assert.rejects(sendfileFd(fd, file, 0, 32 * 1024 * 1024, 300)); // stalls: the client takes nothing
+  shutdownWrite(fd); // FIN after data the client will never take: FIN-WAIT-1 for as long as the client lives
+  await new Promise((r) => setTimeout(r, 50));
+  const q = queues(fd);
+  assert.equal(q.state, TCP_STATE.FIN_WAIT1, JSON.stringify(q));
+  assert.ok(q.unsent > 0, 'data still unsent');
+  const tuple = ['src', `127.0.0.1:${state.localPort}`, 'dst', `127.0.0.1:${state.remotePort}`];
+  assert.match((await run('ss', ['-tan', ...tuple])).stdout, /FIN-WAIT-1/);
+  assert.equal(closeLeavingNothing(fd), 'silent');
+  const left = (await run('ss', ['-tan', ...tuple])).stdout.trim().split('\n').slice(1);
+  assert.deepEqual(left, [], 'nothing of the socket left in the kernel');
+  await new Promise((r) => setTimeout(r, 200));
+  assert.equal(clientError, undefined, 'no RST reached the client');
+  assert.equal(client.destroyed, false);
 });

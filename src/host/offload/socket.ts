@@ -21,7 +21,10 @@ import {
   removeSteerTable,
   type Flow,
 } from '../../os/nft-steer.js';
-import { TCP_STATE, closeFd, dropFilter, freezeAndDump, queues, restore, sendfileFd, setRepair, shutdownWrite, tcpRepairAvailable } from '../../os/tcp-repair.js';
+import {
+  TCP_STATE, closeFd, closeLeavingNothing, dropFilter, freezeAndDump, queues, restore, sendfileFd, setRepair,
+  shutdownWrite, tcpRepairAvailable,
+} from '../../os/tcp-repair.js';
 import type { ChannelBackend } from '../backends.js';
 
 /** Handoffs one guest may have in flight. */
@@ -34,9 +37,16 @@ export const HOLD_TIMEOUT_MS = 10_000;
 export const RETURN_TIMEOUT_MS = 30_000;
 /** A client that takes nothing for this long is gone (sendfile stall limit, and the wait for its ACKs). */
 export const STALL_MS = 30_000;
-/** In terminal mode, how long to wait for the client's FIN after ours before closing. */
-export const FINISH_WAIT_MS = 5_000;
-/** Steering kept after the host closed a connection, so late segments (FIN, ACK) still reach the host's stack. */
+/**
+ * Longest the host waits, with the flow still steered here, for a connection it ends (FIN after the data) to be
+ * closed: the client acknowledged every byte and our FIN and sent its own. After it the socket is closed leaving
+ * nothing (no orphan in FIN-WAIT/CLOSING/LAST-ACK that would retransmit from the guest's address once the flow is
+ * no longer steered, its client's answers going to the guest).
+ */
+export const CLOSE_MAX_MS = 10_000;
+/** Poll interval of the socket's state while waiting for it to close. */
+const CLOSE_POLL_MS = 20;
+/** Steering kept after the host's socket closed, so late segments still meet its TIME-WAIT here (no RST). */
 export const LINGER_MS = 2_000;
 /** Poll interval while waiting for the client's ACKs before a hand-back. */
 const DRAIN_POLL_MS = 1;
@@ -54,8 +64,6 @@ export const TAIL_BYTES = 1;
 export const HANDBACK_MAX_UNACKED = 64 * 1024;
 /** Handoff latencies kept per guest for the percentiles in `guest show`. */
 const LATENCY_RING = 1024;
-/** TCP states after our FIN (TIME_WAIT, CLOSE, LAST_ACK, CLOSING): the connection is done. */
-const DONE_STATES = new Set([6, 7, 9, 11]);
 
 type Phase = 'held' | 'sending' | 'returned' | 'done';
 
@@ -100,6 +108,11 @@ export interface SocketOffloadOptions {
   maxPerGuest?: number;
   /** File bytes in flight per guest (default MAX_BYTES_PER_GUEST). */
   maxBytesPerGuest?: number;
+  /**
+   * The daemon's id in its steering tables' names (`hylics_sock_<tag>_<guest>`, as module tables): two daemons'
+   * same-named guests never share a table, and cleanupStale() removes only this daemon's.
+   */
+  tableTag?: string;
 }
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
@@ -116,6 +129,8 @@ function percentile(sorted: number[], p: number): number | null {
 
 export class SocketOffload {
   private readonly handoffs = new Map<string, Handoff>();
+  /** Host sockets of finished handoffs waiting to close (flow still steered); `cut`: close them now. */
+  private readonly closing = new Set<{ guest: string; cut: boolean }>();
   private readonly tables = new Map<string, Promise<void>>();
   private readonly counters = new Map<string, Counters>();
   private readonly unavailable: string | undefined;
@@ -180,11 +195,19 @@ export class SocketOffload {
   private table(guest: string): Promise<void> {
     let t = this.tables.get(guest);
     if (!t) {
-      t = (async () => { await ensurePolicyRouting(); await createSteerTable(guest); })();
+      t = (async () => { await ensurePolicyRouting(); await createSteerTable(guest, this.tag); })();
       this.tables.set(guest, t);
       t.catch(() => this.tables.delete(guest));
     }
     return t;
+  }
+
+  private get tag(): string {
+    return this.opts.tableTag ?? '';
+  }
+
+  private move(guest: string, flow: Flow, to: 'hold' | 'steer' | null): Promise<void> {
+    return moveFlow(guest, flow, to, this.tag);
   }
 
   private key(guest: string, id: string): string {
@@ -201,7 +224,7 @@ export class SocketOffload {
     const { h, size } = this.open(guest, p);
     try {
       await this.table(guest);
-      await moveFlow(guest, h.flow, 'hold');
+      await this.move(guest, h.flow, 'hold');
     } catch (e) {
       closeSync(h.fileFd);
       throw e;
@@ -301,11 +324,11 @@ export class SocketOffload {
         // thawed before the flow is steered here: a client segment meets a live socket, never a frozen one or none
         // (an RST); until the steer, the guest's filter drops what the client sends (its reply to the window probe)
         h.hostFd = restore(s, { transparent: true });
-        await moveFlow(guest, h.flow, 'steer');
+        await this.move(guest, h.flow, 'steer');
       } else {
         // frozen until the flow is steered here: a client segment must never meet "no socket" (an RST)
         h.hostFd = restore(s, { transparent: true, frozen: true });
-        await moveFlow(guest, h.flow, 'steer');
+        await this.move(guest, h.flow, 'steer');
         setRepair(h.hostFd, false);
       }
     } catch (e) {
@@ -318,7 +341,7 @@ export class SocketOffload {
         }
         h.hostFd = undefined;
       }
-      await moveFlow(guest, h.flow, h.quick ? null : 'hold').catch(() => undefined);
+      await this.move(guest, h.flow, h.quick ? null : 'hold').catch(() => undefined);
       h.phase = 'returned';
       if (h.quick) this.done(h); else this.armReturnTimer(h);
       const err = toHylicsError(e);
@@ -366,9 +389,9 @@ export class SocketOffload {
         dropFilter(h.hostFd, true);
         h.filtered = true;
         state = freezeAndDump(h.hostFd);
-        await moveFlow(guest, h.flow, null);
+        await this.move(guest, h.flow, null);
       } else {
-        await moveFlow(guest, h.flow, 'hold');
+        await this.move(guest, h.flow, 'hold');
         state = freezeAndDump(h.hostFd);
       }
     } catch (e) {
@@ -382,7 +405,7 @@ export class SocketOffload {
         }
         h.filtered = false;
       }
-      await moveFlow(guest, h.flow, 'steer').catch(() => undefined);
+      await this.move(guest, h.flow, 'steer').catch(() => undefined);
       this.account(c, guest, bytes, overheadMs);
       await this.finish(h);
       return { bytes, outcome: 'finished', reason: `hand-back failed: ${toHylicsError(e).message}` };
@@ -438,20 +461,9 @@ export class SocketOffload {
     }
   }
 
-  /** Terminal end on the host: FIN after the data, wait for the client's FIN, close, keep steering a moment. */
-  private async finish(h: Handoff): Promise<void> {
-    const fd = h.hostFd;
-    if (fd !== undefined) {
-      try { shutdownWrite(fd); } catch { /* already reset */ }
-      const until = Date.now() + FINISH_WAIT_MS;
-      while (Date.now() < until) {
-        let st: number;
-        try { st = queues(fd).state; } catch { break; }
-        if (DONE_STATES.has(st)) break;
-        await sleep(10);
-      }
-    }
-    await this.closeAndLinger(h);
+  /** Terminal end on the host: FIN after the data, wait until the connection is closed, keep steering a moment. */
+  private finish(h: Handoff): Promise<void> {
+    return this.closeAndLinger(h, false);
   }
 
   /** A handed-back (frozen) connection whose guest went away: thaw it here and finish it. */
@@ -461,13 +473,13 @@ export class SocketOffload {
     try {
       if (h.filtered) {
         // behind the filter: steer first, then thaw, then let packets in
-        await moveFlow(h.guest, h.flow, 'steer');
+        await this.move(h.guest, h.flow, 'steer');
         setRepair(h.hostFd, false);
         dropFilter(h.hostFd, false);
         h.filtered = false;
       } else {
         setRepair(h.hostFd, false);
-        await moveFlow(h.guest, h.flow, 'steer');
+        await this.move(h.guest, h.flow, 'steer');
       }
     } catch (e) {
       this.opts.log.error({ guest: h.guest, handoff: h.id, err: String(e) }, 'socket offload: could not thaw a handed-back connection');
@@ -475,11 +487,42 @@ export class SocketOffload {
     await this.finish(h);
   }
 
-  private async closeAndLinger(h: Handoff): Promise<void> {
-    if (h.hostFd !== undefined) { try { closeFd(h.hostFd); } catch { /* gone */ } h.hostFd = undefined; }
+  /**
+   * End the host's side of a connection and drop the flow only once nothing of the host's socket is left but a
+   * TIME-WAIT: `gone` (the client reset or stopped acknowledging) closes at once; otherwise FIN after the data and
+   * wait (steered) up to CLOSE_MAX_MS for the close. A socket not closed by then is closed leaving nothing.
+   */
+  private async closeAndLinger(h: Handoff, gone = true): Promise<void> {
+    const fd = h.hostFd;
+    h.hostFd = undefined;
     this.done(h);
+    if (fd !== undefined) await this.closeWithoutOrphan(h, fd, gone);
     await sleep(LINGER_MS);
-    await moveFlow(h.guest, h.flow, null).catch((e) => this.opts.log.error({ guest: h.guest, err: String(e) }, 'socket offload: could not drop a flow'));
+    await this.move(h.guest, h.flow, null).catch((e) => this.opts.log.error({ guest: h.guest, err: String(e) }, 'socket offload: could not drop a flow'));
+  }
+
+  private async closeWithoutOrphan(h: Handoff, fd: number, gone: boolean): Promise<void> {
+    const state = (): number => { try { return queues(fd).state; } catch { return TCP_STATE.CLOSE; } };
+    let st = state();
+    if (!gone) {
+      if (st === TCP_STATE.ESTABLISHED || st === TCP_STATE.CLOSE_WAIT) {
+        try { shutdownWrite(fd); } catch { /* reset */ }
+      }
+      const c = { guest: h.guest, cut: false };
+      this.closing.add(c);
+      const until = Date.now() + CLOSE_MAX_MS;
+      for (st = state(); st !== TCP_STATE.CLOSE && !c.cut && Date.now() < until; st = state()) {
+        await sleep(CLOSE_POLL_MS);
+      }
+      this.closing.delete(c);
+    }
+    try {
+      if (st === TCP_STATE.CLOSE) { closeFd(fd); return; }
+      const how = closeLeavingNothing(fd);
+      this.opts.log.info({ guest: h.guest, handoff: h.id, tcpState: st, how }, 'socket offload: connection not closed by the client; the host dropped its socket');
+    } catch (e) {
+      this.opts.log.error({ guest: h.guest, handoff: h.id, err: String(e) }, 'socket offload: could not close the host socket');
+    }
   }
 
   private done(h: Handoff): void {
@@ -493,7 +536,7 @@ export class SocketOffload {
     if (h.phase !== 'held') return;
     this.opts.log.warn({ guest: h.guest, handoff: h.id }, 'socket offload: the guest never sent the state; hold dropped');
     this.done(h);
-    await moveFlow(h.guest, h.flow, null).catch(() => undefined);
+    await this.move(h.guest, h.flow, null).catch(() => undefined);
   }
 
   /** The guest restored its socket (returned) or gave up (held): drop the host's copy and the hold. */
@@ -505,7 +548,7 @@ export class SocketOffload {
     if (h.hostFd !== undefined) { try { closeFd(h.hostFd); } catch { /* frozen: silent */ } h.hostFd = undefined; }
     this.done(h);
     // a quick hand-back already took the flow out of `steer` and never held it
-    if (!h.quick) await moveFlow(guest, h.flow, null);
+    if (!h.quick) await this.move(guest, h.flow, null);
     return { released: true };
   }
 
@@ -514,7 +557,7 @@ export class SocketOffload {
     const mine = [...this.handoffs.values()].filter((h) => h.guest === guest);
     await Promise.all(mine.map(async (h) => {
       h.orphan = true;
-      if (h.phase === 'held') { this.done(h); await moveFlow(guest, h.flow, null).catch(() => undefined); }
+      if (h.phase === 'held') { this.done(h); await this.move(guest, h.flow, null).catch(() => undefined); }
       else if (h.phase === 'returned' && h.quick) await this.release(guest, h.id).catch(() => undefined); // the guest had it back
       else if (h.phase === 'returned') await this.finishFrozen(h);
       // 'sending' finishes by itself (orphan) when the send ends
@@ -526,35 +569,46 @@ export class SocketOffload {
     for (const h of [...this.handoffs.values()].filter((x) => x.guest === guest)) { h.abort?.(); h.orphan = true; }
     await this.guestDisconnected(guest);
     for (let i = 0; i < 100 && [...this.handoffs.values()].some((x) => x.guest === guest); i++) await sleep(50);
+    await this.cutClosing((c) => c.guest === guest);
     const hadTable = this.tables.delete(guest);
     this.counters.delete(guest);
     this.mHandoffs?.remove({ guest });
     this.mBytes?.remove({ guest });
     this.mLatency?.remove({ guest });
     if (!hadTable) return; // never used here (a dead daemon's leftover is replaced whole by the next begin)
-    await removeSteerTable(guest).catch(() => undefined);
+    await removeSteerTable(guest, this.tag).catch(() => undefined);
     await removePolicyRoutingIfUnused().catch(() => undefined);
   }
 
 
   /**
-   * At daemon start: the steering tables of these guests are a killed daemon's leftovers (flows held or steered for
-   * handoffs that died with it; its sockets went with its process). Drop them, and the routing if nobody needs it.
+   * At daemon start: this daemon's steering tables (its tag is in their names) are a killed daemon's leftovers
+   * (flows held or steered for handoffs that died with it; its sockets went with its process), as module tables
+   * are (ModuleManager.cleanupStale): removed, whatever guest they are of, except tables in use here; another
+   * daemon's are never touched. The routing goes too if nobody needs it. Returns the guests whose table went.
    */
-  async reconcile(guests: string[]): Promise<void> {
-    if (this.unavailable) return;
-    const left = new Set(await listSteerTableGuests());
-    const stale = guests.filter((g) => left.has(g) && !this.tables.has(g));
-    for (const g of stale) await removeSteerTable(g);
+  async cleanupStale(): Promise<string[]> {
+    if (this.unavailable) return [];
+    const stale = (await listSteerTableGuests(this.tag)).filter((g) => !this.tables.has(g));
+    for (const g of stale) await removeSteerTable(g, this.tag);
     if (stale.length > 0) {
       this.opts.log.warn({ guests: stale }, 'socket offload: removed steering tables a previous daemon left');
       await removePolicyRoutingIfUnused();
     }
+    return stale;
+  }
+
+  /** Close the waiting host sockets these select now, leaving nothing in the kernel, and wait until they are. */
+  private async cutClosing(which: (c: { guest: string }) => boolean): Promise<void> {
+    for (const c of this.closing) if (which(c)) c.cut = true;
+    for (let i = 0; i < 100 && [...this.closing].some(which); i++) await sleep(CLOSE_POLL_MS);
   }
 
   async close(): Promise<void> {
     const guests = new Set([...this.handoffs.values()].map((h) => h.guest));
     for (const g of guests) await this.guestDisconnected(g);
+    // the daemon's exit would leave them to the kernel as orphans on guests' addresses
+    await this.cutClosing(() => true);
     closeNftSession();
   }
 }
