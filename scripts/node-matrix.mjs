@@ -17,7 +17,7 @@ const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 /** Pinned so a CI run is reproducible; bump with the Node.js release line. */
 const DEFAULT_VERSIONS = ['22.23.5', '24.22.3'];
 const DEFAULT_FILTERS = [
-  'core/', 'cli/program', 'cli/sim', 'lint', 'guest/agent.test', 'os/channel/', 'os/native', 'os/proc', 'os/exec',
+  'core/', 'cli/program', 'cli/bundle', 'cli/fast', 'cli/sim', 'lint', 'guest/agent.test', 'os/channel/', 'os/native', 'os/proc', 'os/exec',
   'host/config', 'host/service', 'host/state', 'host/http', 'host/profiler', 'host/channel/', 'host/control/',
   'host/daemon-fakes', 'host/daemon-commands', 'host/daemon.test',
 ];
