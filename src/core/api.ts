@@ -4,6 +4,7 @@
 import { Type, type Static } from '@sinclair/typebox';
 import type { ParamsOf, ResultOf } from './protocol/index.js';
 import { KiB } from './units.js';
+import { TierSettingsBody, TierSettingsView } from './tier-settings.js';
 
 /** The channel carries stdin as base64 of at most 700 KiB: 525 KiB of bytes (checked in bytes by the daemon). */
 export const EXEC_STDIN_MAX_BYTES = 525 * KiB;
@@ -19,6 +20,7 @@ export const GuestCreateBody = Type.Object({
   shareSize: SizeInput,
   cpus: Type.Optional(Type.Union([Type.Number(), Type.String({ maxLength: 16 })])),
   memory: Type.Optional(SizeInput),
+  tier: Type.Optional(TierSettingsBody),
 }, { additionalProperties: false });
 export type GuestCreateBody = Static<typeof GuestCreateBody>;
 
@@ -93,6 +95,7 @@ export const GuestView = Type.Object({
   driverInfo: Type.Record(Type.String(), Type.Unknown()),
   tasks: Type.Array(TaskStats),
   offload: Type.Optional(Type.Object({ socket: SocketOffloadView })),
+  tier: Type.Optional(TierSettingsView),
 });
 export type GuestView = Static<typeof GuestView>;
 

@@ -15,6 +15,7 @@ import type { ParamsOf } from '../core/protocol/index.js';
 import { HylicsError, toHylicsError } from '../core/errors/index.js';
 import { MiB, parseCpus, parseSize, validateGuestName } from '../core/units.js';
 import { VERSION } from '../core/version.js';
+import { parseTierSettings } from '../core/tier-settings.js';
 import { hostLinkPresent } from '../os/netns.js';
 import type { DriverContext, DriverKind, GuestDriver, GuestNetwork, GuestPaths, GuestSpec } from './drivers/types.js';
 import type { ChannelBackend, GuardBackend, GuardLink, ModuleBackend, ShareBackend } from './backends.js';
@@ -467,6 +468,9 @@ export class Daemon {
       cpus: parseCpus(body.cpus ?? 1),
       memoryBytes: parseSize(body.memory ?? DEFAULT_GUEST_MEMORY, 'memory'),
     };
+    // checked before anything is created; a driver that does not start the agent (libvirt) takes none
+    const tier = parseTierSettings(body.tier, this.driver(kind).diskTier);
+    if (tier) spec.tier = tier;
     if (spec.memoryBytes < MIN_GUEST_MEMORY_BYTES)
       throw new HylicsError('HYLICS_ERR_INVALID_SIZE', `memory must be at least ${MIN_GUEST_MEMORY_BYTES / MiB}M`, {
         what: 'memory',
@@ -835,6 +839,7 @@ export class Daemon {
       tasks: this.profiler.stats(name),
     };
     if (l?.lastError) v.lastError = l.lastError;
+    if (rec.spec.tier) v.tier = rec.spec.tier;
     if (this.opts.socketOffload) v.offload = { socket: this.opts.socketOffload.stats(name) };
     return v;
   }

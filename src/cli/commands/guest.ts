@@ -1,6 +1,8 @@
 import type { Command } from 'commander';
 import { constants } from 'node:os';
 import type { ExecResult, GuestView } from '../../core/api.js';
+import { HylicsError } from '../../core/errors/index.js';
+import type { TierSettingsBody } from '../../core/tier-settings.js';
 import { apiRequest } from '../client.js';
 import { guestDetails, guestLine, printJson, table } from '../output.js';
 import { common, stateDir, type CommonOpts } from './common.js';
@@ -22,14 +24,19 @@ export function register(program: Command): void {
     .requiredOption('--share-size <size>', 'size limit of the share, e.g. 64M')
     .option('--cpus <n>', 'CPUs (fractional allowed, e.g. 0.5)', '1')
     .option('--memory <size>', 'memory limit, e.g. 512M', '512M')
+    .option('--tier-idle <duration>', 'tiered store: a file unused this long moves to the disk tier (e.g. 10s; 0 = never; default 60s)')
+    .option('--tier-promote <on|off>', 'tiered store: move a disk-tier file back into the share on access (default on)')
+    .option('--disk-tier <dir|none>', 'tiered store: the disk tier in the guest, or none (sandbox: default or none)')
     .action(
-      async (name: string, o: CommonOpts & { driver: string; shareSize: string; cpus: string; memory: string }) => {
+      async (name: string, o: CommonOpts & CreateFlags) => {
+        const tier = tierBody(o);
         const g = await apiRequest<GuestView>(stateDir(o), 'POST', '/v1/guests', {
           name,
           driver: o.driver,
           shareSize: o.shareSize,
           cpus: o.cpus,
           memory: o.memory,
+          ...(tier ? { tier } : {}),
         });
         if (o.json) printJson(g);
         else process.stdout.write(guestDetails(g));
@@ -96,4 +103,22 @@ export function register(program: Command): void {
     .option('--mac <addr>', 'MAC address of the added NIC')
     .option('--connect <uri>', 'libvirt URI (virsh -c), e.g. qemu:///system')
     .action(async (o: import('./adopt.js').AdoptOpts) => (await import('./adopt.js')).adopt(o));
+}
+
+interface CreateFlags {
+  driver: string; shareSize: string; cpus: string; memory: string;
+  tierIdle?: string; tierPromote?: string; diskTier?: string;
+}
+
+/** The `tier` section of guest create from its flags (checked by the daemon), or undefined without any. */
+function tierBody(o: Pick<CreateFlags, 'tierIdle' | 'tierPromote' | 'diskTier'>): TierSettingsBody | undefined {
+  if (o.tierIdle === undefined && o.tierPromote === undefined && o.diskTier === undefined) return undefined;
+  if (o.tierPromote !== undefined && o.tierPromote !== 'on' && o.tierPromote !== 'off') {
+    throw new HylicsError('HYLICS_ERR_TIER_INVALID_SETTING', `--tier-promote must be on or off, got ${JSON.stringify(o.tierPromote)}`, { param: 'promote', value: o.tierPromote });
+  }
+  return {
+    ...(o.tierIdle !== undefined ? { idle: o.tierIdle } : {}),
+    ...(o.tierPromote !== undefined ? { promote: o.tierPromote === 'on' } : {}),
+    ...(o.diskTier !== undefined ? { diskDir: o.diskTier } : {}),
+  };
 }

@@ -18,6 +18,7 @@ import { constants as C, type BigIntStats, type Dirent } from 'node:fs';
 import { mkdir, open, readdir, realpath, rename, statfs, unlink, utimes } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { HylicsError } from '../../core/errors/index.js';
+import { DEFAULT_TIER_IDLE_MS } from '../../core/tier-settings.js';
 import type { TierShrinkResultT, TierStatsResultT } from '../../core/protocol/index.js';
 import { openFilesUnder, type OpenFileUse } from '../../os/open-files.js';
 import { isProcessAlive } from '../../os/proc.js';
@@ -27,7 +28,7 @@ import { isReserved, tierName } from './names.js';
 export type Tier = 'memory' | 'disk';
 
 export const DEFAULT_DISK_TIER = '/var/lib/hylics-tier';
-export const DEFAULT_IDLE_MS = 60_000;
+export const DEFAULT_IDLE_MS = DEFAULT_TIER_IDLE_MS;
 /** Free share space kept when placing or promoting a file (writes by apps need some room too). */
 export const DEFAULT_HEADROOM_BYTES = 1024 * 1024;
 /** A file handed out by a lookup this recently is not moved away: the app is about to open that path. */

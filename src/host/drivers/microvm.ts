@@ -27,6 +27,7 @@ import { entryArgv, NODE_BIN, PACKAGE_ROOT } from '../../os/self.js';
 import { logTail, startVirtiofsd, VIRTIOFSD, type FsCacheMode } from '../../os/virtiofsd.js';
 import type { ChannelEndpoint, DriverContext, DriverState, GuestDriver } from './types.js';
 import { MiB } from '../../core/units.js';
+import { tierAgentArgs, type DiskTierRule, type TierSettings } from '../../core/tier-settings.js';
 
 export interface MicrovmDriverOptions {
   /**
@@ -123,11 +124,11 @@ export function kernelCmdline(ctx: DriverContext, agent: string[] | undefined): 
 
 /** The agent argv the driver passes by default (node + the agent entry point + its flags), or undefined when
  * the entry point does not exist. */
-export function defaultAgentArgv(name: string): string[] | undefined {
+export function defaultAgentArgv(name: string, tier?: TierSettings): string[] | undefined {
   let entry: string[];
   try { entry = entryArgv('guest/agent-main'); } catch { return undefined; }
   return [NODE_BIN, ...entry, '--channel-port', CHANNEL_PORT, '--app-socket', '/run/hylics/agent.sock', '--share', GUEST_SHARE,
-    '--disk-tier', GUEST_DISK_TIER, '--name', name];
+    ...tierAgentArgs(tier, GUEST_DISK_TIER), '--name', name];
 }
 
 function asState(s: DriverState): MicrovmState {
@@ -156,6 +157,8 @@ async function killAndWait(pid: number, needle: string, graceMs: number): Promis
 
 export class MicrovmDriver implements GuestDriver {
   readonly kind = 'microvm' as const;
+  /** Anywhere on the guest's writable disk (the root it sees is read-only). */
+  readonly diskTier: DiskTierRule = { driver: 'microvm', defaultDir: GUEST_DISK_TIER, under: GUEST_DISK };
   private image: GuestImage | undefined;
   private accel: AccelChoice | undefined;
   private imageBuild: Promise<GuestImage> | undefined;
@@ -238,7 +241,7 @@ export class MicrovmDriver implements GuestDriver {
   private agentArgv(ctx: DriverContext): string[] | undefined {
     if (this.opts.agentArgv === false) return undefined;
     if (this.opts.agentArgv) return this.opts.agentArgv;
-    return defaultAgentArgv(ctx.spec.name);
+    return defaultAgentArgv(ctx.spec.name, ctx.spec.tier);
   }
 
   /** The QEMU configuration for a guest (also used for the libvirt XML and tests). */

@@ -18,6 +18,7 @@ import { closeSync, openSync } from 'node:fs';
 import { mkdir, access, realpath, stat, writeFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { HylicsError, toHylicsError } from '../../core/errors/index.js';
+import { tierAgentArgs, type DiskTierRule } from '../../core/tier-settings.js';
 import { Cgroup, type CgroupLayout, detectCgroupLayout } from '../../os/cgroup.js';
 import { runRaw, requireRoot } from '../../os/exec.js';
 import { containerState, createContainer, crun, deleteContainer, execArgv } from '../../os/crun.js';
@@ -103,7 +104,7 @@ export function sandboxCgroupName(ctx: Pick<DriverContext, 'spec' | 'network'>):
 export function agentCommand(ctx: DriverContext): string[] {
   return [NODE_BIN, ...entryArgv('guest/agent-main'),
     '--channel-unix', `${GUEST_RUN_DIR}/${CHANNEL_SOCKET}`, '--app-socket', `${GUEST_RUN_DIR}/${AGENT_APP_SOCKET}`,
-    '--share', GUEST_SHARE_DIR, '--disk-tier', GUEST_DISK_TIER_DIR, '--name', ctx.spec.name];
+    '--share', GUEST_SHARE_DIR, ...tierAgentArgs(ctx.spec.tier, GUEST_DISK_TIER_DIR), '--name', ctx.spec.name];
 }
 
 /** The state of a sandbox guest, checked (it comes from a JSON file). */
@@ -154,6 +155,8 @@ const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms
 
 export class SandboxDriver implements GuestDriver {
   readonly kind = 'sandbox' as const;
+  /** The disk tier is the host's <guest dir>/disk-tier bind-mounted there; only it or none. */
+  readonly diskTier: DiskTierRule = { driver: 'sandbox', defaultDir: GUEST_DISK_TIER_DIR };
   private layout: CgroupLayout | undefined;
 
   constructor(private readonly opts: SandboxDriverOptions = {}) {

@@ -1,6 +1,7 @@
 // The one interface both guest drivers (sandbox, microvm) implement. The daemon owns names, the share (tmpfs),
 // the address plan and the channel server; a driver owns only what it starts (namespaces, cgroups, QEMU, ...).
 import type { Logger } from 'pino';
+import type { DiskTierRule, TierSettings } from '../../core/tier-settings.js';
 
 export type DriverKind = 'sandbox' | 'microvm' | 'libvirt';
 
@@ -11,6 +12,9 @@ export interface GuestSpec {
   /** Fractional CPUs (sandbox: cgroup quota; microvm: vCPUs = ceil(cpus) plus a quota on QEMU's cgroup). */
   cpus: number;
   memoryBytes: number;
+  /** The guest's tiered-store settings (guest create's `tier`), passed to the agent the driver starts; absent: the
+   * agent's defaults. */
+  tier?: TierSettings;
 }
 
 /** Addresses and interface names the daemon allocated for the guest (stable across daemon restarts). */
@@ -58,6 +62,9 @@ export type ChannelEndpoint =
 
 export interface GuestDriver {
   readonly kind: DriverKind;
+  /** Where the agent this driver starts may keep its disk tier (guest create's `tier.diskDir`); absent: the driver
+   * starts no agent and takes no tier settings. */
+  readonly diskTier?: DiskTierRule;
   /** Check host prerequisites (root, binaries, kernel features) and throw a HylicsError naming what is missing. */
   preflight(): Promise<void>;
   /** Start the guest and its agent. Resolves when processes are launched; the daemon then waits for the agent's hello.
