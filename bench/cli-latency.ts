@@ -1,9 +1,10 @@
 // CLI latency: wall time of `hylics` invocations, hyperfine-style (warm-up runs, then N timed runs; p50, p95,
-// min), against a running daemon. `--before DIR` times a second checkout (built) in the same run, side by side,
-// so a change can be judged under the same machine load. Node's own start-up (`node -e 0`) is the floor. The rows
-// `unbundled` run the same commands from the ES module files (dist/src/cli/main.js) instead of bin/hylics.js's
-// CommonJS bundle, the one change that brought `status`/`guest ls` near the floor. When NODE_EXTRA_CA_CERTS is set,
-// a second floor row runs without it: Node 20 (not 22/24) parses that certificate file at every start.
+// min; the cases interleaved), against a running daemon. `--before DIR` times a second checkout (built) in the same
+// run, side by side, so a change can be judged under the same machine load. Node's own start-up (`node -e 0`) is
+// the floor. The rows `unbundled` run the same commands from the ES module files (dist/src/cli/main.js) instead of
+// bin/hylics.js's CommonJS bundle, the one change that brought `status`/`guest ls` near the floor. When
+// NODE_EXTRA_CA_CERTS is set, a second floor row runs without it: Node 20 (not 22/24) parses that certificate file
+// at every start.
 //   npm run bench -- cli-latency [--runs 30] [--warmup 3] [--before /path/to/other/checkout]
 // Writes bench/results/cli-latency.json and .svg. Needs root (it starts a daemon on a temporary state dir).
 import { spawn, spawnSync } from 'node:child_process';
@@ -85,25 +86,26 @@ try {
     if (i > 120 || daemon.exitCode !== null) throw new Error(`daemon did not come up; see ${stateDir}/hylicsd.log`);
     await new Promise((r) => setTimeout(r, 250));
   }
-  log(`daemon up on ${stateDir}; ${warmup} warm-up + ${runs} timed runs per case`);
-  for (const c of CASES) {
-    for (const co of checkouts) {
-      if (c.name.startsWith('node -e') && co !== checkouts[0]) continue;
-      const argv = c.argv(co.root, stateDir);
-      for (let i = 0; i < warmup; i++) timeOnce(argv, c.env);
-      const t: number[] = [];
-      const cpu: number[] = [];
-      for (let i = 0; i < runs; i++) {
-        const r = timeOnce(argv, c.env);
-        t.push(r.wallMs);
-        if (r.cpuMs !== undefined) cpu.push(r.cpuMs);
-      }
-      t.sort((a, b) => a - b);
-      cpu.sort((a, b) => a - b);
-      const row = { checkout: c.name.startsWith('node -e') ? 'both' : co.label, case: c.name, p50Ms: pct(t, 0.5), p95Ms: pct(t, 0.95), minMs: t[0]!, meanMs: t.reduce((a, b) => a + b, 0) / t.length, cpuP50Ms: cpu.length ? pct(cpu, 0.5) : undefined, runs };
-      rows.push(row);
-      log(`${row.case.padEnd(34)} ${row.checkout.padEnd(14)} wall p50 ${row.p50Ms.toFixed(0).padStart(5)} ms  p95 ${row.p95Ms.toFixed(0).padStart(5)} ms  min ${row.minMs.toFixed(0).padStart(5)} ms  cpu p50 ${row.cpuP50Ms?.toFixed(0) ?? '-'} ms`);
+  log(`daemon up on ${stateDir}; ${warmup} warm-up + ${runs} timed runs per case, cases interleaved`);
+  // every case once per round, round after round: a change in the machine's load hits all rows alike
+  const series = CASES.flatMap((c) => checkouts
+    .filter((co) => !c.name.startsWith('node -e') || co === checkouts[0])
+    .map((co) => ({ c, co, argv: c.argv(co.root, stateDir), t: [] as number[], cpu: [] as number[] })));
+  for (let i = 0; i < warmup + runs; i++) {
+    for (const s of series) {
+      const r = timeOnce(s.argv, s.c.env);
+      if (i < warmup) continue;
+      s.t.push(r.wallMs);
+      if (r.cpuMs !== undefined) s.cpu.push(r.cpuMs);
     }
+    if (i >= warmup && (i - warmup + 1) % 5 === 0) log(`round ${i - warmup + 1}/${runs}`);
+  }
+  for (const { c, co, t, cpu } of series) {
+    t.sort((a, b) => a - b);
+    cpu.sort((a, b) => a - b);
+    const row = { checkout: c.name.startsWith('node -e') ? 'both' : co.label, case: c.name, p50Ms: pct(t, 0.5), p95Ms: pct(t, 0.95), minMs: t[0]!, meanMs: t.reduce((a, b) => a + b, 0) / t.length, cpuP50Ms: cpu.length ? pct(cpu, 0.5) : undefined, runs };
+    rows.push(row);
+    log(`${row.case.padEnd(34)} ${row.checkout.padEnd(14)} wall p50 ${row.p50Ms.toFixed(0).padStart(5)} ms  p95 ${row.p95Ms.toFixed(0).padStart(5)} ms  min ${row.minMs.toFixed(0).padStart(5)} ms  cpu p50 ${row.cpuP50Ms?.toFixed(0) ?? '-'} ms`);
   }
 } finally {
   await stopDaemon(daemon);
