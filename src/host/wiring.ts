@@ -12,6 +12,7 @@ import { renderLibvirtXml } from './libvirt.js';
 import { ModuleManager, moduleBackend } from './modules/index.js';
 import { createChannelBackend } from './channel-backend.js';
 import { SocketOffload } from './offload/socket.js';
+import { TierUses } from './tier-uses.js';
 import { applyGuard, guardInstalled, guardIntact } from '../os/nft-guard.js';
 import type { DaemonOptions } from './daemon.js';
 
@@ -57,9 +58,12 @@ export async function wireBackends(stateDir: string, log: Logger, opts: WireOpti
   const envInt = (k: string): number | undefined => (/^\d+$/.test(process.env[k] ?? '') ? Number(process.env[k]) : undefined);
   const maxPerGuest = envInt('HYLICS_OFFLOAD_SOCKET_MAX_HANDOFFS');
   const maxBytesPerGuest = envInt('HYLICS_OFFLOAD_SOCKET_MAX_BYTES');
+  // the files socket offload sends count as uses in the guest's tiered store (event tier.used)
+  const tierUses = new TierUses(channels);
   const socketOffload = new SocketOffload({
     log: log.child({ component: 'offload' }),
     registry,
+    onFileUse: (guest, path) => tierUses.note(guest, path),
     ...(maxPerGuest !== undefined ? { maxPerGuest } : {}),
     ...(maxBytesPerGuest !== undefined ? { maxBytesPerGuest } : {}),
     tableTag: daemonTag(stateDir), // steering tables carry this daemon's id, as module tables do
@@ -97,6 +101,7 @@ export async function wireBackends(stateDir: string, log: Logger, opts: WireOpti
     libvirtXml: (ctx, state) => renderLibvirtXml(ctx, state),
     socketOffload,
     close: async () => {
+      tierUses.close();
       await socketOffload.close();
       await modules.close();
     },

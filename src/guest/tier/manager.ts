@@ -1,6 +1,7 @@
 // The agent's tier manager: recovers the store at start, evicts idle files on a timer, serves the host's
 // tier.shrink / tier.stats and the apps' tier.path, and moves recently used files back after the share grew
-// (host event share.resized), and counts the files the host's offload modules served as uses (module.event).
+// (host event share.resized), and counts the files the host's offload modules served (module.event) and the files
+// socket offload sent (tier.used) as uses.
 import type { PeerLogger } from '../../os/channel/index.js';
 import { SILENT } from '../../os/channel/index.js';
 import type { ParamsOf } from '../../core/protocol/index.js';
@@ -42,6 +43,7 @@ export class TierManager {
     });
     agent.on('host-event', (name: string, data: unknown) => {
       if (name === 'module.event') { this.moduleUses(data); return; }
+      if (name === 'tier.used') { this.hostUses(data); return; }
       if (name !== 'share.resized') return;
       void this.store.promoteRecent()
         .then((s) => { if (s.movedFiles > 0) this.log.info({ files: s.movedFiles, bytes: s.movedBytes }, 'tier: share resized: promoted recently used files'); })
@@ -60,6 +62,15 @@ export class TierManager {
     void this.store.hostUsed(served, missing)
       .then((r) => { if (r.promoted > 0) this.log.info({ files: r.promoted }, 'tier: files a host module asked for moved back to the share'); })
       .catch((e: unknown) => this.log.warn({ err: (e as Error).message }, 'tier: recording host module uses failed'));
+  }
+
+  /** Files the host sent for the guest by socket offload (event tier.used) count as uses like a module's. */
+  private hostUses(data: unknown): void {
+    const files = (data as { files?: unknown } | null)?.files;
+    const served = Array.isArray(files) ? files.filter((x): x is string => typeof x === 'string') : [];
+    if (served.length === 0) return;
+    void this.store.hostUsed(served, [])
+      .catch((e: unknown) => this.log.warn({ err: (e as Error).message }, 'tier: recording the host\'s uses failed'));
   }
 
   private async shrink(p: ParamsOf<'tier.shrink'>): ReturnType<TierStore['shrink']> {

@@ -113,6 +113,8 @@ export interface SocketOffloadOptions {
    * same-named guests never share a table, and cleanupStale() removes only this daemon's.
    */
   tableTag?: string;
+  /** A handoff opened `path` (share-relative) to send it: a use for the guest tier store (src/host/tier-uses.ts). */
+  onFileUse?: (guest: string, path: string) => void;
 }
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
@@ -279,6 +281,7 @@ export class SocketOffload {
       closeSync(file.fd);
       throw new HylicsError('HYLICS_ERR_OFFLOAD_BUDGET', `${bytesInFlight} + ${count} file bytes in socket handoffs (at most ${maxBytes} in flight per guest)`, { bytesInFlight, count, maxBytes });
     }
+    this.opts.onFileUse?.(guest, p.path);
     const flow: Flow = {
       guestAddr: p.localAddr,
       guestPort: p.localPort,

@@ -2,7 +2,7 @@
 // bring the share's usage below a target before it shrinks the share, and reads the tier's counters each
 // control interval for the profiler. Both are served by the guest agent; the host never moves a guest's files.
 import { Type, type Static } from '@sinclair/typebox';
-import { OPS, defineOp } from '../registry.js';
+import { OPS, defineEvent, defineOp } from '../registry.js';
 
 export const TierShrinkParams = Type.Object({
   /** Bytes in use in the share that the host wants at most, after moves (the new size minus a headroom). */
@@ -53,6 +53,15 @@ export const TierPathResult = Type.Object({
   lastUseMs: Type.Number(),
 }, { additionalProperties: false });
 
+/** Names the host used on the guest's behalf in one event (at most, per guest and second). */
+export const TIER_USED_MAX_FILES = 1024;
+/** Host -> guest: share-relative names the host read from the guest's share for it (socket offload's sends), so
+ * the tier manager counts them as uses like the names a host module served (module.event stats). */
+export const TierUsedEvent = Type.Object({
+  source: Type.Union([Type.Literal('socket-offload')]),
+  files: Type.Array(Type.String({ minLength: 1, maxLength: 4096 }), { maxItems: TIER_USED_MAX_FILES }),
+}, { additionalProperties: false });
+
 export type TierShrinkParamsT = Static<typeof TierShrinkParams>;
 export type TierShrinkResultT = Static<typeof TierShrinkResult>;
 export type TierStatsResultT = Static<typeof TierStatsResult>;
@@ -66,11 +75,17 @@ export const TIER_OPS = [
 ];
 
 OPS.register(...TIER_OPS);
+OPS.registerEvent(
+  defineEvent({ name: 'tier.used', from: 'host', data: TierUsedEvent, doc: 'Share-relative names the host read for the guest (the files socket offload sent), at most once a second and 1024 names: the guest\'s tiered store sets their last use to now, as for module.event\'s files.' }),
+);
 
 declare module '../registry.js' {
   interface OpTypes {
     'tier.shrink': { params: Static<typeof TierShrinkParams>; result: Static<typeof TierShrinkResult> };
     'tier.stats': { params: Static<typeof TierStatsParams>; result: Static<typeof TierStatsResult> };
     'tier.path': { params: Static<typeof TierPathParams>; result: Static<typeof TierPathResult> };
+  }
+  interface EventTypes {
+    'tier.used': Static<typeof TierUsedEvent>;
   }
 }

@@ -1,0 +1,113 @@
+// Sends by socket offload count as uses for the guest's tiered store (docs/tier.md, "Sends by socket offload"): a
+// real daemon, a sandbox guest with a 6 s tier idle time (set at guest create), the example file server in it with
+// --offload socket, a client in its own network namespace routed through the host. The host's view of the share is
+// remounted noatime first, so the host's own reads cannot move atime and only the explicit path (socket offload ->
+// tier.used -> the agent) can keep the file: a file the host keeps sending stays in the memory tier well past the
+// idle time and every GET is 200 and byte-exact; a file nobody asks for moves to the disk tier meanwhile.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { rm } from 'node:fs/promises';
+import type { GuestView } from '../../../src/core/api.js';
+import { run, runRaw } from '../../../src/os/exec.js';
+import { NODE_BIN, entryArgv } from '../../../src/os/self.js';
+import { tcpRepairAvailable } from '../../../src/os/tcp-repair.js';
+import { hylics, startDaemon, stopDaemon, tempStateDir } from '../../helpers/cli.js';
+
+const has = (bin: string): boolean => { try { execFileSync('which', [bin], { stdio: 'ignore' }); return true; } catch { return false; } };
+const skip = process.getuid?.() !== 0 ? 'needs root (daemon, namespaces, nftables, TCP_REPAIR)'
+  : !has('nft') ? 'needs nft (apt-get install nftables)'
+    : !has('curl') ? 'needs curl'
+      : !tcpRepairAvailable().ok ? `native addon: ${tcpRepairAvailable().reason}` : false;
+/** Longer than a guest exec takes on a loaded host (the put, then the first GET). */
+const IDLE_MS = 6000;
+/** How long the client keeps fetching: well past the idle time (and past several sweeps). */
+const WATCH_MS = 5 * IDLE_MS;
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+test('socket offload sends keep a file in the memory tier past the idle time', { skip, timeout: 600_000 }, async (t) => {
+  const dir = await tempStateDir('hylics-sockuse-');
+  const tag = `${process.pid % 100000}`;
+  const g = `su${tag}`;
+  const W = `hylics-suw-${tag}`;
+  const wHost = `hsu${tag}`;
+  const oct = 16 + (process.pid % 200);
+  const wHostAddr = `10.252.${oct}.1`;
+  const wAddr = `10.252.${oct}.2`;
+  const PORT = 8080;
+  let daemon: ChildProcess | undefined = await startDaemon(dir);
+  const cli = (...args: string[]) => hylics([...args.slice(0, 2), '--state-dir', dir, ...args.slice(2)]);
+  const inGuest = async (script: string): Promise<string> => {
+    const r = await cli('guest', 'exec', g, '--', 'sh', '-c', script);
+    assert.equal(r.code, 0, `${script.slice(0, 100)}: ${r.stderr}${r.stdout}`);
+    return r.stdout;
+  };
+  t.after(async () => {
+    if (daemon) { await cli('guest', 'rm', g); await stopDaemon(daemon); daemon = undefined; }
+    await runRaw('ip', ['link', 'delete', wHost]);
+    await runRaw('ip', ['netns', 'delete', W]);
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  const c = await cli('guest', 'create', g, '--share-size', '16M', '--memory', '256M', '--tier-idle', `${IDLE_MS}ms`, '--json');
+  assert.equal(c.code, 0, c.stderr + c.stdout);
+  const v = JSON.parse(c.stdout) as GuestView;
+  // the host's reads must not move atime here (a strictatime share's would): only tier.used can keep the file
+  await run('mount', ['-o', 'remount,noatime', v.share.path]);
+
+  // the client namespace, routed through the host
+  await run('ip', ['netns', 'add', W]);
+  await run('ip', ['link', 'add', wHost, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', W]);
+  await run('ip', ['addr', 'add', `${wHostAddr}/30`, 'dev', wHost]);
+  await run('ip', ['link', 'set', wHost, 'up']);
+  await run('ip', ['-n', W, 'link', 'set', 'lo', 'up']);
+  await run('ip', ['-n', W, 'addr', 'add', `${wAddr}/30`, 'dev', 'eth0']);
+  await run('ip', ['-n', W, 'link', 'set', 'eth0', 'up']);
+  await run('ip', ['-n', W, 'route', 'add', 'default', 'via', wHostAddr]);
+  const inW = (args: string[]): Promise<{ code: number | null; stdout: Buffer; stderr: string }> =>
+    new Promise((res) => {
+      const p = spawn('ip', ['netns', 'exec', W, 'curl', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+      const out: Buffer[] = [];
+      let err = '';
+      p.stdout.on('data', (d: Buffer) => out.push(d));
+      p.stderr.on('data', (d: Buffer) => { err += d.toString(); });
+      const timer = setTimeout(() => p.kill('SIGKILL'), 30_000);
+      p.on('close', (code) => { clearTimeout(timer); res({ code, stdout: Buffer.concat(out), stderr: err }); });
+    });
+
+  // the file server first (it serves the share's root), then both files through the store, the served one last
+  const node = [NODE_BIN, ...entryArgv('cli/main')].join(' ');
+  await inGuest(`${node} example file-server --root /mnt/hylics --port ${PORT} --offload socket > /run/hylics/file-server.log 2>&1 &`);
+  const base = `http://${v.address}:${PORT}`;
+  for (let i = 0; ; i++) {
+    const r = await inW(['-s', '-o', '/dev/null', '-w', '%{http_code}', `${base}/none`]);
+    if (r.stdout.toString() === '404') break;
+    assert.ok(i < 100, `the file server in the guest did not come up: ${r.stderr}`);
+    await sleep(200);
+  }
+  const before = (JSON.parse((await cli('guest', 'show', g, '--json')).stdout) as GuestView).offload?.socket;
+  const sums = Object.fromEntries((await inGuest('for f in idle.bin served.bin; do head -c 262144 /dev/urandom > /tmp/$f && hylics tier put $f /tmp/$f >/dev/null && sha256sum /tmp/$f; done'))
+    .trim().split('\n').map((l) => { const [h, p] = l.split(/\s+/); return [p!.split('/').pop()!, h!]; }));
+
+  let gets = 0;
+  for (const end = Date.now() + WATCH_MS; Date.now() < end; gets++) {
+    const r = await inW(['-sS', '-f', `${base}/served.bin`]);
+    assert.equal(r.code, 0, `GET ${gets}: ${r.stderr}`);
+    assert.equal(createHash('sha256').update(r.stdout).digest('hex'), sums['served.bin'], `GET ${gets} byte-exact`);
+    await sleep(IDLE_MS / 4);
+  }
+  const ls = JSON.parse(await inGuest('hylics tier ls --json')) as Array<{ name: string; tier: string }>;
+  const tierOf = (n: string) => ls.find((e) => e.name === n)?.tier;
+  assert.equal(tierOf('idle.bin'), 'disk', `nobody asked for idle.bin: it left the share (${JSON.stringify(ls)})`);
+  assert.equal(tierOf('served.bin'), 'memory', `served.bin, sent by the host ${gets} times, stayed in the share (${JSON.stringify(ls)})`);
+  // every body went by the host: a send in the guest (a fallback) would read the file through the guest's own
+  // (strictatime) view and count as a use by itself, proving nothing here
+  const after = (JSON.parse((await cli('guest', 'show', g, '--json')).stdout) as GuestView).offload?.socket;
+  const serverLog = await inGuest('cat /run/hylics/file-server.log');
+  assert.ok(before && after, 'offload stats in guest show');
+  assert.ok(after.handoffs > before.handoffs, `handoffs counted (${before.handoffs} -> ${after.handoffs})`);
+  assert.doesNotMatch(serverLog, /sent in the guest/, `no body sent in the guest:\n${serverLog}`);
+  t.diagnostic(`handoffs counted by the host: ${after.handoffs - before.handoffs}; file server: ${serverLog.trim().split('\n').at(-1)}`);
+  t.diagnostic(`${gets} GETs over ${WATCH_MS} ms with the tier idle time at ${IDLE_MS} ms`);
+});
