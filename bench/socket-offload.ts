@@ -14,8 +14,9 @@ import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { GuestView } from '../src/core/api.js';
 import { renderSvg, type VegaLiteSpec } from '../src/core/plot.js';
-import { run, runRaw } from '../src/os/exec.js';
+import { runRaw } from '../src/os/exec.js';
 import { NODE_BIN, entryArgv } from '../src/os/self.js';
+import { clientNetns } from '../test/helpers/net-probe.js';
 import { arg, argStr, benchLog } from './lib/args.js';
 import { cgroupCpuSeconds, cgroupProcsFile, ctxSwitches } from './lib/measure.js';
 import { RESULTS_DIR } from './lib/results.js';
@@ -67,12 +68,10 @@ function treeCpu(root: number): number {
 async function main(): Promise<void> {
   const s = await benchSession('hylics-bench-sock-', log);
   const tag = `${process.pid % 100000}`;
-  const W = `hylics-sobw-${tag}`;
-  const wHost = `hsob${tag}`;
-  const wHostAddr = '10.251.77.1';
-  const wAddr = '10.251.77.2';
+  const w = clientNetns({ name: `hylics-sobw-${tag}`, hostIf: `hsob${tag}`, hostAddr: '10.251.77.1', addr: '10.251.77.2' });
+  const { name: W, hostAddr: wHostAddr } = w;
   let hostServer: ChildProcess | undefined;
-  s.afterStop.push(async () => { hostServer?.kill('SIGTERM'); await runRaw('ip', ['link', 'delete', wHost]); await runRaw('ip', ['netns', 'delete', W]); });
+  s.afterStop.push(async () => { hostServer?.kill('SIGTERM'); await w.remove(); });
   try {
     await s.start();
     const g = `sob${tag}`;
@@ -82,14 +81,7 @@ async function main(): Promise<void> {
     const procsFile = cgroupProcsFile(cg);
     log(`guest ${g} at ${v.address}, cgroup ${cg}; files ${SIZES.join(', ')} MiB (max ${maxMiB})`);
     for (const m of SIZES) execFileSync('dd', ['if=/dev/urandom', `of=${join(v.share.path, `f${m}`)}`, 'bs=1M', `count=${m}`, 'status=none']);
-    await run('ip', ['netns', 'add', W]);
-    await run('ip', ['link', 'add', wHost, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', W]);
-    await run('ip', ['addr', 'add', `${wHostAddr}/30`, 'dev', wHost]);
-    await run('ip', ['link', 'set', wHost, 'up']);
-    await run('ip', ['-n', W, 'link', 'set', 'lo', 'up']);
-    await run('ip', ['-n', W, 'addr', 'add', `${wAddr}/30`, 'dev', 'eth0']);
-    await run('ip', ['-n', W, 'link', 'set', 'eth0', 'up']);
-    await run('ip', ['-n', W, 'route', 'add', 'default', 'via', wHostAddr]);
+    await w.create();
 
     const cli = [NODE_BIN, ...entryArgv('cli/main')].join(' ');
     const trace = process.env.HYLICS_OFFLOAD_TRACE === '1' ? 'HYLICS_OFFLOAD_TRACE=1 ' : '';

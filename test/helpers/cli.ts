@@ -1,4 +1,5 @@
 // Run the real `hylics` CLI (compiled or through tsx) and the real daemon as child processes.
+import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, open } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -33,6 +34,31 @@ export function hylics(
     });
     p.stdin.end(opts.input ?? '');
   });
+}
+
+/** The CLI bound to one daemon's state dir. */
+export interface StateDirCli {
+  /** `group command --state-dir DIR EXTRA... rest`: options go right after `group command`, since everything
+   *  after `--` in `guest exec` belongs to the guest's command. */
+  withOpts(args: string[], extra?: string[]): string[];
+  /** Run `hylics ARGS` on the state dir. */
+  cli(...args: string[]): Promise<CliResult>;
+  /** Run `hylics ARGS --json` on the state dir; asserts exit 0 and parses stdout. */
+  json<T>(...args: string[]): Promise<T>;
+}
+
+export function stateDirCli(dir: string): StateDirCli {
+  const withOpts = (args: string[], extra: string[] = []): string[] =>
+    [...args.slice(0, 2), '--state-dir', dir, ...extra, ...args.slice(2)];
+  return {
+    withOpts,
+    cli: (...args) => hylics(withOpts(args)),
+    json: async <T>(...args: string[]): Promise<T> => {
+      const r = await hylics(withOpts(args, ['--json']));
+      assert.equal(r.code, 0, `hylics ${args.join(' ')} failed: ${r.stderr}${r.stdout}`);
+      return JSON.parse(r.stdout) as T;
+    },
+  };
 }
 
 /** Parse the `error HYLICS_ERR_X: ...` line of a failed CLI call. */

@@ -1,6 +1,9 @@
-// Small network probes for firewall tests: TCP/UDP listeners and clients run as `node -e` child processes, in the
-// host namespace or in a network namespace (`ip netns exec`). Every probe is a real socket; nothing is simulated.
+// Small network probes for firewall and offload tests: TCP/UDP listeners and clients run as `node -e` child
+// processes, in the host namespace or in a network namespace (`ip netns exec`), and a client namespace behind the
+// host to run them (or curl, wrk, tcpdump) in. Every probe is a real socket; nothing is simulated.
 import { spawn, type ChildProcess } from 'node:child_process';
+import { createWriteStream } from 'node:fs';
+import { run, runRaw } from '../../src/os/exec.js';
 import { NODE_BIN } from '../../src/os/self.js';
 
 function argvIn(ns: string | undefined, code: string, args: string[]): [string, string[]] {
@@ -177,4 +180,73 @@ export function sendIcmpError(
     c.on('error', reject);
     c.on('close', (code) => (code === 0 ? resolve() : reject(new Error(`icmp sender exited ${code}: ${err.trim()}`))));
   });
+}
+
+/** What a program run in a client namespace did; stdout as bytes (bodies are compared byte-exact). */
+export interface NsExecResult { code: number | null; stdout: Buffer; stderr: string }
+
+/**
+ * A client network namespace behind the host (a test client, or another network the host routes to): a veth pair
+ * `hostIf` (on the host, `hostAddr`/30) <-> eth0 (in `name`, `addr`/30), with its default route via the host.
+ */
+export interface ClientNetns {
+  readonly name: string;
+  readonly hostIf: string;
+  readonly hostAddr: string;
+  readonly addr: string;
+  /** Add the namespace, the link and the route. */
+  create(): Promise<void>;
+  /** Delete the link and the namespace (safe after a partial or no create()). */
+  remove(): Promise<void>;
+  /** Run a program in the namespace; SIGKILLed after timeoutMs. */
+  exec(cmd: string, args: string[], timeoutMs?: number): Promise<NsExecResult>;
+  /** tcpdump on eth0 into `file`: every TCP RST whose source is `fromAddr` (kill the process to end it). */
+  captureRsts(fromAddr: string, file: string): ChildProcess;
+}
+
+/** A long transfer (200 MiB through a loaded host) still ends well within this. */
+const NS_EXEC_TIMEOUT_MS = 120_000;
+
+export function clientNetns(p: { name: string; hostIf: string; hostAddr: string; addr: string }): ClientNetns {
+  const { name, hostIf, hostAddr, addr } = p;
+  return {
+    ...p,
+    async create() {
+      await run('ip', ['netns', 'add', name]);
+      await run('ip', ['link', 'add', hostIf, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', name]);
+      await run('ip', ['addr', 'add', `${hostAddr}/30`, 'dev', hostIf]);
+      await run('ip', ['link', 'set', hostIf, 'up']);
+      await run('ip', ['-n', name, 'link', 'set', 'lo', 'up']);
+      await run('ip', ['-n', name, 'addr', 'add', `${addr}/30`, 'dev', 'eth0']);
+      await run('ip', ['-n', name, 'link', 'set', 'eth0', 'up']);
+      await run('ip', ['-n', name, 'route', 'add', 'default', 'via', hostAddr]);
+    },
+    async remove() {
+      await runRaw('ip', ['link', 'delete', hostIf]);
+      await runRaw('ip', ['netns', 'delete', name]);
+    },
+    exec: (cmd, args, timeoutMs = NS_EXEC_TIMEOUT_MS) =>
+      new Promise((res) => {
+        const c = spawn('ip', ['netns', 'exec', name, cmd, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+        const out: Buffer[] = [];
+        let err = '';
+        c.stdout.on('data', (d: Buffer) => out.push(d));
+        c.stderr.on('data', (d: Buffer) => {
+          err += d.toString();
+        });
+        const timer = setTimeout(() => c.kill('SIGKILL'), timeoutMs);
+        c.on('close', (code) => {
+          clearTimeout(timer);
+          res({ code, stdout: Buffer.concat(out), stderr: err });
+        });
+      }),
+    captureRsts(fromAddr, file) {
+      const filter = `src host ${fromAddr} and tcp[tcpflags] & tcp-rst != 0`;
+      const c = spawn('ip', ['netns', 'exec', name, 'tcpdump', '-l', '-n', '-i', 'eth0', filter], {
+        stdio: ['ignore', 'pipe', 'ignore'],
+      });
+      c.stdout.pipe(createWriteStream(file));
+      return c;
+    },
+  };
 }

@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import type { ChildProcess } from 'node:child_process';
 import { request } from 'node:http';
 import { NODE_BIN, SRC_ROOT } from '../../src/os/self.js';
-import { errorCode, hylics, startDaemon, stopDaemon, tempStateDir } from '../helpers/cli.js';
+import { errorCode, startDaemon, stateDirCli, stopDaemon, tempStateDir } from '../helpers/cli.js';
 import type { GuestView } from '../../src/core/api.js';
 import type { CalibrationResult, ControlView, DecisionEntry, ProfilePoint } from '../../src/core/control-api.js';
 
@@ -52,13 +52,7 @@ test('closed loop on a sandbox guest: grows under load, shrinks when idle, no fi
   const dir = await tempStateDir('hylics-ctl-');
   const name = `ctl${process.pid % 100000}`;
   let daemon: ChildProcess | undefined = await startDaemon(dir);
-  const withOpts = (args: string[], extra: string[] = []) => [...args.slice(0, 2), '--state-dir', dir, ...extra, ...args.slice(2)];
-  const cli = (...args: string[]) => hylics(withOpts(args));
-  const json = async <T>(...args: string[]): Promise<T> => {
-    const r = await hylics(withOpts(args, ['--json']));
-    assert.equal(r.code, 0, `hylics ${args.join(' ')} failed: ${r.stderr}${r.stdout}`);
-    return JSON.parse(r.stdout) as T;
-  };
+  const { cli, json } = stateDirCli(dir);
   const exec = async (argv: string[]): Promise<void> => {
     const r = await cli('guest', 'exec', name, '--', ...argv);
     assert.equal(r.code, 0, `${argv.join(' ').slice(0, 80)}: ${r.stderr}`);

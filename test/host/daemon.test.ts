@@ -9,7 +9,7 @@ import { connect } from 'node:net';
 import { join } from 'node:path';
 import { spawnSync, type ChildProcess } from 'node:child_process';
 import { NODE_BIN } from '../../src/os/self.js';
-import { errorCode, hylics, startDaemon, stopDaemon, tempStateDir } from '../helpers/cli.js';
+import { errorCode, hylics, startDaemon, stateDirCli, stopDaemon, tempStateDir } from '../helpers/cli.js';
 import type { ExecResult, GuestView } from '../../src/core/api.js';
 
 const NOT_ROOT = process.getuid?.() !== 0 ? 'needs root (tmpfs mounts, namespaces, cgroups)' : false;
@@ -42,14 +42,7 @@ test('CLI without a daemon says so with a stable code', async () => {
 test('hylicsd with sandbox guests: lifecycle, shares, exec, bad input, restart after kill -9', { skip: NOT_ROOT, timeout: 600_000 }, async (t) => {
   const dir = await tempStateDir();
   let daemon: ChildProcess | undefined = await startDaemon(dir);
-  // options go right after `group command`: everything after `--` in `guest exec` belongs to the guest's command
-  const withOpts = (args: string[], extra: string[] = []) => [...args.slice(0, 2), '--state-dir', dir, ...extra, ...args.slice(2)];
-  const cli = (...args: string[]) => hylics(withOpts(args));
-  const json = async <T>(...args: string[]): Promise<T> => {
-    const r = await hylics(withOpts(args, ['--json']));
-    assert.equal(r.code, 0, `hylics ${args.join(' ')} failed: ${r.stderr}${r.stdout}`);
-    return JSON.parse(r.stdout) as T;
-  };
+  const { cli, json } = stateDirCli(dir);
   t.after(async () => {
     if (daemon) {
       for (const g of ['alpha', 'beta']) await cli('guest', 'rm', g);

@@ -12,9 +12,9 @@ import { join } from 'node:path';
 import type { ExecResult, GuestView } from '../../src/core/api.js';
 import { applyGuard, guardInstalled, guardIntact, listGuardLinks, removeGuard } from '../../src/os/nft-guard.js';
 import { NODE_BIN, entryArgv } from '../../src/os/self.js';
-import { run, runRaw } from '../../src/os/exec.js';
-import { hylics, startDaemon, stopDaemon, tempStateDir } from '../helpers/cli.js';
-import { listenTcp, listenUdp, tcpConnect, udpSend, type Listener } from '../helpers/net-probe.js';
+import { run } from '../../src/os/exec.js';
+import { hylics, startDaemon, stateDirCli, stopDaemon, tempStateDir } from '../helpers/cli.js';
+import { clientNetns, listenTcp, listenUdp, tcpConnect, udpSend, type Listener } from '../helpers/net-probe.js';
 
 const has = (bin: string): boolean => { try { execFileSync('which', [bin], { stdio: 'ignore' }); return true; } catch { return false; } };
 const skip = process.getuid?.() !== 0 ? 'needs root (daemon: mounts, namespaces, nftables)' : !has('nft') ? 'needs nft (apt-get install nftables)' : false;
@@ -32,20 +32,14 @@ test('guest firewall: guests reach neither the host nor each other nor spoof; ho
   const dir = await tempStateDir('hylics-guard-');
   const tag = `${process.pid % 100000}`;
   const [ga, gb] = [`fwa${tag}`, `fwb${tag}`];
-  const W = `hylics-fww-${tag}`; // a client namespace on a link that is not a guest link
-  const wHost = `hfw${tag}`;
   const wOct = 16 + (process.pid % 200);
-  const wHostAddr = `10.254.${wOct}.1`;
-  const wAddr = `10.254.${wOct}.2`;
+  // a client namespace on a link that is not a guest link
+  const w = clientNetns({ name: `hylics-fww-${tag}`, hostIf: `hfw${tag}`, hostAddr: `10.254.${wOct}.1`, addr: `10.254.${wOct}.2` });
+  const { hostAddr: wHostAddr, addr: wAddr } = w;
   const guardBefore = await guardInstalled();
   const closers: Listener[] = [];
   let daemon: ChildProcess | undefined = await startDaemon(dir);
-  const withOpts = (args: string[], extra: string[] = []): string[] => [...args.slice(0, 2), '--state-dir', dir, ...extra, ...args.slice(2)];
-  const json = async <T>(...args: string[]): Promise<T> => {
-    const r = await hylics(withOpts(args, ['--json']));
-    assert.equal(r.code, 0, `hylics ${args.join(' ')} failed: ${r.stderr}${r.stdout}`);
-    return JSON.parse(r.stdout) as T;
-  };
+  const { withOpts, json } = stateDirCli(dir);
   t.after(async () => {
     for (const l of closers) await l.close().catch(() => undefined);
     // died in the restart step: one is needed to remove guests
@@ -54,8 +48,7 @@ test('guest firewall: guests reach neither the host nor each other nor spoof; ho
       for (const g of [ga, gb]) await hylics(withOpts(['guest', 'rm', g]));
       await stopDaemon(daemon);
     }
-    await runRaw('ip', ['link', 'delete', wHost]);
-    await runRaw('ip', ['netns', 'delete', W]);
+    await w.remove();
     await rm(dir, { recursive: true, force: true });
     await removeGuardIfUnused(guardBefore);
   });
@@ -73,14 +66,7 @@ test('guest firewall: guests reach neither the host nor each other nor spoof; ho
   assert.ok(pairs.includes(`${bi.hostIf}=${b.address}`), pairs.join(' '));
 
   // a client namespace elsewhere (like a test client or another network behind the host)
-  await run('ip', ['netns', 'add', W]);
-  await run('ip', ['link', 'add', wHost, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', W]);
-  await run('ip', ['addr', 'add', `${wHostAddr}/30`, 'dev', wHost]);
-  await run('ip', ['link', 'set', wHost, 'up']);
-  await run('ip', ['-n', W, 'link', 'set', 'lo', 'up']);
-  await run('ip', ['-n', W, 'addr', 'add', `${wAddr}/30`, 'dev', 'eth0']);
-  await run('ip', ['-n', W, 'link', 'set', 'eth0', 'up']);
-  await run('ip', ['-n', W, 'route', 'add', 'default', 'via', wHostAddr]);
+  await w.create();
 
   const hostLink = await listenTcp(undefined, a.hostAddress); // the host end of A's own link
   closers.push(hostLink);
@@ -90,9 +76,9 @@ test('guest firewall: guests reach neither the host nor each other nor spoof; ho
   closers.push(inA);
   const inB = await listenTcp(bi.netns, '0.0.0.0');
   closers.push(inB);
-  const world = await listenTcp(W, '0.0.0.0');
+  const world = await listenTcp(w.name, '0.0.0.0');
   closers.push(world);
-  const worldUdp = await listenUdp(W, '0.0.0.0');
+  const worldUdp = await listenUdp(w.name, '0.0.0.0');
   closers.push(worldUdp);
 
   // As the guest itself (its agent runs the command): exit 0 = connected, 124 = no answer (dropped).
@@ -109,7 +95,7 @@ test('guest firewall: guests reach neither the host nor each other nor spoof; ho
   // ...while the host and clients elsewhere reach guests, and A reaches the world
   assert.equal(await tcpConnect(undefined, a.address, inA.port), 'connected', 'host to A');
   assert.equal(await tcpConnect(undefined, b.address, inB.port), 'connected', 'host to B');
-  assert.equal(await tcpConnect(W, a.address, inA.port), 'connected', 'client elsewhere to A');
+  assert.equal(await tcpConnect(w.name, a.address, inA.port), 'connected', 'client elsewhere to A');
   assert.equal(await fromA(wAddr, world.port), 0, 'A to the world');
   assert.deepEqual(hostLink.lines, []);
   assert.equal(hostAny.lines.filter((l) => l.includes(a.address)).length, 0);

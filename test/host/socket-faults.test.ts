@@ -13,16 +13,16 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { createWriteStream } from 'node:fs';
 import { readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { GuestView } from '../../src/core/api.js';
-import { run, runRaw } from '../../src/os/exec.js';
+import { run } from '../../src/os/exec.js';
 import { listSteerFlows, listSteerTableGuests } from '../../src/os/nft-steer.js';
 import { NODE_BIN, entryArgv } from '../../src/os/self.js';
 import { tcpRepairAvailable } from '../../src/os/tcp-repair.js';
 import { daemonTag } from '../../src/host/wiring.js';
-import { hylics, startDaemon, stopDaemon, tempStateDir } from '../helpers/cli.js';
+import { hylics, startDaemon, stateDirCli, stopDaemon, tempStateDir } from '../helpers/cli.js';
+import { clientNetns } from '../helpers/net-probe.js';
 
 const has = (bin: string): boolean => { try { execFileSync('which', [bin], { stdio: 'ignore' }); return true; } catch { return false; } };
 const skip = process.getuid?.() !== 0 ? 'needs root (daemon, namespaces, nftables, TCP_REPAIR)'
@@ -44,11 +44,8 @@ test('socket offload faults: refusals, no capability, client reset/vanished, dae
   const dir = await tempStateDir('hylics-sockf-');
   const tag = `${process.pid % 100000}`;
   const g = `sf${tag}`;
-  const W = `hylics-sfw-${tag}`;
-  const wHost = `hsf${tag}`;
   const oct = 16 + ((process.pid + 100) % 200);
-  const wHostAddr = `10.252.${oct}.1`;
-  const wAddr = `10.252.${oct}.2`;
+  const w = clientNetns({ name: `hylics-sfw-${tag}`, hostIf: `hsf${tag}`, hostAddr: `10.252.${oct}.1`, addr: `10.252.${oct}.2` });
   const PORT = 8080; // --offload socket
   const PORT_NOCAP = 8081; // --offload socket, CAP_NET_ADMIN dropped
   const PORT_NOADDON = 8082; // --offload socket, HYLICS_NATIVE=0
@@ -56,18 +53,12 @@ test('socket offload faults: refusals, no capability, client reset/vanished, dae
   let daemon: ChildProcess | undefined = await startDaemon(dir);
   delete process.env.HYLICS_OFFLOAD_SOCKET_MAX_BYTES;
   let capture: ChildProcess | undefined;
-  const withOpts = (args: string[], extra: string[] = []): string[] => [...args.slice(0, 2), '--state-dir', dir, ...extra, ...args.slice(2)];
-  const json = async <T>(...args: string[]): Promise<T> => {
-    const r = await hylics(withOpts(args, ['--json']));
-    assert.equal(r.code, 0, `hylics ${args.join(' ')} failed: ${r.stderr}${r.stdout}`);
-    return JSON.parse(r.stdout) as T;
-  };
+  const { withOpts, json } = stateDirCli(dir);
   t.after(async () => {
     capture?.kill('SIGKILL');
     if (!daemon) daemon = await startDaemon(dir).catch(() => undefined);
     if (daemon) { await hylics(withOpts(['guest', 'rm', g])); await stopDaemon(daemon); }
-    await runRaw('ip', ['link', 'delete', wHost]);
-    await runRaw('ip', ['netns', 'delete', W]);
+    await w.remove();
     await rm(dir, { recursive: true, force: true });
   });
 
@@ -80,14 +71,7 @@ test('socket offload faults: refusals, no capability, client reset/vanished, dae
   const put = (name: string): Promise<void> => writeFile(join(v.share.path, name), files[name]!);
   for (const name of Object.keys(files)) await put(name);
 
-  await run('ip', ['netns', 'add', W]);
-  await run('ip', ['link', 'add', wHost, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', W]);
-  await run('ip', ['addr', 'add', `${wHostAddr}/30`, 'dev', wHost]);
-  await run('ip', ['link', 'set', wHost, 'up']);
-  await run('ip', ['-n', W, 'link', 'set', 'lo', 'up']);
-  await run('ip', ['-n', W, 'addr', 'add', `${wAddr}/30`, 'dev', 'eth0']);
-  await run('ip', ['-n', W, 'link', 'set', 'eth0', 'up']);
-  await run('ip', ['-n', W, 'route', 'add', 'default', 'via', wHostAddr]);
+  await w.create();
 
   const cli = [NODE_BIN, ...entryArgv('cli/main')].join(' ');
   const server = (port: number, prefix: string, logName: string): string => `${prefix}${cli} example file-server --root /mnt/hylics --port ${port} --offload socket > /run/hylics/${logName} 2>&1 &`;
@@ -102,25 +86,7 @@ test('socket offload faults: refusals, no capability, client reset/vanished, dae
   await startServers();
   const serverLog = (name: string): Promise<string> => readFile(join(dir, 'guests', g, 'run', name), 'utf8').catch(() => '');
   const base = (port = PORT): string => `http://${addr}:${port}`;
-  const inW = (
-    cmd: string,
-    args: string[],
-    timeoutMs = 120_000,
-  ): Promise<{ code: number | null; stdout: Buffer; stderr: string }> =>
-    new Promise((res) => {
-      const p = spawn('ip', ['netns', 'exec', W, cmd, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-      const out: Buffer[] = [];
-      let err = '';
-      p.stdout.on('data', (d: Buffer) => out.push(d));
-      p.stderr.on('data', (d: Buffer) => {
-        err += d.toString();
-      });
-      const timer = setTimeout(() => p.kill('SIGKILL'), timeoutMs);
-      p.on('close', (code) => {
-        clearTimeout(timer);
-        res({ code, stdout: Buffer.concat(out), stderr: err });
-      });
-    });
+  const inW = w.exec;
   for (const port of [PORT, PORT_NOCAP, PORT_NOADDON]) {
     for (let i = 0; ; i++) {
       const r = await inW('curl', ['-sf', '-o', '/dev/null', `${base(port)}/1m`], 5000);
@@ -130,8 +96,7 @@ test('socket offload faults: refusals, no capability, client reset/vanished, dae
     }
   }
   const rstFile = join(dir, 'rst.txt');
-  capture = spawn('ip', ['netns', 'exec', W, 'tcpdump', '-l', '-n', '-i', 'eth0', `src host ${addr} and tcp[tcpflags] & tcp-rst != 0`], { stdio: ['ignore', 'pipe', 'ignore'] });
-  capture.stdout!.pipe(createWriteStream(rstFile));
+  capture = w.captureRsts(addr, rstFile);
   await sleep(1000);
 
   const stats = async (): Promise<NonNullable<GuestView['offload']>['socket']> => (await json<GuestView>('guest', 'show', g)).offload!.socket;
@@ -155,7 +120,7 @@ test('socket offload faults: refusals, no capability, client reset/vanished, dae
     path: string,
   ): Promise<{ p: ChildProcess; done: Promise<{ code: number | null; body: Buffer }> }> => {
     await put(path.slice(1));
-    const p = spawn('ip', ['netns', 'exec', W, 'curl', '-s', '--limit-rate', SLOW_RATE, `${base()}${path}`], {
+    const p = spawn('ip', ['netns', 'exec', w.name, 'curl', '-s', '--limit-rate', SLOW_RATE, `${base()}${path}`], {
       stdio: ['ignore', 'pipe', 'ignore'],
     });
     const chunks: Buffer[] = [];
@@ -213,14 +178,14 @@ test('socket offload faults: refusals, no capability, client reset/vanished, dae
   await t.test('client vanishes mid-send (its packets dropped both ways, then killed): the host gives up after the stall time, nothing left', async () => {
     const { p, done } = await slowDownload('/64m');
     const nftW = `hylics_sfdrop`;
-    await run('ip', ['netns', 'exec', W, 'nft', '-f', '-'], { input: `table ip ${nftW} {\n  chain c_in {\n    type filter hook input priority 0; policy accept;\n    ip saddr ${addr} drop\n  }\n  chain c_out {\n    type filter hook output priority 0; policy accept;\n    ip daddr ${addr} drop\n  }\n}\n` });
+    await run('ip', ['netns', 'exec', w.name, 'nft', '-f', '-'], { input: `table ip ${nftW} {\n  chain c_in {\n    type filter hook input priority 0; policy accept;\n    ip saddr ${addr} drop\n  }\n  chain c_out {\n    type filter hook output priority 0; policy accept;\n    ip daddr ${addr} drop\n  }\n}\n` });
     p.kill('SIGKILL');
     await done;
     const before = Date.now();
     for (let i = 0; i < 200 && (await stats()).inFlight > 0; i++) await sleep(250);
     assert.equal((await stats()).inFlight, 0, 'the host gave the send up');
     t.diagnostic(`host gave up ${Math.round((Date.now() - before) / 1000)} s after the client vanished`);
-    await run('ip', ['netns', 'exec', W, 'nft', 'delete', 'table', 'ip', nftW]);
+    await run('ip', ['netns', 'exec', w.name, 'nft', 'delete', 'table', 'ip', nftW]);
     await nothingLeft('client vanished');
   });
 

@@ -6,18 +6,18 @@
 // hand-backs, handoffs counted by the host, no fallback, no RST from the guest's address, nothing left behind.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, type ChildProcess } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { createWriteStream } from 'node:fs';
 import { readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { GuestView } from '../../src/core/api.js';
-import { run, runRaw } from '../../src/os/exec.js';
+import { run } from '../../src/os/exec.js';
 import { listSteerFlows } from '../../src/os/nft-steer.js';
 import { PACKAGE_ROOT } from '../../src/os/self.js';
 import { tcpRepairAvailable } from '../../src/os/tcp-repair.js';
 import { daemonTag } from '../../src/host/wiring.js';
-import { hylics, startDaemon, stopDaemon, tempStateDir } from '../helpers/cli.js';
+import { hylics, startDaemon, stateDirCli, stopDaemon, tempStateDir } from '../helpers/cli.js';
+import { clientNetns } from '../helpers/net-probe.js';
 
 const has = (bin: string): boolean => { try { execFileSync('which', [bin], { stdio: 'ignore' }); return true; } catch { return false; } };
 const python = (): string | undefined => ['/usr/bin/python3', '/usr/local/bin/python3'].find((p) => { try { execFileSync(p, ['-c', 'import socket; socket.send_fds'], { stdio: 'ignore' }); return true; } catch { return false; } });
@@ -37,25 +37,16 @@ test('socket offload for a Python app: SCM_RIGHTS to the agent, and the in-guest
   const dir = await tempStateDir('hylics-sockfd-');
   const tag = `${process.pid % 100000}`;
   const g = `sd${tag}`;
-  const W = `hylics-sdw-${tag}`;
-  const wHost = `hsd${tag}`;
   const oct = 16 + ((process.pid + 50) % 200);
-  const wHostAddr = `10.251.${oct}.1`;
-  const wAddr = `10.251.${oct}.2`;
+  const w = clientNetns({ name: `hylics-sdw-${tag}`, hostIf: `hsd${tag}`, hostAddr: `10.251.${oct}.1`, addr: `10.251.${oct}.2` });
   const PORTS = { socket: 8090, cli: 8091 } as const;
   let daemon: ChildProcess | undefined = await startDaemon(dir);
   let capture: ChildProcess | undefined;
-  const withOpts = (args: string[], extra: string[] = []): string[] => [...args.slice(0, 2), '--state-dir', dir, ...extra, ...args.slice(2)];
-  const json = async <T>(...args: string[]): Promise<T> => {
-    const r = await hylics(withOpts(args, ['--json']));
-    assert.equal(r.code, 0, `hylics ${args.join(' ')} failed: ${r.stderr}${r.stdout}`);
-    return JSON.parse(r.stdout) as T;
-  };
+  const { withOpts, json } = stateDirCli(dir);
   t.after(async () => {
     capture?.kill('SIGKILL');
     if (daemon) { await hylics(withOpts(['guest', 'rm', g])); await stopDaemon(daemon); daemon = undefined; }
-    await runRaw('ip', ['link', 'delete', wHost]);
-    await runRaw('ip', ['netns', 'delete', W]);
+    await w.remove();
     await rm(dir, { recursive: true, force: true });
   });
 
@@ -65,14 +56,7 @@ test('socket offload for a Python app: SCM_RIGHTS to the agent, and the in-guest
   const files: Record<string, Buffer> = { '1k': randomBytes(1024), '1m': randomBytes(MiB), '10m': randomBytes(10 * MiB) };
   for (const [name, b] of Object.entries(files)) await writeFile(join(v.share.path, name), b);
 
-  await run('ip', ['netns', 'add', W]);
-  await run('ip', ['link', 'add', wHost, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', W]);
-  await run('ip', ['addr', 'add', `${wHostAddr}/30`, 'dev', wHost]);
-  await run('ip', ['link', 'set', wHost, 'up']);
-  await run('ip', ['-n', W, 'link', 'set', 'lo', 'up']);
-  await run('ip', ['-n', W, 'addr', 'add', `${wAddr}/30`, 'dev', 'eth0']);
-  await run('ip', ['-n', W, 'link', 'set', 'eth0', 'up']);
-  await run('ip', ['-n', W, 'route', 'add', 'default', 'via', wHostAddr]);
+  await w.create();
 
   // the Python app, without CAP_NET_ADMIN: only the agent can freeze sockets
   const script = join(PACKAGE_ROOT, 'contrib', 'offload', 'file_server.py');
@@ -80,25 +64,7 @@ test('socket offload for a Python app: SCM_RIGHTS to the agent, and the in-guest
   const ex = await hylics(withOpts(['guest', 'exec', g, '--', 'sh', '-c', start]));
   assert.equal(ex.code, 0, ex.stderr);
   const appLog = (via: string): Promise<string> => readFile(join(dir, 'guests', g, 'run', `py-${via}.log`), 'utf8').catch(() => '');
-  const inW = (
-    cmd: string,
-    args: string[],
-    timeoutMs = 120_000,
-  ): Promise<{ code: number | null; stdout: Buffer; stderr: string }> =>
-    new Promise((res) => {
-      const p = spawn('ip', ['netns', 'exec', W, cmd, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-      const out: Buffer[] = [];
-      let err = '';
-      p.stdout.on('data', (d: Buffer) => out.push(d));
-      p.stderr.on('data', (d: Buffer) => {
-        err += d.toString();
-      });
-      const timer = setTimeout(() => p.kill('SIGKILL'), timeoutMs);
-      p.on('close', (code) => {
-        clearTimeout(timer);
-        res({ code, stdout: Buffer.concat(out), stderr: err });
-      });
-    });
+  const inW = w.exec;
   for (const [via, port] of Object.entries(PORTS)) {
     for (let i = 0; ; i++) {
       const r = await inW('curl', ['-sf', '-o', '/dev/null', `http://${addr}:${port}/1k`], 10_000);
@@ -108,8 +74,7 @@ test('socket offload for a Python app: SCM_RIGHTS to the agent, and the in-guest
     }
   }
   const rstFile = join(dir, 'rst.txt');
-  capture = spawn('ip', ['netns', 'exec', W, 'tcpdump', '-l', '-n', '-i', 'eth0', `src host ${addr} and tcp[tcpflags] & tcp-rst != 0`], { stdio: ['ignore', 'pipe', 'ignore'] });
-  capture.stdout!.pipe(createWriteStream(rstFile));
+  capture = w.captureRsts(addr, rstFile);
   await sleep(1000);
   const stats = async (): Promise<NonNullable<GuestView['offload']>['socket']> => (await json<GuestView>('guest', 'show', g)).offload!.socket;
 

@@ -7,7 +7,7 @@
 // resets mid-send.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, type ChildProcess } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
 import { rm, writeFile } from 'node:fs/promises';
@@ -19,7 +19,8 @@ import { listSteerFlows, steerTableName } from '../../src/os/nft-steer.js';
 import { NODE_BIN, entryArgv } from '../../src/os/self.js';
 import { tcpRepairAvailable } from '../../src/os/tcp-repair.js';
 import { daemonTag } from '../../src/host/wiring.js';
-import { hylics, startDaemon, stopDaemon, tempStateDir } from '../helpers/cli.js';
+import { hylics, startDaemon, stateDirCli, stopDaemon, tempStateDir } from '../helpers/cli.js';
+import { clientNetns } from '../helpers/net-probe.js';
 
 const has = (bin: string): boolean => { try { execFileSync('which', [bin], { stdio: 'ignore' }); return true; } catch { return false; } };
 const skip = process.getuid?.() !== 0 ? 'needs root (daemon, namespaces, nftables, TCP_REPAIR)'
@@ -34,25 +35,16 @@ test('socket offload: example file server in a sandbox guest, client in another 
   const dir = await tempStateDir('hylics-sock-');
   const tag = `${process.pid % 100000}`;
   const g = `so${tag}`;
-  const W = `hylics-sow-${tag}`;
-  const wHost = `hso${tag}`;
   const oct = 16 + (process.pid % 200);
-  const wHostAddr = `10.253.${oct}.1`;
-  const wAddr = `10.253.${oct}.2`;
+  const w = clientNetns({ name: `hylics-sow-${tag}`, hostIf: `hso${tag}`, hostAddr: `10.253.${oct}.1`, addr: `10.253.${oct}.2` });
   const PORT = 8080;
   let daemon: ChildProcess | undefined = await startDaemon(dir);
   let capture: ChildProcess | undefined;
-  const withOpts = (args: string[], extra: string[] = []): string[] => [...args.slice(0, 2), '--state-dir', dir, ...extra, ...args.slice(2)];
-  const json = async <T>(...args: string[]): Promise<T> => {
-    const r = await hylics(withOpts(args, ['--json']));
-    assert.equal(r.code, 0, `hylics ${args.join(' ')} failed: ${r.stderr}${r.stdout}`);
-    return JSON.parse(r.stdout) as T;
-  };
+  const { withOpts, json } = stateDirCli(dir);
   t.after(async () => {
     capture?.kill('SIGKILL');
     if (daemon) { await hylics(withOpts(['guest', 'rm', g])); await stopDaemon(daemon); }
-    await runRaw('ip', ['link', 'delete', wHost]);
-    await runRaw('ip', ['netns', 'delete', W]);
+    await w.remove();
     await rm(dir, { recursive: true, force: true });
   });
 
@@ -84,39 +76,14 @@ test('socket offload: example file server in a sandbox guest, client in another 
   const bigSha = bigHash.digest('hex');
 
   // the client namespace, routed through the host
-  await run('ip', ['netns', 'add', W]);
-  await run('ip', ['link', 'add', wHost, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', W]);
-  await run('ip', ['addr', 'add', `${wHostAddr}/30`, 'dev', wHost]);
-  await run('ip', ['link', 'set', wHost, 'up']);
-  await run('ip', ['-n', W, 'link', 'set', 'lo', 'up']);
-  await run('ip', ['-n', W, 'addr', 'add', `${wAddr}/30`, 'dev', 'eth0']);
-  await run('ip', ['-n', W, 'link', 'set', 'eth0', 'up']);
-  await run('ip', ['-n', W, 'route', 'add', 'default', 'via', wHostAddr]);
+  await w.create();
 
   // the example server inside the guest, through the agent (the guest's cgroup, namespaces and capabilities)
   const cli = [NODE_BIN, ...entryArgv('cli/main')].join(' ');
   const ex = await hylics(withOpts(['guest', 'exec', g, '--', 'sh', '-c', `${cli} example file-server --root /mnt/hylics --port ${PORT} --offload socket > /run/hylics/file-server.log 2>&1 &`]));
   assert.equal(ex.code, 0, ex.stderr);
   const base = `http://${addr}:${PORT}`;
-  const inW = (
-    cmd: string,
-    args: string[],
-    timeoutMs = 120_000,
-  ): Promise<{ code: number | null; stdout: Buffer; stderr: string }> =>
-    new Promise((res) => {
-      const p = spawn('ip', ['netns', 'exec', W, cmd, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-      const out: Buffer[] = [];
-      let err = '';
-      p.stdout.on('data', (d: Buffer) => out.push(d));
-      p.stderr.on('data', (d: Buffer) => {
-        err += d.toString();
-      });
-      const timer = setTimeout(() => p.kill('SIGKILL'), timeoutMs);
-      p.on('close', (code) => {
-        clearTimeout(timer);
-        res({ code, stdout: Buffer.concat(out), stderr: err });
-      });
-    });
+  const inW = w.exec;
   for (let i = 0; ; i++) {
     const r = await inW('curl', ['-sf', '-o', '/dev/null', `${base}/1k`], 5000);
     if (r.code === 0) break;
@@ -126,8 +93,7 @@ test('socket offload: example file server in a sandbox guest, client in another 
   // capture RSTs seen on the client side for the rest of the test (tcpdump when installed)
   const rstFile = join(dir, 'rst.txt');
   if (has('tcpdump')) {
-    capture = spawn('ip', ['netns', 'exec', W, 'tcpdump', '-l', '-n', '-i', 'eth0', `src host ${addr} and tcp[tcpflags] & tcp-rst != 0`], { stdio: ['ignore', 'pipe', 'ignore'] });
-    capture.stdout!.pipe(createWriteStream(rstFile));
+    capture = w.captureRsts(addr, rstFile);
     await new Promise((r) => setTimeout(r, 1000));
   }
 
