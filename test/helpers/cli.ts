@@ -5,35 +5,22 @@ import { mkdtemp, open } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { NODE_BIN, entryArgv } from '../../src/os/self.js';
+import { runCollect } from './proc.js';
 
 export interface CliResult { code: number | null; stdout: string; stderr: string }
 
-export function hylics(
+/** A CLI call that has not ended by then is killed (a hung call fails its test instead of stalling it). */
+const CLI_TIMEOUT_MS = 300_000;
+
+export async function hylics(
   args: string[],
   opts: { env?: NodeJS.ProcessEnv; input?: string; timeoutMs?: number; uid?: number; gid?: number } = {},
 ): Promise<CliResult> {
-  return new Promise((resolve, reject) => {
-    const p = spawn(NODE_BIN, [...entryArgv('cli/main'), ...args], {
-      env: { ...process.env, ...opts.env },
-      stdio: ['pipe', 'pipe', 'pipe'],
-      ...(opts.uid !== undefined ? { uid: opts.uid, gid: opts.gid ?? opts.uid } : {}),
-    });
-    let stdout = '';
-    let stderr = '';
-    p.stdout.on('data', (c: Buffer) => {
-      stdout += c.toString();
-    });
-    p.stderr.on('data', (c: Buffer) => {
-      stderr += c.toString();
-    });
-    const timer = setTimeout(() => p.kill('SIGKILL'), opts.timeoutMs ?? 300_000);
-    p.on('error', reject);
-    p.on('close', (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr });
-    });
-    p.stdin.end(opts.input ?? '');
+  const { code, stdout, stderr } = await runCollect(NODE_BIN, [...entryArgv('cli/main'), ...args], {
+    ...opts,
+    timeoutMs: opts.timeoutMs ?? CLI_TIMEOUT_MS,
   });
+  return { code, stdout, stderr };
 }
 
 /** The CLI bound to one daemon's state dir. */

@@ -13,36 +13,14 @@ import type { DriverContext } from '../../src/host/drivers/types.js';
 import { run } from '../../src/os/image/run.js';
 import { HylicsError } from '../../src/core/errors/index.js';
 import { hylics } from '../helpers/cli.js';
+import { domainXml } from '../helpers/libvirt-domain.js';
 
 const validator = existsSync('/usr/bin/virt-xml-validate') ? false : 'needs virt-xml-validate (Debian package libvirt-clients)';
 
 /** A domain as `virsh dumpxml` shows an ordinary Debian VM: qcow2 disk, NAT network, hugepages. */
-const DOMAIN = `<domain type='kvm'>
-  <name>web7</name>
-  <uuid>0d0f5a4e-4a0b-4d7c-9a43-0c8e4c8d2f11</uuid>
-  <memory unit='KiB'>1048576</memory>
-  <memoryBacking>
-    <hugepages/>
-  </memoryBacking>
-  <vcpu placement='static'>2</vcpu>
-  <os>
-    <type arch='x86_64' machine='pc-q35-7.2'>hvm</type>
-    <boot dev='hd'/>
-  </os>
-  <devices>
-    <emulator>/usr/bin/qemu-system-x86_64</emulator>
-    <disk type='file' device='disk'>
-      <driver name='qemu' type='qcow2'/>
-      <source file='/var/lib/libvirt/images/web7.qcow2'/>
-      <target dev='vda' bus='virtio'/>
-    </disk>
-    <interface type='network'>
-      <source network='default'/>
-      <model type='virtio'/>
-    </interface>
-  </devices>
-</domain>
-`;
+const DOMAIN = domainXml({
+  name: 'web7', uuid: '0d0f5a4e-4a0b-4d7c-9a43-0c8e4c8d2f11', memoryKiB: 1048576, hugepages: true, natNic: true,
+});
 const FACTS = { share: '/var/lib/hylics/libvirt/web7/share', channel: '/var/lib/hylics/libvirt/web7/channel.sock' };
 
 async function validate(xml: string): Promise<void> {

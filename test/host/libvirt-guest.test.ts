@@ -13,7 +13,6 @@ import { existsSync } from 'node:fs';
 import { mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { spawn } from 'node:child_process';
 import { pino } from 'pino';
 import { MicrovmDriver } from '../../src/host/drivers/microvm.js';
 import { AGENT_BUNDLE } from '../../src/host/drivers/libvirt.js';
@@ -24,6 +23,8 @@ import { tapExists } from '../../src/os/qemu.js';
 import { NODE_BIN, PACKAGE_ROOT, entryArgv } from '../../src/os/self.js';
 import { GUEST_SHARE } from '../../src/os/image/init.js';
 import { errorCode, hylics, startDaemon, stopDaemon, tempStateDir } from '../helpers/cli.js';
+import { domainXml } from '../helpers/libvirt-domain.js';
+import { runCollect, waitFor, type ProcResult } from '../helpers/proc.js';
 
 const skip = process.getuid?.() !== 0 ? 'needs root (tmpfs, tap, virtiofsd namespaces)'
   : !existsSync('/usr/lib/qemu/virtiofsd') ? 'needs qemu-system-x86 (virtiofsd)'
@@ -33,59 +34,13 @@ const skip = process.getuid?.() !== 0 ? 'needs root (tmpfs, tap, virtiofsd names
 const MiB = 1024 * 1024;
 const HOOK = join(PACKAGE_ROOT, 'contrib', 'libvirt', 'qemu');
 const UNIT = join(PACKAGE_ROOT, 'contrib', 'guest', 'hylics-agent.service');
-
-const domainXml = (name: string): string => `<domain type='kvm'>
-  <name>${name}</name>
-  <memory unit='KiB'>786432</memory>
-  <vcpu placement='static'>2</vcpu>
-  <os>
-    <type arch='x86_64' machine='pc-q35-7.2'>hvm</type>
-    <boot dev='hd'/>
-  </os>
-  <devices>
-    <emulator>/usr/bin/qemu-system-x86_64</emulator>
-    <disk type='file' device='disk'>
-      <driver name='qemu' type='qcow2'/>
-      <source file='/var/lib/libvirt/images/${name}.qcow2'/>
-      <target dev='vda' bus='virtio'/>
-    </disk>
-  </devices>
-</domain>
-`;
-
-async function waitFor<T>(what: string, fn: () => Promise<T | undefined>, timeoutMs: number): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn();
-    if (v !== undefined) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 500));
-  }
-}
+/** The adopted domain's memory (768 MiB), as libvirt would give QEMU. */
+const DOMAIN_MEMORY_KIB = 786_432;
 
 /** Run the hook as libvirtd does: `qemu DOMAIN OPERATION SUB-OP EXTRA`, the domain XML on stdin. */
-function runHook(
-  stateDir: string,
-  args: string[],
-  xml: string,
-): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const p = spawn(HOOK, args, {
-      env: { ...process.env, HYLICS: [NODE_BIN, ...entryArgv('cli/main')].join(' '), HYLICS_STATE_DIR: stateDir },
-      stdio: ['pipe', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    p.stdout.on('data', (c: Buffer) => {
-      stdout += c.toString();
-    });
-    p.stderr.on('data', (c: Buffer) => {
-      stderr += c.toString();
-    });
-    p.on('error', reject);
-    p.on('close', (code) => resolve({ code, stdout, stderr }));
-    p.stdin.end(xml);
-  });
+function runHook(stateDir: string, args: string[], xml: string): Promise<ProcResult> {
+  const env = { HYLICS: [NODE_BIN, ...entryArgv('cli/main')].join(' '), HYLICS_STATE_DIR: stateDir };
+  return runCollect(HOOK, args, { env, input: xml });
 }
 
 async function show(stateDir: string, name: string): Promise<GuestView> {
@@ -111,7 +66,7 @@ test('libvirt-adopted domain: hylicsd keeps share, channel and tap; the hook is 
   });
 
   // 1. adopt: registration + the XML edit, twice
-  await writeFile(join(work, 'in.xml'), domainXml(name));
+  await writeFile(join(work, 'in.xml'), domainXml({ name, memoryKiB: DOMAIN_MEMORY_KIB }));
   const a1 = await hylics(['--json', 'guest', 'adopt', '--libvirt', name, '--xml', join(work, 'in.xml'), '--output', join(work, 'out.xml'), '--share-size', '32M', '--state-dir', stateDir]);
   assert.equal(a1.code, 0, a1.stderr);
   const s1 = JSON.parse(a1.stdout) as {
@@ -150,7 +105,7 @@ test('libvirt-adopted domain: hylicsd keeps share, channel and tap; the hook is 
   assert.equal(h1.code, 0, h1.stderr);
   assert.equal(h1.stderr, '', 'no drift between the XML and what hylicsd holds');
   const other = `lvx${process.pid % 100000}`;
-  const h2 = await runHook(stateDir, [other, 'prepare', 'begin', '-'], domainXml(other));
+  const h2 = await runHook(stateDir, [other, 'prepare', 'begin', '-'], domainXml({ name: other, memoryKiB: DOMAIN_MEMORY_KIB }));
   assert.equal(h2.code, 0, h2.stderr);
   assert.equal(errorCode(await hylics(['guest', 'show', other, '--state-dir', stateDir])), 'HYLICS_ERR_GUEST_NOT_FOUND', 'a foreign domain is not registered');
   assert.equal((await runHook(stateDir, [name, 'release', 'end', '-'], xml)).code, 0);
@@ -180,7 +135,7 @@ test('libvirt-adopted domain: hylicsd keeps share, channel and tap; the hook is 
   const driver = new MicrovmDriver({ stateDir: work, log: ctx.log, diskBytes: 128 * MiB, agentArgv });
   vm = { driver, ctx, state: await driver.start(ctx) };
   assert.equal(join(ctx.paths.run, 'channel.sock'), s1.channel, 'QEMU binds the socket the adopted XML names');
-  await waitFor('the agent to connect to hylicsd', async () => ((await show(stateDir, name)).agentConnected ? true : undefined), 600_000);
+  await waitFor('the agent to connect to hylicsd', async () => ((await show(stateDir, name)).agentConnected ? true : undefined), 600_000, 500);
   const ex = await hylics(['guest', 'exec', name, '--state-dir', stateDir, '--', 'sh', '-c', `uname -r; cat ${GUEST_SHARE}/.hylics/init-ok; echo from-guest > ${GUEST_SHARE}/g.txt`]);
   assert.equal(ex.code, 0, ex.stderr);
   assert.match(ex.stdout, new RegExp(`${name} `), 'the microVM image\'s init wrote its marker into the share');
@@ -192,7 +147,7 @@ test('libvirt-adopted domain: hylicsd keeps share, channel and tap; the hook is 
   // 4. a daemon restart re-adopts the running domain; rm is refused while it runs
   await stopDaemon(daemon);
   daemon = await startDaemon(stateDir);
-  await waitFor('the agent to reconnect after the daemon restart', async () => ((await show(stateDir, name)).agentConnected ? true : undefined), 120_000);
+  await waitFor('the agent to reconnect after the daemon restart', async () => ((await show(stateDir, name)).agentConnected ? true : undefined), 120_000, 500);
   const again = await hylics(['guest', 'exec', name, '--state-dir', stateDir, '--', 'cat', `${GUEST_SHARE}/g.txt`]);
   assert.equal(again.stdout, 'from-guest\n');
   const refused = await hylics(['guest', 'rm', name, '--state-dir', stateDir]);

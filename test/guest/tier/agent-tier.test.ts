@@ -15,31 +15,14 @@ import type { TaskEventT } from '../../../src/core/protocol/index.js';
 import { HylicsError } from '../../../src/core/errors/index.js';
 import { mountTmpfs, remountTmpfs, umountTmpfs } from '../../../src/os/tmpfs.js';
 import { entryArgv, NODE_BIN } from '../../../src/os/self.js';
+import { runCollect, type ProcResult } from '../../helpers/proc.js';
 
 const skip = process.getuid?.() !== 0 ? 'needs root (mounts a tmpfs as the share)' : false;
 const MiB = 1024 * 1024;
 const sha = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
 
-function run(
-  cmd: string,
-  args: string[],
-  env: NodeJS.ProcessEnv,
-  input?: Buffer,
-): Promise<{ code: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const p = spawn(cmd, args, { env: { ...process.env, ...env }, stdio: ['pipe', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    p.stdout.on('data', (c: Buffer) => {
-      stdout += c.toString();
-    });
-    p.stderr.on('data', (c: Buffer) => {
-      stderr += c.toString();
-    });
-    p.on('close', (code, signal) => resolve({ code, signal, stdout, stderr }));
-    p.stdin.end(input ?? '');
-  });
-}
+const run = (cmd: string, args: string[], env: NodeJS.ProcessEnv, input?: Buffer): Promise<ProcResult> =>
+  runCollect(cmd, args, { env, ...(input ? { input } : {}) });
 
 async function until<T>(what: string, fn: () => Promise<T | undefined> | T | undefined, ms = 20_000): Promise<T> {
   const end = Date.now() + ms;

@@ -23,6 +23,7 @@ import { applyGuard, guardInstalled, listGuardLinks, removeGuard } from '../../.
 import { isHylicsError } from '../../../src/core/errors/index.js';
 import { ChannelServer } from '../../../src/host/channel/index.js';
 import type { TaskEventT } from '../../../src/core/protocol/index.js';
+import { waitFor } from '../../helpers/proc.js';
 
 const skip = process.getuid?.() !== 0 ? 'needs root (tap, tmpfs, virtiofsd namespaces)'
   : !existsSync('/usr/lib/qemu/virtiofsd') ? 'needs qemu-system-x86 (virtiofsd)'
@@ -50,16 +51,6 @@ function context(name: string, index: number): DriverContext {
 async function mountShare(ctx: DriverContext, size: string): Promise<void> {
   await mkdir(ctx.paths.share, { recursive: true });
   await run('mount', ['-t', 'tmpfs', '-o', `size=${size}`, `hylics-test-${ctx.spec.name}`, ctx.paths.share]);
-}
-
-async function waitFor<T>(what: string, fn: () => Promise<T | undefined>, timeoutMs: number): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn();
-    if (v !== undefined) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 250));
-  }
 }
 
 const consoleHas = (ctx: DriverContext, marker: string) => async (): Promise<true | undefined> => {
