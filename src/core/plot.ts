@@ -15,6 +15,13 @@ export async function renderSvg(spec: VegaLiteSpec): Promise<string> {
   return svg;
 }
 
+export interface ChartSize { width?: number; height?: number }
+
+/** The top level every chart here shares: the Vega-Lite schema and the title. */
+function chart(title: string, body: Record<string, unknown>): VegaLiteSpec {
+  return { $schema: 'https://vega.github.io/schema/vega-lite/v5.json', title, ...body } as VegaLiteSpec;
+}
+
 export interface SeriesPoint { x: number; y: number; series: string }
 
 /** A line chart of several named series sharing x and y axes. */
@@ -23,11 +30,9 @@ export function lineChart(
   points: SeriesPoint[],
   xTitle: string,
   yTitle: string,
-  opts: { width?: number; height?: number } = {},
+  opts: ChartSize = {},
 ): VegaLiteSpec {
-  return {
-    $schema: 'https://vega.github.io/schema/vega-lite/v5.json',
-    title,
+  return chart(title, {
     width: opts.width ?? 640,
     height: opts.height ?? 300,
     data: { values: points },
@@ -37,7 +42,7 @@ export function lineChart(
       y: { field: 'y', type: 'quantitative', title: yTitle },
       color: { field: 'series', type: 'nominal', title: null },
     },
-  } as VegaLiteSpec;
+  });
 }
 
 export interface BarPoint { group: string; bar: string; value: number }
@@ -47,11 +52,9 @@ export function groupedBarChart(
   title: string,
   points: BarPoint[],
   yTitle: string,
-  opts: { width?: number; height?: number } = {},
+  opts: ChartSize = {},
 ): VegaLiteSpec {
-  return {
-    $schema: 'https://vega.github.io/schema/vega-lite/v5.json',
-    title,
+  return chart(title, {
     data: { values: points },
     mark: 'bar',
     width: { step: 14 },
@@ -62,5 +65,5 @@ export function groupedBarChart(
       y: { field: 'value', type: 'quantitative', title: yTitle },
       color: { field: 'bar', type: 'nominal', title: null },
     },
-  } as VegaLiteSpec;
+  });
 }

@@ -61,30 +61,30 @@ export function defineEvent<D extends TSchema>(def: EventDef<D>): EventDef<D> {
 
 const NAME_RE = /^[a-z][a-z0-9_.-]{0,63}$/;
 
+/** Add `d` under its name, which must match NAME_RE; the same object again is a no-op, another one throws. */
+function addNamed<D extends { name: string }>(map: Map<string, D>, kind: 'op' | 'event', d: D): void {
+  if (!NAME_RE.test(d.name)) {
+    throw new HylicsError('HYLICS_ERR_INVALID_ARGUMENT', `${kind} name ${JSON.stringify(d.name)} must match ${NAME_RE}`);
+  }
+  const had = map.get(d.name);
+  if (had && had !== d) throw new HylicsError('HYLICS_ERR_CONFLICT', `${kind} ${d.name} is already registered`);
+  map.set(d.name, d);
+}
+
 export class OpRegistry {
   private readonly ops = new Map<string, OpDef>();
   private readonly events = new Map<string, EventDef>();
 
   /** Register ops (idempotent for the same definition object; a different definition under a taken name throws). */
   register(...defs: OpDef[]): this {
-    for (const d of defs) {
-      if (!NAME_RE.test(d.name)) throw new HylicsError('HYLICS_ERR_INVALID_ARGUMENT', `op name ${JSON.stringify(d.name)} must match ${NAME_RE}`);
-      const had = this.ops.get(d.name);
-      if (had && had !== d) throw new HylicsError('HYLICS_ERR_CONFLICT', `op ${d.name} is already registered`);
-      // schemas compile on first use (check() caches them): compiling every op at import doubled the start-up
-      // of each process that loads the protocol (the agent, the in-guest hylics), ~10 s per process under TCG;
-      // compileAll() checks them all at once (tests)
-      this.ops.set(d.name, d);
-    }
+    // schemas compile on first use (check() caches them): compiling every op at import doubled the start-up
+    // of each process that loads the protocol (the agent, the in-guest hylics), ~10 s per process under TCG;
+    // compileAll() checks them all at once (tests)
+    for (const d of defs) addNamed(this.ops, 'op', d);
     return this;
   }
   registerEvent(...defs: EventDef[]): this {
-    for (const d of defs) {
-      if (!NAME_RE.test(d.name)) throw new HylicsError('HYLICS_ERR_INVALID_ARGUMENT', `event name ${JSON.stringify(d.name)} must match ${NAME_RE}`);
-      const had = this.events.get(d.name);
-      if (had && had !== d) throw new HylicsError('HYLICS_ERR_CONFLICT', `event ${d.name} is already registered`);
-      this.events.set(d.name, d);
-    }
+    for (const d of defs) addNamed(this.events, 'event', d);
     return this;
   }
   /** Compile every registered schema now (throws on an invalid one). */
