@@ -28,6 +28,7 @@ import { logTail, startVirtiofsd, VIRTIOFSD, type FsCacheMode } from '../../os/v
 import type { ChannelEndpoint, DriverContext, DriverState, GuestDriver } from './types.js';
 import { MiB } from '../../core/units.js';
 import { tierAgentArgs, type DiskTierRule, type TierSettings } from '../../core/tier-settings.js';
+import { CachedJob } from '../../core/cached-job.js';
 
 export interface MicrovmDriverOptions {
   /**
@@ -159,10 +160,14 @@ export class MicrovmDriver implements GuestDriver {
   readonly kind = 'microvm' as const;
   /** Anywhere on the guest's writable disk (the root it sees is read-only). */
   readonly diskTier: DiskTierRule = { driver: 'microvm', defaultDir: GUEST_DISK_TIER, under: GUEST_DISK };
-  private image: GuestImage | undefined;
-  private accel: AccelChoice | undefined;
-  private imageBuild: Promise<GuestImage> | undefined;
-  private accelProbe: Promise<AccelChoice> | undefined;
+  // one build and one probe at a time, shared by guests starting together
+  private readonly image = new CachedJob<GuestImage>(
+    () => buildImage({ stateDir: this.opts.stateDir, onProgress: (m) => this.progress(`image: ${m}`) }),
+    (img) => existsSync(img.initrd),
+  );
+  private readonly accel = new CachedJob<AccelChoice>(async () =>
+    chooseAccel({ stateDir: this.opts.stateDir, image: await this.ensureImage(), onProgress: (m) => this.progress(m) }),
+  );
   /** QEMU children started by this process: their 'exit' event is precise; others are polled. */
   private readonly children = new Map<number, ChildProcess>();
 
@@ -210,32 +215,12 @@ export class MicrovmDriver implements GuestDriver {
 
   /** The guest image (built on first use; `hylics image build` does it ahead of time). */
   async ensureImage(): Promise<GuestImage> {
-    // one build at a time, shared by guests starting together
-    if (this.image && existsSync(this.image.initrd)) return this.image;
-    this.imageBuild ??= buildImage({ stateDir: this.opts.stateDir, onProgress: (m) => this.progress(`image: ${m}`) })
-      .then((img) => {
-        this.image = img;
-        return img;
-      })
-      .finally(() => {
-        this.imageBuild = undefined;
-      });
-    return this.imageBuild;
+    return this.image.get();
   }
 
   async chooseAccel(): Promise<AccelChoice> {
     if (this.opts.accel) return { accel: this.opts.accel, reason: 'set by the daemon configuration', cached: false };
-    if (this.accel) return this.accel;
-    const image = await this.ensureImage();
-    this.accelProbe ??= chooseAccel({ stateDir: this.opts.stateDir, image, onProgress: (m) => this.progress(m) })
-      .then((a) => {
-        this.accel = a;
-        return a;
-      })
-      .finally(() => {
-        this.accelProbe = undefined;
-      });
-    return this.accelProbe;
+    return this.accel.get();
   }
 
   private agentArgv(ctx: DriverContext): string[] | undefined {
