@@ -13,6 +13,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { isIPv4 } from 'node:net';
 import { HylicsError } from '../core/errors/index.js';
 import { run, runRaw } from './exec.js';
+import { onLines } from './lines.js';
 import { nativeAddon } from './native.js';
 import { nft } from './nft.js';
 
@@ -101,8 +102,6 @@ class NftSession {
   private proc: ChildProcess | undefined;
   private readonly queue: Array<{ line: string; resolve: () => void; reject: (e: Error) => void }> = [];
   private current: { line: string; resolve: () => void; reject: (e: Error) => void } | undefined;
-  private out = '';
-  private err = '';
 
   run(line: string): Promise<void> {
     if (line.includes('\n')) throw new HylicsError('HYLICS_ERR_INVALID_ARGUMENT', 'one nft line per transaction');
@@ -115,23 +114,11 @@ class NftSession {
     (p.stdin as unknown as { unref?: () => void }).unref?.();
     (p.stdout as unknown as { unref?: () => void }).unref?.();
     (p.stderr as unknown as { unref?: () => void }).unref?.();
-    p.stdout!.on('data', (d: Buffer) => {
-      this.out += d.toString();
-      let i;
-      while ((i = this.out.indexOf('\n')) >= 0) {
-        const l = this.out.slice(0, i);
-        this.out = this.out.slice(i + 1);
-        if (l.startsWith('# new generation')) this.settle();
-      }
+    onLines(p.stdout!, (l) => {
+      if (l.startsWith('# new generation')) this.settle();
     });
-    p.stderr!.on('data', (d: Buffer) => {
-      this.err += d.toString();
-      let i;
-      while ((i = this.err.indexOf('\n')) >= 0) {
-        const l = this.err.slice(0, i);
-        this.err = this.err.slice(i + 1);
-        if (l.startsWith('Error:')) this.settle(new HylicsError('HYLICS_ERR_NFT_FAILED', `nft ${this.current?.line ?? ''}: ${l}`, { line: this.current?.line }));
-      }
+    onLines(p.stderr!, (l) => {
+      if (l.startsWith('Error:')) this.settle(new HylicsError('HYLICS_ERR_NFT_FAILED', `nft ${this.current?.line ?? ''}: ${l}`, { line: this.current?.line }));
     });
     const died = (): void => {
       if (this.proc === p) this.proc = undefined;

@@ -8,6 +8,7 @@ import { connect, type Socket } from 'node:net';
 import { HylicsError } from '../core/errors/index.js';
 import { CHANNEL_PORT, HOSTROOT_TAG, SHARE_TAG, SHELL_PORT } from './image/init.js';
 import { run } from './image/run.js';
+import { onLines } from './lines.js';
 import { MiB } from '../core/units.js';
 
 export const QEMU = process.env.HYLICS_QEMU ?? 'qemu-system-x86_64';
@@ -119,15 +120,9 @@ export function supportsDirectIo(path: string): boolean {
 // ---------------------------------------------------------------------------------------------------- QMP
 
 function lineReader(sock: Socket, onLine: (line: string) => void): void {
-  let buf = '';
-  sock.on('data', (b: Buffer) => {
-    buf += b.toString();
-    let i;
-    while ((i = buf.indexOf('\n')) >= 0) {
-      const line = buf.slice(0, i).trim();
-      buf = buf.slice(i + 1);
-      if (line) onLine(line);
-    }
+  onLines(sock, (l) => {
+    const line = l.trim();
+    if (line) onLine(line);
   });
 }
 
