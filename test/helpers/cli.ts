@@ -32,14 +32,22 @@ export interface StateDirCli {
   cli(...args: string[]): Promise<CliResult>;
   /** Run `hylics ARGS --json` on the state dir; asserts exit 0 and parses stdout. */
   json<T>(...args: string[]): Promise<T>;
+  /** `sh -c SCRIPT` in a guest (`guest exec`); asserts exit 0 and returns its stdout. */
+  inGuest(guest: string, script: string): Promise<string>;
 }
 
 export function stateDirCli(dir: string): StateDirCli {
   const withOpts = (args: string[], extra: string[] = []): string[] =>
     [...args.slice(0, 2), '--state-dir', dir, ...extra, ...args.slice(2)];
+  const cli = (...args: string[]): Promise<CliResult> => hylics(withOpts(args));
   return {
     withOpts,
-    cli: (...args) => hylics(withOpts(args)),
+    cli,
+    inGuest: async (guest, script) => {
+      const r = await cli('guest', 'exec', guest, '--', 'sh', '-c', script);
+      assert.equal(r.code, 0, `${script.slice(0, 100)}: ${r.stderr}${r.stdout}`);
+      return r.stdout;
+    },
     json: async <T>(...args: string[]): Promise<T> => {
       const r = await hylics(withOpts(args, ['--json']));
       assert.equal(r.code, 0, `hylics ${args.join(' ')} failed: ${r.stderr}${r.stdout}`);

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { ChildProcess } from 'node:child_process';
-import { errorCode, hylics, startDaemon, stopDaemon, tempStateDir } from '../../helpers/cli.js';
+import { errorCode, startDaemon, stateDirCli, stopDaemon, tempStateDir } from '../../helpers/cli.js';
 import type { GuestView } from '../../../src/core/api.js';
 
 const skip = process.getuid?.() !== 0 ? 'needs root (daemon: tmpfs mounts, namespaces, cgroups)' : false;
@@ -19,12 +19,7 @@ test('sandbox guest: tier idle and promotion set at guest create take effect in 
   const dir = await tempStateDir('hylics-tierset-');
   const name = `tset${process.pid % 100000}`;
   let daemon: ChildProcess | undefined = await startDaemon(dir);
-  const cli = (...args: string[]) => hylics([...args.slice(0, 2), '--state-dir', dir, ...args.slice(2)]);
-  const inGuest = async (script: string): Promise<string> => {
-    const r = await cli('guest', 'exec', name, '--', 'sh', '-c', script);
-    assert.equal(r.code, 0, `${script.slice(0, 100)}: ${r.stderr}${r.stdout}`);
-    return r.stdout;
-  };
+  const { cli, inGuest } = stateDirCli(dir);
   t.after(async () => {
     if (daemon) { await cli('guest', 'rm', name); await stopDaemon(daemon); daemon = undefined; }
     await rm(dir, { recursive: true, force: true });
@@ -43,12 +38,12 @@ test('sandbox guest: tier idle and promotion set at guest create take effect in 
   assert.deepEqual((JSON.parse(c.stdout) as GuestView).tier, { idleMs: 2000, promote: false, diskDir: '/var/lib/hylics-tier' });
 
   const tierOf = async (file: string): Promise<string | undefined> => {
-    const ls = JSON.parse(await inGuest('hylics tier ls --json')) as Array<{ name: string; tier: string }>;
+    const ls = JSON.parse(await inGuest(name, 'hylics tier ls --json')) as Array<{ name: string; tier: string }>;
     return ls.find((e) => e.name === file)?.tier;
   };
   /** Put `file` through the store and wait until the idle sweep moved it; the time it took. */
   const putAndWaitEvicted = async (file: string): Promise<number> => {
-    const put = JSON.parse(await inGuest(`head -c 65536 /dev/urandom | hylics tier put --json ${file} -`)) as { tier: string };
+    const put = JSON.parse(await inGuest(name, `head -c 65536 /dev/urandom | hylics tier put --json ${file} -`)) as { tier: string };
     const t0 = Date.now();
     assert.equal(put.tier, 'memory', 'it lands in the share');
     for (;;) {
@@ -60,9 +55,9 @@ test('sandbox guest: tier idle and promotion set at guest create take effect in 
   const took = await putAndWaitEvicted('a1');
   t.diagnostic(`a1 moved to the disk tier ${took} ms after the put (idle 2 s)`);
   // promotion off: a lookup finds it in the disk tier and leaves it there, although the share has room
-  const p = JSON.parse(await inGuest('hylics tier path --json a1')) as { tier: string; foundIn: string };
+  const p = JSON.parse(await inGuest(name, 'hylics tier path --json a1')) as { tier: string; foundIn: string };
   assert.deepEqual([p.foundIn, p.tier], ['disk', 'disk']);
-  const agentArgv = await inGuest('cat /proc/[0-9]*/cmdline 2>/dev/null | tr "\\0" " " | grep -o -- "--tier-idle [^ ]* --tier-promote [^ ]*" | head -1');
+  const agentArgv = await inGuest(name, 'cat /proc/[0-9]*/cmdline 2>/dev/null | tr "\\0" " " | grep -o -- "--tier-idle [^ ]* --tier-promote [^ ]*" | head -1');
   assert.equal(agentArgv.trim(), '--tier-idle 2000ms --tier-promote off');
 
   // persisted in the guest's record; a new daemon and a fresh agent (guest stop/start) keep them

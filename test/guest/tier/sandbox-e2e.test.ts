@@ -9,7 +9,7 @@ import { readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { request } from 'node:http';
 import type { ChildProcess } from 'node:child_process';
-import { hylics, startDaemon, stopDaemon, tempStateDir } from '../../helpers/cli.js';
+import { startDaemon, stateDirCli, stopDaemon, tempStateDir } from '../../helpers/cli.js';
 import type { GuestView } from '../../../src/core/api.js';
 
 const skip = process.getuid?.() !== 0 ? 'needs root (daemon: tmpfs mounts, namespaces, cgroups)' : false;
@@ -32,12 +32,7 @@ test('sandbox guest: hylics on PATH, tier put/path/ls, task run reports reach th
   const dir = await tempStateDir('hylics-tier-e2e-');
   const name = `tier${process.pid % 100000}`;
   let daemon: ChildProcess | undefined = await startDaemon(dir);
-  const cli = (...args: string[]) => hylics([...args.slice(0, 2), '--state-dir', dir, ...args.slice(2)]);
-  const inGuest = async (script: string): Promise<string> => {
-    const r = await cli('guest', 'exec', name, '--', 'sh', '-c', script);
-    assert.equal(r.code, 0, `${script.slice(0, 100)}: ${r.stderr}${r.stdout}`);
-    return r.stdout;
-  };
+  const { cli, inGuest } = stateDirCli(dir);
   const api = (path: string): Promise<string> => getText(join(dir, 'hylicsd.sock'), path);
   t.after(async () => {
     if (daemon) { await cli('guest', 'rm', name); await stopDaemon(daemon); daemon = undefined; }
@@ -47,17 +42,17 @@ test('sandbox guest: hylics on PATH, tier put/path/ls, task run reports reach th
   assert.equal(g.code, 0, g.stderr + g.stdout);
 
   // the agent writes the launcher at start; it is on the PATH of what the agent runs
-  assert.equal(await inGuest('command -v hylics'), '/run/hylics/bin/hylics\n');
+  assert.equal(await inGuest(name, 'command -v hylics'), '/run/hylics/bin/hylics\n');
 
   // a catalogue put through the store: six 1 MiB segments fill most of the 8 MiB share
   const sums = async (): Promise<Record<string, string>> => {
-    const out = await inGuest('for i in 1 2 3 4 5 6; do sha256sum "$(hylics tier path --no-promote seg$i)"; done');
+    const out = await inGuest(name, 'for i in 1 2 3 4 5 6; do sha256sum "$(hylics tier path --no-promote seg$i)"; done');
     return Object.fromEntries(out.trim().split('\n').map((l) => { const [h, p] = l.split(/\s+/); return [p!.split('/').pop()!, h!]; }));
   };
-  await inGuest('for i in 1 2 3 4 5 6; do head -c 1048576 /dev/urandom | hylics tier put seg$i - || exit 1; done');
+  await inGuest(name, 'for i in 1 2 3 4 5 6; do head -c 1048576 /dev/urandom | hylics tier put seg$i - || exit 1; done');
   const before = await sums();
   assert.equal(Object.keys(before).length, 6);
-  const ls0 = JSON.parse(await inGuest('hylics tier ls --json')) as Array<{ name: string; tier: string }>;
+  const ls0 = JSON.parse(await inGuest(name, 'hylics tier ls --json')) as Array<{ name: string; tier: string }>;
   assert.deepEqual(ls0.map((e) => e.tier), Array(6).fill('memory'));
   // escape attempts from inside the guest: stable codes
   const bad = await cli('guest', 'exec', name, '--', 'hylics', 'tier', 'path', '../../etc/passwd');
@@ -65,7 +60,7 @@ test('sandbox guest: hylics on PATH, tier put/path/ls, task run reports reach th
   assert.match(bad.stderr, /error HYLICS_ERR_TIER_ESCAPE/);
 
   // tasks from any program: exit codes pass through, reports reach the host profiler
-  await inGuest('for i in 1 2 3; do hylics task run encode --tier-hit -- sh -c \'sha256sum "$(hylics tier path seg1)" >/dev/null\' || exit 1; done');
+  await inGuest(name, 'for i in 1 2 3; do hylics task run encode --tier-hit -- sh -c \'sha256sum "$(hylics tier path seg1)" >/dev/null\' || exit 1; done');
   const failed = await cli('guest', 'exec', name, '--', 'hylics', 'task', 'run', 'encode', '--tier-miss', '--', 'sh', '-c', 'echo out; exit 7');
   assert.deepEqual([failed.code, failed.stdout], [7, 'out\n']);
   let task: GuestView['tasks'][number] | undefined;
@@ -95,7 +90,7 @@ test('sandbox guest: hylics on PATH, tier put/path/ls, task run reports reach th
   );
   const log = JSON.parse(await api(`/v1/guests/${name}/control/log?limit=100`)) as { decisions: Array<{ reason: string }> };
   assert.ok(log.decisions.some((d) => /tier\.shrink moved [1-9]/.test(d.reason)), JSON.stringify(log.decisions.map((d) => d.reason)));
-  const ls1 = JSON.parse(await inGuest('hylics tier ls --json')) as Array<{ name: string; tier: string }>;
+  const ls1 = JSON.parse(await inGuest(name, 'hylics tier ls --json')) as Array<{ name: string; tier: string }>;
   assert.ok(ls1.filter((e) => e.tier === 'disk').length >= 4, JSON.stringify(ls1));
   // the sandbox's disk tier lives in the guest's directory on the host's disk
   const hostDisk = join(dir, 'guests', name, 'disk-tier');

@@ -6,14 +6,15 @@
 // idle time and every GET is 200 and byte-exact; a file nobody asks for moves to the disk tier meanwhile.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { rm } from 'node:fs/promises';
 import type { GuestView } from '../../../src/core/api.js';
-import { run, runRaw } from '../../../src/os/exec.js';
+import { run } from '../../../src/os/exec.js';
 import { NODE_BIN, entryArgv } from '../../../src/os/self.js';
 import { tcpRepairAvailable } from '../../../src/os/tcp-repair.js';
-import { hylics, startDaemon, stopDaemon, tempStateDir } from '../../helpers/cli.js';
+import { startDaemon, stateDirCli, stopDaemon, tempStateDir } from '../../helpers/cli.js';
+import { clientNetns, type NsExecResult } from '../../helpers/net-probe.js';
 
 const has = (bin: string): boolean => { try { execFileSync('which', [bin], { stdio: 'ignore' }); return true; } catch { return false; } };
 const skip = process.getuid?.() !== 0 ? 'needs root (daemon, namespaces, nftables, TCP_REPAIR)'
@@ -24,29 +25,21 @@ const skip = process.getuid?.() !== 0 ? 'needs root (daemon, namespaces, nftable
 const IDLE_MS = 6000;
 /** How long the client keeps fetching: well past the idle time (and past several sweeps). */
 const WATCH_MS = 5 * IDLE_MS;
+const CURL_TIMEOUT_MS = 30_000;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 test('socket offload sends keep a file in the memory tier past the idle time', { skip, timeout: 600_000 }, async (t) => {
   const dir = await tempStateDir('hylics-sockuse-');
   const tag = `${process.pid % 100000}`;
   const g = `su${tag}`;
-  const W = `hylics-suw-${tag}`;
-  const wHost = `hsu${tag}`;
   const oct = 16 + (process.pid % 200);
-  const wHostAddr = `10.252.${oct}.1`;
-  const wAddr = `10.252.${oct}.2`;
+  const w = clientNetns({ name: `hylics-suw-${tag}`, hostIf: `hsu${tag}`, hostAddr: `10.252.${oct}.1`, addr: `10.252.${oct}.2` });
   const PORT = 8080;
   let daemon: ChildProcess | undefined = await startDaemon(dir);
-  const cli = (...args: string[]) => hylics([...args.slice(0, 2), '--state-dir', dir, ...args.slice(2)]);
-  const inGuest = async (script: string): Promise<string> => {
-    const r = await cli('guest', 'exec', g, '--', 'sh', '-c', script);
-    assert.equal(r.code, 0, `${script.slice(0, 100)}: ${r.stderr}${r.stdout}`);
-    return r.stdout;
-  };
+  const { cli, inGuest } = stateDirCli(dir);
   t.after(async () => {
     if (daemon) { await cli('guest', 'rm', g); await stopDaemon(daemon); daemon = undefined; }
-    await runRaw('ip', ['link', 'delete', wHost]);
-    await runRaw('ip', ['netns', 'delete', W]);
+    await w.remove();
     await rm(dir, { recursive: true, force: true });
   });
 
@@ -57,28 +50,13 @@ test('socket offload sends keep a file in the memory tier past the idle time', {
   await run('mount', ['-o', 'remount,noatime', v.share.path]);
 
   // the client namespace, routed through the host
-  await run('ip', ['netns', 'add', W]);
-  await run('ip', ['link', 'add', wHost, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', W]);
-  await run('ip', ['addr', 'add', `${wHostAddr}/30`, 'dev', wHost]);
-  await run('ip', ['link', 'set', wHost, 'up']);
-  await run('ip', ['-n', W, 'link', 'set', 'lo', 'up']);
-  await run('ip', ['-n', W, 'addr', 'add', `${wAddr}/30`, 'dev', 'eth0']);
-  await run('ip', ['-n', W, 'link', 'set', 'eth0', 'up']);
-  await run('ip', ['-n', W, 'route', 'add', 'default', 'via', wHostAddr]);
-  const inW = (args: string[]): Promise<{ code: number | null; stdout: Buffer; stderr: string }> =>
-    new Promise((res) => {
-      const p = spawn('ip', ['netns', 'exec', W, 'curl', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-      const out: Buffer[] = [];
-      let err = '';
-      p.stdout.on('data', (d: Buffer) => out.push(d));
-      p.stderr.on('data', (d: Buffer) => { err += d.toString(); });
-      const timer = setTimeout(() => p.kill('SIGKILL'), 30_000);
-      p.on('close', (code) => { clearTimeout(timer); res({ code, stdout: Buffer.concat(out), stderr: err }); });
-    });
+  await w.create();
+  /** curl in the client namespace. */
+  const inW = (args: string[]): Promise<NsExecResult> => w.exec('curl', args, CURL_TIMEOUT_MS);
 
   // the file server first (it serves the share's root), then both files through the store, the served one last
   const node = [NODE_BIN, ...entryArgv('cli/main')].join(' ');
-  await inGuest(`${node} example file-server --root /mnt/hylics --port ${PORT} --offload socket > /run/hylics/file-server.log 2>&1 &`);
+  await inGuest(g, `${node} example file-server --root /mnt/hylics --port ${PORT} --offload socket > /run/hylics/file-server.log 2>&1 &`);
   const base = `http://${v.address}:${PORT}`;
   for (let i = 0; ; i++) {
     const r = await inW(['-s', '-o', '/dev/null', '-w', '%{http_code}', `${base}/none`]);
@@ -87,7 +65,7 @@ test('socket offload sends keep a file in the memory tier past the idle time', {
     await sleep(200);
   }
   const before = (JSON.parse((await cli('guest', 'show', g, '--json')).stdout) as GuestView).offload?.socket;
-  const sums = Object.fromEntries((await inGuest('for f in idle.bin served.bin; do head -c 262144 /dev/urandom > /tmp/$f && hylics tier put $f /tmp/$f >/dev/null && sha256sum /tmp/$f; done'))
+  const sums = Object.fromEntries((await inGuest(g, 'for f in idle.bin served.bin; do head -c 262144 /dev/urandom > /tmp/$f && hylics tier put $f /tmp/$f >/dev/null && sha256sum /tmp/$f; done'))
     .trim().split('\n').map((l) => { const [h, p] = l.split(/\s+/); return [p!.split('/').pop()!, h!]; }));
 
   let gets = 0;
@@ -97,14 +75,14 @@ test('socket offload sends keep a file in the memory tier past the idle time', {
     assert.equal(createHash('sha256').update(r.stdout).digest('hex'), sums['served.bin'], `GET ${gets} byte-exact`);
     await sleep(IDLE_MS / 4);
   }
-  const ls = JSON.parse(await inGuest('hylics tier ls --json')) as Array<{ name: string; tier: string }>;
+  const ls = JSON.parse(await inGuest(g, 'hylics tier ls --json')) as Array<{ name: string; tier: string }>;
   const tierOf = (n: string) => ls.find((e) => e.name === n)?.tier;
   assert.equal(tierOf('idle.bin'), 'disk', `nobody asked for idle.bin: it left the share (${JSON.stringify(ls)})`);
   assert.equal(tierOf('served.bin'), 'memory', `served.bin, sent by the host ${gets} times, stayed in the share (${JSON.stringify(ls)})`);
   // every body went by the host: a send in the guest (a fallback) would read the file through the guest's own
   // (strictatime) view and count as a use by itself, proving nothing here
   const after = (JSON.parse((await cli('guest', 'show', g, '--json')).stdout) as GuestView).offload?.socket;
-  const serverLog = await inGuest('cat /run/hylics/file-server.log');
+  const serverLog = await inGuest(g, 'cat /run/hylics/file-server.log');
   assert.ok(before && after, 'offload stats in guest show');
   assert.ok(after.handoffs > before.handoffs, `handoffs counted (${before.handoffs} -> ${after.handoffs})`);
   assert.doesNotMatch(serverLog, /sent in the guest/, `no body sent in the guest:\n${serverLog}`);
