@@ -1,16 +1,18 @@
 // Socket offload (paper §4.2, second scheme; docs/offload-socket.md): a sandbox guest runs the example file server
 // (`hylics example file-server`); a client network namespace behind the host downloads with wrk. Side by side in
-// one run, per file size: the guest sending itself (--offload none), socket offload (--offload socket: the
-// three-step handoff, and `socket1rt`: the opt-in one-round-trip handoff, HYLICS_OFFLOAD_ONE_ROUND_TRIP=1), the
+// one run, per file size: the guest sending itself (--offload none), socket offload (--offload socket), the
 // http module (module offload), and a plain host socket on the same path (the same server as a host process,
 // reached through the host's link to the client namespace). Reports throughput, the host-side handoff latency
 // (p50/p99 from `guest show`), the guest's context switches per second (all threads of its cgroup's processes,
 // from /proc) and CPU seconds per GB in the guest's cgroup and on the host (hylicsd and its module workers, or
 // the host server). Writes bench/results/socket-offload.{json,svg}.
 //   npm run bench -- socket-offload [--duration 5] [--connections 4] [--sizes 1,16,64] (MiB)
-// (HYLICS_OFFLOAD_NETLINK=1 in the environment: the daemon changes steering sets over netlink, see nft-steer.ts)
+//   [--schemes socket,host] (only these rows)
+// (HYLICS_OFFLOAD_NETLINK=0 in the environment: the daemon changes steering sets through nft instead of netlink;
+// HYLICS_OFFLOAD_TRACE=1: the guest's per-step times and the daemon's per-handoff lines go to TRACE_FILE)
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { GuestView } from '../src/core/api.js';
 import { renderSvg, type VegaLiteSpec } from '../src/core/plot.js';
@@ -26,10 +28,14 @@ const log = benchLog('socket-offload');
 const DURATION = arg('duration', 5);
 const CONNECTIONS = arg('connections', 4);
 const SIZES = argStr('sizes', '1,16,64').split(',').map(Number);
+const ALL_SCHEMES = ['guest', 'socket', 'module', 'host'] as const;
+/** --schemes socket,host: run only these rows (ratios need socket and host; a quick look at one path). */
+const SCHEMES = argStr('schemes', ALL_SCHEMES.join(',')).split(',') as Scheme[];
 const MiB = 1024 * 1024;
 const CLK_TCK = 100;
+const TRACE_FILE = join(tmpdir(), 'hylics-socket-offload-trace.txt');
 
-type Scheme = 'guest' | 'socket' | 'socket1rt' | 'module' | 'host';
+type Scheme = (typeof ALL_SCHEMES)[number];
 interface Row {
   scheme: Scheme;
   sizeMiB: number;
@@ -86,12 +92,11 @@ async function main(): Promise<void> {
     const cli = [NODE_BIN, ...entryArgv('cli/main')].join(' ');
     const trace = process.env.HYLICS_OFFLOAD_TRACE === '1' ? 'HYLICS_OFFLOAD_TRACE=1 ' : '';
     await s.gexec(g, `${trace}setsid ${cli} example file-server --root /mnt/hylics --port 8080 --offload socket > /run/hylics/fs-socket.log 2>&1 < /dev/null &`);
-    await s.gexec(g, `HYLICS_OFFLOAD_ONE_ROUND_TRIP=1 ${trace}setsid ${cli} example file-server --root /mnt/hylics --port 8084 --offload socket > /run/hylics/fs-socket1rt.log 2>&1 < /dev/null &`);
     await s.gexec(g, `setsid ${cli} example file-server --root /mnt/hylics --port 8081 --offload none > /run/hylics/fs-none.log 2>&1 < /dev/null &`);
     await s.cli(['module', 'start', g, '--kind', 'http', '--root', '/', '--port', '8082']);
     hostServer = spawn(NODE_BIN, [...entryArgv('cli/main'), 'example', 'file-server', '--root', v.share.path, '--port', '8083', '--host', wHostAddr, '--offload', 'none'], { stdio: 'ignore' });
     const url: Record<Scheme, (m: number) => string> = {
-      socket: (m) => `http://${v.address}:8080/f${m}`, socket1rt: (m) => `http://${v.address}:8084/f${m}`, guest: (m) => `http://${v.address}:8081/f${m}`,
+      socket: (m) => `http://${v.address}:8080/f${m}`, guest: (m) => `http://${v.address}:8081/f${m}`,
       module: (m) => `http://${v.address}:8082/f${m}`, host: (m) => `http://${wHostAddr}:8083/f${m}`,
     };
     for (const sc of Object.keys(url) as Scheme[]) {
@@ -105,7 +110,7 @@ async function main(): Promise<void> {
     const daemonPid = s.daemon().pid!;
     const rows: Row[] = [];
     for (const m of SIZES) {
-      for (const sc of ['guest', 'socket', 'socket1rt', 'module', 'host'] as Scheme[]) {
+      for (const sc of ALL_SCHEMES.filter((x) => SCHEMES.includes(x))) {
         const c0 = ctxSwitches(procsFile);
         const g0 = cgroupCpuSeconds(cg);
         const h0 = sc === 'host' ? treeCpu(hostServer.pid!) : treeCpu(daemonPid);
@@ -126,12 +131,19 @@ async function main(): Promise<void> {
         log(`${String(m).padStart(3)} MiB ${sc.padEnd(9)} ${row.MBps.toFixed(0).padStart(6)} MB/s  ${row.ctxPerSec.toFixed(0).padStart(7)} guest ctx/s  guest ${row.guestCpuSecPerGB.toFixed(2)} / host ${row.hostCpuSecPerGB.toFixed(2)} CPU s/GB ${row.errors}`);
       }
     }
+    if (trace) {
+      // the guest's per-step lines (HYLICS_OFFLOAD_TRACE) and the daemon's per-handoff debug lines, kept for reading
+      const guestLines = (await s.gexec(g, 'cat /run/hylics/fs-socket.log')).stdout;
+      const hostLines = readFileSync(join(s.dir, 'hylicsd.log'), 'utf8').split('\n').filter((l) => l.includes('socket offload'));
+      writeFileSync(TRACE_FILE, `${guestLines}\n${hostLines.join('\n')}\n`);
+      log(`trace: ${TRACE_FILE}`);
+    }
     const off = ((await s.cli(['guest', 'show', g, '--json'])).json as GuestView).offload?.socket;
     const ratios = SIZES.map((m) => {
-      const by = (sc: Scheme): Row => rows.find((r) => r.scheme === sc && r.sizeMiB === m)!;
-      return { sizeMiB: m, socketVsHost: by('socket').MBps / by('host').MBps, socket1rtVsHost: by('socket1rt').MBps / by('host').MBps, socketVsModule: by('socket').MBps / by('module').MBps, socketVsGuest: by('socket').MBps / by('guest').MBps };
+      const mb = (sc: Scheme): number => rows.find((r) => r.scheme === sc && r.sizeMiB === m)?.MBps ?? NaN;
+      return { sizeMiB: m, socketVsHost: mb('socket') / mb('host'), socketVsModule: mb('socket') / mb('module'), socketVsGuest: mb('socket') / mb('guest') };
     });
-    for (const q of ratios) log(`${q.sizeMiB} MiB: socket/host ${q.socketVsHost.toFixed(2)}x, one-round-trip socket/host ${q.socket1rtVsHost.toFixed(2)}x, socket/module ${q.socketVsModule.toFixed(2)}x, socket/guest ${q.socketVsGuest.toFixed(2)}x`);
+    for (const q of ratios) log(`${q.sizeMiB} MiB: socket/host ${q.socketVsHost.toFixed(2)}x, socket/module ${q.socketVsModule.toFixed(2)}x, socket/guest ${q.socketVsGuest.toFixed(2)}x`);
     log(`handoff latency (host side) p50 ${off?.latencyMs.p50?.toFixed(1)} ms, p99 ${off?.latencyMs.p99?.toFixed(1)} ms over ${off?.latencyMs.count}; fallbacks ${JSON.stringify(off?.fallbacks)}`);
     const goal = ratios.every((q) => q.socketVsHost >= 0.9);
     log(`goal (socket >= 0.9x a plain host socket for >= 1 MiB): ${goal ? 'met' : 'NOT met'}`);

@@ -490,7 +490,8 @@ Napi::Value DropFilterJs(const Napi::CallbackInfo& info) {
 }
 
 // tcpRepairRestore(state, { transparent?, replaceFd?, inPlace?, repairOff?, dropFilter? }) -> fd. dropFilter: the new socket
-// gets the drop filter before it is bound, so it receives nothing until the caller detaches it. A new socket carrying the connection in
+// gets the drop filter before it is bound, so it receives nothing while its state is set; thawed (repairOff != 0) it
+// is detached right before the thaw, left frozen it stays until the caller detaches it. A new socket carrying the connection in
 // `state`. transparent: IP_TRANSPARENT, so a foreign local address (the guest's, on the host) can be bound.
 // replaceFd: the new socket takes that fd number (dup3) right after bind, closing what was there (a frozen socket
 // of the same connection: in repair mode it goes silently); the owner's fd number stays valid. repairOff: 0 leaves
@@ -577,6 +578,10 @@ Napi::Value TcpRepairRestore(const Napi::CallbackInfo& info) {
     win.rcv_wnd = U32(w, "rcvWnd"); win.rcv_wup = U32(w, "rcvWup");
     if (setsockopt(fd, IPPROTO_TCP, TCP_REPAIR_WINDOW, &win, sizeof win) != 0) { err = errno; what = "TCP_REPAIR_WINDOW"; break; }
     if (repairOff != 0 || unsent > 0) {
+      // the state is complete: a thawed socket lets packets in before the window probe goes out, so the peer's
+      // answer to it (an ACK of everything it has) is not dropped; else the restored send queue stays in flight
+      // with cwnd 10 until the retransmission timeout (200 ms+) and the peer never has the response's last byte
+      if (dropFilter && repairOff != 0 && !DropFilter(fd, false)) { err = errno; what = "SO_DETACH_FILTER"; break; }
       int v = repairOff < 0 ? -1 : 0;  // TCP_REPAIR_OFF_NO_WP = -1
       if (setsockopt(fd, IPPROTO_TCP, TCP_REPAIR, &v, sizeof v) != 0) { err = errno; what = "TCP_REPAIR off"; break; }
       // bytes never transmitted go out the normal way

@@ -14,7 +14,7 @@
 // the last byte itself. When offload cannot be used (no CAP_NET_ADMIN, no addon, the host refuses, the file is
 // outside the share...) the bytes are sent from the guest instead and the reason is counted on the host
 // (offload.socket.fallback) and kept in lastFallback().
-import { closeSync, openSync, fstatSync } from 'node:fs';
+import { closeSync, openSync, fstatSync, readSync } from 'node:fs';
 import type { Socket } from 'node:net';
 import { relative, resolve } from 'node:path';
 import { HylicsError, toHylicsError, type ErrorCode } from '../core/errors/index.js';
@@ -41,9 +41,6 @@ export interface OffloadOptions {
   client?: AgentClient;
   /** Never offload (the same call then just sends in the guest). */
   disabled?: boolean;
-  /** Use the one-round-trip handoff (offload.socket.handoff; default $HYLICS_OFFLOAD_ONE_ROUND_TRIP=1). Not yet the
-   *  default: the e2e test's long keep-alive runs still fail with it (docs/offload-socket.md). */
-  oneRoundTrip?: boolean;
 }
 
 export interface SendfileResult {
@@ -93,17 +90,18 @@ const plainAddr = (a: string | undefined): string => (a ?? '').replace(/^::ffff:
 
 /** HYLICS_OFFLOAD_TRACE=1: one line per handoff on stderr with the time of each step (ms), for profiling. */
 const TRACE = process.env.HYLICS_OFFLOAD_TRACE === '1';
-const ONE_ROUND_TRIP = process.env.HYLICS_OFFLOAD_ONE_ROUND_TRIP === '1';
-function tracer(): (step: string) => void {
+function tracer(socket: Socket): (step: string) => void {
   if (!TRACE) return () => undefined;
   const t0 = performance.now();
+  const at = Date.now();
+  const port = socket.remotePort;
   let prev = t0;
   const steps: string[] = [];
   return (step) => {
     const now = performance.now();
     steps.push(`${step} ${(now - prev).toFixed(1)}`);
     prev = now;
-    if (step === 'done') process.stderr.write(`hylics offload: ${steps.join(', ')} (total ${(now - t0).toFixed(1)} ms)\n`);
+    if (step === 'done') process.stderr.write(`hylics offload: at ${at} port ${port}: ${steps.join(', ')} (total ${(now - t0).toFixed(1)} ms)\n`);
   };
 }
 
@@ -178,6 +176,9 @@ function appNoDelay(socket: Socket): boolean {
   return k !== undefined && (socket as unknown as Record<symbol, unknown>)[k] === true;
 }
 
+/** A tail up to this size is read and written at once (no trip through the addon's I/O thread). */
+const SMALL_TAIL_BYTES = 64 * 1024;
+
 /** The range's last bytes, from this guest, on the socket it just got back: pushed at once (no Nagle wait for the
  *  ACK of the host's last segments), then the app's own TCP_NODELAY choice again. */
 async function sendTail(socket: Socket, file: string, start: number, n: number): Promise<void> {
@@ -185,7 +186,19 @@ async function sendTail(socket: Socket, file: string, start: number, n: number):
   h?.setNoDelay?.(true);
   const fd = openSync(file, 'r');
   try {
-    const sent = await sendFileToSocket(socket, fd, start, n);
+    let sent: number;
+    if (n <= SMALL_TAIL_BYTES) {
+      // Node writes it to the kernel right away (a synchronous try-write on an idle socket)
+      const buf = Buffer.alloc(n);
+      sent = readSync(fd, buf, 0, n, start);
+      const data = buf.subarray(0, sent);
+      await new Promise<void>((res, rej) =>
+        socket.write(data, (e) =>
+          e ? rej(new HylicsError('HYLICS_ERR_PEER_CLOSED', `the client went away: ${e.message}`, { bytesSent: 0 })) : res()),
+      );
+    } else {
+      sent = await sendFileToSocket(socket, fd, start, n);
+    }
     if (sent !== n) throw new HylicsError('HYLICS_ERR_PEER_CLOSED', `the file ended ${n - sent} bytes early while sending the range's tail`, { bytesSent: sent });
   } finally {
     closeSync(fd);
@@ -209,20 +222,8 @@ function thaw(fd: number): void {
   dropFilter(fd, false);
 }
 
+/** The handoff: one round trip (offload.socket.handoff), each side's drop filter as its hold. */
 async function sendfileNow(
-  socket: Socket,
-  file: string,
-  offset: number,
-  count: number | undefined,
-  opts: OffloadOptions,
-): Promise<SendfileResult> {
-  return (opts.oneRoundTrip ?? ONE_ROUND_TRIP)
-    ? sendfileOneRoundTrip(socket, file, offset, count, opts)
-    : sendfileThreeStep(socket, file, offset, count, opts);
-}
-
-/** The one-round-trip handoff (offload.socket.handoff, drop filters instead of the host's hold): opt-in. */
-async function sendfileOneRoundTrip(
   socket: Socket,
   file: string,
   offset: number,
@@ -238,7 +239,7 @@ async function sendfileOneRoundTrip(
   if (socketFd(socket) === undefined)
     return sendInGuest(socket, abs, offset, count, 'not-quiescent', 'not a TCP socket with an fd', opts);
   const mode = opts.mode ?? 'return';
-  const trace = tracer();
+  const trace = tracer(socket);
   let c: AgentClient;
   try {
     c = await client(opts);
@@ -346,112 +347,6 @@ async function sendfileOneRoundTrip(
     return { bytes: res.bytes + tail, by: 'host' };
   }
   // finished or peer gone: the host closed the connection; ours is frozen (and filtered) and closes silently
-  socket.destroy();
-  if (res.outcome === 'finished') {
-    last = undefined;
-    return { bytes: res.bytes, by: 'host', finished: true };
-  }
-  throw new HylicsError('HYLICS_ERR_PEER_CLOSED', `the client went away during the host's send: ${res.reason ?? ''}`, {
-    bytesSent: res.bytes,
-    handoff,
-  });
-}
-
-/** The three-step handoff (begin holds the flow on the host, send, awaited release): the default. */
-async function sendfileThreeStep(
-  socket: Socket,
-  file: string,
-  offset: number,
-  count: number | undefined,
-  opts: OffloadOptions,
-): Promise<SendfileResult> {
-  const share = resolve(opts.share ?? process.env.HYLICS_SHARE ?? DEFAULT_SHARE_DIR);
-  const abs = resolve(file);
-  const rel = relative(share, abs);
-  if (opts.disabled) return sendInGuest(socket, abs, offset, count, 'error', 'offload disabled by the caller', opts);
-  if (rel === '' || rel.startsWith('..') || rel.startsWith('/'))
-    return sendInGuest(socket, abs, offset, count, 'outside-share', `${abs} is not inside the share ${share}`, opts);
-  if (socketFd(socket) === undefined)
-    return sendInGuest(socket, abs, offset, count, 'not-quiescent', 'not a TCP socket with an fd', opts);
-  const mode = opts.mode ?? 'return';
-  let c: AgentClient;
-  try {
-    c = await client(opts);
-  } catch (e) {
-    return sendInGuest(socket, abs, offset, count, 'host-unreachable', toHylicsError(e).message, opts);
-  }
-
-  let q: { wasReading: boolean; fd: number };
-  try {
-    q = await quiesce(socket, QUIESCE_TIMEOUT_MS);
-  } catch (e) {
-    const err = toHylicsError(e);
-    return sendInGuest(socket, abs, offset, count, reasonOf(err), err.message, opts);
-  }
-  let handoff: string;
-  try {
-    handoff = (
-      await c.request(
-        'offload.socket.begin',
-        {
-          localAddr: plainAddr(socket.localAddress),
-          localPort: socket.localPort!,
-          remoteAddr: plainAddr(socket.remoteAddress),
-          remotePort: socket.remotePort!,
-          path: rel,
-          offset,
-          ...(count !== undefined ? { count } : {}),
-          mode,
-        },
-        { timeoutMs: 10_000 },
-      )
-    ).handoff;
-  } catch (e) {
-    resumeReading(socket, q.wasReading);
-    const err = toHylicsError(e);
-    return sendInGuest(socket, abs, offset, count, reasonOf(err), err.message, opts);
-  }
-  let state;
-  try {
-    state = freezeAndDump(q.fd);
-  } catch (e) {
-    // not frozen (the addon left the socket as it was): let the host drop the hold, send here
-    await c.request('offload.socket.release', { handoff }, { timeoutMs: 10_000 }).catch(() => undefined);
-    resumeReading(socket, q.wasReading);
-    const err = toHylicsError(e);
-    return sendInGuest(socket, abs, offset, count, reasonOf(err), err.message, opts);
-  }
-  let res;
-  try {
-    res = await c.request('offload.socket.send', { handoff, state }, { timeoutMs: SEND_TIMEOUT_MS });
-  } catch (e) {
-    // the host (or the channel) went away mid-handoff: how much reached the client is unknown, so the frozen
-    // socket cannot go on; it is closed silently (repair mode: no RST), the host side finishes or drops its copy
-    socket.destroy();
-    const err = toHylicsError(e);
-    throw new HylicsError(err.code, `socket handoff lost: ${err.message}`, { ...err.details, handoff });
-  }
-  if (res.outcome === 'returned' && res.state) {
-    try {
-      restore(res.state, { replaceFd: q.fd });
-    } catch (e) {
-      // the host still holds its frozen copy: let it finish the connection cleanly
-      await c
-        .request('offload.socket.release', { handoff, finish: true }, { timeoutMs: 10_000 })
-        .catch(() => undefined);
-      socket.destroy();
-      throw toHylicsError(e);
-    }
-    await c.request('offload.socket.release', { handoff }, { timeoutMs: 10_000 }).catch(() => undefined);
-    resumeReading(socket, q.wasReading);
-    if (res.bytes === 0 && res.reason) {
-      // the host gave the connection back untouched (takeover failed): send here
-      return sendInGuest(socket, abs, offset, count, 'host-refused', res.reason, opts);
-    }
-    last = undefined;
-    return { bytes: res.bytes, by: 'host' };
-  }
-  // finished or peer gone: the host closed the connection; ours is frozen and closes silently
   socket.destroy();
   if (res.outcome === 'finished') {
     last = undefined;

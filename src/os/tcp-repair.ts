@@ -52,7 +52,8 @@ export interface RestoreOptions {
   /** With replaceFd: restore on that very socket (same open file description, blocking mode kept), so a socket
    *  another process shares (passed with SCM_RIGHTS) carries on too. */
   inPlace?: boolean;
-  /** The new socket drops every packet (see dropFilter) from before it is bound until the filter is detached. */
+  /** The new socket drops every packet (see dropFilter) from before it is bound while its state is set: thawed, until
+   *  right before the thaw (the peer's answer to the window probe must get in); frozen, until dropFilter(fd, false). */
   dropFilter?: boolean;
 }
 

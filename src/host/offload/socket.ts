@@ -84,6 +84,9 @@ interface Handoff {
   quick: boolean;
   /** The host's socket has the drop filter on (frozen after a quick hand-back). */
   filtered?: boolean;
+  /** A quick hand-back's state: the host's copy is closed at once, this is kept to finish the connection if the
+   *  guest cannot restore it (release with finish). */
+  handedBack?: TcpStateT;
   timer?: NodeJS.Timeout;
   t0: number;
 }
@@ -393,13 +396,21 @@ export class SocketOffload {
         h.filtered = true;
         state = freezeAndDump(h.hostFd);
         await this.move(guest, h.flow, null);
+        // our frozen copy goes now (silently: repair mode), not at the guest's release: while a socket of the
+        // flow's 4-tuple exists here, TCP early demux hands the client's segments to it before any routing, so
+        // the flow's next request and ACKs would die at its filter until the client's retransmission timeout
+        // (200 ms+, measured in 4 of 10 keep-alive requests); the state stays for a release with finish
+        try { closeFd(h.hostFd); } catch { /* frozen: closes silently */ }
+        h.hostFd = undefined;
+        h.filtered = false;
+        h.handedBack = state;
       } else {
         await this.move(guest, h.flow, 'hold');
         state = freezeAndDump(h.hostFd);
       }
     } catch (e) {
       // could not freeze: finish here rather than lose the connection
-      if (h.filtered) {
+      if (h.filtered && h.hostFd !== undefined) {
         try {
           setRepair(h.hostFd, false);
           dropFilter(h.hostFd, false);
@@ -471,9 +482,15 @@ export class SocketOffload {
 
   /** A handed-back (frozen) connection whose guest went away: thaw it here and finish it. */
   private async finishFrozen(h: Handoff): Promise<void> {
-    if (h.phase !== 'returned' || h.hostFd === undefined) return;
+    if (h.phase !== 'returned' || (h.hostFd === undefined && !h.handedBack)) return;
     h.phase = 'sending';
     try {
+      if (h.hostFd === undefined && h.handedBack) {
+        // a quick hand-back closed our copy: a new one from its state, frozen behind the filter
+        h.hostFd = restore(h.handedBack, { transparent: true, frozen: true, dropFilter: true });
+        h.filtered = true;
+      }
+      if (h.hostFd === undefined) throw new HylicsError('HYLICS_ERR_OFFLOAD_UNKNOWN_HANDOFF', 'no host copy to finish');
       if (h.filtered) {
         // behind the filter: steer first, then thaw, then let packets in
         await this.move(h.guest, h.flow, 'steer');
