@@ -8,14 +8,14 @@
 //                 or { ok: false, error: { code, message, details? } }
 // The app must not read or write the socket until the answer came. `finished` (terminal mode) or an error with the
 // socket frozen (code HYLICS_ERR_PEER_CLOSED, or a lost handoff): the app closes its socket (no segment goes out).
-import { closeSync, fstatSync, openSync } from 'node:fs';
+import { closeSync, fstatSync, openSync, readSync, writeSync } from 'node:fs';
 import type { Server, Socket } from 'node:net';
 import { relative, resolve } from 'node:path';
 import { HylicsError, toHylicsError } from '../core/errors/index.js';
-import type { FallbackReason, OffloadBeginParamsT, OffloadSendResultT } from '../core/protocol/index.js';
+import type { FallbackReason } from '../core/protocol/index.js';
 import { listenUnix, closeUnixServer } from '../os/channel/index.js';
-import { TCP_STATE, closeFd, freezeAndDump, queues, recvWithFd, restore, sendfileFd, tcpNames } from '../os/tcp-repair.js';
-import { reasonOf, QUIESCE_TIMEOUT_MS, SEND_TIMEOUT_MS, type SendfileResult } from './offload.js';
+import { TCP_STATE, closeFd, queues, recvWithFd, sendfileFd, tcpNames } from '../os/tcp-repair.js';
+import { handoffQuiesced, reasonOf, QUIESCE_MAX_UNACKED, QUIESCE_TIMEOUT_MS, type SendfileResult } from './offload.js';
 
 export const DEFAULT_OFFLOAD_SOCKET = '/run/hylics/offload.sock';
 /** Largest request message (a JSON object with a path of at most 4096 bytes). */
@@ -43,21 +43,52 @@ function checkRequest(v: unknown): FdSendRequest {
   return r as unknown as FdSendRequest;
 }
 
-/** Wait until every byte on the socket was acknowledged (nothing the host would have to retransmit). */
+/** Wait until every byte on the socket was transmitted and at most QUIESCE_MAX_UNACKED not yet acknowledged. */
 async function quiesceFd(fd: number): Promise<void> {
   const until = Date.now() + QUIESCE_TIMEOUT_MS;
   for (;;) {
     const q = queues(fd);
     if (q.state !== TCP_STATE.ESTABLISHED) throw new HylicsError('HYLICS_ERR_OFFLOAD_NOT_QUIESCENT', `connection is not established (TCP state ${q.state})`, { state: q.state });
-    if (q.outq === 0) return;
-    if (Date.now() > until) throw new HylicsError('HYLICS_ERR_OFFLOAD_NOT_QUIESCENT', `${q.outq} bytes not acknowledged by the peer after ${QUIESCE_TIMEOUT_MS} ms`, { outq: q.outq });
+    if (q.unsent === 0 && q.outq <= QUIESCE_MAX_UNACKED) return;
+    if (Date.now() > until) throw new HylicsError('HYLICS_ERR_OFFLOAD_NOT_QUIESCENT', `${q.outq} bytes not acknowledged by the peer (${q.unsent} not sent) after ${QUIESCE_TIMEOUT_MS} ms`, { outq: q.outq, unsent: q.unsent });
     await sleep(1);
   }
 }
 
+/** A tail up to this size is written with write(2) as the app's socket is (blocking or not: the sendfile engine
+ *  would make the app's socket non-blocking, its open file description being shared). */
+const SMALL_TAIL_BYTES = 4096;
+
+/** The range's tail on the app's socket once the connection is back; resolves with the bytes sent. */
+async function sendTail(fd: number, file: string, start: number, n: number): Promise<number> {
+  const f = openSync(file, 'r');
+  try {
+    if (n > SMALL_TAIL_BYTES) return await sendfileFd(fd, f, start, n, GUEST_STALL_MS);
+    const buf = Buffer.alloc(n);
+    const len = readSync(f, buf, 0, n, start);
+    const until = Date.now() + GUEST_STALL_MS;
+    let off = 0;
+    while (off < len) {
+      try {
+        off += writeSync(fd, buf, off, len - off);
+      } catch (e) {
+        const code = (e as NodeJS.ErrnoException).code;
+        if (code !== 'EAGAIN' || Date.now() > until) {
+          throw new HylicsError('HYLICS_ERR_PEER_CLOSED', `the tail's send failed: ${code ?? String(e)}`, { bytesSent: off });
+        }
+        await sleep(1);
+      }
+    }
+    return len;
+  } finally {
+    closeSync(f);
+  }
+}
+
 /**
- * Send `count` bytes of `file` (inside `share`) from `offset` on the TCP socket `fd`, by the host when it can: the
- * same steps as hylicsSendfile (src/guest/offload.ts) on a bare fd, restoring the connection in place.
+ * Send `count` bytes (default: to the end) of `file` (inside `share`) from `offset` on the TCP socket `fd`, by the
+ * host when it can: the handoff of hylicsSendfile (handoffQuiesced in src/guest/offload.ts) on a bare fd,
+ * restoring the connection in place; the range's tail goes from here once the connection is back.
  */
 export async function sendfileOnFd(
   fd: number,
@@ -69,13 +100,16 @@ export async function sendfileOnFd(
   const rel = relative(resolve(share), abs);
   const offset = req.offset ?? 0;
   const mode = req.mode ?? 'return';
+  const fileRange = (): { f: number; start: number; n: number } => {
+    const f = openSync(abs, 'r');
+    const size = fstatSync(f).size;
+    const start = Math.min(offset, size);
+    return { f, start, n: Math.min(req.count ?? size - start, size - start) };
+  };
   const inGuest = async (reason: FallbackReason): Promise<SendfileResult> => {
     void request('offload.socket.fallback', { reason }, { timeoutMs: 5000 }).catch(() => undefined);
-    const f = openSync(abs, 'r');
+    const { f, start, n } = fileRange();
     try {
-      const size = fstatSync(f).size;
-      const start = Math.min(offset, size);
-      const n = Math.min(req.count ?? size - start, size - start);
       const bytes = n === 0 ? 0 : await sendfileFd(fd, f, start, n, GUEST_STALL_MS);
       return { bytes, by: 'guest', reason };
     } finally {
@@ -90,60 +124,40 @@ export async function sendfileOnFd(
   } catch (e) {
     return inGuest(reasonOf(toHylicsError(e)));
   }
-  const begin: OffloadBeginParamsT = {
-    ...names,
-    path: rel,
-    offset,
-    ...(req.count !== undefined ? { count: req.count } : {}),
-    mode,
-  };
-  let handoff: string;
+  let r;
   try {
-    handoff = ((await request('offload.socket.begin', begin, { timeoutMs: 10_000 })) as { handoff: string }).handoff;
-  } catch (e) {
-    return inGuest(reasonOf(toHylicsError(e)));
-  }
-  let state;
-  try {
-    state = freezeAndDump(fd);
-  } catch (e) {
-    await request('offload.socket.release', { handoff }, { timeoutMs: 10_000 }).catch(() => undefined);
-    return inGuest(reasonOf(toHylicsError(e)));
-  }
-  let res: OffloadSendResultT;
-  try {
-    res = (await request(
-      'offload.socket.send',
-      { handoff, state },
-      { timeoutMs: SEND_TIMEOUT_MS },
-    )) as OffloadSendResultT;
+    r = await handoffQuiesced(
+      fd,
+      { ...names, path: rel, offset, ...(req.count !== undefined ? { count: req.count } : {}), mode },
+      request,
+      { inPlace: true },
+    );
   } catch (e) {
     const err = toHylicsError(e);
-    throw new HylicsError(err.code, `socket handoff lost: ${err.message} (close the socket)`, {
-      ...err.details,
-      handoff,
-    });
+    throw new HylicsError(err.code, `${err.message} (close the socket)`, { ...err.details });
   }
-  if (res.outcome === 'returned' && res.state) {
-    try {
-      restore(res.state, { replaceFd: fd, inPlace: true });
-    } catch (e) {
-      await request('offload.socket.release', { handoff, finish: true }, { timeoutMs: 10_000 }).catch(() => undefined);
-      const err = toHylicsError(e);
-      throw new HylicsError(err.code, `${err.message} (the host finishes the connection; close the socket)`, {
-        ...err.details,
-        handoff,
-      });
+  if (r.outcome === 'refused') return inGuest(reasonOf(r.error));
+  if (r.outcome === 'returned') {
+    if (r.untouched) return inGuest('host-refused');
+    const tail = r.count - r.bytes;
+    if (tail > 0) {
+      let sent: number;
+      try {
+        sent = await sendTail(fd, abs, offset + r.bytes, tail);
+      } catch (e) {
+        const err = toHylicsError(e);
+        const n = typeof err.details?.bytesSent === 'number' ? err.details.bytesSent : 0;
+        throw new HylicsError(err.code, `${err.message} (close the socket)`, { ...err.details, bytesSent: r.bytes + n, handoff: r.handoff });
+      }
+      if (sent !== tail) throw new HylicsError('HYLICS_ERR_PEER_CLOSED', `the file ended ${tail - sent} bytes early while sending the range's tail`, { bytesSent: r.bytes + sent, handoff: r.handoff });
     }
-    await request('offload.socket.release', { handoff }, { timeoutMs: 10_000 }).catch(() => undefined);
-    if (res.bytes === 0 && res.reason) return inGuest('host-refused');
-    return { bytes: res.bytes, by: 'host' };
+    return { bytes: r.bytes + tail, by: 'host' };
   }
-  if (res.outcome === 'finished') return { bytes: res.bytes, by: 'host', finished: true };
+  if (r.outcome === 'finished') return { bytes: r.bytes, by: 'host', finished: true };
   throw new HylicsError(
     'HYLICS_ERR_PEER_CLOSED',
-    `the client went away during the host's send: ${res.reason ?? ''} (close the socket)`,
-    { bytesSent: res.bytes, handoff },
+    `the client went away during the host's send: ${r.reason} (close the socket)`,
+    { bytesSent: r.bytes, handoff: r.handoff },
   );
 }
 

@@ -18,7 +18,7 @@ import { closeSync, openSync, fstatSync, readSync } from 'node:fs';
 import type { Socket } from 'node:net';
 import { relative, resolve } from 'node:path';
 import { HylicsError, toHylicsError, type ErrorCode } from '../core/errors/index.js';
-import type { FallbackReason } from '../core/protocol/index.js';
+import type { FallbackReason, OffloadHandoffParamsT, OffloadHandoffResultT } from '../core/protocol/index.js';
 import { sendFileToSocket } from '../os/native.js';
 import { dropFilter, freezeAndDump, quiesce, restore, resumeReading, setRepair, socketFd } from '../os/tcp-repair.js';
 import { DEFAULT_SHARE_DIR } from './agent.js';
@@ -222,7 +222,88 @@ function thaw(fd: number): void {
   dropFilter(fd, false);
 }
 
-/** The handoff: one round trip (offload.socket.handoff), each side's drop filter as its hold. */
+/** A host op call (the app's agent client, or the agent's own channel to the host). */
+export type HostCall = (op: string, params: unknown, opts: { timeoutMs: number }) => Promise<unknown>;
+
+/** What came of a handoff of a quiesced socket (handoffQuiesced). */
+export type HandoffOutcome =
+  /** Nothing moved (freeze failed, or the host refused before taking over): the socket is live and unfiltered. */
+  | { outcome: 'refused'; error: HylicsError }
+  /** The connection is back on the socket, live; `count - bytes` bytes of the range (the tail) are the guest's to
+   *  send. `untouched`: the host gave it back without sending (takeover failed), why. */
+  | { outcome: 'returned'; bytes: number; count: number; handoff: string; untouched?: string }
+  /** The host ended the connection (terminal mode, or the client closed its side): the socket is frozen, close it. */
+  | { outcome: 'finished'; bytes: number; handoff: string }
+  /** The client went away during the host's send: the socket is frozen, close it. */
+  | { outcome: 'peer-gone'; bytes: number; reason: string; handoff: string };
+
+/**
+ * The handoff of a quiesced socket (src/guest/offload.ts for Node sockets, src/guest/offload-fd.ts for an app's
+ * fd passed to the agent), one round trip: the socket goes behind its drop filter (its own hold: no packet of the
+ * connection reaches it, none is lost, the client sends it again), is frozen and dumped; offload.socket.handoff
+ * gives the state to the host, which sends all but the range's last byte and answers with the new state; that is
+ * restored on the socket (under the same fd number, or in place on the same open file description), thawed, the
+ * filter detached, and the host's state dropped (offload.socket.release, not awaited). Throws when the connection
+ * was lost in the handoff (the channel went away, the restore failed): the socket is frozen; the caller closes it.
+ */
+export async function handoffQuiesced(
+  fd: number,
+  params: Omit<OffloadHandoffParamsT, 'state'>,
+  call: HostCall,
+  opts: { inPlace?: boolean; trace?: (step: string) => void } = {},
+): Promise<HandoffOutcome> {
+  const trace = opts.trace ?? ((): void => undefined);
+  let state;
+  try {
+    dropFilter(fd, true);
+    state = freezeAndDump(fd);
+  } catch (e) {
+    // not frozen (the addon left the socket as it was)
+    try {
+      dropFilter(fd, false);
+    } catch {
+      /* never attached */
+    }
+    return { outcome: 'refused', error: toHylicsError(e) };
+  }
+  trace('freeze');
+  let res: OffloadHandoffResultT;
+  try {
+    res = (await call('offload.socket.handoff', { ...params, state }, { timeoutMs: SEND_TIMEOUT_MS })) as OffloadHandoffResultT;
+  } catch (e) {
+    const err = toHylicsError(e);
+    if (refusedBeforeTakeover(err)) {
+      thaw(fd);
+      return { outcome: 'refused', error: err };
+    }
+    // the host (or the channel) went away mid-handoff: how much reached the client is unknown, so the frozen
+    // socket cannot go on; closed, it goes silently (repair mode: no RST), the host finishes or drops its copy
+    throw new HylicsError(err.code, `socket handoff lost: ${err.message}`, { ...err.details });
+  }
+  trace('handoff');
+  const handoff = res.handoff;
+  if (res.outcome === 'returned' && res.state) {
+    try {
+      // behind the filter while its state is set; detached right before the thaw (restore's dropFilter)
+      restore(res.state, { replaceFd: fd, dropFilter: true, ...(opts.inPlace ? { inPlace: true } : {}) });
+      dropFilter(fd, false);
+    } catch (e) {
+      // the host kept the state: it restores and finishes the connection cleanly
+      await call('offload.socket.release', { handoff, finish: true }, { timeoutMs: 10_000 }).catch(() => undefined);
+      const err = toHylicsError(e);
+      throw new HylicsError(err.code, err.message, { ...err.details, handoff });
+    }
+    trace('restore');
+    // the host drops the state it kept (off the critical path: nothing waits for the answer)
+    void call('offload.socket.release', { handoff }, { timeoutMs: 10_000 }).catch(() => undefined);
+    if (res.bytes === 0 && res.reason) return { outcome: 'returned', bytes: 0, count: res.count, handoff, untouched: res.reason };
+    return { outcome: 'returned', bytes: res.bytes, count: res.count, handoff };
+  }
+  if (res.outcome === 'finished') return { outcome: 'finished', bytes: res.bytes, handoff };
+  return { outcome: 'peer-gone', bytes: res.bytes, reason: res.reason ?? '', handoff };
+}
+
+/** A Node socket's handoff: quiesce (libuv stops reading), handoffQuiesced, resume reading, send the tail. */
 async function sendfileNow(
   socket: Socket,
   file: string,
@@ -238,7 +319,6 @@ async function sendfileNow(
     return sendInGuest(socket, abs, offset, count, 'outside-share', `${abs} is not inside the share ${share}`, opts);
   if (socketFd(socket) === undefined)
     return sendInGuest(socket, abs, offset, count, 'not-quiescent', 'not a TCP socket with an fd', opts);
-  const mode = opts.mode ?? 'return';
   const trace = tracer(socket);
   let c: AgentClient;
   try {
@@ -246,7 +326,6 @@ async function sendfileNow(
   } catch (e) {
     return sendInGuest(socket, abs, offset, count, 'host-unreachable', toHylicsError(e).message, opts);
   }
-
   let q: { wasReading: boolean; fd: number };
   try {
     q = await quiesce(socket, QUIESCE_TIMEOUT_MS, QUIESCE_MAX_UNACKED);
@@ -255,28 +334,10 @@ async function sendfileNow(
     return sendInGuest(socket, abs, offset, count, reasonOf(err), err.message, opts);
   }
   trace('quiesce');
-  // our own hold: from the filter on, no packet of the connection reaches the socket (none is lost: the client
-  // sends it again), so the frozen state stays exact without asking the host to hold the flow first
-  let state;
+  let r: HandoffOutcome;
   try {
-    dropFilter(q.fd, true);
-    state = freezeAndDump(q.fd);
-  } catch (e) {
-    // not frozen (the addon left the socket as it was): send here
-    try {
-      dropFilter(q.fd, false);
-    } catch {
-      /* never attached */
-    }
-    resumeReading(socket, q.wasReading);
-    const err = toHylicsError(e);
-    return sendInGuest(socket, abs, offset, count, reasonOf(err), err.message, opts);
-  }
-  trace('freeze');
-  let res;
-  try {
-    res = await c.request(
-      'offload.socket.handoff',
+    r = await handoffQuiesced(
+      q.fd,
       {
         localAddr: plainAddr(socket.localAddress),
         localPort: socket.localPort!,
@@ -285,75 +346,48 @@ async function sendfileNow(
         path: rel,
         offset,
         ...(count !== undefined ? { count } : {}),
-        mode,
-        state,
+        mode: opts.mode ?? 'return',
       },
-      { timeoutMs: SEND_TIMEOUT_MS },
+      (op, p, o) => c.request(op as never, p as never, o),
+      { trace },
     );
   } catch (e) {
-    const err = toHylicsError(e);
-    if (refusedBeforeTakeover(err)) {
-      try {
-        thaw(q.fd);
-      } catch (t) {
-        socket.destroy();
-        throw toHylicsError(t);
-      }
-      resumeReading(socket, q.wasReading);
-      return sendInGuest(socket, abs, offset, count, reasonOf(err), err.message, opts);
-    }
-    // the host (or the channel) went away mid-handoff: how much reached the client is unknown, so the frozen
-    // socket cannot go on; it is closed silently (repair mode: no RST), the host side finishes or drops its copy
     socket.destroy();
-    throw new HylicsError(err.code, `socket handoff lost: ${err.message}`, { ...err.details });
+    throw e;
   }
-  trace('handoff');
-  const handoff = res.handoff;
-  if (res.outcome === 'returned' && res.state) {
-    try {
-      // behind the filter until it is thawed: nothing reaches the new socket while it is still frozen
-      restore(res.state, { replaceFd: q.fd, dropFilter: true });
-      dropFilter(q.fd, false);
-    } catch (e) {
-      // the host still holds its frozen copy: let it finish the connection cleanly
-      await c
-        .request('offload.socket.release', { handoff, finish: true }, { timeoutMs: 10_000 })
-        .catch(() => undefined);
-      socket.destroy();
-      throw toHylicsError(e);
-    }
-    trace('restore');
-    // the host closes its frozen copy (off the critical path: nothing waits for the answer)
-    void c.request('offload.socket.release', { handoff }, { timeoutMs: 10_000 }).catch(() => undefined);
+  if (r.outcome === 'refused') {
     resumeReading(socket, q.wasReading);
-    if (res.bytes === 0 && res.reason) {
-      // the host gave the connection back untouched (takeover failed): send here
-      return sendInGuest(socket, abs, offset, count, 'host-refused', res.reason, opts);
-    }
+    return sendInGuest(socket, abs, offset, count, reasonOf(r.error), r.error.message, opts);
+  }
+  if (r.outcome === 'returned') {
+    resumeReading(socket, q.wasReading);
+    // the host gave the connection back untouched (takeover failed): send here
+    if (r.untouched) return sendInGuest(socket, abs, offset, count, 'host-refused', r.untouched, opts);
     // the host leaves the last bytes of the range to us (TAIL_BYTES in src/host/offload/socket.ts): the client
     // cannot have the whole response, and send its next request, before this socket is live again
-    const tail = res.count - res.bytes;
+    const tail = r.count - r.bytes;
     if (tail > 0) {
       try {
-        await sendTail(socket, abs, offset + res.bytes, tail);
+        await sendTail(socket, abs, offset + r.bytes, tail);
       } catch (e) {
         const err = toHylicsError(e);
         const tailSent = typeof err.details?.bytesSent === 'number' ? err.details.bytesSent : 0;
-        throw new HylicsError(err.code, err.message, { ...err.details, bytesSent: res.bytes + tailSent, handoff });
+        const details = { ...err.details, bytesSent: r.bytes + tailSent, handoff: r.handoff };
+        throw new HylicsError(err.code, err.message, details);
       }
     }
     trace('done');
     last = undefined;
-    return { bytes: res.bytes + tail, by: 'host' };
+    return { bytes: r.bytes + tail, by: 'host' };
   }
   // finished or peer gone: the host closed the connection; ours is frozen (and filtered) and closes silently
   socket.destroy();
-  if (res.outcome === 'finished') {
+  if (r.outcome === 'finished') {
     last = undefined;
-    return { bytes: res.bytes, by: 'host', finished: true };
+    return { bytes: r.bytes, by: 'host', finished: true };
   }
-  throw new HylicsError('HYLICS_ERR_PEER_CLOSED', `the client went away during the host's send: ${res.reason ?? ''}`, {
-    bytesSent: res.bytes,
-    handoff,
+  throw new HylicsError('HYLICS_ERR_PEER_CLOSED', `the client went away during the host's send: ${r.reason}`, {
+    bytesSent: r.bytes,
+    handoff: r.handoff,
   });
 }

@@ -85,7 +85,8 @@ test('socket offload for a Python app: SCM_RIGHTS to the agent, and the in-guest
       const outs = ['1m', '10m', '1k'].map((n) => join(dir, `${via}-${n}`));
       const r = await inW('curl', ['-sf', '-w', '%{num_connects}\\n', '-o', outs[0]!, `${base}/1m`, '-o', outs[1]!, `${base}/10m`, '-o', outs[2]!, `${base}/1k`]);
       assert.equal(r.code, 0, `${r.stderr}\n${await appLog(via)}`);
-      assert.deepEqual(r.stdout.toString().trim().split('\n').map(Number), [1, 0, 0], 'one connection for three requests');
+      const connects = r.stdout.toString().trim().split('\n').map(Number);
+      assert.deepEqual(connects, [1, 0, 0], `one connection for three requests\n${await appLog(via)}`);
       for (const [i, n] of ['1m', '10m', '1k'].entries()) assert.equal(sha(await readFile(outs[i]!)), sha(files[n]!), `${n} byte-exact`);
       const after = await stats();
       assert.ok(after.handoffs - before.handoffs >= 3, `handoffs ${before.handoffs} -> ${after.handoffs}\n${await appLog(via)}`);

@@ -57,11 +57,13 @@ const DRAIN_POLL_MS = 1;
  */
 export const TAIL_BYTES = 1;
 /**
- * Bytes sent by the host that may still wait for the client's ACK at hand-back: they travel in the state (the
- * guest's socket retransmits them if needed), so the hand-back does not wait up to the client's delayed ACK.
- * Well under the state's 256 KiB queue cap.
+ * Bytes sent by the host that may still wait for the client's ACK at hand-back: none. A client segment that reaches
+ * the guest while it swaps its socket (the old one closed, the new one not yet hashed) meets only the listener,
+ * which answers with an RST (seen in the e2e capture: the client's delayed ACK of the last bytes, ~40 ms after
+ * them, arriving during the guest's restore); with everything acknowledged the client has nothing to send until it
+ * gets the range's last byte from the guest. Costs up to the client's delayed-ACK time per handoff.
  */
-export const HANDBACK_MAX_UNACKED = 64 * 1024;
+export const HANDBACK_MAX_UNACKED = 0;
 /** Handoff latencies kept per guest for the percentiles in `guest show`. */
 const LATENCY_RING = 1024;
 
