@@ -264,7 +264,11 @@ export async function handoffQuiesced(
     } catch {
       /* never attached */
     }
-    return { outcome: 'refused', error: toHylicsError(e) };
+    let err = toHylicsError(e);
+    // the filter needs CAP_NET_ADMIN here too (EPERM without it): the same reason as TCP_REPAIR's refusal
+    if (err.code === 'HYLICS_ERR_TCP_REPAIR_FAILED' && err.details?.errno === 'EPERM')
+      err = new HylicsError('HYLICS_ERR_TCP_REPAIR_DENIED', err.message, { ...err.details });
+    return { outcome: 'refused', error: err };
   }
   trace('freeze');
   let res: OffloadHandoffResultT;
