@@ -35,9 +35,8 @@ test('offload socket: fd passed with SCM_RIGHTS, restored in place; fallbacks; b
   const ops: string[] = [];
   const host = async (op: string, p: unknown): Promise<unknown> => {
     ops.push(op);
-    if (op === 'offload.socket.begin') return { handoff: 'h1', size: 10, count: 10 };
-    // the host hands the connection back as it got it (nothing sent): the guest restores it
-    if (op === 'offload.socket.send') return { bytes: 0, outcome: 'returned', state: (p as { state: unknown }).state };
+    // the host hands the connection back as it got it (an empty range, nothing sent): the guest restores it
+    if (op === 'offload.socket.handoff') return { handoff: 'h1', count: 0, bytes: 0, outcome: 'returned', state: (p as { state: unknown }).state };
     if (op === 'offload.socket.release') return { released: true };
     return { counted: true };
   };
@@ -58,7 +57,7 @@ test('offload socket: fd passed with SCM_RIGHTS, restored in place; fallbacks; b
   await t.test('handoff: the connection carries on, on the same socket, both ways', async () => {
     const r = await ask(sock, JSON.stringify({ path: 'f' }), socketFd(app)!);
     assert.deepEqual(r, { ok: true, bytes: 0, by: 'host' });
-    assert.deepEqual(ops.splice(0), ['offload.socket.begin', 'offload.socket.send', 'offload.socket.release']);
+    assert.deepEqual(ops.splice(0), ['offload.socket.handoff', 'offload.socket.release']);
     app.resume();
     const got = once(app);
     client.write('ping');
