@@ -29,9 +29,11 @@ import { NetIndexClaims } from './net-claims.js';
 const GUEST_MODULE_OPS_BURST = 20;
 const GUEST_MODULE_OPS_PER_MINUTE = 30;
 /** Socket handoffs a guest may begin over its channel (each costs host work outside its CPU quota: nft set
- *  changes, a restore, a send): a burst, then this many per minute; beyond, the guest library sends itself. */
-export const GUEST_HANDOFFS_BURST = 500;
-export const GUEST_HANDOFFS_PER_MINUTE = 12_000;
+ *  changes, a restore, a send): a burst, then this many per minute; beyond, the guest library sends itself.
+ *  1,000/s: a handoff costs the host ~2 ms of CPU since the fast path, so one guest can take at most ~2 cores;
+ *  12,000/min (200/s) was below what one guest's wrk run reaches on a quiet 2-core host. */
+export const GUEST_HANDOFFS_BURST = 2000;
+export const GUEST_HANDOFFS_PER_MINUTE = 60_000;
 /** The ops that start a handoff (three-step begin, one-round-trip handoff): one rate per guest for both. */
 const HANDOFF_STARTS: ReadonlySet<string> = new Set(['offload.socket.begin', 'offload.socket.handoff']);
 import { ControlLoop, realClock, type Clock } from './control/loop.js';
