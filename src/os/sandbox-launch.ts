@@ -35,12 +35,17 @@ exec "$@"
 export const DEFAULT_DROPPED_CAPS = ['sys_admin', 'sys_module', 'sys_rawio', 'sys_boot', 'sys_ptrace', 'sys_time', 'mknod',
   'mac_admin', 'mac_override', 'syslog', 'sys_pacct', 'linux_immutable', 'audit_control'];
 
+/** oom_score_adj of the guest program under the init (-1000..1000; the init keeps 0). */
+const GUEST_PROGRAM_OOM_SCORE_ADJ = 500;
+
 /** The init's supervision of the guest program ("$@"): restart with backoff, forward TERM, reap orphans. Needs
  * name, term, child, log() and the trap set. */
 const SUPERVISE_LOOP = `backoff=1
 while [ "$term" = 0 ]; do
   started=$(cut -d. -f1 /proc/uptime)
-  "$@" &
+  # the program (and all it starts) is the OOM killer's choice before the init: an init killed by the memory
+  # limit ends the whole guest instead of one restartable program (raising the score needs no privilege)
+  ( echo ${GUEST_PROGRAM_OOM_SCORE_ADJ} > /proc/self/oom_score_adj 2>/dev/null; exec "$@" ) &
   child=$!
   # a TERM that came before child was set found nothing to forward: forward it now
   [ "$term" = 1 ] && kill -TERM "$child" 2>/dev/null
