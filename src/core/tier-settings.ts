@@ -3,6 +3,7 @@
 // the guest's spec and turned into the agent's own flags (src/guest/tier/options.ts) by the driver that starts it.
 import { Type, type Static } from '@sinclair/typebox';
 import { HylicsError } from './errors/index.js';
+import { parseDuration } from './units.js';
 
 /** The agent's defaults (src/guest/tier/store.ts uses the same): a file unused this long moves to the disk tier. */
 export const DEFAULT_TIER_IDLE_MS = 60_000;
@@ -32,18 +33,13 @@ export type TierSettings = Static<typeof TierSettingsView>;
  * given (undefined: only the default or none). */
 export interface DiskTierRule { driver: string; defaultDir: string; under?: string }
 
-const DURATION_RE = /^(\d+(?:\.\d+)?)\s*(ms|s|m|h)?$/i;
-const UNIT_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
-
 const bad = (param: string, msg: string, value: unknown): never => {
   throw new HylicsError('HYLICS_ERR_TIER_INVALID_SETTING', msg, { param, value: String(value) });
 };
 
 function idleMs(v: string | number): number {
-  const ms = typeof v === 'number' ? v : (() => {
-    const m = DURATION_RE.exec(v.trim());
-    return m ? Number(m[1]) * UNIT_MS[(m[2] ?? 'ms').toLowerCase()]! : NaN;
-  })();
+  let ms: number;
+  try { ms = parseDuration(v, 'tier idle', true); } catch { ms = NaN; }
   if (!Number.isFinite(ms)) return bad('idle', `tier idle must be a duration such as 500ms, 10s or 2m (0 = never), got ${JSON.stringify(v)}`, v);
   const r = Math.round(ms);
   if (r !== 0 && (r < MIN_TIER_IDLE_MS || r > MAX_TIER_IDLE_MS)) {

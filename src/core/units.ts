@@ -52,14 +52,15 @@ const DURATION_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_60
 
 /**
  * Parse "500ms", "10s", "4m", "1h" (or a number of milliseconds) into milliseconds. Throws HYLICS_ERR_INVALID_ARGUMENT.
+ * `allowZero`: 0 is accepted (a setting where 0 means off).
  */
-export function parseDuration(input: string | number, what = 'duration'): number {
+export function parseDuration(input: string | number, what = 'duration', allowZero = false): number {
   const ms = typeof input === 'number' ? input : (() => {
     const m = DURATION_RE.exec(input.trim());
     if (!m) throw new HylicsError('HYLICS_ERR_INVALID_ARGUMENT', `${what} "${input}" is not a duration (examples: 500ms, 10s, 4m, 1h, or milliseconds)`, { what, value: input });
     return Number(m[1]) * DURATION_MS[(m[2] ?? 'ms').toLowerCase()]!;
   })();
-  if (!Number.isFinite(ms) || ms <= 0) throw new HylicsError('HYLICS_ERR_INVALID_ARGUMENT', `${what} must be greater than zero, got ${String(input)}`, { what, value: String(input) });
+  if (!Number.isFinite(ms) || ms < 0 || (ms === 0 && !allowZero)) throw new HylicsError('HYLICS_ERR_INVALID_ARGUMENT', `${what} must be greater than zero, got ${String(input)}`, { what, value: String(input) });
   return ms;
 }
 

@@ -14,7 +14,7 @@ import { relative, resolve } from 'node:path';
 import { HylicsError, toHylicsError } from '../core/errors/index.js';
 import type { FallbackReason } from '../core/protocol/index.js';
 import { listenUnix, closeUnixServer } from '../os/channel/index.js';
-import { TCP_STATE, closeFd, queues, recvWithFd, sendfileFd, tcpNames } from '../os/tcp-repair.js';
+import { closeFd, quiesceQueues, recvWithFd, sendfileFd, tcpNames } from '../os/tcp-repair.js';
 import { handoffQuiesced, reasonOf, QUIESCE_MAX_UNACKED, QUIESCE_TIMEOUT_MS, type SendfileResult } from './offload.js';
 
 export const DEFAULT_OFFLOAD_SOCKET = '/run/hylics/offload.sock';
@@ -41,18 +41,6 @@ function checkRequest(v: unknown): FdSendRequest {
   for (const k of ['offset', 'count'] as const) if (r[k] !== undefined && !(Number.isSafeInteger(r[k]) && (r[k] as number) >= 0)) bad(`${k} must be a whole number >= 0`);
   if (r.mode !== undefined && r.mode !== 'return' && r.mode !== 'terminal') bad('mode must be return or terminal');
   return r as unknown as FdSendRequest;
-}
-
-/** Wait until every byte on the socket was transmitted and at most QUIESCE_MAX_UNACKED not yet acknowledged. */
-async function quiesceFd(fd: number): Promise<void> {
-  const until = Date.now() + QUIESCE_TIMEOUT_MS;
-  for (;;) {
-    const q = queues(fd);
-    if (q.state !== TCP_STATE.ESTABLISHED) throw new HylicsError('HYLICS_ERR_OFFLOAD_NOT_QUIESCENT', `connection is not established (TCP state ${q.state})`, { state: q.state });
-    if (q.unsent === 0 && q.outq <= QUIESCE_MAX_UNACKED) return;
-    if (Date.now() > until) throw new HylicsError('HYLICS_ERR_OFFLOAD_NOT_QUIESCENT', `${q.outq} bytes not acknowledged by the peer (${q.unsent} not sent) after ${QUIESCE_TIMEOUT_MS} ms`, { outq: q.outq, unsent: q.unsent });
-    await sleep(1);
-  }
 }
 
 /** A tail up to this size is written with write(2) as the app's socket is (blocking or not: the sendfile engine
@@ -120,7 +108,7 @@ export async function sendfileOnFd(
   let names;
   try {
     names = tcpNames(fd);
-    await quiesceFd(fd);
+    await quiesceQueues(fd, QUIESCE_TIMEOUT_MS, QUIESCE_MAX_UNACKED);
   } catch (e) {
     return inGuest(reasonOf(toHylicsError(e)));
   }

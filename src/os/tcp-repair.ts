@@ -161,26 +161,38 @@ export async function quiesce(
     h.reading = false;
     h.readStop();
   }
-  for (;;) {
-    let q;
+  try {
+    await quiesceQueues(fd, timeoutMs, maxUnacked, until);
+  } catch (e) {
     // no addon (no TCP_REPAIR here) or a socket error: reading must go on, or the app's next request is never read
-    try {
-      q = queues(fd);
-    } catch (e) {
-      resumeReading(socket, wasReading);
-      throw e;
-    }
+    resumeReading(socket, wasReading);
+    throw e;
+  }
+  return { wasReading, fd };
+}
+
+/**
+ * The kernel side of quiesce, for any TCP socket fd (a Node socket's, or an app's passed to the agent): wait until
+ * every byte was transmitted and at most `maxUnacked` are not yet acknowledged, by `until`.
+ * Throws HYLICS_ERR_OFFLOAD_NOT_QUIESCENT (or the addon's error).
+ */
+export async function quiesceQueues(
+  fd: number,
+  timeoutMs: number,
+  maxUnacked = 0,
+  until = Date.now() + timeoutMs,
+): Promise<void> {
+  for (;;) {
+    const q = queues(fd);
     if (q.state !== TCP_STATE.ESTABLISHED) {
-      resumeReading(socket, wasReading);
       throw new HylicsError(
         'HYLICS_ERR_OFFLOAD_NOT_QUIESCENT',
         `connection is not established (TCP state ${q.state})`,
         { state: q.state },
       );
     }
-    if (q.unsent === 0 && q.outq <= maxUnacked) return { wasReading, fd };
+    if (q.unsent === 0 && q.outq <= maxUnacked) return;
     if (Date.now() > until) {
-      resumeReading(socket, wasReading);
       throw new HylicsError(
         'HYLICS_ERR_OFFLOAD_NOT_QUIESCENT',
         `${q.outq} bytes not acknowledged by the peer (${q.unsent} not sent) after ${timeoutMs} ms`,

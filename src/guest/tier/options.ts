@@ -1,6 +1,6 @@
 // The agent's tier flags (agent-main): parseArgs specs and their checked values.
 import { HylicsError } from '../../core/errors/index.js';
-import { parseSize } from '../../core/units.js';
+import { parseDuration, parseSize } from '../../core/units.js';
 import { DEFAULT_DISK_TIER, DEFAULT_HEADROOM_BYTES, DEFAULT_IDLE_MS, type TierStoreOptions } from './store.js';
 import { MAX_SWEEP_MS } from './manager.js';
 
@@ -12,13 +12,9 @@ export const TIER_ARGS = {
   'tier-headroom': { type: 'string', default: String(DEFAULT_HEADROOM_BYTES) },
 } as const;
 
-const UNIT_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
-
-/** "60s", "500ms", "2m", "0" -> milliseconds. */
+/** "60s", "500ms", "2m", "0" -> milliseconds (core's duration syntax; 0 = off). */
 export function parseDurationMs(v: string, what: string): number {
-  const m = /^(\d+(?:\.\d+)?)(ms|s|m|h)?$/.exec(v.trim());
-  if (!m) throw new HylicsError('HYLICS_ERR_INVALID_ARGUMENT', `${what} must be a duration like 60s, 500ms or 2m (0 = off), got ${JSON.stringify(v)}`, { what, value: v });
-  return Math.round(Number(m[1]) * UNIT_MS[m[2] ?? 'ms']!);
+  return Math.round(parseDuration(v, what, true));
 }
 
 export interface TierAgentOptions {
