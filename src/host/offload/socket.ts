@@ -326,12 +326,15 @@ export class SocketOffload {
     clearTimeout(h.timer);
     h.phase = 'sending';
     const c = this.count(guest);
+    const tStart = performance.now();
+    let tRestored = tStart;
     let overheadMs = 0;
     try {
       if (h.quick) {
         // thawed before the flow is steered here: a client segment meets a live socket, never a frozen one or none
         // (an RST); until the steer, the guest's filter drops what the client sends (its reply to the window probe)
         h.hostFd = restore(s, { transparent: true });
+        tRestored = performance.now();
         await this.move(guest, h.flow, 'steer');
       } else {
         // frozen until the flow is steered here: a client segment must never meet "no socket" (an RST)
@@ -427,7 +430,7 @@ export class SocketOffload {
       return { bytes, outcome: 'finished', reason: `hand-back failed: ${toHylicsError(e).message}` };
     }
     overheadMs += performance.now() - t2;
-    this.opts.log.debug({ guest, handoff: h.id, takeoverMs: Math.round(tSteered - h.t0), sendMs: Math.round(t1 - tSteered), drainMs: Math.round(t2 - t1), handbackMs: Math.round(performance.now() - t2), bytes }, 'socket offload: handed back');
+    this.opts.log.debug({ guest, handoff: h.id, port: h.flow.clientPort, inAt: Math.round(performance.timeOrigin + h.t0), outAt: Math.round(performance.timeOrigin + performance.now()), takeoverMs: Math.round(tSteered - h.t0), startMs: +(tStart - h.t0).toFixed(1), restoreMs: +(tRestored - tStart).toFixed(1), steerMs: +(tSteered - tRestored).toFixed(1), sendMs: Math.round(t1 - tSteered), drainMs: Math.round(t2 - t1), handbackMs: Math.round(performance.now() - t2), bytes }, 'socket offload: handed back');
     this.account(c, guest, bytes, overheadMs);
     h.phase = 'returned';
     this.armReturnTimer(h);
