@@ -31,7 +31,7 @@ export function guestDetails(g: GuestView): string {
   ];
   if (g.tier) {
     const idle = g.tier.idleMs === 0 ? 'never' : `after ${g.tier.idleMs / 1000} s idle`;
-    lines.push(g.tier.diskDir === null ? 'tier:        none (no tiered store)' : `tier:        disk tier ${g.tier.diskDir}, evict ${idle}, promote ${g.tier.promote ? 'on' : 'off'}`);
+    lines.push(g.tier.diskDir === null ? 'tier:        none (no tiered store)' : `tier:        disk tier ${g.tier.diskDir}, evict ${idle}, promote ${String(g.tier.promote)}`);
   }
   for (const [k, v] of Object.entries(g.driverInfo)) lines.push(`${(k + ':').padEnd(12)} ${typeof v === 'string' ? v : JSON.stringify(v)}`);
   for (const t of g.tasks) lines.push(`task ${t.name}: ${t.count} done (${t.failed} failed), mean ${t.meanMs.toFixed(1)} ms, p95 ${t.p95Ms.toFixed(1)} ms`);

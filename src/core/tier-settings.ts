@@ -10,13 +10,31 @@ export const DEFAULT_TIER_IDLE_MS = 60_000;
 /** Shortest idle time the host passes on (0 = no idle eviction); the agent sweeps every idle/4, at least 1 ms. */
 export const MIN_TIER_IDLE_MS = 500;
 export const MAX_TIER_IDLE_MS = 7 * 24 * 3_600_000;
+/** How a lookup of a disk-tier file promotes it back into the share (docs/tier.md "Promotion"): 'background' answers
+ * the disk-tier path at once and copies in the background (the default: the task never waits for the copy), 'sync'
+ * copies first and answers the share's path (the task pays the copy; the behaviour before #9's follow-up), 'off'
+ * never on a lookup. */
+export const TIER_PROMOTE_MODES = ['background', 'sync', 'off'] as const;
+export type TierPromoteMode = (typeof TIER_PROMOTE_MODES)[number];
+export const DEFAULT_TIER_PROMOTE: TierPromoteMode = 'background';
+
+/** A promote value as given (flag, body, or an older record's boolean) -> the mode; 'on' and true are the default
+ * mode, 'off' and false off; undefined for anything else. */
+export function tierPromoteMode(v: unknown): TierPromoteMode | undefined {
+  if (v === true || v === 'on') return DEFAULT_TIER_PROMOTE;
+  if (v === false) return 'off';
+  return (TIER_PROMOTE_MODES as readonly unknown[]).includes(v) ? (v as TierPromoteMode) : undefined;
+}
 /** A disk tier path the agent gets on its command line (and a microVM's kernel command line): short, plain. */
 const DISK_DIR_RE = /^(\/[A-Za-z0-9._-]+)+$/;
 const DISK_DIR_MAX = 200;
 
 export const TierSettingsBody = Type.Object({
   idle: Type.Optional(Type.Union([Type.String({ minLength: 1, maxLength: 32 }), Type.Number()], { description: 'a file not used for this long moves to the disk tier: milliseconds or 500ms / 10s / 2m; 0 = never (default 60s)' })),
-  promote: Type.Optional(Type.Boolean({ description: 'move a disk-tier file back into the share on access when there is room (default true)' })),
+  promote: Type.Optional(Type.Union([
+    Type.Boolean(),
+    Type.Union([Type.Literal('background'), Type.Literal('sync'), Type.Literal('off'), Type.Literal('on')]),
+  ], { description: 'move a disk-tier file back into the share on access when there is room: "background" (default; the lookup answers the disk-tier path and the copy runs after), "sync" (the copy first, the task waits for it), "off"; true / "on" = the default, false = "off"' })),
   diskDir: Type.Optional(Type.String({ minLength: 1, maxLength: 256, description: 'the disk tier in the guest, or "none" for no tiered store (sandbox: only its default or none; microVM: beneath /mnt/disk)' })),
 }, { additionalProperties: false });
 export type TierSettingsBody = Static<typeof TierSettingsBody>;
@@ -24,7 +42,7 @@ export type TierSettingsBody = Static<typeof TierSettingsBody>;
 /** What is persisted (GuestSpec.tier) and shown (GuestView.tier): every field resolved. */
 export const TierSettingsView = Type.Object({
   idleMs: Type.Integer({ description: '0 = no idle eviction' }),
-  promote: Type.Boolean(),
+  promote: Type.Union([Type.Literal('background'), Type.Literal('sync'), Type.Literal('off')]),
   diskDir: Type.Union([Type.String(), Type.Null()], { description: 'null: the agent runs without a tiered store' }),
 });
 export type TierSettings = Static<typeof TierSettingsView>;
@@ -68,12 +86,20 @@ export function parseTierSettings(
     else if (!d.startsWith(`${rule.under}/`)) bad('diskDir', `a ${rule.driver} guest's disk tier must lie beneath ${rule.under} (its writable disk), got ${JSON.stringify(d)}`, d);
     diskDir = d;
   }
-  return { idleMs: idle, promote: body.promote ?? true, diskDir };
+  const promote = body.promote === undefined ? DEFAULT_TIER_PROMOTE : tierPromoteMode(body.promote);
+  if (promote === undefined) return bad('promote', `tier promote must be ${TIER_PROMOTE_MODES.join(', ')} (or on = ${DEFAULT_TIER_PROMOTE}), got ${JSON.stringify(body.promote)}`, body.promote);
+  return { idleMs: idle, promote, diskDir };
+}
+
+/** A persisted record's settings as they are shown and used now: records made before the promote modes hold a
+ * boolean (true = promotion on, now the default mode). */
+export function normalTierSettings(t: TierSettings): TierSettings {
+  return { ...t, promote: tierPromoteMode(t.promote) ?? DEFAULT_TIER_PROMOTE };
 }
 
 /** The agent flags for these settings (src/guest/tier/options.ts TIER_ARGS); `defaultDir` when none were given. */
 export function tierAgentArgs(t: TierSettings | undefined, defaultDir: string): string[] {
   if (!t) return ['--disk-tier', defaultDir];
   if (t.diskDir === null) return ['--disk-tier', 'none'];
-  return ['--disk-tier', t.diskDir, '--tier-idle', `${t.idleMs}ms`, '--tier-promote', t.promote ? 'on' : 'off'];
+  return ['--disk-tier', t.diskDir, '--tier-idle', `${t.idleMs}ms`, '--tier-promote', tierPromoteMode(t.promote) ?? DEFAULT_TIER_PROMOTE];
 }

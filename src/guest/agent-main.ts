@@ -10,7 +10,8 @@
 //                    '--log-level', 'info',                              // logs: JSON lines (pino) on stderr
 //                    '--disk-tier', '/var/lib/hylics-tier',              // the store's disk tier ('none': no store)
 //                    '--tier-idle', '60s', '--tier-sweep', '15s',        // idle eviction after, checked every; 0: off
-//                    '--tier-promote', 'on', '--tier-headroom', '1M',    // move back on access; share space kept free
+//                    '--tier-promote', 'background',                      // move back on access: background|sync|off
+//                    '--tier-headroom', '1M',                              // share space kept free
 //                    '--bin-dir', '/run/hylics/bin'])                    // in-guest `hylics` launcher; 'none' = off
 // Defaults: --channel-unix /run/hylics/channel.sock, --app-socket /run/hylics/agent.sock, --share /mnt/hylics,
 // --name = hostname. The agent never exits because the host is away: it reconnects with capped, jittered

@@ -15,7 +15,7 @@ import type { ParamsOf } from '../core/protocol/index.js';
 import { HylicsError, toHylicsError } from '../core/errors/index.js';
 import { MiB, parseCpus, parseSize, validateGuestName } from '../core/units.js';
 import { VERSION } from '../core/version.js';
-import { parseTierSettings } from '../core/tier-settings.js';
+import { normalTierSettings, parseTierSettings } from '../core/tier-settings.js';
 import { hostLinkPresent } from '../os/netns.js';
 import type { DriverContext, DriverKind, GuestDriver, GuestNetwork, GuestPaths, GuestSpec } from './drivers/types.js';
 import type { ChannelBackend, GuardBackend, GuardLink, ModuleBackend, ShareBackend } from './backends.js';
@@ -841,7 +841,7 @@ export class Daemon {
       tasks: this.profiler.stats(name),
     };
     if (l?.lastError) v.lastError = l.lastError;
-    if (rec.spec.tier) v.tier = rec.spec.tier;
+    if (rec.spec.tier) v.tier = normalTierSettings(rec.spec.tier);
     if (this.opts.socketOffload) v.offload = { socket: this.opts.socketOffload.stats(name) };
     return v;
   }

@@ -2,7 +2,7 @@ import type { Command } from 'commander';
 import { constants } from 'node:os';
 import type { ExecResult, GuestView } from '../../core/api.js';
 import { HylicsError } from '../../core/errors/index.js';
-import type { TierSettingsBody } from '../../core/tier-settings.js';
+import { DEFAULT_TIER_PROMOTE, TIER_PROMOTE_MODES, tierPromoteMode, type TierSettingsBody } from '../../core/tier-settings.js';
 import { apiRequest } from '../client.js';
 import { guestDetails, guestLine, printJson, table } from '../output.js';
 import { common, stateDir, type CommonOpts } from './common.js';
@@ -25,7 +25,7 @@ export function register(program: Command): void {
     .option('--cpus <n>', 'CPUs (fractional allowed, e.g. 0.5)', '1')
     .option('--memory <size>', 'memory limit, e.g. 512M', '512M')
     .option('--tier-idle <duration>', 'tiered store: a file unused this long moves to the disk tier (e.g. 10s; 0 = never; default 60s)')
-    .option('--tier-promote <on|off>', 'tiered store: move a disk-tier file back into the share on access (default on)')
+    .option('--tier-promote <background|sync|off>', 'tiered store: move a disk-tier file back into the share on access: background (default; on = background), sync (the copy before the path is answered), off')
     .option('--disk-tier <dir|none>', 'tiered store: the disk tier in the guest, or none (sandbox: default or none)')
     .action(
       async (name: string, o: CommonOpts & CreateFlags) => {
@@ -113,12 +113,13 @@ interface CreateFlags {
 /** The `tier` section of guest create from its flags (checked by the daemon), or undefined without any. */
 function tierBody(o: Pick<CreateFlags, 'tierIdle' | 'tierPromote' | 'diskTier'>): TierSettingsBody | undefined {
   if (o.tierIdle === undefined && o.tierPromote === undefined && o.diskTier === undefined) return undefined;
-  if (o.tierPromote !== undefined && o.tierPromote !== 'on' && o.tierPromote !== 'off') {
-    throw new HylicsError('HYLICS_ERR_TIER_INVALID_SETTING', `--tier-promote must be on or off, got ${JSON.stringify(o.tierPromote)}`, { param: 'promote', value: o.tierPromote });
+  const promote = o.tierPromote === undefined ? undefined : tierPromoteMode(o.tierPromote);
+  if (o.tierPromote !== undefined && promote === undefined) {
+    throw new HylicsError('HYLICS_ERR_TIER_INVALID_SETTING', `--tier-promote must be ${TIER_PROMOTE_MODES.join(', ')} or on (= ${DEFAULT_TIER_PROMOTE}), got ${JSON.stringify(o.tierPromote)}`, { param: 'promote', value: o.tierPromote });
   }
   return {
     ...(o.tierIdle !== undefined ? { idle: o.tierIdle } : {}),
-    ...(o.tierPromote !== undefined ? { promote: o.tierPromote === 'on' } : {}),
+    ...(promote !== undefined ? { promote } : {}),
     ...(o.diskTier !== undefined ? { diskDir: o.diskTier } : {}),
   };
 }

@@ -15,7 +15,7 @@ export function register(program: Command): void {
   const t = program.command('tier').description('the guest\'s tiered store: the share (memory tier) and a directory on the guest\'s disk (disk tier)');
 
   t.command('path <name>')
-    .description('print the path of NAME in whichever tier holds it (moved back into the share first when there is room)')
+    .description('print the path of NAME in whichever tier holds it now (a disk-tier file is moved back into the share after, in the background, when there is room; before, with the guest\'s --tier-promote sync)')
     .option('--no-promote', 'leave a disk-tier file where it is')
     .option('--json', 'print JSON instead of text')
     .action(async (name: string, o: { promote: boolean; json?: boolean }) => {

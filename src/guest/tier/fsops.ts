@@ -15,7 +15,10 @@ const COPY_CHUNK_BYTES = 1024 * 1024;
 export type MoveStep = 'tmp-partial' | 'copied' | 'renamed' | 'unlinked';
 export type MoveHook = (step: MoveStep, info: { src: string; dst: string; tmp: string }) => void | Promise<void>;
 
-export type MoveOutcome = 'moved' | 'changed' | 'exists' | 'gone';
+export type MoveOutcome = 'moved' | 'kept' | 'changed' | 'exists' | 'gone' | 'aborted';
+
+/** Thrown inside a copy whose `aborted()` said yes (caught by moveFile: the temporary copy is removed). */
+class CopyAborted extends Error {}
 
 export const tmpName = (): string => `${TMP_PREFIX}${process.pid}-${randomBytes(6).toString('hex')}`;
 
@@ -76,7 +79,7 @@ function sameContentStat(a: BigIntStats, b: BigIntStats): boolean {
  * Write a complete, fsync'ed copy of `src` as a temporary file in `dstDir` with src's mode, owner, atime and mtime.
  * Returns its path. ENOSPC / EDQUOT -> HYLICS_ERR_TIER_FULL (the partial copy removed).
  */
-export async function copyToTemp(src: string, srcStat: BigIntStats, dstDir: string, hook?: MoveHook, dstForHook = ''): Promise<string> {
+export async function copyToTemp(src: string, srcStat: BigIntStats, dstDir: string, hook?: MoveHook, dstForHook = '', aborted?: () => boolean): Promise<string> {
   const tmp = join(dstDir, tmpName());
   const input = await openSource(src);
   let out: import('node:fs/promises').FileHandle | undefined;
@@ -87,6 +90,7 @@ export async function copyToTemp(src: string, srcStat: BigIntStats, dstDir: stri
     const buf = Buffer.allocUnsafe(COPY_CHUNK_BYTES);
     let first = true;
     for (;;) {
+      if (aborted?.()) throw new CopyAborted(`copy of ${src} aborted`);
       const { bytesRead } = await input.read(buf, 0, buf.length, null);
       if (bytesRead === 0) break;
       let off = 0;
@@ -116,23 +120,44 @@ export async function copyToTemp(src: string, srcStat: BigIntStats, dstDir: stri
  * - 'changed': src was written (or replaced) during the copy; nothing moved (src stays, the copy is removed).
  * - 'exists': dst exists already (a newer put or an interrupted move): nothing moved; the caller resolves it.
  * - 'gone': src vanished.
+ * - 'aborted': `aborted()` said yes during the copy or just before the rename; nothing moved (the copy is removed).
+ * - 'kept' (only with keepSource): dst is complete and in place, src is left for the caller to unlink later
+ *   (`finishMove`) — a reader handed src's path a moment ago can still open it.
  * `stillMovable` is asked after the copy, just before the rename (e.g. "no writer opened it meanwhile").
+ * `onSourceStat` gets the source's stat the copy was made from (for finishMove).
  */
 export async function moveFile(
   src: string,
   dst: string,
-  opts: { hook?: MoveHook; stillMovable?: () => Promise<boolean> } = {},
+  opts: {
+    hook?: MoveHook;
+    stillMovable?: () => Promise<boolean>;
+    aborted?: () => boolean;
+    keepSource?: boolean;
+    onSourceStat?: (st: BigIntStats) => void;
+  } = {},
 ): Promise<MoveOutcome> {
   const st0 = await lstatOrUndefined(src);
   if (!st0) return 'gone';
   if (!st0.isFile()) throw new HylicsError('HYLICS_ERR_TIER_SYMLINK', `${src} is not a regular file`, { path: src });
   if (await lstatOrUndefined(dst)) return 'exists';
+  opts.onSourceStat?.(st0);
   const dstDir = dirname(dst);
-  const tmp = await copyToTemp(src, st0, dstDir, opts.hook, dst);
+  let tmp: string;
+  try {
+    tmp = await copyToTemp(src, st0, dstDir, opts.hook, dst, opts.aborted);
+  } catch (e) {
+    if (e instanceof CopyAborted) return 'aborted';
+    throw e;
+  }
   const drop = async (): Promise<void> => {
     await unlink(tmp).catch(() => {});
   };
   await opts.hook?.('copied', { src, dst, tmp });
+  if (opts.aborted?.()) {
+    await drop();
+    return 'aborted';
+  }
   const st1 = await lstatOrUndefined(src);
   if (!st1) {
     await drop();
@@ -160,8 +185,25 @@ export async function moveFile(
     }
     return 'changed';
   }
+  if (opts.keepSource) return 'kept';
   await unlink(src);
   await fsyncDir(dirname(src));
   await opts.hook?.('unlinked', { src, dst, tmp });
   return 'moved';
+}
+
+/**
+ * The last step of a move made with keepSource: unlink `src` only while it is still the file the copy was made
+ * from (`st0`: same inode, size, mtime) and `dst` still exists with its size — never the only copy. Returns
+ * whether src was removed ('unlinked' hook point after it).
+ */
+export async function finishMove(src: string, dst: string, st0: BigIntStats, hook?: MoveHook): Promise<boolean> {
+  const st = await lstatOrUndefined(src);
+  if (!st || !sameContentStat(st0, st)) return false;
+  const d = await lstatOrUndefined(dst);
+  if (!d?.isFile() || d.size !== st0.size) return false;
+  await unlink(src);
+  await fsyncDir(dirname(src));
+  await hook?.('unlinked', { src, dst, tmp: '' });
+  return true;
 }

@@ -39,6 +39,7 @@ export class TierManager {
         foundIn: e.foundIn,
         sizeBytes: e.sizeBytes,
         lastUseMs: e.lastUseMs,
+        ...(e.promoting !== undefined ? { promoting: e.promoting } : {}),
       };
     });
     agent.on('host-event', (name: string, data: unknown) => {

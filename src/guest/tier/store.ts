@@ -7,8 +7,10 @@
 // - idle eviction: memory-tier files not used for idleMs move to the disk tier, least recently used first;
 // - placement: a new file goes to the share when it fits with headroom to spare, else to the disk tier;
 // - shrink: move least recently used files until the share's usage (statfs) is at most the target;
-// - promotion: a disk-tier file looked up moves back when the share has room; after the share grew, recently
-//   used disk-tier files move back, most recently used first;
+// - promotion: a disk-tier file looked up moves back when the share has room: by default in the background (the
+//   lookup answers the disk-tier path at once and queues the copy, so the task never waits for it), or on the
+//   task's path ('sync', the old way); after the share grew, recently used disk-tier files move back, most
+//   recently used first; a shrink request aborts a promotion under way and empties the queue (the shrink wins);
 // - never moved: files open for writing (the copy would miss later writes); files open for reading are moved
 //   last by nobody: on tmpfs an open file's pages stay allocated until the last close even after unlink, so
 //   moving it frees nothing now (the reader keeps reading the old inode); and files looked up in the last
@@ -18,14 +20,17 @@ import { constants as C, type BigIntStats, type Dirent } from 'node:fs';
 import { mkdir, open, readdir, realpath, rename, statfs, unlink, utimes } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { HylicsError } from '../../core/errors/index.js';
-import { DEFAULT_TIER_IDLE_MS } from '../../core/tier-settings.js';
+import { DEFAULT_TIER_IDLE_MS, DEFAULT_TIER_PROMOTE, type TierPromoteMode } from '../../core/tier-settings.js';
 import type { TierShrinkResultT, TierStatsResultT } from '../../core/protocol/index.js';
 import { openFilesUnder, type OpenFileUse } from '../../os/open-files.js';
 import { isProcessAlive } from '../../os/proc.js';
-import { copyToTemp, ensureDirs, fsyncDir, lstatOrUndefined, moveFile, openSource, symlinkError, tmpName, tmpOwner, type MoveHook } from './fsops.js';
+import { copyToTemp, ensureDirs, finishMove, fsyncDir, lstatOrUndefined, moveFile, openSource, symlinkError, tmpName, tmpOwner, type MoveHook } from './fsops.js';
 import { isReserved, tierName } from './names.js';
 
 export type Tier = 'memory' | 'disk';
+/** How a lookup of a disk-tier file promotes it (docs/tier.md): not at all, by a copy before the lookup answers
+ * (the task waits for it), or by a queued copy after the lookup answered the disk-tier path. */
+export type PromoteMode = TierPromoteMode;
 
 export const DEFAULT_DISK_TIER = '/var/lib/hylics-tier';
 export const DEFAULT_IDLE_MS = DEFAULT_TIER_IDLE_MS;
@@ -33,6 +38,14 @@ export const DEFAULT_IDLE_MS = DEFAULT_TIER_IDLE_MS;
 export const DEFAULT_HEADROOM_BYTES = 1024 * 1024;
 /** A file handed out by a lookup this recently is not moved away: the app is about to open that path. */
 export const DEFAULT_BUSY_GRACE_MS = 2000;
+/** Background promotions waiting at most (names; a lookup finding the queue full leaves its file on disk). */
+export const PROMOTE_QUEUE_MAX = 64;
+/** Background promotion copies at once. All moves take the store's one lock anyway (a second copy would only split
+ * the disk tier's bandwidth with the first), so one. */
+export const PROMOTE_CONCURRENCY = 1;
+/** How often a background promotion that kept its disk-tier source (handed out in the last busyGraceMs) looks
+ * again whether the source may go. */
+const KEPT_SOURCE_POLL_MS = 250;
 
 export interface TierEntry {
   name: string;
@@ -50,8 +63,8 @@ export interface TierStoreOptions {
   now?: () => number;
   /** Idle time after which a memory-tier file moves to the disk tier; 0 = never. */
   idleMs?: number;
-  /** Move a disk-tier file back on lookup when there is room. Default true. */
-  promoteOnAccess?: boolean;
+  /** Move a disk-tier file back on lookup when there is room: 'background' (default), 'sync' or 'off'. */
+  promote?: PromoteMode;
   headroomBytes?: number;
   busyGraceMs?: number;
   /** Which files are open (default: a /proc walk). */
@@ -89,7 +102,7 @@ export class TierStore {
   diskDir: string;
   private readonly now: () => number;
   private readonly idleMs: number;
-  private readonly promoteOnAccess: boolean;
+  readonly promote: PromoteMode;
   private readonly headroomBytes: number;
   private readonly busyGraceMs: number;
   private readonly openFiles: (root: string) => Promise<Map<string, OpenFileUse>>;
@@ -98,13 +111,24 @@ export class TierStore {
   /** Names handed out by lookups, with the time (busy grace; also covers clocks that do not move atime). */
   private readonly recent = new Map<string, number>();
   readonly counters = { evictions: 0, promotions: 0, hits: 0, misses: 0 };
+  /** Background promotions: names waiting, names queued or being copied, copies running. */
+  private readonly promoteQueue: { name: string; epoch: number }[] = [];
+  private readonly promoteQueued = new Set<string>();
+  private promoteRunning = 0;
+  /** Disk-tier sources of finished background promotions, waiting for their busy grace to end. */
+  private readonly keptSources = new Map<string, Promise<void>>();
+  /** Bumped by every shrink request: a promotion started under an older epoch stops (the shrink wins). */
+  private shrinkEpoch = 0;
+  /** Lookups that found the promotion queue full (the file stayed on disk; not in tier.stats). */
+  promotionsDropped = 0;
+  private idleWaiters: (() => void)[] = [];
 
   constructor(opts: TierStoreOptions) {
     this.memoryDir = opts.memoryDir;
     this.diskDir = opts.diskDir;
     this.now = opts.now ?? Date.now;
     this.idleMs = opts.idleMs ?? DEFAULT_IDLE_MS;
-    this.promoteOnAccess = opts.promoteOnAccess ?? true;
+    this.promote = opts.promote ?? DEFAULT_TIER_PROMOTE;
     this.headroomBytes = opts.headroomBytes ?? DEFAULT_HEADROOM_BYTES;
     this.busyGraceMs = opts.busyGraceMs ?? DEFAULT_BUSY_GRACE_MS;
     this.openFiles = opts.openFiles ?? openFilesUnder;
@@ -181,9 +205,15 @@ export class TierStore {
 
   /**
    * The file's path for an app about to use it: counted as a hit (memory) or miss (disk), its last use set to
-   * now, promoted first when it is on disk and the share has room (promote overrides the store's setting).
+   * now. A disk-tier file is promoted when the share has room: in 'background' mode the disk-tier path is
+   * answered at once and the copy queued (`promoting`), in 'sync' mode the copy is made first and the share's
+   * path answered. `promote: false` leaves the file where it is; `true` promotes in the store's way, or in the
+   * background when the store's setting is off.
    */
-  async lookup(name: string, opts: { promote?: boolean } = {}): Promise<TierEntry & { foundIn: Tier }> {
+  async lookup(
+    name: string,
+    opts: { promote?: boolean } = {},
+  ): Promise<TierEntry & { foundIn: Tier; promoting?: boolean }> {
     const found = await this.locate(name);
     if (!found)
       throw new HylicsError('HYLICS_ERR_TIER_NOT_FOUND', `no file ${JSON.stringify(name)} in the tiered store`, {
@@ -194,12 +224,94 @@ export class TierStore {
     if (found.tier === 'memory') this.counters.hits++;
     else this.counters.misses++;
     let entry: TierEntry = found;
-    if (found.tier === 'disk' && (opts.promote ?? this.promoteOnAccess)) {
+    const mode: PromoteMode =
+      opts.promote === false ? 'off' : opts.promote === true && this.promote === 'off' ? 'background' : this.promote;
+    if (found.tier === 'disk' && mode === 'sync') {
+      const epoch = this.shrinkEpoch;
       entry =
-        (await this.exclusive(() => this.promoteOne(name, found.sizeBytes))) ?? (await this.locate(name)) ?? found;
+        (await this.exclusive(() => this.promoteOne(name, found.sizeBytes, epoch))) ??
+        (await this.locate(name)) ??
+        found;
     }
     await this.touch(entry, now);
-    return { ...entry, lastUseMs: now, foundIn: found.tier };
+    let promoting: boolean | undefined;
+    if (found.tier === 'disk' && mode === 'background') promoting = await this.schedulePromotion(name, found.sizeBytes);
+    return { ...entry, lastUseMs: now, foundIn: found.tier, ...(promoting !== undefined ? { promoting } : {}) };
+  }
+
+  // ---- background promotion ----
+
+  /** Queue `name` for a background promotion when it fits now; false when it does not, or the queue is full. */
+  private async schedulePromotion(name: string, sizeBytes: number): Promise<boolean> {
+    if (this.promoteQueued.has(name)) return true;
+    if (sizeBytes + this.headroomBytes > (await this.shareUsage()).freeBytes) return false;
+    if (this.promoteQueue.length >= PROMOTE_QUEUE_MAX) {
+      this.promotionsDropped++;
+      return false;
+    }
+    this.promoteQueue.push({ name, epoch: this.shrinkEpoch });
+    this.promoteQueued.add(name);
+    this.pumpPromotions();
+    return true;
+  }
+
+  private pumpPromotions(): void {
+    while (this.promoteRunning < PROMOTE_CONCURRENCY && this.promoteQueue.length > 0) {
+      const job = this.promoteQueue.shift()!;
+      this.promoteRunning++;
+      void this.promoteQueuedName(job.name, job.epoch)
+        .catch(() => {}) // the file stays where it was; the next lookup tries again
+        .finally(() => {
+          this.promoteQueued.delete(job.name);
+          this.promoteRunning--;
+          this.pumpPromotions();
+          this.wakeIdle();
+        });
+    }
+  }
+
+  private async promoteQueuedName(name: string, epoch: number): Promise<void> {
+    if (epoch !== this.shrinkEpoch) return;
+    const e = await this.locate(name);
+    if (e?.tier !== 'disk') return;
+    await this.exclusive(() => this.promoteOne(name, e.sizeBytes, epoch, true));
+  }
+
+  private wakeIdle(): void {
+    if (this.promoteRunning > 0 || this.promoteQueue.length > 0 || this.keptSources.size > 0) return;
+    const w = this.idleWaiters;
+    this.idleWaiters = [];
+    for (const fn of w) fn();
+  }
+
+  /** Resolves once no background promotion is queued or copying and every kept disk-tier source is settled. */
+  promotionsSettled(): Promise<void> {
+    return new Promise((resolve) => {
+      this.idleWaiters.push(resolve);
+      this.wakeIdle();
+    });
+  }
+
+  /** Background promotions queued or copying now (not counting kept sources). */
+  promotionsPending(): number {
+    return this.promoteQueue.length + this.promoteRunning;
+  }
+
+  /**
+   * A background promotion's disk-tier source stays while the name is busy (an app was handed the disk path in
+   * the last busyGraceMs and may not have opened it yet); then it goes if it is still the copied file and the
+   * share's copy still exists (finishMove). A reader that already opened it keeps reading the unlinked inode.
+   */
+  private keepSourceUntilIdle(name: string, src: string, dst: string, st0: BigIntStats): void {
+    if (this.keptSources.has(name)) return;
+    const done = (async (): Promise<void> => {
+      while (this.busy(name)) await new Promise((r) => setTimeout(r, KEPT_SOURCE_POLL_MS)); // at most busyGraceMs
+      await this.exclusive(() => finishMove(src, dst, st0, this.hook)).catch(() => {});
+    })().finally(() => {
+      this.keptSources.delete(name);
+      this.wakeIdle();
+    });
+    this.keptSources.set(name, done);
   }
 
   /**
@@ -230,11 +342,12 @@ export class TierStore {
       await this.touch(e, now);
       touched++;
     }
-    if (!this.promoteOnAccess) return { touched, promoted };
+    if (this.promote === 'off') return { touched, promoted };
     for (const name of missing.slice(0, HOST_USES_MAX)) {
       const e = await found(name);
       if (e?.tier !== 'disk') continue;
-      const moved = await this.exclusive(() => this.promoteOne(e.name, e.sizeBytes));
+      const epoch = this.shrinkEpoch;
+      const moved = await this.exclusive(() => this.promoteOne(e.name, e.sizeBytes, epoch));
       if (!moved) continue;
       await this.touch(moved, now);
       promoted++;
@@ -401,26 +514,45 @@ export class TierStore {
     from: Tier,
     to: Tier,
     writersNow: () => Promise<boolean>,
+    extra: { aborted?: () => boolean; keepSourceWhileBusy?: boolean } = {},
   ): Promise<'moved' | 'skipped'> {
     const parts = tierName(name);
     const src = join(this.dir(from), ...parts);
     await ensureDirs(this.dir(to), parts.slice(0, -1), name);
     const dst = join(this.dir(to), ...parts);
-    const r = await moveFile(src, dst, { hook: this.hook, stillMovable: async () => !(await writersNow()) });
+    let st0: BigIntStats | undefined;
+    const r = await moveFile(src, dst, {
+      hook: this.hook,
+      stillMovable: async () => !(await writersNow()),
+      ...(extra.aborted ? { aborted: extra.aborted } : {}),
+      keepSource: extra.keepSourceWhileBusy === true && this.busy(name),
+      onSourceStat: (st) => { st0 = st; },
+    });
     if (r === 'exists') {
       await this.resolveDuplicate(name);
       return 'skipped';
     }
-    return r === 'moved' ? 'moved' : 'skipped';
+    if (r === 'kept' && st0) this.keepSourceUntilIdle(name, src, dst, st0);
+    return r === 'moved' || r === 'kept' ? 'moved' : 'skipped';
   }
 
-  private async promoteOne(name: string, sizeBytes: number): Promise<TierEntry | undefined> {
+  /** Move a disk-tier file into the share when it fits with headroom; stops (file left on disk) when a shrink
+   * request came after `epoch`, or the share filled up during the copy. `background`: the disk-tier source stays
+   * until the name's busy grace ends (keepSourceUntilIdle). */
+  private async promoteOne(
+    name: string,
+    sizeBytes: number,
+    epoch: number,
+    background = false,
+  ): Promise<TierEntry | undefined> {
+    const aborted = (): boolean => epoch !== this.shrinkEpoch;
+    if (aborted()) return undefined;
     const free = (await this.shareUsage()).freeBytes;
     if (sizeBytes + this.headroomBytes > free) return undefined;
     const r = await this.moveName(name, 'disk', 'memory', async () => {
       const open = await this.openFiles(this.diskDir);
       return (open.get(join(this.diskDir, name))?.writers ?? 0) > 0;
-    }).catch((e: unknown) => {
+    }, { aborted, keepSourceWhileBusy: background }).catch((e: unknown) => {
       if (e instanceof HylicsError && e.code === 'HYLICS_ERR_TIER_FULL') return 'skipped' as const;
       throw e;
     });
@@ -507,6 +639,11 @@ export class TierStore {
   /** The host's shrink request: LRU files to the disk tier until the share's usage is at most the target. */
   async shrink(targetUsedBytes: number, deadlineMs: number): Promise<TierShrinkResultT> {
     const deadline = performance.now() + deadlineMs;
+    // the shrink wins over promotions: the one copying stops at its next chunk (its file stays on disk), the queued
+    // ones are dropped (their files stay on disk; a later lookup queues them again)
+    this.shrinkEpoch++;
+    for (const job of this.promoteQueue.splice(0)) this.promoteQueued.delete(job.name);
+    this.wakeIdle();
     return this.exclusive(async () => {
       const sum = await this.evict(
         () => true,
@@ -534,6 +671,7 @@ export class TierStore {
 
   /** After the share grew: disk-tier files used within idleMs move back while they fit, most recent first. */
   async promoteRecent(): Promise<MoveSummary> {
+    const epoch = this.shrinkEpoch;
     return this.exclusive(async () => {
       const sum: MoveSummary = { movedFiles: 0, movedBytes: 0, skippedOpen: 0, skippedBusy: 0 };
       const cutoff = this.idleMs > 0 ? this.now() - this.idleMs : -Infinity;
@@ -541,7 +679,7 @@ export class TierStore {
         .filter((f) => lastUseOf(f.st) > cutoff)
         .sort((a, b) => lastUseOf(b.st) - lastUseOf(a.st));
       for (const f of files) {
-        const moved = await this.promoteOne(f.name, Number(f.st.size));
+        const moved = await this.promoteOne(f.name, Number(f.st.size), epoch);
         if (moved) {
           sum.movedFiles++;
           sum.movedBytes += Number(f.st.size);

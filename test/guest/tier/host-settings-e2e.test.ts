@@ -35,7 +35,7 @@ test('sandbox guest: tier idle and promotion set at guest create take effect in 
 
   const c = await cli('guest', 'create', name, '--share-size', '8M', '--memory', '256M', '--tier-idle', '2s', '--tier-promote', 'off', '--json');
   assert.equal(c.code, 0, c.stderr + c.stdout);
-  assert.deepEqual((JSON.parse(c.stdout) as GuestView).tier, { idleMs: 2000, promote: false, diskDir: '/var/lib/hylics-tier' });
+  assert.deepEqual((JSON.parse(c.stdout) as GuestView).tier, { idleMs: 2000, promote: 'off', diskDir: '/var/lib/hylics-tier' });
 
   const tierOf = async (file: string): Promise<string | undefined> => {
     const ls = JSON.parse(await inGuest(name, 'hylics tier ls --json')) as Array<{ name: string; tier: string }>;
@@ -62,7 +62,7 @@ test('sandbox guest: tier idle and promotion set at guest create take effect in 
 
   // persisted in the guest's record; a new daemon and a fresh agent (guest stop/start) keep them
   const state = JSON.parse(await readFile(join(dir, 'state.json'), 'utf8')) as { guests: Record<string, { spec: { tier?: unknown } }> };
-  assert.deepEqual(state.guests[name]?.spec.tier, { idleMs: 2000, promote: false, diskDir: '/var/lib/hylics-tier' });
+  assert.deepEqual(state.guests[name]?.spec.tier, { idleMs: 2000, promote: 'off', diskDir: '/var/lib/hylics-tier' });
   await stopDaemon(daemon);
   daemon = await startDaemon(dir);
   for (const verb of ['stop', 'start']) {

@@ -128,9 +128,9 @@ test('shrink moves least recently used files first, until the share usage is at 
   for (const n of Object.keys(sums)) assert.equal(await shaOf(s, n), sums[n]);
 });
 
-test('idle eviction with an injected clock; promotion on access when there is room, a miss when not; after a resize', { skip }, async (t) => {
+test('idle eviction with an injected clock; promotion on access (sync) when there is room, a miss when not; after a resize', { skip }, async (t) => {
   const f = await fixture(t, 8 * MiB);
-  const s = await f.store({ idleMs: 60_000 });
+  const s = await f.store({ idleMs: 60_000, promote: 'sync' });
   const sums: Record<string, string> = {};
   for (const n of ['old1', 'old2', 'new']) { sums[n] = (await putBytes(s, n, 2 * MiB)).sha; f.clock.t += 10_000; }
   // now = put(old1) + 30 s: nothing is 60 s idle
@@ -169,7 +169,7 @@ test('idle eviction with an injected clock; promotion on access when there is ro
   const s2 = await f.store({ idleMs: 60_000 });
   const before = (await s.list()).map((e) => [e.name, e.lastUseMs]).sort();
   assert.deepEqual((await s2.list()).map((e) => [e.name, e.lastUseMs]).sort(), before);
-  const noPromote = await f.store({ promoteOnAccess: false });
+  const noPromote = await f.store({ promote: 'off' });
   await s.shrink(0, 10_000);
   const np = await noPromote.lookup('new');
   assert.deepEqual([np.foundIn, np.tier], ['disk', 'disk']);
@@ -231,7 +231,7 @@ const storeUrl = new URL('../../../src/guest/tier/store.js', import.meta.url).hr
 
 test('a concurrent reader never sees a torn file while the file moves back and forth between the tiers', { skip }, async (t) => {
   const f = await fixture(t, 32 * MiB);
-  const s = await f.store({ idleMs: 0 });
+  const s = await f.store({ idleMs: 0, promote: 'sync' });
   const data = randomBytes(6 * MiB);
   await s.put('big', Readable.from([data]));
   const want = sha(data);
@@ -281,7 +281,7 @@ test('an agent killed at every step of a move loses nothing: recovery leaves exa
       const child = spawn(process.execPath, nodeScript(`
         const { TierStore } = await import(${JSON.stringify(storeUrl)});
         const hook = async (st) => { if (st === ${JSON.stringify(step)}) { process.stdout.write('AT ' + st + '\\n'); await new Promise(() => {}); } };
-        const s = await new TierStore({ memoryDir: ${JSON.stringify(f.mem)}, diskDir: ${JSON.stringify(f.disk)}, hook, busyGraceMs: 0, headroomBytes: 0 }).open();
+        const s = await new TierStore({ memoryDir: ${JSON.stringify(f.mem)}, diskDir: ${JSON.stringify(f.disk)}, hook, busyGraceMs: 0, headroomBytes: 0, promote: 'sync' }).open();
         if (${JSON.stringify(direction)} === 'evict') await s.shrink(0, 60000); else await s.lookup('v/seg.ts');
         process.stdout.write('DONE\\n');
       `), { stdio: ['ignore', 'pipe', 'inherit'] });
@@ -306,4 +306,122 @@ test('an agent killed at every step of a move loses nothing: recovery leaves exa
       if (step === 'renamed') assert.equal(rep.duplicatesResolved, 1);
     }
   }
+});
+
+/** Wait (no time limit of its own: the test's timeout is the bound) until `cond` holds. */
+async function until(cond: () => boolean | Promise<boolean>): Promise<void> {
+  while (!(await cond())) await new Promise((r) => setTimeout(r, 5));
+}
+const tmpsIn = async (d: string): Promise<string[]> => (await readdir(d, { recursive: true })).map(String).filter((n) => n.includes('.hylics-tmp-'));
+
+/** A hook that stops every copy into `dir` after its first chunk until the test releases it. */
+function gate(dir: string): { hook: NonNullable<TierStoreOptions['hook']>; reached: Promise<void>; release: () => void } {
+  let reachedFn!: () => void, releaseFn!: () => void;
+  const reached = new Promise<void>((r) => { reachedFn = r; });
+  const released = new Promise<void>((r) => { releaseFn = r; });
+  return {
+    hook: async (step, info) => { if (step === 'tmp-partial' && info.dst.startsWith(`${dir}/`)) { reachedFn(); await released; } },
+    reached,
+    release: releaseFn,
+  };
+}
+
+test('background promotion: the lookup answers the disk path at once, the copy follows; a reader of the disk path keeps reading; nothing lost', { skip }, async (t) => {
+  const f = await fixture(t, 16 * MiB);
+  const s = await f.store({ promote: 'background', busyGraceMs: 60_000 });
+  const a = await putBytes(s, 'v/a', 3 * MiB + 4321);
+  await s.shrink(0, 10_000);
+  const diskPath = join(f.disk, 'v/a');
+  assert.equal((await s.locate('v/a'))?.tier, 'disk');
+  // a reader that opened the disk-tier copy before the lookup and reads it in two halves around the promotion
+  const held = await open(diskPath, 'r');
+  t.after(() => held.close().catch(() => {}));
+  const first = Buffer.alloc(MiB);
+  assert.equal((await held.read(first, 0, MiB, 0)).bytesRead, MiB);
+  f.clock.t += 1000;
+  const p = await s.lookup('v/a');
+  assert.deepEqual([p.path, p.tier, p.foundIn, p.promoting], [diskPath, 'disk', 'disk', true]);
+  await until(() => s.promotionsPending() === 0);
+  // promoted: the share holds the complete copy; the disk copy stays while the name is busy (the app was handed
+  // the disk path a moment ago and may open it only now)
+  assert.equal((await s.locate('v/a'))?.tier, 'memory');
+  assert.equal(sha(await readFile(join(f.mem, 'v/a'))), a.sha);
+  assert.equal(sha(await readFile(diskPath)), a.sha, 'the disk path handed out is still a complete file');
+  const rest = Buffer.alloc(3 * MiB + 4321 - MiB);
+  assert.equal((await held.read(rest, 0, rest.length, MiB)).bytesRead, rest.length);
+  assert.equal(sha(Buffer.concat([first, rest])), a.sha, 'the reader of the disk path read the whole file');
+  assert.equal((await s.list()).filter((e) => e.name === 'v/a').length, 1, 'listed once while in both tiers');
+  const st = await s.stats();
+  assert.deepEqual([st.misses, st.promotions], [1, 1]);
+  // the grace ends: the disk copy goes, exactly one copy is left
+  f.clock.t += 60_000;
+  await s.promotionsSettled();
+  assert.ok(!existsSync(diskPath), 'the disk copy is removed after the busy grace');
+  assert.equal(await shaOf(s, 'v/a'), a.sha);
+  assert.deepEqual([...await tmpsIn(f.mem), ...await tmpsIn(f.disk)], []);
+  // the next lookup is a hit in the share; a repeat lookup while a promotion is queued is not queued twice
+  const q = await s.lookup('v/a');
+  assert.deepEqual([q.foundIn, q.tier, q.promoting], ['memory', 'memory', undefined]);
+  // no room: the lookup answers the disk path and queues nothing
+  await putBytes(s, 'b', 2 * MiB);
+  f.clock.t += 60_000;
+  await s.shrink(0, 10_000);
+  await writeFile(join(f.mem, 'app-file'), randomBytes(15 * MiB)); // an app's file: about 1 MiB of the share left
+  const r = await s.lookup('b');
+  assert.deepEqual([r.tier, r.promoting], ['disk', false]);
+  // promote:false: no promotion at all; the store's 'off' with promote:true promotes in the background
+  f.clock.t += 60_000;
+  assert.equal((await s.lookup('b', { promote: false })).promoting, undefined);
+  const off = await f.store({ promote: 'off' });
+  assert.equal((await off.lookup('b')).promoting, undefined);
+});
+
+test('background promotion: a shrink request during the copy wins (the copy stops, the file stays on disk, queued ones are dropped)', { skip }, async (t) => {
+  const f = await fixture(t, 16 * MiB);
+  const g = gate(f.mem);
+  const s = await f.store({ promote: 'background', hook: g.hook });
+  const sums: Record<string, string> = {};
+  for (const n of ['big', 'q1', 'q2']) sums[n] = (await putBytes(s, n, n === 'big' ? 6 * MiB : MiB)).sha;
+  await s.shrink(0, 10_000);
+  sums.m = (await putBytes(s, 'm', 2 * MiB)).sha;
+  f.clock.t += 1000;
+  assert.equal((await s.lookup('big')).promoting, true);
+  await g.reached; // the copy of big into the share is under way, its first chunk written
+  assert.equal((await s.lookup('q1')).promoting, true); // queued behind it
+  assert.equal((await s.lookup('q2')).promoting, true);
+  const shrunk = s.shrink(0, 10_000);
+  g.release();
+  const r = await shrunk;
+  await s.promotionsSettled();
+  assert.ok(r.ok, JSON.stringify(r));
+  assert.equal(r.movedFiles, 1, 'm moved to the disk tier');
+  const tiers = Object.fromEntries((await s.list()).map((e) => [e.name, e.tier]));
+  assert.deepEqual(tiers, { big: 'disk', q1: 'disk', q2: 'disk', m: 'disk' });
+  assert.equal((await s.stats()).promotions, 0);
+  assert.deepEqual([...await tmpsIn(f.mem), ...await tmpsIn(f.disk)], [], 'the stopped copy left no temporary file');
+  for (const n of Object.keys(sums)) assert.equal(await shaOf(s, n), sums[n], n);
+  // after the shrink a lookup queues a promotion again, and it completes
+  f.clock.t += 1000;
+  assert.equal((await s.lookup('q1')).promoting, true);
+  await s.promotionsSettled();
+  assert.equal((await s.locate('q1'))?.tier, 'memory');
+  assert.equal(await shaOf(s, 'q1'), sums.q1);
+});
+
+test('background promotion: the share filling during the copy leaves the file on disk with no partial copy', { skip }, async (t) => {
+  const f = await fixture(t, 8 * MiB);
+  const g = gate(f.mem);
+  const s = await f.store({ promote: 'background', hook: g.hook });
+  const want = (await putBytes(s, 'f', 3 * MiB)).sha;
+  await s.shrink(0, 10_000);
+  assert.equal((await s.lookup('f')).promoting, true);
+  await g.reached;
+  // an app fills the share while the copy is between chunks: the rest of the copy finds no room
+  await writeFile(join(f.mem, 'app-file'), randomBytes(6 * MiB));
+  g.release();
+  await s.promotionsSettled();
+  assert.equal((await s.locate('f'))?.tier, 'disk');
+  assert.equal(await shaOf(s, 'f'), want);
+  assert.equal((await s.stats()).promotions, 0);
+  assert.deepEqual(await tmpsIn(f.mem), [], 'no partial copy in the share');
 });

@@ -8,5 +8,5 @@ export const TIER = {
   HYLICS_ERR_TIER_NOT_FOUND: { http: 404, doc: 'No file of that name is in either tier (`hylics tier ls` lists them).' },
   HYLICS_ERR_TIER_FULL: { http: 507, doc: 'Neither the share nor the disk tier has room for the file; nothing was stored (a partial copy was removed).' },
   HYLICS_ERR_TIER_UNAVAILABLE: { http: 503, doc: 'A tier directory (the share or the disk tier) is missing or not a directory; the message names it. Check the agent\'s --share / --disk-tier.' },
-  HYLICS_ERR_TIER_INVALID_SETTING: { http: 400, doc: 'A guest\'s `tier` settings (guest create `--tier-idle`, `--tier-promote`, `--disk-tier`) are out of range: idle 0 or 500 ms .. 7 days, a disk tier the driver allows (sandbox: its default or `none`; microVM: beneath /mnt/disk), no settings for a libvirt guest. Details name the setting; nothing was created.' },
+  HYLICS_ERR_TIER_INVALID_SETTING: { http: 400, doc: 'A guest\'s `tier` settings (guest create `--tier-idle`, `--tier-promote`, `--disk-tier`) are out of range: idle 0 or 500 ms .. 7 days, promote one of background, sync, off (or on = background, a boolean in the API), a disk tier the driver allows (sandbox: its default or `none`; microVM: beneath /mnt/disk), no settings for a libvirt guest. Details name the setting; nothing was created.' },
 } as const satisfies ErrorTable;

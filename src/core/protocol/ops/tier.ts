@@ -39,7 +39,8 @@ export const TierStatsResult = Type.Object({
  * (memory tier) or a miss (disk tier), records the use, and may move the file back into the share first. */
 export const TierPathParams = Type.Object({
   name: Type.String({ minLength: 1, maxLength: 1024 }),
-  /** Move a disk-tier file back into the share when there is room (default: the agent's setting). */
+  /** Move a disk-tier file back into the share when there is room (default: the agent's setting; true: the
+   * agent's way, or in the background when its setting is off; false: leave it). */
   promote: Type.Optional(Type.Boolean()),
 }, { additionalProperties: false });
 export const TierPathResult = Type.Object({
@@ -47,8 +48,11 @@ export const TierPathResult = Type.Object({
   /** Absolute path in the guest, to open right away (the store does not move a file used in the last seconds). */
   path: Type.String(),
   tier: Type.Union([Type.Literal('memory'), Type.Literal('disk')]),
-  /** Where the lookup found it (hit = 'memory'); differs from tier when the file was promoted. */
+  /** Where the lookup found it (hit = 'memory'); differs from tier when the file was promoted first ('sync'). */
   foundIn: Type.Union([Type.Literal('memory'), Type.Literal('disk')]),
+  /** A disk-tier file with background promotion: true = a copy into the share is queued (path is still the disk
+   * tier's, readable throughout), false = not (no room, or the queue is full). Absent otherwise. */
+  promoting: Type.Optional(Type.Boolean()),
   sizeBytes: Type.Integer({ minimum: 0 }),
   lastUseMs: Type.Number(),
 }, { additionalProperties: false });
@@ -71,7 +75,7 @@ export type TierPathResultT = Static<typeof TierPathResult>;
 export const TIER_OPS = [
   defineOp({ name: 'tier.shrink', server: 'guest', params: TierShrinkParams, result: TierShrinkResult, doc: 'Move files from the share to the guest\'s disk tier (least recently used first) until the share\'s usage is at most the target, or the deadline passes; the host shrinks the share only after this answer.' }),
   defineOp({ name: 'tier.stats', server: 'guest', params: TierStatsParams, result: TierStatsResult, doc: 'Files and bytes in each tier and cumulative evictions, promotions, hits and misses of the guest\'s tiered store.' }),
-  defineOp({ name: 'tier.path', server: 'agent', params: TierPathParams, result: TierPathResult, doc: 'For apps in the guest: the path of a file of the tiered store in whichever tier holds it; counted as a hit or a miss, its last use recorded, moved back into the share first when there is room.' }),
+  defineOp({ name: 'tier.path', server: 'agent', params: TierPathParams, result: TierPathResult, doc: 'For apps in the guest: the path of a file of the tiered store in whichever tier holds it; counted as a hit or a miss, its last use recorded, and moved back into the share when there is room: in the background after the answer (default), or first (setting sync).' }),
 ];
 
 OPS.register(...TIER_OPS);
