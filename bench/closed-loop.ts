@@ -15,15 +15,19 @@
 //   - catalogue: N segments of 2 s 1280x720 30 fps video (ffmpeg testsrc2 + noise, x264 ultrafast ~16 Mb/s, one
 //     encode split by the segment muxer), popularity Zipf(α);
 //   - task: a driver inside the guest looks the segment up through the agent (tier.path: a disk-tier segment moves
-//     into the share when it fits) and runs `hylics task run transcode --tier-hit|--tier-miss -- ffmpeg -i PATH
+//     into the share when it fits, in the background by default, i.e. the task reads the disk tier while it is
+//     copied; `--tier-promote sync`: copied in first, the task waits for it) and runs
+//     `hylics task run transcode --tier-hit|--tier-miss -- ffmpeg -i PATH
 //     -c:v libx264 -preset veryfast -s 854x480 -f null -` at each arrival; response time = completion - arrival.
 // Time compression F: the paper's times (8 s / 4 s mean inter-arrival, τ = 10 s) divided by F; by default
-// F = 3.32 s / the memory tier's mean alone cost on workload #1's trace (first touches pay the promotion copy), so
+// F = 3.32 s / the memory tier's mean alone cost on workload #1's trace (a first touch costs what it costs under the
+// guest's promotion mode: a disk-tier read with background promotion, the copy + a share read with sync), so
 // the SLO is 3.0x the memory-tier task and #1's utilisation 0.415, as in the paper (docs/controller.md, the rule).
 //   npm run bench -- closed-loop [--quick] [--duration 135] [--schemes static-max,...] [--workloads 1,2]
 //     [--segments 80] [--zipf 0.9] [--cpus 1.5] [--serial-fraction measured|S] [--read-mbps 12] [--read-iops 300]
 //     [--max-mib 160] [--small-mib 16]
 //     [--min-mib 8] [--initial-mib 32] [--interval-min 5] [--interval-max 30] [--compression auto|F] [--seed 1]
+//     [--tier-promote background|sync]
 // Writes bench/results/closed-loop.{json,svg}, closed-loop-fig22.svg (#1), closed-loop-fig23.svg (#2).
 // Needs root (daemon, loop devices, cgroups), ffmpeg with libx264, vmtouch, losetup, mkfs.ext4.
 import { execFileSync } from 'node:child_process';
@@ -72,6 +76,12 @@ const CI_MAX_S = arg('interval-max', 30);
 const COMPRESSION = argStr('compression', 'auto');
 const SEED = arg('seed', 1);
 const ALONE_RUNS = arg('alone-runs', QUICK ? 2 : 5);
+/** The guest tier's promotion mode (guest create --tier-promote): background (the default) or sync (the copy on the
+ * task's path, the mode before background promotion). */
+const PROMOTE = argStr('tier-promote', 'background');
+if (PROMOTE !== 'background' && PROMOTE !== 'sync') throw new Error(`--tier-promote must be background or sync, got ${PROMOTE}`);
+/** Where a first touch with room reads its segment from: the share after the copy (sync), or the disk tier. */
+const FIRST_TOUCH_TIER = PROMOTE === 'sync' ? 'memory' : 'disk';
 const IMAGE_MIB = 1024;
 const THREADS = Math.max(1, Math.ceil(CPUS)); // x264 threads = vCPUs (the paper)
 /** The guest tier's idle eviction (the agent's default, not compressed). */
@@ -269,7 +279,7 @@ async function main(): Promise<void> {
     // ---- the daemon and the guest ----
     await session.start();
     log(`creating sandbox guest ${guest} (--cpus ${CPUS}, --memory ${MEMORY}, share ${MAX_MIB}M)`);
-    const g = await session.createGuest<GuestView & { driverInfo: { cgroup: string; initPid: number; cgroupVersion: 1 | 2; guestRootHostUid?: number } }>(guest, ['--share-size', `${MAX_MIB}M`, '--cpus', String(CPUS), '--memory', MEMORY]);
+    const g = await session.createGuest<GuestView & { driverInfo: { cgroup: string; initPid: number; cgroupVersion: 1 | 2; guestRootHostUid?: number } }>(guest, ['--share-size', `${MAX_MIB}M`, '--cpus', String(CPUS), '--memory', MEMORY, '--tier-promote', PROMOTE]);
     const { initPid, cgroup, cgroupVersion } = g.driverInfo;
     // a container guest's root is an unprivileged host uid (user namespace): the ext4 root must be its own
     const rootUid = g.driverInfo.guestRootHostUid ?? 0;
@@ -353,15 +363,17 @@ async function main(): Promise<void> {
     const measuredReadMBps = await readMBps();
     log(`disk-tier read in the guest with pages dropped: ${measuredReadMBps.toFixed(1)} MB/s (throttle ${READ_MBPS} MB/s); the share is tmpfs`);
     // Three alone costs, each through the path a task takes in the experiment (the driver's lookups included):
-    //   memory: the segment already in the share; promoted: found on the disk tier and copied into the share on the
-    //   way (tier.path, as under static-max on a first touch); disk: found on the disk tier with no room in the share
+    //   memory: the segment already in the share; first touch: found on the disk tier with room in the share (as under
+    //   static-max): with background promotion read from the disk tier while tier.path's promotion copies it in
+    //   behind the task, with sync copied into the share on the way and read from there; disk: found on the disk tier
+    //   with no room in the share
     //   (the promotion tried and refused, as under a small share). Then pairs of memory-tier tasks started together:
     //   how much of the alone speed each keeps when two share the guest's CPUs (feeds the simulator's serial fraction).
     const aloneSegs = Array.from({ length: ALONE_RUNS }, (_, k) => SEGMENTS - 1 - k);
     const missSegs = Array.from({ length: ALONE_RUNS }, (_, k) => SEGMENTS - 1 - ALONE_RUNS - k);
     const aloneTrace: { t: number; seg: number; lookup: Lookup }[] = [];
     for (const seg of aloneSegs) aloneTrace.push({ t: 0, seg, lookup: 'promote' }, { t: 0, seg, lookup: 'promote' });
-    log(`alone runs: ${ALONE_RUNS} unpopular segments, each twice in a row (promoted into the share, then read from it), ${ALONE_RUNS} others with no room in the share (the disk tier), ${ALONE_RUNS} pairs of memory-tier tasks started together`);
+    log(`alone runs: ${ALONE_RUNS} unpopular segments, each twice in a row (a first touch with room, promotion ${PROMOTE}; then read from the share), ${ALONE_RUNS} others with no room in the share (the disk tier), ${ALONE_RUNS} pairs of memory-tier tasks started together`);
     await guestExec([NODE_BIN, '--input-type=module', '-e', driverCode([{ t: 0, seg: SEGMENTS - 1, lookup: 'promote' }], true)], 300_000); // warm-up
     await resetCatalogue(INITIAL_MIB);
     const alone = JSON.parse(await guestExec([NODE_BIN, '--input-type=module', '-e', driverCode(aloneTrace, true)], 900_000)) as TaskResult[];
@@ -376,26 +388,27 @@ async function main(): Promise<void> {
     const misses = JSON.parse(await guestExec([NODE_BIN, '--input-type=module', '-e', driverCode(missSegs.map((seg) => ({ t: 0, seg, lookup: 'promote' as const })), true)], 900_000)) as TaskResult[];
     const aloneBad = [...alone, ...pairs, ...misses].filter((r) => r.code !== 0);
     if (aloneBad.length) throw new Error(`alone tasks failed: ${JSON.stringify(aloneBad.slice(0, 3))}`);
-    const promotedRuns = alone.filter((r) => r.i % 2 === 0 && r.found === 'disk' && r.tier === 'memory').map((r) => r.responseS);
+    const firstTouchRuns = alone.filter((r) => r.i % 2 === 0 && r.found === 'disk' && r.tier === FIRST_TOUCH_TIER).map((r) => r.responseS);
     const memRuns = alone.filter((r) => r.i % 2 === 1 && r.found === 'memory').map((r) => r.responseS);
     const diskRuns = misses.filter((r) => r.tier === 'disk').map((r) => r.responseS);
     const pairRuns = pairs.filter((r) => r.found === 'memory').map((r) => r.responseS);
-    if (memRuns.length === 0 || diskRuns.length === 0 || promotedRuns.length === 0 || pairRuns.length === 0)
+    if (memRuns.length === 0 || diskRuns.length === 0 || firstTouchRuns.length === 0 || pairRuns.length === 0)
       throw new Error(`alone runs missed a tier: ${JSON.stringify([...alone, ...misses, ...pairs].map((r) => [r.found, r.tier]))}`);
     const memS = mean(memRuns);
     const diskS = mean(diskRuns);
-    const promoteS = mean(promotedRuns);
+    const firstTouchS = mean(firstTouchRuns);
     const pairS = mean(pairRuns);
     const sd = (xs: number[]): number => Math.sqrt(mean(xs.map((x) => (x - mean(xs)) ** 2)));
     // the simulator's CPU sharing from the pairs: each of two tasks ran at memS / pairS of its alone speed
     const pairFit = serialFractionForRate(memS / pairS, 2, CPUS);
     const serialFraction = SERIAL_FRACTION_ARG === 'measured' ? pairFit.s : Number(SERIAL_FRACTION_ARG);
     if (!(serialFraction >= 0 && serialFraction <= 1)) throw new Error(`bad --serial-fraction ${SERIAL_FRACTION_ARG}`);
-    log(`  alone: memory tier ${memS.toFixed(2)} s (sd ${sd(memRuns).toFixed(2)}), promoted on the way ${promoteS.toFixed(2)} s (sd ${sd(promotedRuns).toFixed(2)}), disk tier ${diskS.toFixed(2)} s (sd ${sd(diskRuns).toFixed(2)}); `
-      + `disk/memory ${(diskS / memS).toFixed(2)} (paper 4.02/3.32 = 1.21), promoted/memory ${(promoteS / memS).toFixed(2)}; two at once ${pairS.toFixed(2)} s each (speed ${(memS / pairS).toFixed(2)} of alone: serial fraction ${pairFit.s.toFixed(2)}${pairFit.clamped ? ', clamped' : ''}; simulator uses ${serialFraction.toFixed(2)})`);
+    log(`  alone: memory tier ${memS.toFixed(2)} s (sd ${sd(memRuns).toFixed(2)}), first touch with room (${PROMOTE}) ${firstTouchS.toFixed(2)} s (sd ${sd(firstTouchRuns).toFixed(2)}), disk tier ${diskS.toFixed(2)} s (sd ${sd(diskRuns).toFixed(2)}); `
+      + `disk/memory ${(diskS / memS).toFixed(2)} (paper 4.02/3.32 = 1.21), first touch/memory ${(firstTouchS / memS).toFixed(2)}; two at once ${pairS.toFixed(2)} s each (speed ${(memS / pairS).toFixed(2)} of alone: serial fraction ${pairFit.s.toFixed(2)}${pairFit.clamped ? ', clamped' : ''}; simulator uses ${serialFraction.toFixed(2)})`);
     // Time compression (the regime rule, docs/controller.md): the paper's 3.32 s is its memory-tier task; here a task
-    // served by the memory tier costs memS when its segment is already in the share and promoteS when it is copied in
-    // on the way (a segment not requested within the tier's 60 s idle window is on the disk tier). F = 3.32 s / the
+    // of a share that has room costs memS when its segment is already in the share and firstTouchS when it is not (a
+    // segment not requested within the tier's 60 s idle window is on the disk tier): a disk-tier read with the copy
+    // behind it (background promotion), or the copy and a share read (sync). F = 3.32 s / the
     // memory tier's mean cost on workload #1's trace (the first-touch share p of its arrivals, found from a trace
     // made at F0 = 3.32 / memS, then the trace remade at F). So the SLO is the paper's 3.0x, and the utilisation
     // λ·E[X] of a share that holds every segment (static-max) the paper's 3.32/8 = 0.415 on #1.
@@ -411,12 +424,12 @@ async function main(): Promise<void> {
       return a.length ? first / a.length : 1;
     };
     const pFirst = firstTouchShare(PAPER.memS / memS);
-    const memTierS = (1 - pFirst) * memS + pFirst * promoteS;
+    const memTierS = (1 - pFirst) * memS + pFirst * firstTouchS;
     const F = COMPRESSION === 'auto' ? Math.round((PAPER.memS / memTierS) * 100) / 100 : Number(COMPRESSION);
     if (!(F > 0)) throw new Error(`bad --compression ${COMPRESSION}`);
     const sloS = PAPER.sloS / F;
     const windowS = PAPER.windowS / F;
-    log(`time compression F = ${F} (3.32 s / the memory tier's ${memTierS.toFixed(2)} s: ${(pFirst * 100).toFixed(0)} % first touches at ${promoteS.toFixed(2)} s, the rest ${memS.toFixed(2)} s): mean inter-arrival ${(PAPER.lowMeanS / F).toFixed(2)} s / ${(PAPER.highMeanS / F).toFixed(2)} s, SLO ${sloS.toFixed(2)} s, windows ${windowS.toFixed(1)} s; `
+    log(`time compression F = ${F} (3.32 s / the memory tier's ${memTierS.toFixed(2)} s: ${(pFirst * 100).toFixed(0)} % first touches at ${firstTouchS.toFixed(2)} s (${PROMOTE}), the rest ${memS.toFixed(2)} s): mean inter-arrival ${(PAPER.lowMeanS / F).toFixed(2)} s / ${(PAPER.highMeanS / F).toFixed(2)} s, SLO ${sloS.toFixed(2)} s, windows ${windowS.toFixed(1)} s; `
       + `utilisation of #1 at the memory tier ${((memTierS * F) / PAPER.lowMeanS).toFixed(3)} (paper 0.415)`);
 
     // ---- calibration through the daemon (control calibrate): E[X|m] of the task on Zipf-drawn segments ----
@@ -488,6 +501,8 @@ async function main(): Promise<void> {
         lastOffAt = Date.now();
 
         // ---- 0 lost: every segment once in the two tiers (or identical in both), same sha256 ----
+        // a background promotion keeps the disk-tier copy through the 2 s busy grace (the app may still open it)
+        if (PROMOTE === 'background') await sleep(3000);
         let lost = 0; let changed = 0; let dup = 0;
         for (const n of names) {
           const copies = [join(sharePath, n), join(diskTierHost, n)].filter((p) => existsSync(p));
@@ -539,7 +554,10 @@ async function main(): Promise<void> {
           ramGB: 4,
           workload: { kind: 'trace', arrivals: trace.arrivals.map((a) => ({ time: a.t, segment: a.seg })) },
           catalogue: { segments: SEGMENTS, zipfAlpha: ZIPF, sizeMeanMiB: catalogueMiB / SEGMENTS, sizeSigma: 0.05 },
-          service: { ...DEFAULT_SERVICE, memS, diskS, promoteS, serialFraction, pageCacheCost: 0 },
+          service: {
+            ...DEFAULT_SERVICE, memS, diskS, serialFraction, pageCacheCost: 0,
+            ...(PROMOTE === 'sync' ? { promotion: 'sync' as const, promoteS: firstTouchS } : { promotion: 'background' as const }),
+          },
           evictAfterS: 60,
           sloS,
           windowS,
@@ -626,16 +644,16 @@ async function main(): Promise<void> {
         diskTier: { device: loopDev, majMin, image: `ext4 ${IMAGE_MIB} MiB sparse file, losetup --direct-io=on`, mountedAt: `${DISK_TIER_IN_GUEST} in the guest's mount namespace`, throttle, measuredReadMBps },
         pageCache: 'before each task whose segment is in the disk tier, its pages are dropped (vmtouch -e, posix_fadvise DONTNEED), and the whole disk tier after every reset; the image is attached with direct I/O so the host caches no copy of it either',
         catalogue: { segments: SEGMENTS, secondsEach: SEGMENT_S, totalMiB: catalogueMiB, zipfAlpha: ZIPF, made: 'ffmpeg -f lavfi -i testsrc2=size=1280x720:rate=30,noise=alls=8:allf=t -c:v libx264 -preset ultrafast -b:v 16M -f segment -segment_time 2' },
-        task: `driver in the guest: tier.path(SEG) through the agent (promotes a disk-tier segment when it fits; the promotion copy is in the response time the bench measures, not in what task run reports), then hylics task run transcode --tier-hit|--tier-miss (the tier ffmpeg reads from) -- ffmpeg -threads ${THREADS} -i PATH -c:v libx264 -preset veryfast -threads ${THREADS} -s 854x480 -f null -`,
+        task: `driver in the guest: tier.path(SEG) through the agent (a disk-tier segment that fits is promoted: ${PROMOTE === 'sync' ? 'copied in first; the copy is in the response time the bench measures, not in what task run reports' : 'in the background, the task reading the disk tier meanwhile'}), then hylics task run transcode --tier-hit|--tier-miss (the tier ffmpeg reads from) -- ffmpeg -threads ${THREADS} -i PATH -c:v libx264 -preset veryfast -threads ${THREADS} -s 854x480 -f null -`,
         alone: {
-          memRuns, promotedRuns, diskRuns, pairRuns, memS, promoteS, diskS, pairS,
-          diskOverMemory: diskS / memS, promotedOverMemory: promoteS / memS,
+          promotion: PROMOTE, memRuns, firstTouchRuns, diskRuns, pairRuns, memS, firstTouchS, diskS, pairS,
+          diskOverMemory: diskS / memS, firstTouchOverMemory: firstTouchS / memS,
           serialFractionFromPairs: pairFit.s, serialFractionClamped: pairFit.clamped,
         },
-        compression: { factor: F, how: COMPRESSION === 'auto' ? `paper 3.32 s / the memory tier's mean alone cost on workload #1's trace, ${memTierS.toFixed(3)} s = ${(pFirst * 100).toFixed(1)} % first touches (segment not requested within ${TIER_IDLE_S} s: copied in from the disk tier, ${promoteS.toFixed(3)} s) + the rest already in the share (${memS.toFixed(3)} s); so SLO / memory-tier task = 10/3.32 and utilisation on #1 = 3.32/8 as in the paper` : 'given', firstTouchShare: pFirst, memoryTierS: memTierS, utilisationW1: (memTierS * F) / PAPER.lowMeanS, paperUtilisationW1: PAPER.memS / PAPER.lowMeanS, meanInterarrivalS: [PAPER.lowMeanS / F, PAPER.highMeanS / F], sloS, windowS },
+        compression: { factor: F, how: COMPRESSION === 'auto' ? `paper 3.32 s / the memory tier's mean alone cost on workload #1's trace, ${memTierS.toFixed(3)} s = ${(pFirst * 100).toFixed(1)} % first touches (segment not requested within ${TIER_IDLE_S} s, on the disk tier: ${PROMOTE === 'sync' ? 'copied in, then read' : 'read from the disk tier while promoted in the background'}, ${firstTouchS.toFixed(3)} s) + the rest already in the share (${memS.toFixed(3)} s); so SLO / memory-tier task = 10/3.32 and utilisation on #1 = 3.32/8 as in the paper` : 'given', firstTouchShare: pFirst, memoryTierS: memTierS, utilisationW1: (memTierS * F) / PAPER.lowMeanS, paperUtilisationW1: PAPER.memS / PAPER.lowMeanS, meanInterarrivalS: [PAPER.lowMeanS / F, PAPER.highMeanS / F], sloS, windowS },
         control: { minMiB: MIN_MIB, maxMiB: MAX_MIB, initialMiB: INITIAL_MIB, smallMiB: SMALL_MIB, intervalMinS: CI_MIN_S, intervalMaxS: CI_MAX_S, tierIdleS: 60, note: 'the guest tier evicts after 60 s idle (agent default, not compressed); improved\'s dwell and eviction window are 60 s too' },
         calibration: cal, durationS: DURATION_S, seed: SEED, workloads: traces,
-        simulator: `simulate() with the same trace (times and segments), vcpus = guest cpus, Amdahl serial fraction ${serialFraction.toFixed(3)} (${SERIAL_FRACTION_ARG === 'measured' ? 'from the pairs' : 'given'}), memS / promoteS / diskS = the alone times (memory, copied in on the way, disk tier with no room), the calibrated E[X|m] for queue/aq/improved, eviction 60 s, no page cache`,
+        simulator: `simulate() with the same trace (times and segments), vcpus = guest cpus, Amdahl serial fraction ${serialFraction.toFixed(3)} (${SERIAL_FRACTION_ARG === 'measured' ? 'from the pairs' : 'given'}), memS / diskS = the alone times (memory, disk tier with no room); promotion ${PROMOTE} (${PROMOTE === 'sync' ? `promoteS = the first touch ${firstTouchS.toFixed(3)} s` : 'a first touch with room costs diskS'}), the calibrated E[X|m] for queue/aq/improved, eviction 60 s, no page cache`,
       },
       goals,
       runs: runs.map(({ tasksDetail, samples, decisionLog, ...r }) => ({ ...r, tasksDetail, samples, decisionLog })),

@@ -26,11 +26,19 @@ export interface ServiceConfig {
   memS: number;
   diskS: number;
   /**
-   * Alone time of a task whose segment enters the share at its request (it was on the disk tier and there is room):
-   * a guest tier that copies it in before the task reads it (the real guest's tier.path) pays the copy here. Default
-   * memS: the paper counts such a task as a memory-tier one, with no copy cost.
+   * Alone time of a task whose segment enters the share at its request (it was on the disk tier and there is room)
+   * under promotion 'sync': a guest tier that copies it in before the task reads it (the real guest's tier.path with
+   * `--tier-promote sync`) pays the copy here. Default memS: the paper counts such a task as a memory-tier one, with
+   * no copy cost. Unused under 'background'.
    */
   promoteS?: number;
+  /**
+   * How a segment that enters the share at its request is served: 'sync' (default: the copy is on the task's path,
+   * the task costs promoteS, or memS, and counts as served from memory) or 'background' (the real guest's default
+   * `--tier-promote background`: the task reads the disk tier — diskS, or the page cache — while the segment is
+   * copied into the share for the next request; the copy's own time is not modelled).
+   */
+  promotion?: 'sync' | 'background';
   /** Log-normal spread of a segment's content complexity (fixed per segment) and of each run. */
   complexitySigma: number;
   noiseSigma: number;
@@ -188,6 +196,9 @@ function checkConfig(c: SimConfig): void {
   fin('service.memS', c.service.memS, 0, 1e5);
   fin('service.diskS', c.service.diskS, 0, 1e5);
   if (c.service.promoteS !== undefined) fin('service.promoteS', c.service.promoteS, 0, 1e5);
+  if (c.service.promotion !== undefined && c.service.promotion !== 'sync' && c.service.promotion !== 'background') {
+    bad('service.promotion', c.service.promotion, 'sync or background');
+  }
   fin('service.complexitySigma', c.service.complexitySigma, 0, 3, false);
   fin('service.noiseSigma', c.service.noiseSigma, 0, 3, false);
   fin('service.serialFraction', c.service.serialFraction, 0, 1, false);
@@ -269,10 +280,13 @@ export function simulate(cfg: SimConfig): SimResult {
       const noise = svcRng.lognormalMean(1, svc.noiseSigma);
       const hit = tier.request(s, t);
       if (!hit) ivFull++;
-      const base = hit ? (tier.entered ? svc.promoteS ?? svc.memS : svc.memS) : pcCoin < hitPC ? pcS : svc.diskS;
+      // served from the share: there already, or copied in on the way (sync); a background promotion's task reads
+      // the disk tier while its segment enters the share
+      const fromMem = hit && !(tier.entered && svc.promotion === 'background');
+      const base = fromMem ? (tier.entered ? svc.promoteS ?? svc.memS : svc.memS) : pcCoin < hitPC ? pcS : svc.diskS;
       const work = base * tier.segCx[s]! * noise;
-      server.add(t, s, work, !hit);
-      rec.arrival(t, work, hit);
+      server.add(t, s, work, !fromMem);
+      rec.arrival(t, work, fromMem);
       ivArr++;
       nextArr = gen.next();
       continue;

@@ -107,6 +107,22 @@ test('promoteS: a task whose segment is copied into the share on the way pays it
   assert.throws(() => run(-1), { code: 'HYLICS_ERR_SIM_INVALID_CONFIG' });
 });
 
+test('promotion background: a first touch reads the disk tier (diskS) while its segment enters the share, a repeat request is served from memory', () => {
+  const arrivals = [0, 20, 40, 60].map((time, i) => ({ time, segment: i < 2 ? 1 : 2 }));
+  const run = (promotion?: 'sync' | 'background', promoteS = 5) => simulate(defaultSimConfig({
+    durationS: 100, workload: { kind: 'trace', arrivals }, controller: null, fixedSizeBytes: 512 * MiB, record: false,
+    ramGB: 4, // no page cache hits at 4 GB: a disk-tier read costs diskS
+    service: {
+      ...DEFAULT_SERVICE, complexitySigma: 0, noiseSigma: 0, memS: 2, diskS: 3, promoteS,
+      ...(promotion ? { promotion } : {}),
+    },
+  })).metrics;
+  assert.ok(Math.abs(run('background').meanR - (3 + 2 + 3 + 2) / 4) < 1e-9, 'first touches at diskS, promoteS unused');
+  assert.ok(Math.abs(run('sync').meanR - (5 + 2 + 5 + 2) / 4) < 1e-9, 'sync: the old model');
+  assert.equal(run().meanR, run('sync').meanR, 'sync is the default');
+  assert.throws(() => run('later' as 'sync'), { code: 'HYLICS_ERR_SIM_INVALID_CONFIG' });
+});
+
 test('serial fraction from a measured "two at once" speed inverts psRate and clamps', () => {
   for (const s of [0.05, 0.22, 0.6]) {
     const fit = serialFractionForRate(psRate(2, 1.5, s), 2, 1.5);
