@@ -64,6 +64,14 @@ export const TAIL_BYTES = 1;
  * gets the range's last byte from the guest. Costs up to the client's delayed-ACK time per handoff.
  */
 export const HANDBACK_MAX_UNACKED = 0;
+/**
+ * The same for a guest that awaits its release before it thaws (holdUntilRelease): the host holds the flow (its
+ * packets dropped at prerouting, before TCP early demux) from the hand-back until the release, so nothing of the
+ * client reaches the guest while it swaps sockets, and the client's delayed ACK of the last bytes (~40 ms) is not
+ * waited for: the unacknowledged bytes travel in the state (as CRIU carries them) and the thawed socket's window
+ * probe gets the client's ACK of them at once.
+ */
+export const HANDBACK_MAX_UNACKED_HELD = 64 * 1024;
 /** Handoff latencies kept per guest for the percentiles in `guest show`. */
 const LATENCY_RING = 1024;
 
@@ -84,6 +92,8 @@ interface Handoff {
   orphan: boolean;
   /** Begun with offload.socket.handoff: the guest's socket is behind its drop filter, nothing held here. */
   quick: boolean;
+  /** quick, and the guest awaits the release before it thaws: the hand-back holds the flow until the release. */
+  held?: boolean;
   /** The host's socket has the drop filter on (frozen after a quick hand-back). */
   filtered?: boolean;
   /** A quick hand-back's state: the host's copy is closed at once, this is kept to finish the connection if the
@@ -247,9 +257,10 @@ export class SocketOffload {
    * drop filter, so no packet reaches its socket and the host holds nothing; the flow goes straight to `steer`.
    */
   async handoff(guest: string, p: OffloadHandoffParamsT): Promise<OffloadHandoffResultT> {
-    const { state, ...begin } = p;
+    const { state, holdUntilRelease, ...begin } = p;
     const { h } = this.open(guest, begin);
     h.quick = true;
+    h.held = holdUntilRelease === true;
     // the guest's release of this connection's previous handoff may still be on its way (it is not awaited): the
     // guest is handing the connection over again, so it has it back; close the stale copy before restoring anew
     // (two sockets of one 4-tuple must never exist here)
@@ -384,7 +395,7 @@ export class SocketOffload {
     }
     // hand back: everything transmitted and acknowledged (quick: at most HANDBACK_MAX_UNACKED not yet), then
     // freeze and dump
-    const drained = await this.drain(h.hostFd, h.quick ? HANDBACK_MAX_UNACKED : 0);
+    const drained = await this.drain(h.hostFd, h.held ? HANDBACK_MAX_UNACKED_HELD : h.quick ? HANDBACK_MAX_UNACKED : 0);
     if (drained !== 'ok') {
       this.account(c, guest, bytes, overheadMs);
       if (drained === 'closing') { await this.finish(h); return { bytes, outcome: 'finished', reason: 'the client closed its side' }; }
@@ -400,7 +411,8 @@ export class SocketOffload {
         dropFilter(h.hostFd, true);
         h.filtered = true;
         state = freezeAndDump(h.hostFd);
-        await this.move(guest, h.flow, null);
+        // held: the client's segments are dropped here until the guest's release (it swaps and thaws meanwhile)
+        await this.move(guest, h.flow, h.held ? 'hold' : null);
         // our frozen copy goes now (silently: repair mode), not at the guest's release: while a socket of the
         // flow's 4-tuple exists here, TCP early demux hands the client's segments to it before any routing, so
         // the flow's next request and ACKs would die at its filter until the client's retransmission timeout
@@ -572,8 +584,8 @@ export class SocketOffload {
     if (finish && h.phase === 'returned') { clearTimeout(h.timer); void this.finishFrozen(h); return { released: true }; }
     if (h.hostFd !== undefined) { try { closeFd(h.hostFd); } catch { /* frozen: silent */ } h.hostFd = undefined; }
     this.done(h);
-    // a quick hand-back already took the flow out of `steer` and never held it
-    if (!h.quick) await this.move(guest, h.flow, null);
+    // a quick hand-back already took the flow out of `steer`; only a held one (or a three-step one) is in `hold`
+    if (!h.quick || h.held) await this.move(guest, h.flow, null);
     return { released: true };
   }
 

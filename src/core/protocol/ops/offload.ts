@@ -86,6 +86,9 @@ export const OffloadSendResult = Type.Object({
 export const OffloadHandoffParams = Type.Object({
   ...OffloadBeginParams.properties,
   state: TcpState,
+  /** The guest awaits its release before it thaws the restored socket: the host may hand back with bytes not yet
+   *  acknowledged (they travel in the state) and holds the flow (drops its packets) until the release. */
+  holdUntilRelease: Type.Optional(Type.Boolean()),
 }, { additionalProperties: false });
 export const OffloadHandoffResult = Type.Object({
   ...OffloadSendResult.properties,
