@@ -229,9 +229,9 @@ test('escape attempts: symlinks in either tier are refused and never followed by
 const nodeScript = (script: string): string[] => [...process.execArgv.filter((a) => !a.startsWith('--test')), '--input-type=module', '-e', script];
 const storeUrl = new URL('../../../src/guest/tier/store.js', import.meta.url).href;
 
-test('a concurrent reader never sees a torn file while the file moves back and forth between the tiers', { skip }, async (t) => {
+for (const promote of ['sync', 'background'] as const) test(`a concurrent reader never sees a torn file while the file moves back and forth between the tiers (promotion ${promote})`, { skip }, async (t) => {
   const f = await fixture(t, 32 * MiB);
-  const s = await f.store({ idleMs: 0, promote: 'sync' });
+  const s = await f.store({ idleMs: 0, promote });
   const data = randomBytes(6 * MiB);
   await s.put('big', Readable.from([data]));
   const want = sha(data);
@@ -257,7 +257,8 @@ test('a concurrent reader never sees a torn file while the file moves back and f
     const r = await s.shrink(0, 10_000);
     if (r.movedFiles) moves++;
     f.clock.t += 1000;
-    await s.lookup('big'); // promotes it back
+    await s.lookup('big'); // promotes it back (background: after the answer)
+    await s.promotionsSettled();
     moves++;
   }
   const res = JSON.parse(out) as { reads: number; torn: number; missing: number };
@@ -268,21 +269,25 @@ test('a concurrent reader never sees a torn file while the file moves back and f
 });
 
 test('an agent killed at every step of a move loses nothing: recovery leaves exactly one complete copy', { skip, timeout: 120_000 }, async (t) => {
-  for (const direction of ['evict', 'promote'] as const) {
+  // promote-background: the copy made by the background worker, with the disk copy kept through a busy grace (so the
+  // child never reaches 'unlinked' there: killed after the rename, both tiers hold the file)
+  for (const direction of ['evict', 'promote', 'promote-background'] as const) {
     for (const step of ['tmp-partial', 'copied', 'renamed', 'unlinked'] as const) {
+      if (direction === 'promote-background' && step === 'unlinked') continue;
       const f = await fixture(t, 32 * MiB);
       const s = await f.store();
       const data = randomBytes(3 * MiB + 12345);
       await s.put('v/seg.ts', Readable.from([data]));
-      if (direction === 'promote') await s.shrink(0, 10_000);
+      if (direction !== 'evict') await s.shrink(0, 10_000);
       const from = direction === 'evict' ? 'memory' : 'disk';
       assert.equal((await s.locate('v/seg.ts'))?.tier, from);
       // the "agent": a process doing the move that stops at `step`; we SIGKILL it there
       const child = spawn(process.execPath, nodeScript(`
         const { TierStore } = await import(${JSON.stringify(storeUrl)});
         const hook = async (st) => { if (st === ${JSON.stringify(step)}) { process.stdout.write('AT ' + st + '\\n'); await new Promise(() => {}); } };
-        const s = await new TierStore({ memoryDir: ${JSON.stringify(f.mem)}, diskDir: ${JSON.stringify(f.disk)}, hook, busyGraceMs: 0, headroomBytes: 0, promote: 'sync' }).open();
-        if (${JSON.stringify(direction)} === 'evict') await s.shrink(0, 60000); else await s.lookup('v/seg.ts');
+        const s = await new TierStore({ memoryDir: ${JSON.stringify(f.mem)}, diskDir: ${JSON.stringify(f.disk)}, hook, headroomBytes: 0,
+          ...${JSON.stringify(direction === 'promote-background' ? { promote: 'background', busyGraceMs: 600_000 } : { promote: 'sync', busyGraceMs: 0 })} }).open();
+        if (${JSON.stringify(direction)} === 'evict') await s.shrink(0, 60000); else { await s.lookup('v/seg.ts'); await s.promotionsSettled(); }
         process.stdout.write('DONE\\n');
       `), { stdio: ['ignore', 'pipe', 'inherit'] });
       const line = await new Promise<string>((resolve) => {
