@@ -32,7 +32,7 @@ import { serveOffloadFd } from './offload-fd.js';
 import { tcpRepairAvailable } from '../os/tcp-repair.js';
 
 function usage(msg: string): never {
-  process.stderr.write(`hylics-agent: ${msg}\nusage: agent-main [--channel-unix PATH | --channel-port NAME] [--app-socket PATH|none] [--offload-socket PATH|none] [--share DIR] [--name NAME] [--log-level LEVEL] [--disk-tier DIR|none] [--tier-idle DUR] [--tier-sweep DUR] [--tier-promote on|off] [--tier-headroom SIZE] [--bin-dir DIR|none]\n`);
+  process.stderr.write(`hylics-agent: ${msg}\nusage: agent-main [--channel-unix PATH | --channel-port NAME] [--app-socket PATH|none] [--offload-socket PATH|none] [--share DIR] [--name NAME] [--log-level LEVEL] [--disk-tier DIR|none] [--tier-idle DUR] [--tier-sweep DUR] [--tier-promote background|sync|off] [--tier-headroom SIZE] [--bin-dir DIR|none]\n`);
   process.exit(2);
 }
 
