@@ -5,7 +5,7 @@
 // /proc/<pid>/stat). Then 1,000 keep-alive clients and 10,000 idle connections: requests/s and server memory.
 // Writes bench/results/http-delivery.{json,svg} (with --cc NAME: http-delivery-NAME.{json,svg}).
 //   npx tsx bench/http-delivery.ts [--duration 3] [--rounds 3] [--no-pin] [--connections 16] [--sizes 4k,64k,1m,16m]
-//                                  [--no-scale] [--cc reno]
+//                                  [--no-scale] [--cc reno] [--module-congctl reno]
 // Needs root (tmpfs mount), nginx, lighttpd and wrk (scripts/debian-packages.txt).
 import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
@@ -29,6 +29,10 @@ const USAGE = `bench http-delivery: the http module (nginx engine) vs lighttpd f
   --cc NAME          run servers and wrk in a network namespace of their own whose TCP congestion control is NAME
                      (e.g. reno: no pacing); results in http-delivery-NAME.{json,svg}. Default: the host's own
                      (sysctl net.ipv4.tcp_congestion_control; bbr paces every socket, see docs/modules.md)
+  --module-congctl NAME  a network namespace of its own keeping the host's congestion control, where the third
+                     server is the module engine (symlinks checked) on 127.0.0.3 whose replies take a route with
+                     congctl NAME (policy rule from 127.0.0.3; lighttpd and the other engine keep the default):
+                     the per-route recipe of docs/modules.md; results in http-delivery-congctl-NAME.{json,svg}
 Needs root, nginx, lighttpd, wrk.`;
 if (process.argv.includes('--help')) { process.stdout.write(`${USAGE}\n`); process.exit(0); }
 
@@ -50,6 +54,13 @@ if (FILES.length === 0) throw new Error(`--sizes: none of ${SIZES.join(',')} is 
 const SCALE = !process.argv.includes('--no-scale');
 /** --cc NAME: the bench re-runs itself in a network namespace of its own with that TCP congestion control. */
 const CC = argStr('cc', '');
+/** --module-congctl NAME: one module engine's replies take a route with that congestion control (RTAX_CC_ALGO). */
+const MODULE_CC = argStr('module-congctl', '');
+if (CC !== '' && MODULE_CC !== '') throw new Error('--cc and --module-congctl: one or the other');
+/** The address of the engine whose replies get MODULE_CC, and the policy routing table that holds that route. */
+const CC_ADDR = '127.0.0.3';
+const CC_TABLE = 100;
+const THIRD = MODULE_CC ? `module (nginx, route congctl ${MODULE_CC})` : 'module (nginx, symlinks not checked)';
 /** Set on the re-run inside that namespace. */
 const IN_NETNS = process.env.HYLICS_BENCH_NETNS ?? '';
 /** The TCP congestion control every socket of this run gets (the namespace's default: wrk, lighttpd, nginx). */
@@ -167,12 +178,12 @@ async function startLighttpd(root: string, work: string): Promise<Server> {
 }
 
 /** The module engine: nginx master + its worker (the cgroup's memory is what hylicsd reports for the guest). */
-async function startModule(share: string, name: string, disableSymlinks: boolean): Promise<Server> {
+async function startModule(share: string, name: string, disableSymlinks: boolean, addr = '127.0.0.1'): Promise<Server> {
   // as hylicsd runs it, with room for the 10,000-connection run (the default is 1024 per module)
   const manager = new ModuleManager({ steer: false, disableSymlinks, limits: { maxConnections: 12_000 } });
   const guest = `bench-${servers.length}-${process.pid}`;
-  const info = await manager.start({ name: guest, sharePath: share, guestAddr: '127.0.0.1', hostAddr: '127.0.0.1' }, { kind: 'http', root: '/', port: 80 });
-  const base = `http://127.0.0.1:${info.listen.port}`;
+  const info = await manager.start({ name: guest, sharePath: share, guestAddr: addr, hostAddr: addr }, { kind: 'http', root: '/', port: 80 });
+  const base = `http://${addr}:${info.listen.port}`;
   await waitHttp(`${base}/4k.bin`);
   const pids = (): number[] => {
     const master = manager.workerPid(guest)!;
@@ -279,6 +290,7 @@ async function scaleRuns(list: Server[]): Promise<Array<Record<string, unknown>>
  * NAME (only its loopback; the host's setting is untouched). Returns the exit status of that run.
  */
 function rerunInNetns(cc: string): number {
+  // (--module-congctl passes the host's own: the namespace then differs from the host only by its routing rules)
   const ns = `hylics-bench-http-${process.pid}`;
   execFileSync('ip', ['netns', 'add', ns]);
   try {
@@ -297,6 +309,17 @@ function rerunInNetns(cc: string): number {
 async function main(): Promise<void> {
   if (process.getuid?.() !== 0) throw new Error('needs root (tmpfs mount)');
   if (CC !== '' && IN_NETNS === '') { process.exitCode = rerunInNetns(CC); return; }
+  if (MODULE_CC !== '' && IN_NETNS === '') { process.exitCode = rerunInNetns(tcpCongestionControl()); return; }
+  if (MODULE_CC !== '') {
+    // the engine on CC_ADDR answers by a route with congctl MODULE_CC: a rule for its source address ahead of the
+    // local table (in this namespace only: loopback replies otherwise go by the local table, at preference 0)
+    for (const c of [
+      ['rule', 'add', 'pref', '100', 'from', CC_ADDR, 'lookup', String(CC_TABLE)],
+      ['route', 'add', 'table', String(CC_TABLE), 'local', '127.0.0.0/8', 'dev', 'lo', 'congctl', MODULE_CC],
+      ['rule', 'del', 'pref', '0'], ['rule', 'add', 'pref', '200', 'lookup', 'local'],
+    ]) execFileSync('ip', c);
+    log(`replies from ${CC_ADDR} take a route with congctl ${MODULE_CC}: ${execFileSync('ip', ['route', 'get', '127.0.0.1', 'from', CC_ADDR]).toString().trim()}`);
+  }
   for (const bin of ['lighttpd', 'wrk', 'nginx']) execFileSync('which', [bin], { stdio: 'ignore' });
   const work = mkdtempSync(join(tmpdir(), 'hylics-bench-http-'));
   const share = join(work, 'share');
@@ -313,9 +336,23 @@ async function main(): Promise<void> {
     log('starting lighttpd and the http module engine (nginx; disable_symlinks on, and off to measure its cost)');
     servers.push(await startLighttpd(share, work));
     servers.push(await startModule(share, 'module (nginx)', true));
-    servers.push(await startModule(share, 'module (nginx, symlinks not checked)', false));
+    servers.push(MODULE_CC ? await startModule(share, THIRD, true, CC_ADDR) : await startModule(share, THIRD, false));
     if (PIN) for (const s of servers) for (const pid of s.pids()) execFileSync('taskset', ['-a', '-p', '-c', '1', String(pid)], { stdio: 'ignore' });
     const cpuOf = (s: Server): number => s.pids().reduce((a, p) => a + cpuSeconds(p), 0);
+    let congctlSeen = '';
+    if (MODULE_CC) {
+      // which congestion control the engine's accepted sockets really got (ss -ti shows it per socket)
+      const third = servers.find((s) => s.name === THIRD)!;
+      const { hostname, port } = new URL(third.base);
+      const sock = await new Promise<Socket>((resolve) => {
+        const c = connect(Number(port), hostname, () => resolve(c));
+      });
+      congctlSeen = execFileSync('ss', ['-tinH', 'src', `${CC_ADDR}:${port}`]).toString().split(/\s+/)
+        .find((w) => ['reno', 'cubic', 'bbr', 'dctcp', 'htcp', 'vegas', MODULE_CC].includes(w)) ?? '?';
+      sock.destroy();
+      log(`the engine on ${CC_ADDR} accepted a connection with congestion control ${congctlSeen} (host default ${tcpCongestionControl()})`);
+      if (congctlSeen !== MODULE_CC) throw new Error(`the route's congctl ${MODULE_CC} did not apply (${congctlSeen})`);
+    }
     for (const s of servers) for (const f of FILES) {
       if (await fetchSha(`${s.base}/${f.name}`) !== hashes.get(f.name)) throw new Error(`${s.name} served wrong bytes for ${f.name}`);
     }
@@ -367,35 +404,47 @@ async function main(): Promise<void> {
       const by = (name: string): Row => rows.find((r) => r.file === f.label && r.server === name)!;
       const l = by('lighttpd');
       const n = by('module (nginx)');
-      const o = by('module (nginx, symlinks not checked)');
+      const o = by(THIRD);
       return {
+        ...(MODULE_CC ? {
+          congctlModuleVsLighttpdThroughput: o.rps / l.rps,
+          congctlModuleVsLighttpdCpuPerGB: o.cpuSecPerGB / l.cpuSecPerGB,
+          congctlModuleVsLighttpdCpuPerGBWithClient: o.totalCpuSecPerGB / l.totalCpuSecPerGB,
+          congctlModuleVsLighttpdP99: o.p99Ms / l.p99Ms,
+        } : {}),
         file: f.label,
         moduleVsLighttpdThroughput: n.rps / l.rps,
         moduleVsLighttpdCpuPerGB: n.cpuSecPerGB / l.cpuSecPerGB,
         moduleVsLighttpdCpuPerGBWithClient: n.totalCpuSecPerGB / l.totalCpuSecPerGB,
         moduleVsLighttpdP99: n.p99Ms / l.p99Ms,
-        symlinkCheckCost: n.rps / o.rps,
+        ...(MODULE_CC ? {} : { symlinkCheckCost: n.rps / o.rps }),
       };
     });
-    for (const r of ratios) log(`${r.file.padEnd(7)} module/lighttpd throughput ${r.moduleVsLighttpdThroughput.toFixed(2)}x, CPU/GB ${r.moduleVsLighttpdCpuPerGB.toFixed(2)}x (with wrk's ${r.moduleVsLighttpdCpuPerGBWithClient.toFixed(2)}x), p99 ${r.moduleVsLighttpdP99.toFixed(2)}x; disable_symlinks on/off throughput ${r.symlinkCheckCost.toFixed(2)}x`);
+    for (const r of ratios) {
+      log(`${r.file.padEnd(7)} module/lighttpd throughput ${r.moduleVsLighttpdThroughput.toFixed(2)}x, CPU/GB ${r.moduleVsLighttpdCpuPerGB.toFixed(2)}x (with wrk's ${r.moduleVsLighttpdCpuPerGBWithClient.toFixed(2)}x), p99 ${r.moduleVsLighttpdP99.toFixed(2)}x; `
+        + (r.congctlModuleVsLighttpdThroughput !== undefined
+          ? `with route congctl ${MODULE_CC}: throughput ${r.congctlModuleVsLighttpdThroughput.toFixed(2)}x, CPU/GB ${r.congctlModuleVsLighttpdCpuPerGB!.toFixed(2)}x (with wrk's ${r.congctlModuleVsLighttpdCpuPerGBWithClient!.toFixed(2)}x), p99 ${r.congctlModuleVsLighttpdP99!.toFixed(2)}x`
+          : `disable_symlinks on/off throughput ${r.symlinkCheckCost!.toFixed(2)}x`));
+    }
     const target = ratios.every(
       (r) => r.moduleVsLighttpdThroughput >= 0.95 && r.moduleVsLighttpdCpuPerGB <= 1.1 && r.moduleVsLighttpdP99 <= 1.2,
     );
     log(`goals (>= 0.95x throughput, <= 1.1x CPU/GB, <= 1.2x p99 vs lighttpd, every size): ${target ? 'met' : 'NOT met'}`);
-    const scale = SCALE ? await scaleRuns(servers.filter((s) => s.name !== 'module (nginx, symlinks not checked)')) : [];
+    const scale = SCALE ? await scaleRuns(servers.filter((s) => s.name !== THIRD)) : [];
     const result = {
       bench: 'http-delivery', date: new Date().toISOString(), durationSec: DURATION, rounds: ROUNDS, connections: CONNECTIONS, pinned: PIN,
       loadAverageAtStart: LOAD0, loadAverageAtEnd: readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).map(Number),
       machine: { cpus: Number(execFileSync('nproc').toString().trim()), kernel: execFileSync('uname', ['-r']).toString().trim() },
       // bbr paces every socket itself (an hrtimer per paced burst): on loopback that is most of a server's CPU
-      tcpCongestionControl: tcpCongestionControl(), ...(IN_NETNS ? { netns: 'own (--cc)' } : {}),
+      tcpCongestionControl: tcpCongestionControl(), ...(IN_NETNS ? { netns: MODULE_CC ? 'own (--module-congctl)' : 'own (--cc)' } : {}),
+      ...(MODULE_CC ? { moduleCongctl: { name: MODULE_CC, seenOnAcceptedSocket: congctlSeen, server: THIRD, address: CC_ADDR, rule: `from ${CC_ADDR} lookup ${CC_TABLE} (pref 100, before the local table moved to pref 200)`, route: `local 127.0.0.0/8 dev lo congctl ${MODULE_CC} table ${CC_TABLE}` } } : {}),
       command: `npm run bench -- http-delivery ${process.argv.slice(2).join(' ')}`.trim(),
       note: 'wrk -t1 on loopback against servers on the same host (wrk pinned to CPU 0, servers to CPU 1 unless --no-pin); CPU = utime+stime of the server processes (lighttpd; nginx master + worker) during the run; totalCpuSecPerGB adds wrk\'s own CPU (loopback receive work is billed to whichever side is on the CPU). The module writes its access log (its counters), lighttpd none. No RAPL here: energy only as CPU time.',
       rows, ratios, goalsMet: target, scale,
     };
     const outDir = RESULTS_DIR;
     mkdirSync(outDir, { recursive: true });
-    const base = join(outDir, CC ? `http-delivery-${CC}` : 'http-delivery');
+    const base = join(outDir, CC ? `http-delivery-${CC}` : MODULE_CC ? `http-delivery-congctl-${MODULE_CC}` : 'http-delivery');
     writeFileSync(`${base}.json`, JSON.stringify(result, null, 2) + '\n');
     const bars = (field: keyof Row, title: string, yTitle: string): Record<string, unknown> => ({
       title, data: { values: rows.map((r) => ({ group: r.file, bar: r.server, value: r[field] })) }, mark: 'bar', width: { step: 16 }, height: 200,
