@@ -4,27 +4,15 @@
 import { Type, type Static } from '@sinclair/typebox';
 import { HylicsError } from './errors/index.js';
 import { parseDuration } from './units.js';
+import { DEFAULT_TIER_PROMOTE, TIER_PROMOTE_MODES, tierPromoteMode } from './tier-promote.js';
+
+export { DEFAULT_TIER_PROMOTE, TIER_PROMOTE_MODES, tierPromoteMode, type TierPromoteMode } from './tier-promote.js';
 
 /** The agent's defaults (src/guest/tier/store.ts uses the same): a file unused this long moves to the disk tier. */
 export const DEFAULT_TIER_IDLE_MS = 60_000;
 /** Shortest idle time the host passes on (0 = no idle eviction); the agent sweeps every idle/4, at least 1 ms. */
 export const MIN_TIER_IDLE_MS = 500;
 export const MAX_TIER_IDLE_MS = 7 * 24 * 3_600_000;
-/** How a lookup of a disk-tier file promotes it back into the share (docs/tier.md "Promotion"): 'background' answers
- * the disk-tier path at once and copies in the background (the default: the task never waits for the copy), 'sync'
- * copies first and answers the share's path (the task pays the copy; the behaviour before #9's follow-up), 'off'
- * never on a lookup. */
-export const TIER_PROMOTE_MODES = ['background', 'sync', 'off'] as const;
-export type TierPromoteMode = (typeof TIER_PROMOTE_MODES)[number];
-export const DEFAULT_TIER_PROMOTE: TierPromoteMode = 'background';
-
-/** A promote value as given (flag, body, or an older record's boolean) -> the mode; 'on' and true are the default
- * mode, 'off' and false off; undefined for anything else. */
-export function tierPromoteMode(v: unknown): TierPromoteMode | undefined {
-  if (v === true || v === 'on') return DEFAULT_TIER_PROMOTE;
-  if (v === false) return 'off';
-  return (TIER_PROMOTE_MODES as readonly unknown[]).includes(v) ? (v as TierPromoteMode) : undefined;
-}
 /** A disk tier path the agent gets on its command line (and a microVM's kernel command line): short, plain. */
 const DISK_DIR_RE = /^(\/[A-Za-z0-9._-]+)+$/;
 const DISK_DIR_MAX = 200;
