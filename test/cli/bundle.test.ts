@@ -5,10 +5,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { NODE_BIN, PACKAGE_ROOT } from '../../src/os/self.js';
 
 const BIN = join(PACKAGE_ROOT, 'bin', 'hylics.js');
@@ -58,4 +58,40 @@ test('status and guest ls load bin/hylics.js and the bundle only, without the ES
     assert.deepEqual(l.files, [BIN, join(CLI, 'main.cjs')], args.join(' '));
     assert.deepEqual(l.esm.filter((m) => !floor.has(m)), [], `${args.join(' ')}: ES module loader started`);
   }
+});
+
+// bin/hylics.js run as a command (an installed `hylics`) goes through its first line, `env -S`: Node starts with
+// NODE_EXTRA_CA_CERTS emptied (Node 20 parses that file at every start) and the value is back in process.env, which
+// every process the CLI or daemon starts inherits, before any Hylics code runs.
+test('bin/hylics.js as a command: Node starts without NODE_EXTRA_CA_CERTS, the processes it starts get it back', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'hylics-extra-ca-'));
+  t.after(() => rm(dir, { recursive: true, force: true }));
+  const probe = join(dir, 'probe.cjs');
+  writeFileSync(probe, `const at = () => ({ ca: process.env.NODE_EXTRA_CA_CERTS, kept: process.env.HYLICS_NODE_EXTRA_CA_CERTS });
+const start = at();
+process.on('exit', () => process.stderr.write('PROBE ' + JSON.stringify({ start, exit: at() }) + '\\n'));\n`);
+  const seen = (extra: NodeJS.ProcessEnv): { start: object; exit: object } => {
+    const env = { ...process.env };
+    delete env.NODE_EXTRA_CA_CERTS;
+    // the shebang's `node` is the one on PATH: this test's Node first (node-matrix runs it on 22 and 24)
+    const r = spawnSync(BIN, ['--version'], { encoding: 'utf8', env: { ...env, ...extra, HYLICS_RUN_SETUP: '', NODE_OPTIONS: `-r ${probe}`, PATH: `${dirname(NODE_BIN)}:${process.env.PATH ?? ''}` } });
+    assert.equal(r.status, 0, r.stderr);
+    return JSON.parse(/^PROBE (.*)$/m.exec(r.stderr)![1]!) as { start: object; exit: object };
+  };
+  const file = '/etc/ssl/certs/some bundle.crt'; // never read here: a space in it must survive env -S
+  assert.deepEqual(seen({ NODE_EXTRA_CA_CERTS: file }), { start: { ca: '', kept: file }, exit: { ca: file } });
+  assert.deepEqual(seen({}), { start: { ca: '', kept: '' }, exit: {} });
+});
+
+// The premise of the above: no Hylics process makes a TLS connection, so none needs the extra certificates. The
+// dashboard's fetch() runs in the browser (a script inside the page src/host/dashboard.ts serves).
+test('no Hylics source opens TLS connections (node:tls, node:https, node:http2, fetch)', () => {
+  const files = (d: string): string[] => readdirSync(d, { withFileTypes: true })
+    .flatMap((e) => e.isDirectory() ? files(join(d, e.name)) : e.name.endsWith('.ts') ? [join(d, e.name)] : []);
+  const src = join(PACKAGE_ROOT, 'src');
+  const offenders = files(src).filter((f) => {
+    const text = readFileSync(f, 'utf8');
+    return /['"](node:)?(tls|https|http2|undici)['"]/.test(text) || (/\bfetch\(/.test(text) && !f.endsWith(join('host', 'dashboard.ts')));
+  });
+  assert.deepEqual(offenders.map((f) => f.slice(src.length + 1)), []);
 });
