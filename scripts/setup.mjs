@@ -5,7 +5,7 @@
 // Used by `npm test` (pretest) and by the ./hylics wrapper. Plain Node.js, no dependencies, so it runs first.
 import { execFileSync, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, lstatSync, readFileSync, readdirSync, readlinkSync, statSync, unlinkSync, writeFileSync, mkdirSync } from 'node:fs';
+import { existsSync, lstatSync, readFileSync, readdirSync, readlinkSync, rmSync, statSync, unlinkSync, utimesSync, writeFileSync, mkdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { genVersion } from './gen-version.mjs';
@@ -25,6 +25,11 @@ const run = (cmd, args, opts = {}) => {
   return r;
 };
 const stampDir = join(root, 'node_modules', '.hylics-setup');
+/**
+ * Written when a check found everything fresh (or made it so), dated to the check's start: the ./hylics wrapper
+ * skips the check (and the Node start it costs) while no file it looks at is newer than this (one `find`).
+ */
+export const FRESH_STAMP = join(stampDir, 'fresh');
 
 function debianPackages() {
   const text = readFileSync(join(root, 'scripts', 'debian-packages.txt'), 'utf8');
@@ -60,6 +65,8 @@ function newestMtime(dir) {
 /** Install and build what is stale. Imported by bin/hylics.js for ./hylics (one Node start instead of two). */
 export function setup(opts = {}) {
   if (opts.quiet !== undefined) quiet = opts.quiet;
+  const started = new Date();
+  let fresh = true; // false while something stays stale (packages missing without root, native build failed)
   // ./hylics runs dist/src only: it need not walk test/ and bench/ before every call (about half the check's
   // file walk); `npm test` and `npm run setup` check those too (a change there is compiled with everything else)
   const sourceDirs = opts.cliOnly ? ['src'] : ['src', 'test', 'bench'];
@@ -70,6 +77,7 @@ export function setup(opts = {}) {
     if (missing.length > 0) {
       if (process.getuid && process.getuid() !== 0) {
         process.stderr.write(`[setup] missing Debian packages (need root to install): ${missing.join(' ')}\n`);
+        fresh = false;
       } else {
         say(`installing Debian packages: ${missing.join(' ')}`);
         run('apt-get', ['update', '-q']);
@@ -111,6 +119,7 @@ export function setup(opts = {}) {
       if (r.status !== 0) {
         if (quiet) process.stderr.write(`${r.stdout ?? ''}${r.stderr ?? ''}`);
         process.stderr.write('[setup] native addon build failed: Hylics will use its JS fallback\n');
+        fresh = false;
       }
     }
   }
@@ -127,6 +136,12 @@ export function setup(opts = {}) {
   } else if (!existsSync(join(root, 'dist', 'src', 'cli', 'main.cjs'))) {
     // 5. the bundled CLI start (bin/hylics.js), for a build made before it existed
     run(process.execPath, [join(root, 'scripts', 'build-cli.mjs')]);
+  }
+  if (fresh) {
+    mkdirSync(stampDir, { recursive: true });
+    rmSync(FRESH_STAMP, { force: true }); // a new file: node_modules copied with `cp -al` shares the old one's inode
+    writeFileSync(FRESH_STAMP, `${started.toISOString()}\n`);
+    utimesSync(FRESH_STAMP, started, started); // an edit made while this check ran is newer: the next call checks
   }
 }
 
