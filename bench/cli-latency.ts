@@ -1,14 +1,15 @@
 // CLI latency: wall time of `hylics` invocations, hyperfine-style (warm-up runs, then N timed runs; p50, p95,
 // min; the cases interleaved), against a running daemon. `--before DIR` times a second checkout (built) in the same
 // run, side by side, so a change can be judged under the same machine load. Node's own start-up (`node -e 0`) is
-// the floor. The rows `unbundled` run the same commands from the ES module files (dist/src/cli/main.js) instead of
-// bin/hylics.js's CommonJS bundle, the one change that brought `status`/`guest ls` near the floor. When
-// NODE_EXTRA_CA_CERTS is set, a second floor row runs without it: Node 20 (not 22/24) parses that certificate file
-// at every start.
+// the floor. `hylics CMD` runs bin/hylics.js as an installed `hylics` does, through its first line (which starts
+// Node without NODE_EXTRA_CA_CERTS); `node bin/hylics.js CMD` starts it with Node's environment as it is. The rows
+// `unbundled` run the same commands from the ES module files (dist/src/cli/main.js) instead of bin/hylics.js's
+// CommonJS bundle. When NODE_EXTRA_CA_CERTS is set, a second floor row runs without it: Node 20 (not 22/24) parses
+// that certificate file at every start. The environment (Node version, NODE_EXTRA_CA_CERTS, load) is in the output.
 //   npm run bench -- cli-latency [--runs 30] [--warmup 3] [--before /path/to/other/checkout]
 // Writes bench/results/cli-latency.json and .svg. Needs root (it starts a daemon on a temporary state dir).
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, openSync, closeSync } from 'node:fs';
+import { existsSync, openSync, closeSync, readFileSync } from 'node:fs';
 import { rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { groupedBarChart, renderSvg } from '../src/core/plot.js';
@@ -29,14 +30,17 @@ const log = benchLog('cli-latency');
 interface Case { name: string; argv: (root: string, stateDir: string) => string[]; env?: NodeJS.ProcessEnv }
 const { NODE_EXTRA_CA_CERTS: extraCa, ...envWithoutExtraCa } = process.env;
 const main = (root: string): string => join(root, 'dist', 'src', 'cli', 'main.js');
+const bin = (root: string): string => join(root, 'bin', 'hylics.js');
 const CASES: Case[] = [
   { name: 'node -e 0 (floor)', argv: () => [NODE_BIN, '-e', '0'] },
   ...(extraCa ? [{ name: 'node -e 0, no NODE_EXTRA_CA_CERTS', argv: () => [NODE_BIN, '-e', '0'], env: envWithoutExtraCa }] : []),
-  { name: 'hylics --version', argv: (root) => [NODE_BIN, join(root, 'bin', 'hylics.js'), '--version'] },
+  { name: 'hylics --version', argv: (root) => [bin(root), '--version'] },
   { name: './hylics --version', argv: (root) => [join(root, 'hylics'), '--version'] },
-  { name: 'hylics status', argv: (root, d) => [NODE_BIN, join(root, 'bin', 'hylics.js'), 'status', '--state-dir', d] },
-  { name: 'hylics guest ls', argv: (root, d) => [NODE_BIN, join(root, 'bin', 'hylics.js'), 'guest', 'ls', '--state-dir', d] },
+  { name: 'hylics status', argv: (root, d) => [bin(root), 'status', '--state-dir', d] },
+  { name: 'hylics guest ls', argv: (root, d) => [bin(root), 'guest', 'ls', '--state-dir', d] },
   { name: './hylics guest ls', argv: (root, d) => [join(root, 'hylics'), 'guest', 'ls', '--state-dir', d] },
+  { name: 'node bin/hylics.js status', argv: (root, d) => [NODE_BIN, bin(root), 'status', '--state-dir', d] },
+  { name: 'node bin/hylics.js guest ls', argv: (root, d) => [NODE_BIN, bin(root), 'guest', 'ls', '--state-dir', d] },
   { name: 'status, unbundled', argv: (root, d) => [NODE_BIN, main(root), 'status', '--state-dir', d] },
   { name: 'guest ls, unbundled', argv: (root, d) => [NODE_BIN, main(root), 'guest', 'ls', '--state-dir', d] },
 ];
@@ -56,6 +60,7 @@ function timeOnce(argv: string[], env?: NodeJS.ProcessEnv): { wallMs: number; cp
   return { wallMs, cpuMs: m ? (Number(m[1]) + Number(m[2])) * 1000 : undefined };
 }
 
+const loadavg = (): string => readFileSync('/proc/loadavg', 'utf8').trim();
 const pct = (sorted: number[], p: number): number =>
   sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))]!;
 
@@ -87,6 +92,7 @@ try {
     await new Promise((r) => setTimeout(r, 250));
   }
   log(`daemon up on ${stateDir}; ${warmup} warm-up + ${runs} timed runs per case, cases interleaved`);
+  log(`environment: node ${process.version} (${NODE_BIN}), NODE_EXTRA_CA_CERTS ${extraCa ? `set (${extraCa})` : 'not set'}, load ${loadavg()}`);
   // every case once per round, round after round: a change in the machine's load hits all rows alike
   const series = CASES.flatMap((c) => checkouts
     .filter((co) => !c.name.startsWith('node -e') || co === checkouts[0])
@@ -100,6 +106,7 @@ try {
     }
     if (i >= warmup && (i - warmup + 1) % 5 === 0) log(`round ${i - warmup + 1}/${runs}`);
   }
+  log(`load at the end: ${loadavg()}`);
   for (const { c, co, t, cpu } of series) {
     t.sort((a, b) => a - b);
     cpu.sort((a, b) => a - b);
@@ -112,7 +119,6 @@ try {
   await rm(stateDir, { recursive: true, force: true });
 }
 
-const loadavg = spawnSync('cat', ['/proc/loadavg']).stdout.toString().trim();
 const mine = (name: string): number | undefined => rows.find((r) => r.case === name && r.checkout === 'this checkout')?.p50Ms;
 const summary = {
   goalMs: GOAL_MS,
@@ -120,11 +126,14 @@ const summary = {
   floorWithoutExtraCaP50Ms: rows.find((r) => r.case.includes('NODE_EXTRA_CA_CERTS'))?.p50Ms,
   guestLsP50Ms: mine('hylics guest ls'),
   statusP50Ms: mine('hylics status'),
+  guestLsNodeBinP50Ms: mine('node bin/hylics.js guest ls'),
+  statusNodeBinP50Ms: mine('node bin/hylics.js status'),
   guestLsUnbundledP50Ms: mine('guest ls, unbundled'),
   statusUnbundledP50Ms: mine('status, unbundled'),
   meetsGoal: (mine('hylics guest ls') ?? Infinity) <= GOAL_MS && (mine('hylics status') ?? Infinity) <= GOAL_MS,
   node: process.version,
-  loadavg,
+  nodeExtraCaCerts: extraCa ?? null,
+  loadavg: loadavg(),
   note: 'wall time includes waiting for a CPU: on a loaded machine compare with the floor (node -e 0) and with cpuP50Ms',
 };
 await writeFile(resultPath('cli-latency.json'), JSON.stringify({ summary, rows }, null, 2) + '\n');
