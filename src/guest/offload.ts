@@ -288,9 +288,13 @@ export async function handoffQuiesced(
   const handoff = res.handoff;
   if (res.outcome === 'returned' && res.state) {
     try {
-      // restored frozen, behind the filter, while the host still holds the flow (holdUntilRelease: it drops the
-      // client's segments, so none meets this process's listener while the socket is swapped under the fd)
-      restore(res.state, { replaceFd: fd, dropFilter: true, frozen: true, ...(opts.inPlace ? { inPlace: true } : {}) });
+      // the host holds the flow (holdUntilRelease: the client's segments are dropped there, so none meets this
+      // process's listener while the socket is swapped under the fd); behind the filter while the state is set,
+      // detached right before the thaw (restore's dropFilter), whose window probe is this socket's first packet:
+      // it ends the host's hold in the packet path, and the client's answer (its ACK of the bytes the host left
+      // unacknowledged in the state) gets in
+      restore(res.state, { replaceFd: fd, dropFilter: true, ...(opts.inPlace ? { inPlace: true } : {}) });
+      dropFilter(fd, false);
     } catch (e) {
       // the host kept the state: it restores and finishes the connection cleanly
       await call('offload.socket.release', { handoff, finish: true }, { timeoutMs: 10_000 }).catch(() => undefined);
@@ -298,15 +302,8 @@ export async function handoffQuiesced(
       throw new HylicsError(err.code, err.message, { ...err.details, handoff });
     }
     trace('restore');
-    // the host lets the flow go (and drops the state it kept); awaited: until then the client's segments, and the
-    // thawed socket's window probe, would be dropped. A lost release still lets go: the host's timer or the
-    // channel's close releases the flow, the client's segments come again meanwhile.
-    await call('offload.socket.release', { handoff }, { timeoutMs: 10_000 }).catch(() => undefined);
-    trace('release');
-    // filter off, then thaw: the window probe's answer (the client's ACK of the bytes the host left unacknowledged
-    // in the state) gets in
-    dropFilter(fd, false);
-    setRepair(fd, false);
+    // the host drops the state it kept and the hold if still there (off the critical path: nothing waits for it)
+    void call('offload.socket.release', { handoff }, { timeoutMs: 10_000 }).catch(() => undefined);
     if (res.bytes === 0 && res.reason) return { outcome: 'returned', bytes: 0, count: res.count, handoff, untouched: res.reason };
     return { outcome: 'returned', bytes: res.bytes, count: res.count, handoff };
   }

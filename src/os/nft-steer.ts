@@ -60,6 +60,9 @@ export function renderSteerTable(guest: string, tag = ''): string {
     `table ${t} {`,
     `  set hold { ${key} }`,
     `  set steer { ${key} }`,
+    // a held hand-back: the client's packets are dropped until the guest's first packet of the flow (its thawed
+    // socket's window probe) deletes the element, or the guest's release does
+    `  set back { ${key} flags dynamic; }`,
     '  chain pre {',
     '    type filter hook prerouting priority mangle; policy accept;',
     `    meta l4proto tcp ${toGuest} @hold drop`,
@@ -67,11 +70,14 @@ export function renderSteerTable(guest: string, tag = ''): string {
     // the host itself (its replies pass prerouting too: dropping them stalled such clients)
     `    iif != lo meta l4proto tcp ${fromGuest} @hold drop`,
     `    iif != lo meta l4proto tcp ${fromGuest} @steer drop`,
+    `    iif != lo meta l4proto tcp ${fromGuest} @back delete @back { ${fromGuest} }`,
+    `    meta l4proto tcp ${toGuest} @back drop`,
     `    meta l4proto tcp ${toGuest} @steer meta mark set ${STEER_MARK}`,
     '  }',
     '  chain out {',
     '    type route hook output priority mangle; policy accept;',
     `    meta l4proto tcp ${toGuest} @hold drop`,
+    `    meta l4proto tcp ${toGuest} @back drop`,
     `    meta l4proto tcp ${toGuest} @steer meta mark set ${STEER_MARK}`,
     '  }',
     '}',
@@ -90,7 +96,10 @@ export async function removeSteerTable(guest: string, tag = ''): Promise<void> {
   await nft(['-f', '-'], `table ${t} {}\ndelete table ${t}\n`);
 }
 
-export type SteerSet = 'hold' | 'steer';
+/** hold: dropped both ways; steer: delivered to the host; back: a held hand-back (client's packets dropped until
+ *  the guest's first packet of the flow deletes the element). */
+export type SteerSet = 'hold' | 'steer' | 'back';
+const SETS: readonly SteerSet[] = ['hold', 'steer', 'back'];
 
 /**
  * One long-lived `nft -e -i` for the per-handoff set changes: a process spawn costs 0.2-0.3 s on a loaded 2-core
@@ -185,7 +194,7 @@ export async function moveFlow(guest: string, flow: Flow, to: SteerSet | null, t
   if (NETLINK && addon?.nftSetElems) {
     const key = flowKey(flow);
     const ops: Array<{ set: string; add: boolean; key: Buffer }> = [];
-    for (const set of ['hold', 'steer'] as const) {
+    for (const set of SETS) {
       ops.push({ set, add: true, key });
       if (set !== to) ops.push({ set, add: false, key });
     }
@@ -198,7 +207,7 @@ export async function moveFlow(guest: string, flow: Flow, to: SteerSet | null, t
   const t = `ip ${table}`;
   const e = `{ ${element(flow)} }`;
   const cmds: string[] = [];
-  for (const s of ['hold', 'steer'] as const) {
+  for (const s of SETS) {
     if (s === to) cmds.push(`add element ${t} ${s} ${e}`);
     else cmds.push(`add element ${t} ${s} ${e}`, `delete element ${t} ${s} ${e}`);
   }
@@ -207,7 +216,7 @@ export async function moveFlow(guest: string, flow: Flow, to: SteerSet | null, t
 
 /** Flows in each set of the guest's table (empty when there is no table): tests and leak checks. */
 export async function listSteerFlows(guest: string, tag = ''): Promise<Record<SteerSet, string[]>> {
-  const out: Record<SteerSet, string[]> = { hold: [], steer: [] };
+  const out: Record<SteerSet, string[]> = { hold: [], steer: [], back: [] };
   let text: string;
   try {
     text = await nft(['-j', 'list', 'table', 'ip', steerTableName(guest, tag)]);
@@ -216,7 +225,7 @@ export async function listSteerFlows(guest: string, tag = ''): Promise<Record<St
     JSON.parse(text) as { nftables: Array<{ set?: { name: string; elem?: Array<{ concat?: unknown[] }> } }> }
   ).nftables;
   for (const it of items) {
-    if (!it.set || (it.set.name !== 'hold' && it.set.name !== 'steer')) continue;
+    if (!it.set || !(SETS as readonly string[]).includes(it.set.name)) continue;
     out[it.set.name as SteerSet] = (it.set.elem ?? []).map((e) => (e.concat ?? []).join(' . '));
   }
   return out;

@@ -110,7 +110,7 @@ test('socket offload faults: refusals, no capability, client reset/vanished, dae
       const guest = (await run('ip', ['netns', 'exec', guestNetns, 'ss', '-Htn', 'state', 'established'])).stdout.trim();
       const s = await stats();
       last = JSON.stringify({ flows, host, guest, inFlight: s.inFlight });
-      if (flows.hold.length + flows.steer.length === 0 && host === '' && guest === '' && s.inFlight === 0) return;
+      if (flows.hold.length + flows.steer.length + flows.back.length === 0 && host === '' && guest === '' && s.inFlight === 0) return;
       await sleep(250);
     }
     assert.fail(`${what}: left over ${last}`);
@@ -202,7 +202,7 @@ test('socket offload faults: refusals, no capability, client reset/vanished, dae
     assert.match(await serverLog('fs.log'), /request failed: socket handoff lost/, 'the app got a clear error');
     assert.ok((await listSteerTableGuests(daemonTag(dir))).includes(g), 'the dead daemon left its table');
     daemon = await startDaemon(dir);
-    assert.deepEqual(await listSteerFlows(g, daemonTag(dir)), { hold: [], steer: [] }, 'the restarted daemon removed the leftover steering');
+    assert.deepEqual(await listSteerFlows(g, daemonTag(dir)), { hold: [], steer: [], back: [] }, 'the restarted daemon removed the leftover steering');
     assert.ok(!(await listSteerTableGuests(daemonTag(dir))).includes(g), 'table removed');
     // the agent reconnects; the next request goes through the host again
     for (let i = 0; i < 120 && !(await json<GuestView>('guest', 'show', g)).agentConnected; i++) await sleep(250);
@@ -226,10 +226,10 @@ test('socket offload faults: refusals, no capability, client reset/vanished, dae
     assert.equal(sha(r.body), sha(files['64m']!), 'byte-exact');
     for (let i = 0; i < 40; i++) {
       const f = await listSteerFlows(g, daemonTag(dir));
-      if (f.hold.length + f.steer.length === 0) break;
+      if (f.hold.length + f.steer.length + f.back.length === 0) break;
       await sleep(250);
     }
-    assert.deepEqual(await listSteerFlows(g, daemonTag(dir)), { hold: [], steer: [] });
+    assert.deepEqual(await listSteerFlows(g, daemonTag(dir)), { hold: [], steer: [], back: [] });
     assert.equal((await run('ss', ['-Htn', 'state', 'established', 'src', addr])).stdout.trim(), '', 'no host socket on the guest\'s address');
   });
 

@@ -103,7 +103,7 @@ test('socket offload for a Python app: SCM_RIGHTS to the agent, and the in-guest
       const host = (await run('ss', ['-Htn', 'state', 'established', 'src', addr])).stdout.trim();
       const guest = (await run('ip', ['netns', 'exec', guestNetns, 'ss', '-Htn', 'state', 'established'])).stdout.trim();
       last = JSON.stringify({ flows, host, guest });
-      if (flows.hold.length + flows.steer.length === 0 && host === '' && guest === '') return;
+      if (flows.hold.length + flows.steer.length + flows.back.length === 0 && host === '' && guest === '') return;
       await sleep(250);
     }
     assert.fail(`left over: ${last}`);

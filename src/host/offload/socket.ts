@@ -20,6 +20,7 @@ import {
   removePolicyRoutingIfUnused,
   removeSteerTable,
   type Flow,
+  type SteerSet,
 } from '../../os/nft-steer.js';
 import {
   TCP_STATE, closeFd, closeLeavingNothing, dropFilter, freezeAndDump, queues, restore, sendfileFd, setRepair,
@@ -65,11 +66,11 @@ export const TAIL_BYTES = 1;
  */
 export const HANDBACK_MAX_UNACKED = 0;
 /**
- * The same for a guest that awaits its release before it thaws (holdUntilRelease): the host holds the flow (its
- * packets dropped at prerouting, before TCP early demux) from the hand-back until the release, so nothing of the
- * client reaches the guest while it swaps sockets, and the client's delayed ACK of the last bytes (~40 ms) is not
- * waited for: the unacknowledged bytes travel in the state (as CRIU carries them) and the thawed socket's window
- * probe gets the client's ACK of them at once.
+ * The same for a guest that asks holdUntilRelease: the host holds the flow (its packets dropped at prerouting,
+ * before TCP early demux; the `back` set) from the hand-back until the guest's first packet of the flow (its thawed
+ * socket's window probe deletes the element in the packet path) or its release, so nothing of the client reaches the
+ * guest while it swaps sockets, and the client's delayed ACK of the last bytes (~40 ms) is not waited for: the
+ * unacknowledged bytes travel in the state (as CRIU carries them) and the window probe gets the client's ACK of them.
  */
 export const HANDBACK_MAX_UNACKED_HELD = 64 * 1024;
 /** Handoff latencies kept per guest for the percentiles in `guest show`. */
@@ -223,7 +224,7 @@ export class SocketOffload {
     return this.opts.tableTag ?? '';
   }
 
-  private move(guest: string, flow: Flow, to: 'hold' | 'steer' | null): Promise<void> {
+  private move(guest: string, flow: Flow, to: SteerSet | null): Promise<void> {
     return moveFlow(guest, flow, to, this.tag);
   }
 
@@ -411,8 +412,9 @@ export class SocketOffload {
         dropFilter(h.hostFd, true);
         h.filtered = true;
         state = freezeAndDump(h.hostFd);
-        // held: the client's segments are dropped here until the guest's release (it swaps and thaws meanwhile)
-        await this.move(guest, h.flow, h.held ? 'hold' : null);
+        // held: the client's segments are dropped here while the guest swaps its socket, until the guest's first
+        // packet of the flow (its thaw's window probe) ends the hold in the packet path, or its release does
+        await this.move(guest, h.flow, h.held ? 'back' : null);
         // our frozen copy goes now (silently: repair mode), not at the guest's release: while a socket of the
         // flow's 4-tuple exists here, TCP early demux hands the client's segments to it before any routing, so
         // the flow's next request and ACKs would die at its filter until the client's retransmission timeout
@@ -584,7 +586,8 @@ export class SocketOffload {
     if (finish && h.phase === 'returned') { clearTimeout(h.timer); void this.finishFrozen(h); return { released: true }; }
     if (h.hostFd !== undefined) { try { closeFd(h.hostFd); } catch { /* frozen: silent */ } h.hostFd = undefined; }
     this.done(h);
-    // a quick hand-back already took the flow out of `steer`; only a held one (or a three-step one) is in `hold`
+    // a quick hand-back already took the flow out of `steer`; a held one may still be in `back`, a three-step one
+    // in `hold`
     if (!h.quick || h.held) await this.move(guest, h.flow, null);
     return { released: true };
   }

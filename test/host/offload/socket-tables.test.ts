@@ -71,5 +71,5 @@ test('steering tables are named per daemon; cleanupStale removes only its own le
   assert.deepEqual(await listSteerTableGuests(tagB), [g], 'B\'s table is still there');
   assert.deepEqual((await listSteerFlows(g, tagB)).hold.length, 1, 'with B\'s held flow');
   await b.release(g, hb.handoff);
-  assert.deepEqual(await listSteerFlows(g, tagB), { hold: [], steer: [] });
+  assert.deepEqual(await listSteerFlows(g, tagB), { hold: [], steer: [], back: [] });
 });

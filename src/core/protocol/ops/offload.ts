@@ -86,8 +86,8 @@ export const OffloadSendResult = Type.Object({
 export const OffloadHandoffParams = Type.Object({
   ...OffloadBeginParams.properties,
   state: TcpState,
-  /** The guest awaits its release before it thaws the restored socket: the host may hand back with bytes not yet
-   *  acknowledged (they travel in the state) and holds the flow (drops its packets) until the release. */
+  /** The host may hand back with bytes not yet acknowledged (they travel in the state) and holds the flow (drops
+   *  the client's packets) until the guest's first packet of it (its thawed socket's window probe) or its release. */
   holdUntilRelease: Type.Optional(Type.Boolean()),
 }, { additionalProperties: false });
 export const OffloadHandoffResult = Type.Object({
