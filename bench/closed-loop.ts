@@ -149,16 +149,17 @@ function makeTrace(w: 1 | 2, f: number): { arrivals: Arrival[]; changes: number[
   return { arrivals, changes: w === 2 ? [third, 2 * third] : [], spec };
 }
 
-/** How the in-guest driver looks a segment up: `promote` = as an app does (a disk-tier segment moves into the share
- * when it fits, then is read from there); `disk` = left where it is (the alone disk-tier runs). */
+/** How the in-guest driver looks a segment up: `promote` = as an app does (a disk-tier segment that fits moves into
+ * the share: in the background while the task reads the disk tier, or first with --tier-promote sync); `disk` = left
+ * where it is (the alone disk-tier runs). */
 type Lookup = 'promote' | 'disk';
 
 /** The in-guest driver (Node, run by `hylics guest exec`): launches a task at each arrival (or, `alone`, one after
  * the other) and prints every task's timing as JSON. Per task: a lookup without promotion (hit or miss; a disk-tier
  * segment's pages are dropped so its read goes to the throttled device), the lookup an app makes (tier.path through
- * the agent: promotes when there is room), then `hylics task run transcode --tier-hit|--tier-miss -- ffmpeg ...` on
- * the path it got (the tier ffmpeg reads from, as the simulator counts it). Response time = completion - arrival,
- * lookups included. */
+ * the agent: promotes when there is room, as the guest's mode says), then
+ * `hylics task run transcode --tier-hit|--tier-miss -- ffmpeg ...` on the path it got (the tier ffmpeg reads from, as
+ * the simulator counts it). Response time = completion - arrival, lookups included. */
 function driverCode(arrivals: { t: number; seg: number; lookup: Lookup }[], alone: boolean): string {
   const tierLib = join(SRC_ROOT, 'guest', 'tier-lib.js');
   // $1 = the path the lookup gave, $2 = the same name in the other tier (a move between lookup and open: rare)
