@@ -56,6 +56,9 @@ export interface IntervalTask {
   /** Completions whose input came from the memory tier (the share) / the disk tier. */
   memory: number;
   disk: number;
+  /** Summed response times (ms) of those memory-tier / disk-tier completions. */
+  memorySumMs: number;
+  diskSumMs: number;
 }
 
 export interface IntervalStats {
@@ -65,6 +68,9 @@ export interface IntervalStats {
   p95Ms: number | null;
   memory: number;
   disk: number;
+  /** Mean response time (ms) of the memory-tier / disk-tier completions; null without any. */
+  memoryMeanMs: number | null;
+  diskMeanMs: number | null;
   /** Hit ratio of the tier reports (memory / (memory + disk)); null without tier reports. */
   hitRatio: number | null;
 }
@@ -85,7 +91,8 @@ interface GuestTasks {
   starters: Set<string>;
 }
 
-const emptyInterval = (): IntervalTask => ({ arrivals: 0, completions: 0, sumMs: 0, samples: [], memory: 0, disk: 0 });
+const emptyInterval = (): IntervalTask =>
+  ({ arrivals: 0, completions: 0, sumMs: 0, samples: [], memory: 0, disk: 0, memorySumMs: 0, diskSumMs: 0 });
 
 export class Profiler {
   private readonly guests = new Map<string, GuestTasks>();
@@ -175,8 +182,8 @@ export class Profiler {
     it.completions++;
     it.sumMs += r.responseMs;
     if (it.samples.length < INTERVAL_SAMPLES) it.samples.push(r.responseMs);
-    if (r.tier === 'memory') it.memory++;
-    else if (r.tier === 'disk') it.disk++;
+    if (r.tier === 'memory') { it.memory++; it.memorySumMs += r.responseMs; }
+    else if (r.tier === 'disk') { it.disk++; it.diskSumMs += r.responseMs; }
     for (const fn of this.listeners) fn(guest, r);
     return true;
   }
@@ -239,7 +246,7 @@ export class Profiler {
 }
 
 function summarize(its: IntervalTask[]): IntervalStats {
-  let arrivals = 0, completions = 0, sumMs = 0, memory = 0, disk = 0;
+  let arrivals = 0, completions = 0, sumMs = 0, memory = 0, disk = 0, memorySumMs = 0, diskSumMs = 0;
   const samples: number[] = [];
   for (const it of its) {
     arrivals += it.arrivals;
@@ -247,6 +254,8 @@ function summarize(its: IntervalTask[]): IntervalStats {
     sumMs += it.sumMs;
     memory += it.memory;
     disk += it.disk;
+    memorySumMs += it.memorySumMs;
+    diskSumMs += it.diskSumMs;
     for (const s of it.samples) samples.push(s);
   }
   samples.sort((a, b) => a - b);
@@ -255,6 +264,8 @@ function summarize(its: IntervalTask[]): IntervalStats {
     meanMs: completions > 0 ? sumMs / completions : null,
     p95Ms: samples.length > 0 ? percentile(samples, 0.95) : null,
     memory, disk,
+    memoryMeanMs: memory > 0 ? memorySumMs / memory : null,
+    diskMeanMs: disk > 0 ? diskSumMs / disk : null,
     hitRatio: memory + disk > 0 ? memory / (memory + disk) : null,
   };
 }

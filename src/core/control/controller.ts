@@ -35,6 +35,14 @@ export interface Measurement {
   shareSizeBytes: number;
   /** Tasks that had to use the disk tier because the share was full (optional; improved/senpai use it). */
   fullFallbacks?: number;
+  /**
+   * The interval's completions served from the memory tier (the share) and from the disk tier, with their mean
+   * response times (s; null when none): the improved scheme learns from them whether the share is faster at all.
+   */
+  memoryTierTasks?: number;
+  memoryTierMeanS?: number | null;
+  diskTierTasks?: number;
+  diskTierMeanS?: number | null;
 }
 
 export interface Decision {
@@ -291,5 +299,12 @@ function validateMeasurement(m: Measurement, lastTime: number): ValidMeasurement
     shareSizeBytes: num('shareSizeBytes', m.shareSizeBytes),
   };
   if (m.fullFallbacks !== undefined) out.fullFallbacks = num('fullFallbacks', m.fullFallbacks);
+  for (const t of ['memory', 'disk'] as const) {
+    const n = m[`${t}TierTasks`];
+    const s = m[`${t}TierMeanS`];
+    if (n === undefined || n === 0 || s === undefined || s === null) continue;
+    out[`${t}TierTasks`] = num(`${t}TierTasks`, n);
+    out[`${t}TierMeanS`] = num(`${t}TierMeanS`, s);
+  }
   return out;
 }

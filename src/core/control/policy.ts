@@ -14,6 +14,11 @@ export interface ValidMeasurement {
   shareUsedBytes: number;
   shareSizeBytes: number;
   fullFallbacks?: number;
+  /** Completions per tier and their mean response time (s), both present or both absent. */
+  memoryTierTasks?: number;
+  memoryTierMeanS?: number;
+  diskTierTasks?: number;
+  diskTierMeanS?: number;
 }
 
 /** The controller's state a policy reads and moves (sizes in MiB, times in s). */

@@ -246,6 +246,8 @@ export function simulate(cfg: SimConfig): SimResult {
   let lastTick = 0;
   // the controller's measurement of the current interval
   let ivSum = 0, ivCnt = 0, ivArr = 0, ivFull = 0;
+  // the interval's completions per tier (what `hylics task run --tier-hit|--tier-miss` reports on a real guest)
+  let ivDiskSum = 0, ivDiskCnt = 0;
   let t = 0;
 
   const gen = new ArrivalGenerator(cfg.workload, rng);
@@ -271,6 +273,7 @@ export function simulate(cfg: SimConfig): SimResult {
       tier.release(f.segment, t);
       rec.completion(t, R);
       ivSum += R; ivCnt++;
+      if (f.disk) { ivDiskSum += R; ivDiskCnt++; }
       continue;
     }
     if (tA === t && nextArr !== null) {
@@ -304,12 +307,16 @@ export function simulate(cfg: SimConfig): SimResult {
         shareUsedBytes: tier.used * MiB,
         shareSizeBytes: tier.size * MiB,
         fullFallbacks: ivFull,
+        memoryTierTasks: ivCnt - ivDiskCnt,
+        memoryTierMeanS: ivCnt > ivDiskCnt ? (ivSum - ivDiskSum) / (ivCnt - ivDiskCnt) : null,
+        diskTierTasks: ivDiskCnt,
+        diskTierMeanS: ivDiskCnt > 0 ? ivDiskSum / ivDiskCnt : null,
       });
       const newSize = d.sizeBytes / MiB;
       const resized = newSize !== tier.size;
       if (resized) tier.resize(newSize);
       rec.decision(t, tier.size, resized, tier.used, meanR, d.reason, d.actuated);
-      ivSum = 0; ivCnt = 0; ivArr = 0; ivFull = 0;
+      ivSum = 0; ivCnt = 0; ivArr = 0; ivFull = 0; ivDiskSum = 0; ivDiskCnt = 0;
       lastTick = t;
       nextTick = t + d.nextIntervalS;
       continue;

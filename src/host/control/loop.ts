@@ -377,6 +377,8 @@ export class ControlLoop {
         meanResponseTime: all.meanMs === null ? null : all.meanMs / 1000, completions: all.completions,
         arrivals: all.arrivals, shareUsedBytes: usage.usedBytes, shareSizeBytes: usage.sizeBytes,
         fullFallbacks: all.disk,
+        memoryTierTasks: all.memory, memoryTierMeanS: all.memoryMeanMs === null ? null : all.memoryMeanMs / 1000,
+        diskTierTasks: all.disk, diskTierMeanS: all.diskMeanMs === null ? null : all.diskMeanMs / 1000,
       });
       lambda = e.lambda = d.lambda;
       e.wish = d.sizeBytes;

@@ -209,3 +209,39 @@ test('improved: while tasks arrive it holds at least the knee of E[X|m] (c·f/(1
   assert.equal(run(noKnee, 0, 20, 4), 16 * MiB, 'kneeFraction 0: the SLO is met, so the floor');
   assert.throws(() => new ShareController(cfg(1)), /HYLICS_ERR_CONTROL_INVALID_PARAM|kneeFraction/);
 });
+
+test('improved: holds memory only while the memory tier is measured faster; a knee beyond the largest share is none', () => {
+  // E[X|m] = 3 + 20/(m + 10): knee 40 MiB; 80 MiB of working set; the SLO is never at stake (R = 4 s)
+  const cfg = (over: Partial<ControllerConfig> = {}): ControllerConfig =>
+    base('improved', { minBytes: 16 * MiB, initialBytes: 128 * MiB, serviceModel: { a: 3, b: 20, c: 10 }, ...over });
+  const reasons: string[] = [];
+  const run = (c: ShareController, memS: number, diskS: number, steps = 20): number => {
+    let size = c.sizeBytes;
+    reasons.length = 0;
+    for (let k = 0; k < steps; k++) {
+      const d = c.step({
+        time: 30 * (k + 1), interval: 30, meanResponseTime: 4, completions: 4, arrivals: 4,
+        shareUsedBytes: Math.min(80 * MiB, size), shareSizeBytes: size, fullFallbacks: size < 80 * MiB ? 1 : 0,
+        memoryTierTasks: 2, memoryTierMeanS: memS, diskTierTasks: 2, diskTierMeanS: diskS,
+      });
+      size = d.sizeBytes;
+      reasons.push(d.reason);
+    }
+    return size;
+  };
+  // memory tier 20 % faster: the knee is held as before
+  assert.ok(Math.abs(run(new ShareController(cfg()), 3.3, 4.0) - 40 * MiB) < 1, 'memory faster: the knee');
+  // memory tier no faster (e.g. a promotion copy on the task's path): the floor, and the log says why
+  const slow = new ShareController(cfg());
+  assert.equal(run(slow, 4.2, 4.0), 16 * MiB, 'memory no faster: the floor');
+  assert.ok(reasons.some((r) => /^no-tier-gain \(memory\/disk 1\.05\)$/.test(r)), reasons.join(', '));
+  // tierMinTasks 0: the measurement is ignored (model only)
+  assert.ok(Math.abs(run(new ShareController(cfg({ improved: { tierMinTasks: 0 } })), 4.2, 4.0) - 40 * MiB) < 1);
+  // a degenerate fit whose knee (4c) lies far beyond the largest share: no knee, so the floor (SLO met)
+  const flat = new ShareController(cfg({ serviceModel: { a: -26, b: 541228, c: 19384 } }));
+  assert.equal(run(flat, 3.3, 4.0), 16 * MiB, 'knee beyond the range: none');
+  // the 40 % shrink limit never makes a step below m_thresh: from 20 MiB (40 % = 8) with m_thresh 10 it still shrinks
+  const small = new ShareController(
+    cfg({ minBytes: 8 * MiB, initialBytes: 20 * MiB, mThreshBytes: 10 * MiB, improved: { kneeFraction: 0 } }));
+  assert.equal(run(small, 4.2, 4.0, 4), 8 * MiB, 'not frozen by the shrink limit under the deadband');
+});

@@ -206,7 +206,8 @@ test('profiler: absurd times and floods are refused and counted; arrivals are th
   assert.equal(perTask.get('y')!.arrivals, 1, 'y sends only ends: its arrivals are its completions');
   assert.deepEqual(
     { ...all },
-    { arrivals: 3, completions: 2, meanMs: 200, p95Ms: 300, memory: 1, disk: 1, hitRatio: 0.5 },
+    { arrivals: 3, completions: 2, meanMs: 200, p95Ms: 300, memory: 1, disk: 1, memoryMeanMs: 100, diskMeanMs: 300,
+      hitRatio: 0.5 },
   );
   assert.equal(p.drain('g', 'x').all.completions, 0, 'a drained interval starts empty');
 });

@@ -5,7 +5,7 @@
 // to disk because the share was full; an SLO guard that grows while R is above the set point (RLS with
 // forgetting, covariance reset and b0 < 0 enforced proposes the step); a knee floor while tasks arrive;
 // deadband (m_thresh), shrink rate limit, interval halving/doubling capped at its own ciMax, ci_min at once on a
-// load jump.
+// load jump; and none of it while the memory tier is measured no faster than the disk tier (the share cannot help).
 import { ArrivalRateEstimator } from '../queueing.js';
 import { Rls, type RlsOptions } from '../rls.js';
 import { checkNumber } from '../validate.js';
@@ -35,7 +35,17 @@ export interface ImprovedOptions {
    * unbounded share could save, m = c·f/(1 − f) for a + b/(m + c) (0 = off).
    */
   kneeFraction?: number;
+  /**
+   * The memory tier must be measured at least this fraction faster than the disk tier (mean response time of the
+   * tasks each served in the same intervals) for the scheme to hold or grow memory beyond its floor.
+   */
+  tierGainMin?: number;
+  /** Tasks of each tier (paired within intervals) before that measurement is trusted (0 = never: model only). */
+  tierMinTasks?: number;
 }
+
+/** Tasks over which the memory/disk response ratio is averaged (older intervals fade beyond it). */
+const TIER_WINDOW_TASKS = 20;
 
 export function improvedOptions(imp: ImprovedOptions = {}): Required<ImprovedOptions> {
   return {
@@ -48,6 +58,8 @@ export function improvedOptions(imp: ImprovedOptions = {}): Required<ImprovedOpt
     evictAfterS: checkNumber('improved.evictAfterS', imp.evictAfterS ?? 60, { min: 0 }),
     dwellS: checkNumber('improved.dwellS', imp.dwellS ?? 60, { min: 0 }),
     kneeFraction: checkNumber('improved.kneeFraction', imp.kneeFraction ?? 0.8, { min: 0, max: 0.99 }),
+    tierGainMin: checkNumber('improved.tierGainMin', imp.tierGainMin ?? 0, { min: -1, max: 1 }),
+    tierMinTasks: checkNumber('improved.tierMinTasks', imp.tierMinTasks ?? 3, { min: 0 }),
   };
 }
 
@@ -59,6 +71,9 @@ export class ImprovedPolicy implements Policy {
   private lastFastLambda = 0;
   private perArrival: number | null = null;
   private lastGrowAt = -Infinity;
+  /** Memory-tier over disk-tier mean response time, from intervals that had both; and the tasks behind it. */
+  private tierRatio: number | null = null;
+  private tierTasks = 0;
 
   constructor(imp: Required<ImprovedOptions>, reference: number, rls: RlsOptions | undefined) {
     this.imp = imp;
@@ -83,6 +98,8 @@ export class ImprovedPolicy implements Policy {
       lastFastLambda: this.lastFastLambda,
       perArrival: this.perArrival,
       lastGrowAt: Number.isFinite(this.lastGrowAt) ? this.lastGrowAt : null,
+      tierRatio: this.tierRatio,
+      tierTasks: this.tierTasks,
     };
   }
 
@@ -93,6 +110,9 @@ export class ImprovedPolicy implements Policy {
     const lastFastLambda = num('policy.lastFastLambda', o.lastFastLambda, { min: 0 });
     const perArrival = nullableNum('policy.perArrival', o.perArrival, { min: 0 });
     const lastGrowAt = nullableNum('policy.lastGrowAt', o.lastGrowAt);
+    // absent in snapshots from before the tier measurement: nothing learned yet
+    const tierRatio = o.tierRatio === undefined ? null : nullableNum('policy.tierRatio', o.tierRatio, { min: 0 });
+    const tierTasks = o.tierTasks === undefined ? 0 : num('policy.tierTasks', o.tierTasks, { min: 0 });
     const rls = this.rls.snapshot();
     this.rls.restore(o.rls);
     try { this.fastLambda.restore(fast); } catch (e) { this.rls.restore(rls); throw e; }
@@ -100,6 +120,29 @@ export class ImprovedPolicy implements Policy {
     this.lastFastLambda = lastFastLambda;
     this.perArrival = perArrival;
     this.lastGrowAt = lastGrowAt ?? -Infinity;
+    this.tierRatio = tierRatio;
+    this.tierTasks = tierTasks;
+  }
+
+  /**
+   * Whether the share is measured to help: false when, over the intervals in which tasks were served from both
+   * tiers, the memory tier's mean response time was not at least tierGainMin below the disk tier's (e.g. a
+   * promotion copy on the task's path costs what the faster reads save). True until enough tasks were seen.
+   */
+  private tierHelps(v: ValidMeasurement): boolean {
+    const nm = v.memoryTierTasks ?? 0;
+    const nd = v.diskTierTasks ?? 0;
+    if (nm > 0 && nd > 0 && v.memoryTierMeanS !== undefined && v.diskTierMeanS !== undefined && v.diskTierMeanS > 0) {
+      const x = v.memoryTierMeanS / v.diskTierMeanS;
+      const w = Math.min(nm, nd);
+      // a running mean over the first TIER_WINDOW_TASKS paired tasks, then an exponential average over about as many
+      const g = Math.min(1, w / Math.min(TIER_WINDOW_TASKS, this.tierTasks + w));
+      this.tierRatio = this.tierRatio === null ? x : this.tierRatio + g * (x - this.tierRatio);
+      this.tierTasks = Math.min(1e9, this.tierTasks + w);
+    }
+    const imp = this.imp;
+    return imp.tierMinTasks === 0 || this.tierRatio === null || this.tierTasks < imp.tierMinTasks
+      || this.tierRatio <= 1 - imp.tierGainMin;
   }
 
   step(ctx: PolicyContext, v: ValidMeasurement): string {
@@ -140,10 +183,19 @@ export class ImprovedPolicy implements Policy {
     // feed-forward: the predictor (only a pessimistic online offset is trusted) says how much memory the set point
     // needs at the fast λ; more than the working set can never help, so cap there
     const mq = ctx.bound(model.predictSize(setPoint, lam, { pessimistic: true }));
+    const helps = this.tierHelps(v);
     let target = Math.min(mq, wsNeed);
     let reason = mq <= wsNeed ? 'feedforward' : 'working-set';
-    if (imp.kneeFraction > 0 && v.arrivals > 0) {
-      const knee = Math.min(wsNeed, model.model.kneeSize(imp.kneeFraction));
+    if (!helps) {
+      // measured: memory-tier tasks are no faster than disk-tier ones, so any share above the floor is pure cost
+      target = 0;
+      reason = `no-tier-gain (memory/disk ${this.tierRatio!.toFixed(2)})`;
+    }
+    // a knee beyond the largest share is no knee: the fit does not flatten within the range (a nearly flat or
+    // straight calibration, c far above the sizes measured), so the 80/20 argument has nothing to hold
+    const kneeAt = model.model.kneeSize(imp.kneeFraction);
+    if (helps && imp.kneeFraction > 0 && v.arrivals > 0 && kneeAt <= ctx.bound(Infinity)) {
+      const knee = Math.min(wsNeed, kneeAt);
       if (knee > target) { target = knee; reason = 'knee'; }
     }
     // feedback: above the set point with tasks falling back to disk, the predictor was optimistic: give the
@@ -152,7 +204,7 @@ export class ImprovedPolicy implements Policy {
     if (r !== null) {
       const err = r - setPoint;
       this.rls.update(err);
-      if (err > imp.deadband && fell) {
+      if (err > imp.deadband && fell && helps) {
         const u = this.rls.solveInput(0);
         const up = Math.max(wsNeed, u !== null && u > 0 ? Math.min(ctx.m + u, wsNeed * 1.5) : ctx.m);
         if (up > target) { target = up; reason = 'slo-guard'; }
@@ -160,7 +212,9 @@ export class ImprovedPolicy implements Policy {
     }
     target = ctx.bound(target);
     if (target < ctx.m && v.time - this.lastGrowAt < imp.dwellS) target = ctx.m;
-    const next = target < ctx.m ? Math.max(target, ctx.m * (1 - imp.maxShrinkFraction)) : target;
+    // the shrink rate limit never makes a step smaller than the deadband below (that would freeze the share)
+    const step = Math.min(ctx.m * (1 - imp.maxShrinkFraction), ctx.m - ctx.mThresh);
+    const next = target < ctx.m ? Math.max(target, step) : target;
     // deadband m_thresh, except that a return to the floor is always allowed (idle memory is pure cost)
     const toFloor = next < ctx.m && next <= ctx.bound(0) + 1e-9;
     const dm = Math.abs(next - ctx.m) >= ctx.mThresh || toFloor ? next - ctx.m : 0;
