@@ -13,13 +13,15 @@
 // figure for the in-guest lighttpd, hylicsd's CPU per GB under socket offload, the guest cgroup's CPU and context
 // switches per second (all threads of its processes), and the ratios to (1)/(2) and socket/module.
 // Placement (as in the paper's Fig. 19/20 setup, where the VM has vCPUs of its own and the hypervisor-level module
-// runs on other cores): the guest's processes are pinned to CPU 0 (its 0.5-CPU quota stays) and the module engine
-// (nginx master + worker) to the other CPUs; the client and hylicsd are not pinned. --placement shared pins
-// nothing (pigz in the guest then competes with the module engine for the same cores: the host's scheduler, not
-// the module, decides what that costs). Each cell also reports how busy the whole host was.
+// runs on other cores): the guest's processes are pinned to CPU 0 (its 0.5-CPU quota stays), the module engine
+// (nginx master + worker) and hylicsd (the socket-offload engine) to the other CPUs, and the client to CPU 0 in every
+// scheme (--client-cpu; why: CLIENT_CPUS below). Each cell reports each CPU's busy fraction and the client's CPU.
+// --placement shared pins nothing but the client (--client-cpu; not pinned by default there): pigz in the guest
+// then competes with the module engine for the same cores (the host's scheduler, not the module, decides what that
+// costs). Each cell also reports how busy the whole host was.
 // Writes bench/results/hybrid.{json,svg}.
 //   npx tsx bench/hybrid.ts [--rounds 2] [--deliver-mib 200] [--compress-mib 100] [--alone-seconds 8]
-//                           [--placement split|shared]
+//                           [--placement split|shared] [--client-cpu 0|1|none]
 // Needs root (the daemon: namespaces, cgroups, nftables), lighttpd, pigz, curl.
 import { execFile, execFileSync } from 'node:child_process';
 import { mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
@@ -27,7 +29,7 @@ import { join } from 'node:path';
 import { groupedBarChart, renderSvg, type BarPoint, type VegaLiteSpec } from '../src/core/plot.js';
 import { benchSession } from './lib/session.js';
 import { RESULTS_DIR } from './lib/results.js';
-import { cgroupCpuSeconds, cgroupPids, cgroupProcsFile, ctxSwitches, hostCpuSeconds, median } from './lib/measure.js';
+import { cgroupCpuSeconds, cgroupPids, cgroupProcsFile, ctxSwitches, hostCpuSeconds, median, perCpuSeconds } from './lib/measure.js';
 import { arg, argStr, benchLog } from './lib/args.js';
 import { NODE_BIN, entryArgv } from '../src/os/self.js';
 
@@ -47,6 +49,15 @@ if (PLACEMENT !== 'split' && PLACEMENT !== 'shared') throw new Error('--placemen
 const SPLIT = PLACEMENT === 'split' && HOST_CPUS >= 2;
 const GUEST_CPUS = '0';
 const MODULE_CPUS = HOST_CPUS > 2 ? `1-${HOST_CPUS - 1}` : '1';
+/**
+ * Where the client (curl, the stand-in for the paper's remote client machine) runs, the same in every scheme.
+ * split: CPU 0, the guest's core, in the half of it the guest's 0.5-CPU quota leaves: the only capacity that is no
+ * scheme's server's (the guest may never use it, the module engine and hylicsd are on the other CPUs), so the
+ * client takes nothing the guest or the engine is entitled to in any scheme. On CPU 1 it would share the engine's
+ * core in the offload schemes only (the in-guest server of the alone case never runs there). `none`: not pinned.
+ */
+const CLIENT_CPUS = argStr('client-cpu', SPLIT ? GUEST_CPUS : 'none');
+if (CLIENT_CPUS !== 'none' && !/^\d+(-\d+)?$/.test(CLIENT_CPUS)) throw new Error('--client-cpu: a CPU list (taskset -c) or none');
 const CLK_TCK = Number(execFileSync('getconf', ['CLK_TCK']).toString().trim()) || 100;
 const log = benchLog('hybrid');
 
@@ -124,21 +135,39 @@ function pin(pids: Array<number | string>, cpus: string): void {
 /** The client's network namespace, routed through the host (set in main): every configuration is downloaded over
  *  the same path. (A client on the host itself is not used: see docs/offload-socket.md.) */
 let clientNetns = '';
-const curl = (args: string[], timeoutMs?: number): ReturnType<typeof run> => run('ip', ['netns', 'exec', clientNetns, 'curl', ...args], timeoutMs);
+const clientPin = (): string[] => (CLIENT_CPUS === 'none' ? [] : ['taskset', '-c', CLIENT_CPUS]);
+const curl = (args: string[], timeoutMs?: number): ReturnType<typeof run> =>
+  run('ip', ['netns', 'exec', clientNetns, ...clientPin(), 'curl', ...args], timeoutMs);
+/** curl and the CPU it used (the shell's `times`: its children's user + system seconds). */
+async function timedCurl(
+  args: string[],
+  timeoutMs?: number,
+): Promise<{ code: number; stdout: string; stderr: string; cpu: number }> {
+  const r = await run('ip', ['netns', 'exec', clientNetns, ...clientPin(), 'sh', '-c', 'curl "$@"; s=$?; echo; times; exit $s', 'curl', ...args], timeoutMs);
+  const lines = r.stdout.trimEnd().split('\n');
+  const sec = (v: string): number => { const m = /^(\d+)m([\d.]+)s$/.exec(v); return m ? Number(m[1]) * 60 + Number(m[2]) : NaN; };
+  const [u, sy] = (lines.at(-1) ?? '').trim().split(/\s+/);
+  return { ...r, stdout: lines.slice(0, -2).join('\n'), cpu: sec(u ?? '') + sec(sy ?? '') };
+}
 
-interface Delivery { downloads: number; bytes: number; seconds: number; mbps: number }
+interface Delivery {
+  downloads: number; bytes: number; seconds: number; mbps: number;
+  /** The client's (curl's) user + system CPU over the downloads, and per GB delivered. */
+  clientCpuSeconds: number; clientCpuPerGB: number;
+}
 
 /** Sequential curl downloads of `url` until `stop()` says so (checked between downloads; at least one). */
 async function deliver(url: string, stop: (n: number, elapsedMs: number) => boolean): Promise<Delivery> {
-  let bytes = 0; let seconds = 0; let n = 0;
+  let bytes = 0; let seconds = 0; let n = 0; let cpu = 0;
   const start = Date.now();
   do {
-    const r = await curl(['-sS', '--max-time', '60', '-o', '/dev/null', '-w', '%{http_code} %{size_download} %{time_total}', url], 70_000);
+    const r = await timedCurl(['-sS', '--max-time', '60', '-o', '/dev/null', '-w', '%{http_code} %{size_download} %{time_total}', url], 70_000);
     const [code, size, time] = r.stdout.trim().split(' ');
     if (r.code !== 0 || code !== '200') throw new Error(`curl ${url}: exit ${r.code} http ${code} ${r.stderr.trim()}`);
-    bytes += Number(size); seconds += Number(time); n++;
+    bytes += Number(size); seconds += Number(time); n++; cpu += r.cpu;
   } while (!stop(n, Date.now() - start));
-  return { downloads: n, bytes, seconds, mbps: bytes / seconds / 1e6 };
+  return { downloads: n, bytes, seconds, mbps: bytes / seconds / 1e6, clientCpuSeconds: cpu,
+    clientCpuPerGB: cpu / (bytes / 1e9) };
 }
 
 interface Cell {
@@ -149,6 +178,8 @@ interface Cell {
   guestCtxPerSec?: number;
   /** CPUs' worth of the whole host busy during the cell (of hostCpus): near hostCpus means the host was saturated. */
   hostCpusBusy?: number;
+  /** Busy fraction of each CPU during the cell (index = CPU): which core limited the cell. */
+  cpuBusy?: number[];
 }
 
 
@@ -186,8 +217,13 @@ async function main(): Promise<void> {
       + ` && head -c ${Math.round(COMPRESS_MIB * 3 / 4)}M /dev/urandom | base64 > /mnt/hylics/work/input.txt && ls -l /mnt/hylics/www /mnt/hylics/work`);
     const deliverBytes = DELIVER_MIB * 1024 * 1024;
     const compressBytes = Number((await gexec('stat -c %s /mnt/hylics/work/input.txt')).stdout.trim());
-    // lighttpd's config, written into the share by the guest (outside www/, which the module serves)
-    await gexec(`cat > /mnt/hylics/run/lighttpd.conf <<'EOF'
+    const url = `http://${addr}:${PORT}/deliver.bin`;
+
+    // ---- the in-guest server: lighttpd -D as a long-running guest exec (a guest exec's children die with it)
+    // lighttpd's config, written into the share by the guest (outside www/, which the module serves) before each
+    // start: the guest's tiered store moves a share file idle for 60 s to its disk tier (docs/tier.md), and a config
+    // written once was gone by round 2 of a loaded run
+    const writeLighttpdConf = () => gexec(`cat > /mnt/hylics/run/lighttpd.conf <<'EOF'
 server.document-root = "/mnt/hylics/www"
 server.port = ${PORT}
 server.bind = "0.0.0.0"
@@ -196,10 +232,8 @@ server.max-keep-alive-requests = 1000
 server.network-backend = "sendfile"
 mimetype.assign = ( ".bin" => "application/octet-stream" )
 EOF`);
-    const url = `http://${addr}:${PORT}/deliver.bin`;
-
-    // ---- the in-guest server: lighttpd -D as a long-running guest exec (a guest exec's children die with it)
     const startLighttpd = async (): Promise<void> => {
+      await writeLighttpdConf();
       lighttpd = cli(['guest', 'exec', guest, '--timeout', '900000', '--', 'lighttpd', '-D', '-f', '/mnt/hylics/run/lighttpd.conf'], 910_000).catch((e: Error) => { if (!session.closing()) log(`lighttpd ended: ${e.message.slice(0, 300)}`); });
       for (let i = 0; i < 100; i++) {
         const r = await curl(['-sS', '--max-time', '2', '-o', '/dev/null', '-w', '%{http_code}', '-r', '0-0', url]);
@@ -221,7 +255,11 @@ EOF`);
 
     const procsFile = cgroupProcsFile(cgroup);
     // the guest's processes (its init and agent: everything it runs later is their child) on CPU 0
-    if (SPLIT) { pin(cgroupPids(procsFile), GUEST_CPUS); log(`placement: guest on CPU ${GUEST_CPUS}, module engine on CPU ${MODULE_CPUS}`); }
+    if (SPLIT) {
+      pin(cgroupPids(procsFile), GUEST_CPUS);
+      pin([daemonPid], MODULE_CPUS); // hylicsd: the socket-offload scheme's engine, and the module engine's parent
+      log(`placement: guest on CPU ${GUEST_CPUS}, module engine and hylicsd on CPU ${MODULE_CPUS}, client on CPU ${CLIENT_CPUS}`);
+    }
     const socketUrl = `http://${addr}:${SOCKET_PORT}/deliver.bin`;
     let socketServer = false;
     const startSocketServer = async (): Promise<void> => {
@@ -305,9 +343,11 @@ EOF`);
       for (let k = 0; k < configs.length; k++) {
         const c = configs[(k + round) % configs.length]!;
         log(`round ${round + 1}/${ROUNDS}: ${c.name} ...`);
-        const x0 = ctxSwitches(procsFile); const t0 = Date.now(); const h0 = hostCpuSeconds();
+        const x0 = ctxSwitches(procsFile); const t0 = Date.now();
+        const h0 = hostCpuSeconds(); const p0 = perCpuSeconds();
         const cell = await c.runCell(round);
-        const h1 = hostCpuSeconds();
+        const h1 = hostCpuSeconds(); const p1 = perCpuSeconds();
+        cell.cpuBusy = p1.map((b, i) => (b.busy - p0[i]!.busy) / (b.total - p0[i]!.total));
         cell.guestCtxPerSec = (ctxSwitches(procsFile) - x0) / ((Date.now() - t0) / 1000);
         cell.hostCpusBusy = ((h1.busy - h0.busy) / (h1.total - h0.total)) * HOST_CPUS;
         cells.push(cell);
@@ -316,7 +356,8 @@ EOF`);
           cell.compressSeconds !== undefined ? `compression ${cell.compressSeconds.toFixed(2)} s` : '',
           cell.serverCpuPerGB !== undefined ? `server CPU ${cell.serverCpuPerGB.toFixed(3)} s/GB` : '',
           `guest CPU ${cell.guestCpuSeconds.toFixed(1)} s in ${cell.wallSeconds.toFixed(1)} s, ${cell.guestCtxPerSec?.toFixed(0)} guest ctx/s`,
-          `host ${cell.hostCpusBusy?.toFixed(2)} of ${HOST_CPUS} CPUs busy`,
+          `host ${cell.hostCpusBusy?.toFixed(2)} of ${HOST_CPUS} CPUs busy (${cell.cpuBusy?.map((b, i) => `cpu${i} ${b.toFixed(2)}`).join(' ')})`,
+          cell.delivery ? `client ${cell.delivery.clientCpuPerGB.toFixed(3)} CPU s/GB` : '',
         ].filter(Boolean);
         log(`  ${parts.join(', ')}`);
       }
@@ -335,6 +376,9 @@ EOF`);
       compressionSeconds: { alone: of('compression alone', (c) => c.compressSeconds), interference: of('interference', (c) => c.compressSeconds), moduleOffload: of('module offload', (c) => c.compressSeconds), socketOffload: of('socket offload', (c) => c.compressSeconds) },
       serverCpuSecondsPerGB: { lighttpdInGuestAlone: of('alone', (c) => c.serverCpuPerGB), lighttpdInGuestInterference: of('interference', (c) => c.serverCpuPerGB), moduleWorkerOnHost: of('module offload', (c) => c.serverCpuPerGB), hylicsdSocketOffload: of('socket offload', (c) => c.serverCpuPerGB) },
       hostCpusBusy: { deliveryAlone: of('alone', (c) => c.hostCpusBusy), interference: of('interference', (c) => c.hostCpusBusy), moduleOffload: of('module offload', (c) => c.hostCpusBusy), socketOffload: of('socket offload', (c) => c.hostCpusBusy), compressionAlone: of('compression alone', (c) => c.hostCpusBusy) },
+      clientCpuSecondsPerGB: { alone: of('alone', (c) => c.delivery?.clientCpuPerGB), interference: of('interference', (c) => c.delivery?.clientCpuPerGB), moduleOffload: of('module offload', (c) => c.delivery?.clientCpuPerGB), socketOffload: of('socket offload', (c) => c.delivery?.clientCpuPerGB) },
+      cpuBusy: Object.fromEntries(['alone', 'compression alone', 'interference', 'module offload', 'socket offload'].map((k) =>
+        [k, Array.from({ length: HOST_CPUS }, (_, i) => of(k, (c) => c.cpuBusy?.[i]))])),
       guestCtxPerSec: { deliveryAlone: of('alone', (c) => c.guestCtxPerSec), interference: of('interference', (c) => c.guestCtxPerSec), moduleOffload: of('module offload', (c) => c.guestCtxPerSec), socketOffload: of('socket offload', (c) => c.guestCtxPerSec), compressionAlone: of('compression alone', (c) => c.guestCtxPerSec) },
     };
     const ratios = {
@@ -368,8 +412,9 @@ EOF`);
         client: 'curl in a client network namespace routed through the host, sequential full downloads of the file from the guest address; alone: '
           + `${ALONE_SECONDS} s or ${ALONE_MAX} downloads; with compression: until pigz ends (the download in flight then completes and counts)`,
         placement: SPLIT
-          ? `split (as the paper's Fig. 19/20 setup: the VM's vCPUs are its own): the guest's processes pinned to CPU ${GUEST_CPUS} (quota ${CPUS} CPU), the module engine (nginx master + worker) to CPU ${MODULE_CPUS}; client (curl) and hylicsd not pinned`
-          : 'shared: nothing pinned (the guest\'s pigz threads and the module engine share every host core)',
+          ? `split (as the paper's Fig. 19/20 setup: the VM's vCPUs are its own): the guest's processes pinned to CPU ${GUEST_CPUS} (quota ${CPUS} CPU), the module engine (nginx master + worker) and hylicsd to CPU ${MODULE_CPUS}; client (curl) on CPU ${CLIENT_CPUS} in every scheme`
+          : `shared: nothing pinned (the guest's pigz threads and the module engine share every host core); client on CPU ${CLIENT_CPUS}`,
+        clientCpus: CLIENT_CPUS,
         hostCpusBusy: 'CPUs\' worth of the whole host busy during the cell (/proc/stat: all but idle and iowait)',
         rounds: ROUNDS, hostCpus: HOST_CPUS, loadavg: readFileSync('/proc/loadavg', 'utf8').trim(),
       },

@@ -56,6 +56,17 @@ export function ctxSwitches(procsFile: string): number {
 }
 
 /** Busy and total CPU time of the whole host so far (/proc/stat, seconds): busy = all but idle and iowait. */
+/** Busy and total seconds of each CPU from /proc/stat (cpu0, cpu1, ...; busy = all but idle and iowait). */
+export function perCpuSeconds(): Array<{ busy: number; total: number }> {
+  const out: Array<{ busy: number; total: number }> = [];
+  for (const m of readFileSync('/proc/stat', 'utf8').matchAll(/^cpu(\d+)\s+(.*)$/gm)) {
+    const f = m[2]!.trim().split(/\s+/).map(Number);
+    const total = f.slice(0, 8).reduce((a, b) => a + b, 0);
+    out[Number(m[1])] = { busy: (total - f[3]! - f[4]!) / 100, total: total / 100 };
+  }
+  return out;
+}
+
 export function hostCpuSeconds(): { busy: number; total: number } {
   const f = (/^cpu\s+(.*)$/m.exec(readFileSync('/proc/stat', 'utf8'))?.[1] ?? '').trim().split(/\s+/).map(Number);
   const ticks = 100; // USER_HZ: /proc/stat counts in clock ticks of 1/100 s on Linux
