@@ -229,6 +229,8 @@ test('improved: holds memory only while the memory tier is measured faster; a kn
     }
     return size;
   };
+  // a cold start's first decision goes to its target at once (128 -> the 40 MiB knee), later shrinks by 40 % a step
+  assert.ok(Math.abs(run(new ShareController(cfg()), 3.3, 4.0, 1) - 40 * MiB) < 1, 'first decision: no shrink limit');
   // memory tier 20 % faster: the knee is held as before
   assert.ok(Math.abs(run(new ShareController(cfg()), 3.3, 4.0) - 40 * MiB) < 1, 'memory faster: the knee');
   // memory tier no faster (e.g. a promotion copy on the task's path): the floor, and the log says why

@@ -156,6 +156,8 @@ export class ImprovedPolicy implements Policy {
     const lam = Math.max(fast, slow);
     const setPoint = ctx.reference * imp.setPointFraction;
     const usedMiB = v.shareUsedBytes / MiB;
+    // the first decision of a cold start: the size is the configured initial one, nothing learned to protect
+    const first = this.usagePeak.length === 0;
     this.usagePeak.push(usedMiB);
     if (this.usagePeak.length > 3) this.usagePeak.shift();
     const fell = (v.fullFallbacks ?? 0) > 0;
@@ -214,7 +216,7 @@ export class ImprovedPolicy implements Policy {
     if (target < ctx.m && v.time - this.lastGrowAt < imp.dwellS) target = ctx.m;
     // the shrink rate limit never makes a step smaller than the deadband below (that would freeze the share)
     const step = Math.min(ctx.m * (1 - imp.maxShrinkFraction), ctx.m - ctx.mThresh);
-    const next = target < ctx.m ? Math.max(target, step) : target;
+    const next = target < ctx.m && !first ? Math.max(target, step) : target;
     // deadband m_thresh, except that a return to the floor is always allowed (idle memory is pure cost)
     const toFloor = next < ctx.m && next <= ctx.bound(0) + 1e-9;
     const dm = Math.abs(next - ctx.m) >= ctx.mThresh || toFloor ? next - ctx.m : 0;
