@@ -11,7 +11,7 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, openSync, closeSync, readFileSync } from 'node:fs';
 import { rm, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { groupedBarChart, renderSvg } from '../src/core/plot.js';
 import { NODE_BIN, PACKAGE_ROOT } from '../src/os/self.js';
 import { hylics, stopDaemon, tempStateDir } from '../test/helpers/cli.js';
@@ -53,7 +53,9 @@ const hasTime = existsSync(GNU_TIME);
 function timeOnce(argv: string[], env?: NodeJS.ProcessEnv): { wallMs: number; cpuMs: number | undefined } {
   const full = hasTime ? [GNU_TIME, '-f', 'HYLICS_CPU %U %S', ...argv] : argv;
   const t0 = process.hrtime.bigint();
-  const r = spawnSync(full[0]!, full.slice(1), { stdio: ['ignore', 'ignore', 'pipe'], env: env ?? process.env });
+  // `hylics` and ./hylics start the `node` on PATH: this bench's Node first, so a run on Node 22 or 24 times that one
+  const e = env ?? process.env;
+  const r = spawnSync(full[0]!, full.slice(1), { stdio: ['ignore', 'ignore', 'pipe'], env: { ...e, PATH: `${dirname(NODE_BIN)}:${e.PATH ?? ''}` } });
   const wallMs = Number(process.hrtime.bigint() - t0) / NS_PER_MS;
   if (r.status !== 0) throw new Error(`${argv.join(' ')} exited ${r.status}: ${r.stderr.toString().slice(0, 300)}`);
   const m = /HYLICS_CPU ([\d.]+) ([\d.]+)/.exec(r.stderr.toString());
