@@ -502,8 +502,11 @@ async function main(): Promise<void> {
         lastOffAt = Date.now();
 
         // ---- 0 lost: every segment once in the two tiers (or identical in both), same sha256 ----
-        // a background promotion keeps the disk-tier copy through the 2 s busy grace (the app may still open it)
-        if (PROMOTE === 'background') await sleep(3000);
+        // a background promotion keeps the disk-tier copy for 30 s after its path was last handed out (the app may
+        // still open it): wait for those to go, at most that long
+        const inBoth = (): number =>
+          names.filter((n) => existsSync(join(sharePath, n)) && existsSync(join(diskTierHost, n))).length;
+        for (const until = Date.now() + 35_000; PROMOTE === 'background' && inBoth() > 0 && Date.now() < until;) await sleep(1000);
         let lost = 0; let changed = 0; let dup = 0;
         for (const n of names) {
           const copies = [join(sharePath, n), join(diskTierHost, n)].filter((p) => existsSync(p));

@@ -71,7 +71,8 @@ export async function openSource(path: string): Promise<import('node:fs/promises
   }
 }
 
-function sameContentStat(a: BigIntStats, b: BigIntStats): boolean {
+/** Same file, same content as far as stat tells: inode, device, size and mtime (ns). */
+export function sameContentStat(a: BigIntStats, b: BigIntStats): boolean {
   return a.ino === b.ino && a.dev === b.dev && a.size === b.size && a.mtimeNs === b.mtimeNs;
 }
 

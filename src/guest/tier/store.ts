@@ -24,7 +24,7 @@ import { DEFAULT_TIER_IDLE_MS, DEFAULT_TIER_PROMOTE, type TierPromoteMode } from
 import type { TierShrinkResultT, TierStatsResultT } from '../../core/protocol/index.js';
 import { openFilesUnder, type OpenFileUse } from '../../os/open-files.js';
 import { isProcessAlive } from '../../os/proc.js';
-import { copyToTemp, ensureDirs, finishMove, fsyncDir, lstatOrUndefined, moveFile, openSource, symlinkError, tmpName, tmpOwner, type MoveHook } from './fsops.js';
+import { copyToTemp, ensureDirs, finishMove, fsyncDir, lstatOrUndefined, moveFile, openSource, sameContentStat, symlinkError, tmpName, tmpOwner, type MoveHook } from './fsops.js';
 import { isReserved, tierName } from './names.js';
 
 export type Tier = 'memory' | 'disk';
@@ -43,9 +43,12 @@ export const PROMOTE_QUEUE_MAX = 64;
 /** Background promotion copies at once. All moves take the store's one lock anyway (a second copy would only split
  * the disk tier's bandwidth with the first), so one. */
 export const PROMOTE_CONCURRENCY = 1;
-/** How often a background promotion that kept its disk-tier source (handed out in the last busyGraceMs) looks
- * again whether the source may go. */
-const KEPT_SOURCE_POLL_MS = 250;
+/** A background promotion keeps the disk-tier copy while its path was handed out this recently: the app opens it
+ * after its own start (a loaded guest took over 2 s to exec ffmpeg on it in the closed-loop bench), and the disk
+ * copy costs only disk-tier space meanwhile. */
+export const DEFAULT_PROMOTE_KEEP_SOURCE_MS = 30_000;
+/** How often a kept disk-tier source looks again whether it may go. */
+const KEPT_SOURCE_POLL_MS = 500;
 
 export interface TierEntry {
   name: string;
@@ -67,6 +70,8 @@ export interface TierStoreOptions {
   promote?: PromoteMode;
   headroomBytes?: number;
   busyGraceMs?: number;
+  /** Background promotion: how long after the last lookup that answered the disk-tier path its copy stays. */
+  keepSourceMs?: number;
   /** Which files are open (default: a /proc walk). */
   openFiles?: (root: string) => Promise<Map<string, OpenFileUse>>;
   /** Test points inside moves. */
@@ -105,6 +110,11 @@ export class TierStore {
   readonly promote: PromoteMode;
   private readonly headroomBytes: number;
   private readonly busyGraceMs: number;
+  private readonly keepSourceMs: number;
+  /** Names whose disk-tier path a lookup answered, with the time (a background promotion keeps that copy). */
+  private readonly diskHandouts = new Map<string, number>();
+  /** Kept disk-tier sources of finished background promotions: where, and the stat the copy was made from. */
+  private readonly keptInfo = new Map<string, { disk: string; memory: string; st0: BigIntStats }>();
   private readonly openFiles: (root: string) => Promise<Map<string, OpenFileUse>>;
   private readonly hook: MoveHook | undefined;
   private lock: Promise<unknown> = Promise.resolve();
@@ -131,6 +141,7 @@ export class TierStore {
     this.promote = opts.promote ?? DEFAULT_TIER_PROMOTE;
     this.headroomBytes = opts.headroomBytes ?? DEFAULT_HEADROOM_BYTES;
     this.busyGraceMs = opts.busyGraceMs ?? DEFAULT_BUSY_GRACE_MS;
+    this.keepSourceMs = opts.keepSourceMs ?? DEFAULT_PROMOTE_KEEP_SOURCE_MS;
     this.openFiles = opts.openFiles ?? openFilesUnder;
     this.hook = opts.hook;
   }
@@ -235,6 +246,7 @@ export class TierStore {
     }
     await this.touch(entry, now);
     let promoting: boolean | undefined;
+    if (entry.tier === 'disk') this.diskHandouts.set(name, now);
     if (found.tier === 'disk' && mode === 'background') promoting = await this.schedulePromotion(name, found.sizeBytes);
     return { ...entry, lastUseMs: now, foundIn: found.tier, ...(promoting !== undefined ? { promoting } : {}) };
   }
@@ -297,21 +309,48 @@ export class TierStore {
     return this.promoteQueue.length + this.promoteRunning;
   }
 
+  /** Whether a lookup answered `name`'s disk-tier path in the last keepSourceMs. */
+  private handedOutOnDisk(name: string): boolean {
+    const t = this.diskHandouts.get(name);
+    if (t === undefined) return false;
+    if (this.now() - t >= this.keepSourceMs) {
+      this.diskHandouts.delete(name);
+      return false;
+    }
+    return true;
+  }
+
   /**
-   * A background promotion's disk-tier source stays while the name is busy (an app was handed the disk path in
-   * the last busyGraceMs and may not have opened it yet); then it goes if it is still the copied file and the
-   * share's copy still exists (finishMove). A reader that already opened it keeps reading the unlinked inode.
+   * A background promotion's disk-tier source stays while its path was handed out in the last keepSourceMs (the
+   * app may not have opened it yet); then it goes if it is still the copied file and the share's copy still exists
+   * (finishMove). A reader that already opened it keeps reading the unlinked inode.
    */
   private keepSourceUntilIdle(name: string, src: string, dst: string, st0: BigIntStats): void {
     if (this.keptSources.has(name)) return;
+    this.keptInfo.set(name, { disk: src, memory: dst, st0 });
     const done = (async (): Promise<void> => {
-      while (this.busy(name)) await new Promise((r) => setTimeout(r, KEPT_SOURCE_POLL_MS)); // at most busyGraceMs
+      while (this.handedOutOnDisk(name)) await new Promise((r) => setTimeout(r, KEPT_SOURCE_POLL_MS));
       await this.exclusive(() => finishMove(src, dst, st0, this.hook)).catch(() => {});
     })().finally(() => {
       this.keptSources.delete(name);
+      this.keptInfo.delete(name);
       this.wakeIdle();
     });
     this.keptSources.set(name, done);
+  }
+
+  /** Evicting a promoted file whose disk-tier source is still kept: that source is a complete copy of the same
+   * content, so the share's copy just goes (nothing copied). False when either copy changed since the promotion. */
+  private async dropPromotedCopy(name: string): Promise<boolean> {
+    const k = this.keptInfo.get(name);
+    if (!k) return false;
+    const d = await lstatOrUndefined(k.disk);
+    const m = await lstatOrUndefined(k.memory);
+    if (!d || !m?.isFile() || !sameContentStat(k.st0, d)) return false;
+    if (m.size !== k.st0.size || m.mtimeNs !== k.st0.mtimeNs) return false;
+    await unlink(k.memory);
+    await fsyncDir(dirname(k.memory));
+    return true;
   }
 
   /**
@@ -525,9 +564,10 @@ export class TierStore {
       hook: this.hook,
       stillMovable: async () => !(await writersNow()),
       ...(extra.aborted ? { aborted: extra.aborted } : {}),
-      keepSource: extra.keepSourceWhileBusy === true && this.busy(name),
+      keepSource: extra.keepSourceWhileBusy === true && this.handedOutOnDisk(name),
       onSourceStat: (st) => { st0 = st; },
     });
+    if (r === 'exists' && from === 'memory' && (await this.dropPromotedCopy(name))) return 'moved';
     if (r === 'exists') {
       await this.resolveDuplicate(name);
       return 'skipped';
@@ -538,7 +578,7 @@ export class TierStore {
 
   /** Move a disk-tier file into the share when it fits with headroom; stops (file left on disk) when a shrink
    * request came after `epoch`, or the share filled up during the copy. `background`: the disk-tier source stays
-   * until the name's busy grace ends (keepSourceUntilIdle). */
+   * while its path was handed out in the last keepSourceMs (keepSourceUntilIdle). */
   private async promoteOne(
     name: string,
     sizeBytes: number,

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { mkdir, mkdtemp, open, readdir, readFile, rm, symlink, writeFile } from 'node:fs/promises';
+import { lstat, mkdir, mkdtemp, open, readdir, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
@@ -57,6 +57,7 @@ async function fixture(t: { after: (fn: () => Promise<void>) => void }, sizeByte
       now: () => clock.t,
       headroomBytes: 64 * 1024,
       busyGraceMs: 0,
+      keepSourceMs: 0,
       ...o,
     }).open();
   return { mem, disk, clock, store };
@@ -286,7 +287,7 @@ test('an agent killed at every step of a move loses nothing: recovery leaves exa
         const { TierStore } = await import(${JSON.stringify(storeUrl)});
         const hook = async (st) => { if (st === ${JSON.stringify(step)}) { process.stdout.write('AT ' + st + '\\n'); await new Promise(() => {}); } };
         const s = await new TierStore({ memoryDir: ${JSON.stringify(f.mem)}, diskDir: ${JSON.stringify(f.disk)}, hook, headroomBytes: 0,
-          ...${JSON.stringify(direction === 'promote-background' ? { promote: 'background', busyGraceMs: 600_000 } : { promote: 'sync', busyGraceMs: 0 })} }).open();
+          ...${JSON.stringify(direction === 'promote-background' ? { promote: 'background', busyGraceMs: 600_000, keepSourceMs: 600_000 } : { promote: 'sync', busyGraceMs: 0 })} }).open();
         if (${JSON.stringify(direction)} === 'evict') await s.shrink(0, 60000); else { await s.lookup('v/seg.ts'); await s.promotionsSettled(); }
         process.stdout.write('DONE\\n');
       `), { stdio: ['ignore', 'pipe', 'inherit'] });
@@ -333,7 +334,7 @@ function gate(dir: string): { hook: NonNullable<TierStoreOptions['hook']>; reach
 
 test('background promotion: the lookup answers the disk path at once, the copy follows; a reader of the disk path keeps reading; nothing lost', { skip }, async (t) => {
   const f = await fixture(t, 16 * MiB);
-  const s = await f.store({ promote: 'background', busyGraceMs: 60_000 });
+  const s = await f.store({ promote: 'background', busyGraceMs: 60_000, keepSourceMs: 60_000 });
   const a = await putBytes(s, 'v/a', 3 * MiB + 4321);
   await s.shrink(0, 10_000);
   const diskPath = join(f.disk, 'v/a');
@@ -379,6 +380,28 @@ test('background promotion: the lookup answers the disk path at once, the copy f
   assert.equal((await s.lookup('b', { promote: false })).promoting, undefined);
   const off = await f.store({ promote: 'off' });
   assert.equal((await off.lookup('b')).promoting, undefined);
+});
+
+test('background promotion: evicting a promoted file while its disk copy is kept drops the share copy, copies nothing', { skip }, async (t) => {
+  const f = await fixture(t, 16 * MiB);
+  const s = await f.store({ promote: 'background', keepSourceMs: 60_000 });
+  const want = (await putBytes(s, 'k', 3 * MiB)).sha;
+  await s.shrink(0, 10_000);
+  const diskPath = join(f.disk, 'k');
+  const ino = (await lstat(diskPath)).ino;
+  f.clock.t += 1000;
+  assert.equal((await s.lookup('k')).promoting, true);
+  await until(() => s.promotionsPending() === 0);
+  assert.ok(existsSync(join(f.mem, 'k')) && existsSync(diskPath), 'promoted, the disk copy kept');
+  const r = await s.shrink(0, 10_000);
+  assert.deepEqual([r.ok, r.movedFiles], [true, 1]);
+  assert.ok(!existsSync(join(f.mem, 'k')), 'the share copy went');
+  assert.equal((await lstat(diskPath)).ino, ino, 'the disk copy the app was handed is the same file');
+  f.clock.t += 60_000;
+  await s.promotionsSettled();
+  assert.equal((await s.locate('k'))?.tier, 'disk');
+  assert.equal(await shaOf(s, 'k'), want);
+  assert.deepEqual([...await tmpsIn(f.mem), ...await tmpsIn(f.disk)], []);
 });
 
 test('background promotion: a shrink request during the copy wins (the copy stops, the file stays on disk, queued ones are dropped)', { skip }, async (t) => {
