@@ -11,26 +11,22 @@
 // No RST from the guest's address reaches the client in any of them.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { GuestView } from '../../src/core/api.js';
 import { run } from '../../src/os/exec.js';
 import { listSteerFlows, listSteerTableGuests } from '../../src/os/nft-steer.js';
-import { NODE_BIN, entryArgv } from '../../src/os/self.js';
-import { tcpRepairAvailable } from '../../src/os/tcp-repair.js';
 import { daemonTag } from '../../src/host/wiring.js';
 import { hylics, startDaemon, stateDirCli, stopDaemon, tempStateDir } from '../helpers/cli.js';
 import { clientNetns } from '../helpers/net-probe.js';
+import { fileServerLine, has, socketOffloadSkip } from '../helpers/socket-offload.js';
 
-const has = (bin: string): boolean => { try { execFileSync('which', [bin], { stdio: 'ignore' }); return true; } catch { return false; } };
-const skip = process.getuid?.() !== 0 ? 'needs root (daemon, namespaces, nftables, TCP_REPAIR)'
-  : !has('nft') ? 'needs nft (apt-get install nftables)'
-    : !has('curl') ? 'needs curl'
-      : !has('tcpdump') ? 'needs tcpdump (the capture is what this test checks)'
-        : !has('capsh') ? 'needs capsh (libcap2-bin) to drop CAP_NET_ADMIN'
-          : !tcpRepairAvailable().ok ? `native addon: ${tcpRepairAvailable().reason}` : false;
+const skip = socketOffloadSkip(
+  [() => has('tcpdump'), 'needs tcpdump (the capture is what this test checks)'],
+  [() => has('capsh'), 'needs capsh (libcap2-bin) to drop CAP_NET_ADMIN'],
+);
 
 const MiB = 1024 * 1024;
 const sha = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
@@ -73,13 +69,11 @@ test('socket offload faults: refusals, no capability, client reset/vanished, dae
 
   await w.create();
 
-  const cli = [NODE_BIN, ...entryArgv('cli/main')].join(' ');
-  const server = (port: number, prefix: string, logName: string): string => `${prefix}${cli} example file-server --root /mnt/hylics --port ${port} --offload socket > /run/hylics/${logName} 2>&1 &`;
   const startServers = async (): Promise<void> => {
     const ex = await hylics(withOpts(['guest', 'exec', g, '--', 'sh', '-c', [
-      server(PORT, '', 'fs.log'),
-      server(PORT_NOCAP, 'capsh --drop=cap_net_admin -- -c \'exec "$0" "$@"\' ', 'fs-nocap.log'),
-      server(PORT_NOADDON, 'HYLICS_NATIVE=0 ', 'fs-noaddon.log'),
+      fileServerLine(PORT, 'fs.log'),
+      fileServerLine(PORT_NOCAP, 'fs-nocap.log', { prefix: 'capsh --drop=cap_net_admin -- -c \'exec "$0" "$@"\' ' }),
+      fileServerLine(PORT_NOADDON, 'fs-noaddon.log', { prefix: 'HYLICS_NATIVE=0 ' }),
     ].join(' ')]));
     assert.equal(ex.code, 0, ex.stderr);
   };

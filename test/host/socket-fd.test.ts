@@ -14,20 +14,17 @@ import type { GuestView } from '../../src/core/api.js';
 import { run } from '../../src/os/exec.js';
 import { listSteerFlows } from '../../src/os/nft-steer.js';
 import { PACKAGE_ROOT } from '../../src/os/self.js';
-import { tcpRepairAvailable } from '../../src/os/tcp-repair.js';
 import { daemonTag } from '../../src/host/wiring.js';
 import { hylics, startDaemon, stateDirCli, stopDaemon, tempStateDir } from '../helpers/cli.js';
 import { clientNetns } from '../helpers/net-probe.js';
+import { has, socketOffloadSkip } from '../helpers/socket-offload.js';
 
-const has = (bin: string): boolean => { try { execFileSync('which', [bin], { stdio: 'ignore' }); return true; } catch { return false; } };
 const python = (): string | undefined => ['/usr/bin/python3', '/usr/local/bin/python3'].find((p) => { try { execFileSync(p, ['-c', 'import socket; socket.send_fds'], { stdio: 'ignore' }); return true; } catch { return false; } });
-const skip = process.getuid?.() !== 0 ? 'needs root (daemon, namespaces, nftables, TCP_REPAIR)'
-  : !has('nft') ? 'needs nft (apt-get install nftables)'
-    : !has('curl') ? 'needs curl'
-      : !has('tcpdump') ? 'needs tcpdump'
-        : !has('capsh') ? 'needs capsh (libcap2-bin)'
-          : !python() ? 'needs python3 >= 3.9 (socket.send_fds) in /usr/bin or /usr/local/bin'
-            : !tcpRepairAvailable().ok ? `native addon: ${tcpRepairAvailable().reason}` : false;
+const skip = socketOffloadSkip(
+  [() => has('tcpdump'), 'needs tcpdump'],
+  [() => has('capsh'), 'needs capsh (libcap2-bin)'],
+  [() => python() !== undefined, 'needs python3 >= 3.9 (socket.send_fds) in /usr/bin or /usr/local/bin'],
+);
 
 const MiB = 1024 * 1024;
 const sha = (b: Buffer): string => createHash('sha256').update(b).digest('hex');

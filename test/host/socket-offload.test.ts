@@ -7,7 +7,7 @@
 // resets mid-send.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
 import { rm, writeFile } from 'node:fs/promises';
@@ -16,17 +16,12 @@ import type { GuestView } from '../../src/core/api.js';
 import { run, runRaw } from '../../src/os/exec.js';
 import { CLOSE_MAX_MS, LINGER_MS } from '../../src/host/offload/socket.js';
 import { listSteerFlows, steerTableName } from '../../src/os/nft-steer.js';
-import { NODE_BIN, entryArgv } from '../../src/os/self.js';
-import { tcpRepairAvailable } from '../../src/os/tcp-repair.js';
 import { daemonTag } from '../../src/host/wiring.js';
 import { hylics, startDaemon, stateDirCli, stopDaemon, tempStateDir } from '../helpers/cli.js';
 import { clientNetns } from '../helpers/net-probe.js';
+import { fileServerLine, has, rstsInCapture, socketOffloadSkip, waitForHttp, waitLeftOver } from '../helpers/socket-offload.js';
 
-const has = (bin: string): boolean => { try { execFileSync('which', [bin], { stdio: 'ignore' }); return true; } catch { return false; } };
-const skip = process.getuid?.() !== 0 ? 'needs root (daemon, namespaces, nftables, TCP_REPAIR)'
-  : !has('nft') ? 'needs nft (apt-get install nftables)'
-    : !has('curl') ? 'needs curl'
-      : !tcpRepairAvailable().ok ? `native addon: ${tcpRepairAvailable().reason}` : false;
+const skip = socketOffloadSkip();
 
 const MiB = 1024 * 1024;
 const sha = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
@@ -79,17 +74,11 @@ test('socket offload: example file server in a sandbox guest, client in another 
   await w.create();
 
   // the example server inside the guest, through the agent (the guest's cgroup, namespaces and capabilities)
-  const cli = [NODE_BIN, ...entryArgv('cli/main')].join(' ');
-  const ex = await hylics(withOpts(['guest', 'exec', g, '--', 'sh', '-c', `${cli} example file-server --root /mnt/hylics --port ${PORT} --offload socket > /run/hylics/file-server.log 2>&1 &`]));
+  const ex = await hylics(withOpts(['guest', 'exec', g, '--', 'sh', '-c', fileServerLine(PORT, 'file-server.log')]));
   assert.equal(ex.code, 0, ex.stderr);
   const base = `http://${addr}:${PORT}`;
   const inW = w.exec;
-  for (let i = 0; ; i++) {
-    const r = await inW('curl', ['-sf', '-o', '/dev/null', `${base}/1k`], 5000);
-    if (r.code === 0) break;
-    assert.ok(i < 100, `the file server in the guest did not come up: ${r.stderr}`);
-    await new Promise((r2) => setTimeout(r2, 200));
-  }
+  await waitForHttp(inW, `${base}/1k`, { tries: 100, pauseMs: 200 });
   // capture RSTs seen on the client side for the rest of the test (tcpdump when installed)
   const rstFile = join(dir, 'rst.txt');
   if (has('tcpdump')) {
@@ -168,17 +157,7 @@ test('socket offload: example file server in a sandbox guest, client in another 
     // leaving nothing), plus LINGER_MS: wait for that, then nothing may be left, no kernel orphan either (a socket
     // without a process: FIN-WAIT-1 towards a wrk client that vanished mid-body would retransmit from the guest's
     // address for minutes, its client's answers going to the guest)
-    const leftOver = async (): Promise<{ flows: Awaited<ReturnType<typeof listSteerFlows>>; socks: string[] }> => ({
-      flows: await listSteerFlows(g, daemonTag(dir)),
-      socks: (await run('ss', ['-tanp', 'src', addr])).stdout.trim().split('\n').slice(1).filter((l) => !/TIME-WAIT/.test(l)),
-    });
-    let left = await leftOver();
-    const until = Date.now() + CLOSE_MAX_MS + LINGER_MS + 10_000;
-    const flowsLeft = (): number => left.flows.hold.length + left.flows.steer.length + left.flows.back.length;
-    while ((flowsLeft() + left.socks.length > 0) && Date.now() < until) {
-      await new Promise((res) => setTimeout(res, 500));
-      left = await leftOver();
-    }
+    const left = await waitLeftOver(g, dir, addr, CLOSE_MAX_MS + LINGER_MS + 10_000);
     assert.deepEqual(left.flows, { hold: [], steer: [], back: [] }, 'no flow left in the steering sets');
     assert.deepEqual(left.socks.filter((l) => /users:\(/.test(l)), [], 'no host socket on the guest\'s address');
     assert.deepEqual(left.socks.filter((l) => !/users:\(/.test(l)), [], 'no kernel orphan on the guest\'s address');
@@ -208,22 +187,11 @@ test('socket offload: example file server in a sandbox guest, client in another 
   await t.test('no RST from the guest\'s address reached the client', async (st) => {
     if (!capture) { st.skip('needs tcpdump'); return; }
     await new Promise((res) => setTimeout(res, 500));
-    const { readFile } = await import('node:fs/promises');
-    const lines = (await readFile(rstFile, 'utf8')).trim().split('\n').filter((l) => l !== '');
     // a client that reset mid-send (previous subtest) is answered by nothing: the host closed its own socket. An RST
     // to a client port that had already sent its FIN or RST is counted apart: wrk stops by closing all its
     // connections at once, some in the middle of a response, and the guest's answer to a closed socket cannot reach
     // the client's program (seen in fresh-clone runs only, never alone; docs/offload-socket.md "Not done yet")
-    const closed = new Set<string>();
-    const seen: string[] = [];
-    const afterClose: string[] = [];
-    for (const l of lines) {
-      const m = / IP ([\d.]+)\.(\d+) > ([\d.]+)\.(\d+): Flags \[([^\]]*)\]/.exec(l);
-      if (!m) continue;
-      const [, src, sport, , dport, flags] = m;
-      if (src !== addr && /[FR]/.test(flags!)) closed.add(sport!);
-      if (src === addr && flags!.includes('R')) (closed.has(dport!) ? afterClose : seen).push(l);
-    }
+    const { seen, afterClose } = await rstsInCapture(rstFile, addr);
     if (afterClose.length > 0) st.diagnostic(`RSTs to clients that had already closed: ${afterClose.length}\n${afterClose.join('\n')}`);
     assert.equal(seen.join('\n'), '', `RSTs from ${addr} to a client that had not closed:\n${seen.join('\n')}`);
   });
