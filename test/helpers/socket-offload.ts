@@ -45,14 +45,16 @@ export function fileServerLine(port: number, log: string, opts: { prefix?: strin
 
 /**
  * Wait until `url` answers a GET from `exec` (a client namespace's, or the host's): `tries` attempts `pauseMs`
- * apart, then fail with `why()` (the server's log) in the message.
+ * apart, then fail with `why()` (the server's log) in the message; at once when `signal` aborts (the test timed out
+ * and its cleanup ran).
  */
 export async function waitForHttp(
   exec: (cmd: string, args: string[], timeoutMs?: number) => Promise<NsExecResult>,
   url: string,
-  opts: { tries: number; pauseMs: number; why?: () => Promise<string> },
+  opts: { tries: number; pauseMs: number; why?: () => Promise<string>; signal?: AbortSignal },
 ): Promise<void> {
   for (let i = 0; ; i++) {
+    opts.signal?.throwIfAborted();
     const r = await exec('curl', ['-sf', '-o', '/dev/null', url], 10_000);
     if (r.code === 0) return;
     if (i >= opts.tries) throw new Error(`${url} did not come up: ${r.stderr}\n${(await opts.why?.()) ?? ''}`);
