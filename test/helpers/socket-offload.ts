@@ -46,16 +46,17 @@ export function fileServerLine(port: number, log: string, opts: { prefix?: strin
 /**
  * Wait until `url` answers a GET from `exec` (a client namespace's, or the host's): `tries` attempts `pauseMs`
  * apart, then fail with `why()` (the server's log) in the message; at once when `signal` aborts (the test timed out
- * and its cleanup ran).
+ * and its cleanup ran). A request is killed after `timeoutMs` (default 10 s): where the server's first answer can
+ * take longer, give more, or the killed request is a client gone mid-send (a fallback, an error in the server's log).
  */
 export async function waitForHttp(
   exec: (cmd: string, args: string[], timeoutMs?: number) => Promise<NsExecResult>,
   url: string,
-  opts: { tries: number; pauseMs: number; why?: () => Promise<string>; signal?: AbortSignal },
+  opts: { tries: number; pauseMs: number; why?: () => Promise<string>; signal?: AbortSignal; timeoutMs?: number },
 ): Promise<void> {
   for (let i = 0; ; i++) {
     opts.signal?.throwIfAborted();
-    const r = await exec('curl', ['-sf', '-o', '/dev/null', url], 10_000);
+    const r = await exec('curl', ['-sf', '-o', '/dev/null', url], opts.timeoutMs ?? 10_000);
     if (r.code === 0) return;
     if (i >= opts.tries) throw new Error(`${url} did not come up: ${r.stderr}\n${(await opts.why?.()) ?? ''}`);
     await new Promise((res) => setTimeout(res, opts.pauseMs));

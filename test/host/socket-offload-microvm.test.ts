@@ -87,8 +87,9 @@ test('socket offload: example file server in a microVM guest, client in another 
   const serverLog = async (): Promise<string> => (await cli('guest', 'exec', g, '--', 'cat', '/run/hylics/file-server.log')).stdout;
   const base = `http://${addr}:${PORT}`;
   const inW = w.exec;
-  // node starting in an emulated guest: up to a minute or two
-  await waitForHttp(inW, `${base}/1k`, { tries: 180, pauseMs: 1000, why: serverLog, signal: t.signal });
+  // node starting in an emulated guest: up to a minute or two, and its first answers are slow (JIT, emulated): a
+  // refused connection returns at once, an accepted one is given time (killed, it would be a client gone mid-send)
+  await waitForHttp(inW, `${base}/1k`, { tries: 180, pauseMs: 1000, why: serverLog, signal: t.signal, timeoutMs: 120_000 });
   const rstFile = join(dir, 'rst.txt');
   if (has('tcpdump') && !t.signal.aborted) {
     capture = w.captureCloses(addr, rstFile);
