@@ -1,7 +1,8 @@
 // The share orchestrator (paper §5, issue #9 item 4): carries out a size decision on a live guest.
 //   grow:   remount the tmpfs larger, then tell the guest (event share.resized) so its tier may promote files.
 //   shrink: ask the guest's tier manager (op tier.shrink) to bring the share's usage down to the new size minus a
-//           headroom, wait for its answer (timeout, retries), read the usage on the host (statfs: the guest's
+//           headroom (also when usage fits, if the guest has a tier manager: it stops its background promotions),
+//           wait for its answer (timeout, retries), read the usage on the host (statfs: the guest's
 //           own number is not trusted), then remount no lower than that usage. A guest without tier ops (old
 //           agent, no agent) or one that frees too little keeps its share at its usage, never below.
 // Files are never touched by the host: the kernel refuses a tmpfs remount below its usage, and the share manager
@@ -87,7 +88,11 @@ export class Orchestrator {
     const wantUsed = Math.max(0, target - headroom);
     const notes: string[] = [];
     let tierOps: boolean | undefined;
-    if (before.usedBytes > wantUsed) {
+    // usage that fits now may not fit at the remount: a guest known to have a tier manager may be promoting files
+    // into the share in the background (after the last grow's share.resized), so it is asked too — tier.shrink
+    // stops its promotions first, then moves what no longer fits
+    const promoting = knownTierOps === true && this.deps.isConnected(guest);
+    if (before.usedBytes > wantUsed || promoting) {
       if (!this.deps.isConnected(guest)) notes.push('no agent connected: no tier manager to move files');
       else if (knownTierOps === false) {
         tierOps = false;

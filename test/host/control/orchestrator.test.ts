@@ -44,6 +44,14 @@ test('shrink when usage already fits: no tier op, straight remount', async () =>
   assert.deepEqual(g.resizes, [32 * MiB]);
 });
 
+test('shrink when usage fits, to a guest known to have a tier manager: asked anyway (it stops its background promotions)', async () => {
+  const g = new FakeGuest(128 * MiB, 4 * MiB);
+  const r = await new Orchestrator(g).apply('a', 32 * MiB, true);
+  assert.equal(r.action, 'shrink');
+  assert.deepEqual(g.calls, [{ op: 'tier.shrink', params: { targetUsedBytes: 32 * MiB - shrinkHeadroom(32 * MiB), deadlineMs: SHRINK_DEADLINE_MS } }]);
+  assert.deepEqual(g.resizes, [32 * MiB]);
+});
+
 test('shrink timeout: asked SHRINK_ATTEMPTS times, then the share stays at its usage (never below) and the note says why', async () => {
   const g = new FakeGuest(128 * MiB, 100 * MiB);
   g.tierAnswer = 'timeout';
