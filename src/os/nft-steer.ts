@@ -182,6 +182,10 @@ export function flowKey(f: Flow): Buffer {
 /** Set changes over the addon's netlink batch (~0.1 ms of CPU, vs 1-3 ms in nft): the default;
  *  HYLICS_OFFLOAD_NETLINK=0 in hylicsd's environment keeps them in the long-lived nft (docs/offload-socket.md). */
 const NETLINK = process.env.HYLICS_OFFLOAD_NETLINK !== '0';
+/** A set change refused with EBUSY is tried this many times in all, this far apart. */
+export const NETLINK_BUSY_ATTEMPTS = 4;
+export const NETLINK_BUSY_PAUSE_MS = 2;
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 /**
  * Move a flow between sets in one transaction: it ends up in `to` (or in none when null). Deleting from a set it
@@ -198,11 +202,16 @@ export async function moveFlow(guest: string, flow: Flow, to: SteerSet | null, t
       ops.push({ set, add: true, key });
       if (set !== to) ops.push({ set, add: false, key });
     }
-    try { addon.nftSetElems(table, ops); } catch (e) {
-      const err = e as { message?: string; errno?: string };
-      throw new HylicsError('HYLICS_ERR_NFT_FAILED', `nft set elements of ${table} (${element(flow)} -> ${to ?? 'none'}): ${err.message ?? 'failed'}`, { errno: err.errno });
+    for (let attempt = 1; ; attempt++) {
+      try { addon.nftSetElems(table, ops); return; } catch (e) {
+        const err = e as { message?: string; errno?: string };
+        // EBUSY (seen under load in about 1 of 1000 keep-alive handoffs; likely the key the packet path had just
+        // deleted from the dynamic `back` set on the guest's first packet after a held hand-back, not yet freed):
+        // the batch was aborted as a whole, so it is simply tried again
+        if (err.errno === 'EBUSY' && attempt < NETLINK_BUSY_ATTEMPTS) { await sleep(NETLINK_BUSY_PAUSE_MS); continue; }
+        throw new HylicsError('HYLICS_ERR_NFT_FAILED', `nft set elements of ${table} (${element(flow)} -> ${to ?? 'none'}): ${err.message ?? 'failed'}`, { errno: err.errno, attempts: attempt });
+      }
     }
-    return;
   }
   const t = `ip ${table}`;
   const e = `{ ${element(flow)} }`;

@@ -355,12 +355,15 @@ export class SocketOffload {
         setRepair(h.hostFd, false);
       }
     } catch (e) {
-      // nothing was sent: the guest's frozen socket is still the connection; hand the state back unchanged
+      // nothing was sent: the guest's frozen socket is still the connection; hand the state back unchanged. Our
+      // copy goes silently: in the quick path it is already thawed, and a plain close sent the client a FIN from
+      // the guest's address (seen as wrk read errors) and left an orphan in FIN-WAIT-1 holding the state's
+      // unacknowledged bytes (the response header); TCP_REPAIR on first makes the close a silent disconnect
       if (h.hostFd !== undefined) {
         try {
-          closeFd(h.hostFd);
+          closeLeavingNothing(h.hostFd);
         } catch {
-          /* frozen: closes silently */
+          /* already gone */
         }
         h.hostFd = undefined;
       }
