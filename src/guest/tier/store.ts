@@ -314,10 +314,15 @@ export class TierStore {
 
   /** Whether a lookup answered `name`'s disk-tier path in the last keepSourceMs. */
   private handedOutOnDisk(name: string): boolean {
-    const t = this.diskHandouts.get(name);
+    return this.within(this.diskHandouts, name, this.keepSourceMs);
+  }
+
+  /** Whether `times` holds a time for `name` less than `graceMs` ago; an expired time is forgotten. */
+  private within(times: Map<string, number>, name: string, graceMs: number): boolean {
+    const t = times.get(name);
     if (t === undefined) return false;
-    if (this.now() - t >= this.keepSourceMs) {
-      this.diskHandouts.delete(name);
+    if (this.now() - t >= graceMs) {
+      times.delete(name);
       return false;
     }
     return true;
@@ -608,13 +613,7 @@ export class TierStore {
   }
 
   private busy(name: string): boolean {
-    const t = this.recent.get(name);
-    if (t === undefined) return false;
-    if (this.now() - t >= this.busyGraceMs) {
-      this.recent.delete(name);
-      return false;
-    }
-    return true;
+    return this.within(this.recent, name, this.busyGraceMs);
   }
 
   /**
