@@ -17,6 +17,7 @@
 // Errors carry `code` = a Hylics registry code and `errno` = the errno name.
 #include <napi.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
@@ -458,17 +459,50 @@ Napi::Value TcpRepairDump(const Napi::CallbackInfo& info) {
 
 uint32_t U32(const Napi::Object& o, const char* k) { return static_cast<uint32_t>(o.Get(k).As<Napi::Number>().Int64Value()); }
 
+/** Largest send buffer SendAll raises a socket's to (SO_SNDBUFFORCE value; the kernel doubles it). */
+constexpr int kMaxRaisedSndbuf = static_cast<int>(2 * kMaxQueueBytes);
+
+// Write all `len` bytes with send(2) and never wait: a full send buffer is raised instead. Bytes written into the
+// send queue in repair mode count against the socket's send buffer and stay there until the peer acknowledges them
+// after the thaw, so a restore that writes more than a fresh socket's buffer holds (~100-150 KiB, measured with MSS
+// 1460) blocked forever on a blocking socket (the daemon's event loop, or the app's thread, with it) and failed with
+// EAGAIN on a non-blocking one. CRIU restores a dumped socket's buffer sizes with SO_SNDBUFFORCE first; here the
+// buffer is raised only when a send finds it full (SO_SNDBUFFORCE, as root / CAP_NET_ADMIN like TCP_REPAIR itself;
+// else SO_SNDBUF up to net.core.wmem_max), by twice the bytes left (their skb overhead included). A raised buffer
+// stays fixed (no send-buffer autotuning on that socket). A chunk the kernel cannot allocate (ENOMEM: the receive
+// queue is restored as one linear skb per send) is halved and tried again, as CRIU's soccr does.
+bool SendAll(int fd, const char* data, size_t len, int* err, const char** what, const char* label) {
+  size_t off = 0, maxChunk = len;
+  while (off < len) {
+    size_t chunk = std::min(len - off, maxChunk);
+    ssize_t n = send(fd, data + off, chunk, MSG_DONTWAIT | MSG_NOSIGNAL);
+    if (n > 0) { off += static_cast<size_t>(n); continue; }
+    int e = n < 0 ? errno : EIO;
+    if (e == EINTR) continue;
+    if (e == ENOMEM && maxChunk > 1024) { maxChunk /= 2; continue; }
+    if (e == EAGAIN || e == EWOULDBLOCK) {
+      int cur = 0;
+      socklen_t cl = sizeof cur;
+      if (getsockopt(fd, SOL_SOCKET, SO_SNDBUF, &cur, &cl) != 0) { *err = errno; *what = label; return false; }
+      size_t left = len - off;
+      int want = static_cast<int>(std::min<size_t>(static_cast<size_t>(cur) / 2 + 2 * left, kMaxRaisedSndbuf));
+      if (setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &want, sizeof want) != 0) setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &want, sizeof want);
+      int now = 0;
+      cl = sizeof now;
+      getsockopt(fd, SOL_SOCKET, SO_SNDBUF, &now, &cl);
+      if (now > cur) continue;
+      // the buffer cannot grow: give up rather than wait (a thawed socket would wait for the peer's ACKs)
+    }
+    *err = e; *what = label; return false;
+  }
+  return true;
+}
+
 // Write bytes into one queue of a socket in repair mode (they are queued, not transmitted).
 bool RestoreQueue(int fd, int q, const char* data, size_t len, int* err, const char** what) {
   if (len == 0) return true;
   if (setsockopt(fd, IPPROTO_TCP, TCP_REPAIR_QUEUE, &q, sizeof q) != 0) { *err = errno; *what = "TCP_REPAIR_QUEUE"; return false; }
-  size_t off = 0;
-  while (off < len) {
-    ssize_t n = send(fd, data + off, len - off, 0);
-    if (n < 0) { if (errno == EINTR) continue; *err = errno; *what = "send(queue)"; return false; }
-    off += static_cast<size_t>(n);
-  }
-  return true;
+  return SendAll(fd, data, len, err, what, "send(queue)");
 }
 
 // A socket filter that drops every packet: tcp_v4_rcv runs it after the socket lookup and before any TCP
@@ -586,13 +620,9 @@ Napi::Value TcpRepairRestore(const Napi::CallbackInfo& info) {
       int v = repairOff < 0 ? -1 : 0;  // TCP_REPAIR_OFF_NO_WP = -1
       if (setsockopt(fd, IPPROTO_TCP, TCP_REPAIR, &v, sizeof v) != 0) { err = errno; what = "TCP_REPAIR off"; break; }
       // bytes never transmitted go out the normal way
+      // (without waiting for the peer's ACKs: SendAll raises the send buffer to take them all)
       size_t off = sendQ.Length() - unsent;
-      while (off < sendQ.Length()) {
-        ssize_t k = send(fd, sendQ.Data() + off, sendQ.Length() - off, 0);
-        if (k < 0) { if (errno == EINTR) continue; err = errno; what = "send(unsent)"; break; }
-        off += static_cast<size_t>(k);
-      }
-      if (err) break;
+      if (!SendAll(fd, sendQ.Data() + off, unsent, &err, &what, "send(unsent)")) break;
       // leaving repair mode resets sk_reuse to "no": a listener restarted on this port would then get EADDRINUSE
       // for as long as this connection (or its TIME_WAIT) lives, as it would not beside an accepted socket
       if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) != 0) { err = errno; what = "SO_REUSEADDR"; break; }

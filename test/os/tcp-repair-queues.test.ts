@@ -1,0 +1,64 @@
+// TCP_REPAIR restores large queues whole: a real TCP connection in a network namespace of its own (lo, MTU 1500)
+// dumped with hundreds of KiB in its send queue (sent, not acknowledged) or its receive queue (not read), restored
+// on a new socket, and the peer gets every byte (sha256). Before the fix a send queue above ~100-150 KiB (a fresh
+// socket's send buffer) blocked the restore forever: the bytes written in repair mode stay charged to the buffer
+// until the peer acknowledges them after the thaw. The work runs in a child (test/helpers/tcp-repair-queue.ts)
+// because the restore is synchronous; a watchdog ends a child that hangs (a failure, not a timing assertion).
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { NODE_BIN } from '../../src/os/self.js';
+import { tcpRepairAvailable } from '../../src/os/tcp-repair.js';
+
+const helper = join(dirname(fileURLToPath(import.meta.url)), '..', 'helpers', 'tcp-repair-queue.js');
+const skip = process.getuid?.() !== 0
+  ? 'needs root (TCP_REPAIR needs CAP_NET_ADMIN; unshare -n for a network namespace)'
+  : !tcpRepairAvailable().ok ? `native addon: ${tcpRepairAvailable().reason}`
+    : !existsSync('/usr/bin/unshare') && !existsSync('/bin/unshare') ? 'needs unshare (util-linux)' : false;
+/** Ends a child whose restore hangs (the bug this file is about); far above a healthy run's time. */
+const WATCHDOG_MS = 60_000;
+
+interface Outcome {
+  mode?: string; size?: number; queued?: number; unsent?: number; got?: number; same?: boolean; error?: string;
+  hung?: boolean;
+}
+
+function runInNetns(mode: 'send' | 'recv', size: number): Promise<Outcome> {
+  return new Promise((resolve) => {
+    const script = 'ip link set lo up mtu 1500 && exec "$0" "$@"';
+    const argv = ['-n', 'sh', '-c', script, NODE_BIN, helper, mode, String(size)];
+    const p = spawn('unshare', argv, { stdio: ['ignore', 'pipe', 'inherit'] });
+    let out = '';
+    let hung = false;
+    p.stdout.on('data', (d: Buffer) => { out += d.toString(); });
+    const dog = setTimeout(() => { hung = true; p.kill('SIGKILL'); }, WATCHDOG_MS);
+    p.on('close', () => {
+      clearTimeout(dog);
+      const line = out.trim().split('\n').pop() ?? '';
+      try { resolve({ ...(JSON.parse(line) as Outcome), hung }); } catch { resolve({ error: `no result: ${JSON.stringify(out)}`, hung }); }
+    });
+  });
+}
+
+for (const size of [256 * 1024, 2 * 1024 * 1024]) {
+  test(`a send queue of ${size >> 10} KiB sent and not acknowledged is restored whole: the peer gets every byte`, { skip }, async () => {
+    const r = await runInNetns('send', size);
+    assert.equal(r.hung, false, 'the restore blocked (the child was ended by the watchdog)');
+    assert.equal(r.error, undefined);
+    assert.ok((r.queued ?? 0) - (r.unsent ?? 0) > 200 * 1024, `more than a fresh socket's send buffer was in flight: ${JSON.stringify(r)}`);
+    assert.equal(r.got, size);
+    assert.equal(r.same, true, 'byte-exact (sha256)');
+  });
+}
+
+test('a receive queue of 2 MiB not yet read is restored whole', { skip }, async () => {
+  const r = await runInNetns('recv', 2 * 1024 * 1024);
+  assert.equal(r.hung, false);
+  assert.equal(r.error, undefined);
+  assert.equal(r.queued, 2 * 1024 * 1024);
+  assert.equal(r.got, 2 * 1024 * 1024);
+  assert.equal(r.same, true, 'byte-exact (sha256)');
+});
