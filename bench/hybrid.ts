@@ -1,7 +1,8 @@
 // bench/hybrid: the paper's compression + delivery experiment (§6.3, Fig. 19/20) with a real Hylics sandbox guest
 // capped at 0.5 CPU. The guest's share holds a ~200 MiB file to deliver and a ~100 MiB compressible file to
-// compress; curl in a client network namespace (routed through the host) downloads the big file from the guest's
-// address over and over. Five configurations side by side in one run, rotated over rounds:
+// compress; a client in a client network namespace (routed through the host) downloads the big file from the
+// guest's address over and over (--client: splice, the default, or curl; see CLIENT below). Five configurations
+// side by side in one run, rotated over rounds:
 //   (1) delivery alone: lighttpd (sendfile backend) running inside the guest (`hylics guest exec`)
 //   (2) compression alone: `pigz -p 2` in the guest, timed inside the guest
 //   (3) interference: both at once in the guest
@@ -21,8 +22,9 @@
 // costs). Each cell also reports how busy the whole host was.
 // Writes bench/results/hybrid.{json,svg}.
 //   npx tsx bench/hybrid.ts [--rounds 2] [--deliver-mib 200] [--compress-mib 100] [--alone-seconds 8]
-//                           [--placement split|shared] [--client-cpu 0|1|none]
-// Needs root (the daemon: namespaces, cgroups, nftables), lighttpd, pigz, curl.
+//                           [--placement split|shared] [--client-cpu 0|1|none] [--client splice|curl]
+// Needs root (the daemon: namespaces, cgroups, nftables), lighttpd, pigz, curl (warm-up requests), python3 >= 3.10
+// (the splice client).
 import { execFile, execFileSync } from 'node:child_process';
 import { mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -31,6 +33,7 @@ import { benchSession } from './lib/session.js';
 import { RESULTS_DIR } from './lib/results.js';
 import { cgroupCpuSeconds, cgroupPids, cgroupProcsFile, ctxSwitches, hostCpuSeconds, median, perCpuSeconds } from './lib/measure.js';
 import { arg, argStr, benchLog } from './lib/args.js';
+import { SpliceClient } from './lib/splice-client.js';
 import { NODE_BIN, entryArgv } from '../src/os/self.js';
 
 const ROUNDS = arg('rounds', 2);
@@ -50,7 +53,7 @@ const SPLIT = PLACEMENT === 'split' && HOST_CPUS >= 2;
 const GUEST_CPUS = '0';
 const MODULE_CPUS = HOST_CPUS > 2 ? `1-${HOST_CPUS - 1}` : '1';
 /**
- * Where the client (curl, the stand-in for the paper's remote client machine) runs, the same in every scheme.
+ * Where the client (--client, the stand-in for the paper's remote client machine) runs, the same in every scheme.
  * split: CPU 0, the guest's core, in the half of it the guest's 0.5-CPU quota leaves: the only capacity that is no
  * scheme's server's (the guest may never use it, the module engine and hylicsd are on the other CPUs), so the
  * client takes nothing the guest or the engine is entitled to in any scheme. On CPU 1 it would share the engine's
@@ -58,6 +61,14 @@ const MODULE_CPUS = HOST_CPUS > 2 ? `1-${HOST_CPUS - 1}` : '1';
  */
 const CLIENT_CPUS = argStr('client-cpu', SPLIT ? GUEST_CPUS : 'none');
 if (CLIENT_CPUS !== 'none' && !/^\d+(-\d+)?$/.test(CLIENT_CPUS)) throw new Error('--client-cpu: a CPU list (taskset -c) or none');
+/**
+ * The measuring client. splice (bench/lib/splice-client.py): GET, status 200 and Content-Length checked, the body
+ * moved socket -> pipe -> /dev/null by splice(2) and its length checked; one python3 per cell, start-up not billed.
+ * curl: `curl -o /dev/null` per download (its receive copies every byte to user space and back into /dev/null).
+ * Default splice: see docs/modules.md (hybrid section) for the measured client CPU per GB of each.
+ */
+const CLIENT = argStr('client', 'splice');
+if (CLIENT !== 'splice' && CLIENT !== 'curl') throw new Error('--client: splice or curl');
 const CLK_TCK = Number(execFileSync('getconf', ['CLK_TCK']).toString().trim()) || 100;
 const log = benchLog('hybrid');
 
@@ -152,20 +163,29 @@ async function timedCurl(
 
 interface Delivery {
   downloads: number; bytes: number; seconds: number; mbps: number;
-  /** The client's (curl's) user + system CPU over the downloads, and per GB delivered. */
+  /** The client's user + system CPU over the downloads (curl: with its start-up; splice: without), and per GB. */
   clientCpuSeconds: number; clientCpuPerGB: number;
 }
 
-/** Sequential curl downloads of `url` until `stop()` says so (checked between downloads; at least one). */
+/** One full download with curl: bytes, seconds (curl's time_total) and curl's CPU. */
+async function curlDownload(url: string): Promise<{ bytes: number; seconds: number; cpuSeconds: number }> {
+  const r = await timedCurl(['-sS', '--max-time', '60', '-o', '/dev/null', '-w', '%{http_code} %{size_download} %{time_total}', url], 70_000);
+  const [code, size, time] = r.stdout.trim().split(' ');
+  if (r.code !== 0 || code !== '200') throw new Error(`curl ${url}: exit ${r.code} http ${code} ${r.stderr.trim()}`);
+  return { bytes: Number(size), seconds: Number(time), cpuSeconds: r.cpu };
+}
+
+/** Sequential downloads of `url` with the --client until `stop()` says so (checked between downloads; at least one). */
 async function deliver(url: string, stop: (n: number, elapsedMs: number) => boolean): Promise<Delivery> {
   let bytes = 0; let seconds = 0; let n = 0; let cpu = 0;
-  const start = Date.now();
-  do {
-    const r = await timedCurl(['-sS', '--max-time', '60', '-o', '/dev/null', '-w', '%{http_code} %{size_download} %{time_total}', url], 70_000);
-    const [code, size, time] = r.stdout.trim().split(' ');
-    if (r.code !== 0 || code !== '200') throw new Error(`curl ${url}: exit ${r.code} http ${code} ${r.stderr.trim()}`);
-    bytes += Number(size); seconds += Number(time); n++; cpu += r.cpu;
-  } while (!stop(n, Date.now() - start));
+  const splice = CLIENT === 'splice' ? SpliceClient.start(['ip', 'netns', 'exec', clientNetns, ...clientPin()]) : undefined;
+  try {
+    const start = Date.now();
+    do {
+      const r = splice ? await splice.get(url) : await curlDownload(url);
+      bytes += r.bytes; seconds += r.seconds; n++; cpu += r.cpuSeconds;
+    } while (!stop(n, Date.now() - start));
+  } finally { await splice?.close(); }
   return { downloads: n, bytes, seconds, mbps: bytes / seconds / 1e6, clientCpuSeconds: cpu,
     clientCpuPerGB: cpu / (bytes / 1e9) };
 }
@@ -185,7 +205,7 @@ interface Cell {
 
 async function main(): Promise<void> {
   if (process.getuid?.() !== 0) { process.stderr.write('bench/hybrid needs root (the daemon: namespaces, cgroups, nftables)\n'); process.exit(2); }
-  for (const bin of ['lighttpd', 'pigz', 'curl']) execFileSync('which', [bin], { stdio: 'ignore' });
+  for (const bin of ['lighttpd', 'pigz', 'curl', ...(CLIENT === 'splice' ? ['python3'] : [])]) execFileSync('which', [bin], { stdio: 'ignore' });
 
   const guest = `hyb${process.pid % 100000}`;
   const session = await benchSession('hylics-bench-hybrid-', log);
@@ -258,7 +278,7 @@ EOF`);
     if (SPLIT) {
       pin(cgroupPids(procsFile), GUEST_CPUS);
       pin([daemonPid], MODULE_CPUS); // hylicsd: the socket-offload scheme's engine, and the module engine's parent
-      log(`placement: guest on CPU ${GUEST_CPUS}, module engine and hylicsd on CPU ${MODULE_CPUS}, client on CPU ${CLIENT_CPUS}`);
+      log(`placement: guest on CPU ${GUEST_CPUS}, module engine and hylicsd on CPU ${MODULE_CPUS}, client (${CLIENT}) on CPU ${CLIENT_CPUS}`);
     }
     const socketUrl = `http://${addr}:${SOCKET_PORT}/deliver.bin`;
     let socketServer = false;
@@ -397,6 +417,9 @@ EOF`);
     log(`guest context switches/s: lighttpd alone ${summary.guestCtxPerSec.deliveryAlone.toFixed(0)}, interference ${summary.guestCtxPerSec.interference.toFixed(0)}, socket offload ${summary.guestCtxPerSec.socketOffload.toFixed(0)}, module offload ${summary.guestCtxPerSec.moduleOffload.toFixed(0)} (pigz alone ${summary.guestCtxPerSec.compressionAlone.toFixed(0)})`);
     log(`server CPU per GB delivered: module worker (host) ${summary.serverCpuSecondsPerGB.moduleWorkerOnHost.toFixed(3)} s/GB, lighttpd in the guest ${summary.serverCpuSecondsPerGB.lighttpdInGuestAlone.toFixed(3)} s/GB alone / ${summary.serverCpuSecondsPerGB.lighttpdInGuestInterference.toFixed(3)} s/GB beside pigz`);
 
+    const cc = summary.clientCpuSecondsPerGB;
+    log(`client (${CLIENT} on CPU ${CLIENT_CPUS}) CPU per GB: alone ${cc.alone.toFixed(3)}, interference ${cc.interference.toFixed(3)}, module offload ${cc.moduleOffload.toFixed(3)}, socket offload ${cc.socketOffload.toFixed(3)} s/GB`);
+
     const outDir = RESULTS_DIR;
     mkdirSync(outDir, { recursive: true });
     const result = {
@@ -409,12 +432,13 @@ EOF`);
         socketServer: `hylics example file-server --root /mnt/hylics/www --port ${SOCKET_PORT} --offload socket in the guest (its HTTP; each body sent by hylicsd after a TCP_REPAIR handoff); server CPU = hylicsd's`,
         guestCtx: 'voluntary + involuntary context switches of all threads of the guest cgroup\'s processes (/proc/PID/task/TID/status) over the cell',
         compression: 'pigz -p 2 -c input.txt > /dev/null in the guest, timed in the guest',
-        client: 'curl in a client network namespace routed through the host, sequential full downloads of the file from the guest address; alone: '
+        client: `${CLIENT === 'splice' ? 'bench/lib/splice-client.py (HTTP/1.1 GET, 200 + Content-Length checked, body spliced socket -> pipe -> /dev/null, length checked)' : 'curl -o /dev/null'}`
+          + ' in a client network namespace routed through the host, sequential full downloads of the file from the guest address; alone: '
           + `${ALONE_SECONDS} s or ${ALONE_MAX} downloads; with compression: until pigz ends (the download in flight then completes and counts)`,
         placement: SPLIT
-          ? `split (as the paper's Fig. 19/20 setup: the VM's vCPUs are its own): the guest's processes pinned to CPU ${GUEST_CPUS} (quota ${CPUS} CPU), the module engine (nginx master + worker) and hylicsd to CPU ${MODULE_CPUS}; client (curl) on CPU ${CLIENT_CPUS} in every scheme`
+          ? `split (as the paper's Fig. 19/20 setup: the VM's vCPUs are its own): the guest's processes pinned to CPU ${GUEST_CPUS} (quota ${CPUS} CPU), the module engine (nginx master + worker) and hylicsd to CPU ${MODULE_CPUS}; client (${CLIENT}) on CPU ${CLIENT_CPUS} in every scheme`
           : `shared: nothing pinned (the guest's pigz threads and the module engine share every host core); client on CPU ${CLIENT_CPUS}`,
-        clientCpus: CLIENT_CPUS,
+        clientCpus: CLIENT_CPUS, clientProgram: CLIENT,
         hostCpusBusy: 'CPUs\' worth of the whole host busy during the cell (/proc/stat: all but idle and iowait)',
         rounds: ROUNDS, hostCpus: HOST_CPUS, loadavg: readFileSync('/proc/loadavg', 'utf8').trim(),
       },
