@@ -560,6 +560,8 @@ async function main(): Promise<void> {
           catalogue: { segments: SEGMENTS, zipfAlpha: ZIPF, sizeMeanMiB: catalogueMiB / SEGMENTS, sizeSigma: 0.05 },
           service: {
             ...DEFAULT_SERVICE, memS, diskS, serialFraction, pageCacheCost: 0,
+            // the disk tier's throttled device, shared by the tasks' reads and the promotion copies
+            device: { readBytesPerS: READ_MBPS * 1e6, readIops: READ_IOPS },
             ...(PROMOTE === 'sync' ? { promotion: 'sync' as const, promoteS: firstTouchS } : { promotion: 'background' as const }),
           },
           evictAfterS: 60,
@@ -657,7 +659,7 @@ async function main(): Promise<void> {
         compression: { factor: F, how: COMPRESSION === 'auto' ? `paper 3.32 s / the memory tier's mean alone cost on workload #1's trace, ${memTierS.toFixed(3)} s = ${(pFirst * 100).toFixed(1)} % first touches (segment not requested within ${TIER_IDLE_S} s, on the disk tier: ${PROMOTE === 'sync' ? 'copied in, then read' : 'read from the disk tier while promoted in the background'}, ${firstTouchS.toFixed(3)} s) + the rest already in the share (${memS.toFixed(3)} s); so SLO / memory-tier task = 10/3.32 and utilisation on #1 = 3.32/8 as in the paper` : 'given', firstTouchShare: pFirst, memoryTierS: memTierS, utilisationW1: (memTierS * F) / PAPER.lowMeanS, paperUtilisationW1: PAPER.memS / PAPER.lowMeanS, meanInterarrivalS: [PAPER.lowMeanS / F, PAPER.highMeanS / F], sloS, windowS },
         control: { minMiB: MIN_MIB, maxMiB: MAX_MIB, initialMiB: INITIAL_MIB, smallMiB: SMALL_MIB, intervalMinS: CI_MIN_S, intervalMaxS: CI_MAX_S, tierIdleS: 60, note: 'the guest tier evicts after 60 s idle (agent default, not compressed); improved\'s dwell and eviction window are 60 s too' },
         calibration: cal, durationS: DURATION_S, seed: SEED, workloads: traces,
-        simulator: `simulate() with the same trace (times and segments), vcpus = guest cpus, Amdahl serial fraction ${serialFraction.toFixed(3)} (${SERIAL_FRACTION_ARG === 'measured' ? 'from the pairs' : 'given'}), memS / diskS = the alone times (memory, disk tier with no room); promotion ${PROMOTE} (${PROMOTE === 'sync' ? `promoteS = the first touch ${firstTouchS.toFixed(3)} s` : 'a first touch with room costs diskS'}), the calibrated E[X|m] for queue/aq/improved, eviction 60 s, no page cache`,
+        simulator: `simulate() with the same trace (times and segments), vcpus = guest cpus, Amdahl serial fraction ${serialFraction.toFixed(3)} (${SERIAL_FRACTION_ARG === 'measured' ? 'from the pairs' : 'given'}), memS / diskS = the alone times (memory, disk tier with no room); promotion ${PROMOTE} (${PROMOTE === 'sync' ? `promoteS = the first touch ${firstTouchS.toFixed(3)} s` : 'a first touch with room costs diskS'}), the calibrated E[X|m] for queue/aq/improved, eviction 60 s, no page cache, the disk tier's device shared by all reads in flight (${READ_MBPS} MB/s, ${READ_IOPS} IOPS; docs/controller.md "The disk-tier device")`,
       },
       goals,
       runs: runs.map(({ tasksDetail, samples, decisionLog, ...r }) => ({ ...r, tasksDetail, samples, decisionLog })),

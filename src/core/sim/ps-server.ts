@@ -31,8 +31,8 @@ export function serialFractionForRate(rate: number, n: number, vcpus: number): {
   return { s: (lo + hi) / 2, clamped: false };
 }
 
-/** Min-heap of (key, id) on parallel arrays: the processor-sharing finish order in virtual time. */
-class Heap {
+/** Min-heap of (key, id) on parallel arrays: the finish order in virtual time (the CPU server's, the disk device's). */
+export class MinHeap {
   private keys: number[] = [];
   private ids: number[] = [];
   get size(): number { return this.keys.length; }
@@ -71,7 +71,7 @@ class Heap {
 
 const RATE_CACHE = 256; // concurrency levels whose rate is precomputed
 
-export interface Finished { arrivedAt: number; segment: number; disk: boolean }
+export interface Finished { id: number; arrivedAt: number; segment: number; disk: boolean }
 
 export class PsServer {
   /** Virtual time: work each running task has received. */
@@ -80,7 +80,7 @@ export class PsServer {
   private nDisk = 0;
   private readonly rateCache = new Float64Array(RATE_CACHE + 1);
   private readonly gamma: number;
-  private readonly heap = new Heap();
+  private readonly heap = new MinHeap();
   private readonly tArr: number[] = [];
   private readonly tSeg: number[] = [];
   private readonly tDisk: number[] = [];
@@ -117,13 +117,15 @@ export class PsServer {
     this.V += r * dt;
   }
 
-  add(t: number, segment: number, work: number, disk: boolean): void {
+  /** A task arrives at t with `work` (alone seconds); returns its id (the order of arrival, from 0). */
+  add(t: number, segment: number, work: number, disk: boolean): number {
     const id = this.tArr.length;
     this.tArr.push(t);
     this.tSeg.push(segment);
     this.tDisk.push(disk ? 1 : 0);
     if (disk) this.nDisk++;
     this.heap.push(this.V + work, id);
+    return id;
   }
 
   /** Remove the task that finishes first. */
@@ -131,6 +133,6 @@ export class PsServer {
     const id = this.heap.pop();
     const disk = this.tDisk[id] === 1;
     if (disk) this.nDisk--;
-    return { arrivedAt: this.tArr[id]!, segment: this.tSeg[id]!, disk };
+    return { id, arrivedAt: this.tArr[id]!, segment: this.tSeg[id]!, disk };
   }
 }

@@ -5,7 +5,8 @@
 import { HylicsError } from '../errors/index.js';
 import { ShareController, type ControllerConfig, type Decision } from '../control/controller.js';
 import { Rng, ZipfSampler } from './rng.js';
-import { PsServer } from './ps-server.js';
+import { PsServer, type Finished } from './ps-server.js';
+import { DiskDevice, type DeviceConfig } from './disk-device.js';
 import { ShareTier } from './share-tier.js';
 import { SimRecorder, settling } from './metrics.js';
 import { ArrivalGenerator, loadChangeTimes, validateWorkload, type WorkloadSpec } from './workload.js';
@@ -59,6 +60,16 @@ export interface ServiceConfig {
   streamInterference: number;
   /** Fraction of the mem/disk gap a guest page-cache hit still costs. */
   pageCacheCost: number;
+  /**
+   * The disk tier's device, shared by all reads in flight (docs/controller.md, "The disk-tier device"). Unset (the
+   * default, and the paper's model): every disk-tier read is independent, its cost is in diskS. Set: a task served
+   * from the disk tier also reads its segment (the segment's size) through the device, and completes when both its
+   * CPU work (diskS, as before) and that read are done; a background promotion's copy is the same read (the task
+   * and the copy read the same file, its pages dropped: one device read, the task waits for it); under 'sync' the
+   * copy is a read the task waits for as well. A page-cache hit reads nothing. Alone, a read of a segment takes
+   * size / bandwidth (0.3 s for 4 MiB at 12 MB/s), below diskS: the device only adds time when reads queue on it.
+   */
+  device?: DeviceConfig;
 }
 
 export interface SimConfig {
@@ -170,11 +181,16 @@ export interface SimMetrics {
   meanServiceS: number;
 }
 
+/** With a device: the fraction of the run with a read in flight, the mean time (s) a completed task waited on its
+ * read after its CPU work was done, and the MiB read. */
+export interface DeviceMetrics { busyFraction: number; meanWaitS: number; readMiB: number }
+
 export interface SimResult {
   config: { seed: number; durationS: number; vcpus: number; ramGB: number; scheme: string };
   metrics: SimMetrics;
   decisions: DecisionPoint[];
   windows: WindowPoint[];
+  device?: DeviceMetrics;
 }
 
 function checkConfig(c: SimConfig): void {
@@ -205,6 +221,11 @@ function checkConfig(c: SimConfig): void {
   fin('service.streamInterference', c.service.streamInterference, 0, 100, false);
   fin('service.pageCacheCost', c.service.pageCacheCost, 0, 1, false);
   if (c.service.maxTaskVcpus !== undefined) fin('service.maxTaskVcpus', c.service.maxTaskVcpus, 0, 1024, false);
+  if (c.service.device !== undefined) {
+    fin('service.device.readBytesPerS', c.service.device.readBytesPerS, 0, 1e13);
+    fin('service.device.readIops', c.service.device.readIops, 0, 1e9, false);
+    if (c.service.device.requestBytes !== undefined) fin('service.device.requestBytes', c.service.device.requestBytes, 0, 2 ** 31);
+  }
   fin('evictAfterS', c.evictAfterS, 0, 1e7);
   fin('sloS', c.sloS, 0, 1e6);
   fin('windowS', c.windowS, 0, 1e6);
@@ -241,6 +262,11 @@ export function simulate(cfg: SimConfig): SimResult {
   const pcS = svc.memS + svc.pageCacheCost * (svc.diskS - svc.memS);
   const server = new PsServer(cfg.vcpus, svc.serialFraction, svc.maxTaskVcpus ?? 0, svc.streamInterference);
   const rec = new SimRecorder(cfg.durationS, cfg.windowS, cfg.sloS, tier.size, record);
+  const device = svc.device ? new DiskDevice(svc.device) : null;
+  // tasks whose device read is in flight (by id), and those whose CPU work ended first, waiting for their read
+  const reading = new Set<number>();
+  const waiting = new Map<number, { f: Finished; since: number }>();
+  let waitSum = 0;
   const floorMiB = ctl ? cfg.controller!.minBytes / MiB : Infinity;
   let nextTick = ctl ? ctl.interval : Infinity;
   let lastTick = 0;
@@ -254,26 +280,41 @@ export function simulate(cfg: SimConfig): SimResult {
   let nextArr = gen.next();
   const end = cfg.durationS;
 
+  const complete = (f: Finished): void => {
+    const R = t - f.arrivedAt;
+    tier.release(f.segment, t);
+    rec.completion(t, R);
+    ivSum += R; ivCnt++;
+    if (f.disk) { ivDiskSum += R; ivDiskCnt++; }
+  };
+
   for (;;) {
     const r = server.rate();
     const tDep = server.nextDeparture(t, r);
+    const tDev = device ? device.nextDone(t) : Infinity;
     const tA = nextArr !== null ? nextArr.time : Infinity;
-    let tNext = Math.min(tDep, tA, nextTick);
+    let tNext = Math.min(tDep, tDev, tA, nextTick);
     if (tNext > end) tNext = end;
     const dt = tNext - t;
     if (dt > 0) {
       server.advance(r, dt);
+      device?.advance(dt);
       rec.advance(t, dt, tier.size, tier.used);
       t = tNext;
     }
-    if (t >= end && !(tDep <= end && tDep === t)) break;
+    if (t >= end && !(tDep <= end && tDep === t) && !(tDev <= end && tDev === t)) break;
+    if (device && tDev === t && device.active > 0) {
+      const id = device.pop();
+      reading.delete(id);
+      const w = waiting.get(id);
+      if (w) { waiting.delete(id); waitSum += t - w.since; complete(w.f); }
+      continue;
+    }
     if (tDep === t && server.running > 0) {
       const f = server.pop();
-      const R = t - f.arrivedAt;
-      tier.release(f.segment, t);
-      rec.completion(t, R);
-      ivSum += R; ivCnt++;
-      if (f.disk) { ivDiskSum += R; ivDiskCnt++; }
+      // its CPU work is done; a task whose read is still queued on the device waits for it (using no CPU)
+      if (reading.has(f.id)) waiting.set(f.id, { f, since: t });
+      else complete(f);
       continue;
     }
     if (tA === t && nextArr !== null) {
@@ -288,7 +329,10 @@ export function simulate(cfg: SimConfig): SimResult {
       const fromMem = hit && !(tier.entered && svc.promotion === 'background');
       const base = fromMem ? (tier.entered ? svc.promoteS ?? svc.memS : svc.memS) : pcCoin < hitPC ? pcS : svc.diskS;
       const work = base * tier.segCx[s]! * noise;
-      server.add(t, s, work, !fromMem);
+      const id = server.add(t, s, work, !fromMem);
+      // the device read: a disk-tier task's own (not a page-cache hit), or the promotion copy it waits for
+      const reads = device !== null && (tier.entered || !fromMem) && !(!fromMem && pcCoin < hitPC);
+      if (reads) { device.add(id, tier.segSize[s]! * MiB); reading.add(id); }
       rec.arrival(t, work, fromMem);
       ivArr++;
       nextArr = gen.next();
@@ -325,11 +369,19 @@ export function simulate(cfg: SimConfig): SimResult {
   }
   const settlingS = settling(rec.sizeTimeline, loadChangeTimes(cfg.workload, cfg.durationS), cfg.durationS);
   const { metrics, windows } = rec.finish(t, floorMiB, tier.peakUsed, settlingS);
+
   return {
     config: { seed: cfg.seed, durationS: cfg.durationS, vcpus: cfg.vcpus, ramGB: cfg.ramGB, scheme: cfg.controller ? cfg.controller.scheme : 'fixed' },
     metrics,
     decisions: rec.decisions,
     windows,
+    ...(device ? {
+      device: {
+        busyFraction: t > 0 ? device.busyS / t : 0,
+        meanWaitS: metrics.tasks > 0 ? waitSum / metrics.tasks : 0,
+        readMiB: device.bytesRead / MiB,
+      },
+    } : {}),
   };
 }
 
