@@ -5,10 +5,18 @@
 // aq and improved) and prints mean, p95, tasks over the SLO, GB·h (milli) and actuations beside the real figures.
 // Offline and quick (no guest, no root): the tool to judge a controller change against the recorded traces.
 //   node dist/bench/closed-loop-replay.js [--file bench/results/closed-loop.json] [--schemes aq,improved]
-//     [--seeds 1] [--decisions] [--json] [--improved '{"tierMinTasks":0}']
+//     [--seeds 1] [--decisions] [--json] [--improved '{"tierMinTasks":0}'] [--device on|off] [--service alone|in-run]
 // --seeds N replays each trace with N simulator seeds (service noise, segment sizes) and prints means over them.
+// The guest's promotion mode is the recorded one (setup.alone.promotion; sync when absent), as the bench fed it.
+// --device on (default): the disk tier's device shared by all reads in flight (service.device), its bandwidth and
+// operation limit parsed from the recorded throttle (setup.diskTier.throttle); off: every read independent (the model
+// before). --service in-run: every recorded run replayed on its own alone times, the bench's memS / diskS / promoteS
+// scaled by that run's uncontended tasks (those that overlapped no other task: response / the alone figure of its
+// tier, mean over them): what the simulator says if it knew the guest's cost during the run (docs/controller.md);
+// --service F (a number): every alone time times F (the sensitivity of the mean to the guest's cost).
 import { readFileSync } from 'node:fs';
-import { DEFAULT_SERVICE, simulate, type SimConfig, type SimMetrics } from '../src/core/sim/simulator.js';
+import { DEFAULT_SERVICE, simulate, type DeviceMetrics, type SimConfig, type SimMetrics } from '../src/core/sim/simulator.js';
+import type { DeviceConfig } from '../src/core/sim/disk-device.js';
 import type { ControllerConfig, ImprovedOptions } from '../src/core/control/controller.js';
 import { actuationThreshold } from '../src/host/control/loop.js';
 import { resultPath } from './lib/results.js';
@@ -21,10 +29,16 @@ const SHOW_DECISIONS = process.argv.includes('--decisions');
 const JSON_OUT = process.argv.includes('--json');
 /** Options of the improved scheme as JSON, e.g. '{"tierMinTasks":0}' (docs/controller.md, "Improved scheme"). */
 const IMPROVED = JSON.parse(argStr('improved', '{}')) as ImprovedOptions;
+const DEVICE = argStr('device', 'on');
+const SERVICE = argStr('service', 'alone');
+if (DEVICE !== 'on' && DEVICE !== 'off') throw new Error(`--device must be on or off, got ${DEVICE}`);
+const FIXED_SCALE = SERVICE === 'alone' || SERVICE === 'in-run' ? null : Number(SERVICE);
+if (FIXED_SCALE !== null && !(FIXED_SCALE > 0)) throw new Error(`--service must be alone, in-run or a factor > 0, got ${SERVICE}`);
 
 interface Recorded {
   setup: {
-    alone: { memS: number; promoteS: number; diskS: number; serialFractionFromPairs: number };
+    alone: { memS: number; promoteS?: number; firstTouchS?: number; diskS: number; serialFractionFromPairs: number; promotion?: 'background' | 'sync' };
+    diskTier?: { throttle?: string };
     compression: { sloS: number; windowS: number };
     catalogue: { segments: number; totalMiB: number; zipfAlpha: number };
     control: {
@@ -36,18 +50,48 @@ interface Recorded {
   };
   runs: {
     workload: number; scheme: string; durationS: number; meanS: number; p95S: number; sloTaskFraction: number;
-    gbHours: number; actuations: number; tasksDetail: { i: number; seg: string; arrivalS: number }[];
+    gbHours: number; actuations: number;
+    tasksDetail: {
+      i: number; seg: string; arrivalS: number; responseS: number; found: string; tier: string; code: number | null;
+    }[];
   }[];
 }
 
 const rec = JSON.parse(readFileSync(FILE, 'utf8')) as Recorded;
 const { alone, compression, catalogue, control, calibration, guest } = rec.setup;
+const promotion = alone.promotion ?? 'sync';
+const promoteS = alone.promoteS ?? alone.firstTouchS ?? alone.memS;
+
+/** The device the bench throttled, from its recorded throttle line (cgroup v1 blkio or v2 io.max). */
+function recordedDevice(): DeviceConfig | null {
+  const line = rec.setup.diskTier?.throttle ?? '';
+  const bps = /read_bps_device \S+ (\d+)/.exec(line)?.[1] ?? /rbps=(\d+)/.exec(line)?.[1];
+  const iops = /read_iops_device (\d+)/.exec(line)?.[1] ?? /riops=(\d+)/.exec(line)?.[1];
+  return bps ? { readBytesPerS: Number(bps), readIops: iops ? Number(iops) : 0 } : null;
+}
+const device = DEVICE === 'on' ? recordedDevice() : null;
+if (DEVICE === 'on' && !device && !JSON_OUT) console.log('(no throttle recorded: every read independent)');
+
+/** A run's cost relative to the alone figures: its tasks that overlapped no other, response / the alone time of the
+ * path they took (memory; disk tier with the promotion behind it, when the share had room; disk tier). */
+function inRunScale(run: Recorded['runs'][number]): { scale: number; n: number } {
+  const T = run.tasksDetail.filter((t) => t.code === 0);
+  const fixedMiB = run.scheme === 'static-max' ? control.maxMiB : undefined;
+  const base = (t: (typeof T)[number]): number =>
+    t.tier === 'memory' ? (promotion === 'sync' && t.found === 'disk' ? promoteS : alone.memS)
+      : fixedMiB !== undefined && promotion === 'background' ? promoteS : alone.diskS;
+  const overlap = (t: (typeof T)[number], u: (typeof T)[number]): boolean =>
+    u !== t && u.arrivalS < t.arrivalS + t.responseS && t.arrivalS < u.arrivalS + u.responseS;
+  const lone = T.filter((t) => !T.some((u) => overlap(t, u)));
+  if (lone.length === 0) return { scale: 1, n: 0 };
+  return { scale: lone.reduce((a, t) => a + t.responseS / base(t), 0) / lone.length, n: lone.length };
+}
 const workloads = [...new Set(rec.runs.map((r) => r.workload))];
 const recorded = [...new Set([...rec.runs.map((r) => r.scheme), 'aq', 'improved'])].join(',');
 const schemes = argStr('schemes', recorded).split(',').filter(Boolean);
 
 type Arrivals = { time: number; segment: number }[];
-function config(scheme: string, arrivals: Arrivals, durationS: number, seed: number): SimConfig {
+function config(scheme: string, arrivals: Arrivals, durationS: number, seed: number, scale = 1): SimConfig {
   const fixedMiB = scheme === 'static-max' ? control.maxMiB : scheme === 'static-small' ? control.smallMiB : undefined;
   const ctl: ControllerConfig | null = fixedMiB !== undefined ? null : {
     scheme: scheme as ControllerConfig['scheme'],
@@ -73,8 +117,9 @@ function config(scheme: string, arrivals: Arrivals, durationS: number, seed: num
       sizeMeanMiB: catalogue.totalMiB / catalogue.segments, sizeSigma: 0.05,
     },
     service: {
-      ...DEFAULT_SERVICE, memS: alone.memS, diskS: alone.diskS, promoteS: alone.promoteS,
-      serialFraction: alone.serialFractionFromPairs, pageCacheCost: 0,
+      ...DEFAULT_SERVICE, memS: scale * alone.memS, diskS: scale * alone.diskS, promoteS: scale * promoteS,
+      promotion, serialFraction: alone.serialFractionFromPairs, pageCacheCost: 0,
+      ...(device ? { device } : {}),
     },
     evictAfterS: control.tierIdleS,
     sloS: compression.sloS,
@@ -93,9 +138,13 @@ for (const w of workloads) {
     .map((t) => ({ time: t.arrivalS, segment: Number(/(\d+)/.exec(t.seg)![1]) }));
   for (const scheme of schemes) {
     const ms: SimMetrics[] = [];
+    const dev: DeviceMetrics[] = [];
+    const own = rec.runs.find((r) => r.workload === w && r.scheme === scheme);
+    const sc = FIXED_SCALE !== null ? { scale: FIXED_SCALE, n: 0 } : SERVICE === 'in-run' && own ? inRunScale(own) : { scale: 1, n: 0 };
     for (let s = 1; s <= SEEDS; s++) {
-      const res = simulate(config(scheme, arrivals, run.durationS, s));
+      const res = simulate(config(scheme, arrivals, run.durationS, s, sc.scale));
       ms.push(res.metrics);
+      if (res.device) dev.push(res.device);
       if (SHOW_DECISIONS && s === 1 && !JSON_OUT)
         for (const d of res.decisions)
           console.log(`    #${w} ${scheme} t=${d.t.toFixed(1)} size ${d.sizeMiB.toFixed(1)} used ${d.usedMiB.toFixed(1)} `
@@ -103,8 +152,14 @@ for (const w of workloads) {
     }
     const avg = (f: (m: typeof ms[number]) => number): number => ms.reduce((a, m) => a + f(m), 0) / ms.length;
     const real = rec.runs.find((r) => r.workload === w && r.scheme === scheme);
+    const davg = (f: (d: DeviceMetrics) => number): number | null =>
+      (dev.length ? dev.reduce((a, d) => a + f(d), 0) / dev.length : null);
     const row = {
-      workload: w, scheme, seeds: SEEDS,
+      workload: w, scheme, seeds: SEEDS, serviceScale: sc.scale, serviceScaleTasks: sc.n,
+      device: device ? {
+        ...device, busyFraction: davg((d) => d.busyFraction), meanWaitS: davg((d) => d.meanWaitS),
+        readMiB: davg((d) => d.readMiB),
+      } : null,
       sim: {
         meanS: avg((m) => m.meanR), p95S: avg((m) => m.p95R), sloTaskFraction: avg((m) => m.sloTaskFraction),
         mGBh: 1000 * avg((m) => m.gbHours), actuations: avg((m) => m.actuations),
@@ -116,6 +171,8 @@ for (const w of workloads) {
       } : null,
     };
     rows.push(row);
+    const diffPct = row.real ? (row.sim.meanS / row.real.meanS - 1) * 100 : null;
+    Object.assign(row, { diffMeanPct: diffPct });
     if (!JSON_OUT) {
       const s = row.sim;
       console.log(`#${w} ${scheme.padEnd(12)} sim: mean ${s.meanS.toFixed(2)} s p95 ${s.p95S.toFixed(2)} s `
@@ -123,8 +180,14 @@ for (const w of workloads) {
         + `${s.mGBh.toFixed(3)} mGB·h (mean ${s.meanSizeMiB.toFixed(1)} MiB, from memory ${(100 * s.memHit).toFixed(0)} %) `
         + `actuations ${s.actuations.toFixed(1)}`
         + (row.real ? ` | real: mean ${row.real.meanS.toFixed(2)} p95 ${row.real.p95S.toFixed(2)} `
-          + `over ${(100 * row.real.sloTaskFraction).toFixed(1)} % ${row.real.mGBh.toFixed(3)} mGB·h act ${row.real.actuations}` : ''));
+          + `over ${(100 * row.real.sloTaskFraction).toFixed(1)} % ${row.real.mGBh.toFixed(3)} mGB·h act ${row.real.actuations}` : '')
+        + (diffPct !== null ? ` | sim/real mean ${diffPct >= 0 ? '+' : ''}${diffPct.toFixed(1)} %` : '')
+        + (SERVICE !== 'alone' ? ` | service x${sc.scale.toFixed(3)} (${sc.n} lone tasks)` : '')
+        + (row.device ? ` | device busy ${(100 * row.device.busyFraction!).toFixed(0)} %, read wait ${row.device.meanWaitS!.toFixed(3)} s/task` : ''));
     }
   }
 }
-if (JSON_OUT) console.log(JSON.stringify({ file: FILE, seeds: SEEDS, sloS: compression.sloS, rows }, null, 1));
+if (JSON_OUT) {
+  const out = { file: FILE, seeds: SEEDS, sloS: compression.sloS, promotion, device, service: SERVICE, rows };
+  console.log(JSON.stringify(out, null, 1));
+}
