@@ -1,9 +1,10 @@
-// The durable file operations of the tiered store. A file changes tier by copy + fsync + rename + directory fsync,
-// then the source is unlinked: at every instant the name has at least one complete copy, so a reader finds the
-// old or the new place (never a torn file) and an agent killed at any step loses nothing (recovery removes the
-// temporary copy or the duplicate, see TierStore.recover).
+// The durable file operations of the tiered store. A file changes tier by copy + fsync + rename (a link that never
+// replaces) + directory fsync, then the source is removed if it is still the file copied: at every instant the name
+// has at least one complete copy, so a reader finds the old or the new place (never a torn file), a put racing the
+// move keeps its version, and an agent killed at any step loses nothing (recovery removes the temporary copy or the
+// duplicate, see TierStore.recover).
 import { constants as C, type BigIntStats } from 'node:fs';
-import { lstat, mkdir, open, rename, unlink } from 'node:fs/promises';
+import { link, lstat, mkdir, open, rename, unlink } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { dirname, join } from 'node:path';
 import { HylicsError } from '../../core/errors/index.js';
@@ -12,7 +13,7 @@ import { TMP_PREFIX } from './names.js';
 const COPY_CHUNK_BYTES = 1024 * 1024;
 
 /** Test points of a move, in order (tests kill the process at each one). */
-export type MoveStep = 'tmp-partial' | 'copied' | 'renamed' | 'unlinked';
+export type MoveStep = 'tmp-partial' | 'copied' | 'checked' | 'renamed' | 'unlinking' | 'unlinked';
 export type MoveHook = (step: MoveStep, info: { src: string; dst: string; tmp: string }) => void | Promise<void>;
 
 export type MoveOutcome = 'moved' | 'kept' | 'changed' | 'exists' | 'gone' | 'aborted';
@@ -122,8 +123,10 @@ export async function copyToTemp(src: string, srcStat: BigIntStats, dstDir: stri
  * - 'exists': dst exists already (a newer put or an interrupted move): nothing moved; the caller resolves it.
  * - 'gone': src vanished.
  * - 'aborted': `aborted()` said yes during the copy or just before the rename; nothing moved (the copy is removed).
- * - 'kept' (only with keepSource): dst is complete and in place, src is left for the caller to unlink later
- *   (`finishMove`) — a reader handed src's path a moment ago can still open it.
+ * - 'kept' (keepSource() said yes once dst was in place): dst is complete and in place, src is left for the
+ *   caller to remove later (`finishMove`) — a reader handed src's path a moment ago can still open it.
+ * dst is never replaced (a file that appears there during the move is newer: 'exists'), and src is removed only
+ * while it is still the file copied (removeIfSame): a put racing the move keeps its version.
  * `stillMovable` is asked after the copy, just before the rename (e.g. "no writer opened it meanwhile").
  * `onSourceStat` gets the source's stat the copy was made from (for finishMove).
  */
@@ -134,7 +137,7 @@ export async function moveFile(
     hook?: MoveHook;
     stillMovable?: () => Promise<boolean>;
     aborted?: () => boolean;
-    keepSource?: boolean;
+    keepSource?: () => boolean;
     onSourceStat?: (st: BigIntStats) => void;
   } = {},
 ): Promise<MoveOutcome> {
@@ -168,29 +171,82 @@ export async function moveFile(
     await drop();
     return 'changed';
   }
-  if (await lstatOrUndefined(dst)) {
-    await drop();
-    return 'exists';
-  }
-  await rename(tmp, dst);
+  const mine = await lstat(tmp, { bigint: true });
+  await opts.hook?.('checked', { src, dst, tmp });
+  // never over a file that appeared at dst since the check (a put, an app writing that path): that one is newer
+  if (!(await commitNoReplace(tmp, dst))) return 'exists';
   await fsyncDir(dstDir);
   await opts.hook?.('renamed', { src, dst, tmp });
   // a put that replaced src (or an in-place write) after our check: the new version stays, our copy goes
   const st2 = await lstatOrUndefined(src);
   if (!st2) return 'moved'; // someone else removed the source: our complete copy is the file now
   if (!sameContentStat(st0, st2)) {
-    const mine = await lstatOrUndefined(dst);
-    if (mine && mine.ino !== st2.ino) {
-      await unlink(dst).catch(() => {});
-      await fsyncDir(dstDir).catch(() => {});
-    }
+    await removeIfSame(dst, mine).catch(() => {});
     return 'changed';
   }
-  if (opts.keepSource) return 'kept';
-  await unlink(src);
-  await fsyncDir(dirname(src));
+  if (opts.keepSource?.()) return 'kept';
+  await opts.hook?.('unlinking', { src, dst, tmp });
+  const removed = await removeIfSame(src, st0);
+  if (removed === 'differs') {
+    // replaced between the check and the removal: that version stays (put back), our copy goes
+    await removeIfSame(dst, mine).catch(() => {});
+    return 'changed';
+  }
   await opts.hook?.('unlinked', { src, dst, tmp });
   return 'moved';
+}
+
+/** Errors of link(2) on a file system without hard links (then: check, rename). */
+const NO_LINKS = new Set(['EPERM', 'ENOTSUP', 'EOPNOTSUPP', 'ENOSYS', 'EMLINK', 'EXDEV']);
+
+/**
+ * Give the complete file `tmp` the name `dst` unless a file has that name already: link(2) never replaces, so a
+ * file put at dst after the caller's checks is never overwritten by an older copy; then the temporary name goes.
+ * False (tmp removed) when dst exists. A file system without hard links falls back to check + rename.
+ */
+export async function commitNoReplace(tmp: string, dst: string): Promise<boolean> {
+  try {
+    await link(tmp, dst);
+  } catch (e) {
+    if (errno(e) === 'EEXIST') {
+      await unlink(tmp).catch(() => {});
+      return false;
+    }
+    if (!NO_LINKS.has(errno(e) ?? '')) throw e;
+    if (await lstatOrUndefined(dst)) {
+      await unlink(tmp).catch(() => {});
+      return false;
+    }
+    await rename(tmp, dst);
+    return true;
+  }
+  await unlink(tmp);
+  return true;
+}
+
+/**
+ * Remove `path` only while it is the file `expect` describes (sameContentStat): it is renamed aside first (atomic:
+ * a file put at `path` after the caller's check is never the one removed), checked there, then unlinked. A
+ * different file found aside is given its name back (unless a newer file took the name meanwhile).
+ */
+export async function removeIfSame(path: string, expect: BigIntStats): Promise<'removed' | 'gone' | 'differs'> {
+  const dir = dirname(path);
+  const aside = join(dir, tmpName());
+  try {
+    await rename(path, aside);
+  } catch (e) {
+    if (errno(e) === 'ENOENT') return 'gone';
+    throw e;
+  }
+  const st = await lstat(aside, { bigint: true });
+  if (sameContentStat(expect, st)) {
+    await unlink(aside);
+    await fsyncDir(dir);
+    return 'removed';
+  }
+  await commitNoReplace(aside, path);
+  await fsyncDir(dir);
+  return 'differs';
 }
 
 /**
@@ -203,8 +259,7 @@ export async function finishMove(src: string, dst: string, st0: BigIntStats, hoo
   if (!st || !sameContentStat(st0, st)) return false;
   const d = await lstatOrUndefined(dst);
   if (!d?.isFile() || d.size !== st0.size) return false;
-  await unlink(src);
-  await fsyncDir(dirname(src));
+  if ((await removeIfSame(src, st0)) !== 'removed') return false;
   await hook?.('unlinked', { src, dst, tmp: '' });
   return true;
 }

@@ -24,7 +24,7 @@ import { DEFAULT_TIER_IDLE_MS, DEFAULT_TIER_PROMOTE, type TierPromoteMode } from
 import type { TierShrinkResultT, TierStatsResultT } from '../../core/protocol/index.js';
 import { openFilesUnder, type OpenFileUse } from '../../os/open-files.js';
 import { isProcessAlive } from '../../os/proc.js';
-import { copyToTemp, ensureDirs, finishMove, fsyncDir, lstatOrUndefined, moveFile, openSource, sameContentStat, symlinkError, tmpName, tmpOwner, type MoveHook } from './fsops.js';
+import { copyToTemp, ensureDirs, finishMove, fsyncDir, lstatOrUndefined, moveFile, openSource, removeIfSame, sameContentStat, symlinkError, tmpName, tmpOwner, type MoveHook } from './fsops.js';
 import { isReserved, tierName } from './names.js';
 
 export type Tier = 'memory' | 'disk';
@@ -359,9 +359,7 @@ export class TierStore {
     // it to about a microsecond (1.2 µs off measured): an exact compare failed nearly always on real mtimes and at
     // random in the unit test (the shrink then skipped the file; the keeper loop never ended); a write moves it more
     if (m.size !== k.st0.size || absDiff(m.mtimeNs, k.st0.mtimeNs) > UTIMES_PRECISION_NS) return false;
-    await unlink(k.memory);
-    await fsyncDir(dirname(k.memory));
-    return true;
+    return (await removeIfSame(k.memory, m)) === 'removed';
   }
 
   /**
@@ -571,11 +569,12 @@ export class TierStore {
     await ensureDirs(this.dir(to), parts.slice(0, -1), name);
     const dst = join(this.dir(to), ...parts);
     let st0: BigIntStats | undefined;
+    const keep = extra.keepSourceWhileBusy === true && this.handedOutOnDisk(name);
     const r = await moveFile(src, dst, {
       hook: this.hook,
       stillMovable: async () => !(await writersNow()),
       ...(extra.aborted ? { aborted: extra.aborted } : {}),
-      keepSource: extra.keepSourceWhileBusy === true && this.handedOutOnDisk(name),
+      keepSource: () => keep,
       onSourceStat: (st) => { st0 = st; },
     });
     if (r === 'exists' && from === 'memory' && (await this.dropPromotedCopy(name))) return 'moved';
@@ -746,12 +745,11 @@ export class TierStore {
     if (!m || !d) return false;
     const mp = join(this.memoryDir, ...parts);
     const dp = join(this.diskDir, ...parts);
-    let drop: string;
-    if (m.size === d.size && (await sameBytes(mp, dp))) drop = dp;
-    else drop = m.mtimeNs >= d.mtimeNs ? dp : mp;
-    await unlink(drop);
-    await fsyncDir(dirname(drop));
-    return true;
+    let drop: [string, BigIntStats];
+    if (m.size === d.size && (await sameBytes(mp, dp))) drop = [dp, d];
+    else drop = m.mtimeNs >= d.mtimeNs ? [dp, d] : [mp, m];
+    // only the file compared: one put there since is newer and stays
+    return (await removeIfSame(...drop)) === 'removed';
   }
 
   /** After a crash: remove temporary copies no live process owns, resolve names left in both tiers. */

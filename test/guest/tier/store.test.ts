@@ -273,8 +273,8 @@ test('an agent killed at every step of a move loses nothing: recovery leaves exa
   // promote-background: the copy made by the background worker, with the disk copy kept through a busy grace (so the
   // child never reaches 'unlinked' there: killed after the rename, both tiers hold the file)
   for (const direction of ['evict', 'promote', 'promote-background'] as const) {
-    for (const step of ['tmp-partial', 'copied', 'renamed', 'unlinked'] as const) {
-      if (direction === 'promote-background' && step === 'unlinked') continue;
+    for (const step of ['tmp-partial', 'copied', 'checked', 'renamed', 'unlinking', 'unlinked'] as const) {
+      if (direction === 'promote-background' && (step === 'unlinking' || step === 'unlinked')) continue;
       const f = await fixture(t, 32 * MiB);
       const s = await f.store();
       const data = randomBytes(3 * MiB + 12345);
@@ -308,8 +308,8 @@ test('an agent killed at every step of a move loses nothing: recovery leaves exa
       const after = [join(f.mem, 'v/seg.ts'), join(f.disk, 'v/seg.ts')].filter((p) => existsSync(p));
       assert.equal(after.length, 1, `${direction}/${step}: exactly one copy (${JSON.stringify(rep)})`);
       assert.equal(sha(await readFile(after[0]!)), sha(data), `${direction}/${step}: content intact`);
-      if (step === 'tmp-partial' || step === 'copied') assert.equal(rep.tempsRemoved, 1);
-      if (step === 'renamed') assert.equal(rep.duplicatesResolved, 1);
+      if (step === 'tmp-partial' || step === 'copied' || step === 'checked') assert.equal(rep.tempsRemoved, 1);
+      if (step === 'renamed' || step === 'unlinking') assert.equal(rep.duplicatesResolved, 1);
     }
   }
 });
