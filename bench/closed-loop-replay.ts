@@ -6,6 +6,7 @@
 // Offline and quick (no guest, no root): the tool to judge a controller change against the recorded traces.
 //   node dist/bench/closed-loop-replay.js [--file bench/results/closed-loop.json] [--schemes aq,improved]
 //     [--seeds 1] [--decisions] [--json] [--improved '{"tierMinTasks":0}'] [--device on|off] [--service alone|in-run]
+//     [--serial-fraction recorded|S]
 // --seeds N replays each trace with N simulator seeds (service noise, segment sizes) and prints means over them.
 // The guest's promotion mode is the recorded one (setup.alone.promotion; sync when absent), as the bench fed it.
 // --device on (default): the disk tier's device shared by all reads in flight (service.device), its bandwidth and
@@ -17,6 +18,7 @@
 import { readFileSync } from 'node:fs';
 import { DEFAULT_SERVICE, simulate, type DeviceMetrics, type SimConfig, type SimMetrics } from '../src/core/sim/simulator.js';
 import type { DeviceConfig } from '../src/core/sim/disk-device.js';
+import { loneCostScale } from '../src/core/sim/lone-tasks.js';
 import type { ControllerConfig, ImprovedOptions } from '../src/core/control/controller.js';
 import { actuationThreshold } from '../src/host/control/loop.js';
 import { resultPath } from './lib/results.js';
@@ -30,6 +32,8 @@ const JSON_OUT = process.argv.includes('--json');
 /** Options of the improved scheme as JSON, e.g. '{"tierMinTasks":0}' (docs/controller.md, "Improved scheme"). */
 const IMPROVED = JSON.parse(argStr('improved', '{}')) as ImprovedOptions;
 const DEVICE = argStr('device', 'on');
+/** The Amdahl serial fraction: `recorded` (default, the bench's from the pairs) or a number (0 = pure PS). */
+const SERIAL = argStr('serial-fraction', 'recorded');
 const SERVICE = argStr('service', 'alone');
 if (DEVICE !== 'on' && DEVICE !== 'off') throw new Error(`--device must be on or off, got ${DEVICE}`);
 const FIXED_SCALE = SERVICE === 'alone' || SERVICE === 'in-run' ? null : Number(SERVICE);
@@ -80,11 +84,7 @@ function inRunScale(run: Recorded['runs'][number]): { scale: number; n: number }
   const base = (t: (typeof T)[number]): number =>
     t.tier === 'memory' ? (promotion === 'sync' && t.found === 'disk' ? promoteS : alone.memS)
       : fixedMiB !== undefined && promotion === 'background' ? promoteS : alone.diskS;
-  const overlap = (t: (typeof T)[number], u: (typeof T)[number]): boolean =>
-    u !== t && u.arrivalS < t.arrivalS + t.responseS && t.arrivalS < u.arrivalS + u.responseS;
-  const lone = T.filter((t) => !T.some((u) => overlap(t, u)));
-  if (lone.length === 0) return { scale: 1, n: 0 };
-  return { scale: lone.reduce((a, t) => a + t.responseS / base(t), 0) / lone.length, n: lone.length };
+  return loneCostScale(T, base);
 }
 const workloads = [...new Set(rec.runs.map((r) => r.workload))];
 const recorded = [...new Set([...rec.runs.map((r) => r.scheme), 'aq', 'improved'])].join(',');
@@ -118,7 +118,7 @@ function config(scheme: string, arrivals: Arrivals, durationS: number, seed: num
     },
     service: {
       ...DEFAULT_SERVICE, memS: scale * alone.memS, diskS: scale * alone.diskS, promoteS: scale * promoteS,
-      promotion, serialFraction: alone.serialFractionFromPairs, pageCacheCost: 0,
+      promotion, serialFraction: SERIAL === 'recorded' ? alone.serialFractionFromPairs : Number(SERIAL), pageCacheCost: 0,
       ...(device ? { device } : {}),
     },
     evictAfterS: control.tierIdleS,

@@ -40,6 +40,7 @@ import { ArrivalGenerator, type WorkloadSpec } from '../src/core/sim/workload.js
 import { Rng, ZipfSampler } from '../src/core/sim/rng.js';
 import { settling } from '../src/core/sim/metrics.js';
 import { serialFractionForRate } from '../src/core/sim/ps-server.js';
+import { loneCostScale } from '../src/core/sim/lone-tasks.js';
 import { DEFAULT_SERVICE, simulate, type SimConfig } from '../src/core/sim/simulator.js';
 import type { ControllerConfig } from '../src/core/control/controller.js';
 import type { CalibrationResult, ControlView, DecisionEntry } from '../src/core/control-api.js';
@@ -234,7 +235,11 @@ interface RunResult {
   changedFiles: number;
   duplicateFiles: number;
   checkedFiles: number;
-  sim: { meanS: number; p95S: number; sloTaskFraction: number; tasks: number; diffMeanPct: number };
+  sim: {
+    meanS: number; p95S: number; sloTaskFraction: number; tasks: number; diffMeanPct: number;
+    /** The simulator on this run's own per-task cost: alone times x the lone tasks' cost scale (the drift check). */
+    inRun: { costScale: number; loneTasks: number; meanS: number; diffMeanPct: number };
+  };
   windows: { t: number; meanS: number | null; tasks: number }[];
   samples: Sample[];
   decisionLog: DecisionEntry[];
@@ -572,6 +577,20 @@ async function main(): Promise<void> {
           record: false,
         };
         const sim = simulate(simCfg).metrics;
+        // the guest's cost during this run: its tasks that overlapped no other, against the alone figure of their path
+        // (docs/controller.md, "The simulator on workload #2"); the simulator again with the alone times so scaled
+        const aloneOf = (r: TaskResult): number => r.tier === 'memory'
+          ? (PROMOTE === 'sync' && r.found === 'disk' ? firstTouchS : memS)
+          : (staticMiB === MAX_MIB && PROMOTE === 'background' ? firstTouchS : diskS);
+        const drift = loneCostScale(ok, aloneOf);
+        const sv = simCfg.service;
+        const simInRun = simulate({
+          ...simCfg,
+          service: {
+            ...sv, memS: sv.memS * drift.scale, diskS: sv.diskS * drift.scale,
+            ...(sv.promoteS !== undefined ? { promoteS: sv.promoteS * drift.scale } : {}),
+          },
+        }).metrics;
         const run: RunResult = {
           workload: w,
           scheme,
@@ -610,6 +629,10 @@ async function main(): Promise<void> {
             sloTaskFraction: sim.sloTaskFraction,
             tasks: sim.tasks,
             diffMeanPct: (sim.meanR / mean(rs) - 1) * 100,
+            inRun: {
+              costScale: drift.scale, loneTasks: drift.n, meanS: simInRun.meanR,
+              diffMeanPct: (simInRun.meanR / mean(rs) - 1) * 100,
+            },
           },
           windows,
           samples: tl,
@@ -620,6 +643,8 @@ async function main(): Promise<void> {
         log(`  ${label}: ${ok.length}/${tasks.length} tasks ok, mean ${run.meanS.toFixed(2)} s, p95 ${run.p95S.toFixed(2)} s (SLO ${sloS.toFixed(2)}), over SLO ${(run.sloTaskFraction * 100).toFixed(1)} %, `
           + `${(run.memoryTierFraction * 100).toFixed(0)} % from memory, ${(run.gbHours * 1000).toFixed(2)} mGB·h, ${actuations} actuations${run.settlingS !== null ? `, settling ${run.settlingS.toFixed(1)} s` : ''}, `
           + `lost ${lost} changed ${changed}; simulator mean ${sim.meanR.toFixed(2)} s (${run.sim.diffMeanPct >= 0 ? '+' : ''}${run.sim.diffMeanPct.toFixed(1)} %)`);
+        log(`  ${label}: the guest's cost in this run x${drift.scale.toFixed(3)} of the alone times (${drift.n} lone tasks); `
+          + `simulator on that cost ${simInRun.meanR.toFixed(2)} s (${run.sim.inRun.diffMeanPct >= 0 ? '+' : ''}${run.sim.inRun.diffMeanPct.toFixed(1)} %)`);
         if (run.failed) log(`  ${run.failed} tasks failed: ${JSON.stringify(tasks.find((r) => r.code !== 0))}`);
       }
     }

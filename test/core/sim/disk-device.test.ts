@@ -1,9 +1,11 @@
-// The disk-tier device of the simulator (src/core/sim/disk-device.ts): a fair-share fluid server in virtual time.
+// The disk-tier device of the simulator (src/core/sim/disk-device.ts): a fair-share fluid server in virtual time;
+// and the lone-task cost a replay or the bench reads from a real run (src/core/sim/lone-tasks.ts).
 // No wall-clock timing anywhere: every figure is simulated seconds.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { DiskDevice, deviceBytesPerS, DEFAULT_REQUEST_BYTES } from '../../../src/core/sim/disk-device.js';
 import { simulate, defaultSimConfig, DEFAULT_SERVICE, type SimConfig } from '../../../src/core/sim/simulator.js';
+import { loneTasks, loneCostScale } from '../../../src/core/sim/lone-tasks.js';
 
 const MiB = 1024 * 1024;
 
@@ -97,4 +99,21 @@ test('a bad device is refused with the simulator config error', () => {
     (e: Error & { code?: string }) => e.code === 'HYLICS_ERR_SIM_INVALID_CONFIG');
   assert.throws(() => simulate({ ...base, service: { ...base.service, device: { readBytesPerS: 1e6, readIops: -1 } } }),
     (e: Error & { code?: string }) => e.code === 'HYLICS_ERR_SIM_INVALID_CONFIG');
+});
+
+test('lone tasks: only those that overlap no other; their cost relative to the alone figures', () => {
+  const T = [
+    { arrivalS: 0, responseS: 1, tier: 'memory' },    // lone
+    { arrivalS: 2, responseS: 3, tier: 'disk' },      // overlaps the next
+    { arrivalS: 4, responseS: 1, tier: 'memory' },    // overlaps the previous
+    { arrivalS: 10, responseS: 2.4, tier: 'disk' },   // lone (ends at 12.4, the next starts at 12.4)
+    { arrivalS: 12.4, responseS: 1.1, tier: 'memory' }, // lone
+    { arrivalS: 20, responseS: 1, tier: 'memory' },   // same arrival as the next: both overlap
+    { arrivalS: 20, responseS: 2, tier: 'memory' },
+  ];
+  assert.deepEqual(loneTasks([...T].reverse()).map((t) => t.arrivalS), [0, 10, 12.4]);
+  const r = loneCostScale(T, (t) => (t.tier === 'memory' ? 1 : 2));
+  assert.equal(r.n, 3);
+  assert.ok(Math.abs(r.scale - (1 + 1.2 + 1.1) / 3) < 1e-12, String(r.scale));
+  assert.deepEqual(loneCostScale([], () => 1), { scale: 1, n: 0 });
 });
