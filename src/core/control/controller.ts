@@ -25,6 +25,11 @@ export interface Measurement {
   interval?: number;
   /** Mean response time (s) of the tasks that completed in the interval; null (or NaN) if none did. */
   meanResponseTime: number | null;
+  /**
+   * 95th percentile (s) of the response times of the tasks that completed in the interval; null (or absent) if
+   * none did or it is not measured (the improved scheme then judges the SLO risk from the mean and the model).
+   */
+  p95ResponseTime?: number | null;
   /** Tasks completed in the interval (informational; 0 with meanResponseTime null). */
   completions?: number;
   /** Tasks that arrived in the interval. */
@@ -289,7 +294,13 @@ function validateMeasurement(m: Measurement, lastTime: number): ValidMeasurement
     // +Infinity is a saturated profiler reading: keep it finite and large (3x the busiest plausible value)
     meanResponseTime = Number.isFinite(r) ? r : 1e6;
   }
-  if (m.completions !== undefined && m.completions === 0) meanResponseTime = null;
+  let p95ResponseTime: number | null = null;
+  const p = m.p95ResponseTime;
+  if (p !== null && p !== undefined && !Number.isNaN(p)) {
+    if (typeof p !== 'number' || p < 0) bad('p95ResponseTime', p, 'must be null or a number >= 0');
+    p95ResponseTime = Number.isFinite(p) ? p : 1e6;
+  }
+  if (m.completions !== undefined && m.completions === 0) { meanResponseTime = null; p95ResponseTime = null; }
   const out: ValidMeasurement = {
     time,
     interval,
@@ -298,6 +309,7 @@ function validateMeasurement(m: Measurement, lastTime: number): ValidMeasurement
     shareUsedBytes: num('shareUsedBytes', m.shareUsedBytes),
     shareSizeBytes: num('shareSizeBytes', m.shareSizeBytes),
   };
+  if (p95ResponseTime !== null) out.p95ResponseTime = p95ResponseTime;
   if (m.fullFallbacks !== undefined) out.fullFallbacks = num('fullFallbacks', m.fullFallbacks);
   for (const t of ['memory', 'disk'] as const) {
     const n = m[`${t}TierTasks`];

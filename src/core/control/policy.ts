@@ -2,7 +2,7 @@
 // validation, the bounds, the interval bounds and the arrival-rate estimate; each scheme is one Policy in the
 // table of ./policies/index.ts and holds only its own state.
 import { clamp } from './validate.js';
-import { serviceTimeForResponse, type ServiceModel } from './queueing.js';
+import { psResponseTime, serviceTimeForResponse, type ServiceModel } from './queueing.js';
 import { badSnapshot, num, obj, type Json } from './snapshot.js';
 
 /** A measurement after validation (controller.ts): finite, non-negative, time never going backwards. */
@@ -10,6 +10,8 @@ export interface ValidMeasurement {
   time: number;
   interval: number;
   meanResponseTime: number | null;
+  /** 95th percentile (s) of the interval's response times, when measured and tasks completed. */
+  p95ResponseTime?: number;
   arrivals: number;
   shareUsedBytes: number;
   shareSizeBytes: number;
@@ -76,6 +78,16 @@ export class OnlineModel {
     const d = clamp(implied - ex, -0.5 * ex, 0.5 * ex);
     this.offset = this.known ? this.offset + 0.5 * (d - this.offset) : d;
     this.known = true;
+  }
+
+  /**
+   * The mean response time Eq. 2 predicts at size m (MiB) and rate λ, with the online offset as measured (signed:
+   * the model corrected by what the guest delivered, not the pessimistic reading used for sizing); +Infinity when
+   * saturated.
+   */
+  predictResponse(mMiB: number, lambda: number): number {
+    const ex = Math.max(0, this.model.meanService(mMiB) + this.offset);
+    return psResponseTime(ex, lambda);
   }
 
   /**

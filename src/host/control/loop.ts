@@ -374,7 +374,8 @@ export class ControlLoop {
       const s = e.settings;
       const d = e.ctl.step({
         time: (now - e.startedAt) / 1000, interval: dtS,
-        meanResponseTime: all.meanMs === null ? null : all.meanMs / 1000, completions: all.completions,
+        meanResponseTime: all.meanMs === null ? null : all.meanMs / 1000,
+        p95ResponseTime: all.p95Ms === null ? null : all.p95Ms / 1000, completions: all.completions,
         arrivals: all.arrivals, shareUsedBytes: usage.usedBytes, shareSizeBytes: usage.sizeBytes,
         fullFallbacks: all.disk,
         memoryTierTasks: all.memory, memoryTierMeanS: all.memoryMeanMs === null ? null : all.memoryMeanMs / 1000,

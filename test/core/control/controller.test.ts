@@ -247,3 +247,63 @@ test('improved: holds memory only while the memory tier is measured faster; a kn
     cfg({ minBytes: 8 * MiB, initialBytes: 20 * MiB, mThreshBytes: 10 * MiB, improved: { kneeFraction: 0 } }));
   assert.equal(run(small, 4.2, 4.0, 4), 8 * MiB, 'not frozen by the shrink limit under the deadband');
 });
+
+test('improved: feed-forward and working-set growth only while the SLO is at risk (measured mean or p95, or the model) or memory measurably pays', () => {
+  // τ 10 s: at risk when R >= 8.5 s (0.85 τ), p95 >= 9 s (0.9 τ), or the model at the current size predicts R >= 8.5 s.
+  // 80 MiB of working set learned while the share is bigger; the pessimistic feed-forward asks for ~370 MiB at λ 0.2 /s
+  const cfg = (over: Partial<ControllerConfig['improved']> = {}): ControllerConfig =>
+    base('improved', { minBytes: 32 * MiB, initialBytes: 128 * MiB, improved: { kneeFraction: 0, ...over } });
+  const reasons: string[] = [];
+  let clock = 0;
+  const step = (c: ShareController, o: { r: number; p95?: number; arrivals?: number; memS?: number }): number => {
+    clock += 30; // the fake clock: one 30 s interval per step
+    const size = c.sizeBytes;
+    const d = c.step({
+      time: clock, interval: 30, meanResponseTime: o.r, p95ResponseTime: o.p95 ?? null, completions: 6,
+      arrivals: o.arrivals ?? 6, shareUsedBytes: Math.min(80 * MiB, size), shareSizeBytes: size,
+      fullFallbacks: size < 80 * MiB ? 1 : 0,
+      ...(o.memS !== undefined
+        ? { memoryTierTasks: 2, memoryTierMeanS: o.memS, diskTierTasks: 2, diskTierMeanS: 4 } : {}),
+    });
+    reasons.push(d.reason);
+    return d.sizeBytes / MiB;
+  };
+  // R 4 s, p95 6 s: no risk, so the share goes to what the model as measured asks for (the floor), no growth
+  const c = new ShareController(cfg());
+  const sizes = [1, 2, 3, 4, 5, 6].map(() => step(c, { r: 4, p95: 6 }));
+  assert.equal(sizes.at(-1), 32, `no risk: the floor (${sizes.join(', ')})`);
+  assert.ok(sizes.every((s, k) => k === 0 || s <= sizes[k - 1]!), `never grows without risk: ${sizes.join(', ')}`);
+  assert.ok(reasons.includes('no-slo-risk'), reasons.join(', '));
+  // p95 at 0.9 τ: at risk, grows to the working set
+  assert.ok(step(c, { r: 4, p95: 9.2 }) > 60, 'p95 near the SLO: grows');
+  assert.equal(reasons.at(-1), 'working-set');
+  // the mean at the set point (no p95 measured): at risk
+  clock = 0;
+  const m = new ShareController(cfg());
+  for (let k = 0; k < 6; k++) step(m, { r: 4 });
+  assert.equal(m.sizeBytes, 32 * MiB);
+  assert.ok(step(m, { r: 8.6 }) > 60, 'mean at 0.85 τ: grows');
+  // the model predicts a miss (λ 0.35 /s saturates the current size), before any measurement shows it: grows
+  clock = 0;
+  const f = new ShareController(cfg());
+  for (let k = 0; k < 6; k++) step(f, { r: 4 });
+  assert.ok(step(f, { r: 4, p95: 6, arrivals: 20 }) > 60, 'feed-forward on a predicted miss');
+  // riskMeanFraction 0: always at risk, the behaviour before (holds the working set on the model alone)
+  clock = 0;
+  const old = new ShareController(cfg({ riskMeanFraction: 0 }));
+  for (let k = 0; k < 6; k++) step(old, { r: 4, p95: 6 });
+  assert.ok(old.sizeBytes > 60 * MiB, `gate off: the working set (${old.sizeBytes / MiB} MiB)`);
+  // the memory tier measured 20 % faster than the disk tier (>= 10 %, over 3+ paired tasks): memory pays, so the
+  // model alone grows as before; measured only 5 % faster: not enough, the gate holds
+  clock = 0;
+  const pays = new ShareController(cfg());
+  for (let k = 0; k < 6; k++) step(pays, { r: 4, p95: 6, memS: 3.2 });
+  assert.ok(pays.sizeBytes > 60 * MiB, `memory pays: the working set (${pays.sizeBytes / MiB} MiB)`);
+  clock = 0;
+  const marginal = new ShareController(cfg());
+  for (let k = 0; k < 6; k++) step(marginal, { r: 4, p95: 6, memS: 3.8 });
+  assert.equal(marginal.sizeBytes, 32 * MiB, 'memory only 5 % faster: no growth without risk');
+  // a p95 that is negative or not a number is refused like the mean
+  assert.throws(() => new ShareController(cfg()).step({ ...meas(30, 4, 64 * MiB), p95ResponseTime: -1 }),
+    /HYLICS_ERR_CONTROL_INVALID_MEASUREMENT|p95ResponseTime/);
+});
