@@ -15,6 +15,9 @@
 // scaled by that run's uncontended tasks (those that overlapped no other task: response / the alone figure of its
 // tier, mean over them): what the simulator says if it knew the guest's cost during the run (docs/controller.md);
 // --service F (a number): every alone time times F (the sensitivity of the mean to the guest's cost).
+// With aq and improved both replayed, also the paired per-seed difference improved − aq (mean ± standard error) on
+// tasks over the SLO, p95 and mGB·h; and the recorded real runs' goal noise (bench/lib/goal-noise.ts: bootstrap
+// intervals of improved − aq and of p95 − SLO over their task lists).
 import { readFileSync } from 'node:fs';
 import { DEFAULT_SERVICE, simulate, type DeviceMetrics, type SimConfig, type SimMetrics } from '../src/core/sim/simulator.js';
 import type { DeviceConfig } from '../src/core/sim/disk-device.js';
@@ -23,6 +26,7 @@ import type { ControllerConfig, ImprovedOptions } from '../src/core/control/cont
 import { actuationThreshold } from '../src/host/control/loop.js';
 import { resultPath } from './lib/results.js';
 import { arg, argStr } from './lib/args.js';
+import { formatGoalNoise, goalNoise, type GoalNoise } from './lib/goal-noise.js';
 
 const MiB = 1024 * 1024;
 const FILE = argStr('file', resultPath('closed-loop.json'));
@@ -131,6 +135,14 @@ function config(scheme: string, arrivals: Arrivals, durationS: number, seed: num
 }
 
 const rows: Record<string, unknown>[] = [];
+const perSeed = new Map<string, SimMetrics[]>();
+const paired: Record<string, unknown>[] = [];
+/** Mean and standard error of per-seed differences. */
+function meanSe(d: number[]): { mean: number; se: number } {
+  const m = d.reduce((a, x) => a + x, 0) / d.length;
+  const v = d.length > 1 ? d.reduce((a, x) => a + (x - m) ** 2, 0) / (d.length - 1) : 0;
+  return { mean: m, se: Math.sqrt(v / d.length) };
+}
 for (const w of workloads) {
   // every run of a workload played the same seeded trace: take it from any of them
   const run = rec.runs.find((r) => r.workload === w)!;
@@ -150,6 +162,7 @@ for (const w of workloads) {
           console.log(`    #${w} ${scheme} t=${d.t.toFixed(1)} size ${d.sizeMiB.toFixed(1)} used ${d.usedMiB.toFixed(1)} `
             + `R ${d.meanR === null ? '-' : d.meanR.toFixed(2)} ${d.reason}`);
     }
+    perSeed.set(`${w}/${scheme}`, ms);
     const avg = (f: (m: typeof ms[number]) => number): number => ms.reduce((a, m) => a + f(m), 0) / ms.length;
     const real = rec.runs.find((r) => r.workload === w && r.scheme === scheme);
     const davg = (f: (d: DeviceMetrics) => number): number | null =>
@@ -187,7 +200,34 @@ for (const w of workloads) {
     }
   }
 }
+for (const w of workloads) {
+  const im = perSeed.get(`${w}/improved`); const aq = perSeed.get(`${w}/aq`);
+  if (!im || !aq) continue;
+  const diff = (f: (m: SimMetrics) => number): { mean: number; se: number } =>
+    meanSe(im.map((m, k) => f(m) - f(aq[k]!)));
+  const p = {
+    workload: w, seeds: SEEDS,
+    sloTaskFractionPts: diff((m) => 100 * m.sloTaskFraction), p95S: diff((m) => m.p95R),
+    mGBh: diff((m) => 1000 * m.gbHours),
+  };
+  paired.push(p);
+  if (!JSON_OUT) {
+    const f = (x: { mean: number; se: number }, d: number): string => `${x.mean >= 0 ? '+' : ''}${x.mean.toFixed(d)} ± ${x.se.toFixed(d)}`;
+    console.log(`#${w} improved − aq, paired over ${SEEDS} seeds (mean ± se): over SLO ${f(p.sloTaskFractionPts, 2)} pts, `
+      + `p95 ${f(p.p95S, 3)} s, ${f(p.mGBh, 3)} mGB·h`);
+  }
+}
+const realNoise: ({ workload: number } & GoalNoise)[] = [];
+for (const w of workloads) {
+  const t = (s: string): Recorded['runs'][number]['tasksDetail'] | undefined =>
+    rec.runs.find((r) => r.workload === w && r.scheme === s)?.tasksDetail;
+  const n = goalNoise({ staticMax: t('static-max'), aq: t('aq'), improved: t('improved') }, compression.sloS);
+  realNoise.push({ workload: w, ...n });
+  if (!JSON_OUT) console.log(`recorded real runs: ${formatGoalNoise(w, n)}`);
+}
 if (JSON_OUT) {
-  const out = { file: FILE, seeds: SEEDS, sloS: compression.sloS, promotion, device, service: SERVICE, rows };
+  const out = {
+    file: FILE, seeds: SEEDS, sloS: compression.sloS, promotion, device, service: SERVICE, rows, paired, realNoise,
+  };
   console.log(JSON.stringify(out, null, 1));
 }

@@ -48,6 +48,7 @@ import type { GuestView } from '../src/core/api.js';
 import { NODE_BIN, SRC_ROOT } from '../src/os/self.js';
 import { actuationThreshold } from '../src/host/control/loop.js';
 import { resultPath } from './lib/results.js';
+import { formatGoalNoise, goalNoise } from './lib/goal-noise.js';
 import { benchSession } from './lib/session.js';
 import { arg, argStr, benchLog } from './lib/args.js';
 
@@ -664,6 +665,8 @@ async function main(): Promise<void> {
         lostFiles: all.reduce((a, r) => a + r.lostFiles + r.changedFiles, 0),
         simVsRealMeanPct: (simMean / realMean - 1) * 100,
         simWithin15PctEveryScheme: all.every((r) => Math.abs(r.sim.diffMeanPct) <= 15),
+        // the verdicts above flip by one task out of a few dozen: bootstrap intervals of the differences behind them
+        noise: goalNoise({ staticMax: mx?.tasksDetail, aq: aq?.tasksDetail, improved: im?.tasksDetail }, sloS),
       };
     });
     const benchMin = (Date.now() - t0) / 60000;
@@ -746,7 +749,10 @@ async function main(): Promise<void> {
       log(`   #${r.workload}  ${r.scheme.padEnd(12)} ${r.meanS.toFixed(2).padStart(6)} ${r.p95S.toFixed(2).padStart(6)} ${(r.sloTaskFraction * 100).toFixed(1).padStart(6)} ${(r.gbHours * 1000).toFixed(2).padStart(7)} ${String(r.actuations).padStart(4)} `
         + `${r.settlingS === null ? '     -' : r.settlingS.toFixed(1).padStart(6)} ${String(r.lostFiles + r.changedFiles).padStart(5)}  ${r.sim.meanS.toFixed(2)} (${r.sim.diffMeanPct >= 0 ? '+' : ''}${r.sim.diffMeanPct.toFixed(1)} %)`);
     }
-    for (const gl of goals) log(`goals #${gl.workload}: ${JSON.stringify(gl)}`);
+    for (const { noise, ...gl } of goals) {
+      log(`goals #${gl.workload}: ${JSON.stringify(gl)}`);
+      log(formatGoalNoise(gl.workload, noise));
+    }
     log(`wrote bench/results/closed-loop.json, closed-loop.svg, closed-loop-fig22.svg, closed-loop-fig23.svg (${benchMin.toFixed(1)} min)`);
   } finally {
     await session.cleanup();
