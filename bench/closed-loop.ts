@@ -41,6 +41,7 @@ import { Rng, ZipfSampler } from '../src/core/sim/rng.js';
 import { settling } from '../src/core/sim/metrics.js';
 import { serialFractionForRate } from '../src/core/sim/ps-server.js';
 import { loneCostScale } from '../src/core/sim/lone-tasks.js';
+import { resetPeaks, runStats, snapshot, type RunStats } from './lib/guest-stats.js';
 import { DEFAULT_SERVICE, simulate, type SimConfig } from '../src/core/sim/simulator.js';
 import type { ControllerConfig } from '../src/core/control/controller.js';
 import type { CalibrationResult, ControlView, DecisionEntry } from '../src/core/control-api.js';
@@ -245,6 +246,9 @@ interface RunResult {
   samples: Sample[];
   decisionLog: DecisionEntry[];
   tasksDetail: TaskResult[];
+  /** The guest's cgroup and the host over the run (bench/lib/guest-stats.ts): CPUs used by the guest and by the rest
+   * of the host, CFS throttling, major faults, memory peak and limit hits. */
+  guestStats: RunStats;
 }
 
 async function main(): Promise<void> {
@@ -478,6 +482,8 @@ async function main(): Promise<void> {
           '--interval-min', `${CI_MIN_S}s`, '--interval-max', `${CI_MAX_S}s`, '--json'])).json as ControlView;
         if (!view.calibrated) log(`  (${label}: the controller is on a provisional model)`);
         log(`run ${runNo}/${totalRuns}: ${label}, ${trace.arrivals.length} arrivals over ${DURATION_S} s, share ${startMiB} MiB at start (bench ${((Date.now() - t0) / 60000).toFixed(1)} min)`);
+        resetPeaks(cgroup, cgroupVersion);
+        const statsBefore = snapshot(cgroup, cgroupVersion);
         const runStart = Date.now();
         const samples: Sample[] = [];
         let driverDone = false;
@@ -502,6 +508,7 @@ async function main(): Promise<void> {
         try {
           tasks = JSON.parse(await guestExec([NODE_BIN, '--input-type=module', '-e', driverCode(trace.arrivals.map((a) => ({ ...a, lookup: 'promote' as const })), false)], (DURATION_S + 600) * 1000)) as TaskResult[];
         } finally { driverDone = true; await sampler; }
+        const guestStats = runStats(statsBefore, snapshot(cgroup, cgroupVersion));
         const endS = (Date.now() - runStart) / 1000;
         const decisions = (await api<{ decisions: DecisionEntry[] }>(`/v1/guests/${guest}/control/log?limit=500`)).decisions.filter((d) => d.t >= runStart);
         await session.cli(['control', 'set', guest, '--scheme', 'off', '--slo', '1s']);
@@ -639,6 +646,7 @@ async function main(): Promise<void> {
           samples: tl,
           decisionLog: decisions,
           tasksDetail: tasks,
+          guestStats,
         };
         runs.push(run);
         log(`  ${label}: ${ok.length}/${tasks.length} tasks ok, mean ${run.meanS.toFixed(2)} s, p95 ${run.p95S.toFixed(2)} s (SLO ${sloS.toFixed(2)}), over SLO ${(run.sloTaskFraction * 100).toFixed(1)} %, `
@@ -646,6 +654,11 @@ async function main(): Promise<void> {
           + `lost ${lost} changed ${changed}; simulator mean ${sim.meanR.toFixed(2)} s (${run.sim.diffMeanPct >= 0 ? '+' : ''}${run.sim.diffMeanPct.toFixed(1)} %)`);
         log(`  ${label}: the guest's cost in this run x${drift.scale.toFixed(3)} of the alone times (${drift.n} lone tasks); `
           + `simulator on that cost ${simInRun.meanR.toFixed(2)} s (${run.sim.inRun.diffMeanPct >= 0 ? '+' : ''}${run.sim.inRun.diffMeanPct.toFixed(1)} %)`);
+        const f2 = (x: number | null, k = 2): string => (x === null ? '?' : x.toFixed(k));
+        log(`  ${label}: guest ${f2(guestStats.guestCpus)} CPUs, rest of the host ${f2(guestStats.othersCpus)} CPUs, `
+          + `throttled in ${f2(guestStats.throttledFraction === null ? null : 100 * guestStats.throttledFraction, 0)} % of periods, `
+          + `${f2(guestStats.majorFaults, 0)} major faults, memory peak ${f2(guestStats.memoryPeakMiB, 0)} MiB `
+          + `(limit hit ${f2(guestStats.memoryLimitHits, 0)} times)`);
         if (run.failed) log(`  ${run.failed} tasks failed: ${JSON.stringify(tasks.find((r) => r.code !== 0))}`);
       }
     }
