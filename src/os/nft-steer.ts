@@ -1,11 +1,13 @@
 // Flow steering for socket offload (docs/offload-socket.md): one nftables table per guest and daemon,
 // `ip hylics_sock_<daemon tag>_<guest>`,
-// with two sets of flows (guestAddr . guestPort . clientAddr . clientPort):
+// with three sets of flows (guestAddr . guestPort . clientAddr . clientPort):
 //   hold   no packet of the flow passes, either way: the guest's socket is frozen and being moved (CRIU locks a
 //          connection the same way while it dumps it); clients retransmit what was dropped.
 //   steer  the client's packets get the fwmark STEER_MARK, which policy routing (`ip rule fwmark M lookup T`,
 //          `local 0.0.0.0/0 dev lo` in table T) delivers to the host's own stack, where the restored
 //          IP_TRANSPARENT socket takes them; the guest's packets of the flow are dropped (its socket is frozen).
+//   back   (dynamic) a held hand-back: the client's packets are dropped until the guest's thawed socket sends its
+//          window probe (no payload), which deletes the element in the packet path; other guest packets dropped.
 // Chains at priority mangle (-150): after conntrack, before routing. `pre` sees clients on other links, `out`
 // (type route: a mark change re-routes) clients on the host itself. The rules never change; only the sets do,
 // one `nft -f -` transaction per change, so a flow moves from hold to steer atomically.
@@ -48,6 +50,10 @@ function element(f: Flow): string {
   return `${f.guestAddr} . ${f.guestPort} . ${f.clientAddr} . ${f.clientPort}`;
 }
 
+/** A TCP segment without payload and without options other than timestamps (IP header without options): what a
+ *  thawed socket's window probe is. nft 1.0.6 mis-lists a concatenation with `tcp doff`, so one rule per size. */
+const BARE_ACK = ['ip hdrlength 5 tcp doff 5 ip length 40', 'ip hdrlength 5 tcp doff 8 ip length 52'] as const;
+
 /** The whole table, replaced in one transaction (a leftover of a dead daemon goes with it). */
 export function renderSteerTable(guest: string, tag = ''): string {
   const t = `ip ${steerTableName(guest, tag)}`;
@@ -70,7 +76,12 @@ export function renderSteerTable(guest: string, tag = ''): string {
     // the host itself (its replies pass prerouting too: dropping them stalled such clients)
     `    iif != lo meta l4proto tcp ${fromGuest} @hold drop`,
     `    iif != lo meta l4proto tcp ${fromGuest} @steer drop`,
-    `    iif != lo meta l4proto tcp ${fromGuest} @back delete @back { ${fromGuest} }`,
+    // only a packet without payload ends the hold: the thaw's window probe (a bare ACK: TCP header of 20 bytes, or
+    // 32 with timestamps); the guest's frozen socket still runs its timers and retransmits the bytes it froze with
+    // unacknowledged (RTO, 200 ms+), and such a stale segment must not end the hold while the guest swaps sockets
+    `    iif != lo meta l4proto tcp ${fromGuest} @back ${BARE_ACK[0]} delete @back { ${fromGuest} }`,
+    `    iif != lo meta l4proto tcp ${fromGuest} @back ${BARE_ACK[1]} delete @back { ${fromGuest} }`,
+    `    iif != lo meta l4proto tcp ${fromGuest} @back drop`,
     `    meta l4proto tcp ${toGuest} @back drop`,
     `    meta l4proto tcp ${toGuest} @steer meta mark set ${STEER_MARK}`,
     '  }',
@@ -97,7 +108,7 @@ export async function removeSteerTable(guest: string, tag = ''): Promise<void> {
 }
 
 /** hold: dropped both ways; steer: delivered to the host; back: a held hand-back (client's packets dropped until
- *  the guest's first packet of the flow deletes the element). */
+ *  the guest's first packet of the flow without payload deletes the element). */
 export type SteerSet = 'hold' | 'steer' | 'back';
 const SETS: readonly SteerSet[] = ['hold', 'steer', 'back'];
 
