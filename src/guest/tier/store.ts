@@ -24,7 +24,7 @@ import { DEFAULT_TIER_IDLE_MS, DEFAULT_TIER_PROMOTE, type TierPromoteMode } from
 import type { TierShrinkResultT, TierStatsResultT } from '../../core/protocol/index.js';
 import { openFilesUnder, type OpenFileUse } from '../../os/open-files.js';
 import { isProcessAlive } from '../../os/proc.js';
-import { copyToTemp, ensureDirs, finishMove, fsyncDir, lstatOrUndefined, moveFile, openSource, removeIfSame, sameContentStat, symlinkError, tmpName, tmpOwner, type MoveHook } from './fsops.js';
+import { closeMtime, copyToTemp, ensureDirs, finishMove, fsyncDir, lstatOrUndefined, moveFile, openSource, removeIfSame, sameContentStat, symlinkError, tmpName, tmpOwner, type MoveHook } from './fsops.js';
 import { isReserved, tierName } from './names.js';
 
 export type Tier = 'memory' | 'disk';
@@ -49,9 +49,6 @@ export const PROMOTE_CONCURRENCY = 1;
 export const DEFAULT_PROMOTE_KEEP_SOURCE_MS = 30_000;
 /** How often a kept disk-tier source looks again whether it may go. */
 const KEPT_SOURCE_POLL_MS = 500;
-/** How far a copy's mtime set through utimes (seconds as a double) may be from the source's: 10 µs. */
-const UTIMES_PRECISION_NS = 10_000n;
-const absDiff = (a: bigint, b: bigint): bigint => (a > b ? a - b : b - a);
 
 export interface TierEntry {
   name: string;
@@ -73,7 +70,7 @@ export interface TierStoreOptions {
   promote?: PromoteMode;
   headroomBytes?: number;
   busyGraceMs?: number;
-  /** Background promotion: how long after the last lookup that answered the disk-tier path its copy stays. */
+  /** Promotion: how long after the last lookup that answered the disk-tier path its copy stays. */
   keepSourceMs?: number;
   /** Which files are open (default: a /proc walk). */
   openFiles?: (root: string) => Promise<Map<string, OpenFileUse>>;
@@ -116,7 +113,7 @@ export class TierStore {
   private readonly keepSourceMs: number;
   /** Names whose disk-tier path a lookup answered, with the time (a background promotion keeps that copy). */
   private readonly diskHandouts = new Map<string, number>();
-  /** Kept disk-tier sources of finished background promotions: where, and the stat the copy was made from. */
+  /** Kept disk-tier sources of finished promotions: where, and the stat the copy was made from. */
   private readonly keptInfo = new Map<string, { disk: string; memory: string; st0: BigIntStats }>();
   private readonly openFiles: (root: string) => Promise<Map<string, OpenFileUse>>;
   private readonly hook: MoveHook | undefined;
@@ -128,7 +125,7 @@ export class TierStore {
   private readonly promoteQueue: { name: string; epoch: number }[] = [];
   private readonly promoteQueued = new Set<string>();
   private promoteRunning = 0;
-  /** Disk-tier sources of finished background promotions, waiting for their busy grace to end. */
+  /** Disk-tier sources of finished promotions, waiting for their hand-out grace to end. */
   private readonly keptSources = new Map<string, Promise<void>>();
   /** Bumped by every shrink request: a promotion started under an older epoch stops (the shrink wins). */
   private shrinkEpoch = 0;
@@ -289,7 +286,7 @@ export class TierStore {
     if (epoch !== this.shrinkEpoch) return;
     const e = await this.locate(name);
     if (e?.tier !== 'disk') return;
-    await this.exclusive(() => this.promoteOne(name, e.sizeBytes, epoch, true));
+    await this.exclusive(() => this.promoteOne(name, e.sizeBytes, epoch));
   }
 
   private wakeIdle(): void {
@@ -329,9 +326,9 @@ export class TierStore {
   }
 
   /**
-   * A background promotion's disk-tier source stays while its path was handed out in the last keepSourceMs (the
-   * app may not have opened it yet); then it goes if it is still the copied file and the share's copy still exists
-   * (finishMove). A reader that already opened it keeps reading the unlinked inode.
+   * A promotion's disk-tier source stays while its path was handed out in the last keepSourceMs (the app may not
+   * have opened it yet; a lookup during the copy handed it out again); then it goes if it is still the copied file
+   * and the share's copy still exists (finishMove). A reader that already opened it keeps reading the unlinked inode.
    */
   private keepSourceUntilIdle(name: string, src: string, dst: string, st0: BigIntStats): void {
     if (this.keptSources.has(name)) return;
@@ -358,7 +355,7 @@ export class TierStore {
     // the copy was given the source's mtime through utimes in seconds as a double (fsops copyToTemp), which keeps
     // it to about a microsecond (1.2 µs off measured): an exact compare failed nearly always on real mtimes and at
     // random in the unit test (the shrink then skipped the file; the keeper loop never ended); a write moves it more
-    if (m.size !== k.st0.size || absDiff(m.mtimeNs, k.st0.mtimeNs) > UTIMES_PRECISION_NS) return false;
+    if (m.size !== k.st0.size || !closeMtime(m.mtimeNs, k.st0.mtimeNs)) return false;
     return (await removeIfSame(k.memory, m)) === 'removed';
   }
 
@@ -407,7 +404,9 @@ export class TierStore {
   private async touch(e: TierEntry, ms: number): Promise<void> {
     const st = await lstatOrUndefined(e.path);
     if (!st?.isFile()) return;
-    await utimes(e.path, ms / 1000, Number(st.mtimeMs) / 1000).catch(() => {});
+    // mtime kept as closely as utimes allows (was st.mtimeMs: of a bigint stat, floored to the ms, so every lookup
+    // moved mtime back by up to 1 ms and a move under way took the file for rewritten and gave up)
+    await utimes(e.path, ms / 1000, Number(st.mtimeNs) / 1e9).catch(() => {});
   }
 
   // ---- listing ----
@@ -562,19 +561,19 @@ export class TierStore {
     from: Tier,
     to: Tier,
     writersNow: () => Promise<boolean>,
-    extra: { aborted?: () => boolean; keepSourceWhileBusy?: boolean } = {},
+    extra: { aborted?: () => boolean } = {},
   ): Promise<'moved' | 'skipped'> {
     const parts = tierName(name);
     const src = join(this.dir(from), ...parts);
     await ensureDirs(this.dir(to), parts.slice(0, -1), name);
     const dst = join(this.dir(to), ...parts);
     let st0: BigIntStats | undefined;
-    const keep = extra.keepSourceWhileBusy === true && this.handedOutOnDisk(name);
     const r = await moveFile(src, dst, {
       hook: this.hook,
       stillMovable: async () => !(await writersNow()),
       ...(extra.aborted ? { aborted: extra.aborted } : {}),
-      keepSource: () => keep,
+      // asked once the copy is in place, not before the copy: a lookup may hand the disk path out during it
+      keepSource: () => from === 'disk' && this.handedOutOnDisk(name),
       onSourceStat: (st) => { st0 = st; },
     });
     if (r === 'exists' && from === 'memory' && (await this.dropPromotedCopy(name))) return 'moved';
@@ -587,14 +586,10 @@ export class TierStore {
   }
 
   /** Move a disk-tier file into the share when it fits with headroom; stops (file left on disk) when a shrink
-   * request came after `epoch`, or the share filled up during the copy. `background`: the disk-tier source stays
-   * while its path was handed out in the last keepSourceMs (keepSourceUntilIdle). */
-  private async promoteOne(
-    name: string,
-    sizeBytes: number,
-    epoch: number,
-    background = false,
-  ): Promise<TierEntry | undefined> {
+   * request came after `epoch`, or the share filled up during the copy. Whatever started it (a lookup, the
+   * background worker, share.resized, a host module's 404), the disk-tier source stays while its path was handed
+   * out in the last keepSourceMs (keepSourceUntilIdle). */
+  private async promoteOne(name: string, sizeBytes: number, epoch: number): Promise<TierEntry | undefined> {
     const aborted = (): boolean => epoch !== this.shrinkEpoch;
     if (aborted()) return undefined;
     const free = (await this.shareUsage()).freeBytes;
@@ -602,7 +597,7 @@ export class TierStore {
     const r = await this.moveName(name, 'disk', 'memory', async () => {
       const open = await this.openFiles(this.diskDir);
       return (open.get(join(this.diskDir, name))?.writers ?? 0) > 0;
-    }, { aborted, keepSourceWhileBusy: background }).catch((e: unknown) => {
+    }, { aborted }).catch((e: unknown) => {
       if (e instanceof HylicsError && e.code === 'HYLICS_ERR_TIER_FULL') return 'skipped' as const;
       throw e;
     });

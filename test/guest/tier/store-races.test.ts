@@ -7,7 +7,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { lstat, mkdir, mkdtemp, readdir, readFile, rm, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
@@ -135,3 +135,91 @@ test('an app creating the share path while the file is being promoted keeps its 
   assert.deepEqual(await copies(f, 'a'), [sha(appData)]);
 });
 
+
+/** A hook that stops every copy of `name` into `dir` after its first chunk until the test releases it. */
+function gate(dir: string, name: string): { hook: MoveHook; reached: Promise<void>; release: () => void } {
+  let reachedFn!: () => void, releaseFn!: () => void;
+  const reached = new Promise<void>((r) => { reachedFn = r; });
+  const released = new Promise<void>((r) => { releaseFn = r; });
+  return {
+    hook: async (step, info) => { if (step === 'tmp-partial' && info.dst === join(dir, name)) { reachedFn(); await released; } },
+    reached,
+    release: releaseFn,
+  };
+}
+
+test('background promotion: a disk path handed out again while the copy runs is kept, even when the first hand-out had expired', { skip }, async (t) => {
+  const f = await fixture(t);
+  const g = gate(f.mem, 'first');
+  let onSecondCopied: (() => Promise<void>) | undefined;
+  const s = await f.store({
+    promote: 'background',
+    keepSourceMs: 30_000,
+    hook: async (st, info) => {
+      await g.hook(st, info);
+      if (st !== 'copied' || !info.dst.endsWith('/second') || !onSecondCopied) return;
+      const fn = onSecondCopied;
+      onSecondCopied = undefined;
+      await fn();
+    },
+  });
+  for (const n of ['first', 'second']) await putBytes(s, n, 2 * MiB);
+  const want = sha(await readFile(join(f.mem, 'second')));
+  await s.shrink(0, 10_000);
+  f.clock.t += 1000;
+  assert.equal((await s.lookup('first')).promoting, true);
+  await g.reached;
+  assert.equal((await s.lookup('second')).promoting, true); // queued behind 'first'
+  f.clock.t += 31_000; // the queue waited: the hand-out of 'second' has expired when its copy starts
+  // ... and an app asks for 'second' again while it is being copied: it is handed the disk path again
+  let again = '';
+  onSecondCopied = async () => { again = (await s.lookup('second')).path; };
+  g.release();
+  await until(() => s.promotionsPending() === 0);
+  assert.equal(again, join(f.disk, 'second'), 'the second lookup answered the disk path (the copy was not in place yet)');
+  assert.ok(existsSync(again), 'the disk path handed out a moment ago still exists');
+  assert.equal(sha(await readFile(again)), want);
+  f.clock.t += 31_000;
+  await s.promotionsSettled();
+  assert.ok(!existsSync(again), 'removed once its hand-out expired');
+  assert.deepEqual(await copies(f, 'second'), [want]);
+});
+
+test('a promotion after the share grew keeps a disk path a lookup handed out a moment ago', { skip }, async (t) => {
+  const f = await fixture(t, 8 * MiB);
+  const s = await f.store({ promote: 'background', keepSourceMs: 30_000 });
+  const want = await putBytes(s, 'x', 2 * MiB);
+  await s.shrink(0, 10_000);
+  await writeFile(join(f.mem, 'filler'), randomBytes(7 * MiB)); // no room: the lookup answers the disk path
+  f.clock.t += 1000;
+  const p = await s.lookup('x');
+  assert.deepEqual([p.tier, p.promoting], ['disk', false]);
+  await rm(join(f.mem, 'filler')); // room again (as after a grow): share.resized promotes recently used files
+  assert.equal((await s.promoteRecent()).movedFiles, 1);
+  assert.equal((await s.locate('x'))?.tier, 'memory');
+  assert.ok(existsSync(p.path), 'the disk path the app was handed still exists');
+  assert.equal(sha(await readFile(p.path)), want);
+  f.clock.t += 31_000;
+  await s.promotionsSettled();
+  assert.ok(!existsSync(p.path));
+  assert.deepEqual(await copies(f, 'x'), [want]);
+});
+
+/** Wait (no time limit of its own: the test's timeout is the bound) until `cond` holds. */
+async function until(cond: () => boolean | Promise<boolean>): Promise<void> {
+  while (!(await cond())) await new Promise((r) => setTimeout(r, 5));
+}
+
+test('a lookup keeps the file\'s mtime (its last-use update moves atime only, as far as utimes allows), so a move under way still finds the file unchanged', { skip }, async (t) => {
+  const f = await fixture(t);
+  const s = await f.store({ promote: 'off' });
+  await putBytes(s, 'm', 1000);
+  const p = join(f.mem, 'm');
+  await utimes(p, 1_700_000_000.5, 1_700_000_000.123456); // an app's mtime, not on a millisecond
+  const before = (await lstat(p, { bigint: true })).mtimeNs;
+  for (let i = 0; i < 5; i++) { f.clock.t += 1000; await s.lookup('m'); }
+  const after = await lstat(p, { bigint: true });
+  assert.ok(Math.abs(Number(after.atimeNs) / 1e6 - f.clock.t) < 1, 'the last use is in atime');
+  const drift = after.mtimeNs > before ? after.mtimeNs - before : before - after.mtimeNs;
+  assert.ok(drift <= 10_000n, `mtime moved ${drift} ns`);
+});
