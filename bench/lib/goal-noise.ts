@@ -6,6 +6,12 @@ import { bootstrap, bootstrapDiff, type BootstrapInterval, type BootstrapOptions
 
 export interface NoiseTask { i: number; responseS: number; code: number | null }
 
+/**
+ * Fewer tasks than this give no interval (null, "n/a" on the console): resampling a handful of tasks gives a
+ * narrow interval that says nothing (one task: width 0), e.g. a loaded `--quick` run with 1 arrival per run.
+ */
+export const MIN_NOISE_TASKS = 10;
+
 /** p95 by nearest rank, as the bench reports it. */
 export function p95(xs: readonly number[]): number {
   if (xs.length === 0) return NaN;
@@ -33,7 +39,7 @@ export function goalNoise(
   runs: { staticMax?: readonly NoiseTask[]; aq?: readonly NoiseTask[]; improved?: readonly NoiseTask[] },
   sloS: number, o: BootstrapOptions = {},
 ): GoalNoise {
-  let a: number[] = []; let b: number[] = [];
+  const a: number[] = []; const b: number[] = [];
   if (runs.improved && runs.aq) {
     const byI = new Map(ok(runs.aq).map((t) => [t.i, t.responseS]));
     for (const t of ok(runs.improved)) {
@@ -41,12 +47,11 @@ export function goalNoise(
       if (r !== undefined) { a.push(t.responseS); b.push(r); }
     }
   }
-  const paired = a.length > 0;
-  if (!paired) { a = []; b = []; }
+  const paired = a.length >= MIN_NOISE_TASKS;
   const over = (xs: readonly number[]): number => xs.filter((x) => x > sloS).length / xs.length;
   const vsSlo = (ts?: readonly NoiseTask[]): BootstrapInterval | null => {
     const xs = ts ? ok(ts).map((t) => t.responseS) : [];
-    return xs.length ? bootstrap(xs, (v) => p95(v) - sloS, o) : null;
+    return xs.length >= MIN_NOISE_TASKS ? bootstrap(xs, (v) => p95(v) - sloS, o) : null;
   };
   return {
     improvedMinusAqSloTaskFraction: paired ? bootstrapDiff(a, b, over, { ...o, paired: true }) : null,
@@ -54,14 +59,15 @@ export function goalNoise(
     improvedP95MinusSloS: vsSlo(runs.improved),
     staticMaxP95MinusSloS: vsSlo(runs.staticMax),
     pairedTasks: a.length,
-    note: `percentile bootstrap, ${o.resamples ?? 2000} resamples of the task list, seed ${o.seed ?? 1}; "within noise": the interval contains 0`,
+    note: `percentile bootstrap, ${o.resamples ?? 2000} resamples of the task list, seed ${o.seed ?? 1}; `
+      + `"within noise": the interval contains 0; none (null) with fewer than ${MIN_NOISE_TASKS} tasks`,
   };
 }
 
 /** One console line per workload: estimate [lo, hi] and "within noise" where the interval contains 0. */
 export function formatGoalNoise(w: number, n: GoalNoise): string {
   const f = (x: BootstrapInterval | null, scale: number, unit: string, d: number): string => {
-    if (!x) return 'n/a';
+    if (!x) return `n/a (fewer than ${MIN_NOISE_TASKS} tasks)`;
     const s = (v: number): string => `${v * scale >= 0 ? '+' : ''}${(v * scale).toFixed(d)}`;
     return `${s(x.estimate)}${unit} [${Math.round(x.level * 100)} % ${s(x.lo)}, ${s(x.hi)}]${x.withinNoise ? ' within noise' : ''}`;
   };

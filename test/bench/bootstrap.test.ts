@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { bootstrap, bootstrapDiff } from '../../bench/lib/bootstrap.js';
+import { formatGoalNoise, goalNoise } from '../../bench/lib/goal-noise.js';
 
 const fracOver = (slo: number) => (xs: readonly number[]): number => xs.filter((x) => x > slo).length / xs.length;
 const mean = (xs: readonly number[]): number => xs.reduce((a, b) => a + b, 0) / xs.length;
@@ -38,4 +39,21 @@ test('bootstrap: interval of one statistic (p95 minus the SLO), and empty data g
   assert.ok(b.lo <= b.estimate && b.estimate <= b.hi);
   const e = bootstrap([], mean);
   assert.ok(Number.isNaN(e.estimate) && Number.isNaN(e.lo));
+});
+
+test('goalNoise: pairs tasks by index (failed ones dropped), and gives no interval for fewer than 10 tasks', () => {
+  const run = (n: number, r: (k: number) => number, failed = -1) =>
+    Array.from({ length: n }, (_, k) => ({ i: k, responseS: r(k), code: k === failed ? 1 : 0 }));
+  const aq = run(45, (k) => (k < 2 ? 4 : 2));
+  const im = run(45, (k) => (k < 3 ? 4 : 2), 40);
+  const n = goalNoise({ aq, improved: im, staticMax: run(45, () => 1) }, 3.36);
+  assert.equal(n.pairedTasks, 44);
+  assert.ok(n.improvedMinusAqSloTaskFraction!.withinNoise);
+  assert.ok(n.staticMaxP95MinusSloS!.hi < 0 && !n.staticMaxP95MinusSloS!.withinNoise);
+  assert.match(formatGoalNoise(1, n), /improved − aq over SLO \+2\.3 pts \[90 % .*\] within noise/);
+  // one arrival per run (a loaded --quick run): nothing to resample
+  const one = goalNoise({ aq: run(1, () => 2), improved: run(1, () => 3) }, 3.36);
+  assert.equal(one.improvedMinusAqSloTaskFraction, null);
+  assert.equal(one.improvedP95MinusSloS, null);
+  assert.match(formatGoalNoise(1, one), /n\/a \(fewer than 10 tasks\)/);
 });
