@@ -203,7 +203,24 @@ const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms
  * is not in is not an error (added first in the same transaction: nft 1.0.6 has no `destroy element`). Through
  * the addon's netlink batch (tens of microseconds) when enabled, else through the long-lived nft.
  */
-export async function moveFlow(guest: string, flow: Flow, to: SteerSet | null, tag = ''): Promise<void> {
+export function moveFlow(guest: string, flow: Flow, to: SteerSet | null, tag = ''): Promise<void> {
+  // one flow's changes happen in call order: a change retried after EBUSY (a guest's release of handoff N taking the
+  // flow out of every set) must not land after a later one (handoff N+1 steering it here), or the client's packets
+  // go to the guest's frozen socket for the whole send (the host's send stalls until STALL_MS)
+  let k: string;
+  try { k = `${steerTableName(guest, tag)} ${element(flow)}`; } catch (e) { return Promise.reject(e as Error); }
+  const prev = pending.get(k);
+  const run = (): Promise<void> => moveFlowNow(guest, flow, to, tag);
+  const next = prev ? prev.then(run, run) : run();
+  const settled = next.catch(() => undefined);
+  pending.set(k, settled);
+  void settled.then(() => { if (pending.get(k) === settled) pending.delete(k); });
+  return next;
+}
+/** The last set change asked for each flow (table and element), until it settled. */
+const pending = new Map<string, Promise<void>>();
+
+async function moveFlowNow(guest: string, flow: Flow, to: SteerSet | null, tag: string): Promise<void> {
   const table = steerTableName(guest, tag);
   const { addon } = nativeAddon();
   if (NETLINK && addon?.nftSetElems) {
