@@ -14,11 +14,11 @@
 // the last byte itself. When offload cannot be used (no CAP_NET_ADMIN, no addon, the host refuses, the file is
 // outside the share...) the bytes are sent from the guest instead and the reason is counted on the host
 // (offload.socket.fallback) and kept in lastFallback().
-import { closeSync, openSync, fstatSync, readSync } from 'node:fs';
+import { closeSync, existsSync, openSync, fstatSync, readSync } from 'node:fs';
 import type { Socket } from 'node:net';
-import { relative, resolve } from 'node:path';
+import { dirname, join, relative, resolve } from 'node:path';
 import { HylicsError, toHylicsError, type ErrorCode } from '../core/errors/index.js';
-import type { FallbackReason, OffloadHandoffParamsT, OffloadHandoffResultT } from '../core/protocol/index.js';
+import { HOST_OFFLOAD_SOCKET, type FallbackReason, type OffloadHandoffParamsT, type OffloadHandoffResultT } from '../core/protocol/index.js';
 import { sendFileToSocket } from '../os/native.js';
 import { dropFilter, freezeAndDump, quiesce, restore, resumeReading, setRepair, socketFd } from '../os/tcp-repair.js';
 import { DEFAULT_SHARE_DIR } from './agent.js';
@@ -37,7 +37,9 @@ export interface OffloadOptions {
   mode?: 'return' | 'terminal';
   /** The share as this guest sees it (default $HYLICS_SHARE or /mnt/hylics). */
   share?: string;
-  /** A connected agent client (default: one shared per process, on $HYLICS_AGENT_SOCKET). */
+  /** A connected agent client (default: one shared per process: hylicsd's direct offload socket beside the agent's
+   *  (HOST_OFFLOAD_SOCKET, sandbox guests; $HYLICS_HOST_OFFLOAD_SOCKET, `none` to skip it), else the agent's socket
+   *  $HYLICS_AGENT_SOCKET). */
   client?: AgentClient;
   /** Never offload (the same call then just sends in the guest). */
   disabled?: boolean;
@@ -52,11 +54,33 @@ export interface SendfileResult {
   finished?: boolean;
 }
 
+/** hylicsd's direct offload socket as this guest sees it (sandbox guests; absent in microVM guests), or undefined. */
+export function hostOffloadSocket(): string | undefined {
+  const env = process.env.HYLICS_HOST_OFFLOAD_SOCKET;
+  if (env === 'none') return undefined;
+  return env || join(dirname(defaultAgentSocket()), HOST_OFFLOAD_SOCKET);
+}
+
+/** The host's offload ops: on hylicsd's direct socket when this guest has one (no relay through the agent's
+ *  process), else through the agent. */
+async function connectHost(): Promise<AgentClient> {
+  const name = `offload-${process.pid}`;
+  const direct = hostOffloadSocket();
+  if (direct !== undefined && existsSync(direct)) {
+    try {
+      return await AgentClient.connect({ socket: direct, name, timeoutMs: 2000 });
+    } catch {
+      /* an older daemon, or it is restarting: the agent's way still works */
+    }
+  }
+  return AgentClient.connect({ socket: defaultAgentSocket(), name });
+}
+
 let shared: Promise<AgentClient> | undefined;
 function client(opts: OffloadOptions): Promise<AgentClient> {
   if (opts.client) return Promise.resolve(opts.client);
   if (!shared) {
-    const p = AgentClient.connect({ socket: defaultAgentSocket(), name: `offload-${process.pid}` });
+    const p = connectHost();
     shared = p;
     p.then((c) => c.once('close', () => { if (shared === p) shared = undefined; }), () => { if (shared === p) shared = undefined; });
   }

@@ -24,8 +24,12 @@ export interface ChannelBackend {
   request(name: string, op: string, params: unknown, timeoutMs: number): Promise<unknown>;
   onEvent(fn: (guest: string, event: string, payload: unknown) => void): void;
   onConnection(fn: (guest: string, connected: boolean) => void): void;
-  /** Serve an op that guests call on the host; `guest` is the channel's guest, never something the guest claims. */
-  handle(op: string, fn: (guest: string, params: unknown) => Promise<unknown>): void;
+  /**
+   * Serve an op that guests call on the host; `guest` is the channel's guest, never something the guest claims.
+   * `direct`: also on each sandbox guest's direct socket (HOST_OFFLOAD_SOCKET in its run dir, the guest library's
+   * way to hylicsd without the agent hop; only ops served this way are allowed there).
+   */
+  handle(op: string, fn: (guest: string, params: unknown) => Promise<unknown>, opts?: { direct?: boolean }): void;
   /** Send an event to the guest (share.resized); false when it could not be sent. */
   notify?(guest: string, event: string, data: unknown): boolean;
   close(): Promise<void>;

@@ -1,12 +1,14 @@
 // The daemon's view of the control channel: the ChannelServer (one live peer per guest, identity = socket) plus
 // the host-served ops the daemon answers (task reports for the profiler, share info). Output of `exec` crosses
 // the channel as base64 and is decoded here so API callers get text.
+import { dirname, join } from 'node:path';
 import type { Logger } from 'pino';
 import { Counter, type Registry } from 'prom-client';
 import { HylicsError } from '../core/errors/index.js';
 import type { TaskEventT, TaskReportParamsT } from '../core/protocol/index.js';
 import { ChannelServer, type BudgetStats, type ChannelServerOptions, type GuestChannelInfo } from './channel/index.js';
 import type { ChannelEndpoint } from './drivers/types.js';
+import { HOST_OFFLOAD_SOCKET } from '../core/protocol/index.js';
 import type { ChannelBackend } from './backends.js';
 
 export interface HostChannelBackend extends ChannelBackend {
@@ -22,6 +24,9 @@ export interface ChannelBackendOptions {
   /** Per-guest channel budget (default: DEFAULT_CHANNEL_BUDGET; false: none, for measurements only). */
   budget?: ChannelServerOptions['budget'];
 }
+
+/** Connections one guest may have open at once on its direct offload socket (one per app process, usually). */
+export const DIRECT_MAX_CONNECTIONS = 32;
 
 /**
  * Per-guest traffic and cost of the channel, read from the server at scrape time (a removed guest's series go with it).
@@ -60,6 +65,17 @@ function budgetMetrics(server: ChannelServer, registry: Registry): void {
 
 export function createChannelBackend(log: Logger, opts: ChannelBackendOptions = {}): HostChannelBackend {
   const server = new ChannelServer({ log, ...(opts.budget !== undefined ? { budget: opts.budget } : {}) });
+  // Each listening (sandbox) guest also gets a direct socket in its run dir, HOST_OFFLOAD_SOCKET: the guest
+  // library's socket offload calls reach hylicsd there without the agent's relay (two Node processes and a second
+  // JSON round each way). The guest is the socket's, as on the channel; only the ops served with `direct` are
+  // allowed on it; its frames have a budget of their own, of the same size as the channel's. microVM guests
+  // (connect mode: the channel is QEMU's socket) have none: their library goes through the agent.
+  const direct = new ChannelServer({
+    log, multi: true, maxConnections: DIRECT_MAX_CONNECTIONS,
+    ...(opts.budget !== undefined ? { budget: opts.budget } : {}),
+  });
+  const directOps: string[] = [];
+  const directPath = (endpoint: ChannelEndpoint): string => join(dirname(endpoint.path), HOST_OFFLOAD_SOCKET);
   if (opts.registry) budgetMetrics(server, opts.registry);
   const eventListeners: Array<(guest: string, event: string, payload: unknown) => void> = [];
   const emit = (guest: string, event: string, payload: unknown): void => {
@@ -88,8 +104,14 @@ export function createChannelBackend(log: Logger, opts: ChannelBackendOptions = 
 
   return {
     server,
-    attach: (name: string, endpoint: ChannelEndpoint) => server.addGuest(name, endpoint),
-    detach: (name: string) => server.removeGuest(name),
+    async attach(name: string, endpoint: ChannelEndpoint): Promise<void> {
+      await server.addGuest(name, endpoint);
+      if (endpoint.mode !== 'listen' || directOps.length === 0) return;
+      // without it the guest library goes through the agent as before: not a reason to fail the guest
+      await direct.addGuest(name, { mode: 'listen', path: directPath(endpoint) }, { allow: [...directOps] }).catch((e: Error) =>
+        log.warn({ guest: name, err: e.message }, 'channel: no direct offload socket for this guest; its library uses the agent'));
+    },
+    detach: async (name: string) => { await direct.removeGuest(name); await server.removeGuest(name); },
     isConnected: (name: string) => server.isConnected(name),
     waitConnected: (name: string, timeoutMs: number) => server.waitConnected(name, timeoutMs),
     async request(name: string, op: string, params: unknown, timeoutMs: number): Promise<unknown> {
@@ -124,7 +146,13 @@ export function createChannelBackend(log: Logger, opts: ChannelBackendOptions = 
       }
     },
     setShareInfo: (fn) => { shareInfo = fn; },
-    handle: (op, fn) => { server.handle(op, (guest: string, params: unknown) => fn(guest, params)); },
-    close: () => server.close(),
+    handle: (op, fn, o) => {
+      server.handle(op, (guest: string, params: unknown) => fn(guest, params));
+      if (o?.direct) {
+        direct.handle(op, (guest: string, params: unknown) => fn(guest, params));
+        if (!directOps.includes(op)) directOps.push(op);
+      }
+    },
+    close: async () => { await direct.close(); await server.close(); },
   };
 }

@@ -240,7 +240,7 @@ export class Daemon {
             );
           }
           return fn(guest, p);
-        }),
+        }, { direct: true }),
     };
     opts.socketOffload?.wire(offloadChannels, (guest) => ({
       addr: this.record(guest).network.guestAddr,

@@ -43,6 +43,14 @@ export interface ChannelServerOptions {
    * (measurements).
    */
   budget?: Partial<ChannelBudgetOptions> | false;
+  /**
+   * Every connection of a guest is live at once and none replaces another (a guest's apps each have their own;
+   * the direct offload socket, src/host/channel-backend.ts); no 'connected'/'disconnected' events, and request()
+   * to the guest is not served. Default false: one live peer per guest (the agent's control channel).
+   */
+  multi?: boolean;
+  /** multi: connections per guest at once (handshaking or live); more are refused at once. */
+  maxConnections?: number;
 }
 
 export interface ServerRequestOptions extends RequestOptions {
@@ -82,6 +90,8 @@ interface GuestState {
   server?: Server;
   live?: ChannelPeer;
   handshaking: Set<ChannelPeer>;
+  /** multi: the live connections. */
+  peers: Set<ChannelPeer>;
   removed: boolean;
   retryTimer?: NodeJS.Timeout;
   backoffMs: number;
@@ -138,6 +148,7 @@ export class ChannelServer extends EventEmitter {
       opts,
       replyCache: new ReplyCache(),
       handshaking: new Set(),
+      peers: new Set(),
       removed: false,
       backoffMs: this.opts.reconnectMinMs ?? 100,
       connects: 0,
@@ -173,6 +184,7 @@ export class ChannelServer extends EventEmitter {
     this.logLimit.forget(`${name}\0`);
     clearTimeout(g.retryTimer);
     for (const p of g.handshaking) p.close();
+    for (const p of g.peers) p.close();
     g.live?.close();
     if (g.server) await closeUnixServer(g.server, g.endpoint.path);
     for (const w of g.waiters) w();
@@ -194,7 +206,7 @@ export class ChannelServer extends EventEmitter {
   info(name: string): GuestChannelInfo | undefined {
     const g = this.guestsByName.get(name);
     if (!g) return undefined;
-    const open = [...g.handshaking, ...(g.live && !g.handshaking.has(g.live) ? [g.live] : [])];
+    const open = [...g.handshaking, ...g.peers, ...(g.live && !g.handshaking.has(g.live) ? [g.live] : [])];
     const i: GuestChannelInfo = {
       name,
       endpoint: g.endpoint,
@@ -364,6 +376,10 @@ export class ChannelServer extends EventEmitter {
         return;
       }
       g.handshaking.delete(peer);
+      if (this.opts.multi) {
+        g.peers.add(peer);
+        return;
+      }
       if (g.live && g.live !== peer) {
         this.log.info({ guest: g.name }, 'channel: a new connection replaces the old one');
         const old = g.live;
@@ -387,6 +403,7 @@ export class ChannelServer extends EventEmitter {
     peer.on('close', (err?: HylicsError) => {
       unmeter();
       g.handshaking.delete(peer);
+      g.peers.delete(peer);
       g.discardedBytes += peer.stats.discardedBytes;
       g.closedFramesIn += peer.stats.framesIn;
       g.closedFramesOut += peer.stats.framesOut;
@@ -412,6 +429,16 @@ export class ChannelServer extends EventEmitter {
         this.log.warn(
           { guest: g.name, penaltyMs: penalty, refusedSinceLastLog: held },
           'channel: refusing a connection of a guest disconnected for staying over its budget',
+        ),
+      );
+      s.destroy();
+      return;
+    }
+    if (this.opts.multi && g.handshaking.size + g.peers.size >= (this.opts.maxConnections ?? 16)) {
+      this.logLimit.maybe(`${g.name}\0connections`, (held) =>
+        this.log.warn(
+          { guest: g.name, max: this.opts.maxConnections ?? 16, refusedSinceLastLog: held },
+          'channel: too many connections at once; refusing one',
         ),
       );
       s.destroy();

@@ -12,6 +12,13 @@
 import { Type, type Static } from '@sinclair/typebox';
 import { OPS, defineOp } from '../registry.js';
 
+/**
+ * A sandbox guest's direct socket to hylicsd, in its run dir (/run/hylics in the guest): the same framing and
+ * hello as the control channel, serving only the offload.socket.* ops (docs/protocol.md). The guest library calls
+ * them there when it exists, skipping the agent's relay; microVM guests have none (the library uses the agent).
+ */
+export const HOST_OFFLOAD_SOCKET = 'hylicsd-offload.sock';
+
 /** Bytes of one socket queue carried in a state (base64 on the wire stays under the 1 MiB frame cap). */
 export const MAX_QUEUE_BYTES = 256 * 1024;
 const u32 = Type.Integer({ minimum: 0, maximum: 0xffffffff });
