@@ -225,6 +225,8 @@ export class TierStore {
     name: string,
     opts: { promote?: boolean } = {},
   ): Promise<TierEntry & { foundIn: Tier; promoting?: boolean }> {
+    // the share's copy of a promoted file is stale once the app wrote the kept disk copy: the newer one stays
+    if (await this.keptChanged(name)) await this.exclusive(() => this.resolveDuplicate(name)).catch(() => false);
     const found = await this.locate(name);
     if (!found)
       throw new HylicsError('HYLICS_ERR_TIER_NOT_FOUND', `no file ${JSON.stringify(name)} in the tiered store`, {
@@ -334,14 +336,25 @@ export class TierStore {
     if (this.keptSources.has(name)) return;
     this.keptInfo.set(name, { disk: src, memory: dst, st0 });
     const done = (async (): Promise<void> => {
-      while (this.handedOutOnDisk(name)) await new Promise((r) => setTimeout(r, KEPT_SOURCE_POLL_MS));
-      await this.exclusive(() => finishMove(src, dst, st0, this.hook)).catch(() => {});
+      while (this.handedOutOnDisk(name) && !(await this.keptChanged(name)))
+        await new Promise((r) => setTimeout(r, KEPT_SOURCE_POLL_MS));
+      const removed = await this.exclusive(() => finishMove(src, dst, st0, this.hook)).catch(() => false);
+      // a copy changed since the promotion (an app wrote the disk path it was handed): the newer one stays
+      if (!removed) await this.exclusive(() => this.resolveDuplicate(name)).catch(() => false);
     })().finally(() => {
       this.keptSources.delete(name);
       this.keptInfo.delete(name);
       this.wakeIdle();
     });
     this.keptSources.set(name, done);
+  }
+
+  /** Whether the kept disk-tier source of `name` changed since it was copied (written through the path handed out). */
+  private async keptChanged(name: string): Promise<boolean> {
+    const k = this.keptInfo.get(name);
+    if (!k) return false;
+    const d = await lstatOrUndefined(k.disk);
+    return d !== undefined && !sameContentStat(k.st0, d);
   }
 
   /** Evicting a promoted file whose disk-tier source is still kept: that source is a complete copy of the same

@@ -38,6 +38,7 @@ async function fixture(t: { after: (fn: () => Promise<void>) => void }, sizeByte
   });
   // an hour ago: files an app writes now (real mtime) are newer than the store's puts (mtime = the store's clock)
   const clock = { t: Date.now() - 3_600_000 };
+  t.after(async () => { clock.t += 1e12; }); // a kept disk copy's keeper ends even when the test failed first
   const store = (o: Partial<TierStoreOptions> = {}): Promise<TierStore> =>
     new TierStore({
       memoryDir: mem, diskDir: disk, now: () => clock.t, headroomBytes: 64 * 1024, busyGraceMs: 0, keepSourceMs: 0,
@@ -222,4 +223,23 @@ test('a lookup keeps the file\'s mtime (its last-use update moves atime only, as
   assert.ok(Math.abs(Number(after.atimeNs) / 1e6 - f.clock.t) < 1, 'the last use is in atime');
   const drift = after.mtimeNs > before ? after.mtimeNs - before : before - after.mtimeNs;
   assert.ok(drift <= 10_000n, `mtime moved ${drift} ns`);
+});
+
+test('an app writing the disk path it was handed after the promotion copied it: lookups answer its version, the stale share copy goes', { skip }, async (t) => {
+  const f = await fixture(t);
+  const s = await f.store({ promote: 'background', keepSourceMs: 30_000 });
+  await putBytes(s, 'c', MiB);
+  await s.shrink(0, 10_000);
+  f.clock.t += 1000;
+  const p = await s.lookup('c');
+  assert.deepEqual([p.tier, p.promoting], ['disk', true]);
+  await until(() => s.promotionsPending() === 0);
+  assert.ok(existsSync(join(f.mem, 'c')) && existsSync(p.path), 'promoted, the disk copy kept');
+  const appData = randomBytes(2000);
+  await writeFile(p.path, appData); // the app writes the path it was handed (in place: same inode)
+  const q = await s.lookup('c');
+  assert.equal(sha(await readFile(q.path)), sha(appData), 'the lookup answers the app\'s version');
+  f.clock.t += 31_000;
+  await s.promotionsSettled();
+  assert.deepEqual(await copies(f, 'c'), [sha(appData)], 'one copy left: the app\'s');
 });
