@@ -140,6 +140,22 @@ const sameFlow = (a: Flow, b: Flow): boolean =>
   a.clientAddr === b.clientAddr &&
   a.clientPort === b.clientPort;
 
+/** The state must be of the connection the handoff names (its checked local address and ports). */
+function checkStateFlow(h: Handoff, s: TcpStateT): void {
+  if (
+    s.localAddr !== h.flow.guestAddr ||
+    s.localPort !== h.flow.guestPort ||
+    s.remoteAddr !== h.flow.clientAddr ||
+    s.remotePort !== h.flow.clientPort
+  ) {
+    throw new HylicsError(
+      'HYLICS_ERR_OFFLOAD_NOT_GUEST_FLOW',
+      'the state is of another connection than the one begun',
+      { handoff: h.id },
+    );
+  }
+}
+
 function percentile(sorted: number[], p: number): number | null {
   if (sorted.length === 0) return null;
   return sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))]!;
@@ -260,6 +276,9 @@ export class SocketOffload {
   async handoff(guest: string, p: OffloadHandoffParamsT): Promise<OffloadHandoffResultT> {
     const { state, holdUntilRelease, ...begin } = p;
     const { h } = this.open(guest, begin);
+    // checked before the handoff is registered: a refusal thrown from transfer() left it in flight for good (no hold
+    // timer in this path), its file open and counted against the guest's budget
+    try { checkStateFlow(h, state); } catch (e) { closeSync(h.fileFd); throw e; }
     h.quick = true;
     h.held = holdUntilRelease === true;
     // the guest's release of this connection's previous handoff may still be on its way (it is not awaited): the
@@ -323,18 +342,7 @@ export class SocketOffload {
    */
   private async transfer(h: Handoff, s: TcpStateT): Promise<OffloadSendResultT> {
     const guest = h.guest;
-    if (
-      s.localAddr !== h.flow.guestAddr ||
-      s.localPort !== h.flow.guestPort ||
-      s.remoteAddr !== h.flow.clientAddr ||
-      s.remotePort !== h.flow.clientPort
-    ) {
-      throw new HylicsError(
-        'HYLICS_ERR_OFFLOAD_NOT_GUEST_FLOW',
-        'the state is of another connection than the one begun',
-        { handoff: h.id },
-      );
-    }
+    checkStateFlow(h, s);
     clearTimeout(h.timer);
     h.phase = 'sending';
     const c = this.count(guest);

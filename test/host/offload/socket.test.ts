@@ -3,7 +3,7 @@
 // counters in `guest show` and in Prometheus. (The handoff itself runs end to end in test/host/socket-offload.)
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Registry } from 'prom-client';
@@ -71,4 +71,18 @@ test('refusals before anything is held; counters', { skip }, async (t) => {
   const text = await registry.metrics();
   assert.match(text, /hylics_offload_socket_fallbacks_total\{guest="g1",reason="no-cap-net-admin"\} 2/);
   for (const n of ['hylics_offload_socket_handoffs_total', 'hylics_offload_socket_bytes_total', 'hylics_offload_socket_handoff_seconds']) assert.match(text, new RegExp(`# TYPE ${n} `));
+});
+
+test('a one-round-trip handoff whose state is of another connection is refused and leaves nothing in flight', { skip }, async (t) => {
+  const { off } = setup(t);
+  t.after(() => off.guestGone('g1'));
+  const fds = readdirSync('/proc/self/fd').length;
+  for (const other of [{ localAddr: '10.213.10.2' }, { remotePort: 40001 }]) {
+    // the params name the guest's own flow (they pass the checks); the state is another guest's (or connection's)
+    const state = { localAddr: '10.213.9.2', localPort: 8080, remoteAddr: '10.1.2.3', remotePort: 40000, ...other };
+    const r = off.handoff('g1', { ...flow(), state: state as never, holdUntilRelease: true });
+    assert.equal(await code(r), 'HYLICS_ERR_OFFLOAD_NOT_GUEST_FLOW');
+  }
+  assert.equal(off.stats('g1').inFlight, 0, 'nothing counted in flight (the guest\'s budget)');
+  assert.equal(readdirSync('/proc/self/fd').length, fds, 'the file opened for it is closed');
 });
