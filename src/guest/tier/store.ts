@@ -36,8 +36,11 @@ export const DEFAULT_DISK_TIER = '/var/lib/hylics-tier';
 export const DEFAULT_IDLE_MS = DEFAULT_TIER_IDLE_MS;
 /** Free share space kept when placing or promoting a file (writes by apps need some room too). */
 export const DEFAULT_HEADROOM_BYTES = 1024 * 1024;
-/** A file handed out by a lookup this recently is not moved away: the app is about to open that path. */
-export const DEFAULT_BUSY_GRACE_MS = 2000;
+/** A file handed out by a lookup this recently is not moved away: the app is about to open that path (once open,
+ * the open-file walk protects it). 2 s was too short: in the closed-loop bench's overloaded workload #2 (about 15
+ * tasks on 1.5 CPUs) 5 of ~130 tasks found their memory-tier path gone, evicted by a shrink before `hylics task run`
+ * + sh + ffmpeg opened it (ENOENT, no data lost). */
+export const DEFAULT_BUSY_GRACE_MS = 10_000;
 /** Background promotions waiting at most (names; a lookup finding the queue full leaves its file on disk). */
 export const PROMOTE_QUEUE_MAX = 64;
 /** Background promotion copies at once. All moves take the store's one lock anyway (a second copy would only split
