@@ -6,14 +6,14 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { lstat, mkdir, mkdtemp, open, readdir, readFile, rm, symlink, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { lstat, mkdir, open, readdir, readFile, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { isHylicsError } from '../../../src/core/errors/index.js';
-import { mountTmpfs, remountTmpfs, umountTmpfs } from '../../../src/os/tmpfs.js';
+import { remountTmpfs } from '../../../src/os/tmpfs.js';
 import { tierName } from '../../../src/guest/tier/names.js';
-import { TierStore, type TierStoreOptions } from '../../../src/guest/tier/store.js';
+import type { TierStore, TierStoreOptions } from '../../../src/guest/tier/store.js';
+import { tierFixture, type TierFixture } from '../../helpers/tier-store.js';
 
 const skip = process.getuid?.() !== 0 ? 'needs root (mounts a tmpfs as the memory tier)' : false;
 const MiB = 1024 * 1024;
@@ -31,37 +31,9 @@ test('tier names: escapes and bad names are refused with stable codes before any
   assert.throws(() => tierName(42), code('HYLICS_ERR_TIER_BAD_NAME'));
 });
 
-interface Fixture {
-  mem: string;
-  disk: string;
-  clock: { t: number };
-  store: (o?: Partial<TierStoreOptions>) => Promise<TierStore>;
-}
-
 /** A 8 MiB tmpfs as the share and a directory on the real disk as the disk tier; a clock tests move by hand. */
-async function fixture(t: { after: (fn: () => Promise<void>) => void }, sizeBytes = 8 * MiB): Promise<Fixture> {
-  const base = await mkdtemp(join(tmpdir(), `hylics-tier-${process.pid}-`));
-  const mem = join(base, 'share');
-  const disk = join(base, 'disk');
-  await mkdir(mem);
-  await mountTmpfs(mem, { sizeBytes, mode: 0o755 });
-  t.after(async () => {
-    await umountTmpfs(mem, { lazy: true }).catch(() => {});
-    await rm(base, { recursive: true, force: true });
-  });
-  const clock = { t: Date.now() };
-  const store = (o: Partial<TierStoreOptions> = {}): Promise<TierStore> =>
-    new TierStore({
-      memoryDir: mem,
-      diskDir: disk,
-      now: () => clock.t,
-      headroomBytes: 64 * 1024,
-      busyGraceMs: 0,
-      keepSourceMs: 0,
-      ...o,
-    }).open();
-  return { mem, disk, clock, store };
-}
+const fixture = (t: { after: (fn: () => Promise<void>) => void }, sizeBytes = 8 * MiB): Promise<TierFixture> =>
+  tierFixture(t, { sizeBytes });
 
 async function putBytes(s: TierStore, name: string, bytes: number): Promise<{ sha: string; tier: string }> {
   const data = randomBytes(bytes);
