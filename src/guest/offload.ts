@@ -19,6 +19,7 @@ import type { Socket } from 'node:net';
 import { dirname, join, relative, resolve } from 'node:path';
 import { HylicsError, toHylicsError, type ErrorCode } from '../core/errors/index.js';
 import { HOST_OFFLOAD_SOCKET, type FallbackReason, type OffloadHandoffParamsT, type OffloadHandoffResultT } from '../core/protocol/index.js';
+import { KeyedSerial } from '../core/serial.js';
 import { sendFileToSocket } from '../os/native.js';
 import { dropFilter, freezeAndDump, quiesce, restore, resumeReading, setRepair, socketFd } from '../os/tcp-repair.js';
 import { DEFAULT_SHARE_DIR } from './agent.js';
@@ -130,13 +131,8 @@ function tracer(socket: Socket): (step: string) => void {
 }
 
 /** Per socket, one send at a time, in call order (hylicsSend and hylicsSendfile interleave correctly). */
-const chains = new WeakMap<Socket, Promise<unknown>>();
-function serialize<T>(socket: Socket, fn: () => Promise<T>): Promise<T> {
-  const prev = chains.get(socket) ?? Promise.resolve();
-  const next = prev.then(fn, fn);
-  chains.set(socket, next.catch(() => undefined));
-  return next;
-}
+const sends = new KeyedSerial<Socket>();
+const serialize = <T>(socket: Socket, fn: () => Promise<T>): Promise<T> => sends.run(socket, fn);
 
 async function sendInGuest(
   socket: Socket,

@@ -14,6 +14,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { isIPv4 } from 'node:net';
 import { HylicsError } from '../core/errors/index.js';
+import { KeyedSerial } from '../core/serial.js';
 import { run, runRaw } from './exec.js';
 import { onLines } from './lines.js';
 import { nativeAddon } from './native.js';
@@ -209,16 +210,10 @@ export function moveFlow(guest: string, flow: Flow, to: SteerSet | null, tag = '
   // go to the guest's frozen socket for the whole send (the host's send stalls until STALL_MS)
   let k: string;
   try { k = `${steerTableName(guest, tag)} ${element(flow)}`; } catch (e) { return Promise.reject(e as Error); }
-  const prev = pending.get(k);
-  const run = (): Promise<void> => moveFlowNow(guest, flow, to, tag);
-  const next = prev ? prev.then(run, run) : run();
-  const settled = next.catch(() => undefined);
-  pending.set(k, settled);
-  void settled.then(() => { if (pending.get(k) === settled) pending.delete(k); });
-  return next;
+  return flowChanges.run(k, () => moveFlowNow(guest, flow, to, tag));
 }
-/** The last set change asked for each flow (table and element), until it settled. */
-const pending = new Map<string, Promise<void>>();
+/** Set changes per flow (table and element), in call order. */
+const flowChanges = new KeyedSerial<string>();
 
 async function moveFlowNow(guest: string, flow: Flow, to: SteerSet | null, tag: string): Promise<void> {
   const table = steerTableName(guest, tag);
