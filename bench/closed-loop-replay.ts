@@ -27,8 +27,8 @@ import { actuationThreshold } from '../src/host/control/loop.js';
 import { resultPath } from './lib/results.js';
 import { arg, argStr } from './lib/args.js';
 import { formatGoalNoise, goalNoise, type GoalNoise } from './lib/goal-noise.js';
+import { MiB } from '../src/core/units.js';
 
-const MiB = 1024 * 1024;
 const FILE = argStr('file', resultPath('closed-loop.json'));
 const SEEDS = arg('seeds', 1);
 const SHOW_DECISIONS = process.argv.includes('--decisions');

@@ -52,8 +52,8 @@ import { resultPath } from './lib/results.js';
 import { formatGoalNoise, goalNoise } from './lib/goal-noise.js';
 import { benchSession } from './lib/session.js';
 import { arg, argStr, benchLog } from './lib/args.js';
+import { MiB } from '../src/core/units.js';
 
-const MiB = 1024 * 1024;
 const QUICK = process.argv.includes('--quick');
 const DURATION_S = arg('duration', QUICK ? 12 : 135);
 const SCHEMES = argStr('schemes', 'static-max,static-small,adaptive,queue,aq,improved').split(',').filter(Boolean);

@@ -18,12 +18,12 @@ import { mountTmpfs, umountTmpfs } from '../src/os/tmpfs.js';
 import { TierStore, type PromoteMode } from '../src/guest/tier/store.js';
 import { resultPath } from './lib/results.js';
 import { arg, argStr, benchLog } from './lib/args.js';
+import { MiB } from '../src/core/units.js';
 
 if (process.argv.includes('--help')) {
   process.stdout.write('node dist/bench/tier-promote.js [--mib 4] [--rounds 5] [--read-mbps 12|0] [--dir /var/tmp]\n');
   process.exit(0);
 }
-const MiB = 1024 * 1024;
 const SIZE_MIB = arg('mib', 4);
 const ROUNDS = arg('rounds', 5);
 const READ_MBPS = arg('read-mbps', 12);

@@ -6,11 +6,12 @@
 import { chmod, copyFile, lchown, lstat, mkdir, readdir, readlink, rename, rm, rmdir, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { mount, umount } from './mount.js';
+import { MiB } from '../core/units.js';
 
 /** Bump when the base's content changes: a new directory is built, the old one stays for running guests. */
 export const BASE_IMAGE_VERSION = 1;
 /** The writable layer's size: room for /tmp scratch and config edits; the share is where data goes. */
-export const ROOTFS_RW_BYTES = 256 * 1024 * 1024;
+export const ROOTFS_RW_BYTES = 256 * MiB;
 
 /** Top-level usr-merge links (bin -> usr/bin, ...) replicated from the host when it has them. */
 const USRMERGE_LINKS = ['bin', 'sbin', 'lib', 'lib32', 'lib64', 'libx32'];

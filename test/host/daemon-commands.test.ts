@@ -14,8 +14,8 @@ import type { ChannelBackend, ModuleBackend, ShareBackend } from '../../src/host
 import type { GuestDriver } from '../../src/host/drivers/types.js';
 import type { GuestRecord } from '../../src/host/state.js';
 import { HylicsError } from '../../src/core/errors/index.js';
+import { MiB } from '../../src/core/units.js';
 
-const MiB = 1024 * 1024;
 
 function record(name: string): GuestRecord {
   return {

@@ -25,13 +25,13 @@ import { GUEST_SHARE } from '../../src/os/image/init.js';
 import { errorCode, hylics, startDaemon, stopDaemon, tempStateDir } from '../helpers/cli.js';
 import { domainXml } from '../helpers/libvirt-domain.js';
 import { runCollect, waitFor, type ProcResult } from '../helpers/proc.js';
+import { MiB } from '../../src/core/units.js';
 
 const skip = process.getuid?.() !== 0 ? 'needs root (tmpfs, tap, virtiofsd namespaces)'
   : !existsSync('/usr/lib/qemu/virtiofsd') ? 'needs qemu-system-x86 (virtiofsd)'
   : !existsSync('/dev/net/tun') ? 'needs /dev/net/tun'
   : !existsSync('/usr/bin/virt-xml-validate') ? 'needs virt-xml-validate (Debian package libvirt-clients)' : false;
 
-const MiB = 1024 * 1024;
 const HOOK = join(PACKAGE_ROOT, 'contrib', 'libvirt', 'qemu');
 const UNIT = join(PACKAGE_ROOT, 'contrib', 'guest', 'hylics-agent.service');
 /** The adopted domain's memory (768 MiB), as libvirt would give QEMU. */

@@ -7,9 +7,9 @@ import { ShareManager } from '../../src/host/share-manager.js';
 import { isHylicsError } from '../../src/core/errors/index.js';
 import { isMountpoint } from '../../src/os/mount.js';
 import { umountTmpfs } from '../../src/os/tmpfs.js';
+import { MiB } from '../../src/core/units.js';
 
 const skip = process.getuid?.() !== 0 ? 'needs root (mounts)' : false;
-const MiB = 1024 * 1024;
 
 async function withManager(t: { after: (fn: () => Promise<void>) => void }): Promise<ShareManager> {
   const dir = await mkdtemp(join(tmpdir(), `hylics-share-${process.pid}-`));

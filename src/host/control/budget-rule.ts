@@ -3,8 +3,8 @@
 // guest's predicted SLO deficit (how far above its SLO the model predicts it at its min share), never above what
 // it asked for. A guest whose model predicts no deficit gets a small weight, so it still gets what is left.
 import { arbitrateBudget, ServiceModel, type ServiceModelParams } from '../../core/control/index.js';
+import { MiB } from '../../core/units.js';
 
-const MiB = 1024 * 1024;
 /** Weight of a guest the model predicts meets its SLO even at its min (it still shares the leftover). */
 export const NO_DEFICIT_WEIGHT = 0.01;
 /** Cap of the deficit weight (a saturated guest predicts an infinite response time). */

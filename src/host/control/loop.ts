@@ -14,8 +14,8 @@ import type { ControlMetrics } from './metrics.js';
 import { Orchestrator, isMissingOp, type OrchestratorDeps } from './orchestrator.js';
 import { modelFor, type ControlRecord, type ControlSettings } from './settings.js';
 import { LEARNED_VERSION, type LearnedState } from './learned-store.js';
+import { MiB } from '../../core/units.js';
 
-const MiB = 1024 * 1024;
 /** Decisions kept per guest (the log of `hylics control log`), and profile points (the JSON time series). */
 export const DECISION_LOG_MAX = 500;
 export const PROFILE_MAX = 1440;

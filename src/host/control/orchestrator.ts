@@ -8,9 +8,10 @@
 // Files are never touched by the host: the kernel refuses a tmpfs remount below its usage, and the share manager
 // refuses it before asking, so a shrink can never lose or truncate a file.
 import { toHylicsError } from '../../core/errors/index.js';
+import { MiB } from '../../core/units.js';
 
 /** Room left free after a shrink, so the guest can write a little before the next interval: max(1 MiB, 5 %). */
-export const SHRINK_HEADROOM_MIN_BYTES = 1024 * 1024;
+export const SHRINK_HEADROOM_MIN_BYTES = MiB;
 export const SHRINK_HEADROOM_FRACTION = 0.05;
 /** How long the guest's tier manager may take to move files, and how many times it is asked. */
 export const SHRINK_DEADLINE_MS = 20_000;

@@ -8,12 +8,11 @@ import { fitServiceModel } from '../../core/control/index.js';
 import { HylicsError, toHylicsError } from '../../core/errors/index.js';
 import type { ExecResult } from '../../core/api.js';
 import type { CalibrateBody, CalibrationResult, ControlBody, ControlView, DecisionEntry, ProfilePoint } from '../../core/control-api.js';
-import { parseSize } from '../../core/units.js';
+import { parseSize, MiB } from '../../core/units.js';
 import type { Profiler } from '../profiler.js';
 import type { ControlLoop } from './loop.js';
 import { parseControlBody, type ControlRecord } from './settings.js';
 
-const MiB = 1024 * 1024;
 /** Share sizes calibration tries when none are given, and how often each run is repeated. */
 export const CALIBRATION_SIZES = [16 * MiB, 32 * MiB, 64 * MiB, 128 * MiB];
 export const CALIBRATION_REPEAT = 3;

@@ -4,9 +4,8 @@
 import { HylicsError } from '../../core/errors/index.js';
 import { CONTROL_SCHEMES, type ControlBody, type ControlScheme } from '../../core/control-api.js';
 import type { ServiceModelParams } from '../../core/control/index.js';
-import { parseDuration, parseSize } from '../../core/units.js';
+import { parseDuration, parseSize, MiB } from '../../core/units.js';
 
-const MiB = 1024 * 1024;
 /** Algorithm 1's interval bounds (the paper's ci_min 30 s and ci_max 4 min). */
 export const DEFAULT_INTERVAL_MIN_MS = 30_000;
 export const DEFAULT_INTERVAL_MAX_MS = 240_000;

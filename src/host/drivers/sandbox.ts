@@ -19,6 +19,7 @@ import { mkdir, access, realpath, stat, writeFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { HylicsError, toHylicsError } from '../../core/errors/index.js';
 import { tierAgentArgs, type DiskTierRule } from '../../core/tier-settings.js';
+import { MiB } from '../../core/units.js';
 import { Cgroup, type CgroupLayout, detectCgroupLayout } from '../../os/cgroup.js';
 import { runRaw, requireRoot } from '../../os/exec.js';
 import { containerState, createContainer, crun, deleteContainer, execArgv } from '../../os/crun.js';
@@ -65,7 +66,7 @@ export interface SandboxState extends DriverState {
 export const SANDBOX_ISOLATIONS = ['container', 'namespaces'] as const;
 export type SandboxIsolation = (typeof SANDBOX_ISOLATIONS)[number];
 /** The container's /dev/shm (counted in its memory cgroup). */
-export const CONTAINER_SHM_BYTES = 64 * 1024 * 1024;
+export const CONTAINER_SHM_BYTES = 64 * MiB;
 /** How long `crun create` may take (user namespace, mounts, seccomp) on a loaded host. */
 export const CRUN_CREATE_TIMEOUT_MS = 30_000;
 

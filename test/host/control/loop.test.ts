@@ -12,8 +12,8 @@ import { shareBudget, deficitWeight } from '../../../src/host/control/budget-rul
 import { Profiler } from '../../../src/host/profiler.js';
 import type { DecisionEntry } from '../../../src/core/control-api.js';
 import { FakeClock, FakeGuest } from './fakes.js';
+import { MiB } from '../../../src/core/units.js';
 
-const MiB = 1024 * 1024;
 const log = pino({ level: 'silent' });
 const ctx: SettingsContext = { guestMemoryBytes: 512 * MiB, hostMemoryBytes: 64 * 1024 * MiB, budgetBytes: null, othersMinBytes: 0, knowsTask: (t) => t === 'transcode' };
 const settings = (over: Record<string, unknown> = {}) => parseControlBody({ slo: '10s', task: 'transcode', min: '32M', max: '256M', intervalMin: '1s', intervalMax: '8s', ...over }, ctx);

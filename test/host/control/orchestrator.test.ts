@@ -4,8 +4,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Orchestrator, SHRINK_ATTEMPTS, SHRINK_DEADLINE_MS, shrinkHeadroom } from '../../../src/host/control/orchestrator.js';
 import { FakeGuest } from './fakes.js';
+import { MiB } from '../../../src/core/units.js';
 
-const MiB = 1024 * 1024;
 
 test('grow remounts first, then tells the guest share.resized', async () => {
   const g = new FakeGuest(32 * MiB, 10 * MiB);

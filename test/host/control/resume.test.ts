@@ -13,8 +13,8 @@ import { parseControlBody, type ControlRecord, type SettingsContext } from '../.
 import { Profiler } from '../../../src/host/profiler.js';
 import type { DecisionEntry } from '../../../src/core/control-api.js';
 import { FakeClock, FakeGuest } from './fakes.js';
+import { MiB } from '../../../src/core/units.js';
 
-const MiB = 1024 * 1024;
 const log = pino({ level: 'silent' });
 const ctx: SettingsContext = {
   guestMemoryBytes: 512 * MiB,

@@ -24,12 +24,12 @@ import { isHylicsError } from '../../../src/core/errors/index.js';
 import { ChannelServer } from '../../../src/host/channel/index.js';
 import type { TaskEventT } from '../../../src/core/protocol/index.js';
 import { waitFor } from '../../helpers/proc.js';
+import { MiB } from '../../../src/core/units.js';
 
 const skip = process.getuid?.() !== 0 ? 'needs root (tap, tmpfs, virtiofsd namespaces)'
   : !existsSync('/usr/lib/qemu/virtiofsd') ? 'needs qemu-system-x86 (virtiofsd)'
   : !existsSync('/dev/net/tun') ? 'needs /dev/net/tun' : false;
 
-const MiB = 1024 * 1024;
 // indexes 150..233 and tap names hym*: clear of other tests that boot microVMs (test/guest/agent-virtio uses 240+)
 const idx = 150 + (process.pid % 80);
 const stateDir = `/tmp/hymv${process.pid}`;

@@ -17,9 +17,9 @@ import { linkExists, netnsExists } from '../../../src/os/netns.js';
 import { readMounts } from '../../../src/os/mount.js';
 import { isProcessAlive, nsPids } from '../../../src/os/proc.js';
 import { isHylicsError } from '../../../src/core/errors/index.js';
+import { MiB } from '../../../src/core/units.js';
 
 const skip = process.getuid?.() !== 0 ? 'needs root (namespaces, cgroups, mounts)' : false;
-const MiB = 1024 * 1024;
 const log = pino({ level: 'silent' });
 const PORT = 7000;
 // a guest program: answers every TCP connection with its name and its pid as seen inside the guest
