@@ -4,7 +4,8 @@
 //   npx tsx bench/sim-table3.ts [--seeds 20]
 import { writeFileSync } from 'node:fs';
 import { renderSvg, type VegaLiteSpec } from '../src/core/plot.js';
-import type { Scheme } from '../src/core/control/controller.js';
+import type { ControllerConfig, Scheme } from '../src/core/control/controller.js';
+import { MiB } from '../src/core/units.js';
 import { ALL_SCHEMES, HARD_WORKLOADS, evalBounds, runComparison, runScenario, runTable3, beats, pairedGoals, type SchemeSummary, type MetricStats } from '../src/core/sim/evaluate.js';
 import { calibrateServiceModel, calibrationOptions, schemeConfig, TABLE3 } from '../src/core/sim/paper.js';
 import { defaultSimConfig, simulate } from '../src/core/sim/simulator.js';
@@ -14,6 +15,12 @@ import { resultPath } from './lib/results.js';
 import { arg } from './lib/args.js';
 
 const SEEDS = arg('seeds', 20);
+/** A share above any working set: the static scheme starts (and stays) at this size, the ceiling of the others. */
+const ALL_IN_MEMORY_MIB = 1024;
+const ALL_IN_MEMORY = {
+  maxMiB: ALL_IN_MEMORY_MIB,
+  configure: (s: Scheme, c: ControllerConfig): ControllerConfig => (s === 'static' ? { ...c, initialBytes: ALL_IN_MEMORY_MIB * MiB } : c),
+};
 const log = (m: string): void => { process.stderr.write(`[sim-table3] ${m}\n`); };
 
 // 1. speed: one simulated hour of one scheme (workload #2, 4 vCPU), median of 30 runs after warm-up
@@ -86,7 +93,7 @@ for (const [s, v] of Object.entries(totals)) log(`  ${s.padEnd(9)} ${ALT.map((k)
 // 2b. what the share can do at all: every segment in memory (a static 1 GiB share, above any working set), and
 // where aq / improved peak when the ceiling is 1 GiB instead of the paper's peak
 log('bounds: static 1 GiB share (all in memory) and aq / improved with a 1 GiB ceiling');
-const unbounded = runTable3({ seeds: SEEDS, schemes: ['aq', 'improved', 'static'], maxMiB: 1024, configure: (s, c) => (s === 'static' ? { ...c, initialBytes: 1024 * 1024 * 1024 } : c) });
+const unbounded = runTable3({ seeds: SEEDS, schemes: ['aq', 'improved', 'static'], ...ALL_IN_MEMORY });
 const bounds = unbounded.rows.map((r) => ({ workload: r.workload, vcpus: r.vcpus, ramGB: r.ramGB, paperAq: r.paper.aq, allInMemory: { error: S(r, 'static').error, errorStd: S(r, 'static').errorStd, peakUsedMB: S(r, 'static').metrics.peakUsedMiB.max }, aq: { error: S(r, 'aq').error, peakMB: S(r, 'aq').peakShareMB }, improved: { error: S(r, 'improved').error, peakMB: S(r, 'improved').peakShareMB } }));
 for (const b of bounds) log(`  #${b.workload} ${b.vcpus} vCPU ${b.ramGB} GB: all in memory ${b.allInMemory.error.toFixed(1)}±${b.allInMemory.errorStd.toFixed(1)} s (used peak ${b.allInMemory.peakUsedMB.toFixed(0)} MB) vs paper A+Q ${b.paperAq}; 1 GiB ceiling: aq ${b.aq.error.toFixed(1)} s peak ${b.aq.peakMB.toFixed(0)} MB, improved ${b.improved.error.toFixed(1)} s peak ${b.improved.peakMB.toFixed(0)} MB`);
 
@@ -107,14 +114,14 @@ const periodBounds: {
 }[] = [];
 for (const sf of [0, 0.1]) {
   for (const phaseS of [0, 30, 60, 600]) {
-    const b = runTable3({ seeds: SEEDS, schemes: ['static'], rows: TABLE3.filter((r) => r.workload === 2), maxMiB: 1024, service: { serialFraction: sf }, w2PhaseS: phaseS, configure: (_s, c) => ({ ...c, initialBytes: 1024 * 1024 * 1024 }) });
+    const b = runTable3({ seeds: SEEDS, schemes: ['static'], rows: TABLE3.filter((r) => r.workload === 2), service: { serialFraction: sf }, w2PhaseS: phaseS, ...ALL_IN_MEMORY });
     const rows = b.rows.map((r) => ({ vcpus: r.vcpus, ramGB: r.ramGB, error: S(r, 'static').error, errorStd: S(r, 'static').errorStd, paperAq: r.paper.aq }));
     periodBounds.push({ serialFraction: sf, phaseS, rows });
     log(`  s=${sf} phase ${phaseS === 0 ? 'per arrival' : `${phaseS} s`}: ${rows.map((r) => `${r.vcpus}v/${r.ramGB}G ${r.error.toFixed(1)}±${r.errorStd.toFixed(1)}`).join(' | ')}`);
   }
 }
 // #1 under the pure M/G/1-PS guest: all in memory
-const ps1 = runTable3({ seeds: SEEDS, schemes: ['static'], rows: TABLE3.filter((r) => r.workload === 1), maxMiB: 1024, service: { serialFraction: 0 }, configure: (_s, c) => ({ ...c, initialBytes: 1024 * 1024 * 1024 }) });
+const ps1 = runTable3({ seeds: SEEDS, schemes: ['static'], rows: TABLE3.filter((r) => r.workload === 1), service: { serialFraction: 0 }, ...ALL_IN_MEMORY });
 const ps1Bounds = ps1.rows.map((r) => ({ vcpus: r.vcpus, ramGB: r.ramGB, error: S(r, 'static').error, errorStd: S(r, 'static').errorStd, paperAq: r.paper.aq }));
 log(`  #1, s=0: ${ps1Bounds.map((r) => `${r.vcpus}v/${r.ramGB}G ${r.error.toFixed(1)}±${r.errorStd.toFixed(1)} (paper A+Q ${r.paperAq})`).join(' | ')}`);
 
@@ -151,7 +158,7 @@ const goalMap: {
 }[] = [];
 for (const sf of [0, 0.05, 0.1, 0.15, 0.2, 0.22, 0.25]) { // 0.22: measured by bench/transcode-model.ts
   const g = runTable3({ seeds: SEEDS, schemes: ['adaptive', 'queue', 'aq', 'improved'], service: { serialFraction: sf } });
-  const b = runTable3({ seeds: SEEDS, schemes: ['static'], maxMiB: 1024, service: { serialFraction: sf }, configure: (_s, c) => ({ ...c, initialBytes: 1024 * 1024 * 1024 }) });
+  const b = runTable3({ seeds: SEEDS, schemes: ['static'], service: { serialFraction: sf }, ...ALL_IN_MEMORY });
   const e = {
     serialFraction: sf,
     atStake: 0,
