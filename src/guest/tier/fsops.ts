@@ -12,8 +12,9 @@ import { TMP_PREFIX } from './names.js';
 
 const COPY_CHUNK_BYTES = 1024 * 1024;
 
-/** Test points of a move, in order (tests kill the process at each one). */
-export type MoveStep = 'tmp-partial' | 'copied' | 'checked' | 'renamed' | 'unlinking' | 'unlinked';
+/** Test points of a move, in order (tests kill the process at each one); 'put-placed' is a put's, after its new
+ * file has its name and before the other tier's copy it replaced is removed. */
+export type MoveStep = 'tmp-partial' | 'copied' | 'checked' | 'renamed' | 'unlinking' | 'unlinked' | 'put-placed';
 export type MoveHook = (step: MoveStep, info: { src: string; dst: string; tmp: string }) => void | Promise<void>;
 
 export type MoveOutcome = 'moved' | 'kept' | 'changed' | 'exists' | 'gone' | 'aborted';

@@ -482,7 +482,8 @@ export class TierStore {
 
   /**
    * Add (or replace) `name` from a file path or a stream: into the share when it fits with headroom, else into
-   * the disk tier; atomically (temporary copy + fsync + rename), and any copy in the other tier is removed after.
+   * the disk tier; atomically (temporary copy + fsync + rename); the copy the other tier held just before the
+   * rename is removed after, if it is still that file (never a copy that came there since: removeIfSame).
    */
   async put(name: string, source: string | Readable): Promise<TierEntry> {
     const parts = tierName(name);
@@ -538,9 +539,14 @@ export class TierStore {
           }
         }
         await utimes(tmp, now / 1000, now / 1000);
+        // the copy this put supersedes in the other tier is the one there now, by identity (inode, size, mtime):
+        // a file that comes there later (a move of this put's own new file, another put) is not removed by it
+        const other: Tier = tier === 'memory' ? 'disk' : 'memory';
+        const superseded = await this.statIn(other, parts, name).catch(() => undefined);
         await rename(tmp, final);
         await fsyncDir(dir);
-        await this.removeOther(tier === 'memory' ? 'disk' : 'memory', parts, name);
+        await this.hook?.('put-placed', { src, dst: final, tmp });
+        if (superseded) await removeIfSame(join(this.dir(other), ...parts), superseded).catch(() => {});
         return { name, tier, path: final, sizeBytes: Number(st.size), lastUseMs: now };
       }
       throw new HylicsError('HYLICS_ERR_TIER_FULL', `no room for ${name} in either tier`, { name });
@@ -549,23 +555,13 @@ export class TierStore {
     }
   }
 
-  private async removeOther(tier: Tier, parts: string[], name: string): Promise<void> {
-    const st = await this.statIn(tier, parts, name).catch(() => undefined);
-    if (!st) return;
-    const p = join(this.dir(tier), ...parts);
-    await unlink(p).catch(() => {});
-    await fsyncDir(dirname(p)).catch(() => {});
-  }
-
-  /** Remove `name` from both tiers. */
+  /** Remove `name` from both tiers (each copy only while it is the file just looked at: removeIfSame). */
   async remove(name: string): Promise<boolean> {
     const parts = tierName(name);
     let any = false;
     for (const tier of ['memory', 'disk'] as const) {
-      if (await this.statIn(tier, parts, name)) {
-        await this.removeOther(tier, parts, name);
-        any = true;
-      }
+      const st = await this.statIn(tier, parts, name);
+      if (st && (await removeIfSame(join(this.dir(tier), ...parts), st).catch(() => 'gone')) === 'removed') any = true;
     }
     return any;
   }

@@ -216,3 +216,26 @@ test('an app writing the disk path it was handed after the promotion copied it: 
   await s.promotionsSettled();
   assert.deepEqual(await copies(f, 'c'), [sha(appData)], 'one copy left: the app\'s');
 });
+
+test('a put whose new file is moved to the other tier before the put removes the old copy there keeps the data (it removes only the copy it replaced)', { skip }, async (t) => {
+  for (const direction of ['evict', 'promote'] as const) {
+    const f = await fixture(t);
+    // the put lands in the share ('evict': the agent then evicts it) or in the disk tier ('promote': promoted)
+    const agent = await f.store({ promote: 'sync' });
+    const data = randomBytes(200_000);
+    let fired = false;
+    const cli = await f.store({
+      ...(direction === 'promote' ? { headroomBytes: 2 ** 40 } : {}),
+      hook: async (st) => {
+        if (st !== 'put-placed' || fired) return;
+        fired = true;
+        // a complete move of the put's own new file, before the put looks at the other tier
+        if (direction === 'evict') assert.equal((await agent.shrink(0, 10_000)).movedFiles, 1);
+        else assert.equal((await agent.lookup('p')).tier, 'memory');
+      },
+    });
+    await cli.put('p', Readable.from([data]));
+    assert.ok(fired, `${direction}: the move ran between the put's rename and its removal of the other copy`);
+    assert.deepEqual(await copies(f, 'p'), [sha(data)], `${direction}: the put's data is still there, once`);
+  }
+});
