@@ -21,7 +21,7 @@ export interface RunResult {
 /** Which Debian package brings a binary, for HYLICS_ERR_MISSING_DEPENDENCY messages. */
 const PACKAGE_OF: Record<string, string> = {
   ip: 'iproute2', mount: 'util-linux', umount: 'util-linux', nsenter: 'util-linux', unshare: 'util-linux',
-  findmnt: 'util-linux', setsid: 'util-linux', sysctl: 'procps', sh: 'dash', awk: 'mawk', nft: 'nftables',
+  findmnt: 'util-linux', flock: 'util-linux', setsid: 'util-linux', sysctl: 'procps', sh: 'dash', awk: 'mawk', nft: 'nftables',
 };
 
 function commandLine(cmd: string, args: readonly string[]): string {

@@ -12,10 +12,12 @@
 // (type route: a mark change re-routes) clients on the host itself. The rules never change; only the sets do,
 // one `nft -f -` transaction per change, so a flow moves from hold to steer atomically.
 import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
 import { isIPv4 } from 'node:net';
 import { HylicsError } from '../core/errors/index.js';
 import { KeyedSerial } from '../core/serial.js';
-import { run, runRaw } from './exec.js';
+import { run, runRaw, spawnError } from './exec.js';
 import { onLines } from './lines.js';
 import { nativeAddon } from './native.js';
 import { nft } from './nft.js';
@@ -276,10 +278,42 @@ export async function listSteerTableGuests(tag: string): Promise<string[]> {
 }
 
 /**
- * The policy routing that delivers marked packets locally. Shared by every daemon on the host (same mark, same
- * table): added when missing, never duplicated; removed only when no steering table of anyone is left.
+ * Host-wide lock around the check-and-act sequences on the shared policy routing (one lock file for every daemon on
+ * the host): "ensure the rule, create my table" and "no table left, so remove the rule". Without it a daemon that had
+ * just ensured the rule could create its table right after another daemon listed none and then deleted the rule,
+ * leaving the first one's steering without its route for good.
  */
-export async function ensurePolicyRouting(): Promise<void> {
+export const STEER_LOCK_PATH = '/run/hylics/steer.lock';
+/** Longest wait for the steering lock (another daemon holds it across a few `ip` and `nft` commands). */
+export const STEER_LOCK_WAIT_S = 30;
+
+/**
+ * Run `fn` holding the steering lock: an exclusive flock(2) on STEER_LOCK_PATH, held by a `flock` child process
+ * (Node has no flock) until `fn` settles; the child ends on its stdin's EOF, so a daemon killed meanwhile releases
+ * the lock with its pipe. Not reentrant (a nested call waits for itself until STEER_LOCK_WAIT_S).
+ */
+export async function withSteerLock<T>(fn: () => Promise<T>, path = STEER_LOCK_PATH): Promise<T> {
+  mkdirSync(dirname(path), { recursive: true, mode: 0o755 });
+  const args = ['-x', '-w', String(STEER_LOCK_WAIT_S), path, 'sh', '-c', 'echo locked; exec cat >/dev/null'];
+  const child = spawn('flock', args, { stdio: ['pipe', 'pipe', 'pipe'] });
+  child.stdin.on('error', () => undefined);
+  const exited = new Promise<number | null>((resolve) => { child.on('close', (code) => resolve(code)); });
+  let stderr = '';
+  child.stderr.on('data', (d: Buffer) => { stderr += d.toString(); });
+  await new Promise<void>((resolve, reject) => {
+    onLines(child.stdout, (l) => { if (l === 'locked') resolve(); });
+    child.on('error', (e) => reject(spawnError(e, 'flock', args)));
+    void exited.then((code) => reject(new HylicsError('HYLICS_ERR_OS_COMMAND_FAILED', `flock ${path}: exit ${code}: ${stderr.trim() || 'lock not taken'}`, { path, code })));
+  });
+  try {
+    return await fn();
+  } finally {
+    child.stdin.end();
+    await exited;
+  }
+}
+
+async function ensurePolicyRoutingLocked(): Promise<void> {
   const rules = await run('ip', ['-4', 'rule', 'show', 'table', String(STEER_ROUTE_TABLE)]);
   if (!rules.stdout.includes(`fwmark 0x${STEER_MARK.toString(16)}`)) {
     await run('ip', ['-4', 'rule', 'add', 'fwmark', String(STEER_MARK), 'lookup', String(STEER_ROUTE_TABLE), 'priority', String(STEER_ROUTE_TABLE)]);
@@ -287,14 +321,37 @@ export async function ensurePolicyRouting(): Promise<void> {
   await run('ip', ['-4', 'route', 'replace', 'local', '0.0.0.0/0', 'dev', 'lo', 'table', String(STEER_ROUTE_TABLE)]);
 }
 
-export async function removePolicyRoutingIfUnused(): Promise<boolean> {
-  if ((await listSteerTables().catch(() => ['?'])).length > 0) return false;
-  for (;;) {
-    const r = await runRaw('ip', ['-4', 'rule', 'del', 'fwmark', String(STEER_MARK), 'lookup', String(STEER_ROUTE_TABLE)]);
-    if (r.code !== 0) break;
-  }
-  await runRaw('ip', ['-4', 'route', 'flush', 'table', String(STEER_ROUTE_TABLE)]);
-  return true;
+/**
+ * The policy routing that delivers marked packets locally. Shared by every daemon on the host (same mark, same
+ * table): added when missing, never duplicated; removed only when no steering table of anyone is left. Each
+ * check-and-act runs under the steering lock (withSteerLock).
+ */
+export function ensurePolicyRouting(): Promise<void> {
+  return withSteerLock(ensurePolicyRoutingLocked);
+}
+
+/** The policy routing, then the guest's steering table (created or replaced), under one hold of the steering lock:
+ *  no daemon's removal can take the routing away between the two. */
+export function ensureSteerTable(guest: string, tag = ''): Promise<void> {
+  steerTableName(guest, tag); // validates before anything is locked
+  return withSteerLock(async () => {
+    await ensurePolicyRoutingLocked();
+    await createSteerTable(guest, tag);
+  });
+}
+
+/** Remove the policy routing when no steering table of anyone is left (listed and removed under the steering lock:
+ *  a daemon creating its table waits, then adds the routing again). True when it was removed. */
+export function removePolicyRoutingIfUnused(): Promise<boolean> {
+  return withSteerLock(async () => {
+    if ((await listSteerTables().catch(() => ['?'])).length > 0) return false;
+    for (;;) {
+      const r = await runRaw('ip', ['-4', 'rule', 'del', 'fwmark', String(STEER_MARK), 'lookup', String(STEER_ROUTE_TABLE)]);
+      if (r.code !== 0) break;
+    }
+    await runRaw('ip', ['-4', 'route', 'flush', 'table', String(STEER_ROUTE_TABLE)]);
+    return true;
+  });
 }
 
 /** Is the policy routing in place (for leak checks)? */

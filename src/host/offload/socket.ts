@@ -13,8 +13,7 @@ import type {
 import { openBeneath, openShareDir } from '../../os/native.js';
 import {
   closeNftSession,
-  createSteerTable,
-  ensurePolicyRouting,
+  ensureSteerTable,
   listSteerTableGuests,
   moveFlow,
   removePolicyRoutingIfUnused,
@@ -229,7 +228,7 @@ export class SocketOffload {
   private table(guest: string): Promise<void> {
     let t = this.tables.get(guest);
     if (!t) {
-      t = (async () => { await ensurePolicyRouting(); await createSteerTable(guest, this.tag); })();
+      t = ensureSteerTable(guest, this.tag);
       this.tables.set(guest, t);
       t.catch(() => this.tables.delete(guest));
     }
