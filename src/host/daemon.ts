@@ -15,6 +15,7 @@ import type { ParamsOf } from '../core/protocol/index.js';
 import { HylicsError, toHylicsError } from '../core/errors/index.js';
 import { MiB, parseCpus, parseSize, validateGuestName } from '../core/units.js';
 import { VERSION } from '../core/version.js';
+import { KeyedSerial } from '../core/serial.js';
 import { normalTierSettings, parseTierSettings } from '../core/tier-settings.js';
 import { hostLinkPresent } from '../os/netns.js';
 import type { DriverContext, DriverKind, GuestDriver, GuestNetwork, GuestPaths, GuestSpec } from './drivers/types.js';
@@ -132,8 +133,8 @@ export class Daemon {
   private readonly store: StateStore;
   private readonly netClaims: NetIndexClaims;
   private readonly live = new Map<string, Live>();
-  /** Per guest name: the tail of its serialized commands (see locked()). */
-  private readonly locks = new Map<string, Promise<unknown>>();
+  /** Per guest name: its serialized commands (see locked()). */
+  private readonly locks = new KeyedSerial<string>();
   private readonly started = Date.now();
   private guardTimer?: NodeJS.Timeout;
   private guardChecking = false;
@@ -399,15 +400,8 @@ export class Daemon {
   }
 
   /** Serializes operations per guest name so create/remove/stop/resize/module start never interleave on one guest. */
-  private async locked<T>(name: string, fn: () => Promise<T>): Promise<T> {
-    const prev = this.locks.get(name) ?? Promise.resolve();
-    const run = prev.catch(() => undefined).then(fn);
-    this.locks.set(name, run);
-    try {
-      return await run;
-    } finally {
-      if (this.locks.get(name) === run) this.locks.delete(name);
-    }
+  private locked<T>(name: string, fn: () => Promise<T>): Promise<T> {
+    return this.locks.run(name, fn);
   }
 
   private record(name: string): GuestRecord {

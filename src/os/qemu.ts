@@ -10,6 +10,7 @@ import { CHANNEL_PORT, HOSTROOT_TAG, SHARE_TAG, SHELL_PORT } from './image/init.
 import { run } from './image/run.js';
 import { onLines } from './lines.js';
 import { MiB } from '../core/units.js';
+import { KeyedSerial } from '../core/serial.js';
 
 export const QEMU = process.env.HYLICS_QEMU ?? 'qemu-system-x86_64';
 export type Accel = 'kvm' | 'tcg';
@@ -233,7 +234,8 @@ export async function tapExists(ifname: string): Promise<boolean> {
 
 export interface GuestExecResult { stdout: string; code: number }
 
-const shellQueues = new Map<string, Promise<unknown>>();
+/** Per admin shell socket: its commands, one at a time. */
+const shellQueues = new KeyedSerial<string>();
 let execSeq = 0;
 
 /**
@@ -241,15 +243,7 @@ let execSeq = 0;
  * one socket are serialized (QEMU accepts one client per chardev). Output is stdout+stderr together.
  */
 export function guestExec(socketPath: string, command: string, timeoutMs = 60_000): Promise<GuestExecResult> {
-  const prev = shellQueues.get(socketPath) ?? Promise.resolve();
-  const next = prev.catch(() => {}).then(() => guestExecOnce(socketPath, command, timeoutMs));
-  shellQueues.set(socketPath, next);
-  void next
-    .finally(() => {
-      if (shellQueues.get(socketPath) === next) shellQueues.delete(socketPath);
-    })
-    .catch(() => {});
-  return next;
+  return shellQueues.run(socketPath, () => guestExecOnce(socketPath, command, timeoutMs));
 }
 
 function guestExecOnce(socketPath: string, command: string, timeoutMs: number): Promise<GuestExecResult> {

@@ -7,7 +7,8 @@ import { existsSync } from 'node:fs';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createTap, deleteTap, guestMac, memoryMiB, qemuArgs, qmp, supportsDirectIo, tapExists, type QemuConfig } from '../../src/os/qemu.js';
+import { createServer } from 'node:net';
+import { createTap, deleteTap, guestExec, guestMac, memoryMiB, qemuArgs, qmp, supportsDirectIo, tapExists, type QemuConfig } from '../../src/os/qemu.js';
 import { run } from '../../src/os/image/run.js';
 import { isHylicsError } from '../../src/core/errors/index.js';
 
@@ -73,4 +74,25 @@ test('createTap: a routed tap with the host address /32 and a /32 route to the g
   await deleteTap(ifname);
   assert.equal(await tapExists(ifname), false);
   await deleteTap(ifname); // idempotent
+});
+
+test('guestExec: calls on one shell socket run one at a time, each with its own output and exit status', async (t) => {
+  // the guest's admin shell as QEMU's chardev gives it: a shell on the other end of each session
+  const dir = await mkdtemp(join(tmpdir(), 'hylics-shell-'));
+  const path = join(dir, 'shell.sock');
+  const log = join(dir, 'log');
+  const server = createServer((c) => {
+    const sh = spawn('sh', [], { stdio: ['pipe', 'pipe', 'inherit'] });
+    c.pipe(sh.stdin);
+    sh.stdout.pipe(c);
+    c.on('close', () => sh.kill());
+    c.on('error', () => undefined);
+    sh.stdin.on('error', () => undefined);
+  });
+  await new Promise<void>((r) => server.listen(path, r));
+  t.after(async () => { server.close(); await rm(dir, { recursive: true, force: true }); });
+  const runs = await Promise.all([0, 1, 2, 3].map((i) =>
+    guestExec(path, `echo begin >> ${log}; sleep 0.05; echo end >> ${log}; echo run${i}; (exit ${i})`, 20_000)));
+  assert.deepEqual(runs.map((r) => [r.stdout.trim(), r.code]), [['run0', 0], ['run1', 1], ['run2', 2], ['run3', 3]]);
+  assert.equal((await readFile(log, 'utf8')).trim().replace(/\n/g, ' '), 'begin end begin end begin end begin end', 'never two commands at once');
 });
