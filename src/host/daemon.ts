@@ -11,32 +11,20 @@ import {
   EXEC_STDIN_MAX_BYTES, type Command, type CommandOp, type CommandResult, type ExecResult, type GuestCreateBody,
   type GuestStatus, type GuestView, type ModuleStartBody, type StatusView,
 } from '../core/api.js';
-import type { ParamsOf } from '../core/protocol/index.js';
 import { HylicsError, toHylicsError } from '../core/errors/index.js';
 import { MiB, parseCpus, parseSize, validateGuestName } from '../core/units.js';
 import { VERSION } from '../core/version.js';
 import { KeyedSerial } from '../core/serial.js';
 import { normalTierSettings, parseTierSettings } from '../core/tier-settings.js';
-import { hostLinkPresent } from '../os/netns.js';
 import type { DriverContext, DriverKind, GuestDriver, GuestNetwork, GuestPaths, GuestSpec } from './drivers/types.js';
 import type { ChannelBackend, GuardBackend, GuardLink, ModuleBackend, ShareBackend } from './backends.js';
 import { StateStore, type GuestRecord } from './state.js';
 import { Profiler } from './profiler.js';
 import { guestLogTail } from './guest-logs.js';
-import { OpRateLimit } from './channel/budget.js';
 import { NetIndexClaims } from './net-claims.js';
+import { allocateGuestNetwork } from './address-plan.js';
+import { wireGuestOps } from './guest-ops.js';
 
-/** Module starts/stops a guest may ask for over its channel: a burst, then this many per minute. */
-const GUEST_MODULE_OPS_BURST = 20;
-const GUEST_MODULE_OPS_PER_MINUTE = 30;
-/** Socket handoffs a guest may begin over its channel (each costs host work outside its CPU quota: nft set
- *  changes, a restore, a send): a burst, then this many per minute; beyond, the guest library sends itself.
- *  1,000/s: a handoff costs the host ~2 ms of CPU since the fast path, so one guest can take at most ~2 cores;
- *  12,000/min (200/s) was below what one guest's wrk run reaches on a quiet 2-core host. */
-export const GUEST_HANDOFFS_BURST = 2000;
-export const GUEST_HANDOFFS_PER_MINUTE = 60_000;
-/** The ops that start a handoff (three-step begin, one-round-trip handoff): one rate per guest for both. */
-const HANDOFF_STARTS: ReadonlySet<string> = new Set(['offload.socket.begin', 'offload.socket.handoff']);
 import { ControlLoop, realClock, type Clock } from './control/loop.js';
 import { ControlMetrics } from './control/metrics.js';
 import { ControlService } from './control/service.js';
@@ -70,7 +58,7 @@ export interface DaemonOptions {
   requireRoot?: boolean;
   /** Socket offload (TCP_REPAIR handoff of guests' connections, src/host/offload/socket.ts). */
   socketOffload?: SocketOffload;
-  /** Handoffs a guest may begin: burst, then per minute (default GUEST_HANDOFFS_BURST / _PER_MINUTE). */
+  /** Handoffs a guest may begin: burst, then per minute (default: guest-ops.ts GUEST_HANDOFFS_BURST / _PER_MINUTE). */
   handoffRate?: { burst: number; perMinute: number };
 }
 
@@ -112,9 +100,6 @@ interface CommandHandler<K extends CommandOp> {
   run: (cmd: Command<K>) => Promise<CommandResult<K>>;
 }
 type CommandTable = { [K in CommandOp]: CommandHandler<K> };
-
-const NET_BASE = '10.213';
-const MAX_GUESTS = 250;
 
 /** The guest's host-side link and the one source address allowed on it (the guest firewall's set). */
 function guestLink(rec: GuestRecord): GuardLink {
@@ -196,60 +181,12 @@ export class Daemon {
     opts.channels.onConnection((guest, connected) => {
       this.log.info({ guest, connected }, connected ? 'agent connected' : 'agent disconnected');
     });
-    // Guests control their own offload modules over the channel: the guest is the channel's, so a guest can
-    // never name (start, stop, read) another guest's modules. Through execute(), so the per-guest lock is the
-    // same as for the HTTP API (a guest cannot slip a module in while it is being removed). No hostPort: host
-    // ports are the operator's to hand out (HTTP API / CLI on the host), not a guest's.
-    // Each start or stop spawns processes and runs nft outside the guest's CPU quota: a guest looping them is
-    // refused beyond a small rate (the operator's API calls are not limited).
-    const moduleOps = new OpRateLimit(GUEST_MODULE_OPS_PER_MINUTE, GUEST_MODULE_OPS_BURST);
-    const limited = (guest: string): void => {
-      if (!moduleOps.take(guest))
-        throw new HylicsError(
-          'HYLICS_ERR_CHANNEL_BUSY',
-          `module start/stop from the guest is limited to ${GUEST_MODULE_OPS_PER_MINUTE} per minute (burst ${GUEST_MODULE_OPS_BURST}); retry later`,
-          { guest },
-        );
-    };
-    opts.channels.handle('module.start', (guest, p) => {
-      limited(guest);
-      const { hostPort, ...body } = p as ModuleStartBody; // checked against the op's schema by the channel
-      if (hostPort !== undefined)
-        throw new HylicsError(
-          'HYLICS_ERR_INVALID_ARGUMENT',
-          'a guest cannot ask for a host port; the host operator can (hylics module start GUEST --host-port N)',
-        );
-      return this.execute({ op: 'module.start', name: guest, body });
-    });
-    opts.channels.handle('module.list', async (guest) => ({
-      modules: await this.execute({ op: 'module.list', name: guest }),
-    }));
-    // Socket offload ops: their frames pass the channel budget like every op's; a handoff's start (begin, or the
-    // one-round-trip handoff) is also rate-limited per guest like module start/stop (refused: the guest library
-    // sends itself and reports the fallback, reason `budget`).
-    const rate = opts.handoffRate ?? { burst: GUEST_HANDOFFS_BURST, perMinute: GUEST_HANDOFFS_PER_MINUTE };
-    const handoffs = new OpRateLimit(rate.perMinute, rate.burst);
-    const offloadChannels: Pick<ChannelBackend, 'handle' | 'onConnection'> = {
-      onConnection: (fn) => opts.channels.onConnection(fn),
-      handle: (op, fn) =>
-        opts.channels.handle(op, async (guest, p) => {
-          if (HANDOFF_STARTS.has(op) && !handoffs.take(guest)) {
-            throw new HylicsError(
-              'HYLICS_ERR_CHANNEL_BUSY',
-              `socket handoffs from the guest are limited to ${rate.perMinute} per minute (burst ${rate.burst}); retry later`,
-              { guest },
-            );
-          }
-          return fn(guest, p);
-        }, { direct: true }),
-    };
-    opts.socketOffload?.wire(offloadChannels, (guest) => ({
-      addr: this.record(guest).network.guestAddr,
-      sharePath: this.opts.shares.path(guest),
-    }));
-    opts.channels.handle('module.stop', (guest, p) => {
-      limited(guest);
-      return this.execute({ op: 'module.stop', name: guest, id: (p as ParamsOf<'module.stop'>).id });
+    wireGuestOps({
+      channels: opts.channels,
+      execute: (cmd) => this.execute(cmd),
+      socketOffload: opts.socketOffload,
+      handoffRate: opts.handoffRate,
+      offloadInfo: (guest) => ({ addr: this.record(guest).network.guestAddr, sharePath: this.opts.shares.path(guest) }),
     });
   }
 
@@ -438,20 +375,7 @@ export class Daemon {
   /** Pick an index unused by this daemon and by anything on the host (another daemon's interfaces, netns). */
   private allocateNetwork(name: string): GuestNetwork {
     const used = new Set(Object.values(this.store.guests).map((g) => g.network.index));
-    for (let i = 1; i <= MAX_GUESTS; i++) {
-      // a link of another daemon's running guest, or its claim on a stopped one (./net-claims.ts)
-      if (used.has(i) || hostLinkPresent(`hyh${i}`) || !this.netClaims.claim(i, name)) continue;
-      return {
-        index: i,
-        hostIf: `hyh${i}`,
-        guestIf: `hyg${i}`,
-        hostAddr: `${NET_BASE}.${i}.1`,
-        guestAddr: `${NET_BASE}.${i}.2`,
-        prefixLen: 24,
-        netns: `hylics-${i}-${name}`.slice(0, 48),
-      };
-    }
-    throw new HylicsError('HYLICS_ERR_CONFLICT', `no free guest network slot (at most ${MAX_GUESTS} guests per host)`);
+    return allocateGuestNetwork(name, used, (i) => this.netClaims.claim(i, name));
   }
 
   private async create(body: GuestCreateBody): Promise<GuestView> {

@@ -27,7 +27,7 @@ import { nft } from './nft.js';
 export const GUARD_FAMILY = 'inet';
 export const GUARD_TABLE = 'hylics_guard';
 export const GUARD_SET = 'guest_src';
-/** Host-side guest interfaces are `${GUEST_LINK_PREFIX}<index>` (src/host/daemon.ts allocateNetwork). */
+/** Host-side guest interfaces are `${GUEST_LINK_PREFIX}<index>` (src/host/address-plan.ts). */
 export const GUEST_LINK_PREFIX = 'hyh';
 
 /** A guest link and the one source address allowed on it. */
