@@ -1,4 +1,5 @@
 // Process facts from /proc: start times (to tell a live process from a reused pid), parents, namespaces.
+import { readFileSync } from 'node:fs';
 import { readFile, readdir, readlink } from 'node:fs/promises';
 
 /** Start time of `pid` in clock ticks since boot (field 22 of /proc/pid/stat), or undefined if it is gone. */
@@ -39,6 +40,41 @@ export async function isProcessAlive(pid: number, startTime?: number): Promise<b
   const st = await readStat(pid);
   if (!st || st.state === 'Z' || st.state === 'X') return false;
   return startTime === undefined || st.startTime === startTime;
+}
+
+/** The first 8 hex digits of this boot's id (/proc/sys/kernel/random/boot_id), or '0' when unreadable. */
+let bootCache: string | undefined;
+export function bootTag(): string {
+  if (bootCache === undefined) {
+    try { bootCache = readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').replace(/[^0-9a-f]/g, '').slice(0, 8) || '0'; } catch { bootCache = '0'; }
+  }
+  return bootCache;
+}
+
+/** This process as a name part that a reused pid does not match: `<pid>.<start time in ticks>.<boot tag>`, read once
+ * (synchronously: callers make file names with it). */
+let selfTag: string | undefined;
+export function processTag(): string {
+  if (selfTag === undefined) {
+    let start = 0;
+    try {
+      const text = readFileSync('/proc/self/stat', 'utf8');
+      start = Number(text.slice(text.lastIndexOf(')') + 2).split(' ')[19]) || 0;
+    } catch { /* no /proc: start 0, the pid and boot still tell most apart */ }
+    selfTag = `${process.pid}.${start}.${bootTag()}`;
+  }
+  return selfTag;
+}
+
+/** Whether the process a processTag() names is running: same boot, same pid, same start time (a pid reused by
+ * another process has a later start time). A bare pid (names from before the tag) is checked by pid alone;
+ * anything else is not a live process. */
+export async function processTagAlive(tag: string): Promise<boolean> {
+  if (tag === processTag()) return true;
+  if (/^\d+$/.test(tag)) return isProcessAlive(Number(tag));
+  const m = /^(\d+)\.(\d+)\.([0-9a-f]+)$/.exec(tag);
+  if (!m || m[3] !== bootTag()) return false;
+  return isProcessAlive(Number(m[1]), Number(m[2]));
 }
 
 /** Kernel clock ticks per second in /proc/pid/stat (USER_HZ: 100 on every Linux architecture Hylics runs on). */

@@ -4,17 +4,18 @@
 // move keeps its version, and an agent killed at any step loses nothing (recovery removes the temporary copy or the
 // duplicate, see TierStore.recover).
 import { constants as C, type BigIntStats } from 'node:fs';
-import { link, lstat, mkdir, open, rename, unlink } from 'node:fs/promises';
+import { link, lstat, mkdir, open, rename, rmdir, unlink } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
-import { dirname, join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { HylicsError } from '../../core/errors/index.js';
-import { TMP_PREFIX } from './names.js';
+import { processTag } from '../../os/proc.js';
+import { ASIDE_PREFIX, TMP_PREFIX } from './names.js';
 
 const COPY_CHUNK_BYTES = 1024 * 1024;
 
 /** Test points of a move, in order (tests kill the process at each one); 'put-placed' is a put's, after its new
  * file has its name and before the other tier's copy it replaced is removed. */
-export type MoveStep = 'tmp-partial' | 'copied' | 'checked' | 'renamed' | 'unlinking' | 'unlinked' | 'put-placed';
+export type MoveStep = 'tmp-partial' | 'copied' | 'checked' | 'renamed' | 'unlinking' | 'aside' | 'unlinked' | 'put-placed';
 export type MoveHook = (step: MoveStep, info: { src: string; dst: string; tmp: string }) => void | Promise<void>;
 
 export type MoveOutcome = 'moved' | 'kept' | 'changed' | 'exists' | 'gone' | 'aborted';
@@ -22,13 +23,16 @@ export type MoveOutcome = 'moved' | 'kept' | 'changed' | 'exists' | 'gone' | 'ab
 /** Thrown inside a copy whose `aborted()` said yes (caught by moveFile: the temporary copy is removed). */
 class CopyAborted extends Error {}
 
-export const tmpName = (): string => `${TMP_PREFIX}${process.pid}-${randomBytes(6).toString('hex')}`;
+export const tmpName = (): string => `${TMP_PREFIX}${processTag()}-${randomBytes(6).toString('hex')}`;
+const asideName = (): string => `${ASIDE_PREFIX}${processTag()}-${randomBytes(6).toString('hex')}`;
 
-/** The pid a temporary copy's name carries, or undefined. */
-export function tmpOwner(entry: string): number | undefined {
-  if (!entry.startsWith(TMP_PREFIX)) return undefined;
-  const pid = Number(entry.slice(TMP_PREFIX.length).split('-')[0]);
-  return Number.isInteger(pid) && pid > 0 ? pid : undefined;
+/** What a store-owned entry is (a temporary copy or an aside directory) and its owner's processTag (checked with
+ * processTagAlive), or undefined for any other name. */
+export function ownEntry(entry: string): { kind: 'tmp' | 'aside'; owner: string } | undefined {
+  for (const [kind, prefix] of [['tmp', TMP_PREFIX], ['aside', ASIDE_PREFIX]] as const) {
+    if (entry.startsWith(prefix)) return { kind, owner: entry.slice(prefix.length).split('-')[0]! };
+  }
+  return undefined;
 }
 
 const errno = (e: unknown): string | undefined => (e as NodeJS.ErrnoException)?.code;
@@ -194,7 +198,7 @@ export async function moveFile(
   }
   if (opts.keepSource?.()) return 'kept';
   await opts.hook?.('unlinking', { src, dst, tmp });
-  const removed = await removeIfSame(src, st0);
+  const removed = await removeIfSame(src, st0, (aside) => opts.hook?.('aside', { src, dst, tmp: aside }));
   if (removed === 'differs') {
     // replaced between the check and the removal: that version stays (put back), our copy goes
     await removeIfSame(dst, mine).catch(() => {});
@@ -234,27 +238,74 @@ export async function commitNoReplace(tmp: string, dst: string): Promise<boolean
 
 /**
  * Remove `path` only while it is the file `expect` describes (sameContentStat): it is renamed aside first (atomic:
- * a file put at `path` after the caller's check is never the one removed), checked there, then unlinked. A
- * different file found aside is given its name back (unless a newer file took the name meanwhile).
+ * a file put at `path` after the caller's check is never the one removed), into a fresh directory
+ * `.hylics-aside-<owner>-<random>/` beside it under its own base name, checked there, then unlinked. A different
+ * file found aside is given its name back (giveBack: the newer one wins if a file took the name meanwhile). A
+ * process killed while a file is aside leaves it there under its name: recovery gives it back (TierStore.recover).
  */
-export async function removeIfSame(path: string, expect: BigIntStats): Promise<'removed' | 'gone' | 'differs'> {
+export async function removeIfSame(path: string, expect: BigIntStats, onAside?: (aside: string) => void | Promise<void>): Promise<'removed' | 'gone' | 'differs'> {
   const dir = dirname(path);
-  const aside = join(dir, tmpName());
+  const asideDir = join(dir, asideName());
+  await mkdir(asideDir, { mode: 0o700 });
+  const aside = join(asideDir, basename(path));
   try {
-    await rename(path, aside);
-  } catch (e) {
-    if (errno(e) === 'ENOENT') return 'gone';
-    throw e;
+    try {
+      await rename(path, aside);
+    } catch (e) {
+      if (errno(e) === 'ENOENT') return 'gone';
+      throw e;
+    }
+    await onAside?.(aside);
+    const st = await lstat(aside, { bigint: true });
+    if (sameContentStat(expect, st)) {
+      await unlink(aside);
+      return 'removed';
+    }
+    await giveBack(aside, path);
+    return 'differs';
+  } finally {
+    // fails while something is still aside (an error on the way): recovery gives that back
+    await rmdir(asideDir).catch(() => {});
+    await fsyncDir(dir).catch(() => {});
   }
-  const st = await lstat(aside, { bigint: true });
-  if (sameContentStat(expect, st)) {
+}
+
+/**
+ * Give the file renamed aside to `aside` its name `path` back. The name free -> it gets it (link, never replacing);
+ * the name taken by the same file (a give-back interrupted between link and unlink) -> the aside name goes; taken by
+ * another file -> the newer mtime (ns) keeps the name, the other goes. A directory at `path` -> the file stays aside
+ * ('kept'). Returns whether `aside`'s file has the name now.
+ */
+export async function giveBack(aside: string, path: string): Promise<'restored' | 'dropped' | 'kept'> {
+  const a = await lstat(aside, { bigint: true });
+  for (let tries = 0; tries < 3; tries++) {
+    if (a.isFile()) {
+      try {
+        await link(aside, path);
+        await unlink(aside);
+        return 'restored';
+      } catch (e) {
+        if (errno(e) !== 'EEXIST' && !NO_LINKS.has(errno(e) ?? '')) throw e;
+      }
+    }
+    const cur = await lstatOrUndefined(path);
+    if (!cur) {
+      if (!a.isFile() || tries === 2) { await rename(aside, path); return 'restored'; }
+      continue; // gone since the link failed: link again
+    }
+    if (cur.ino === a.ino && cur.dev === a.dev) {
+      await unlink(aside);
+      return 'restored';
+    }
+    if (cur.isDirectory()) return 'kept';
+    if (!cur.isFile() || a.mtimeNs > cur.mtimeNs) {
+      await rename(aside, path); // the newer version (or a file over a link an app left there)
+      return 'restored';
+    }
     await unlink(aside);
-    await fsyncDir(dir);
-    return 'removed';
+    return 'dropped';
   }
-  await commitNoReplace(aside, path);
-  await fsyncDir(dir);
-  return 'differs';
+  return 'kept';
 }
 
 /**

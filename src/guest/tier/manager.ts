@@ -84,7 +84,7 @@ export class TierManager {
   async start(): Promise<void> {
     await this.store.open();
     const rep = await this.store.recover();
-    if (rep.tempsRemoved || rep.duplicatesResolved) this.log.warn({ ...rep }, 'tier: recovered from an interrupted move');
+    if (rep.tempsRemoved || rep.asidesRestored || rep.duplicatesResolved) this.log.warn({ ...rep }, 'tier: recovered from an interrupted move');
     if (this.opts.sweepMs > 0) {
       this.timer = setInterval(() => void this.sweep(), this.opts.sweepMs);
       this.timer.unref();
@@ -95,6 +95,9 @@ export class TierManager {
     if (this.sweeping) return;
     this.sweeping = true;
     try {
+      // names left by a put or move in another process that died (a CLI put killed while a file was aside)
+      const rep = await this.store.recoverOwnNames();
+      if (rep.tempsRemoved || rep.asidesRestored) this.log.warn({ ...rep }, 'tier: recovered names of a process that died');
       const s = await this.store.evictIdle();
       if (s.movedFiles > 0) this.log.info({ files: s.movedFiles, bytes: s.movedBytes, skippedOpen: s.skippedOpen }, 'tier: idle files moved to the disk tier');
     } catch (e) {

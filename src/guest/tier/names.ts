@@ -7,9 +7,13 @@ export const MAX_NAME_BYTES = 1024;
 export const MAX_COMPONENT_BYTES = 255;
 /** Names starting with this (at any level) are the store's own: temporary copies, never listed or moved. */
 export const RESERVED_PREFIX = '.hylics';
-/** Temporary copies: `.hylics-tmp-<pid>-<random>` in the destination's directory (same file system as the final
- * name, so the rename is atomic). The pid lets recovery skip a copy a live process is still writing. */
+/** Temporary copies: `.hylics-tmp-<owner>-<random>` in the destination's directory (same file system as the final
+ * name, so the rename is atomic). The owner (os/proc processTag: pid, start time, boot) lets recovery skip a copy a
+ * live process is still writing, and only that: a dead writer's pid reused by another process does not match. */
 export const TMP_PREFIX = `${RESERVED_PREFIX}-tmp-`;
+/** Aside directories: `.hylics-aside-<owner>-<random>/<base>`, beside a file that removeIfSame renamed aside to
+ * check it before removing it. A file left there by a dead owner is given its name back by recovery. */
+export const ASIDE_PREFIX = `${RESERVED_PREFIX}-aside-`;
 
 /** The components of a store name, or a HylicsError (TIER_BAD_NAME / TIER_ESCAPE) saying why not. */
 export function tierName(name: unknown): string[] {

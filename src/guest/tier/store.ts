@@ -17,14 +17,14 @@
 //   busyGraceMs (the app is about to open the path it was given).
 import type { Readable } from 'node:stream';
 import { constants as C, type BigIntStats, type Dirent } from 'node:fs';
-import { mkdir, open, readdir, realpath, rename, statfs, unlink, utimes } from 'node:fs/promises';
+import { mkdir, open, readdir, realpath, rename, rmdir, statfs, unlink, utimes } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { HylicsError } from '../../core/errors/index.js';
 import { DEFAULT_TIER_IDLE_MS, DEFAULT_TIER_PROMOTE, type TierPromoteMode } from '../../core/tier-settings.js';
 import type { TierShrinkResultT, TierStatsResultT } from '../../core/protocol/index.js';
 import { openFilesUnder, type OpenFileUse } from '../../os/open-files.js';
-import { isProcessAlive } from '../../os/proc.js';
-import { closeMtime, copyToTemp, ensureDirs, finishMove, fsyncDir, lstatOrUndefined, moveFile, openSource, removeIfSame, sameContentStat, symlinkError, tmpName, tmpOwner, type MoveHook } from './fsops.js';
+import { processTagAlive } from '../../os/proc.js';
+import { closeMtime, copyToTemp, ensureDirs, finishMove, fsyncDir, giveBack, lstatOrUndefined, moveFile, openSource, ownEntry, removeIfSame, sameContentStat, symlinkError, tmpName, type MoveHook } from './fsops.js';
 import { isReserved, tierName } from './names.js';
 
 export type Tier = 'memory' | 'disk';
@@ -92,6 +92,8 @@ export interface MoveSummary {
 
 export interface RecoveryReport {
   tempsRemoved: number;
+  /** Files a dead process had renamed aside (removeIfSame) given their names back. */
+  asidesRestored: number;
   duplicatesResolved: number;
 }
 
@@ -759,34 +761,52 @@ export class TierStore {
     return (await removeIfSame(...drop)) === 'removed';
   }
 
-  /** After a crash: remove temporary copies no live process owns, resolve names left in both tiers. */
+  /** After a crash: give back files renamed aside and remove temporary copies whose owner is no longer running (the
+   * same process: pid, start time and boot, so a reused pid does not keep them), then resolve names left in both
+   * tiers. */
   async recover(): Promise<RecoveryReport> {
     return this.exclusive(async () => {
-      const rep: RecoveryReport = { tempsRemoved: 0, duplicatesResolved: 0 };
-      for (const tier of ['memory', 'disk'] as const) {
-        const walk = async (dir: string): Promise<void> => {
-          const ents = await entriesOf(dir);
-          if (!ents) return;
-          for (const d of ents) {
-            const p = join(dir, d.name);
-            const owner = tmpOwner(d.name);
-            if (owner !== undefined && d.isFile()) {
-              if (owner !== process.pid && (await isProcessAlive(owner))) continue; // a live put is writing it
-              await unlink(p).catch(() => {});
-              rep.tempsRemoved++;
-            } else if (d.isDirectory() && !isReserved(d.name)) {
-              await walk(p);
-            }
-          }
-        };
-        await walk(this.dir(tier));
-      }
+      const rep = await this.recoverOwnNames();
       const inMemory = new Set((await this.scan('memory')).map((f) => f.name));
       for (const f of await this.scan('disk')) {
         if (inMemory.has(f.name) && (await this.resolveDuplicate(f.name))) rep.duplicatesResolved++;
       }
       return rep;
     });
+  }
+
+  /** The store's own names left by processes that are gone, in both tiers: a temporary copy is removed; a file in
+   * an aside directory gets its name back (giveBack: the newer one wins if the name was taken since), then the
+   * directory goes. Safe at any time (the agent's sweep runs it too): a live owner's names are left alone. */
+  async recoverOwnNames(): Promise<RecoveryReport> {
+    const rep: RecoveryReport = { tempsRemoved: 0, asidesRestored: 0, duplicatesResolved: 0 };
+    for (const tier of ['memory', 'disk'] as const) {
+      const walk = async (dir: string): Promise<void> => {
+        const ents = await entriesOf(dir);
+        if (!ents) return;
+        for (const d of ents) {
+          const p = join(dir, d.name);
+          const own = ownEntry(d.name);
+          if (own?.kind === 'tmp' && d.isFile()) {
+            if (await processTagAlive(own.owner)) continue; // a live put or move is writing it
+            await unlink(p).catch(() => {});
+            rep.tempsRemoved++;
+          } else if (own?.kind === 'aside' && d.isDirectory()) {
+            if (await processTagAlive(own.owner)) continue; // a live removeIfSame is checking it
+            for (const e of (await entriesOf(p)) ?? []) {
+              if (!e.isFile() || isReserved(e.name)) continue;
+              if ((await giveBack(join(p, e.name), join(dir, e.name)).catch(() => 'kept')) === 'restored') rep.asidesRestored++;
+            }
+            await rmdir(p).catch(() => {});
+            await fsyncDir(dir).catch(() => {});
+          } else if (d.isDirectory() && !isReserved(d.name)) {
+            await walk(p);
+          }
+        }
+      };
+      await walk(this.dir(tier));
+    }
+    return rep;
   }
 }
 

@@ -245,8 +245,8 @@ test('an agent killed at every step of a move loses nothing: recovery leaves exa
   // promote-background: the copy made by the background worker, with the disk copy kept through a busy grace (so the
   // child never reaches 'unlinked' there: killed after the rename, both tiers hold the file)
   for (const direction of ['evict', 'promote', 'promote-background'] as const) {
-    for (const step of ['tmp-partial', 'copied', 'checked', 'renamed', 'unlinking', 'unlinked'] as const) {
-      if (direction === 'promote-background' && (step === 'unlinking' || step === 'unlinked')) continue;
+    for (const step of ['tmp-partial', 'copied', 'checked', 'renamed', 'unlinking', 'aside', 'unlinked'] as const) {
+      if (direction === 'promote-background' && (step === 'unlinking' || step === 'aside' || step === 'unlinked')) continue;
       const f = await fixture(t, 32 * MiB);
       const s = await f.store();
       const data = randomBytes(3 * MiB + 12345);
@@ -275,15 +275,97 @@ test('an agent killed at every step of a move loses nothing: recovery leaves exa
       assert.ok(copies >= 1, `${direction}/${step}: a complete copy exists before recovery`);
       const s2 = await f.store();
       const rep = await s2.recover();
-      const tmps = async (d: string): Promise<string[]> => (await readdir(d, { recursive: true })).filter((n) => String(n).includes('.hylics-tmp-'));
-      assert.deepEqual([...await tmps(f.mem), ...await tmps(f.disk)], [], `${direction}/${step}: no temporary copy left`);
+      const tmps = async (d: string): Promise<string[]> => (await readdir(d, { recursive: true })).map(String).filter((n) => n.includes('.hylics-tmp-') || n.includes('.hylics-aside-'));
+      assert.deepEqual([...await tmps(f.mem), ...await tmps(f.disk)], [], `${direction}/${step}: no temporary copy or aside name left`);
       const after = [join(f.mem, 'v/seg.ts'), join(f.disk, 'v/seg.ts')].filter((p) => existsSync(p));
       assert.equal(after.length, 1, `${direction}/${step}: exactly one copy (${JSON.stringify(rep)})`);
       assert.equal(sha(await readFile(after[0]!)), sha(data), `${direction}/${step}: content intact`);
       if (step === 'tmp-partial' || step === 'copied' || step === 'checked') assert.equal(rep.tempsRemoved, 1);
-      if (step === 'renamed' || step === 'unlinking') assert.equal(rep.duplicatesResolved, 1);
+      if (step === 'renamed' || step === 'unlinking' || step === 'aside') assert.equal(rep.duplicatesResolved, 1);
+      // killed with the source renamed aside to be checked: recovery gives it back (then it is a duplicate)
+      if (step === 'aside') assert.equal(rep.asidesRestored, 1);
     }
   }
+});
+
+test('an agent killed right after renaming aside a source an app replaced (to give it back) loses nothing: recovery restores the newer version', { skip, timeout: 120_000 }, async (t) => {
+  for (const direction of ['evict', 'promote'] as const) {
+    // the store's puts are an hour old: the app's write (real mtime) is the newer version
+    const f = await tierFixture(t, { sizeBytes: 16 * MiB, clockStartMs: Date.now() - 3_600_000 });
+    const s = await f.store();
+    await s.put('r/n', Readable.from([randomBytes(MiB)]));
+    if (direction === 'promote') await s.shrink(0, 10_000);
+    const from = direction === 'evict' ? f.mem : f.disk;
+    const appData = randomBytes(70_000);
+    // the "agent" moves the file; right before it removes the source, an app replaces the source (write + rename);
+    // the agent renames that aside, sees it is not the file it copied, and is killed before it gives it back
+    const child = spawn(process.execPath, nodeScript(`
+      const { TierStore } = await import(${JSON.stringify(storeUrl)});
+      const { writeFile, rename } = await import('node:fs/promises');
+      const src = ${JSON.stringify(join(from, 'r/n'))};
+      const hook = async (st) => {
+        if (st === 'unlinking') { await writeFile(src + '.app', Buffer.from(${JSON.stringify(appData.toString('base64'))}, 'base64')); await rename(src + '.app', src); }
+        if (st === 'aside') { process.stdout.write('AT aside\\n'); await new Promise(() => {}); }
+      };
+      const s = await new TierStore({ memoryDir: ${JSON.stringify(f.mem)}, diskDir: ${JSON.stringify(f.disk)}, hook, headroomBytes: 0, promote: 'sync', busyGraceMs: 0, keepSourceMs: 0 }).open();
+      if (${JSON.stringify(direction)} === 'evict') await s.shrink(0, 60000); else await s.lookup('r/n');
+      process.stdout.write('DONE\\n');
+    `), { stdio: ['ignore', 'pipe', 'inherit'] });
+    const line = await new Promise<string>((resolve) => {
+      let buf = '';
+      child.stdout.on('data', (c: Buffer) => { buf += c.toString(); if (buf.includes('\n')) resolve(buf.trim()); });
+      child.on('close', () => resolve(buf.trim()));
+    });
+    assert.equal(line, 'AT aside', `${direction}: the child renamed the replaced source aside`);
+    child.kill('SIGKILL');
+    await new Promise((r) => child.on('close', r));
+    const rep = await (await f.store()).recover();
+    const after = [join(f.mem, 'r/n'), join(f.disk, 'r/n')].filter((p) => existsSync(p));
+    assert.equal(after.length, 1, `${direction}: exactly one copy (${JSON.stringify(rep)})`);
+    assert.equal(sha(await readFile(after[0]!)), sha(appData), `${direction}: the app's newer version survived`);
+    const own = async (d: string): Promise<string[]> => (await readdir(d, { recursive: true })).map(String).filter((n) => n.includes('.hylics-'));
+    assert.deepEqual([...await own(f.mem), ...await own(f.disk)], [], `${direction}: no temporary or aside name left`);
+  }
+});
+
+test('a temporary copy of a dead process is removed even when its pid now belongs to a live process (pid reuse)', { skip: skip || (existsSync('/usr/bin/unshare') ? false : 'needs unshare(1)'), timeout: 120_000 }, async (t) => {
+  const f = await tierFixture(t, { sizeBytes: 16 * MiB });
+  const tempsIn = async (d: string): Promise<string[]> => (await readdir(d, { recursive: true })).map(String).filter((n) => n.includes('.hylics-tmp-'));
+  await (await f.store()).put('u', Readable.from([randomBytes(2 * MiB)]));
+  // fresh pid namespaces make the reuse certain: the writer is pid 1 in its own, killed mid-copy; in the recovery's
+  // namespace pid 1 is a live shell and the recovery runs as pid 2
+  const inNewPidNs = (script: string, viaShell: boolean): ReturnType<typeof spawn> => spawn('unshare', [
+    '--pid', '--fork', '--kill-child', '--mount-proc',
+    ...(viaShell ? ['sh', '-c', '"$0" "$@"; true'] : []), process.execPath, ...nodeScript(script),
+  ], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const firstLine = (c: ReturnType<typeof spawn>): Promise<string> => new Promise((resolve) => {
+    let buf = '';
+    c.stdout!.on('data', (d: Buffer) => { buf += d.toString(); if (buf.includes('\n')) resolve(buf.trim()); });
+    c.on('close', () => resolve(buf.trim()));
+  });
+  const opts = `{ memoryDir: ${JSON.stringify(f.mem)}, diskDir: ${JSON.stringify(f.disk)}, headroomBytes: 0, busyGraceMs: 0 }`;
+  const writer = inNewPidNs(`
+    const { TierStore } = await import(${JSON.stringify(storeUrl)});
+    const hook = async (st) => { if (st === 'tmp-partial') { process.stdout.write('AT ' + process.pid + '\\n'); await new Promise(() => {}); } };
+    await (await new TierStore({ ...${opts}, hook }).open()).shrink(0, 60000);
+  `, false);
+  assert.equal(await firstLine(writer), 'AT 1', 'the writer (pid 1 in its namespace) stopped mid-copy');
+  writer.kill('SIGKILL'); // --kill-child: the namespace's pid 1 dies with unshare
+  await new Promise((r) => writer.on('close', r));
+  assert.equal((await tempsIn(f.disk)).length, 1, 'the dead writer left its temporary copy');
+  const rec = inNewPidNs(`
+    const { TierStore } = await import(${JSON.stringify(storeUrl)});
+    const { readFileSync } = await import('node:fs');
+    const rep = await (await new TierStore(${opts}).open()).recover();
+    process.stdout.write(JSON.stringify({ pid: process.pid, pid1: readFileSync('/proc/1/comm', 'utf8').trim(), rep }) + '\\n');
+  `, true);
+  const out = JSON.parse(await firstLine(rec)) as { pid: number; pid1: string; rep: { tempsRemoved: number } };
+  await new Promise((r) => rec.on('close', r));
+  assert.equal(out.pid, 2, out.pid1);
+  assert.equal(out.pid1, 'sh', 'pid 1 (the dead writer\'s pid) is a live process in the recovery\'s namespace');
+  assert.equal(out.rep.tempsRemoved, 1, JSON.stringify(out));
+  assert.deepEqual([...await tempsIn(f.mem), ...await tempsIn(f.disk)], []);
+  assert.equal((await (await f.store()).locate('u'))?.tier, 'memory', 'the file itself stayed where it was');
 });
 
 /** Wait (no time limit of its own: the test's timeout is the bound) until `cond` holds. */
