@@ -8,6 +8,8 @@ import { HylicsError } from '../core/errors/index.js';
 import { readMounts } from './mount.js';
 
 export const CFS_PERIOD_US = 100_000;
+/** How long killAll / remove wait for a killed cgroup to be empty by default. */
+export const CGROUP_EMPTY_TIMEOUT_MS = 5000;
 
 export type CgroupLayout =
   | { version: 1; /** controller -> hierarchy mount point */ hierarchies: Record<string, string> }
@@ -268,7 +270,7 @@ export class Cgroup {
   }
 
   /** SIGKILL every process in the cgroup and wait until it is empty (cgroup.kill on v2 where the kernel has it). */
-  async killAll(timeoutMs = 5000): Promise<void> {
+  async killAll(timeoutMs = CGROUP_EMPTY_TIMEOUT_MS): Promise<void> {
     if (!(await this.exists())) return;
     const deadline = Date.now() + timeoutMs;
     const killFile = this.layout.version === 2 ? join(this.dir()!, 'cgroup.kill') : undefined;
@@ -286,7 +288,7 @@ export class Cgroup {
   }
 
   /** Remove the cgroup directories (kill its processes first). Idempotent. */
-  async remove(timeoutMs = 5000): Promise<void> {
+  async remove(timeoutMs = CGROUP_EMPTY_TIMEOUT_MS): Promise<void> {
     await this.killAll(timeoutMs);
     const deadline = Date.now() + timeoutMs;
     for (const d of this.dirs()) {

@@ -3,10 +3,14 @@ import { spawn } from 'node:child_process';
 import { HylicsError, type ErrorCode } from '../core/errors/index.js';
 import { codeForErrno } from '../core/errors/errno.js';
 
+/** How long a command may run by default before it is killed (RunOptions.timeoutMs). */
+export const DEFAULT_RUN_TIMEOUT_MS = 30_000;
+
 export interface RunOptions {
   /** Written to the command's stdin. */
   input?: string | Buffer;
-  /** Kill the command (SIGKILL) after this long; HYLICS_ERR_TIMEOUT. Default 30 s; 0 = no limit (image builds). */
+  /** Kill the command (SIGKILL) after this long; HYLICS_ERR_TIMEOUT. Default DEFAULT_RUN_TIMEOUT_MS; 0: no limit
+   * (image builds). */
   timeoutMs?: number;
   env?: NodeJS.ProcessEnv;
   cwd?: string;
@@ -60,7 +64,7 @@ export function runRaw(cmd: string, args: readonly string[], opts: RunOptions = 
     const out: Buffer[] = [];
     const err: Buffer[] = [];
     let timedOut = false;
-    const limit = opts.timeoutMs ?? 30_000;
+    const limit = opts.timeoutMs ?? DEFAULT_RUN_TIMEOUT_MS;
     const timer = limit > 0 ? setTimeout(() => { timedOut = true; child.kill('SIGKILL'); }, limit) : undefined;
     child.stdout.on('data', (b: Buffer) => out.push(b));
     child.stderr.on('data', (b: Buffer) => err.push(b));
@@ -76,7 +80,7 @@ export function runRaw(cmd: string, args: readonly string[], opts: RunOptions = 
         stderr: Buffer.concat(err).toString(),
       };
       if (timedOut) {
-        reject(new HylicsError('HYLICS_ERR_TIMEOUT', `${commandLine(cmd, args)} did not finish within ${opts.timeoutMs ?? 30_000} ms`, { command: cmd, args: [...args] }));
+        reject(new HylicsError('HYLICS_ERR_TIMEOUT', `${commandLine(cmd, args)} did not finish within ${limit} ms`, { command: cmd, args: [...args] }));
       } else resolve(res);
     });
     child.stdin.on('error', () => { /* command closed stdin early: its exit status tells */ });

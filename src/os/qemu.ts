@@ -234,6 +234,14 @@ export async function tapExists(ifname: string): Promise<boolean> {
 
 export interface GuestExecResult { stdout: string; code: number }
 
+/** How long a guest shell command may take by default. */
+export const GUEST_SHELL_TIMEOUT_MS = 60_000;
+/** How often the start marker is sent until the guest's shell echoes it. */
+const SHELL_KNOCK_INTERVAL_MS = 1000;
+/** One probe of waitForGuestShell: at most this long, at least SHELL_PROBE_MIN_MS; then a pause before the next. */
+const SHELL_PROBE_MAX_MS = 10_000;
+const SHELL_PROBE_MIN_MS = 1000;
+const SHELL_PROBE_PAUSE_MS = 500;
 /** Per admin shell socket: its commands, one at a time. */
 const shellQueues = new KeyedSerial<string>();
 let execSeq = 0;
@@ -242,7 +250,11 @@ let execSeq = 0;
  * Run a shell command in the guest (busybox sh in the initramfs, as root) over the admin shell port. Calls on
  * one socket are serialized (QEMU accepts one client per chardev). Output is stdout+stderr together.
  */
-export function guestExec(socketPath: string, command: string, timeoutMs = 60_000): Promise<GuestExecResult> {
+export function guestExec(
+  socketPath: string,
+  command: string,
+  timeoutMs = GUEST_SHELL_TIMEOUT_MS,
+): Promise<GuestExecResult> {
   return shellQueues.run(socketPath, () => guestExecOnce(socketPath, command, timeoutMs));
 }
 
@@ -257,7 +269,7 @@ function guestExecOnce(socketPath: string, command: string, timeoutMs: number): 
     // Bytes that reach a virtio port while no guest process has it open are dropped (the guest's shell loop
     // reopens it after each session), so knock with a start marker until the shell echoes it, then send.
     const knock = (): void => { sock.write(`echo "__HYS_""${id}__"\n`); };
-    const knocker = setInterval(knock, 1000);
+    const knocker = setInterval(knock, SHELL_KNOCK_INTERVAL_MS);
     const timer = setTimeout(() => {
       clearInterval(knocker);
       sock.destroy();
@@ -292,10 +304,10 @@ export async function waitForGuestShell(socketPath: string, timeoutMs: number): 
   let last: unknown;
   while (Date.now() < deadline) {
     try {
-      const r = await guestExec(socketPath, 'true', Math.min(10_000, Math.max(1000, deadline - Date.now())));
+      const r = await guestExec(socketPath, 'true', Math.min(SHELL_PROBE_MAX_MS, Math.max(SHELL_PROBE_MIN_MS, deadline - Date.now())));
       if (r.code === 0) return;
     } catch (e) { last = e; }
-    await new Promise((r) => setTimeout(r, 500));
+    await new Promise((r) => setTimeout(r, SHELL_PROBE_PAUSE_MS));
   }
   throw new HylicsError('HYLICS_ERR_MICROVM_GUEST_SHELL', `guest shell did not answer within ${timeoutMs} ms${last instanceof Error ? `: ${last.message}` : ''}`, { socket: socketPath });
 }

@@ -123,6 +123,7 @@ export interface SandboxLaunchSpec {
   /** Capabilities to drop from the command's bounding set (names as in capabilities(7) without CAP_). */
   dropCapabilities?: string[];
   env?: NodeJS.ProcessEnv;
+  /** How long the guest has to become ready (default SANDBOX_READY_TIMEOUT_MS). */
   readyTimeoutMs?: number;
 }
 
@@ -146,7 +147,12 @@ export function launchArgv(s: SandboxLaunchSpec): string[] {
   ];
 }
 
-async function logTail(file: string, bytes = 2000): Promise<string> {
+/** How long a sandbox guest has to become ready by default. */
+export const SANDBOX_READY_TIMEOUT_MS = 10_000;
+/** The end of the guest's log quoted in a start failure (bytes). */
+const START_FAILURE_LOG_BYTES = 600;
+
+async function logTail(file: string, bytes: number): Promise<string> {
   try { return (await tailBytes(file, bytes)).toString('utf8').trim(); } catch { return ''; }
 }
 
@@ -172,11 +178,12 @@ export async function launchSandbox(s: SandboxLaunchSpec): Promise<SandboxProces
     closeSync(fd);
   }
   const launcherStartTime = (await processStartTime(launcherPid)) ?? 0;
-  const deadline = Date.now() + (s.readyTimeoutMs ?? 10_000);
+  const readyTimeoutMs = s.readyTimeoutMs ?? SANDBOX_READY_TIMEOUT_MS;
+  const deadline = Date.now() + readyTimeoutMs;
   let initPid: number | undefined;
   for (;;) {
     if (!(await isProcessAlive(launcherPid))) {
-      throw new HylicsError('HYLICS_ERR_SANDBOX_START_FAILED', `sandbox guest ${s.name} exited during start: ${await logTail(s.logFile, 600)}`, { name: s.name, logFile: s.logFile });
+      throw new HylicsError('HYLICS_ERR_SANDBOX_START_FAILED', `sandbox guest ${s.name} exited during start: ${await logTail(s.logFile, START_FAILURE_LOG_BYTES)}`, { name: s.name, logFile: s.logFile });
     }
     if (initPid === undefined) {
       for (const c of await childrenOf(launcherPid)) {
@@ -191,7 +198,7 @@ export async function launchSandbox(s: SandboxLaunchSpec): Promise<SandboxProces
       } catch { /* init gone or not yet readable: the liveness check above tells */ }
     }
     if (Date.now() > deadline) {
-      throw new HylicsError('HYLICS_ERR_SANDBOX_START_FAILED', `sandbox guest ${s.name} did not become ready within ${s.readyTimeoutMs ?? 10_000} ms: ${await logTail(s.logFile, 600)}`, { name: s.name, logFile: s.logFile });
+      throw new HylicsError('HYLICS_ERR_SANDBOX_START_FAILED', `sandbox guest ${s.name} did not become ready within ${readyTimeoutMs} ms: ${await logTail(s.logFile, START_FAILURE_LOG_BYTES)}`, { name: s.name, logFile: s.logFile });
     }
     await new Promise((r) => setTimeout(r, 10));
   }

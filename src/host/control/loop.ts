@@ -8,7 +8,7 @@ import type { Logger } from 'pino';
 import { ArrivalRateEstimator, ServiceModel, ShareController, type ServiceModelParams } from '../../core/control/index.js';
 import { HylicsError, toHylicsError } from '../../core/errors/index.js';
 import type { ControlView, DecisionEntry, ProfilePoint } from '../../core/control-api.js';
-import type { Profiler } from '../profiler.js';
+import { MAX_TASK_NAMES, type Profiler } from '../profiler.js';
 import { shareBudget, type BudgetWish } from './budget-rule.js';
 import type { ControlMetrics } from './metrics.js';
 import { Orchestrator, isMissingOp, type OrchestratorDeps } from './orchestrator.js';
@@ -158,9 +158,9 @@ export class ControlLoop {
     if (this.deps.loadLog) e.decisions = (await this.deps.loadLog(guest).catch(() => [])).slice(-DECISION_LOG_MAX);
     const learned = this.deps.loadLearned ? await this.deps.loadLearned(guest).catch(() => undefined) : undefined;
     if (learned) {
-      e.knownTasks = new Set(learned.tasks.filter((t) => typeof t === 'string').slice(0, 256));
+      e.knownTasks = new Set(learned.tasks.filter((t) => typeof t === 'string').slice(0, MAX_TASK_NAMES));
       e.savedTasks = [...e.knownTasks].sort().join('\n');
-      for (const [name, rate] of Object.entries(learned.taskRates).slice(0, 256)) {
+      for (const [name, rate] of Object.entries(learned.taskRates).slice(0, MAX_TASK_NAMES)) {
         const est = new ArrivalRateEstimator({ halfLife: ARRIVAL_HALF_LIFE_S });
         try { est.restore(rate); e.taskRates.set(name, est); } catch { /* a bad rate: that gauge starts again */ }
       }
@@ -348,7 +348,7 @@ export class ControlLoop {
     }
     for (const [name, est] of e.taskRates)
       if (!perTask.has(name)) metrics?.arrivalRate.set({ guest: e.guest, task: name }, est.observe(0, dtS));
-    for (const name of perTask.keys()) if (e.knownTasks.size < 256) e.knownTasks.add(name);
+    for (const name of perTask.keys()) if (e.knownTasks.size < MAX_TASK_NAMES) e.knownTasks.add(name);
     const usage = await this.deps.usage(e.guest);
     const tier = await this.tierStats(e);
     if (tier) {
