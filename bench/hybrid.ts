@@ -23,6 +23,7 @@
 // Writes bench/results/hybrid.{json,svg}.
 //   npx tsx bench/hybrid.ts [--rounds 2] [--deliver-mib 200] [--compress-mib 100] [--alone-seconds 8]
 //                           [--placement split|shared] [--client-cpu 0|1|none] [--client splice|curl]
+//                           [--configs alone,compression,interference,module,socket] (a subset: only these cells)
 // Needs root (the daemon: namespaces, cgroups, nftables), lighttpd, pigz, curl (warm-up requests), python3 >= 3.10
 // (the splice client).
 import { execFile, execFileSync } from 'node:child_process';
@@ -41,6 +42,10 @@ const DELIVER_MIB = arg('deliver-mib', 200);
 const COMPRESS_MIB = arg('compress-mib', 100);
 const ALONE_SECONDS = arg('alone-seconds', 8); // delivery alone: this long or ALONE_MAX downloads, whichever first
 const ALONE_MAX = 40;
+/** --configs: which of the five configurations run (all by default); a subset for a quick A/B of two rows. */
+const CONFIG_KEYS = ['alone', 'compression', 'interference', 'module', 'socket'] as const;
+const CONFIGS = argStr('configs', CONFIG_KEYS.join(',')).split(',').map((x) => x.trim()).filter(Boolean);
+for (const k of CONFIGS) if (!(CONFIG_KEYS as readonly string[]).includes(k)) throw new Error(`--configs: a list of ${CONFIG_KEYS.join(', ')}`);
 const CPUS = 0.5;
 const PORT = 8080;
 /** The in-guest example file server of the socket-offload configuration. */
@@ -165,6 +170,10 @@ interface Delivery {
   downloads: number; bytes: number; seconds: number; mbps: number;
   /** The client's user + system CPU over the downloads (curl: with its start-up; splice: without), and per GB. */
   clientCpuSeconds: number; clientCpuPerGB: number;
+  /** splice client only: connect to the first body bytes per download (the server's request handling and, with
+   *  socket offload, the handoff's set-up), median and max in ms; and the throughput over the body alone (first
+   *  body bytes to last), MB/s. */
+  firstByteMs?: { p50: number; max: number }; bodyMBps?: number;
 }
 
 /** One full download with curl: bytes, seconds (curl's time_total) and curl's CPU. */
@@ -177,17 +186,23 @@ async function curlDownload(url: string): Promise<{ bytes: number; seconds: numb
 
 /** Sequential downloads of `url` with the --client until `stop()` says so (checked between downloads; at least one). */
 async function deliver(url: string, stop: (n: number, elapsedMs: number) => boolean): Promise<Delivery> {
-  let bytes = 0; let seconds = 0; let n = 0; let cpu = 0;
+  let bytes = 0; let seconds = 0; let n = 0; let cpu = 0; let body = 0;
+  const firsts: number[] = [];
   const splice = CLIENT === 'splice' ? SpliceClient.start(['ip', 'netns', 'exec', clientNetns, ...clientPin()]) : undefined;
   try {
     const start = Date.now();
     do {
       const r = splice ? await splice.get(url) : await curlDownload(url);
       bytes += r.bytes; seconds += r.seconds; n++; cpu += r.cpuSeconds;
+      const f = (r as { firstSeconds?: number }).firstSeconds;
+      if (f !== undefined) { firsts.push(f * 1000); body += r.seconds - f; }
     } while (!stop(n, Date.now() - start));
   } finally { await splice?.close(); }
   return { downloads: n, bytes, seconds, mbps: bytes / seconds / 1e6, clientCpuSeconds: cpu,
-    clientCpuPerGB: cpu / (bytes / 1e9) };
+    clientCpuPerGB: cpu / (bytes / 1e9),
+    ...(firsts.length > 0
+      ? { firstByteMs: { p50: median(firsts), max: Math.max(...firsts) }, bodyMBps: bytes / body / 1e6 }
+      : {}) };
 }
 
 interface Cell {
@@ -296,8 +311,9 @@ EOF`);
     };
     const cells: Cell[] = [];
     let moduleId: string | undefined;
-    const configs: Array<{ name: string; runCell: (round: number) => Promise<Cell> }> = [
-      { name: 'delivery alone (in-guest lighttpd)', runCell: async (round) => {
+    type Config = { key: (typeof CONFIG_KEYS)[number]; name: string; runCell: (round: number) => Promise<Cell> };
+    const allConfigs: Config[] = [
+      { key: 'alone', name: 'delivery alone (in-guest lighttpd)', runCell: async (round) => {
         await startLighttpd();
         const [pid] = findInCgroup(cgroup, 'lighttpd');
         const c0 = pid ? procCpuSeconds(pid) : NaN; const g0 = cgroupCpuSeconds(cgroup); const w0 = Date.now();
@@ -307,12 +323,12 @@ EOF`);
         await stopLighttpd();
         return cell;
       } },
-      { name: 'compression alone (pigz -p 2 in the guest)', runCell: async (round) => {
+      { key: 'compression', name: 'compression alone (pigz -p 2 in the guest)', runCell: async (round) => {
         const g0 = cgroupCpuSeconds(cgroup); const w0 = Date.now();
         const s = await compress();
         return { round, config: 'compression alone', compressSeconds: s, guestCpuSeconds: cgroupCpuSeconds(cgroup) - g0, wallSeconds: (Date.now() - w0) / 1000 };
       } },
-      { name: 'interference (pigz + lighttpd in the guest)', runCell: async (round) => {
+      { key: 'interference', name: 'interference (pigz + lighttpd in the guest)', runCell: async (round) => {
         await startLighttpd();
         const [pid] = findInCgroup(cgroup, 'lighttpd');
         const c0 = pid ? procCpuSeconds(pid) : NaN; const g0 = cgroupCpuSeconds(cgroup); const w0 = Date.now();
@@ -325,7 +341,7 @@ EOF`);
         await stopLighttpd();
         return cell;
       } },
-      { name: 'module offload (pigz in the guest, host http module delivers)', runCell: async (round) => {
+      { key: 'module', name: 'module offload (pigz in the guest, host http module delivers)', runCell: async (round) => {
         const m = (await cli(['module', 'start', guest, '--kind', 'http', '--root', 'www', '--port', String(PORT), '--json'])).json as { id: string };
         moduleId = m.id;
         const pid = findWorker(daemonPid);
@@ -346,7 +362,7 @@ EOF`);
         await cli(['module', 'stop', guest, m.id]); moduleId = undefined;
         return cell;
       } },
-      { name: 'socket offload (pigz in the guest, its file server hands each send to the host)', runCell: async (round) => {
+      { key: 'socket', name: 'socket offload (pigz in the guest, its file server hands each send to the host)', runCell: async (round) => {
         await startSocketServer();
         const c0 = procCpuSeconds(daemonPid); const g0 = cgroupCpuSeconds(cgroup); const w0 = Date.now();
         let done = false;
@@ -358,6 +374,7 @@ EOF`);
       } },
     ];
 
+    const configs = allConfigs.filter((c) => CONFIGS.includes(c.key));
     for (let round = 0; round < ROUNDS; round++) {
       // rotate the order each round so slow drifts of this shared host do not favour one configuration
       for (let k = 0; k < configs.length; k++) {
@@ -378,6 +395,7 @@ EOF`);
           `guest CPU ${cell.guestCpuSeconds.toFixed(1)} s in ${cell.wallSeconds.toFixed(1)} s, ${cell.guestCtxPerSec?.toFixed(0)} guest ctx/s`,
           `host ${cell.hostCpusBusy?.toFixed(2)} of ${HOST_CPUS} CPUs busy (${cell.cpuBusy?.map((b, i) => `cpu${i} ${b.toFixed(2)}`).join(' ')})`,
           cell.delivery ? `client ${cell.delivery.clientCpuPerGB.toFixed(3)} CPU s/GB` : '',
+          cell.delivery?.firstByteMs ? `first body byte p50 ${cell.delivery.firstByteMs.p50.toFixed(1)} ms (max ${cell.delivery.firstByteMs.max.toFixed(0)}), body alone ${cell.delivery.bodyMBps!.toFixed(0)} MB/s` : '',
         ].filter(Boolean);
         log(`  ${parts.join(', ')}`);
       }
@@ -393,6 +411,10 @@ EOF`);
       );
     const summary = {
       deliveryMBps: { alone: of('alone', (c) => c.delivery?.mbps), interference: of('interference', (c) => c.delivery?.mbps), moduleOffload: of('module offload', (c) => c.delivery?.mbps), socketOffload: of('socket offload', (c) => c.delivery?.mbps) },
+      /** splice client: connect to the first body bytes (ms, median of the cells' medians) and the rate over the
+       *  bodies alone: what the per-download set-up costs against the send itself. */
+      firstByteMs: { alone: of('alone', (c) => c.delivery?.firstByteMs?.p50), interference: of('interference', (c) => c.delivery?.firstByteMs?.p50), moduleOffload: of('module offload', (c) => c.delivery?.firstByteMs?.p50), socketOffload: of('socket offload', (c) => c.delivery?.firstByteMs?.p50) },
+      bodyMBps: { alone: of('alone', (c) => c.delivery?.bodyMBps), interference: of('interference', (c) => c.delivery?.bodyMBps), moduleOffload: of('module offload', (c) => c.delivery?.bodyMBps), socketOffload: of('socket offload', (c) => c.delivery?.bodyMBps) },
       compressionSeconds: { alone: of('compression alone', (c) => c.compressSeconds), interference: of('interference', (c) => c.compressSeconds), moduleOffload: of('module offload', (c) => c.compressSeconds), socketOffload: of('socket offload', (c) => c.compressSeconds) },
       serverCpuSecondsPerGB: { lighttpdInGuestAlone: of('alone', (c) => c.serverCpuPerGB), lighttpdInGuestInterference: of('interference', (c) => c.serverCpuPerGB), moduleWorkerOnHost: of('module offload', (c) => c.serverCpuPerGB), hylicsdSocketOffload: of('socket offload', (c) => c.serverCpuPerGB) },
       hostCpusBusy: { deliveryAlone: of('alone', (c) => c.hostCpusBusy), interference: of('interference', (c) => c.hostCpusBusy), moduleOffload: of('module offload', (c) => c.hostCpusBusy), socketOffload: of('socket offload', (c) => c.hostCpusBusy), compressionAlone: of('compression alone', (c) => c.hostCpusBusy) },
@@ -417,6 +439,7 @@ EOF`);
     log(`guest context switches/s: lighttpd alone ${summary.guestCtxPerSec.deliveryAlone.toFixed(0)}, interference ${summary.guestCtxPerSec.interference.toFixed(0)}, socket offload ${summary.guestCtxPerSec.socketOffload.toFixed(0)}, module offload ${summary.guestCtxPerSec.moduleOffload.toFixed(0)} (pigz alone ${summary.guestCtxPerSec.compressionAlone.toFixed(0)})`);
     log(`server CPU per GB delivered: module worker (host) ${summary.serverCpuSecondsPerGB.moduleWorkerOnHost.toFixed(3)} s/GB, lighttpd in the guest ${summary.serverCpuSecondsPerGB.lighttpdInGuestAlone.toFixed(3)} s/GB alone / ${summary.serverCpuSecondsPerGB.lighttpdInGuestInterference.toFixed(3)} s/GB beside pigz`);
 
+    if (CLIENT === 'splice') log(`first body byte p50 (ms) / body-only rate (MB/s): module offload ${summary.firstByteMs.moduleOffload.toFixed(1)} / ${summary.bodyMBps.moduleOffload.toFixed(0)}, socket offload ${summary.firstByteMs.socketOffload.toFixed(1)} / ${summary.bodyMBps.socketOffload.toFixed(0)}`);
     const cc = summary.clientCpuSecondsPerGB;
     log(`client (${CLIENT} on CPU ${CLIENT_CPUS}) CPU per GB: alone ${cc.alone.toFixed(3)}, interference ${cc.interference.toFixed(3)}, module offload ${cc.moduleOffload.toFixed(3)}, socket offload ${cc.socketOffload.toFixed(3)} s/GB`);
 

@@ -1,13 +1,14 @@
 #!/usr/bin/env python3
 # bench/lib/splice-client.py: the benches' cheap HTTP/1.1 download client (driven by bench/lib/splice-client.ts).
 # One URL per line on stdin (http://IPv4:port/path), one JSON line per download on stdout:
-#   {"ok": true, "status": 200, "bytes": N, "seconds": S, "cpuSeconds": C}  or  {"ok": false, "error": "..."}
+#   {"ok": true, "status": 200, "bytes": N, "seconds": S, "firstSeconds": F, "cpuSeconds": C}  or  {"ok": false, "error": "..."}
 # Each download: connect, send `GET path HTTP/1.1` (Connection: close), read the status line and headers (peeked
 # 4 KiB at a time, and only the head consumed: a peek's copy of up to 4 KiB is the only body data that ever reaches
 # user space), require status 200, a Content-Length and no Transfer-Encoding, then move the body with splice(2)
 # socket -> pipe -> /dev/null: the payload is never copied to user space. The download fails when the body is
-# shorter or longer than Content-Length. seconds: connect to last body byte; cpuSeconds: this process's user +
-# system CPU (getrusage) over the download, its startup excluded.
+# shorter or longer than Content-Length. seconds: connect to last body byte; firstSeconds: connect to the first
+# body bytes moved (the server's time to start sending: its request handling, a handoff's set-up); cpuSeconds: this
+# process's user + system CPU (getrusage) over the download, its startup excluded.
 import fcntl
 import json
 import os
@@ -83,16 +84,20 @@ def body_length(status, headers):
 
 
 def splice_body(sock_fd, length, pipe_r, pipe_w, null_fd):
-    """Bytes moved socket -> pipe -> /dev/null, at most `length`; fewer when the server closed early."""
+    """(bytes moved socket -> pipe -> /dev/null, at most `length`: fewer when the server closed early; the monotonic
+    time the first splice returned, or None)."""
     left = length
+    first = None
     while left:
         n = os.splice(sock_fd, pipe_w, min(left, PIPE_BYTES), flags=os.SPLICE_F_MOVE | os.SPLICE_F_MORE)
+        if first is None:
+            first = time.monotonic()
         if n == 0:
             break
         left -= n
         while n:
             n -= os.splice(pipe_r, null_fd, n, flags=os.SPLICE_F_MOVE)
-    return length - left
+    return length - left, first
 
 
 def download(url, pipe_r, pipe_w, null_fd):
@@ -110,13 +115,15 @@ def download(url, pipe_r, pipe_w, null_fd):
                      'Accept: */*\r\nConnection: close\r\n\r\n'.encode('latin-1'))
         status, headers = parse_head(read_head(sock))
         length = body_length(status, headers)
-        got = splice_body(sock.fileno(), length, pipe_r, pipe_w, null_fd)
+        got, first = splice_body(sock.fileno(), length, pipe_r, pipe_w, null_fd)
         seconds = time.monotonic() - t0
+        first_seconds = (first if first is not None else time.monotonic()) - t0
         if got != length:
             raise Fail(f'body {got} bytes, Content-Length {length}')
         if sock.recv(1):  # Connection: close, so the server's FIN is next
             raise Fail(f'more body bytes than Content-Length {length}')
-        return {'ok': True, 'status': status, 'bytes': got, 'seconds': seconds, 'cpuSeconds': cpu_seconds() - c0}
+        return {'ok': True, 'status': status, 'bytes': got, 'seconds': seconds, 'firstSeconds': first_seconds,
+                'cpuSeconds': cpu_seconds() - c0}
     finally:
         sock.close()
 

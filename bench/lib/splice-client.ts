@@ -12,6 +12,8 @@ export interface SpliceDownload {
   status: number; bytes: number;
   /** Connect to the last body byte. */
   seconds: number;
+  /** Connect to the first body bytes (the server's time to start sending the body). */
+  firstSeconds: number;
   /** The client process's user + system CPU over this download (its start-up not included). */
   cpuSeconds: number;
 }
@@ -30,7 +32,8 @@ export class SpliceClient {
       if (!w) return;
       try {
         const r = JSON.parse(line) as { ok: boolean; error?: string } & SpliceDownload;
-        if (r.ok) w.resolve({ status: r.status, bytes: r.bytes, seconds: r.seconds, cpuSeconds: r.cpuSeconds });
+        const { status, bytes, seconds, firstSeconds, cpuSeconds } = r;
+        if (r.ok) w.resolve({ status, bytes, seconds, firstSeconds, cpuSeconds });
         else w.reject(new Error(`splice client: ${r.error}`));
       } catch { w.reject(new Error(`splice client: unreadable answer ${line.slice(0, 200)}`)); }
     });

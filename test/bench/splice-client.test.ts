@@ -49,6 +49,7 @@ test('splice client: exact Content-Length bodies pass, every mismatch and bad re
     assert.equal(ok.status, 200);
     assert.equal(ok.bytes, BIG);
     assert.ok(ok.seconds > 0 && ok.cpuSeconds >= 0);
+    assert.ok(ok.firstSeconds > 0 && ok.firstSeconds <= ok.seconds, `first body byte ${ok.firstSeconds} s within ${ok.seconds} s`);
     assert.match(requests[0]!, /^GET \/ok HTTP\/1\.1\r\nHost: 127\.0\.0\.1:\d+\r\n/);
     assert.match(requests[0]!, /\r\nConnection: close\r\n/);
     await assert.rejects(client.get(`${base}/short`), /body 500 bytes, Content-Length 1000/);
