@@ -15,6 +15,7 @@ import type { GuestView } from '../src/core/api.js';
 import { benchSession } from './lib/session.js';
 import { arg, benchLog } from './lib/args.js';
 import { resultPath } from './lib/results.js';
+import { pct } from './lib/measure.js';
 import { flooderArgv, type FloodResult } from '../test/helpers/channel-flooder.js';
 
 const SECONDS = arg('seconds', 15);
@@ -33,9 +34,6 @@ function get(socketPath: string, path: string): Promise<string> {
     req.end();
   });
 }
-
-const pct = (sorted: number[], p: number): number =>
-  sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))] ?? NaN;
 
 /** Daemon CPU seconds (utime + stime) from /proc. */
 function cpuSeconds(pid: number): number {

@@ -21,6 +21,7 @@ import { ChannelPeer, connectUnix, listenUnix } from '../src/os/channel/index.js
 import { ChannelServer } from '../src/host/channel/index.js';
 import { entryArgv, NODE_BIN } from '../src/os/self.js';
 import { resultPath } from './lib/results.js';
+import { pct } from './lib/measure.js';
 
 const argOf = (name: string, def: string): string => {
   const i = process.argv.indexOf(`--${name}`);
@@ -46,10 +47,6 @@ if (process.argv.includes('--serve')) {
   process.stdin.resume();
 } else {
   await main();
-}
-
-function pct(sorted: number[], p: number): number {
-  return sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))]!;
 }
 
 interface Latency { config: string; p50Us: number; p99Us: number; meanUs: number; samples: number }

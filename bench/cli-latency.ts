@@ -17,6 +17,7 @@ import { NODE_BIN, PACKAGE_ROOT } from '../src/os/self.js';
 import { hylics, stopDaemon, tempStateDir } from '../test/helpers/cli.js';
 import { arg, argStr, benchLog } from './lib/args.js';
 import { resultPath } from './lib/results.js';
+import { pct } from './lib/measure.js';
 
 /** The goal of issue #14 for `guest ls` and `status` against a running daemon. */
 const GOAL_MS = 150;
@@ -63,8 +64,6 @@ function timeOnce(argv: string[], env?: NodeJS.ProcessEnv): { wallMs: number; cp
 }
 
 const loadavg = (): string => readFileSync('/proc/loadavg', 'utf8').trim();
-const pct = (sorted: number[], p: number): number =>
-  sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))]!;
 
 if (process.getuid?.() !== 0) { console.error('cli-latency needs root (it starts hylicsd)'); process.exit(1); }
 const checkouts: Array<{ label: string; root: string }> = [{ label: 'this checkout', root: PACKAGE_ROOT }];

@@ -1,6 +1,10 @@
 // Small measurement helpers shared by the benchmarks that run real guests.
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
 
+/** The p-quantile (0..1) of an ascending array: the element at floor(p * n), NaN for none. */
+export const pct = (sorted: readonly number[], p: number): number =>
+  sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))] ?? NaN;
+
 export const median = (xs: number[]): number => {
   const s = [...xs].sort((a, b) => a - b);
   const m = s.length >> 1;
