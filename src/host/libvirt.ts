@@ -7,7 +7,7 @@
 import type { DriverContext, DriverState } from './drivers/types.js';
 import { defaultAgentArgv, kernelCmdline, microvmPaths, type MicrovmState } from './drivers/microvm.js';
 import { CHANNEL_PORT, HOSTROOT_TAG, SHARE_TAG } from '../os/image/init.js';
-import { guestMac, memoryMiB } from '../os/qemu.js';
+import { guestMac, memoryMiB, VIRTIOFS_QUEUE_SIZE } from '../os/qemu.js';
 import { VIRTIOFSD } from '../os/virtiofsd.js';
 import { join } from 'node:path';
 
@@ -68,7 +68,7 @@ export function renderLibvirtXml(ctx: DriverContext, state?: DriverState, opts: 
     "      <target dev='vda' bus='virtio'/>",
     '    </disk>',
     "    <filesystem type='mount' accessmode='passthrough'>",
-    "      <driver type='virtiofs' queue='1024'/>",
+    `      <driver type='virtiofs' queue='${VIRTIOFS_QUEUE_SIZE}'/>`,
     `      <binary path='${esc(VIRTIOFSD)}' xattr='off'>`,
     `        <cache mode='${shareCache}'/>`,
     "        <sandbox mode='namespace'/>",
@@ -78,7 +78,7 @@ export function renderLibvirtXml(ctx: DriverContext, state?: DriverState, opts: 
     '    </filesystem>',
     '    <!-- the read-only host-root view for the agent: start it as the microvm driver does (src/os/virtiofsd.ts) -->',
     "    <filesystem type='mount'>",
-    "      <driver type='virtiofs' queue='1024'/>",
+    `      <driver type='virtiofs' queue='${VIRTIOFS_QUEUE_SIZE}'/>`,
     `      <source socket='${esc(p.fsRoot)}'/>`,
     `      <target dir='${HOSTROOT_TAG}'/>`,
     '    </filesystem>',

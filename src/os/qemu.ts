@@ -12,6 +12,9 @@ import { onLines } from './lines.js';
 import { MiB } from '../core/units.js';
 import { KeyedSerial } from '../core/serial.js';
 
+/** Descriptors in the share's virtio-fs request queue (QEMU's queue-size, libvirt's queue). */
+export const VIRTIOFS_QUEUE_SIZE = 1024;
+
 export const QEMU = process.env.HYLICS_QEMU ?? 'qemu-system-x86_64';
 export type Accel = 'kvm' | 'tcg';
 
@@ -75,7 +78,7 @@ export function qemuArgs(c: QemuConfig): string[] {
     '-chardev', `socket,id=sh0,path=${c.shellSocket},server=on,wait=off`,
     '-device', `virtserialport,bus=vser0.0,chardev=sh0,name=${SHELL_PORT}`,
     '-chardev', `socket,id=fs0,path=${c.shareSocket}`,
-    '-device', `vhost-user-fs-pci,chardev=fs0,tag=${SHARE_TAG},queue-size=1024`,
+    '-device', `vhost-user-fs-pci,chardev=fs0,tag=${SHARE_TAG},queue-size=${VIRTIOFS_QUEUE_SIZE}`,
   ];
   if (c.hostRootSocket) a.push('-chardev', `socket,id=fs1,path=${c.hostRootSocket}`, '-device', `vhost-user-fs-pci,chardev=fs1,tag=${HOSTROOT_TAG}`);
   if (c.disk) {
