@@ -9,6 +9,7 @@ import type { TaskEventT, TaskReportParamsT } from '../core/protocol/index.js';
 import { ChannelServer, type BudgetStats, type ChannelServerOptions, type GuestChannelInfo } from './channel/index.js';
 import type { ChannelEndpoint } from './drivers/types.js';
 import { HOST_OFFLOAD_SOCKET } from '../core/protocol/index.js';
+import type { HandlerContext } from '../os/channel/index.js';
 import type { ChannelBackend } from './backends.js';
 
 export interface HostChannelBackend extends ChannelBackend {
@@ -147,9 +148,9 @@ export function createChannelBackend(log: Logger, opts: ChannelBackendOptions = 
     },
     setShareInfo: (fn) => { shareInfo = fn; },
     handle: (op, fn, o) => {
-      server.handle(op, (guest: string, params: unknown) => fn(guest, params));
+      server.handle(op, (guest: string, params: unknown, ctx: HandlerContext) => fn(guest, params, ctx.signal));
       if (o?.direct) {
-        direct.handle(op, (guest: string, params: unknown) => fn(guest, params));
+        direct.handle(op, (guest: string, params: unknown, ctx: HandlerContext) => fn(guest, params, ctx.signal));
         if (!directOps.includes(op)) directOps.push(op);
       }
     },

@@ -71,7 +71,7 @@ export function wireGuestOps(deps: GuestOpsDeps): void {
   const offloadChannels: Pick<ChannelBackend, 'handle' | 'onConnection'> = {
     onConnection: (fn) => channels.onConnection(fn),
     handle: (op, fn) =>
-      channels.handle(op, async (guest, p) => {
+      channels.handle(op, async (guest, p, signal) => {
         if (HANDOFF_STARTS.has(op) && !handoffs.take(guest)) {
           throw new HylicsError(
             'HYLICS_ERR_CHANNEL_BUSY',
@@ -79,7 +79,7 @@ export function wireGuestOps(deps: GuestOpsDeps): void {
             { guest },
           );
         }
-        return fn(guest, p);
+        return fn(guest, p, signal);
       }, { direct: true }),
   };
   deps.socketOffload?.wire(offloadChannels, deps.offloadInfo);

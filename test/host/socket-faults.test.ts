@@ -7,6 +7,8 @@
 //   - the client resets mid-send (killed), or vanishes (its packets dropped, then killed): the app gets PEER_CLOSED;
 //   - the daemon is killed during a send: the app gets a clear error, the client a truncated body ended by FIN;
 //     the restarted daemon removes the steering the dead one left, and the next handoff works;
+//   - the app is killed during a send (its connection to hylicsd's direct offload socket closes): the host finishes
+//     the send (byte-exact, the range's tail too) and the connection (FIN), nothing left;
 //   - the guest is killed during a send: the host finishes the send (byte-exact) and the connection (FIN).
 // No RST from the guest's address reaches the client in any of them.
 import { test } from 'node:test';
@@ -45,6 +47,7 @@ test('socket offload faults: refusals, no capability, client reset/vanished, dae
   const PORT = 8080; // --offload socket
   const PORT_NOCAP = 8081; // --offload socket, CAP_NET_ADMIN dropped
   const PORT_NOADDON = 8082; // --offload socket, HYLICS_NATIVE=0
+  const PORT_KILL = 8083; // --offload socket, the app killed mid-handoff (its pid in fs-kill.pid)
   process.env.HYLICS_OFFLOAD_SOCKET_MAX_BYTES = String(MAX_BYTES);
   let daemon: ChildProcess | undefined = await startDaemon(dir);
   delete process.env.HYLICS_OFFLOAD_SOCKET_MAX_BYTES;
@@ -74,6 +77,7 @@ test('socket offload faults: refusals, no capability, client reset/vanished, dae
       fileServerLine(PORT, 'fs.log'),
       fileServerLine(PORT_NOCAP, 'fs-nocap.log', { prefix: 'capsh --drop=cap_net_admin -- -c \'exec "$0" "$@"\' ' }),
       fileServerLine(PORT_NOADDON, 'fs-noaddon.log', { prefix: 'HYLICS_NATIVE=0 ' }),
+      fileServerLine(PORT_KILL, 'fs-kill.log'), 'echo $! > /run/hylics/fs-kill.pid',
     ].join(' ')]));
     assert.equal(ex.code, 0, ex.stderr);
   };
@@ -81,7 +85,7 @@ test('socket offload faults: refusals, no capability, client reset/vanished, dae
   const serverLog = (name: string): Promise<string> => readFile(join(dir, 'guests', g, 'run', name), 'utf8').catch(() => '');
   const base = (port = PORT): string => `http://${addr}:${port}`;
   const inW = w.exec;
-  for (const port of [PORT, PORT_NOCAP, PORT_NOADDON]) {
+  for (const port of [PORT, PORT_NOCAP, PORT_NOADDON, PORT_KILL]) {
     for (let i = 0; ; i++) {
       const r = await inW('curl', ['-sf', '-o', '/dev/null', `${base(port)}/1m`], 5000);
       if (r.code === 0) break;
@@ -112,9 +116,11 @@ test('socket offload faults: refusals, no capability, client reset/vanished, dae
   /** Starts a slow download in the client namespace and resolves once the host is sending it (flow steered). */
   const slowDownload = async (
     path: string,
+    port = PORT,
   ): Promise<{ p: ChildProcess; done: Promise<{ code: number | null; body: Buffer }> }> => {
     await put(path.slice(1));
-    const p = spawn('ip', ['netns', 'exec', w.name, 'curl', '-s', '--limit-rate', SLOW_RATE, `${base()}${path}`], {
+    // -m: a client left waiting (for a last byte nobody sends) fails the subtest instead of hanging it
+    const p = spawn('ip', ['netns', 'exec', w.name, 'curl', '-s', '-m', '180', '--limit-rate', SLOW_RATE, `${base(port)}${path}`], {
       stdio: ['ignore', 'pipe', 'ignore'],
     });
     const chunks: Buffer[] = [];
@@ -208,6 +214,18 @@ test('socket offload faults: refusals, no capability, client reset/vanished, dae
     assert.equal(sha(ok.stdout), sha(fresh));
     assert.ok((await stats()).handoffs >= 1, 'handoffs again after the restart');
     await nothingLeft('daemon killed');
+  });
+
+  await t.test('the app killed during a send (its direct offload connection closes): the host finishes it byte-exact with FIN, nothing left', async () => {
+    // before: the host handed the connection back to nobody (the flow held in `back`, the range's last byte never
+    // sent): the client waited until its timeout, the steering stayed until the return timeout (30 s)
+    const { done } = await slowDownload('/64m', PORT_KILL);
+    const k = await hylics(withOpts(['guest', 'exec', g, '--', 'sh', '-c', 'kill -9 "$(cat /run/hylics/fs-kill.pid)"']));
+    assert.equal(k.code, 0, k.stderr);
+    const r = await done;
+    assert.equal(r.code, 0, `the client got the whole body (curl exit ${r.code}, ${r.body.length} bytes)`);
+    assert.equal(sha(r.body), sha(files['64m']!), 'byte-exact');
+    await nothingLeft('app killed');
   });
 
   await t.test('guest killed during a send: the host finishes it byte-exact and closes with FIN', async () => {

@@ -99,6 +99,8 @@ interface Handoff {
   /** A quick hand-back's state: the host's copy is closed at once, this is kept to finish the connection if the
    *  guest cannot restore it (release with finish). */
   handedBack?: TcpStateT;
+  /** Range bytes the host sent before a hand-back (the rest, the tail, is the guest's to send). */
+  sent?: number;
   timer?: NodeJS.Timeout;
   t0: number;
 }
@@ -190,7 +192,7 @@ export class SocketOffload {
   wire(channels: Pick<ChannelBackend, 'handle' | 'onConnection'>, info: (guest: string) => GuestOffloadInfo): void {
     this.guestInfo = info;
     channels.handle('offload.socket.begin', (guest, p) => this.begin(guest, p as OffloadBeginParamsT));
-    channels.handle('offload.socket.handoff', (guest, p) => this.handoff(guest, p as OffloadHandoffParamsT));
+    channels.handle('offload.socket.handoff', (guest, p, signal) => this.handoff(guest, p as OffloadHandoffParamsT, signal));
     channels.handle('offload.socket.send', (guest, p) => this.send(guest, p as { handoff: string; state: TcpStateT }));
     channels.handle('offload.socket.release', (guest, p) => this.release(guest, (p as { handoff: string }).handoff, (p as { finish?: boolean }).finish === true));
     channels.handle('offload.socket.fallback', async (guest, p) => ({ counted: this.fallback(guest, (p as { reason: FallbackReason }).reason) }));
@@ -272,7 +274,7 @@ export class SocketOffload {
    * begin + send in one round trip (offload.socket.handoff): the guest already froze the connection behind its
    * drop filter, so no packet reaches its socket and the host holds nothing; the flow goes straight to `steer`.
    */
-  async handoff(guest: string, p: OffloadHandoffParamsT): Promise<OffloadHandoffResultT> {
+  async handoff(guest: string, p: OffloadHandoffParamsT, signal?: AbortSignal): Promise<OffloadHandoffResultT> {
     const { state, holdUntilRelease, ...begin } = p;
     const { h } = this.open(guest, begin);
     // checked before the handoff is registered: a refusal thrown from transfer() left it in flight for good (no hold
@@ -288,8 +290,19 @@ export class SocketOffload {
     }
     try { await this.table(guest); } catch (e) { closeSync(h.fileFd); throw e; }
     this.handoffs.set(this.key(guest, h.id), h);
-    const r = await this.transfer(h, state);
-    return { ...r, handoff: h.id, count: h.count };
+    // the caller can no longer take the connection back (its app died or closed its connection to us mid-handoff,
+    // or its deadline passed): the host finishes the connection itself, as for a guest whose channel closed
+    const abandon = (): void => this.abandoned(h, signal?.reason);
+    if (signal?.aborted) abandon(); else signal?.addEventListener('abort', abandon, { once: true });
+    try {
+      const r = await this.transfer(h, state);
+      // abandoned while the hand-back was under way (after the last check in transfer): nobody restores the state
+      // it produced; the host restores its kept copy and finishes (the tail too)
+      if (h.orphan && r.outcome === 'returned' && h.phase === 'returned') void this.finishFrozen(h);
+      return { ...r, handoff: h.id, count: h.count };
+    } finally {
+      signal?.removeEventListener('abort', abandon);
+    }
   }
 
   /**
@@ -395,18 +408,21 @@ export class SocketOffload {
       return { bytes, outcome: 'peer-gone', reason: `${err.code}: ${err.message}` };
     }
     const t1 = performance.now();
-    if (h.mode === 'terminal' || h.orphan) {
+    const finishHere = async (): Promise<OffloadSendResultT> => {
       if (bytes === count && count < h.count) {
         // orphaned during a return-mode send: nobody takes the connection back, so the tail goes from here too
-        bytes += await sendfileFd(h.hostFd, h.fileFd, h.offset + bytes, h.count - count, STALL_MS).catch(() => 0);
+        bytes += await sendfileFd(h.hostFd!, h.fileFd, h.offset + bytes, h.count - count, STALL_MS).catch(() => 0);
       }
       this.account(c, guest, bytes, overheadMs);
       await this.finish(h);
       return { bytes, outcome: 'finished' };
-    }
+    };
+    if (h.mode === 'terminal' || h.orphan) return finishHere();
     // hand back: everything transmitted and acknowledged (quick: at most HANDBACK_MAX_UNACKED not yet), then
     // freeze and dump
     const drained = await this.drain(h.hostFd, h.held ? HANDBACK_MAX_UNACKED_HELD : h.quick ? HANDBACK_MAX_UNACKED : 0);
+    if (drained === 'ok' && h.orphan) return finishHere(); // abandoned during the drain
+    h.sent = bytes;
     if (drained !== 'ok') {
       this.account(c, guest, bytes, overheadMs);
       if (drained === 'closing') { await this.finish(h); return { bytes, outcome: 'finished', reason: 'the client closed its side' }; }
@@ -530,6 +546,9 @@ export class SocketOffload {
         setRepair(h.hostFd, false);
         await this.move(h.guest, h.flow, 'steer');
       }
+      // a return-mode hand-back left the range's tail to the guest, which will not send it now
+      const tail = h.count - (h.sent ?? h.count);
+      if (tail > 0) h.sent! += await sendfileFd(h.hostFd, h.fileFd, h.offset + h.sent!, tail, STALL_MS).catch(() => 0);
     } catch (e) {
       this.opts.log.error({ guest: h.guest, handoff: h.id, err: String(e) }, 'socket offload: could not thaw a handed-back connection');
     }
@@ -586,6 +605,19 @@ export class SocketOffload {
     this.opts.log.warn({ guest: h.guest, handoff: h.id }, 'socket offload: the guest never sent the state; hold dropped');
     this.done(h);
     await this.move(h.guest, h.flow, null).catch(() => undefined);
+  }
+
+  /**
+   * The requester of a handoff in flight can no longer get its answer (its connection to us closed: the app died
+   * or closed it; or its deadline passed, after which the guest library drops its frozen socket): mark it orphan,
+   * so its send finishes the connection here (the range's tail too, FIN, the silent close and the linger of
+   * terminal mode) instead of handing it back to nobody (the flow then sat in `back`, the client waiting for the
+   * last byte until RETURN_TIMEOUT_MS).
+   */
+  private abandoned(h: Handoff, reason: unknown): void {
+    if (h.phase === 'done' || h.orphan) return;
+    h.orphan = true;
+    this.opts.log.info({ guest: h.guest, handoff: h.id, phase: h.phase, reason: reason instanceof Error ? reason.message : String(reason) }, 'socket offload: the requester went away mid-handoff; the host finishes the connection');
   }
 
   /** The guest restored its socket (returned) or gave up (held): drop the host's copy and the hold. */
