@@ -30,7 +30,7 @@ import { hasPidAndNetNamespaces, isProcessAlive, processStartTime, signal } from
 import { ensureBaseImage, mountRootfs, rootfsPaths, umountRootfs } from '../../os/rootfs.js';
 import { CONTAINER_INIT_SCRIPT, GUEST_DISK_TIER_DIR, GUEST_RUN_DIR, GUEST_SHARE_DIR, launchSandbox } from '../../os/sandbox-launch.js';
 import { entryArgv, NODE_BIN, PACKAGE_ROOT } from '../../os/self.js';
-import type { ChannelEndpoint, DriverContext, DriverState, GuestDriver } from './types.js';
+import type { ChannelEndpoint, DriverContext, DriverState, GuestDriver, GuestPaths } from './types.js';
 
 export const CHANNEL_SOCKET = 'channel.sock';
 /** Tasks (processes + threads) a sandbox guest may have: room for real work, not for a fork bomb. */
@@ -38,6 +38,15 @@ export const SANDBOX_PIDS_MAX = 4096;
 export const AGENT_APP_SOCKET = 'agent.sock';
 /** The guest's disk tier on the host: <guest dir>/disk-tier, kept across stops, removed with the guest. */
 export const DISK_TIER_DIR = 'disk-tier';
+
+/** The guest's run dir, disk tier and logs on the host (both isolations); returns the disk tier's path. */
+async function makeGuestDirs(paths: GuestPaths): Promise<string> {
+  await mkdir(paths.run, { recursive: true, mode: 0o755 });
+  const diskTier = join(paths.dir, DISK_TIER_DIR);
+  await mkdir(diskTier, { recursive: true, mode: 0o700 });
+  await mkdir(paths.logs, { recursive: true, mode: 0o750 });
+  return diskTier;
+}
 
 /** What a sandbox guest's DriverState holds (persisted by the daemon as JSON). */
 export interface SandboxState extends DriverState {
@@ -245,10 +254,7 @@ export class SandboxDriver implements GuestDriver {
       // mount points for the host dirs bound read-only (a node under /var/cache, a checkout under /tmp): made here,
       // as host root in the writable layer; crun inside the user namespace may not create them in the base
       for (const d of await readOnlyHostDirs()) await mkdir(join(rootfs.root, d), { recursive: true, mode: 0o755 });
-      await mkdir(paths.run, { recursive: true, mode: 0o755 });
-      const diskTier = join(paths.dir, DISK_TIER_DIR);
-      await mkdir(diskTier, { recursive: true, mode: 0o700 });
-      await mkdir(paths.logs, { recursive: true, mode: 0o750 });
+      const diskTier = await makeGuestDirs(paths);
       const bundle = join(paths.dir, 'bundle');
       await mkdir(bundle, { recursive: true, mode: 0o700 });
       const config = containerConfig({
@@ -342,10 +348,7 @@ export class SandboxDriver implements GuestDriver {
       await mkdir(GUEST_SHARE_DIR, { recursive: true, mode: 0o755 });
       await mkdir(GUEST_RUN_DIR, { recursive: true, mode: 0o755 });
       await mkdir(GUEST_DISK_TIER_DIR, { recursive: true, mode: 0o700 });
-      await mkdir(paths.run, { recursive: true, mode: 0o755 });
-      const diskTier = join(paths.dir, DISK_TIER_DIR);
-      await mkdir(diskTier, { recursive: true, mode: 0o700 });
-      await mkdir(paths.logs, { recursive: true, mode: 0o750 });
+      const diskTier = await makeGuestDirs(paths);
       const logFile = join(paths.logs, 'sandbox.log');
       const procs = await launchSandbox({
         name: spec.name,
