@@ -142,6 +142,8 @@ function wrk(url: string): WrkResult {
 interface Server {
   name: string;
   pids: () => number[];
+  /** The module's: CPU seconds hylicsd (here, this process) spent so far reading its engine's access log. */
+  daemonCpu?: () => number;
   base: string;
   stop: () => Promise<void>;
   memoryBytes: () => Promise<number>;
@@ -193,6 +195,7 @@ async function startModule(share: string, name: string, disableSymlinks: boolean
   return {
     name,
     pids,
+    daemonCpu: () => manager.accessLogCpuSeconds(guest),
     base,
     stop: () => manager.close(),
     memoryBytes: async () =>
@@ -217,6 +220,8 @@ interface Row {
   p99Ms: number;
   cpuSec: number;
   cpuSecPerGB: number;
+  /** Of cpuSecPerGB: hylicsd reading the module's access log (0 for lighttpd, which logs nothing). */
+  daemonCpuSecPerGB: number;
   /** Server + wrk CPU per GB (see runWrk). */
   totalCpuSecPerGB: number;
   errors: number;
@@ -236,6 +241,8 @@ function wrkConns(url: string, connections: number): WrkResult {
 }
 
 const IDLE = 10_000;
+/** After a module's cell: nginx flushes its access log within 1 s, the manager reads it once a second. */
+const LOG_SETTLE_MS = 2200;
 const KEEPALIVE_CLIENTS = 1000;
 
 /** Open `n` connections that each make one request and then stay open idle (keep-alive); resolves with them. */
@@ -361,19 +368,29 @@ async function main(): Promise<void> {
       // rounds with the order rotated, so a noisy neighbour on this shared host hits every server alike
       const acc = new Map<
         string,
-        { rps: number[]; p50: number[]; p99: number[]; cpu: number; clientCpu: number; bytes: number; errors: number }
+        {
+          rps: number[]; p50: number[]; p99: number[]; cpu: number; daemonCpu: number; clientCpu: number; bytes: number;
+          errors: number;
+        }
       >();
       for (let round = 0; round < ROUNDS; round++) {
         for (let k = 0; k < servers.length; k++) {
           const s = servers[(k + round) % servers.length]!;
           const c0 = cpuOf(s);
+          const d0 = s.daemonCpu?.() ?? 0;
           const w = wrk(`${s.base}/${f.name}`);
           const cpu = cpuOf(s) - c0;
-          const a = acc.get(s.name) ?? { rps: [], p50: [], p99: [], cpu: 0, clientCpu: 0, bytes: 0, errors: 0 };
+          // this process's event loop was blocked while wrk ran: let nginx flush its log buffer (flush=1s) and the
+          // manager read it (once a second) before taking hylicsd's share of this cell
+          if (s.daemonCpu) await new Promise((r) => setTimeout(r, LOG_SETTLE_MS));
+          const daemon = (s.daemonCpu?.() ?? 0) - d0;
+          const a = acc.get(s.name)
+            ?? { rps: [], p50: [], p99: [], cpu: 0, daemonCpu: 0, clientCpu: 0, bytes: 0, errors: 0 };
           a.rps.push(w.rps);
           a.p50.push(w.p50Ms);
           a.p99.push(w.p99Ms);
-          a.cpu += cpu;
+          a.cpu += cpu + daemon;
+          a.daemonCpu += daemon;
           a.clientCpu += w.clientCpuSec;
           a.bytes += w.requests * f.size;
           a.errors += w.errors;
@@ -393,11 +410,12 @@ async function main(): Promise<void> {
           p99Ms: mean(a.p99),
           cpuSec: a.cpu,
           cpuSecPerGB: a.bytes > 0 ? a.cpu / (a.bytes / 1e9) : NaN,
+          daemonCpuSecPerGB: a.bytes > 0 ? a.daemonCpu / (a.bytes / 1e9) : NaN,
           totalCpuSecPerGB: a.bytes > 0 ? (a.cpu + a.clientCpu) / (a.bytes / 1e9) : NaN,
           errors: a.errors,
         };
         rows.push(row);
-        log(`${f.label.padEnd(7)} ${s.name.padEnd(31)} ${row.rps.toFixed(0).padStart(7)} req/s ${row.MBps.toFixed(0).padStart(6)} MB/s  p50 ${row.p50Ms.toFixed(2)} ms  p99 ${row.p99Ms.toFixed(2)} ms  ${row.cpuSecPerGB.toFixed(3)} CPU s/GB (+wrk ${row.totalCpuSecPerGB.toFixed(3)})${a.errors ? `  errors ${a.errors}` : ''}`);
+        log(`${f.label.padEnd(7)} ${s.name.padEnd(31)} ${row.rps.toFixed(0).padStart(7)} req/s ${row.MBps.toFixed(0).padStart(6)} MB/s  p50 ${row.p50Ms.toFixed(2)} ms  p99 ${row.p99Ms.toFixed(2)} ms  ${row.cpuSecPerGB.toFixed(3)} CPU s/GB (+wrk ${row.totalCpuSecPerGB.toFixed(3)}${s.daemonCpu ? `; hylicsd's log reading ${row.daemonCpuSecPerGB.toFixed(3)} of it` : ''})${a.errors ? `  errors ${a.errors}` : ''}`);
       }
     }
     const ratios = FILES.map((f) => {
@@ -439,7 +457,7 @@ async function main(): Promise<void> {
       tcpCongestionControl: tcpCongestionControl(), ...(IN_NETNS ? { netns: MODULE_CC ? 'own (--module-congctl)' : 'own (--cc)' } : {}),
       ...(MODULE_CC ? { moduleCongctl: { name: MODULE_CC, seenOnAcceptedSocket: congctlSeen, server: THIRD, address: CC_ADDR, rule: `from ${CC_ADDR} lookup ${CC_TABLE} (pref 100, before the local table moved to pref 200)`, route: `local 127.0.0.0/8 dev lo congctl ${MODULE_CC} table ${CC_TABLE}` } } : {}),
       command: `npm run bench -- http-delivery ${process.argv.slice(2).join(' ')}`.trim(),
-      note: 'wrk -t1 on loopback against servers on the same host (wrk pinned to CPU 0, servers to CPU 1 unless --no-pin); CPU = utime+stime of the server processes (lighttpd; nginx master + worker) during the run; totalCpuSecPerGB adds wrk\'s own CPU (loopback receive work is billed to whichever side is on the CPU). The module writes its access log (its counters), lighttpd none. No RAPL here: energy only as CPU time.',
+      note: 'wrk -t1 on loopback against servers on the same host (wrk pinned to CPU 0, servers to CPU 1 unless --no-pin); CPU = utime+stime of the server processes (lighttpd; nginx master + worker) during the run, for the module plus hylicsd\'s CPU reading its access log (daemonCpuSecPerGB, part of cpuSecPerGB); totalCpuSecPerGB adds wrk\'s own CPU (loopback receive work is billed to whichever side is on the CPU). The module writes its access log (its counters), lighttpd none. No RAPL here: energy only as CPU time.',
       rows, ratios, goalsMet: target, scale,
     };
     const outDir = RESULTS_DIR;

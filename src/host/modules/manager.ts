@@ -129,6 +129,8 @@ export class ModuleManager extends EventEmitter<ModuleManagerEvents> {
   private readonly log: (msg: string) => void;
   private readonly timer: NodeJS.Timeout;
   private lastTick = Date.now();
+  /** CPU seconds this process spent reading each guest's access logs into counters (see accessLogCpuSeconds). */
+  private readonly logCpuSec = new Map<string, number>();
   private closed = false;
   readonly registry: Registry;
   private readonly m: {
@@ -350,6 +352,7 @@ export class ModuleManager extends EventEmitter<ModuleManagerEvents> {
       for (const m of mods) this.emit('event', { type: 'stopped', guest: guestName, id: m.info.id });
     });
     this.guests.delete(guestName);
+    this.logCpuSec.delete(guestName);
   }
 
   /**
@@ -419,6 +422,15 @@ export class ModuleManager extends EventEmitter<ModuleManagerEvents> {
   /** What the guest's gate worker uses: { loaded, open: 'openat2'|'js-walk', ... } (after a stream module started). */
   workerNative(guestName: string): unknown {
     return this.guests.get(guestName)?.gateNative;
+  }
+
+  /**
+   * CPU seconds hylicsd has spent reading this guest's access logs and turning them into stats (process-wide
+   * user + system time across each read, once a second): the daemon's own per-request cost of the counters, which
+   * the engine's CPU does not include (bench http-delivery adds it to the module's).
+   */
+  accessLogCpuSeconds(guestName: string): number {
+    return this.logCpuSec.get(guestName) ?? 0;
   }
 
   /** Host pid of the guest's nginx master (tests kill it to prove the restart). */
@@ -844,6 +856,17 @@ export class ModuleManager extends EventEmitter<ModuleManagerEvents> {
   }
 
   private flushStats(st: GuestState, mod: Mod, intervalMs: number): void {
+    const c0 = process.cpuUsage();
+    try {
+      this.flushStatsOf(st, mod, intervalMs);
+    } finally {
+      const c = process.cpuUsage(c0);
+      const g = st.guest.name;
+      this.logCpuSec.set(g, (this.logCpuSec.get(g) ?? 0) + (c.user + c.system) / 1e6);
+    }
+  }
+
+  private flushStatsOf(st: GuestState, mod: Mod, intervalMs: number): void {
     let t: AccessTotals;
     try {
       t = mod.log.drain();

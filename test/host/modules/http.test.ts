@@ -305,6 +305,9 @@ test('events and metrics report requests, bytes, errors, latency', { skip }, asy
   assert.match(metrics, new RegExp(`hylics_module_bytes_sent_total\\{guest="${fx.guest.name}",module="${mod.id}",kind="http"\\} \\d+`));
   assert.match(metrics, /hylics_module_requests_total/);
   assert.match(metrics, /hylics_module_errors_total/);
+  // hylicsd's own cost of these counters (reading the access log), which bench http-delivery adds to the module's
+  assert.ok(fx.manager.accessLogCpuSeconds(fx.guest.name) > 0, 'CPU spent reading the access log is accounted');
+  assert.equal(fx.manager.accessLogCpuSeconds('no-such-guest'), 0);
 });
 
 test('a worker killed mid-download is restarted, the guest told, and the download resumes byte-exact', { skip }, async () => {
