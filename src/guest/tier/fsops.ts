@@ -15,7 +15,7 @@ const COPY_CHUNK_BYTES = 1024 * 1024;
 
 /** Test points of a move, in order (tests kill the process at each one); 'put-placed' is a put's, after its new
  * file has its name and before the other tier's copy it replaced is removed. */
-export type MoveStep = 'tmp-partial' | 'copied' | 'checked' | 'renamed' | 'unlinking' | 'aside' | 'unlinked' | 'put-placed';
+export type MoveStep = 'begin' | 'tmp-partial' | 'copied' | 'checked' | 'renamed' | 'unlinking' | 'aside' | 'unlinked' | 'put-placed';
 export type MoveHook = (step: MoveStep, info: { src: string; dst: string; tmp: string }) => void | Promise<void>;
 
 export type MoveOutcome = 'moved' | 'kept' | 'changed' | 'exists' | 'gone' | 'aborted';
@@ -62,6 +62,55 @@ export async function ensureDirs(root: string, parts: string[], name: string): P
     }
   }
   return cur;
+}
+
+/** A directory held open, named through /proc/self/fd: paths below `path` act on that directory whatever its name
+ * or its parents became since it was opened (a link put in its place later is never followed). */
+export interface PinnedDir {
+  path: string;
+  close: () => Promise<void>;
+}
+
+const PROC_FD = '/proc/self/fd';
+let procFdWorks: boolean | undefined;
+
+/**
+ * Open `root`/`parts` one component at a time, each with O_DIRECTORY | O_NOFOLLOW relative to the one before
+ * (through /proc/self/fd/N), creating missing ones when `create`: a symlink or non-directory on the way ->
+ * TIER_SYMLINK, a missing one -> ENOENT. Without /proc (never in a Hylics guest) the plain path is returned after
+ * the lstat walk of ensureDirs, as before.
+ */
+export async function pinDir(root: string, parts: string[], name: string, create: boolean): Promise<PinnedDir> {
+  procFdWorks ??= await lstat(PROC_FD).then((st) => st.isDirectory(), () => false);
+  if (!procFdWorks) {
+    const path = create ? await ensureDirs(root, parts, name) : join(root, ...parts);
+    return { path, close: async () => {} };
+  }
+  let fh = await open(root, C.O_RDONLY | C.O_DIRECTORY);
+  try {
+    let shown = root;
+    for (const p of parts) {
+      shown = join(shown, p);
+      const at = `${PROC_FD}/${fh.fd}/${p}`;
+      if (create) {
+        try { await mkdir(at, { mode: 0o755 }); } catch (e) { if (errno(e) !== 'EEXIST') throw e; }
+      }
+      let next: import('node:fs/promises').FileHandle;
+      try {
+        next = await open(at, C.O_RDONLY | C.O_DIRECTORY | C.O_NOFOLLOW);
+      } catch (e) {
+        if (errno(e) === 'ELOOP' || errno(e) === 'ENOTDIR') throw symlinkError(name, shown);
+        throw e;
+      }
+      await fh.close();
+      fh = next;
+    }
+  } catch (e) {
+    await fh.close().catch(() => {});
+    throw e;
+  }
+  const held = fh;
+  return { path: `${PROC_FD}/${held.fd}`, close: () => held.close() };
 }
 
 export function symlinkError(name: string, at: string): HylicsError {
@@ -153,6 +202,7 @@ export async function moveFile(
     onSourceStat?: (st: BigIntStats) => void;
   } = {},
 ): Promise<MoveOutcome> {
+  await opts.hook?.('begin', { src, dst, tmp: '' });
   const st0 = await lstatOrUndefined(src);
   if (!st0) return 'gone';
   if (!st0.isFile()) throw new HylicsError('HYLICS_ERR_TIER_SYMLINK', `${src} is not a regular file`, { path: src });

@@ -24,7 +24,7 @@ import { DEFAULT_TIER_IDLE_MS, DEFAULT_TIER_PROMOTE, type TierPromoteMode } from
 import type { TierShrinkResultT, TierStatsResultT } from '../../core/protocol/index.js';
 import { openFilesUnder, type OpenFileUse } from '../../os/open-files.js';
 import { processTagAlive } from '../../os/proc.js';
-import { closeMtime, copyToTemp, ensureDirs, finishMove, fsyncDir, giveBack, lstatOrUndefined, moveFile, openSource, ownEntry, removeIfSame, sameContentStat, symlinkError, tmpName, type MoveHook } from './fsops.js';
+import { closeMtime, copyToTemp, ensureDirs, finishMove, fsyncDir, giveBack, lstatOrUndefined, moveFile, openSource, ownEntry, pinDir, removeIfSame, sameContentStat, symlinkError, tmpName, type MoveHook, type MoveOutcome, type PinnedDir } from './fsops.js';
 import { isReserved, tierName } from './names.js';
 
 export type Tier = 'memory' | 'disk';
@@ -578,18 +578,44 @@ export class TierStore {
     extra: { aborted?: () => boolean } = {},
   ): Promise<'moved' | 'skipped'> {
     const parts = tierName(name);
+    const dirs = parts.slice(0, -1);
+    const base = parts[parts.length - 1]!;
     const src = join(this.dir(from), ...parts);
-    await ensureDirs(this.dir(to), parts.slice(0, -1), name);
     const dst = join(this.dir(to), ...parts);
+    // both directories held open and acted in through /proc/self/fd (pinDir): an app that swaps a directory of
+    // the share for a symlink after these checks cannot make the agent create, rename or remove anything elsewhere
+    let srcDir: PinnedDir;
+    try {
+      srcDir = await pinDir(this.dir(from), dirs, name, false);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return 'skipped'; // gone meanwhile
+      throw e;
+    }
     let st0: BigIntStats | undefined;
-    const r = await moveFile(src, dst, {
-      hook: this.hook,
-      stillMovable: async () => !(await writersNow()),
-      ...(extra.aborted ? { aborted: extra.aborted } : {}),
-      // asked once the copy is in place, not before the copy: a lookup may hand the disk path out during it
-      keepSource: () => from === 'disk' && this.handedOutOnDisk(name),
-      onSourceStat: (st) => { st0 = st; },
-    });
+    let r: MoveOutcome;
+    try {
+      const dstDir = await pinDir(this.dir(to), dirs, name, true);
+      try {
+        const shown = (p: string): string =>
+          p.startsWith(`${srcDir.path}/`) ? join(dirname(src), p.slice(srcDir.path.length + 1))
+            : p.startsWith(`${dstDir.path}/`) ? join(dirname(dst), p.slice(dstDir.path.length + 1)) : p;
+        const hook = this.hook;
+        const shownHook: MoveHook = (step, i) =>
+          hook?.(step, { src: shown(i.src), dst: shown(i.dst), tmp: shown(i.tmp) });
+        r = await moveFile(`${srcDir.path}/${base}`, `${dstDir.path}/${base}`, {
+          ...(hook ? { hook: shownHook } : {}),
+          stillMovable: async () => !(await writersNow()),
+          ...(extra.aborted ? { aborted: extra.aborted } : {}),
+          // asked once the copy is in place, not before the copy: a lookup may hand the disk path out during it
+          keepSource: () => from === 'disk' && this.handedOutOnDisk(name),
+          onSourceStat: (st) => { st0 = st; },
+        });
+      } finally {
+        await dstDir.close();
+      }
+    } finally {
+      await srcDir.close();
+    }
     if (r === 'exists' && from === 'memory' && (await this.dropPromotedCopy(name))) return 'moved';
     if (r === 'exists') {
       await this.resolveDuplicate(name);

@@ -7,7 +7,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { lstat, readdir, readFile, rm, utimes, writeFile } from 'node:fs/promises';
+import { lstat, mkdir, readdir, readFile, rename, rm, symlink, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import type { TierStore } from '../../../src/guest/tier/store.js';
@@ -238,4 +238,27 @@ test('a put whose new file is moved to the other tier before the put removes the
     assert.ok(fired, `${direction}: the move ran between the put's rename and its removal of the other copy`);
     assert.deepEqual(await copies(f, 'p'), [sha(data)], `${direction}: the put's data is still there, once`);
   }
+});
+
+test('a share directory swapped for a symlink after the agent checked it never leads a move outside the store', { skip }, async (t) => {
+  const f = await fixture(t);
+  const outside = join(f.mem, '..', 'outside'); // beside the share: where a symlink would lead the agent
+  await mkdir(outside);
+  const s0 = await f.store();
+  const want = await putBytes(s0, 'd/x', 300_000);
+  await s0.shrink(0, 10_000); // d/x in the disk tier; the share keeps the directory d
+  assert.equal((await s0.locate('d/x'))?.tier, 'disk');
+  // the app (untrusted, writes the share) swaps d for a link to a directory outside once the move began
+  const h = once('begin', f.mem, async () => {
+    await rename(join(f.mem, 'd'), join(f.mem, 'd-real'));
+    await symlink(outside, join(f.mem, 'd'));
+  });
+  const s = await f.store({ promote: 'sync', hook: h.hook });
+  f.clock.t += 1000;
+  await s.lookup('d/x').catch(() => undefined); // what it answers is not the point: where it acted is
+  assert.ok(h.fired(), 'the swap happened after the checks');
+  assert.deepEqual(await readdir(outside), [], 'nothing created outside the store');
+  const found: string[] = [];
+  for (const p of [join(f.mem, 'd-real', 'x'), join(f.disk, 'd', 'x')]) if (existsSync(p)) found.push(sha(await readFile(p)));
+  assert.deepEqual(found, [want], 'the file is in the store once (the share directory it was moved into was the one checked)');
 });
