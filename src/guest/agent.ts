@@ -14,11 +14,12 @@ import {
   type Handler, type HandlerContext, type PeerLogger, type RequestOptions,
 } from '../os/channel/index.js';
 import { runExec } from './exec.js';
+import { GUEST_APP_SOCKET, GUEST_CHANNEL_SOCKET, GUEST_SHARE_DIR } from '../core/guest-layout.js';
 
 export const AGENT_SOFTWARE = `hylics-agent/${VERSION}`;
-export const DEFAULT_CHANNEL_SOCKET = '/run/hylics/channel.sock';
-export const DEFAULT_APP_SOCKET = '/run/hylics/agent.sock';
-export const DEFAULT_SHARE_DIR = '/mnt/hylics';
+export const DEFAULT_CHANNEL_SOCKET = GUEST_CHANNEL_SOCKET;
+export const DEFAULT_APP_SOCKET = GUEST_APP_SOCKET;
+export const DEFAULT_SHARE_DIR = GUEST_SHARE_DIR;
 export const DEFAULT_CHANNEL_PORT = 'org.hylics.channel.0';
 
 export type AgentChannel = { kind: 'unix'; path: string } | { kind: 'port'; name: string; sysRoot?: string; devRoot?: string };

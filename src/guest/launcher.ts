@@ -6,8 +6,9 @@
 import { chmod, mkdir, rename, writeFile } from 'node:fs/promises';
 import { delimiter, join } from 'node:path';
 import { entryArgv, NODE_BIN } from '../os/self.js';
+import { GUEST_BIN_DIR } from '../core/guest-layout.js';
 
-export const DEFAULT_BIN_DIR = '/run/hylics/bin';
+export const DEFAULT_BIN_DIR = GUEST_BIN_DIR;
 export const GUEST_COMMAND = 'hylics';
 
 const sh = (s: string): string => `'${s.replace(/'/g, `'\\''`)}'`;

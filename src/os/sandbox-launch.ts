@@ -11,9 +11,9 @@ import { HylicsError } from '../core/errors/index.js';
 import { netnsPath } from './netns.js';
 import { childrenOf, isProcessAlive, nsPids, processStartTime } from './proc.js';
 import { readMounts } from './mount.js';
+import { GUEST_RUN_DIR, GUEST_SHARE_DIR } from '../core/guest-layout.js';
 
-export const GUEST_SHARE_DIR = '/mnt/hylics';
-export const GUEST_RUN_DIR = '/run/hylics';
+export { GUEST_SHARE_DIR, GUEST_RUN_DIR } from '../core/guest-layout.js';
 /** The guest's disk tier (docs/tier.md): a per-guest directory on the host's disk, bound here in the guest. */
 export const GUEST_DISK_TIER_DIR = '/var/lib/hylics-tier';
 

@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import type { ExecResult, GuestView } from '../../core/api.js';
 import { HylicsError } from '../../core/errors/index.js';
 import { formatSize } from '../../core/units.js';
+import { GUEST_SHARE_DIR } from '../../core/guest-layout.js';
 import { NODE_BIN, entryArgv } from '../../os/self.js';
 import { apiRequest } from '../client.js';
 import { printJson } from '../output.js';
@@ -128,7 +129,7 @@ async function runDemo(o: DemoOpts): Promise<void> {
     summary.shareRoundTrip = 'ok';
 
     step(`compression in the guest under track() (${o.dataSize} of data, pigz)`);
-    const c = await exec([NODE_BIN, ...entryArgv('guest/demo-task'), 'compress', '--share', '/mnt/hylics', '--size', o.dataSize], 600_000);
+    const c = await exec([NODE_BIN, ...entryArgv('guest/demo-task'), 'compress', '--share', GUEST_SHARE_DIR, '--size', o.dataSize], 600_000);
     const comp = JSON.parse(c.stdout.trim().split('\n').pop()!) as { input: string; output: string; inBytes: number; outBytes: number; ms: number; sha256: string };
     done(`${formatSize(comp.inBytes)} -> ${formatSize(comp.outBytes)} in ${(comp.ms / 1000).toFixed(2)} s`);
     summary.compression = comp;
@@ -145,7 +146,7 @@ async function runDemo(o: DemoOpts): Promise<void> {
       delivery.offloaded = { error: e instanceof HylicsError ? `${e.code}: ${e.message}` : String(e) };
     }
     // In-guest delivery: the guest serves one request itself (tracked as task "deliver").
-    const serving = exec([NODE_BIN, ...entryArgv('guest/demo-task'), 'serve', '--share', '/mnt/hylics', '--file', comp.output, '--port', '8081'], 120_000);
+    const serving = exec([NODE_BIN, ...entryArgv('guest/demo-task'), 'serve', '--share', GUEST_SHARE_DIR, '--file', comp.output, '--port', '8081'], 120_000);
     serving.catch(() => undefined); // observed below; a failure must not become an unhandled rejection meanwhile
     const got = await Promise.race([
       retry(() => fetchDigest(`http://${g.address}:8081/${comp.output}`), 60_000, 'the guest server did not answer'),

@@ -2,6 +2,7 @@
 import type { Command } from 'commander';
 import { HylicsError } from '../../core/errors/index.js';
 import { parseNumber } from '../../core/units.js';
+import { GUEST_SHARE_DIR } from '../../core/guest-layout.js';
 import { startFileServer } from '../../guest/file-server.js';
 
 const intArg = (v: string, what: string, min: number, max: number): number =>
@@ -18,7 +19,7 @@ export function register(program: Command): void {
     .option('--host <addr>', 'address to listen on', '0.0.0.0')
     .option('--offload <scheme>', 'socket (host sends the bodies) or none (the guest sends them)', 'socket')
     .option('--offload-min <bytes>', 'smaller bodies are sent by the guest', '0')
-    .option('--share <dir>', 'the share as the guest sees it', process.env.HYLICS_SHARE ?? '/mnt/hylics')
+    .option('--share <dir>', 'the share as the guest sees it', process.env.HYLICS_SHARE ?? GUEST_SHARE_DIR)
     .action(
       async (o: { root: string; port: string; host: string; offload: string; offloadMin: string; share: string }) => {
         if (o.offload !== 'socket' && o.offload !== 'none')

@@ -29,6 +29,7 @@ import type { ChannelEndpoint, DriverContext, DriverState, GuestDriver } from '.
 import { MiB } from '../../core/units.js';
 import { tierAgentArgs, type DiskTierRule, type TierSettings } from '../../core/tier-settings.js';
 import { CachedJob } from '../../core/cached-job.js';
+import { GUEST_APP_SOCKET } from '../../core/guest-layout.js';
 
 export interface MicrovmDriverOptions {
   /**
@@ -128,7 +129,7 @@ export function kernelCmdline(ctx: DriverContext, agent: string[] | undefined): 
 export function defaultAgentArgv(name: string, tier?: TierSettings): string[] | undefined {
   let entry: string[];
   try { entry = entryArgv('guest/agent-main'); } catch { return undefined; }
-  return [NODE_BIN, ...entry, '--channel-port', CHANNEL_PORT, '--app-socket', '/run/hylics/agent.sock', '--share', GUEST_SHARE,
+  return [NODE_BIN, ...entry, '--channel-port', CHANNEL_PORT, '--app-socket', GUEST_APP_SOCKET, '--share', GUEST_SHARE,
     ...tierAgentArgs(tier, GUEST_DISK_TIER), '--name', name];
 }
 

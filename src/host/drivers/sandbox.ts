@@ -30,12 +30,13 @@ import { hasPidAndNetNamespaces, isProcessAlive, processStartTime, signal } from
 import { ensureBaseImage, mountRootfs, rootfsPaths, umountRootfs } from '../../os/rootfs.js';
 import { CONTAINER_INIT_SCRIPT, GUEST_DISK_TIER_DIR, GUEST_RUN_DIR, GUEST_SHARE_DIR, launchSandbox } from '../../os/sandbox-launch.js';
 import { entryArgv, NODE_BIN, PACKAGE_ROOT } from '../../os/self.js';
+import { GUEST_APP_SOCKET_NAME, GUEST_CHANNEL_SOCKET_NAME } from '../../core/guest-layout.js';
 import type { ChannelEndpoint, DriverContext, DriverState, GuestDriver, GuestPaths } from './types.js';
 
-export const CHANNEL_SOCKET = 'channel.sock';
+export const CHANNEL_SOCKET = GUEST_CHANNEL_SOCKET_NAME;
 /** Tasks (processes + threads) a sandbox guest may have: room for real work, not for a fork bomb. */
 export const SANDBOX_PIDS_MAX = 4096;
-export const AGENT_APP_SOCKET = 'agent.sock';
+export const AGENT_APP_SOCKET = GUEST_APP_SOCKET_NAME;
 /** The guest's disk tier on the host: <guest dir>/disk-tier, kept across stops, removed with the guest. */
 export const DISK_TIER_DIR = 'disk-tier';
 

@@ -9,6 +9,7 @@
 //   HYLICS-AGENT-START     the agent is (re)started
 // Files it writes: /mnt/hylics/.hylics/init-ok (the share, so the host can check the virtio-fs mount) contains the
 // guest name and kernel release.
+import { GUEST_SHARE_DIR } from '../../core/guest-layout.js';
 
 /** Virtio-serial port names (the guest finds ports by name under /sys/class/virtio-ports). */
 export const CHANNEL_PORT = 'org.hylics.channel.0';
@@ -17,7 +18,7 @@ export const SHELL_PORT = 'org.hylics.shell.0';
 export const SHARE_TAG = 'hylics';
 export const HOSTROOT_TAG = 'hostroot';
 /** Where things are mounted in the guest. */
-export const GUEST_SHARE = '/mnt/hylics';
+export const GUEST_SHARE = GUEST_SHARE_DIR;
 export const GUEST_DISK = '/mnt/disk';
 export const GUEST_SYSROOT = '/sysroot';
 /** Directories the host-root view must contain as mount points for the guest's own mounts. */
