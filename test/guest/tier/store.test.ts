@@ -212,8 +212,9 @@ for (const promote of ['sync', 'background'] as const) test(`a concurrent reader
   const reader = spawn(process.execPath, nodeScript(`
     import { readFileSync } from 'node:fs'; import { createHash } from 'node:crypto';
     const paths = ${JSON.stringify([join(f.mem, 'big'), join(f.disk, 'big')])};
-    let reads = 0, torn = 0, missing = 0; const until = Date.now() + 4000;
-    while (Date.now() < until) {
+    // at least 4 s and 12 complete reads (a loaded host reads slowly), at most 60 s
+    let reads = 0, torn = 0, missing = 0; const from = Date.now();
+    while ((Date.now() < from + 4000 || reads < 12) && Date.now() < from + 60_000) {
       let b; for (const p of paths) { try { b = readFileSync(p); break; } catch (e) { if (e.code !== 'ENOENT') throw e; } }
       if (!b) { missing++; continue; }
       reads++; if (createHash('sha256').update(b).digest('hex') !== ${JSON.stringify(want)}) torn++;
