@@ -713,6 +713,20 @@ Napi::Value ShutdownWrite(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
+// setRecvBuffer(fd, bytes) -> the socket's SO_RCVBUF after setting it to `bytes` (the kernel doubles it for its
+// overhead and stops autotuning it): caps what a socket nobody reads takes in (the rest waits at the peer).
+Napi::Value SetRecvBuffer(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!info[0].IsNumber() || !info[1].IsNumber()) { Napi::TypeError::New(env, "setRecvBuffer(fd, bytes)").ThrowAsJavaScriptException(); return env.Null(); }
+  int fd = info[0].As<Napi::Number>().Int32Value();
+  int want = info[1].As<Napi::Number>().Int32Value();
+  if (setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &want, sizeof want) != 0) { MakeError(env, errno, "setsockopt SO_RCVBUF").ThrowAsJavaScriptException(); return env.Null(); }
+  int now = 0;
+  socklen_t l = sizeof now;
+  if (getsockopt(fd, SOL_SOCKET, SO_RCVBUF, &now, &l) != 0) { MakeError(env, errno, "getsockopt SO_RCVBUF").ThrowAsJavaScriptException(); return env.Null(); }
+  return Napi::Number::New(env, now);
+}
+
 // tcpNames(fd) -> { localAddr, localPort, remoteAddr, remotePort } of a connected IPv4 TCP socket.
 Napi::Value TcpNames(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
@@ -921,6 +935,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("tcpQueues", Napi::Function::New(env, TcpQueues));
   exports.Set("closeFd", Napi::Function::New(env, CloseFd));
   exports.Set("shutdownWrite", Napi::Function::New(env, ShutdownWrite));
+  exports.Set("setRecvBuffer", Napi::Function::New(env, SetRecvBuffer));
   exports.Set("abortClose", Napi::Function::New(env, AbortClose));
   exports.Set("dropFilter", Napi::Function::New(env, DropFilterJs));
   exports.Set("nftSetElems", Napi::Function::New(env, NftSetElems));

@@ -52,6 +52,8 @@ export interface Addon {
   tcpQueues(fd: number): { outq: number; unsent: number; inq: number; state: number };
   closeFd(fd: number): void;
   shutdownWrite(fd: number): void;
+  /** SO_RCVBUF to `bytes`; returns the kernel's (doubled) value (absent in older builds). */
+  setRecvBuffer?(fd: number, bytes: number): number;
   abortClose?(fd: number): void;
   /** One netlink batch of nftables set element changes in table `ip <table>` (absent in older builds). */
   nftSetElems?(table: string, ops: Array<{ set: string; add: boolean; key: Buffer }>): void;

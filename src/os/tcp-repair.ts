@@ -55,13 +55,29 @@ export interface RestoreOptions {
   /** The new socket drops every packet (see dropFilter) from before it is bound while its state is set: thawed, until
    *  right before the thaw (the peer's answer to the window probe must get in); frozen, until dropFilter(fd, false). */
   dropFilter?: boolean;
+  /** Cap the receive queue the restored socket builds up unread at about this many bytes (SO_RCVBUF set after
+   *  the state's own queue is in; see capReceiveQueue). Skipped with an addon built before setRecvBuffer. */
+  maxRecvQueue?: number;
+}
+
+/**
+ * Bound what a socket nobody reads takes in: SO_RCVBUF to a quarter of `maxBytes` (the kernel doubles it, and may
+ * take one more segment, up to 64 KiB with GRO, while it is under that), so its receive queue stays under
+ * `maxBytes` besides what it already holds. The peer's bytes beyond wait at the peer (the window closes, or a
+ * segment the socket has no room for is dropped unacknowledged and sent again), so nothing is lost.
+ */
+export function capReceiveQueue(fd: number, maxBytes: number): number {
+  const a = need();
+  if (!a.setRecvBuffer) throw new HylicsError('HYLICS_ERR_TCP_REPAIR_UNAVAILABLE', 'the native addon is too old for socket offload (no setRecvBuffer); rebuild it with npm run build:native');
+  try { return a.setRecvBuffer(fd, Math.floor(maxBytes / 4)); } catch (e) { throw socketError(e, 'receive buffer'); }
 }
 
 /** A socket carrying on the connection of `state`; returns its fd (non-blocking, close-on-exec). */
 export function restore(state: TcpStateT, opts: RestoreOptions = {}): number {
   const a = need();
+  let fd: number;
   try {
-    return a.tcpRepairRestore(fromWire(state), {
+    fd = a.tcpRepairRestore(fromWire(state), {
       ...(opts.transparent ? { transparent: true } : {}),
       ...(opts.replaceFd !== undefined ? { replaceFd: opts.replaceFd } : {}),
       ...(opts.inPlace ? { inPlace: true } : {}),
@@ -69,6 +85,14 @@ export function restore(state: TcpStateT, opts: RestoreOptions = {}): number {
       ...(opts.dropFilter ? { dropFilter: true } : {}),
     });
   } catch (e) { throw repairError(e, 'restore'); }
+  // an addon built before setRecvBuffer restores without the cap (socket offload then relies on its dump check)
+  if (opts.maxRecvQueue !== undefined && a.setRecvBuffer) {
+    try { capReceiveQueue(fd, opts.maxRecvQueue); } catch (e) {
+      try { closeLeavingNothing(fd); } catch { /* gone */ }
+      throw e;
+    }
+  }
+  return fd;
 }
 
 /**

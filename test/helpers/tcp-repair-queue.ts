@@ -4,11 +4,16 @@
 //   send SIZE: the server's SIZE bytes are sent but never acknowledged (a drop filter keeps the client's ACKs
 //              from the server), so they are in the dumped send queue; restored, the client must get all of them.
 //   recv SIZE: the client's SIZE bytes wait unread in the server's receive queue; restored, the server reads them.
+//   cap SIZE:  the server's socket is restored as the host restores a handed-over one (receive queue capped at
+//              MAX_QUEUE_BYTES), with a window grown large by a warm-up; the client sends SIZE bytes it does not
+//              read; dumped, its receive queue must fit a state, and restored again (the guest) it reads every byte.
 // Prints one JSON line: { mode, size, queued, unsent, got, same }. The restore is synchronous: a restore that
 // blocks never prints (the test's watchdog ends the child).
 import { createHash, randomBytes } from 'node:crypto';
 import { connect, createServer, Socket, type AddressInfo } from 'node:net';
+import { MAX_QUEUE_BYTES } from '../../src/core/protocol/index.js';
 import { nativeAddon } from '../../src/os/native.js';
+import { fromWire, restore, toWire } from '../../src/os/tcp-repair.js';
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 const sha = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
@@ -23,10 +28,40 @@ async function main(): Promise<void> {
   const accepted = new Promise<Socket>((r) => srv.once('connection', r));
   const client = connect((srv.address() as AddressInfo).port, '127.0.0.1');
   const server = await accepted;
-  const fd = (server as unknown as { _handle: { fd: number } })._handle.fd;
+  let fd = (server as unknown as { _handle: { fd: number } })._handle.fd;
   // warm up the direction under test (windows and congestion window grow, as in a bulk transfer)
   const warm = randomBytes(8 << 20);
   const [from, to] = mode === 'send' ? [server, client] : [client, server];
+  if (mode === 'cap') {
+    // the warm-up grew the server's window (autotuning): a client may send far more than 256 KiB unasked
+    await new Promise<void>((r) => { let n = 0; const on = (d: Buffer): void => { n += d.length; if (n >= warm.length) { to.off('data', on); r(); } }; to.on('data', on); from.write(warm); });
+    server.pause();
+    (server as unknown as { _handle: { readStop(): void } })._handle.readStop();
+    const frozen = toWire(a.tcpRepairDump(fd));
+    a.closeFd(fd); // frozen: silently
+    fd = restore(frozen, { maxRecvQueue: MAX_QUEUE_BYTES }); // the host's copy: nobody reads it
+    const body = randomBytes(size);
+    client.write(body);
+    // until the queue stops growing (the rest waits at the client)
+    let last = -1;
+    for (let i = 0; i < 100; i++) {
+      await sleep(100);
+      const q = a.tcpQueues(fd).inq;
+      if (q === last && i >= 5) break;
+      last = q;
+    }
+    const held = a.tcpRepairDump(fd);
+    a.closeFd(fd);
+    const nfd = a.tcpRepairRestore(fromWire(toWire(held)), {}); // the guest's, reading
+    const got: Buffer[] = [];
+    const s = new Socket({ fd: nfd, readable: true, writable: true });
+    s.on('data', (d: Buffer) => got.push(d));
+    const total = (): number => got.reduce((n, b) => n + b.length, 0);
+    for (let i = 0; i < 3000 && total() < size; i++) await sleep(10);
+    const all = Buffer.concat(got);
+    process.stdout.write(`${JSON.stringify({ mode, size, queued: held.recvQueue.length, got: all.length, same: sha(all) === sha(body) })}\n`);
+    process.exit(0);
+  }
   await new Promise<void>((r) => { let n = 0; const on = (d: Buffer): void => { n += d.length; if (n >= warm.length) { to.off('data', on); r(); } }; to.on('data', on); from.write(warm); });
   const body = randomBytes(size);
   const got: Buffer[] = [];

@@ -7,6 +7,7 @@ import { closeSync } from 'node:fs';
 import { Counter, Histogram, type Registry } from 'prom-client';
 import type { SocketOffloadView } from '../../core/api.js';
 import { HylicsError, toHylicsError } from '../../core/errors/index.js';
+import { MAX_QUEUE_BYTES } from '../../core/protocol/index.js';
 import type {
   FallbackReason, OffloadBeginParamsT, OffloadHandoffParamsT, OffloadHandoffResultT, OffloadSendResultT, TcpStateT,
 } from '../../core/protocol/index.js';
@@ -154,6 +155,18 @@ function checkStateFlow(h: Handoff, s: TcpStateT): void {
       'the state is of another connection than the one begun',
       { handoff: h.id },
     );
+  }
+}
+
+/**
+ * A state the guest could not be given: a queue over the wire's cap (MAX_QUEUE_BYTES). The host's restored socket
+ * takes in at most that much unread (capReceiveQueue), so this is a last resort: the host then finishes the
+ * connection itself (what it sent is whole; bytes the client pipelined meanwhile are not served).
+ */
+function checkQueues(s: TcpStateT): void {
+  for (const [q, b64] of [['receive', s.recvQueue], ['send', s.sendQueue]] as const) {
+    const n = Buffer.byteLength(b64, 'base64');
+    if (n > MAX_QUEUE_BYTES) throw new HylicsError('HYLICS_ERR_TCP_REPAIR_FAILED', `the connection's ${q} queue holds ${n} bytes, over the ${MAX_QUEUE_BYTES} a state carries`, { queue: q, bytes: n, max: MAX_QUEUE_BYTES });
   }
 }
 
@@ -365,12 +378,12 @@ export class SocketOffload {
       if (h.quick) {
         // thawed before the flow is steered here: a client segment meets a live socket, never a frozen one or none
         // (an RST); until the steer, the guest's filter drops what the client sends (its reply to the window probe)
-        h.hostFd = restore(s, { transparent: true });
+        h.hostFd = restore(s, { transparent: true, maxRecvQueue: MAX_QUEUE_BYTES });
         tRestored = performance.now();
         await this.move(guest, h.flow, 'steer');
       } else {
         // frozen until the flow is steered here: a client segment must never meet "no socket" (an RST)
-        h.hostFd = restore(s, { transparent: true, frozen: true });
+        h.hostFd = restore(s, { transparent: true, frozen: true, maxRecvQueue: MAX_QUEUE_BYTES });
         await this.move(guest, h.flow, 'steer');
         setRepair(h.hostFd, false);
       }
@@ -438,6 +451,7 @@ export class SocketOffload {
         dropFilter(h.hostFd, true);
         h.filtered = true;
         state = freezeAndDump(h.hostFd);
+        checkQueues(state);
         // held: the client's segments are dropped here while the guest swaps its socket, until the guest's first
         // packet of the flow (its thaw's window probe) ends the hold in the packet path, or its release does
         await this.move(guest, h.flow, h.held ? 'back' : null);
@@ -452,22 +466,22 @@ export class SocketOffload {
       } else {
         await this.move(guest, h.flow, 'hold');
         state = freezeAndDump(h.hostFd);
+        checkQueues(state);
       }
     } catch (e) {
       // could not freeze: finish here rather than lose the connection
-      if (h.filtered && h.hostFd !== undefined) {
+      // (frozen when the dump was refused by checkQueues; thawing a socket not in repair mode only probes)
+      if (h.hostFd !== undefined) {
         try {
           setRepair(h.hostFd, false);
-          dropFilter(h.hostFd, false);
+          if (h.filtered) dropFilter(h.hostFd, false);
         } catch {
           /* finish copes */
         }
         h.filtered = false;
       }
       await this.move(guest, h.flow, 'steer').catch(() => undefined);
-      this.account(c, guest, bytes, overheadMs);
-      await this.finish(h);
-      return { bytes, outcome: 'finished', reason: `hand-back failed: ${toHylicsError(e).message}` };
+      return { ...(await finishHere()), reason: `hand-back failed: ${toHylicsError(e).message}` };
     }
     overheadMs += performance.now() - t2;
     this.opts.log.debug({ guest, handoff: h.id, port: h.flow.clientPort, inAt: Math.round(performance.timeOrigin + h.t0), outAt: Math.round(performance.timeOrigin + performance.now()), takeoverMs: Math.round(tSteered - h.t0), startMs: +(tStart - h.t0).toFixed(1), restoreMs: +(tRestored - tStart).toFixed(1), steerMs: +(tSteered - tRestored).toFixed(1), sendMs: Math.round(t1 - tSteered), drainMs: Math.round(t2 - t1), handbackMs: Math.round(performance.now() - t2), bytes }, 'socket offload: handed back');
@@ -532,7 +546,9 @@ export class SocketOffload {
     try {
       if (h.hostFd === undefined && h.handedBack) {
         // a quick hand-back closed our copy: a new one from its state, frozen behind the filter
-        h.hostFd = restore(h.handedBack, { transparent: true, frozen: true, dropFilter: true });
+        h.hostFd = restore(h.handedBack, {
+          transparent: true, frozen: true, dropFilter: true, maxRecvQueue: MAX_QUEUE_BYTES,
+        });
         h.filtered = true;
       }
       if (h.hostFd === undefined) throw new HylicsError('HYLICS_ERR_OFFLOAD_UNKNOWN_HANDOFF', 'no host copy to finish');
