@@ -69,13 +69,13 @@ export function createChannelBackend(log: Logger, opts: ChannelBackendOptions = 
   // Each listening (sandbox) guest also gets a direct socket in its run dir, HOST_OFFLOAD_SOCKET: the guest
   // library's socket offload calls reach hylicsd there without the agent's relay (two Node processes and a second
   // JSON round each way). The guest is the socket's, as on the channel; only the ops served with `direct` are
-  // allowed on it; its frames have a budget of their own, of the same size as the channel's. microVM guests
-  // (connect mode: the channel is QEMU's socket) have none: their library goes through the agent.
+  // allowed on it (its handler table is the one list: allowHandledOnly); its frames have a budget of their own, of
+  // the same size as the channel's. microVM guests (connect mode: the channel is QEMU's socket) have none: their
+  // library goes through the agent.
   const direct = new ChannelServer({
-    log, multi: true, maxConnections: DIRECT_MAX_CONNECTIONS,
+    log, multi: true, maxConnections: DIRECT_MAX_CONNECTIONS, allowHandledOnly: true,
     ...(opts.budget !== undefined ? { budget: opts.budget } : {}),
   });
-  const directOps: string[] = [];
   const directPath = (endpoint: ChannelEndpoint): string => join(dirname(endpoint.path), HOST_OFFLOAD_SOCKET);
   if (opts.registry) budgetMetrics(server, opts.registry);
   const eventListeners: Array<(guest: string, event: string, payload: unknown) => void> = [];
@@ -107,9 +107,9 @@ export function createChannelBackend(log: Logger, opts: ChannelBackendOptions = 
     server,
     async attach(name: string, endpoint: ChannelEndpoint): Promise<void> {
       await server.addGuest(name, endpoint);
-      if (endpoint.mode !== 'listen' || directOps.length === 0) return;
+      if (endpoint.mode !== 'listen' || direct.handledOps().length === 0) return;
       // without it the guest library goes through the agent as before: not a reason to fail the guest
-      await direct.addGuest(name, { mode: 'listen', path: directPath(endpoint) }, { allow: [...directOps] }).catch((e: Error) =>
+      await direct.addGuest(name, { mode: 'listen', path: directPath(endpoint) }).catch((e: Error) =>
         log.warn({ guest: name, err: e.message }, 'channel: no direct offload socket for this guest; its library uses the agent'));
     },
     detach: async (name: string) => { await direct.removeGuest(name); await server.removeGuest(name); },
@@ -151,7 +151,6 @@ export function createChannelBackend(log: Logger, opts: ChannelBackendOptions = 
       server.handle(op, (guest: string, params: unknown, ctx: HandlerContext) => fn(guest, params, ctx.signal));
       if (o?.direct) {
         direct.handle(op, (guest: string, params: unknown, ctx: HandlerContext) => fn(guest, params, ctx.signal));
-        if (!directOps.includes(op)) directOps.push(op);
       }
     },
     close: async () => { await direct.close(); await server.close(); },

@@ -51,6 +51,12 @@ export interface ChannelServerOptions {
   multi?: boolean;
   /** multi: connections per guest at once (handshaking or live); more are refused at once. */
   maxConnections?: number;
+  /**
+   * The ops allowed from guests are exactly those this server has handlers for (handle()), as they are when a
+   * connection starts: its handler table is the one list (the direct offload socket). Default: every registered op
+   * served by 'host'. A guest's own `allow` still wins.
+   */
+  allowHandledOnly?: boolean;
 }
 
 export interface ServerRequestOptions extends RequestOptions {
@@ -135,6 +141,11 @@ export class ChannelServer extends EventEmitter {
     this.registry.requireOp(op);
     this.handlers.set(op, handler);
     return this;
+  }
+
+  /** The ops served here (handle() or the handlers option). */
+  handledOps(): string[] {
+    return [...this.handlers.keys()];
   }
 
   /** Start serving a guest's endpoint. Listen mode resolves once the socket is listening. */
@@ -298,7 +309,7 @@ export class ChannelServer extends EventEmitter {
       software: 'hylicsd',
       registry: this.registry,
       handlers,
-      allow: g.opts.allow ?? this.registry.opsServedBy('host'),
+      allow: g.opts.allow ?? (this.opts.allowHandledOnly ? this.handledOps() : this.registry.opsServedBy('host')),
       ...(g.opts.allowEvents ? { allowEvents: g.opts.allowEvents } : {}),
       maxInFlight: g.opts.maxInFlight ?? 32,
       ...(this.opts.maxPayload ? { maxPayload: this.opts.maxPayload } : {}),

@@ -59,6 +59,13 @@ test('direct offload socket: only direct ops, identity is the socket, many apps 
   await assert.rejects(a1.request('offload.socket.fallback', { reason: 42 } as never), (e: unknown) => e instanceof HylicsError && e.code.startsWith('HYLICS_ERR_'));
   assert.equal(calls.length, 3);
 
+  // an op served `direct` after the guest was attached is allowed on its next connections: the direct server's
+  // handler table is the one list of what the socket allows (it used to be copied into the guest at attach)
+  ch.handle('offload.socket.release', async () => ({ released: false }), { direct: true });
+  const a3 = await app('a', 'a3');
+  assert.deepEqual(await a3.request('offload.socket.release', { handoff: 'h1' }), { released: false });
+  a3.close();
+
   // the apps' connections closing is not the agent's disconnect
   let disconnects = 0;
   ch.onConnection((_g, connected) => { if (!connected) disconnects++; });
