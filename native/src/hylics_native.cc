@@ -459,6 +459,11 @@ Napi::Value TcpRepairDump(const Napi::CallbackInfo& info) {
 
 uint32_t U32(const Napi::Object& o, const char* k) { return static_cast<uint32_t>(o.Get(k).As<Napi::Number>().Int64Value()); }
 
+/** Smallest MSS TCP_MAXSEG accepts (TCP_MIN_MSS in the kernel); a state's MSS below it is left to TCP_REPAIR_OPTIONS. */
+constexpr uint32_t kMinUserMss = 88;
+/** Largest MSS TCP_MAXSEG accepts (MAX_TCP_WINDOW). */
+constexpr uint32_t kMaxUserMss = 32767;
+
 /** Largest send buffer SendAll raises a socket's to (SO_SNDBUFFORCE value; the kernel doubles it). */
 constexpr int kMaxRaisedSndbuf = static_cast<int>(2 * kMaxQueueBytes);
 
@@ -595,6 +600,17 @@ Napi::Value TcpRepairRestore(const Napi::CallbackInfo& info) {
     q = TCP_SEND_QUEUE;
     seq = U32(st, "sendSeq") - static_cast<uint32_t>(sendQ.Length());
     if (setsockopt(fd, IPPROTO_TCP, TCP_REPAIR_QUEUE, &q, sizeof q) != 0 || setsockopt(fd, IPPROTO_TCP, TCP_QUEUE_SEQ, &seq, sizeof seq) != 0) { err = errno; what = "send TCP_QUEUE_SEQ"; break; }
+    // The MSS the connection had, as the user MSS before the connect: a repair-mode connect computes the send MSS
+    // (mss_cache) right away from the clamp it has then, the kernel's default 536, and TCP_REPAIR_OPTIONS below only
+    // sets the clamp, so a restored socket sent 524-byte segments (ss: mss:524) until something made it sync its MSS
+    // again. With the user MSS the connect clamps to the state's MSS instead: full-sized segments from the first send.
+    // TCP_MAXSEG takes at most 32767 (MAX_TCP_WINDOW; loopback's MSS is ~65483): then the connect starts from that,
+    // and the clamp TCP_REPAIR_OPTIONS sets is the state's, which a later resync uses (the user MSS is not).
+    uint32_t mssWanted = std::min<uint32_t>(U32(st, "mss"), kMaxUserMss);
+    if (mssWanted >= kMinUserMss) {
+      int v = static_cast<int>(mssWanted);
+      if (setsockopt(fd, IPPROTO_TCP, TCP_MAXSEG, &v, sizeof v) != 0) { err = errno; what = "TCP_MAXSEG"; break; }
+    }
     if (connect(fd, reinterpret_cast<sockaddr*>(&peer), sizeof peer) != 0) { err = errno; what = "connect (repair)"; break; }
     uint32_t options = U32(st, "options");
     struct tcp_repair_opt ro[4];

@@ -1,6 +1,7 @@
 // TCP_REPAIR through the addon on loopback: a connection frozen, dumped and restored under the same fd number
 // (the guest's path) carries on byte-exact in both directions, with Node's socket object still working; a
-// dump on a socket that is not established is refused and leaves it untouched; a socket in FIN-WAIT-1 towards a
+// dump on a socket that is not established is refused and leaves it untouched; a restored socket has the send MSS
+// the connection had (not the kernel's default 524 until something resyncs it); a socket in FIN-WAIT-1 towards a
 // client that takes nothing is closed leaving nothing in the kernel and nothing on the wire.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -72,6 +73,30 @@ test('freeze, dump and restore in place: the same Node socket carries on, byte-e
   for (let i = 0; i < 200 && Buffer.concat(fromClient).toString() !== 'pipelined-before-freezeafter-restore'; i++) await new Promise((r) => setTimeout(r, 10));
   assert.equal(Buffer.concat(fromClient).toString(), 'pipelined-before-freezeafter-restore');
   assert.equal(socketFd(server), fd);
+});
+
+/** The send MSS (TCP_INFO tcpi_snd_mss, `ss -ti` mss:) of the established socket local:lport -> :rport. */
+async function sendMss(lport: number, rport: number): Promise<number> {
+  const out = (await run('ss', ['-tinH', 'state', 'established', `( sport = :${lport} and dport = :${rport} )`])).stdout;
+  const m = / mss:(\d+)/.exec(out);
+  assert.ok(m, `no mss in ss output: ${out}`);
+  return Number(m[1]);
+}
+
+test('a restored socket sends with the MSS the connection had, from the first segment', { skip }, async (t) => {
+  const { server, client, close } = await pair();
+  t.after(close);
+  server.write('x');
+  const before = await sendMss(server.localPort!, client.localPort!);
+  const q = await quiesce(server, 2000);
+  const state = freezeAndDump(q.fd);
+  restore(state, { replaceFd: q.fd });
+  resumeReading(server, q.wasReading);
+  // before the fix the repair-mode connect left it at the kernel's default clamp: 524 (536 less the timestamps).
+  // TCP_MAXSEG takes at most 32767: on loopback (MTU 65536) the restored socket starts there, less its options
+  // (at most 40 bytes)
+  const after = await sendMss(server.localPort!, client.localPort!);
+  assert.ok(after > 536 && after <= before && after >= Math.min(before, 32767) - 40, `mss ${after} after restore, ${before} before, state mss ${state.mss}`);
 });
 
 test('a socket that is not established is refused and left as it was', { skip }, async (t) => {
