@@ -10,8 +10,8 @@
 // behind a drop-everything socket filter (its own hold: nothing reaches the socket while it moves), freezes it with
 // TCP_REPAIR and dumps it, and gives the state to the host in one round trip (offload.socket.handoff). The host
 // sends all but the range's last byte and hands back the new state; the library restores it under the same fd
-// number, thaws it, lifts the filter, lets the host drop its copy (offload.socket.release, not awaited) and sends
-// the last byte itself. When offload cannot be used (no CAP_NET_ADMIN, no addon, the host refuses, the file is
+// number, thaws it, lifts the filter (the host drops the state it kept by itself: autoRelease) and sends the last
+// byte itself. When offload cannot be used (no CAP_NET_ADMIN, no addon, the host refuses, the file is
 // outside the share...) the bytes are sent from the guest instead and the reason is counted on the host
 // (offload.socket.fallback) and kept in lastFallback().
 import { closeSync, existsSync, openSync, fstatSync, readSync } from 'node:fs';
@@ -262,9 +262,10 @@ export type HandoffOutcome =
  * fd passed to the agent), one round trip: the socket goes behind its drop filter (its own hold: no packet of the
  * connection reaches it, none is lost, the client sends it again), is frozen and dumped; offload.socket.handoff
  * gives the state to the host, which sends all but the range's last byte and answers with the new state; that is
- * restored on the socket (under the same fd number, or in place on the same open file description), thawed, the
- * filter detached, and the host's state dropped (offload.socket.release, not awaited). Throws when the connection
- * was lost in the handoff (the channel went away, the restore failed): the socket is frozen; the caller closes it.
+ * restored on the socket (under the same fd number, or in place on the same open file description), thawed and the
+ * filter detached; the host drops its kept state by itself (autoRelease: no release request). Throws when the
+ * connection was lost in the handoff (the channel went away, the restore failed): the socket is frozen; the caller
+ * closes it.
  */
 export async function handoffQuiesced(
   fd: number,
@@ -293,7 +294,8 @@ export async function handoffQuiesced(
   trace('freeze');
   let res: OffloadHandoffResultT;
   try {
-    res = (await call('offload.socket.handoff', { ...params, state, holdUntilRelease: true }, { timeoutMs: SEND_TIMEOUT_MS })) as OffloadHandoffResultT;
+    const p = { ...params, state, holdUntilRelease: true, autoRelease: true };
+    res = (await call('offload.socket.handoff', p, { timeoutMs: SEND_TIMEOUT_MS })) as OffloadHandoffResultT;
   } catch (e) {
     const err = toHylicsError(e);
     if (refusedBeforeTakeover(err)) {
@@ -322,8 +324,8 @@ export async function handoffQuiesced(
       throw new HylicsError(err.code, err.message, { ...err.details, handoff });
     }
     trace('restore');
-    // the host drops the state it kept and the hold if still there (off the critical path: nothing waits for it)
-    void call('offload.socket.release', { handoff }, { timeoutMs: 10_000 }).catch(() => undefined);
+    // no release (autoRelease): the host drops the state it kept by itself, and the window probe of the thaw ended
+    // its hold (or the hold expires); a channel round trip and a steering change less per handoff
     if (res.bytes === 0 && res.reason) return { outcome: 'returned', bytes: 0, count: res.count, handoff, untouched: res.reason };
     return { outcome: 'returned', bytes: res.bytes, count: res.count, handoff };
   }

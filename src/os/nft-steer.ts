@@ -8,6 +8,7 @@
 //          IP_TRANSPARENT socket takes them; the guest's packets of the flow are dropped (its socket is frozen).
 //   back   (dynamic) a held hand-back: the client's packets are dropped until the guest's thawed socket sends its
 //          window probe (no payload), which deletes the element in the packet path; other guest packets dropped.
+//          Its elements expire after BACK_HOLD_MAX_S, so no set change is needed to end a hold the probe missed.
 // Chains at priority mangle (-150): after conntrack, before routing. `pre` sees clients on other links, `out`
 // (type route: a mark change re-routes) clients on the host itself. The rules never change; only the sets do,
 // one `nft -f -` transaction per change, so a flow moves from hold to steer atomically.
@@ -21,6 +22,15 @@ import { run, runRaw, spawnError } from './exec.js';
 import { onLines } from './lines.js';
 import { nativeAddon } from './native.js';
 import { nft } from './nft.js';
+
+/**
+ * Longest a flow stays in `back` (the set's element timeout, seconds): a held hand-back normally ends in the packet
+ * path within milliseconds (the guest's window probe deletes the element); should the probe not come (a guest that
+ * died or could not restore), the hold ends by itself, so ending it needs no set change (no netlink commit, no
+ * release round trip). Far above a hand-back's relay and restore (p99 tens of ms, 600 ms seen at load ~20); a
+ * client segment dropped meanwhile comes again.
+ */
+export const BACK_HOLD_MAX_S = 5;
 
 /** fwmark of steered packets and the routing table (and ip rule priority) that delivers them locally ("HY"). */
 export const STEER_MARK = 0x4859;
@@ -70,8 +80,8 @@ export function renderSteerTable(guest: string, tag = ''): string {
     `  set hold { ${key} }`,
     `  set steer { ${key} }`,
     // a held hand-back: the client's packets are dropped until the guest's first packet of the flow (its thawed
-    // socket's window probe) deletes the element, or the guest's release does
-    `  set back { ${key} flags dynamic; }`,
+    // socket's window probe) deletes the element, or the guest's release does, or it expires (BACK_HOLD_MAX_S)
+    `  set back { ${key} flags dynamic,timeout; timeout ${BACK_HOLD_MAX_S}s; }`,
     '  chain pre {',
     '    type filter hook prerouting priority mangle; policy accept;',
     `    meta l4proto tcp ${toGuest} @hold drop`,
@@ -248,6 +258,9 @@ async function moveFlowNow(guest: string, flow: Flow, to: SteerSet | null, tag: 
   await session.run(cmds.join('; '));
 }
 
+/** A set element in nft's JSON: the key, or with a timeout (`back`) { elem: { val: key, timeout, expires } }. */
+type Elem = { concat?: unknown[]; elem?: { val?: { concat?: unknown[] } } };
+
 /** Flows in each set of the guest's table (empty when there is no table): tests and leak checks. */
 export async function listSteerFlows(guest: string, tag = ''): Promise<Record<SteerSet, string[]>> {
   const out: Record<SteerSet, string[]> = { hold: [], steer: [], back: [] };
@@ -256,11 +269,14 @@ export async function listSteerFlows(guest: string, tag = ''): Promise<Record<St
     text = await nft(['-j', 'list', 'table', 'ip', steerTableName(guest, tag)]);
   } catch { return out; }
   const items = (
-    JSON.parse(text) as { nftables: Array<{ set?: { name: string; elem?: Array<{ concat?: unknown[] }> } }> }
+    JSON.parse(text) as {
+      nftables: Array<{ set?: { name: string; elem?: Elem[] } }>;
+    }
   ).nftables;
   for (const it of items) {
     if (!it.set || !(SETS as readonly string[]).includes(it.set.name)) continue;
-    out[it.set.name as SteerSet] = (it.set.elem ?? []).map((e) => (e.concat ?? []).join(' . '));
+    // an element with a timeout (`back`) is listed as { elem: { val, timeout, expires } }
+    out[it.set.name as SteerSet] = (it.set.elem ?? []).map((e) => (e.concat ?? e.elem?.val?.concat ?? []).join(' . '));
   }
   return out;
 }

@@ -73,6 +73,14 @@ export const HANDBACK_MAX_UNACKED = 0;
  * unacknowledged bytes travel in the state (as CRIU carries them) and the window probe gets the client's ACK of them.
  */
 export const HANDBACK_MAX_UNACKED_HELD = 64 * 1024;
+/**
+ * autoRelease hand-backs (docs/offload-socket.md): the host keeps the state of a connection it handed back and its
+ * file (to finish the connection, the range's tail included, at a `release { finish: true }` of a guest that could
+ * not restore it) this long, and at most this many per guest (as many as handoffs in flight), instead of waiting for
+ * a `release` per handoff. A guest that cannot restore says so at once (milliseconds).
+ */
+export const RETURNED_KEEP_MS = 10_000;
+export const RETURNED_KEEP_MAX = MAX_HANDOFFS_PER_GUEST;
 /** Handoff latencies kept per guest for the percentiles in `guest show`. */
 const LATENCY_RING = 1024;
 
@@ -95,6 +103,10 @@ interface Handoff {
   quick: boolean;
   /** quick, and the guest awaits the release before it thaws: the hand-back holds the flow until the release. */
   held?: boolean;
+  /** held, and the guest sends no release: the host drops the kept state by itself (RETURNED_KEEP_MS). */
+  auto?: boolean;
+  /** When an auto hand-back was answered (performance.now()). */
+  returnedAt?: number;
   /** The host's socket has the drop filter on (frozen after a quick hand-back). */
   filtered?: boolean;
   /** A quick hand-back's state: the host's copy is closed at once, this is kept to finish the connection if the
@@ -177,6 +189,8 @@ function percentile(sorted: number[], p: number): number | null {
 
 export class SocketOffload {
   private readonly handoffs = new Map<string, Handoff>();
+  /** autoRelease hand-backs, per guest, oldest first: only their state is kept (no socket, no file, no timer). */
+  private readonly returned = new Map<string, Map<string, Handoff>>();
   /** Host sockets of finished handoffs waiting to close (flow still steered); `cut`: close them now. */
   private readonly closing = new Set<{ guest: string; cut: boolean }>();
   private readonly tables = new Map<string, Promise<void>>();
@@ -288,13 +302,18 @@ export class SocketOffload {
    * drop filter, so no packet reaches its socket and the host holds nothing; the flow goes straight to `steer`.
    */
   async handoff(guest: string, p: OffloadHandoffParamsT, signal?: AbortSignal): Promise<OffloadHandoffResultT> {
-    const { state, holdUntilRelease, ...begin } = p;
+    const { state, holdUntilRelease, autoRelease, ...begin } = p;
     const { h } = this.open(guest, begin);
     // checked before the handoff is registered: a refusal thrown from transfer() left it in flight for good (no hold
     // timer in this path), its file open and counted against the guest's budget
     try { checkStateFlow(h, state); } catch (e) { closeSync(h.fileFd); throw e; }
     h.quick = true;
     h.held = holdUntilRelease === true;
+    h.auto = h.held && autoRelease === true;
+    // an autoRelease hand-back of this connection: the guest has it back (it hands it over again); its kept state
+    // goes, and this handoff's steer takes the flow out of `back` if the window probe had not
+    const kept = this.returned.get(guest);
+    if (kept) for (const [id, old] of kept) if (sameFlow(old.flow, h.flow)) { kept.delete(id); this.done(old); }
     // the guest's release of this connection's previous handoff may still be on its way (it is not awaited): the
     // guest is handing the connection over again, so it has it back; close the stale copy before restoring anew
     // (two sockets of one 4-tuple must never exist here)
@@ -311,7 +330,10 @@ export class SocketOffload {
       const r = await this.transfer(h, state);
       // abandoned while the hand-back was under way (after the last check in transfer): nobody restores the state
       // it produced; the host restores its kept copy and finishes (the tail too)
-      if (h.orphan && r.outcome === 'returned' && h.phase === 'returned') void this.finishFrozen(h);
+      if (h.orphan && r.outcome === 'returned' && h.phase === 'returned') {
+        this.returned.get(guest)?.delete(h.id); // an autoRelease hand-back's kept state: finished here instead
+        void this.finishFrozen(h);
+      }
       return { ...r, handoff: h.id, count: h.count };
     } finally {
       signal?.removeEventListener('abort', abandon);
@@ -487,7 +509,7 @@ export class SocketOffload {
     this.opts.log.debug({ guest, handoff: h.id, port: h.flow.clientPort, inAt: Math.round(performance.timeOrigin + h.t0), outAt: Math.round(performance.timeOrigin + performance.now()), takeoverMs: Math.round(tSteered - h.t0), startMs: +(tStart - h.t0).toFixed(1), restoreMs: +(tRestored - tStart).toFixed(1), steerMs: +(tSteered - tRestored).toFixed(1), sendMs: Math.round(t1 - tSteered), drainMs: Math.round(t2 - t1), handbackMs: Math.round(performance.now() - t2), bytes }, 'socket offload: handed back');
     this.account(c, guest, bytes, overheadMs);
     h.phase = 'returned';
-    this.armReturnTimer(h);
+    if (h.auto) this.keepReturned(h); else this.armReturnTimer(h);
     return { bytes, outcome: 'returned', state };
   }
 
@@ -499,6 +521,36 @@ export class SocketOffload {
     this.mHandoffs?.inc({ guest });
     this.mBytes?.inc({ guest }, bytes);
     this.mLatency?.observe({ guest }, overheadMs / 1000);
+  }
+
+  /**
+   * An autoRelease hand-back: no longer in flight (the connection is the guest's), only its state and file are kept
+   * for a `release { finish: true }`, RETURNED_KEEP_MS and RETURNED_KEEP_MAX per guest at most. No timer and no set
+   * change: the hold in `back` ends in the packet path or expires (BACK_HOLD_MAX_S).
+   */
+  private keepReturned(h: Handoff): void {
+    clearTimeout(h.timer);
+    this.handoffs.delete(this.key(h.guest, h.id));
+    h.returnedAt = performance.now();
+    let kept = this.returned.get(h.guest);
+    if (!kept) { kept = new Map(); this.returned.set(h.guest, kept); }
+    kept.set(h.id, h);
+    for (const [id, old] of kept) {
+      if (kept.size <= RETURNED_KEEP_MAX && h.returnedAt - old.returnedAt! <= RETURNED_KEEP_MS) break;
+      kept.delete(id);
+      this.done(old);
+    }
+  }
+
+  /** The kept state of an autoRelease hand-back (removed), if not too old. */
+  private takeReturned(guest: string, id: string): Handoff | undefined {
+    const kept = this.returned.get(guest);
+    const h = kept?.get(id);
+    if (!h) return undefined;
+    kept!.delete(id);
+    if (performance.now() - h.returnedAt! <= RETURNED_KEEP_MS) return h;
+    this.done(h);
+    return undefined;
   }
 
   private armReturnTimer(h: Handoff): void {
@@ -611,7 +663,8 @@ export class SocketOffload {
 
   private done(h: Handoff): void {
     clearTimeout(h.timer);
-    if (h.phase !== 'done') { try { closeSync(h.fileFd); } catch { /* closed */ } }
+    if (h.phase !== 'done' && h.fileFd >= 0) { try { closeSync(h.fileFd); } catch { /* closed */ } }
+    h.fileFd = -1;
     h.phase = 'done';
     this.handoffs.delete(this.key(h.guest, h.id));
   }
@@ -638,6 +691,12 @@ export class SocketOffload {
 
   /** The guest restored its socket (returned) or gave up (held): drop the host's copy and the hold. */
   async release(guest: string, id: string, finish = false): Promise<{ released: boolean }> {
+    const auto = this.takeReturned(guest, id);
+    if (auto) {
+      // the flow is in no set but `back` (ended by the window probe, or expiring): nothing to change there
+      if (finish) void this.finishFrozen(auto); else this.done(auto);
+      return { released: true };
+    }
     const h = this.handoffs.get(this.key(guest, id));
     if (!h) return { released: false };
     if (h.phase === 'sending') throw new HylicsError('HYLICS_ERR_OFFLOAD_UNKNOWN_HANDOFF', `handoff ${id} is still sending`, { handoff: id });
@@ -652,7 +711,12 @@ export class SocketOffload {
 
   /** The guest's channel closed: nothing can come back to it; finish what the host holds. */
   async guestDisconnected(guest: string): Promise<void> {
+    // autoRelease hand-backs are the guest's connections already: forget their states, and end a hold still there
+    const kept = [...(this.returned.get(guest)?.values() ?? [])];
+    this.returned.delete(guest);
+    for (const h of kept) this.done(h);
     const mine = [...this.handoffs.values()].filter((h) => h.guest === guest);
+    await Promise.all(kept.map((h) => this.move(guest, h.flow, null).catch(() => undefined)));
     await Promise.all(mine.map(async (h) => {
       h.orphan = true;
       if (h.phase === 'held') { this.done(h); await this.move(guest, h.flow, null).catch(() => undefined); }

@@ -96,6 +96,10 @@ export const OffloadHandoffParams = Type.Object({
   /** The host may hand back with bytes not yet acknowledged (they travel in the state) and holds the flow (drops
    *  the client's packets) until the guest's first packet of it (its thawed socket's window probe) or its release. */
   holdUntilRelease: Type.Optional(Type.Boolean()),
+  /** With holdUntilRelease: the guest sends no release after a hand-back it restored; the host drops the state it
+   *  kept by itself (after RETURNED_KEEP_MS, or when the connection is handed over again) and the hold ends in the
+   *  packet path or expires (BACK_HOLD_MAX_S). `release { finish: true }` is still served. */
+  autoRelease: Type.Optional(Type.Boolean()),
 }, { additionalProperties: false });
 export const OffloadHandoffResult = Type.Object({
   ...OffloadSendResult.properties,
@@ -128,7 +132,7 @@ export type FallbackReason = (typeof FALLBACK_REASONS)[number];
 export const OFFLOAD_OPS = [
   defineOp({ name: 'offload.socket.begin', server: 'host', params: OffloadBeginParams, result: OffloadBeginResult, doc: 'Check a connection of the calling guest (its own local address) and a file of its share, and hold the flow so the guest can freeze the socket.' }),
   defineOp({ name: 'offload.socket.send', server: 'host', params: OffloadSendParams, result: OffloadSendResult, doc: 'Restore the frozen connection on the host, steer its flow to the host, send the file, then hand the connection back frozen (state) or finish it.' }),
-  defineOp({ name: 'offload.socket.handoff', server: 'host', params: OffloadHandoffParams, result: OffloadHandoffResult, doc: 'begin + send in one round trip: the guest froze the connection behind a drop-everything socket filter; the host checks, restores it, steers the flow to itself, sends all but the last byte of the range, and hands the connection back frozen (state; the guest sends the rest) or finishes it. Release afterwards.' }),
+  defineOp({ name: 'offload.socket.handoff', server: 'host', params: OffloadHandoffParams, result: OffloadHandoffResult, doc: 'begin + send in one round trip: the guest froze the connection behind a drop-everything socket filter; the host checks, restores it, steers the flow to itself, sends all but the last byte of the range, and hands the connection back frozen (state; the guest sends the rest) or finishes it. Release afterwards (not with autoRelease).' }),
   defineOp({ name: 'offload.socket.release', server: 'host', idempotent: true, params: OffloadReleaseParams, result: OffloadReleaseResult, doc: 'The guest restored its socket (or gave up): drop the host\'s frozen copy and the hold on the flow. Idempotent.' }),
   defineOp({ name: 'offload.socket.fallback', server: 'host', idempotent: true, params: OffloadFallbackParams, result: OffloadFallbackResult, doc: 'Count a send the guest library kept in the guest, with the reason (the host\'s per-guest counters).' }),
 ];
