@@ -72,7 +72,8 @@ function treeCpu(root: number): number {
 }
 
 async function main(): Promise<void> {
-  const s = await benchSession('hylics-bench-sock-', log);
+  // the daemon's per-handoff debug lines only when tracing (they are read back below)
+  const s = await benchSession('hylics-bench-sock-', log, { logLevel: process.env.HYLICS_OFFLOAD_TRACE === '1' ? 'debug' : undefined });
   const tag = `${process.pid % 100000}`;
   const w = clientNetns({ name: `hylics-sobw-${tag}`, hostIf: `hsob${tag}`, hostAddr: '10.251.77.1', addr: '10.251.77.2' });
   const { name: W, hostAddr: wHostAddr } = w;

@@ -24,7 +24,13 @@ export interface BenchSession {
   closing(): boolean;
 }
 
-export async function benchSession(prefix: string, log: (m: string) => void): Promise<BenchSession> {
+/** A benchmark daemon's log level: an operator's (info); a debug line per handoff is ~5 % of hylicsd's CPU. */
+export const BENCH_DAEMON_LOG_LEVEL = 'info';
+
+export async function benchSession(
+  prefix: string, log: (m: string) => void, opts: { logLevel?: string } = {},
+): Promise<BenchSession> {
+  const daemonArgs = ['--log-level', opts.logLevel ?? BENCH_DAEMON_LOG_LEVEL];
   const dir = await tempStateDir(prefix);
   let daemon: ChildProcess | undefined;
   const guests: string[] = [];
@@ -55,7 +61,7 @@ export async function benchSession(prefix: string, log: (m: string) => void): Pr
         });
         if (d.exitCode !== null || d.signalCode !== null) {
           log('the daemon has exited: starting it again to remove the guests');
-          daemon = await startDaemon(dir).catch((e: Error) => { log(`daemon restart failed: ${e.message}`); return undefined; });
+          daemon = await startDaemon(dir, daemonArgs).catch((e: Error) => { log(`daemon restart failed: ${e.message}`); return undefined; });
           if (daemon) left = await removeAll();
         }
       }
@@ -88,7 +94,7 @@ export async function benchSession(prefix: string, log: (m: string) => void): Pr
   return {
     dir,
     daemon: () => { if (!daemon) throw new Error('daemon not started'); return daemon; },
-    start: async () => { log(`starting the daemon (state ${dir})`); daemon = await startDaemon(dir); },
+    start: async () => { log(`starting the daemon (state ${dir})`); daemon = await startDaemon(dir, daemonArgs); },
     cli,
     createGuest: async <T>(name: string, args: string[]): Promise<T> => {
       guests.push(name);
