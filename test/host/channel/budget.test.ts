@@ -5,12 +5,14 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
+import type { Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { PassThrough } from 'node:stream';
 import { Registry } from 'prom-client';
 import { pino } from 'pino';
 import { ChannelServer } from '../../../src/host/channel/index.js';
-import { GuestBudget, OpRateLimit, RateLimitedLog } from '../../../src/host/channel/budget.js';
+import { DEFAULT_CHANNEL_BUDGET, GuestBudget, OpRateLimit, RateLimitedLog } from '../../../src/host/channel/budget.js';
 import { createChannelBackend } from '../../../src/host/channel-backend.js';
 import { entryArgv, NODE_BIN } from '../../../src/os/self.js';
 import { flooderArgv, type FloodResult } from '../../helpers/channel-flooder.js';
@@ -141,4 +143,32 @@ test('module start/stop rate per guest: the burst, then refused, then allowed ag
   now += 2000; // 30 a minute: one every 2 s
   assert.ok(r.take('a'));
   assert.equal(r.take('a'), false);
+});
+
+test('loop time charged to a guest is CPU, not time the daemon sat descheduled: a handler blocked without CPU costs nothing, one burning CPU is throttled', async () => {
+  const opts = { ...DEFAULT_CHANNEL_BUDGET, loopMsPerSec: 10, loopBurstMs: 20, disconnectAfterMs: 1e9 };
+  const cpuMs = (): number => { const u = process.cpuUsage(); return (u.user + u.system) / 1000; };
+  /** Five chunks through a metered stream whose "peer" runs `work` on each; resolves after `chunks` were handled. */
+  const run = async (work: () => void, chunks: number): Promise<GuestBudget> => {
+    const b = new GuestBudget(opts);
+    const stream = new PassThrough();
+    const attach = b.meter(stream as unknown as Socket);
+    let handled = 0;
+    stream.on('data', () => { work(); handled++; }); // the peer's processing, bracketed by the meter's listeners
+    const detach = attach({ framesIn: () => 0, onThrottle: () => {}, onAbuse: () => {} });
+    for (let i = 0; i < 5; i++) stream.write(Buffer.from('x'));
+    for (let i = 0; i < 10_000 && handled < chunks; i++) await new Promise((r) => setImmediate(r));
+    detach();
+    assert.ok(handled >= chunks, `handled ${handled} chunks`);
+    return b;
+  };
+  // blocked 30 ms per chunk without using the CPU (as a descheduled daemon): 150 ms were charged before
+  const cell = new Int32Array(new SharedArrayBuffer(4));
+  const idle = await run(() => { Atomics.wait(cell, 0, 0, 30); }, 5);
+  assert.ok(idle.stats.loopMs < 25, `charged ${idle.stats.loopMs} ms for 150 ms without CPU`);
+  assert.equal(idle.stats.throttles, 0);
+  // 30 ms of CPU in a chunk: charged, over the 20 ms burst, so the stream is paused
+  const busy = await run(() => { const until = cpuMs() + 30; while (cpuMs() < until) { /* burn */ } }, 1);
+  assert.ok(busy.stats.loopMs >= 25, `charged only ${busy.stats.loopMs} ms for 30 ms of CPU`);
+  assert.ok(busy.stats.throttles >= 1, 'throttled for loop time');
 });
