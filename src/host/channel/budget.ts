@@ -48,7 +48,7 @@ export const UNLIMITED_CHANNEL_BUDGET: ChannelBudgetOptions = {
 };
 
 /** CPU time of the whole process (user + system), ms. */
-function processCpuMs(): number {
+export function processCpuMs(): number {
   const u = process.cpuUsage();
   return (u.user + u.system) / 1000;
 }

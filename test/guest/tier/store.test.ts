@@ -201,6 +201,12 @@ test('escape attempts: symlinks in either tier are refused and never followed by
 /** argv running `script` (an ES module text) with this process's node and loader flags. */
 const nodeScript = (script: string): string[] => [...process.execArgv.filter((a) => !a.startsWith('--test')), '--input-type=module', '-e', script];
 const storeUrl = new URL('../../../src/guest/tier/store.js', import.meta.url).href;
+/** The first line a child process writes to stdout (or all it wrote, if it closed before a newline). */
+const firstLine = (c: ReturnType<typeof spawn>): Promise<string> => new Promise((resolve) => {
+  let buf = '';
+  c.stdout!.on('data', (d: Buffer) => { buf += d.toString(); if (buf.includes('\n')) resolve(buf.trim()); });
+  c.on('close', () => resolve(buf.trim()));
+});
 
 for (const promote of ['sync', 'background'] as const) test(`a concurrent reader never sees a torn file while the file moves back and forth between the tiers (promotion ${promote})`, { skip }, async (t) => {
   const f = await fixture(t, 32 * MiB);
@@ -264,11 +270,7 @@ test('an agent killed at every step of a move loses nothing: recovery leaves exa
         if (${JSON.stringify(direction)} === 'evict') await s.shrink(0, 60000); else { await s.lookup('v/seg.ts'); await s.promotionsSettled(); }
         process.stdout.write('DONE\\n');
       `), { stdio: ['ignore', 'pipe', 'inherit'] });
-      const line = await new Promise<string>((resolve) => {
-        let buf = '';
-        child.stdout.on('data', (c: Buffer) => { buf += c.toString(); if (buf.includes('\n')) resolve(buf.trim()); });
-        child.on('close', () => resolve(buf.trim()));
-      });
+      const line = await firstLine(child);
       assert.equal(line, `AT ${step}`, `${direction}: the child reached ${step}`);
       child.kill('SIGKILL');
       await new Promise((r) => child.on('close', r));
@@ -312,11 +314,7 @@ test('an agent killed right after renaming aside a source an app replaced (to gi
       if (${JSON.stringify(direction)} === 'evict') await s.shrink(0, 60000); else await s.lookup('r/n');
       process.stdout.write('DONE\\n');
     `), { stdio: ['ignore', 'pipe', 'inherit'] });
-    const line = await new Promise<string>((resolve) => {
-      let buf = '';
-      child.stdout.on('data', (c: Buffer) => { buf += c.toString(); if (buf.includes('\n')) resolve(buf.trim()); });
-      child.on('close', () => resolve(buf.trim()));
-    });
+    const line = await firstLine(child);
     assert.equal(line, 'AT aside', `${direction}: the child renamed the replaced source aside`);
     child.kill('SIGKILL');
     await new Promise((r) => child.on('close', r));
@@ -339,11 +337,6 @@ test('a temporary copy of a dead process is removed even when its pid now belong
     '--pid', '--fork', '--kill-child', '--mount-proc',
     ...(viaShell ? ['sh', '-c', '"$0" "$@"; true'] : []), process.execPath, ...nodeScript(script),
   ], { stdio: ['ignore', 'pipe', 'inherit'] });
-  const firstLine = (c: ReturnType<typeof spawn>): Promise<string> => new Promise((resolve) => {
-    let buf = '';
-    c.stdout!.on('data', (d: Buffer) => { buf += d.toString(); if (buf.includes('\n')) resolve(buf.trim()); });
-    c.on('close', () => resolve(buf.trim()));
-  });
   const opts = `{ memoryDir: ${JSON.stringify(f.mem)}, diskDir: ${JSON.stringify(f.disk)}, headroomBytes: 0, busyGraceMs: 0 }`;
   const writer = inNewPidNs(`
     const { TierStore } = await import(${JSON.stringify(storeUrl)});

@@ -12,7 +12,7 @@ import { PassThrough } from 'node:stream';
 import { Registry } from 'prom-client';
 import { pino } from 'pino';
 import { ChannelServer } from '../../../src/host/channel/index.js';
-import { DEFAULT_CHANNEL_BUDGET, GuestBudget, OpRateLimit, RateLimitedLog } from '../../../src/host/channel/budget.js';
+import { DEFAULT_CHANNEL_BUDGET, GuestBudget, OpRateLimit, processCpuMs, RateLimitedLog } from '../../../src/host/channel/budget.js';
 import { createChannelBackend } from '../../../src/host/channel-backend.js';
 import { entryArgv, NODE_BIN } from '../../../src/os/self.js';
 import { flooderArgv, type FloodResult } from '../../helpers/channel-flooder.js';
@@ -147,7 +147,6 @@ test('module start/stop rate per guest: the burst, then refused, then allowed ag
 
 test('loop time charged to a guest is CPU, not time the daemon sat descheduled: a handler blocked without CPU costs nothing, one burning CPU is throttled', async () => {
   const opts = { ...DEFAULT_CHANNEL_BUDGET, loopMsPerSec: 10, loopBurstMs: 20, disconnectAfterMs: 1e9 };
-  const cpuMs = (): number => { const u = process.cpuUsage(); return (u.user + u.system) / 1000; };
   /** Five chunks through a metered stream whose "peer" runs `work` on each; resolves after `chunks` were handled. */
   const run = async (work: () => void, chunks: number): Promise<GuestBudget> => {
     const b = new GuestBudget(opts);
@@ -168,7 +167,7 @@ test('loop time charged to a guest is CPU, not time the daemon sat descheduled: 
   assert.ok(idle.stats.loopMs < 25, `charged ${idle.stats.loopMs} ms for 150 ms without CPU`);
   assert.equal(idle.stats.throttles, 0);
   // 30 ms of CPU in a chunk: charged, over the 20 ms burst, so the stream is paused
-  const busy = await run(() => { const until = cpuMs() + 30; while (cpuMs() < until) { /* burn */ } }, 1);
+  const busy = await run(() => { const until = processCpuMs() + 30; while (processCpuMs() < until) { /* burn */ } }, 1);
   assert.ok(busy.stats.loopMs >= 25, `charged only ${busy.stats.loopMs} ms for 30 ms of CPU`);
   assert.ok(busy.stats.throttles >= 1, 'throttled for loop time');
 });
