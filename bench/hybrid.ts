@@ -24,10 +24,11 @@
 //   npx tsx bench/hybrid.ts [--rounds 2] [--deliver-mib 200] [--compress-mib 100] [--alone-seconds 8]
 //                           [--placement split|shared] [--client-cpu 0|1|none] [--client splice|curl]
 //                           [--configs alone,compression,interference,module,socket] (a subset: only these cells)
+//                           [--daemon-cgroup own|session]
 // Needs root (the daemon: namespaces, cgroups, nftables), lighttpd, pigz, curl (warm-up requests), python3 >= 3.10
 // (the splice client).
 import { execFile, execFileSync } from 'node:child_process';
-import { mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, readdirSync, rmdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { groupedBarChart, renderSvg, type BarPoint, type VegaLiteSpec } from '../src/core/plot.js';
 import { benchSession } from './lib/session.js';
@@ -74,6 +75,21 @@ if (CLIENT_CPUS !== 'none' && !/^\d+(-\d+)?$/.test(CLIENT_CPUS)) throw new Error
  */
 const CLIENT = argStr('client', 'splice');
 if (CLIENT !== 'splice' && CLIENT !== 'curl') throw new Error('--client: splice or curl');
+/**
+ * --daemon-cgroup own (default): hylicsd runs in a cpu cgroup of its own (cgroup v1 `cpu`, created and removed by
+ * the bench), as a service manager runs it (hylicsd.service) and as the module engine runs (nginx is in the guest's
+ * module cgroup). `session`: left where the bench started it, in the bench's session. Why: with the kernel's
+ * autogroup scheduling (kernel.sched_autogroup_enabled=1, this host's default), a task of the root cgroup is
+ * scheduled in its session's group, one CPU share for the whole session, while a task in another cgroup (the
+ * module's nginx) is a group of its own; so on a CPU the bench shares with other work, the socket scheme's sender
+ * thread (the addon's I/O thread in hylicsd) had to split one share with hylicsd's event loop and the bench itself,
+ * and the module's nginx worker did not.
+ */
+const DAEMON_CGROUP = argStr('daemon-cgroup', 'own');
+if (DAEMON_CGROUP !== 'own' && DAEMON_CGROUP !== 'session') throw new Error('--daemon-cgroup: own or session');
+const CPU_CGROUP_V1 = '/sys/fs/cgroup/cpu';
+/** Where hylicsd ran (the JSON's setup.daemonCgroup): the cgroup made for it, or the bench's session. */
+let daemonCgroupUsed = 'session (autogroup of the bench)';
 const CLK_TCK = Number(execFileSync('getconf', ['CLK_TCK']).toString().trim()) || 100;
 const log = benchLog('hybrid');
 
@@ -235,6 +251,20 @@ async function main(): Promise<void> {
   try {
     await session.start();
     const daemonPid = session.daemon().pid!;
+    if (DAEMON_CGROUP === 'own') {
+      const dir = join(CPU_CGROUP_V1, `hylics-bench-hybrid-${process.pid}`);
+      try {
+        mkdirSync(dir);
+        writeFileSync(join(dir, 'cgroup.procs'), String(daemonPid)); // the whole process (all its threads)
+        // after the daemon stopped: whatever it left in there (its short-lived children) back to the root, then rmdir
+        session.afterStop.push(async () => {
+          try { for (const p of readFileSync(join(dir, 'cgroup.procs'), 'utf8').split('\n').filter(Boolean)) try { writeFileSync(join(CPU_CGROUP_V1, 'cgroup.procs'), p); } catch { /* exited */ } } catch { /* gone */ }
+          try { rmdirSync(dir); } catch (e) { log(`could not remove ${dir}: ${(e as Error).message}`); }
+        });
+        daemonCgroupUsed = `own: ${dir} (cpu.shares 1024)`;
+        log(`hylicsd in cpu cgroup ${dir} (--daemon-cgroup own)`);
+      } catch (e) { log(`--daemon-cgroup own: no cgroup v1 cpu controller to use (${(e as Error).message}); hylicsd stays in the bench's session`); }
+    }
     log(`creating sandbox guest ${guest} (--cpus ${CPUS}, share 512M, memory 1G)`);
     const g = await session.createGuest<{ address: string; share: { path: string }; driverInfo: { cgroup: string } }>(guest, ['--share-size', '512M', '--cpus', String(CPUS), '--memory', '1G']);
     const addr = g.address; const cgroup = g.driverInfo.cgroup;
@@ -461,7 +491,7 @@ EOF`);
         placement: SPLIT
           ? `split (as the paper's Fig. 19/20 setup: the VM's vCPUs are its own): the guest's processes pinned to CPU ${GUEST_CPUS} (quota ${CPUS} CPU), the module engine (nginx master + worker) and hylicsd to CPU ${MODULE_CPUS}; client (${CLIENT}) on CPU ${CLIENT_CPUS} in every scheme`
           : `shared: nothing pinned (the guest's pigz threads and the module engine share every host core); client on CPU ${CLIENT_CPUS}`,
-        clientCpus: CLIENT_CPUS, clientProgram: CLIENT,
+        clientCpus: CLIENT_CPUS, clientProgram: CLIENT, daemonCgroup: daemonCgroupUsed,
         hostCpusBusy: 'CPUs\' worth of the whole host busy during the cell (/proc/stat: all but idle and iowait)',
         rounds: ROUNDS, hostCpus: HOST_CPUS, loadavg: readFileSync('/proc/loadavg', 'utf8').trim(),
       },
