@@ -11,6 +11,7 @@ import { Daemon } from './daemon.js';
 import { buildApi } from './http.js';
 import { wireBackends } from './wiring.js';
 import type { SandboxIsolation } from './drivers/sandbox.js';
+import type { EngineKind } from './modules/engine-api.js';
 import { guardInstalled } from '../os/nft-guard.js';
 import { writeFileAtomic } from '../os/atomic-file.js';
 import { apiTokenPath, ensureApiToken } from './api-auth.js';
@@ -36,6 +37,8 @@ export interface DaemonProcessOptions {
   shareBudgetBytes?: number;
   /** Sandbox guests as crun containers (default) or namespaces only. */
   sandboxIsolation?: SandboxIsolation;
+  /** The server behind guests' host-side modules (default DEFAULT_ENGINE). */
+  moduleEngine?: EngineKind;
 }
 
 async function pidAlive(pid: number): Promise<boolean> {
@@ -108,6 +111,7 @@ export async function startDaemon(opts: DaemonProcessOptions, log: Logger = pino
   const backends = await wireBackends(opts.stateDir, log, {
     guestFirewall: opts.guestFirewall,
     sandboxIsolation: opts.sandboxIsolation,
+    ...(opts.moduleEngine ? { moduleEngine: opts.moduleEngine } : {}),
   });
   if (opts.guestFirewall === false) {
     // The table is host-wide: one installed by another daemon keeps filtering this daemon's guests too.
@@ -225,6 +229,7 @@ export async function runDaemon(
       guestFirewall: current.guestFirewall,
       shareBudget: current.shareBudget,
       sandboxIsolation: current.sandboxIsolation,
+      moduleEngine: current.moduleEngine,
     };
     if (restart.length > 0)
       log.warn(
@@ -250,5 +255,5 @@ export async function runDaemon(
 }
 
 function processOptions(s: DaemonSettings): DaemonProcessOptions {
-  return { stateDir: s.stateDir, listen: s.listen, allowRemoteApi: s.allowRemoteApi, apiHosts: s.apiHost, guestFirewall: s.guestFirewall, sandboxIsolation: s.sandboxIsolation, logLevel: s.logLevel, ...(s.shareBudget !== undefined ? { shareBudgetBytes: parseSize(s.shareBudget, 'share budget') } : {}) };
+  return { stateDir: s.stateDir, listen: s.listen, allowRemoteApi: s.allowRemoteApi, apiHosts: s.apiHost, guestFirewall: s.guestFirewall, sandboxIsolation: s.sandboxIsolation, moduleEngine: s.moduleEngine, logLevel: s.logLevel, ...(s.shareBudget !== undefined ? { shareBudgetBytes: parseSize(s.shareBudget, 'share budget') } : {}) };
 }

@@ -10,6 +10,7 @@ import { MicrovmDriver } from './drivers/microvm.js';
 import { LibvirtDriver } from './drivers/libvirt.js';
 import { renderLibvirtXml } from './libvirt.js';
 import { ModuleManager, moduleBackend } from './modules/index.js';
+import type { EngineKind } from './modules/engine-api.js';
 import { createChannelBackend } from './channel-backend.js';
 import { SocketOffload } from './offload/socket.js';
 import { TierUses } from './tier-uses.js';
@@ -23,6 +24,8 @@ export interface WireOptions {
   guestFirewall?: boolean;
   /** Sandbox guests as crun containers (default) or namespaces only. */
   sandboxIsolation?: SandboxIsolation;
+  /** The server behind the guests' module engines (daemon setting module-engine; default DEFAULT_ENGINE). */
+  moduleEngine?: EngineKind;
 }
 
 /** A short id of a daemon on this host: the first 8 hex digits of sha256(its resolved state dir). */
@@ -38,7 +41,7 @@ export async function wireBackends(stateDir: string, log: Logger, opts: WireOpti
   channels.setShareInfo((guest) => shares.usage(guest));
   // module nft tables and cgroups carry this daemon's id (its state dir's hash): another daemon's same-named guest
   // has its own; engine directories live in the state dir
-  const modules = new ModuleManager({ registry, tableTag: daemonTag(stateDir), runDir: join(stateDir, 'run', 'modules'), log: (msg) => log.info({ component: 'modules' }, msg) });
+  const modules = new ModuleManager({ registry, tableTag: daemonTag(stateDir), runDir: join(stateDir, 'run', 'modules'), ...(opts.moduleEngine ? { engine: opts.moduleEngine } : {}), log: (msg) => log.info({ component: 'modules' }, msg) });
   // What a previous daemon with this state dir left when it died: its engines died with it (modules are not
   // re-adopted), so its tables would steer the guests' ports to nothing; its cgroups and engine dirs are empty.
   const stale = await modules.cleanupStale().catch((e: unknown) => { log.warn({ component: 'modules', err: (e as Error).message }, 'removing stale module state failed'); return undefined; });

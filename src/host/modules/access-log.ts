@@ -2,7 +2,9 @@
 // buffered by nginx: one write per 32 KiB or per second). The manager drains it once a second into the stats
 // events and the hylics_module_* counters, so the profiler sees the same figures the node worker used to send.
 // The file is rotated (rename + SIGUSR1 to nginx, which reopens its logs) before it grows past ROTATE_BYTES.
-import { closeSync, fstatSync, openSync, readSync, renameSync } from 'node:fs';
+// A lighttpd engine's log (LT_LOG_FORMAT, lighttpd-conf.ts) is parsed by addLighttpdLine and rotated by truncating it
+// in place (lighttpd opened it O_APPEND before its chroot and cannot reopen it).
+import { closeSync, fstatSync, ftruncateSync, openSync, readSync, renameSync } from 'node:fs';
 
 /** A log larger than this is renamed and nginx asked to reopen (tmpfs or not, it must not grow without bound). */
 export const ROTATE_BYTES = 8 * 1024 * 1024;
@@ -90,6 +92,40 @@ export function addLine(t: AccessTotals, line: string): boolean {
   return true;
 }
 
+/** lighttpd's %U (the path as sent; bytes outside printable ASCII as \xHH) decoded; undefined if malformed. */
+function decodeLighttpdUri(raw: string): string | undefined {
+  if (!raw.startsWith('/')) return undefined;
+  if (!raw.includes('%') && !raw.includes('\\')) return raw;
+  try {
+    const bytes = Buffer.from(raw.replace(/\\x([0-9a-fA-F]{2})/g, (_, h: string) => String.fromCharCode(parseInt(h, 16))), 'latin1');
+    const v = decodeURIComponent(bytes.toString('latin1').replace(/[\x80-\xff]/g, (c) => `%${c.charCodeAt(0).toString(16)}`));
+    return v.includes('\0') ? undefined : v;
+  } catch { return undefined; }
+}
+
+/**
+ * Add one lighttpd log line ("status bytes ms state path", state X = aborted before the response completed) to the
+ * totals, in the same terms as addLine: a line is rewritten as nginx would have logged it.
+ */
+export function addLighttpdLine(t: AccessTotals, line: string): boolean {
+  const f = line.split(' ', 4);
+  if (f.length < 4) return false;
+  const at = f[0]!.length + f[1]!.length + f[2]!.length + f[3]!.length + 4;
+  const ms = Number(f[2]);
+  if (!Number.isFinite(ms)) return false;
+  const bytes = f[1] === '-' ? '0' : f[1];
+  const uri = decodeLighttpdUri(line.slice(at));
+  const done = f[3] === 'X' ? '' : 'OK';
+  return addLine(t, `${f[0]} ${bytes} ${ms / 1000} ${done} ${uri === undefined ? '' : logged(uri)}`);
+}
+
+/** A path as nginx's escape=json log has it (addLine reads the line as latin1 bytes of UTF-8). */
+function logged(uri: string): string {
+  return PLAIN.test(uri) ? uri : Buffer.from(JSON.stringify(uri).slice(1, -1), 'utf8').toString('latin1');
+}
+
+export type AccessLogFormat = 'nginx' | 'lighttpd';
+
 export class AccessLog {
   private fd: number | null = null;
   private old: number | null = null;
@@ -97,7 +133,7 @@ export class AccessLog {
   private oldOffset = 0;
   private rest = '';
 
-  constructor(readonly path: string, private readonly reopen: () => void) {}
+  constructor(readonly path: string, private readonly reopen: () => void, private readonly format: AccessLogFormat = 'nginx') {}
 
   /** Everything logged since the last call. */
   drain(): AccessTotals {
@@ -112,7 +148,13 @@ export class AccessLog {
       try { this.fd = openSync(this.path, 'r'); this.offset = 0; } catch { return t; } // nothing logged yet
     }
     this.offset = this.readFrom(this.fd, this.offset, t);
-    if (this.offset > ROTATE_BYTES) {
+    if (this.offset > ROTATE_BYTES && this.format === 'lighttpd') {
+      // lines lighttpd appends between the read above and this truncation are lost (one window per ROTATE_BYTES)
+      const w = openSync(this.path, 'r+');
+      try { ftruncateSync(w, 0); } finally { closeSync(w); }
+      this.offset = 0;
+      this.rest = '';
+    } else if (this.offset > ROTATE_BYTES) {
       renameSync(this.path, `${this.path}.old`);
       this.old = this.fd;
       this.oldOffset = this.offset;
@@ -138,7 +180,7 @@ export class AccessLog {
       const text = this.rest + buf.toString('latin1', 0, n);
       const lines = text.split('\n');
       this.rest = lines.pop() ?? '';
-      for (const line of lines) addLine(t, line);
+      for (const line of lines) (this.format === 'lighttpd' ? addLighttpdLine : addLine)(t, line);
     }
     return offset;
   }

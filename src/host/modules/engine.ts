@@ -12,7 +12,8 @@ import { accessSync, chmodSync, chownSync, constants, mkdirSync, readFileSync, r
 import { request } from 'node:http';
 import { join } from 'node:path';
 import { HylicsError } from '../../core/errors/index.js';
-import { CTL_SOCKET } from './nginx-conf.js';
+import type { EngineConfig, ModuleEngine, StubStatus } from './engine-api.js';
+import { CTL_SOCKET, nginxConf } from './nginx-conf.js';
 
 /** How long nginx may take to start or reload before we call it failed. */
 export const ENGINE_READY_MS = 10_000;
@@ -77,15 +78,7 @@ export interface EngineOptions {
   onExit: (code: number | null, signal: NodeJS.Signals | null) => void;
 }
 
-export interface StubStatus {
-  active: number;
-  accepts: number;
-  handled: number;
-  requests: number;
-  reading: number;
-  writing: number;
-  waiting: number;
-}
+export type { StubStatus };
 
 export function parseStubStatus(text: string): StubStatus {
   const n = (re: RegExp): number => Number(re.exec(text)?.[1] ?? NaN);
@@ -96,7 +89,8 @@ export function parseStubStatus(text: string): StubStatus {
   };
 }
 
-export class NginxEngine {
+export class NginxEngine implements ModuleEngine {
+  readonly kind = 'nginx' as const;
   private child: ChildProcess | null = null;
   private stderrTail = '';
   private stopping = false;
@@ -124,6 +118,11 @@ export class NginxEngine {
       chownSync(d, this.o.user.uid, this.o.user.gid);
       chmodSync(d, 0o700);
     }
+  }
+
+  /** Write the configuration for this module set (read by the next start or reload). */
+  configure(c: EngineConfig): void {
+    this.writeConf(nginxConf(c));
   }
 
   writeConf(text: string): void {
@@ -181,13 +180,16 @@ export class NginxEngine {
   }
 
   /** Rewrite nothing: tell nginx to re-read its (already written) config; resolves once `generation` answers. */
-  async reload(generation: number): Promise<void> {
+  async reload(generation: number, _openShare?: () => number): Promise<void> {
     const pid = this.masterPid();
     if (!pid) throw new HylicsError('HYLICS_ERR_MODULE_WORKER', `engine of ${this.o.guest} is not running`);
     this.stderrTail = '';
     process.kill(pid, 'SIGHUP');
     await this.waitGeneration(generation, () => this.child === null);
   }
+
+  /** nginx reopens its logs on SIGUSR1: the access logs are rotated by renaming them. */
+  readonly logRotation = 'rename' as const;
 
   /** Ask nginx to reopen its log files (after the access logs were renamed). */
   reopenLogs(): void {

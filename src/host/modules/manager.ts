@@ -1,6 +1,7 @@
-// The module manager (daemon side): starts, lists and stops a guest's middleware modules. Per guest, one nginx
-// engine serves every module of that guest (engine.ts: unprivileged, its own mount namespace holding only the
-// share, the guest's module cgroup), reloaded when the guest's module set changes and restarted with back-off
+// The module manager (daemon side): starts, lists and stops a guest's middleware modules. Per guest, one engine
+// (nginx, engine.ts; or lighttpd with the daemon setting module-engine, lighttpd-engine.ts; engine-api.ts) serves
+// every module of that guest (unprivileged, its own mount namespace holding only the share, the guest's module
+// cgroup), reloaded when the guest's module set changes and restarted with back-off
 // when it dies; guests with `stream` modules also get a gate worker (worker-main.ts) that nginx asks before it
 // sends a media segment. nft rules steer guestAddr:port to the engine. Everything is keyed by the guest name
 // the daemon passes in: a guest can only ever name its own modules.
@@ -19,8 +20,10 @@ import { openDirBeneath, openShareDir } from '../../os/native.js';
 import { applyModuleRules, listModuleTableGuests, removeModuleRules, type DnatRule } from '../../os/nft.js';
 import { entryArgv, NODE_BIN } from '../../os/self.js';
 import { AccessLog, type AccessTotals } from './access-log.js';
-import { findNginx, NginxEngine, type StubStatus } from './engine.js';
-import { nginxConf, type EngineModule } from './nginx-conf.js';
+import { DEFAULT_ENGINE, type EngineConfig, type EngineKind, type ModuleEngine, type StubStatus } from './engine-api.js';
+import { findNginx, NginxEngine } from './engine.js';
+import { findLighttpd, LighttpdEngine } from './lighttpd-engine.js';
+import type { EngineModule } from './nginx-conf.js';
 import {
   DEFAULT_LIMITS,
   DEFAULT_RESOURCES,
@@ -51,6 +54,11 @@ export interface ModuleManagerOptions {
   runDir?: string;
   /** nginx `disable_symlinks` (default true). Off only for the benchmark that measures its cost. */
   disableSymlinks?: boolean;
+  /**
+   * The server each guest's modules run on (daemon setting `module-engine`, default DEFAULT_ENGINE). lighttpd serves
+   * `http` modules only: a `stream` module is refused with HYLICS_ERR_MODULE_ENGINE (docs/modules.md).
+   */
+  engine?: EngineKind;
   /** Install nft rules (default true). Off only for benchmarks that talk to the listen address directly. */
   steer?: boolean;
   /**
@@ -69,7 +77,7 @@ interface GuestState {
   nextId: number;
   queue: Promise<unknown>;
   runDir: string;
-  engine: NginxEngine | null;
+  engine: ModuleEngine | null;
   generation: number;
   cgroup: Cgroup | null;
   cgroupError?: string;
@@ -125,6 +133,8 @@ export class ModuleManager extends EventEmitter<ModuleManagerEvents> {
    */
   readonly owner: string;
   private readonly disableSymlinks: boolean;
+  /** The server every guest's module engine is (ModuleManagerOptions.engine). */
+  readonly engineKind: EngineKind;
   private readonly steer: boolean;
   private readonly log: (msg: string) => void;
   private readonly timer: NodeJS.Timeout;
@@ -152,6 +162,7 @@ export class ModuleManager extends EventEmitter<ModuleManagerEvents> {
     this.runRoot = opts.runDir ?? join(tmpdir(), 'hylics-modules');
     this.owner = opts.tableTag ?? createHash('sha256').update(this.runRoot).digest('hex').slice(0, OWNER_HEX);
     this.disableSymlinks = opts.disableSymlinks ?? true;
+    this.engineKind = opts.engine ?? DEFAULT_ENGINE;
     this.steer = opts.steer ?? true;
     this.log = opts.log ?? (() => {});
     this.registry = opts.registry ?? new Registry();
@@ -242,11 +253,16 @@ export class ModuleManager extends EventEmitter<ModuleManagerEvents> {
             });
       }
       checkRoot(guest.sharePath, o.root);
-      const nginx = findNginx();
-      if (!nginx)
+      if (o.kind === 'stream' && this.engineKind !== 'nginx')
+        throw new HylicsError(
+          'HYLICS_ERR_MODULE_ENGINE',
+          `stream modules need the nginx module engine (this daemon's module-engine is ${this.engineKind})`,
+          { guest: guest.name, kind: o.kind, engine: this.engineKind },
+        );
+      if (!this.engineBinary())
         throw new HylicsError(
           'HYLICS_ERR_MODULE_WORKER',
-          'nginx is not installed (the module engine; Debian package nginx, see scripts/debian-packages.txt)',
+          `${this.engineKind} is not installed (the module engine; Debian package ${this.engineKind}, see scripts/debian-packages.txt)`,
         );
       if (o.hostPort !== undefined) await probePort('0.0.0.0', o.hostPort);
       const listenPort = await probePort(guest.hostAddr, 0);
@@ -269,7 +285,7 @@ export class ModuleManager extends EventEmitter<ModuleManagerEvents> {
       const mod: Mod = {
         info,
         opts: o,
-        log: new AccessLog(join(st.runDir, 'log', `${id}.access`), () => st.engine?.reopenLogs()),
+        log: new AccessLog(join(st.runDir, 'log', `${id}.access`), () => st.engine?.reopenLogs(), this.engineKind),
       };
       st.modules.set(id, mod);
       try {
@@ -433,7 +449,7 @@ export class ModuleManager extends EventEmitter<ModuleManagerEvents> {
     return this.logCpuSec.get(guestName) ?? 0;
   }
 
-  /** Host pid of the guest's nginx master (tests kill it to prove the restart). */
+  /** Host pid of the guest's engine: the nginx master, or lighttpd (tests kill it to prove the restart). */
   workerPid(guestName: string): number | undefined {
     return this.guests.get(guestName)?.engine?.masterPid();
   }
@@ -526,26 +542,27 @@ export class ModuleManager extends EventEmitter<ModuleManagerEvents> {
     }));
   }
 
-  /** Write the config for the current module set and start or reload nginx with it; the old config on failure. */
+  private engineConfig(st: GuestState, generation: number): EngineConfig {
+    return { generation, modules: this.engineModules(st), limits: this.limits, disableSymlinks: this.disableSymlinks };
+  }
+
+  /** Write the config for the current module set and start or reload the engine with it; the old config on failure. */
   private async applyEngine(st: GuestState): Promise<void> {
-    const conf = (gen: number): string =>
-      nginxConf({
-        generation: gen,
-        modules: this.engineModules(st),
-        limits: this.limits,
-        disableSymlinks: this.disableSymlinks,
-      });
     if (!st.engine) {
       st.engine = await this.createEngine(st);
     }
     const gen = st.generation + 1;
-    st.engine.writeConf(conf(gen));
+    st.engine.configure(this.engineConfig(st, gen));
     try {
-      if (st.engine.running) await st.engine.reload(gen);
+      if (st.engine.running) await st.engine.reload(gen, () => openShareDir(st.guest.sharePath));
       else await this.spawnEngine(st, gen);
       st.generation = gen;
     } catch (e) {
-      st.engine.writeConf(conf(st.generation)); // nginx keeps running the previous configuration
+      st.engine.configure(this.engineConfig(st, st.generation)); // nginx keeps running the previous configuration
+      // lighttpd was stopped to apply the new one: back to the previous configuration for the guest's other modules
+      if (!st.engine.running && st.generation > 0)
+        await this.spawnEngine(st, st.generation).catch((e2: unknown) =>
+          this.log(`restarting the module engine of ${st.guest.name} with its previous configuration failed: ${(e2 as Error).message}`));
       throw e;
     }
   }
@@ -627,18 +644,24 @@ export class ModuleManager extends EventEmitter<ModuleManagerEvents> {
     if (reply.op !== 'started') throw new HylicsError('HYLICS_ERR_MODULE_WORKER', `unexpected gate reply ${reply.op}`);
   }
 
-  /** The guest's nginx engine (prepared, not started), in its cgroup; set as st.engine before it is prepared. */
-  private async createEngine(st: GuestState): Promise<NginxEngine> {
+  private engineBinary(): string | undefined {
+    return this.engineKind === 'lighttpd' ? findLighttpd() : findNginx();
+  }
+
+  /** The guest's engine (prepared, not started), in its cgroup; set as st.engine before it is prepared. */
+  private async createEngine(st: GuestState): Promise<ModuleEngine> {
     await this.ensureCgroup(st);
-    const engine = new NginxEngine({
+    const common = {
       guest: st.guest.name,
-      nginx: findNginx()!,
       runDir: st.runDir,
       user: this.user,
       procsFiles: st.cgroup?.procsFiles() ?? [],
       log: this.log,
-      onExit: (code, signal) => this.onEngineExit(st, code, signal),
-    });
+      onExit: (code: number | null, signal: NodeJS.Signals | null) => this.onEngineExit(st, code, signal),
+    };
+    const engine: ModuleEngine = this.engineKind === 'lighttpd'
+      ? new LighttpdEngine({ ...common, lighttpd: findLighttpd()! })
+      : new NginxEngine({ ...common, nginx: findNginx()! });
     st.engine = engine;
     engine.prepare();
     return engine;
@@ -783,7 +806,7 @@ export class ModuleManager extends EventEmitter<ModuleManagerEvents> {
 
   private onEngineExit(st: GuestState, code: number | null, signal: NodeJS.Signals | null): void {
     if (st.stopping || this.closed || st.modules.size === 0) return;
-    const delay = this.backoff(st, 'engine (nginx)', signal ? `killed by ${signal}` : `exited with code ${code}`);
+    const delay = this.backoff(st, `engine (${this.engineKind})`, signal ? `killed by ${signal}` : `exited with code ${code}`);
     setTimeout(() => {
       void this.serial(st.guest.name, st.guest, (s) => this.restoreEngine(s)).catch((e: unknown) => {
         this.log(`restarting the module engine of ${st.guest.name} failed: ${(e as Error).message}`);
@@ -802,14 +825,7 @@ export class ModuleManager extends EventEmitter<ModuleManagerEvents> {
         m.info.listen.port = await probePort(m.info.listen.addr, 0);
       }
     }
-    st.engine.writeConf(
-      nginxConf({
-        generation: st.generation,
-        modules: this.engineModules(st),
-        limits: this.limits,
-        disableSymlinks: this.disableSymlinks,
-      }),
-    );
+    st.engine.configure(this.engineConfig(st, st.generation));
     await this.spawnEngine(st, st.generation);
     await this.applyRules(st);
   }

@@ -5,6 +5,17 @@ import { execFile, execFileSync } from 'node:child_process';
 import { mkdirSync, rmSync } from 'node:fs';
 import { ModuleManager } from '../../../src/host/modules/index.js';
 import type { ModuleEvent, ModuleGuest } from '../../../src/host/modules/index.js';
+import { ENGINE_KINDS, type EngineKind } from '../../../src/host/modules/engine-api.js';
+import { findNginx } from '../../../src/host/modules/engine.js';
+import { findLighttpd } from '../../../src/host/modules/lighttpd-engine.js';
+
+/**
+ * The module engines the guarantee tests run against (each suite once per engine): those installed; with
+ * HYLICS_TEST_MODULE_ENGINE=nginx|lighttpd only that one.
+ */
+export const TEST_ENGINES: EngineKind[] = ENGINE_KINDS.filter((e) =>
+  (e === 'nginx' ? findNginx() : findLighttpd()) !== undefined
+  && (process.env.HYLICS_TEST_MODULE_ENGINE === undefined || process.env.HYLICS_TEST_MODULE_ENGINE === e));
 
 export const canRun = (): string | false => {
   if (process.getuid?.() !== 0) return 'needs root (tmpfs mounts, netns, nftables)';
@@ -41,7 +52,7 @@ export function sh(cmd: string, args: string[], opts: { ns?: string; timeoutMs?:
 
 let seq = 0;
 
-export async function makeFixture(tag: string): Promise<Fixture> {
+export async function makeFixture(tag: string, engine?: EngineKind): Promise<Fixture> {
   const pid = process.pid;
   const n = seq++;
   const id = `${tag}${pid % 100000}${n}`.slice(0, 10);
@@ -55,7 +66,7 @@ export async function makeFixture(tag: string): Promise<Fixture> {
   const vg = `vg${id}`.slice(0, 15);
   const cleanups: Array<() => void | Promise<void>> = [];
   const run = (c: string, a: string[]): void => { execFileSync(c, a, { stdio: ['ignore', 'ignore', 'pipe'] }); };
-  const manager = new ModuleManager({ log: () => {} });
+  const manager = new ModuleManager({ log: () => {}, ...(engine ? { engine } : {}) });
   const events: ModuleEvent[] = [];
   manager.on('event', (e) => events.push(e));
   const fx: Fixture = {

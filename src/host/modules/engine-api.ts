@@ -1,0 +1,56 @@
+// What the module manager needs from a guest's module engine, whichever server it is (nginx: engine.ts +
+// nginx-conf.ts; lighttpd: lighttpd-engine.ts + lighttpd-conf.ts). The choice is made in one place: the daemon
+// setting `module-engine` (src/host/config.ts), passed to the ModuleManager as `engine`.
+import type { EngineModule } from './nginx-conf.js';
+import type { ModuleLimits } from './types.js';
+
+export const ENGINE_KINDS = ['nginx', 'lighttpd'] as const;
+export type EngineKind = (typeof ENGINE_KINDS)[number];
+/** The module engine a daemon uses when its settings name none. */
+export const DEFAULT_ENGINE: EngineKind = 'nginx';
+
+export interface EngineConfig {
+  /** Increases with every change of the guest's module set (nginx answers it on its control socket). */
+  generation: number;
+  modules: EngineModule[];
+  limits: ModuleLimits;
+  /** nginx `disable_symlinks` (default true); off only to measure its cost (bench). lighttpd ignores it. */
+  disableSymlinks?: boolean;
+}
+
+/** Connections now and totals since start; fields an engine does not report are NaN. */
+export interface StubStatus {
+  active: number;
+  accepts: number;
+  handled: number;
+  requests: number;
+  reading: number;
+  writing: number;
+  waiting: number;
+}
+
+export interface ModuleEngine {
+  readonly kind: EngineKind;
+  /** Run directory parts: root/ (mount point), conf/, log/ (access logs, control socket), gate/ (stream gate). */
+  readonly dirs: { root: string; conf: string; log: string; gate: string };
+  /**
+   * How the manager rotates an access log: `rename` it and call reopenLogs() (nginx), or `truncate` it in place
+   * (lighttpd opens it O_APPEND before its chroot and could not reopen it after).
+   */
+  readonly logRotation: 'rename' | 'truncate';
+  readonly running: boolean;
+  /** Make the run directory. */
+  prepare(): void;
+  /** Write the configuration for this module set (used by the next start or reload). */
+  configure(c: EngineConfig): void;
+  /** Start with the configuration written; shareFd is the guest's share, opened by the daemon. */
+  start(shareFd: number, generation: number): Promise<void>;
+  /** Apply the configuration written (nginx: graceful reload; lighttpd: restart, opening the share again). */
+  reload(generation: number, openShare: () => number): Promise<void>;
+  reopenLogs(): void;
+  stop(): Promise<void>;
+  removeDirs(): void;
+  /** Host pid of the server's main process (tests kill it to prove the restart). */
+  masterPid(): number | undefined;
+  status(): Promise<StubStatus>;
+}

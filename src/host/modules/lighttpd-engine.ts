@@ -1,0 +1,250 @@
+// One guest's module engine as lighttpd (daemon setting `module-engine: lighttpd`; nginx is engine.ts). The same
+// launcher shape as nginx's: unshare'd mount + PID namespaces whose root is a small tmpfs holding /usr (lighttpd and
+// its libraries), the config (+ a passwd/group naming the unprivileged user), the log directory and /jail/share (the
+// guest's share, bound by the fd the daemon opened, read-only, nodev, nosuid, noexec). lighttpd starts as root there
+// with no capability but setuid, setgid and sys_chroot (bounding set, no_new_privs), loads its modules, binds (the
+// control socket at /log), chroots into /jail and drops to the user, then opens its access logs (/jail/log: the same
+// directory, which the user can pass through but not list, each log write-only for it): what it serves can only
+// ever resolve inside the share, even through a symlink that wins the race against its lstat check. A root shell
+// stays pid 1 of the PID namespace (lighttpd's own uid change clears the parent-death signal; pid 1 keeps it): when
+// the daemon dies, unshare dies, pid 1 gets SIGKILL and the kernel kills lighttpd with its namespace. Everything
+// runs in the guest's module cgroup.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { accessSync, chmodSync, chownSync, closeSync, constants, constants as fsc, openSync, mkdirSync, readFileSync, renameSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
+import { request } from 'node:http';
+import { join } from 'node:path';
+import { HylicsError } from '../../core/errors/index.js';
+import type { EngineConfig, ModuleEngine, StubStatus } from './engine-api.js';
+import { ENGINE_READY_MS } from './engine.js';
+import { lighttpdConf, LT_CTL_SOCKET, LT_USER } from './lighttpd-conf.js';
+
+const POLL_MS = 20;
+const STOP_GRACE_MS = 2000;
+const STDERR_TAIL = 4096;
+const NS_ROOT_SIZE = '4m';
+
+export const LIGHTTPD_CANDIDATES = ['/usr/sbin/lighttpd', '/usr/bin/lighttpd'];
+
+export function findLighttpd(): string | undefined {
+  for (const p of LIGHTTPD_CANDIDATES) {
+    try { accessSync(p, constants.X_OK); return p; } catch { /* next */ }
+  }
+  return undefined;
+}
+
+// Positional: root conf log lighttpd [cgroup.procs files...]; fd 4 = the share directory (opened O_NOFOLLOW by the
+// daemon). Not exec'd: this shell stays pid 1 of the namespace (see above) and exits with lighttpd's status.
+const LAUNCH = `set -eu
+R=$1 CONF=$2 LOG=$3 LIGHTTPD=$4
+shift 4
+for f in "$@"; do echo $$ > "$f"; done
+mount -t tmpfs -o size=${NS_ROOT_SIZE},mode=0755,nosuid,nodev tmpfs "$R"
+cd "$R"
+mkdir usr etc log jail jail/share jail/log jail/tmp .old proc dev
+touch dev/null
+mount --bind /dev/null dev/null
+mount --bind -o ro /usr usr
+mount --bind -o ro,nosuid,nodev,noexec /proc/self/fd/4 jail/share
+mount --bind -o ro,nosuid,nodev,noexec "$CONF" etc
+mount --bind -o nosuid,nodev,noexec "$LOG" log
+mount --bind -o nosuid,nodev,noexec "$LOG" jail/log
+mount -t proc -o nosuid,nodev,noexec proc proc
+for d in lib lib32 lib64 libx32 bin sbin; do
+  if [ -L /$d ]; then ln -s "$(readlink /$d)" $d
+  elif [ -d /$d ]; then mkdir $d; mount --bind -o ro /$d $d; fi
+done
+exec 4<&-
+pivot_root . .old
+umount -l /.old
+rmdir /.old
+umount /proc
+rmdir /proc
+setpriv --inh-caps=-all --bounding-set=-all,+setuid,+setgid,+sys_chroot --no-new-privs "$LIGHTTPD" -D -f /etc/lighttpd.conf
+`;
+
+/** The hard limit of open files this process (and so the engine) has: lighttpd may not raise max-fds above it. */
+function hardNofile(): number {
+  const m = /^Max open files\s+\S+\s+(\S+)/m.exec(readFileSync('/proc/self/limits', 'utf8'));
+  return m && /^\d+$/.test(m[1]!) ? Number(m[1]) : Number.MAX_SAFE_INTEGER;
+}
+
+/** mod_status `?auto`: BusyServers = connections open now (this request included), Total Accesses = requests. */
+export function parseLighttpdStatus(text: string): StubStatus {
+  const n = (re: RegExp): number => Number(re.exec(text)?.[1] ?? NaN);
+  return {
+    active: n(/BusyServers:\s*(\d+)/), accepts: NaN, handled: NaN, requests: n(/Total Accesses:\s*(\d+)/),
+    reading: NaN, writing: NaN, waiting: NaN,
+  };
+}
+
+export interface LighttpdEngineOptions {
+  guest: string;
+  lighttpd: string;
+  runDir: string;
+  user: { uid: number; gid: number };
+  procsFiles: string[];
+  log: (msg: string) => void;
+  onExit: (code: number | null, signal: NodeJS.Signals | null) => void;
+}
+
+export class LighttpdEngine implements ModuleEngine {
+  readonly kind = 'lighttpd' as const;
+  readonly logRotation = 'truncate' as const;
+  private child: ChildProcess | null = null;
+  private stderrTail = '';
+  private stopping = false;
+  private logWindow = { start: 0, n: 0 };
+
+  constructor(private readonly o: LighttpdEngineOptions) {}
+
+  get dirs(): { root: string; conf: string; log: string; gate: string } {
+    const d = this.o.runDir;
+    return { root: join(d, 'root'), conf: join(d, 'conf'), log: join(d, 'log'), gate: join(d, 'gate') };
+  }
+
+  /** The run directory, root's alone; log/ too (lighttpd opens its logs as root, before it drops to the user). */
+  prepare(): void {
+    const { root, conf, log, gate } = this.dirs;
+    mkdirSync(this.o.runDir, { recursive: true, mode: 0o700 });
+    chmodSync(this.o.runDir, 0o700);
+    for (const d of [root, conf]) mkdirSync(d, { recursive: true, mode: 0o755 });
+    // log/: lighttpd opens its access logs after its chroot (at /jail/log) as the user: it may pass through the
+    // directory but not list it or create anything there; each log is made here, the user's, write-only (configure)
+    mkdirSync(log, { recursive: true, mode: 0o711 });
+    chmodSync(log, 0o711);
+    mkdirSync(gate, { recursive: true, mode: 0o700 });
+    const { uid, gid } = this.o.user;
+    this.write('passwd', `${LT_USER}:x:${uid}:${gid}::/nonexistent:/usr/sbin/nologin\n`);
+    this.write('group', `${LT_USER}:x:${gid}:\n`);
+    this.write('nsswitch.conf', 'passwd: files\ngroup: files\n');
+  }
+
+  configure(c: EngineConfig): void {
+    for (const m of c.modules) {
+      // write-only for the user: a symlink in the share that won the race to /log/... would still not be readable
+      const p = join(this.dirs.log, `${m.id}.access`);
+      closeSync(openSync(p, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_NOFOLLOW, 0o200));
+      chownSync(p, this.o.user.uid, this.o.user.gid);
+      chmodSync(p, 0o200);
+    }
+    const max = Math.floor((hardNofile() - 64) / 2);
+    this.write('lighttpd.conf', lighttpdConf({ modules: c.modules, limits: c.limits, maxFds: max * 2 + 64 }));
+  }
+
+  private write(name: string, text: string): void {
+    const p = join(this.dirs.conf, name);
+    writeFileSync(`${p}.tmp`, text, { mode: 0o644 });
+    renameSync(`${p}.tmp`, p);
+  }
+
+  get running(): boolean { return this.child !== null; }
+
+  /** Host pid of lighttpd (the child of pid 1 of the engine's PID namespace). */
+  masterPid(): number | undefined {
+    const kids = (pid: number | undefined): number[] => {
+      if (!pid) return [];
+      try {
+        return readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
+      } catch { return []; }
+    };
+    const init = kids(this.child?.pid)[0];
+    const lighttpd = kids(init).find((p) => { try { return readFileSync(`/proc/${p}/comm`, 'utf8').trim() === 'lighttpd'; } catch { return false; } });
+    return lighttpd;
+  }
+
+  async start(shareFd: number, _generation: number): Promise<void> {
+    if (this.child) throw new HylicsError('HYLICS_ERR_MODULE_WORKER', `engine of ${this.o.guest} already runs`);
+    const { root, conf, log } = this.dirs;
+    try { unlinkSync(join(log, LT_CTL_SOCKET)); } catch { /* none left behind */ }
+    this.stopping = false;
+    this.stderrTail = '';
+    const child = spawn('setpriv', ['--pdeathsig', 'KILL', '--', 'unshare', '--mount', '--propagation', 'private', '--pid', '--fork', '--kill-child', '--', '/bin/sh', '-c', LAUNCH, 'hylics-engine',
+      root, conf, log, this.o.lighttpd, ...this.o.procsFiles], {
+      cwd: '/', env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin' }, stdio: ['ignore', 'ignore', 'pipe', 'ignore', shareFd],
+    });
+    this.child = child;
+    child.stderr!.setEncoding('utf8');
+    child.stderr!.on('data', (d: string) => {
+      this.stderrTail = (this.stderrTail + d).slice(-STDERR_TAIL);
+      for (const line of d.split('\n').filter(Boolean)) this.logLine(line);
+    });
+    let exited = false;
+    child.once('exit', (code, signal) => {
+      exited = true;
+      if (this.child === child) this.child = null;
+      if (!this.stopping) this.o.onExit(code, signal);
+    });
+    child.once('error', () => { /* reported through exit */ });
+    try {
+      await this.waitReady(() => exited);
+    } catch (e) {
+      await this.stop();
+      throw e;
+    }
+  }
+
+  /** lighttpd cannot re-read its config after its chroot: a new module set restarts it (transfers are cut). */
+  async reload(generation: number, openShare: () => number): Promise<void> {
+    await this.stop();
+    const fd = openShare();
+    try { await this.start(fd, generation); } finally { closeSync(fd) }
+  }
+
+  /** Nothing to do: the manager truncates lighttpd's access logs in place (logRotation). */
+  reopenLogs(): void {}
+
+  async stop(): Promise<void> {
+    const child = this.child;
+    this.stopping = true;
+    if (!child) return;
+    if (child.exitCode !== null || child.signalCode !== null) { this.child = null; return; }
+    await new Promise<void>((resolve) => {
+      child.once('exit', () => resolve());
+      const main = this.masterPid();
+      try { if (main) process.kill(main, 'SIGTERM'); else child.kill('SIGKILL'); } catch { child.kill('SIGKILL'); }
+      setTimeout(() => child.kill('SIGKILL'), STOP_GRACE_MS).unref();
+    });
+    this.child = null;
+  }
+
+  removeDirs(): void {
+    rmSync(this.o.runDir, { recursive: true, force: true });
+  }
+
+  async status(): Promise<StubStatus> {
+    return parseLighttpdStatus(await this.ctl('/status?auto'));
+  }
+
+  private ctl(path: string): Promise<string> {
+    return new Promise((resolve, reject) => {
+      const req = request({ socketPath: join(this.dirs.log, LT_CTL_SOCKET), path, timeout: 2000 }, (res) => {
+        let body = '';
+        res.setEncoding('utf8');
+        res.on('data', (d: string) => { body += d; });
+        res.on('end', () => (res.statusCode === 200 ? resolve(body) : reject(new Error(`status ${res.statusCode}`))));
+      });
+      req.on('timeout', () => req.destroy(new Error('timeout')));
+      req.on('error', reject);
+      req.end();
+    });
+  }
+
+  private async waitReady(dead: () => boolean): Promise<void> {
+    const end = Date.now() + ENGINE_READY_MS;
+    while (Date.now() < end) {
+      if (dead()) break;
+      try { await this.ctl('/status?auto'); return; } catch { /* not listening yet */ }
+      await new Promise((r) => setTimeout(r, POLL_MS));
+    }
+    const err = /\(network\.c[^\n]*|can't bind[^\n]*|Address already in use[^\n]*/.exec(this.stderrTail)?.[0];
+    const code = err && /Address already in use|bind/.test(err) ? 'HYLICS_ERR_MODULE_PORT_IN_USE' : 'HYLICS_ERR_MODULE_WORKER';
+    throw new HylicsError(code, `lighttpd for ${this.o.guest} did not ${dead() ? 'stay up' : 'answer'}${err ? `: ${err}` : ''}`,
+      { guest: this.o.guest, stderr: this.stderrTail.slice(-1024) });
+  }
+
+  private logLine(line: string): void {
+    const now = Date.now();
+    if (now - this.logWindow.start > 1000) this.logWindow = { start: now, n: 0 };
+    if (++this.logWindow.n <= 5) this.o.log(`module engine of ${this.o.guest}: ${line}`);
+  }
+}

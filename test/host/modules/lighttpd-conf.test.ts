@@ -1,0 +1,68 @@
+// The lighttpd engine's config (module-engine: lighttpd) and its access-log lines.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { addLighttpdLine, emptyTotals } from '../../../src/host/modules/access-log.js';
+import { lighttpdConf, lighttpdMaxConnections } from '../../../src/host/modules/lighttpd-conf.js';
+import { parseLighttpdStatus } from '../../../src/host/modules/lighttpd-engine.js';
+import type { EngineModule } from '../../../src/host/modules/nginx-conf.js';
+import { DEFAULT_LIMITS } from '../../../src/host/modules/types.js';
+
+const mods: EngineModule[] = [
+  { id: 'http-1', kind: 'http', root: 'www', listenAddr: '10.0.0.1', listenPort: 40001, hostPort: 18080 },
+  { id: 'http-2', kind: 'http', root: '', listenAddr: '10.0.0.1', listenPort: 40002 },
+];
+
+test('the lighttpd config carries the jail, the guarantees and the limits', () => {
+  const c = lighttpdConf({ modules: mods, limits: DEFAULT_LIMITS });
+  for (const line of ['server.chroot = "/jail"', 'server.username = "hylics-engine"', 'server.follow-symlink = "disable"',
+    'server.max-read-idle = 10', 'server.max-keep-alive-idle = 5', 'server.max-write-idle = 60', 'server.max-request-field-size = 8192',
+    'server.max-connections = 2049', 'server.listen-backlog = 1024', 'server.bind = "/log/ctl.sock"', 'status.status-url = "/status"',
+    '$SERVER["socket"] == "10.0.0.1:40001" {', '$SERVER["socket"] == "0.0.0.0:18080" {', 'server.document-root = "/share/www"',
+    'server.document-root = "/share"', 'accesslog.filename = "/log/http-2.access"', 'url.access-deny = ( "" )']) {
+    assert.ok(c.includes(line), line);
+  }
+  assert.match(c, /^server.modules = \( "mod_access", "mod_accesslog", "mod_status" \)$/m, 'no mod_dirlisting: no directory listing');
+  assert.equal(lighttpdMaxConnections(mods, DEFAULT_LIMITS), 2049);
+  assert.match(lighttpdConf({ modules: mods, limits: DEFAULT_LIMITS, maxFds: 1000 }), /server\.max-fds = 1000\n/);
+  assert.throws(() => lighttpdConf({ modules: [{ ...mods[0]!, root: 'a"evil' }], limits: DEFAULT_LIMITS }), /unsafe/);
+});
+
+test('lighttpd accepts the config (lighttpd -t)', { skip: (() => { try { execFileSync('which', ['lighttpd'], { stdio: 'ignore' }); return false; } catch { return 'needs lighttpd'; } })() }, () => {
+  const dir = mkdtempSync(join(tmpdir(), 'hylics-ltconf-'));
+  try {
+    writeFileSync(join(dir, 'lighttpd.conf'), lighttpdConf({ modules: mods, limits: DEFAULT_LIMITS }));
+    execFileSync('lighttpd', ['-t', '-f', join(dir, 'lighttpd.conf')], { stdio: 'pipe' });
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('lighttpd access log lines: counters, aborted transfers, %-encoded and \\xHH paths decoded', () => {
+  const t = emptyTotals();
+  assert.equal(addLighttpdLine(t, '200 1000 2 + /v/a.ts'), true);
+  assert.equal(addLighttpdLine(t, '206 10 1 - /v/with%20space%20%22q%22%20%C3%BC.ts'), true);
+  assert.equal(addLighttpdLine(t, '200 10 1 - /v/raw\\xc3\\xbc.ts'), true);
+  assert.equal(addLighttpdLine(t, '404 345 0 + /v/gone.ts'), true);
+  assert.equal(addLighttpdLine(t, '200 5 7 X /v/cut.ts'), true, 'an aborted transfer still read the file');
+  assert.equal(addLighttpdLine(t, '304 - 0 + /v/a.ts'), true);
+  assert.equal(addLighttpdLine(t, '200 5 0 + /bad%00nul'), true);
+  assert.equal(addLighttpdLine(t, '200 5 0 + /bad%zz'), true);
+  assert.equal(addLighttpdLine(t, 'garbage'), false);
+  assert.equal(t.requests, 8);
+  assert.equal(t.errors, 2);
+  assert.equal(t.bytes, 1000 + 10 + 10 + 345 + 5 + 5 + 5);
+  assert.deepEqual([...t.served].sort(), ['/v/a.ts', '/v/cut.ts', '/v/raw\u00fc.ts', '/v/with space "q" \u00fc.ts']);
+  assert.deepEqual([...t.missing], ['/v/gone.ts']);
+  assert.deepEqual(t.latenciesMs.slice(0, 2), [2, 1]);
+});
+
+test('mod_status ?auto as connection counts', () => {
+  const s = parseLighttpdStatus('Total Accesses: 12\nTotal kBytes: 3\nUptime: 5\nBusyServers: 2\nIdleServers: 100\nScoreboard: hr__\n');
+  assert.equal(s.active, 2);
+  assert.equal(s.requests, 12);
+  assert.ok(Number.isNaN(s.writing));
+});
