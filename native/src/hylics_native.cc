@@ -9,6 +9,8 @@
 //    state (sequence numbers, both queues' bytes, window, MSS, window scale, SACK, timestamps), tcpRepairRestore
 //    builds a socket that carries on the same connection (optionally IP_TRANSPARENT, optionally in place of an
 //    existing fd with dup3 so the owner's fd number stays valid, or on the same socket). The recipe is CRIU's libsoccr's.
+//  - offloadTransfer: the host's part of a socket-offload handoff as one job on the sendfile thread (send the range,
+//    wait for the client's ACKs, attach the drop filter, freeze and dump), one JS crossing per handoff.
 //  - recvWithFd / sendWithFd: one message with a file descriptor (SCM_RIGHTS), for apps handing a socket to the agent.
 //  - nftSetElems(table, ops): add/delete elements of nftables sets of an `ip` table in ONE netlink batch (one
 //    transaction), synchronously: the per-handoff steering changes of socket offload without an nft process
@@ -23,6 +25,7 @@
 #include <cstring>
 #include <ctime>
 #include <deque>
+#include <memory>
 #include <mutex>
 #include <thread>
 #include <unordered_map>
@@ -42,6 +45,7 @@
 #include <linux/openat2.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/timerfd.h>
 #include <sys/sendfile.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -125,6 +129,24 @@ Napi::Value OpenBeneath(const Napi::CallbackInfo& info) {
 }
 
 // ---- sendfile engine -------------------------------------------------------------------------------------
+struct CState;
+// An offload transfer's drain and freeze (offloadTransfer, below): its fields are used on the I/O thread only.
+struct Xfer {
+  int64_t drainMax = -1;   // wait until nothing is unsent and at most this many bytes unacknowledged (-1: no wait)
+  bool freeze = false;     // then attach the drop filter, freeze and dump
+  int64_t pollUs = 1000;   // drain condition checked this often
+  bool draining = false;
+  int64_t drainStart = 0, drainEnd = 0, lastChange = 0;
+  int lastOutq = -1;
+  const char* outcome = nullptr;  // "ok", "closing", "gone", "aborted"
+  bool filtered = false;
+  CState* state = nullptr;        // the dump, when frozen
+  int freezeErr = 0;
+  const char* freezeWhat = nullptr;
+  const char* freezeCode = nullptr;
+  ~Xfer();
+};
+
 struct Job {
   uint64_t id;       // >= 1 (0 marks the wake-up eventfd in epoll)
   int out;          // dup of the caller's socket fd: the caller may close its own at any time
@@ -136,8 +158,10 @@ struct Job {
   bool armed = false;
   int64_t stallMs;
   int64_t lastProgress;
+  Xfer* xfer = nullptr;  // an offload transfer (offloadTransfer): drain and freeze after the send
   Napi::Promise::Deferred deferred;
   Job(Napi::Env env) : deferred(Napi::Promise::Deferred::New(env)) {}
+  ~Job() { delete xfer; }
 };
 
 int64_t NowMs() {
@@ -147,6 +171,12 @@ int64_t NowMs() {
 }
 
 void Deliver(Napi::Env env, Napi::Function, void*, Job* job);
+// offload transfer jobs (defined with offloadTransfer below): after the send, on the I/O thread
+bool XferAfterSend(Job* job);            // true: the job goes on (draining), false: finish it now
+bool XferDraining(const Job* job);
+void XferTick();                          // the drain poll timer fired
+void XferDeliver(Napi::Env env, Job* job);
+constexpr uint64_t kDrainTimerId = UINT64_MAX;  // epoll data of the drain poll timer (job ids are JS numbers)
 using Tsfn = Napi::TypedThreadSafeFunction<void, Job, Deliver>;
 
 struct Engine {
@@ -161,6 +191,8 @@ struct Engine {
   // bytes per sendfile call (HYLICS_SENDFILE_CHUNK): lighttpd's per-write limit; a job still loops until EAGAIN
   size_t chunk = 256u << 10;
   std::thread thread;
+  int drainTimer = -1;                        // timerfd of the offload transfers' drain poll (I/O thread)
+  std::deque<uint64_t> draining;              // I/O thread only: transfer jobs waiting for their drain condition
 };
 Engine* engine = nullptr;
 
@@ -175,6 +207,7 @@ void Finish(Job* job) {
 // One chunk per turn: a job that could take more goes to the back of the ready queue, so concurrent transfers
 // advance side by side (as lighttpd's per-connection write limit does); a full socket parks on EPOLLOUT.
 void Progress(Job* job) {
+  if (XferDraining(job)) return;  // an EPOLLOUT edge after its send: the drain poll decides
   while (job->remaining > 0) {
     size_t chunk = job->remaining > engine->chunk ? engine->chunk : static_cast<size_t>(job->remaining);
     ssize_t n = sendfile(job->out, job->in, &job->offset, chunk);
@@ -200,6 +233,7 @@ void Progress(Job* job) {
     job->err = errno;
     break;
   }
+  if (job->xfer && job->err == 0 && XferAfterSend(job)) return;
   Finish(job);
 }
 
@@ -209,7 +243,9 @@ void Loop() {
   for (;;) {
     int n = epoll_wait(engine->ep, evs, 64, engine->ready.empty() ? 1000 : 0);
     for (int i = 0; i < n; i++) {
-      if (evs[i].data.u64 == 0) {
+      if (evs[i].data.u64 == kDrainTimerId) {
+        XferTick();
+      } else if (evs[i].data.u64 == 0) {
         uint64_t v;
         ssize_t r = read(engine->wake, &v, sizeof v);
         (void)r;
@@ -242,14 +278,16 @@ void Loop() {
     if (now - lastCheck < 1000) continue;
     lastCheck = now;
     std::deque<Job*> stalled;
-    for (auto& kv : engine->active) if (kv.second->stallMs > 0 && now - kv.second->lastProgress > kv.second->stallMs) stalled.push_back(kv.second);
+    for (auto& kv : engine->active) if (!XferDraining(kv.second) && kv.second->stallMs > 0 && now - kv.second->lastProgress > kv.second->stallMs) stalled.push_back(kv.second);
     for (Job* j : stalled) { j->err = ETIMEDOUT; Finish(j); }
   }
 }
 
 void Deliver(Napi::Env env, Napi::Function, void*, Job* job) {
   if (env != nullptr) {
-    if (job->err == 0) {
+    if (job->xfer) {
+      XferDeliver(env, job);
+    } else if (job->err == 0) {
       job->deferred.Resolve(Napi::Number::New(env, static_cast<double>(job->sent)));
     } else {
       Napi::Error e = MakeError(env, job->err, "sendfile");
@@ -287,8 +325,13 @@ void Wake() {
   (void)r;
 }
 
-Napi::Value Sendfile(const Napi::CallbackInfo& info) {
+// A sendfile job from (outFd, inFd, offset, count, jobId, stallMs?): queued to the I/O thread; `xfer` (owned by the
+// job from here) makes it an offload transfer.
+Napi::Value StartJob(const Napi::CallbackInfo& info, Xfer* xfer);
+Napi::Value Sendfile(const Napi::CallbackInfo& info) { return StartJob(info, nullptr); }
+Napi::Value StartJob(const Napi::CallbackInfo& info, Xfer* xfer) {
   Napi::Env env = info.Env();
+  std::unique_ptr<Xfer> owned(xfer);
   for (size_t i = 0; i < 5; i++) {
     if (!info[i].IsNumber()) {
       Napi::TypeError::New(env, "sendfile(outFd, inFd, offset, count, jobId, stallMs?)").ThrowAsJavaScriptException();
@@ -307,6 +350,7 @@ Napi::Value Sendfile(const Napi::CallbackInfo& info) {
   int fl = fcntl(out, F_GETFL);
   if (fl >= 0 && !(fl & O_NONBLOCK)) fcntl(out, F_SETFL, fl | O_NONBLOCK);
   Job* job = new Job(env);
+  job->xfer = owned.release();
   double id = info[4].As<Napi::Number>().DoubleValue();
   job->id = id >= 1 ? static_cast<uint64_t>(id) : 1;
   job->out = out;
@@ -388,73 +432,97 @@ bool DumpQueue(int fd, int q, uint32_t* seq, size_t len, std::string* bytes, int
   return true;
 }
 
-// tcpRepairDump(fd): put the socket into repair mode (it stays there: the caller closes it silently or turns repair
-// off again) and return its state. Only an established IPv4 connection is accepted.
-Napi::Value TcpRepairDump(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  if (!info[0].IsNumber()) { Napi::TypeError::New(env, "tcpRepairDump(fd)").ThrowAsJavaScriptException(); return env.Null(); }
-  int fd = info[0].As<Napi::Number>().Int32Value();
+// A dumped state in C form: what tcpRepairDump returns to JS (StateObject) and the offload transfer job dumps on the
+// addon's thread.
+struct CState {
   sockaddr_in local{}, peer{};
-  socklen_t ll = sizeof local, pl = sizeof peer;
-  if (getsockname(fd, reinterpret_cast<sockaddr*>(&local), &ll) != 0 || getpeername(fd, reinterpret_cast<sockaddr*>(&peer), &pl) != 0) {
-    MakeError(env, errno, "getsockname/getpeername").ThrowAsJavaScriptException(); return env.Null();
+  uint32_t sndSeq = 0, rcvSeq = 0, ts = 0;
+  int unsent = 0, mss = 0;
+  std::string sendBytes, recvBytes;
+  uint8_t options = 0, sndWscale = 0, rcvWscale = 0;
+  struct tcp_repair_window win{};
+};
+
+// Put the socket into repair mode (it stays there: the caller closes it silently or turns repair off again) and read
+// its state. Only an established IPv4 connection is accepted; on failure the socket is left as it was.
+bool DumpState(int fd, CState* s, int* err, const char** what, const char** code) {
+  *err = 0;
+  socklen_t ll = sizeof s->local, pl = sizeof s->peer;
+  if (getsockname(fd, reinterpret_cast<sockaddr*>(&s->local), &ll) != 0 || getpeername(fd, reinterpret_cast<sockaddr*>(&s->peer), &pl) != 0) {
+    *err = errno; *what = "getsockname/getpeername"; return false;
   }
-  if (local.sin_family != AF_INET) { MakeError(env, EAFNOSUPPORT, "only IPv4 connections", "HYLICS_ERR_TCP_REPAIR_FAILED").ThrowAsJavaScriptException(); return env.Null(); }
+  if (s->local.sin_family != AF_INET) { *err = EAFNOSUPPORT; *what = "only IPv4 connections"; *code = "HYLICS_ERR_TCP_REPAIR_FAILED"; return false; }
   int on = kRepairOn;
-  if (setsockopt(fd, IPPROTO_TCP, TCP_REPAIR, &on, sizeof on) != 0) { MakeError(env, errno, "TCP_REPAIR").ThrowAsJavaScriptException(); return env.Null(); }
-  int err = 0;
-  const char* what = nullptr;
+  if (setsockopt(fd, IPPROTO_TCP, TCP_REPAIR, &on, sizeof on) != 0) { *err = errno; *what = "TCP_REPAIR"; return false; }
   struct tcp_info ti{};
   socklen_t tl = sizeof ti;
-  int outq = 0, unsent = 0, inq = 0, mss = 0;
-  uint32_t ts = 0, sndSeq = 0, rcvSeq = 0;
-  struct tcp_repair_window win{};
-  std::string sendBytes, recvBytes;
+  int outq = 0, inq = 0;
   socklen_t il = sizeof(int);
-  socklen_t wl = sizeof win;
-  socklen_t tsl = sizeof ts;
+  socklen_t wl = sizeof s->win;
+  socklen_t tsl = sizeof s->ts;
   do {
-    if (getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &tl) != 0) { err = errno; what = "TCP_INFO"; break; }
-    if (ti.tcpi_state != TCP_ESTABLISHED) { err = ENOTCONN; what = "connection not established"; break; }
-    if (ioctl(fd, SIOCOUTQ, &outq) != 0) { err = errno; what = "SIOCOUTQ"; break; }
-    if (ioctl(fd, SIOCOUTQNSD, &unsent) != 0) { err = errno; what = "SIOCOUTQNSD"; break; }
-    if (ioctl(fd, SIOCINQ, &inq) != 0) { err = errno; what = "SIOCINQ"; break; }
-    if (getsockopt(fd, IPPROTO_TCP, TCP_MAXSEG, &mss, &il) != 0) { err = errno; what = "TCP_MAXSEG"; break; }
-    if (getsockopt(fd, IPPROTO_TCP, TCP_TIMESTAMP, &ts, &tsl) != 0) { err = errno; what = "TCP_TIMESTAMP"; break; }
-    if (getsockopt(fd, IPPROTO_TCP, TCP_REPAIR_WINDOW, &win, &wl) != 0) { err = errno; what = "TCP_REPAIR_WINDOW"; break; }
-    if (!DumpQueue(fd, TCP_SEND_QUEUE, &sndSeq, static_cast<size_t>(outq), &sendBytes, &err, &what)) break;
-    if (!DumpQueue(fd, TCP_RECV_QUEUE, &rcvSeq, static_cast<size_t>(inq), &recvBytes, &err, &what)) break;
+    if (getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &tl) != 0) { *err = errno; *what = "TCP_INFO"; break; }
+    if (ti.tcpi_state != TCP_ESTABLISHED) { *err = ENOTCONN; *what = "connection not established"; break; }
+    if (ioctl(fd, SIOCOUTQ, &outq) != 0) { *err = errno; *what = "SIOCOUTQ"; break; }
+    if (ioctl(fd, SIOCOUTQNSD, &s->unsent) != 0) { *err = errno; *what = "SIOCOUTQNSD"; break; }
+    if (ioctl(fd, SIOCINQ, &inq) != 0) { *err = errno; *what = "SIOCINQ"; break; }
+    if (getsockopt(fd, IPPROTO_TCP, TCP_MAXSEG, &s->mss, &il) != 0) { *err = errno; *what = "TCP_MAXSEG"; break; }
+    if (getsockopt(fd, IPPROTO_TCP, TCP_TIMESTAMP, &s->ts, &tsl) != 0) { *err = errno; *what = "TCP_TIMESTAMP"; break; }
+    if (getsockopt(fd, IPPROTO_TCP, TCP_REPAIR_WINDOW, &s->win, &wl) != 0) { *err = errno; *what = "TCP_REPAIR_WINDOW"; break; }
+    if (!DumpQueue(fd, TCP_SEND_QUEUE, &s->sndSeq, static_cast<size_t>(outq), &s->sendBytes, err, what)) break;
+    if (!DumpQueue(fd, TCP_RECV_QUEUE, &s->rcvSeq, static_cast<size_t>(inq), &s->recvBytes, err, what)) break;
   } while (false);
-  if (err != 0) {
+  if (*err != 0) {
     int off = 0, one = 1;  // leave the socket as it was (sk_reuse too): the caller falls back to a normal send
     setsockopt(fd, IPPROTO_TCP, TCP_REPAIR, &off, sizeof off);
     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    MakeError(env, err, what).ThrowAsJavaScriptException();
-    return env.Null();
+    return false;
   }
+  s->options = ti.tcpi_options;
+  s->sndWscale = ti.tcpi_snd_wscale;
+  s->rcvWscale = ti.tcpi_rcv_wscale;
+  return true;
+}
+
+Napi::Object StateObject(Napi::Env env, const CState& s) {
   Napi::Object o = Napi::Object::New(env);
-  o.Set("localAddr", AddrString(local));
-  o.Set("localPort", ntohs(local.sin_port));
-  o.Set("remoteAddr", AddrString(peer));
-  o.Set("remotePort", ntohs(peer.sin_port));
-  o.Set("sendSeq", Napi::Number::New(env, sndSeq));  // seq after the last byte in the send queue
-  o.Set("recvSeq", Napi::Number::New(env, rcvSeq));  // seq after the last byte in the receive queue
-  o.Set("sendQueue", Napi::Buffer<char>::Copy(env, sendBytes.data(), sendBytes.size()));
-  o.Set("unsentBytes", Napi::Number::New(env, unsent));  // tail of sendQueue never transmitted
-  o.Set("recvQueue", Napi::Buffer<char>::Copy(env, recvBytes.data(), recvBytes.size()));
-  o.Set("mss", Napi::Number::New(env, mss));
-  o.Set("timestamp", Napi::Number::New(env, ts));
-  o.Set("options", Napi::Number::New(env, ti.tcpi_options));
-  o.Set("sndWscale", Napi::Number::New(env, ti.tcpi_snd_wscale));
-  o.Set("rcvWscale", Napi::Number::New(env, ti.tcpi_rcv_wscale));
+  o.Set("localAddr", AddrString(s.local));
+  o.Set("localPort", ntohs(s.local.sin_port));
+  o.Set("remoteAddr", AddrString(s.peer));
+  o.Set("remotePort", ntohs(s.peer.sin_port));
+  o.Set("sendSeq", Napi::Number::New(env, s.sndSeq));  // seq after the last byte in the send queue
+  o.Set("recvSeq", Napi::Number::New(env, s.rcvSeq));  // seq after the last byte in the receive queue
+  o.Set("sendQueue", Napi::Buffer<char>::Copy(env, s.sendBytes.data(), s.sendBytes.size()));
+  o.Set("unsentBytes", Napi::Number::New(env, s.unsent));  // tail of sendQueue never transmitted
+  o.Set("recvQueue", Napi::Buffer<char>::Copy(env, s.recvBytes.data(), s.recvBytes.size()));
+  o.Set("mss", Napi::Number::New(env, s.mss));
+  o.Set("timestamp", Napi::Number::New(env, s.ts));
+  o.Set("options", Napi::Number::New(env, s.options));
+  o.Set("sndWscale", Napi::Number::New(env, s.sndWscale));
+  o.Set("rcvWscale", Napi::Number::New(env, s.rcvWscale));
   Napi::Object w = Napi::Object::New(env);
-  w.Set("sndWl1", Napi::Number::New(env, win.snd_wl1));
-  w.Set("sndWnd", Napi::Number::New(env, win.snd_wnd));
-  w.Set("maxWindow", Napi::Number::New(env, win.max_window));
-  w.Set("rcvWnd", Napi::Number::New(env, win.rcv_wnd));
-  w.Set("rcvWup", Napi::Number::New(env, win.rcv_wup));
+  w.Set("sndWl1", Napi::Number::New(env, s.win.snd_wl1));
+  w.Set("sndWnd", Napi::Number::New(env, s.win.snd_wnd));
+  w.Set("maxWindow", Napi::Number::New(env, s.win.max_window));
+  w.Set("rcvWnd", Napi::Number::New(env, s.win.rcv_wnd));
+  w.Set("rcvWup", Napi::Number::New(env, s.win.rcv_wup));
   o.Set("window", w);
   return o;
+}
+
+// tcpRepairDump(fd): freeze the socket (it stays frozen) and return its state (DumpState).
+Napi::Value TcpRepairDump(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!info[0].IsNumber()) { Napi::TypeError::New(env, "tcpRepairDump(fd)").ThrowAsJavaScriptException(); return env.Null(); }
+  CState s;
+  int err = 0;
+  const char* what = nullptr;
+  const char* code = nullptr;
+  if (!DumpState(info[0].As<Napi::Number>().Int32Value(), &s, &err, &what, &code)) {
+    MakeError(env, err, what, code).ThrowAsJavaScriptException();
+    return env.Null();
+  }
+  return StateObject(env, s);
 }
 
 uint32_t U32(const Napi::Object& o, const char* k) { return static_cast<uint32_t>(o.Get(k).As<Napi::Number>().Int64Value()); }
@@ -937,6 +1005,128 @@ Napi::Value NftSetElems(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
+// ---- offload transfer: the host's part of a socket-offload handoff as one job ------------------------------------
+// offloadTransfer(sockFd, fileFd, offset, count, jobId, stallMs, drainMaxUnacked, freeze, pollUs)
+//   -> Promise<{ bytes, drained?, filtered, state?, freezeError? }>
+// On the sendfile engine's thread: send the range (as sendfile: a send error rejects with bytesSent); then, with
+// drainMaxUnacked >= 0, wait until every byte was transmitted and at most that many are unacknowledged, checked every
+// pollUs on one timer for all transfers (drained "ok"; the client's FIN: "closing"; reset, no ACK progress for
+// stallMs, or 2 x stallMs in all: "gone"; abortSendfile(jobId) meanwhile: "aborted"); then, with freeze and "ok",
+// attach the drop filter, freeze (TCP_REPAIR) and dump the state. A failed filter or dump resolves with freezeError
+// (the socket thawed; `filtered` says whether the filter is on). One crossing per handoff, no JS timer per poll.
+enum XferOutcome { kXferNone, kXferOk, kXferClosing, kXferGone, kXferAborted };
+const char* const kXferOutcomes[] = { nullptr, "ok", "closing", "gone", "aborted" };
+
+Xfer::~Xfer() { delete state; }
+
+bool XferDraining(const Job* job) { return job->xfer != nullptr && job->xfer->draining; }
+
+void ArmDrainTimer(int64_t us) {
+  struct itimerspec its{};
+  its.it_value.tv_sec = its.it_interval.tv_sec = us / 1000000;
+  its.it_value.tv_nsec = its.it_interval.tv_nsec = (us % 1000000) * 1000;
+  timerfd_settime(engine->drainTimer, 0, &its, nullptr);
+}
+
+// The drain condition of a draining transfer; true when it is over (the job finished, frozen if asked).
+bool XferCheck(Job* job) {
+  Xfer* x = job->xfer;
+  int outq = 0, unsent = 0, outcome = kXferNone;
+  struct tcp_info ti{};
+  socklen_t tl = sizeof ti;
+  int64_t now = NowMs();
+  if (ioctl(job->out, SIOCOUTQ, &outq) != 0 || ioctl(job->out, SIOCOUTQNSD, &unsent) != 0 || getsockopt(job->out, IPPROTO_TCP, TCP_INFO, &ti, &tl) != 0) {
+    outcome = kXferGone;
+  } else if (ti.tcpi_state != TCP_ESTABLISHED) {
+    outcome = ti.tcpi_state == TCP_CLOSE_WAIT ? kXferClosing : kXferGone;
+  } else if (unsent == 0 && outq <= x->drainMax) {
+    outcome = kXferOk;
+  } else {
+    if (outq != x->lastOutq) { x->lastOutq = outq; x->lastChange = now; }
+    if (now - x->lastChange > job->stallMs || now > x->drainStart + 2 * job->stallMs) outcome = kXferGone;
+  }
+  if (outcome == kXferNone) return false;
+  x->outcome = kXferOutcomes[outcome];
+  x->drainEnd = now;
+  if (outcome == kXferOk && x->freeze) {
+    // nothing of the client reaches the socket from the filter on; then frozen and dumped as tcpRepairDump does
+    if (!DropFilter(job->out, true)) {
+      x->freezeErr = errno; x->freezeWhat = "socket filter"; x->freezeCode = "HYLICS_ERR_TCP_REPAIR_FAILED";
+    } else {
+      x->filtered = true;
+      x->state = new CState();
+      if (!DumpState(job->out, x->state, &x->freezeErr, &x->freezeWhat, &x->freezeCode)) { delete x->state; x->state = nullptr; }
+    }
+  }
+  Finish(job);
+  return true;
+}
+
+bool XferAfterSend(Job* job) {
+  Xfer* x = job->xfer;
+  if (x->drainMax < 0) return false;
+  if (job->armed) { epoll_ctl(engine->ep, EPOLL_CTL_DEL, job->out, nullptr); job->armed = false; }
+  x->draining = true;
+  x->drainStart = x->lastChange = NowMs();
+  if (XferCheck(job)) return true;
+  if (engine->drainTimer < 0) {
+    engine->drainTimer = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+    struct epoll_event ev;
+    ev.events = EPOLLIN;
+    ev.data.u64 = kDrainTimerId;
+    if (engine->drainTimer < 0 || epoll_ctl(engine->ep, EPOLL_CTL_ADD, engine->drainTimer, &ev) != 0) {
+      // no timer: the drain cannot be waited for here; the caller sees "gone" and finishes the connection
+      x->outcome = kXferOutcomes[kXferGone];
+      Finish(job);
+      return true;
+    }
+  }
+  if (engine->draining.empty()) ArmDrainTimer(x->pollUs);
+  engine->draining.push_back(job->id);
+  return true;
+}
+
+void XferTick() {
+  uint64_t v;
+  ssize_t r = read(engine->drainTimer, &v, sizeof v);
+  (void)r;
+  for (size_t k = engine->draining.size(); k > 0; k--) {
+    uint64_t id = engine->draining.front();
+    engine->draining.pop_front();
+    auto it = engine->active.find(id);
+    if (it == engine->active.end() || !XferDraining(it->second)) continue;  // aborted meanwhile
+    if (!XferCheck(it->second)) engine->draining.push_back(id);
+  }
+  if (engine->draining.empty()) ArmDrainTimer(0);
+}
+
+void XferDeliver(Napi::Env env, Job* job) {
+  Xfer* x = job->xfer;
+  if (!x->draining && job->err != 0) {
+    Napi::Error e = MakeError(env, job->err, "sendfile");
+    e.Set("bytesSent", Napi::Number::New(env, static_cast<double>(job->sent)));
+    job->deferred.Reject(e.Value());
+    return;
+  }
+  if (x->draining && x->outcome == nullptr) { x->outcome = kXferOutcomes[kXferAborted]; x->drainEnd = NowMs(); }
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("bytes", Napi::Number::New(env, static_cast<double>(job->sent)));
+  if (x->outcome) o.Set("drained", Napi::String::New(env, x->outcome));
+  if (x->draining) o.Set("drainMs", Napi::Number::New(env, static_cast<double>(x->drainEnd - x->drainStart)));
+  o.Set("filtered", Napi::Boolean::New(env, x->filtered));
+  if (x->state) o.Set("state", StateObject(env, *x->state));
+  if (x->freezeErr != 0) o.Set("freezeError", MakeError(env, x->freezeErr, x->freezeWhat ? x->freezeWhat : "freeze", x->freezeCode).Value());
+  job->deferred.Resolve(o);
+}
+
+Napi::Value OffloadTransfer(const Napi::CallbackInfo& info) {
+  Xfer* x = new Xfer();
+  if (info.Length() > 6 && info[6].IsNumber()) x->drainMax = info[6].As<Napi::Number>().Int64Value();
+  x->freeze = info.Length() > 7 && info[7].ToBoolean().Value();
+  if (info.Length() > 8 && info[8].IsNumber() && info[8].As<Napi::Number>().Int64Value() > 0) x->pollUs = info[8].As<Napi::Number>().Int64Value();
+  return StartJob(info, x);
+}
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("tcpNames", Napi::Function::New(env, TcpNames));
   exports.Set("recvWithFd", Napi::Function::New(env, RecvWithFd));
@@ -955,6 +1145,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("abortClose", Napi::Function::New(env, AbortClose));
   exports.Set("dropFilter", Napi::Function::New(env, DropFilterJs));
   exports.Set("nftSetElems", Napi::Function::New(env, NftSetElems));
+  exports.Set("offloadTransfer", Napi::Function::New(env, OffloadTransfer));
   exports.Set("version", Napi::Number::New(env, 2));
   return exports;
 }

@@ -57,6 +57,26 @@ export interface Addon {
   abortClose?(fd: number): void;
   /** One netlink batch of nftables set element changes in table `ip <table>` (absent in older builds). */
   nftSetElems?(table: string, ops: Array<{ set: string; add: boolean; key: Buffer }>): void;
+  /** Socket offload's host part as one job on the sendfile thread: send, wait for the ACKs, freeze and dump
+   *  (src/os/tcp-repair.ts sendDrainFreeze; absent in older builds). */
+  offloadTransfer?(
+    outFd: number,
+    inFd: number,
+    offset: number,
+    count: number,
+    jobId: number,
+    stallMs: number,
+    drainMaxUnacked: number,
+    freeze: boolean,
+    pollUs: number,
+  ): Promise<{
+    bytes: number;
+    drained?: 'ok' | 'closing' | 'gone' | 'aborted';
+    drainMs?: number;
+    filtered: boolean;
+    state?: NativeTcpState;
+    freezeError?: unknown;
+  }>;
   version: number;
 }
 

@@ -261,6 +261,111 @@ export async function sendfileFd(
   }
 }
 
+/** How often the JS fallback of sendDrainFreeze looks at the socket's queues (an addon without offloadTransfer). */
+const DRAIN_POLL_MS = 1;
+
+export interface TransferOptions {
+  /** A client that takes nothing for this long is gone (the send's stall limit, and the wait for its ACKs). */
+  stallMs: number;
+  /** After the send, wait until every byte was transmitted and at most this many are unacknowledged (none: return
+   *  right after the send). */
+  drainMaxUnacked?: number;
+  /** Drained "ok": attach the drop filter, freeze and dump (the quick hand-back of socket offload). */
+  freeze?: boolean;
+  /** How often the drain condition is checked (microseconds), on the addon's thread. */
+  pollUs?: number;
+  /** Called with a function that stops the transfer (the send: rejects with ECANCELED; the drain: "aborted"). */
+  onStart?: (abort: () => void) => void;
+}
+
+export interface TransferResult {
+  /** Range bytes the socket took. */
+  bytes: number;
+  /** With drainMaxUnacked: ok; closing (the client sent its FIN); gone (reset, or no ACK progress for stallMs);
+   *  aborted (the abort function meanwhile). */
+  drained?: 'ok' | 'closing' | 'gone' | 'aborted';
+  /** Time the drain took (ms). */
+  drainMs?: number;
+  /** The drop filter is on the socket. */
+  filtered: boolean;
+  /** freeze, drained ok: the frozen socket's state. */
+  state?: TcpStateT;
+  /** freeze: the filter or the dump failed (the socket is not frozen; `filtered` says whether the filter is on). */
+  freezeError?: HylicsError;
+}
+
+/**
+ * Socket offload's part on the sending side in one job on the addon's I/O thread: sendfile(2) of the range into
+ * `sockFd`, then (drainMaxUnacked) the wait for the client's ACKs, then (freeze) the drop filter, TCP_REPAIR and the
+ * dump: one crossing and no JS timer per handoff. A send error rejects as sendfileFd does (details.bytesSent). With an
+ * addon built before offloadTransfer, the same steps from JS (sendfileFd, a 1 ms poll of the queues, the calls).
+ */
+export async function sendDrainFreeze(
+  sockFd: number,
+  fileFd: number,
+  offset: number,
+  count: number,
+  opts: TransferOptions,
+): Promise<TransferResult> {
+  const a = need();
+  if (!a.offloadTransfer) return sendDrainFreezeJs(sockFd, fileFd, offset, count, opts);
+  const id = nextJob++;
+  opts.onStart?.(() => a.abortSendfile(id));
+  let r;
+  try {
+    const drainMax = opts.drainMaxUnacked ?? -1;
+    const freeze = opts.freeze === true;
+    r = await a.offloadTransfer(sockFd, fileFd, offset, count, id, opts.stallMs, drainMax, freeze, opts.pollUs ?? 1000);
+  } catch (e) {
+    throw fromNative(e, 'send', 'sendfile', { bytesSent: 0 });
+  }
+  const out: TransferResult = { bytes: r.bytes, filtered: r.filtered };
+  if (r.drained !== undefined) out.drained = r.drained;
+  if (r.drainMs !== undefined) out.drainMs = r.drainMs;
+  if (r.state) out.state = toWire(r.state);
+  if (r.freezeError !== undefined) out.freezeError = repairError(r.freezeError, 'freeze');
+  return out;
+}
+
+async function sendDrainFreezeJs(
+  sockFd: number,
+  fileFd: number,
+  offset: number,
+  count: number,
+  opts: TransferOptions,
+): Promise<TransferResult> {
+  const bytes = await sendfileFd(sockFd, fileFd, offset, count, opts.stallMs, opts.onStart);
+  if (opts.drainMaxUnacked === undefined) return { bytes, filtered: false };
+  const t0 = performance.now();
+  const drained = await drainQueues(sockFd, opts.drainMaxUnacked, opts.stallMs);
+  const out: TransferResult = { bytes, drained, drainMs: performance.now() - t0, filtered: false };
+  if (drained !== 'ok' || !opts.freeze) return out;
+  try {
+    dropFilter(sockFd, true);
+    out.filtered = true;
+    out.state = freezeAndDump(sockFd);
+  } catch (e) {
+    out.freezeError = e instanceof HylicsError ? e : repairError(e, 'freeze');
+  }
+  return out;
+}
+
+/** Wait until every byte is transmitted and all but `maxUnacked` acknowledged: ok, closing (the client's FIN), gone. */
+async function drainQueues(fd: number, maxUnacked: number, stallMs: number): Promise<'ok' | 'closing' | 'gone'> {
+  const until = Date.now() + stallMs;
+  let last = -1;
+  let lastChange = Date.now();
+  for (;;) {
+    let q;
+    try { q = queues(fd); } catch { return 'gone'; }
+    if (q.state !== TCP_STATE.ESTABLISHED) return q.state === TCP_STATE.CLOSE_WAIT ? 'closing' : 'gone';
+    if (q.unsent === 0 && q.outq <= maxUnacked) return 'ok';
+    if (q.outq !== last) { last = q.outq; lastChange = Date.now(); }
+    if (Date.now() - lastChange > stallMs || Date.now() > until + stallMs) return 'gone';
+    await sleep(DRAIN_POLL_MS);
+  }
+}
+
 /** Local and remote address of a connected IPv4 TCP socket given by fd (an fd an app passed over). */
 export function tcpNames(fd: number): { localAddr: string; localPort: number; remoteAddr: string; remotePort: number } {
   try { return need().tcpNames(fd); } catch (e) { throw socketError(e, 'getsockname'); }

@@ -23,8 +23,8 @@ import {
   type SteerSet,
 } from '../../os/nft-steer.js';
 import {
-  TCP_STATE, closeFd, closeLeavingNothing, dropFilter, freezeAndDump, queues, restore, sendfileFd, setRepair,
-  shutdownWrite, tcpRepairAvailable,
+  TCP_STATE, closeFd, closeLeavingNothing, dropFilter, freezeAndDump, queues, restore, sendDrainFreeze, sendfileFd,
+  setRepair, shutdownWrite, tcpRepairAvailable, type TransferResult,
 } from '../../os/tcp-repair.js';
 import type { ChannelBackend } from '../backends.js';
 
@@ -49,8 +49,8 @@ export const CLOSE_MAX_MS = 10_000;
 const CLOSE_POLL_MS = 20;
 /** Steering kept after the host's socket closed, so late segments still meet its TIME-WAIT here (no RST). */
 export const LINGER_MS = 2_000;
-/** Poll interval while waiting for the client's ACKs before a hand-back. */
-const DRAIN_POLL_MS = 1;
+/** How often the native transfer job checks the client's ACKs before a hand-back (on the addon's thread). */
+const DRAIN_POLL_US = 250;
 /**
  * In return mode the host leaves the range's last bytes for the guest to send once it has the connection back.
  * Until then the client cannot have the whole response, so it cannot send its next request while the flow is
@@ -431,18 +431,28 @@ export class SocketOffload {
     }
     overheadMs += performance.now() - h.t0;
     const tSteered = performance.now();
-    let bytes = 0;
     const count = h.quick && h.mode === 'return' && !h.orphan ? Math.max(0, h.count - TAIL_BYTES) : h.count;
+    // hand back (return mode): after the send, everything transmitted and acknowledged (quick: at most
+    // HANDBACK_MAX_UNACKED not yet), then (quick) the drop filter, freeze and dump: all in one native job
+    const handBack = h.mode !== 'terminal' && !h.orphan;
+    let r: TransferResult;
     try {
-      bytes = await sendfileFd(h.hostFd, h.fileFd, h.offset, count, STALL_MS, (abort) => { h.abort = abort; });
+      r = await sendDrainFreeze(h.hostFd, h.fileFd, h.offset, count, {
+        stallMs: STALL_MS,
+        pollUs: DRAIN_POLL_US,
+        ...(handBack ? { drainMaxUnacked: this.maxUnacked(h), freeze: h.quick } : {}),
+        onStart: (abort) => { h.abort = abort; },
+      });
     } catch (e) {
       const err = toHylicsError(e);
-      bytes = typeof err.details?.bytesSent === 'number' ? err.details.bytesSent : 0;
-      this.account(c, guest, bytes, overheadMs);
+      const sent = typeof err.details?.bytesSent === 'number' ? err.details.bytesSent : 0;
+      this.account(c, guest, sent, overheadMs);
       await this.closeAndLinger(h);
-      return { bytes, outcome: 'peer-gone', reason: `${err.code}: ${err.message}` };
+      return { bytes: sent, outcome: 'peer-gone', reason: `${err.code}: ${err.message}` };
     }
-    const t1 = performance.now();
+    let bytes = r.bytes;
+    const drained = r.drained;
+    h.filtered = r.filtered;
     const finishHere = async (): Promise<OffloadSendResultT> => {
       if (bytes === count && count < h.count) {
         // orphaned during a return-mode send: nobody takes the connection back, so the tail goes from here too
@@ -452,11 +462,17 @@ export class SocketOffload {
       await this.finish(h);
       return { bytes, outcome: 'finished' };
     };
-    if (h.mode === 'terminal' || h.orphan) return finishHere();
-    // hand back: everything transmitted and acknowledged (quick: at most HANDBACK_MAX_UNACKED not yet), then
-    // freeze and dump
-    const drained = await this.drain(h.hostFd, h.held ? HANDBACK_MAX_UNACKED_HELD : h.quick ? HANDBACK_MAX_UNACKED : 0);
-    if (drained === 'ok' && h.orphan) return finishHere(); // abandoned during the drain
+    if (!handBack) return finishHere();
+    if ((drained === 'ok' || drained === 'aborted') && h.orphan) {
+      // abandoned during the drain (the abort hook ends it as "aborted"): finish here; a socket the job froze
+      // behind the filter is thawed (a window probe) and let in again first
+      try {
+        if (r.state) setRepair(h.hostFd, false);
+        if (h.filtered) dropFilter(h.hostFd, false);
+      } catch { /* finish copes */ }
+      h.filtered = false;
+      return finishHere();
+    }
     h.sent = bytes;
     if (drained !== 'ok') {
       this.account(c, guest, bytes, overheadMs);
@@ -468,11 +484,11 @@ export class SocketOffload {
     let state: TcpStateT;
     try {
       if (h.quick) {
-        // nothing reaches our socket from the filter on; the client's segments that meet it (or, once the flow
-        // is no longer steered, the guest's filtered socket) are dropped and come again
-        dropFilter(h.hostFd, true);
-        h.filtered = true;
-        state = freezeAndDump(h.hostFd);
+        // the job put the drop filter on (nothing reaches our socket from then on; the client's segments that meet
+        // it, or once the flow is no longer steered the guest's filtered socket, are dropped and come again) and
+        // froze and dumped it
+        if (r.freezeError || !r.state) throw r.freezeError ?? new HylicsError('HYLICS_ERR_TCP_REPAIR_FAILED', 'no state from the transfer');
+        state = r.state;
         checkQueues(state);
         // held: the client's segments are dropped here while the guest swaps its socket, until the guest's first
         // packet of the flow (its thaw's window probe) ends the hold in the packet path, or its release does
@@ -506,11 +522,16 @@ export class SocketOffload {
       return { ...(await finishHere()), reason: `hand-back failed: ${toHylicsError(e).message}` };
     }
     overheadMs += performance.now() - t2;
-    this.opts.log.debug({ guest, handoff: h.id, port: h.flow.clientPort, inAt: Math.round(performance.timeOrigin + h.t0), outAt: Math.round(performance.timeOrigin + performance.now()), takeoverMs: Math.round(tSteered - h.t0), startMs: +(tStart - h.t0).toFixed(1), restoreMs: +(tRestored - tStart).toFixed(1), steerMs: +(tSteered - tRestored).toFixed(1), sendMs: Math.round(t1 - tSteered), drainMs: Math.round(t2 - t1), handbackMs: Math.round(performance.now() - t2), bytes }, 'socket offload: handed back');
+    this.opts.log.debug({ guest, handoff: h.id, port: h.flow.clientPort, inAt: Math.round(performance.timeOrigin + h.t0), outAt: Math.round(performance.timeOrigin + performance.now()), takeoverMs: Math.round(tSteered - h.t0), startMs: +(tStart - h.t0).toFixed(1), restoreMs: +(tRestored - tStart).toFixed(1), steerMs: +(tSteered - tRestored).toFixed(1), sendMs: Math.round(t2 - tSteered - (r.drainMs ?? 0)), drainMs: Math.round(r.drainMs ?? 0), handbackMs: Math.round(performance.now() - t2), bytes }, 'socket offload: handed back');
     this.account(c, guest, bytes, overheadMs);
     h.phase = 'returned';
     if (h.auto) this.keepReturned(h); else this.armReturnTimer(h);
     return { bytes, outcome: 'returned', state };
+  }
+
+  /** Bytes the host's socket may leave unacknowledged at a hand-back of `h`. */
+  private maxUnacked(h: Handoff): number {
+    return h.held ? HANDBACK_MAX_UNACKED_HELD : h.quick ? HANDBACK_MAX_UNACKED : 0;
   }
 
   private account(c: Counters, guest: string, bytes: number, overheadMs: number): void {
@@ -566,24 +587,6 @@ export class SocketOffload {
       void this.finishFrozen(h);
     }, RETURN_TIMEOUT_MS);
     h.timer.unref();
-  }
-
-  /**
-   * Wait until every byte is transmitted and all but `maxUnacked` acknowledged: ok, closing (client sent FIN), or gone.
-   */
-  private async drain(fd: number, maxUnacked: number): Promise<'ok' | 'closing' | 'gone'> {
-    const until = Date.now() + STALL_MS;
-    let last = -1;
-    let lastChange = Date.now();
-    for (;;) {
-      let q;
-      try { q = queues(fd); } catch { return 'gone'; }
-      if (q.state !== TCP_STATE.ESTABLISHED) return q.state === TCP_STATE.CLOSE_WAIT ? 'closing' : 'gone';
-      if (q.unsent === 0 && q.outq <= maxUnacked) return 'ok';
-      if (q.outq !== last) { last = q.outq; lastChange = Date.now(); }
-      if (Date.now() - lastChange > STALL_MS || Date.now() > until + STALL_MS) return 'gone';
-      await sleep(DRAIN_POLL_MS);
-    }
   }
 
   /** Terminal end on the host: FIN after the data, wait until the connection is closed, keep steering a moment. */
