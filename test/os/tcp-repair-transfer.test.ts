@@ -153,8 +153,9 @@ test('a client reset mid-send: the job rejects with the bytes sent (peer closed)
 test('the job leaves no descriptor behind, whatever the outcome', { skip }, async (t) => {
   const body = randomBytes(256 * 1024);
   const file = fileOf(t, body);
-  const warm = await held(t); // the engine's thread, epoll and timer exist after a first job with a drain
-  await sendDrainFreeze(warm.fd, file, 0, body.length, { stallMs: 5000, drainMaxUnacked: 0 });
+  // the engine's thread, epoll and timer, and the drop filter's program exist after a first job that froze
+  const warm = await held(t);
+  assert.equal((await sendDrainFreeze(warm.fd, file, 0, body.length, { stallMs: 5000, drainMaxUnacked: 0, freeze: true })).drained, 'ok');
   const conns = await Promise.all(Array.from({ length: 6 }, () => held(t)));
   const n0 = openFds();
   for (const [i, c] of conns.entries()) {
