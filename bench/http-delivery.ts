@@ -1,6 +1,7 @@
 // bench/http-delivery: the `http` module (its nginx engine, as hylicsd runs it: unprivileged, own mount namespace,
 // module cgroup) vs lighttpd (the paper's delivery server), serving the same files from the same tmpfs, loaded by
-// wrk, in one run; plus the engine with `disable_symlinks off` to measure what that guarantee costs. Throughput,
+// wrk, in one run; plus the engine with `disable_symlinks off` to measure what that guarantee costs, and the module
+// on its lighttpd engine (module-engine: lighttpd; chrooted, as hylicsd runs it). Throughput,
 // latency (wrk p50/p99) and server CPU seconds per GB delivered (utime+stime of every server process from
 // /proc/<pid>/stat). Then 1,000 keep-alive clients and 10,000 idle connections: requests/s and server memory.
 // Writes bench/results/http-delivery.{json,svg} (with --cc NAME: http-delivery-NAME.{json,svg}).
@@ -16,6 +17,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { renderSvg, type VegaLiteSpec } from '../src/core/plot.js';
 import { ModuleManager } from '../src/host/modules/index.js';
+import type { EngineKind } from '../src/host/modules/engine-api.js';
 import { RESULTS_DIR } from './lib/results.js';
 import { arg, argStr } from './lib/args.js';
 
@@ -26,6 +28,7 @@ const USAGE = `bench http-delivery: the http module (nginx engine) vs lighttpd f
   --sizes LIST       file sizes to run, of 4k,64k,1m,16m (all)
   --no-pin           do not pin wrk to CPU 0 and the servers to CPU 1
   --no-scale         skip the 1,000 keep-alive clients / 10,000 idle connections runs
+  --no-lighttpd-engine  skip the module on its lighttpd engine (module (lighttpd))
   --cc NAME          run servers and wrk in a network namespace of their own whose TCP congestion control is NAME
                      (e.g. reno: no pacing); results in http-delivery-NAME.{json,svg}. Default: the host's own
                      (sysctl net.ipv4.tcp_congestion_control; bbr paces every socket, see docs/modules.md)
@@ -52,6 +55,9 @@ const SIZES = argStr('sizes', ALL_FILES.map((f) => f.key).join(',')).toLowerCase
 const FILES = ALL_FILES.filter((f) => SIZES.includes(f.key));
 if (FILES.length === 0) throw new Error(`--sizes: none of ${SIZES.join(',')} is one of ${ALL_FILES.map((f) => f.key).join(',')}`);
 const SCALE = !process.argv.includes('--no-scale');
+/** The module on its lighttpd engine (module-engine: lighttpd) as a fourth server. */
+const LIGHTTPD_ENGINE = !process.argv.includes('--no-lighttpd-engine');
+const LT_MODULE = 'module (lighttpd)';
 /** --cc NAME: the bench re-runs itself in a network namespace of its own with that TCP congestion control. */
 const CC = argStr('cc', '');
 /** --module-congctl NAME: one module engine's replies take a route with that congestion control (RTAX_CC_ALGO). */
@@ -180,9 +186,9 @@ async function startLighttpd(root: string, work: string): Promise<Server> {
 }
 
 /** The module engine: nginx master + its worker (the cgroup's memory is what hylicsd reports for the guest). */
-async function startModule(share: string, name: string, disableSymlinks: boolean, addr = '127.0.0.1'): Promise<Server> {
+async function startModule(share: string, name: string, disableSymlinks: boolean, addr = '127.0.0.1', engine: EngineKind = 'nginx'): Promise<Server> {
   // as hylicsd runs it, with room for the 10,000-connection run (the default is 1024 per module)
-  const manager = new ModuleManager({ steer: false, disableSymlinks, limits: { maxConnections: 12_000 } });
+  const manager = new ModuleManager({ steer: false, disableSymlinks, engine, limits: { maxConnections: 12_000 } });
   const guest = `bench-${servers.length}-${process.pid}`;
   const info = await manager.start({ name: guest, sharePath: share, guestAddr: addr, hostAddr: addr }, { kind: 'http', root: '/', port: 80 });
   const base = `http://${addr}:${info.listen.port}`;
@@ -344,6 +350,7 @@ async function main(): Promise<void> {
     servers.push(await startLighttpd(share, work));
     servers.push(await startModule(share, 'module (nginx)', true));
     servers.push(MODULE_CC ? await startModule(share, THIRD, true, CC_ADDR) : await startModule(share, THIRD, false));
+    if (LIGHTTPD_ENGINE) servers.push(await startModule(share, LT_MODULE, true, '127.0.0.1', 'lighttpd'));
     if (PIN) for (const s of servers) for (const pid of s.pids()) execFileSync('taskset', ['-a', '-p', '-c', '1', String(pid)], { stdio: 'ignore' });
     const cpuOf = (s: Server): number => s.pids().reduce((a, p) => a + cpuSeconds(p), 0);
     let congctlSeen = '';
@@ -423,7 +430,14 @@ async function main(): Promise<void> {
       const l = by('lighttpd');
       const n = by('module (nginx)');
       const o = by(THIRD);
+      const lt = LIGHTTPD_ENGINE ? by(LT_MODULE) : undefined;
       return {
+        ...(lt ? {
+          lighttpdModuleVsLighttpdThroughput: lt.rps / l.rps,
+          lighttpdModuleVsLighttpdCpuPerGB: lt.cpuSecPerGB / l.cpuSecPerGB,
+          lighttpdModuleVsLighttpdCpuPerGBWithClient: lt.totalCpuSecPerGB / l.totalCpuSecPerGB,
+          lighttpdModuleVsLighttpdP99: lt.p99Ms / l.p99Ms,
+        } : {}),
         ...(MODULE_CC ? {
           congctlModuleVsLighttpdThroughput: o.rps / l.rps,
           congctlModuleVsLighttpdCpuPerGB: o.cpuSecPerGB / l.cpuSecPerGB,
@@ -443,11 +457,18 @@ async function main(): Promise<void> {
         + (r.congctlModuleVsLighttpdThroughput !== undefined
           ? `with route congctl ${MODULE_CC}: throughput ${r.congctlModuleVsLighttpdThroughput.toFixed(2)}x, CPU/GB ${r.congctlModuleVsLighttpdCpuPerGB!.toFixed(2)}x (with wrk's ${r.congctlModuleVsLighttpdCpuPerGBWithClient!.toFixed(2)}x), p99 ${r.congctlModuleVsLighttpdP99!.toFixed(2)}x`
           : `disable_symlinks on/off throughput ${r.symlinkCheckCost!.toFixed(2)}x`));
+      if (r.lighttpdModuleVsLighttpdThroughput !== undefined)
+        log(`${r.file.padEnd(7)} module (lighttpd)/lighttpd throughput ${r.lighttpdModuleVsLighttpdThroughput.toFixed(2)}x, CPU/GB ${r.lighttpdModuleVsLighttpdCpuPerGB!.toFixed(2)}x (with wrk's ${r.lighttpdModuleVsLighttpdCpuPerGBWithClient!.toFixed(2)}x), p99 ${r.lighttpdModuleVsLighttpdP99!.toFixed(2)}x`);
     }
     const target = ratios.every(
       (r) => r.moduleVsLighttpdThroughput >= 0.95 && r.moduleVsLighttpdCpuPerGB <= 1.1 && r.moduleVsLighttpdP99 <= 1.2,
     );
-    log(`goals (>= 0.95x throughput, <= 1.1x CPU/GB, <= 1.2x p99 vs lighttpd, every size): ${target ? 'met' : 'NOT met'}`);
+    log(`goals (>= 0.95x throughput, <= 1.1x CPU/GB, <= 1.2x p99 vs lighttpd, every size), module (nginx): ${target ? 'met' : 'NOT met'}`);
+    const targetLighttpd = LIGHTTPD_ENGINE ? ratios.every(
+      (r) => r.lighttpdModuleVsLighttpdThroughput! >= 0.95 && r.lighttpdModuleVsLighttpdCpuPerGB! <= 1.1
+        && r.lighttpdModuleVsLighttpdP99! <= 1.2,
+    ) : undefined;
+    if (targetLighttpd !== undefined) log(`goals, module (lighttpd): ${targetLighttpd ? 'met' : 'NOT met'}`);
     const scale = SCALE ? await scaleRuns(servers.filter((s) => s.name !== THIRD)) : [];
     const result = {
       bench: 'http-delivery', date: new Date().toISOString(), durationSec: DURATION, rounds: ROUNDS, connections: CONNECTIONS, pinned: PIN,
@@ -457,8 +478,9 @@ async function main(): Promise<void> {
       tcpCongestionControl: tcpCongestionControl(), ...(IN_NETNS ? { netns: MODULE_CC ? 'own (--module-congctl)' : 'own (--cc)' } : {}),
       ...(MODULE_CC ? { moduleCongctl: { name: MODULE_CC, seenOnAcceptedSocket: congctlSeen, server: THIRD, address: CC_ADDR, rule: `from ${CC_ADDR} lookup ${CC_TABLE} (pref 100, before the local table moved to pref 200)`, route: `local 127.0.0.0/8 dev lo congctl ${MODULE_CC} table ${CC_TABLE}` } } : {}),
       command: `npm run bench -- http-delivery ${process.argv.slice(2).join(' ')}`.trim(),
-      note: 'wrk -t1 on loopback against servers on the same host (wrk pinned to CPU 0, servers to CPU 1 unless --no-pin); CPU = utime+stime of the server processes (lighttpd; nginx master + worker) during the run, for the module plus hylicsd\'s CPU reading its access log (daemonCpuSecPerGB, part of cpuSecPerGB); totalCpuSecPerGB adds wrk\'s own CPU (loopback receive work is billed to whichever side is on the CPU). The module writes its access log (its counters), lighttpd none. No RAPL here: energy only as CPU time.',
+      note: 'wrk -t1 on loopback against servers on the same host (wrk pinned to CPU 0, servers to CPU 1 unless --no-pin); CPU = utime+stime of the server processes (lighttpd; nginx master + worker; the lighttpd engine\'s lighttpd) during the run, for the module plus hylicsd\'s CPU reading its access log (daemonCpuSecPerGB, part of cpuSecPerGB); totalCpuSecPerGB adds wrk\'s own CPU (loopback receive work is billed to whichever side is on the CPU). The module writes its access log (its counters), lighttpd none. No RAPL here: energy only as CPU time.',
       rows, ratios, goalsMet: target, scale,
+      ...(targetLighttpd !== undefined ? { goalsMetLighttpdEngine: targetLighttpd } : {}),
     };
     const outDir = RESULTS_DIR;
     mkdirSync(outDir, { recursive: true });

@@ -1,19 +1,20 @@
 // One guest's module engine as lighttpd (daemon setting `module-engine: lighttpd`; nginx is engine.ts). The same
 // launcher shape as nginx's: unshare'd mount + PID namespaces whose root is a small tmpfs holding /usr (lighttpd and
-// its libraries), the config (+ a passwd/group naming the unprivileged user), the log directory and /jail/share (the
-// guest's share, bound by the fd the daemon opened, read-only, nodev, nosuid, noexec). lighttpd starts as root there
-// with no capability but setuid, setgid and sys_chroot (bounding set, no_new_privs), loads its modules, binds (the
-// control socket at /log), chroots into /jail and drops to the user, then opens its access logs (/jail/log: the same
-// directory, which the user can pass through but not list, each log write-only for it): what it serves can only
-// ever resolve inside the share, even through a symlink that wins the race against its lstat check. A root shell
-// stays pid 1 of the PID namespace (lighttpd's own uid change clears the parent-death signal; pid 1 keeps it): when
-// the daemon dies, unshare dies, pid 1 gets SIGKILL and the kernel kills lighttpd with its namespace. Everything
-// runs in the guest's module cgroup.
+// its libraries), the config (+ a passwd/group naming the unprivileged user), the log directory and /jail/m/<id>,
+// each module's root (opened by the daemon beneath the share without following symlinks, bound by its fd,
+// read-only, nodev, nosuid, noexec). lighttpd starts as root there with no capability but setuid, setgid and
+// sys_chroot (bounding set, no_new_privs), loads its modules, binds (the control socket at /log), chroots into /jail
+// and drops to the user, then opens its access logs (/jail/log: the same directory, which the user can pass through
+// but not list, each log write-only for it): whatever path or symlink a client or the guest tries, it resolves to
+// a file of the guest's module roots or to nothing. A root shell stays pid 1 of the PID namespace (lighttpd's own
+// uid change clears the parent-death signal; pid 1 keeps it): when the daemon dies, unshare dies, pid 1 gets
+// SIGKILL and the kernel kills lighttpd with its namespace. Everything runs in the guest's module cgroup.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { accessSync, chmodSync, chownSync, closeSync, constants, constants as fsc, openSync, mkdirSync, readFileSync, renameSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
 import { request } from 'node:http';
 import { join } from 'node:path';
 import { HylicsError } from '../../core/errors/index.js';
+import { openDirBeneath } from '../../os/native.js';
 import type { EngineConfig, ModuleEngine, StubStatus } from './engine-api.js';
 import { ENGINE_READY_MS } from './engine.js';
 import { lighttpdConf, LT_CTL_SOCKET, LT_USER } from './lighttpd-conf.js';
@@ -32,19 +33,25 @@ export function findLighttpd(): string | undefined {
   return undefined;
 }
 
-// Positional: root conf log lighttpd [cgroup.procs files...]; fd 4 = the share directory (opened O_NOFOLLOW by the
-// daemon). Not exec'd: this shell stays pid 1 of the namespace (see above) and exits with lighttpd's status.
+// Positional: root conf log lighttpd "id..." [cgroup.procs files...]; fds 5, 6, ... = each module's root directory
+// in that order (opened by the daemon beneath the share, no symlink on the way: openDirBeneath), bound at
+// /jail/m/<id>. Not exec'd: this shell stays pid 1 of the namespace (see above) and exits with lighttpd's status.
 const LAUNCH = `set -eu
-R=$1 CONF=$2 LOG=$3 LIGHTTPD=$4
-shift 4
+R=$1 CONF=$2 LOG=$3 LIGHTTPD=$4 IDS=$5
+shift 5
 for f in "$@"; do echo $$ > "$f"; done
 mount -t tmpfs -o size=${NS_ROOT_SIZE},mode=0755,nosuid,nodev tmpfs "$R"
 cd "$R"
-mkdir usr etc log jail jail/share jail/log jail/tmp .old proc dev
+mkdir usr etc log jail jail/m jail/log jail/tmp .old proc dev
 touch dev/null
 mount --bind /dev/null dev/null
 mount --bind -o ro /usr usr
-mount --bind -o ro,nosuid,nodev,noexec /proc/self/fd/4 jail/share
+fd=5
+for id in $IDS; do
+  mkdir jail/m/$id
+  mount --bind -o ro,nosuid,nodev,noexec /proc/self/fd/$fd jail/m/$id
+  fd=$((fd + 1))
+done
 mount --bind -o ro,nosuid,nodev,noexec "$CONF" etc
 mount --bind -o nosuid,nodev,noexec "$LOG" log
 mount --bind -o nosuid,nodev,noexec "$LOG" jail/log
@@ -53,7 +60,6 @@ for d in lib lib32 lib64 libx32 bin sbin; do
   if [ -L /$d ]; then ln -s "$(readlink /$d)" $d
   elif [ -d /$d ]; then mkdir $d; mount --bind -o ro /$d $d; fi
 done
-exec 4<&-
 pivot_root . .old
 umount -l /.old
 rmdir /.old
@@ -94,6 +100,8 @@ export class LighttpdEngine implements ModuleEngine {
   private stderrTail = '';
   private stopping = false;
   private logWindow = { start: 0, n: 0 };
+  /** The modules of the configuration written last: their roots are bound into the jail at start. */
+  private modules: Array<{ id: string; root: string }> = [];
 
   constructor(private readonly o: LighttpdEngineOptions) {}
 
@@ -120,6 +128,7 @@ export class LighttpdEngine implements ModuleEngine {
   }
 
   configure(c: EngineConfig): void {
+    this.modules = c.modules.map((m) => ({ id: m.id, root: m.root }));
     for (const m of c.modules) {
       // write-only for the user: a symlink in the share that won the race to /log/... would still not be readable
       const p = join(this.dirs.log, `${m.id}.access`);
@@ -154,14 +163,24 @@ export class LighttpdEngine implements ModuleEngine {
 
   async start(shareFd: number, _generation: number): Promise<void> {
     if (this.child) throw new HylicsError('HYLICS_ERR_MODULE_WORKER', `engine of ${this.o.guest} already runs`);
+    // each module's root, opened beneath the share without following a symlink (a guest swapping a directory of the
+    // path for a symlink gets an error here, never a bind of something else)
+    const roots: number[] = [];
+    try {
+      for (const m of this.modules) roots.push(openDirBeneath(shareFd, m.root === '' ? '.' : m.root).fd);
+    } catch (e) {
+      for (const fd of roots) closeSync(fd);
+      throw new HylicsError('HYLICS_ERR_MODULE_ROOT', `a module root of ${this.o.guest} is not a directory inside the share: ${(e as Error).message}`, { guest: this.o.guest });
+    }
     const { root, conf, log } = this.dirs;
     try { unlinkSync(join(log, LT_CTL_SOCKET)); } catch { /* none left behind */ }
     this.stopping = false;
     this.stderrTail = '';
     const child = spawn('setpriv', ['--pdeathsig', 'KILL', '--', 'unshare', '--mount', '--propagation', 'private', '--pid', '--fork', '--kill-child', '--', '/bin/sh', '-c', LAUNCH, 'hylics-engine',
-      root, conf, log, this.o.lighttpd, ...this.o.procsFiles], {
-      cwd: '/', env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin' }, stdio: ['ignore', 'ignore', 'pipe', 'ignore', shareFd],
+      root, conf, log, this.o.lighttpd, this.modules.map((m) => m.id).join(' '), ...this.o.procsFiles], {
+      cwd: '/', env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin' }, stdio: ['ignore', 'ignore', 'pipe', 'ignore', 'ignore', ...roots],
     });
+    for (const fd of roots) closeSync(fd); // the engine bound them; the daemon keeps none
     this.child = child;
     child.stderr!.setEncoding('utf8');
     child.stderr!.on('data', (d: string) => {

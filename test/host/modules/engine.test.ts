@@ -83,11 +83,12 @@ function suite(engine: EngineKind): void {
     assert.ok(!readFileSync(`/proc/${pid}/mountinfo`, 'utf8').includes(fx.otherShare), 'another guest\'s share is not mounted');
   });
 
-  test('lighttpd is chrooted into a root that holds only the share and its write-only logs', { skip: skip || engine !== 'lighttpd' }, async () => {
+  test('lighttpd is chrooted into a root that holds only the module roots and its write-only logs', { skip: skip || engine !== 'lighttpd' }, async () => {
     const pid = m2.workerPid(fx.guest.name)!;
     const root = `/proc/${pid}/root`; // lighttpd's root after its chroot
-    assert.deepEqual(readdirSync(root).sort(), ['log', 'share', 'tmp']);
-    assert.equal(readFileSync(join(root, 'share', 'a.txt'), 'utf8'), 'engine\n');
+    assert.deepEqual(readdirSync(root).sort(), ['log', 'm', 'tmp']);
+    assert.deepEqual(readdirSync(join(root, 'm')), [mod.id]);
+    assert.equal(readFileSync(join(root, 'm', mod.id, 'a.txt'), 'utf8'), 'engine\n');
     // nothing a symlink could name outside the share: no /usr, /etc (config, passwd), /proc there
     for (const p of ['usr', 'etc', 'proc', 'dev', 'bin', 'lib']) assert.throws(() => readdirSync(join(root, p)), /ENOENT/, p);
     // the log directory: root's, passable but not listable or writable by lighttpd's user; each log write-only for it
@@ -98,7 +99,7 @@ function suite(engine: EngineKind): void {
     assert.equal(acc.uid, 65534);
     assert.equal(acc.mode & 0o777, 0o200);
     const mounts = readFileSync(`/proc/${pid}/mountinfo`, 'utf8').trim().split('\n').map((l) => l.split(' '));
-    const share = mounts.find((f) => f[4] === '/share')!; // (mount points as seen from its root)
+    const share = mounts.find((f) => f[4] === `/m/${mod.id}`)!; // (mount points as seen from its root)
     assert.match(share[5]!, /\bro\b/);
     assert.match(share[5]!, /\bnodev\b/);
     assert.ok(!readFileSync(`/proc/${pid}/mountinfo`, 'utf8').includes(fx.otherShare), 'another guest\'s share is not mounted');

@@ -18,17 +18,17 @@ const mods: EngineModule[] = [
 
 test('the lighttpd config carries the jail, the guarantees and the limits', () => {
   const c = lighttpdConf({ modules: mods, limits: DEFAULT_LIMITS });
-  for (const line of ['server.chroot = "/jail"', 'server.username = "hylics-engine"', 'server.follow-symlink = "disable"',
+  for (const line of ['server.chroot = "/jail"', 'server.username = "hylics-engine"', 'server.follow-symlink = "enable"',
     'server.max-read-idle = 10', 'server.max-keep-alive-idle = 5', 'server.max-write-idle = 60', 'server.max-request-field-size = 8192',
     'server.max-connections = 2049', 'server.listen-backlog = 1024', 'server.bind = "/log/ctl.sock"', 'status.status-url = "/status"',
-    '$SERVER["socket"] == "10.0.0.1:40001" {', '$SERVER["socket"] == "0.0.0.0:18080" {', 'server.document-root = "/share/www"',
-    'server.document-root = "/share"', 'accesslog.filename = "/log/http-2.access"', 'url.access-deny = ( "" )']) {
+    '$SERVER["socket"] == "10.0.0.1:40001" {', '$SERVER["socket"] == "0.0.0.0:18080" {', 'server.document-root = "/m/http-1"',
+    'server.document-root = "/m/http-2"', 'accesslog.filename = "/log/http-2.access"', 'url.access-deny = ( "" )']) {
     assert.ok(c.includes(line), line);
   }
   assert.match(c, /^server.modules = \( "mod_access", "mod_accesslog", "mod_status" \)$/m, 'no mod_dirlisting: no directory listing');
   assert.equal(lighttpdMaxConnections(mods, DEFAULT_LIMITS), 2049);
   assert.match(lighttpdConf({ modules: mods, limits: DEFAULT_LIMITS, maxFds: 1000 }), /server\.max-fds = 1000\n/);
-  assert.throws(() => lighttpdConf({ modules: [{ ...mods[0]!, root: 'a"evil' }], limits: DEFAULT_LIMITS }), /unsafe/);
+  assert.throws(() => lighttpdConf({ modules: [{ ...mods[0]!, id: 'a"evil' }], limits: DEFAULT_LIMITS }), /unsafe/);
 });
 
 test('lighttpd accepts the config (lighttpd -t)', { skip: (() => { try { execFileSync('which', ['lighttpd'], { stdio: 'ignore' }); return false; } catch { return 'needs lighttpd'; } })() }, () => {
