@@ -4,7 +4,20 @@ import { Ajv, type ValidateFunction } from 'ajv';
 import type { TSchema } from '@sinclair/typebox';
 import { HylicsError } from '../errors/index.js';
 
-const ajv = new Ajv({ allErrors: false, strict: false, coerceTypes: false, useDefaults: false });
+// unicode: false: maxLength/minLength count UTF-16 code units (String#length), not code points. Counting code points
+// is a JS loop over every character (ajv's ucs2length): ~0.1 ms per 64 KiB base64 queue of a socket-offload state,
+// in every reply. Code units are never fewer than code points, so no string longer than before passes.
+const ajv = new Ajv({ allErrors: false, strict: false, coerceTypes: false, useDefaults: false, unicode: false });
+
+/**
+ * Format "base64": canonical padded base64 (what Buffer#toString('base64') writes; [A-Za-z0-9+/], '=' padding,
+ * length a multiple of 4). Checked by decoding and re-encoding (native, ~3x faster than a pattern's regex over a
+ * 64 KiB queue); anything else, including non-canonical padding bits, fails.
+ */
+export function isBase64(s: string): boolean {
+  return s.length % 4 === 0 && Buffer.from(s, 'base64').toString('base64') === s;
+}
+ajv.addFormat('base64', { type: 'string', validate: isBase64 });
 const cache = new WeakMap<object, ValidateFunction>();
 
 export function compile(schema: TSchema): ValidateFunction {

@@ -185,3 +185,56 @@ test('built-in ops are registered with their schemas', () => {
   assert.throws(() => OPS.checkParams('nope', {}), (e: HylicsError) => e.code === 'HYLICS_ERR_CHANNEL_UNKNOWN_OP');
   assert.deepEqual(OPS.opsServedBy('host'), ['module.list', 'module.start', 'module.stop', 'offload.socket.begin', 'offload.socket.fallback', 'offload.socket.handoff', 'offload.socket.release', 'offload.socket.send', 'share.info', 'task.report']);
 });
+
+test('long base64 strings are spliced into the JSON as is: the same bytes as JSON.stringify, any chunking', () => {
+  const b64 = Buffer.alloc(70_000, 0xfb).toString('base64'); // canonical, spliced
+  const notCanonical = `${b64.slice(0, -4)}QR==`; // valid alphabet, non-zero padding bits: stringified
+  const escaped = `"\\\u0001${'x'.repeat(9000)}`; // needs escaping: stringified
+  const lookalike = '\u0000hylics-splice:0'; // a data string that reads like the splice marker
+  const cases: Message[] = [
+    { type: 'reply', id: 9, result: { state: { sendQueue: b64, recvQueue: '', n: 1 }, list: [b64, 'y'], bytes: 5 } },
+    { type: 'reply', id: 10, result: { a: notCanonical, b: escaped, c: b64 } },
+    { type: 'reply', id: 11, result: { a: lookalike, b: b64 } },
+    { type: 'reply', id: 12, result: { a: b64, b: lookalike } },
+    { type: 'request', id: 13, op: 'exec', params: { argv: [b64] } },
+  ];
+  for (const m of cases) {
+    const bytes = encodeMessage(m);
+    const [type, body] = m.type === 'reply' ? [FrameType.REPLY, { result: m.result }] : [FrameType.REQUEST, { op: (m as { op: string }).op, params: (m as { params: unknown }).params }];
+    const plain = encodeFrame({ id: m.id, type, payload: new TextEncoder().encode(JSON.stringify(body)) });
+    assert.deepEqual(Buffer.from(bytes), Buffer.from(plain), `message ${m.id}`);
+    // decoded back through the streaming decoder in odd chunks (the chunk list of a long payload)
+    const d = new FrameDecoder({ hunting: false });
+    const ev: DecodeEvent[] = [];
+    for (let o = 0; o < bytes.length; o += 7_777) ev.push(...d.push(bytes.subarray(o, o + 7_777)));
+    assert.deepEqual(errors(ev), []);
+    assert.deepEqual(decodeMessage(frames(ev)[0]! as never), m);
+  }
+});
+
+test('a marker inside a long payload arriving in many chunks still cuts the frame short', () => {
+  const big = encodeMessage({ type: 'reply', id: 20, result: { s: Buffer.alloc(200_000, 1).toString('base64') } });
+  const d = new FrameDecoder({ hunting: false });
+  const ev: DecodeEvent[] = [];
+  const cut = big.subarray(0, 150_000);
+  for (let o = 0; o < cut.length; o += 10_000) ev.push(...d.push(cut.subarray(o, o + 10_000)));
+  assert.equal(ev.length, 0);
+  assert.ok(d.buffered >= 150_000);
+  const rest = concat([encodeMessage(hello), encodeMessage({ type: 'ping', id: 21 })]);
+  for (let o = 0; o < rest.length; o += 5) ev.push(...d.push(rest.subarray(o, o + 5)));
+  assert.deepEqual(errors(ev), ['HYLICS_ERR_CHANNEL_TRUNCATED']);
+  assert.deepEqual(frames(ev).map((f) => f.type), [FrameType.HELLO, FrameType.PING]);
+});
+
+test('a TcpState queue must be canonical base64 (format base64), whatever its length', () => {
+  const state = (q: string) => ({
+    localAddr: '10.0.0.2', localPort: 80, remoteAddr: '10.0.0.1', remotePort: 5000, sendSeq: 1, recvSeq: 2,
+    sendQueue: q, unsentBytes: 0, recvQueue: '', mss: 1460, timestamp: 0, options: 7, sndWscale: 7, rcvWscale: 7,
+    window: { sndWl1: 0, sndWnd: 0, maxWindow: 0, rcvWnd: 0, rcvWup: 0 },
+  });
+  const ok = (q: string) => OPS.checkParams('offload.socket.send', { handoff: 'h', state: state(q) });
+  const long = Buffer.alloc(60_000, 7).toString('base64');
+  for (const q of ['', 'QQ==', 'QUI=', 'QUJD', long]) ok(q);
+  for (const q of ['Q', 'QQ', 'QR==', 'QUJ!', 'QU JD', `${long.slice(0, -4)}!!!!`, `${long}====`, '===='])
+    assert.throws(() => ok(q), (e: HylicsError) => e.code === 'HYLICS_ERR_CHANNEL_BAD_MESSAGE', q.slice(0, 12));
+});

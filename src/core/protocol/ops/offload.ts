@@ -24,7 +24,8 @@ export const MAX_QUEUE_BYTES = 256 * 1024;
 const u32 = Type.Integer({ minimum: 0, maximum: 0xffffffff });
 const port = Type.Integer({ minimum: 1, maximum: 65535 });
 const ipv4 = Type.String({ pattern: '^(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])(\\.(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])){3}$', maxLength: 15 });
-const queue = Type.String({ maxLength: Math.ceil(MAX_QUEUE_BYTES / 3) * 4, pattern: '^[A-Za-z0-9+/]*={0,2}$' });
+// canonical base64 (./validate.ts: decode + re-encode, not a regex over up to 349,528 characters)
+const queue = Type.String({ maxLength: Math.ceil(MAX_QUEUE_BYTES / 3) * 4, format: 'base64' });
 
 /** A frozen TCP connection (TCP_REPAIR dump): what it takes to carry it on elsewhere. */
 export const TcpState = Type.Object(
