@@ -11,12 +11,25 @@ const ajv = new Ajv({ allErrors: false, strict: false, coerceTypes: false, useDe
 
 /**
  * Format "base64": canonical padded base64 (what Buffer#toString('base64') writes; [A-Za-z0-9+/], '=' padding,
- * length a multiple of 4). Checked by decoding and re-encoding (native, ~3x faster than a pattern's regex over a
- * 64 KiB queue); anything else, including non-canonical padding bits, fails.
+ * length a multiple of 4). Node's decoder skips characters outside the alphabet and stops at a '=', so a string with
+ * any of them decodes to fewer bytes than its length implies; it also takes the URL-safe '-' and '_', looked for
+ * separately; the last group must have zero padding bits. Native and without allocating (a scratch buffer): a
+ * regex over a 64 KiB queue (87,384 characters) cost ~3x more.
  */
 export function isBase64(s: string): boolean {
-  return s.length % 4 === 0 && Buffer.from(s, 'base64').toString('base64') === s;
+  const n = s.length;
+  if (n % 4 !== 0) return false;
+  if (n === 0) return true;
+  if (s.indexOf('-') >= 0 || s.indexOf('_') >= 0) return false;
+  const pad = s.charCodeAt(n - 1) !== 0x3d ? 0 : s.charCodeAt(n - 2) !== 0x3d ? 1 : 2;
+  const want = (n / 4) * 3 - pad;
+  if (scratch.length < want) scratch = Buffer.allocUnsafeSlow(Math.max(want, 2 * scratch.length));
+  if (scratch.write(s, 0, 'base64') !== want) return false;
+  if (pad === 0) return true;
+  const last = s.slice(n - 4);
+  return Buffer.from(last, 'base64').toString('base64') === last;
 }
+let scratch = Buffer.allocUnsafeSlow(64 * 1024);
 ajv.addFormat('base64', { type: 'string', validate: isBase64 });
 const cache = new WeakMap<object, ValidateFunction>();
 

@@ -235,6 +235,6 @@ test('a TcpState queue must be canonical base64 (format base64), whatever its le
   const ok = (q: string) => OPS.checkParams('offload.socket.send', { handoff: 'h', state: state(q) });
   const long = Buffer.alloc(60_000, 7).toString('base64');
   for (const q of ['', 'QQ==', 'QUI=', 'QUJD', long]) ok(q);
-  for (const q of ['Q', 'QQ', 'QR==', 'QUJ!', 'QU JD', `${long.slice(0, -4)}!!!!`, `${long}====`, '===='])
+  for (const q of ['Q', 'QQ', 'QR==', 'QUJ=', 'QU-D', 'QU_D', 'QQ==QUJD', 'QUJ!', 'QU JD', 'QUJDé===', `${long.slice(0, -4)}!!!!`, `${long}====`, '===='])
     assert.throws(() => ok(q), (e: HylicsError) => e.code === 'HYLICS_ERR_CHANNEL_BAD_MESSAGE', q.slice(0, 12));
 });
