@@ -9,7 +9,9 @@
 //   npm run bench -- socket-offload [--duration 5] [--connections 4] [--sizes 1,16,64] (MiB)
 //   [--schemes socket,host] (only these rows)
 // (HYLICS_OFFLOAD_NETLINK=0 in the environment: the daemon changes steering sets through nft instead of netlink;
-// HYLICS_OFFLOAD_TRACE=1: the guest's per-step times and the daemon's per-handoff lines go to TRACE_FILE)
+// HYLICS_OFFLOAD_TRACE=1: the guest's per-step times and the daemon's per-handoff lines go to TRACE_FILE;
+// HYLICS_BENCH_GUEST_NODE_ARGS='--perf-basic-prof': node's arguments for the guest's socket-offload server, e.g. for
+// `perf record -g -p PID` of it, with its /tmp/perf-NSPID.map copied out of the guest as /tmp/perf-PID.map)
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -92,7 +94,11 @@ async function main(): Promise<void> {
 
     const cli = [NODE_BIN, ...entryArgv('cli/main')].join(' ');
     const trace = process.env.HYLICS_OFFLOAD_TRACE === '1' ? 'HYLICS_OFFLOAD_TRACE=1 ' : '';
-    await s.gexec(g, `${trace}setsid ${cli} example file-server --root /mnt/hylics --port 8080 --offload socket > /run/hylics/fs-socket.log 2>&1 < /dev/null &`);
+    // HYLICS_BENCH_GUEST_NODE_ARGS (e.g. --perf-basic-prof, for `perf record -p` of the guest's app): node's own
+    // arguments for the socket-offload server in the guest
+    const gargs = process.env.HYLICS_BENCH_GUEST_NODE_ARGS ?? '';
+    const gcli = [NODE_BIN, ...(gargs ? gargs.split(' ') : []), ...entryArgv('cli/main')].join(' ');
+    await s.gexec(g, `${trace}setsid ${gcli} example file-server --root /mnt/hylics --port 8080 --offload socket > /run/hylics/fs-socket.log 2>&1 < /dev/null &`);
     await s.gexec(g, `setsid ${cli} example file-server --root /mnt/hylics --port 8081 --offload none > /run/hylics/fs-none.log 2>&1 < /dev/null &`);
     await s.cli(['module', 'start', g, '--kind', 'http', '--root', '/', '--port', '8082']);
     hostServer = spawn(NODE_BIN, [...entryArgv('cli/main'), 'example', 'file-server', '--root', v.share.path, '--port', '8083', '--host', wHostAddr, '--offload', 'none'], { stdio: 'ignore' });

@@ -628,32 +628,34 @@ Napi::Value DropFilterJs(const Napi::CallbackInfo& info) {
 // of the same connection: in repair mode it goes silently); the owner's fd number stays valid. repairOff: 0 leaves
 // the socket in repair mode, 1 turns it off (the kernel then sends a window probe), -1 off without the probe.
 // inPlace (with replaceFd): restore on that very socket instead (see below), keeping its blocking mode.
-Napi::Value TcpRepairRestore(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  if (!info[0].IsObject()) { Napi::TypeError::New(env, "tcpRepairRestore(state, opts?)").ThrowAsJavaScriptException(); return env.Null(); }
-  Napi::Object st = info[0].As<Napi::Object>();
-  Napi::Object opts = info.Length() > 1 && info[1].IsObject() ? info[1].As<Napi::Object>() : Napi::Object::New(env);
-  bool transparent = opts.Has("transparent") && opts.Get("transparent").ToBoolean().Value();
-  bool dropFilter = opts.Has("dropFilter") && opts.Get("dropFilter").ToBoolean().Value();
-  int replaceFd = opts.Has("replaceFd") && opts.Get("replaceFd").IsNumber() ? opts.Get("replaceFd").As<Napi::Number>().Int32Value() : -1;
-  int repairOff = opts.Has("repairOff") && opts.Get("repairOff").IsNumber() ? opts.Get("repairOff").As<Napi::Number>().Int32Value() : 1;
-  bool inPlace = replaceFd >= 0 && opts.Has("inPlace") && opts.Get("inPlace").ToBoolean().Value();
+// A state to restore in plain C++ (the queues point into the caller's buffers): what tcpRepairRestore reads from
+// its object and tcpHandoffRestore from its packed Buffer.
+struct RestoreState {
   sockaddr_in local{}, peer{};
-  local.sin_family = peer.sin_family = AF_INET;
-  std::string la = st.Get("localAddr").ToString().Utf8Value(), pa = st.Get("remoteAddr").ToString().Utf8Value();
-  if (inet_pton(AF_INET, la.c_str(), &local.sin_addr) != 1 || inet_pton(AF_INET, pa.c_str(), &peer.sin_addr) != 1) {
-    MakeError(env, EINVAL, "bad address in state", "HYLICS_ERR_INVALID_ARGUMENT").ThrowAsJavaScriptException(); return env.Null();
-  }
-  local.sin_port = htons(static_cast<uint16_t>(U32(st, "localPort")));
-  peer.sin_port = htons(static_cast<uint16_t>(U32(st, "remotePort")));
-  Napi::Buffer<char> sendQ = st.Get("sendQueue").As<Napi::Buffer<char>>();
-  Napi::Buffer<char> recvQ = st.Get("recvQueue").As<Napi::Buffer<char>>();
-  size_t unsent = U32(st, "unsentBytes");
-  if (unsent > sendQ.Length()) unsent = sendQ.Length();
-  Napi::Object w = st.Get("window").As<Napi::Object>();
+  uint32_t sendSeq = 0, recvSeq = 0, unsent = 0, mss = 0, ts = 0, options = 0, sndWscale = 0, rcvWscale = 0;
+  struct tcp_repair_window win{};
+  const char* sendQ = nullptr;
+  size_t sendLen = 0;
+  const char* recvQ = nullptr;
+  size_t recvLen = 0;
+};
 
+struct RestoreOpts {
+  bool transparent = false, dropFilter = false, inPlace = false, noDelay = false;
+  int replaceFd = -1, repairOff = 1;
+};
+
+// The restore itself (see tcpRepairRestore): returns the fd, or -1 with *err / *what set (the socket then cleaned up
+// as described there). noDelay: TCP_NODELAY on the restored socket.
+int RestoreCore(const RestoreState& st, const RestoreOpts& o, int* errOut, const char** whatOut) {
+  sockaddr_in local = st.local;
+  sockaddr_in peer = st.peer;
+  const bool transparent = o.transparent, dropFilter = o.dropFilter, inPlace = o.inPlace;
+  const int replaceFd = o.replaceFd, repairOff = o.repairOff;
+  size_t unsent = st.unsent;
+  if (unsent > st.sendLen) unsent = st.sendLen;
   int fd = inPlace ? replaceFd : socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) { MakeError(env, errno, "socket").ThrowAsJavaScriptException(); return env.Null(); }
+  if (fd < 0) { *errOut = errno; *whatOut = "socket"; return -1; }
   int err = 0;
   const char* what = nullptr;
   int one = 1;
@@ -686,10 +688,10 @@ Napi::Value TcpRepairRestore(const Napi::CallbackInfo& info) {
     }
     }
     int q = TCP_RECV_QUEUE;
-    uint32_t seq = U32(st, "recvSeq") - static_cast<uint32_t>(recvQ.Length());
+    uint32_t seq = st.recvSeq - static_cast<uint32_t>(st.recvLen);
     if (setsockopt(fd, IPPROTO_TCP, TCP_REPAIR_QUEUE, &q, sizeof q) != 0 || setsockopt(fd, IPPROTO_TCP, TCP_QUEUE_SEQ, &seq, sizeof seq) != 0) { err = errno; what = "recv TCP_QUEUE_SEQ"; break; }
     q = TCP_SEND_QUEUE;
-    seq = U32(st, "sendSeq") - static_cast<uint32_t>(sendQ.Length());
+    seq = st.sendSeq - static_cast<uint32_t>(st.sendLen);
     if (setsockopt(fd, IPPROTO_TCP, TCP_REPAIR_QUEUE, &q, sizeof q) != 0 || setsockopt(fd, IPPROTO_TCP, TCP_QUEUE_SEQ, &seq, sizeof seq) != 0) { err = errno; what = "send TCP_QUEUE_SEQ"; break; }
     // The MSS the connection had, as the user MSS before the connect: a repair-mode connect computes the send MSS
     // (mss_cache) right away from the clamp it has then, the kernel's default 536, and TCP_REPAIR_OPTIONS below only
@@ -697,27 +699,25 @@ Napi::Value TcpRepairRestore(const Napi::CallbackInfo& info) {
     // again. With the user MSS the connect clamps to the state's MSS instead: full-sized segments from the first send.
     // TCP_MAXSEG takes at most 32767 (MAX_TCP_WINDOW; loopback's MSS is ~65483): then the connect starts from that,
     // and the clamp TCP_REPAIR_OPTIONS sets is the state's, which a later resync uses (the user MSS is not).
-    uint32_t mssWanted = std::min<uint32_t>(U32(st, "mss"), kMaxUserMss);
+    uint32_t mssWanted = std::min<uint32_t>(st.mss, kMaxUserMss);
     if (mssWanted >= kMinUserMss) {
       int v = static_cast<int>(mssWanted);
       if (setsockopt(fd, IPPROTO_TCP, TCP_MAXSEG, &v, sizeof v) != 0) { err = errno; what = "TCP_MAXSEG"; break; }
     }
     if (connect(fd, reinterpret_cast<sockaddr*>(&peer), sizeof peer) != 0) { err = errno; what = "connect (repair)"; break; }
-    uint32_t options = U32(st, "options");
+    uint32_t options = st.options;
     struct tcp_repair_opt ro[4];
     int n = 0;
     if (options & TCPI_OPT_SACK) { ro[n].opt_code = TCPOPT_SACK_PERMITTED; ro[n].opt_val = 0; n++; }
-    if (options & TCPI_OPT_WSCALE) { ro[n].opt_code = TCPOPT_WINDOW; ro[n].opt_val = U32(st, "sndWscale") + (U32(st, "rcvWscale") << 16); n++; }
+    if (options & TCPI_OPT_WSCALE) { ro[n].opt_code = TCPOPT_WINDOW; ro[n].opt_val = st.sndWscale + (st.rcvWscale << 16); n++; }
     if (options & TCPI_OPT_TIMESTAMPS) { ro[n].opt_code = TCPOPT_TIMESTAMP; ro[n].opt_val = 0; n++; }
-    ro[n].opt_code = TCPOPT_MAXSEG; ro[n].opt_val = U32(st, "mss"); n++;
+    ro[n].opt_code = TCPOPT_MAXSEG; ro[n].opt_val = st.mss; n++;
     if (setsockopt(fd, IPPROTO_TCP, TCP_REPAIR_OPTIONS, ro, n * sizeof ro[0]) != 0) { err = errno; what = "TCP_REPAIR_OPTIONS"; break; }
-    uint32_t ts = U32(st, "timestamp");
+    uint32_t ts = st.ts;
     if ((options & TCPI_OPT_TIMESTAMPS) && setsockopt(fd, IPPROTO_TCP, TCP_TIMESTAMP, &ts, sizeof ts) != 0) { err = errno; what = "TCP_TIMESTAMP"; break; }
-    if (!RestoreQueue(fd, TCP_RECV_QUEUE, recvQ.Data(), recvQ.Length(), &err, &what)) break;
-    if (!RestoreQueue(fd, TCP_SEND_QUEUE, sendQ.Data(), sendQ.Length() - unsent, &err, &what)) break;
-    struct tcp_repair_window win{};
-    win.snd_wl1 = U32(w, "sndWl1"); win.snd_wnd = U32(w, "sndWnd"); win.max_window = U32(w, "maxWindow");
-    win.rcv_wnd = U32(w, "rcvWnd"); win.rcv_wup = U32(w, "rcvWup");
+    if (!RestoreQueue(fd, TCP_RECV_QUEUE, st.recvQ, st.recvLen, &err, &what)) break;
+    if (!RestoreQueue(fd, TCP_SEND_QUEUE, st.sendQ, st.sendLen - unsent, &err, &what)) break;
+    struct tcp_repair_window win = st.win;
     if (setsockopt(fd, IPPROTO_TCP, TCP_REPAIR_WINDOW, &win, sizeof win) != 0) { err = errno; what = "TCP_REPAIR_WINDOW"; break; }
     if (repairOff != 0 || unsent > 0) {
       // the state is complete: a thawed socket lets packets in before the window probe goes out, so the peer's
@@ -728,13 +728,14 @@ Napi::Value TcpRepairRestore(const Napi::CallbackInfo& info) {
       if (setsockopt(fd, IPPROTO_TCP, TCP_REPAIR, &v, sizeof v) != 0) { err = errno; what = "TCP_REPAIR off"; break; }
       // bytes never transmitted go out the normal way
       // (without waiting for the peer's ACKs: SendAll raises the send buffer to take them all)
-      size_t off = sendQ.Length() - unsent;
-      if (!SendAll(fd, sendQ.Data() + off, unsent, &err, &what, "send(unsent)")) break;
+      size_t off = st.sendLen - unsent;
+      if (!SendAll(fd, st.sendQ + off, unsent, &err, &what, "send(unsent)")) break;
       // leaving repair mode resets sk_reuse to "no": a listener restarted on this port would then get EADDRINUSE
       // for as long as this connection (or its TIME_WAIT) lives, as it would not beside an accepted socket
       if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) != 0) { err = errno; what = "SO_REUSEADDR"; break; }
       if (repairOff == 0 && setsockopt(fd, IPPROTO_TCP, TCP_REPAIR, &one, sizeof one) != 0) { err = errno; what = "TCP_REPAIR on"; break; }
     }
+    if (o.noDelay && setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one) != 0) { err = errno; what = "TCP_NODELAY"; break; }
     int fl = fcntl(fd, F_GETFL);
     if (inPlace && savedFlags >= 0) fcntl(fd, F_SETFL, savedFlags);  // the owner's blocking mode, as it was
     else if (fl >= 0) fcntl(fd, F_SETFL, fl | O_NONBLOCK);
@@ -752,9 +753,46 @@ Napi::Value TcpRepairRestore(const Napi::CallbackInfo& info) {
     } else {
       close(fd);
     }
-    MakeError(env, err, what).ThrowAsJavaScriptException();
-    return env.Null();
+    *errOut = err; *whatOut = what;
+    return -1;
   }
+  return fd;
+}
+
+Napi::Value TcpRepairRestore(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!info[0].IsObject()) { Napi::TypeError::New(env, "tcpRepairRestore(state, opts?)").ThrowAsJavaScriptException(); return env.Null(); }
+  Napi::Object st = info[0].As<Napi::Object>();
+  Napi::Object opts = info.Length() > 1 && info[1].IsObject() ? info[1].As<Napi::Object>() : Napi::Object::New(env);
+  RestoreOpts o;
+  o.transparent = opts.Has("transparent") && opts.Get("transparent").ToBoolean().Value();
+  o.dropFilter = opts.Has("dropFilter") && opts.Get("dropFilter").ToBoolean().Value();
+  o.replaceFd = opts.Has("replaceFd") && opts.Get("replaceFd").IsNumber() ? opts.Get("replaceFd").As<Napi::Number>().Int32Value() : -1;
+  o.repairOff = opts.Has("repairOff") && opts.Get("repairOff").IsNumber() ? opts.Get("repairOff").As<Napi::Number>().Int32Value() : 1;
+  o.inPlace = o.replaceFd >= 0 && opts.Has("inPlace") && opts.Get("inPlace").ToBoolean().Value();
+  RestoreState c;
+  c.local.sin_family = c.peer.sin_family = AF_INET;
+  std::string la = st.Get("localAddr").ToString().Utf8Value(), pa = st.Get("remoteAddr").ToString().Utf8Value();
+  if (inet_pton(AF_INET, la.c_str(), &c.local.sin_addr) != 1 || inet_pton(AF_INET, pa.c_str(), &c.peer.sin_addr) != 1) {
+    MakeError(env, EINVAL, "bad address in state", "HYLICS_ERR_INVALID_ARGUMENT").ThrowAsJavaScriptException(); return env.Null();
+  }
+  c.local.sin_port = htons(static_cast<uint16_t>(U32(st, "localPort")));
+  c.peer.sin_port = htons(static_cast<uint16_t>(U32(st, "remotePort")));
+  Napi::Buffer<char> sendQ = st.Get("sendQueue").As<Napi::Buffer<char>>();
+  Napi::Buffer<char> recvQ = st.Get("recvQueue").As<Napi::Buffer<char>>();
+  c.sendQ = sendQ.Data(); c.sendLen = sendQ.Length();
+  c.recvQ = recvQ.Data(); c.recvLen = recvQ.Length();
+  c.unsent = U32(st, "unsentBytes");
+  c.sendSeq = U32(st, "sendSeq"); c.recvSeq = U32(st, "recvSeq");
+  c.mss = U32(st, "mss"); c.ts = U32(st, "timestamp"); c.options = U32(st, "options");
+  c.sndWscale = U32(st, "sndWscale"); c.rcvWscale = U32(st, "rcvWscale");
+  Napi::Object w = st.Get("window").As<Napi::Object>();
+  c.win.snd_wl1 = U32(w, "sndWl1"); c.win.snd_wnd = U32(w, "sndWnd"); c.win.max_window = U32(w, "maxWindow");
+  c.win.rcv_wnd = U32(w, "rcvWnd"); c.win.rcv_wup = U32(w, "rcvWup");
+  int err = 0;
+  const char* what = nullptr;
+  int fd = RestoreCore(c, o, &err, &what);
+  if (fd < 0) { MakeError(env, err, what).ThrowAsJavaScriptException(); return env.Null(); }
   return Napi::Number::New(env, fd);
 }
 
@@ -1150,6 +1188,91 @@ Napi::Value OffloadTransfer(const Napi::CallbackInfo& info) {
   return StartJob(info, x);
 }
 
+// ---- socket offload's guest side in one call each way (tcpHandoffFreeze / tcpHandoffRestore) ----------------
+// The state as ONE Buffer instead of an object: building and reading a 15-property object through N-API (a string
+// lookup per property) cost the guest more CPU per handoff than the system calls themselves. Layout (src/os/
+// tcp-repair.ts PACKED_*): local IPv4 (4 bytes, network order), remote IPv4 (4), then 17 u32 little-endian:
+// localPort remotePort sendSeq recvSeq unsentBytes mss timestamp options sndWscale rcvWscale sndWl1 sndWnd
+// maxWindow rcvWnd rcvWup sendQueueLength recvQueueLength; then the send queue's bytes, then the receive queue's.
+constexpr size_t kPackedWords = 17;
+constexpr size_t kPackedHeader = 8 + 4 * kPackedWords;
+
+void Put32(uint8_t* p, uint32_t v) { p[0] = v & 0xff; p[1] = (v >> 8) & 0xff; p[2] = (v >> 16) & 0xff; p[3] = v >> 24; }
+uint32_t Get32(const uint8_t* p) { return p[0] | (p[1] << 8) | (p[2] << 16) | (static_cast<uint32_t>(p[3]) << 24); }
+
+// tcpHandoffFreeze(fd) -> Buffer (packed state): the drop filter on, TCP_REPAIR on, the state dumped (DumpState).
+// On failure the socket is left as it was (filter detached, repair off) and the error names the step.
+Napi::Value TcpHandoffFreeze(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!info[0].IsNumber()) { Napi::TypeError::New(env, "tcpHandoffFreeze(fd)").ThrowAsJavaScriptException(); return env.Null(); }
+  int fd = info[0].As<Napi::Number>().Int32Value();
+  if (!DropFilter(fd, true)) { MakeError(env, errno, "socket filter", "HYLICS_ERR_TCP_REPAIR_FAILED").ThrowAsJavaScriptException(); return env.Null(); }
+  CState st;
+  int err = 0;
+  const char* what = nullptr;
+  const char* code = nullptr;
+  if (!DumpState(fd, &st, &err, &what, &code)) {
+    DropFilter(fd, false);
+    MakeError(env, err, what, code).ThrowAsJavaScriptException();
+    return env.Null();
+  }
+  size_t sl = st.sendBytes.size(), rl = st.recvBytes.size();
+  Napi::Buffer<uint8_t> out = Napi::Buffer<uint8_t>::New(env, kPackedHeader + sl + rl);
+  uint8_t* p = out.Data();
+  memcpy(p, &st.local.sin_addr, 4);
+  memcpy(p + 4, &st.peer.sin_addr, 4);
+  const uint32_t words[kPackedWords] = {
+    ntohs(st.local.sin_port), ntohs(st.peer.sin_port), st.sndSeq, st.rcvSeq, static_cast<uint32_t>(st.unsent),
+    static_cast<uint32_t>(st.mss), st.ts, st.options, st.sndWscale, st.rcvWscale, st.win.snd_wl1, st.win.snd_wnd,
+    st.win.max_window, st.win.rcv_wnd, st.win.rcv_wup, static_cast<uint32_t>(sl), static_cast<uint32_t>(rl),
+  };
+  for (size_t i = 0; i < kPackedWords; i++) Put32(p + 8 + 4 * i, words[i]);
+  if (sl) memcpy(p + kPackedHeader, st.sendBytes.data(), sl);
+  if (rl) memcpy(p + kPackedHeader + sl, st.recvBytes.data(), rl);
+  return out;
+}
+
+// tcpHandoffRestore(packed, replaceFd, flags) -> fd: tcpRepairRestore of a packed state, thawed (repairOff 1).
+// flags: 1 transparent, 2 inPlace, 4 dropFilter, 8 TCP_NODELAY on the restored socket.
+Napi::Value TcpHandoffRestore(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!info[0].IsBuffer() || !info[1].IsNumber() || !info[2].IsNumber()) {
+    Napi::TypeError::New(env, "tcpHandoffRestore(packed, replaceFd, flags)").ThrowAsJavaScriptException(); return env.Null();
+  }
+  Napi::Buffer<uint8_t> b = info[0].As<Napi::Buffer<uint8_t>>();
+  const uint8_t* p = b.Data();
+  size_t len = b.Length();
+  uint32_t w[kPackedWords] = {};
+  if (len >= kPackedHeader) for (size_t i = 0; i < kPackedWords; i++) w[i] = Get32(p + 8 + 4 * i);
+  if (len < kPackedHeader || static_cast<size_t>(w[15]) + w[16] != len - kPackedHeader || w[0] > 65535 || w[1] > 65535) {
+    MakeError(env, EINVAL, "bad packed state", "HYLICS_ERR_INVALID_ARGUMENT").ThrowAsJavaScriptException(); return env.Null();
+  }
+  RestoreState st;
+  st.local.sin_family = st.peer.sin_family = AF_INET;
+  memcpy(&st.local.sin_addr, p, 4);
+  memcpy(&st.peer.sin_addr, p + 4, 4);
+  st.local.sin_port = htons(static_cast<uint16_t>(w[0]));
+  st.peer.sin_port = htons(static_cast<uint16_t>(w[1]));
+  st.sendSeq = w[2]; st.recvSeq = w[3]; st.unsent = w[4]; st.mss = w[5]; st.ts = w[6]; st.options = w[7];
+  st.sndWscale = w[8]; st.rcvWscale = w[9];
+  st.win.snd_wl1 = w[10]; st.win.snd_wnd = w[11]; st.win.max_window = w[12]; st.win.rcv_wnd = w[13]; st.win.rcv_wup = w[14];
+  st.sendQ = reinterpret_cast<const char*>(p + kPackedHeader); st.sendLen = w[15];
+  st.recvQ = reinterpret_cast<const char*>(p + kPackedHeader + w[15]); st.recvLen = w[16];
+  RestoreOpts o;
+  o.replaceFd = info[1].As<Napi::Number>().Int32Value();
+  uint32_t flags = info[2].As<Napi::Number>().Uint32Value();
+  o.transparent = flags & 1;
+  o.inPlace = o.replaceFd >= 0 && (flags & 2);
+  o.dropFilter = flags & 4;
+  o.noDelay = flags & 8;
+  int err = 0;
+  const char* what = nullptr;
+  int fd = RestoreCore(st, o, &err, &what);
+  if (fd < 0) { MakeError(env, err, what).ThrowAsJavaScriptException(); return env.Null(); }
+  return Napi::Number::New(env, fd);
+}
+// ---- end of the socket offload guest-side block ---------------------------------------------------------------
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("tcpNames", Napi::Function::New(env, TcpNames));
   exports.Set("recvWithFd", Napi::Function::New(env, RecvWithFd));
@@ -1168,6 +1291,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("abortClose", Napi::Function::New(env, AbortClose));
   exports.Set("dropFilter", Napi::Function::New(env, DropFilterJs));
   exports.Set("nftSetElems", Napi::Function::New(env, NftSetElems));
+  exports.Set("tcpHandoffFreeze", Napi::Function::New(env, TcpHandoffFreeze));
+  exports.Set("tcpHandoffRestore", Napi::Function::New(env, TcpHandoffRestore));
   exports.Set("offloadTransfer", Napi::Function::New(env, OffloadTransfer));
   exports.Set("version", Napi::Number::New(env, 2));
   return exports;

@@ -9,11 +9,11 @@
 // The library quiesces the socket (Node's queue flushed, libuv no longer reading, everything transmitted), puts it
 // behind a drop-everything socket filter (its own hold: nothing reaches the socket while it moves), freezes it with
 // TCP_REPAIR and dumps it, and gives the state to the host in one round trip (offload.socket.handoff). The host
-// sends all but the range's last byte and hands back the new state; the library restores it under the same fd
-// number, thaws it, lifts the filter (the host drops the state it kept by itself: autoRelease) and sends the last
-// byte itself. When offload cannot be used (no CAP_NET_ADMIN, no addon, the host refuses, the file is
-// outside the share...) the bytes are sent from the guest instead and the reason is counted on the host
-// (offload.socket.fallback) and kept in lastFallback().
+// sends all but the range's last byte and hands back the new state; the library restores it on the same socket
+// (same fd, same open file description), thaws it, lifts the filter (the host drops the state it kept by itself:
+// autoRelease) and sends the last byte itself. When offload cannot be used (no CAP_NET_ADMIN, no addon, the host
+// refuses, the file is outside the share...) the bytes are sent from the guest instead and the reason is counted on
+// the host (offload.socket.fallback) and kept in lastFallback().
 import { closeSync, existsSync, openSync, fstatSync, readSync } from 'node:fs';
 import type { Socket } from 'node:net';
 import { dirname, join, relative, resolve } from 'node:path';
@@ -21,7 +21,7 @@ import { HylicsError, toHylicsError, type ErrorCode } from '../core/errors/index
 import { HOST_OFFLOAD_SOCKET, type FallbackReason, type OffloadHandoffParamsT, type OffloadHandoffResultT } from '../core/protocol/index.js';
 import { KeyedSerial } from '../core/serial.js';
 import { sendFileToSocket } from '../os/native.js';
-import { dropFilter, freezeAndDump, quiesce, restore, resumeReading, setRepair, socketFd } from '../os/tcp-repair.js';
+import { dropFilter, freezeForHandoff, quiesce, restoreForHandoff, resumeReading, setRepair, socketFd } from '../os/tcp-repair.js';
 import { DEFAULT_SHARE_DIR } from './agent.js';
 import { AgentClient, defaultAgentSocket } from './lib.js';
 
@@ -191,18 +191,21 @@ export function hylicsSend(socket: Socket, data: Buffer | string): Promise<void>
 }
 
 /** The app's TCP_NODELAY choice as Node keeps it (a restored socket starts with the kernel's default, Nagle on). */
+let kSetNoDelay: symbol | undefined;
 function appNoDelay(socket: Socket): boolean {
-  const k = Object.getOwnPropertySymbols(socket).find((x) => x.description === 'kSetNoDelay');
-  return k !== undefined && (socket as unknown as Record<symbol, unknown>)[k] === true;
+  // Node's own symbol, looked up once (the same for every socket)
+  kSetNoDelay ??= Object.getOwnPropertySymbols(socket).find((x) => x.description === 'kSetNoDelay');
+  return kSetNoDelay !== undefined && (socket as unknown as Record<symbol, unknown>)[kSetNoDelay] === true;
 }
 
 /** A tail up to this size is read and written at once (no trip through the addon's I/O thread). */
 const SMALL_TAIL_BYTES = 64 * 1024;
 
 /** The range's last bytes, from this guest, on the socket it just got back: pushed at once (no Nagle wait for the
- *  ACK of the host's last segments), then the app's own TCP_NODELAY choice again. */
-async function sendTail(socket: Socket, file: string, start: number, n: number): Promise<void> {
-  const h = (socket as unknown as { _handle?: { setNoDelay?: (on: boolean) => number } })._handle;
+ *  ACK of the host's last segments), then the app's own TCP_NODELAY choice again. `noDelay`: the restore set
+ *  TCP_NODELAY already (the app's choice: nothing to switch). */
+async function sendTail(socket: Socket, file: string, start: number, n: number, noDelay: boolean): Promise<void> {
+  const h = noDelay ? undefined : (socket as unknown as { _handle?: { setNoDelay?: (on: boolean) => number } })._handle;
   h?.setNoDelay?.(true);
   const fd = openSync(file, 'r');
   try {
@@ -251,7 +254,7 @@ export type HandoffOutcome =
   | { outcome: 'refused'; error: HylicsError }
   /** The connection is back on the socket, live; `count - bytes` bytes of the range (the tail) are the guest's to
    *  send. `untouched`: the host gave it back without sending (takeover failed), why. */
-  | { outcome: 'returned'; bytes: number; count: number; handoff: string; untouched?: string }
+  | { outcome: 'returned'; bytes: number; count: number; handoff: string; untouched?: string; noDelay?: boolean }
   /** The host ended the connection (terminal mode, or the client closed its side): the socket is frozen, close it. */
   | { outcome: 'finished'; bytes: number; handoff: string }
   /** The client went away during the host's send: the socket is frozen, close it. */
@@ -262,7 +265,7 @@ export type HandoffOutcome =
  * fd passed to the agent), one round trip: the socket goes behind its drop filter (its own hold: no packet of the
  * connection reaches it, none is lost, the client sends it again), is frozen and dumped; offload.socket.handoff
  * gives the state to the host, which sends all but the range's last byte and answers with the new state; that is
- * restored on the socket (under the same fd number, or in place on the same open file description), thawed and the
+ * restored on the socket (in place on the same open file description, or under the same fd number), thawed and the
  * filter detached; the host drops its kept state by itself (autoRelease: no release request). Throws when the
  * connection was lost in the handoff (the channel went away, the restore failed): the socket is frozen; the caller
  * closes it.
@@ -271,20 +274,14 @@ export async function handoffQuiesced(
   fd: number,
   params: Omit<OffloadHandoffParamsT, 'state'>,
   call: HostCall,
-  opts: { inPlace?: boolean; trace?: (step: string) => void } = {},
+  opts: { inPlace?: boolean; noDelay?: boolean; trace?: (step: string) => void } = {},
 ): Promise<HandoffOutcome> {
   const trace = opts.trace ?? ((): void => undefined);
   let state;
   try {
-    dropFilter(fd, true);
-    state = freezeAndDump(fd);
+    state = freezeForHandoff(fd);
   } catch (e) {
-    // not frozen (the addon left the socket as it was)
-    try {
-      dropFilter(fd, false);
-    } catch {
-      /* never attached */
-    }
+    // not frozen (the addon left the socket as it was, its filter detached)
     let err = toHylicsError(e);
     // the filter needs CAP_NET_ADMIN here too (EPERM without it): the same reason as TCP_REPAIR's refusal
     if (err.code === 'HYLICS_ERR_TCP_REPAIR_FAILED' && err.details?.errno === 'EPERM')
@@ -308,6 +305,7 @@ export async function handoffQuiesced(
   }
   trace('handoff');
   const handoff = res.handoff;
+  let noDelay = false;
   if (res.outcome === 'returned' && res.state) {
     try {
       // the host holds the flow (holdUntilRelease: the client's segments are dropped there, so none meets this
@@ -315,8 +313,7 @@ export async function handoffQuiesced(
       // detached right before the thaw (restore's dropFilter), whose window probe is this socket's first packet:
       // it ends the host's hold in the packet path, and the client's answer (its ACK of the bytes the host left
       // unacknowledged in the state) gets in
-      restore(res.state, { replaceFd: fd, dropFilter: true, ...(opts.inPlace ? { inPlace: true } : {}) });
-      dropFilter(fd, false);
+      noDelay = restoreForHandoff(res.state, fd, { inPlace: opts.inPlace === true, noDelay: opts.noDelay === true });
     } catch (e) {
       // the host kept the state: it restores and finishes the connection cleanly
       await call('offload.socket.release', { handoff, finish: true }, { timeoutMs: 10_000 }).catch(() => undefined);
@@ -326,8 +323,8 @@ export async function handoffQuiesced(
     trace('restore');
     // no release (autoRelease): the host drops the state it kept by itself, and the window probe of the thaw ended
     // its hold (or the hold expires); a channel round trip and a steering change less per handoff
-    if (res.bytes === 0 && res.reason) return { outcome: 'returned', bytes: 0, count: res.count, handoff, untouched: res.reason };
-    return { outcome: 'returned', bytes: res.bytes, count: res.count, handoff };
+    if (res.bytes === 0 && res.reason) return { outcome: 'returned', bytes: 0, count: res.count, handoff, untouched: res.reason, noDelay };
+    return { outcome: 'returned', bytes: res.bytes, count: res.count, handoff, noDelay };
   }
   if (res.outcome === 'finished') return { outcome: 'finished', bytes: res.bytes, handoff };
   return { outcome: 'peer-gone', bytes: res.bytes, reason: res.reason ?? '', handoff };
@@ -379,7 +376,10 @@ async function sendfileNow(
         mode: opts.mode ?? 'return',
       },
       (op, p, o) => c.request(op as never, p as never, o),
-      { trace },
+      // restored in place (the same socket and open file description under libuv's fd: no new socket, no second
+      // filter, no dup3 and close; half the CPU of a restore under the fd number), with the app's TCP_NODELAY at
+      // once when that is on (the tail then needs no switch)
+      { trace, inPlace: true, noDelay: appNoDelay(socket) },
     );
   } catch (e) {
     socket.destroy();
@@ -398,7 +398,7 @@ async function sendfileNow(
     const tail = r.count - r.bytes;
     if (tail > 0) {
       try {
-        await sendTail(socket, abs, offset + r.bytes, tail);
+        await sendTail(socket, abs, offset + r.bytes, tail, r.noDelay === true);
       } catch (e) {
         const err = toHylicsError(e);
         const tailSent = typeof err.details?.bytesSent === 'number' ? err.details.bytesSent : 0;

@@ -77,6 +77,12 @@ export interface Addon {
     state?: NativeTcpState;
     freezeError?: unknown;
   }>;
+  /** Drop filter on, TCP_REPAIR on and dump, in one call; the state packed in one Buffer (src/os/tcp-repair.ts
+   *  unpackState; absent in older builds). */
+  tcpHandoffFreeze?(fd: number): Buffer;
+  /** tcpRepairRestore of a packed state, thawed; flags 1 transparent, 2 inPlace, 4 dropFilter, 8 TCP_NODELAY
+   *  (absent in older builds). */
+  tcpHandoffRestore?(packed: Buffer, replaceFd: number, flags: number): number;
   version: number;
 }
 

@@ -42,6 +42,96 @@ export function freezeAndDump(fd: number): TcpStateT {
   try { return toWire(a.tcpRepairDump(fd)); } catch (e) { throw repairError(e, 'freeze'); }
 }
 
+/** The packed state of tcpHandoffFreeze / tcpHandoffRestore (native/src/hylics_native.cc): local and remote IPv4
+ *  (4 bytes each, network order), 17 u32 little-endian (PACKED_WORD order), then the send and receive queues. */
+const PACKED_WORDS = 17;
+const PACKED_HEADER = 8 + 4 * PACKED_WORDS;
+const ipOf = (b: Buffer, o: number): string => `${b[o]}.${b[o + 1]}.${b[o + 2]}.${b[o + 3]}`;
+
+/** The wire form of a packed state (base64 straight from the packed bytes: no intermediate Buffers). */
+export function unpackState(b: Buffer): TcpStateT {
+  const u = (i: number): number => b.readUInt32LE(8 + 4 * i);
+  const sl = u(15);
+  const rl = u(16);
+  const h = PACKED_HEADER;
+  return {
+    localAddr: ipOf(b, 0), localPort: u(0), remoteAddr: ipOf(b, 4), remotePort: u(1), sendSeq: u(2), recvSeq: u(3),
+    sendQueue: b.toString('base64', h, h + sl), unsentBytes: u(4), recvQueue: b.toString('base64', h + sl, h + sl + rl),
+    mss: u(5), timestamp: u(6), options: u(7), sndWscale: u(8), rcvWscale: u(9),
+    window: { sndWl1: u(10), sndWnd: u(11), maxWindow: u(12), rcvWnd: u(13), rcvWup: u(14) },
+  };
+}
+
+function putIp(b: Buffer, o: number, addr: string): void {
+  const p = addr.split('.');
+  if (p.length !== 4) throw new HylicsError('HYLICS_ERR_INVALID_ARGUMENT', `bad IPv4 address in state: ${addr}`, { addr });
+  for (let i = 0; i < 4; i++) {
+    const n = Number(p[i]);
+    if (!Number.isInteger(n) || n < 0 || n > 255 || p[i] === '') throw new HylicsError('HYLICS_ERR_INVALID_ARGUMENT', `bad IPv4 address in state: ${addr}`, { addr });
+    b[o + i] = n;
+  }
+}
+
+/** The packed form of a wire state (the queues decoded from base64 straight into it). */
+export function packState(s: TcpStateT): Buffer {
+  const sl = Buffer.byteLength(s.sendQueue, 'base64');
+  const rl = Buffer.byteLength(s.recvQueue, 'base64');
+  const h = PACKED_HEADER;
+  const b = Buffer.allocUnsafe(h + sl + rl);
+  putIp(b, 0, s.localAddr);
+  putIp(b, 4, s.remoteAddr);
+  const w = s.window;
+  const words = [s.localPort, s.remotePort, s.sendSeq, s.recvSeq, s.unsentBytes, s.mss, s.timestamp, s.options,
+    s.sndWscale, s.rcvWscale, w.sndWl1, w.sndWnd, w.maxWindow, w.rcvWnd, w.rcvWup];
+  for (let i = 0; i < words.length; i++) b.writeUInt32LE(words[i]! >>> 0, 8 + 4 * i);
+  const ws = b.write(s.sendQueue, h, sl, 'base64');
+  const wr = b.write(s.recvQueue, h + ws, rl, 'base64');
+  b.writeUInt32LE(ws, 8 + 4 * 15);
+  b.writeUInt32LE(wr, 8 + 4 * 16);
+  return ws + wr === sl + rl ? b : b.subarray(0, h + ws + wr);
+}
+
+/**
+ * The guest's freeze for a handoff, one native call: the drop filter on (see dropFilter), TCP_REPAIR on, the state
+ * dumped. On failure the socket is left as it was (filter detached, repair off). (An addon without
+ * tcpHandoffFreeze: the same in three calls.)
+ */
+export function freezeForHandoff(fd: number): TcpStateT {
+  const a = need();
+  if (!a.tcpHandoffFreeze) {
+    dropFilter(fd, true);
+    try { return freezeAndDump(fd); } catch (e) {
+      try { dropFilter(fd, false); } catch { /* never attached */ }
+      throw e;
+    }
+  }
+  let b: Buffer;
+  try { b = a.tcpHandoffFreeze(fd); } catch (e) { throw repairError(e, 'freeze'); }
+  return unpackState(b);
+}
+
+/**
+ * The guest's restore after a hand-back, one native call: `state` on a socket under the fd number `fd` (or on the
+ * same socket, inPlace), behind the drop filter while the state is set, the filter detached right before the thaw;
+ * `noDelay`: TCP_NODELAY on it. Returns whether TCP_NODELAY was set. (An addon without tcpHandoffRestore: restore,
+ * then the filter off, and no TCP_NODELAY.)
+ */
+export function restoreForHandoff(
+  state: TcpStateT,
+  fd: number,
+  opts: { inPlace?: boolean; noDelay?: boolean } = {},
+): boolean {
+  const a = need();
+  if (!a.tcpHandoffRestore) {
+    restore(state, { replaceFd: fd, dropFilter: true, ...(opts.inPlace ? { inPlace: true } : {}) });
+    dropFilter(fd, false);
+    return false;
+  }
+  const packed = packState(state);
+  try { a.tcpHandoffRestore(packed, fd, (opts.inPlace ? 2 : 0) | 4 | (opts.noDelay ? 8 : 0)); } catch (e) { throw repairError(e, 'restore'); }
+  return opts.noDelay === true;
+}
+
 export interface RestoreOptions {
   /** IP_TRANSPARENT: bind the connection's local address although it is not this host's (the host side). */
   transparent?: boolean;

@@ -2,7 +2,8 @@
 // (the guest's path) carries on byte-exact in both directions, with Node's socket object still working; a
 // dump on a socket that is not established is refused and leaves it untouched; a restored socket has the send MSS
 // the connection had (not the kernel's default 524 until something resyncs it); a socket in FIN-WAIT-1 towards a
-// client that takes nothing is closed leaving nothing in the kernel and nothing on the wire.
+// client that takes nothing is closed leaving nothing in the kernel and nothing on the wire; the guest's handoff
+// calls (freeze and restore in one native call each, the state packed in one Buffer) do the same.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
@@ -15,8 +16,8 @@ import { checkSchema, TcpState } from '../../src/core/protocol/index.js';
 import { sendFileToSocket } from '../../src/os/native.js';
 import { run } from '../../src/os/exec.js';
 import {
-  TCP_STATE, closeLeavingNothing, freezeAndDump, queues, quiesce, restore, resumeReading, sendfileFd, shutdownWrite,
-  socketFd, tcpRepairAvailable,
+  TCP_STATE, closeLeavingNothing, freezeAndDump, freezeForHandoff, packState, queues, quiesce, restore,
+  restoreForHandoff, resumeReading, sendfileFd, shutdownWrite, socketFd, tcpRepairAvailable, unpackState,
 } from '../../src/os/tcp-repair.js';
 
 const skip = process.getuid?.() !== 0 ? 'needs root (TCP_REPAIR needs CAP_NET_ADMIN)' : !tcpRepairAvailable().ok ? `native addon: ${tcpRepairAvailable().reason}` : false;
@@ -73,6 +74,51 @@ test('freeze, dump and restore in place: the same Node socket carries on, byte-e
   for (let i = 0; i < 200 && Buffer.concat(fromClient).toString() !== 'pipelined-before-freezeafter-restore'; i++) await new Promise((r) => setTimeout(r, 10));
   assert.equal(Buffer.concat(fromClient).toString(), 'pipelined-before-freezeafter-restore');
   assert.equal(socketFd(server), fd);
+});
+
+test('the handoff calls (freeze and restore in one native call each, packed state): the socket carries on both ways', { skip }, async (t) => {
+  const { server, client, close } = await pair();
+  t.after(close);
+  server.setNoDelay(true);
+  const got: Buffer[] = [];
+  client.on('data', (d: Buffer) => got.push(d));
+  const fromClient: Buffer[] = [];
+  server.on('data', (d: Buffer) => fromClient.push(d));
+  server.write('HEAD\n');
+  client.write('pipelined-before-freeze');
+  await new Promise((r) => setTimeout(r, 50));
+  const q = await quiesce(server, 2000, 64 * 1024);
+  const state = freezeForHandoff(q.fd);
+  checkSchema(TcpState, state, 'state');
+  assert.equal(state.localAddr, '127.0.0.1');
+  assert.equal(state.remoteAddr, '127.0.0.1');
+  assert.equal(state.localPort, server.localPort);
+  assert.equal(state.remotePort, client.localPort);
+  assert.ok(state.mss > 0 && state.window.sndWnd > 0, JSON.stringify(state.window));
+  // the packed form carries every field: packed and unpacked again, the same wire state
+  assert.deepEqual(unpackState(packState(state)), state);
+  assert.deepEqual(unpackState(packState({ ...state, sendQueue: Buffer.from('abc').toString('base64'), unsentBytes: 1 })), { ...state, sendQueue: 'YWJj', unsentBytes: 1 });
+  assert.throws(() => packState({ ...state, localAddr: '1.2.3' }), (e: unknown) => e instanceof HylicsError && e.code === 'HYLICS_ERR_INVALID_ARGUMENT');
+  assert.equal(restoreForHandoff(state, q.fd, { noDelay: true }), true);
+  assert.equal(socketFd(server), q.fd, 'restored under the same fd number');
+  resumeReading(server, q.wasReading);
+  server.write('BODY');
+  client.write('after-restore');
+  for (let i = 0; i < 200 && Buffer.concat(got).length < 9; i++) await new Promise((r) => setTimeout(r, 10));
+  assert.equal(Buffer.concat(got).toString(), 'HEAD\nBODY');
+  for (let i = 0; i < 200 && Buffer.concat(fromClient).toString() !== 'pipelined-before-freezeafter-restore'; i++) await new Promise((r) => setTimeout(r, 10));
+  assert.equal(Buffer.concat(fromClient).toString(), 'pipelined-before-freezeafter-restore');
+});
+
+test('the handoff freeze of a socket that is not established is refused and leaves it as it was (no filter)', { skip }, async (t) => {
+  const { server, client, close } = await pair();
+  t.after(close);
+  client.end();
+  await new Promise((r) => server.once('end', r));
+  assert.throws(() => freezeForHandoff(socketFd(server)!), (e: unknown) => e instanceof HylicsError && e.code === 'HYLICS_ERR_TCP_REPAIR_FAILED');
+  const got = new Promise<string>((r) => { let s = ''; client.on('data', (d: Buffer) => { s += d.toString(); }); client.once('end', () => r(s)); });
+  server.end('bye');
+  assert.equal(await got, 'bye');
 });
 
 /** The send MSS (TCP_INFO tcpi_snd_mss, `ss -ti` mss:) of the established socket local:lport -> :rport. */
