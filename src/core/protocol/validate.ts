@@ -7,7 +7,19 @@ import { HylicsError } from '../errors/index.js';
 // unicode: false: maxLength/minLength count UTF-16 code units (String#length), not code points. Counting code points
 // is a JS loop over every character (ajv's ucs2length): ~0.1 ms per 64 KiB base64 queue of a socket-offload state,
 // in every reply. Code units are never fewer than code points, so no string longer than before passes.
-const ajv = new Ajv({ allErrors: false, strict: false, coerceTypes: false, useDefaults: false, unicode: false });
+// ajv 8 still honours the option but warns about it on stderr at construction: in every process that loads the
+// protocol (the guest CLI, whose stderr apps and task reports read). That one warning is ours to know, not to print.
+const UNICODE_WARNING = 'DEPRECATED: option unicode.';
+const logger = {
+  log: (...a: unknown[]): void => console.log(...a),
+  warn: (...a: unknown[]): void => {
+    if (!(typeof a[0] === 'string' && a[0].startsWith(UNICODE_WARNING))) console.warn(...a);
+  },
+  error: (...a: unknown[]): void => console.error(...a),
+};
+const ajv = new Ajv({
+  allErrors: false, strict: false, coerceTypes: false, useDefaults: false, unicode: false, logger,
+});
 
 /**
  * Format "base64": canonical padded base64 (what Buffer#toString('base64') writes; [A-Za-z0-9+/], '=' padding,
