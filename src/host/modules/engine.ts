@@ -7,32 +7,18 @@
 // (even by SIGKILL) the engine dies too: unshare runs with a parent-death signal, unshare's --kill-child gives
 // the master one, and setpriv sets it again after dropping to nobody (a uid change clears it). All of its
 // processes run in the guest's module cgroup.
-import { spawn, type ChildProcess } from 'node:child_process';
-import { accessSync, chmodSync, chownSync, constants, mkdirSync, readFileSync, renameSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
-import { request } from 'node:http';
+import { chmodSync, chownSync, mkdirSync, renameSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { HylicsError } from '../../core/errors/index.js';
 import type { EngineConfig, ModuleEngine, StubStatus } from './engine-api.js';
+import { childrenOf, EngineProcess, findExecutable, NS_ROOT_SIZE } from './engine-process.js';
 import { CTL_SOCKET, nginxConf } from './nginx-conf.js';
-
-/** How long nginx may take to start or reload before we call it failed. */
-export const ENGINE_READY_MS = 10_000;
-const POLL_MS = 20;
-/** Fast shutdown first; a master that has not exited after this long is killed. */
-const STOP_GRACE_MS = 2000;
-/** Kept from nginx's stderr for error messages. */
-const STDERR_TAIL = 4096;
-/** Size of the tmpfs that is the root of the engine's mount namespace (directories, symlinks, nginx's /tmp). */
-const NS_ROOT_SIZE = '4m';
 
 /** Where nginx is looked for (the Debian package `nginx`). */
 export const NGINX_CANDIDATES = ['/usr/sbin/nginx', '/usr/bin/nginx'];
 
 export function findNginx(): string | undefined {
-  for (const p of NGINX_CANDIDATES) {
-    try { accessSync(p, constants.X_OK); return p; } catch { /* next */ }
-  }
-  return undefined;
+  return findExecutable(NGINX_CANDIDATES);
 }
 
 // Runs as root in the new mount + PID namespaces ($$ is 1 there), builds the root, pivots into it and execs
@@ -91,12 +77,12 @@ export function parseStubStatus(text: string): StubStatus {
 
 export class NginxEngine implements ModuleEngine {
   readonly kind = 'nginx' as const;
-  private child: ChildProcess | null = null;
-  private stderrTail = '';
-  private stopping = false;
-  private logWindow = { start: 0, n: 0 };
+  private readonly proc: EngineProcess;
 
-  constructor(private readonly o: EngineOptions) {}
+  constructor(private readonly o: EngineOptions) {
+    const ctlSocket = join(this.dirs.log, CTL_SOCKET);
+    this.proc = new EngineProcess({ guest: o.guest, ctlSocket, log: o.log, onExit: o.onExit });
+  }
 
   get dirs(): { root: string; conf: string; log: string; gate: string } {
     const d = this.o.runDir;
@@ -131,48 +117,25 @@ export class NginxEngine implements ModuleEngine {
     renameSync(`${p}.tmp`, p);
   }
 
-  get running(): boolean { return this.child !== null; }
+  get running(): boolean { return this.proc.running; }
 
   /** Host pid of unshare (the process the daemon spawned). */
-  get launcherPid(): number | undefined { return this.child?.pid; }
+  get launcherPid(): number | undefined { return this.proc.pid; }
 
   /** Host pid of the nginx master (pid 1 of the engine's PID namespace). */
   masterPid(): number | undefined {
-    const pid = this.child?.pid;
-    if (!pid) return undefined;
-    try {
-      const kids = readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
-      return kids[0];
-    } catch { return undefined; }
+    return childrenOf(this.proc.pid)[0];
   }
 
   /** Start nginx with the config already written; resolves once it answers with `generation`. */
   async start(shareFd: number, generation: number): Promise<void> {
-    if (this.child) throw new HylicsError('HYLICS_ERR_MODULE_WORKER', `engine of ${this.o.guest} already runs`);
+    if (this.proc.running) throw new HylicsError('HYLICS_ERR_MODULE_WORKER', `engine of ${this.o.guest} already runs`);
     const { root, conf, log, gate } = this.dirs;
     try { unlinkSync(join(log, CTL_SOCKET)); } catch { /* none left behind */ }
-    this.stopping = false;
-    this.stderrTail = '';
-    // setpriv --pdeathsig: unshare itself is killed when the daemon dies (it ignores SIGTERM while it waits)
-    const child = spawn('setpriv', ['--pdeathsig', 'KILL', '--', 'unshare', '--mount', '--propagation', 'private', '--pid', '--fork', '--kill-child', '--', '/bin/sh', '-c', LAUNCH, 'hylics-engine',
-      root, conf, log, gate, String(this.o.user.uid), String(this.o.user.gid), this.o.nginx, ...this.o.procsFiles], {
-      cwd: '/', env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin' }, stdio: ['ignore', 'ignore', 'pipe', 'ignore', shareFd],
-    });
-    this.child = child;
-    child.stderr!.setEncoding('utf8');
-    child.stderr!.on('data', (d: string) => {
-      this.stderrTail = (this.stderrTail + d).slice(-STDERR_TAIL);
-      for (const line of d.split('\n').filter(Boolean)) this.logLine(line);
-    });
-    let exited = false;
-    child.once('exit', (code, signal) => {
-      exited = true;
-      if (this.child === child) this.child = null;
-      if (!this.stopping) this.o.onExit(code, signal);
-    });
-    child.once('error', () => { /* reported through exit */ });
+    this.proc.spawn(LAUNCH, [root, conf, log, gate, String(this.o.user.uid), String(this.o.user.gid), this.o.nginx,
+      ...this.o.procsFiles], ['ignore', shareFd]);
     try {
-      await this.waitGeneration(generation, () => exited);
+      await this.waitGeneration(generation);
     } catch (e) {
       await this.stop();
       throw e;
@@ -183,9 +146,9 @@ export class NginxEngine implements ModuleEngine {
   async reload(generation: number, _openShare?: () => number): Promise<void> {
     const pid = this.masterPid();
     if (!pid) throw new HylicsError('HYLICS_ERR_MODULE_WORKER', `engine of ${this.o.guest} is not running`);
-    this.stderrTail = '';
+    this.proc.clearStderr();
     process.kill(pid, 'SIGHUP');
-    await this.waitGeneration(generation, () => this.child === null);
+    await this.waitGeneration(generation);
   }
 
   /** nginx reopens its logs on SIGUSR1: the access logs are rotated by renaming them. */
@@ -199,17 +162,7 @@ export class NginxEngine implements ModuleEngine {
 
   /** Stop nginx (fast shutdown: transfers in flight are cut) and wait for the namespace to be gone. */
   async stop(): Promise<void> {
-    const child = this.child;
-    this.stopping = true;
-    if (!child) return;
-    if (child.exitCode !== null || child.signalCode !== null) { this.child = null; return; }
-    await new Promise<void>((resolve) => {
-      child.once('exit', () => resolve());
-      const master = this.masterPid();
-      try { if (master) process.kill(master, 'SIGTERM'); else child.kill('SIGKILL'); } catch { child.kill('SIGKILL'); }
-      setTimeout(() => child.kill('SIGKILL'), STOP_GRACE_MS).unref(); // --kill-child takes the namespace with it
-    });
-    this.child = null;
+    await this.proc.stop(this.masterPid());
   }
 
   /** Remove the run directory (after stop). */
@@ -219,41 +172,16 @@ export class NginxEngine implements ModuleEngine {
 
   /** nginx's stub_status (connections now, totals since start), through the control socket. */
   async status(): Promise<StubStatus> {
-    return parseStubStatus(await this.ctl('/status'));
+    return parseStubStatus(await this.proc.ctl('/status'));
   }
 
-  private ctl(path: string): Promise<string> {
-    return new Promise((resolve, reject) => {
-      const req = request({ socketPath: join(this.dirs.log, CTL_SOCKET), path, timeout: 2000 }, (res) => {
-        let body = '';
-        res.setEncoding('utf8');
-        res.on('data', (d: string) => { body += d; });
-        res.on('end', () => (res.statusCode === 200 ? resolve(body) : reject(new Error(`status ${res.statusCode}`))));
-      });
-      req.on('timeout', () => req.destroy(new Error('timeout')));
-      req.on('error', reject);
-      req.end();
+  private waitGeneration(generation: number): Promise<void> {
+    return this.proc.waitReady(async () => Number((await this.proc.ctl('/generation')).trim()) === generation, (dead) => {
+      const tail = this.proc.stderrTail;
+      const emerg = /\[emerg\][^\n]*/.exec(tail)?.[0];
+      const code = emerg && /Address already in use|bind\(\)/.test(emerg) ? 'HYLICS_ERR_MODULE_PORT_IN_USE' : 'HYLICS_ERR_MODULE_WORKER';
+      return new HylicsError(code, `nginx for ${this.o.guest} did not ${dead ? 'stay up' : 'answer'} with configuration ${generation}${emerg ? `: ${emerg}` : ''}`,
+        { guest: this.o.guest, stderr: tail.slice(-1024) });
     });
-  }
-
-  private async waitGeneration(generation: number, dead: () => boolean): Promise<void> {
-    const end = Date.now() + ENGINE_READY_MS;
-    while (Date.now() < end) {
-      if (dead()) break;
-      try {
-        if (Number((await this.ctl('/generation')).trim()) === generation) return;
-      } catch { /* not listening yet */ }
-      await new Promise((r) => setTimeout(r, POLL_MS));
-    }
-    const emerg = /\[emerg\][^\n]*/.exec(this.stderrTail)?.[0];
-    const code = emerg && /Address already in use|bind\(\)/.test(emerg) ? 'HYLICS_ERR_MODULE_PORT_IN_USE' : 'HYLICS_ERR_MODULE_WORKER';
-    throw new HylicsError(code, `nginx for ${this.o.guest} did not ${dead() ? 'stay up' : 'answer'} with configuration ${generation}${emerg ? `: ${emerg}` : ''}`,
-      { guest: this.o.guest, stderr: this.stderrTail.slice(-1024) });
-  }
-
-  private logLine(line: string): void {
-    const now = Date.now();
-    if (now - this.logWindow.start > 1000) this.logWindow = { start: now, n: 0 };
-    if (++this.logWindow.n <= 5) this.o.log(`module engine of ${this.o.guest}: ${line}`);
   }
 }

@@ -9,28 +9,18 @@
 // a file of the guest's module roots or to nothing. A root shell stays pid 1 of the PID namespace (lighttpd's own
 // uid change clears the parent-death signal; pid 1 keeps it): when the daemon dies, unshare dies, pid 1 gets
 // SIGKILL and the kernel kills lighttpd with its namespace. Everything runs in the guest's module cgroup.
-import { spawn, type ChildProcess } from 'node:child_process';
-import { accessSync, chmodSync, chownSync, closeSync, constants, constants as fsc, openSync, mkdirSync, readFileSync, renameSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
-import { request } from 'node:http';
+import { chmodSync, chownSync, closeSync, constants as fsc, openSync, mkdirSync, readFileSync, renameSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { HylicsError } from '../../core/errors/index.js';
 import { openDirBeneath } from '../../os/native.js';
 import type { EngineConfig, ModuleEngine, StubStatus } from './engine-api.js';
-import { ENGINE_READY_MS } from './engine.js';
+import { childrenOf, EngineProcess, findExecutable, NS_ROOT_SIZE } from './engine-process.js';
 import { lighttpdConf, LT_CTL_SOCKET, LT_USER } from './lighttpd-conf.js';
-
-const POLL_MS = 20;
-const STOP_GRACE_MS = 2000;
-const STDERR_TAIL = 4096;
-const NS_ROOT_SIZE = '4m';
 
 export const LIGHTTPD_CANDIDATES = ['/usr/sbin/lighttpd', '/usr/bin/lighttpd'];
 
 export function findLighttpd(): string | undefined {
-  for (const p of LIGHTTPD_CANDIDATES) {
-    try { accessSync(p, constants.X_OK); return p; } catch { /* next */ }
-  }
-  return undefined;
+  return findExecutable(LIGHTTPD_CANDIDATES);
 }
 
 // Positional: root conf log lighttpd "id..." [cgroup.procs files...]; fds 5, 6, ... = each module's root directory
@@ -96,14 +86,14 @@ export interface LighttpdEngineOptions {
 export class LighttpdEngine implements ModuleEngine {
   readonly kind = 'lighttpd' as const;
   readonly logRotation = 'truncate' as const;
-  private child: ChildProcess | null = null;
-  private stderrTail = '';
-  private stopping = false;
-  private logWindow = { start: 0, n: 0 };
+  private readonly proc: EngineProcess;
   /** The modules of the configuration written last: their roots are bound into the jail at start. */
   private modules: Array<{ id: string; root: string }> = [];
 
-  constructor(private readonly o: LighttpdEngineOptions) {}
+  constructor(private readonly o: LighttpdEngineOptions) {
+    const ctlSocket = join(this.dirs.log, LT_CTL_SOCKET);
+    this.proc = new EngineProcess({ guest: o.guest, ctlSocket, log: o.log, onExit: o.onExit });
+  }
 
   get dirs(): { root: string; conf: string; log: string; gate: string } {
     const d = this.o.runDir;
@@ -146,23 +136,16 @@ export class LighttpdEngine implements ModuleEngine {
     renameSync(`${p}.tmp`, p);
   }
 
-  get running(): boolean { return this.child !== null; }
+  get running(): boolean { return this.proc.running; }
 
   /** Host pid of lighttpd (the child of pid 1 of the engine's PID namespace). */
   masterPid(): number | undefined {
-    const kids = (pid: number | undefined): number[] => {
-      if (!pid) return [];
-      try {
-        return readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
-      } catch { return []; }
-    };
-    const init = kids(this.child?.pid)[0];
-    const lighttpd = kids(init).find((p) => { try { return readFileSync(`/proc/${p}/comm`, 'utf8').trim() === 'lighttpd'; } catch { return false; } });
-    return lighttpd;
+    const init = childrenOf(this.proc.pid)[0];
+    return childrenOf(init).find((p) => { try { return readFileSync(`/proc/${p}/comm`, 'utf8').trim() === 'lighttpd'; } catch { return false; } });
   }
 
   async start(shareFd: number, _generation: number): Promise<void> {
-    if (this.child) throw new HylicsError('HYLICS_ERR_MODULE_WORKER', `engine of ${this.o.guest} already runs`);
+    if (this.proc.running) throw new HylicsError('HYLICS_ERR_MODULE_WORKER', `engine of ${this.o.guest} already runs`);
     // each module's root, opened beneath the share without following a symlink (a guest swapping a directory of the
     // path for a symlink gets an error here, never a bind of something else)
     const roots: number[] = [];
@@ -174,28 +157,14 @@ export class LighttpdEngine implements ModuleEngine {
     }
     const { root, conf, log } = this.dirs;
     try { unlinkSync(join(log, LT_CTL_SOCKET)); } catch { /* none left behind */ }
-    this.stopping = false;
-    this.stderrTail = '';
-    const child = spawn('setpriv', ['--pdeathsig', 'KILL', '--', 'unshare', '--mount', '--propagation', 'private', '--pid', '--fork', '--kill-child', '--', '/bin/sh', '-c', LAUNCH, 'hylics-engine',
-      root, conf, log, this.o.lighttpd, this.modules.map((m) => m.id).join(' '), ...this.o.procsFiles], {
-      cwd: '/', env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin' }, stdio: ['ignore', 'ignore', 'pipe', 'ignore', 'ignore', ...roots],
-    });
-    for (const fd of roots) closeSync(fd); // the engine bound them; the daemon keeps none
-    this.child = child;
-    child.stderr!.setEncoding('utf8');
-    child.stderr!.on('data', (d: string) => {
-      this.stderrTail = (this.stderrTail + d).slice(-STDERR_TAIL);
-      for (const line of d.split('\n').filter(Boolean)) this.logLine(line);
-    });
-    let exited = false;
-    child.once('exit', (code, signal) => {
-      exited = true;
-      if (this.child === child) this.child = null;
-      if (!this.stopping) this.o.onExit(code, signal);
-    });
-    child.once('error', () => { /* reported through exit */ });
     try {
-      await this.waitReady(() => exited);
+      this.proc.spawn(LAUNCH, [root, conf, log, this.o.lighttpd, this.modules.map((m) => m.id).join(' '), ...this.o.procsFiles],
+        ['ignore', 'ignore', ...roots]);
+    } finally {
+      for (const fd of roots) closeSync(fd); // the engine bound them; the daemon keeps none
+    }
+    try {
+      await this.waitReady();
     } catch (e) {
       await this.stop();
       throw e;
@@ -213,17 +182,7 @@ export class LighttpdEngine implements ModuleEngine {
   reopenLogs(): void {}
 
   async stop(): Promise<void> {
-    const child = this.child;
-    this.stopping = true;
-    if (!child) return;
-    if (child.exitCode !== null || child.signalCode !== null) { this.child = null; return; }
-    await new Promise<void>((resolve) => {
-      child.once('exit', () => resolve());
-      const main = this.masterPid();
-      try { if (main) process.kill(main, 'SIGTERM'); else child.kill('SIGKILL'); } catch { child.kill('SIGKILL'); }
-      setTimeout(() => child.kill('SIGKILL'), STOP_GRACE_MS).unref();
-    });
-    this.child = null;
+    await this.proc.stop(this.masterPid());
   }
 
   removeDirs(): void {
@@ -231,39 +190,16 @@ export class LighttpdEngine implements ModuleEngine {
   }
 
   async status(): Promise<StubStatus> {
-    return parseLighttpdStatus(await this.ctl('/status?auto'));
+    return parseLighttpdStatus(await this.proc.ctl('/status?auto'));
   }
 
-  private ctl(path: string): Promise<string> {
-    return new Promise((resolve, reject) => {
-      const req = request({ socketPath: join(this.dirs.log, LT_CTL_SOCKET), path, timeout: 2000 }, (res) => {
-        let body = '';
-        res.setEncoding('utf8');
-        res.on('data', (d: string) => { body += d; });
-        res.on('end', () => (res.statusCode === 200 ? resolve(body) : reject(new Error(`status ${res.statusCode}`))));
-      });
-      req.on('timeout', () => req.destroy(new Error('timeout')));
-      req.on('error', reject);
-      req.end();
+  private waitReady(): Promise<void> {
+    return this.proc.waitReady(async () => { await this.proc.ctl('/status?auto'); return true; }, (dead) => {
+      const tail = this.proc.stderrTail;
+      const err = /\(network\.c[^\n]*|can't bind[^\n]*|Address already in use[^\n]*/.exec(tail)?.[0];
+      const code = err && /Address already in use|bind/.test(err) ? 'HYLICS_ERR_MODULE_PORT_IN_USE' : 'HYLICS_ERR_MODULE_WORKER';
+      return new HylicsError(code, `lighttpd for ${this.o.guest} did not ${dead ? 'stay up' : 'answer'}${err ? `: ${err}` : ''}`,
+        { guest: this.o.guest, stderr: tail.slice(-1024) });
     });
-  }
-
-  private async waitReady(dead: () => boolean): Promise<void> {
-    const end = Date.now() + ENGINE_READY_MS;
-    while (Date.now() < end) {
-      if (dead()) break;
-      try { await this.ctl('/status?auto'); return; } catch { /* not listening yet */ }
-      await new Promise((r) => setTimeout(r, POLL_MS));
-    }
-    const err = /\(network\.c[^\n]*|can't bind[^\n]*|Address already in use[^\n]*/.exec(this.stderrTail)?.[0];
-    const code = err && /Address already in use|bind/.test(err) ? 'HYLICS_ERR_MODULE_PORT_IN_USE' : 'HYLICS_ERR_MODULE_WORKER';
-    throw new HylicsError(code, `lighttpd for ${this.o.guest} did not ${dead() ? 'stay up' : 'answer'}${err ? `: ${err}` : ''}`,
-      { guest: this.o.guest, stderr: this.stderrTail.slice(-1024) });
-  }
-
-  private logLine(line: string): void {
-    const now = Date.now();
-    if (now - this.logWindow.start > 1000) this.logWindow = { start: now, n: 0 };
-    if (++this.logWindow.n <= 5) this.o.log(`module engine of ${this.o.guest}: ${line}`);
   }
 }
