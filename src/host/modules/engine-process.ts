@@ -3,8 +3,9 @@
 // unexpected exit, stop it (the server's main process first, then the launcher), ask its control socket over HTTP,
 // and wait until it answers. What differs per server (launch script, control paths, error lines) stays in its file.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { accessSync, constants, readFileSync } from 'node:fs';
+import { accessSync, chmodSync, constants, mkdirSync, readFileSync } from 'node:fs';
 import { request } from 'node:http';
+import { join } from 'node:path';
 import { HylicsError } from '../../core/errors/index.js';
 
 /** How long an engine may take to start or reload before we call it failed. */
@@ -28,6 +29,22 @@ export function findExecutable(candidates: readonly string[]): string | undefine
     try { accessSync(p, constants.X_OK); return p; } catch { /* next */ }
   }
   return undefined;
+}
+
+export interface EngineDirs { root: string; conf: string; log: string; gate: string }
+
+/** An engine's run directory parts: root/ (mount point), conf/, log/ (access logs, control socket), gate/. */
+export function engineDirs(runDir: string): EngineDirs {
+  return { root: join(runDir, 'root'), conf: join(runDir, 'conf'), log: join(runDir, 'log'), gate: join(runDir, 'gate') };
+}
+
+/** The run directory, root's alone (0700: nothing unprivileged reaches it by path), with root/ and conf/ in it. */
+export function makeRunDir(runDir: string): EngineDirs {
+  const dirs = engineDirs(runDir);
+  mkdirSync(runDir, { recursive: true, mode: 0o700 });
+  chmodSync(runDir, 0o700);
+  for (const d of [dirs.root, dirs.conf]) mkdirSync(d, { recursive: true, mode: 0o755 });
+  return dirs;
 }
 
 /** Host pids of the children of `pid` (its main thread's), [] when it is gone. */

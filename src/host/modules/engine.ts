@@ -11,7 +11,7 @@ import { chmodSync, chownSync, mkdirSync, renameSync, rmSync, unlinkSync, writeF
 import { join } from 'node:path';
 import { HylicsError } from '../../core/errors/index.js';
 import type { EngineConfig, ModuleEngine, StubStatus } from './engine-api.js';
-import { childrenOf, EngineProcess, findExecutable, NS_ROOT_SIZE } from './engine-process.js';
+import { childrenOf, engineDirs, EngineProcess, findExecutable, makeRunDir, NS_ROOT_SIZE, type EngineDirs } from './engine-process.js';
 import { CTL_SOCKET, nginxConf } from './nginx-conf.js';
 
 /** Where nginx is looked for (the Debian package `nginx`). */
@@ -84,10 +84,7 @@ export class NginxEngine implements ModuleEngine {
     this.proc = new EngineProcess({ guest: o.guest, ctlSocket, log: o.log, onExit: o.onExit });
   }
 
-  get dirs(): { root: string; conf: string; log: string; gate: string } {
-    const d = this.o.runDir;
-    return { root: join(d, 'root'), conf: join(d, 'conf'), log: join(d, 'log'), gate: join(d, 'gate') };
-  }
+  get dirs(): EngineDirs { return engineDirs(this.o.runDir); }
 
   /**
    * Make the run directory, root's alone (0700; nothing unprivileged reaches it by path): conf/ read by nginx
@@ -95,10 +92,7 @@ export class NginxEngine implements ModuleEngine {
    * through a directory fd it is given, so it needs no path into the daemon's state directory).
    */
   prepare(): void {
-    const { root, conf, log, gate } = this.dirs;
-    mkdirSync(this.o.runDir, { recursive: true, mode: 0o700 });
-    chmodSync(this.o.runDir, 0o700);
-    for (const d of [root, conf]) mkdirSync(d, { recursive: true, mode: 0o755 });
+    const { log, gate } = makeRunDir(this.o.runDir);
     for (const d of [log, gate]) {
       mkdirSync(d, { recursive: true, mode: 0o700 });
       chownSync(d, this.o.user.uid, this.o.user.gid);

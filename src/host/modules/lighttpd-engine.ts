@@ -14,7 +14,7 @@ import { join } from 'node:path';
 import { HylicsError } from '../../core/errors/index.js';
 import { openDirBeneath } from '../../os/native.js';
 import type { EngineConfig, ModuleEngine, StubStatus } from './engine-api.js';
-import { childrenOf, EngineProcess, findExecutable, NS_ROOT_SIZE } from './engine-process.js';
+import { childrenOf, engineDirs, EngineProcess, findExecutable, makeRunDir, NS_ROOT_SIZE, type EngineDirs } from './engine-process.js';
 import { lighttpdConf, LT_CTL_SOCKET, LT_USER } from './lighttpd-conf.js';
 
 export const LIGHTTPD_CANDIDATES = ['/usr/sbin/lighttpd', '/usr/bin/lighttpd'];
@@ -95,17 +95,11 @@ export class LighttpdEngine implements ModuleEngine {
     this.proc = new EngineProcess({ guest: o.guest, ctlSocket, log: o.log, onExit: o.onExit });
   }
 
-  get dirs(): { root: string; conf: string; log: string; gate: string } {
-    const d = this.o.runDir;
-    return { root: join(d, 'root'), conf: join(d, 'conf'), log: join(d, 'log'), gate: join(d, 'gate') };
-  }
+  get dirs(): EngineDirs { return engineDirs(this.o.runDir); }
 
   /** The run directory, root's alone; log/ too (lighttpd opens its logs as root, before it drops to the user). */
   prepare(): void {
-    const { root, conf, log, gate } = this.dirs;
-    mkdirSync(this.o.runDir, { recursive: true, mode: 0o700 });
-    chmodSync(this.o.runDir, 0o700);
-    for (const d of [root, conf]) mkdirSync(d, { recursive: true, mode: 0o755 });
+    const { log, gate } = makeRunDir(this.o.runDir);
     // log/: lighttpd opens its access logs after its chroot (at /jail/log) as the user: it may pass through the
     // directory but not list it or create anything there; each log is made here, the user's, write-only (configure)
     mkdirSync(log, { recursive: true, mode: 0o711 });
