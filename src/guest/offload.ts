@@ -313,7 +313,8 @@ export async function handoffQuiesced(
       // detached right before the thaw (restore's dropFilter), whose window probe is this socket's first packet:
       // it ends the host's hold in the packet path, and the client's answer (its ACK of the bytes the host left
       // unacknowledged in the state) gets in
-      noDelay = restoreForHandoff(res.state, fd, { inPlace: opts.inPlace === true, noDelay: opts.noDelay === true });
+      restoreForHandoff(res.state, fd, { inPlace: opts.inPlace === true, noDelay: opts.noDelay === true });
+      noDelay = opts.noDelay === true;
     } catch (e) {
       // the host kept the state: it restores and finishes the connection cleanly
       await call('offload.socket.release', { handoff, finish: true }, { timeoutMs: 10_000 }).catch(() => undefined);

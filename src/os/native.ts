@@ -1,8 +1,9 @@
 // The only importer of the native addon (native/build/Release/hylics_native.node). It gives guest-proof file access
 // inside a share (openat2 with RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS, regular files only)
 // and a zero-copy file -> socket path (sendfile(2) on a dedicated I/O thread). When the addon cannot load (not
-// built, other platform) it says so once and uses JS paths with the same security guarantees: a component-by-
-// component walk with O_PATH|O_NOFOLLOW through /proc/self/fd, and a read stream piped to the socket.
+// built, other platform) or is refused as older than this code (HYLICS_ERR_NATIVE_ADDON_STALE: an export missing) it
+// says so once and uses JS paths with the same security guarantees: a component-by-component walk with
+// O_PATH|O_NOFOLLOW through /proc/self/fd, and a read stream piped to the socket. Socket offload needs the addon.
 import { closeSync, createReadStream, fstatSync, openSync, readdirSync, constants as C } from 'node:fs';
 import { createRequire } from 'node:module';
 import type { Socket } from 'node:net';
@@ -46,20 +47,20 @@ export interface Addon {
   tcpNames(fd: number): { localAddr: string; localPort: number; remoteAddr: string; remotePort: number };
   recvWithFd(unixFd: number, maxBytes: number): { data: Buffer; fd: number; truncated: boolean } | null;
   sendWithFd(unixFd: number, data: Buffer, fd: number): number;
-  /** Attach/detach a socket filter that drops every packet (absent in older builds). */
-  dropFilter?(fd: number, on: boolean): void;
+  /** Attach/detach a socket filter that drops every packet. */
+  dropFilter(fd: number, on: boolean): void;
   tcpRepair(fd: number, value: -1 | 0 | 1): void;
   tcpQueues(fd: number): { outq: number; unsent: number; inq: number; state: number };
   closeFd(fd: number): void;
   shutdownWrite(fd: number): void;
-  /** SO_RCVBUF to `bytes`; returns the kernel's (doubled) value (absent in older builds). */
-  setRecvBuffer?(fd: number, bytes: number): number;
-  abortClose?(fd: number): void;
-  /** One netlink batch of nftables set element changes in table `ip <table>` (absent in older builds). */
-  nftSetElems?(table: string, ops: Array<{ set: string; add: boolean; key: Buffer }>): void;
+  /** SO_RCVBUF to `bytes`; returns the kernel's (doubled) value. */
+  setRecvBuffer(fd: number, bytes: number): number;
+  abortClose(fd: number): void;
+  /** One netlink batch of nftables set element changes in table `ip <table>`. */
+  nftSetElems(table: string, ops: Array<{ set: string; add: boolean; key: Buffer }>): void;
   /** Socket offload's host part as one job on the sendfile thread: send, wait for the ACKs, freeze and dump
-   *  (src/os/tcp-repair.ts sendDrainFreeze; absent in older builds). */
-  offloadTransfer?(
+   *  (src/os/tcp-repair.ts sendDrainFreeze). */
+  offloadTransfer(
     outFd: number,
     inFd: number,
     offset: number,
@@ -78,11 +79,11 @@ export interface Addon {
     freezeError?: unknown;
   }>;
   /** Drop filter on, TCP_REPAIR on and dump, in one call; the state packed in one Buffer (src/os/tcp-repair.ts
-   *  unpackState; absent in older builds). */
-  tcpHandoffFreeze?(fd: number): Buffer;
+   *  unpackState). */
+  tcpHandoffFreeze(fd: number): Buffer;
   /** tcpRepairRestore of a packed state, thawed; flags 1 transparent, 2 inPlace, 4 dropFilter, 8 TCP_NODELAY
-   *  (absent in older builds). */
-  tcpHandoffRestore?(packed: Buffer, replaceFd: number, flags: number): number;
+   */
+  tcpHandoffRestore(packed: Buffer, replaceFd: number, flags: number): number;
   version: number;
 }
 
@@ -106,24 +107,64 @@ export interface NativeTcpState {
 }
 
 const ADDON_PATH = join(PACKAGE_ROOT, 'native', 'build', 'Release', 'hylics_native.node');
+
+/** Every export the code uses, and its type (a Record over the interface's keys: none can be left out). The addon is
+ *  built from source in the same tree, so there is no fallback for an older build: one that lacks any of these
+ *  (a checkout that skipped `npm run build:native` after pulling) is refused as a whole. */
+const ADDON_EXPORTS: Readonly<Record<keyof Addon, 'function' | 'number'>> = {
+  openBeneath: 'function', sendfile: 'function', sendfileNow: 'function', abortSendfile: 'function',
+  tcpRepairDump: 'function', tcpRepairRestore: 'function', tcpNames: 'function', recvWithFd: 'function',
+  sendWithFd: 'function', dropFilter: 'function', tcpRepair: 'function', tcpQueues: 'function', closeFd: 'function',
+  shutdownWrite: 'function', setRecvBuffer: 'function', abortClose: 'function', nftSetElems: 'function',
+  offloadTransfer: 'function', tcpHandoffFreeze: 'function', tcpHandoffRestore: 'function', version: 'number',
+};
+
+/**
+ * `loaded` as the Addon this code needs, or HYLICS_ERR_NATIVE_ADDON_STALE naming the missing exports (`path`: where
+ * it was loaded from, for the message). Exported for the test that holds a stale build to it.
+ */
+export function checkAddon(loaded: unknown, path = ADDON_PATH): Addon {
+  const o = (typeof loaded === 'object' || typeof loaded === 'function') && loaded !== null ? (loaded as Record<string, unknown>) : {};
+  const missing = Object.entries(ADDON_EXPORTS).filter(([k, type]) => typeof o[k] !== type).map(([k]) => k);
+  if (missing.length > 0) {
+    throw new HylicsError(
+      'HYLICS_ERR_NATIVE_ADDON_STALE',
+      `the native addon ${path} is older than this code (missing: ${missing.join(', ')}); run \`npm run build:native\``,
+      { path, missing },
+    );
+  }
+  return loaded as Addon;
+}
+
 let addon: Addon | null = null;
 let loadError: string | undefined;
+let staleError: HylicsError | undefined;
 let openat2Works = true;
 let warned = false;
 
 function load(): void {
   if (process.env.HYLICS_NATIVE === '0') { loadError = 'disabled by HYLICS_NATIVE=0'; return; }
+  let loaded: unknown;
   try {
-    addon = createRequire(import.meta.url)(ADDON_PATH) as Addon;
+    loaded = createRequire(import.meta.url)(ADDON_PATH);
   } catch (e) {
     loadError = (e as Error).message.split('\n')[0];
+    return;
+  }
+  try {
+    addon = checkAddon(loaded);
+  } catch (e) {
+    staleError = e as HylicsError;
+    loadError = `${staleError.code}: ${staleError.message}`;
   }
 }
 load();
 
-/** The addon for the TCP_REPAIR wrapper (src/os/tcp-repair.ts), or why it is not loaded. */
-export function nativeAddon(): { addon: Addon | null; reason?: string } {
-  return addon ? { addon } : { addon: null, reason: loadError ?? 'not loaded' };
+/** The addon for the TCP_REPAIR wrapper (src/os/tcp-repair.ts), or why it is not loaded (`stale`: it was refused
+ *  as older than this code, HYLICS_ERR_NATIVE_ADDON_STALE). */
+export function nativeAddon(): { addon: Addon | null; reason?: string; stale?: HylicsError } {
+  if (addon) return { addon };
+  return { addon: null, reason: loadError ?? 'not loaded', ...(staleError ? { stale: staleError } : {}) };
 }
 
 function warnOnce(): void {

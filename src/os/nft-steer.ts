@@ -234,7 +234,7 @@ const flowChanges = new KeyedSerial<string>();
 async function moveFlowNow(guest: string, flow: Flow, to: SteerSet | null, tag: string): Promise<void> {
   const table = steerTableName(guest, tag);
   const { addon } = nativeAddon();
-  if (NETLINK && addon?.nftSetElems) {
+  if (NETLINK && addon) {
     const key = flowKey(flow);
     const ops: Array<{ set: string; add: boolean; key: Buffer }> = [];
     for (const set of SETS) {

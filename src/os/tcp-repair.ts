@@ -13,9 +13,10 @@ export const TCP_STATE = {
 } as const;
 
 function need(): Addon {
-  const { addon, reason } = nativeAddon();
-  if (!addon || typeof addon.tcpRepairDump !== 'function') {
-    throw new HylicsError('HYLICS_ERR_TCP_REPAIR_UNAVAILABLE', `socket offload needs the native addon (${reason ?? 'built without TCP_REPAIR'}); build it with npm run build:native`);
+  const { addon, reason, stale } = nativeAddon();
+  if (stale) throw stale;
+  if (!addon) {
+    throw new HylicsError('HYLICS_ERR_TCP_REPAIR_UNAVAILABLE', `socket offload needs the native addon (${reason ?? 'not loaded'}); build it with npm run build:native`);
   }
   return addon;
 }
@@ -93,18 +94,10 @@ export function packState(s: TcpStateT): Buffer {
 
 /**
  * The guest's freeze for a handoff, one native call: the drop filter on (see dropFilter), TCP_REPAIR on, the state
- * dumped. On failure the socket is left as it was (filter detached, repair off). (An addon without
- * tcpHandoffFreeze: the same in three calls.)
+ * dumped. On failure the socket is left as it was (filter detached, repair off).
  */
 export function freezeForHandoff(fd: number): TcpStateT {
   const a = need();
-  if (!a.tcpHandoffFreeze) {
-    dropFilter(fd, true);
-    try { return freezeAndDump(fd); } catch (e) {
-      try { dropFilter(fd, false); } catch { /* never attached */ }
-      throw e;
-    }
-  }
   let b: Buffer;
   try { b = a.tcpHandoffFreeze(fd); } catch (e) { throw repairError(e, 'freeze'); }
   return unpackState(b);
@@ -113,23 +106,16 @@ export function freezeForHandoff(fd: number): TcpStateT {
 /**
  * The guest's restore after a hand-back, one native call: `state` on a socket under the fd number `fd` (or on the
  * same socket, inPlace), behind the drop filter while the state is set, the filter detached right before the thaw;
- * `noDelay`: TCP_NODELAY on it. Returns whether TCP_NODELAY was set. (An addon without tcpHandoffRestore: restore,
- * then the filter off, and no TCP_NODELAY.)
+ * `noDelay`: TCP_NODELAY on it.
  */
 export function restoreForHandoff(
   state: TcpStateT,
   fd: number,
   opts: { inPlace?: boolean; noDelay?: boolean } = {},
-): boolean {
+): void {
   const a = need();
-  if (!a.tcpHandoffRestore) {
-    restore(state, { replaceFd: fd, dropFilter: true, ...(opts.inPlace ? { inPlace: true } : {}) });
-    dropFilter(fd, false);
-    return false;
-  }
   const packed = packState(state);
   try { a.tcpHandoffRestore(packed, fd, (opts.inPlace ? 2 : 0) | 4 | (opts.noDelay ? 8 : 0)); } catch (e) { throw repairError(e, 'restore'); }
-  return opts.noDelay === true;
 }
 
 export interface RestoreOptions {
@@ -146,7 +132,7 @@ export interface RestoreOptions {
    *  right before the thaw (the peer's answer to the window probe must get in); frozen, until dropFilter(fd, false). */
   dropFilter?: boolean;
   /** Cap the receive queue the restored socket builds up unread at about this many bytes (SO_RCVBUF set after
-   *  the state's own queue is in; see capReceiveQueue). Skipped with an addon built before setRecvBuffer. */
+   *  the state's own queue is in; see capReceiveQueue). */
   maxRecvQueue?: number;
 }
 
@@ -158,7 +144,6 @@ export interface RestoreOptions {
  */
 export function capReceiveQueue(fd: number, maxBytes: number): number {
   const a = need();
-  if (!a.setRecvBuffer) throw new HylicsError('HYLICS_ERR_TCP_REPAIR_UNAVAILABLE', 'the native addon is too old for socket offload (no setRecvBuffer); rebuild it with npm run build:native');
   try { return a.setRecvBuffer(fd, Math.floor(maxBytes / 4)); } catch (e) { throw socketError(e, 'receive buffer'); }
 }
 
@@ -175,8 +160,7 @@ export function restore(state: TcpStateT, opts: RestoreOptions = {}): number {
       ...(opts.dropFilter ? { dropFilter: true } : {}),
     });
   } catch (e) { throw repairError(e, 'restore'); }
-  // an addon built before setRecvBuffer restores without the cap (socket offload then relies on its dump check)
-  if (opts.maxRecvQueue !== undefined && a.setRecvBuffer) {
+  if (opts.maxRecvQueue !== undefined) {
     try { capReceiveQueue(fd, opts.maxRecvQueue); } catch (e) {
       try { closeLeavingNothing(fd); } catch { /* gone */ }
       throw e;
@@ -192,7 +176,6 @@ export function restore(state: TcpStateT, opts: RestoreOptions = {}): number {
  */
 export function dropFilter(fd: number, on: boolean): void {
   const a = need();
-  if (!a.dropFilter) throw new HylicsError('HYLICS_ERR_TCP_REPAIR_UNAVAILABLE', 'the native addon is too old for socket offload (no dropFilter); rebuild it with npm run build:native');
   try { a.dropFilter(fd, on); } catch (e) { throw repairError(e, on ? 'drop filter' : 'drop filter off'); }
 }
 
@@ -220,7 +203,7 @@ export function closeLeavingNothing(fd: number): 'silent' | 'reset' {
   try { a.tcpRepair(fd, 1); } catch { repaired = false; }
   try {
     if (repaired) { a.closeFd(fd); return 'silent'; }
-    if (a.abortClose) a.abortClose(fd); else a.closeFd(fd);
+    a.abortClose(fd);
   } catch (e) { throw socketError(e, 'abort'); }
   return 'reset';
 }
@@ -351,9 +334,6 @@ export async function sendfileFd(
   }
 }
 
-/** How often the JS fallback of sendDrainFreeze looks at the socket's queues (an addon without offloadTransfer). */
-const DRAIN_POLL_MS = 1;
-
 export interface TransferOptions {
   /** A client that takes nothing for this long is gone (the send's stall limit, and the wait for its ACKs). */
   stallMs: number;
@@ -387,8 +367,7 @@ export interface TransferResult {
 /**
  * Socket offload's part on the sending side in one job on the addon's I/O thread: sendfile(2) of the range into
  * `sockFd`, then (drainMaxUnacked) the wait for the client's ACKs, then (freeze) the drop filter, TCP_REPAIR and the
- * dump: one crossing and no JS timer per handoff. A send error rejects as sendfileFd does (details.bytesSent). With an
- * addon built before offloadTransfer, the same steps from JS (sendfileFd, a 1 ms poll of the queues, the calls).
+ * dump: one crossing and no JS timer per handoff. A send error rejects as sendfileFd does (details.bytesSent).
  */
 export async function sendDrainFreeze(
   sockFd: number,
@@ -398,7 +377,6 @@ export async function sendDrainFreeze(
   opts: TransferOptions,
 ): Promise<TransferResult> {
   const a = need();
-  if (!a.offloadTransfer) return sendDrainFreezeJs(sockFd, fileFd, offset, count, opts);
   const id = nextJob++;
   opts.onStart?.(() => a.abortSendfile(id));
   let r;
@@ -415,45 +393,6 @@ export async function sendDrainFreeze(
   if (r.state) out.state = toWire(r.state);
   if (r.freezeError !== undefined) out.freezeError = repairError(r.freezeError, 'freeze');
   return out;
-}
-
-async function sendDrainFreezeJs(
-  sockFd: number,
-  fileFd: number,
-  offset: number,
-  count: number,
-  opts: TransferOptions,
-): Promise<TransferResult> {
-  const bytes = await sendfileFd(sockFd, fileFd, offset, count, opts.stallMs, opts.onStart);
-  if (opts.drainMaxUnacked === undefined) return { bytes, filtered: false };
-  const t0 = performance.now();
-  const drained = await drainQueues(sockFd, opts.drainMaxUnacked, opts.stallMs);
-  const out: TransferResult = { bytes, drained, drainMs: performance.now() - t0, filtered: false };
-  if (drained !== 'ok' || !opts.freeze) return out;
-  try {
-    dropFilter(sockFd, true);
-    out.filtered = true;
-    out.state = freezeAndDump(sockFd);
-  } catch (e) {
-    out.freezeError = e instanceof HylicsError ? e : repairError(e, 'freeze');
-  }
-  return out;
-}
-
-/** Wait until every byte is transmitted and all but `maxUnacked` acknowledged: ok, closing (the client's FIN), gone. */
-async function drainQueues(fd: number, maxUnacked: number, stallMs: number): Promise<'ok' | 'closing' | 'gone'> {
-  const until = Date.now() + stallMs;
-  let last = -1;
-  let lastChange = Date.now();
-  for (;;) {
-    let q;
-    try { q = queues(fd); } catch { return 'gone'; }
-    if (q.state !== TCP_STATE.ESTABLISHED) return q.state === TCP_STATE.CLOSE_WAIT ? 'closing' : 'gone';
-    if (q.unsent === 0 && q.outq <= maxUnacked) return 'ok';
-    if (q.outq !== last) { last = q.outq; lastChange = Date.now(); }
-    if (Date.now() - lastChange > stallMs || Date.now() > until + stallMs) return 'gone';
-    await sleep(DRAIN_POLL_MS);
-  }
 }
 
 /** Local and remote address of a connected IPv4 TCP socket given by fd (an fd an app passed over). */

@@ -11,7 +11,7 @@ import { createSteerTable, listSteerFlows, moveFlow, removeSteerTable, type Flow
 const has = (bin: string): boolean => { try { execFileSync('which', [bin], { stdio: 'ignore' }); return true; } catch { return false; } };
 const addon = nativeAddon().addon;
 const skip = process.getuid?.() !== 0 ? 'needs root (nftables)' : !has('nft') ? 'needs nft'
-  : !addon?.nftSetElems ? 'needs the native addon (netlink set changes)'
+  : !addon ? 'needs the native addon (netlink set changes)'
     : process.env.HYLICS_OFFLOAD_NETLINK === '0' ? 'set changes go through nft here (HYLICS_OFFLOAD_NETLINK=0)' : false;
 const GUEST = 'srorder';
 const TAG = 'srordertest';
@@ -19,7 +19,7 @@ const TAG = 'srordertest';
 test('an EBUSY retry of a flow\'s release does not undo the next handoff\'s steer', { skip }, async (t) => {
   await createSteerTable(GUEST, TAG);
   t.after(() => removeSteerTable(GUEST, TAG));
-  const real = addon!.nftSetElems!.bind(addon);
+  const real = addon!.nftSetElems.bind(addon);
   let busy = 1;
   addon!.nftSetElems = (table, ops) => {
     if (busy-- > 0) throw Object.assign(new Error('nft commit: Device or resource busy'), { errno: 'EBUSY' });
