@@ -414,6 +414,7 @@ async function sendfileNow(
   // finished or peer gone: the host closed the connection; ours is frozen (and filtered) and closes silently
   socket.destroy();
   if (r.outcome === 'finished') {
+    trace('done');
     last = undefined;
     return { bytes: r.bytes, by: 'host', finished: true };
   }
