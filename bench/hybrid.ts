@@ -245,7 +245,14 @@ async function main(): Promise<void> {
   session.afterStop.push(async () => lighttpd);
   clientNetns = `hylics-hybw-${process.pid % 100000}`;
   const wHost = `hhyb${process.pid % 100000}`;
-  session.afterStop.push(async () => { await run('ip', ['link', 'delete', wHost]); await run('ip', ['netns', 'delete', clientNetns]); });
+  session.afterStop.push(async () => {
+    // the client namespace is this run's own: whatever still runs in it (a curl or splice client of a cell a signal
+    // cut short) is ours, and would keep the namespace alive after its name is deleted
+    const pids = (await run('ip', ['netns', 'pids', clientNetns])).stdout.split('\n').filter((l) => /^\d+$/.test(l.trim()));
+    for (const pid of pids) try { process.kill(Number(pid), 'SIGKILL'); } catch { /* exited */ }
+    await run('ip', ['link', 'delete', wHost]);
+    await run('ip', ['netns', 'delete', clientNetns]);
+  });
   const gexec = (sh: string, timeoutMs = 120_000) => session.gexec(guest, sh, timeoutMs);
 
   try {
@@ -272,6 +279,8 @@ async function main(): Promise<void> {
     for (const c of [['netns', 'add', clientNetns], ['link', 'add', wHost, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', clientNetns], ['addr', 'add', '10.251.79.1/30', 'dev', wHost],
       ['link', 'set', wHost, 'up'], ['-n', clientNetns, 'link', 'set', 'lo', 'up'], ['-n', clientNetns, 'addr', 'add', '10.251.79.2/30', 'dev', 'eth0'],
       ['-n', clientNetns, 'link', 'set', 'eth0', 'up'], ['-n', clientNetns, 'route', 'add', 'default', 'via', '10.251.79.1']]) {
+      // a signal's cleanup deletes the namespace once: none may be made after it began
+      if (session.closing()) throw new Error('interrupted: the bench is cleaning up');
       const r = await run('ip', c);
       if (r.code !== 0) throw new Error(`ip ${c.join(' ')}: ${r.stderr}`);
     }

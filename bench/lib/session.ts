@@ -1,5 +1,7 @@
 // A benchmark's own hylicsd: a temporary state dir, the daemon, the guests it creates, the CLI bound to that
-// state dir, and one cleanup (guests removed, daemon stopped, state dir deleted) that also runs on SIGINT/SIGTERM.
+// state dir, and one cleanup (guests removed, daemon stopped, state dir deleted) that also runs on SIGINT/SIGTERM,
+// at any point: while the daemon starts (it is stopped), while a guest is being created (that create is waited
+// for, then the guest removed); once cleanup began, the session starts nothing new (cli() throws).
 import type { ChildProcess } from 'node:child_process';
 import { rm } from 'node:fs/promises';
 import { hylics, startDaemon, stopDaemon, tempStateDir } from '../../test/helpers/cli.js';
@@ -20,7 +22,8 @@ export interface BenchSession {
   /** Run once at the end (and on a signal); extra waits (e.g. for a server in a guest) go in `afterStop`. */
   cleanup(): Promise<void>;
   afterStop: (() => Promise<unknown>)[];
-  /** True once cleanup has begun (errors of things it ends are expected then). */
+  /** True once cleanup has begun (errors of things it ends are expected then; start nothing new that cleanup would
+   *  not undo: cli() refuses). */
   closing(): boolean;
 }
 
@@ -34,9 +37,12 @@ export async function benchSession(
   const dir = await tempStateDir(prefix);
   let daemon: ChildProcess | undefined;
   const guests: string[] = [];
+  /** Guest creates under way: cleanup waits for them (a guest it did not see would be left running). */
+  const creating = new Set<Promise<unknown>>();
   const afterStop: (() => Promise<unknown>)[] = [];
   let cleaning: Promise<void> | undefined;
   const removeAll = async (): Promise<string[]> => {
+    await Promise.allSettled([...creating]);
     const left: string[] = [];
     for (const g of [...guests]) {
       const r = await hylics(['guest', 'rm', g, '--state-dir', dir], { timeoutMs: 60_000 });
@@ -86,6 +92,7 @@ export async function benchSession(
     });
   }
   const cli = async (args: string[], timeoutMs = 120_000): Promise<{ stdout: string; json: unknown }> => {
+    if (cleaning) throw new Error(`hylics ${args.slice(0, 2).join(' ')}: not started, the bench is cleaning up`);
     const r = await hylics([...args.slice(0, 2), '--state-dir', dir, ...args.slice(2)], { timeoutMs });
     if (r.code !== 0) throw new Error(`hylics ${args.join(' ')}: exit ${r.code}: ${r.stderr.trim()} ${r.stdout.trim()}`.slice(0, 2000));
     let json: unknown; try { json = JSON.parse(r.stdout); } catch { json = undefined; }
@@ -94,11 +101,19 @@ export async function benchSession(
   return {
     dir,
     daemon: () => { if (!daemon) throw new Error('daemon not started'); return daemon; },
-    start: async () => { log(`starting the daemon (state ${dir})`); daemon = await startDaemon(dir, daemonArgs); },
+    start: async () => {
+      if (cleaning) throw new Error('daemon not started: the bench is cleaning up');
+      log(`starting the daemon (state ${dir})`);
+      // owned from its spawn on: cleanup stops a daemon that is still starting up
+      await startDaemon(dir, daemonArgs, { onSpawn: (p) => { daemon = p; } });
+    },
     cli,
     createGuest: async <T>(name: string, args: string[]): Promise<T> => {
+      if (cleaning) throw new Error(`guest ${name} not created: the bench is cleaning up`);
       guests.push(name);
-      return (await cli(['guest', 'create', name, ...args, '--json'])).json as T;
+      const p = cli(['guest', 'create', name, ...args, '--json']);
+      creating.add(p);
+      try { return (await p).json as T; } finally { creating.delete(p); }
     },
     removeGuest: async (name: string): Promise<void> => {
       await cli(['guest', 'rm', name], 60_000);

@@ -66,13 +66,19 @@ export async function tempStateDir(prefix = 'hylics-test-'): Promise<string> {
 }
 
 /** Start `hylics daemon` on a state dir (with extra daemon options); resolves once its API answers. */
-export async function startDaemon(stateDir: string, extraArgs: string[] = []): Promise<ChildProcess> {
+export async function startDaemon(
+  stateDir: string,
+  extraArgs: string[] = [],
+  opts: { onSpawn?: (p: ChildProcess) => void } = {},
+): Promise<ChildProcess> {
   const log = await open(join(stateDir, 'hylicsd.log'), 'a');
   const p = spawn(NODE_BIN, [...entryArgv('cli/main'), 'daemon', '--state-dir', stateDir, '--log-level', 'debug', ...extraArgs], { stdio: ['ignore', log.fd, log.fd] });
+  // the caller owns the process from here on (a signal while it starts up must be able to stop it)
+  opts.onSpawn?.(p);
   await log.close();
   const deadline = Date.now() + 30_000;
   for (;;) {
-    if (p.exitCode !== null) throw new Error(`daemon exited with ${p.exitCode}; see ${stateDir}/hylicsd.log`);
+    if (p.exitCode !== null || p.signalCode !== null) throw new Error(`daemon exited with ${p.exitCode ?? p.signalCode}; see ${stateDir}/hylicsd.log`);
     const r = await hylics(['status', '--json', '--state-dir', stateDir]);
     if (r.code === 0) return p;
     if (Date.now() > deadline) { p.kill('SIGKILL'); throw new Error(`daemon did not come up: ${r.stderr}`); }
