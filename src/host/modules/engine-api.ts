@@ -29,6 +29,9 @@ export interface StubStatus {
   waiting: number;
 }
 
+/** An engine's report of an unexpected exit: `module` names the module whose process died (lighttpd). */
+export type EngineExit = (code: number | null, signal: NodeJS.Signals | null, module?: string) => void;
+
 export interface ModuleEngine {
   readonly kind: EngineKind;
   /** Run directory parts: root/ (mount point), conf/, log/ (access logs, control socket), gate/ (stream gate). */
@@ -38,19 +41,31 @@ export interface ModuleEngine {
    * (lighttpd opens it O_APPEND before its chroot and could not reopen it after).
    */
   readonly logRotation: 'rename' | 'truncate';
+  /** Some server of the engine runs (nginx: its master; lighttpd: any module's process). */
   readonly running: boolean;
+  /**
+   * Ids of the modules of the configuration written last whose server is not running (nginx: all of them while
+   * its master is down; lighttpd: those whose own process is down). The manager restores only these.
+   */
+  down(): string[];
   /** Make the run directory. */
   prepare(): void;
   /** Write the configuration for this module set (used by the next start or reload). */
   configure(c: EngineConfig): void;
   /** Start with the configuration written; shareFd is the guest's share, opened by the daemon. */
   start(shareFd: number, generation: number): Promise<void>;
-  /** Apply the configuration written (nginx: graceful reload; lighttpd: restart, opening the share again). */
+  /**
+   * Apply the configuration written (nginx: graceful reload; lighttpd: stop the processes of modules gone or
+   * changed and start those of modules new or down, opening the share again; the others keep running).
+   */
   reload(generation: number, openShare: () => number): Promise<void>;
   reopenLogs(): void;
   stop(): Promise<void>;
   removeDirs(): void;
-  /** Host pid of the server's main process (tests kill it to prove the restart). */
+  /** Host pid of the server's main process (lighttpd: the first module's; tests kill it to prove the restart). */
   masterPid(): number | undefined;
+  /** Host pid of the process serving module `id` (nginx: its master, shared by all modules). */
+  modulePid(id: string): number | undefined;
+  /** Connections and requests of the whole engine (lighttpd: the sum over its modules' processes). */
   status(): Promise<StubStatus>;
 }

@@ -78,6 +78,8 @@ export function parseStubStatus(text: string): StubStatus {
 export class NginxEngine implements ModuleEngine {
   readonly kind = 'nginx' as const;
   private readonly proc: EngineProcess;
+  /** The modules of the configuration written last. */
+  private ids: string[] = [];
 
   constructor(private readonly o: EngineOptions) {
     const ctlSocket = join(this.dirs.log, CTL_SOCKET);
@@ -102,6 +104,7 @@ export class NginxEngine implements ModuleEngine {
 
   /** Write the configuration for this module set (read by the next start or reload). */
   configure(c: EngineConfig): void {
+    this.ids = c.modules.map((m) => m.id);
     this.writeConf(nginxConf(c));
   }
 
@@ -112,6 +115,11 @@ export class NginxEngine implements ModuleEngine {
   }
 
   get running(): boolean { return this.proc.running; }
+
+  /** One master serves every module: all of them are down while it is. */
+  down(): string[] { return this.proc.running ? [] : [...this.ids]; }
+
+  modulePid(_id: string): number | undefined { return this.masterPid(); }
 
   /** Host pid of unshare (the process the daemon spawned). */
   get launcherPid(): number | undefined { return this.proc.pid; }

@@ -1,5 +1,6 @@
-// The lighttpd configuration of one guest's module engine (pure: text in, text out), the alternative to
-// nginx-conf.ts (daemon setting `module-engine: lighttpd`). Paths are those inside the engine's mount namespace
+// The lighttpd configuration of one module of a guest's module engine (pure: text in, text out; lighttpd-engine.ts
+// runs one lighttpd process per module, each with its own file of this), the alternative to nginx-conf.ts.
+// Paths are those inside the engine's mount namespace
 // (lighttpd-engine.ts): lighttpd reads this file, loads its modules and binds its sockets as root there, then
 // chroots into /jail, which holds only each module's root (/jail/m/<id>, read-only) and the log directory
 // (/jail/log, its logs write-only for it), and drops to the user. So the rest of the share, /usr, the config and
@@ -18,6 +19,8 @@ export const JAIL_ROOTS = '/m';
 export const LT_LOG = '/log';
 /** The control listener (mod_status), a Unix socket in the log directory, reachable only from the host. */
 export const LT_CTL_SOCKET = 'ctl.sock';
+/** A module's own control socket (each module's lighttpd process has one, in the shared log directory). */
+export function ltCtlSocket(id: string): string { return `${id}.${LT_CTL_SOCKET}`; }
 /** The user lighttpd drops to, by name (it resolves it with getpwnam before the chroot: passwd is written for it). */
 export const LT_USER = 'hylics-engine';
 /**
@@ -40,15 +43,21 @@ export interface LighttpdConfOptions {
   limits: ModuleLimits;
   /** Cap of server.max-fds (the engine's hard limit of open files: lighttpd cannot raise it without privilege). */
   maxFds?: number;
+  /** Name of the control socket in the log directory (default LT_CTL_SOCKET; per module: ltCtlSocket(id)). */
+  ctlSocket?: string;
 }
 
-/** Client connections lighttpd may hold: the sum of its modules' limits (+1 for the control socket). */
+/**
+ * Client connections lighttpd may hold: the sum of its modules' limits (+1 for the control socket). The engine
+ * writes one module per process, so this is that module's own cap.
+ */
 export function lighttpdMaxConnections(modules: EngineModule[], limits: ModuleLimits): number {
   return modules.length * limits.maxConnections + 1;
 }
 
 export function lighttpdConf(o: LighttpdConfOptions): string {
   const L = o.limits;
+  const ctl = `${LT_LOG}/${o.ctlSocket ?? LT_CTL_SOCKET}`;
   const conns = lighttpdMaxConnections(o.modules, L);
   const secs = (ms: number): number => Math.max(1, Math.ceil(ms / 1000));
   const mime = Object.entries(MIME).map(([ext, type]) => `  ${q(ext)} => ${q(type)},`).join('\n');
@@ -71,9 +80,9 @@ server.username = ${q(LT_USER)}
 server.groupname = ${q(LT_USER)}
 server.tag = "hylics"
 # the control socket is the default listener: it serves nothing but the status page
-server.bind = ${q(`${LT_LOG}/${LT_CTL_SOCKET}`)}
+server.bind = ${q(ctl)}
 server.document-root = "/.hylics-none"
-$SERVER["socket"] == ${q(`${LT_LOG}/${LT_CTL_SOCKET}`)} {
+$SERVER["socket"] == ${q(ctl)} {
   status.status-url = "/status"
 }
 server.upload-dirs = ( "/tmp" )

@@ -449,9 +449,13 @@ export class ModuleManager extends EventEmitter<ModuleManagerEvents> {
     return this.logCpuSec.get(guestName) ?? 0;
   }
 
-  /** Host pid of the guest's engine: the nginx master, or lighttpd (tests kill it to prove the restart). */
-  workerPid(guestName: string): number | undefined {
-    return this.guests.get(guestName)?.engine?.masterPid();
+  /**
+   * Host pid of the guest's engine: the nginx master, or lighttpd (the first module's process; with `id`, that
+   * module's). Tests kill it to prove the restart.
+   */
+  workerPid(guestName: string, id?: string): number | undefined {
+    const e = this.guests.get(guestName)?.engine;
+    return id === undefined ? e?.masterPid() : e?.modulePid(id);
   }
 
   /** Host pid of the guest's stream gate worker. */
@@ -559,12 +563,19 @@ export class ModuleManager extends EventEmitter<ModuleManagerEvents> {
       st.generation = gen;
     } catch (e) {
       st.engine.configure(this.engineConfig(st, st.generation)); // nginx keeps running the previous configuration
-      // lighttpd was stopped to apply the new one: back to the previous configuration for the guest's other modules
-      if (!st.engine.running && st.generation > 0)
-        await this.spawnEngine(st, st.generation).catch((e2: unknown) =>
+      // a server stopped on the way (nginx that did not start; a lighttpd module process): back to the previous
+      // configuration for the guest's other modules
+      if (st.engine.down().length > 0 && st.generation > 0)
+        await this.startDown(st, st.generation).catch((e2: unknown) =>
           this.log(`restarting the module engine of ${st.guest.name} with its previous configuration failed: ${(e2 as Error).message}`));
       throw e;
     }
+  }
+
+  /** Start what of the engine is down (nginx: the master; lighttpd: the processes of those modules). */
+  private async startDown(st: GuestState, gen: number): Promise<void> {
+    if (st.engine!.running) await st.engine!.reload(gen, () => openShareDir(st.guest.sharePath));
+    else await this.spawnEngine(st, gen);
   }
 
   private async spawnEngine(st: GuestState, gen: number): Promise<void> {
@@ -657,7 +668,8 @@ export class ModuleManager extends EventEmitter<ModuleManagerEvents> {
       user: this.user,
       procsFiles: st.cgroup?.procsFiles() ?? [],
       log: this.log,
-      onExit: (code: number | null, signal: NodeJS.Signals | null) => this.onEngineExit(st, code, signal),
+      onExit: (code: number | null, signal: NodeJS.Signals | null, module?: string) =>
+        this.onEngineExit(st, code, signal, module),
     };
     const engine: ModuleEngine = this.engineKind === 'lighttpd'
       ? new LighttpdEngine({ ...common, lighttpd: findLighttpd()! })
@@ -804,9 +816,10 @@ export class ModuleManager extends EventEmitter<ModuleManagerEvents> {
     return Math.min(RESTART_MIN_MS * 2 ** (st.restarts - 1), RESTART_MAX_MS);
   }
 
-  private onEngineExit(st: GuestState, code: number | null, signal: NodeJS.Signals | null): void {
+  private onEngineExit(st: GuestState, code: number | null, signal: NodeJS.Signals | null, module?: string): void {
     if (st.stopping || this.closed || st.modules.size === 0) return;
-    const delay = this.backoff(st, `engine (${this.engineKind})`, signal ? `killed by ${signal}` : `exited with code ${code}`);
+    const what = `engine (${st.engine?.kind ?? this.engineKind}${module ? `, module ${module}` : ''})`;
+    const delay = this.backoff(st, what, signal ? `killed by ${signal}` : `exited with code ${code}`);
     setTimeout(() => {
       void this.serial(st.guest.name, st.guest, (s) => this.restoreEngine(s)).catch((e: unknown) => {
         this.log(`restarting the module engine of ${st.guest.name} failed: ${(e as Error).message}`);
@@ -816,9 +829,13 @@ export class ModuleManager extends EventEmitter<ModuleManagerEvents> {
   }
 
   private async restoreEngine(st: GuestState): Promise<void> {
-    if (this.closed || st.modules.size === 0 || !st.engine || st.engine.running) return;
-    // keep each module's listen port when it is still free (a client's DNAT'd flow finds it again)
+    if (this.closed || st.modules.size === 0 || !st.engine) return;
+    const down = new Set(st.engine.down());
+    if (down.size === 0) return;
+    // keep each module's listen port when it is still free (a client's DNAT'd flow finds it again); a module whose
+    // server still runs (lighttpd: another module's process died) keeps its port and its connections
     for (const m of st.modules.values()) {
+      if (!down.has(m.info.id)) continue;
       try {
         await probePort(m.info.listen.addr, m.info.listen.port);
       } catch {
@@ -826,7 +843,7 @@ export class ModuleManager extends EventEmitter<ModuleManagerEvents> {
       }
     }
     st.engine.configure(this.engineConfig(st, st.generation));
-    await this.spawnEngine(st, st.generation);
+    await this.startDown(st, st.generation);
     await this.applyRules(st);
   }
 
