@@ -98,9 +98,13 @@ mimetype.assign = (
 ${mime}
   "" => "application/octet-stream",
 )
-# GET and HEAD only (lighttpd would answer a POST to a static file with the file): anything else is refused, 403
-$HTTP["request-method"] !~ "^(GET|HEAD)$" {
-  url.access-deny = ( "" )
+# GET and HEAD only (lighttpd would answer a POST to a static file with the file): anything else is refused, 403.
+# Two string comparisons, not the regex !~ "^(GET|HEAD)$": that one ran pcre2 on every request (~330 more
+# instructions per 4 KiB request in lighttpd's user space, of ~9,100; callgrind, docs/modules.md)
+$HTTP["request-method"] != "GET" {
+  $HTTP["request-method"] != "HEAD" {
+    url.access-deny = ( "" )
+  }
 }
 accesslog.format = ${q(LT_LOG_FORMAT)}
 server.max-connections = ${conns}
