@@ -187,6 +187,79 @@ test('socket offload: example file server in a sandbox guest, client in another 
     assert.equal(s.inFlight, 0);
   });
 
+  await t.test('a hand-back the guest cannot restore: release { finish: true } finishes it from the kept state (whole range, then FIN)', async () => {
+    // an app in the guest that runs the guest library's own handoff (handoffQuiesced, autoRelease) but gets a state it
+    // cannot restore (its answer's localAddr spoiled on the way in): the library asks the host for release { finish:
+    // true }, the host restores its kept copy of the connection and sends the range's tail, then FIN
+    const body = randomBytes(3 * MiB + 123);
+    await writeFile(join(v.share.path, 'rf'), body);
+    const mod = (m: string): string => JSON.stringify(new URL(`../../src/${m}`, import.meta.url).href);
+    const app = `import { createServer } from 'node:net';
+import { existsSync } from 'node:fs';
+import { AgentClient, defaultAgentSocket } from ${mod('guest/lib.js')};
+import { handoffQuiesced, hostOffloadSocket } from ${mod('guest/offload.js')};
+import { quiesce } from ${mod('os/tcp-repair.js')};
+const [port, size] = process.argv.slice(2).map(Number);
+const direct = hostOffloadSocket();
+const c = await AgentClient.connect({ socket: direct && existsSync(direct) ? direct : defaultAgentSocket(), name: 'release-finish' });
+const plain = (a) => a.replace(/^::ffff:/, '');
+createServer((s) => s.once('data', async () => {
+  s.write('HTTP/1.1 200 OK\\r\\nContent-Length: ' + size + '\\r\\nConnection: keep-alive\\r\\n\\r\\n');
+  const q = await quiesce(s, 2000, 65536);
+  const call = async (op, p, o) => {
+    const r = await c.request(op, p, o);
+    if (op === 'offload.socket.handoff' && r.state) r.state = { ...r.state, localAddr: 'not-an-address' };
+    if (op === 'offload.socket.release') console.log('release ' + JSON.stringify(p) + ' -> ' + JSON.stringify(r));
+    return r;
+  };
+  const flow = { localAddr: plain(s.localAddress), localPort: s.localPort, remoteAddr: plain(s.remoteAddress), remotePort: s.remotePort };
+  try {
+    const r = await handoffQuiesced(q.fd, { ...flow, path: 'rf', offset: 0, count: size, mode: 'return' }, call, { inPlace: true });
+    console.log('unexpected outcome ' + r.outcome);
+  } catch (e) { console.log('handoff lost: ' + e.code + ': ' + e.message); }
+  s.destroy();
+})).listen(port, '0.0.0.0', () => console.log('listening'));
+`;
+    await writeFile(join(v.share.path, 'rf-app.mjs'), app);
+    const APP_PORT = PORT + 1;
+    const ex2 = await hylics(withOpts(['guest', 'exec', g, '--', 'sh', '-c', `${process.execPath} /mnt/hylics/rf-app.mjs ${APP_PORT} ${body.length} > /run/hylics/rf.log 2>&1 &`]));
+    assert.equal(ex2.code, 0, ex2.stderr);
+    const { readFile } = await import('node:fs/promises');
+    const appLog = (): Promise<string> => readFile(join(dir, 'guests', g, 'run', 'rf.log'), 'utf8').catch(() => '');
+    for (let i = 0; i < 100 && !/listening/.test(await appLog()); i++) await new Promise((res) => setTimeout(res, 200));
+    assert.match(await appLog(), /listening/);
+    // the client reads until the connection ends: FIN (recv gives b''), or an RST (ConnectionResetError)
+    const client = `import socket, sys, hashlib
+s = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=60)
+s.sendall(b'GET /rf HTTP/1.1\\r\\nHost: x\\r\\n\\r\\n')
+buf = b''
+try:
+    while True:
+        d = s.recv(1 << 20)
+        if not d:
+            end = 'FIN'
+            break
+        buf += d
+except ConnectionResetError:
+    end = 'RST'
+except socket.timeout:
+    end = 'TIMEOUT'
+head, _, body = buf.partition(b'\\r\\n\\r\\n')
+print(end, len(body), hashlib.sha256(body).hexdigest())`;
+    const r = await inW('python3', ['-c', client, addr, String(APP_PORT)], 120_000);
+    assert.equal(r.code, 0, r.stderr.toString());
+    const log = await appLog();
+    assert.deepEqual(r.stdout.toString().trim().split(' '), ['FIN', String(body.length), sha(body)], log);
+    // the app saw the handoff lost, after the library's release with finish found the host's kept state (released:
+    // true; a state the host had dropped, after RETURNED_KEEP_MS, answers false and the host finishes on its own)
+    for (let i = 0; i < 50 && !/handoff lost/.test(await appLog()); i++) await new Promise((res) => setTimeout(res, 200));
+    assert.match(await appLog(), /release \{"handoff":"[^"]+","finish":true\} -> \{"released":true\}\nhandoff lost: HYLICS_ERR_INVALID_ARGUMENT/);
+    // and nothing of it stays: the steering sets empty, no host socket on the guest's address
+    const left = await waitLeftOver(g, dir, addr, CLOSE_MAX_MS + LINGER_MS + 10_000);
+    assert.deepEqual(left.flows, { hold: [], steer: [], back: [] }, 'no flow left in the steering sets');
+    assert.deepEqual(left.socks, [], 'no host socket or orphan on the guest\'s address');
+  });
+
   await t.test('faults: client reset mid-send; the next client is served', async () => {
     // curl gives up after 2 MB of 200 MiB: the client closes with unread data (RST from the client)
     const r = await inW('sh', ['-c', `curl -s --max-filesize 1 -o /dev/null ${base}/200m; curl -s ${base}/200m | head -c 2000000 > /dev/null; echo done`], 120_000);
