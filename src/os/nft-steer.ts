@@ -73,6 +73,14 @@ export function renderSteerTable(guest: string, tag = ''): string {
   const key = 'type ipv4_addr . inet_service . ipv4_addr . inet_service;';
   const toGuest = 'ip daddr . tcp dport . ip saddr . tcp sport'; // a client's packet, as guest . client
   const fromGuest = 'ip saddr . tcp sport . ip daddr . tcp dport'; // a guest's packet, as guest . client
+  // a client's packets, in prerouting (another host or namespace) and in output (a client on the host itself): the
+  // hot path first, a steered flow's packets (every ACK of a host send) are marked and leave the chain after one set
+  // lookup; the sets are disjoint (a flow is in one at a time), so the order of these rules does not change a verdict
+  const fromClient = [
+    `    meta l4proto tcp ${toGuest} @steer meta mark set ${STEER_MARK} accept`,
+    `    meta l4proto tcp ${toGuest} @hold drop`,
+    `    meta l4proto tcp ${toGuest} @back drop`,
+  ];
   return [
     `table ${t} {}`,
     `delete table ${t}`,
@@ -84,12 +92,8 @@ export function renderSteerTable(guest: string, tag = ''): string {
     `  set back { ${key} flags dynamic,timeout; timeout ${BACK_HOLD_MAX_S}s; }`,
     '  chain pre {',
     '    type filter hook prerouting priority mangle; policy accept;',
-    // the hot path first: a steered flow's client packets (every ACK of a host send) are marked and leave the chain
-    // after one set lookup (they used to walk all nine rules: eight lookups before the mark); the sets are
-    // disjoint (a flow is in one at a time), so the order of the client-side rules does not change a verdict
-    `    meta l4proto tcp ${toGuest} @steer meta mark set ${STEER_MARK} accept`,
-    `    meta l4proto tcp ${toGuest} @hold drop`,
-    `    meta l4proto tcp ${toGuest} @back drop`,
+    // first (they used to walk all nine rules: eight lookups before the mark)
+    ...fromClient,
     // the guest's packets come in on its link; on lo they are the host's own socket's, looped back to a client on
     // the host itself (its replies pass prerouting too: dropping them stalled such clients)
     '    iif lo accept',
@@ -104,9 +108,7 @@ export function renderSteerTable(guest: string, tag = ''): string {
     '  }',
     '  chain out {',
     '    type route hook output priority mangle; policy accept;',
-    `    meta l4proto tcp ${toGuest} @steer meta mark set ${STEER_MARK} accept`,
-    `    meta l4proto tcp ${toGuest} @hold drop`,
-    `    meta l4proto tcp ${toGuest} @back drop`,
+    ...fromClient,
     '  }',
     '}',
     '',
