@@ -7,11 +7,14 @@
 // from /proc) and CPU seconds per GB in the guest's cgroup and on the host (hylicsd and its module workers, or
 // the host server). Writes bench/results/socket-offload.{json,svg}.
 //   npm run bench -- socket-offload [--duration 5] [--connections 4] [--sizes 1,16,64] (MiB)
-//   [--schemes socket,host] (only these rows)
+//   [--schemes socket,host] (only these rows) [--warmup 1] (unmeasured seconds of wrk per row first; 0: none)
 // (HYLICS_OFFLOAD_NETLINK=0 in the environment: the daemon changes steering sets through nft instead of netlink;
 // HYLICS_OFFLOAD_TRACE=1: the guest's per-step times and the daemon's per-handoff lines go to TRACE_FILE;
 // HYLICS_BENCH_GUEST_NODE_ARGS='--perf-basic-prof': node's arguments for the guest's socket-offload server, e.g. for
-// `perf record -g -p PID` of it, with its /tmp/perf-NSPID.map copied out of the guest as /tmp/perf-PID.map)
+// `perf record -g -p PID` of it, with its /tmp/perf-NSPID.map copied out of the guest as /tmp/perf-PID.map; with
+// any such arguments the server's output (e.g. of --trace-deopt) is copied out as GUEST_LOG_FILE at the end)
+// Each row first runs wrk unmeasured for --warmup seconds (WARMUP_SEC; the same for every scheme, the host row's
+// server is Node too): the usual JIT-benchmark practice, so the measured run sees optimized code, not V8 compiling.
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -28,6 +31,9 @@ import { benchSession } from './lib/session.js';
 
 const log = benchLog('socket-offload');
 const DURATION = arg('duration', 5);
+/** Unmeasured wrk per row before the measured run (s): V8 optimizes the servers' hot code meanwhile. */
+const WARMUP_SEC = 1;
+const WARMUP = arg('warmup', WARMUP_SEC);
 const CONNECTIONS = arg('connections', 4);
 const SIZES = argStr('sizes', '1,16,64').split(',').map(Number);
 const ALL_SCHEMES = ['guest', 'socket', 'module', 'host'] as const;
@@ -36,6 +42,8 @@ const SCHEMES = argStr('schemes', ALL_SCHEMES.join(',')).split(',') as Scheme[];
 const MiB = 1024 * 1024;
 const CLK_TCK = 100;
 const TRACE_FILE = join(tmpdir(), 'hylics-socket-offload-trace.txt');
+/** The guest's socket-offload server's stdout/stderr, copied out when HYLICS_BENCH_GUEST_NODE_ARGS is set. */
+const GUEST_LOG_FILE = join(tmpdir(), 'hylics-socket-offload-guest.log');
 
 type Scheme = (typeof ALL_SCHEMES)[number];
 interface Row {
@@ -118,6 +126,7 @@ async function main(): Promise<void> {
     const rows: Row[] = [];
     for (const m of SIZES) {
       for (const sc of ALL_SCHEMES.filter((x) => SCHEMES.includes(x))) {
+        if (WARMUP > 0) await runRaw('ip', ['netns', 'exec', W, 'wrk', '-t1', `-c${CONNECTIONS}`, `-d${WARMUP}s`, '--timeout', '30s', url[sc](m)]);
         const c0 = ctxSwitches(procsFile);
         const g0 = cgroupCpuSeconds(cg);
         const h0 = sc === 'host' ? treeCpu(hostServer.pid!) : treeCpu(daemonPid);
@@ -145,6 +154,10 @@ async function main(): Promise<void> {
       writeFileSync(TRACE_FILE, `${guestLines}\n${hostLines.join('\n')}\n`);
       log(`trace: ${TRACE_FILE}`);
     }
+    if (gargs) {
+      writeFileSync(GUEST_LOG_FILE, (await s.gexec(g, 'cat /run/hylics/fs-socket.log')).stdout);
+      log(`guest server's output: ${GUEST_LOG_FILE}`);
+    }
     const off = ((await s.cli(['guest', 'show', g, '--json'])).json as GuestView).offload?.socket;
     const ratios = SIZES.map((m) => {
       const mb = (sc: Scheme): number => rows.find((r) => r.scheme === sc && r.sizeMiB === m)?.MBps ?? NaN;
@@ -155,7 +168,7 @@ async function main(): Promise<void> {
     const goal = ratios.every((q) => q.socketVsHost >= 0.9);
     log(`goal (socket >= 0.9x a plain host socket for >= 1 MiB): ${goal ? 'met' : 'NOT met'}`);
     const result = {
-      bench: 'socket-offload', date: new Date().toISOString(), durationSec: DURATION, connections: CONNECTIONS,
+      bench: 'socket-offload', date: new Date().toISOString(), durationSec: DURATION, warmupSec: WARMUP, connections: CONNECTIONS,
       loadAverage: readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).map(Number),
       machine: { cpus: Number(execFileSync('nproc').toString().trim()), kernel: execFileSync('uname', ['-r']).toString().trim() },
       note: 'wrk -t1 in a client netns routed through the host; guest = sandbox guest capped at 1 CPU. ctx/s: all threads of the guest cgroup\'s processes (/proc). Host CPU: hylicsd + module workers (guest/socket/module rows; the guest row includes only the daemon\'s idle work) or the host server process. Handoff latency: host-side takeover + hand-back without the send. No RAPL: energy only as CPU time.',
