@@ -63,6 +63,10 @@ export interface RequestOptions {
   /** Explicit request id (to retry an idempotent op with the same id, see allocId()). */
   id?: number;
   signal?: AbortSignal;
+  /** The params are built by this process's own code to the op's schema (e.g. the socket-offload handoff's state,
+   *  packed from the kernel's dump): not checked again here. The remote checks every request's params anyway
+   *  (src/os/channel/incoming.ts); this only saves the sender's own copy of that check on a hot path. */
+  trustedParams?: boolean;
 }
 
 export interface PeerStats {

@@ -66,6 +66,11 @@ test('hello exchange, requests and replies both ways, schemas checked', async (t
   const many = await Promise.all(Array.from({ length: 200 }, (_, i) => guest.request('test.echo', { s: `m${i}` })));
   assert.equal((many[199] as { s: string }).s, 'M199');
   await assert.rejects(guest.request('test.echo', { s: 5 } as never), code('HYLICS_ERR_CHANNEL_BAD_MESSAGE'));
+  // trustedParams: the sender does not check, the remote still does (its handler never sees them)
+  const out = guest.stats.framesOut;
+  await assert.rejects(guest.request('test.echo', { s: 5 } as never, { trustedParams: true }), code('HYLICS_ERR_CHANNEL_BAD_MESSAGE'));
+  assert.ok(guest.stats.framesOut > out, 'the request went out unchecked');
+  assert.deepEqual(await guest.request('test.echo', { s: 'ok' }, { trustedParams: true }), { s: 'OK' });
   await assert.rejects(guest.request('no.such', {}), code('HYLICS_ERR_CHANNEL_UNKNOWN_OP'));
   assert.ok((await guest.ping()) >= 0);
 });
