@@ -11,8 +11,10 @@
 // (HYLICS_OFFLOAD_NETLINK=0 in the environment: the daemon changes steering sets through nft instead of netlink;
 // HYLICS_OFFLOAD_TRACE=1: the guest's per-step times and the daemon's per-handoff lines go to TRACE_FILE;
 // HYLICS_BENCH_GUEST_NODE_ARGS='--perf-basic-prof': node's arguments for the guest's socket-offload server, e.g. for
-// `perf record -g -p PID` of it, with its /tmp/perf-NSPID.map copied out of the guest as /tmp/perf-PID.map; with
-// any such arguments the server's output (e.g. of --trace-deopt) is copied out as GUEST_LOG_FILE at the end)
+// `perf record -g -p PID` of it (PID: `pgrep -n -f '^/usr/bin/node --perf-basic-prof .*--port 8080'`); copy its map
+// out by hand before it exits, `cp /proc/PID/root/tmp/perf-NSPID.map /tmp/perf-PID.map` (NSPID: the last NSpid in
+// /proc/PID/status); with any such arguments the server's output (e.g. of --trace-deopt) is copied out as
+// GUEST_LOG_FILE at the end)
 // Each row first runs wrk unmeasured for --warmup seconds (WARMUP_SEC; the same for every scheme, the host row's
 // server is Node too): the usual JIT-benchmark practice, so the measured run sees optimized code, not V8 compiling.
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
