@@ -20,12 +20,19 @@ test('the lighttpd config carries the jail, the guarantees and the limits', () =
   const c = lighttpdConf({ modules: mods, limits: DEFAULT_LIMITS });
   for (const line of ['server.chroot = "/jail"', 'server.username = "hylics-engine"', 'server.follow-symlink = "enable"',
     'server.max-read-idle = 10', 'server.max-keep-alive-idle = 5', 'server.max-write-idle = 60', 'server.max-request-field-size = 8192',
-    'server.max-connections = 2049', 'server.listen-backlog = 1024', 'server.bind = "/log/ctl.sock"', 'status.status-url = "/status"',
-    '$SERVER["socket"] == "10.0.0.1:40001" {', '$SERVER["socket"] == "0.0.0.0:18080" {', 'server.document-root = "/m/http-1"',
+    'server.max-connections = 2049', 'server.listen-backlog = 1024', 'status.status-url = "/status"',
+    // the first module: the default listener, global root and log; the control socket and the others: conditions
+    'server.bind = "10.0.0.1"\nserver.port = 40001\nserver.document-root = "/m/http-1"\naccesslog.filename = "/log/http-1.access"\n',
+    '$SERVER["socket"] == "/log/ctl.sock" {\n  server.document-root = "/.hylics-none"\n  accesslog.filename = ""\n',
+    '$SERVER["socket"] == "0.0.0.0:18080" {', '$SERVER["socket"] == "10.0.0.1:40002" {',
     'server.document-root = "/m/http-2"', 'accesslog.filename = "/log/http-2.access"', 'url.access-deny = ( "" )']) {
     assert.ok(c.includes(line), line);
   }
   assert.match(c, /^server.modules = \( "mod_access", "mod_accesslog", "mod_status" \)$/m, 'no mod_dirlisting: no directory listing');
+  assert.ok(!c.includes('$SERVER["socket"] == "10.0.0.1:40001"'), 'the default listener has no condition');
+  // one module (as the engine writes it): the control socket is the only $SERVER condition a request is matched to
+  const one = lighttpdConf({ modules: [mods[1]!], limits: DEFAULT_LIMITS });
+  assert.deepEqual(one.match(/^\$SERVER\["socket"\] == "[^"]*"/gm), ['$SERVER["socket"] == "/log/ctl.sock"']);
   assert.equal(lighttpdMaxConnections(mods, DEFAULT_LIMITS), 2049);
   assert.match(lighttpdConf({ modules: mods, limits: DEFAULT_LIMITS, maxFds: 1000 }), /server\.max-fds = 1000\n/);
   assert.throws(() => lighttpdConf({ modules: [{ ...mods[0]!, id: 'a"evil' }], limits: DEFAULT_LIMITS }), /unsafe/);
