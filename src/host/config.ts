@@ -7,14 +7,14 @@ import { parse } from 'yaml';
 import { HylicsError } from '../core/errors/index.js';
 import { parseSize } from '../core/units.js';
 import { SANDBOX_ISOLATIONS } from './drivers/sandbox.js';
-import { DEFAULT_ENGINE, ENGINE_KINDS } from './modules/engine-api.js';
+import { DEFAULT_ENGINE, ENGINE_SETTINGS } from './modules/engine-api.js';
 
 export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error'] as const;
 export const LOG_FORMATS = ['auto', 'text', 'json'] as const;
 /** How sandbox guests are isolated: container is the boundary (docs/operations.md). */
 export { SANDBOX_ISOLATIONS as SANDBOX_ISOLATION_VALUES };
 /** The server behind every guest's host-side modules (docs/modules.md). */
-export { ENGINE_KINDS as MODULE_ENGINE_VALUES };
+export { ENGINE_SETTINGS as MODULE_ENGINE_VALUES };
 
 type Kind = { type: 'path' } | { type: 'size' } | { type: 'string' } | { type: 'boolean' } | { type: 'list' } | { type: 'enum'; values: readonly string[] };
 
@@ -29,7 +29,7 @@ export const DAEMON_SETTINGS = {
   'log-format': { kind: { type: 'enum', values: LOG_FORMATS }, live: true },
   'share-budget': { kind: { type: 'size' }, live: false },
   'sandbox-isolation': { kind: { type: 'enum', values: SANDBOX_ISOLATIONS }, live: false },
-  'module-engine': { kind: { type: 'enum', values: ENGINE_KINDS }, live: false },
+  'module-engine': { kind: { type: 'enum', values: ENGINE_SETTINGS }, live: false },
 } as const satisfies Record<string, { kind: Kind; live: boolean }>;
 
 export type SettingKey = keyof typeof DAEMON_SETTINGS;
@@ -47,7 +47,7 @@ export interface DaemonSettings {
   /** For sandbox guests started from now on (a running guest keeps the isolation it was started with). */
   sandboxIsolation: (typeof SANDBOX_ISOLATIONS)[number];
   /** The server of guests' module engines started from now on (a running engine keeps its server). */
-  moduleEngine: (typeof ENGINE_KINDS)[number];
+  moduleEngine: (typeof ENGINE_SETTINGS)[number];
 }
 
 /** `log-level` -> `logLevel`: the commander attribute name of the flag. */

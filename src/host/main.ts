@@ -11,7 +11,7 @@ import { Daemon } from './daemon.js';
 import { buildApi } from './http.js';
 import { wireBackends } from './wiring.js';
 import type { SandboxIsolation } from './drivers/sandbox.js';
-import type { EngineKind } from './modules/engine-api.js';
+import type { EngineSetting } from './modules/engine-api.js';
 import { guardInstalled } from '../os/nft-guard.js';
 import { writeFileAtomic } from '../os/atomic-file.js';
 import { apiTokenPath, ensureApiToken } from './api-auth.js';
@@ -38,7 +38,7 @@ export interface DaemonProcessOptions {
   /** Sandbox guests as crun containers (default) or namespaces only. */
   sandboxIsolation?: SandboxIsolation;
   /** The server behind guests' host-side modules (default DEFAULT_ENGINE). */
-  moduleEngine?: EngineKind;
+  moduleEngine?: EngineSetting;
 }
 
 async function pidAlive(pid: number): Promise<boolean> {

@@ -10,7 +10,7 @@ import { MicrovmDriver } from './drivers/microvm.js';
 import { LibvirtDriver } from './drivers/libvirt.js';
 import { renderLibvirtXml } from './libvirt.js';
 import { ModuleManager, moduleBackend } from './modules/index.js';
-import type { EngineKind } from './modules/engine-api.js';
+import type { EngineSetting } from './modules/engine-api.js';
 import { createChannelBackend } from './channel-backend.js';
 import { SocketOffload } from './offload/socket.js';
 import { TierUses } from './tier-uses.js';
@@ -25,7 +25,7 @@ export interface WireOptions {
   /** Sandbox guests as crun containers (default) or namespaces only. */
   sandboxIsolation?: SandboxIsolation;
   /** The server behind the guests' module engines (daemon setting module-engine; default DEFAULT_ENGINE). */
-  moduleEngine?: EngineKind;
+  moduleEngine?: EngineSetting;
 }
 
 /** A short id of a daemon on this host: the first 8 hex digits of sha256(its resolved state dir). */

@@ -1,13 +1,31 @@
 // What the module manager needs from a guest's module engine, whichever server it is (nginx: engine.ts +
 // nginx-conf.ts; lighttpd: lighttpd-engine.ts + lighttpd-conf.ts). The choice is made in one place: the daemon
-// setting `module-engine` (src/host/config.ts), passed to the ModuleManager as `engine`.
+// setting `module-engine` (src/host/config.ts), passed to the ModuleManager as `engine`: one server for every
+// guest, or `auto` (the default), which picks per guest (engineFor).
 import type { EngineModule } from './nginx-conf.js';
 import type { ModuleLimits } from './types.js';
 
 export const ENGINE_KINDS = ['nginx', 'lighttpd'] as const;
 export type EngineKind = (typeof ENGINE_KINDS)[number];
-/** The module engine a daemon uses when its settings name none. */
-export const DEFAULT_ENGINE: EngineKind = 'nginx';
+/**
+ * The daemon setting `module-engine`: one server for every guest, or `auto`: lighttpd for a guest whose modules are
+ * all `http` (one process per module, the cheaper server at small files), nginx for a guest with a `stream` module
+ * (its gate needs nginx's auth_request). A guest whose module set crosses that line switches engines.
+ */
+export const ENGINE_SETTINGS = ['auto', 'nginx', 'lighttpd'] as const;
+export type EngineSetting = (typeof ENGINE_SETTINGS)[number];
+/** The module engine setting a daemon uses when its settings name none. */
+export const DEFAULT_ENGINE: EngineSetting = 'auto';
+
+/**
+ * The server for a guest whose modules have these kinds under `setting` (auto: nginx when one is `stream` or
+ * lighttpd is not installed, else lighttpd).
+ */
+export function engineFor(setting: EngineSetting, kinds: Iterable<string>, lighttpdInstalled: boolean): EngineKind {
+  if (setting !== 'auto') return setting;
+  for (const k of kinds) if (k === 'stream') return 'nginx';
+  return lighttpdInstalled ? 'lighttpd' : 'nginx';
+}
 
 export interface EngineConfig {
   /** Increases with every change of the guest's module set (nginx answers it on its control socket). */

@@ -1,18 +1,18 @@
-// One guest's module engine as lighttpd (daemon setting `module-engine: lighttpd`; nginx is engine.ts): ONE lighttpd
-// PROCESS PER MODULE, each with its own config (conf/<id>/), listen address, connection cap (server.max-connections),
-// access log and control socket, all in the guest's module cgroup. Adding, removing or restarting a module starts or
-// stops only its process: the guest's other modules keep their connections (lighttpd cannot re-read its config after
-// its chroot, so one process for all would restart all). Each process has the same launcher shape as nginx's: unshare'd
-// mount + PID namespaces whose root is a small tmpfs holding /usr (lighttpd and its libraries), the config (+ a
-// passwd/group naming the unprivileged user), the log directory and /jail/m/<id>, the module's root (opened by the
-// daemon beneath the share without following symlinks, bound by its fd, read-only, nodev, nosuid, noexec). lighttpd
-// starts as root there with no capability but setuid, setgid and sys_chroot (bounding set, no_new_privs), loads its
-// modules, binds (the control socket at /log), chroots into /jail and drops to the user, then opens its access logs
-// (/jail/log: the same directory, which the user can pass through but not list, each log write-only for it): whatever
-// path or symlink a client or the guest tries, it resolves to a file of the guest's module roots or to nothing. A root
-// shell stays pid 1 of the PID namespace (lighttpd's own uid change clears the parent-death signal; pid 1 keeps it):
-// when the daemon dies, unshare dies, pid 1 gets SIGKILL and the kernel kills lighttpd with its namespace. Everything
-// runs in the guest's module cgroup.
+// One guest's module engine as lighttpd (daemon setting `module-engine: lighttpd`, or the default `auto` for a guest
+// without a stream module; nginx is engine.ts): ONE lighttpd PROCESS PER MODULE, each with its own config (conf/<id>/),
+// listen address, connection cap (server.max-connections), access log and control socket, all in the guest's module
+// cgroup. Adding, removing or restarting a module starts or stops only its process: the guest's other modules keep
+// their connections (lighttpd cannot re-read its config after its chroot, so one process for all would restart all).
+// Each process has the same launcher shape as nginx's: unshare'd mount + PID namespaces whose root is a small tmpfs
+// holding /usr (lighttpd and its libraries), the config (+ a passwd/group naming the unprivileged user), the log
+// directory and /jail/m/<id>, the module's root (opened by the daemon beneath the share without following symlinks,
+// bound by its fd, read-only, nodev, nosuid, noexec). lighttpd starts as root there with no capability but setuid,
+// setgid and sys_chroot (bounding set, no_new_privs), loads its modules, binds (the control socket at /log), chroots
+// into /jail and drops to the user, then opens its access logs (/jail/log: the same directory, which the user can pass
+// through but not list, each log write-only for it): whatever path or symlink a client or the guest tries, it resolves
+// to a file of the guest's module roots or to nothing. A root shell stays pid 1 of the PID namespace (lighttpd's own
+// uid change clears the parent-death signal; pid 1 keeps it): when the daemon dies, unshare dies, pid 1 gets SIGKILL
+// and the kernel kills lighttpd with its namespace. Everything runs in the guest's module cgroup.
 import { chmodSync, chownSync, closeSync, constants as fsc, openSync, mkdirSync, readFileSync, renameSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { HylicsError } from '../../core/errors/index.js';

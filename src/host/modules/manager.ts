@@ -1,10 +1,11 @@
-// The module manager (daemon side): starts, lists and stops a guest's middleware modules. Per guest, one engine
-// (nginx, engine.ts; or lighttpd with the daemon setting module-engine, lighttpd-engine.ts; engine-api.ts) serves
-// every module of that guest (unprivileged, its own mount namespace holding only the share, the guest's module
-// cgroup), reloaded when the guest's module set changes and restarted with back-off
-// when it dies; guests with `stream` modules also get a gate worker (worker-main.ts) that nginx asks before it
-// sends a media segment. nft rules steer guestAddr:port to the engine. Everything is keyed by the guest name
-// the daemon passes in: a guest can only ever name its own modules.
+// The module manager (daemon side): starts, lists and stops a guest's middleware modules. Per guest, one engine (the
+// daemon setting module-engine: auto, the default, picks lighttpd for a guest with http modules only and nginx for one
+// with a stream module, switching when that changes; or nginx or lighttpd for every guest; engine.ts,
+// lighttpd-engine.ts, engine-api.ts) serves every module of that guest (unprivileged, its own mount namespace holding
+// only the share, the guest's module cgroup), reloaded when the guest's module set changes and restarted with back-off
+// when it dies; guests with `stream` modules also get a gate worker (worker-main.ts) that nginx asks before it sends a
+// media segment. nft rules steer guestAddr:port to the engine. Everything is keyed by the guest name the daemon passes
+// in: a guest can only ever name its own modules.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { closeSync, constants as fsc, mkdirSync, openSync, readdirSync, rmdirSync, rmSync } from 'node:fs';
@@ -20,7 +21,7 @@ import { openDirBeneath, openShareDir } from '../../os/native.js';
 import { applyModuleRules, listModuleTableGuests, removeModuleRules, type DnatRule } from '../../os/nft.js';
 import { entryArgv, NODE_BIN } from '../../os/self.js';
 import { AccessLog, type AccessTotals } from './access-log.js';
-import { DEFAULT_ENGINE, type EngineConfig, type EngineKind, type ModuleEngine, type StubStatus } from './engine-api.js';
+import { DEFAULT_ENGINE, engineFor, type EngineConfig, type EngineKind, type EngineSetting, type ModuleEngine, type StubStatus } from './engine-api.js';
 import { findNginx, NginxEngine } from './engine.js';
 import { findLighttpd, LighttpdEngine } from './lighttpd-engine.js';
 import type { EngineModule } from './nginx-conf.js';
@@ -55,10 +56,11 @@ export interface ModuleManagerOptions {
   /** nginx `disable_symlinks` (default true). Off only for the benchmark that measures its cost. */
   disableSymlinks?: boolean;
   /**
-   * The server each guest's modules run on (daemon setting `module-engine`, default DEFAULT_ENGINE). lighttpd serves
-   * `http` modules only: a `stream` module is refused with HYLICS_ERR_MODULE_ENGINE (docs/modules.md).
+   * The server each guest's modules run on (daemon setting `module-engine`, default DEFAULT_ENGINE = auto: per guest,
+   * engineFor). lighttpd serves `http` modules only: with `lighttpd` a `stream` module is refused with
+   * HYLICS_ERR_MODULE_ENGINE; with `auto` it switches the guest to nginx (docs/modules.md).
    */
-  engine?: EngineKind;
+  engine?: EngineSetting;
   /** Install nft rules (default true). Off only for benchmarks that talk to the listen address directly. */
   steer?: boolean;
   /**
@@ -133,8 +135,8 @@ export class ModuleManager extends EventEmitter<ModuleManagerEvents> {
    */
   readonly owner: string;
   private readonly disableSymlinks: boolean;
-  /** The server every guest's module engine is (ModuleManagerOptions.engine). */
-  readonly engineKind: EngineKind;
+  /** The daemon's module-engine setting (ModuleManagerOptions.engine): a server, or auto (per guest). */
+  readonly engineSetting: EngineSetting;
   private readonly steer: boolean;
   private readonly log: (msg: string) => void;
   private readonly timer: NodeJS.Timeout;
@@ -162,7 +164,7 @@ export class ModuleManager extends EventEmitter<ModuleManagerEvents> {
     this.runRoot = opts.runDir ?? join(tmpdir(), 'hylics-modules');
     this.owner = opts.tableTag ?? createHash('sha256').update(this.runRoot).digest('hex').slice(0, OWNER_HEX);
     this.disableSymlinks = opts.disableSymlinks ?? true;
-    this.engineKind = opts.engine ?? DEFAULT_ENGINE;
+    this.engineSetting = opts.engine ?? DEFAULT_ENGINE;
     this.steer = opts.steer ?? true;
     this.log = opts.log ?? (() => {});
     this.registry = opts.registry ?? new Registry();
@@ -195,7 +197,7 @@ export class ModuleManager extends EventEmitter<ModuleManagerEvents> {
       }),
       restarts: new Counter({
         name: 'hylics_module_worker_restarts_total',
-        help: 'Module engine (nginx) or gate processes restarted after dying',
+        help: 'Module engine (nginx, lighttpd) or gate processes restarted after dying',
         labelNames: ['guest'],
         registers: r,
       }),
@@ -253,16 +255,17 @@ export class ModuleManager extends EventEmitter<ModuleManagerEvents> {
             });
       }
       checkRoot(guest.sharePath, o.root);
-      if (o.kind === 'stream' && this.engineKind !== 'nginx')
+      if (o.kind === 'stream' && this.engineSetting === 'lighttpd')
         throw new HylicsError(
           'HYLICS_ERR_MODULE_ENGINE',
-          `stream modules need the nginx module engine (this daemon's module-engine is ${this.engineKind})`,
-          { guest: guest.name, kind: o.kind, engine: this.engineKind },
+          `stream modules need the nginx module engine (this daemon's module-engine is ${this.engineSetting})`,
+          { guest: guest.name, kind: o.kind, engine: this.engineSetting },
         );
-      if (!this.engineBinary())
+      const kind = this.kindFor(st, o.kind);
+      if (!engineBinary(kind))
         throw new HylicsError(
           'HYLICS_ERR_MODULE_WORKER',
-          `${this.engineKind} is not installed (the module engine; Debian package ${this.engineKind}, see scripts/debian-packages.txt)`,
+          `${kind} is not installed (the module engine; Debian package ${kind}, see scripts/debian-packages.txt)`,
         );
       if (o.hostPort !== undefined) await probePort('0.0.0.0', o.hostPort);
       const listenPort = await probePort(guest.hostAddr, 0);
@@ -285,10 +288,11 @@ export class ModuleManager extends EventEmitter<ModuleManagerEvents> {
       const mod: Mod = {
         info,
         opts: o,
-        log: new AccessLog(join(st.runDir, 'log', `${id}.access`), () => st.engine?.reopenLogs(), this.engineKind),
+        log: new AccessLog(join(st.runDir, 'log', `${id}.access`), () => st.engine?.reopenLogs(), kind),
       };
       st.modules.set(id, mod);
       try {
+        await this.switchEngine(st); // auto: a first stream module moves the guest to nginx
         if (o.kind === 'stream') await this.startGateModule(st, mod);
         await this.applyEngine(st);
         await this.applyRules(st);
@@ -331,6 +335,10 @@ export class ModuleManager extends EventEmitter<ModuleManagerEvents> {
       await this.applyRules(s);
       if (s.modules.size === 0) await this.teardown(s);
       else {
+        // auto: the last stream module gone moves the guest to lighttpd (the gate goes with nginx)
+        await this.switchEngine(s).catch((e: unknown) =>
+          this.log(`switching the module engine of ${guestName} failed: ${(e as Error).message}`),
+        );
         await this.applyEngine(s).catch((e: unknown) =>
           this.log(`reloading the module engine of ${guestName} failed: ${(e as Error).message}`),
         );
@@ -456,6 +464,11 @@ export class ModuleManager extends EventEmitter<ModuleManagerEvents> {
   workerPid(guestName: string, id?: string): number | undefined {
     const e = this.guests.get(guestName)?.engine;
     return id === undefined ? e?.masterPid() : e?.modulePid(id);
+  }
+
+  /** The server the guest's module engine is now (undefined while the guest runs no module). */
+  engineOf(guestName: string): EngineKind | undefined {
+    return this.guests.get(guestName)?.engine?.kind;
   }
 
   /** Host pid of the guest's stream gate worker. */
@@ -609,6 +622,50 @@ export class ModuleManager extends EventEmitter<ModuleManagerEvents> {
     if (mod.opts.kind === 'stream' && st.gate)
       await this.gateRequest(st, { op: 'stop', id: mod.info.id }, mod.info.id).catch(() => {});
     if (st.modules.size === 0) await this.teardown(st);
+    else if (!st.engine || st.engine.kind !== this.kindFor(st) || st.engine.down().length > 0) {
+      // the engine was switched for this module (auto) and it failed: back to the server the other modules need
+      try {
+        await this.switchEngine(st);
+        await this.applyEngine(st);
+        await this.applyRules(st);
+      } catch (e) {
+        this.log(`restoring the module engine of ${st.guest.name} failed: ${(e as Error).message}`);
+      }
+    }
+  }
+
+  /** The server the guest's module set needs (with a module of kind `extra` added, when given). */
+  private kindFor(st: GuestState, extra?: string): EngineKind {
+    const kinds = [...st.modules.values()].map((m) => m.opts.kind as string);
+    return engineFor(this.engineSetting, extra === undefined ? kinds : [...kinds, extra], findLighttpd() !== undefined);
+  }
+
+  /**
+   * module-engine auto: when the guest's engine is not the server its module set needs now (a first stream module
+   * added to a guest on lighttpd, the last one removed from a guest on nginx), stop it, its gate when the guest goes
+   * to lighttpd, and its run directory; the next applyEngine starts the other server with all the guest's modules
+   * (same listen addresses and ports). Every module of the guest restarts: its clients' connections are cut.
+   */
+  private async switchEngine(st: GuestState): Promise<void> {
+    const want = this.kindFor(st);
+    if (!st.engine || st.engine.kind === want) return;
+    this.log(`module engine of ${st.guest.name}: switching from ${st.engine.kind} to ${want} (its modules restart)`);
+    st.stopping = true;
+    try {
+      await st.engine.stop();
+      // the lines the stopped server flushed at its exit count too; then the logs go with the run directory
+      for (const m of st.modules.values()) {
+        this.flushStats(st, m, 0);
+        m.log.close();
+      }
+      if (want === 'lighttpd') await this.killGate(st);
+      st.engine.removeDirs();
+    } finally {
+      st.stopping = false;
+    }
+    st.engine = null;
+    st.generation = 0;
+    for (const m of st.modules.values()) m.log = new AccessLog(m.log.path, () => st.engine?.reopenLogs(), want);
   }
 
   private async teardown(st: GuestState): Promise<void> {
@@ -655,10 +712,6 @@ export class ModuleManager extends EventEmitter<ModuleManagerEvents> {
     if (reply.op !== 'started') throw new HylicsError('HYLICS_ERR_MODULE_WORKER', `unexpected gate reply ${reply.op}`);
   }
 
-  private engineBinary(): string | undefined {
-    return this.engineKind === 'lighttpd' ? findLighttpd() : findNginx();
-  }
-
   /** The guest's engine (prepared, not started), in its cgroup; set as st.engine before it is prepared. */
   private async createEngine(st: GuestState): Promise<ModuleEngine> {
     await this.ensureCgroup(st);
@@ -671,7 +724,7 @@ export class ModuleManager extends EventEmitter<ModuleManagerEvents> {
       onExit: (code: number | null, signal: NodeJS.Signals | null, module?: string) =>
         this.onEngineExit(st, code, signal, module),
     };
-    const engine: ModuleEngine = this.engineKind === 'lighttpd'
+    const engine: ModuleEngine = this.kindFor(st) === 'lighttpd'
       ? new LighttpdEngine({ ...common, lighttpd: findLighttpd()! })
       : new NginxEngine({ ...common, nginx: findNginx()! });
     st.engine = engine;
@@ -818,7 +871,7 @@ export class ModuleManager extends EventEmitter<ModuleManagerEvents> {
 
   private onEngineExit(st: GuestState, code: number | null, signal: NodeJS.Signals | null, module?: string): void {
     if (st.stopping || this.closed || st.modules.size === 0) return;
-    const what = `engine (${st.engine?.kind ?? this.engineKind}${module ? `, module ${module}` : ''})`;
+    const what = `engine (${st.engine?.kind ?? this.engineSetting}${module ? `, module ${module}` : ''})`;
     const delay = this.backoff(st, what, signal ? `killed by ${signal}` : `exited with code ${code}`);
     setTimeout(() => {
       void this.serial(st.guest.name, st.guest, (s) => this.restoreEngine(s)).catch((e: unknown) => {
@@ -993,4 +1046,8 @@ export function checkOptions(o: ModuleStartOptions): ModuleStartOptions {
   if (!Number.isInteger(o.port) || o.port < 1 || o.port > 65535) throw new HylicsError('HYLICS_ERR_INVALID_ARGUMENT', `port must be 1-65535, got ${o.port}`, { port: o.port });
   if (o.hostPort !== undefined && (!Number.isInteger(o.hostPort) || o.hostPort < 1024 || o.hostPort > 65535)) throw new HylicsError('HYLICS_ERR_INVALID_ARGUMENT', `hostPort must be 1024-65535 (the engine is unprivileged), got ${o.hostPort}`, { hostPort: o.hostPort });
   return { kind: o.kind, root: parts.join('/'), port: o.port, ...(o.hostPort !== undefined ? { hostPort: o.hostPort } : {}) };
+}
+
+function engineBinary(kind: EngineKind): string | undefined {
+  return kind === 'lighttpd' ? findLighttpd() : findNginx();
 }

@@ -259,9 +259,11 @@ function suite(engine: EngineKind): void {
     assert.equal(await listModuleRules(fx.guestB.name, fx.manager.owner), '');
   });
 
-  test('connection limit: the engine never holds more than maxConnections client connections, idle ones give way', { skip }, async () => {
+  // (this test ran on nginx in both suites while nginx was the default; lighttpd does not close an idle connection to
+  // make room for a new client: it holds its slot until the header timeout, and its per-module cap has its own test)
+  test('connection limit: the engine never holds more than maxConnections client connections, idle ones give way', { skip: skip || (engine !== 'nginx' && 'nginx behaviour: lighttpd keeps idle connections until the header timeout; its per-module cap: lighttpd-engine.test.ts') }, async () => {
     const { ModuleManager } = await import('../../../src/host/modules/index.js');
-    const m2 = new ModuleManager({ limits: { maxConnections: 2 } });
+    const m2 = new ModuleManager({ engine: 'nginx', limits: { maxConnections: 2 } });
     writeFileSync(join(fx.otherShare, 'lim.txt'), 'limited');
     const sockets: import('node:net').Socket[] = [];
     try {

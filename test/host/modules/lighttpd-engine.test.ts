@@ -1,12 +1,14 @@
 // The lighttpd engine runs one lighttpd process per module (lighttpd-engine.ts): a module added or removed does not
 // touch another module's process or its clients' connections, each module has its own connection cap, and a crash
-// of one module's process restarts that process alone. Real lighttpd, as root.
+// of one module's process restarts that process alone. And `module-engine: auto` (the default): lighttpd for a guest
+// with http modules only, nginx once it has a stream module, lighttpd again when the last one goes. Real servers, root.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { ModuleManager, type ModuleInfo } from '../../../src/host/modules/index.js';
+import { findNginx } from '../../../src/host/modules/engine.js';
 import { findLighttpd } from '../../../src/host/modules/lighttpd-engine.js';
 import { canRun, curl, makeFixture, waitFor, type Fixture } from './fixture.js';
 
@@ -109,5 +111,44 @@ describe('lighttpd engine: one process per module', () => {
       (await curl(fx.clientNs, [`http://${fx.guest.guestAddr}:80/a.txt`], 5000)).stdout === 'per-module\n', 30_000);
     cb.s.destroy();
     await m.stop(fx.guest.name, b.id);
+  });
+});
+
+describe('module-engine auto (the default): lighttpd unless the guest has a stream module', () => {
+  const skipAuto = skip || (!findNginx() && 'needs nginx');
+  let fx: Fixture;
+  before(async () => {
+    if (skipAuto) return;
+    fx = await makeFixture('ltau'); // the fixture's manager: no engine option, so the default
+  });
+  after(async () => { if (fx) await fx.cleanup(); });
+  const comm = (pid: number | undefined): string => (pid ? readFileSync(`/proc/${pid}/comm`, 'utf8').trim() : '');
+
+  test('an http-only guest runs lighttpd; a stream module switches it to nginx; its removal back to lighttpd', { skip: skipAuto, timeout: 120_000 }, async () => {
+    const m = fx.manager;
+    assert.equal(m.engineSetting, 'auto');
+    mkdirSync(join(fx.share, 'www'), { recursive: true });
+    writeFileSync(join(fx.share, 'www', 'a.txt'), 'auto\n');
+    const get = async (port: number): Promise<string> =>
+      (await curl(fx.clientNs, [`http://${fx.guest.guestAddr}:${port}/a.txt`])).stdout;
+    const http = await m.start(fx.guest, { kind: 'http', root: 'www', port: 80 });
+    assert.equal(m.engineOf(fx.guest.name), 'lighttpd');
+    assert.equal(comm(m.workerPid(fx.guest.name, http.id)), 'lighttpd');
+    assert.equal(await get(80), 'auto\n');
+    const stream = await m.start(fx.guest, { kind: 'stream', root: 'www', port: 81 });
+    assert.equal(m.engineOf(fx.guest.name), 'nginx');
+    assert.equal(comm(m.workerPid(fx.guest.name)), 'nginx');
+    assert.ok(m.gatePid(fx.guest.name), 'the stream gate runs');
+    assert.equal(await get(80), 'auto\n', 'the http module serves on nginx, same address');
+    assert.equal(http.listen.port, m.list(fx.guest.name).find((x) => x.id === http.id)!.listen.port);
+    await m.stop(fx.guest.name, stream.id);
+    assert.equal(m.engineOf(fx.guest.name), 'lighttpd');
+    assert.equal(comm(m.workerPid(fx.guest.name, http.id)), 'lighttpd');
+    assert.equal(m.gatePid(fx.guest.name), undefined, 'the gate went with the last stream module');
+    assert.equal(await get(80), 'auto\n');
+    // requests on both engines were counted (the access log was followed across the switches)
+    await waitFor('counters', () => m.list(fx.guest.name)[0]!.totals.requests >= 3, 10_000);
+    await m.stop(fx.guest.name, http.id);
+    assert.equal(m.engineOf(fx.guest.name), undefined);
   });
 });
