@@ -30,10 +30,19 @@ export interface BenchSession {
 /** A benchmark daemon's log level: an operator's (info); a debug line per handoff is ~5 % of hylicsd's CPU. */
 export const BENCH_DAEMON_LOG_LEVEL = 'info';
 
+/**
+ * HYLICS_BENCH_DAEMON_NODE_ARGS: node's own flags for the bench's hylicsd, split at spaces (e.g. `--perf-basic-prof`
+ * for `perf record -g -p <hylicsd>`, `--trace-deopt`; the daemon's output goes to hylicsd.log in its state dir).
+ */
+export function daemonNodeArgs(env: NodeJS.ProcessEnv = process.env): string[] {
+  return (env.HYLICS_BENCH_DAEMON_NODE_ARGS ?? '').split(' ').filter(Boolean);
+}
+
 export async function benchSession(
   prefix: string, log: (m: string) => void, opts: { logLevel?: string } = {},
 ): Promise<BenchSession> {
   const daemonArgs = ['--log-level', opts.logLevel ?? BENCH_DAEMON_LOG_LEVEL];
+  const nodeArgs = daemonNodeArgs();
   const dir = await tempStateDir(prefix);
   let daemon: ChildProcess | undefined;
   const guests: string[] = [];
@@ -67,7 +76,7 @@ export async function benchSession(
         });
         if (d.exitCode !== null || d.signalCode !== null) {
           log('the daemon has exited: starting it again to remove the guests');
-          daemon = await startDaemon(dir, daemonArgs).catch((e: Error) => { log(`daemon restart failed: ${e.message}`); return undefined; });
+          daemon = await startDaemon(dir, daemonArgs, { nodeArgs }).catch((e: Error) => { log(`daemon restart failed: ${e.message}`); return undefined; });
           if (daemon) left = await removeAll();
         }
       }
@@ -105,7 +114,7 @@ export async function benchSession(
       if (cleaning) throw new Error('daemon not started: the bench is cleaning up');
       log(`starting the daemon (state ${dir})`);
       // owned from its spawn on: cleanup stops a daemon that is still starting up
-      await startDaemon(dir, daemonArgs, { onSpawn: (p) => { daemon = p; } });
+      await startDaemon(dir, daemonArgs, { onSpawn: (p) => { daemon = p; }, nodeArgs });
     },
     cli,
     createGuest: async <T>(name: string, args: string[]): Promise<T> => {

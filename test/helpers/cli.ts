@@ -69,10 +69,12 @@ export async function tempStateDir(prefix = 'hylics-test-'): Promise<string> {
 export async function startDaemon(
   stateDir: string,
   extraArgs: string[] = [],
-  opts: { onSpawn?: (p: ChildProcess) => void } = {},
+  /** nodeArgs: node's own flags for the daemon's process (benches: --perf-basic-prof, --trace-deopt). */
+  opts: { onSpawn?: (p: ChildProcess) => void; nodeArgs?: string[] } = {},
 ): Promise<ChildProcess> {
   const log = await open(join(stateDir, 'hylicsd.log'), 'a');
-  const p = spawn(NODE_BIN, [...entryArgv('cli/main'), 'daemon', '--state-dir', stateDir, '--log-level', 'debug', ...extraArgs], { stdio: ['ignore', log.fd, log.fd] });
+  const argv = [...(opts.nodeArgs ?? []), ...entryArgv('cli/main'), 'daemon', '--state-dir', stateDir, '--log-level', 'debug', ...extraArgs];
+  const p = spawn(NODE_BIN, argv, { stdio: ['ignore', log.fd, log.fd] });
   // the caller owns the process from here on (a signal while it starts up must be able to stop it)
   opts.onSpawn?.(p);
   await log.close();
