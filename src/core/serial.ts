@@ -15,6 +15,9 @@ export class KeyedSerial<K> {
     return next;
   }
 
+  /** A run for `key` is asked for and not yet settled (a caller may then act at once, in order, without one). */
+  pending(key: K): boolean { return this.tails.has(key); }
+
   /** Keys with a run not yet settled (tests). */
   get size(): number { return this.tails.size; }
 }

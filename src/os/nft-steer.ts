@@ -226,33 +226,83 @@ export function moveFlow(guest: string, flow: Flow, to: SteerSet | null, tag = '
   // one flow's changes happen in call order: a change retried after EBUSY (a guest's release of handoff N taking the
   // flow out of every set) must not land after a later one (handoff N+1 steering it here), or the client's packets
   // go to the guest's frozen socket for the whole send (the host's send stalls until STALL_MS)
-  let k: string;
-  try { k = `${steerTableName(guest, tag)} ${element(flow)}`; } catch (e) { return Promise.reject(e as Error); }
+  let table: string;
+  let el: string;
+  try { table = steerTableName(guest, tag); el = element(flow); } catch (e) { return Promise.reject(e as Error); }
+  const k = `${table} ${el}`;
+  const { addon } = nativeAddon();
+  if (NETLINK && addon && !flowChanges.pending(k)) {
+    // the common case (a handoff's steer and hand-back): nothing of this flow in flight, so the change is made
+    // here and now, in call order by construction, with no promise chain around a synchronous netlink commit; only
+    // an EBUSY goes through the per-flow queue for its retries (later changes of the flow wait behind it)
+    const ops = setOps(flowKeyOf(flow), to);
+    try {
+      addon.nftSetElems(table, ops);
+      return Promise.resolve();
+    } catch (e) {
+      const err = e as { message?: string; errno?: string };
+      if (err.errno !== 'EBUSY') return Promise.reject(netlinkError(table, el, to, err, 1));
+      return flowChanges.run(k, async () => {
+        await sleep(NETLINK_BUSY_PAUSE_MS);
+        return netlinkMove(addon.nftSetElems.bind(addon), table, el, ops, to, 2);
+      });
+    }
+  }
   return flowChanges.run(k, () => moveFlowNow(guest, flow, to, tag));
 }
 /** Set changes per flow (table and element), in call order. */
 const flowChanges = new KeyedSerial<string>();
 
+/** The addon's batch moving `key` to `to`: added to every set (so each delete finds it), deleted from the others. */
+type SetOp = { set: string; add: boolean; key: Buffer };
+function setOps(key: Buffer, to: SteerSet | null): SetOp[] {
+  const ops: SetOp[] = [];
+  for (const set of SETS) {
+    ops.push({ set, add: true, key });
+    if (set !== to) ops.push({ set, add: false, key });
+  }
+  return ops;
+}
+
+/** flowKey without validating again (the caller has: element()). */
+function flowKeyOf(f: Flow): Buffer {
+  const k = Buffer.alloc(16);
+  const addr = (a: string, at: number): void => { a.split('.').forEach((o, i) => { k[at + i] = Number(o); }); };
+  addr(f.guestAddr, 0);
+  k.writeUInt16BE(f.guestPort, 4);
+  addr(f.clientAddr, 8);
+  k.writeUInt16BE(f.clientPort, 12);
+  return k;
+}
+
+type NetlinkErr = { message?: string; errno?: string };
+function netlinkError(table: string, el: string, to: SteerSet | null, err: NetlinkErr, attempts: number): HylicsError {
+  const what = `nft set elements of ${table} (${el} -> ${to ?? 'none'})`;
+  return new HylicsError('HYLICS_ERR_NFT_FAILED', `${what}: ${err.message ?? 'failed'}`, { errno: err.errno, attempts });
+}
+
+/** The netlink batch, tried again after EBUSY (NETLINK_BUSY_ATTEMPTS in all, counting from `attempt`). */
+async function netlinkMove(
+  commit: (table: string, ops: SetOp[]) => void,
+  table: string, el: string, ops: SetOp[], to: SteerSet | null, attempt: number,
+): Promise<void> {
+  for (; ; attempt++) {
+    try { commit(table, ops); return; } catch (e) {
+      const err = e as { message?: string; errno?: string };
+      // EBUSY (seen under load in about 1 of 1000 keep-alive handoffs; likely the key the packet path had just
+      // deleted from the dynamic `back` set on the guest's first packet after a held hand-back, not yet freed):
+      // the batch was aborted as a whole, so it is simply tried again
+      if (err.errno === 'EBUSY' && attempt < NETLINK_BUSY_ATTEMPTS) { await sleep(NETLINK_BUSY_PAUSE_MS); continue; }
+      throw netlinkError(table, el, to, err, attempt);
+    }
+  }
+}
+
 async function moveFlowNow(guest: string, flow: Flow, to: SteerSet | null, tag: string): Promise<void> {
   const table = steerTableName(guest, tag);
   const { addon } = nativeAddon();
   if (NETLINK && addon) {
-    const key = flowKey(flow);
-    const ops: Array<{ set: string; add: boolean; key: Buffer }> = [];
-    for (const set of SETS) {
-      ops.push({ set, add: true, key });
-      if (set !== to) ops.push({ set, add: false, key });
-    }
-    for (let attempt = 1; ; attempt++) {
-      try { addon.nftSetElems(table, ops); return; } catch (e) {
-        const err = e as { message?: string; errno?: string };
-        // EBUSY (seen under load in about 1 of 1000 keep-alive handoffs; likely the key the packet path had just
-        // deleted from the dynamic `back` set on the guest's first packet after a held hand-back, not yet freed):
-        // the batch was aborted as a whole, so it is simply tried again
-        if (err.errno === 'EBUSY' && attempt < NETLINK_BUSY_ATTEMPTS) { await sleep(NETLINK_BUSY_PAUSE_MS); continue; }
-        throw new HylicsError('HYLICS_ERR_NFT_FAILED', `nft set elements of ${table} (${element(flow)} -> ${to ?? 'none'}): ${err.message ?? 'failed'}`, { errno: err.errno, attempts: attempt });
-      }
-    }
+    return netlinkMove(addon.nftSetElems.bind(addon), table, element(flow), setOps(flowKey(flow), to), to, 1);
   }
   const t = `ip ${table}`;
   const e = `{ ${element(flow)} }`;

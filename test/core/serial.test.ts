@@ -27,3 +27,16 @@ test('a synchronous throw becomes the run\'s rejection', async () => {
   const s = new KeyedSerial<number>();
   await assert.rejects(s.run(1, () => { throw new Error('sync'); }), /sync/);
 });
+
+test('pending: a key with a run asked for and not settled', async () => {
+  const s = new KeyedSerial<string>();
+  assert.equal(s.pending('a'), false);
+  let release!: () => void;
+  const run = s.run('a', () => new Promise<void>((r) => { release = r; }));
+  assert.equal(s.pending('a'), true);
+  assert.equal(s.pending('b'), false);
+  release();
+  await run;
+  await new Promise((r) => setImmediate(r));
+  assert.equal(s.pending('a'), false);
+});

@@ -133,6 +133,8 @@ export interface SocketOffloadOptions {
     info(o: object, m: string): void;
     warn(o: object, m: string): void;
     error(o: object, m: string): void;
+    /** pino's: the per-handoff debug line's object is built only when it is written. */
+    isLevelEnabled?(level: string): boolean;
   };
   registry?: Registry;
   maxPerGuest?: number;
@@ -522,7 +524,7 @@ export class SocketOffload {
       return { ...(await finishHere()), reason: `hand-back failed: ${toHylicsError(e).message}` };
     }
     overheadMs += performance.now() - t2;
-    this.opts.log.debug({ guest, handoff: h.id, port: h.flow.clientPort, inAt: Math.round(performance.timeOrigin + h.t0), outAt: Math.round(performance.timeOrigin + performance.now()), takeoverMs: Math.round(tSteered - h.t0), startMs: +(tStart - h.t0).toFixed(1), restoreMs: +(tRestored - tStart).toFixed(1), steerMs: +(tSteered - tRestored).toFixed(1), sendMs: Math.round(t2 - tSteered - (r.drainMs ?? 0)), drainMs: Math.round(r.drainMs ?? 0), handbackMs: Math.round(performance.now() - t2), bytes }, 'socket offload: handed back');
+    if (this.opts.log.isLevelEnabled?.('debug') !== false) this.opts.log.debug({ guest, handoff: h.id, port: h.flow.clientPort, inAt: Math.round(performance.timeOrigin + h.t0), outAt: Math.round(performance.timeOrigin + performance.now()), takeoverMs: Math.round(tSteered - h.t0), startMs: +(tStart - h.t0).toFixed(1), restoreMs: +(tRestored - tStart).toFixed(1), steerMs: +(tSteered - tRestored).toFixed(1), sendMs: Math.round(t2 - tSteered - (r.drainMs ?? 0)), drainMs: Math.round(r.drainMs ?? 0), handbackMs: Math.round(performance.now() - t2), bytes }, 'socket offload: handed back');
     this.account(c, guest, bytes, overheadMs);
     h.phase = 'returned';
     if (h.auto) this.keepReturned(h); else this.armReturnTimer(h);
