@@ -47,6 +47,9 @@ export interface StubStatus {
   waiting: number;
 }
 
+/** One module's own server process (lighttpd): pid, resident memory (VmRSS) and open connections (BusyServers). */
+export interface ModuleProcessReport { pid?: number; rssBytes?: number; active?: number }
+
 /** An engine's report of an unexpected exit: `module` names the module whose process died (lighttpd). */
 export type EngineExit = (code: number | null, signal: NodeJS.Signals | null, module?: string) => void;
 
@@ -86,4 +89,6 @@ export interface ModuleEngine {
   modulePid(id: string): number | undefined;
   /** Connections and requests of the whole engine (lighttpd: the sum over its modules' processes). */
   status(): Promise<StubStatus>;
+  /** Per module: its process, that process's resident memory and open connections (engines with one per module). */
+  moduleReports?(): Promise<Record<string, ModuleProcessReport>>;
 }

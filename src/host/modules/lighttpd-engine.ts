@@ -17,7 +17,7 @@ import { chmodSync, chownSync, closeSync, constants as fsc, openSync, mkdirSync,
 import { join } from 'node:path';
 import { HylicsError } from '../../core/errors/index.js';
 import { openDirBeneath } from '../../os/native.js';
-import type { EngineConfig, EngineExit, ModuleEngine, StubStatus } from './engine-api.js';
+import type { EngineConfig, EngineExit, ModuleEngine, ModuleProcessReport, StubStatus } from './engine-api.js';
 import { childrenOf, engineDirs, EngineProcess, findExecutable, makeRunDir, NS_ROOT_SIZE, type EngineDirs } from './engine-process.js';
 import { lighttpdConf, ltCtlSocket, LT_USER } from './lighttpd-conf.js';
 import type { EngineModule } from './nginx-conf.js';
@@ -246,6 +246,27 @@ export class LighttpdEngine implements ModuleEngine {
     if (all.length === 0) throw new HylicsError('HYLICS_ERR_MODULE_WORKER', `no lighttpd of ${this.o.guest} runs`);
     const sum = (f: (s: StubStatus) => number): number => all.reduce((a, s) => a + f(s), 0);
     return { ...all[0]!, active: sum((s) => s.active), requests: sum((s) => s.requests) };
+  }
+
+  /** Each module's process: pid, resident memory, open connections (what does not answer is left out). */
+  async moduleReports(): Promise<Record<string, ModuleProcessReport>> {
+    const out: Record<string, ModuleProcessReport> = {};
+    for (const [id, p] of this.procs) {
+      const pid = lighttpdPid(p.proc);
+      const r: ModuleProcessReport = {};
+      if (pid !== undefined) {
+        r.pid = pid;
+        try {
+          const kb = /^VmRSS:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1];
+          if (kb) r.rssBytes = Number(kb) * 1024;
+        } catch { /* gone */ }
+      }
+      if (p.proc.running) {
+        try { r.active = parseLighttpdStatus(await p.proc.ctl('/status?auto')).active; } catch { /* not answering */ }
+      }
+      out[id] = r;
+    }
+    return out;
   }
 
   /** One module's status (its own process). */

@@ -21,7 +21,7 @@ import { openDirBeneath, openShareDir } from '../../os/native.js';
 import { applyModuleRules, listModuleTableGuests, removeModuleRules, type DnatRule } from '../../os/nft.js';
 import { entryArgv, NODE_BIN } from '../../os/self.js';
 import { AccessLog, type AccessTotals } from './access-log.js';
-import { DEFAULT_ENGINE, engineFor, type EngineConfig, type EngineKind, type EngineSetting, type ModuleEngine, type StubStatus } from './engine-api.js';
+import { DEFAULT_ENGINE, engineFor, type EngineConfig, type EngineKind, type EngineSetting, type ModuleEngine, type ModuleProcessReport, type StubStatus } from './engine-api.js';
 import { findNginx, NginxEngine } from './engine.js';
 import { findLighttpd, LighttpdEngine } from './lighttpd-engine.js';
 import type { EngineModule } from './nginx-conf.js';
@@ -120,6 +120,8 @@ export interface EngineReport {
   };
   cgroupError?: string;
   connections?: StubStatus;
+  /** lighttpd: each module's own process (pid, resident memory, open connections), by module id. */
+  modules?: Record<string, ModuleProcessReport>;
 }
 
 export class ModuleManager extends EventEmitter<ModuleManagerEvents> {
@@ -510,6 +512,7 @@ export class ModuleManager extends EventEmitter<ModuleManagerEvents> {
       };
     }
     if (st.engine?.running) out.connections = await st.engine.status().catch(() => undefined);
+    if (st.engine?.moduleReports) out.modules = await st.engine.moduleReports();
     return out;
   }
 

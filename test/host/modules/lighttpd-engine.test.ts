@@ -103,6 +103,12 @@ describe('lighttpd engine: one process per module', () => {
     assert.match(await cb.ask('/a.txt'), /^HTTP\/1\.1 200/);
     const pidA = m.workerPid(fx.guest.name, a.id)!;
     const pidB = m.workerPid(fx.guest.name, b.id)!;
+    // each module's process in the report: its pid, memory, connections (B's client holds one)
+    const rep = (await m.engineReport(fx.guest.name)).modules!;
+    assert.equal(rep[a.id]!.pid, pidA);
+    assert.equal(rep[b.id]!.pid, pidB);
+    assert.ok(rep[a.id]!.rssBytes! > 0 && rep[b.id]!.rssBytes! > 0, JSON.stringify(rep));
+    assert.ok(rep[b.id]!.active! >= 1, JSON.stringify(rep));
     process.kill(pidA, 'SIGKILL');
     await waitFor('A restarted', () => { const p = m.workerPid(fx.guest.name, a.id); return p !== undefined && p !== pidA; });
     assert.equal(m.workerPid(fx.guest.name, b.id), pidB, 'B\'s process was not restarted');
