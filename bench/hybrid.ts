@@ -15,8 +15,9 @@
 // switches per second (all threads of its processes), and the ratios to (1)/(2) and socket/module.
 // Placement (as in the paper's Fig. 19/20 setup, where the VM has vCPUs of its own and the hypervisor-level module
 // runs on other cores): the guest's processes are pinned to CPU 0 (its 0.5-CPU quota stays), the module engine
-// (nginx master + worker) and hylicsd (the socket-offload engine) to the other CPUs, and the client to CPU 0 in every
-// scheme (--client-cpu; why: CLIENT_CPUS below). Each cell reports each CPU's busy fraction and the client's CPU.
+// (nginx master + worker, or the module's lighttpd) and hylicsd (the socket-offload engine) to the other CPUs, and
+// the client to CPU 0 in every scheme (--client-cpu; why: CLIENT_CPUS below). Each cell reports each CPU's busy
+// fraction and the client's CPU.
 // --placement shared pins nothing but the client (--client-cpu; not pinned by default there): pigz in the guest
 // then competes with the module engine for the same cores (the host's scheduler, not the module, decides what that
 // costs). Each cell also reports how busy the whole host was.
@@ -24,7 +25,7 @@
 //   npx tsx bench/hybrid.ts [--rounds 2] [--deliver-mib 200] [--compress-mib 100] [--alone-seconds 8]
 //                           [--placement split|shared] [--client-cpu 0|1|none] [--client splice|curl]
 //                           [--configs alone,compression,interference,module,socket] (a subset: only these cells)
-//                           [--daemon-cgroup own|session]
+//                           [--daemon-cgroup own|session] [--module-engine auto|nginx|lighttpd] (the daemon's setting)
 // Needs root (the daemon: namespaces, cgroups, nftables), lighttpd, pigz, curl (warm-up requests), python3 >= 3.10
 // (the splice client).
 import { execFile, execFileSync } from 'node:child_process';
@@ -86,6 +87,8 @@ if (CLIENT !== 'splice' && CLIENT !== 'curl') throw new Error('--client: splice 
  * and the module's nginx worker did not.
  */
 const DAEMON_CGROUP = argStr('daemon-cgroup', 'own');
+/** --module-engine auto|nginx|lighttpd: the daemon's module engine (default: the daemon's own default, auto). */
+const MODULE_ENGINE = argStr('module-engine', '');
 if (DAEMON_CGROUP !== 'own' && DAEMON_CGROUP !== 'session') throw new Error('--daemon-cgroup: own or session');
 const CPU_CGROUP_V1 = '/sys/fs/cgroup/cpu';
 /** Where hylicsd ran (the JSON's setup.daemonCgroup): the cgroup made for it, or the bench's session. */
@@ -126,10 +129,11 @@ function procStatus(pid: string): { ppid: number; uid: number } | undefined {
 }
 
 /**
- * The module engine's nginx worker (uid 65534) that serves: a descendant of the daemon (daemon > unshare > master >
- * worker).
+ * The module engine's process that serves (uid 65534, a descendant of the daemon): nginx's worker (daemon > unshare >
+ * master > worker) or, under `module-engine: auto|lighttpd`, the module's own lighttpd (it drops to 65534 after its
+ * chroot).
  */
-function findWorker(daemonPid: number): number | undefined {
+function findWorker(daemonPid: number): { pid: number; engine: 'nginx' | 'lighttpd' } | undefined {
   const descends = (pid: string): boolean => {
     for (let p = procStatus(pid), hops = 0; p && hops < 4; p = procStatus(String(p.ppid)), hops++)
       if (p.ppid === daemonPid) return true;
@@ -139,7 +143,11 @@ function findWorker(daemonPid: number): number | undefined {
     if (!/^\d+$/.test(p)) continue;
     const st = procStatus(p);
     if (!st || st.uid !== 65534) continue;
-    try { if (readFileSync(`/proc/${p}/cmdline`, 'utf8').startsWith('nginx: worker process') && descends(p)) return Number(p); } catch { /* gone */ }
+    try {
+      const cmd = readFileSync(`/proc/${p}/cmdline`, 'utf8');
+      const engine = cmd.startsWith('nginx: worker process') ? 'nginx' : readFileSync(`/proc/${p}/comm`, 'utf8').trim() === 'lighttpd' ? 'lighttpd' : undefined;
+      if (engine && descends(p)) return { pid: Number(p), engine };
+    } catch { /* gone */ }
   }
   return undefined;
 }
@@ -239,7 +247,7 @@ async function main(): Promise<void> {
   for (const bin of ['lighttpd', 'pigz', 'curl', ...(CLIENT === 'splice' ? ['python3'] : [])]) execFileSync('which', [bin], { stdio: 'ignore' });
 
   const guest = `hyb${process.pid % 100000}`;
-  const session = await benchSession('hylics-bench-hybrid-', log);
+  const session = await benchSession('hylics-bench-hybrid-', log, { daemonArgs: MODULE_ENGINE ? ['--module-engine', MODULE_ENGINE] : [] });
   const { cli, cleanup } = session;
   let lighttpd: Promise<unknown> | undefined;
   session.afterStop.push(async () => lighttpd);
@@ -350,6 +358,7 @@ EOF`);
     };
     const cells: Cell[] = [];
     let moduleId: string | undefined;
+    let moduleEngine: 'nginx' | 'lighttpd' | undefined;
     type Config = { key: (typeof CONFIG_KEYS)[number]; name: string; runCell: (round: number) => Promise<Cell> };
     const allConfigs: Config[] = [
       { key: 'alone', name: 'delivery alone (in-guest lighttpd)', runCell: async (round) => {
@@ -383,9 +392,12 @@ EOF`);
       { key: 'module', name: 'module offload (pigz in the guest, host http module delivers)', runCell: async (round) => {
         const m = (await cli(['module', 'start', guest, '--kind', 'http', '--root', 'www', '--port', String(PORT), '--json'])).json as { id: string };
         moduleId = m.id;
-        const pid = findWorker(daemonPid);
-        if (!pid) throw new Error('module engine worker not found (nginx worker, uid 65534, below the daemon)');
-        if (SPLIT) pin([pid, procStatus(String(pid))!.ppid], MODULE_CPUS); // worker and master
+        const w = findWorker(daemonPid);
+        if (!w) throw new Error('module engine process not found (nginx worker or lighttpd, uid 65534, below the daemon)');
+        const pid = w.pid;
+        moduleEngine = w.engine;
+        // nginx: worker and master; lighttpd: its one process per module
+        if (SPLIT) pin(w.engine === 'nginx' ? [pid, procStatus(String(pid))!.ppid] : [pid], MODULE_CPUS);
         // warm-up range requests so the worker's start-up CPU is not billed to delivery; until a 206, since a file
         // the guest's tier moved to its disk tier is a 404 until the agent moves it back (docs/modules.md)
         for (let i = 0; i < 50 && (await curl(['-sS', '--max-time', '5', '-o', '/dev/null', '-w', '%{http_code}', '-r', '0-0', url])).stdout !== '206'; i++) {
@@ -490,7 +502,7 @@ EOF`);
         guest: { driver: 'sandbox', cpus: CPUS, memory: '1G', share: '512M (tmpfs)' },
         deliverFile: { bytes: deliverBytes, content: 'random' }, compressFile: { bytes: compressBytes, content: 'base64 of random bytes' },
         inGuestServer: 'lighttpd -D (network-backend sendfile) started with hylics guest exec, port 8080',
-        moduleServer: 'hylics module start --kind http --root www --port 8080 (the guest\'s nginx engine on the host, worker uid 65534, sendfile)',
+        moduleServer: `hylics module start --kind http --root www --port 8080 (the guest's module engine on the host, uid 65534, sendfile): ${moduleEngine ?? 'not run'}`,
         socketServer: `hylics example file-server --root /mnt/hylics/www --port ${SOCKET_PORT} --offload socket in the guest (its HTTP; each body sent by hylicsd after a TCP_REPAIR handoff); server CPU = hylicsd's`,
         guestCtx: 'voluntary + involuntary context switches of all threads of the guest cgroup\'s processes (/proc/PID/task/TID/status) over the cell',
         compression: 'pigz -p 2 -c input.txt > /dev/null in the guest, timed in the guest',
@@ -498,7 +510,7 @@ EOF`);
           + ' in a client network namespace routed through the host, sequential full downloads of the file from the guest address; alone: '
           + `${ALONE_SECONDS} s or ${ALONE_MAX} downloads; with compression: until pigz ends (the download in flight then completes and counts)`,
         placement: SPLIT
-          ? `split (as the paper's Fig. 19/20 setup: the VM's vCPUs are its own): the guest's processes pinned to CPU ${GUEST_CPUS} (quota ${CPUS} CPU), the module engine (nginx master + worker) and hylicsd to CPU ${MODULE_CPUS}; client (${CLIENT}) on CPU ${CLIENT_CPUS} in every scheme`
+          ? `split (as the paper's Fig. 19/20 setup: the VM's vCPUs are its own): the guest's processes pinned to CPU ${GUEST_CPUS} (quota ${CPUS} CPU), the module engine (nginx master + worker, or the module's lighttpd) and hylicsd to CPU ${MODULE_CPUS}; client (${CLIENT}) on CPU ${CLIENT_CPUS} in every scheme`
           : `shared: nothing pinned (the guest's pigz threads and the module engine share every host core); client on CPU ${CLIENT_CPUS}`,
         clientCpus: CLIENT_CPUS, clientProgram: CLIENT, daemonCgroup: daemonCgroupUsed,
         hostCpusBusy: 'CPUs\' worth of the whole host busy during the cell (/proc/stat: all but idle and iowait)',

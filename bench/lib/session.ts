@@ -39,9 +39,9 @@ export function daemonNodeArgs(env: NodeJS.ProcessEnv = process.env): string[] {
 }
 
 export async function benchSession(
-  prefix: string, log: (m: string) => void, opts: { logLevel?: string } = {},
+  prefix: string, log: (m: string) => void, opts: { logLevel?: string; daemonArgs?: string[] } = {},
 ): Promise<BenchSession> {
-  const daemonArgs = ['--log-level', opts.logLevel ?? BENCH_DAEMON_LOG_LEVEL];
+  const daemonArgs = ['--log-level', opts.logLevel ?? BENCH_DAEMON_LOG_LEVEL, ...(opts.daemonArgs ?? [])];
   const nodeArgs = daemonNodeArgs();
   const dir = await tempStateDir(prefix);
   let daemon: ChildProcess | undefined;
