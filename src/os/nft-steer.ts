@@ -234,7 +234,7 @@ export function moveFlow(guest: string, flow: Flow, to: SteerSet | null, tag = '
       addon.nftSetElems(table, ops);
       return Promise.resolve();
     } catch (e) {
-      const err = e as { message?: string; errno?: string };
+      const err = e as NetlinkErr;
       if (err.errno !== 'EBUSY') return Promise.reject(netlinkError(table, el, to, err, 1));
       return flowChanges.run(k, async () => {
         await sleep(NETLINK_BUSY_PAUSE_MS);
@@ -282,7 +282,7 @@ async function netlinkMove(
 ): Promise<void> {
   for (; ; attempt++) {
     try { commit(table, ops); return; } catch (e) {
-      const err = e as { message?: string; errno?: string };
+      const err = e as NetlinkErr;
       // EBUSY (seen under load in about 1 of 1000 keep-alive handoffs; likely the key the packet path had just
       // deleted from the dynamic `back` set on the guest's first packet after a held hand-back, not yet freed):
       // the batch was aborted as a whole, so it is simply tried again
@@ -296,7 +296,7 @@ async function moveFlowNow(guest: string, flow: Flow, to: SteerSet | null, tag: 
   const table = steerTableName(guest, tag);
   const { addon } = nativeAddon();
   if (NETLINK && addon) {
-    return netlinkMove(addon.nftSetElems.bind(addon), table, element(flow), setOps(flowKey(flow), to), to, 1);
+    return netlinkMove(addon.nftSetElems.bind(addon), table, element(flow), setOps(flowKeyOf(flow), to), to, 1);
   }
   const t = `ip ${table}`;
   const e = `{ ${element(flow)} }`;
