@@ -9,8 +9,9 @@
 //    state (sequence numbers, both queues' bytes, window, MSS, window scale, SACK, timestamps), tcpRepairRestore
 //    builds a socket that carries on the same connection (optionally IP_TRANSPARENT, optionally in place of an
 //    existing fd with dup3 so the owner's fd number stays valid, or on the same socket). The recipe is CRIU's libsoccr's.
-//  - offloadTransfer: the host's part of a socket-offload handoff as one job on the sendfile thread (send the range,
-//    wait for the client's ACKs, attach the drop filter, freeze and dump), one JS crossing per handoff.
+//  - offloadTransfer: the host's part of a socket-offload handoff as one job on the sendfile thread (send the app's
+//    head, if any, corked with the range; send the range, wait for the client's ACKs, attach the drop filter,
+//    freeze and dump), one JS crossing per handoff.
 //  - recvWithFd / sendWithFd: one message with a file descriptor (SCM_RIGHTS), for apps handing a socket to the agent.
 //  - nftSetElems(table, ops): add/delete elements of nftables sets of an `ip` table in ONE netlink batch (one
 //    transaction), synchronously: the per-handoff steering changes of socket offload without an nft process
@@ -27,6 +28,7 @@
 #include <deque>
 #include <memory>
 #include <mutex>
+#include <string>
 #include <thread>
 #include <unordered_map>
 
@@ -136,6 +138,8 @@ struct Xfer {
   int64_t drainMax = -1;   // wait until nothing is unsent and at most this many bytes unacknowledged (-1: no wait)
   bool freeze = false;     // then attach the drop filter, freeze and dump
   int64_t pollUs = 1000;   // drain condition checked this often
+  std::string head;        // bytes sent before the range (the app's response headers), corked with its first bytes
+  size_t headOff = 0;      // head bytes the socket took
   bool draining = false;
   int64_t drainStart = 0, drainEnd = 0, lastChange = 0;
   int lastOutq = -1;
@@ -207,8 +211,42 @@ void Finish(Job* job) {
 
 // One chunk per turn: a job that could take more goes to the back of the ready queue, so concurrent transfers
 // advance side by side (as lighttpd's per-connection write limit does); a full socket parks on EPOLLOUT.
+// Wait for the socket to become writable: edge-triggered and registered once per job, so each "became writable" edge
+// wakes us exactly once, and we then write until EAGAIN again; no re-arming syscall per wake-up. False: failed (err).
+bool ArmOut(Job* job) {
+  if (job->armed) return true;
+  struct epoll_event ev;
+  ev.events = EPOLLOUT | EPOLLET;
+  ev.data.u64 = job->id;  // an id, not a pointer: a stale event must never touch a freed job
+  if (epoll_ctl(engine->ep, EPOLL_CTL_ADD, job->out, &ev) != 0) { job->err = errno; return false; }
+  job->armed = true;
+  return true;
+}
+
+// An offload transfer's head (the app's response headers) before the range: with MSG_MORE while range bytes follow,
+// so the kernel holds the partial segment and the first sendfile chunk fills it (head and body share packets).
+// True: all of it is in the socket; false: wait for EPOLLOUT (armed) or failed (err set).
+bool SendHead(Job* job) {
+  Xfer* x = job->xfer;
+  while (x->headOff < x->head.size()) {
+    int flags = MSG_NOSIGNAL | MSG_DONTWAIT | (job->remaining > 0 ? MSG_MORE : 0);
+    ssize_t n = send(job->out, x->head.data() + x->headOff, x->head.size() - x->headOff, flags);
+    if (n > 0) { x->headOff += static_cast<size_t>(n); job->lastProgress = NowMs(); continue; }
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && errno == EAGAIN) { ArmOut(job); return false; }
+    job->err = n < 0 ? errno : EPIPE;
+    return false;
+  }
+  return true;
+}
+
 void Progress(Job* job) {
   if (XferDraining(job)) return;  // an EPOLLOUT edge after its send: the drain poll decides
+  if (job->xfer && !SendHead(job)) {
+    if (job->err == 0) return;  // waits for EPOLLOUT
+    Finish(job);
+    return;
+  }
   while (job->remaining > 0) {
     size_t chunk = job->remaining > engine->chunk ? engine->chunk : static_cast<size_t>(job->remaining);
     ssize_t n = sendfile(job->out, job->in, &job->offset, chunk);
@@ -220,15 +258,7 @@ void Progress(Job* job) {
     if (n == 0) { job->err = ENODATA; break; }  // the file shrank under us: stop short, the caller closes
     if (errno == EINTR) continue;
     if (errno == EAGAIN) {
-      // edge-triggered and registered once per job: each "became writable" edge wakes us exactly once, and we
-      // then write until EAGAIN again; no re-arming syscall per wake-up
-      if (!job->armed) {
-        struct epoll_event ev;
-        ev.events = EPOLLOUT | EPOLLET;
-        ev.data.u64 = job->id;  // an id, not a pointer: a stale event must never touch a freed job
-        if (epoll_ctl(engine->ep, EPOLL_CTL_ADD, job->out, &ev) != 0) { job->err = errno; break; }
-        job->armed = true;
-      }
+      if (!ArmOut(job)) break;
       return;
     }
     job->err = errno;
@@ -1067,9 +1097,11 @@ Napi::Value NftSetElems(const Napi::CallbackInfo& info) {
 }
 
 // ---- offload transfer: the host's part of a socket-offload handoff as one job ------------------------------------
-// offloadTransfer(sockFd, fileFd, offset, count, jobId, stallMs, drainMaxUnacked, freeze, pollUs)
-//   -> Promise<{ bytes, drained?, filtered, state?, freezeError? }>
-// On the sendfile engine's thread: send the range (as sendfile: a send error rejects with bytesSent); then, with
+// offloadTransfer(sockFd, fileFd, offset, count, jobId, stallMs, drainMaxUnacked, freeze, pollUs, head?)
+//   -> Promise<{ bytes, headBytes, drained?, filtered, state?, freezeError? }>
+// On the sendfile engine's thread: send `head` (a Buffer: the app's response headers, copied here; MSG_MORE while
+// range bytes follow, so it shares its packets with the range's first bytes), then the range (as sendfile: a send
+// error rejects with bytesSent and headBytes); then, with
 // drainMaxUnacked >= 0, wait until every byte was transmitted and at most that many are unacknowledged, checked every
 // pollUs on one timer for all transfers (drained "ok"; the client's FIN: "closing"; reset, no ACK progress for
 // stallMs, or 2 x stallMs in all: "gone"; abortSendfile(jobId) meanwhile: "aborted"); then, with freeze and "ok",
@@ -1166,12 +1198,14 @@ void XferDeliver(Napi::Env env, Job* job) {
   if (!x->draining && job->err != 0) {
     Napi::Error e = MakeError(env, job->err, "sendfile");
     e.Set("bytesSent", Napi::Number::New(env, static_cast<double>(job->sent)));
+    e.Set("headBytes", Napi::Number::New(env, static_cast<double>(x->headOff)));
     job->deferred.Reject(e.Value());
     return;
   }
   if (x->draining && x->outcome == nullptr) { x->outcome = kXferOutcomes[kXferAborted]; x->drainEnd = NowMs(); }
   Napi::Object o = Napi::Object::New(env);
   o.Set("bytes", Napi::Number::New(env, static_cast<double>(job->sent)));
+  o.Set("headBytes", Napi::Number::New(env, static_cast<double>(x->headOff)));
   if (x->outcome) o.Set("drained", Napi::String::New(env, x->outcome));
   if (x->draining) o.Set("drainMs", Napi::Number::New(env, static_cast<double>(x->drainEnd - x->drainStart)));
   o.Set("filtered", Napi::Boolean::New(env, x->filtered));
@@ -1185,6 +1219,10 @@ Napi::Value OffloadTransfer(const Napi::CallbackInfo& info) {
   if (info.Length() > 6 && info[6].IsNumber()) x->drainMax = info[6].As<Napi::Number>().Int64Value();
   x->freeze = info.Length() > 7 && info[7].ToBoolean().Value();
   if (info.Length() > 8 && info[8].IsNumber() && info[8].As<Napi::Number>().Int64Value() > 0) x->pollUs = info[8].As<Napi::Number>().Int64Value();
+  if (info.Length() > 9 && info[9].IsBuffer()) {
+    Napi::Buffer<char> h = info[9].As<Napi::Buffer<char>>();
+    x->head.assign(h.Data(), h.Length());
+  }
   return StartJob(info, x);
 }
 
@@ -1294,7 +1332,9 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("tcpHandoffFreeze", Napi::Function::New(env, TcpHandoffFreeze));
   exports.Set("tcpHandoffRestore", Napi::Function::New(env, TcpHandoffRestore));
   exports.Set("offloadTransfer", Napi::Function::New(env, OffloadTransfer));
-  exports.Set("version", Napi::Number::New(env, 2));
+  // offloadTransfer takes a head (10th argument): an addon without it would send no head, silently
+  exports.Set("offloadHead", Napi::Number::New(env, 1));
+  exports.Set("version", Napi::Number::New(env, 3));
   return exports;
 }
 

@@ -70,8 +70,11 @@ export interface Addon {
     drainMaxUnacked: number,
     freeze: boolean,
     pollUs: number,
+    head?: Buffer,
   ): Promise<{
     bytes: number;
+    /** Bytes of `head` the socket took (all of it unless the send failed). */
+    headBytes: number;
     drained?: 'ok' | 'closing' | 'gone' | 'aborted';
     drainMs?: number;
     filtered: boolean;
@@ -84,6 +87,8 @@ export interface Addon {
   /** tcpRepairRestore of a packed state, thawed; flags 1 transparent, 2 inPlace, 4 dropFilter, 8 TCP_NODELAY
    */
   tcpHandoffRestore(packed: Buffer, replaceFd: number, flags: number): number;
+  /** 1: offloadTransfer takes a head (an addon without it would leave the head out silently). */
+  offloadHead: number;
   version: number;
 }
 
@@ -116,7 +121,8 @@ const ADDON_EXPORTS: Readonly<Record<keyof Addon, 'function' | 'number'>> = {
   tcpRepairDump: 'function', tcpRepairRestore: 'function', tcpNames: 'function', recvWithFd: 'function',
   sendWithFd: 'function', dropFilter: 'function', tcpRepair: 'function', tcpQueues: 'function', closeFd: 'function',
   shutdownWrite: 'function', setRecvBuffer: 'function', abortClose: 'function', nftSetElems: 'function',
-  offloadTransfer: 'function', tcpHandoffFreeze: 'function', tcpHandoffRestore: 'function', version: 'number',
+  offloadTransfer: 'function', tcpHandoffFreeze: 'function', tcpHandoffRestore: 'function', offloadHead: 'number',
+  version: 'number',
 };
 
 /**
@@ -195,11 +201,12 @@ export function fromNative(
   details: Record<string, unknown> = {},
 ): HylicsError {
   if (e instanceof HylicsError) return e;
-  const err = e as { code?: unknown; errno?: unknown; message?: string; bytesSent?: number };
+  const err = e as { code?: unknown; errno?: unknown; message?: string; bytesSent?: number; headBytes?: number };
   const code = isErrorCode(err.code) ? err.code : codeForErrno(call, errnoOf(e));
   const all: Record<string, unknown> = { ...details };
   if (typeof err.errno === 'string') all.errno = err.errno;
   if (typeof err.bytesSent === 'number') all.bytesSent = err.bytesSent;
+  if (typeof err.headBytes === 'number') all.headBytes = err.headBytes;
   return new HylicsError(code, `${what}: ${err.message ?? 'failed'}`, all);
 }
 

@@ -344,6 +344,9 @@ export interface TransferOptions {
   freeze?: boolean;
   /** How often the drain condition is checked (microseconds), on the addon's thread. */
   pollUs?: number;
+  /** Bytes sent before the range (the app's response headers), corked with the range's first bytes (MSG_MORE):
+   *  head and body share packets. */
+  head?: Buffer;
   /** Called with a function that stops the transfer (the send: rejects with ECANCELED; the drain: "aborted"). */
   onStart?: (abort: () => void) => void;
 }
@@ -351,6 +354,8 @@ export interface TransferOptions {
 export interface TransferResult {
   /** Range bytes the socket took. */
   bytes: number;
+  /** Bytes of the head the socket took. */
+  headBytes: number;
   /** With drainMaxUnacked: ok; closing (the client sent its FIN); gone (reset, or no ACK progress for stallMs);
    *  aborted (the abort function meanwhile). */
   drained?: 'ok' | 'closing' | 'gone' | 'aborted';
@@ -365,9 +370,10 @@ export interface TransferResult {
 }
 
 /**
- * Socket offload's part on the sending side in one job on the addon's I/O thread: sendfile(2) of the range into
- * `sockFd`, then (drainMaxUnacked) the wait for the client's ACKs, then (freeze) the drop filter, TCP_REPAIR and the
- * dump: one crossing and no JS timer per handoff. A send error rejects as sendfileFd does (details.bytesSent).
+ * Socket offload's part on the sending side in one job on the addon's I/O thread: `head` (if any) and sendfile(2)
+ * of the range into `sockFd` (the head corked with the range's first bytes), then (drainMaxUnacked) the wait for
+ * the client's ACKs, then (freeze) the drop filter, TCP_REPAIR and the dump: one crossing and no JS timer per
+ * handoff. A send error rejects as sendfileFd does (details.bytesSent, and details.headBytes).
  */
 export async function sendDrainFreeze(
   sockFd: number,
@@ -383,11 +389,12 @@ export async function sendDrainFreeze(
   try {
     const drainMax = opts.drainMaxUnacked ?? -1;
     const freeze = opts.freeze === true;
-    r = await a.offloadTransfer(sockFd, fileFd, offset, count, id, opts.stallMs, drainMax, freeze, opts.pollUs ?? 1000);
+    const pollUs = opts.pollUs ?? 1000;
+    r = await a.offloadTransfer(sockFd, fileFd, offset, count, id, opts.stallMs, drainMax, freeze, pollUs, opts.head);
   } catch (e) {
-    throw fromNative(e, 'send', 'sendfile', { bytesSent: 0 });
+    throw fromNative(e, 'send', 'sendfile', { bytesSent: 0, headBytes: 0 });
   }
-  const out: TransferResult = { bytes: r.bytes, filtered: r.filtered };
+  const out: TransferResult = { bytes: r.bytes, headBytes: r.headBytes ?? 0, filtered: r.filtered };
   if (r.drained !== undefined) out.drained = r.drained;
   if (r.drainMs !== undefined) out.drainMs = r.drainMs;
   if (r.state) out.state = toWire(r.state);

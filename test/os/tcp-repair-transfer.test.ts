@@ -92,6 +92,29 @@ test('send, drain and freeze in one job: byte-exact, drained ok, the state carri
   await until(() => queues(fd2).inq === 5, 'the client\'s bytes at the restored socket');
 });
 
+test('a head before the range, in the same job: head then body byte-exact, the head counted apart', { skip }, async (t) => {
+  const head = Buffer.from(`HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\n`);
+  const body = randomBytes(100_000);
+  const file = fileOf(t, body);
+  const { fd, got, state: before } = await held(t);
+  const opts = { stallMs: 10_000, drainMaxUnacked: 0, freeze: true, pollUs: 250, head };
+  const r = await sendDrainFreeze(fd, file, 0, body.length - 1, opts);
+  assert.equal(r.bytes, body.length - 1, 'range bytes only');
+  assert.equal(r.headBytes, head.length);
+  assert.equal(r.drained, 'ok');
+  assert.ok(r.state);
+  assert.equal((r.state.sendSeq - before.sendSeq) >>> 0, head.length + body.length - 1, 'head and range both went out');
+  await until(() => got().length >= head.length + body.length - 1, 'all bytes at the client');
+  assert.equal(sha(got()), sha(Buffer.concat([head, body.subarray(0, body.length - 1)])));
+  // a head with nothing of the range after it (a one-byte range in return mode) is not left corked
+  const h2 = await held(t);
+  const r2 = await sendDrainFreeze(h2.fd, file, 0, 0, opts);
+  assert.equal(r2.headBytes, head.length);
+  assert.equal(r2.drained, 'ok', 'transmitted and acknowledged: not held back by MSG_MORE');
+  await until(() => h2.got().length >= head.length, 'the head at the client');
+  assert.equal(h2.got().toString(), head.toString());
+});
+
 test('a client that half-closed: the drain ends "closing", nothing frozen', { skip }, async (t) => {
   const body = randomBytes(1024 * 1024);
   const file = fileOf(t, body);
