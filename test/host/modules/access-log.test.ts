@@ -2,7 +2,12 @@
 // names the guest's tiered store counts as uses.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { addLine, emptyTotals, MAX_PATHS, MAX_PATH_BYTES } from '../../../src/host/modules/access-log.js';
+import { appendFileSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import {
+  AccessLog, addLighttpdLine, addLine, emptyTotals, LighttpdLineReader, MAX_PATHS, MAX_PATH_BYTES,
+} from '../../../src/host/modules/access-log.js';
 
 const latin1 = (s: string): string => Buffer.from(s, 'utf8').toString('latin1');
 
@@ -67,4 +72,53 @@ test('access log lines: the allocation-free parse gives what split + JSON.parse 
   for (const line of lines) assert.equal(addLine(a, line), reference(r, line), JSON.stringify(line));
   const plain = (t: typeof a): unknown => ({ ...t, served: [...t.served], missing: [...t.missing] });
   assert.deepEqual(plain(a), plain(r));
+});
+
+test('lighttpd log read from its bytes (LighttpdLineReader, AccessLog) gives what addLighttpdLine gives per line', () => {
+  const odd = [
+    '', ' ', 'garbage', '200', '200 1', '200 1 2', '200 1 2 +', '200 1 2 + ', '200 1 2 +  /lead-space', '200 1 2  /no-state',
+    '200 1 2 ++ /two-byte-state', ' 200 1 2 + /x', '200  1 2 + /y', '200 - 0 + /dash', '200 -- 0 + /dd', '304 - 0 + /v/a.ts',
+    '200 5 7 X /cut', '404 3 0 - /gone', '404 3 0 - /gone', '403 3 0 + /forbidden', '416 0 0 + /r', 'x 1 2 + /z', '200 1e3 1 + /e',
+    '200 1 1.5 + /frac', '0200 0010 007 + /zeros', `200 ${'1'.repeat(16)} 1 + /big`, `${'1'.repeat(15)} 1 1 + /bigstatus`,
+    '200 1 2 + /a b', '200 1 2 + /with%20space%20%C3%BC', '200 1 2 + /raw\\xc3\\xbc', '200 1 2 + /bad%00nul', '200 1 2 + /bad%zz',
+    '200 1 2 + rel', '200 1 2 + /a.ts', '200 1 2 + /a.ts', '206 1 2 - /a.ts', '404 1 2 + /a.ts', '200 1 2 + /a.tsx', '200 1 2 + /a.t',
+    `200 1 2 + /${'x'.repeat(2000)}`, `200 1 2 + /${'x'.repeat(2000)}`, '200 1 2 + /\r', '200 1 2 + /end\r',
+  ];
+  const lines = [...odd];
+  for (let i = 0; i < MAX_PATHS + 50; i++) lines.push(`200 ${i} ${i % 7} + /f${i % (MAX_PATHS + 20)}`, `404 1 0 + /m${i}`);
+  for (let i = 0; i < 100; i++) lines.push(`200 1 0 + /${String(i).padStart(3, '0')}${'y'.repeat(1000)}`);
+  type T = ReturnType<typeof emptyTotals>;
+  const plain = (t: T): unknown => ({ ...t, served: [...t.served], missing: [...t.missing] });
+  const ref = emptyTotals();
+  for (const line of lines) addLighttpdLine(ref, line);
+  const got = emptyTotals();
+  const text = Buffer.from(`${lines.join('\n')}\n`, 'latin1');
+  new LighttpdLineReader().addLines(got, text, 0, text.length);
+  assert.deepEqual(plain(got), plain(ref));
+  // through AccessLog, the file written in pieces that cut lines anywhere
+  const dir = mkdtempSync(join(tmpdir(), 'hylics-accesslog-'));
+  try {
+    const path = join(dir, 'm.access');
+    writeFileSync(path, '');
+    const log = new AccessLog(path, () => {}, 'lighttpd');
+    const all = emptyTotals();
+    const step = [1, 7, 100, 3, 4096, 13];
+    for (let at = 0, k = 0; at < text.length; k++) {
+      const n = step[k % step.length]!;
+      appendFileSync(path, text.subarray(at, at + n));
+      at += n;
+      const t = log.drain();
+      all.requests += t.requests;
+      all.bytes += t.bytes;
+      all.errors += t.errors;
+      all.latenciesMs.push(...t.latenciesMs);
+    }
+    log.close();
+    assert.equal(all.requests, ref.requests);
+    assert.equal(all.bytes, ref.bytes);
+    assert.equal(all.errors, ref.errors);
+    assert.deepEqual(all.latenciesMs.sort((a, b) => a - b), [...ref.latenciesMs].sort((a, b) => a - b));
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
