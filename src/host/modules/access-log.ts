@@ -131,54 +131,37 @@ function decodeLighttpdUri(raw: string): string | undefined {
 }
 
 /**
- * Add one lighttpd log line ("status bytes ms state path", state X = aborted before the response completed, bytes
- * `-` for none) to the totals, in the same terms as addLine; false when it is not one of ours.
+ * Add one lighttpd log line (LT_LOG_FORMAT: "status bytesSTATEms/path", see LighttpdLineReader) to the totals, in
+ * the same terms as addLine; false when it is not one of ours.
  */
 export function addLighttpdLine(t: AccessTotals, line: string): boolean {
-  const { f: [s, b, ms, state], restAt } = fields(line);
-  const status = Number(s);
-  const bytes = b === '-' ? 0 : Number(b);
-  const t0 = Number(ms);
-  if (state === undefined || !Number.isInteger(status) || !Number.isFinite(bytes) || !Number.isFinite(t0)) return false;
-  count(t, status, bytes, t0, state !== 'X', line, restAt, decodeLighttpdUri);
-  return true;
+  const buf = Buffer.from(line, 'latin1');
+  return new LighttpdLineReader().addLine(t, buf, 0, buf.length);
 }
 
-/** Largest decimal field the byte parser reads itself (beyond it, or anything but digits: addLighttpdLine). */
+/** Largest decimal field read (lighttpd's counts and milliseconds stay far below it). */
 const MAX_DIGITS = 15;
 
-/** The digits buf[from, to) as a number, or -1 when the field is empty, too long or not all digits. */
-function digits(buf: Buffer, from: number, to: number): number {
-  if (to <= from || to - from > MAX_DIGITS) return -1;
-  let v = 0;
-  for (let i = from; i < to; i++) {
-    const c = buf[i]! - 48;
-    if (c < 0 || c > 9) return -1;
-    v = v * 10 + c;
-  }
-  return v;
-}
-
-/** Index of the first space in buf[from, to), or -1. */
-function space(buf: Buffer, from: number, to: number): number {
-  for (let i = from; i < to; i++) if (buf[i] === 32) return i;
-  return -1;
+/** A state byte of %X: X aborted before the response completed, + kept alive, - closed. */
+function isState(c: number | undefined): boolean {
+  return c === 88 /* X */ || c === 43 /* + */ || c === 45 /* - */;
 }
 
 /**
- * The lighttpd log read from its bytes, without a string per line (hylicsd reads one line per request served: the
- * module's own lighttpd writes ~40,000 a second at 4 KiB). A line of the usual shape (digits, digits or `-`,
- * digits, one state byte, path) is counted here; the request path is made a string only when it would be kept and
- * differs from the previous line's path in the same set (that line left it kept or not keepable: the same path
- * again changes nothing). Any other line goes to addLighttpdLine, so the result is the same as a line-by-line
- * addLighttpdLine (access-log.test.ts checks it).
+ * lighttpd's access log (LT_LOG_FORMAT, lighttpd-conf.ts: `%>s %b%X%{ms}T%U`, one literal for lighttpd to write),
+ * read from its bytes: "200 4096+1/a.ts" is status 200, 4096 body bytes (`-` for none), state +, 1 ms, path /a.ts.
+ * The grammar needs no more separators: bytes are digits or one `-` and the state byte that follows is never a digit,
+ * and the milliseconds end where the path begins (lighttpd's %U: the path as sent, `/` first). hylicsd reads one
+ * line per request served (the module's lighttpd writes ~40,000 a second at 4 KiB): no string per line, and the
+ * request path made a string only when it would be kept and differs from the previous line's path in the same set
+ * (that line left it kept or not keepable: the same path again changes nothing).
  */
 export class LighttpdLineReader {
   private last = Buffer.alloc(MAX_PATH_LENGTH + 1);
   private lastLen = -1;
   private lastSet: Set<string> | undefined;
 
-  /** Add the lines of buf[from, to) (each without its newline) to t: lines end at '\n'. */
+  /** Add the lines of buf[from, to) to t: lines end at '\n' (the last one may lack it). */
   addLines(t: AccessTotals, buf: Buffer, from: number, to: number): void {
     let s = from;
     while (s < to) {
@@ -189,32 +172,48 @@ export class LighttpdLineReader {
     }
   }
 
-  /** One line, buf[s, e) without its newline. */
-  addLine(t: AccessTotals, buf: Buffer, s: number, e: number): void {
-    // the first three spaces, by hand: a native indexOf per field costs more than these few bytes
-    const sp1 = space(buf, s, e);
-    const sp2 = sp1 < 0 ? -1 : space(buf, sp1 + 1, e);
-    const sp3 = sp2 < 0 ? -1 : space(buf, sp2 + 1, e);
-    // the state is one byte: the fourth space (or the line's end) right after it
-    const sp4 = sp3 + 2;
-    const status = sp1 < e ? digits(buf, s, sp1) : -1;
-    const bytes = sp2 < 0 ? -1 : sp2 === sp1 + 2 && buf[sp1 + 1] === 45 /* - */ ? 0 : digits(buf, sp1 + 1, sp2);
-    const ms = sp3 < 0 || sp3 >= e ? -1 : digits(buf, sp2 + 1, sp3);
-    if (status < 0 || bytes < 0 || ms < 0 || sp3 + 1 >= e || buf[sp3 + 1] === 32 || (sp4 < e && buf[sp4] !== 32)) {
-      addLighttpdLine(t, buf.toString('latin1', s, e));
-      return;
+  /** One line, buf[s, e) without its newline; false (nothing counted) when it is not one of ours. */
+  addLine(t: AccessTotals, buf: Buffer, s: number, e: number): boolean {
+    let i = s;
+    let status = 0;
+    for (; i < e && i - s < MAX_DIGITS; i++) {
+      const c = buf[i]! - 48;
+      if (c < 0 || c > 9) break;
+      status = status * 10 + c;
     }
-    const paths = countRequest(t, status, bytes, ms, buf[sp3 + 1] !== 88 /* X */);
-    const at = sp4 + 1;
-    if (paths === undefined || at >= e) return;
-    const n = e - at;
-    if (paths === this.lastSet && n === this.lastLen && this.sameAsLast(buf, at, n)) return;
-    keepPath(t, paths, decodeLighttpdUri(buf.toString('latin1', at, e)));
+    if (i === s || i >= e || buf[i] !== 32) return false;
+    let bytes = 0;
+    const b = ++i;
+    if (buf[i] === 45 && isState(buf[i + 1])) i++;
+    else {
+      for (; i < e && i - b < MAX_DIGITS; i++) {
+        const c = buf[i]! - 48;
+        if (c < 0 || c > 9) break;
+        bytes = bytes * 10 + c;
+      }
+      if (i === b) return false;
+    }
+    if (i >= e || !isState(buf[i])) return false;
+    const complete = buf[i] !== 88; /* X */
+    let ms = 0;
+    const m = ++i;
+    for (; i < e && i - m < MAX_DIGITS; i++) {
+      const c = buf[i]! - 48;
+      if (c < 0 || c > 9) break;
+      ms = ms * 10 + c;
+    }
+    if (i === m || (i < e && buf[i]! >= 48 && buf[i]! <= 57)) return false;
+    const paths = countRequest(t, status, bytes, ms, complete);
+    if (paths === undefined || i >= e) return true;
+    const n = e - i;
+    if (paths === this.lastSet && n === this.lastLen && this.sameAsLast(buf, i, n)) return true;
+    keepPath(t, paths, decodeLighttpdUri(buf.toString('latin1', i, e)));
     this.lastSet = paths;
     if (n <= this.last.length) {
-      buf.copy(this.last, 0, at, e);
+      buf.copy(this.last, 0, i, e);
       this.lastLen = n;
     } else this.lastLen = -1;
+    return true;
   }
 
   private sameAsLast(buf: Buffer, at: number, n: number): boolean {
