@@ -26,6 +26,8 @@
 //                           [--placement split|shared] [--client-cpu 0|1|none] [--client splice|curl]
 //                           [--configs alone,compression,interference,module,socket] (a subset: only these cells)
 //                           [--daemon-cgroup own|session] [--module-engine auto|nginx|lighttpd] (the daemon's setting)
+//                           [--module-congctl reno] (the module's replies to the client take a route with this
+//                           congestion control: the per-route recipe of docs/modules.md; the host's default stays)
 // Needs root (the daemon: namespaces, cgroups, nftables), lighttpd, pigz, curl (warm-up requests), python3 >= 3.10
 // (the splice client).
 import { execFile, execFileSync } from 'node:child_process';
@@ -89,6 +91,14 @@ if (CLIENT !== 'splice' && CLIENT !== 'curl') throw new Error('--client: splice 
 const DAEMON_CGROUP = argStr('daemon-cgroup', 'own');
 /** --module-engine auto|nginx|lighttpd: the daemon's module engine (default: the daemon's own default, auto). */
 const MODULE_ENGINE = argStr('module-engine', '');
+/**
+ * --module-congctl NAME: a policy rule for the module's source address (the host end of the guest's link) selects a
+ * table whose route to the client carries `congctl NAME` (docs/modules.md, "a per-route congctl"): the module's
+ * sockets get NAME, every other socket the host's default. Rule and table are this run's, removed after it.
+ */
+const MODULE_CC = argStr('module-congctl', '');
+if (MODULE_CC !== '' && !/^[a-z0-9_]+$/.test(MODULE_CC)) throw new Error('--module-congctl: a congestion control name');
+const CC_TABLE = 21000 + (process.pid % 1000);
 if (DAEMON_CGROUP !== 'own' && DAEMON_CGROUP !== 'session') throw new Error('--daemon-cgroup: own or session');
 const CPU_CGROUP_V1 = '/sys/fs/cgroup/cpu';
 /** Where hylicsd ran (the JSON's setup.daemonCgroup): the cgroup made for it, or the bench's session. */
@@ -293,6 +303,23 @@ async function main(): Promise<void> {
       if (r.code !== 0) throw new Error(`ip ${c.join(' ')}: ${r.stderr}`);
     }
 
+    let congctlSeen = '';
+    // the host end of the guest's link: the module's listen address (DNAT brings the client there)
+    const hostAddr = addr.replace(/\.\d+$/, '.1');
+    if (MODULE_CC) {
+      if (!(await run('ip', ['-o', 'addr', 'show'])).stdout.includes(` ${hostAddr}/`)) throw new Error(`--module-congctl: no host address ${hostAddr}`);
+      session.afterStop.push(async () => {
+        await run('ip', ['rule', 'del', 'pref', String(CC_TABLE), 'from', hostAddr, 'lookup', String(CC_TABLE)]);
+        await run('ip', ['route', 'flush', 'table', String(CC_TABLE)]);
+      });
+      for (const c of [['route', 'add', 'table', String(CC_TABLE), '10.251.79.0/30', 'dev', wHost, 'congctl', MODULE_CC],
+        ['rule', 'add', 'pref', String(CC_TABLE), 'from', hostAddr, 'lookup', String(CC_TABLE)]]) {
+        const r = await run('ip', c);
+        if (r.code !== 0) throw new Error(`ip ${c.join(' ')}: ${r.stderr}`);
+      }
+      log(`module replies from ${hostAddr} take a route with congctl ${MODULE_CC}: ${(await run('ip', ['route', 'get', '10.251.79.2', 'from', hostAddr])).stdout.trim()}`);
+    }
+
     log(`the guest writes ${DELIVER_MIB} MiB to deliver (random) and ${COMPRESS_MIB} MiB to compress (base64 text) into its share`);
     // both written by the guest itself (under its 0.5 CPU), so the share's pages are the guest's
     await gexec(`mkdir -p /mnt/hylics/www /mnt/hylics/work /mnt/hylics/run && head -c ${DELIVER_MIB}M /dev/urandom > /mnt/hylics/www/deliver.bin`
@@ -406,6 +433,17 @@ EOF`);
         const c0 = procCpuSeconds(pid); const g0 = cgroupCpuSeconds(cgroup); const w0 = Date.now();
         let done = false;
         const comp = compress().finally(() => { done = true; });
+        if (MODULE_CC && !congctlSeen) {
+          // the congestion control of the module's sockets while the first downloads run (polled: ss in the host's
+          // namespace, the connection from the module's address)
+          const check = (tries: number): void => {
+            const out = execFileSync('ss', ['-tinH', 'src', hostAddr]).toString();
+            congctlSeen = /\b(reno|cubic|bbr|bbr2|dctcp|htcp|vegas|westwood)\b/.exec(out)?.[1] ?? '';
+            if (congctlSeen) log(`the module's connection runs congestion control ${congctlSeen}`);
+            else if (tries > 0) setTimeout(() => check(tries - 1), 100);
+          };
+          setTimeout(() => check(50), 100);
+        }
         const d = await deliver(url, () => done);
         const s = await comp;
         const cpu = procCpuSeconds(pid) - c0;
@@ -513,6 +551,7 @@ EOF`);
           ? `split (as the paper's Fig. 19/20 setup: the VM's vCPUs are its own): the guest's processes pinned to CPU ${GUEST_CPUS} (quota ${CPUS} CPU), the module engine (nginx master + worker, or the module's lighttpd) and hylicsd to CPU ${MODULE_CPUS}; client (${CLIENT}) on CPU ${CLIENT_CPUS} in every scheme`
           : `shared: nothing pinned (the guest's pigz threads and the module engine share every host core); client on CPU ${CLIENT_CPUS}`,
         clientCpus: CLIENT_CPUS, clientProgram: CLIENT, daemonCgroup: daemonCgroupUsed,
+        moduleCongctl: MODULE_CC ? `${MODULE_CC} (route; seen on the module's socket: ${congctlSeen || 'not checked'})` : `host default (${readFileSync('/proc/sys/net/ipv4/tcp_congestion_control', 'utf8').trim()})`,
         hostCpusBusy: 'CPUs\' worth of the whole host busy during the cell (/proc/stat: all but idle and iowait)',
         rounds: ROUNDS, hostCpus: HOST_CPUS, loadavg: readFileSync('/proc/loadavg', 'utf8').trim(),
       },
