@@ -57,6 +57,15 @@ interface Row {
   guestCpuSecPerGB: number;
   hostCpuSecPerGB: number;
   errors: string;
+  /** wrk's largest request latency (ms): a handoff stalled on retransmission timeouts shows here */
+  latencyMaxMs?: number;
+}
+
+/** wrk's duration text ("812.34us", "7.10s", "1.20m") in ms. */
+function wrkMs(t: string | undefined): number | undefined {
+  const m = t === undefined ? null : /^([\d.]+)(us|ms|s|m)$/.exec(t);
+  if (!m) return undefined;
+  return Number(m[1]) * { us: 1e-3, ms: 1, s: 1e3, m: 6e4 }[m[2] as 'us' | 'ms' | 's' | 'm'];
 }
 
 /** utime+stime (s) of a process and all its descendants alive now. */
@@ -144,9 +153,10 @@ async function main(): Promise<void> {
           guestCpuSecPerGB: gb > 0 ? (cgroupCpuSeconds(cg) - g0) / gb : 0,
           hostCpuSecPerGB: gb > 0 ? ((sc === 'host' ? treeCpu(hostServer.pid!) : treeCpu(daemonPid)) - h0) / gb : 0,
           errors: [/Non-2xx.*$/m.exec(out)?.[0], /Socket errors.*$/m.exec(out)?.[0]].filter(Boolean).join('; '),
+          latencyMaxMs: wrkMs(/^\s*Latency\s+\S+\s+\S+\s+(\S+)/m.exec(out)?.[1]),
         };
         rows.push(row);
-        log(`${String(m).padStart(3)} MiB ${sc.padEnd(9)} ${row.MBps.toFixed(0).padStart(6)} MB/s  ${row.ctxPerSec.toFixed(0).padStart(7)} guest ctx/s  guest ${row.guestCpuSecPerGB.toFixed(2)} / host ${row.hostCpuSecPerGB.toFixed(2)} CPU s/GB ${row.errors}`);
+        log(`${String(m).padStart(3)} MiB ${sc.padEnd(9)} ${row.MBps.toFixed(0).padStart(6)} MB/s  ${row.ctxPerSec.toFixed(0).padStart(7)} guest ctx/s  guest ${row.guestCpuSecPerGB.toFixed(2)} / host ${row.hostCpuSecPerGB.toFixed(2)} CPU s/GB, max latency ${row.latencyMaxMs?.toFixed(0) ?? '?'} ms ${row.errors}`);
       }
     }
     if (trace) {
