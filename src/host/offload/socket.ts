@@ -74,6 +74,17 @@ export const HANDBACK_MAX_UNACKED = 0;
  */
 export const HANDBACK_MAX_UNACKED_HELD = 64 * 1024;
 /**
+ * ...and at most this many of the connection's segments (MSS): the guest's restored socket starts with a fresh
+ * congestion window (the initial 10 segments; TCP_REPAIR carries none) and counts the bytes the state hands it
+ * unacknowledged as in flight, so with 10 or more of them it could not send the range's tail until an ACK came, and
+ * the thaw's window probe does not reliably get one (it is out of the client's window: Linux answers those at most
+ * once per 500 ms per socket, tcp_invalid_ratelimit, and not at all when PAWS drops it). The tail then waited for
+ * the restored socket's loss probe, ~200 ms (captured on the guest's link: the tail left the guest 200-204 ms after
+ * the probe; the client's TcpExtTCPACKSkippedSeq counted ~1 suppressed answer per handoff). With at most 6 the tail
+ * fits in the window (an skb boundary can add one segment to the count) and the client's ACK of it covers all.
+ */
+export const HANDBACK_MAX_UNACKED_SEGMENTS = 6;
+/**
  * autoRelease hand-backs (docs/offload-socket.md): the host keeps the state of a connection it handed back and its
  * file (to finish the connection, the range's tail included, at a `release { finish: true }` of a guest that could
  * not restore it) this long, and at most this many per guest (as many as handoffs in flight), instead of waiting for
@@ -442,7 +453,7 @@ export class SocketOffload {
       r = await sendDrainFreeze(h.hostFd, h.fileFd, h.offset, count, {
         stallMs: STALL_MS,
         pollUs: DRAIN_POLL_US,
-        ...(handBack ? { drainMaxUnacked: this.maxUnacked(h), freeze: h.quick } : {}),
+        ...(handBack ? { drainMaxUnacked: this.maxUnacked(h, s.mss), freeze: h.quick } : {}),
         onStart: (abort) => { h.abort = abort; },
       });
     } catch (e) {
@@ -531,9 +542,10 @@ export class SocketOffload {
     return { bytes, outcome: 'returned', state };
   }
 
-  /** Bytes the host's socket may leave unacknowledged at a hand-back of `h`. */
-  private maxUnacked(h: Handoff): number {
-    return h.held ? HANDBACK_MAX_UNACKED_HELD : h.quick ? HANDBACK_MAX_UNACKED : 0;
+  /** Bytes the host's socket may leave unacknowledged at a hand-back of `h`, whose segments are at most `mss`. */
+  private maxUnacked(h: Handoff, mss: number): number {
+    if (h.held) return Math.min(HANDBACK_MAX_UNACKED_HELD, HANDBACK_MAX_UNACKED_SEGMENTS * Math.max(1, mss));
+    return h.quick ? HANDBACK_MAX_UNACKED : 0;
   }
 
   private account(c: Counters, guest: string, bytes: number, overheadMs: number): void {
