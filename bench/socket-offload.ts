@@ -8,6 +8,8 @@
 // the host server). Writes bench/results/socket-offload.{json,svg}.
 //   npm run bench -- socket-offload [--duration 5] [--connections 4] [--sizes 1,16,64] (MiB)
 //   [--schemes socket,host] (only these rows) [--warmup 1] (unmeasured seconds of wrk per row first; 0: none)
+//   [--head on|off] (socket row: the response headers in the handoff, sent by the host with the body (on, the
+//   default), or written by the guest's server first (off): the example server's --offload-head, for A/B)
 // (HYLICS_OFFLOAD_NETLINK=0 in the environment: the daemon changes steering sets through nft instead of netlink;
 // HYLICS_OFFLOAD_TRACE=1: the guest's per-step times and the daemon's per-handoff lines go to TRACE_FILE;
 // HYLICS_BENCH_GUEST_NODE_ARGS='--perf-basic-prof': node's arguments for the guest's socket-offload server, e.g. for
@@ -41,6 +43,9 @@ const SIZES = argStr('sizes', '1,16,64').split(',').map(Number);
 const ALL_SCHEMES = ['guest', 'socket', 'module', 'host'] as const;
 /** --schemes socket,host: run only these rows (ratios need socket and host; a quick look at one path). */
 const SCHEMES = argStr('schemes', ALL_SCHEMES.join(',')).split(',') as Scheme[];
+/** --head off: the socket row's server writes its headers itself (the older way), for an A/B in one build. */
+const HEAD = argStr('head', 'on');
+if (HEAD !== 'on' && HEAD !== 'off') throw new Error(`--head must be on or off, got ${HEAD}`);
 const MiB = 1024 * 1024;
 const CLK_TCK = 100;
 const TRACE_FILE = join(tmpdir(), 'hylics-socket-offload-trace.txt');
@@ -117,7 +122,7 @@ async function main(): Promise<void> {
     // arguments for the socket-offload server in the guest
     const gargs = process.env.HYLICS_BENCH_GUEST_NODE_ARGS ?? '';
     const gcli = [NODE_BIN, ...(gargs ? gargs.split(' ') : []), ...entryArgv('cli/main')].join(' ');
-    await s.gexec(g, `${trace}setsid ${gcli} example file-server --root /mnt/hylics --port 8080 --offload socket > /run/hylics/fs-socket.log 2>&1 < /dev/null &`);
+    await s.gexec(g, `${trace}setsid ${gcli} example file-server --root /mnt/hylics --port 8080 --offload socket --offload-head ${HEAD} > /run/hylics/fs-socket.log 2>&1 < /dev/null &`);
     await s.gexec(g, `setsid ${cli} example file-server --root /mnt/hylics --port 8081 --offload none > /run/hylics/fs-none.log 2>&1 < /dev/null &`);
     await s.cli(['module', 'start', g, '--kind', 'http', '--root', '/', '--port', '8082']);
     hostServer = spawn(NODE_BIN, [...entryArgv('cli/main'), 'example', 'file-server', '--root', v.share.path, '--port', '8083', '--host', wHostAddr, '--offload', 'none'], { stdio: 'ignore' });
@@ -180,7 +185,7 @@ async function main(): Promise<void> {
     const goal = ratios.every((q) => q.socketVsHost >= 0.9);
     log(`goal (socket >= 0.9x a plain host socket for >= 1 MiB): ${goal ? 'met' : 'NOT met'}`);
     const result = {
-      bench: 'socket-offload', date: new Date().toISOString(), durationSec: DURATION, warmupSec: WARMUP, connections: CONNECTIONS,
+      bench: 'socket-offload', date: new Date().toISOString(), durationSec: DURATION, warmupSec: WARMUP, connections: CONNECTIONS, head: HEAD,
       loadAverage: readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).map(Number),
       machine: { cpus: Number(execFileSync('nproc').toString().trim()), kernel: execFileSync('uname', ['-r']).toString().trim() },
       note: 'wrk -t1 in a client netns routed through the host; guest = sandbox guest capped at 1 CPU. ctx/s: all threads of the guest cgroup\'s processes (/proc). Host CPU: hylicsd + module workers (guest/socket/module rows; the guest row includes only the daemon\'s idle work) or the host server process. Handoff latency: host-side takeover + hand-back without the send. No RAPL: energy only as CPU time.',

@@ -15,6 +15,9 @@ export interface FileServerOptions {
   offload: 'socket' | 'none';
   /** Bodies smaller than this are sent by the guest even with offload (a handoff costs a few ms). */
   offloadMinBytes?: number;
+  /** With offload: the response headers go in the handoff (hylicsSendfile's `head`) and the host sends them with the
+   *  body's first bytes (default true); false: the server writes them itself first (the older way, for A/B). */
+  offloadHead?: boolean;
   /** The share as the guest sees it (hylicsSendfile needs files inside it). */
   share?: string;
   log?: (msg: string) => void;
@@ -111,7 +114,7 @@ export function startFileServer(
     }
     const start = range ? range.start : 0;
     const len = range ? range.end - range.start + 1 : size;
-    socket.write(
+    const headers = Buffer.from(
       [
         `HTTP/1.1 ${range ? '206 Partial Content' : '200 OK'}`,
         'Content-Type: application/octet-stream',
@@ -122,11 +125,20 @@ export function startFileServer(
         '',
         '',
       ].join('\r\n'),
+      'latin1',
     );
+    const offload = o.offload === 'socket' && head.method !== 'HEAD' && len > 0 && len >= (o.offloadMinBytes ?? 0);
+    // offloaded: the headers travel in the handoff and the host sends them with the body's first bytes (no write
+    // here, nothing for the socket to drain before it is frozen)
+    const inHandoff = offload && o.offloadHead !== false;
+    if (!inHandoff) socket.write(headers);
     if (head.method === 'HEAD' || len === 0) return keepAlive;
-    if (o.offload === 'socket' && len >= (o.offloadMinBytes ?? 0)) {
-      const r = await hylicsSendfile(socket, file, start, len, {
+    if (offload) {
+      const r = await hylicsSendfile(socket, file, {
         ...offloadOpts,
+        offset: start,
+        count: len,
+        ...(inHandoff ? { head: headers } : {}),
         mode: keepAlive ? 'return' : 'terminal',
       });
       if (r.by === 'host') stats.byHost++;

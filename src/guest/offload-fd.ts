@@ -3,7 +3,9 @@
 // handoff (it has CAP_NET_ADMIN; the app needs none, as with passt-repair). The connection is restored on the very
 // socket the app passed (same open file description), so the app's fd carries on with the sequence numbers
 // advanced. Protocol, one exchange per connection to /run/hylics/offload.sock:
-//   app -> agent: one message: a JSON object { path, offset?, count?, mode? } with the socket fd attached (SCM_RIGHTS)
+//   app -> agent: one message: a JSON object { path, offset?, count?, mode?, head? } with the socket fd attached
+//                 (SCM_RIGHTS); head: base64 bytes sent before the range (the app's response headers, at most
+//                 MAX_HANDOFF_HEAD_BYTES), by the host with the range's first bytes, or by the agent on a fallback
 //   agent -> app: one JSON line { ok: true, bytes, by: "host"|"guest", reason?, finished? }
 //                 or { ok: false, error: { code, message, details? } }
 // The app must not read or write the socket until the answer came. `finished` (terminal mode) or an error with the
@@ -12,14 +14,14 @@ import { closeSync, fstatSync, openSync, readSync, writeSync } from 'node:fs';
 import type { Server, Socket } from 'node:net';
 import { relative, resolve } from 'node:path';
 import { HylicsError, toHylicsError } from '../core/errors/index.js';
-import type { FallbackReason } from '../core/protocol/index.js';
+import { MAX_HANDOFF_HEAD_BYTES, type FallbackReason } from '../core/protocol/index.js';
 import { listenUnix, closeUnixServer } from '../os/channel/index.js';
 import { closeFd, quiesceQueues, recvWithFd, sendfileFd, tcpNames } from '../os/tcp-repair.js';
 import { handoffQuiesced, reasonOf, QUIESCE_MAX_UNACKED, QUIESCE_TIMEOUT_MS, type SendfileResult } from './offload.js';
 
 export const DEFAULT_OFFLOAD_SOCKET = '/run/hylics/offload.sock';
-/** Largest request message (a JSON object with a path of at most 4096 bytes). */
-export const MAX_REQUEST_BYTES = 8192;
+/** Largest request message (a JSON object with a path of at most 4096 bytes and a head of at most 16 KiB, base64). */
+export const MAX_REQUEST_BYTES = 32 * 1024;
 /** How long an app may take to send its request after connecting. */
 const REQUEST_TIMEOUT_MS = 5_000;
 /** Poll interval while waiting for the request (the Unix socket is not read by libuv: it would drop the fd). */
@@ -28,7 +30,7 @@ const RECV_POLL_MS = 2;
 const GUEST_STALL_MS = 120_000;
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
-export interface FdSendRequest { path: string; offset?: number; count?: number; mode?: 'return' | 'terminal' }
+export interface FdSendRequest { path: string; offset?: number; count?: number; mode?: 'return' | 'terminal'; head?: string }
 /** The host ops the handoff needs (the agent's channel to the host). */
 export type HostRequest = (op: string, params: unknown, opts: { timeoutMs: number }) => Promise<unknown>;
 
@@ -36,16 +38,38 @@ function checkRequest(v: unknown): FdSendRequest {
   const r = v as Record<string, unknown>;
   const bad = (m: string): never => { throw new HylicsError('HYLICS_ERR_INVALID_ARGUMENT', `offload request: ${m}`); };
   if (typeof r !== 'object' || r === null || Array.isArray(r)) bad('not a JSON object');
-  for (const k of Object.keys(r)) if (!['path', 'offset', 'count', 'mode'].includes(k)) bad(`unknown field ${JSON.stringify(k)}`);
+  for (const k of Object.keys(r)) if (!['path', 'offset', 'count', 'mode', 'head'].includes(k)) bad(`unknown field ${JSON.stringify(k)}`);
   if (typeof r.path !== 'string' || r.path.length === 0 || r.path.length > 4096) bad('path must be a string of 1-4096 characters');
   for (const k of ['offset', 'count'] as const) if (r[k] !== undefined && !(Number.isSafeInteger(r[k]) && (r[k] as number) >= 0)) bad(`${k} must be a whole number >= 0`);
   if (r.mode !== undefined && r.mode !== 'return' && r.mode !== 'terminal') bad('mode must be return or terminal');
+  if (r.head !== undefined) {
+    const n = typeof r.head === 'string' ? Buffer.byteLength(r.head, 'base64') : -1;
+    if (n < 1 || n > MAX_HANDOFF_HEAD_BYTES || Buffer.from(r.head as string, 'base64').toString('base64') !== r.head)
+      bad(`head must be canonical base64 of 1-${MAX_HANDOFF_HEAD_BYTES} bytes`);
+  }
   return r as unknown as FdSendRequest;
 }
 
 /** A tail up to this size is written with write(2) as the app's socket is (blocking or not: the sendfile engine
  *  would make the app's socket non-blocking, its open file description being shared). */
 const SMALL_TAIL_BYTES = 4096;
+
+/** Write `buf` with write(2) on the app's socket as it is (blocking or not); resolves once it is all in the kernel. */
+async function writeAllFd(fd: number, buf: Buffer): Promise<void> {
+  const until = Date.now() + GUEST_STALL_MS;
+  let off = 0;
+  while (off < buf.length) {
+    try {
+      off += writeSync(fd, buf, off, buf.length - off);
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      if (code !== 'EAGAIN' || Date.now() > until) {
+        throw new HylicsError('HYLICS_ERR_PEER_CLOSED', `the head's send failed: ${code ?? String(e)}`, { bytesSent: 0 });
+      }
+      await sleep(1);
+    }
+  }
+}
 
 /** The range's tail on the app's socket once the connection is back; resolves with the bytes sent. */
 async function sendTail(fd: number, file: string, start: number, n: number): Promise<number> {
@@ -94,10 +118,12 @@ export async function sendfileOnFd(
     const start = Math.min(offset, size);
     return { f, start, n: Math.min(req.count ?? size - start, size - start) };
   };
+  const head = req.head !== undefined ? Buffer.from(req.head, 'base64') : undefined;
   const inGuest = async (reason: FallbackReason): Promise<SendfileResult> => {
     void request('offload.socket.fallback', { reason }, { timeoutMs: 5000 }).catch(() => undefined);
     const { f, start, n } = fileRange();
     try {
+      if (head) await writeAllFd(fd, head);
       const bytes = n === 0 ? 0 : await sendfileFd(fd, f, start, n, GUEST_STALL_MS);
       return { bytes, by: 'guest', reason };
     } finally {
@@ -116,7 +142,10 @@ export async function sendfileOnFd(
   try {
     r = await handoffQuiesced(
       fd,
-      { ...names, path: rel, offset, ...(req.count !== undefined ? { count: req.count } : {}), mode },
+      {
+        ...names, path: rel, offset, ...(req.count !== undefined ? { count: req.count } : {}), mode,
+        ...(req.head ? { head: req.head } : {}),
+      },
       request,
       { inPlace: true },
     );

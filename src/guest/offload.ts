@@ -2,9 +2,12 @@
 // and protocol and lets the host do only the bulk send of a file from the share.
 //
 //   import { hylicsSendfile, hylicsSend } from 'hylics/guest';
-//   socket.write(headers);                                  // the app's own bytes, as usual
-//   const sent = await hylicsSendfile(socket, '/mnt/hylics/video.mp4', start, length);
+//   const sent = await hylicsSendfile(socket, '/mnt/hylics/video.mp4', { offset: start, count: length, head });
 //   // the connection is the app's again (same socket object, sequence numbers advanced): keep-alive goes on
+//
+// `head` (the app's response headers, at most MAX_HANDOFF_HEAD_BYTES) goes in the handoff request and the host
+// sends it with the range's first bytes, in the same packets: the app writes nothing itself before the send. (The
+// older form, `socket.write(headers)` then `hylicsSendfile(socket, file, start, length)`, still works.)
 //
 // The library quiesces the socket (Node's queue flushed, libuv no longer reading, everything transmitted), puts it
 // behind a drop-everything socket filter (its own hold: nothing reaches the socket while it moves), freezes it with
@@ -18,7 +21,7 @@ import { closeSync, existsSync, openSync, fstatSync, readSync } from 'node:fs';
 import type { Socket } from 'node:net';
 import { dirname, join, relative, resolve } from 'node:path';
 import { HylicsError, toHylicsError, type ErrorCode } from '../core/errors/index.js';
-import { HOST_OFFLOAD_SOCKET, type FallbackReason, type OffloadHandoffParamsT, type OffloadHandoffResultT } from '../core/protocol/index.js';
+import { HOST_OFFLOAD_SOCKET, MAX_HANDOFF_HEAD_BYTES, type FallbackReason, type OffloadHandoffParamsT, type OffloadHandoffResultT } from '../core/protocol/index.js';
 import { KeyedSerial } from '../core/serial.js';
 import { sendFileToSocket } from '../os/native.js';
 import { dropFilter, freezeForHandoff, quiesce, restoreForHandoff, resumeReading, setRepair, socketFd } from '../os/tcp-repair.js';
@@ -46,10 +49,24 @@ export interface OffloadOptions {
   disabled?: boolean;
 }
 
+/** hylicsSendfile's options in one object: the range, the head, and the offload options. */
+export interface SendfileOptions extends OffloadOptions {
+  /** First byte of the file to send (default 0). */
+  offset?: number;
+  /** Bytes to send (default: to the end of the file). */
+  count?: number;
+  /** Bytes to send before the range, in order (the app's response headers; a string is written as UTF-8, as
+   *  socket.write does). Up to MAX_HANDOFF_HEAD_BYTES they travel in the handoff and the host sends them with the
+   *  range's first bytes; a larger head, or a send that stays in the guest, is written by the guest first. */
+  head?: Buffer | string;
+}
+
 export interface SendfileResult {
   bytes: number;
   /** Who sent the bytes, and why not the host when it did not. */
   by: 'host' | 'guest';
+  /** Bytes of the head sent before the range (with a head). */
+  headBytes?: number;
   reason?: FallbackReason;
   /** host: the connection was finished by the host (terminal mode); the socket is closed. */
   finished?: boolean;
@@ -142,6 +159,7 @@ async function sendInGuest(
   reason: FallbackReason,
   message: string,
   opts: OffloadOptions,
+  head?: Buffer,
 ): Promise<SendfileResult> {
   last = { reason, message };
   // counted once the send is known to be one: a client that left meanwhile (wrk closing its connections, a
@@ -157,32 +175,52 @@ async function sendInGuest(
     const size = fstatSync(fd).size;
     const start = Math.min(offset, size);
     const n = Math.min(count ?? size - start, size - start);
+    // the head first, in the kernel before the file's bytes (sendfile does not wait for Node's write queue)
+    if (head) await writeAll(socket, head);
     const bytes = await sendFileToSocket(socket, fd, start, n).catch((e: unknown) => {
       if (!(e instanceof HylicsError && e.code === 'HYLICS_ERR_PEER_CLOSED')) countFallback();
       throw e;
     });
     countFallback();
     if (opts.mode === 'terminal') socket.end();
-    return { bytes, by: 'guest', reason };
+    return { bytes, by: 'guest', reason, ...(head ? { headBytes: head.length } : {}) };
   } finally {
     closeSync(fd);
   }
 }
 
+/** Write `data` on `socket`; resolves once Node handed it to the kernel. */
+function writeAll(socket: Socket, data: Buffer): Promise<void> {
+  return new Promise<void>((res, rej) =>
+    socket.write(data, (e) =>
+      e ? rej(new HylicsError('HYLICS_ERR_PEER_CLOSED', `the client went away: ${e.message}`, { bytesSent: 0 })) : res()),
+  );
+}
+
 /**
- * Send `count` bytes (default: to the end) of `file` from `offset` on `socket`, by the host when it can.
- * Resolves with the bytes sent and who sent them. Rejects with HYLICS_ERR_PEER_CLOSED (details.bytesSent) when
- * the client went away, or another registry error when the connection was lost in a handoff (the socket is then
- * destroyed; the app must not use it).
+ * Send `count` bytes (default: to the end) of `file` from `offset` on `socket`, by the host when it can; with
+ * `head`, those bytes first (see SendfileOptions). Resolves with the bytes of the file sent and who sent them.
+ * Rejects with HYLICS_ERR_PEER_CLOSED (details.bytesSent) when the client went away, or another registry error when
+ * the connection was lost in a handoff (the socket is then destroyed; the app must not use it).
+ * `hylicsSendfile(socket, file, { offset, count, head, ...options })`, or `(socket, file, offset, count, options)`.
  */
+export function hylicsSendfile(socket: Socket, file: string, opts?: SendfileOptions): Promise<SendfileResult>;
+export function hylicsSendfile(
+  socket: Socket, file: string, offset?: number, count?: number, opts?: OffloadOptions,
+): Promise<SendfileResult>;
 export function hylicsSendfile(
   socket: Socket,
   file: string,
-  offset = 0,
+  offsetOrOpts: number | SendfileOptions = 0,
   count?: number,
   opts: OffloadOptions = {},
 ): Promise<SendfileResult> {
-  return serialize(socket, () => sendfileNow(socket, file, offset, count, opts));
+  if (typeof offsetOrOpts === 'object') {
+    const { offset, count: n, head, ...o } = offsetOrOpts;
+    const h = head === undefined || head.length === 0 ? undefined : Buffer.isBuffer(head) ? head : Buffer.from(head);
+    return serialize(socket, () => sendfileNow(socket, file, offset ?? 0, n, o, h));
+  }
+  return serialize(socket, () => sendfileNow(socket, file, offsetOrOpts, count, opts));
 }
 
 /** Write `data` on `socket` in order with the offloaded sends before it; resolves once Node handed it to the kernel. */
@@ -338,28 +376,35 @@ async function sendfileNow(
   offset: number,
   count: number | undefined,
   opts: OffloadOptions,
+  head?: Buffer,
 ): Promise<SendfileResult> {
+  // a head over what a handoff carries is written here first (then the send goes as without one)
+  if (head && head.length > MAX_HANDOFF_HEAD_BYTES) {
+    await writeAll(socket, head);
+    const r = await sendfileNow(socket, file, offset, count, opts);
+    return { ...r, headBytes: head.length };
+  }
   const share = resolve(opts.share ?? process.env.HYLICS_SHARE ?? DEFAULT_SHARE_DIR);
   const abs = resolve(file);
   const rel = relative(share, abs);
-  if (opts.disabled) return sendInGuest(socket, abs, offset, count, 'error', 'offload disabled by the caller', opts);
+  if (opts.disabled) return sendInGuest(socket, abs, offset, count, 'error', 'offload disabled by the caller', opts, head);
   if (rel === '' || rel.startsWith('..') || rel.startsWith('/'))
-    return sendInGuest(socket, abs, offset, count, 'outside-share', `${abs} is not inside the share ${share}`, opts);
+    return sendInGuest(socket, abs, offset, count, 'outside-share', `${abs} is not inside the share ${share}`, opts, head);
   if (socketFd(socket) === undefined)
-    return sendInGuest(socket, abs, offset, count, 'not-quiescent', 'not a TCP socket with an fd', opts);
+    return sendInGuest(socket, abs, offset, count, 'not-quiescent', 'not a TCP socket with an fd', opts, head);
   const trace = tracer(socket);
   let c: AgentClient;
   try {
     c = await client(opts);
   } catch (e) {
-    return sendInGuest(socket, abs, offset, count, 'host-unreachable', toHylicsError(e).message, opts);
+    return sendInGuest(socket, abs, offset, count, 'host-unreachable', toHylicsError(e).message, opts, head);
   }
   let q: { wasReading: boolean; fd: number };
   try {
     q = await quiesce(socket, QUIESCE_TIMEOUT_MS, QUIESCE_MAX_UNACKED);
   } catch (e) {
     const err = toHylicsError(e);
-    return sendInGuest(socket, abs, offset, count, reasonOf(err), err.message, opts);
+    return sendInGuest(socket, abs, offset, count, reasonOf(err), err.message, opts, head);
   }
   trace('quiesce');
   let r: HandoffOutcome;
@@ -375,6 +420,7 @@ async function sendfileNow(
         offset,
         ...(count !== undefined ? { count } : {}),
         mode: opts.mode ?? 'return',
+        ...(head ? { head: head.toString('base64') } : {}),
       },
       // the params are ours (the state as packed from the kernel's dump): hylicsd checks them against the op's
       // schema, so the app's channel does not check them a second time (~3 % of the app's CPU per handoff)
@@ -390,12 +436,12 @@ async function sendfileNow(
   }
   if (r.outcome === 'refused') {
     resumeReading(socket, q.wasReading);
-    return sendInGuest(socket, abs, offset, count, reasonOf(r.error), r.error.message, opts);
+    return sendInGuest(socket, abs, offset, count, reasonOf(r.error), r.error.message, opts, head);
   }
   if (r.outcome === 'returned') {
     resumeReading(socket, q.wasReading);
     // the host gave the connection back untouched (takeover failed): send here
-    if (r.untouched) return sendInGuest(socket, abs, offset, count, 'host-refused', r.untouched, opts);
+    if (r.untouched) return sendInGuest(socket, abs, offset, count, 'host-refused', r.untouched, opts, head);
     // the host leaves the last bytes of the range to us (TAIL_BYTES in src/host/offload/socket.ts): the client
     // cannot have the whole response, and send its next request, before this socket is live again
     const tail = r.count - r.bytes;
@@ -411,14 +457,14 @@ async function sendfileNow(
     }
     trace('done');
     last = undefined;
-    return { bytes: r.bytes + tail, by: 'host' };
+    return { bytes: r.bytes + tail, by: 'host', ...(head ? { headBytes: head.length } : {}) };
   }
   // finished or peer gone: the host closed the connection; ours is frozen (and filtered) and closes silently
   socket.destroy();
   if (r.outcome === 'finished') {
     trace('done');
     last = undefined;
-    return { bytes: r.bytes, by: 'host', finished: true };
+    return { bytes: r.bytes, by: 'host', finished: true, ...(head ? { headBytes: head.length } : {}) };
   }
   throw new HylicsError('HYLICS_ERR_PEER_CLOSED', `the client went away during the host's send: ${r.reason}`, {
     bytesSent: r.bytes,

@@ -19,14 +19,28 @@ export function register(program: Command): void {
     .option('--host <addr>', 'address to listen on', '0.0.0.0')
     .option('--offload <scheme>', 'socket (host sends the bodies) or none (the guest sends them)', 'socket')
     .option('--offload-min <bytes>', 'smaller bodies are sent by the guest', '0')
+    .option(
+      '--offload-head <on|off>',
+      'on: the response headers go in the handoff, the host sends them with the body; off: the server writes them first',
+      'on',
+    )
     .option('--share <dir>', 'the share as the guest sees it', process.env.HYLICS_SHARE ?? GUEST_SHARE_DIR)
     .action(
-      async (o: { root: string; port: string; host: string; offload: string; offloadMin: string; share: string }) => {
+      async (o: {
+        root: string; port: string; host: string; offload: string; offloadMin: string; offloadHead: string;
+        share: string;
+      }) => {
         if (o.offload !== 'socket' && o.offload !== 'none')
           throw new HylicsError(
             'HYLICS_ERR_INVALID_ARGUMENT',
             `--offload must be socket or none, got ${JSON.stringify(o.offload)}`,
             { offload: o.offload },
+          );
+        if (o.offloadHead !== 'on' && o.offloadHead !== 'off')
+          throw new HylicsError(
+            'HYLICS_ERR_INVALID_ARGUMENT',
+            `--offload-head must be on or off, got ${JSON.stringify(o.offloadHead)}`,
+            { offloadHead: o.offloadHead },
           );
         const s = await startFileServer({
           root: o.root,
@@ -34,6 +48,7 @@ export function register(program: Command): void {
           host: o.host,
           offload: o.offload,
           offloadMinBytes: intArg(o.offloadMin, '--offload-min', 0, Number.MAX_SAFE_INTEGER),
+          offloadHead: o.offloadHead === 'on',
           share: o.share,
           log: (m) => process.stderr.write(`file-server: ${m}\n`),
         });

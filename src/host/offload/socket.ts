@@ -7,7 +7,7 @@ import { closeSync } from 'node:fs';
 import { Counter, Histogram, type Registry } from 'prom-client';
 import type { SocketOffloadView } from '../../core/api.js';
 import { HylicsError, toHylicsError } from '../../core/errors/index.js';
-import { MAX_QUEUE_BYTES } from '../../core/protocol/index.js';
+import { MAX_HANDOFF_HEAD_BYTES, MAX_QUEUE_BYTES } from '../../core/protocol/index.js';
 import type {
   FallbackReason, OffloadBeginParamsT, OffloadHandoffParamsT, OffloadHandoffResultT, OffloadSendResultT, TcpStateT,
 } from '../../core/protocol/index.js';
@@ -125,6 +125,10 @@ interface Handoff {
   handedBack?: TcpStateT;
   /** Range bytes the host sent before a hand-back (the rest, the tail, is the guest's to send). */
   sent?: number;
+  /** The handoff's head (offload.socket.handoff `head`: the app's response headers), sent before the range. */
+  head?: Buffer;
+  /** Bytes of the head the host's socket took. */
+  headSent?: number;
   timer?: NodeJS.Timeout;
   t0: number;
 }
@@ -222,7 +226,7 @@ export class SocketOffload {
     if (opts.registry) {
       const registers = [opts.registry];
       this.mHandoffs = new Counter({ name: 'hylics_offload_socket_handoffs_total', help: 'Connections a guest handed to the host for a send (socket offload)', labelNames: ['guest'], registers });
-      this.mBytes = new Counter({ name: 'hylics_offload_socket_bytes_total', help: 'File bytes the host sent on guests\' handed-over connections', labelNames: ['guest'], registers });
+      this.mBytes = new Counter({ name: 'hylics_offload_socket_bytes_total', help: 'Bytes the host sent on guests\' handed-over connections (file ranges, and the heads sent before them)', labelNames: ['guest'], registers });
       this.mFallbacks = new Counter({ name: 'hylics_offload_socket_fallbacks_total', help: 'Sends the guest library kept in the guest, by reason', labelNames: ['guest', 'reason'], registers });
       this.mLatency = new Histogram({ name: 'hylics_offload_socket_handoff_seconds', help: 'Host-side handoff latency: takeover (restore + steer) plus hand-back (drain + freeze), without the send', labelNames: ['guest'], buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1], registers });
     }
@@ -315,8 +319,12 @@ export class SocketOffload {
    * drop filter, so no packet reaches its socket and the host holds nothing; the flow goes straight to `steer`.
    */
   async handoff(guest: string, p: OffloadHandoffParamsT, signal?: AbortSignal): Promise<OffloadHandoffResultT> {
-    const { state, holdUntilRelease, autoRelease, ...begin } = p;
-    const { h } = this.open(guest, begin);
+    const { state, holdUntilRelease, autoRelease, head: head64, ...begin } = p;
+    const head = head64 !== undefined ? Buffer.from(head64, 'base64') : undefined;
+    if (head && head.length > MAX_HANDOFF_HEAD_BYTES) {
+      throw new HylicsError('HYLICS_ERR_INVALID_ARGUMENT', `the handoff's head is ${head.length} bytes (at most ${MAX_HANDOFF_HEAD_BYTES})`, { headBytes: head.length, max: MAX_HANDOFF_HEAD_BYTES });
+    }
+    const { h } = this.open(guest, begin, head);
     // checked before the handoff is registered: a refusal thrown from transfer() left it in flight for good (no hold
     // timer in this path), its file open and counted against the guest's budget
     try { checkStateFlow(h, state); } catch (e) { closeSync(h.fileFd); throw e; }
@@ -347,7 +355,7 @@ export class SocketOffload {
         this.returned.get(guest)?.delete(h.id); // an autoRelease hand-back's kept state: finished here instead
         void this.finishFrozen(h);
       }
-      return { ...r, handoff: h.id, count: h.count };
+      return { ...r, handoff: h.id, count: h.count, ...(head ? { headBytes: h.headSent ?? 0 } : {}) };
     } finally {
       signal?.removeEventListener('abort', abandon);
     }
@@ -357,7 +365,7 @@ export class SocketOffload {
    * The checks of a handoff (the guest's own address, budget, the file beneath its share): a new handoff, not yet
    * registered.
    */
-  private open(guest: string, p: OffloadBeginParamsT): { h: Handoff; size: number } {
+  private open(guest: string, p: OffloadBeginParamsT, head?: Buffer): { h: Handoff; size: number } {
     if (this.unavailable || !this.guestInfo) throw new HylicsError('HYLICS_ERR_OFFLOAD_UNAVAILABLE', `socket offload is not available: ${this.unavailable ?? 'not wired'}`);
     const info = this.guestInfo(guest);
     if (p.localAddr !== info.addr) {
@@ -371,11 +379,14 @@ export class SocketOffload {
     try { file = openBeneath(dir, p.path); } finally { closeSync(dir); }
     const offset = Math.min(p.offset, file.size);
     const count = Math.min(p.count ?? file.size - offset, file.size - offset);
-    const bytesInFlight = [...this.handoffs.values()].reduce((n, x) => n + (x.guest === guest ? x.count : 0), 0);
+    // a head counts as bytes of the handoff
+    const weight = (x: { count: number; head?: Buffer }): number => x.count + (x.head?.length ?? 0);
+    const bytesInFlight = [...this.handoffs.values()].reduce((n, x) => n + (x.guest === guest ? weight(x) : 0), 0);
     const maxBytes = this.opts.maxBytesPerGuest ?? MAX_BYTES_PER_GUEST;
-    if (bytesInFlight + count > maxBytes) {
+    const mine = weight({ count, ...(head ? { head } : {}) });
+    if (bytesInFlight + mine > maxBytes) {
       closeSync(file.fd);
-      throw new HylicsError('HYLICS_ERR_OFFLOAD_BUDGET', `${bytesInFlight} + ${count} file bytes in socket handoffs (at most ${maxBytes} in flight per guest)`, { bytesInFlight, count, maxBytes });
+      throw new HylicsError('HYLICS_ERR_OFFLOAD_BUDGET', `${bytesInFlight} + ${mine} bytes in socket handoffs (at most ${maxBytes} in flight per guest)`, { bytesInFlight, count: mine, maxBytes });
     }
     this.opts.onFileUse?.(guest, p.path);
     const flow: Flow = {
@@ -386,6 +397,7 @@ export class SocketOffload {
     };
     const id = `h${this.nextId++}`;
     const h: Handoff = { id, guest, flow, fileFd: file.fd, offset, count, mode: p.mode, phase: 'held', orphan: false, quick: false, t0: performance.now() };
+    if (head) h.head = head;
     return { h, size: file.size };
   }
 
@@ -453,17 +465,20 @@ export class SocketOffload {
       r = await sendDrainFreeze(h.hostFd, h.fileFd, h.offset, count, {
         stallMs: STALL_MS,
         pollUs: DRAIN_POLL_US,
+        ...(h.head ? { head: h.head } : {}),
         ...(handBack ? { drainMaxUnacked: this.maxUnacked(h, s.mss), freeze: h.quick } : {}),
         onStart: (abort) => { h.abort = abort; },
       });
     } catch (e) {
       const err = toHylicsError(e);
       const sent = typeof err.details?.bytesSent === 'number' ? err.details.bytesSent : 0;
-      this.account(c, guest, sent, overheadMs);
+      h.headSent = typeof err.details?.headBytes === 'number' ? err.details.headBytes : 0;
+      this.account(c, guest, sent + (h.headSent ?? 0), overheadMs);
       await this.closeAndLinger(h);
       return { bytes: sent, outcome: 'peer-gone', reason: `${err.code}: ${err.message}` };
     }
     let bytes = r.bytes;
+    h.headSent = r.headBytes;
     const drained = r.drained;
     h.filtered = r.filtered;
     const finishHere = async (): Promise<OffloadSendResultT> => {
@@ -471,7 +486,7 @@ export class SocketOffload {
         // orphaned during a return-mode send: nobody takes the connection back, so the tail goes from here too
         bytes += await sendfileFd(h.hostFd!, h.fileFd, h.offset + bytes, h.count - count, STALL_MS).catch(() => 0);
       }
-      this.account(c, guest, bytes, overheadMs);
+      this.account(c, guest, bytes + (h.headSent ?? 0), overheadMs);
       await this.finish(h);
       return { bytes, outcome: 'finished' };
     };
@@ -488,7 +503,7 @@ export class SocketOffload {
     }
     h.sent = bytes;
     if (drained !== 'ok') {
-      this.account(c, guest, bytes, overheadMs);
+      this.account(c, guest, bytes + (h.headSent ?? 0), overheadMs);
       if (drained === 'closing') { await this.finish(h); return { bytes, outcome: 'finished', reason: 'the client closed its side' }; }
       await this.closeAndLinger(h);
       return { bytes, outcome: 'peer-gone', reason: 'the client stopped acknowledging' };
@@ -536,7 +551,7 @@ export class SocketOffload {
     }
     overheadMs += performance.now() - t2;
     if (this.opts.log.isLevelEnabled?.('debug') !== false) this.opts.log.debug({ guest, handoff: h.id, port: h.flow.clientPort, inAt: Math.round(performance.timeOrigin + h.t0), outAt: Math.round(performance.timeOrigin + performance.now()), takeoverMs: Math.round(tSteered - h.t0), startMs: +(tStart - h.t0).toFixed(1), restoreMs: +(tRestored - tStart).toFixed(1), steerMs: +(tSteered - tRestored).toFixed(1), sendMs: Math.round(t2 - tSteered - (r.drainMs ?? 0)), drainMs: Math.round(r.drainMs ?? 0), handbackMs: Math.round(performance.now() - t2), bytes }, 'socket offload: handed back');
-    this.account(c, guest, bytes, overheadMs);
+    this.account(c, guest, bytes + (h.headSent ?? 0), overheadMs);
     h.phase = 'returned';
     if (h.auto) this.keepReturned(h); else this.armReturnTimer(h);
     return { bytes, outcome: 'returned', state };

@@ -1,6 +1,7 @@
 // The host's refusals of a socket handoff, before anything is held: a flow that is not on the guest's own address,
 // a file outside its share (.., absolute, a symlink out), a file that is not there; an unknown handoff; fallback
-// counters in `guest show` and in Prometheus. (The handoff itself runs end to end in test/host/socket-offload.)
+// counters in `guest show` and in Prometheus; a head over its limit, and the head counted in the byte budget. (The
+// handoff itself runs end to end in test/host/socket-offload.)
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdirSync, mkdtempSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
@@ -8,14 +9,16 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Registry } from 'prom-client';
 import { HylicsError } from '../../../src/core/errors/index.js';
-import type { OffloadBeginParamsT } from '../../../src/core/protocol/index.js';
+import {
+  MAX_HANDOFF_HEAD_BYTES, OffloadHandoffParams, checkSchema, type OffloadBeginParamsT, type OffloadHandoffParamsT,
+} from '../../../src/core/protocol/index.js';
 import { SocketOffload } from '../../../src/host/offload/socket.js';
 import { tcpRepairAvailable } from '../../../src/os/tcp-repair.js';
 
 const skip = process.getuid?.() !== 0 ? 'needs root (the daemon side of socket offload runs as root)' : !tcpRepairAvailable().ok ? `native addon: ${tcpRepairAvailable().reason}` : false;
 const SILENT = { debug: () => undefined, info: () => undefined, warn: () => undefined, error: () => undefined };
 
-function setup(t: { after: (fn: () => void) => void }): {
+function setup(t: { after: (fn: () => void) => void }, opts: { maxBytesPerGuest?: number } = {}): {
   off: SocketOffload;
   registry: Registry;
   handlers: Map<string, (g: string, p: unknown) => Promise<unknown>>;
@@ -30,7 +33,7 @@ function setup(t: { after: (fn: () => void) => void }): {
   symlinkSync(join(base, 'secret'), join(share, 'link'));
   t.after(() => rmSync(base, { recursive: true, force: true }));
   const registry = new Registry();
-  const off = new SocketOffload({ log: SILENT, registry });
+  const off = new SocketOffload({ log: SILENT, registry, ...opts });
   const handlers = new Map<string, (g: string, p: unknown) => Promise<unknown>>();
   off.wire(
     {
@@ -85,4 +88,28 @@ test('a one-round-trip handoff whose state is of another connection is refused a
   }
   assert.equal(off.stats('g1').inFlight, 0, 'nothing counted in flight (the guest\'s budget)');
   assert.equal(readdirSync('/proc/self/fd').length, fds, 'the file opened for it is closed');
+});
+
+test('a handoff\'s head: over MAX_HANDOFF_HEAD_BYTES refused (schema and handler), counted in the guest\'s byte budget', { skip }, async (t) => {
+  const { off } = setup(t);
+  t.after(() => off.guestGone('g1'));
+  const state = {
+    localAddr: '10.213.9.2', localPort: 8080, remoteAddr: '10.1.2.3', remotePort: 40000, sendSeq: 1, recvSeq: 1,
+    sendQueue: '', unsentBytes: 0, recvQueue: '', mss: 1460, timestamp: 0, options: 0, sndWscale: 0, rcvWscale: 0,
+    window: { sndWl1: 0, sndWnd: 0, maxWindow: 0, rcvWnd: 0, rcvWup: 0 },
+  };
+  const params = (head: Buffer): OffloadHandoffParamsT => ({ ...flow(), state: state as never, holdUntilRelease: true, head: head.toString('base64') });
+  // the op's schema: a base64 string of at most MAX_HANDOFF_HEAD_BYTES (rounded up to whole base64 groups)
+  assert.doesNotThrow(() => checkSchema(OffloadHandoffParams, params(Buffer.alloc(MAX_HANDOFF_HEAD_BYTES, 65)), 'p'));
+  assert.throws(() => checkSchema(OffloadHandoffParams, params(Buffer.alloc(MAX_HANDOFF_HEAD_BYTES + 3, 65)), 'p'), /head/);
+  assert.throws(() => checkSchema(OffloadHandoffParams, { ...params(Buffer.from('x')), head: 'not base64!' }, 'p'), /head/);
+  // the handler checks the decoded length too (the schema lets 2 bytes more through)
+  assert.equal(await code(off.handoff('g1', params(Buffer.alloc(MAX_HANDOFF_HEAD_BYTES + 1, 65)))), 'HYLICS_ERR_INVALID_ARGUMENT');
+  // the file is 5 bytes: with a 10-byte head the handoff weighs 15 against a budget of 14
+  const { off: small } = setup(t, { maxBytesPerGuest: 14 });
+  t.after(() => small.guestGone('g1'));
+  assert.equal(await code(small.handoff('g1', params(Buffer.alloc(10, 65)))), 'HYLICS_ERR_OFFLOAD_BUDGET', 'head + range over the budget');
+  // without the head it fits (and fails later, at the state check: this state is not a real connection's)
+  assert.equal(await code(small.handoff('g1', { ...flow(), state: { ...state, remotePort: 1 } as never })), 'HYLICS_ERR_OFFLOAD_NOT_GUEST_FLOW');
+  assert.equal(small.stats('g1').inFlight, 0);
 });

@@ -21,6 +21,8 @@ export const HOST_OFFLOAD_SOCKET = 'hylicsd-offload.sock';
 
 /** Bytes of one socket queue carried in a state (base64 on the wire stays under the 1 MiB frame cap). */
 export const MAX_QUEUE_BYTES = 256 * 1024;
+/** Bytes of a handoff's `head` (the app's response headers, sent by the host before the range): 16 KiB. */
+export const MAX_HANDOFF_HEAD_BYTES = 16 * 1024;
 const u32 = Type.Integer({ minimum: 0, maximum: 0xffffffff });
 const port = Type.Integer({ minimum: 1, maximum: 65535 });
 const ipv4 = Type.String({ pattern: '^(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])(\\.(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])){3}$', maxLength: 15 });
@@ -101,9 +103,14 @@ export const OffloadHandoffParams = Type.Object({
    *  kept by itself (after RETURNED_KEEP_MS, or when the connection is handed over again) and the hold ends in the
    *  packet path or expires (BACK_HOLD_MAX_S). `release { finish: true }` is still served. */
   autoRelease: Type.Optional(Type.Boolean()),
+  /** Bytes the host sends before the range (the app's response headers, which the guest did not write), base64, at
+   *  most MAX_HANDOFF_HEAD_BYTES: head and the range's first bytes go out in the same packets. */
+  head: Type.Optional(Type.String({ minLength: 1, maxLength: Math.ceil(MAX_HANDOFF_HEAD_BYTES / 3) * 4, format: 'base64' })),
 }, { additionalProperties: false });
 export const OffloadHandoffResult = Type.Object({
   ...OffloadSendResult.properties,
+  /** Bytes of the params' head the host sent (all of it unless the client went away; 0 when nothing was sent). */
+  headBytes: Type.Optional(Type.Integer({ minimum: 0 })),
   handoff: Type.String({ maxLength: 64 }),
   /** The bytes of the range (from begin's count): the guest sends count - bytes itself after a hand-back. */
   count: Type.Integer({ minimum: 0 }),
