@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Socket offload from a non-Node app (docs/offload-socket.md, "Other languages"): a small HTTP/1.1 keep-alive file
-server, run inside a guest, whose response bodies the host sends. The app writes its headers itself, then hands its
-connected socket to the guest agent over /run/hylics/offload.sock with SCM_RIGHTS (--via socket, the default), or
+server, run inside a guest, whose response bodies the host sends. The app passes its response headers in the
+request (`head`, base64: the host sends them with the body's first bytes; with --via cli it writes them itself) and
+hands its connected socket to the guest agent over /run/hylics/offload.sock with SCM_RIGHTS (--via socket, the default), or
 runs `hylics offload sendfile --fd N FILE` with the socket inherited (--via cli). Either way the agent does the
 TCP_REPAIR handoff (the app needs no CAP_NET_ADMIN) and the connection comes back on the same socket, so
 keep-alive goes on.
@@ -9,6 +10,7 @@ keep-alive goes on.
     python3 file_server.py --root /mnt/hylics --port 8090 [--via socket|cli]
 """
 import argparse
+import base64
 import json
 import os
 import socket
@@ -19,12 +21,15 @@ import threading
 OFFLOAD_SOCKET = os.environ.get('HYLICS_OFFLOAD_SOCKET', '/run/hylics/offload.sock')
 
 
-def hylics_sendfile(conn, path, offset=0, count=None, via='socket'):
-    """Send `count` bytes of `path` (in the share) from `offset` on `conn`, by the host when it can.
+def hylics_sendfile(conn, path, offset=0, count=None, via='socket', head=None):
+    """Send `head` (bytes, e.g. the response headers; at most 16 KiB) and then `count` bytes of `path` (in the share)
+    from `offset` on `conn`, by the host when it can.
     Returns {"bytes", "by": "host"|"guest", "reason"?, "finished"?} (finished: the host ended the connection, close
     `conn`); raises RuntimeError("CODE: message") when the connection was
     lost in the handoff (then close `conn`: it is frozen and closes without a segment)."""
     if via == 'cli':
+        if head:
+            conn.sendall(head)
         argv = ['hylics', 'offload', 'sendfile', '--fd', str(conn.fileno()), '--offset', str(offset)]
         if count is not None:
             argv += ['--count', str(count)]
@@ -35,6 +40,8 @@ def hylics_sendfile(conn, path, offset=0, count=None, via='socket'):
     req = {'path': path, 'offset': offset}
     if count is not None:
         req['count'] = count
+    if head:
+        req['head'] = base64.b64encode(head).decode()
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as agent:
         agent.connect(OFFLOAD_SOCKET)
         socket.send_fds(agent, [json.dumps(req).encode()], [conn.fileno()])
@@ -66,9 +73,9 @@ def serve(conn, root, via):
                 conn.sendall(b'HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n')
                 continue
             size = os.path.getsize(path)
-            conn.sendall(f'HTTP/1.1 200 OK\r\nContent-Length: {size}\r\nContent-Type: application/octet-stream\r\n\r\n'.encode())
+            head = f'HTTP/1.1 200 OK\r\nContent-Length: {size}\r\nContent-Type: application/octet-stream\r\n\r\n'.encode()
             try:
-                r = hylics_sendfile(conn, path, 0, size, via)
+                r = hylics_sendfile(conn, path, 0, size, via, head)
             except RuntimeError as e:
                 print(f'file_server: request failed: {e}', file=sys.stderr, flush=True)
                 return

@@ -2,7 +2,8 @@
 // guest running the example file server with --offload socket, a client network namespace behind the host, and a
 // packet capture on the client's link for the whole run. Each fault: what the app and the client see, and that
 // nothing leaks (steering sets empty, no host socket on the guest's address, no frozen socket left in the guest):
-//   - the host refuses by budget (file bytes in flight per guest): the guest sends, reason `budget`;
+//   - the host refuses by budget (file bytes in flight per guest): the guest sends, head (the response headers the
+//     server passed in the handoff) and body, reason `budget`, and the next request on the connection is handed over;
 //   - the app has no CAP_NET_ADMIN, or no TCP_REPAIR (no addon): the guest sends, with the reason; keep-alive goes on;
 //   - the client resets mid-send (killed), or vanishes (its packets dropped, then killed): the app gets PEER_CLOSED;
 //   - the daemon is killed during a send: the app gets a clear error, the client a truncated body ended by FIN;
@@ -137,15 +138,29 @@ test('socket offload faults: refusals, no capability, client reset/vanished, dae
     return { p, done };
   };
 
-  await t.test('host refuses (bytes in flight over the guest\'s budget): sent in the guest, byte-exact', async () => {
+  await t.test('host refuses (bytes in flight over the guest\'s budget): head and body sent in the guest, byte-exact, then keep-alive', async () => {
     const before = await stats();
     await put('100m');
-    const r = await inW('curl', ['-sf', `${base()}/100m`], 300_000);
+    await put('1m');
+    // the example server passes its headers in the handoff (head): refused, the guest writes them itself first;
+    // the raw response (headers and body, -D) must be exactly one response, and the next request on the same
+    // connection (a handoff the host takes) must follow it
+    const outs = [join(dir, 'budget-100m'), join(dir, 'budget-1m')];
+    const heads = join(dir, 'budget.h'); // both responses' headers, in order (-D is one file for the whole command)
+    const r = await inW('curl', [
+      '-sf', '-w', '%{num_connects}\\n', '-D', heads, '-o', outs[0]!, `${base()}/100m`, '-o', outs[1]!, `${base()}/1m`,
+    ], 300_000);
     assert.equal(r.code, 0, r.stderr);
-    assert.equal(sha(r.stdout), sha(files['100m']!), 'byte-exact from the guest');
+    assert.deepEqual(r.stdout.toString().trim().split('\n').map(Number), [1, 0], 'one connection for both requests');
+    assert.equal(sha(await readFile(outs[0]!)), sha(files['100m']!), 'byte-exact from the guest');
+    assert.equal(sha(await readFile(outs[1]!)), sha(files['1m']!), 'byte-exact from the host after it');
+    const h = await readFile(heads, 'latin1');
+    const one = (n: number): string => `HTTP/1\\.1 200 OK\r\n[^]*?Content-Length: ${n}\r\n[^]*?\r\n\r\n`;
+    assert.match(h, new RegExp(`^${one(100 * MiB)}${one(MiB)}$`), h);
     const after = await stats();
     assert.equal((after.fallbacks.budget ?? 0) - (before.fallbacks.budget ?? 0), 1, JSON.stringify(after.fallbacks));
     assert.match(await serverLog('fs.log'), /sent in the guest \(budget\)/);
+    assert.ok(after.handoffs > before.handoffs, 'the next request on the connection was handed over');
     await nothingLeft('budget');
   });
 

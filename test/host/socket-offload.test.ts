@@ -101,9 +101,19 @@ test('socket offload: example file server in a sandbox guest, client in another 
   });
 
   await t.test('keep-alive: requests on the same connection after each hand-back', async () => {
-    const r = await inW('curl', ['-sf', '-w', '%{num_connects}\\n', '-o', '/dev/null', `${base}/1m`, '-o', '/dev/null', `${base}/10m`, '-o', join(dir, 'third'), `${base}/64k`]);
+    // the example server's headers travel in each handoff (head) and the host sends them with the body: the raw
+    // headers (-D, all three responses in order) are exactly the server's
+    const heads = join(dir, 'keepalive.h');
+    const outs = ['ka-1m', 'ka-10m', 'ka-64k'].map((n) => join(dir, n));
+    const r = await inW('curl', ['-sf', '-w', '%{num_connects}\\n', '-D', heads, '-o', outs[0]!, `${base}/1m`, '-o', outs[1]!, `${base}/10m`, '-o', outs[2]!, `${base}/64k`]);
     assert.equal(r.code, 0, r.stderr);
     assert.deepEqual(r.stdout.toString().trim().split('\n').map(Number), [1, 0, 0], 'one connection for three requests');
+    const { readFile } = await import('node:fs/promises');
+    for (const [i, name] of (['1m', '10m', '64k'] as const).entries()) assert.equal(sha(await readFile(outs[i]!)), sha(files[name]!), `${name} byte-exact`);
+    const one = (n: number): string =>
+      `HTTP/1\\.1 200 OK\r\nContent-Type: application/octet-stream\r\nContent-Length: ${n}\r\nAccept-Ranges: bytes\r\nConnection: keep-alive\r\n\r\n`;
+    const h = await readFile(heads, 'latin1');
+    assert.match(h, new RegExp(`^${one(MiB)}${one(10 * MiB)}${one(64 * 1024)}$`), JSON.stringify(h));
     // and the counters saw host sends
     const s = (await json<GuestView>('guest', 'show', g)).offload!.socket;
     assert.ok(s.available, s.reason);
