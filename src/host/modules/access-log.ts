@@ -131,7 +131,7 @@ function decodeLighttpdUri(raw: string): string | undefined {
 }
 
 /**
- * Add one lighttpd log line (LT_LOG_FORMAT: "status bytesSTATEms/path", see LighttpdLineReader) to the totals, in
+ * Add one lighttpd log line (LT_LOG_FORMAT: "status msSTATEbytes path", see LighttpdLineReader) to the totals, in
  * the same terms as addLine; false when it is not one of ours.
  */
 export function addLighttpdLine(t: AccessTotals, line: string): boolean {
@@ -148,13 +148,13 @@ function isState(c: number | undefined): boolean {
 }
 
 /**
- * lighttpd's access log (LT_LOG_FORMAT, lighttpd-conf.ts: `%>s %b%X%{ms}T%U`, one literal for lighttpd to write),
- * read from its bytes: "200 4096+1/a.ts" is status 200, 4096 body bytes (`-` for none), state +, 1 ms, path /a.ts.
- * The grammar needs no more separators: bytes are digits or one `-` and the state byte that follows is never a digit,
- * and the milliseconds end where the path begins (lighttpd's %U: the path as sent, `/` first). hylicsd reads one
- * line per request served (the module's lighttpd writes ~40,000 a second at 4 KiB): no string per line, and the
- * request path made a string only when it would be kept and differs from the previous line's path in the same set
- * (that line left it kept or not keepable: the same path again changes nothing).
+ * lighttpd's access log (LT_LOG_FORMAT, lighttpd-conf.ts: `%>s %{ms}T%X%b %U`, two literals for lighttpd to write),
+ * read from its bytes: "200 1+4096 /a.ts" is status 200, 1 ms, state +, 4096 body bytes (`-` for none), path /a.ts.
+ * The state byte is never a digit, so it ends the milliseconds; the space before the path ends the bytes whatever
+ * the path holds (lighttpd's %U is the request target as the client sent it, digits first if it likes). hylicsd
+ * reads one line per request served (the module's lighttpd writes ~40,000 a second at 4 KiB): no string per line,
+ * and the request path made a string only when it would be kept and differs from the previous line's path in the
+ * same set (that line left it kept or not keepable: the same path again changes nothing).
  */
 export class LighttpdLineReader {
   private last = Buffer.alloc(MAX_PATH_LENGTH + 1);
@@ -182,9 +182,18 @@ export class LighttpdLineReader {
       status = status * 10 + c;
     }
     if (i === s || i >= e || buf[i] !== 32) return false;
+    let ms = 0;
+    const m = ++i;
+    for (; i < e && i - m < MAX_DIGITS; i++) {
+      const c = buf[i]! - 48;
+      if (c < 0 || c > 9) break;
+      ms = ms * 10 + c;
+    }
+    if (i === m || i >= e || !isState(buf[i])) return false;
+    const complete = buf[i] !== 88; /* X */
     let bytes = 0;
     const b = ++i;
-    if (buf[i] === 45 && isState(buf[i + 1])) i++;
+    if (buf[i] === 45 /* - */) i++;
     else {
       for (; i < e && i - b < MAX_DIGITS; i++) {
         const c = buf[i]! - 48;
@@ -193,16 +202,8 @@ export class LighttpdLineReader {
       }
       if (i === b) return false;
     }
-    if (i >= e || !isState(buf[i])) return false;
-    const complete = buf[i] !== 88; /* X */
-    let ms = 0;
-    const m = ++i;
-    for (; i < e && i - m < MAX_DIGITS; i++) {
-      const c = buf[i]! - 48;
-      if (c < 0 || c > 9) break;
-      ms = ms * 10 + c;
-    }
-    if (i === m || (i < e && buf[i]! >= 48 && buf[i]! <= 57)) return false;
+    if (i >= e || buf[i] !== 32) return false;
+    i++;
     const paths = countRequest(t, status, bytes, ms, complete);
     if (paths === undefined || i >= e) return true;
     const n = e - i;

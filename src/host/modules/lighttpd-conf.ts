@@ -24,14 +24,15 @@ export function ltCtlSocket(id: string): string { return `${id}.${LT_CTL_SOCKET}
 /** The user lighttpd drops to, by name (it resolves it with getpwnam before the chroot: passwd is written for it). */
 export const LT_USER = 'hylics-engine';
 /**
- * Access log line: status, a space, body bytes (`-` for none), the connection state after the response (X: aborted
- * before it completed, + kept alive, - closed), request time (ms), the request path as sent (still %-encoded;
- * lighttpd writes bytes outside printable ASCII as \xHH): "200 4096+1/a.ts". One literal between the fields, not
- * four: lighttpd appends each piece of the format per request (the four spaces of `%>s %b %{ms}T %X %U` cost ~200 of
- * its ~8,300 user-space instructions per 4 KiB request, callgrind, docs/modules.md), and the state byte and the
- * path's leading `/` delimit the numbers. Parsed by LighttpdLineReader (access-log.ts).
+ * Access log line: status, request time (ms), the connection state after the response (X: aborted before it
+ * completed, + kept alive, - closed), body bytes (`-` for none), the request path as sent (still %-encoded; lighttpd
+ * writes bytes outside printable ASCII as \xHH): "200 1+4096 /a.ts". Two literals between the fields, not four:
+ * lighttpd appends each piece of the format per request (the four spaces of `%>s %b %{ms}T %X %U` cost ~150 of its
+ * ~8,300 user-space instructions per 4 KiB request, callgrind, docs/modules.md); the state byte ends the
+ * milliseconds, and a space ends the bytes before the path, which is whatever the client sent (it may start with
+ * digits). Parsed by LighttpdLineReader (access-log.ts).
  */
-export const LT_LOG_FORMAT = '%>s %b%X%{ms}T%U';
+export const LT_LOG_FORMAT = '%>s %{ms}T%X%b %U';
 /** File descriptors beyond two per connection (lighttpd counts a connection's socket and its file). */
 const FD_SLACK = 64;
 

@@ -76,21 +76,22 @@ test('access log lines: the allocation-free parse gives what split + JSON.parse 
 
 test('lighttpd log (LT_LOG_FORMAT) read from its bytes: what a regex reads, the same totals in bulk as line by line', () => {
   const odd = [
-    '', ' ', 'garbage', '200', '200 1', '200 1+', '200 1+2', '200 1+2/', '200 1 2 + /old-format', '200 1+2 /space', ' 200 1+2/x',
-    '200  1+2/y', '200 -+0/dash', '200 --0/dd', '200 -X0/dx', '200 -0/nostate', '200 --/noms', '304 -+0/v/a.ts', '200 5X7/cut',
-    '404 3-0/gone', '404 3-0/gone', '403 3+0/forbidden', '416 0+0/r', 'x 1+2/z', '200 1e3+1/e', '200 1+1.5/frac',
-    '0200 0010+007/zeros', `200 ${'1'.repeat(16)}+1/big`, `${'1'.repeat(15)} 1+1/bigstatus`, `200 1+${'2'.repeat(16)}/longms`,
-    '200 1+2/a b', '200 1+2/with%20space%20%C3%BC', '200 1+2/raw\\xc3\\xbc', '200 1+2/bad%00nul', '200 1+2/bad%zz', '200 1+2rel',
-    '200 1+2*', '200 1+2/a.ts', '200 1+2/a.ts', '206 1-2/a.ts', '404 1+2/a.ts', '200 1+2/a.tsx', '200 1+2/a.t',
-    `200 1+2/${'x'.repeat(2000)}`, `200 1+2/${'x'.repeat(2000)}`, '200 1+2/\r', '200 1+2/end\r', '200 1+2/é',
+    '', ' ', 'garbage', '200', '200 1', '200 1+', '200 2+1', '200 2+1 ', '200 2+1 /', '200 4096 0 + /old-format', '200 2+1/nospace',
+    ' 200 2+1 /x', '200  2+1 /y', '200 0+- /dash', '200 0-- /dd', '200 0X- /dx', '200 0- /nobytes', '200 +1 /noms', '304 0+- /v/a.ts',
+    '200 7X5 /cut', '404 0-3 /gone', '404 0-3 /gone', '403 0+3 /forbidden', '416 0+0 /r', 'x 2+1 /z', '200 1+1e3 /e', '200 1.5+1 /frac',
+    '0200 007+0010 /zeros', `200 1+${'1'.repeat(16)} /big`, `${'1'.repeat(15)} 1+1 /bigstatus`, `200 ${'2'.repeat(16)}+1 /longms`,
+    '400 0+- 99999', '400 0+- 0+5 /fake', '400 0+- -', '200 2+1 /a b', '200 2+1 /with%20space%20%C3%BC', '200 2+1 /raw\\xc3\\xbc',
+    '200 2+1 /bad%00nul', '200 2+1 /bad%zz', '200 2+1 rel', '200 2+1 *', '200 2+1 /a.ts', '200 2+1 /a.ts', '206 2-1 /a.ts',
+    '404 2+1 /a.ts', '200 2+1 /a.tsx', '200 2+1 /a.t', `200 2+1 /${'x'.repeat(2000)}`, `200 2+1 /${'x'.repeat(2000)}`, '200 2+1 /\r',
+    '200 2+1 /end\r', '200 2+1 /é',
   ];
   const lines = [...odd];
-  for (let i = 0; i < MAX_PATHS + 50; i++) lines.push(`200 ${i}+${i % 7}/f${i % (MAX_PATHS + 20)}`, `404 1+0/m${i}`);
-  for (let i = 0; i < 100; i++) lines.push(`200 1+0/${String(i).padStart(3, '0')}${'y'.repeat(1000)}`);
+  for (let i = 0; i < MAX_PATHS + 50; i++) lines.push(`200 ${i % 7}+${i} /f${i % (MAX_PATHS + 20)}`, `404 0+1 /m${i}`);
+  for (let i = 0; i < 100; i++) lines.push(`200 0+1 /${String(i).padStart(3, '0')}${'y'.repeat(1000)}`);
   type T = ReturnType<typeof emptyTotals>;
   const plain = (t: T): unknown => ({ ...t, served: [...t.served], missing: [...t.missing] });
-  // the format by regex: status, bytes or -, state, ms, path
-  const re = /^(\d{1,15}) (-|\d{1,15})([X+-])(\d{1,15})(?!\d)(.*)$/s;
+  // the format by regex: status, ms, state, bytes or -, a space, the path (anything)
+  const re = /^(\d{1,15}) (\d{1,15})([X+-])(-|\d{1,15}) (.*)$/s;
   const byLine = emptyTotals();
   let requests = 0, bytes = 0, errors = 0;
   const latencies: number[] = [];
@@ -99,9 +100,9 @@ test('lighttpd log (LT_LOG_FORMAT) read from its bytes: what a regex reads, the 
     assert.equal(addLighttpdLine(byLine, line), m !== null, JSON.stringify(line));
     if (m === null) continue;
     requests++;
-    bytes += m[2] === '-' ? 0 : Number(m[2]);
+    bytes += m[4] === '-' ? 0 : Number(m[4]);
     if (Number(m[1]) >= 400 || m[3] === 'X') errors++;
-    latencies.push(Number(m[4]));
+    latencies.push(Number(m[2]));
   }
   const counted = [byLine.requests, byLine.bytes, byLine.errors, byLine.latenciesMs];
   assert.deepEqual(counted, [requests, bytes, errors, latencies]);
