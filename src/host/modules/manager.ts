@@ -3,12 +3,12 @@
 // with a stream module, switching when that changes; or nginx or lighttpd for every guest; engine.ts,
 // lighttpd-engine.ts, engine-api.ts) serves every module of that guest (unprivileged, its own mount namespace holding
 // only the share, the guest's module cgroup), reloaded when the guest's module set changes and restarted with back-off
-// when it dies; guests with `stream` modules also get a gate worker (worker-main.ts) that nginx asks before it sends a
-// media segment. nft rules steer guestAddr:port to the engine. Everything is keyed by the guest name the daemon passes
-// in: a guest can only ever name its own modules.
-import { spawn, type ChildProcess } from 'node:child_process';
+// when it dies; guests with `stream` modules also get a gate worker (gate.ts, the process worker-main.ts) that nginx
+// asks before it sends a media segment, restarted from here with the same back-off. nft rules steer guestAddr:port
+// to the engine. Everything is keyed by the guest name the daemon passes in: a guest can only ever name its own
+// modules.
 import { createHash, randomBytes } from 'node:crypto';
-import { closeSync, constants as fsc, mkdirSync, openSync, readdirSync, rmdirSync, rmSync } from 'node:fs';
+import { closeSync, mkdirSync, readdirSync, rmdirSync, rmSync } from 'node:fs';
 import { EventEmitter } from 'node:events';
 import { createServer, isIPv4 } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -19,23 +19,21 @@ import { validateGuestName } from '../../core/units.js';
 import { Cgroup } from '../../os/cgroup.js';
 import { openDirBeneath, openShareDir } from '../../os/native.js';
 import { applyModuleRules, listModuleTableGuests, removeModuleRules, type DnatRule } from '../../os/nft.js';
-import { entryArgv, NODE_BIN } from '../../os/self.js';
 import { AccessLog, type AccessTotals } from './access-log.js';
 import { DEFAULT_ENGINE, engineFor, type EngineConfig, type EngineKind, type EngineSetting, type ModuleEngine, type ModuleProcessReport, type StubStatus } from './engine-api.js';
 import { findNginx, NginxEngine } from './engine.js';
+import { Gate, type GateProbe } from './gate.js';
 import { findLighttpd, LighttpdEngine } from './lighttpd-engine.js';
 import type { EngineModule } from './nginx-conf.js';
 import {
   DEFAULT_LIMITS,
   DEFAULT_RESOURCES,
   type EngineResources,
-  type FromWorker,
   type ModuleEvent,
   type ModuleGuest,
   type ModuleInfo,
   type ModuleLimits,
   type ModuleStartOptions,
-  type ToWorker,
 } from './types.js';
 
 export interface ModuleManagerOptions {
@@ -83,17 +81,13 @@ interface GuestState {
   generation: number;
   cgroup: Cgroup | null;
   cgroupError?: string;
-  gate: ChildProcess | null;
-  gateReady: Promise<void> | null;
-  gateNative?: unknown;
-  pending: Map<string, { resolve: (m: FromWorker) => void }>;
+  /** The stream gate worker (gate.ts): running while the guest has a stream module. */
+  gate: Gate;
   restarts: number;
   lastStart: number;
   stopping: boolean;
 }
 
-const GATE_READY_MS = 30_000;
-const GATE_REPLY_MS = 15_000;
 /** Back-off of restarts: 100 ms doubling to 5 s, reset after a minute of health. */
 const RESTART_MIN_MS = 100;
 const RESTART_MAX_MS = 5000;
@@ -295,7 +289,7 @@ export class ModuleManager extends EventEmitter<ModuleManagerEvents> {
       st.modules.set(id, mod);
       try {
         await this.switchEngine(st); // auto: a first stream module moves the guest to nginx
-        if (o.kind === 'stream') await this.startGateModule(st, mod);
+        if (o.kind === 'stream') await st.gate.startModule(id, o.root);
         await this.applyEngine(st);
         await this.applyRules(st);
       } catch (e) {
@@ -344,11 +338,11 @@ export class ModuleManager extends EventEmitter<ModuleManagerEvents> {
         await this.applyEngine(s).catch((e: unknown) =>
           this.log(`reloading the module engine of ${guestName} failed: ${(e as Error).message}`),
         );
-        if (mod.opts.kind === 'stream' && s.gate) {
+        if (mod.opts.kind === 'stream' && s.gate.running) {
           // the last stream module gone: no gate process stays behind for the guest's http modules
           if ([...s.modules.values()].some((m) => m.opts.kind === 'stream'))
-            await this.gateRequest(s, { op: 'stop', id }, id).catch(() => {});
-          else await this.killGate(s);
+            await s.gate.stopModule(id).catch(() => {});
+          else await s.gate.kill();
         }
       }
       this.flushStats(s, mod, 0);
@@ -447,7 +441,7 @@ export class ModuleManager extends EventEmitter<ModuleManagerEvents> {
 
   /** What the guest's gate worker uses: { loaded, open: 'openat2'|'js-walk', ... } (after a stream module started). */
   workerNative(guestName: string): unknown {
-    return this.guests.get(guestName)?.gateNative;
+    return this.guests.get(guestName)?.gate.native;
   }
 
   /**
@@ -475,19 +469,17 @@ export class ModuleManager extends EventEmitter<ModuleManagerEvents> {
 
   /** Host pid of the guest's stream gate worker. */
   gatePid(guestName: string): number | undefined {
-    return this.guests.get(guestName)?.gate?.pid;
+    return this.guests.get(guestName)?.gate.pid;
   }
 
   /** The gate's bounded structures and memory for one stream module (tests of issue #12 item 3). */
-  async gateProbe(guestName: string, id: string): Promise<Extract<FromWorker, { op: 'probe' }>> {
+  async gateProbe(guestName: string, id: string): Promise<GateProbe> {
     const st = this.guests.get(guestName);
-    if (!st?.gate)
+    if (!st?.gate.running)
       throw new HylicsError('HYLICS_ERR_MODULE_NOT_FOUND', `guest ${guestName} has no stream gate`, {
         guest: guestName,
       });
-    const r = await this.gateRequest(st, { op: 'probe', id }, `probe:${id}`);
-    if (r.op !== 'probe') throw new HylicsError('HYLICS_ERR_MODULE_WORKER', `unexpected gate reply ${r.op}`);
-    return r;
+    return st.gate.probe(id);
   }
 
   /** Memory, CPU and connections of the guest's module engine. */
@@ -497,7 +489,7 @@ export class ModuleManager extends EventEmitter<ModuleManagerEvents> {
       throw new HylicsError('HYLICS_ERR_MODULE_NOT_FOUND', `guest ${guestName} runs no modules`, { guest: guestName });
     const out: EngineReport = {
       masterPid: st.engine?.masterPid(),
-      gatePid: st.gate?.pid,
+      gatePid: st.gate.pid,
       ...(st.cgroupError ? { cgroupError: st.cgroupError } : {}),
     };
     if (st.cgroup) {
@@ -521,7 +513,7 @@ export class ModuleManager extends EventEmitter<ModuleManagerEvents> {
   private serial<T>(name: string, guest: ModuleGuest, fn: (st: GuestState) => Promise<T>): Promise<T> {
     let st = this.guests.get(name);
     if (!st) {
-      st = {
+      const s: GuestState = {
         guest,
         modules: new Map(),
         nextId: 1,
@@ -530,13 +522,25 @@ export class ModuleManager extends EventEmitter<ModuleManagerEvents> {
         engine: null,
         generation: 0,
         cgroup: null,
-        gate: null,
-        gateReady: null,
-        pending: new Map(),
+        gate: new Gate({
+          guest,
+          user: this.user,
+          log: this.log,
+          gateDir: async () => {
+            // the gate's sockets live in the engine's run directory: make it before the engine exists
+            s.engine ??= await this.createEngine(s);
+            return s.engine.dirs.gate;
+          },
+          cgroup: () => s.cgroup,
+          emit: (e) => this.emit('event', e),
+          supervised: () => !s.stopping && !this.closed,
+          onExit: (code, signal) => this.onGateExit(s, code, signal),
+        }),
         restarts: 0,
         lastStart: 0,
         stopping: false,
       };
+      st = s;
       this.guests.set(name, st);
     }
     const s = st;
@@ -622,8 +626,7 @@ export class ModuleManager extends EventEmitter<ModuleManagerEvents> {
 
   /** Undo what start() did for a module that could not be started. */
   private async undo(st: GuestState, mod: Mod): Promise<void> {
-    if (mod.opts.kind === 'stream' && st.gate)
-      await this.gateRequest(st, { op: 'stop', id: mod.info.id }, mod.info.id).catch(() => {});
+    if (mod.opts.kind === 'stream' && st.gate.running) await st.gate.stopModule(mod.info.id).catch(() => {});
     if (st.modules.size === 0) await this.teardown(st);
     else if (!st.engine || st.engine.kind !== this.kindFor(st) || st.engine.down().length > 0) {
       // the engine was switched for this module (auto) and it failed: back to the server the other modules need
@@ -661,7 +664,7 @@ export class ModuleManager extends EventEmitter<ModuleManagerEvents> {
         this.flushStats(st, m, 0);
         m.log.close();
       }
-      if (want === 'lighttpd') await this.killGate(st);
+      if (want === 'lighttpd') await st.gate.kill();
       st.engine.removeDirs();
     } finally {
       st.stopping = false;
@@ -674,7 +677,7 @@ export class ModuleManager extends EventEmitter<ModuleManagerEvents> {
   private async teardown(st: GuestState): Promise<void> {
     st.stopping = true;
     await st.engine?.stop();
-    await this.killGate(st);
+    await st.gate.kill();
     st.engine?.removeDirs();
     st.engine = null;
     st.generation = 0;
@@ -698,23 +701,6 @@ export class ModuleManager extends EventEmitter<ModuleManagerEvents> {
     await applyModuleRules(st.guest.name, rules, this.owner);
   }
 
-  // ---- stream gate worker ----
-
-  private async startGateModule(st: GuestState, mod: Mod): Promise<void> {
-    await this.ensureGate(st);
-    const reply = await this.gateRequest(
-      st,
-      { op: 'start', id: mod.info.id, root: mod.opts.root, socketName: `${mod.info.id}.sock` },
-      mod.info.id,
-    );
-    if (reply.op === 'failed')
-      throw new HylicsError(reply.code as HylicsError['code'], reply.message, {
-        guest: st.guest.name,
-        root: mod.opts.root,
-      });
-    if (reply.op !== 'started') throw new HylicsError('HYLICS_ERR_MODULE_WORKER', `unexpected gate reply ${reply.op}`);
-  }
-
   /** The guest's engine (prepared, not started), in its cgroup; set as st.engine before it is prepared. */
   private async createEngine(st: GuestState): Promise<ModuleEngine> {
     await this.ensureCgroup(st);
@@ -733,127 +719,6 @@ export class ModuleManager extends EventEmitter<ModuleManagerEvents> {
     st.engine = engine;
     engine.prepare();
     return engine;
-  }
-
-  private async ensureGate(st: GuestState): Promise<void> {
-    if (st.gate && st.gateReady) return st.gateReady;
-    if (!st.engine) {
-      // the gate's sockets live in the engine's run directory: make it before the engine exists
-      st.engine = await this.createEngine(st);
-    }
-    const shareFd = openShareDir(st.guest.sharePath);
-    let gateDirFd: number;
-    try {
-      gateDirFd = openSync(st.engine.dirs.gate, fsc.O_RDONLY | fsc.O_DIRECTORY | fsc.O_NOFOLLOW);
-    } catch (e) {
-      closeSync(shareFd);
-      throw e;
-    }
-    let child: ChildProcess;
-    try {
-      child = spawn(NODE_BIN, entryArgv('host/modules/worker-main'), {
-        cwd: '/',
-        env: {
-          PATH: process.env.PATH ?? '/usr/bin:/bin',
-          HYLICS_WORKER_UID: String(this.user.uid),
-          HYLICS_WORKER_GID: String(this.user.gid),
-          ...(process.env.HYLICS_NATIVE ? { HYLICS_NATIVE: process.env.HYLICS_NATIVE } : {}),
-        },
-        stdio: ['ignore', 'inherit', 'inherit', 'ipc', shareFd, gateDirFd],
-        serialization: 'json',
-      });
-    } finally {
-      closeSync(shareFd);
-      closeSync(gateDirFd);
-    }
-    st.gate = child;
-    if (st.cgroup && child.pid)
-      await st.cgroup
-        .addProcess(child.pid)
-        .catch((e: unknown) => this.log(`gate of ${st.guest.name} not in its cgroup: ${(e as Error).message}`));
-    st.gateReady = new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        reject(
-          new HylicsError(
-            'HYLICS_ERR_MODULE_WORKER',
-            `gate for ${st.guest.name} did not start within ${GATE_READY_MS} ms`,
-          ),
-        );
-        child.kill('SIGKILL');
-      }, GATE_READY_MS);
-      child.once('error', (e) => {
-        clearTimeout(timer);
-        reject(new HylicsError('HYLICS_ERR_MODULE_WORKER', `gate for ${st.guest.name}: ${e.message}`));
-      });
-      child.once('exit', () => {
-        clearTimeout(timer);
-        reject(new HylicsError('HYLICS_ERR_MODULE_WORKER', `gate for ${st.guest.name} exited while starting`));
-      });
-      child.on('message', (m: FromWorker) => {
-        if (m.op === 'ready') {
-          clearTimeout(timer);
-          st.gateNative = m.native;
-          resolve();
-          return;
-        }
-        this.onGateMessage(st, m);
-      });
-    });
-    st.gateReady.catch(() => {});
-    child.on('exit', (code, signal) => this.onGateExit(st, child, code, signal));
-    return st.gateReady;
-  }
-
-  private onGateMessage(st: GuestState, m: FromWorker): void {
-    if (m.op === 'started' || m.op === 'failed' || m.op === 'stopped') {
-      const p = st.pending.get(m.id);
-      if (p) {
-        st.pending.delete(m.id);
-        p.resolve(m);
-      }
-    } else if (m.op === 'probe') {
-      const p = st.pending.get(`probe:${m.id}`);
-      if (p) {
-        st.pending.delete(`probe:${m.id}`);
-        p.resolve(m);
-      }
-    } else if (m.op === 'error') {
-      this.emit('event', { type: 'error', guest: st.guest.name, id: m.id, code: m.code, message: m.message });
-    }
-  }
-
-  private gateRequest(st: GuestState, msg: ToWorker, key: string): Promise<FromWorker> {
-    const child = st.gate;
-    if (!child || !child.connected)
-      return Promise.reject(new HylicsError('HYLICS_ERR_MODULE_WORKER', `no gate for ${st.guest.name}`));
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => {
-        st.pending.delete(key);
-        reject(
-          new HylicsError('HYLICS_ERR_MODULE_WORKER', `gate for ${st.guest.name} did not answer ${msg.op} ${msg.id}`),
-        );
-      }, GATE_REPLY_MS);
-      st.pending.set(key, {
-        resolve: (m) => {
-          clearTimeout(timer);
-          resolve(m);
-        },
-      });
-      child.send(msg);
-    });
-  }
-
-  private async killGate(st: GuestState): Promise<void> {
-    const child = st.gate;
-    if (!child) return;
-    st.gate = null;
-    st.gateReady = null;
-    if (child.exitCode !== null || child.signalCode !== null) return;
-    await new Promise<void>((resolve) => {
-      child.once('exit', () => resolve());
-      child.kill('SIGTERM');
-      setTimeout(() => child.kill('SIGKILL'), 2000).unref();
-    });
   }
 
   // ---- supervision: restart with back-off ----
@@ -903,23 +768,17 @@ export class ModuleManager extends EventEmitter<ModuleManagerEvents> {
     await this.applyRules(st);
   }
 
-  private onGateExit(st: GuestState, child: ChildProcess, code: number | null, signal: NodeJS.Signals | null): void {
-    for (const [id, p] of st.pending) {
-      st.pending.delete(id);
-      p.resolve({ op: 'failed', id, code: 'HYLICS_ERR_MODULE_WORKER', message: 'gate exited' });
-    }
-    if (st.gate !== child || st.stopping || this.closed) return;
-    st.gate = null;
-    st.gateReady = null;
+  /** The gate died on its own (Gate's onExit: not killed, not while stopping): restart it with back-off. */
+  private onGateExit(st: GuestState, code: number | null, signal: NodeJS.Signals | null): void {
     const streams = [...st.modules.values()].filter((m) => m.opts.kind === 'stream');
     if (streams.length === 0) return;
     // until it is back nginx cannot ask: segments are refused (fail closed), playlists answer 502
     const delay = this.backoff(st, 'gate', signal ? `killed by ${signal}` : `exited with code ${code}`);
     setTimeout(() => {
       void this.serial(st.guest.name, st.guest, async (s) => {
-        if (this.closed || s.gate) return;
+        if (this.closed || s.gate.running) return;
         for (const m of [...s.modules.values()].filter((x) => x.opts.kind === 'stream'))
-          await this.startGateModule(s, m);
+          await s.gate.startModule(m.info.id, m.opts.root);
       }).catch((e: unknown) =>
         this.log(`restoring the stream gate of ${st.guest.name} failed: ${(e as Error).message}`),
       );
