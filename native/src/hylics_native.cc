@@ -1332,9 +1332,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("tcpHandoffFreeze", Napi::Function::New(env, TcpHandoffFreeze));
   exports.Set("tcpHandoffRestore", Napi::Function::New(env, TcpHandoffRestore));
   exports.Set("offloadTransfer", Napi::Function::New(env, OffloadTransfer));
-  // offloadTransfer takes a head (10th argument): an addon without it would send no head, silently
-  exports.Set("offloadHead", Napi::Number::New(env, 1));
-  exports.Set("version", Napi::Number::New(env, 3));
+  // ADDON_VERSION in src/os/native.ts: raised when a call takes a new argument (4: offloadTransfer's head)
+  exports.Set("version", Napi::Number::New(env, 4));
   return exports;
 }
 

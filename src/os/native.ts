@@ -87,8 +87,8 @@ export interface Addon {
   /** tcpRepairRestore of a packed state, thawed; flags 1 transparent, 2 inPlace, 4 dropFilter, 8 TCP_NODELAY
    */
   tcpHandoffRestore(packed: Buffer, replaceFd: number, flags: number): number;
-  /** 1: offloadTransfer takes a head (an addon without it would leave the head out silently). */
-  offloadHead: number;
+  /** The addon's interface version (ADDON_VERSION): raised when a call takes a new argument, which an older build
+   *  would silently ignore (e.g. offloadTransfer's head, version 4). */
   version: number;
 }
 
@@ -116,27 +116,32 @@ const ADDON_PATH = join(PACKAGE_ROOT, 'native', 'build', 'Release', 'hylics_nati
 /** Every export the code uses, and its type (a Record over the interface's keys: none can be left out). The addon is
  *  built from source in the same tree, so there is no fallback for an older build: one that lacks any of these
  *  (a checkout that skipped `npm run build:native` after pulling) is refused as a whole. */
+/** The interface version this code needs (native/src/hylics_native.cc exports `version`): an older build is stale. */
+export const ADDON_VERSION = 4;
+
 const ADDON_EXPORTS: Readonly<Record<keyof Addon, 'function' | 'number'>> = {
   openBeneath: 'function', sendfile: 'function', sendfileNow: 'function', abortSendfile: 'function',
   tcpRepairDump: 'function', tcpRepairRestore: 'function', tcpNames: 'function', recvWithFd: 'function',
   sendWithFd: 'function', dropFilter: 'function', tcpRepair: 'function', tcpQueues: 'function', closeFd: 'function',
   shutdownWrite: 'function', setRecvBuffer: 'function', abortClose: 'function', nftSetElems: 'function',
-  offloadTransfer: 'function', tcpHandoffFreeze: 'function', tcpHandoffRestore: 'function', offloadHead: 'number',
-  version: 'number',
+  offloadTransfer: 'function', tcpHandoffFreeze: 'function', tcpHandoffRestore: 'function', version: 'number',
 };
 
 /**
- * `loaded` as the Addon this code needs, or HYLICS_ERR_NATIVE_ADDON_STALE naming the missing exports (`path`: where
+ * `loaded` as the Addon this code needs, or HYLICS_ERR_NATIVE_ADDON_STALE naming the missing exports or the old
+ * version (`path`: where
  * it was loaded from, for the message). Exported for the test that holds a stale build to it.
  */
 export function checkAddon(loaded: unknown, path = ADDON_PATH): Addon {
   const o = (typeof loaded === 'object' || typeof loaded === 'function') && loaded !== null ? (loaded as Record<string, unknown>) : {};
   const missing = Object.entries(ADDON_EXPORTS).filter(([k, type]) => typeof o[k] !== type).map(([k]) => k);
-  if (missing.length > 0) {
+  const version = typeof o.version === 'number' ? o.version : undefined;
+  if (missing.length > 0 || version === undefined || version < ADDON_VERSION) {
+    const what = missing.length > 0 ? `missing: ${missing.join(', ')}` : `version ${version}, this code needs ${ADDON_VERSION}`;
     throw new HylicsError(
       'HYLICS_ERR_NATIVE_ADDON_STALE',
-      `the native addon ${path} is older than this code (missing: ${missing.join(', ')}); run \`npm run build:native\``,
-      { path, missing },
+      `the native addon ${path} is older than this code (${what}); run \`npm run build:native\``,
+      { path, missing, version: version ?? null, needed: ADDON_VERSION },
     );
   }
   return loaded as Addon;

@@ -4,7 +4,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { HylicsError } from '../../src/core/errors/index.js';
-import { checkAddon, nativeAddon } from '../../src/os/native.js';
+import { ADDON_VERSION, checkAddon, nativeAddon } from '../../src/os/native.js';
 
 /** A fake addon with every export the code needs. */
 function fakeAddon(): Record<string, unknown> {
@@ -13,7 +13,7 @@ function fakeAddon(): Record<string, unknown> {
     openBeneath: fn, sendfile: fn, sendfileNow: fn, abortSendfile: fn, tcpRepairDump: fn, tcpRepairRestore: fn,
     tcpNames: fn, recvWithFd: fn, sendWithFd: fn, dropFilter: fn, tcpRepair: fn, tcpQueues: fn, closeFd: fn,
     shutdownWrite: fn, setRecvBuffer: fn, abortClose: fn, nftSetElems: fn, offloadTransfer: fn, tcpHandoffFreeze: fn,
-    tcpHandoffRestore: fn, offloadHead: 1, version: 1,
+    tcpHandoffRestore: fn, version: ADDON_VERSION,
   };
 }
 
@@ -49,6 +49,15 @@ test('every missing export is named, and one of the wrong type counts as missing
   const e = staleError(a);
   assert.equal(e.code, 'HYLICS_ERR_NATIVE_ADDON_STALE');
   assert.deepEqual([...(e.details?.missing as string[])].sort(), ['nftSetElems', 'offloadTransfer', 'version']);
+});
+
+test('an addon with every export but an older version (a call that would ignore a new argument) is refused', () => {
+  const a = fakeAddon();
+  a.version = ADDON_VERSION - 1;
+  const e = staleError(a);
+  assert.equal(e.code, 'HYLICS_ERR_NATIVE_ADDON_STALE');
+  assert.match(e.message, new RegExp(`version ${ADDON_VERSION - 1}, this code needs ${ADDON_VERSION}`));
+  assert.deepEqual(e.details?.missing, []);
 });
 
 test('something that is not an addon at all is refused the same way', () => {

@@ -9,6 +9,6 @@ export const NATIVE = {
   HYLICS_ERR_OPENAT2_UNAVAILABLE: { http: 500, doc: 'The kernel has no openat2(2) (Linux < 5.6); Hylics switches to its JS path walk, which keeps the same guarantees.' },
   HYLICS_ERR_PEER_CLOSED: { http: 499, doc: 'The client closed the connection (or the transfer was aborted) before the whole body was sent; the bytes sent so far are in details.' },
   HYLICS_ERR_SEND_STALLED: { http: 504, doc: 'The client stopped reading for longer than the stall limit during a sendfile transfer; the connection was closed.' },
-  HYLICS_ERR_NATIVE_ADDON_STALE: { http: 500, doc: 'The native addon (native/build/Release/hylics_native.node) is older than the code: it lacks exports the code needs (the message names them); it is not used (file paths take the JS walk, socket offload is off). Run `npm run build:native`.' },
+  HYLICS_ERR_NATIVE_ADDON_STALE: { http: 500, doc: 'The native addon (native/build/Release/hylics_native.node) is older than the code: it lacks exports the code needs, or its interface version is below the one the code needs (the message says which); it is not used (file paths take the JS walk, socket offload is off). Run `npm run build:native`.' },
   HYLICS_ERR_NATIVE_IO: { http: 500, doc: 'A system call of the native path failed (details.errno names it).' },
 } as const satisfies ErrorTable;
