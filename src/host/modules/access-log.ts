@@ -2,8 +2,8 @@
 // buffered by nginx: one write per 32 KiB or per second). The manager drains it once a second into the stats
 // events and the hylics_module_* counters, so the profiler sees the same figures the node worker used to send.
 // The file is rotated (rename + SIGUSR1 to nginx, which reopens its logs) before it grows past ROTATE_BYTES.
-// A lighttpd engine's log (LT_LOG_FORMAT, lighttpd-conf.ts) is parsed by addLighttpdLine and rotated by truncating it
-// in place (lighttpd opened it O_APPEND before its chroot and cannot reopen it).
+// A lighttpd engine's log (LT_LOG_FORMAT, lighttpd-conf.ts) is parsed from its bytes by LighttpdLineReader and
+// rotated by truncating it in place (lighttpd opened it O_APPEND before its chroot and cannot reopen it).
 import { closeSync, fstatSync, ftruncateSync, openSync, readSync, renameSync } from 'node:fs';
 
 /** A log larger than this is renamed and nginx asked to reopen (tmpfs or not, it must not grow without bound). */

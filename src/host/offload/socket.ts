@@ -473,7 +473,7 @@ export class SocketOffload {
       const err = toHylicsError(e);
       const sent = typeof err.details?.bytesSent === 'number' ? err.details.bytesSent : 0;
       h.headSent = typeof err.details?.headBytes === 'number' ? err.details.headBytes : 0;
-      this.account(c, guest, sent + (h.headSent ?? 0), overheadMs);
+      this.account(c, h, sent, overheadMs);
       await this.closeAndLinger(h);
       return { bytes: sent, outcome: 'peer-gone', reason: `${err.code}: ${err.message}` };
     }
@@ -486,7 +486,7 @@ export class SocketOffload {
         // orphaned during a return-mode send: nobody takes the connection back, so the tail goes from here too
         bytes += await sendfileFd(h.hostFd!, h.fileFd, h.offset + bytes, h.count - count, STALL_MS).catch(() => 0);
       }
-      this.account(c, guest, bytes + (h.headSent ?? 0), overheadMs);
+      this.account(c, h, bytes, overheadMs);
       await this.finish(h);
       return { bytes, outcome: 'finished' };
     };
@@ -503,7 +503,7 @@ export class SocketOffload {
     }
     h.sent = bytes;
     if (drained !== 'ok') {
-      this.account(c, guest, bytes + (h.headSent ?? 0), overheadMs);
+      this.account(c, h, bytes, overheadMs);
       if (drained === 'closing') { await this.finish(h); return { bytes, outcome: 'finished', reason: 'the client closed its side' }; }
       await this.closeAndLinger(h);
       return { bytes, outcome: 'peer-gone', reason: 'the client stopped acknowledging' };
@@ -551,7 +551,7 @@ export class SocketOffload {
     }
     overheadMs += performance.now() - t2;
     if (this.opts.log.isLevelEnabled?.('debug') !== false) this.opts.log.debug({ guest, handoff: h.id, port: h.flow.clientPort, inAt: Math.round(performance.timeOrigin + h.t0), outAt: Math.round(performance.timeOrigin + performance.now()), takeoverMs: Math.round(tSteered - h.t0), startMs: +(tStart - h.t0).toFixed(1), restoreMs: +(tRestored - tStart).toFixed(1), steerMs: +(tSteered - tRestored).toFixed(1), sendMs: Math.round(t2 - tSteered - (r.drainMs ?? 0)), drainMs: Math.round(r.drainMs ?? 0), handbackMs: Math.round(performance.now() - t2), bytes }, 'socket offload: handed back');
-    this.account(c, guest, bytes + (h.headSent ?? 0), overheadMs);
+    this.account(c, h, bytes, overheadMs);
     h.phase = 'returned';
     if (h.auto) this.keepReturned(h); else this.armReturnTimer(h);
     return { bytes, outcome: 'returned', state };
@@ -563,7 +563,10 @@ export class SocketOffload {
     return h.quick ? HANDBACK_MAX_UNACKED : 0;
   }
 
-  private account(c: Counters, guest: string, bytes: number, overheadMs: number): void {
+  /** Count a handoff of `h` that sent `bytes` of its range (and h.headSent bytes of its head before them). */
+  private account(c: Counters, h: Handoff, rangeBytes: number, overheadMs: number): void {
+    const { guest } = h;
+    const bytes = rangeBytes + (h.headSent ?? 0);
     c.handoffs++;
     c.bytes += bytes;
     c.latencies.push(overheadMs);
