@@ -40,6 +40,31 @@ test('the stream gate stops with the guest\'s last stream module; its http modul
   }
 });
 
+test('a stream gate that dies is restarted with back-off, the guest told; listed segments are served again', { skip, timeout: 120_000 }, async () => {
+  const fx = await makeFixture('gr');
+  try {
+    mkdirSync(`${fx.share}/tv`, { recursive: true });
+    writeFileSync(`${fx.share}/tv/live.m3u8`, '#EXTM3U\n#EXT-X-TARGETDURATION:1\n#EXTINF:1,\nseg0.ts\n', { mode: 0o644 });
+    writeFileSync(`${fx.share}/tv/seg0.ts`, 'segment\n', { mode: 0o644 });
+    const stream = await fx.manager.start(fx.guest, { kind: 'stream', root: 'tv', port: 81 });
+    const url = `http://${fx.guest.guestAddr}:${stream.port}`;
+    const status = async (path: string): Promise<string> =>
+      (await curl(fx.clientNs, ['-o', '/dev/null', '-w', '%{http_code}', `${url}${path}`], 3000)).stdout;
+    assert.equal(await status('/live.m3u8'), '200');
+    assert.equal(await status('/seg0.ts'), '200');
+    const gate = fx.manager.gatePid(fx.guest.name)!;
+    process.kill(gate, 'SIGKILL');
+    await waitFor('worker-restarted event for the gate', () =>
+      fx.events.some((e) => e.type === 'worker-restarted' && e.guest === fx.guest.name && e.reason === 'gate killed by SIGKILL'));
+    await waitFor('a new gate', () => alive(fx.manager.gatePid(fx.guest.name)) && fx.manager.gatePid(fx.guest.name) !== gate);
+    // the new gate serves the module again: a playlist read through it lists the segment, which is then served
+    await waitFor('the segment served again', async () => (await status('/live.m3u8')) === '200' && (await status('/seg0.ts')) === '200');
+    assert.equal((await fx.manager.gateProbe(fx.guest.name, stream.id)).gate.playlists, 1);
+  } finally {
+    await fx.cleanup();
+  }
+});
+
 test('a daemon killed with SIGKILL takes its engine and gate with it; the next one with its run dir removes the rest, '
   + 'and never another daemon\'s (same guest name)', { skip, timeout: 180_000 }, async () => {
   const fx = await makeFixture('ck');
