@@ -5,8 +5,8 @@
 // only the share, the guest's module cgroup), reloaded when the guest's module set changes and restarted with back-off
 // when it dies; guests with `stream` modules also get a gate worker (gate.ts, the process worker-main.ts) that nginx
 // asks before it sends a media segment, restarted from here with the same back-off. nft rules steer guestAddr:port
-// to the engine. Everything is keyed by the guest name the daemon passes in: a guest can only ever name its own
-// modules.
+// to the engine; each module's access log becomes its metrics and stats events (stats.ts). Everything is keyed by the
+// guest name the daemon passes in: a guest can only ever name its own modules.
 import { createHash, randomBytes } from 'node:crypto';
 import { closeSync, mkdirSync, readdirSync, rmdirSync, rmSync } from 'node:fs';
 import { EventEmitter } from 'node:events';
@@ -19,10 +19,11 @@ import { validateGuestName } from '../../core/units.js';
 import { Cgroup } from '../../os/cgroup.js';
 import { openDirBeneath, openShareDir } from '../../os/native.js';
 import { applyModuleRules, listModuleTableGuests, removeModuleRules, type DnatRule } from '../../os/nft.js';
-import { AccessLog, type AccessTotals } from './access-log.js';
+import { AccessLog } from './access-log.js';
 import { DEFAULT_ENGINE, engineFor, type EngineConfig, type EngineKind, type EngineSetting, type ModuleEngine, type ModuleProcessReport, type StubStatus } from './engine-api.js';
 import { findNginx, NginxEngine } from './engine.js';
 import { Gate, type GateProbe } from './gate.js';
+import { ModuleStats } from './stats.js';
 import { findLighttpd, LighttpdEngine } from './lighttpd-engine.js';
 import type { EngineModule } from './nginx-conf.js';
 import {
@@ -92,7 +93,6 @@ interface GuestState {
 const RESTART_MIN_MS = 100;
 const RESTART_MAX_MS = 5000;
 const HEALTHY_MS = 60_000;
-const STATS_INTERVAL_MS = 1000;
 /** Hex digits of the owner hash (runDir) in table and cgroup names. */
 const OWNER_HEX = 8;
 const CGROUP_PARENT = 'hylics-modules';
@@ -135,10 +135,8 @@ export class ModuleManager extends EventEmitter<ModuleManagerEvents> {
   readonly engineSetting: EngineSetting;
   private readonly steer: boolean;
   private readonly log: (msg: string) => void;
-  private readonly timer: NodeJS.Timeout;
-  private lastTick = Date.now();
-  /** CPU seconds this process spent reading each guest's access logs into counters (see accessLogCpuSeconds). */
-  private readonly logCpuSec = new Map<string, number>();
+  /** Each module's access log -> metrics, totals and stats events, once a second (stats.ts). */
+  private readonly stats: ModuleStats;
   private closed = false;
   readonly registry: Registry;
   private readonly m: {
@@ -210,10 +208,12 @@ export class ModuleManager extends EventEmitter<ModuleManagerEvents> {
         registers: r,
       }),
     };
-    this.timer = setInterval(() => {
-      void this.tick();
-    }, STATS_INTERVAL_MS);
-    this.timer.unref();
+    this.stats = new ModuleStats({
+      metrics: this.m,
+      guests: () => this.guests.values(),
+      emit: (e) => this.emit('event', e),
+      log: this.log,
+    });
   }
 
   /** Start a module for `guest`. Resolves with its info (incl. the URLs clients use). */
@@ -345,7 +345,7 @@ export class ModuleManager extends EventEmitter<ModuleManagerEvents> {
           else await s.gate.kill();
         }
       }
-      this.flushStats(s, mod, 0);
+      this.stats.flush(guestName, mod, 0);
       mod.log.close();
       this.m.running.set({ guest: guestName }, s.modules.size);
       this.emit('event', { type: 'stopped', guest: guestName, id });
@@ -365,14 +365,14 @@ export class ModuleManager extends EventEmitter<ModuleManagerEvents> {
       if (this.steer) await removeModuleRules(guestName, this.owner);
       await this.teardown(s);
       for (const m of mods) {
-        this.flushStats(s, m, 0);
+        this.stats.flush(guestName, m, 0);
         m.log.close();
       }
       this.m.running.set({ guest: guestName }, 0);
       for (const m of mods) this.emit('event', { type: 'stopped', guest: guestName, id: m.info.id });
     });
     this.guests.delete(guestName);
-    this.logCpuSec.delete(guestName);
+    this.stats.forget(guestName);
   }
 
   /**
@@ -424,7 +424,7 @@ export class ModuleManager extends EventEmitter<ModuleManagerEvents> {
   /** Stop everything (daemon shutdown). */
   async close(): Promise<void> {
     this.closed = true;
-    clearInterval(this.timer);
+    this.stats.close();
     await Promise.all([...this.guests.keys()].map((g) => this.stopAll(g)));
     // this manager's cgroup parent, when no other manager with the same run directory still uses it
     try {
@@ -450,7 +450,7 @@ export class ModuleManager extends EventEmitter<ModuleManagerEvents> {
    * the engine's CPU does not include (bench http-delivery adds it to the module's).
    */
   accessLogCpuSeconds(guestName: string): number {
-    return this.logCpuSec.get(guestName) ?? 0;
+    return this.stats.cpuSeconds(guestName);
   }
 
   /**
@@ -661,7 +661,7 @@ export class ModuleManager extends EventEmitter<ModuleManagerEvents> {
       await st.engine.stop();
       // the lines the stopped server flushed at its exit count too; then the logs go with the run directory
       for (const m of st.modules.values()) {
-        this.flushStats(st, m, 0);
+        this.stats.flush(st.guest.name, m, 0);
         m.log.close();
       }
       if (want === 'lighttpd') await st.gate.kill();
@@ -784,87 +784,6 @@ export class ModuleManager extends EventEmitter<ModuleManagerEvents> {
       );
     }, delay).unref();
   }
-
-  // ---- access counters (nginx access logs) -> stats events and metrics ----
-
-  private async tick(): Promise<void> {
-    const now = Date.now();
-    const interval = now - this.lastTick;
-    this.lastTick = now;
-    for (const st of this.guests.values()) {
-      for (const mod of st.modules.values()) this.flushStats(st, mod, interval);
-      if (st.cgroup) {
-        try {
-          this.m.memory.set({ guest: st.guest.name }, (await st.cgroup.stats()).memoryBytes);
-        } catch {
-          /* being removed */
-        }
-      }
-    }
-  }
-
-  private flushStats(st: GuestState, mod: Mod, intervalMs: number): void {
-    const c0 = process.cpuUsage();
-    try {
-      this.flushStatsOf(st, mod, intervalMs);
-    } finally {
-      const c = process.cpuUsage(c0);
-      const g = st.guest.name;
-      this.logCpuSec.set(g, (this.logCpuSec.get(g) ?? 0) + (c.user + c.system) / 1e6);
-    }
-  }
-
-  private flushStatsOf(st: GuestState, mod: Mod, intervalMs: number): void {
-    let t: AccessTotals;
-    try {
-      t = mod.log.drain();
-    } catch (e) {
-      this.log(`reading the access log of ${mod.info.id}: ${(e as Error).message}`);
-      return;
-    }
-    if (t.requests === 0) return;
-    const g = st.guest.name;
-    const labels = { guest: g, module: mod.info.id, kind: mod.info.kind };
-    // a typed array's numeric sort: a third of the CPU of sort((a, b) => a - b) on the 10,000 samples of a busy second
-    const lat = Float64Array.from(t.latenciesMs).sort();
-    const sum = lat.reduce((a, b) => a + b, 0);
-    const latency = {
-      meanMs: lat.length ? sum / lat.length : 0,
-      p50Ms: percentile(lat, 0.5),
-      p99Ms: percentile(lat, 0.99),
-      maxMs: lat.length ? lat[lat.length - 1]! : 0,
-    };
-    this.m.requests.inc(labels, t.requests);
-    this.m.bytes.inc(labels, t.bytes);
-    this.m.errors.inc(labels, t.errors);
-    this.m.latency.inc(labels, (latency.meanMs * t.requests) / 1000);
-    mod.info.totals.requests += t.requests;
-    mod.info.totals.bytes += t.bytes;
-    mod.info.totals.errors += t.errors;
-    // request paths -> names in the share (the module root is a checked share-relative path, '' = the share root)
-    const names = (uris: Set<string>): string[] =>
-      [...uris].filter((u) => !u.endsWith('/')).map((u) => (mod.opts.root ? `${mod.opts.root}${u}` : u.slice(1)));
-    const files = names(t.served),
-      missing = names(t.missing);
-    this.emit('event', {
-      type: 'stats',
-      guest: g,
-      id: mod.info.id,
-      kind: mod.info.kind,
-      intervalMs,
-      requests: t.requests,
-      bytes: t.bytes,
-      errors: t.errors,
-      latency,
-      ...(files.length ? { files } : {}),
-      ...(missing.length ? { missing } : {}),
-    });
-  }
-}
-
-function percentile(sorted: ArrayLike<number>, p: number): number {
-  if (sorted.length === 0) return 0;
-  return sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))]!;
 }
 
 /** Bind addr:port (0 = any) and release it: the port nginx will listen on. HYLICS_ERR_MODULE_PORT_IN_USE when taken. */
