@@ -137,6 +137,7 @@ struct CState;
 struct Xfer {
   int64_t drainMax = -1;   // wait until nothing is unsent and at most this many bytes unacknowledged (-1: no wait)
   bool freeze = false;     // then attach the drop filter, freeze and dump
+  int hushTos = 0;         // > 0: frozen, the socket's IP_TOS becomes this (its packets are dropped: HushOn)
   int64_t pollUs = 1000;   // drain condition checked this often
   std::string head;        // bytes sent before the range (the app's response headers), corked with its first bytes
   size_t headOff = 0;      // head bytes the socket took
@@ -650,6 +651,32 @@ Napi::Value DropFilterJs(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
+// A frozen socket sends nothing (docs/offload-socket.md, "Frozen sockets send nothing"): TCP_REPAIR does not stop a
+// socket's timers, so a socket frozen with bytes unacknowledged retransmits them (a tail loss probe ~200 ms later,
+// then its RTO) and one with an ACK pending sends it (the delayed-ACK timer), each with a newer TCP timestamp than
+// the state the other end restores: the client keeps that timestamp and PAWS then drops the restored socket's
+// segments. So the freeze marks the socket's packets with a DSCP of its own (IP_TOS: read at every transmit,
+// retransmissions and ACKs included) and hylicsd's steering table drops packets of the guest's address with that
+// DSCP (prerouting for the guest's frozen socket: the mark crosses the guest's link, unlike SO_MARK; output for the
+// host's own frozen copy). A restore in place, or a thaw, sets the saved IP_TOS and SO_PRIORITY again (IP_TOS sets
+// the priority too).
+struct SavedTos { int tos = -1, prio = 0; };
+
+bool HushOn(int fd, int hushTos, SavedTos* saved) {
+  socklen_t l = sizeof saved->tos;
+  if (getsockopt(fd, IPPROTO_IP, IP_TOS, &saved->tos, &l) != 0) { saved->tos = -1; return false; }
+  l = sizeof saved->prio;
+  if (getsockopt(fd, SOL_SOCKET, SO_PRIORITY, &saved->prio, &l) != 0) { saved->tos = -1; return false; }
+  if (setsockopt(fd, IPPROTO_IP, IP_TOS, &hushTos, sizeof hushTos) != 0) { saved->tos = -1; return false; }
+  return true;
+}
+
+bool HushOff(int fd, const SavedTos& saved) {
+  if (saved.tos < 0) return true;
+  return setsockopt(fd, IPPROTO_IP, IP_TOS, &saved.tos, sizeof saved.tos) == 0 &&
+         setsockopt(fd, SOL_SOCKET, SO_PRIORITY, &saved.prio, sizeof saved.prio) == 0;
+}
+
 // tcpRepairRestore(state, { transparent?, replaceFd?, inPlace?, repairOff?, dropFilter? }) -> fd. dropFilter: the new socket
 // gets the drop filter before it is bound, so it receives nothing while its state is set; thawed (repairOff != 0) it
 // is detached right before the thaw, left frozen it stays until the caller detaches it. A new socket carrying the connection in
@@ -673,6 +700,7 @@ struct RestoreState {
 struct RestoreOpts {
   bool transparent = false, dropFilter = false, inPlace = false, noDelay = false;
   int replaceFd = -1, repairOff = 1;
+  SavedTos unhush;  // tos >= 0: the IP_TOS and SO_PRIORITY to set again before the thaw (a frozen socket's own)
 };
 
 // The restore itself (see tcpRepairRestore): returns the fd, or -1 with *err / *what set (the socket then cleaned up
@@ -749,6 +777,9 @@ int RestoreCore(const RestoreState& st, const RestoreOpts& o, int* errOut, const
     if (!RestoreQueue(fd, TCP_SEND_QUEUE, st.sendQ, st.sendLen - unsent, &err, &what)) break;
     struct tcp_repair_window win = st.win;
     if (setsockopt(fd, IPPROTO_TCP, TCP_REPAIR_WINDOW, &win, sizeof win) != 0) { err = errno; what = "TCP_REPAIR_WINDOW"; break; }
+    // the socket's own IP_TOS again before its first packet (the thaw's window probe): frozen, it had the DSCP the
+    // host drops (HushOn)
+    if (!HushOff(fd, o.unhush)) { err = errno; what = "IP_TOS"; break; }
     if (repairOff != 0 || unsent > 0) {
       // the state is complete: a thawed socket lets packets in before the window probe goes out, so the peer's
       // answer to it (an ACK of everything it has) is not dropped; else the restored send queue stays in flight
@@ -1097,7 +1128,7 @@ Napi::Value NftSetElems(const Napi::CallbackInfo& info) {
 }
 
 // ---- offload transfer: the host's part of a socket-offload handoff as one job ------------------------------------
-// offloadTransfer(sockFd, fileFd, offset, count, jobId, stallMs, drainMaxUnacked, freeze, pollUs, head?)
+// offloadTransfer(sockFd, fileFd, offset, count, jobId, stallMs, drainMaxUnacked, freeze, pollUs, head?, hushTos?)
 //   -> Promise<{ bytes, headBytes, drained?, filtered, state?, freezeError? }>
 // On the sendfile engine's thread: send `head` (a Buffer: the app's response headers, copied here; MSG_MORE while
 // range bytes follow, so it shares its packets with the range's first bytes), then the range (as sendfile: a send
@@ -1106,7 +1137,8 @@ Napi::Value NftSetElems(const Napi::CallbackInfo& info) {
 // pollUs on one timer for all transfers (drained "ok"; the client's FIN: "closing"; reset, no ACK progress for
 // stallMs, or 2 x stallMs in all: "gone"; abortSendfile(jobId) meanwhile: "aborted"); then, with freeze and "ok",
 // attach the drop filter, freeze (TCP_REPAIR) and dump the state. A failed filter or dump resolves with freezeError
-// (the socket thawed; `filtered` says whether the filter is on). One crossing per handoff, no JS timer per poll.
+// (the socket thawed; `filtered` says whether the filter is on). hushTos > 0: a frozen socket's IP_TOS becomes that
+// (HushOn; the host's copy had the default, 0). One crossing per handoff, no JS timer per poll.
 enum XferOutcome { kXferNone, kXferOk, kXferClosing, kXferGone, kXferAborted };
 const char* const kXferOutcomes[] = { nullptr, "ok", "closing", "gone", "aborted" };
 
@@ -1149,6 +1181,9 @@ bool XferCheck(Job* job) {
       x->filtered = true;
       x->state = new CState();
       if (!DumpState(job->out, x->state, &x->freezeErr, &x->freezeWhat, &x->freezeCode)) { delete x->state; x->state = nullptr; }
+      // frozen: its timers still run (a loss probe of the bytes left unacknowledged, ~10 ms on a fast link), so
+      // its packets get the DSCP hylicsd drops until it closes this copy (best effort: the dump stands)
+      else if (x->hushTos > 0) { SavedTos unused; HushOn(job->out, x->hushTos, &unused); }
     }
   }
   Finish(job);
@@ -1223,6 +1258,7 @@ Napi::Value OffloadTransfer(const Napi::CallbackInfo& info) {
     Napi::Buffer<char> h = info[9].As<Napi::Buffer<char>>();
     x->head.assign(h.Data(), h.Length());
   }
+  if (info.Length() > 10 && info[10].IsNumber()) x->hushTos = info[10].As<Napi::Number>().Int32Value();
   return StartJob(info, x);
 }
 
@@ -1238,8 +1274,11 @@ constexpr size_t kPackedHeader = 8 + 4 * kPackedWords;
 void Put32(uint8_t* p, uint32_t v) { p[0] = v & 0xff; p[1] = (v >> 8) & 0xff; p[2] = (v >> 16) & 0xff; p[3] = v >> 24; }
 uint32_t Get32(const uint8_t* p) { return p[0] | (p[1] << 8) | (p[2] << 16) | (static_cast<uint32_t>(p[3]) << 24); }
 
-// tcpHandoffFreeze(fd) -> Buffer (packed state): the drop filter on, TCP_REPAIR on, the state dumped (DumpState).
-// On failure the socket is left as it was (filter detached, repair off) and the error names the step.
+// tcpHandoffFreeze(fd, hushTos?) -> Buffer (packed state): the drop filter on, TCP_REPAIR on, the state dumped
+// (DumpState); with hushTos > 0 the socket's IP_TOS then becomes hushTos (HushOn) and the packed state is followed by
+// 8 bytes, the IP_TOS and SO_PRIORITY it had (i32 little-endian each; -1, 0 when they could not be changed) for
+// tcpHandoffRestore / tcpHandoffThaw. On failure the socket is left as it was (filter detached, repair off) and the
+// error names the step.
 Napi::Value TcpHandoffFreeze(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (!info[0].IsNumber()) { Napi::TypeError::New(env, "tcpHandoffFreeze(fd)").ThrowAsJavaScriptException(); return env.Null(); }
@@ -1254,8 +1293,12 @@ Napi::Value TcpHandoffFreeze(const Napi::CallbackInfo& info) {
     MakeError(env, err, what, code).ThrowAsJavaScriptException();
     return env.Null();
   }
+  int hushTos = info.Length() > 1 && info[1].IsNumber() ? info[1].As<Napi::Number>().Int32Value() : 0;
+  SavedTos saved;
+  if (hushTos > 0) HushOn(fd, hushTos, &saved);  // best effort: a failure leaves the socket's own (saved.tos -1)
   size_t sl = st.sendBytes.size(), rl = st.recvBytes.size();
-  Napi::Buffer<uint8_t> out = Napi::Buffer<uint8_t>::New(env, kPackedHeader + sl + rl);
+  size_t trailer = hushTos > 0 ? 8 : 0;
+  Napi::Buffer<uint8_t> out = Napi::Buffer<uint8_t>::New(env, kPackedHeader + sl + rl + trailer);
   uint8_t* p = out.Data();
   memcpy(p, &st.local.sin_addr, 4);
   memcpy(p + 4, &st.peer.sin_addr, 4);
@@ -1267,11 +1310,13 @@ Napi::Value TcpHandoffFreeze(const Napi::CallbackInfo& info) {
   for (size_t i = 0; i < kPackedWords; i++) Put32(p + 8 + 4 * i, words[i]);
   if (sl) memcpy(p + kPackedHeader, st.sendBytes.data(), sl);
   if (rl) memcpy(p + kPackedHeader + sl, st.recvBytes.data(), rl);
+  if (trailer) { Put32(p + kPackedHeader + sl + rl, static_cast<uint32_t>(saved.tos)); Put32(p + kPackedHeader + sl + rl + 4, static_cast<uint32_t>(saved.prio)); }
   return out;
 }
 
-// tcpHandoffRestore(packed, replaceFd, flags) -> fd: tcpRepairRestore of a packed state, thawed (repairOff 1).
-// flags: 1 transparent, 2 inPlace, 4 dropFilter, 8 TCP_NODELAY on the restored socket.
+// tcpHandoffRestore(packed, replaceFd, flags, tos?, prio?) -> fd: tcpRepairRestore of a packed state, thawed
+// (repairOff 1). flags: 1 transparent, 2 inPlace, 4 dropFilter, 8 TCP_NODELAY on the restored socket. tos >= 0: the
+// IP_TOS and SO_PRIORITY set before the thaw (what tcpHandoffFreeze saved: the socket's own again).
 Napi::Value TcpHandoffRestore(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (!info[0].IsBuffer() || !info[1].IsNumber() || !info[2].IsNumber()) {
@@ -1303,11 +1348,34 @@ Napi::Value TcpHandoffRestore(const Napi::CallbackInfo& info) {
   o.inPlace = o.replaceFd >= 0 && (flags & 2);
   o.dropFilter = flags & 4;
   o.noDelay = flags & 8;
+  if (info.Length() > 4 && info[3].IsNumber() && info[4].IsNumber()) {
+    o.unhush.tos = info[3].As<Napi::Number>().Int32Value();
+    o.unhush.prio = info[4].As<Napi::Number>().Int32Value();
+  }
   int err = 0;
   const char* what = nullptr;
   int fd = RestoreCore(st, o, &err, &what);
   if (fd < 0) { MakeError(env, err, what).ThrowAsJavaScriptException(); return env.Null(); }
   return Napi::Number::New(env, fd);
+}
+
+// tcpHandoffThaw(fd, tos, prio): a frozen socket whose connection stays here (the host took nothing) live again:
+// IP_TOS and SO_PRIORITY as saved (tos >= 0; what tcpHandoffFreeze returned), TCP_REPAIR off (a window probe: its
+// first packet, with its own DSCP), then the drop filter detached.
+Napi::Value TcpHandoffThaw(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!info[0].IsNumber() || !info[1].IsNumber() || !info[2].IsNumber()) {
+    Napi::TypeError::New(env, "tcpHandoffThaw(fd, tos, prio)").ThrowAsJavaScriptException(); return env.Null();
+  }
+  int fd = info[0].As<Napi::Number>().Int32Value();
+  SavedTos saved;
+  saved.tos = info[1].As<Napi::Number>().Int32Value();
+  saved.prio = info[2].As<Napi::Number>().Int32Value();
+  int off = 0;
+  if (!HushOff(fd, saved)) { MakeError(env, errno, "IP_TOS").ThrowAsJavaScriptException(); return env.Null(); }
+  if (setsockopt(fd, IPPROTO_TCP, TCP_REPAIR, &off, sizeof off) != 0) { MakeError(env, errno, "TCP_REPAIR off").ThrowAsJavaScriptException(); return env.Null(); }
+  if (!DropFilter(fd, false)) { MakeError(env, errno, "SO_DETACH_FILTER").ThrowAsJavaScriptException(); return env.Null(); }
+  return env.Undefined();
 }
 // ---- end of the socket offload guest-side block ---------------------------------------------------------------
 
@@ -1331,9 +1399,11 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("nftSetElems", Napi::Function::New(env, NftSetElems));
   exports.Set("tcpHandoffFreeze", Napi::Function::New(env, TcpHandoffFreeze));
   exports.Set("tcpHandoffRestore", Napi::Function::New(env, TcpHandoffRestore));
+  exports.Set("tcpHandoffThaw", Napi::Function::New(env, TcpHandoffThaw));
   exports.Set("offloadTransfer", Napi::Function::New(env, OffloadTransfer));
-  // ADDON_VERSION in src/os/native.ts: raised when a call takes a new argument (4: offloadTransfer's head)
-  exports.Set("version", Napi::Number::New(env, 4));
+  // ADDON_VERSION in src/os/native.ts: raised when a call takes a new argument (4: offloadTransfer's head; 5: the
+  // frozen socket's DSCP: tcpHandoffFreeze's, tcpHandoffRestore's and offloadTransfer's hushTos, tcpHandoffThaw)
+  exports.Set("version", Napi::Number::New(env, 5));
   return exports;
 }
 

@@ -24,14 +24,16 @@ import { HylicsError, toHylicsError, type ErrorCode } from '../core/errors/index
 import { HOST_OFFLOAD_SOCKET, MAX_HANDOFF_HEAD_BYTES, type FallbackReason, type OffloadHandoffParamsT, type OffloadHandoffResultT } from '../core/protocol/index.js';
 import { KeyedSerial } from '../core/serial.js';
 import { sendFileToSocket } from '../os/native.js';
-import { dropFilter, freezeForHandoff, quiesce, restoreForHandoff, resumeReading, setRepair, socketFd } from '../os/tcp-repair.js';
+import { freezeSilent, quiesce, restoreForHandoff, resumeReading, socketFd, thawHandoff, type SavedTos } from '../os/tcp-repair.js';
 import { DEFAULT_SHARE_DIR } from './agent.js';
 import { AgentClient, defaultAgentSocket } from './lib.js';
 
 /** How long the socket may take to become ready for a handoff (else: sent in the guest). */
 export const QUIESCE_TIMEOUT_MS = 2_000;
 /** Bytes (the app's headers) that may still wait for the client's ACK when the socket is frozen: they travel in
- *  the state (well under the state's 256 KiB queue cap) instead of waiting up to the client's delayed-ACK time. */
+ *  the state (well under the state's 256 KiB queue cap) instead of waiting up to the client's delayed-ACK time. The
+ *  frozen socket's retransmissions of them (its loss probe, its RTO) never reach the client: the freeze gives its
+ *  packets FROZEN_DSCP, which hylicsd drops (docs/offload-socket.md, "Frozen sockets send nothing"). */
 export const QUIESCE_MAX_UNACKED = 64 * 1024;
 /** Longest a host send may take (200 MiB to a slow client is well within). */
 export const SEND_TIMEOUT_MS = 10 * 60 * 1000;
@@ -275,14 +277,6 @@ const REFUSED_BEFORE_TAKEOVER = new Set<ErrorCode>([
 ]);
 const refusedBeforeTakeover = (e: HylicsError): boolean => REFUSED_BEFORE_TAKEOVER.has(e.code) || e.code.startsWith('HYLICS_ERR_FILE');
 
-/**
- * Our frozen socket is still the connection (the host took nothing): thaw it behind the filter, then let packets in.
- */
-function thaw(fd: number): void {
-  setRepair(fd, false);
-  dropFilter(fd, false);
-}
-
 /** A host op call (the app's agent client, or the agent's own channel to the host). */
 export type HostCall = (op: string, params: unknown, opts: { timeoutMs: number }) => Promise<unknown>;
 
@@ -316,8 +310,12 @@ export async function handoffQuiesced(
 ): Promise<HandoffOutcome> {
   const trace = opts.trace ?? ((): void => undefined);
   let state;
+  let saved: SavedTos;
   try {
-    state = freezeForHandoff(fd);
+    // silent: the frozen socket's packets (its loss probe and retransmissions of bytes not yet acknowledged, a
+    // delayed ACK) get the DSCP hylicsd drops; they would carry newer TCP timestamps than the state the host
+    // restores, and the client's PAWS would drop the host's segments
+    ({ state, saved } = freezeSilent(fd));
   } catch (e) {
     // not frozen (the addon left the socket as it was, its filter detached)
     let err = toHylicsError(e);
@@ -334,7 +332,9 @@ export async function handoffQuiesced(
   } catch (e) {
     const err = toHylicsError(e);
     if (refusedBeforeTakeover(err)) {
-      thaw(fd);
+      // our frozen socket is still the connection (the host took nothing): its own DSCP again, thawed behind the
+      // filter, then packets let in
+      thawHandoff(fd, saved);
       return { outcome: 'refused', error: err };
     }
     // the host (or the channel) went away mid-handoff: how much reached the client is unknown, so the frozen
@@ -351,7 +351,8 @@ export async function handoffQuiesced(
       // detached right before the thaw (restore's dropFilter), whose window probe is this socket's first packet:
       // it ends the host's hold in the packet path, and the client's answer (its ACK of the bytes the host left
       // unacknowledged in the state) gets in
-      restoreForHandoff(res.state, fd, { inPlace: opts.inPlace === true, noDelay: opts.noDelay === true });
+      // (and its own DSCP again before the thaw: frozen, its packets were dropped by the host)
+      restoreForHandoff(res.state, fd, { inPlace: opts.inPlace === true, noDelay: opts.noDelay === true, saved });
       noDelay = opts.noDelay === true;
     } catch (e) {
       // the host kept the state: it restores and finishes the connection cleanly

@@ -71,6 +71,7 @@ export interface Addon {
     freeze: boolean,
     pollUs: number,
     head?: Buffer,
+    hushTos?: number,
   ): Promise<{
     bytes: number;
     /** Bytes of `head` the socket took (all of it unless the send failed). */
@@ -83,10 +84,12 @@ export interface Addon {
   }>;
   /** Drop filter on, TCP_REPAIR on and dump, in one call; the state packed in one Buffer (src/os/tcp-repair.ts
    *  unpackState). */
-  tcpHandoffFreeze(fd: number): Buffer;
+  tcpHandoffFreeze(fd: number, hushTos?: number): Buffer;
   /** tcpRepairRestore of a packed state, thawed; flags 1 transparent, 2 inPlace, 4 dropFilter, 8 TCP_NODELAY
    */
-  tcpHandoffRestore(packed: Buffer, replaceFd: number, flags: number): number;
+  tcpHandoffRestore(packed: Buffer, replaceFd: number, flags: number, tos?: number, prio?: number): number;
+  /** IP_TOS and SO_PRIORITY as saved (tos >= 0), TCP_REPAIR off, the drop filter detached. */
+  tcpHandoffThaw(fd: number, tos: number, prio: number): void;
   /** The addon's interface version (ADDON_VERSION): raised when a call takes a new argument, which an older build
    *  would silently ignore (e.g. offloadTransfer's head, version 4). */
   version: number;
@@ -117,14 +120,15 @@ const ADDON_PATH = join(PACKAGE_ROOT, 'native', 'build', 'Release', 'hylics_nati
  *  built from source in the same tree, so there is no fallback for an older build: one that lacks any of these
  *  (a checkout that skipped `npm run build:native` after pulling) is refused as a whole. */
 /** The interface version this code needs (native/src/hylics_native.cc exports `version`): an older build is stale. */
-export const ADDON_VERSION = 4;
+export const ADDON_VERSION = 5;
 
 const ADDON_EXPORTS: Readonly<Record<keyof Addon, 'function' | 'number'>> = {
   openBeneath: 'function', sendfile: 'function', sendfileNow: 'function', abortSendfile: 'function',
   tcpRepairDump: 'function', tcpRepairRestore: 'function', tcpNames: 'function', recvWithFd: 'function',
   sendWithFd: 'function', dropFilter: 'function', tcpRepair: 'function', tcpQueues: 'function', closeFd: 'function',
   shutdownWrite: 'function', setRecvBuffer: 'function', abortClose: 'function', nftSetElems: 'function',
-  offloadTransfer: 'function', tcpHandoffFreeze: 'function', tcpHandoffRestore: 'function', version: 'number',
+  offloadTransfer: 'function', tcpHandoffFreeze: 'function', tcpHandoffRestore: 'function', tcpHandoffThaw: 'function',
+  version: 'number',
 };
 
 /**

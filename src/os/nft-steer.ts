@@ -22,6 +22,7 @@ import { run, runRaw, spawnError } from './exec.js';
 import { onLines } from './lines.js';
 import { nativeAddon } from './native.js';
 import { nft } from './nft.js';
+import { FROZEN_DSCP } from './tcp-repair.js';
 
 /**
  * Longest a flow stays in `back` (the set's element timeout, seconds): a held hand-back normally ends in the packet
@@ -67,9 +68,15 @@ function element(f: Flow): string {
  *  thawed socket's window probe is. nft 1.0.6 mis-lists a concatenation with `tcp doff`, so one rule per size. */
 const BARE_ACK = ['ip hdrlength 5 tcp doff 5 ip length 40', 'ip hdrlength 5 tcp doff 8 ip length 52'] as const;
 
-/** The whole table, replaced in one transaction (a leftover of a dead daemon goes with it). */
-export function renderSteerTable(guest: string, tag = ''): string {
+/** The whole table, replaced in one transaction (a leftover of a dead daemon goes with it). With `guestAddr`, the
+ *  packets of frozen sockets with that local address (FROZEN_DSCP: the guest's, coming in on its link, and the host's
+ *  own frozen copies, going out) are dropped. */
+export function renderSteerTable(guest: string, tag = '', guestAddr?: string): string {
   const t = `ip ${steerTableName(guest, tag)}`;
+  if (guestAddr !== undefined && !isIPv4(guestAddr)) throw new HylicsError('HYLICS_ERR_INVALID_ARGUMENT', `not an IPv4 address: ${JSON.stringify(guestAddr)}`);
+  // a frozen socket sends nothing (docs/offload-socket.md, "Frozen sockets send nothing"): its loss probe,
+  // retransmissions or delayed ACK would carry a newer TCP timestamp than the state restored on the other end
+  const frozen = guestAddr === undefined ? [] : [`    ip saddr ${guestAddr} ip dscp ${FROZEN_DSCP} drop`];
   const key = 'type ipv4_addr . inet_service . ipv4_addr . inet_service;';
   const toGuest = 'ip daddr . tcp dport . ip saddr . tcp sport'; // a client's packet, as guest . client
   const fromGuest = 'ip saddr . tcp sport . ip daddr . tcp dport'; // a guest's packet, as guest . client
@@ -97,6 +104,7 @@ export function renderSteerTable(guest: string, tag = ''): string {
     // the guest's packets come in on its link; on lo they are the host's own socket's, looped back to a client on
     // the host itself (its replies pass prerouting too: dropping them stalled such clients)
     '    iif lo accept',
+    ...frozen,
     `    meta l4proto tcp ${fromGuest} @hold drop`,
     `    meta l4proto tcp ${fromGuest} @steer drop`,
     // only a packet without payload ends the hold: the thaw's window probe (a bare ACK: TCP header of 20 bytes, or
@@ -109,6 +117,7 @@ export function renderSteerTable(guest: string, tag = ''): string {
     '  chain out {',
     '    type route hook output priority mangle; policy accept;',
     ...fromClient,
+    ...frozen,
     '  }',
     '}',
     '',
@@ -116,8 +125,8 @@ export function renderSteerTable(guest: string, tag = ''): string {
 }
 
 /** Create (or replace: all flows in it are dropped) the guest's steering table. */
-export async function createSteerTable(guest: string, tag = ''): Promise<void> {
-  await nft(['-f', '-'], renderSteerTable(guest, tag));
+export async function createSteerTable(guest: string, tag = '', guestAddr?: string): Promise<void> {
+  await nft(['-f', '-'], renderSteerTable(guest, tag, guestAddr));
 }
 
 /** Delete the guest's steering table; no error when it is not there. */
@@ -398,11 +407,11 @@ export function ensurePolicyRouting(): Promise<void> {
 
 /** The policy routing, then the guest's steering table (created or replaced), under one hold of the steering lock:
  *  no daemon's removal can take the routing away between the two. */
-export function ensureSteerTable(guest: string, tag = ''): Promise<void> {
+export function ensureSteerTable(guest: string, tag = '', guestAddr?: string): Promise<void> {
   steerTableName(guest, tag); // validates before anything is locked
   return withSteerLock(async () => {
     await ensurePolicyRoutingLocked();
-    await createSteerTable(guest, tag);
+    await createSteerTable(guest, tag, guestAddr);
   });
 }
 

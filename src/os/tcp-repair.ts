@@ -93,6 +93,23 @@ export function packState(s: TcpStateT): Buffer {
 }
 
 /**
+ * The DSCP of a frozen socket's packets (docs/offload-socket.md, "Frozen sockets send nothing"): TCP_REPAIR does not
+ * stop a socket's timers, so a frozen socket still sends its loss probe, retransmissions and a pending delayed ACK,
+ * with TCP timestamps newer than the state the other end restores (the client's PAWS then drops the restored
+ * socket's segments until its RTO: 1 s, 2 s, 4 s). The freeze sets this DSCP on the socket (IP_TOS, read at every
+ * transmit), hylicsd's steering table drops packets of the guest's address that carry it (prerouting: the guest's
+ * frozen socket; output: the host's frozen copy), and a restore in place or a thaw sets the socket's own again. 57
+ * (0b111001) is in pool 3 (xxxx01, experimental or local use, RFC 2474; unassigned) and maps to the same
+ * priority as 0 (rt_tos2priority): nothing but this drop sees it.
+ */
+export const FROZEN_DSCP = 57;
+/** FROZEN_DSCP as an IP_TOS value (the ECN bits are the kernel's). */
+export const FROZEN_TOS = FROZEN_DSCP << 2;
+
+/** A frozen socket's own IP_TOS and SO_PRIORITY, set again when it goes live (tos -1: nothing to set). */
+export interface SavedTos { tos: number; prio: number }
+
+/**
  * The guest's freeze for a handoff, one native call: the drop filter on (see dropFilter), TCP_REPAIR on, the state
  * dumped. On failure the socket is left as it was (filter detached, repair off).
  */
@@ -104,18 +121,42 @@ export function freezeForHandoff(fd: number): TcpStateT {
 }
 
 /**
+ * freezeForHandoff, and the frozen socket's packets get FROZEN_DSCP (the host drops them: it sends nothing that
+ * could reach the client); `saved` is what restoreForHandoff or thawHandoff sets again.
+ */
+export function freezeSilent(fd: number): { state: TcpStateT; saved: SavedTos } {
+  const a = need();
+  let b: Buffer;
+  try { b = a.tcpHandoffFreeze(fd, FROZEN_TOS); } catch (e) { throw repairError(e, 'freeze'); }
+  const state = unpackState(b);
+  const end = PACKED_HEADER + b.readUInt32LE(8 + 4 * 15) + b.readUInt32LE(8 + 4 * 16);
+  const saved = b.length >= end + 8 ? { tos: b.readInt32LE(end), prio: b.readInt32LE(end + 4) } : { tos: -1, prio: 0 };
+  return { state, saved };
+}
+
+/**
+ * A frozen socket whose connection stays here live again, one native call: its own IP_TOS and SO_PRIORITY (`saved`,
+ * from freezeSilent), TCP_REPAIR off (the window probe), the drop filter detached.
+ */
+export function thawHandoff(fd: number, saved: SavedTos = { tos: -1, prio: 0 }): void {
+  try { need().tcpHandoffThaw(fd, saved.tos, saved.prio); } catch (e) { throw repairError(e, 'thaw'); }
+}
+
+/**
  * The guest's restore after a hand-back, one native call: `state` on a socket under the fd number `fd` (or on the
  * same socket, inPlace), behind the drop filter while the state is set, the filter detached right before the thaw;
- * `noDelay`: TCP_NODELAY on it.
+ * `noDelay`: TCP_NODELAY on it; `saved` (freezeSilent's): the socket's own IP_TOS and SO_PRIORITY set before the thaw.
  */
 export function restoreForHandoff(
   state: TcpStateT,
   fd: number,
-  opts: { inPlace?: boolean; noDelay?: boolean } = {},
+  opts: { inPlace?: boolean; noDelay?: boolean; saved?: SavedTos } = {},
 ): void {
   const a = need();
   const packed = packState(state);
-  try { a.tcpHandoffRestore(packed, fd, (opts.inPlace ? 2 : 0) | 4 | (opts.noDelay ? 8 : 0)); } catch (e) { throw repairError(e, 'restore'); }
+  const flags = (opts.inPlace ? 2 : 0) | 4 | (opts.noDelay ? 8 : 0);
+  const s = opts.saved ?? { tos: -1, prio: 0 };
+  try { a.tcpHandoffRestore(packed, fd, flags, s.tos, s.prio); } catch (e) { throw repairError(e, 'restore'); }
 }
 
 export interface RestoreOptions {
@@ -342,6 +383,9 @@ export interface TransferOptions {
   drainMaxUnacked?: number;
   /** Drained "ok": attach the drop filter, freeze and dump (the quick hand-back of socket offload). */
   freeze?: boolean;
+  /** Frozen: its packets get FROZEN_DSCP (hylicsd's output rule drops them until the copy is closed); a thaw then
+   *  sets IP_TOS 0 and SO_PRIORITY 0 again (thawHandoff with HOST_SOCKET_TOS). */
+  silent?: boolean;
   /** How often the drain condition is checked (microseconds), on the addon's thread. */
   pollUs?: number;
   /** Bytes sent before the range (the app's response headers), corked with the range's first bytes (MSG_MORE):
@@ -350,6 +394,9 @@ export interface TransferOptions {
   /** Called with a function that stops the transfer (the send: rejects with ECANCELED; the drain: "aborted"). */
   onStart?: (abort: () => void) => void;
 }
+
+/** What a socket restored by the host (a new socket) has before a silent freeze: the defaults. */
+export const HOST_SOCKET_TOS: SavedTos = { tos: 0, prio: 0 };
 
 export interface TransferResult {
   /** Range bytes the socket took. */
@@ -390,7 +437,9 @@ export async function sendDrainFreeze(
     const drainMax = opts.drainMaxUnacked ?? -1;
     const freeze = opts.freeze === true;
     const pollUs = opts.pollUs ?? 1000;
-    r = await a.offloadTransfer(sockFd, fileFd, offset, count, id, opts.stallMs, drainMax, freeze, pollUs, opts.head);
+    const hush = opts.silent ? FROZEN_TOS : 0;
+    const { stallMs, head } = opts;
+    r = await a.offloadTransfer(sockFd, fileFd, offset, count, id, stallMs, drainMax, freeze, pollUs, head, hush);
   } catch (e) {
     throw fromNative(e, 'send', 'sendfile', { bytesSent: 0, headBytes: 0 });
   }

@@ -13,9 +13,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { HylicsError } from '../../src/core/errors/index.js';
 import type { TcpStateT } from '../../src/core/protocol/index.js';
+import { execFileSync } from 'node:child_process';
 import {
-  TCP_STATE, closeLeavingNothing, dropFilter, freezeAndDump, queues, restore, sendDrainFreeze, sendfileFd, socketFd,
-  tcpRepairAvailable,
+  FROZEN_TOS, HOST_SOCKET_TOS, TCP_STATE, closeLeavingNothing, dropFilter, freezeAndDump, queues, restore,
+  sendDrainFreeze, sendfileFd, socketFd, tcpRepairAvailable, thawHandoff,
 } from '../../src/os/tcp-repair.js';
 
 const skip = process.getuid?.() !== 0 ? 'needs root (TCP_REPAIR needs CAP_NET_ADMIN)'
@@ -90,6 +91,34 @@ test('send, drain and freeze in one job: byte-exact, drained ok, the state carri
   assert.equal(got().subarray(body.length).toString(), 'TAIL');
   client.write('after');
   await until(() => queues(fd2).inq === 5, 'the client\'s bytes at the restored socket');
+});
+
+/** The IP_TOS of the socket whose local port is `port` on 127.0.0.1 (ss --tos; 0 when it shows none). */
+function tosOf(port: number): number {
+  const out = execFileSync('ss', ['-tnH', '--tos', 'src', `127.0.0.1:${port}`]).toString();
+  return parseInt(/\btos:(0x[0-9a-f]+)/.exec(out)?.[1] ?? '0', 16);
+}
+
+// docs/offload-socket.md "Frozen sockets send nothing": the host's frozen copy gets FROZEN_DSCP (the steering
+// table's output rule drops its packets until it is closed); thawed to finish the connection itself, its own again
+test('silent: the frozen copy\'s packets carry FROZEN_DSCP; thawHandoff gives its own back and it carries on', { skip }, async (t) => {
+  const body = randomBytes(64 * 1024);
+  const file = fileOf(t, body);
+  const tail = fileOf(t, Buffer.from('TAIL'));
+  const { fd, got, state } = await held(t);
+  const port = state.localPort;
+  assert.equal(tosOf(port), 0);
+  const opts = { stallMs: 10_000, drainMaxUnacked: 0, freeze: true, silent: true, pollUs: 250 };
+  const r = await sendDrainFreeze(fd, file, 0, body.length, opts);
+  assert.equal(r.drained, 'ok');
+  assert.ok(r.state, 'a state');
+  assert.equal(tosOf(port), FROZEN_TOS, 'frozen: its packets carry FROZEN_DSCP');
+  thawHandoff(fd, HOST_SOCKET_TOS);
+  assert.equal(tosOf(port), 0, 'thawed: its own IP_TOS again');
+  assert.equal(await sendfileFd(fd, tail, 0, 4, 5000), 4);
+  await until(() => got().length >= body.length + 4, 'all bytes at the client');
+  assert.equal(sha(got().subarray(0, body.length)), sha(body));
+  assert.equal(got().subarray(body.length).toString(), 'TAIL');
 });
 
 test('a head before the range, in the same job: head then body byte-exact, the head counted apart', { skip }, async (t) => {

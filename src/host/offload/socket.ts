@@ -24,7 +24,7 @@ import {
 } from '../../os/nft-steer.js';
 import {
   TCP_STATE, closeFd, closeLeavingNothing, dropFilter, freezeAndDump, queues, restore, sendDrainFreeze, sendfileFd,
-  setRepair, shutdownWrite, tcpRepairAvailable, type TransferResult,
+  setRepair, shutdownWrite, tcpRepairAvailable, thawHandoff, HOST_SOCKET_TOS, type TransferResult,
 } from '../../os/tcp-repair.js';
 import type { ChannelBackend } from '../backends.js';
 
@@ -211,6 +211,8 @@ export class SocketOffload {
   /** Host sockets of finished handoffs waiting to close (flow still steered); `cut`: close them now. */
   private readonly closing = new Set<{ guest: string; cut: boolean }>();
   private readonly tables = new Map<string, Promise<void>>();
+  /** The guest address each table was made for (its frozen-socket drop rules match it). */
+  private readonly tableAddrs = new Map<string, string>();
   private readonly counters = new Map<string, Counters>();
   private readonly unavailable: string | undefined;
   private guestInfo: ((guest: string) => GuestOffloadInfo) | undefined;
@@ -271,12 +273,20 @@ export class SocketOffload {
     return true;
   }
 
-  private table(guest: string): Promise<void> {
+  /** The guest's steering table, made once (again if the guest's address changed: its rules that drop the frozen
+   *  sockets' packets, FROZEN_DSCP, match the guest's address). */
+  private table(guest: string, guestAddr: string): Promise<void> {
     let t = this.tables.get(guest);
-    if (!t) {
-      t = ensureSteerTable(guest, this.tag);
-      this.tables.set(guest, t);
-      t.catch(() => this.tables.delete(guest));
+    if (!t || this.tableAddrs.get(guest) !== guestAddr) {
+      const p = ensureSteerTable(guest, this.tag, guestAddr);
+      t = p;
+      this.tables.set(guest, p);
+      this.tableAddrs.set(guest, guestAddr);
+      p.catch(() => {
+        if (this.tables.get(guest) !== p) return;
+        this.tables.delete(guest);
+        this.tableAddrs.delete(guest);
+      });
     }
     return t;
   }
@@ -302,7 +312,7 @@ export class SocketOffload {
   async begin(guest: string, p: OffloadBeginParamsT): Promise<{ handoff: string; size: number; count: number }> {
     const { h, size } = this.open(guest, p);
     try {
-      await this.table(guest);
+      await this.table(guest, h.flow.guestAddr);
       await this.move(guest, h.flow, 'hold');
     } catch (e) {
       closeSync(h.fileFd);
@@ -341,7 +351,7 @@ export class SocketOffload {
     for (const old of [...this.handoffs.values()]) {
       if (old.guest === guest && old.phase === 'returned' && sameFlow(old.flow, h.flow)) await this.release(guest, old.id);
     }
-    try { await this.table(guest); } catch (e) { closeSync(h.fileFd); throw e; }
+    try { await this.table(guest, h.flow.guestAddr); } catch (e) { closeSync(h.fileFd); throw e; }
     this.handoffs.set(this.key(guest, h.id), h);
     // the caller can no longer take the connection back (its app died or closed its connection to us mid-handoff,
     // or its deadline passed): the host finishes the connection itself, as for a guest whose channel closed
@@ -466,7 +476,9 @@ export class SocketOffload {
         stallMs: STALL_MS,
         pollUs: DRAIN_POLL_US,
         ...(h.head ? { head: h.head } : {}),
-        ...(handBack ? { drainMaxUnacked: this.maxUnacked(h, s.mss), freeze: h.quick } : {}),
+        // silent: the frozen copy's packets (a loss probe of what it left unacknowledged, before it is closed below)
+        // are dropped by the steering table's output rule (FROZEN_DSCP)
+        ...(handBack ? { drainMaxUnacked: this.maxUnacked(h, s.mss), freeze: h.quick, silent: h.quick } : {}),
         onStart: (abort) => { h.abort = abort; },
       });
     } catch (e) {
@@ -495,8 +507,8 @@ export class SocketOffload {
       // abandoned during the drain (the abort hook ends it as "aborted"): finish here; a socket the job froze
       // behind the filter is thawed (a window probe) and let in again first
       try {
-        if (r.state) setRepair(h.hostFd, false);
-        if (h.filtered) dropFilter(h.hostFd, false);
+        if (r.state) thawHandoff(h.hostFd, HOST_SOCKET_TOS);
+        else if (h.filtered) dropFilter(h.hostFd, false);
       } catch { /* finish copes */ }
       h.filtered = false;
       return finishHere();
@@ -539,8 +551,8 @@ export class SocketOffload {
       // (frozen when the dump was refused by checkQueues; thawing a socket not in repair mode only probes)
       if (h.hostFd !== undefined) {
         try {
-          setRepair(h.hostFd, false);
-          if (h.filtered) dropFilter(h.hostFd, false);
+          // its own DSCP again (a silent freeze set FROZEN_DSCP), thawed, the filter detached
+          if (h.filtered) thawHandoff(h.hostFd, HOST_SOCKET_TOS); else setRepair(h.hostFd, false);
         } catch {
           /* finish copes */
         }
@@ -768,6 +780,7 @@ export class SocketOffload {
     for (let i = 0; i < 100 && [...this.handoffs.values()].some((x) => x.guest === guest); i++) await sleep(50);
     await this.cutClosing((c) => c.guest === guest);
     const hadTable = this.tables.delete(guest);
+    this.tableAddrs.delete(guest);
     this.counters.delete(guest);
     this.mHandoffs?.remove({ guest });
     this.mBytes?.remove({ guest });
