@@ -76,7 +76,7 @@ export function renderSteerTable(guest: string, tag = '', guestAddr?: string): s
   if (guestAddr !== undefined && !isIPv4(guestAddr)) throw new HylicsError('HYLICS_ERR_INVALID_ARGUMENT', `not an IPv4 address: ${JSON.stringify(guestAddr)}`);
   // a frozen socket sends nothing (docs/offload-socket.md, "Frozen sockets send nothing"): its loss probe,
   // retransmissions or delayed ACK would carry a newer TCP timestamp than the state restored on the other end
-  const frozen = guestAddr === undefined ? [] : [`    ip saddr ${guestAddr} ip dscp ${FROZEN_DSCP} drop`];
+  const frozen = guestAddr === undefined ? [] : [`    ip saddr ${guestAddr} ip dscp ${FROZEN_DSCP} counter drop`];
   const key = 'type ipv4_addr . inet_service . ipv4_addr . inet_service;';
   const toGuest = 'ip daddr . tcp dport . ip saddr . tcp sport'; // a client's packet, as guest . client
   const fromGuest = 'ip saddr . tcp sport . ip daddr . tcp dport'; // a guest's packet, as guest . client
@@ -338,6 +338,20 @@ export async function listSteerFlows(guest: string, tag = ''): Promise<Record<St
     out[it.set.name as SteerSet] = (it.set.elem ?? []).map((e) => (e.concat ?? e.elem?.val?.concat ?? []).join(' . '));
   }
   return out;
+}
+
+/** Packets of frozen sockets the guest's table dropped (its FROZEN_DSCP rules' counters, both chains; 0 without a
+ *  table or those rules): diagnostics and tests. */
+export async function frozenDropped(guest: string, tag = ''): Promise<number> {
+  let text: string;
+  try {
+    text = await nft(['-j', 'list', 'table', 'ip', steerTableName(guest, tag)]);
+  } catch { return 0; }
+  let n = 0;
+  type Item = { rule?: { expr?: Array<{ counter?: { packets?: number } }> } };
+  for (const it of (JSON.parse(text) as { nftables: Item[] }).nftables)
+    for (const e of it.rule?.expr ?? []) n += e.counter?.packets ?? 0;
+  return n;
 }
 
 /** Every steering table on the host (`ip hylics_sock_*`), any daemon's. */

@@ -16,7 +16,7 @@ import { dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { NODE_BIN } from '../../src/os/self.js';
-import { createSteerTable, removeSteerTable } from '../../src/os/nft-steer.js';
+import { createSteerTable, frozenDropped, removeSteerTable } from '../../src/os/nft-steer.js';
 import { FROZEN_TOS, dropFilter, queues, sendDrainFreeze, socketFd, tcpRepairAvailable } from '../../src/os/tcp-repair.js';
 import { clientNetns } from '../helpers/net-probe.js';
 
@@ -95,12 +95,14 @@ async function run(t: { after: (fn: () => unknown) => void }, withDrop: boolean)
 
 test('without the drop rule a frozen socket\'s retransmissions reach the client (what the test looks at)', { skip }, async (t) => {
   const r = await run(t, false);
+  assert.equal(await frozenDropped(GUEST, TAG), 0);
   assert.ok(r.after > r.before, `the client received the frozen socket's retransmissions: segs_in ${r.before} -> ${r.after} (${r.retrans.join(', ')})`);
 });
 
 test(`a frozen socket (DSCP ${FROZEN_TOS >> 2}) sends nothing that reaches the client; restored in place it sends normally`, { skip }, async (t) => {
   const r = await run(t, true);
   assert.equal(r.after, r.before, `no segment of the frozen socket reached the client (${r.retrans.join(', ')})`);
+  assert.ok((await frozenDropped(GUEST, TAG)) >= 2, 'the table\'s rule dropped them (its counter)');
   await r.restore();
   assert.equal(r.got(), `${'a'.repeat(3000)}after`, 'the restored socket (its own DSCP again) carries the connection on, byte-exact');
 });
@@ -171,4 +173,5 @@ test('without the drop rule the host\'s frozen copy\'s retransmissions reach the
 test('the host\'s frozen copy (sendDrainFreeze silent) sends nothing that reaches the peer', { skip }, async (t) => {
   const r = await runHostCopy(t, true);
   assert.equal(r.after, r.before, 'no segment of the frozen copy reached the peer');
+  assert.ok((await frozenDropped(GUEST, TAG)) >= 2, 'the table\'s output rule dropped them (its counter)');
 });
