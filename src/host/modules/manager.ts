@@ -3,29 +3,29 @@
 // with a stream module, switching when that changes; or nginx or lighttpd for every guest; engine.ts,
 // lighttpd-engine.ts, engine-api.ts) serves every module of that guest (unprivileged, its own mount namespace holding
 // only the share, the guest's module cgroup), reloaded when the guest's module set changes and restarted with back-off
-// when it dies; guests with `stream` modules also get a gate worker (gate.ts, the process worker-main.ts) that nginx
-// asks before it sends a media segment, restarted from here with the same back-off. nft rules steer guestAddr:port
-// to the engine; each module's access log becomes its metrics and stats events (stats.ts). Everything is keyed by the
-// guest name the daemon passes in: a guest can only ever name its own modules.
+// when it dies (guest-engine.ts: its lifecycle); guests with `stream` modules also get a gate worker (gate.ts, the
+// process worker-main.ts) that nginx asks before it sends a media segment, restarted from here with the same
+// back-off. nft rules steer guestAddr:port to the engine; each module's access log becomes its metrics and stats
+// events (stats.ts). Everything is keyed by the guest name the daemon passes in: a guest can only ever name its own
+// modules.
 import { createHash, randomBytes } from 'node:crypto';
-import { closeSync, mkdirSync, readdirSync, rmdirSync, rmSync } from 'node:fs';
+import { closeSync, mkdirSync } from 'node:fs';
 import { EventEmitter } from 'node:events';
-import { createServer, isIPv4 } from 'node:net';
+import { isIPv4 } from 'node:net';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { Counter, Gauge, Registry } from 'prom-client';
 import { HylicsError } from '../../core/errors/index.js';
 import { validateGuestName } from '../../core/units.js';
-import { Cgroup } from '../../os/cgroup.js';
 import { openDirBeneath, openShareDir } from '../../os/native.js';
 import { applyModuleRules, listModuleTableGuests, removeModuleRules, type DnatRule } from '../../os/nft.js';
 import { AccessLog } from './access-log.js';
-import { DEFAULT_ENGINE, engineFor, type EngineConfig, type EngineKind, type EngineSetting, type ModuleEngine, type ModuleProcessReport, type StubStatus } from './engine-api.js';
-import { findNginx, NginxEngine } from './engine.js';
+import { DEFAULT_ENGINE, type EngineKind, type EngineSetting } from './engine-api.js';
+import { findNginx } from './engine.js';
 import { Gate, type GateProbe } from './gate.js';
+import { GuestEngine, probePort, removeOwnerCgroup, removeStaleEngines, type EngineReport } from './guest-engine.js';
 import { ModuleStats } from './stats.js';
-import { findLighttpd, LighttpdEngine } from './lighttpd-engine.js';
-import type { EngineModule } from './nginx-conf.js';
+import { findLighttpd } from './lighttpd-engine.js';
 import {
   DEFAULT_LIMITS,
   DEFAULT_RESOURCES,
@@ -78,45 +78,16 @@ interface GuestState {
   nextId: number;
   queue: Promise<unknown>;
   runDir: string;
-  engine: ModuleEngine | null;
-  generation: number;
-  cgroup: Cgroup | null;
-  cgroupError?: string;
+  /** The guest's module engine (guest-engine.ts): its server, cgroup, start / reload / switch, restart, teardown. */
+  engine: GuestEngine;
   /** The stream gate worker (gate.ts): running while the guest has a stream module. */
   gate: Gate;
-  restarts: number;
-  lastStart: number;
-  stopping: boolean;
 }
 
-/** Back-off of restarts: 100 ms doubling to 5 s, reset after a minute of health. */
-const RESTART_MIN_MS = 100;
-const RESTART_MAX_MS = 5000;
-const HEALTHY_MS = 60_000;
 /** Hex digits of the owner hash (runDir) in table and cgroup names. */
 const OWNER_HEX = 8;
-const CGROUP_PARENT = 'hylics-modules';
 
 export interface ModuleManagerEvents { event: [ModuleEvent] }
-
-export interface EngineReport {
-  /** Host pid of the nginx master. */
-  masterPid: number | undefined;
-  gatePid: number | undefined;
-  /** The guest's module cgroup (nginx + gate), when cgroups are usable. */
-  cgroup?: {
-    name: string;
-    memoryBytes: number;
-    memoryPeakBytes: number | undefined;
-    cpuUsageNs: number;
-    pids: number;
-    limits: EngineResources;
-  };
-  cgroupError?: string;
-  connections?: StubStatus;
-  /** lighttpd: each module's own process (pid, resident memory, open connections), by module id. */
-  modules?: Record<string, ModuleProcessReport>;
-}
 
 export class ModuleManager extends EventEmitter<ModuleManagerEvents> {
   private readonly guests = new Map<string, GuestState>();
@@ -257,7 +228,7 @@ export class ModuleManager extends EventEmitter<ModuleManagerEvents> {
           `stream modules need the nginx module engine (this daemon's module-engine is ${this.engineSetting})`,
           { guest: guest.name, kind: o.kind, engine: this.engineSetting },
         );
-      const kind = this.kindFor(st, o.kind);
+      const kind = st.engine.kindFor(o.kind);
       if (!engineBinary(kind))
         throw new HylicsError(
           'HYLICS_ERR_MODULE_WORKER',
@@ -284,13 +255,13 @@ export class ModuleManager extends EventEmitter<ModuleManagerEvents> {
       const mod: Mod = {
         info,
         opts: o,
-        log: new AccessLog(join(st.runDir, 'log', `${id}.access`), () => st.engine?.reopenLogs(), kind),
+        log: new AccessLog(join(st.runDir, 'log', `${id}.access`), () => st.engine.reopenLogs(), kind),
       };
       st.modules.set(id, mod);
       try {
-        await this.switchEngine(st); // auto: a first stream module moves the guest to nginx
+        await st.engine.switchKind(); // auto: a first stream module moves the guest to nginx
         if (o.kind === 'stream') await st.gate.startModule(id, o.root);
-        await this.applyEngine(st);
+        await st.engine.apply();
         await this.applyRules(st);
       } catch (e) {
         st.modules.delete(id);
@@ -329,13 +300,13 @@ export class ModuleManager extends EventEmitter<ModuleManagerEvents> {
         });
       s.modules.delete(id);
       await this.applyRules(s);
-      if (s.modules.size === 0) await this.teardown(s);
+      if (s.modules.size === 0) await s.engine.teardown();
       else {
         // auto: the last stream module gone moves the guest to lighttpd (the gate goes with nginx)
-        await this.switchEngine(s).catch((e: unknown) =>
+        await s.engine.switchKind().catch((e: unknown) =>
           this.log(`switching the module engine of ${guestName} failed: ${(e as Error).message}`),
         );
-        await this.applyEngine(s).catch((e: unknown) =>
+        await s.engine.apply().catch((e: unknown) =>
           this.log(`reloading the module engine of ${guestName} failed: ${(e as Error).message}`),
         );
         if (mod.opts.kind === 'stream' && s.gate.running) {
@@ -363,7 +334,7 @@ export class ModuleManager extends EventEmitter<ModuleManagerEvents> {
       const mods = [...s.modules.values()];
       s.modules.clear();
       if (this.steer) await removeModuleRules(guestName, this.owner);
-      await this.teardown(s);
+      await s.engine.teardown();
       for (const m of mods) {
         this.stats.flush(guestName, m, 0);
         m.log.close();
@@ -382,43 +353,16 @@ export class ModuleManager extends EventEmitter<ModuleManagerEvents> {
    * serves are kept. Call at daemon start. Returns what it removed.
    */
   async cleanupStale(): Promise<{ tables: string[]; cgroups: string[]; dirs: string[] }> {
-    const out = { tables: [] as string[], cgroups: [] as string[], dirs: [] as string[] };
+    const tables: string[] = [];
     if (this.steer) {
       for (const g of await listModuleTableGuests(this.owner)) {
         if (this.guests.get(g)?.modules.size) continue;
         await removeModuleRules(g, this.owner);
-        out.tables.push(g);
+        tables.push(g);
       }
     }
     const live = new Set([...this.guests.values()].map((st) => basename(st.runDir)));
-    try {
-      const parent = await Cgroup.open(`${CGROUP_PARENT}/${this.owner}`);
-      const names = new Set<string>();
-      for (const d of parent.dirs()) {
-        try {
-          for (const e of readdirSync(d, { withFileTypes: true })) if (e.isDirectory()) names.add(e.name);
-        } catch {
-          /* none */
-        }
-      }
-      for (const n of names) {
-        if (live.has(n)) continue;
-        await (await Cgroup.open(`${CGROUP_PARENT}/${this.owner}/${n}`)).remove();
-        out.cgroups.push(n);
-      }
-    } catch (e) {
-      if (!(e instanceof HylicsError && e.code === 'HYLICS_ERR_CGROUP_UNSUPPORTED')) throw e;
-    }
-    try {
-      for (const n of readdirSync(this.runRoot)) {
-        if (live.has(n)) continue;
-        rmSync(join(this.runRoot, n), { recursive: true, force: true });
-        out.dirs.push(n);
-      }
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
-    }
-    return out;
+    return { tables, ...(await removeStaleEngines(this.owner, this.runRoot, live)) };
   }
 
   /** Stop everything (daemon shutdown). */
@@ -427,16 +371,7 @@ export class ModuleManager extends EventEmitter<ModuleManagerEvents> {
     this.stats.close();
     await Promise.all([...this.guests.keys()].map((g) => this.stopAll(g)));
     // this manager's cgroup parent, when no other manager with the same run directory still uses it
-    try {
-      for (const d of (await Cgroup.open(`${CGROUP_PARENT}/${this.owner}`)).dirs())
-        try {
-          rmdirSync(d);
-        } catch {
-          /* in use or gone */
-        }
-    } catch {
-      /* no cgroups */
-    }
+    await removeOwnerCgroup(this.owner);
   }
 
   /** What the guest's gate worker uses: { loaded, open: 'openat2'|'js-walk', ... } (after a stream module started). */
@@ -464,7 +399,7 @@ export class ModuleManager extends EventEmitter<ModuleManagerEvents> {
 
   /** The server the guest's module engine is now (undefined while the guest runs no module). */
   engineOf(guestName: string): EngineKind | undefined {
-    return this.guests.get(guestName)?.engine?.kind;
+    return this.guests.get(guestName)?.engine.kind;
   }
 
   /** Host pid of the guest's stream gate worker. */
@@ -487,25 +422,7 @@ export class ModuleManager extends EventEmitter<ModuleManagerEvents> {
     const st = this.guests.get(guestName);
     if (!st)
       throw new HylicsError('HYLICS_ERR_MODULE_NOT_FOUND', `guest ${guestName} runs no modules`, { guest: guestName });
-    const out: EngineReport = {
-      masterPid: st.engine?.masterPid(),
-      gatePid: st.gate.pid,
-      ...(st.cgroupError ? { cgroupError: st.cgroupError } : {}),
-    };
-    if (st.cgroup) {
-      const s = await st.cgroup.stats();
-      out.cgroup = {
-        name: st.cgroup.name,
-        memoryBytes: s.memoryBytes,
-        memoryPeakBytes: s.memoryPeakBytes,
-        cpuUsageNs: s.cpuUsageNs,
-        pids: s.pids,
-        limits: this.resources,
-      };
-    }
-    if (st.engine?.running) out.connections = await st.engine.status().catch(() => undefined);
-    if (st.engine?.moduleReports) out.modules = await st.engine.moduleReports();
-    return out;
+    return st.engine.report(st.gate.pid);
   }
 
   // ---- internals ----
@@ -513,32 +430,47 @@ export class ModuleManager extends EventEmitter<ModuleManagerEvents> {
   private serial<T>(name: string, guest: ModuleGuest, fn: (st: GuestState) => Promise<T>): Promise<T> {
     let st = this.guests.get(name);
     if (!st) {
+      const modules = new Map<string, Mod>();
+      const runDir = this.guestRunDir(name);
       const s: GuestState = {
         guest,
-        modules: new Map(),
+        modules,
         nextId: 1,
         queue: Promise.resolve(),
-        runDir: this.guestRunDir(name),
-        engine: null,
-        generation: 0,
-        cgroup: null,
+        runDir,
+        engine: new GuestEngine({
+          guest,
+          runDir,
+          owner: this.owner,
+          user: this.user,
+          setting: this.engineSetting,
+          limits: this.limits,
+          resources: this.resources,
+          disableSymlinks: this.disableSymlinks,
+          log: this.log,
+          modules,
+          closed: () => this.closed,
+          queue: (fn) => this.serial(name, guest, (g) => fn(g.engine)),
+          applyRules: () => this.applyRules(s),
+          killGate: () => s.gate.kill(),
+          flush: (m) => this.stats.flush(name, m, 0),
+          restarted: (what, reason, restarts) => {
+            this.m.restarts.inc({ guest: name });
+            this.log(`module ${what} of ${name} ${reason}; restarting (${restarts})`);
+            this.emit('event', { type: 'worker-restarted', guest: name, reason: `${what} ${reason}`, restarts });
+          },
+        }),
         gate: new Gate({
           guest,
           user: this.user,
           log: this.log,
-          gateDir: async () => {
-            // the gate's sockets live in the engine's run directory: make it before the engine exists
-            s.engine ??= await this.createEngine(s);
-            return s.engine.dirs.gate;
-          },
-          cgroup: () => s.cgroup,
+          // the gate's sockets live in the engine's run directory: make it before the engine exists
+          gateDir: () => s.engine.gateDir(),
+          cgroup: () => s.engine.cgroup,
           emit: (e) => this.emit('event', e),
-          supervised: () => !s.stopping && !this.closed,
+          supervised: () => !s.engine.stopping && !this.closed,
           onExit: (code, signal) => this.onGateExit(s, code, signal),
         }),
-        restarts: 0,
-        lastStart: 0,
-        stopping: false,
       };
       st = s;
       this.guests.set(name, st);
@@ -555,139 +487,20 @@ export class ModuleManager extends EventEmitter<ModuleManagerEvents> {
     return join(this.runRoot, `${name}.${randomBytes(4).toString('hex')}`);
   }
 
-  private engineModules(st: GuestState): EngineModule[] {
-    return [...st.modules.values()].map((m) => ({
-      id: m.info.id,
-      kind: m.opts.kind,
-      root: m.opts.root,
-      listenAddr: m.info.listen.addr,
-      listenPort: m.info.listen.port,
-      ...(m.opts.hostPort !== undefined ? { hostPort: m.opts.hostPort } : {}),
-    }));
-  }
-
-  private engineConfig(st: GuestState, generation: number): EngineConfig {
-    return { generation, modules: this.engineModules(st), limits: this.limits, disableSymlinks: this.disableSymlinks };
-  }
-
-  /** Write the config for the current module set and start or reload the engine with it; the old config on failure. */
-  private async applyEngine(st: GuestState): Promise<void> {
-    if (!st.engine) {
-      st.engine = await this.createEngine(st);
-    }
-    const gen = st.generation + 1;
-    st.engine.configure(this.engineConfig(st, gen));
-    try {
-      if (st.engine.running) await st.engine.reload(gen, () => openShareDir(st.guest.sharePath));
-      else await this.spawnEngine(st, gen);
-      st.generation = gen;
-    } catch (e) {
-      st.engine.configure(this.engineConfig(st, st.generation)); // nginx keeps running the previous configuration
-      // a server stopped on the way (nginx that did not start; a lighttpd module process): back to the previous
-      // configuration for the guest's other modules
-      if (st.engine.down().length > 0 && st.generation > 0)
-        await this.startDown(st, st.generation).catch((e2: unknown) =>
-          this.log(`restarting the module engine of ${st.guest.name} with its previous configuration failed: ${(e2 as Error).message}`));
-      throw e;
-    }
-  }
-
-  /** Start what of the engine is down (nginx: the master; lighttpd: the processes of those modules). */
-  private async startDown(st: GuestState, gen: number): Promise<void> {
-    if (st.engine!.running) await st.engine!.reload(gen, () => openShareDir(st.guest.sharePath));
-    else await this.spawnEngine(st, gen);
-  }
-
-  private async spawnEngine(st: GuestState, gen: number): Promise<void> {
-    const shareFd = openShareDir(st.guest.sharePath);
-    try {
-      st.lastStart = Date.now();
-      await st.engine!.start(shareFd, gen);
-    } finally {
-      closeSync(shareFd); // the engine mounted it by its fd; the daemon keeps none
-    }
-  }
-
-  private async ensureCgroup(st: GuestState): Promise<void> {
-    if (st.cgroup || st.cgroupError) return;
-    try {
-      const cg = await Cgroup.open(`${CGROUP_PARENT}/${this.owner}/${basename(st.runDir)}`);
-      await cg.create();
-      await cg.setCpus(this.resources.cpus);
-      await cg.setMemory(this.resources.memoryBytes);
-      await cg.setPidsMax(this.resources.pidsMax);
-      st.cgroup = cg;
-    } catch (e) {
-      // no usable cgroups (unprivileged test host, odd layout): serve anyway, say so in the report and the log
-      st.cgroupError = (e as Error).message;
-      this.log(`module engine of ${st.guest.name} runs without a cgroup: ${st.cgroupError}`);
-    }
-  }
-
   /** Undo what start() did for a module that could not be started. */
   private async undo(st: GuestState, mod: Mod): Promise<void> {
     if (mod.opts.kind === 'stream' && st.gate.running) await st.gate.stopModule(mod.info.id).catch(() => {});
-    if (st.modules.size === 0) await this.teardown(st);
-    else if (!st.engine || st.engine.kind !== this.kindFor(st) || st.engine.down().length > 0) {
+    if (st.modules.size === 0) await st.engine.teardown();
+    else if (!st.engine.fits()) {
       // the engine was switched for this module (auto) and it failed: back to the server the other modules need
       try {
-        await this.switchEngine(st);
-        await this.applyEngine(st);
+        await st.engine.switchKind();
+        await st.engine.apply();
         await this.applyRules(st);
       } catch (e) {
         this.log(`restoring the module engine of ${st.guest.name} failed: ${(e as Error).message}`);
       }
     }
-  }
-
-  /** The server the guest's module set needs (with a module of kind `extra` added, when given). */
-  private kindFor(st: GuestState, extra?: string): EngineKind {
-    const kinds = [...st.modules.values()].map((m) => m.opts.kind as string);
-    return engineFor(this.engineSetting, extra === undefined ? kinds : [...kinds, extra], findLighttpd() !== undefined);
-  }
-
-  /**
-   * module-engine auto: when the guest's engine is not the server its module set needs now (a first stream module
-   * added to a guest on lighttpd, the last one removed from a guest on nginx), stop it, its gate when the guest goes
-   * to lighttpd, and its run directory; the next applyEngine starts the other server with all the guest's modules
-   * (same listen addresses and ports). Every module of the guest restarts: its clients' connections are cut.
-   */
-  private async switchEngine(st: GuestState): Promise<void> {
-    const want = this.kindFor(st);
-    if (!st.engine || st.engine.kind === want) return;
-    this.log(`module engine of ${st.guest.name}: switching from ${st.engine.kind} to ${want} (its modules restart)`);
-    st.stopping = true;
-    try {
-      await st.engine.stop();
-      // the lines the stopped server flushed at its exit count too; then the logs go with the run directory
-      for (const m of st.modules.values()) {
-        this.stats.flush(st.guest.name, m, 0);
-        m.log.close();
-      }
-      if (want === 'lighttpd') await st.gate.kill();
-      st.engine.removeDirs();
-    } finally {
-      st.stopping = false;
-    }
-    st.engine = null;
-    st.generation = 0;
-    for (const m of st.modules.values()) m.log = new AccessLog(m.log.path, () => st.engine?.reopenLogs(), want);
-  }
-
-  private async teardown(st: GuestState): Promise<void> {
-    st.stopping = true;
-    await st.engine?.stop();
-    await st.gate.kill();
-    st.engine?.removeDirs();
-    st.engine = null;
-    st.generation = 0;
-    if (st.cgroup) {
-      await st.cgroup
-        .remove()
-        .catch((e: unknown) => this.log(`removing cgroup ${st.cgroup?.name}: ${(e as Error).message}`));
-      st.cgroup = null;
-    }
-    st.stopping = false;
   }
 
   private async applyRules(st: GuestState): Promise<void> {
@@ -701,79 +514,14 @@ export class ModuleManager extends EventEmitter<ModuleManagerEvents> {
     await applyModuleRules(st.guest.name, rules, this.owner);
   }
 
-  /** The guest's engine (prepared, not started), in its cgroup; set as st.engine before it is prepared. */
-  private async createEngine(st: GuestState): Promise<ModuleEngine> {
-    await this.ensureCgroup(st);
-    const common = {
-      guest: st.guest.name,
-      runDir: st.runDir,
-      user: this.user,
-      procsFiles: st.cgroup?.procsFiles() ?? [],
-      log: this.log,
-      onExit: (code: number | null, signal: NodeJS.Signals | null, module?: string) =>
-        this.onEngineExit(st, code, signal, module),
-    };
-    const engine: ModuleEngine = this.kindFor(st) === 'lighttpd'
-      ? new LighttpdEngine({ ...common, lighttpd: findLighttpd()! })
-      : new NginxEngine({ ...common, nginx: findNginx()! });
-    st.engine = engine;
-    engine.prepare();
-    return engine;
-  }
-
-  // ---- supervision: restart with back-off ----
-
-  private backoff(st: GuestState, what: string, reason: string): number {
-    if (Date.now() - st.lastStart > HEALTHY_MS) st.restarts = 0;
-    st.restarts++;
-    this.m.restarts.inc({ guest: st.guest.name });
-    this.log(`module ${what} of ${st.guest.name} ${reason}; restarting (${st.restarts})`);
-    this.emit('event', {
-      type: 'worker-restarted',
-      guest: st.guest.name,
-      reason: `${what} ${reason}`,
-      restarts: st.restarts,
-    });
-    return Math.min(RESTART_MIN_MS * 2 ** (st.restarts - 1), RESTART_MAX_MS);
-  }
-
-  private onEngineExit(st: GuestState, code: number | null, signal: NodeJS.Signals | null, module?: string): void {
-    if (st.stopping || this.closed || st.modules.size === 0) return;
-    const what = `engine (${st.engine?.kind ?? this.engineSetting}${module ? `, module ${module}` : ''})`;
-    const delay = this.backoff(st, what, signal ? `killed by ${signal}` : `exited with code ${code}`);
-    setTimeout(() => {
-      void this.serial(st.guest.name, st.guest, (s) => this.restoreEngine(s)).catch((e: unknown) => {
-        this.log(`restarting the module engine of ${st.guest.name} failed: ${(e as Error).message}`);
-        this.onEngineExit(st, null, null); // try again, later
-      });
-    }, delay).unref();
-  }
-
-  private async restoreEngine(st: GuestState): Promise<void> {
-    if (this.closed || st.modules.size === 0 || !st.engine) return;
-    const down = new Set(st.engine.down());
-    if (down.size === 0) return;
-    // keep each module's listen port when it is still free (a client's DNAT'd flow finds it again); a module whose
-    // server still runs (lighttpd: another module's process died) keeps its port and its connections
-    for (const m of st.modules.values()) {
-      if (!down.has(m.info.id)) continue;
-      try {
-        await probePort(m.info.listen.addr, m.info.listen.port);
-      } catch {
-        m.info.listen.port = await probePort(m.info.listen.addr, 0);
-      }
-    }
-    st.engine.configure(this.engineConfig(st, st.generation));
-    await this.startDown(st, st.generation);
-    await this.applyRules(st);
-  }
+  // ---- supervision: the gate's restart, with the engine's back-off (guest-engine.ts restarts the engine) ----
 
   /** The gate died on its own (Gate's onExit: not killed, not while stopping): restart it with back-off. */
   private onGateExit(st: GuestState, code: number | null, signal: NodeJS.Signals | null): void {
     const streams = [...st.modules.values()].filter((m) => m.opts.kind === 'stream');
     if (streams.length === 0) return;
     // until it is back nginx cannot ask: segments are refused (fail closed), playlists answer 502
-    const delay = this.backoff(st, 'gate', signal ? `killed by ${signal}` : `exited with code ${code}`);
+    const delay = st.engine.backoff('gate', signal ? `killed by ${signal}` : `exited with code ${code}`);
     setTimeout(() => {
       void this.serial(st.guest.name, st.guest, async (s) => {
         if (this.closed || s.gate.running) return;
@@ -784,18 +532,6 @@ export class ModuleManager extends EventEmitter<ModuleManagerEvents> {
       );
     }, delay).unref();
   }
-}
-
-/** Bind addr:port (0 = any) and release it: the port nginx will listen on. HYLICS_ERR_MODULE_PORT_IN_USE when taken. */
-function probePort(addr: string, port: number): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', (e: NodeJS.ErrnoException) => reject(new HylicsError('HYLICS_ERR_MODULE_PORT_IN_USE', `${addr}:${port} is not free: ${e.code ?? e.message}`, { addr, port })));
-    s.listen({ host: addr, port, exclusive: true }, () => {
-      const p = (s.address() as { port: number }).port;
-      s.close(() => resolve(p));
-    });
-  });
 }
 
 /** The module root must be a directory inside the share, reached without any symlink (checked as the daemon). */

@@ -20,7 +20,8 @@ export interface StatsModule {
 export interface StatsGuest {
   guest: { name: string };
   modules: ReadonlyMap<string, StatsModule>;
-  cgroup: Cgroup | null;
+  /** The guest's engine (guest-engine.ts): its module cgroup, null while there is none. */
+  engine: { readonly cgroup: Cgroup | null };
 }
 
 export interface ModuleStatsOptions {
@@ -74,9 +75,9 @@ export class ModuleStats {
     this.lastTick = now;
     for (const st of this.o.guests()) {
       for (const mod of st.modules.values()) this.flush(st.guest.name, mod, interval);
-      if (st.cgroup) {
+      if (st.engine.cgroup) {
         try {
-          this.o.metrics.memory.set({ guest: st.guest.name }, (await st.cgroup.stats()).memoryBytes);
+          this.o.metrics.memory.set({ guest: st.guest.name }, (await st.engine.cgroup.stats()).memoryBytes);
         } catch {
           /* being removed */
         }
