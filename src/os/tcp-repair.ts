@@ -111,18 +111,9 @@ export interface SavedTos { tos: number; prio: number }
 
 /**
  * The guest's freeze for a handoff, one native call: the drop filter on (see dropFilter), TCP_REPAIR on, the state
- * dumped. On failure the socket is left as it was (filter detached, repair off).
- */
-export function freezeForHandoff(fd: number): TcpStateT {
-  const a = need();
-  let b: Buffer;
-  try { b = a.tcpHandoffFreeze(fd); } catch (e) { throw repairError(e, 'freeze'); }
-  return unpackState(b);
-}
-
-/**
- * freezeForHandoff, and the frozen socket's packets get FROZEN_DSCP (the host drops them: it sends nothing that
- * could reach the client); `saved` is what restoreForHandoff or thawHandoff sets again.
+ * dumped, and the frozen socket's packets get FROZEN_DSCP (the host drops them: it sends nothing that could reach
+ * the client); `saved` is what restoreForHandoff or thawHandoff sets again. On failure the socket is left as it was
+ * (filter detached, repair off).
  */
 export function freezeSilent(fd: number): { state: TcpStateT; saved: SavedTos } {
   const a = need();

@@ -16,7 +16,7 @@ import { checkSchema, TcpState } from '../../src/core/protocol/index.js';
 import { sendFileToSocket } from '../../src/os/native.js';
 import { run } from '../../src/os/exec.js';
 import {
-  TCP_STATE, closeLeavingNothing, freezeAndDump, freezeForHandoff, packState, queues, quiesce, restore,
+  TCP_STATE, closeLeavingNothing, freezeAndDump, freezeSilent, packState, queues, quiesce, restore,
   restoreForHandoff, resumeReading, sendfileFd, shutdownWrite, socketFd, tcpRepairAvailable, unpackState,
 } from '../../src/os/tcp-repair.js';
 
@@ -88,7 +88,7 @@ test('the handoff calls (freeze and restore in one native call each, packed stat
   client.write('pipelined-before-freeze');
   await new Promise((r) => setTimeout(r, 50));
   const q = await quiesce(server, 2000, 64 * 1024);
-  const state = freezeForHandoff(q.fd);
+  const { state, saved } = freezeSilent(q.fd);
   checkSchema(TcpState, state, 'state');
   assert.equal(state.localAddr, '127.0.0.1');
   assert.equal(state.remoteAddr, '127.0.0.1');
@@ -99,7 +99,7 @@ test('the handoff calls (freeze and restore in one native call each, packed stat
   assert.deepEqual(unpackState(packState(state)), state);
   assert.deepEqual(unpackState(packState({ ...state, sendQueue: Buffer.from('abc').toString('base64'), unsentBytes: 1 })), { ...state, sendQueue: 'YWJj', unsentBytes: 1 });
   assert.throws(() => packState({ ...state, localAddr: '1.2.3' }), (e: unknown) => e instanceof HylicsError && e.code === 'HYLICS_ERR_INVALID_ARGUMENT');
-  restoreForHandoff(state, q.fd, { noDelay: true });
+  restoreForHandoff(state, q.fd, { noDelay: true, saved });
   assert.equal(socketFd(server), q.fd, 'restored under the same fd number');
   resumeReading(server, q.wasReading);
   server.write('BODY');
@@ -115,7 +115,7 @@ test('the handoff freeze of a socket that is not established is refused and leav
   t.after(close);
   client.end();
   await new Promise((r) => server.once('end', r));
-  assert.throws(() => freezeForHandoff(socketFd(server)!), (e: unknown) => e instanceof HylicsError && e.code === 'HYLICS_ERR_TCP_REPAIR_FAILED');
+  assert.throws(() => freezeSilent(socketFd(server)!), (e: unknown) => e instanceof HylicsError && e.code === 'HYLICS_ERR_TCP_REPAIR_FAILED');
   const got = new Promise<string>((r) => { let s = ''; client.on('data', (d: Buffer) => { s += d.toString(); }); client.once('end', () => r(s)); });
   server.end('bye');
   assert.equal(await got, 'bye');
