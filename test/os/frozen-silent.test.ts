@@ -18,6 +18,7 @@ import { fileURLToPath } from 'node:url';
 import { NODE_BIN } from '../../src/os/self.js';
 import { createSteerTable, frozenDropped, removeSteerTable } from '../../src/os/nft-steer.js';
 import { FROZEN_TOS, dropFilter, queues, sendDrainFreeze, socketFd, tcpRepairAvailable } from '../../src/os/tcp-repair.js';
+import { lineChild } from '../helpers/line-child.js';
 import { clientNetns } from '../helpers/net-probe.js';
 
 const has = (bin: string): boolean => { try { execFileSync('which', [bin], { stdio: 'ignore' }); return true; } catch { return false; } };
@@ -53,18 +54,7 @@ async function run(t: { after: (fn: () => unknown) => void }, withDrop: boolean)
   t.after(() => srv.close());
   const port = (srv.address() as AddressInfo).port;
   const accepted = new Promise<Socket>((r) => srv.once('connection', r));
-  const child = spawn('ip', ['netns', 'exec', ns.name, NODE_BIN, helper, HOST_ADDR, String(port)], { stdio: ['pipe', 'pipe', 'inherit'] });
-  t.after(() => { child.stdin.destroy(); child.stdout.destroy(); child.kill('SIGKILL'); });
-  const lines: string[] = [];
-  const waiters: Array<() => void> = [];
-  createInterface({ input: child.stdout }).on('line', (l) => { lines.push(l); waiters.splice(0).forEach((w) => w()); });
-  const next = async (re: RegExp, from = 0): Promise<string> => {
-    for (;;) {
-      const hit = lines.slice(from).find((l) => re.test(l));
-      if (hit) return hit;
-      await new Promise<void>((r) => waiters.push(r));
-    }
-  };
+  const { child, lines, next } = lineChild(t, ns.name, helper, [HOST_ADDR, String(port)]);
   const client = await accepted;
   t.after(() => client.destroy());
   let got = '';

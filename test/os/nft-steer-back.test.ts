@@ -7,14 +7,13 @@
 // side) and a guest network namespace; the wait for the retransmission is a wait for an event the guest reports.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, execFileSync } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { createServer, type AddressInfo, type Socket } from 'node:net';
 import { dirname, join } from 'node:path';
-import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
-import { NODE_BIN } from '../../src/os/self.js';
 import { createSteerTable, listSteerFlows, moveFlow, removeSteerTable, type Flow } from '../../src/os/nft-steer.js';
 import { tcpRepairAvailable } from '../../src/os/tcp-repair.js';
+import { lineChild } from '../helpers/line-child.js';
 import { clientNetns } from '../helpers/net-probe.js';
 
 const has = (bin: string): boolean => { try { execFileSync('which', [bin], { stdio: 'ignore' }); return true; } catch { return false; } };
@@ -38,18 +37,8 @@ test('back: a stale retransmission of the guest\'s frozen socket keeps the hold;
   await new Promise<void>((r) => srv.listen(0, HOST_ADDR, r));
   t.after(() => srv.close());
   const accepted = new Promise<Socket>((r) => srv.once('connection', r));
-  const child = spawn('ip', ['netns', 'exec', ns.name, NODE_BIN, helper, HOST_ADDR, String((srv.address() as AddressInfo).port)], { stdio: ['pipe', 'pipe', 'inherit'] });
-  t.after(() => { child.stdin.destroy(); child.stdout.destroy(); child.kill('SIGKILL'); });
-  const lines: string[] = [];
-  const waiters: Array<() => void> = [];
-  createInterface({ input: child.stdout }).on('line', (l) => { lines.push(l); waiters.splice(0).forEach((w) => w()); });
-  const next = async (re: RegExp, from = 0): Promise<string> => {
-    for (;;) {
-      const hit = lines.slice(from).find((l) => re.test(l));
-      if (hit) return hit;
-      await new Promise<void>((r) => waiters.push(r));
-    }
-  };
+  const port = (srv.address() as AddressInfo).port;
+  const { child, lines, next } = lineChild(t, ns.name, helper, [HOST_ADDR, String(port)]);
   const client = await accepted;
   t.after(() => client.destroy());
   let got = '';
