@@ -210,8 +210,6 @@ void Finish(Job* job) {
   engine->tsfn.NonBlockingCall(job);
 }
 
-// One chunk per turn: a job that could take more goes to the back of the ready queue, so concurrent transfers
-// advance side by side (as lighttpd's per-connection write limit does); a full socket parks on EPOLLOUT.
 // Wait for the socket to become writable: edge-triggered and registered once per job, so each "became writable" edge
 // wakes us exactly once, and we then write until EAGAIN again; no re-arming syscall per wake-up. False: failed (err).
 bool ArmOut(Job* job) {
@@ -241,6 +239,8 @@ bool SendHead(Job* job) {
   return true;
 }
 
+// One chunk per turn: a job that could take more goes to the back of the ready queue, so concurrent transfers
+// advance side by side (as lighttpd's per-connection write limit does); a full socket parks on EPOLLOUT.
 void Progress(Job* job) {
   if (XferDraining(job)) return;  // an EPOLLOUT edge after its send: the drain poll decides
   if (job->xfer && !SendHead(job)) {
