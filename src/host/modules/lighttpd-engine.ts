@@ -115,7 +115,10 @@ export class LighttpdEngine implements ModuleEngine {
     mkdirSync(gate, { recursive: true, mode: 0o700 });
   }
 
-  /** Write each module's own config directory (conf/<id>/: lighttpd.conf, passwd, group) and its access log. */
+  /**
+   * Write each module's access log, and the config directory (conf/<id>/: lighttpd.conf, passwd, group, nsswitch.conf)
+   * of each module that (re)starts with it: one new, changed (key) or down. A running one's files are not rewritten.
+   */
   configure(c: EngineConfig): void {
     const wanted = new Map<string, { m: EngineModule; key: string }>();
     const maxFds = Math.floor((hardNofile() - 64) / 2) * 2 + 64;
@@ -126,15 +129,16 @@ export class LighttpdEngine implements ModuleEngine {
       closeSync(openSync(p, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_NOFOLLOW, 0o200));
       chownSync(p, this.o.user.uid, this.o.user.gid);
       chmodSync(p, 0o200);
+      // a running process keeps the files it read (at its start); they change only with a restart (reload, by key):
+      // a module whose process runs with the same key keeps its conf/<id>/ untouched
+      if (this.procs.get(m.id)?.key === wanted.get(m.id)!.key && this.procs.get(m.id)?.proc.running) continue;
       const dir = this.confDir(m.id);
       mkdirSync(dir, { recursive: true, mode: 0o755 });
       const { uid, gid } = this.o.user;
       write(dir, 'passwd', `${LT_USER}:x:${uid}:${gid}::/nonexistent:/usr/sbin/nologin\n`);
       write(dir, 'group', `${LT_USER}:x:${gid}:\n`);
       write(dir, 'nsswitch.conf', 'passwd: files\ngroup: files\n');
-      // a running process keeps the file it read; its config changes only with a restart (reload, by key)
-      if (this.procs.get(m.id)?.key !== wanted.get(m.id)!.key || !this.procs.get(m.id)?.proc.running)
-        write(dir, 'lighttpd.conf', lighttpdConf({ modules: [m], limits: c.limits, maxFds, ctlSocket: ltCtlSocket(m.id) }));
+      write(dir, 'lighttpd.conf', lighttpdConf({ modules: [m], limits: c.limits, maxFds, ctlSocket: ltCtlSocket(m.id) }));
     }
     this.wanted = wanted;
   }

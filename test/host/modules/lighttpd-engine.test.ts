@@ -1,10 +1,11 @@
 // The lighttpd engine runs one lighttpd process per module (lighttpd-engine.ts): a module added or removed does not
-// touch another module's process or its clients' connections, each module has its own connection cap, and a crash
-// of one module's process restarts that process alone. And `module-engine: auto` (the default): lighttpd for a guest
-// with http modules only, nginx once it has a stream module, lighttpd again when the last one goes. Real servers, root.
+// touch another module's process, its clients' connections or its config files, each module has its own connection
+// cap, and a crash of one module's process restarts that process alone. And `module-engine: auto` (the default):
+// lighttpd for a guest with http modules only, nginx once it has a stream module, lighttpd again when the last one
+// goes. Real servers, root.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { ModuleManager, type ModuleInfo } from '../../../src/host/modules/index.js';
@@ -15,6 +16,8 @@ import { canRun, curl, makeFixture, waitFor, type Fixture } from './fixture.js';
 const skip = canRun() || (!findLighttpd() && 'needs lighttpd (Debian package lighttpd)');
 /** Module A's cap, and more connections than the guest-wide cap of one process for two modules (2 * CAP + 1). */
 const CAP = 3;
+/** What the engine writes to each module's conf/<id>/ (lighttpd-engine.ts configure). */
+const CONF_FILES = ['lighttpd.conf', 'passwd', 'group', 'nsswitch.conf'];
 
 /** A connection to a module's listen address; `ask` sends one keep-alive request and resolves with the response. */
 function open(mod: ModuleInfo): Promise<{ s: Socket; ask: (path: string) => Promise<string> }> {
@@ -52,9 +55,18 @@ describe('lighttpd engine: one process per module', () => {
     fx = await makeFixture('ltpm', 'lighttpd');
     writeFileSync(join(fx.share, 'a.txt'), 'per-module\n');
     // a long header timeout: connections held open without a request stay for the whole test
-    m = new ModuleManager({ engine: 'lighttpd', limits: { maxConnections: CAP, headersTimeoutMs: 120_000, keepAliveTimeoutMs: 120_000 }, log: () => {} });
+    m = new ModuleManager({ engine: 'lighttpd', runDir: join(fx.base, 'run'), limits: { maxConnections: CAP, headersTimeoutMs: 120_000, keepAliveTimeoutMs: 120_000 }, log: () => {} });
     a = await m.start(fx.guest, { kind: 'http', root: '/', port: 80 });
   });
+  /** Inode and mtime of each file of module `id`'s config directory (conf/<id>/ in the guest's run directory). */
+  const confFiles = (id: string): Record<string, string> => {
+    const runs = readdirSync(join(fx.base, 'run')).filter((d) => d.startsWith(`${fx.guest.name}.`));
+    assert.equal(runs.length, 1, `one run directory for the guest: ${runs.join(' ')}`);
+    return Object.fromEntries(CONF_FILES.map((f) => {
+      const st = statSync(join(fx.base, 'run', runs[0]!, 'conf', id, f), { bigint: true });
+      return [f, `${st.ino}:${st.mtimeNs}`];
+    }));
+  };
   after(async () => {
     for (const s of held) s.destroy();
     await m?.close();
@@ -66,13 +78,17 @@ describe('lighttpd engine: one process per module', () => {
     held.push(c.s);
     assert.match(await c.ask('/a.txt'), /^HTTP\/1\.1 200[\s\S]*per-module\n$/);
     const pidA = m.workerPid(fx.guest.name, a.id);
+    const filesA = confFiles(a.id);
     const b = await m.start(fx.guest, { kind: 'http', root: '/', port: 81 });
     assert.notEqual(m.workerPid(fx.guest.name, b.id), pidA, 'module B has its own process');
     assert.equal(m.workerPid(fx.guest.name, a.id), pidA, 'module A\'s process kept running');
     assert.match(await c.ask('/a.txt'), /^HTTP\/1\.1 200[\s\S]*per-module\n$/, 'the same connection, after B was added');
+    assert.deepEqual(confFiles(a.id), filesA, 'A\'s config files were not rewritten when B was added');
+    assert.equal(Object.keys(confFiles(b.id)).length, CONF_FILES.length, 'B has its own');
     await m.stop(fx.guest.name, b.id);
     assert.match(await c.ask('/a.txt'), /^HTTP\/1\.1 200[\s\S]*per-module\n$/, 'the same connection, after B was removed');
     assert.equal(m.workerPid(fx.guest.name, a.id), pidA);
+    assert.deepEqual(confFiles(a.id), filesA, 'nor when B was removed');
     c.s.destroy();
   });
 
