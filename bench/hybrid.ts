@@ -175,6 +175,11 @@ function findInCgroup(cgroup: string, comm: string): number[] {
   return out;
 }
 
+/** A figure for the console: '—' for one not measured (a configuration --configs left out). */
+function fmt(v: number | null | undefined, digits: number): string {
+  return v === null || v === undefined || !Number.isFinite(v) ? '—' : v.toFixed(digits);
+}
+
 /** Pin every thread of `pids` to `cpus` (taskset); processes they start later inherit it. */
 function pin(pids: Array<number | string>, cpus: string): void {
   for (const p of pids) {
@@ -491,13 +496,15 @@ EOF`);
     }
     void moduleId;
 
-    const of = (config: string, f: (c: Cell) => number | undefined): number =>
-      median(
-        cells
-          .filter((c) => c.config === config)
-          .map(f)
-          .filter((v): v is number => v !== undefined && Number.isFinite(v)),
-      );
+    // a configuration --configs left out (or a figure none of its cells has) is null: '—' on the console, null in
+    // the JSON, no bar in the plot (never NaN)
+    const of = (config: string, f: (c: Cell) => number | undefined): number | null => {
+      const xs = cells.filter((c) => c.config === config).map(f)
+        .filter((v): v is number => v !== undefined && Number.isFinite(v));
+      return xs.length > 0 ? median(xs) : null;
+    };
+    const ratio = (a: number | null, b: number | null): number | null =>
+      (a === null || b === null || !Number.isFinite(a / b) ? null : a / b);
     const summary = {
       deliveryMBps: { alone: of('alone', (c) => c.delivery?.mbps), interference: of('interference', (c) => c.delivery?.mbps), moduleOffload: of('module offload', (c) => c.delivery?.mbps), socketOffload: of('socket offload', (c) => c.delivery?.mbps) },
       /** splice client: connect to the first body bytes (ms, median of the cells' medians) and the rate over the
@@ -513,24 +520,26 @@ EOF`);
       guestCtxPerSec: { deliveryAlone: of('alone', (c) => c.guestCtxPerSec), interference: of('interference', (c) => c.guestCtxPerSec), moduleOffload: of('module offload', (c) => c.guestCtxPerSec), socketOffload: of('socket offload', (c) => c.guestCtxPerSec), compressionAlone: of('compression alone', (c) => c.guestCtxPerSec) },
     };
     const ratios = {
-      deliveryInterferenceVsAlone: summary.deliveryMBps.interference / summary.deliveryMBps.alone,
-      deliveryModuleVsAlone: summary.deliveryMBps.moduleOffload / summary.deliveryMBps.alone,
-      compressionInterferenceVsAlone: summary.compressionSeconds.interference / summary.compressionSeconds.alone,
-      compressionModuleVsAlone: summary.compressionSeconds.moduleOffload / summary.compressionSeconds.alone,
-      deliverySocketVsAlone: summary.deliveryMBps.socketOffload / summary.deliveryMBps.alone,
-      compressionSocketVsAlone: summary.compressionSeconds.socketOffload / summary.compressionSeconds.alone,
+      deliveryInterferenceVsAlone: ratio(summary.deliveryMBps.interference, summary.deliveryMBps.alone),
+      deliveryModuleVsAlone: ratio(summary.deliveryMBps.moduleOffload, summary.deliveryMBps.alone),
+      compressionInterferenceVsAlone: ratio(summary.compressionSeconds.interference, summary.compressionSeconds.alone),
+      compressionModuleVsAlone: ratio(summary.compressionSeconds.moduleOffload, summary.compressionSeconds.alone),
+      deliverySocketVsAlone: ratio(summary.deliveryMBps.socketOffload, summary.deliveryMBps.alone),
+      compressionSocketVsAlone: ratio(summary.compressionSeconds.socketOffload, summary.compressionSeconds.alone),
       /** The issue's goal: socket offload delivers at >= 0.9x of module offload. */
-      deliverySocketVsModule: summary.deliveryMBps.socketOffload / summary.deliveryMBps.moduleOffload,
+      deliverySocketVsModule: ratio(summary.deliveryMBps.socketOffload, summary.deliveryMBps.moduleOffload),
     };
-    log(`delivery (median): alone ${summary.deliveryMBps.alone.toFixed(0)} MB/s, interference ${summary.deliveryMBps.interference.toFixed(0)} MB/s (${ratios.deliveryInterferenceVsAlone.toFixed(2)}x), module offload ${summary.deliveryMBps.moduleOffload.toFixed(0)} MB/s (${ratios.deliveryModuleVsAlone.toFixed(2)}x)`);
-    log(`compression (median): alone ${summary.compressionSeconds.alone.toFixed(2)} s, interference ${summary.compressionSeconds.interference.toFixed(2)} s (${ratios.compressionInterferenceVsAlone.toFixed(2)}x), module offload ${summary.compressionSeconds.moduleOffload.toFixed(2)} s (${ratios.compressionModuleVsAlone.toFixed(2)}x)`);
-    log(`socket offload: delivery ${summary.deliveryMBps.socketOffload.toFixed(0)} MB/s (${ratios.deliverySocketVsModule.toFixed(2)}x module offload; goal >= 0.9x: ${ratios.deliverySocketVsModule >= 0.9 ? 'met' : 'NOT met'}), compression ${summary.compressionSeconds.socketOffload.toFixed(2)} s (${ratios.compressionSocketVsAlone.toFixed(2)}x alone), hylicsd ${summary.serverCpuSecondsPerGB.hylicsdSocketOffload.toFixed(3)} CPU s/GB`);
-    log(`guest context switches/s: lighttpd alone ${summary.guestCtxPerSec.deliveryAlone.toFixed(0)}, interference ${summary.guestCtxPerSec.interference.toFixed(0)}, socket offload ${summary.guestCtxPerSec.socketOffload.toFixed(0)}, module offload ${summary.guestCtxPerSec.moduleOffload.toFixed(0)} (pigz alone ${summary.guestCtxPerSec.compressionAlone.toFixed(0)})`);
-    log(`server CPU per GB delivered: module worker (host) ${summary.serverCpuSecondsPerGB.moduleWorkerOnHost.toFixed(3)} s/GB, lighttpd in the guest ${summary.serverCpuSecondsPerGB.lighttpdInGuestAlone.toFixed(3)} s/GB alone / ${summary.serverCpuSecondsPerGB.lighttpdInGuestInterference.toFixed(3)} s/GB beside pigz`);
+    const f = fmt;
+    log(`delivery (median): alone ${f(summary.deliveryMBps.alone, 0)} MB/s, interference ${f(summary.deliveryMBps.interference, 0)} MB/s (${f(ratios.deliveryInterferenceVsAlone, 2)}x), module offload ${f(summary.deliveryMBps.moduleOffload, 0)} MB/s (${f(ratios.deliveryModuleVsAlone, 2)}x)`);
+    log(`compression (median): alone ${f(summary.compressionSeconds.alone, 2)} s, interference ${f(summary.compressionSeconds.interference, 2)} s (${f(ratios.compressionInterferenceVsAlone, 2)}x), module offload ${f(summary.compressionSeconds.moduleOffload, 2)} s (${f(ratios.compressionModuleVsAlone, 2)}x)`);
+    const socketGoal = ratios.deliverySocketVsModule === null ? '—' : ratios.deliverySocketVsModule >= 0.9 ? 'met' : 'NOT met';
+    log(`socket offload: delivery ${f(summary.deliveryMBps.socketOffload, 0)} MB/s (${f(ratios.deliverySocketVsModule, 2)}x module offload; goal >= 0.9x: ${socketGoal}), compression ${f(summary.compressionSeconds.socketOffload, 2)} s (${f(ratios.compressionSocketVsAlone, 2)}x alone), hylicsd ${f(summary.serverCpuSecondsPerGB.hylicsdSocketOffload, 3)} CPU s/GB`);
+    log(`guest context switches/s: lighttpd alone ${f(summary.guestCtxPerSec.deliveryAlone, 0)}, interference ${f(summary.guestCtxPerSec.interference, 0)}, socket offload ${f(summary.guestCtxPerSec.socketOffload, 0)}, module offload ${f(summary.guestCtxPerSec.moduleOffload, 0)} (pigz alone ${f(summary.guestCtxPerSec.compressionAlone, 0)})`);
+    log(`server CPU per GB delivered: module worker (host) ${f(summary.serverCpuSecondsPerGB.moduleWorkerOnHost, 3)} s/GB, lighttpd in the guest ${f(summary.serverCpuSecondsPerGB.lighttpdInGuestAlone, 3)} s/GB alone / ${f(summary.serverCpuSecondsPerGB.lighttpdInGuestInterference, 3)} s/GB beside pigz`);
 
-    if (CLIENT === 'splice') log(`first body byte p50 (ms) / body-only rate (MB/s): module offload ${summary.firstByteMs.moduleOffload.toFixed(1)} / ${summary.bodyMBps.moduleOffload.toFixed(0)}, socket offload ${summary.firstByteMs.socketOffload.toFixed(1)} / ${summary.bodyMBps.socketOffload.toFixed(0)}`);
+    if (CLIENT === 'splice') log(`first body byte p50 (ms) / body-only rate (MB/s): module offload ${f(summary.firstByteMs.moduleOffload, 1)} / ${f(summary.bodyMBps.moduleOffload, 0)}, socket offload ${f(summary.firstByteMs.socketOffload, 1)} / ${f(summary.bodyMBps.socketOffload, 0)}`);
     const cc = summary.clientCpuSecondsPerGB;
-    log(`client (${CLIENT} on CPU ${CLIENT_CPUS}) CPU per GB: alone ${cc.alone.toFixed(3)}, interference ${cc.interference.toFixed(3)}, module offload ${cc.moduleOffload.toFixed(3)}, socket offload ${cc.socketOffload.toFixed(3)} s/GB`);
+    log(`client (${CLIENT} on CPU ${CLIENT_CPUS}) CPU per GB: alone ${f(cc.alone, 3)}, interference ${f(cc.interference, 3)}, module offload ${f(cc.moduleOffload, 3)}, socket offload ${f(cc.socketOffload, 3)} s/GB`);
 
     const outDir = RESULTS_DIR;
     mkdirSync(outDir, { recursive: true });
@@ -558,18 +567,18 @@ EOF`);
       summary, ratios, cells,
     };
     writeFileSync(join(outDir, 'hybrid.json'), JSON.stringify(result, null, 2) + '\n');
+    // a group only when its reference (alone) ran, a bar only for a configuration that ran
+    const group = (name: string, alone: number | null, r: Array<[string, number | null]>): BarPoint[] =>
+      (alone === null ? [] : [['(1)/(2) alone', 1] as [string, number | null], ...r]
+        .filter((x): x is [string, number] => x[1] !== null).map(([bar, value]) => ({ group: name, bar, value })));
     const bars: BarPoint[] = [
-      { group: 'delivery throughput', bar: '(1)/(2) alone', value: 1 },
-      { group: 'delivery throughput', bar: '(3) interference', value: ratios.deliveryInterferenceVsAlone },
-      { group: 'delivery throughput', bar: '(4) module offload', value: ratios.deliveryModuleVsAlone },
-      { group: 'delivery throughput', bar: '(5) socket offload', value: ratios.deliverySocketVsAlone },
-      { group: 'compression time', bar: '(1)/(2) alone', value: 1 },
-      { group: 'compression time', bar: '(3) interference', value: ratios.compressionInterferenceVsAlone },
-      { group: 'compression time', bar: '(4) module offload', value: ratios.compressionModuleVsAlone },
-      { group: 'compression time', bar: '(5) socket offload', value: ratios.compressionSocketVsAlone },
+      ...group('delivery throughput', summary.deliveryMBps.alone, [['(3) interference', ratios.deliveryInterferenceVsAlone],
+        ['(4) module offload', ratios.deliveryModuleVsAlone], ['(5) socket offload', ratios.deliverySocketVsAlone]]),
+      ...group('compression time', summary.compressionSeconds.alone, [['(3) interference', ratios.compressionInterferenceVsAlone],
+        ['(4) module offload', ratios.compressionModuleVsAlone], ['(5) socket offload', ratios.compressionSocketVsAlone]]),
     ];
     const spec = groupedBarChart(`Compression + delivery in a ${CPUS}-CPU sandbox guest (relative to alone; delivery alone `
-      + `${summary.deliveryMBps.alone.toFixed(0)} MB/s, compression alone ${summary.compressionSeconds.alone.toFixed(1)} s)`, bars, 'relative to alone (x)');
+      + `${f(summary.deliveryMBps.alone, 0)} MB/s, compression alone ${f(summary.compressionSeconds.alone, 1)} s)`, bars, 'relative to alone (x)');
     (spec as { width?: unknown }).width = { step: 40 };
     writeFileSync(join(outDir, 'hybrid.svg'), await renderSvg(spec as VegaLiteSpec));
     log(`wrote ${join(outDir, 'hybrid.json')} and hybrid.svg`);
