@@ -141,7 +141,9 @@ function procStatus(pid: string): { ppid: number; uid: number } | undefined {
 /**
  * The module engine's process that serves (uid 65534, a descendant of the daemon): nginx's worker (daemon > unshare >
  * master > worker) or, under `module-engine: auto|lighttpd`, the module's own lighttpd (it drops to 65534 after its
- * chroot).
+ * chroot). Found by a scan of /proc: the daemon's engine report (ModuleManager.engineReport(): masterPid, each
+ * module's pid) would name it, but no API of hylicsd exposes that report (module ls gives no pid), so a bench that
+ * talks to hylicsd through the CLI cannot ask it.
  */
 function findWorker(daemonPid: number): { pid: number; engine: 'nginx' | 'lighttpd' } | undefined {
   const descends = (pid: string): boolean => {
