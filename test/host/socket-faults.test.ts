@@ -217,8 +217,9 @@ test('socket offload faults: refusals, no capability, client reset/vanished, dae
     assert.match(await serverLog('fs.log'), /request failed: socket handoff lost/, 'the app got a clear error');
     assert.ok((await listSteerTableGuests(daemonTag(dir))).includes(g), 'the dead daemon left its table');
     daemon = await startDaemon(dir);
+    // the dead daemon's table (its flow in `steer`) went at the start; the guest's agent may already have reconnected
+    // and had its table made again, empty
     assert.deepEqual(await listSteerFlows(g, daemonTag(dir)), { hold: [], steer: [], back: [] }, 'the restarted daemon removed the leftover steering');
-    assert.ok(!(await listSteerTableGuests(daemonTag(dir))).includes(g), 'table removed');
     // the agent reconnects; the next request goes through the host again
     for (let i = 0; i < 120 && !(await json<GuestView>('guest', 'show', g)).agentConnected; i++) await sleep(250);
     const fresh = randomBytes(MiB);

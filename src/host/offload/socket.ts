@@ -213,6 +213,8 @@ export class SocketOffload {
   private readonly tables = new Map<string, Promise<void>>();
   /** The guest address each table was made for (its frozen-socket drop rules match it). */
   private readonly tableAddrs = new Map<string, string>();
+  /** The start-up cleanup (cleanupStale) while it runs: tables are made after it. */
+  private cleaning: Promise<unknown> = Promise.resolve();
   private readonly counters = new Map<string, Counters>();
   private readonly unavailable: string | undefined;
   private guestInfo: ((guest: string) => GuestOffloadInfo) | undefined;
@@ -242,7 +244,26 @@ export class SocketOffload {
     channels.handle('offload.socket.send', (guest, p) => this.send(guest, p as { handoff: string; state: TcpStateT }));
     channels.handle('offload.socket.release', (guest, p) => this.release(guest, (p as { handoff: string }).handoff, (p as { finish?: boolean }).finish === true));
     channels.handle('offload.socket.fallback', async (guest, p) => ({ counted: this.fallback(guest, (p as { reason: FallbackReason }).reason) }));
-    channels.onConnection((guest, connected) => { if (!connected) void this.guestDisconnected(guest); });
+    channels.onConnection((guest, connected) => {
+      if (connected) void this.guestConnected(guest);
+      else void this.guestDisconnected(guest);
+    });
+  }
+
+  /**
+   * The guest's agent connected (each session start): its steering table is made now, with the rules that drop its
+   * frozen sockets' packets (FROZEN_DSCP, for its address), so they are in place before its first handoff's freeze
+   * (the guest freezes before it asks: made at the first takeover, they missed that handoff's frozen socket). Once
+   * per guest and address (a reconnect costs nothing); removed with the guest (guestGone). A failure is logged and
+   * the first handoff tries again. Resolves when the table is there or the attempt failed.
+   */
+  guestConnected(guest: string): Promise<void> {
+    if (this.unavailable || !this.guestInfo) return Promise.resolve();
+    let addr: string;
+    try { addr = this.guestInfo(guest).addr; } catch { return Promise.resolve(); } // removed meanwhile
+    return this.table(guest, addr).catch((e: unknown) => {
+      this.opts.log.warn({ guest, err: String(e) }, 'socket offload: could not make the steering table (its first handoff tries again)');
+    });
   }
 
   private count(guest: string): Counters {
@@ -278,7 +299,8 @@ export class SocketOffload {
   private table(guest: string, guestAddr: string): Promise<void> {
     let t = this.tables.get(guest);
     if (!t || this.tableAddrs.get(guest) !== guestAddr) {
-      const p = ensureSteerTable(guest, this.tag, guestAddr);
+      // after the start-up cleanup of a previous daemon's tables, should it still run: it must not remove this one
+      const p = this.cleaning.then(() => ensureSteerTable(guest, this.tag, guestAddr));
       t = p;
       this.tables.set(guest, p);
       this.tableAddrs.set(guest, guestAddr);
@@ -779,13 +801,16 @@ export class SocketOffload {
     await this.guestDisconnected(guest);
     for (let i = 0; i < 100 && [...this.handoffs.values()].some((x) => x.guest === guest); i++) await sleep(50);
     await this.cutClosing((c) => c.guest === guest);
+    // made at its agent's connection: wait for a creation still under way, or it could land after the removal
+    const made = this.tables.get(guest);
+    if (made) await made.catch(() => undefined);
     const hadTable = this.tables.delete(guest);
     this.tableAddrs.delete(guest);
     this.counters.delete(guest);
     this.mHandoffs?.remove({ guest });
     this.mBytes?.remove({ guest });
     this.mLatency?.remove({ guest });
-    if (!hadTable) return; // never used here (a dead daemon's leftover is replaced whole by the next begin)
+    if (!hadTable) return; // never made here (a dead daemon's leftover is replaced whole when it is)
     await removeSteerTable(guest, this.tag).catch(() => undefined);
     await removePolicyRoutingIfUnused().catch(() => undefined);
   }
@@ -797,7 +822,13 @@ export class SocketOffload {
    * are (ModuleManager.cleanupStale): removed, whatever guest they are of, except tables in use here; another
    * daemon's are never touched. The routing goes too if nobody needs it. Returns the guests whose table went.
    */
-  async cleanupStale(): Promise<string[]> {
+  cleanupStale(): Promise<string[]> {
+    const run = this.removeStale();
+    this.cleaning = run.catch(() => undefined);
+    return run;
+  }
+
+  private async removeStale(): Promise<string[]> {
     if (this.unavailable) return [];
     const stale = (await listSteerTableGuests(this.tag)).filter((g) => !this.tables.has(g));
     for (const g of stale) await removeSteerTable(g, this.tag);

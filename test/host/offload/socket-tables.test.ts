@@ -1,6 +1,8 @@
 // Socket offload's steering tables carry the daemon's id, as module tables do: two daemons (state dirs) with a
 // guest of the same name each have their own table, and a daemon's start-up cleanup removes only its own leftovers
-// (any guest's, as ModuleManager.cleanupStale does), never another daemon's nor a table it uses itself.
+// (any guest's, as ModuleManager.cleanupStale does), never another daemon's nor a table it uses itself. A guest's
+// table, with the rules that drop its frozen sockets' packets, is made when its agent connects: before its first
+// handoff's freeze.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
@@ -8,6 +10,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { SocketOffload } from '../../../src/host/offload/socket.js';
+import { nft } from '../../../src/os/nft.js';
 import {
   createSteerTable, listSteerFlows, listSteerTableGuests, listSteerTables, removePolicyRoutingIfUnused,
   removeSteerTable, steerTableName,
@@ -20,9 +23,10 @@ const skip = process.getuid?.() !== 0 ? 'needs root (nftables)' : !has('nft') ? 
 const SILENT = { debug: () => undefined, info: () => undefined, warn: () => undefined, error: () => undefined };
 const ADDR = '10.213.77.2';
 
-function offload(tag: string, share: string): SocketOffload {
+type OnConnection = (fn: (guest: string, connected: boolean) => void) => void;
+function offload(tag: string, share: string, onConnection: OnConnection = () => undefined): SocketOffload {
   const off = new SocketOffload({ log: SILENT, tableTag: tag });
-  off.wire({ handle: () => undefined, onConnection: () => undefined }, () => ({ addr: ADDR, sharePath: share }));
+  off.wire({ handle: () => undefined, onConnection }, () => ({ addr: ADDR, sharePath: share }));
   return off;
 }
 
@@ -72,4 +76,41 @@ test('steering tables are named per daemon; cleanupStale removes only its own le
   assert.deepEqual((await listSteerFlows(g, tagB)).hold.length, 1, 'with B\'s held flow');
   await b.release(g, hb.handoff);
   assert.deepEqual(await listSteerFlows(g, tagB), { hold: [], steer: [], back: [] });
+});
+
+test('a guest\'s table and its frozen-socket drop rules exist once its agent connects, before any handoff', { skip }, async (t) => {
+  const share = mkdtempSync(join(tmpdir(), 'hylics-socktab-'));
+  const tag = `sc${(process.pid % 100000).toString(36)}`;
+  const g = 'g2';
+  let connection: ((guest: string, connected: boolean) => void) | undefined;
+  const off = offload(tag, share, (fn) => { connection = fn; });
+  t.after(async () => {
+    await off.guestGone(g).catch(() => undefined);
+    await removeSteerTable(g, tag).catch(() => undefined);
+    await removePolicyRoutingIfUnused().catch(() => undefined);
+    await off.close();
+    rmSync(share, { recursive: true, force: true });
+  });
+  assert.deepEqual(await listSteerTableGuests(tag), [], 'no table before the agent connects');
+  assert.ok(connection, 'wired to the channel\'s connections');
+  connection(g, true);
+  // made in the background (the connection handler does not wait): polled, bounded only so a failure ends
+  for (let i = 0; i < 300 && (await listSteerTableGuests(tag)).length === 0; i++) {
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  await off.guestConnected(g); // the creation the connection started (made once per guest and address)
+  assert.deepEqual(await listSteerTableGuests(tag), [g], 'made at the connection, no handoff yet');
+  const listed = await nft(['list', 'table', 'ip', steerTableName(g, tag)]);
+  // in both chains: the guest's frozen socket (prerouting) and the host's frozen copy (output)
+  const drops = listed.split('\n').filter((l) => new RegExp(`ip saddr ${ADDR.replace(/\./g, '\\.')} ip dscp 0x39 counter packets \\d+ bytes \\d+ drop`).test(l));
+  assert.equal(drops.length, 2, listed);
+  assert.equal(off.stats(g).handoffs, 0);
+  // a reconnect keeps it; the start-up cleanup keeps a table in use; the guest's removal takes it away
+  connection(g, false);
+  connection(g, true);
+  await off.guestConnected(g);
+  assert.deepEqual(await off.cleanupStale(), []);
+  assert.deepEqual(await listSteerTableGuests(tag), [g]);
+  await off.guestGone(g);
+  assert.deepEqual(await listSteerTableGuests(tag), [], 'removed with the guest');
 });
