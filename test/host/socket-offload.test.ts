@@ -182,8 +182,16 @@ test('socket offload: example file server in a sandbox guest, client in another 
     assert.equal(conc.code, 0, conc.stderr);
     const seq = Array.from({ length: 1000 }, () => `${base}/1k`);
     const before = (await json<GuestView>('guest', 'show', g)).offload!.socket.handoffs;
-    const r = await inW('curl', ['-sf', ...seq.flatMap((u) => ['-o', '/dev/null', u])], 480_000); // load 20+: 0.3 s each
-    assert.equal(r.code, 0, r.stderr);
+    // every status and time, so a failure says which requests failed and when (curl's exit code is the last one's)
+    const r = await inW('curl', ['-sS', ...seq.flatMap((u) => ['-o', '/dev/null', '-w', '%{http_code} %{time_total}\\n', u])], 480_000); // load 20+: 0.3 s each
+    const codes = r.stdout.toString().trim().split('\n');
+    const bad = codes.map((l, i) => `${i}: ${l}`).filter((l) => !/: 200 /.test(l));
+    const slow = codes.map((l, i) => `${i}: ${l}`).filter((l) => Number(l.split(' ')[1]) > 1);
+    const serverLog = async (): Promise<string> => {
+      const { readFile } = await import('node:fs/promises');
+      return (await readFile(join(dir, 'guests', g, 'run', 'file-server.log'), 'utf8').catch(() => '')).split('\n').slice(-20).join('\n');
+    };
+    if (r.code !== 0 || bad.length > 0) assert.fail(`curl exit ${r.code}: ${bad.length} of ${codes.length} not 200 (first ${bad.slice(0, 5).join(', ')}; slow ${slow.slice(0, 5).join(', ')})\n${r.stderr.slice(-2000)}\n${await serverLog()}`);
     assert.ok((await json<GuestView>('guest', 'show', g)).offload!.socket.handoffs - before >= 1000);
     // the host keeps a flow steered until its socket has closed (at most CLOSE_MAX_MS, then it drops the socket
     // leaving nothing), plus LINGER_MS: wait for that, then nothing may be left, no kernel orphan either (a socket
