@@ -60,6 +60,7 @@ export class TierManager {
     if (ev.type !== 'stats') return;
     const served = list(ev.files), missing = list(ev.missing);
     if (served.length === 0 && missing.length === 0) return;
+    this.log.debug({ served: served.length, missing: missing.length }, 'tier: host module uses');
     void this.store.hostUsed(served, missing)
       .then((r) => { if (r.promoted > 0) this.log.info({ files: r.promoted }, 'tier: files a host module asked for moved back to the share'); })
       .catch((e: unknown) => this.log.warn({ err: (e as Error).message }, 'tier: recording host module uses failed'));

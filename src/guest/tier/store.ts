@@ -14,7 +14,8 @@
 // - never moved: files open for writing (the copy would miss later writes); files open for reading are moved
 //   last by nobody: on tmpfs an open file's pages stay allocated until the last close even after unlink, so
 //   moving it frees nothing now (the reader keeps reading the old inode); and files looked up in the last
-//   busyGraceMs (the app is about to open the path it was given).
+//   busyGraceMs (the app is about to open the path it was given); by the idle sweep only: files a host module
+//   served or socket offload sent in the last hostUseGraceMs (the host reports uses in batches, seconds apart).
 import type { Readable } from 'node:stream';
 import { constants as C, type BigIntStats, type Dirent } from 'node:fs';
 import { mkdir, open, readdir, realpath, rename, rmdir, statfs, unlink, utimes } from 'node:fs/promises';
@@ -41,6 +42,16 @@ export const DEFAULT_HEADROOM_BYTES = 1024 * 1024;
  * tasks on 1.5 CPUs) 5 of ~130 tasks found their memory-tier path gone, evicted by a shrink before `hylics task run`
  * + sh + ffmpeg opened it (ENOENT, no data lost). */
 export const DEFAULT_BUSY_GRACE_MS = 10_000;
+/**
+ * A name the host reported a use of (hostUsed: a module served it, socket offload sent it) is not moved by the idle
+ * sweep for this long after the report arrived, whatever the idle time. The host reports uses in batches: the
+ * lighttpd engine (the default for an http-only guest) writes its access log every 4 s and hylicsd reads it every
+ * second, so a file served without pause gets a report about every 4-5 s, and 8-9 s apart when a loaded lighttpd
+ * misses a flush (a test with an 8 s idle time saw its served file evicted so, and the module answer 404). Below
+ * this, an idle time shorter than the gap between two reports would evict a file in constant use; the default idle
+ * time (60 s) is longer and unaffected.
+ */
+export const DEFAULT_HOST_USE_GRACE_MS = 30_000;
 /** Background promotions waiting at most (names; a lookup finding the queue full leaves its file on disk). */
 export const PROMOTE_QUEUE_MAX = 64;
 /** Background promotion copies at once. All moves take the store's one lock anyway (a second copy would only split
@@ -73,6 +84,8 @@ export interface TierStoreOptions {
   promote?: PromoteMode;
   headroomBytes?: number;
   busyGraceMs?: number;
+  /** Idle sweep: how long after a reported host use a name is left in the memory tier (DEFAULT_HOST_USE_GRACE_MS). */
+  hostUseGraceMs?: number;
   /** Promotion: how long after the last lookup that answered the disk-tier path its copy stays. */
   keepSourceMs?: number;
   /** Which files are open (default: a /proc walk). */
@@ -115,6 +128,7 @@ export class TierStore {
   readonly promote: PromoteMode;
   private readonly headroomBytes: number;
   private readonly busyGraceMs: number;
+  private readonly hostUseGraceMs: number;
   private readonly keepSourceMs: number;
   /** Names whose disk-tier path a lookup answered, with the time (a background promotion keeps that copy). */
   private readonly diskHandouts = new Map<string, number>();
@@ -125,6 +139,8 @@ export class TierStore {
   private lock: Promise<unknown> = Promise.resolve();
   /** Names handed out by lookups, with the time (busy grace; also covers clocks that do not move atime). */
   private readonly recent = new Map<string, number>();
+  /** Memory-tier names the host reported a use of (hostUsed), with the time the report arrived. */
+  private readonly hostRecent = new Map<string, number>();
   readonly counters = { evictions: 0, promotions: 0, hits: 0, misses: 0 };
   /** Background promotions: names waiting, names queued or being copied, copies running. */
   private readonly promoteQueue: { name: string; epoch: number }[] = [];
@@ -146,6 +162,7 @@ export class TierStore {
     this.promote = opts.promote ?? DEFAULT_TIER_PROMOTE;
     this.headroomBytes = opts.headroomBytes ?? DEFAULT_HEADROOM_BYTES;
     this.busyGraceMs = opts.busyGraceMs ?? DEFAULT_BUSY_GRACE_MS;
+    this.hostUseGraceMs = opts.hostUseGraceMs ?? DEFAULT_HOST_USE_GRACE_MS;
     this.keepSourceMs = opts.keepSourceMs ?? DEFAULT_PROMOTE_KEEP_SOURCE_MS;
     this.openFiles = opts.openFiles ?? openFilesUnder;
     this.hook = opts.hook;
@@ -381,8 +398,9 @@ export class TierStore {
    * What the host's offload modules did with the share in the last second (host event module.event, stats): every
    * name they served that is in the memory tier gets its last use set to now (their reads do not move atime: the
    * engine sees the share read-only); a name they answered 404 for that is in the disk tier moves back when it
-   * fits and promotion is on, so the module finds it at the next request. Bad or unknown names are skipped: these
-   * are request paths from the module's clients, at most HOST_USES_MAX of each per call.
+   * fits and promotion is on, so the module finds it at the next request. Either way the idle sweep leaves the name
+   * in the memory tier for hostUseGraceMs (the next report may be seconds away). Bad or unknown names are skipped:
+   * these are request paths from the module's clients, at most HOST_USES_MAX of each per call.
    */
   async hostUsed(
     served: readonly string[],
@@ -403,6 +421,7 @@ export class TierStore {
       const e = await found(name);
       if (e?.tier !== 'memory') continue;
       await this.touch(e, now);
+      this.hostRecent.set(e.name, now);
       touched++;
     }
     if (this.promote === 'off') return { touched, promoted };
@@ -413,6 +432,7 @@ export class TierStore {
       const moved = await this.exclusive(() => this.promoteOne(e.name, e.sizeBytes, epoch));
       if (!moved) continue;
       await this.touch(moved, now);
+      this.hostRecent.set(moved.name, now);
       promoted++;
     }
     return { touched, promoted };
@@ -652,12 +672,14 @@ export class TierStore {
 
   /**
    * Move memory-tier files to the disk tier in least-recently-used order. `enough()` is asked after every move
-   * (shrink: usage at target); `eligible` filters candidates (idle: not used for idleMs).
+   * (shrink: usage at target); `eligible` filters candidates (idle: not used for idleMs); `keep` is asked right
+   * before each move, like the busy grace (idle: a host use reported in the last hostUseGraceMs).
    */
   private async evict(
     eligible: (f: Scanned) => boolean,
     enough: () => Promise<boolean>,
     deadline: number,
+    keep: (name: string) => boolean = () => false,
   ): Promise<MoveSummary> {
     const sum: MoveSummary = { movedFiles: 0, movedBytes: 0, skippedOpen: 0, skippedBusy: 0 };
     if (await enough()) return sum;
@@ -673,7 +695,7 @@ export class TierStore {
         sum.skippedOpen++;
         continue;
       }
-      if (this.busy(f.name)) {
+      if (this.busy(f.name) || keep(f.name)) {
         sum.skippedBusy++;
         continue;
       }
@@ -702,17 +724,31 @@ export class TierStore {
     return sum;
   }
 
-  /** Idle eviction: memory-tier files not used for idleMs go to the disk tier (LRU first). */
+  /** Idle eviction: memory-tier files not used for idleMs go to the disk tier (LRU first), except those the host
+   * reported a use of in the last hostUseGraceMs. */
   async evictIdle(): Promise<MoveSummary> {
     if (!(this.idleMs > 0)) return { movedFiles: 0, movedBytes: 0, skippedOpen: 0, skippedBusy: 0 };
     return this.exclusive(() => {
+      this.forgetExpired();
       const cutoff = this.now() - this.idleMs;
       return this.evict(
         (f) => lastUseOf(f.st) <= cutoff,
         async () => false,
         Infinity,
+        (name) => this.within(this.hostRecent, name, this.hostUseGraceMs),
       );
     });
+  }
+
+  /** Drop expired times (names of files removed since would stay otherwise; an expired time counts as none). */
+  private forgetExpired(): void {
+    const now = this.now();
+    const all = [
+      [this.recent, this.busyGraceMs],
+      [this.hostRecent, this.hostUseGraceMs],
+      [this.diskHandouts, this.keepSourceMs],
+    ] as const;
+    for (const [times, graceMs] of all) for (const [name, t] of times) if (now - t >= graceMs) times.delete(name);
   }
 
   /** The host's shrink request: LRU files to the disk tier until the share's usage is at most the target. */

@@ -148,6 +148,38 @@ test('idle eviction with an injected clock; promotion on access (sync) when ther
   assert.deepEqual([np.foundIn, np.tier], ['disk', 'disk']);
 });
 
+test('idle eviction: a file the host keeps reporting uses of stays in the memory tier even when the reports come further apart than the idle time; then it moves', { skip }, async (t) => {
+  const f = await fixture(t);
+  // the idle time shorter than the gap between two of the host's reports (lighttpd's: 4-5 s, 8-9 s under load)
+  const s = await f.store({ idleMs: 1000, hostUseGraceMs: 30_000 });
+  await putBytes(s, 'v/served.ts', 64 * 1024);
+  await putBytes(s, 'v/looked-up.ts', 64 * 1024);
+  await s.lookup('v/looked-up.ts'); // no busy grace in this fixture: an app's use counts for idleMs only
+  assert.deepEqual(await s.hostUsed(['v/served.ts'], []), { touched: 1, promoted: 0 });
+  f.clock.t += 9000; // the module's next report is 9 s away: both files are 9 s idle now
+  let r = await s.evictIdle();
+  assert.deepEqual([r.movedFiles, r.skippedBusy], [1, 1]);
+  assert.equal((await s.locate('v/looked-up.ts'))?.tier, 'disk');
+  assert.equal((await s.locate('v/served.ts'))?.tier, 'memory');
+  // the report arrives; the next one is 29 s away: still kept
+  assert.deepEqual(await s.hostUsed(['v/served.ts'], []), { touched: 1, promoted: 0 });
+  f.clock.t += 29_000;
+  r = await s.evictIdle();
+  assert.deepEqual([r.movedFiles, r.skippedBusy], [0, 1]);
+  assert.equal((await s.locate('v/served.ts'))?.tier, 'memory');
+  // no report for the grace: the host stopped using it, and it is idle like any other file
+  f.clock.t += 1000;
+  r = await s.evictIdle();
+  assert.equal(r.movedFiles, 1);
+  assert.equal((await s.locate('v/served.ts'))?.tier, 'disk');
+  // a 404 the host reports moves a disk-tier file back, and it is kept the same way
+  assert.deepEqual(await s.hostUsed([], ['v/served.ts']), { touched: 0, promoted: 1 });
+  f.clock.t += 9000;
+  r = await s.evictIdle();
+  assert.deepEqual([r.movedFiles, r.skippedBusy], [0, 1]);
+  assert.equal((await s.locate('v/served.ts'))?.tier, 'memory');
+});
+
 test('files held open: a writer\'s file is never moved, a reader\'s is skipped (tmpfs frees it only at close) and stays readable', { skip }, async (t) => {
   const f = await fixture(t, 16 * MiB);
   const s = await f.store();
