@@ -3,6 +3,7 @@
 // curl and wrk from the client namespace, curl on the host itself; bodies byte-exact (sha256) from 1 KiB to
 // 200 MiB; a second request on the same keep-alive connection after the hand-back; concurrent and sequential
 // handoffs with nothing left over (steering sets empty, no host sockets or kernel orphans on the guest's address);
+// the guest's steering table with its frozen-socket drop rules there before the first handoff;
 // no RST from the guest's address in a capture on the client side; faults: a file outside the share, a client that
 // resets mid-send.
 import { test } from 'node:test';
@@ -77,6 +78,15 @@ test('socket offload: example file server in a sandbox guest, client in another 
   // with the guest library's per-handoff trace lines in its log (HYLICS_OFFLOAD_TRACE: checked for terminal mode below)
   const ex = await hylics(withOpts(['guest', 'exec', g, '--', 'sh', '-c', fileServerLine(PORT, 'file-server.log', { prefix: 'HYLICS_OFFLOAD_TRACE=1 ' })]));
   assert.equal(ex.code, 0, ex.stderr);
+  // the agent is connected (it ran the command): the guest's steering table, with the rules that drop its frozen
+  // sockets' packets (DSCP 57), is made then, before its first handoff's freeze (made in the background: polled)
+  let steering = '';
+  for (let i = 0; i < 300 && !/ip dscp 0x39/.test(steering); i++) {
+    if (i > 0) await new Promise((r) => setTimeout(r, 100));
+    steering = (await runRaw('nft', ['list', 'table', 'ip', steerTableName(g, daemonTag(dir))])).stdout;
+  }
+  assert.equal(steering.match(new RegExp(`ip saddr ${addr.replace(/\./g, '\\.')} ip dscp 0x39 counter`, 'g'))?.length, 2, steering);
+  assert.equal((await json<GuestView>('guest', 'show', g)).offload!.socket.handoffs, 0, 'before any handoff');
   const base = `http://${addr}:${PORT}`;
   const inW = w.exec;
   await waitForHttp(inW, `${base}/1k`, { tries: 100, pauseMs: 200 });
