@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Socket offload from a non-Node app (docs/offload-socket.md, "Other languages"): a small HTTP/1.1 keep-alive file
 server, run inside a guest, whose response bodies the host sends. The app passes its response headers in the
-request (`head`, base64: the host sends them with the body's first bytes; with --via cli it writes them itself) and
+request (`head`, base64: the host sends them with the body's first bytes; with --via cli on the command's stdin,
+`--head-file -`) and
 hands its connected socket to the guest agent over /run/hylics/offload.sock with SCM_RIGHTS (--via socket, the default), or
 runs `hylics offload sendfile --fd N FILE` with the socket inherited (--via cli). Either way the agent does the
 TCP_REPAIR handoff (the app needs no CAP_NET_ADMIN) and the connection comes back on the same socket, so
@@ -28,14 +29,14 @@ def hylics_sendfile(conn, path, offset=0, count=None, via='socket', head=None):
     `conn`); raises RuntimeError("CODE: message") when the connection was
     lost in the handoff (then close `conn`: it is frozen and closes without a segment)."""
     if via == 'cli':
-        if head:
-            conn.sendall(head)
         argv = ['hylics', 'offload', 'sendfile', '--fd', str(conn.fileno()), '--offset', str(offset)]
         if count is not None:
             argv += ['--count', str(count)]
-        out = subprocess.run(argv + [path], pass_fds=[conn.fileno()], capture_output=True, text=True)
+        if head:
+            argv += ['--head-file', '-']  # the head on the command's stdin
+        out = subprocess.run(argv + [path], pass_fds=[conn.fileno()], input=head or b'', capture_output=True)
         if out.returncode != 0:
-            raise RuntimeError(out.stderr.strip())
+            raise RuntimeError(out.stderr.decode().strip())
         return json.loads(out.stdout)
     req = {'path': path, 'offset': offset}
     if count is not None:

@@ -2,14 +2,18 @@
 // its TCP socket with SCM_RIGHTS; the agent freezes it, "the host" hands the state back, the agent restores it on
 // the very socket passed, and the connection carries on both ways (the end to end run with the real daemon is
 // test/host/socket-fd.test.ts). Fallbacks send the file from the guest on the app's socket; bad requests get a
-// stable code and change nothing.
+// stable code and change nothing. The CLI for apps without SCM_RIGHTS (`hylics offload sendfile --fd N`) with its
+// --head-file: the head travels in the handoff, or is written by the agent first on a fallback; too big: refused.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createConnection, createServer, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { MAX_HANDOFF_HEAD_BYTES } from '../../src/core/protocol/index.js';
 import { serveOffloadFd } from '../../src/guest/offload-fd.js';
+import { NODE_BIN, entryArgv } from '../../src/os/self.js';
 import { sendWithFd, socketFd, tcpRepairAvailable } from '../../src/os/tcp-repair.js';
 
 const skip = process.getuid?.() !== 0 ? 'needs root (TCP_REPAIR)' : !tcpRepairAvailable().ok ? `native addon: ${tcpRepairAvailable().reason}` : false;
@@ -28,13 +32,31 @@ function ask(path: string, msg: string, fd?: number): Promise<Record<string, unk
 
 const once = (s: Socket): Promise<string> => new Promise((r) => s.once('data', (d) => r(d.toString())));
 
+/** `hylics offload sendfile --fd 3 ARGS` with `fd` inherited as its fd 3 (as an app's subprocess would). */
+type Run = { code: number | null; stdout: string; stderr: string };
+function cliSendfile(args: string[], fd: number, input?: string): Promise<Run> {
+  return new Promise((resolve, reject) => {
+    const argv = [...entryArgv('cli/main'), 'offload', 'sendfile', '--fd', '3', ...args];
+    const p = spawn(NODE_BIN, argv, { stdio: [input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe', fd] });
+    let stdout = '';
+    let stderr = '';
+    p.stdout!.on('data', (d: Buffer) => { stdout += d.toString(); });
+    p.stderr!.on('data', (d: Buffer) => { stderr += d.toString(); });
+    p.on('error', reject);
+    p.on('close', (code) => resolve({ code, stdout, stderr }));
+    if (input !== undefined) p.stdin!.end(input);
+  });
+}
+
 test('offload socket: fd passed with SCM_RIGHTS, restored in place; fallbacks; bad requests', { skip }, async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'hylics-offfd-'));
   t.after(() => rmSync(dir, { recursive: true, force: true }));
   writeFileSync(join(dir, 'f'), 'file-bytes');
   const ops: string[] = [];
+  const heads: Array<string | undefined> = [];
   const host = async (op: string, p: unknown): Promise<unknown> => {
     ops.push(op);
+    if (op === 'offload.socket.handoff') heads.push((p as { head?: string }).head);
     // the host hands the connection back as it got it (an empty range, nothing sent): the guest restores it
     if (op === 'offload.socket.handoff') return { handoff: 'h1', count: 0, bytes: 0, outcome: 'returned', state: (p as { state: unknown }).state };
     if (op === 'offload.socket.release') return { released: true };
@@ -90,5 +112,56 @@ test('offload socket: fd passed with SCM_RIGHTS, restored in place; fallbacks; b
     const got = once(app);
     client.write('still');
     assert.equal(await got, 'still');
+  });
+
+  await t.test('the CLI\'s --head-file: the head in the handoff; over MAX_HANDOFF_HEAD_BYTES or unreadable: refused, nothing asked', async () => {
+    const head = 'HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n';
+    writeFileSync(join(dir, 'head'), head);
+    heads.length = 0; // the earlier handoffs' (none had a head)
+    app.pause(); // the app leaves its socket alone until the answer
+    const r = await cliSendfile(['--socket', sock, '--head-file', join(dir, 'head'), 'f'], socketFd(app)!);
+    assert.equal(r.code, 0, r.stderr);
+    assert.deepEqual(JSON.parse(r.stdout), { bytes: 0, by: 'host' });
+    assert.deepEqual(ops.splice(0), ['offload.socket.handoff']);
+    assert.deepEqual(heads.splice(0), [Buffer.from(head).toString('base64')], 'the head as the request\'s base64');
+    app.resume();
+    const got = once(app);
+    client.write('after');
+    assert.equal(await got, 'after', 'restored in place, carries on');
+
+    writeFileSync(join(dir, 'big-head'), Buffer.alloc(MAX_HANDOFF_HEAD_BYTES + 1, 'h'));
+    const big = await cliSendfile(['--socket', sock, '--head-file', join(dir, 'big-head'), 'f'], socketFd(app)!);
+    assert.equal(big.code, 2, 'a bad argument\'s exit code');
+    assert.match(big.stderr, new RegExp(`error HYLICS_ERR_INVALID_ARGUMENT: --head-file .* over ${MAX_HANDOFF_HEAD_BYTES} bytes`), big.stderr);
+    const missing = await cliSendfile(['--socket', sock, '--head-file', join(dir, 'no-such-head'), 'f'], socketFd(app)!);
+    assert.match(missing.stderr, /error HYLICS_ERR_INVALID_ARGUMENT: --head-file .*ENOENT/, missing.stderr);
+    // exactly the limit is taken
+    writeFileSync(join(dir, 'max-head'), Buffer.alloc(MAX_HANDOFF_HEAD_BYTES, 'm'));
+    app.pause();
+    const max = await cliSendfile(['--socket', sock, '--head-file', join(dir, 'max-head'), 'f'], socketFd(app)!);
+    assert.equal(max.code, 0, max.stderr);
+    app.resume();
+    assert.deepEqual(ops.splice(0), ['offload.socket.handoff'], 'only the one within the limit reached the host');
+    assert.equal(Buffer.from(heads.splice(0)[0]!, 'base64').length, MAX_HANDOFF_HEAD_BYTES);
+    const still = once(app);
+    client.write('still');
+    assert.equal(await still, 'still');
+  });
+
+  await t.test('the CLI\'s --head-file - (stdin), the send kept in the guest: the agent writes the head, then the file', async () => {
+    const out = join(tmpdir(), `hylics-offfd-cli-${process.pid}`);
+    writeFileSync(out, 'outside');
+    t.after(() => rmSync(out, { force: true }));
+    const chunks: string[] = [];
+    const onData = (d: Buffer): void => { chunks.push(d.toString()); };
+    client.on('data', onData);
+    const r = await cliSendfile(['--socket', sock, '--head-file', '-', out], socketFd(app)!, 'HEAD\r\n');
+    assert.equal(r.code, 0, r.stderr);
+    assert.deepEqual(JSON.parse(r.stdout), { bytes: 7, by: 'guest', reason: 'outside-share' });
+    for (let i = 0; i < 100 && chunks.join('').length < 13; i++) await new Promise((res) => setTimeout(res, 20));
+    client.off('data', onData);
+    assert.equal(chunks.join(''), 'HEAD\r\noutside', 'the head first, then the file');
+    await new Promise((res) => setTimeout(res, 50));
+    assert.deepEqual(ops.splice(0), ['offload.socket.fallback']);
   });
 });

@@ -2,9 +2,13 @@
 // this command with its connected TCP socket inherited as fd N (e.g. Python's subprocess pass_fds); the command
 // passes it to the guest agent with SCM_RIGHTS (src/guest/offload-fd.ts), which hands the connection to the host
 // for the send of FILE and restores it on the same socket. Prints { bytes, by, reason?, finished? } (JSON).
+// --head-file: bytes sent before FILE (the app's response headers), as the agent's `head`.
+import { createReadStream } from 'node:fs';
 import { createConnection } from 'node:net';
+import type { Readable } from 'node:stream';
 import type { Command } from 'commander';
 import { HylicsError, isErrorCode } from '../../core/errors/index.js';
+import { MAX_HANDOFF_HEAD_BYTES } from '../../core/protocol/index.js';
 import { DEFAULT_OFFLOAD_SOCKET } from '../../guest/offload-fd.js';
 import { sendWithFd } from '../../os/tcp-repair.js';
 import { printJson } from '../output.js';
@@ -15,8 +19,40 @@ function intArg(v: string | undefined, what: string): number | undefined {
   return Number(v);
 }
 
+/**
+ * The head's bytes from `path` (`-`: stdin), at most MAX_HANDOFF_HEAD_BYTES (read up to one byte more, so a larger
+ * input is refused without reading it all). Empty: no head. Read before anything is passed to the agent, so a bad
+ * head changes nothing.
+ */
+export async function readHead(path: string): Promise<Buffer | undefined> {
+  const max = MAX_HANDOFF_HEAD_BYTES;
+  const input: Readable = path === '-' ? process.stdin : createReadStream(path, { end: max });
+  const chunks: Buffer[] = [];
+  let n = 0;
+  try {
+    for await (const c of input) {
+      chunks.push(c as Buffer);
+      n += (c as Buffer).length;
+      if (n > max) break;
+    }
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    throw new HylicsError('HYLICS_ERR_INVALID_ARGUMENT', `--head-file ${path}: ${code ?? (e as Error).message}`, { option: '--head-file', path, ...(code ? { errno: code } : {}) });
+  } finally {
+    if (path === '-') process.stdin.destroy(); else input.destroy();
+  }
+  if (n > max) {
+    throw new HylicsError('HYLICS_ERR_INVALID_ARGUMENT', `--head-file ${path}: the head is over ${max} bytes (MAX_HANDOFF_HEAD_BYTES)`, { option: '--head-file', path, max });
+  }
+  return n === 0 ? undefined : Buffer.concat(chunks);
+}
+
 /** Pass `fd` and the request to the agent's offload socket; resolves with its answer. */
-export function offloadSendfile(socketPath: string, fd: number, req: { path: string; offset?: number; count?: number; mode?: 'return' | 'terminal' }): Promise<Record<string, unknown>> {
+export function offloadSendfile(
+  socketPath: string,
+  fd: number,
+  req: { path: string; offset?: number; count?: number; mode?: 'return' | 'terminal'; head?: string },
+): Promise<Record<string, unknown>> {
   return new Promise((resolve, reject) => {
     const c = createConnection({ path: socketPath });
     let buf = '';
@@ -54,18 +90,28 @@ export function register(program: Command): void {
     .option('--offset <bytes>', 'first byte of FILE', '0')
     .option('--count <bytes>', 'bytes to send (default: to the end)')
     .option('--terminal', 'the host finishes the connection (FIN) after the file')
+    .option(
+      '--head-file <path>',
+      `bytes to send before FILE, e.g. the response headers (at most ${MAX_HANDOFF_HEAD_BYTES}; - : stdin): ` +
+        'by the host with the file, or by the agent first when the send stays in the guest',
+    )
     .option('--socket <path>', "the agent's offload socket", DEFAULT_OFFLOAD_SOCKET)
     .action(
       async (
         file: string,
-        opts: { fd: string; offset: string; count?: string; terminal?: boolean; socket: string },
+        opts: { fd: string; offset: string; count?: string; terminal?: boolean; headFile?: string; socket: string },
       ) => {
+        // every argument checked (the head read) before the socket goes to the agent: a bad one changes nothing
+        const fd = intArg(opts.fd, '--fd')!;
+        const offset = intArg(opts.offset, '--offset')!;
         const count = intArg(opts.count, '--count');
-        const r = await offloadSendfile(opts.socket, intArg(opts.fd, '--fd')!, {
+        const head = opts.headFile !== undefined ? await readHead(opts.headFile) : undefined;
+        const r = await offloadSendfile(opts.socket, fd, {
           path: file,
-          offset: intArg(opts.offset, '--offset')!,
+          offset,
           ...(count !== undefined ? { count } : {}),
           mode: opts.terminal ? 'terminal' : 'return',
+          ...(head ? { head: head.toString('base64') } : {}),
         });
         printJson(r);
       },
