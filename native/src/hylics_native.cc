@@ -1020,11 +1020,16 @@ Napi::Value SendWithFd(const Napi::CallbackInfo& info) {
 }
 
 // ---- nftables set elements over netlink ----------------------------------------------------------------------
-// nftSetElems(table, [{ set, add, key }]): in one batch (NFNL_MSG_BATCH_BEGIN .. END, all or nothing), add (NEWSETELEM,
-// no NLM_F_EXCL: adding a present element is no error) or delete (DELSETELEM) the element with key `key` (the raw
-// key bytes: concatenated fields, each padded to 4 bytes) in set `set` of table `ip <table>`. Every message asks
-// for an ACK; the batch runs inside sendmsg, so the answers are queued when it returns. Throws with the errno of
-// the first failing message (ENOENT: deleting an element that is not there; the whole batch is then undone).
+// nftSetElems(table, [{ set, add, key, destroy? }]): in one batch (NFNL_MSG_BATCH_BEGIN .. END, all or nothing), add
+// (NEWSETELEM, no NLM_F_EXCL: adding a present element is no error), delete (DELSETELEM) or, with destroy, destroy
+// (DESTROYSETELEM, Linux >= 6.3: deleting an element that is not there is no error) the element with key `key` (the
+// raw key bytes: concatenated fields, each padded to 4 bytes) in set `set` of table `ip <table>`. No message asks
+// for an ACK: the batch runs inside sendmsg (nfnetlink processes it in the sender's context), so by the time it
+// returns the kernel has queued an error answer for every message that failed (and for a failed commit), and
+// nothing for success; one non-blocking read then tells which (a per-message ACK cost the kernel an answer each
+// and us a blocking read: ~3 % of hylicsd's event loop at 10 messages per handoff). Throws with the errno of the
+// first failing message (ENOENT: deleting an element that is not there; EINVAL: a kernel without DESTROYSETELEM;
+// the whole batch is then undone).
 void NlPut(std::string* b, uint16_t type, const void* data, size_t len) {
   struct nlattr a{};
   a.nla_len = static_cast<uint16_t>(NLA_HDRLEN + len);
@@ -1062,6 +1067,8 @@ void NlMsg(std::string* out, uint16_t type, uint16_t flags, uint32_t seq, uint8_
 
 std::mutex nlMutex;
 int nlFd = -1;
+// NFT_MSG_DESTROYSETELEM (Linux 6.3; older uapi headers lack it): delete, and no error when the element is not there
+constexpr uint16_t kNftMsgDestroySetElem = 30;
 
 Napi::Value NftSetElems(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
@@ -1078,6 +1085,7 @@ Napi::Value NftSetElems(const Napi::CallbackInfo& info) {
     Napi::Object op = ops.Get(i).As<Napi::Object>();
     std::string set = op.Get("set").As<Napi::String>().Utf8Value();
     bool add = op.Get("add").ToBoolean().Value();
+    bool destroy = !add && op.Get("destroy").ToBoolean().Value();
     Napi::Buffer<char> key = op.Get("key").As<Napi::Buffer<char>>();
     std::string a;
     NlPut(&a, NFTA_SET_ELEM_LIST_TABLE, table.c_str(), table.size() + 1);
@@ -1089,8 +1097,9 @@ Napi::Value NftSetElems(const Napi::CallbackInfo& info) {
     NlNestEnd(&a, k);
     NlNestEnd(&a, el);
     NlNestEnd(&a, list);
-    uint16_t type = static_cast<uint16_t>((NFNL_SUBSYS_NFTABLES << 8) | (add ? NFT_MSG_NEWSETELEM : NFT_MSG_DELSETELEM));
-    NlMsg(&batch, type, NLM_F_REQUEST | NLM_F_ACK | (add ? NLM_F_CREATE : 0), ++seq, NFPROTO_IPV4, 0, a);
+    uint16_t msg = add ? uint16_t{NFT_MSG_NEWSETELEM} : destroy ? kNftMsgDestroySetElem : uint16_t{NFT_MSG_DELSETELEM};
+    uint16_t type = static_cast<uint16_t>((NFNL_SUBSYS_NFTABLES << 8) | msg);
+    NlMsg(&batch, type, NLM_F_REQUEST | (add ? NLM_F_CREATE : 0), ++seq, NFPROTO_IPV4, 0, a);
   }
   NlMsg(&batch, NFNL_MSG_BATCH_END, NLM_F_REQUEST, ++seq, AF_UNSPEC, NFNL_SUBSYS_NFTABLES, "");
   // One netlink socket for the process, kept open: closing a NETLINK_NETFILTER socket right after a commit waits
@@ -1110,16 +1119,20 @@ Napi::Value NftSetElems(const Napi::CallbackInfo& info) {
   int err = 0;
   bool broken = false;
   if (sendto(fd, batch.data(), batch.size(), 0, reinterpret_cast<sockaddr*>(&kernel), sizeof kernel) < 0) { err = errno; broken = true; }
-  // one ACK (or error) per element message of this batch (sequence numbers first+1 .. first+n)
-  uint32_t acked = 0;
-  while (err == 0 && acked < n) {
-    ssize_t r = recv(fd, buf, sizeof buf, 0);
-    if (r < 0) { if (errno == EINTR) continue; err = errno; broken = true; break; }
+  // the answers are queued now: errors only (sequence numbers first .. first+n+1: a failed commit is answered with
+  // the batch's first header); nothing queued means every message went through. ENOBUFS: an answer was lost (the
+  // socket's buffer was full), so success is not known: an error too (and a fresh socket next time)
+  while (err == 0) {
+    ssize_t r = recv(fd, buf, sizeof buf, MSG_DONTWAIT);
+    if (r < 0) {
+      if (errno == EINTR) continue;
+      if (errno != EAGAIN && errno != EWOULDBLOCK) { err = errno; broken = true; }
+      break;
+    }
     for (nlmsghdr* h = reinterpret_cast<nlmsghdr*>(buf); NLMSG_OK(h, static_cast<unsigned>(r)); h = NLMSG_NEXT(h, r)) {
-      if (h->nlmsg_type != NLMSG_ERROR || static_cast<uint32_t>(h->nlmsg_seq - first - 1) >= n) continue;
+      if (h->nlmsg_type != NLMSG_ERROR || static_cast<uint32_t>(h->nlmsg_seq - first) > n + 1) continue;
       int e = reinterpret_cast<nlmsgerr*>(NLMSG_DATA(h))->error;
-      acked++;
-      if (e != 0 && err == 0) err = -e;  // the batch was undone: stop at the first error
+      if (e != 0 && err == 0) err = -e;  // the batch was undone: the first error
     }
   }
   if (broken) { close(fd); nlFd = -1; }  // a fresh socket next time
@@ -1402,8 +1415,9 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("tcpHandoffThaw", Napi::Function::New(env, TcpHandoffThaw));
   exports.Set("offloadTransfer", Napi::Function::New(env, OffloadTransfer));
   // ADDON_VERSION in src/os/native.ts: raised when a call takes a new argument (4: offloadTransfer's head; 5: the
-  // frozen socket's DSCP: tcpHandoffFreeze's, tcpHandoffRestore's and offloadTransfer's hushTos, tcpHandoffThaw)
-  exports.Set("version", Napi::Number::New(env, 5));
+  // frozen socket's DSCP: tcpHandoffFreeze's, tcpHandoffRestore's and offloadTransfer's hushTos, tcpHandoffThaw; 6:
+  // nftSetElems' destroy)
+  exports.Set("version", Napi::Number::New(env, 6));
   return exports;
 }
 

@@ -56,8 +56,9 @@ export interface Addon {
   /** SO_RCVBUF to `bytes`; returns the kernel's (doubled) value. */
   setRecvBuffer(fd: number, bytes: number): number;
   abortClose(fd: number): void;
-  /** One netlink batch of nftables set element changes in table `ip <table>`. */
-  nftSetElems(table: string, ops: Array<{ set: string; add: boolean; key: Buffer }>): void;
+  /** One netlink batch of nftables set element changes in table `ip <table>` (not add: delete, or with destroy
+   *  DESTROYSETELEM, no error when the element is absent; EINVAL on a kernel before 6.3). */
+  nftSetElems(table: string, ops: Array<{ set: string; add: boolean; key: Buffer; destroy?: boolean }>): void;
   /** Socket offload's host part as one job on the sendfile thread: send, wait for the ACKs, freeze and dump
    *  (src/os/tcp-repair.ts sendDrainFreeze). */
   offloadTransfer(
@@ -120,7 +121,7 @@ const ADDON_PATH = join(PACKAGE_ROOT, 'native', 'build', 'Release', 'hylics_nati
  *  built from source in the same tree, so there is no fallback for an older build: one that lacks any of these
  *  (a checkout that skipped `npm run build:native` after pulling) is refused as a whole. */
 /** The interface version this code needs (native/src/hylics_native.cc exports `version`): an older build is stale. */
-export const ADDON_VERSION = 5;
+export const ADDON_VERSION = 6;
 
 const ADDON_EXPORTS: Readonly<Record<keyof Addon, 'function' | 'number'>> = {
   openBeneath: 'function', sendfile: 'function', sendfileNow: 'function', abortSendfile: 'function',

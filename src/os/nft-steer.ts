@@ -221,9 +221,10 @@ export const NETLINK_BUSY_PAUSE_MS = 2;
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 /**
- * Move a flow between sets in one transaction: it ends up in `to` (or in none when null). Deleting from a set it
- * is not in is not an error (added first in the same transaction: nft 1.0.6 has no `destroy element`). Through
- * the addon's netlink batch (tens of microseconds) when enabled, else through the long-lived nft.
+ * Move a flow between sets in one transaction: it ends up in `to` (or in none when null). Leaving a set it is not in
+ * is not an error (netlink: destroyed there, DESTROYSETELEM, or on a kernel before 6.3 added first in the same
+ * transaction; nft: added first, as nft 1.0.6 has no `destroy element`). Through the addon's netlink batch (tens of
+ * microseconds) when enabled, else through the long-lived nft.
  */
 export function moveFlow(guest: string, flow: Flow, to: SteerSet | null, tag = ''): Promise<void> {
   // one flow's changes happen in call order: a change retried after EBUSY (a guest's release of handoff N taking the
@@ -238,16 +239,16 @@ export function moveFlow(guest: string, flow: Flow, to: SteerSet | null, tag = '
     // the common case (a handoff's steer and hand-back): nothing of this flow in flight, so the change is made
     // here and now, in call order by construction, with no promise chain around a synchronous netlink commit; only
     // an EBUSY goes through the per-flow queue for its retries (later changes of the flow wait behind it)
-    const ops = setOps(flowKeyOf(flow), to);
+    const key = flowKeyOf(flow);
     try {
-      addon.nftSetElems(table, ops);
+      commitOps(addon.nftSetElems.bind(addon), table, key, to);
       return Promise.resolve();
     } catch (e) {
       const err = e as NetlinkErr;
       if (err.errno !== 'EBUSY') return Promise.reject(netlinkError(table, el, to, err, 1));
       return flowChanges.run(k, async () => {
         await sleep(NETLINK_BUSY_PAUSE_MS);
-        return netlinkMove(addon.nftSetElems.bind(addon), table, el, ops, to, 2);
+        return netlinkMove(addon.nftSetElems.bind(addon), table, el, key, to, 2);
       });
     }
   }
@@ -256,15 +257,35 @@ export function moveFlow(guest: string, flow: Flow, to: SteerSet | null, tag = '
 /** Set changes per flow (table and element), in call order. */
 const flowChanges = new KeyedSerial<string>();
 
-/** The addon's batch moving `key` to `to`: added to every set (so each delete finds it), deleted from the others. */
-type SetOp = { set: string; add: boolean; key: Buffer };
+/**
+ * The addon's batch moving `key` to `to`: added to `to`, destroyed in the others (DESTROYSETELEM, Linux >= 6.3: no
+ * error when it is not there), 3 messages and one insert; on an older kernel (the batch refused with EINVAL, once
+ * per process) added to every set (so each delete finds it) and deleted from the others, 5 messages and 3 inserts.
+ */
+type SetOp = { set: string; add: boolean; key: Buffer; destroy?: boolean };
 function setOps(key: Buffer, to: SteerSet | null): SetOp[] {
   const ops: SetOp[] = [];
   for (const set of SETS) {
-    ops.push({ set, add: true, key });
-    if (set !== to) ops.push({ set, add: false, key });
+    if (set === to) ops.push({ set, add: true, key });
+    else if (destroyElems) ops.push({ set, add: false, key, destroy: true });
+    else ops.push({ set, add: true, key }, { set, add: false, key });
   }
   return ops;
+}
+/** The kernel takes DESTROYSETELEM (cleared at the first batch refused with EINVAL that used it). */
+let destroyElems = true;
+
+/** One batch; a kernel without DESTROYSETELEM refuses it with EINVAL as a whole (nothing changed): the add + delete
+ *  form from then on. */
+function commitOps(
+  commit: (table: string, ops: SetOp[]) => void, table: string, key: Buffer, to: SteerSet | null,
+): void {
+  const ops = setOps(key, to);
+  try { commit(table, ops); } catch (e) {
+    if ((e as NetlinkErr).errno !== 'EINVAL' || !ops.some((o) => o.destroy)) throw e;
+    destroyElems = false;
+    commit(table, setOps(key, to));
+  }
 }
 
 /** flowKey without validating again (the caller has: element()). */
@@ -287,10 +308,10 @@ function netlinkError(table: string, el: string, to: SteerSet | null, err: Netli
 /** The netlink batch, tried again after EBUSY (NETLINK_BUSY_ATTEMPTS in all, counting from `attempt`). */
 async function netlinkMove(
   commit: (table: string, ops: SetOp[]) => void,
-  table: string, el: string, ops: SetOp[], to: SteerSet | null, attempt: number,
+  table: string, el: string, key: Buffer, to: SteerSet | null, attempt: number,
 ): Promise<void> {
   for (; ; attempt++) {
-    try { commit(table, ops); return; } catch (e) {
+    try { commitOps(commit, table, key, to); return; } catch (e) {
       const err = e as NetlinkErr;
       // EBUSY (seen under load in about 1 of 1000 keep-alive handoffs; likely the key the packet path had just
       // deleted from the dynamic `back` set on the guest's first packet after a held hand-back, not yet freed):
@@ -305,7 +326,7 @@ async function moveFlowNow(guest: string, flow: Flow, to: SteerSet | null, tag: 
   const table = steerTableName(guest, tag);
   const { addon } = nativeAddon();
   if (NETLINK && addon) {
-    return netlinkMove(addon.nftSetElems.bind(addon), table, element(flow), setOps(flowKeyOf(flow), to), to, 1);
+    return netlinkMove(addon.nftSetElems.bind(addon), table, element(flow), flowKeyOf(flow), to, 1);
   }
   const t = `ip ${table}`;
   const e = `{ ${element(flow)} }`;
