@@ -182,6 +182,9 @@ bool XferAfterSend(Job* job);            // true: the job goes on (draining), fa
 bool XferDraining(const Job* job);
 void XferTick();                          // the drain poll timer fired
 void XferDeliver(Napi::Env env, Job* job);
+struct CState;
+struct SavedTos;
+Napi::Buffer<uint8_t> PackedState(Napi::Env env, const CState& st, const SavedTos* saved);  // tcpHandoffFreeze's form
 constexpr uint64_t kDrainTimerId = UINT64_MAX;  // epoll data of the drain poll timer (job ids are JS numbers)
 using Tsfn = Napi::TypedThreadSafeFunction<void, Job, Deliver>;
 
@@ -1257,7 +1260,7 @@ void XferDeliver(Napi::Env env, Job* job) {
   if (x->outcome) o.Set("drained", Napi::String::New(env, x->outcome));
   if (x->draining) o.Set("drainMs", Napi::Number::New(env, static_cast<double>(x->drainEnd - x->drainStart)));
   o.Set("filtered", Napi::Boolean::New(env, x->filtered));
-  if (x->state) o.Set("state", StateObject(env, *x->state));
+  if (x->state) o.Set("state", PackedState(env, *x->state, nullptr));  // packed: one Buffer, not a 15-property object
   if (x->freezeErr != 0) o.Set("freezeError", MakeError(env, x->freezeErr, x->freezeWhat ? x->freezeWhat : "freeze", x->freezeCode).Value());
   job->deferred.Resolve(o);
 }
@@ -1309,8 +1312,13 @@ Napi::Value TcpHandoffFreeze(const Napi::CallbackInfo& info) {
   int hushTos = info.Length() > 1 && info[1].IsNumber() ? info[1].As<Napi::Number>().Int32Value() : 0;
   SavedTos saved;
   if (hushTos > 0) HushOn(fd, hushTos, &saved);  // best effort: a failure leaves the socket's own (saved.tos -1)
+  return PackedState(env, st, hushTos > 0 ? &saved : nullptr);
+}
+
+// A dumped state packed (the layout above); with `saved`, followed by its IP_TOS and SO_PRIORITY (i32 LE each).
+Napi::Buffer<uint8_t> PackedState(Napi::Env env, const CState& st, const SavedTos* saved) {
   size_t sl = st.sendBytes.size(), rl = st.recvBytes.size();
-  size_t trailer = hushTos > 0 ? 8 : 0;
+  size_t trailer = saved ? 8 : 0;
   Napi::Buffer<uint8_t> out = Napi::Buffer<uint8_t>::New(env, kPackedHeader + sl + rl + trailer);
   uint8_t* p = out.Data();
   memcpy(p, &st.local.sin_addr, 4);
@@ -1323,7 +1331,7 @@ Napi::Value TcpHandoffFreeze(const Napi::CallbackInfo& info) {
   for (size_t i = 0; i < kPackedWords; i++) Put32(p + 8 + 4 * i, words[i]);
   if (sl) memcpy(p + kPackedHeader, st.sendBytes.data(), sl);
   if (rl) memcpy(p + kPackedHeader + sl, st.recvBytes.data(), rl);
-  if (trailer) { Put32(p + kPackedHeader + sl + rl, static_cast<uint32_t>(saved.tos)); Put32(p + kPackedHeader + sl + rl + 4, static_cast<uint32_t>(saved.prio)); }
+  if (saved) { Put32(p + kPackedHeader + sl + rl, static_cast<uint32_t>(saved->tos)); Put32(p + kPackedHeader + sl + rl + 4, static_cast<uint32_t>(saved->prio)); }
   return out;
 }
 
@@ -1416,8 +1424,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("offloadTransfer", Napi::Function::New(env, OffloadTransfer));
   // ADDON_VERSION in src/os/native.ts: raised when a call takes a new argument (4: offloadTransfer's head; 5: the
   // frozen socket's DSCP: tcpHandoffFreeze's, tcpHandoffRestore's and offloadTransfer's hushTos, tcpHandoffThaw; 6:
-  // nftSetElems' destroy)
-  exports.Set("version", Napi::Number::New(env, 6));
+  // nftSetElems' destroy; 7: offloadTransfer's state packed as tcpHandoffFreeze's)
+  exports.Set("version", Napi::Number::New(env, 7));
   return exports;
 }
 

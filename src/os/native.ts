@@ -80,7 +80,8 @@ export interface Addon {
     drained?: 'ok' | 'closing' | 'gone' | 'aborted';
     drainMs?: number;
     filtered: boolean;
-    state?: NativeTcpState;
+    /** Packed as tcpHandoffFreeze's (src/os/tcp-repair.ts unpackState). */
+    state?: Buffer;
     freezeError?: unknown;
   }>;
   /** Drop filter on, TCP_REPAIR on and dump, in one call; the state packed in one Buffer (src/os/tcp-repair.ts
@@ -121,7 +122,7 @@ const ADDON_PATH = join(PACKAGE_ROOT, 'native', 'build', 'Release', 'hylics_nati
  *  built from source in the same tree, so there is no fallback for an older build: one that lacks any of these
  *  (a checkout that skipped `npm run build:native` after pulling) is refused as a whole. */
 /** The interface version this code needs (native/src/hylics_native.cc exports `version`): an older build is stale. */
-export const ADDON_VERSION = 6;
+export const ADDON_VERSION = 7;
 
 const ADDON_EXPORTS: Readonly<Record<keyof Addon, 'function' | 'number'>> = {
   openBeneath: 'function', sendfile: 'function', sendfileNow: 'function', abortSendfile: 'function',

@@ -179,19 +179,27 @@ export function capReceiveQueue(fd: number, maxBytes: number): number {
   try { return a.setRecvBuffer(fd, Math.floor(maxBytes / 4)); } catch (e) { throw socketError(e, 'receive buffer'); }
 }
 
-/** A socket carrying on the connection of `state`; returns its fd (non-blocking, close-on-exec). */
+/** A socket carrying on the connection of `state`; returns its fd (non-blocking, close-on-exec). Thawed (the host's
+ *  takeover in every handoff): the state packed in one Buffer (tcpHandoffRestore), no object read through N-API
+ *  property by property. */
 export function restore(state: TcpStateT, opts: RestoreOptions = {}): number {
   const a = need();
   let fd: number;
-  try {
-    fd = a.tcpRepairRestore(fromWire(state), {
-      ...(opts.transparent ? { transparent: true } : {}),
-      ...(opts.replaceFd !== undefined ? { replaceFd: opts.replaceFd } : {}),
-      ...(opts.inPlace ? { inPlace: true } : {}),
-      repairOff: opts.frozen ? 0 : 1,
-      ...(opts.dropFilter ? { dropFilter: true } : {}),
-    });
-  } catch (e) { throw repairError(e, 'restore'); }
+  if (!opts.frozen) {
+    const packed = packState(state);
+    const flags = (opts.transparent ? 1 : 0) | (opts.inPlace ? 2 : 0) | (opts.dropFilter ? 4 : 0);
+    try { fd = a.tcpHandoffRestore(packed, opts.replaceFd ?? -1, flags); } catch (e) { throw repairError(e, 'restore'); }
+  } else {
+    try {
+      fd = a.tcpRepairRestore(fromWire(state), {
+        ...(opts.transparent ? { transparent: true } : {}),
+        ...(opts.replaceFd !== undefined ? { replaceFd: opts.replaceFd } : {}),
+        ...(opts.inPlace ? { inPlace: true } : {}),
+        repairOff: 0,
+        ...(opts.dropFilter ? { dropFilter: true } : {}),
+      });
+    } catch (e) { throw repairError(e, 'restore'); }
+  }
   if (opts.maxRecvQueue !== undefined) {
     try { capReceiveQueue(fd, opts.maxRecvQueue); } catch (e) {
       try { closeLeavingNothing(fd); } catch { /* gone */ }
@@ -437,7 +445,7 @@ export async function sendDrainFreeze(
   const out: TransferResult = { bytes: r.bytes, headBytes: r.headBytes ?? 0, filtered: r.filtered };
   if (r.drained !== undefined) out.drained = r.drained;
   if (r.drainMs !== undefined) out.drainMs = r.drainMs;
-  if (r.state) out.state = toWire(r.state);
+  if (r.state) out.state = unpackState(r.state);
   if (r.freezeError !== undefined) out.freezeError = repairError(r.freezeError, 'freeze');
   return out;
 }
