@@ -80,7 +80,10 @@ test('agent tier manager: launcher on PATH, tier put/path/ls, task run reports, 
     a.stderr!.on('data', (b: Buffer) => logs.push(b.toString()));
     return a;
   };
-  agent = startAgent('60s');
+  // no idle eviction until the restart: the LRU order of the shrink and the promotion below are this part's checks,
+  // and an idle sweep running meanwhile (a loaded machine can take long between the puts and the shrink) would move
+  // files first and change them; the restarted agent below has a 2 s idle time for its own check
+  agent = startAgent('0');
   t.after(() => { if (agent && agent.exitCode === null) agent.kill('SIGKILL'); });
   await server.waitConnected(name, 30_000);
   const hylics = join(bin, 'hylics');
@@ -176,7 +179,7 @@ test('agent tier manager: launcher on PATH, tier put/path/ls, task run reports, 
   await until('idle eviction', async () => {
     const s = await server.request(name, 'tier.stats', {});
     return s.memoryFiles === 0 && s.diskFiles === 3 ? s : undefined;
-  });
+  }, 60_000);
   for (const [n, b] of Object.entries(data)) assert.equal(sha(await readFile(join(disk, n))), sha(b), n);
   assert.deepEqual(readdirSync(share, { recursive: true }).filter((f) => String(f).includes('.hylics-tmp')), []);
   assert.ok(logs.join('').includes('idle files moved to the disk tier'));
