@@ -38,7 +38,9 @@ test('sandbox guest: hylics on PATH, tier put/path/ls, task run reports reach th
     if (daemon) { await cli('guest', 'rm', name); await stopDaemon(daemon); daemon = undefined; }
     await rm(dir, { recursive: true, force: true });
   });
-  const g = await cli('guest', 'create', name, '--share-size', '8M', '--memory', '256M', '--json');
+  // no idle eviction (--tier-idle 0; the store is there all the same): the shrink below must find the segments in the
+  // share, and on a loaded machine the steps before it can outlast the 60 s default idle time
+  const g = await cli('guest', 'create', name, '--share-size', '8M', '--memory', '256M', '--tier-idle', '0', '--json');
   assert.equal(g.code, 0, g.stderr + g.stdout);
 
   // the agent writes the launcher at start; it is on the PATH of what the agent runs
