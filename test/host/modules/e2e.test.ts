@@ -41,7 +41,9 @@ test('hylics module start/ls/stop on a sandbox guest: curl and ffprobe through t
     await rm(dir, { recursive: true, force: true });
   });
 
-  const g = await cli(['guest', 'create', guest, '--share-size', '128M']);
+  // no idle eviction (--tier-idle 0): the content is written into the share directly and first read by the modules
+  // only after both started, which on a loaded machine can outlast the 60 s default idle time (not this test's subject)
+  const g = await cli(['guest', 'create', guest, '--share-size', '128M', '--tier-idle', '0']);
   assert.equal(g.code, 0, g.stderr + g.stdout);
   const addr = (g.out as { address: string }).address;
   // the guest writes its content into its own share (the daemon's exec runs inside the guest)
@@ -77,11 +79,15 @@ test('hylics module start/ls/stop on a sandbox guest: curl and ffprobe through t
   const other = await cli(['module', 'stop', 'no-such-guest', http.id]);
   assert.notEqual(other.code, 0);
 
-  await new Promise((r) => setTimeout(r, 1500)); // one stats flush
-  const ls = await cli(['module', 'ls', guest]);
-  const mods = ls.out as ModuleInfo[];
+  // the bytes reach the totals once the engine wrote its access log (nginx: every second) and hylicsd read it (every
+  // second): awaited, not read after a fixed sleep (1.5 s was less than those two on a loaded machine)
+  let mods: ModuleInfo[] = [];
+  for (const end = Date.now() + 60_000; ; await new Promise((r) => setTimeout(r, 250))) {
+    mods = (await cli(['module', 'ls', guest])).out as ModuleInfo[];
+    if ((mods.find((m) => m.id === http.id)?.totals.bytes ?? 0) >= 3_000_000 || Date.now() > end) break;
+  }
   assert.deepEqual(mods.map((m) => m.kind).sort(), ['http', 'stream']);
-  assert.ok(mods.find((m) => m.id === http.id)!.totals.bytes >= 3_000_000);
+  assert.ok(mods.find((m) => m.id === http.id)!.totals.bytes >= 3_000_000, JSON.stringify(mods.map((m) => m.totals)));
 
   for (const m of mods) assert.equal((await cli(['module', 'stop', guest, m.id], false)).code, 0);
   assert.deepEqual((await cli(['module', 'ls', guest])).out, []);
