@@ -123,7 +123,7 @@ function suite(engine: EngineKind): void {
     assert.ok(ms >= LIMIT_MS * 0.8, `closed after ${ms} ms`);
   });
 
-  test('a client that stops reading a body is dropped (send_timeout), counted as an error', { skip, timeout: 30_000 }, async () => {
+  test('a client that stops reading a body is dropped (send_timeout), counted as an error', { skip, timeout: 60_000 }, async () => {
     await new Promise((r) => setTimeout(r, 2500)); // earlier tests' log lines are flushed (flush=1s) and counted
     const before = m2.list(fx.guest.name)[0]!.totals.errors;
     const c = await rawConnect();
@@ -137,7 +137,8 @@ function suite(engine: EngineKind): void {
       return (engine === 'nginx' ? c?.writing : c?.active) ?? 9;
     };
     await waitFor('the stalled transfer dropped', async () => (await busy()) <= 1, 15_000);
-    await waitFor('the broken transfer in the counters', () => m2.list(fx.guest.name)[0]!.totals.errors > before, 5000);
+    // (a cap, not a bound: lighttpd writes its log every 4 s, 8 s when it misses one under load, read every second)
+    await waitFor('the broken transfer in the counters', () => m2.list(fx.guest.name)[0]!.totals.errors > before, 30_000);
     c.s.destroy();
   });
 
