@@ -199,7 +199,10 @@ test('socket offload: example file server in a sandbox guest, client in another 
     const slow = codes.map((l, i) => `${i}: ${l}`).filter((l) => Number(l.split(' ')[1]) > 1);
     const serverLog = async (): Promise<string> => {
       const { readFile } = await import('node:fs/promises');
-      return (await readFile(join(dir, 'guests', g, 'run', 'file-server.log'), 'utf8').catch(() => '')).split('\n').slice(-20).join('\n');
+      const fsLog = (await readFile(join(dir, 'guests', g, 'run', 'file-server.log'), 'utf8').catch(() => '')).split('\n').slice(-20);
+      // hylicsd's warnings and errors (pino level >= 40), not its per-handoff debug lines
+      const warns = (await readFile(join(dir, 'hylicsd.log'), 'utf8').catch(() => '')).split('\n').filter((l) => /"level":[456]0/.test(l)).slice(-15);
+      return ['file server:', ...fsLog, 'hylicsd warnings:', ...warns].join('\n');
     };
     if (r.code !== 0 || bad.length > 0) assert.fail(`curl exit ${r.code}: ${bad.length} of ${codes.length} not 200 (first ${bad.slice(0, 5).join(', ')}; slow ${slow.slice(0, 5).join(', ')})\n${r.stderr.slice(-2000)}\n${await serverLog()}`);
     assert.ok((await json<GuestView>('guest', 'show', g)).offload!.socket.handoffs - before >= 1000);
