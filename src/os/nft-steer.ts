@@ -70,13 +70,18 @@ const BARE_ACK = ['ip hdrlength 5 tcp doff 5 ip length 40', 'ip hdrlength 5 tcp 
 
 /** The whole table, replaced in one transaction (a leftover of a dead daemon goes with it). With `guestAddr`, the
  *  packets of frozen sockets with that local address (FROZEN_DSCP: the guest's, coming in on its link, and the host's
- *  own frozen copies, going out) are dropped. */
+ *  own frozen copies, going out) are dropped, and packets neither from nor to it pass at the chains' first rule. */
 export function renderSteerTable(guest: string, tag = '', guestAddr?: string): string {
   const t = `ip ${steerTableName(guest, tag)}`;
   if (guestAddr !== undefined && !isIPv4(guestAddr)) throw new HylicsError('HYLICS_ERR_INVALID_ARGUMENT', `not an IPv4 address: ${JSON.stringify(guestAddr)}`);
   // a frozen socket sends nothing (docs/offload-socket.md, "Frozen sockets send nothing"): its loss probe,
   // retransmissions or delayed ACK would carry a newer TCP timestamp than the state restored on the other end
   const frozen = guestAddr === undefined ? [] : [`    ip saddr ${guestAddr} ip dscp ${FROZEN_DSCP} counter drop`];
+  // every rule below is about packets to or from the guest's address (the sets' flows are all on it: the host checks
+  // a handoff's local address, and the table is made again when the address changes), so any other packet leaves
+  // at once: the host has a table per connected guest, and each packet would otherwise meet eight set lookups in
+  // each of them
+  const others = guestAddr === undefined ? [] : [`    ip saddr != ${guestAddr} ip daddr != ${guestAddr} accept`];
   const key = 'type ipv4_addr . inet_service . ipv4_addr . inet_service;';
   const toGuest = 'ip daddr . tcp dport . ip saddr . tcp sport'; // a client's packet, as guest . client
   const fromGuest = 'ip saddr . tcp sport . ip daddr . tcp dport'; // a guest's packet, as guest . client
@@ -99,6 +104,7 @@ export function renderSteerTable(guest: string, tag = '', guestAddr?: string): s
     `  set back { ${key} flags dynamic,timeout; timeout ${BACK_HOLD_MAX_S}s; }`,
     '  chain pre {',
     '    type filter hook prerouting priority mangle; policy accept;',
+    ...others,
     // first (they used to walk all nine rules: eight lookups before the mark)
     ...fromClient,
     // the guest's packets come in on its link; on lo they are the host's own socket's, looped back to a client on
@@ -116,6 +122,7 @@ export function renderSteerTable(guest: string, tag = '', guestAddr?: string): s
     '  }',
     '  chain out {',
     '    type route hook output priority mangle; policy accept;',
+    ...others,
     ...fromClient,
     ...frozen,
     '  }',

@@ -104,6 +104,10 @@ test('a guest\'s table and its frozen-socket drop rules exist once its agent con
   // in both chains: the guest's frozen socket (prerouting) and the host's frozen copy (output)
   const drops = listed.split('\n').filter((l) => new RegExp(`ip saddr ${ADDR.replace(/\./g, '\\.')} ip dscp 0x39 counter packets \\d+ bytes \\d+ drop`).test(l));
   assert.equal(drops.length, 2, listed);
+  // and any packet neither from nor to the guest's address leaves each chain at its first rule
+  const chains = listed.split(/chain /).slice(1).map((c) => c.split('\n').map((l) => l.trim()).filter((l) => l !== '' && !/^(type|}|[a-z]+ \{$)/.test(l)));
+  assert.equal(chains.length, 2, listed);
+  for (const c of chains) assert.equal(c[0], `ip saddr != ${ADDR} ip daddr != ${ADDR} accept`, listed);
   assert.equal(off.stats(g).handoffs, 0);
   // a reconnect keeps it; the start-up cleanup keeps a table in use; the guest's removal takes it away
   connection(g, false);
