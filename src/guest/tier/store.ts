@@ -421,7 +421,7 @@ export class TierStore {
       const e = await found(name);
       if (e?.tier !== 'memory') continue;
       await this.touch(e, now);
-      this.hostRecent.set(e.name, now);
+      this.noteHostUse(e.name, now);
       touched++;
     }
     if (this.promote === 'off') return { touched, promoted };
@@ -432,10 +432,15 @@ export class TierStore {
       const moved = await this.exclusive(() => this.promoteOne(e.name, e.sizeBytes, epoch));
       if (!moved) continue;
       await this.touch(moved, now);
-      this.hostRecent.set(moved.name, now);
+      this.noteHostUse(moved.name, now);
       promoted++;
     }
     return { touched, promoted };
+  }
+
+  /** Only the idle sweep reads (and prunes) these: without idle eviction nothing is kept. */
+  private noteHostUse(name: string, now: number): void {
+    if (this.idleMs > 0) this.hostRecent.set(name, now);
   }
 
   /** Set the last use (atime) to `ms`, keeping mtime. */
