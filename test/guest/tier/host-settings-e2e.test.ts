@@ -12,8 +12,10 @@ import type { GuestView } from '../../../src/core/api.js';
 
 const skip = process.getuid?.() !== 0 ? 'needs root (daemon: tmpfs mounts, namespaces, cgroups)' : false;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-/** Well under the agent's default idle time (60 s): a move before this is the host's 2 s setting at work. */
-const MOVED_WITHIN_MS = 30_000;
+/** Well under the agent's default idle time (60 s; the clock starts after the put's exec returned, so 15 s are left
+ * for that exec): a move before this is the host's 2 s setting at work. As much as that allows for a 2 s idle time
+ * and a 500 ms sweep on a loaded machine (was 30 s). */
+const MOVED_WITHIN_MS = 45_000;
 
 test('sandbox guest: tier idle and promotion set at guest create take effect in the agent and persist', { skip, timeout: 600_000 }, async (t) => {
   const dir = await tempStateDir('hylics-tierset-');
