@@ -3,9 +3,11 @@
 // host send the bodies with hylicsSendfile. It runs inside a guest, on the guest's own address.
 import { closeSync, openSync, fstatSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
-import { resolve, sep } from 'node:path';
+import { isAbsolute, relative, resolve, sep } from 'node:path';
 import { toHylicsError } from '../core/errors/index.js';
+import { DEFAULT_SHARE_DIR } from './agent.js';
 import { hylicsSendfile, lastFallback, type OffloadOptions } from './offload.js';
+import { tier } from './tier-lib.js';
 import { sendFileToSocket } from '../os/native.js';
 
 export interface FileServerOptions {
@@ -18,7 +20,8 @@ export interface FileServerOptions {
   /** With offload: the response headers go in the handoff (hylicsSendfile's `head`) and the host sends them with the
    *  body's first bytes (default true); false: the server writes them itself first (the older way, for A/B). */
   offloadHead?: boolean;
-  /** The share as the guest sees it (hylicsSendfile needs files inside it). */
+  /** The share as the guest sees it (hylicsSendfile needs files inside it; a name missing there is looked up in the
+   *  guest's tiered store). Default $HYLICS_SHARE or /mnt/hylics. */
   share?: string;
   log?: (msg: string) => void;
 }
@@ -61,10 +64,36 @@ export function parseRange(h: string | undefined, size: number): { start: number
   return { start, end };
 }
 
+/**
+ * Open `file` for a request: in the share (or root) as it is, or, when it is missing there and lies beneath the
+ * share, where the guest's tiered store has it (docs/tier.md: a file unused for the idle time moves to the disk tier;
+ * tier.path counts the miss and moves it back in the background, so a later request finds it in the share again).
+ * `inShare`: the host can send it (socket offload reads only the share). Undefined: no such file.
+ */
+async function openForRequest(
+  file: string,
+  share: string,
+): Promise<{ fd: number; path: string; inShare: boolean } | undefined> {
+  try {
+    return { fd: openSync(file, 'r'), path: file, inShare: true };
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') return undefined;
+  }
+  const rel = relative(share, file);
+  if (rel === '' || rel.startsWith('..') || isAbsolute(rel)) return undefined;
+  try {
+    const e = await tier.path(rel.split(sep).join('/'));
+    return { fd: openSync(e.path, 'r'), path: e.path, inShare: e.tier === 'memory' };
+  } catch {
+    return undefined; // not in either tier (or not a tier name): 404
+  }
+}
+
 export function startFileServer(
   o: FileServerOptions,
 ): Promise<{ server: Server; stats: FileServerStats; close: () => Promise<void> }> {
   const root = resolve(o.root);
+  const share = resolve(o.share ?? (process.env.HYLICS_SHARE || DEFAULT_SHARE_DIR));
   const stats: FileServerStats = { requests: 0, byHost: 0, byGuest: 0, fallbacks: {} };
   const offloadOpts: OffloadOptions = { ...(o.share ? { share: o.share } : {}) };
   const log = o.log ?? (() => undefined);
@@ -91,12 +120,9 @@ export function startFileServer(
     }
     const file = resolve(root, `.${rel}`);
     if (file !== root && !file.startsWith(root + sep)) return simple('403 Forbidden', 'outside the root\n');
-    let fd: number;
-    try {
-      fd = openSync(file, 'r');
-    } catch {
-      return simple('404 Not Found', 'not found\n');
-    }
+    const found = await openForRequest(file, share);
+    if (!found) return simple('404 Not Found', 'not found\n');
+    const { fd, path } = found;
     let size: number;
     try {
       const st = fstatSync(fd);
@@ -127,14 +153,15 @@ export function startFileServer(
       ].join('\r\n'),
       'latin1',
     );
-    const offload = o.offload === 'socket' && head.method !== 'HEAD' && len > 0 && len >= (o.offloadMinBytes ?? 0);
+    // a file the tiered store keeps on the guest's disk is sent by the guest (the host reads only the share)
+    const offload = o.offload === 'socket' && found.inShare && head.method !== 'HEAD' && len > 0 && len >= (o.offloadMinBytes ?? 0);
     // offloaded: the headers travel in the handoff and the host sends them with the body's first bytes (no write
     // here, nothing for the socket to drain before it is frozen)
     const inHandoff = offload && o.offloadHead !== false;
     if (!inHandoff) socket.write(headers);
     if (head.method === 'HEAD' || len === 0) return keepAlive;
     if (offload) {
-      const r = await hylicsSendfile(socket, file, {
+      const r = await hylicsSendfile(socket, path, {
         ...offloadOpts,
         offset: start,
         count: len,
@@ -149,7 +176,7 @@ export function startFileServer(
       }
       if (r.finished) return false;
     } else {
-      const f = openSync(file, 'r');
+      const f = openSync(path, 'r');
       try {
         await sendFileToSocket(socket, f, start, len);
       } finally {
