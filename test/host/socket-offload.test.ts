@@ -186,7 +186,7 @@ test('socket offload: example file server in a sandbox guest, client in another 
     for (const [reason, n] of Object.entries(after.fallbacks)) if (reason !== 'not-quiescent') assert.equal(n, before.fallbacks[reason] ?? 0, `fallbacks ${reason}\n${await why()}`);
   });
 
-  await t.test('100 concurrent and 1000 sequential handoffs leave no flow, socket or orphan behind', async () => {
+  await t.test('100 concurrent and 1000 sequential handoffs leave no flow, socket or orphan behind', async (st) => {
     const urls = Array.from({ length: 100 }, () => `${base}/64k`);
     const conc = await inW('curl', ['-sf', '--parallel', '--parallel-max', '100', '--parallel-immediate', ...urls.flatMap((u) => ['-o', '/dev/null', u])], 120_000);
     assert.equal(conc.code, 0, conc.stderr);
@@ -205,7 +205,11 @@ test('socket offload: example file server in a sandbox guest, client in another 
       return ['file server:', ...fsLog, 'hylicsd warnings:', ...warns].join('\n');
     };
     if (r.code !== 0 || bad.length > 0) assert.fail(`curl exit ${r.code}: ${bad.length} of ${codes.length} not 200 (first ${bad.slice(0, 5).join(', ')}; slow ${slow.slice(0, 5).join(', ')})\n${r.stderr.slice(-2000)}\n${await serverLog()}`);
-    assert.ok((await json<GuestView>('guest', 'show', g)).offload!.socket.handoffs - before >= 1000);
+    // not a timing assertion: the slowest requests, in the report (a rare ~60 s stall was seen once in CI and locally)
+    const times = codes.map((l) => Number(l.split(' ')[1]));
+    st.diagnostic(`sequential: ${slow.length} of ${codes.length} requests over 1 s, slowest ${Math.max(...times).toFixed(3)} s`);
+    const handed = (await json<GuestView>('guest', 'show', g)).offload!.socket.handoffs - before;
+    assert.ok(handed >= 1000, `${handed} handoffs for 1000 requests (slow: ${slow.slice(0, 5).join(', ')})\n${await serverLog()}`);
     // the host keeps a flow steered until its socket has closed (at most CLOSE_MAX_MS, then it drops the socket
     // leaving nothing), plus LINGER_MS: wait for that, then nothing may be left, no kernel orphan either (a socket
     // without a process: FIN-WAIT-1 towards a wrk client that vanished mid-body would retransmit from the guest's
