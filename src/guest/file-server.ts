@@ -95,7 +95,9 @@ export function startFileServer(
   const root = resolve(o.root);
   const share = resolve(o.share ?? (process.env.HYLICS_SHARE || DEFAULT_SHARE_DIR));
   const stats: FileServerStats = { requests: 0, byHost: 0, byGuest: 0, fallbacks: {} };
-  const offloadOpts: OffloadOptions = { ...(o.share ? { share: o.share } : {}) };
+  // the share this server decided on, not hylicsSendfile's own default: the tier lookup and the offload must agree
+  // on which files the host can send (an empty $HYLICS_SHARE: the default here, the working directory there)
+  const offloadOpts: OffloadOptions = { share };
   const log = o.log ?? (() => undefined);
 
   const respond = async (socket: Socket, head: Head): Promise<boolean> => {
