@@ -6,15 +6,14 @@
 // --head-file: the head travels in the handoff, or is written by the agent first on a fallback; too big: refused.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createConnection, createServer, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { MAX_HANDOFF_HEAD_BYTES } from '../../src/core/protocol/index.js';
 import { serveOffloadFd } from '../../src/guest/offload-fd.js';
-import { NODE_BIN, entryArgv } from '../../src/os/self.js';
 import { sendWithFd, socketFd, tcpRepairAvailable } from '../../src/os/tcp-repair.js';
+import { hylics, type CliResult } from '../helpers/cli.js';
 
 const skip = process.getuid?.() !== 0 ? 'needs root (TCP_REPAIR)' : !tcpRepairAvailable().ok ? `native addon: ${tcpRepairAvailable().reason}` : false;
 
@@ -33,20 +32,8 @@ function ask(path: string, msg: string, fd?: number): Promise<Record<string, unk
 const once = (s: Socket): Promise<string> => new Promise((r) => s.once('data', (d) => r(d.toString())));
 
 /** `hylics offload sendfile --fd 3 ARGS` with `fd` inherited as its fd 3 (as an app's subprocess would). */
-type Run = { code: number | null; stdout: string; stderr: string };
-function cliSendfile(args: string[], fd: number, input?: string): Promise<Run> {
-  return new Promise((resolve, reject) => {
-    const argv = [...entryArgv('cli/main'), 'offload', 'sendfile', '--fd', '3', ...args];
-    const p = spawn(NODE_BIN, argv, { stdio: [input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe', fd] });
-    let stdout = '';
-    let stderr = '';
-    p.stdout!.on('data', (d: Buffer) => { stdout += d.toString(); });
-    p.stderr!.on('data', (d: Buffer) => { stderr += d.toString(); });
-    p.on('error', reject);
-    p.on('close', (code) => resolve({ code, stdout, stderr }));
-    if (input !== undefined) p.stdin!.end(input);
-  });
-}
+const cliSendfile = (args: string[], fd: number, input?: string): Promise<CliResult> =>
+  hylics(['offload', 'sendfile', '--fd', '3', ...args], { fds: [fd], ...(input !== undefined ? { input } : {}) });
 
 test('offload socket: fd passed with SCM_RIGHTS, restored in place; fallbacks; bad requests', { skip }, async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'hylics-offfd-'));

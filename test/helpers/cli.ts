@@ -5,7 +5,7 @@ import { mkdtemp, open } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { NODE_BIN, entryArgv } from '../../src/os/self.js';
-import { runCollect } from './proc.js';
+import { runCollect, type ProcOptions } from './proc.js';
 
 export interface CliResult { code: number | null; stdout: string; stderr: string }
 
@@ -14,7 +14,7 @@ const CLI_TIMEOUT_MS = 300_000;
 
 export async function hylics(
   args: string[],
-  opts: { env?: NodeJS.ProcessEnv; input?: string; timeoutMs?: number; uid?: number; gid?: number } = {},
+  opts: Pick<ProcOptions, 'env' | 'timeoutMs' | 'uid' | 'gid' | 'fds'> & { input?: string } = {},
 ): Promise<CliResult> {
   const { code, stdout, stderr } = await runCollect(NODE_BIN, [...entryArgv('cli/main'), ...args], {
     ...opts,

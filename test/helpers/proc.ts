@@ -12,6 +12,8 @@ export interface ProcOptions {
   timeoutMs?: number;
   uid?: number;
   gid?: number;
+  /** Inherited by the child as its fds 3, 4, ... (an app's pass_fds). */
+  fds?: number[];
 }
 
 /** Run `cmd args` to completion; resolves with its exit and output whatever the status, rejects if it cannot start. */
@@ -19,15 +21,15 @@ export function runCollect(cmd: string, args: string[], opts: ProcOptions = {}):
   return new Promise((resolve, reject) => {
     const p = spawn(cmd, args, {
       env: { ...process.env, ...opts.env },
-      stdio: ['pipe', 'pipe', 'pipe'],
+      stdio: ['pipe', 'pipe', 'pipe', ...(opts.fds ?? [])],
       ...(opts.uid !== undefined ? { uid: opts.uid, gid: opts.gid ?? opts.uid } : {}),
     });
     let stdout = '';
     let stderr = '';
-    p.stdout.on('data', (c: Buffer) => {
+    p.stdout!.on('data', (c: Buffer) => {
       stdout += c.toString();
     });
-    p.stderr.on('data', (c: Buffer) => {
+    p.stderr!.on('data', (c: Buffer) => {
       stderr += c.toString();
     });
     const timer = opts.timeoutMs !== undefined ? setTimeout(() => p.kill('SIGKILL'), opts.timeoutMs) : undefined;
@@ -36,7 +38,7 @@ export function runCollect(cmd: string, args: string[], opts: ProcOptions = {}):
       clearTimeout(timer);
       resolve({ code, signal, stdout, stderr });
     });
-    p.stdin.end(opts.input ?? '');
+    p.stdin!.end(opts.input ?? ''); // piped: fds 0-2 are 'pipe' above
   });
 }
 
