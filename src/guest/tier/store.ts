@@ -141,6 +141,8 @@ export class TierStore {
   private readonly recent = new Map<string, number>();
   /** Memory-tier names the host reported a use of (hostUsed), with the time the report arrived. */
   private readonly hostRecent = new Map<string, number>();
+  /** When forgetExpired last ran (the idle sweep's, or a lookup's when the sweep is off). */
+  private prunedAt = -Infinity;
   readonly counters = { evictions: 0, promotions: 0, hits: 0, misses: 0 };
   /** Background promotions: names waiting, names queued or being copied, copies running. */
   private readonly promoteQueue: { name: string; epoch: number }[] = [];
@@ -255,6 +257,8 @@ export class TierStore {
         name,
       });
     const now = this.now();
+    // without idle eviction (--tier-idle 0) no sweep prunes the lookup times: done here, at most once per busy grace
+    if (now - this.prunedAt >= this.busyGraceMs) this.forgetExpired();
     this.recent.set(name, now);
     if (found.tier === 'memory') this.counters.hits++;
     else this.counters.misses++;
@@ -748,6 +752,7 @@ export class TierStore {
   /** Drop expired times (names of files removed since would stay otherwise; an expired time counts as none). */
   private forgetExpired(): void {
     const now = this.now();
+    this.prunedAt = now;
     const all = [
       [this.recent, this.busyGraceMs],
       [this.hostRecent, this.hostUseGraceMs],
