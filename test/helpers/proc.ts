@@ -1,5 +1,5 @@
 // Child processes for tests: run a program to its end with its output collected, and poll until something holds.
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 
 export interface ProcResult { code: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string }
 
@@ -57,3 +57,13 @@ export async function waitFor<T>(
     await new Promise((r) => setTimeout(r, everyMs));
   }
 }
+
+/** `bin` is on the PATH (a test's skip reason when not). */
+export const has = (bin: string): boolean => {
+  try {
+    execFileSync('which', [bin], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+};

@@ -1,7 +1,6 @@
 // Shared by the socket offload end-to-end tests (docs/offload-socket.md), sandbox and microVM guests alike: why a
 // test cannot run here, the example file server started in a guest, waiting for it from a client, what a handoff
 // may leave behind on the host (steering flows, sockets on the guest's address), and the RSTs in a capture.
-import { execFileSync } from 'node:child_process';
 import { readdirSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { run } from '../../src/os/exec.js';
@@ -11,15 +10,9 @@ import { NODE_BIN, entryArgv } from '../../src/os/self.js';
 import { tcpRepairAvailable } from '../../src/os/tcp-repair.js';
 import { daemonTag } from '../../src/host/wiring.js';
 import type { NsExecResult } from './net-probe.js';
+import { has } from './proc.js';
 
-export const has = (bin: string): boolean => {
-  try {
-    execFileSync('which', [bin], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
-};
+export { has } from './proc.js';
 
 /**
  * Why the socket offload e2e tests cannot run here, or false. `more`: further checks, in order, each a test (run

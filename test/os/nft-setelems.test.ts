@@ -4,11 +4,10 @@
 // that refuses it (EINVAL, injected here) gets the add + delete form. Real sets: a table of this test's own.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import { nativeAddon } from '../../src/os/native.js';
 import { createSteerTable, flowKey, listSteerFlows, moveFlow, removeSteerTable, steerTableName, type Flow } from '../../src/os/nft-steer.js';
+import { has } from '../helpers/proc.js';
 
-const has = (bin: string): boolean => { try { execFileSync('which', [bin], { stdio: 'ignore' }); return true; } catch { return false; } };
 const addon = nativeAddon().addon;
 const skip = process.getuid?.() !== 0 ? 'needs root (nftables)' : !has('nft') ? 'needs nft'
   : !addon ? 'needs the native addon (netlink set changes)'
