@@ -196,7 +196,7 @@ test('socket offload: example file server in a sandbox guest, client in another 
     const r = await inW('curl', ['-sS', ...seq.flatMap((u) => ['-o', '/dev/null', '-w', '%{http_code} %{time_total}\\n', u])], 480_000); // load 20+: 0.3 s each
     const codes = r.stdout.toString().trim().split('\n');
     const bad = codes.map((l, i) => `${i}: ${l}`).filter((l) => !/: 200 /.test(l));
-    const slow = codes.map((l, i) => `${i}: ${l}`).filter((l) => Number(l.split(' ')[1]) > 1);
+    const slow = codes.map((l, i) => `${i}: ${l}`).filter((_, i) => Number(codes[i]!.split(' ')[1]) > 1);
     const serverLog = async (): Promise<string> => {
       const { readFile } = await import('node:fs/promises');
       const fsLog = (await readFile(join(dir, 'guests', g, 'run', 'file-server.log'), 'utf8').catch(() => '')).split('\n').slice(-20);
