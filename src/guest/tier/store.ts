@@ -97,7 +97,10 @@ export interface TierStoreOptions {
 export interface MoveSummary {
   movedFiles: number;
   movedBytes: number;
+  /** Held open (on tmpfs moving an open file frees nothing). */
   skippedOpen: number;
+  /** Handed out by a lookup in the last busyGraceMs, or (idle sweep only) reported used by the host in the last
+   *  hostUseGraceMs. */
   skippedBusy: number;
   /** Set when the pass stopped early (disk tier full, deadline). */
   stopped?: string;
