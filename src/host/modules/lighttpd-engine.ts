@@ -123,7 +123,8 @@ export class LighttpdEngine implements ModuleEngine {
     const wanted = new Map<string, { m: EngineModule; key: string }>();
     const maxFds = Math.floor((hardNofile() - 64) / 2) * 2 + 64;
     for (const m of c.modules) {
-      wanted.set(m.id, { m, key: moduleKey(m, c.limits) });
+      const key = moduleKey(m, c.limits);
+      wanted.set(m.id, { m, key });
       // write-only for the user: a symlink in the share that won the race to /log/... would still not be readable
       const p = join(this.dirs.log, `${m.id}.access`);
       closeSync(openSync(p, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_NOFOLLOW, 0o200));
@@ -131,7 +132,8 @@ export class LighttpdEngine implements ModuleEngine {
       chmodSync(p, 0o200);
       // a running process keeps the files it read (at its start); they change only with a restart (reload, by key):
       // a module whose process runs with the same key keeps its conf/<id>/ untouched
-      if (this.procs.get(m.id)?.key === wanted.get(m.id)!.key && this.procs.get(m.id)?.proc.running) continue;
+      const running = this.procs.get(m.id);
+      if (running?.key === key && running.proc.running) continue;
       const dir = this.confDir(m.id);
       mkdirSync(dir, { recursive: true, mode: 0o755 });
       const { uid, gid } = this.o.user;
