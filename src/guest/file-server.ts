@@ -5,9 +5,8 @@ import { closeSync, openSync, fstatSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
 import { isAbsolute, relative, resolve, sep } from 'node:path';
 import { toHylicsError } from '../core/errors/index.js';
-import { DEFAULT_SHARE_DIR } from './agent.js';
 import { hylicsSendfile, lastFallback, type OffloadOptions } from './offload.js';
-import { tier } from './tier-lib.js';
+import { tier, tierDirs } from './tier-lib.js';
 import { sendFileToSocket } from '../os/native.js';
 
 export interface FileServerOptions {
@@ -93,7 +92,7 @@ export function startFileServer(
   o: FileServerOptions,
 ): Promise<{ server: Server; stats: FileServerStats; close: () => Promise<void> }> {
   const root = resolve(o.root);
-  const share = resolve(o.share ?? (process.env.HYLICS_SHARE || DEFAULT_SHARE_DIR));
+  const share = resolve(o.share ?? tierDirs().memoryDir); // the tiered store's memory tier: the share
   const stats: FileServerStats = { requests: 0, byHost: 0, byGuest: 0, fallbacks: {} };
   // the share this server decided on, not hylicsSendfile's own default: the tier lookup and the offload must agree
   // on which files the host can send (an empty $HYLICS_SHARE: the default here, the working directory there)
