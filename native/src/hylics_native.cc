@@ -1111,12 +1111,10 @@ Napi::Value NftSetElems(const Napi::CallbackInfo& info) {
   if (nlFd < 0) {
     nlFd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_NETFILTER);
     if (nlFd < 0) { MakeError(env, errno, "netlink socket", "HYLICS_ERR_NFT_FAILED").ThrowAsJavaScriptException(); return env.Null(); }
-    struct timeval tv{1, 0};  // the answers are queued by the time sendto returns; never wait long for one
-    setsockopt(nlFd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
   }
   int fd = nlFd;
   char buf[8192];
-  while (recv(fd, buf, sizeof buf, MSG_DONTWAIT) > 0) {}  // a timed-out batch's late answers
+  while (recv(fd, buf, sizeof buf, MSG_DONTWAIT) > 0) {}  // anything left from an earlier batch (never expected)
   struct sockaddr_nl kernel{};
   kernel.nl_family = AF_NETLINK;
   int err = 0;
