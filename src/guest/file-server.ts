@@ -94,8 +94,7 @@ export function startFileServer(
   const root = resolve(o.root);
   const share = resolve(o.share ?? tierDirs().memoryDir); // the tiered store's memory tier: the share
   const stats: FileServerStats = { requests: 0, byHost: 0, byGuest: 0, fallbacks: {} };
-  // the share this server decided on, not hylicsSendfile's own default: the tier lookup and the offload must agree
-  // on which files the host can send (an empty $HYLICS_SHARE: the default here, the working directory there)
+  // the share this server decided on, passed on: the tier lookup and the offload agree on which files the host can send
   const offloadOpts: OffloadOptions = { share };
   const log = o.log ?? (() => undefined);
 

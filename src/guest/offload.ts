@@ -385,7 +385,7 @@ async function sendfileNow(
     const r = await sendfileNow(socket, file, offset, count, opts);
     return { ...r, headBytes: head.length };
   }
-  const share = resolve(opts.share ?? process.env.HYLICS_SHARE ?? DEFAULT_SHARE_DIR);
+  const share = resolve(opts.share ?? (process.env.HYLICS_SHARE || DEFAULT_SHARE_DIR));
   const abs = resolve(file);
   const rel = relative(share, abs);
   if (opts.disabled) return sendInGuest(socket, abs, offset, count, 'error', 'offload disabled by the caller', opts, head);

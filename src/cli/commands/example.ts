@@ -24,7 +24,7 @@ export function register(program: Command): void {
       'on: the response headers go in the handoff, the host sends them with the body; off: the server writes them first',
       'on',
     )
-    .option('--share <dir>', 'the share as the guest sees it', process.env.HYLICS_SHARE ?? GUEST_SHARE_DIR)
+    .option('--share <dir>', 'the share as the guest sees it', process.env.HYLICS_SHARE || GUEST_SHARE_DIR)
     .action(
       async (o: {
         root: string; port: string; host: string; offload: string; offloadMin: string; offloadHead: string;
