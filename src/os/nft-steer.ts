@@ -283,7 +283,8 @@ function setOps(key: Buffer, to: SteerSet | null): SetOp[] {
 let destroyElems = true;
 
 /** One batch; a kernel without DESTROYSETELEM refuses it with EINVAL as a whole (nothing changed): the add + delete
- *  form from then on. */
+ *  form from then on, once that form went through (an EINVAL it shares was not about DESTROYSETELEM: thrown, the
+ *  process keeps the faster form), said once on the process's warning channel (the daemon's log). */
 function commitOps(
   commit: (table: string, ops: SetOp[]) => void, table: string, key: Buffer, to: SteerSet | null,
 ): void {
@@ -291,7 +292,8 @@ function commitOps(
   try { commit(table, ops); } catch (e) {
     if ((e as NetlinkErr).errno !== 'EINVAL' || !ops.some((o) => o.destroy)) throw e;
     destroyElems = false;
-    commit(table, setOps(key, to));
+    try { commit(table, setOps(key, to)); } catch (e2) { destroyElems = true; throw e2; }
+    process.emitWarning('nftables refused DESTROYSETELEM (EINVAL: Linux < 6.3?): steering set moves use add + delete from now on', { code: 'HYLICS_NFT_NO_DESTROYSETELEM' });
   }
 }
 
