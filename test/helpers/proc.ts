@@ -1,5 +1,6 @@
 // Child processes for tests: run a program to its end with its output collected, and poll until something holds.
 import { execFileSync, spawn } from 'node:child_process';
+import { nativeAddon } from '../../src/os/native.js';
 
 export interface ProcResult { code: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string }
 
@@ -67,3 +68,10 @@ export const has = (bin: string): boolean => {
     return false;
   }
 };
+
+/** Why a test of the addon's netlink set changes cannot run here (root, nft, addon, netlink path), or false. */
+export function netlinkSetSkip(): string | false {
+  return process.getuid?.() !== 0 ? 'needs root (nftables)' : !has('nft') ? 'needs nft'
+    : !nativeAddon().addon ? 'needs the native addon (netlink set changes)'
+      : process.env.HYLICS_OFFLOAD_NETLINK === '0' ? 'set changes go through nft here (HYLICS_OFFLOAD_NETLINK=0)' : false;
+}

@@ -6,12 +6,10 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { nativeAddon } from '../../src/os/native.js';
 import { createSteerTable, flowKey, listSteerFlows, moveFlow, removeSteerTable, steerTableName, type Flow } from '../../src/os/nft-steer.js';
-import { has } from '../helpers/proc.js';
+import { netlinkSetSkip } from '../helpers/proc.js';
 
 const addon = nativeAddon().addon;
-const skip = process.getuid?.() !== 0 ? 'needs root (nftables)' : !has('nft') ? 'needs nft'
-  : !addon ? 'needs the native addon (netlink set changes)'
-    : process.env.HYLICS_OFFLOAD_NETLINK === '0' ? 'set changes go through nft here (HYLICS_OFFLOAD_NETLINK=0)' : false;
+const skip = netlinkSetSkip();
 const GUEST = 'srelems';
 const TAG = 'srelemstest';
 const flow: Flow = { guestAddr: '10.250.79.2', guestPort: 8080, clientAddr: '10.250.79.1', clientPort: 40000 };

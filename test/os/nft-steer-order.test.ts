@@ -4,15 +4,12 @@
 // EBUSY is injected into the addon's netlink call; the sets are real (a table of this test's own).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import { nativeAddon } from '../../src/os/native.js';
 import { createSteerTable, listSteerFlows, moveFlow, removeSteerTable, type Flow } from '../../src/os/nft-steer.js';
+import { netlinkSetSkip } from '../helpers/proc.js';
 
-const has = (bin: string): boolean => { try { execFileSync('which', [bin], { stdio: 'ignore' }); return true; } catch { return false; } };
 const addon = nativeAddon().addon;
-const skip = process.getuid?.() !== 0 ? 'needs root (nftables)' : !has('nft') ? 'needs nft'
-  : !addon ? 'needs the native addon (netlink set changes)'
-    : process.env.HYLICS_OFFLOAD_NETLINK === '0' ? 'set changes go through nft here (HYLICS_OFFLOAD_NETLINK=0)' : false;
+const skip = netlinkSetSkip();
 const GUEST = 'srorder';
 const TAG = 'srordertest';
 
