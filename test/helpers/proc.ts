@@ -59,6 +59,16 @@ export async function waitFor<T>(
   }
 }
 
+/** waitFor for a yes/no check: resolves once `check` is true. */
+export async function waitUntil(
+  what: string,
+  check: () => boolean | Promise<boolean>,
+  timeoutMs: number,
+  everyMs = 250,
+): Promise<void> {
+  await waitFor(what, async () => ((await check()) ? true : undefined), timeoutMs, everyMs);
+}
+
 /** `bin` is on the PATH (a test's skip reason when not). */
 export const has = (bin: string): boolean => {
   try {

@@ -5,18 +5,18 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { request } from 'node:http';
-import { execFileSync, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parser } from '@prometheus-io/lezer-promql';
 import { startDaemon, stopDaemon, tempStateDir } from '../helpers/cli.js';
+import { has } from '../helpers/proc.js';
 
 const ROOT = join(import.meta.dirname, '..', '..', '..');
 const DASHBOARD = join(ROOT, 'contrib', 'grafana', 'hylics-dashboard.json');
 const SCRAPE = join(ROOT, 'contrib', 'prometheus', 'prometheus.yml');
 const skip = process.getuid?.() !== 0 ? 'needs root (hylicsd mounts shares and installs nftables rules)' : false;
-const has = (bin: string): boolean => { try { execFileSync('which', [bin], { stdio: 'ignore' }); return true; } catch { return false; } };
 const noPromtool = has('promtool') ? false : 'needs promtool (Debian package prometheus)';
 
 /** Grafana's variables, replaced by values of the right kind so the expression is plain PromQL. */

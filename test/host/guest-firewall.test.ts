@@ -5,7 +5,7 @@
 // removes its own guests (whose pairs the daemon then forgets) and deletes the table only when nothing else uses it.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { readdirSync } from 'node:fs';
 import { open, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -15,8 +15,8 @@ import { NODE_BIN, entryArgv } from '../../src/os/self.js';
 import { run } from '../../src/os/exec.js';
 import { hylics, startDaemon, stateDirCli, stopDaemon, tempStateDir } from '../helpers/cli.js';
 import { clientNetns, listenTcp, listenUdp, tcpConnect, udpSend, type Listener } from '../helpers/net-probe.js';
+import { has } from '../helpers/proc.js';
 
-const has = (bin: string): boolean => { try { execFileSync('which', [bin], { stdio: 'ignore' }); return true; } catch { return false; } };
 const skip = process.getuid?.() !== 0 ? 'needs root (daemon: mounts, namespaces, nftables)' : !has('nft') ? 'needs nft (apt-get install nftables)' : false;
 
 interface SandboxInfo { netns: string; hostIf: string; guestIf: string }

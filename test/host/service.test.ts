@@ -11,6 +11,7 @@ import { fileURLToPath } from 'node:url';
 import { createServer } from 'node:net';
 import { NODE_BIN, entryArgv } from '../../src/os/self.js';
 import { hylics, stopDaemon } from '../helpers/cli.js';
+import { waitUntil } from '../helpers/proc.js';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
 const UNIT = join(ROOT, 'contrib', 'systemd', 'hylicsd.service');
@@ -40,14 +41,6 @@ async function freePort(): Promise<number> {
   return port;
 }
 
-async function waitFor(what: string, check: () => Promise<boolean>, ms = 60_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
-}
-
 test('hylicsd under a config file: journal lines, reload applies live settings, bad config keeps the old ones', { skip: process.getuid?.() !== 0 ? 'needs root (hylicsd)' : false, timeout: 180_000 }, async (t) => {
   const dir = await mkdtemp(join(tmpdir(), 'hylics-svc-'));
   const stateDir = join(dir, 'state');
@@ -61,7 +54,7 @@ test('hylicsd under a config file: journal lines, reload applies live settings, 
   await log.close();
   t.after(async () => { await stopDaemon(d); await rm(dir, { recursive: true, force: true }); });
   const lines = async (): Promise<string[]> => (await readFile(logPath, 'utf8')).split('\n');
-  await waitFor('hylicsd ready', async () => (await lines()).some((l) => l.startsWith('<6>hylicsd ready ')));
+  await waitUntil('hylicsd ready', async () => (await lines()).some((l) => l.startsWith('<6>hylicsd ready ')), 60_000, 200);
   const ready = (await lines()).find((l) => l.startsWith('<6>hylicsd ready '))!;
   assert.match(ready, new RegExp(`stateDir=${stateDir} `));
   assert.doesNotMatch(ready, /"time"|pid=|hostname=/); // journald records those itself
@@ -72,7 +65,7 @@ test('hylicsd under a config file: journal lines, reload applies live settings, 
   const port = await freePort();
   await writeFile(conf, `state-dir: ${stateDir}\nlog-level: debug\nguest-firewall: false\nlisten: 127.0.0.1:${port}\n`);
   d.kill('SIGHUP');
-  await waitFor('reload done', async () => (await lines()).some((l) => l.startsWith('<6>reload done ')));
+  await waitUntil('reload done', async () => (await lines()).some((l) => l.startsWith('<6>reload done ')), 60_000, 200);
   assert.match((await lines()).find((l) => l.startsWith('<6>reload done '))!, /applied=.*listen.*log-level/);
   const tcp = await hylics(['status', '--json', '--api', `http://127.0.0.1:${port}`, '--state-dir', stateDir]);
   assert.equal(tcp.code, 0, tcp.stderr);
@@ -81,14 +74,14 @@ test('hylicsd under a config file: journal lines, reload applies live settings, 
   // a bad file: refused with its key, the daemon keeps its settings and serves on
   await writeFile(conf, `state-dir: ${stateDir}\nlog-level: loud\n`);
   d.kill('SIGHUP');
-  await waitFor('reload failed', async () => (await lines()).some((l) => l.startsWith('<3>reload failed') && l.includes('log-level: must be one of')));
+  await waitUntil('reload failed', async () => (await lines()).some((l) => l.startsWith('<3>reload failed') && l.includes('log-level: must be one of')), 60_000, 200);
   assert.equal((await hylics(['status', '--api', `http://127.0.0.1:${port}`, '--state-dir', stateDir])).code, 0);
 
   // state-dir and guest-firewall need a restart: said so, not applied; the listener goes when it leaves the file
   await writeFile(conf, `state-dir: ${join(dir, 'other')}\nguest-firewall: false\n`);
   d.kill('SIGHUP');
-  await waitFor('restart warning', async () => (await lines()).some((l) => l.startsWith('<4>reload: these settings apply only after a restart') && l.includes('state-dir')));
-  await waitFor('second reload done', async () => (await lines()).filter((l) => l.startsWith('<6>reload done ')).length === 2);
+  await waitUntil('restart warning', async () => (await lines()).some((l) => l.startsWith('<4>reload: these settings apply only after a restart') && l.includes('state-dir')), 60_000, 200);
+  await waitUntil('second reload done', async () => (await lines()).filter((l) => l.startsWith('<6>reload done ')).length === 2, 60_000, 200);
   assert.equal((await hylics(['status', '--state-dir', stateDir])).code, 0);
   assert.notEqual((await hylics(['status', '--api', `http://127.0.0.1:${port}`, '--state-dir', stateDir])).code, 0);
 

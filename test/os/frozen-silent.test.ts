@@ -20,8 +20,8 @@ import { createSteerTable, frozenDropped, removeSteerTable } from '../../src/os/
 import { FROZEN_TOS, dropFilter, queues, sendDrainFreeze, socketFd, tcpRepairAvailable } from '../../src/os/tcp-repair.js';
 import { lineChild } from '../helpers/line-child.js';
 import { clientNetns } from '../helpers/net-probe.js';
+import { has } from '../helpers/proc.js';
 
-const has = (bin: string): boolean => { try { execFileSync('which', [bin], { stdio: 'ignore' }); return true; } catch { return false; } };
 const skip = process.getuid?.() !== 0 ? 'needs root (nftables, network namespaces, TCP_REPAIR)' : !has('nft') ? 'needs nft'
   : !has('ss') ? 'needs ss (iproute2)' : !tcpRepairAvailable().ok ? `native addon: ${tcpRepairAvailable().reason}` : false;
 const helper = join(dirname(fileURLToPath(import.meta.url)), '..', 'helpers', 'silent-guest-socket.js');

@@ -2,13 +2,12 @@
 // in a private "host" network namespace (nft tables are per namespace), so the host's own table is not touched.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import { HylicsError } from '../../src/core/errors/index.js';
 import { applyGuard, guardInstalled, guardIntact, listGuard, listGuardLinks, removeGuard, renderGuardScript } from '../../src/os/nft-guard.js';
 import { run, runRaw } from '../../src/os/exec.js';
 import { listenTcp, listenUdp, sendIcmpError, tcpConnect, udpSend } from '../helpers/net-probe.js';
+import { has } from '../helpers/proc.js';
 
-const has = (bin: string): boolean => { try { execFileSync('which', [bin], { stdio: 'ignore' }); return true; } catch { return false; } };
 const skip = process.getuid?.() !== 0 ? 'needs root (network namespaces, nftables)' : !has('nft') ? 'needs nft (apt-get install nftables)' : !has('ip') ? 'needs ip (iproute2)' : false;
 
 const RULES = `table inet hylics_guard {

@@ -7,7 +7,6 @@
 // side) and a guest network namespace; the wait for the retransmission is a wait for an event the guest reports.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import { createServer, type AddressInfo, type Socket } from 'node:net';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -15,8 +14,8 @@ import { createSteerTable, listSteerFlows, moveFlow, removeSteerTable, type Flow
 import { tcpRepairAvailable } from '../../src/os/tcp-repair.js';
 import { lineChild } from '../helpers/line-child.js';
 import { clientNetns } from '../helpers/net-probe.js';
+import { has } from '../helpers/proc.js';
 
-const has = (bin: string): boolean => { try { execFileSync('which', [bin], { stdio: 'ignore' }); return true; } catch { return false; } };
 const skip = process.getuid?.() !== 0 ? 'needs root (nftables, network namespaces, TCP_REPAIR)' : !has('nft') ? 'needs nft'
   : !has('ss') ? 'needs ss (iproute2)' : !tcpRepairAvailable().ok ? `native addon: ${tcpRepairAvailable().reason}` : false;
 const helper = join(dirname(fileURLToPath(import.meta.url)), '..', 'helpers', 'frozen-guest-socket.js');

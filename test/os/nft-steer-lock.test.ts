@@ -9,12 +9,12 @@ import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
+import { has } from '../helpers/proc.js';
 import {
   STEER_LOCK_PATH, STEER_MARK, STEER_ROUTE_TABLE, createSteerTable, ensurePolicyRouting, ensureSteerTable,
   listSteerTables, policyRoutingPresent, removePolicyRoutingIfUnused, removeSteerTable, steerTableName,
 } from '../../src/os/nft-steer.js';
 
-const has = (bin: string): boolean => { try { execFileSync('which', [bin], { stdio: 'ignore' }); return true; } catch { return false; } };
 const skip = process.getuid?.() !== 0 ? 'needs root (ip rule, nftables)' : !has('nft') ? 'needs nft'
   : !has('flock') ? 'needs flock (util-linux)' : false;
 const TAG = `lk${(process.pid % 100000).toString(36)}`;

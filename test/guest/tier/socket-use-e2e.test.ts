@@ -6,7 +6,7 @@
 // idle time and every GET is 200 and byte-exact; a file nobody asks for moves to the disk tier meanwhile.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync, type ChildProcess } from 'node:child_process';
+import { type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { rm } from 'node:fs/promises';
 import type { GuestView } from '../../../src/core/api.js';
@@ -15,8 +15,8 @@ import { NODE_BIN, entryArgv } from '../../../src/os/self.js';
 import { tcpRepairAvailable } from '../../../src/os/tcp-repair.js';
 import { startDaemon, stateDirCli, stopDaemon, tempStateDir } from '../../helpers/cli.js';
 import { clientNetns, type NsExecResult } from '../../helpers/net-probe.js';
+import { has } from '../../helpers/proc.js';
 
-const has = (bin: string): boolean => { try { execFileSync('which', [bin], { stdio: 'ignore' }); return true; } catch { return false; } };
 const skip = process.getuid?.() !== 0 ? 'needs root (daemon, namespaces, nftables, TCP_REPAIR)'
   : !has('nft') ? 'needs nft (apt-get install nftables)'
     : !has('curl') ? 'needs curl'

@@ -8,6 +8,7 @@ import type { ModuleEvent, ModuleGuest } from '../../../src/host/modules/index.j
 import { ENGINE_KINDS, type EngineKind } from '../../../src/host/modules/engine-api.js';
 import { findNginx } from '../../../src/host/modules/engine.js';
 import { findLighttpd } from '../../../src/host/modules/lighttpd-engine.js';
+import { waitUntil } from '../../helpers/proc.js';
 
 /**
  * The module engines the guarantee tests run against (each suite once per engine): those installed; with
@@ -120,10 +121,5 @@ export function curl(
 }
 
 export async function waitFor(what: string, fn: () => boolean | Promise<boolean>, timeoutMs = 30_000): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (Date.now() < end) {
-    if (await fn()) return;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error(`timed out waiting for ${what}`);
+  await waitUntil(what, fn, timeoutMs, 100);
 }

@@ -5,7 +5,6 @@
 // handoff's freeze.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -16,8 +15,8 @@ import {
   removeSteerTable, steerTableName,
 } from '../../../src/os/nft-steer.js';
 import { tcpRepairAvailable } from '../../../src/os/tcp-repair.js';
+import { has } from '../../helpers/proc.js';
 
-const has = (bin: string): boolean => { try { execFileSync('which', [bin], { stdio: 'ignore' }); return true; } catch { return false; } };
 const skip = process.getuid?.() !== 0 ? 'needs root (nftables)' : !has('nft') ? 'needs nft'
   : !tcpRepairAvailable().ok ? `native addon: ${tcpRepairAvailable().reason}` : false;
 const SILENT = { debug: () => undefined, info: () => undefined, warn: () => undefined, error: () => undefined };
