@@ -73,10 +73,9 @@ test('socket offload sends keep a file in the memory tier past the idle time', {
     + '(exec 3</mnt/hylics/served.bin; exec sleep 600) </dev/null >/dev/null 2>&1 & echo "holder $!"')).trim().split('\n');
   const holder = out.pop()!.split(' ')[1]!;
   const sums = Object.fromEntries(out.map((l) => { const [h, p] = l.split(/\s+/); return [p!.split('/').pop()!, h!]; }));
-  const lastUse = async (): Promise<number> => {
-    const ls = JSON.parse(await inGuest(g, 'hylics tier ls --json')) as Array<{ name: string; lastUse: string }>;
-    return Date.parse(ls.find((e) => e.name === 'served.bin')?.lastUse ?? '');
-  };
+  type TierEntry = { name: string; tier: string; lastUse: string };
+  const tierLs = async (): Promise<TierEntry[]> => JSON.parse(await inGuest(g, 'hylics tier ls --json')) as TierEntry[];
+  const lastUse = async (): Promise<number> => Date.parse((await tierLs()).find((e) => e.name === 'served.bin')?.lastUse ?? '');
   const putUse = await lastUse();
 
   let gets = 0;
@@ -96,11 +95,11 @@ test('socket offload sends keep a file in the memory tier past the idle time', {
     await sleep(IDLE_MS / 4);
     await get();
   }
-  let ls = JSON.parse(await inGuest(g, 'hylics tier ls --json')) as Array<{ name: string; tier: string }>;
+  let ls = await tierLs();
   const tierOf = (n: string) => ls.find((e) => e.name === n)?.tier;
   // (idle.bin went long ago unless the guest's sweep is far behind on a loaded host: awaited, not checked at a point)
   for (const end = Date.now() + 60_000; tierOf('idle.bin') !== 'disk' && Date.now() < end; await sleep(500))
-    ls = JSON.parse(await inGuest(g, 'hylics tier ls --json')) as Array<{ name: string; tier: string }>;
+    ls = await tierLs();
   assert.equal(tierOf('idle.bin'), 'disk', `nobody asked for idle.bin: it left the share (${JSON.stringify(ls)})`);
   assert.equal(tierOf('served.bin'), 'memory', `served.bin, sent by the host ${gets} times, stayed in the share (${JSON.stringify(ls)})`);
   // every body went by the host: a send in the guest (a fallback) would read the file through the guest's own
