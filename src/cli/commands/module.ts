@@ -80,6 +80,9 @@ export function register(program: Command): void {
         ['ID', 'KIND', 'ROOT', 'URL', 'REQUESTS', 'SENT', 'ERRORS'],
         ...mods.map((m) => [m.id, m.kind, m.root || '/', m.urls.join(' '), String(m.totals.requests), formatSize(m.totals.bytes), String(m.totals.errors)]),
       ]));
+      // the guest's engine (the same for all its modules): which server, and why
+      const e = mods[0]!.engine;
+      if (e) process.stdout.write(`engine: ${e.kind ?? 'none'} (module-engine ${e.setting}: ${e.reason})\n`);
     });
 
   common(mod.command('stop <guest-or-id> [id]').description('stop one of the guest\'s modules: `stop GUEST ID` on the host, `stop ID` inside a guest'))

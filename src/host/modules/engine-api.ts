@@ -8,9 +8,10 @@ import type { ModuleLimits } from './types.js';
 export const ENGINE_KINDS = ['nginx', 'lighttpd'] as const;
 export type EngineKind = (typeof ENGINE_KINDS)[number];
 /**
- * The daemon setting `module-engine`: one server for every guest, or `auto`: lighttpd for a guest whose modules are
- * all `http` (one process per module, the cheaper server at small files), nginx for a guest with a `stream` module
- * (its gate needs nginx's auth_request). A guest whose module set crosses that line switches engines.
+ * The daemon setting `module-engine`: one server for every guest, or `auto`: per guest, lighttpd (one process per
+ * module, the cheaper server at small responses) for a guest whose modules are all `http`, unless its traffic is
+ * dominated by large responses (engine-choice.ts), then nginx; nginx for a guest with a `stream` module (its gate
+ * needs nginx's auth_request). A guest whose module set or traffic crosses that line switches engines.
  */
 export const ENGINE_SETTINGS = ['auto', 'nginx', 'lighttpd'] as const;
 export type EngineSetting = (typeof ENGINE_SETTINGS)[number];
@@ -19,12 +20,17 @@ export const DEFAULT_ENGINE: EngineSetting = 'auto';
 
 /**
  * The server for a guest whose modules have these kinds under `setting` (auto: nginx when one is `stream` or
- * lighttpd is not installed, else lighttpd).
+ * lighttpd is not installed, else what the guest's traffic calls for, `traffic`: lighttpd until it says otherwise).
  */
-export function engineFor(setting: EngineSetting, kinds: Iterable<string>, lighttpdInstalled: boolean): EngineKind {
+export function engineFor(
+  setting: EngineSetting,
+  kinds: Iterable<string>,
+  lighttpdInstalled: boolean,
+  traffic: EngineKind = 'lighttpd',
+): EngineKind {
   if (setting !== 'auto') return setting;
   for (const k of kinds) if (k === 'stream') return 'nginx';
-  return lighttpdInstalled ? 'lighttpd' : 'nginx';
+  return lighttpdInstalled ? traffic : 'nginx';
 }
 
 export interface EngineConfig {

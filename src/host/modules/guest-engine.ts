@@ -1,10 +1,11 @@
 // The module engine of one guest (daemon side): which server it runs (the daemon setting module-engine; auto picks
 // lighttpd for a guest with http modules only and nginx for one with a stream module, switching when that changes:
-// engineFor), its module cgroup, start / reload with the guest's module set (the previous configuration back on
-// failure), the restart with back-off when a server dies, and the teardown; removeStaleEngines() clears what a
-// previous daemon left. One GuestEngine per guest state of the module manager (manager.ts), which owns the module set,
-// the nft rules, the stream gate (gate.ts) and the guest's queue, and passes them in as hooks; the gate's restart
-// (manager.ts) counts on the same back-off (backoff()).
+// engineFor; and for an http-only guest, nginx while its traffic is dominated by large responses: engine-choice.ts,
+// followed by the manager once a second through trafficSwitch()), its module cgroup, start / reload with the guest's
+// module set (the previous configuration back on failure), the restart with back-off when a server dies, and the
+// teardown; removeStaleEngines() clears what a previous daemon left. One GuestEngine per guest state of the module
+// manager (manager.ts), which owns the module set, the nft rules, the stream gate (gate.ts) and the guest's queue, and
+// passes them in as hooks; the gate's restart (manager.ts) counts on the same back-off (backoff()).
 import { closeSync, readdirSync, rmdirSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { basename, join } from 'node:path';
@@ -12,6 +13,7 @@ import { HylicsError } from '../../core/errors/index.js';
 import { Cgroup } from '../../os/cgroup.js';
 import { openShareDir } from '../../os/native.js';
 import { AccessLog } from './access-log.js';
+import { EngineChoice, type EngineChoiceOptions, type TrafficView } from './engine-choice.js';
 import {
   engineFor,
   type EngineConfig,
@@ -66,6 +68,28 @@ export interface GuestEngineOptions {
   flush: (m: EngineHostModule) => void;
   /** A restart was counted (backoff): the manager's metric, log line and worker-restarted event. */
   restarted: (what: string, reason: string, restarts: number) => void;
+  /** auto: thresholds, window, evidence and dwell time of the choice by traffic (engine-choice.ts). */
+  choice: EngineChoiceOptions;
+  /** The engine switched servers (the manager's metric; the log line is written here). */
+  switched: (from: EngineKind, to: EngineKind, reason: string) => void;
+}
+
+/** Which server a guest's modules run on and why (module list JSON: each module's `engine`). */
+export interface EngineView {
+  /** The server running the guest's modules now (absent while it runs none). */
+  kind?: EngineKind;
+  /** The daemon's module-engine setting. */
+  setting: EngineSetting;
+  /** Why this server (under auto: a stream module, lighttpd missing, or the traffic's mean response size). */
+  reason: string;
+  /** Switches of this guest's engine since its first module started, and when the last one was (ISO). */
+  switches: number;
+  switchedAt?: string;
+  /**
+   * auto: the traffic of the window, what it calls for, and whether the engine is settled: enough evidence and no
+   * switch waiting (for the dwell time) or about to be made.
+   */
+  traffic?: TrafficView & { settled: boolean };
 }
 
 export interface EngineReport {
@@ -95,8 +119,14 @@ export class GuestEngine {
   private restarts = 0;
   private lastStart = 0;
   private stoppingNow = false;
+  /** auto: the guest's traffic and the server it calls for (kept while the guest lives, across module stop/start). */
+  readonly choice: EngineChoice;
+  private lastSwitch: number | undefined;
+  private switchCount = 0;
 
-  constructor(private readonly o: GuestEngineOptions) {}
+  constructor(private readonly o: GuestEngineOptions) {
+    this.choice = new EngineChoice(o.choice, Date.now());
+  }
 
   /** The server the guest's engine is now (undefined while none is set up). */
   get kind(): EngineKind | undefined {
@@ -129,9 +159,61 @@ export class GuestEngine {
   }
 
   /** The server the guest's module set needs (with a module of kind `extra` added, when given). */
-  kindFor(extra?: string): EngineKind {
+  kindFor(extra?: string, traffic: EngineKind = this.choice.preferred): EngineKind {
     const kinds = [...this.o.modules.values()].map((m) => m.opts.kind as string);
-    return engineFor(this.o.setting, extra === undefined ? kinds : [...kinds, extra], findLighttpd() !== undefined);
+    return engineFor(
+      this.o.setting,
+      extra === undefined ? kinds : [...kinds, extra],
+      findLighttpd() !== undefined,
+      traffic,
+    );
+  }
+
+  /** Why the guest's module set and traffic call for kindFor()'s server. */
+  reasonFor(): string {
+    if (this.o.setting !== 'auto') return `module-engine: ${this.o.setting} (the daemon's setting)`;
+    if ([...this.o.modules.values()].some((m) => m.opts.kind === 'stream'))
+      return "a stream module (its gate needs nginx's auth_request)";
+    if (findLighttpd() === undefined) return 'lighttpd is not installed';
+    return this.choice.reason;
+  }
+
+  /**
+   * auto: when the guest's traffic calls for another server (engine-choice.ts) adopt it, and when that moves the
+   * running engine, return the switch to make (the caller runs switchKind() and apply() in the guest's queue). A
+   * switch waits until ENGINE_MIN_DWELL_MS after the last one; a preference that moves nothing (a stream module
+   * holds the guest on nginx, no module runs) is adopted at once.
+   */
+  trafficSwitch(now: number): { from: EngineKind; to: EngineKind; reason: string } | undefined {
+    if (this.o.setting !== 'auto') return undefined;
+    const n = this.choice.next(now);
+    if (!n) return undefined;
+    const from = this.engine?.kind;
+    const to = this.kindFor(undefined, n.kind);
+    if (from === undefined || from === to) {
+      this.choice.adopt(n);
+      return undefined;
+    }
+    if (this.lastSwitch !== undefined && now - this.lastSwitch < this.o.choice.dwellMs) return undefined;
+    this.choice.adopt(n);
+    return { from, to, reason: n.reason };
+  }
+
+  /** The server, the reason, the switches and (auto) the traffic: what the module list shows. */
+  view(now = Date.now()): EngineView {
+    const v: EngineView = {
+      ...(this.engine ? { kind: this.engine.kind } : {}),
+      setting: this.o.setting,
+      reason: this.reasonFor(),
+      switches: this.switchCount,
+      ...(this.lastSwitch !== undefined ? { switchedAt: new Date(this.lastSwitch).toISOString() } : {}),
+    };
+    if (this.o.setting === 'auto') {
+      const t = this.choice.traffic(now);
+      const target = this.kindFor(undefined, t.wants);
+      v.traffic = { ...t, settled: t.evidence && (this.engine === null || this.engine.kind === target) };
+    }
+    return v;
   }
 
   /** The engine is set up, the server the module set needs, and none of its servers is down. */
@@ -169,15 +251,22 @@ export class GuestEngine {
   }
 
   /**
-   * module-engine auto: when the guest's engine is not the server its module set needs now (a first stream module
-   * added to a guest on lighttpd, the last one removed from a guest on nginx), stop it, its gate when the guest goes
+   * module-engine auto: when the guest's engine is not the server its module set and traffic need now (a first
+   * stream module added to a guest on lighttpd, the last one removed from a guest on nginx, a traffic preference
+   * adopted by trafficSwitch()), stop it, its gate when the guest goes
    * to lighttpd, and its run directory; the next apply() starts the other server with all the guest's modules
    * (same listen addresses and ports). Every module of the guest restarts: its clients' connections are cut.
+   * `why`: the reason logged (default reasonFor()).
    */
-  async switchKind(): Promise<void> {
+  async switchKind(why?: string): Promise<void> {
     const want = this.kindFor();
     if (!this.engine || this.engine.kind === want) return;
-    this.o.log(`module engine of ${this.o.guest.name}: switching from ${this.engine.kind} to ${want} (its modules restart)`);
+    const from = this.engine.kind;
+    const reason = why ?? this.reasonFor();
+    this.o.log(`module engine of ${this.o.guest.name}: switching from ${from} to ${want}: ${reason} (its modules restart)`);
+    this.lastSwitch = Date.now();
+    this.switchCount++;
+    this.o.switched(from, want, reason);
     this.stoppingNow = true;
     try {
       await this.engine.stop();

@@ -1,13 +1,14 @@
 // The module manager (daemon side): starts, lists and stops a guest's middleware modules. Per guest, one engine (the
 // daemon setting module-engine: auto, the default, picks lighttpd for a guest with http modules only and nginx for one
-// with a stream module, switching when that changes; or nginx or lighttpd for every guest; engine.ts,
-// lighttpd-engine.ts, engine-api.ts) serves every module of that guest (unprivileged, its own mount namespace holding
-// only the share, the guest's module cgroup), reloaded when the guest's module set changes and restarted with back-off
-// when it dies (guest-engine.ts: its lifecycle); guests with `stream` modules also get a gate worker (gate.ts, the
-// process worker-main.ts) that nginx asks before it sends a media segment, restarted from here with the same
-// back-off. nft rules steer guestAddr:port to the engine; each module's access log becomes its metrics and stats
-// events (stats.ts). Everything is keyed by the guest name the daemon passes in: a guest can only ever name its own
-// modules.
+// with a stream module, switching when that changes, and moves an http-only guest to nginx while its traffic is
+// dominated by large responses (engine-choice.ts, followed once a second here); or nginx or lighttpd for every guest;
+// engine.ts, lighttpd-engine.ts, engine-api.ts) serves every module of that guest (unprivileged, its own mount
+// namespace holding only the share, the guest's module cgroup), reloaded when the guest's module set changes and
+// restarted with back-off when it dies (guest-engine.ts: its lifecycle); guests with `stream` modules also get a gate
+// worker (gate.ts, the process worker-main.ts) that nginx asks before it sends a media segment, restarted from here
+// with the same back-off. nft rules steer guestAddr:port to the engine; each module's access log becomes its metrics
+// and stats events (stats.ts). Everything is keyed by the guest name the daemon passes in: a guest can only ever name
+// its own modules.
 import { createHash, randomBytes } from 'node:crypto';
 import { closeSync, mkdirSync } from 'node:fs';
 import { EventEmitter } from 'node:events';
@@ -21,9 +22,17 @@ import { openDirBeneath, openShareDir } from '../../os/native.js';
 import { applyModuleRules, listModuleTableGuests, removeModuleRules, type DnatRule } from '../../os/nft.js';
 import { AccessLog } from './access-log.js';
 import { DEFAULT_ENGINE, type EngineKind, type EngineSetting } from './engine-api.js';
+import { engineChoiceOptions, type EngineChoiceOptions } from './engine-choice.js';
 import { findNginx } from './engine.js';
 import { Gate, type GateProbe } from './gate.js';
-import { GuestEngine, probePort, removeOwnerCgroup, removeStaleEngines, type EngineReport } from './guest-engine.js';
+import {
+  GuestEngine,
+  probePort,
+  removeOwnerCgroup,
+  removeStaleEngines,
+  type EngineReport,
+  type EngineView,
+} from './guest-engine.js';
 import { ModuleStats } from './stats.js';
 import { findLighttpd } from './lighttpd-engine.js';
 import {
@@ -60,6 +69,11 @@ export interface ModuleManagerOptions {
    * HYLICS_ERR_MODULE_ENGINE; with `auto` it switches the guest to nginx (docs/modules.md).
    */
   engine?: EngineSetting;
+  /**
+   * module-engine auto, by traffic: mean response thresholds (to nginx / back to lighttpd), window, minimum evidence
+   * and minimum time between switches (engine-choice.ts; defaults DEFAULT_ENGINE_CHOICE). Small values for tests.
+   */
+  engineChoice?: Partial<EngineChoiceOptions>;
   /** Install nft rules (default true). Off only for benchmarks that talk to the listen address directly. */
   steer?: boolean;
   /**
@@ -82,6 +96,8 @@ interface GuestState {
   engine: GuestEngine;
   /** The stream gate worker (gate.ts): running while the guest has a stream module. */
   gate: Gate;
+  /** A switch by traffic is queued or running (followTraffic): not queued again. */
+  trafficSwitching: boolean;
 }
 
 /** Hex digits of the owner hash (runDir) in table and cgroup names. */
@@ -105,6 +121,7 @@ export class ModuleManager extends EventEmitter<ModuleManagerEvents> {
   /** The daemon's module-engine setting (ModuleManagerOptions.engine): a server, or auto (per guest). */
   readonly engineSetting: EngineSetting;
   private readonly steer: boolean;
+  private readonly choice: EngineChoiceOptions;
   private readonly log: (msg: string) => void;
   /** Each module's access log -> metrics, totals and stats events, once a second (stats.ts). */
   private readonly stats: ModuleStats;
@@ -118,6 +135,7 @@ export class ModuleManager extends EventEmitter<ModuleManagerEvents> {
     restarts: Counter;
     running: Gauge;
     memory: Gauge;
+    switches: Counter;
   };
 
   constructor(opts: ModuleManagerOptions = {}) {
@@ -131,6 +149,7 @@ export class ModuleManager extends EventEmitter<ModuleManagerEvents> {
     this.disableSymlinks = opts.disableSymlinks ?? true;
     this.engineSetting = opts.engine ?? DEFAULT_ENGINE;
     this.steer = opts.steer ?? true;
+    this.choice = engineChoiceOptions(opts.engineChoice);
     this.log = opts.log ?? (() => {});
     this.registry = opts.registry ?? new Registry();
     const labelNames = ['guest', 'module', 'kind'] as const;
@@ -178,12 +197,20 @@ export class ModuleManager extends EventEmitter<ModuleManagerEvents> {
         labelNames: ['guest'],
         registers: r,
       }),
+      switches: new Counter({
+        name: 'hylics_module_engine_switches_total',
+        help: "Switches of a guest's module engine (module-engine auto: by module kinds or by traffic)",
+        labelNames: ['guest', 'from', 'to'],
+        registers: r,
+      }),
     };
     this.stats = new ModuleStats({
       metrics: this.m,
       guests: () => this.guests.values(),
       emit: (e) => this.emit('event', e),
       log: this.log,
+      counted: (g, requests, bytes) => this.guests.get(g)?.engine.choice.record(Date.now(), requests, bytes),
+      ticked: () => this.followTraffic(),
     });
   }
 
@@ -270,15 +297,18 @@ export class ModuleManager extends EventEmitter<ModuleManagerEvents> {
         throw e;
       }
       this.m.running.set({ guest: guest.name }, st.modules.size);
-      this.emit('event', { type: 'started', guest: guest.name, module: structuredClone(info) });
-      return structuredClone(info);
+      const out = { ...structuredClone(info), engine: st.engine.view() };
+      this.emit('event', { type: 'started', guest: guest.name, module: structuredClone(out) });
+      return out;
     });
   }
 
-  /** The guest's modules (empty when none). */
+  /** The guest's modules (empty when none), each with its guest's engine (`engine`: server, reason, traffic). */
   list(guestName: string): ModuleInfo[] {
     const st = this.guests.get(guestName);
-    return st ? [...st.modules.values()].map((m) => structuredClone(m.info)) : [];
+    if (!st) return [];
+    const engine = st.engine.view();
+    return [...st.modules.values()].map((m) => ({ ...structuredClone(m.info), engine: structuredClone(engine) }));
   }
 
   /** Stop one of the guest's modules; HYLICS_ERR_MODULE_NOT_FOUND when the guest has no such module. */
@@ -303,7 +333,7 @@ export class ModuleManager extends EventEmitter<ModuleManagerEvents> {
       if (s.modules.size === 0) await s.engine.teardown();
       else {
         // auto: the last stream module gone moves the guest to lighttpd (the gate goes with nginx)
-        await s.engine.switchKind().catch((e: unknown) =>
+        await s.engine.switchKind(`its last stream module stopped; ${s.engine.reasonFor()}`).catch((e: unknown) =>
           this.log(`switching the module engine of ${guestName} failed: ${(e as Error).message}`),
         );
         await s.engine.apply().catch((e: unknown) =>
@@ -402,6 +432,14 @@ export class ModuleManager extends EventEmitter<ModuleManagerEvents> {
     return this.guests.get(guestName)?.engine.kind;
   }
 
+  /**
+   * Which server the guest's modules run on, why, its switches and (auto) the traffic the choice sees; undefined for
+   * a guest this manager has not seen (kept after its last module stops, until stopAll()).
+   */
+  engineInfo(guestName: string): EngineView | undefined {
+    return this.guests.get(guestName)?.engine.view();
+  }
+
   /** Host pid of the guest's stream gate worker. */
   gatePid(guestName: string): number | undefined {
     return this.guests.get(guestName)?.gate.pid;
@@ -454,6 +492,8 @@ export class ModuleManager extends EventEmitter<ModuleManagerEvents> {
           applyRules: () => this.applyRules(s),
           killGate: () => s.gate.kill(),
           flush: (m) => this.stats.flush(name, m, 0),
+          choice: this.choice,
+          switched: (from, to) => this.m.switches.inc({ guest: name, from, to }),
           restarted: (what, reason, restarts) => {
             this.m.restarts.inc({ guest: name });
             this.log(`module ${what} of ${name} ${reason}; restarting (${restarts})`);
@@ -471,6 +511,7 @@ export class ModuleManager extends EventEmitter<ModuleManagerEvents> {
           supervised: () => !s.engine.stopping && !this.closed,
           onExit: (code, signal) => this.onGateExit(s, code, signal),
         }),
+        trafficSwitching: false,
       };
       st = s;
       this.guests.set(name, st);
@@ -512,6 +553,44 @@ export class ModuleManager extends EventEmitter<ModuleManagerEvents> {
       toPort: m.info.listen.port,
     }));
     await applyModuleRules(st.guest.name, rules, this.owner);
+  }
+
+  // ---- module-engine auto by traffic (engine-choice.ts) ----
+
+  /** Once a second, after the access logs were read: queue the switch a guest's traffic calls for, if any. */
+  private followTraffic(): void {
+    if (this.engineSetting !== 'auto' || this.closed) return;
+    const now = Date.now();
+    for (const st of this.guests.values()) {
+      if (st.trafficSwitching) continue;
+      const sw = st.engine.trafficSwitch(now);
+      if (!sw) continue;
+      st.trafficSwitching = true;
+      void this.serial(st.guest.name, st.guest, (s) => this.switchByTraffic(s, sw.reason))
+        .catch((e: unknown) => this.log(`switching the module engine of ${st.guest.name} failed: ${(e as Error).message}`))
+        .finally(() => {
+          st.trafficSwitching = false;
+        });
+    }
+  }
+
+  /**
+   * Move the guest to the server its traffic now prefers (adopted by trafficSwitch): every module restarts on the
+   * same listen address and port, counters kept. If the new server cannot start, back to the other one.
+   */
+  private async switchByTraffic(st: GuestState, reason: string): Promise<void> {
+    if (this.closed || st.modules.size === 0) return;
+    try {
+      await st.engine.switchKind(reason);
+      await st.engine.apply();
+      await this.applyRules(st);
+    } catch (e) {
+      this.log(`module engine of ${st.guest.name}: the switch failed (${(e as Error).message}); going back`);
+      st.engine.choice.revert();
+      await st.engine.switchKind('the switch by traffic failed');
+      await st.engine.apply();
+      await this.applyRules(st);
+    }
   }
 
   // ---- supervision: the gate's restart, with the engine's back-off (guest-engine.ts restarts the engine) ----

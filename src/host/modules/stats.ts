@@ -29,6 +29,10 @@ export interface ModuleStatsOptions {
   guests: () => Iterable<StatsGuest>;
   emit: (e: ModuleEvent) => void;
   log: (msg: string) => void;
+  /** Requests and body bytes a module of the guest served, as drained (the engine choice by traffic counts them). */
+  counted?: (guestName: string, requests: number, bytes: number) => void;
+  /** After each once-a-second drain of every guest. */
+  ticked?: () => void;
 }
 
 export class ModuleStats {
@@ -83,6 +87,7 @@ export class ModuleStats {
         }
       }
     }
+    this.o.ticked?.();
   }
 
   private flushOf(g: string, mod: StatsModule, intervalMs: number): void {
@@ -105,6 +110,7 @@ export class ModuleStats {
       p99Ms: percentile(lat, 0.99),
       maxMs: lat.length ? lat[lat.length - 1]! : 0,
     };
+    this.o.counted?.(g, t.requests, t.bytes);
     m.requests.inc(labels, t.requests);
     m.bytes.inc(labels, t.bytes);
     m.errors.inc(labels, t.errors);

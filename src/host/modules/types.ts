@@ -1,4 +1,5 @@
 // Types shared by the module manager (daemon side) and the module worker (one unprivileged process per guest).
+import type { EngineView } from './guest-engine.js';
 
 /** What the daemon knows about a guest and passes to the manager. Identity comes from the daemon, never the guest. */
 export interface ModuleGuest {
@@ -74,6 +75,11 @@ export interface ModuleInfo {
   urls: string[];
   startedAt: string;
   totals: { requests: number; bytes: number; errors: number };
+  /**
+   * The guest's module engine (the same for all its modules): server, why, switches and, under module-engine auto,
+   * the traffic the choice sees (ModuleManager.list / start answers).
+   */
+  engine?: EngineView;
 }
 
 export interface LatencyStats { meanMs: number; p50Ms: number; p99Ms: number; maxMs: number }

@@ -4,7 +4,7 @@
 import { execFile, execFileSync } from 'node:child_process';
 import { mkdirSync, rmSync } from 'node:fs';
 import { ModuleManager } from '../../../src/host/modules/index.js';
-import type { ModuleEvent, ModuleGuest } from '../../../src/host/modules/index.js';
+import type { ModuleEvent, ModuleGuest, ModuleManagerOptions } from '../../../src/host/modules/index.js';
 import { ENGINE_KINDS, type EngineKind } from '../../../src/host/modules/engine-api.js';
 import { findNginx } from '../../../src/host/modules/engine.js';
 import { findLighttpd } from '../../../src/host/modules/lighttpd-engine.js';
@@ -53,7 +53,11 @@ export function sh(cmd: string, args: string[], opts: { ns?: string; timeoutMs?:
 
 let seq = 0;
 
-export async function makeFixture(tag: string, engine?: EngineKind): Promise<Fixture> {
+export async function makeFixture(
+  tag: string,
+  engine?: EngineKind,
+  options: ModuleManagerOptions = {},
+): Promise<Fixture> {
   const pid = process.pid;
   const n = seq++;
   const id = `${tag}${pid % 100000}${n}`.slice(0, 10);
@@ -67,7 +71,7 @@ export async function makeFixture(tag: string, engine?: EngineKind): Promise<Fix
   const vg = `vg${id}`.slice(0, 15);
   const cleanups: Array<() => void | Promise<void>> = [];
   const run = (c: string, a: string[]): void => { execFileSync(c, a, { stdio: ['ignore', 'ignore', 'pipe'] }); };
-  const manager = new ModuleManager({ log: () => {}, ...(engine ? { engine } : {}) });
+  const manager = new ModuleManager({ log: () => {}, ...(engine ? { engine } : {}), ...options });
   const events: ModuleEvent[] = [];
   manager.on('event', (e) => events.push(e));
   const fx: Fixture = {

@@ -13,6 +13,28 @@ export const ModuleStartParams = Type.Object({
   hostPort: Type.Optional(Type.Integer({ minimum: 1024, maximum: 65535 })),
 }, { additionalProperties: false });
 
+/**
+ * The guest's module engine as the host reports it with each module (host/modules guest-engine.ts EngineView): the
+ * server, why (module-engine auto: a stream module, or the mean response size of the guest's recent traffic), its
+ * switches, and under auto the traffic window the choice sees.
+ */
+export const ModuleEngineWire = Type.Object({
+  kind: Type.Optional(Type.String({ maxLength: 16, description: 'nginx or lighttpd: the server running the guest\'s modules now' })),
+  setting: Type.String({ maxLength: 16, description: 'the daemon\'s module-engine setting: auto, nginx or lighttpd' }),
+  reason: Type.String({ maxLength: 1024, description: 'why this server' }),
+  switches: Type.Integer({ minimum: 0, description: 'switches of the guest\'s engine since its first module started (each restarts its modules)' }),
+  switchedAt: Type.Optional(Type.String({ maxLength: 64, description: 'when the last switch was (ISO 8601)' })),
+  traffic: Type.Optional(Type.Object({
+    windowSeconds: Type.Number(),
+    requests: Type.Integer({ minimum: 0 }),
+    bytes: Type.Number({ minimum: 0 }),
+    meanBytes: Type.Number({ minimum: 0, description: 'body bytes sent per request over the window' }),
+    evidence: Type.Boolean({ description: 'enough requests in the window, watched long enough, for a decision' }),
+    wants: Type.String({ maxLength: 16, description: 'the server the traffic calls for (with hysteresis)' }),
+    settled: Type.Boolean({ description: 'enough evidence and no switch waiting: the engine is the one auto settles on' }),
+  }, { additionalProperties: true })),
+}, { additionalProperties: true });
+
 /** What the host says of a module (ModuleInfo of host/modules); open so the host may add facts. */
 export const ModuleInfoWire = Type.Object({
   id: Type.String({ maxLength: 64 }),
@@ -20,6 +42,7 @@ export const ModuleInfoWire = Type.Object({
   root: Type.String({ maxLength: 4096 }),
   port: Type.Integer(),
   urls: Type.Array(Type.String({ maxLength: 512 }), { maxItems: 16 }),
+  engine: Type.Optional(ModuleEngineWire),
 }, { additionalProperties: true });
 
 export const ModuleListResult = Type.Object({ modules: Type.Array(ModuleInfoWire, { maxItems: 1024 }) });
