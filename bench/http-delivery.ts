@@ -18,6 +18,7 @@ import { join } from 'node:path';
 import { renderSvg, type VegaLiteSpec } from '../src/core/plot.js';
 import { ModuleManager } from '../src/host/modules/index.js';
 import type { EngineKind } from '../src/host/modules/engine-api.js';
+import { DEFAULT_ENGINE_CHOICE, EngineChoice } from '../src/host/modules/engine-choice.js';
 import { RESULTS_DIR } from './lib/results.js';
 import { arg, argStr } from './lib/args.js';
 
@@ -54,6 +55,19 @@ const ALL_FILES = [
 const SIZES = argStr('sizes', ALL_FILES.map((f) => f.key).join(',')).toLowerCase().split(',');
 const FILES = ALL_FILES.filter((f) => SIZES.includes(f.key));
 if (FILES.length === 0) throw new Error(`--sizes: none of ${SIZES.join(',')} is one of ${ALL_FILES.map((f) => f.key).join(',')}`);
+
+/**
+ * The engine `module-engine: auto` settles on, with the default thresholds (engine-choice.ts), for an http-only guest
+ * whose responses are all `size` bytes: the choice fed the minimum evidence of such responses. Each module server of
+ * this bench names its engine (auto would start on lighttpd and switch after minutes of evidence): this says which
+ * of the two module rows a guest serving files of that size ends up measuring.
+ */
+function autoEngineFor(size: number): EngineKind {
+  const c = new EngineChoice(DEFAULT_ENGINE_CHOICE, 0);
+  const t = DEFAULT_ENGINE_CHOICE.minEvidenceMs;
+  c.record(t, DEFAULT_ENGINE_CHOICE.minRequests, DEFAULT_ENGINE_CHOICE.minRequests * size);
+  return c.next(t)?.kind ?? c.preferred;
+}
 const SCALE = !process.argv.includes('--no-scale');
 /** The module on its lighttpd engine (module-engine: lighttpd) as a fourth server. */
 const LIGHTTPD_ENGINE = !process.argv.includes('--no-lighttpd-engine');
@@ -431,7 +445,16 @@ async function main(): Promise<void> {
       const n = by('module (nginx)');
       const o = by(THIRD);
       const lt = LIGHTTPD_ENGINE ? by(LT_MODULE) : undefined;
+      const autoEngine = autoEngineFor(f.size);
+      // auto's row: the module row of the engine auto settles on (when that row ran)
+      const au = autoEngine === 'nginx' ? n : lt;
       return {
+        autoEngine,
+        ...(au ? {
+          autoVsLighttpdThroughput: au.rps / l.rps,
+          autoVsLighttpdCpuPerGB: au.cpuSecPerGB / l.cpuSecPerGB,
+          autoVsLighttpdP99: au.p99Ms / l.p99Ms,
+        } : {}),
         ...(lt ? {
           lighttpdModuleVsLighttpdThroughput: lt.rps / l.rps,
           lighttpdModuleVsLighttpdCpuPerGB: lt.cpuSecPerGB / l.cpuSecPerGB,
@@ -459,6 +482,10 @@ async function main(): Promise<void> {
           : `disable_symlinks on/off throughput ${r.symlinkCheckCost!.toFixed(2)}x`));
       if (r.lighttpdModuleVsLighttpdThroughput !== undefined)
         log(`${r.file.padEnd(7)} module (lighttpd)/lighttpd throughput ${r.lighttpdModuleVsLighttpdThroughput.toFixed(2)}x, CPU/GB ${r.lighttpdModuleVsLighttpdCpuPerGB!.toFixed(2)}x (with wrk's ${r.lighttpdModuleVsLighttpdCpuPerGBWithClient!.toFixed(2)}x), p99 ${r.lighttpdModuleVsLighttpdP99!.toFixed(2)}x`);
+      log(`${r.file.padEnd(7)} module-engine auto settles on ${r.autoEngine} (default thresholds)`
+        + (r.autoVsLighttpdThroughput !== undefined
+          ? `: throughput ${r.autoVsLighttpdThroughput.toFixed(2)}x, CPU/GB ${r.autoVsLighttpdCpuPerGB!.toFixed(2)}x, p99 ${r.autoVsLighttpdP99!.toFixed(2)}x`
+          : ''));
     }
     const target = ratios.every(
       (r) => r.moduleVsLighttpdThroughput >= 0.95 && r.moduleVsLighttpdCpuPerGB <= 1.1 && r.moduleVsLighttpdP99 <= 1.2,
@@ -469,6 +496,12 @@ async function main(): Promise<void> {
         && r.lighttpdModuleVsLighttpdP99! <= 1.2,
     ) : undefined;
     if (targetLighttpd !== undefined) log(`goals, module (lighttpd): ${targetLighttpd ? 'met' : 'NOT met'}`);
+    // the engine auto settles on at each size (its row's ratios, when every size's row ran)
+    const targetAuto = ratios.every((r) => r.autoVsLighttpdThroughput !== undefined)
+      ? ratios.every((r) => r.autoVsLighttpdThroughput! >= 0.95 && r.autoVsLighttpdCpuPerGB! <= 1.1
+        && r.autoVsLighttpdP99! <= 1.2)
+      : undefined;
+    if (targetAuto !== undefined) log(`goals, module-engine auto (the engine it settles on per size): ${targetAuto ? 'met' : 'NOT met'}`);
     const scale = SCALE ? await scaleRuns(servers.filter((s) => s.name !== THIRD)) : [];
     const result = {
       bench: 'http-delivery', date: new Date().toISOString(), durationSec: DURATION, rounds: ROUNDS, connections: CONNECTIONS, pinned: PIN,
@@ -481,6 +514,8 @@ async function main(): Promise<void> {
       note: 'wrk -t1 on loopback against servers on the same host (wrk pinned to CPU 0, servers to CPU 1 unless --no-pin); CPU = utime+stime of the server processes (lighttpd; nginx master + worker; the lighttpd engine\'s lighttpd) during the run, for the module plus hylicsd\'s CPU reading its access log (daemonCpuSecPerGB, part of cpuSecPerGB); totalCpuSecPerGB adds wrk\'s own CPU (loopback receive work is billed to whichever side is on the CPU). The module writes its access log (its counters), lighttpd none. No RAPL here: energy only as CPU time.',
       rows, ratios, goalsMet: target, scale,
       ...(targetLighttpd !== undefined ? { goalsMetLighttpdEngine: targetLighttpd } : {}),
+      ...(targetAuto !== undefined ? { goalsMetAutoEngine: targetAuto } : {}),
+      autoEngineChoice: DEFAULT_ENGINE_CHOICE,
     };
     const outDir = RESULTS_DIR;
     mkdirSync(outDir, { recursive: true });
