@@ -246,8 +246,23 @@ async function deliver(url: string, stop: (n: number, elapsedMs: number) => bool
       : {}) };
 }
 
+/** What `hylics module ls --json` says of the guest's module engine (src/host/modules guest-engine.ts EngineView). */
+interface ModuleEngineView {
+  kind?: 'nginx' | 'lighttpd'; setting: string; reason: string; switches: number; switchedAt?: string;
+  traffic?: {
+    requests: number; meanBytes: number; evidence: boolean; minRequests: number; waitSeconds: number; wants: string;
+    settled: boolean;
+  };
+}
+/** module-engine auto: how long the warm-up may wait for the guest's engine to settle (default evidence: 60 s). */
+const SETTLE_MAX_MS = 240_000;
+/** Warm-up downloads between two looks at the engine while the window lacks requests. */
+const SETTLE_BATCH = 8;
+
 interface Cell {
   round: number; config: string;
+  /** module offload: the engine the cell measured, why, and the warm-up that let module-engine auto settle on it. */
+  moduleEngine?: { kind?: string; reason: string; switches: number; warmupDownloads: number; warmupSeconds: number };
   delivery?: Delivery; compressSeconds?: number;
   serverCpuSeconds?: number; serverCpuPerGB?: number; guestCpuSeconds: number; wallSeconds: number;
   /** Context switches per second of all threads in the guest's cgroup. */
@@ -393,6 +408,27 @@ EOF`);
     const cells: Cell[] = [];
     let moduleId: string | undefined;
     let moduleEngine: 'nginx' | 'lighttpd' | undefined;
+    const engineView = async (): Promise<ModuleEngineView | undefined> =>
+      ((await cli(['module', 'ls', guest, '--json'])).json as Array<{ engine?: ModuleEngineView }>)[0]?.engine;
+    /**
+     * module-engine auto picks a guest's engine from its traffic (docs/modules.md): download the file until the
+     * engine is the one that traffic settles on (engine.traffic.settled: enough evidence, no switch waiting), so
+     * the measured downloads run on that engine and no switch cuts one of them. Warm-up downloads a switch cuts
+     * are not counted. A fixed module-engine has nothing to settle.
+     */
+    type Settled = { view: ModuleEngineView | undefined; downloads: number; seconds: number };
+    const settleEngine = async (): Promise<Settled> => {
+      const t0 = Date.now();
+      let downloads = 0;
+      for (;;) {
+        const e = await engineView();
+        if (!e?.traffic || e.traffic.settled) return { view: e, downloads, seconds: (Date.now() - t0) / 1000 };
+        if (Date.now() - t0 > SETTLE_MAX_MS) throw new Error(`the module engine did not settle in ${SETTLE_MAX_MS / 1000} s: ${JSON.stringify(e)}`);
+        if (e.traffic.requests < e.traffic.minRequests) {
+          try { downloads += (await deliver(url, (n) => n >= SETTLE_BATCH)).downloads; } catch (err) { log(`warm-up download: ${(err as Error).message}`); }
+        } else await new Promise((res) => setTimeout(res, 1000)); // enough requests: until watched long enough
+      }
+    };
     type Config = { key: (typeof CONFIG_KEYS)[number]; name: string; runCell: (round: number) => Promise<Cell> };
     const allConfigs: Config[] = [
       { key: 'alone', name: 'delivery alone (in-guest lighttpd)', runCell: async (round) => {
@@ -426,6 +462,8 @@ EOF`);
       { key: 'module', name: 'module offload (pigz in the guest, host http module delivers)', runCell: async (round) => {
         const m = (await cli(['module', 'start', guest, '--kind', 'http', '--root', 'www', '--port', String(PORT), '--json'])).json as { id: string };
         moduleId = m.id;
+        const settled = await settleEngine();
+        if (settled.downloads > 0) log(`module engine settled on ${settled.view?.kind} after ${settled.downloads} warm-up downloads, ${settled.seconds.toFixed(0)} s: ${settled.view?.reason}`);
         const w = findWorker(daemonPid);
         if (!w) throw new Error('module engine process not found (nginx worker or lighttpd, uid 65534, below the daemon)');
         const pid = w.pid;
@@ -454,7 +492,10 @@ EOF`);
         const d = await deliver(url, () => done);
         const s = await comp;
         const cpu = procCpuSeconds(pid) - c0;
-        const cell: Cell = { round, config: 'module offload', delivery: d, compressSeconds: s, serverCpuSeconds: cpu, serverCpuPerGB: cpu / (d.bytes / 1e9), guestCpuSeconds: cgroupCpuSeconds(cgroup) - g0, wallSeconds: (Date.now() - w0) / 1000 };
+        const after = await engineView();
+        if (after && settled.view && after.switches !== settled.view.switches) throw new Error(`the module engine switched during the measured downloads: ${JSON.stringify(after)}`);
+        const cell: Cell = { round, config: 'module offload', delivery: d, compressSeconds: s, serverCpuSeconds: cpu, serverCpuPerGB: cpu / (d.bytes / 1e9), guestCpuSeconds: cgroupCpuSeconds(cgroup) - g0, wallSeconds: (Date.now() - w0) / 1000,
+          moduleEngine: { kind: w.engine, reason: after?.reason ?? '', switches: after?.switches ?? 0, warmupDownloads: settled.downloads, warmupSeconds: settled.seconds } };
         await cli(['module', 'stop', guest, m.id]); moduleId = undefined;
         return cell;
       } },

@@ -57,6 +57,9 @@ export interface TrafficView {
   meanBytes: number;
   /** Enough evidence for a decision (ENGINE_MIN_REQUESTS in the window, watched ENGINE_MIN_EVIDENCE_MS). */
   evidence: boolean;
+  /** The requests the window must hold for evidence, and the seconds until the guest was watched long enough. */
+  minRequests: number;
+  waitSeconds: number;
   /** The server the traffic calls for now (with the hysteresis; the choice itself may wait for the dwell time). */
   wants: EngineKind;
 }
@@ -125,7 +128,16 @@ export class EngineChoice {
       if (this.pref === 'lighttpd' && meanBytes >= this.o.toNginxMeanBytes) wants = 'nginx';
       else if (this.pref === 'nginx' && meanBytes < this.o.toLighttpdMeanBytes) wants = 'lighttpd';
     }
-    return { windowSeconds: this.o.windowMs / 1000, requests, bytes, meanBytes, evidence, wants };
+    return {
+      windowSeconds: this.o.windowMs / 1000,
+      requests,
+      bytes,
+      meanBytes,
+      evidence,
+      minRequests: this.o.minRequests,
+      waitSeconds: Math.max(0, this.o.minEvidenceMs - (now - this.watchedSince)) / 1000,
+      wants,
+    };
   }
 
   /** A change of preference the traffic calls for at `now`, with its reason; undefined when none. */

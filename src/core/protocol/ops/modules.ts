@@ -30,6 +30,8 @@ export const ModuleEngineWire = Type.Object({
     bytes: Type.Number({ minimum: 0 }),
     meanBytes: Type.Number({ minimum: 0, description: 'body bytes sent per request over the window' }),
     evidence: Type.Boolean({ description: 'enough requests in the window, watched long enough, for a decision' }),
+    minRequests: Type.Integer({ minimum: 0, description: 'requests the window must hold for evidence' }),
+    waitSeconds: Type.Number({ minimum: 0, description: 'seconds until the guest was watched long enough for evidence' }),
     wants: Type.String({ maxLength: 16, description: 'the server the traffic calls for (with hysteresis)' }),
     settled: Type.Boolean({ description: 'enough evidence and no switch waiting: the engine is the one auto settles on' }),
   }, { additionalProperties: true })),
