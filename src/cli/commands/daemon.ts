@@ -15,7 +15,7 @@ export function register(program: Command): void {
     .option('--log-level <level>', `${LOG_LEVELS.join('|')} (env HYLICS_LOG_LEVEL, default info)`)
     .option('--share-budget <size>', 'host memory for all controlled shares (e.g. 8G); over it, the controller shares it by SLO deficit')
     .option('--sandbox-isolation <how>', `${SANDBOX_ISOLATION_VALUES.join('|')}: sandbox guests as crun containers (a boundary: own root, user namespace, seccomp) or namespaces only (guest root is host root; not a boundary) (default container)`)
-    .option('--module-engine <server>', `${MODULE_ENGINE_VALUES.join('|')}: the server behind guests' host-side modules; auto: lighttpd for a guest with http modules only, nginx for one with a stream module; lighttpd serves http modules only (default ${DEFAULT_SETTINGS.moduleEngine})`)
+    .option('--module-engine <server>', `${MODULE_ENGINE_VALUES.join('|')}: the server behind guests' host-side modules; auto: lighttpd for a guest with http modules only, nginx for one with a stream module or whose recent responses are large (mean >= 256 KiB); lighttpd serves http modules only (default ${DEFAULT_SETTINGS.moduleEngine})`)
     .option('--log-format <form>', `${LOG_FORMATS.join('|')}: auto is journald lines with priorities under systemd, text on a terminal, else JSON (default auto)`)
     .action(async (o: Record<string, unknown> & { config?: string; rotateApiToken?: boolean }, cmd: Command) => {
       // flags given on the command line (not commander's defaults) win over the file
