@@ -59,6 +59,9 @@ test('hylics module start/ls/stop on a sandbox guest: curl and ffprobe through t
   assert.equal(h.code, 0, h.stderr + h.stdout);
   const http = h.out as ModuleInfo;
   assert.deepEqual(http.urls, [`http://${addr}:80/`]);
+  // the guest's engine, through the API: the daemon's default auto, lighttpd for an http-only guest with no evidence
+  assert.equal(http.engine?.setting, 'auto');
+  assert.match(http.engine?.reason ?? '', /no traffic evidence yet|lighttpd is not installed/);
   const s = await cli(['module', 'start', guest, '--kind', 'stream', '--root', '/media', '--port', '8080']);
   assert.equal(s.code, 0, s.stderr + s.stdout);
   const text = await cli(['module', 'ls', guest], false);
@@ -87,6 +90,9 @@ test('hylics module start/ls/stop on a sandbox guest: curl and ffprobe through t
     if ((mods.find((m) => m.id === http.id)?.totals.bytes ?? 0) >= 3_000_000 || Date.now() > end) break;
   }
   assert.deepEqual(mods.map((m) => m.kind).sort(), ['http', 'stream']);
+  assert.equal(mods[0]!.engine?.kind, 'nginx', 'a stream module: nginx');
+  assert.match(mods[0]!.engine!.reason, /a stream module/);
+  assert.match((await cli(['module', 'ls', guest], false)).stdout, /^engine: nginx \(module-engine auto: a stream module/m);
   assert.ok(mods.find((m) => m.id === http.id)!.totals.bytes >= 3_000_000, JSON.stringify(mods.map((m) => m.totals)));
 
   for (const m of mods) assert.equal((await cli(['module', 'stop', guest, m.id], false)).code, 0);
