@@ -27,7 +27,10 @@ export const ENGINE_MIN_REQUESTS = 64;
  * first decision, so a short burst right after the start does not decide it.
  */
 export const ENGINE_MIN_EVIDENCE_MS = 60_000;
-/** Minimum time between two switches of a guest's engine (any switch: by traffic or by a stream module). */
+/**
+ * Minimum time from a guest's last engine switch (of either kind) to a switch by traffic; a stream module's own switch
+ * is never delayed.
+ */
 export const ENGINE_MIN_DWELL_MS = 10 * 60_000;
 
 export interface EngineChoiceOptions {
