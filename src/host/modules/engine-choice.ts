@@ -1,13 +1,13 @@
 // module-engine auto, by traffic (issue #11): which server a guest's http modules should run on, from the responses
-// they actually serve. lighttpd is the cheaper engine for small responses (4 KiB: 0.95x / 1.07x CPU per GB of the
-// guest's own lighttpd, nginx 0.78x / 1.36x), nginx for large ones (1-16 MiB: 1.10x throughput, lower CPU per GB
-// and p99; in the hybrid bench module offload 1.08x of delivery alone on nginx, 0.77-0.87x on lighttpd, whose
-// 256 KiB writes with TCP_NODELAY leave ~25% more packets per byte): docs/modules.md, "Which engine a guest gets".
-// The evidence is the access counters hylicsd already reads (stats.ts): requests and body bytes sent, once a second
-// per module. The measure is the mean response size over a sliding window (bytes / requests): with a cost per
-// request that favours lighttpd and a cost per byte that favours nginx, which one costs less overall is decided by
-// that ratio. Hysteresis and a dwell time keep switches rare: a switch restarts every module of the guest and cuts
-// its clients' transfers in flight (guest-engine.ts switchKind). Pure: the clock is passed in.
+// they actually serve. lighttpd is the cheaper engine for small responses (4 KiB: 0.95x throughput, 1.07x CPU per GB of
+// the guest's own lighttpd, nginx 0.78x, 1.36x), nginx for large ones (1-16 MiB: 1.10x throughput, lower CPU per GB and
+// p99; in the hybrid bench module offload 1.08x of delivery alone on nginx, 0.77-0.87x on lighttpd, whose 256 KiB
+// writes with TCP_NODELAY leave ~25% more packets per byte): docs/modules.md, "Which engine a guest gets". The evidence
+// is the access counters hylicsd already reads (stats.ts): requests and body bytes sent, once a second per http module
+// (the manager records them here). The measure is the mean response size over a sliding window (bytes / requests): with
+// a cost per request that favours lighttpd and a cost per byte that favours nginx, which one costs less overall is
+// decided by that ratio. Hysteresis and a dwell time keep switches rare: a switch restarts every module of the guest
+// and cuts its clients' transfers in flight (guest-engine.ts switchKind). Pure: the clock is passed in.
 import { HylicsError } from '../../core/errors/index.js';
 import { formatSize } from '../../core/units.js';
 import type { EngineKind } from './engine-api.js';

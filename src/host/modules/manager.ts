@@ -209,7 +209,10 @@ export class ModuleManager extends EventEmitter<ModuleManagerEvents> {
       guests: () => this.guests.values(),
       emit: (e) => this.emit('event', e),
       log: this.log,
-      counted: (g, requests, bytes) => this.guests.get(g)?.engine.choice.record(Date.now(), requests, bytes),
+      // the choice is between the engines of http modules: a stream module's segments (nginx in any case) do not count
+      counted: (g, mod, requests, bytes) => {
+        if (mod.opts.kind === 'http') this.guests.get(g)?.engine.choice.record(Date.now(), requests, bytes);
+      },
       ticked: () => this.followTraffic(),
     });
   }

@@ -30,7 +30,7 @@ export interface ModuleStatsOptions {
   emit: (e: ModuleEvent) => void;
   log: (msg: string) => void;
   /** Requests and body bytes a module of the guest served, as drained (the engine choice by traffic counts them). */
-  counted?: (guestName: string, requests: number, bytes: number) => void;
+  counted?: (guestName: string, mod: StatsModule, requests: number, bytes: number) => void;
   /** After each once-a-second drain of every guest. */
   ticked?: () => void;
 }
@@ -110,7 +110,7 @@ export class ModuleStats {
       p99Ms: percentile(lat, 0.99),
       maxMs: lat.length ? lat[lat.length - 1]! : 0,
     };
-    this.o.counted?.(g, t.requests, t.bytes);
+    this.o.counted?.(g, mod, t.requests, t.bytes);
     m.requests.inc(labels, t.requests);
     m.bytes.inc(labels, t.bytes);
     m.errors.inc(labels, t.errors);
