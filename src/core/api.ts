@@ -3,6 +3,7 @@
 // requests (fastify/ajv) and describe them in the OpenAPI document (docs/openapi.json).
 import { Type, type Static } from '@sinclair/typebox';
 import type { ParamsOf, ResultOf } from './protocol/index.js';
+import { ModuleEngineWire } from './protocol/ops/modules.js';
 import { KiB } from './units.js';
 import { TierSettingsBody, TierSettingsView } from './tier-settings.js';
 
@@ -95,6 +96,8 @@ export const GuestView = Type.Object({
   driverInfo: Type.Record(Type.String(), Type.Unknown()),
   tasks: Type.Array(TaskStats),
   offload: Type.Optional(Type.Object({ socket: SocketOffloadView })),
+  /** The guest's host-side module engine (which server, why; docs/modules.md), once the guest has started a module. */
+  modules: Type.Optional(Type.Object({ engine: ModuleEngineWire })),
   tier: Type.Optional(TierSettingsView),
 });
 export type GuestView = Static<typeof GuestView>;
@@ -119,6 +122,8 @@ export const ErrorBody = Type.Object({
   }),
 });
 
+/** A guest's module engine as the host reports it (each module's `engine`, the guest view's `modules.engine`). */
+export type ModuleEngineView = Static<typeof ModuleEngineWire>;
 /** A module as the host reports it (the channel op's result type, so HTTP and channel callers see one shape). */
 export type ModuleInfoView = ResultOf<'module.start'>;
 /** What starts a module: the channel op's params (HTTP validates with the same schema, ModuleStartParams). */

@@ -1,7 +1,7 @@
 // What the daemon needs of the parts it drives: shares (tmpfs), the control channel, offload modules and the
 // guest firewall. src/host/wiring.ts builds the real ones; the daemon only sees these interfaces (so its command
 // logic can run against fakes too). Guest drivers have their own interface in ./drivers/types.ts.
-import type { ModuleInfoView } from '../core/api.js';
+import type { ModuleEngineView, ModuleInfoView } from '../core/api.js';
 import type { ChannelEndpoint } from './drivers/types.js';
 import type { GuestRecord } from './state.js';
 
@@ -46,6 +46,8 @@ export interface ModuleBackend {
   list(guest: string): Promise<ModuleInfoView[]> | ModuleInfoView[];
   stop(guest: string, id: string): Promise<void>;
   stopAll(guest: string): Promise<void>;
+  /** The guest's module engine (server, reason, traffic); undefined before its first module. */
+  engine?(guest: string): ModuleEngineView | undefined;
 }
 
 /** A guest's host-side link and the one source address allowed on it (the guest firewall's set). */

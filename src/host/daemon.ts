@@ -761,6 +761,8 @@ export class Daemon {
     if (l?.lastError) v.lastError = l.lastError;
     if (rec.spec.tier) v.tier = normalTierSettings(rec.spec.tier);
     if (this.opts.socketOffload) v.offload = { socket: this.opts.socketOffload.stats(name) };
+    const engine = this.opts.modules?.engine?.(name);
+    if (engine) v.modules = { engine };
     return v;
   }
 

@@ -4,6 +4,7 @@
 // together with the rules a schema cannot say (checkOptions: no `..` in root, nginx-safe names).
 import { HylicsError } from '../../core/errors/index.js';
 import { checkOptions, type ModuleManager } from './manager.js';
+import type { EngineView } from './guest-engine.js';
 import type { ModuleInfo, ModuleKind } from './types.js';
 
 /** The part of the daemon's GuestRecord the modules need (structural: no import of the daemon). */
@@ -18,6 +19,7 @@ export interface ModuleBackendAdapter {
   list(guest: string): ModuleInfo[];
   stop(guest: string, id: string): Promise<void>;
   stopAll(guest: string): Promise<void>;
+  engine(guest: string): EngineView | undefined;
 }
 
 /** Body of POST /v1/guests/{name}/modules: { kind: 'http'|'stream', root: string, port: number, hostPort?: number }. */
@@ -54,5 +56,6 @@ export function moduleBackend(manager: ModuleManager): ModuleBackendAdapter {
     list: (guest) => manager.list(guest),
     stop: (guest, id) => manager.stop(guest, id),
     stopAll: (guest) => manager.stopAll(guest),
+    engine: (guest) => manager.engineInfo(guest),
   };
 }

@@ -93,6 +93,8 @@ test('hylics module start/ls/stop on a sandbox guest: curl and ffprobe through t
   assert.equal(mods[0]!.engine?.kind, 'nginx', 'a stream module: nginx');
   assert.match(mods[0]!.engine!.reason, /a stream module/);
   assert.match((await cli(['module', 'ls', guest], false)).stdout, /^engine: nginx \(module-engine auto: a stream module/m);
+  const shown = (await cli(['guest', 'show', guest])).out as { modules?: { engine: { kind?: string; switches: number } } };
+  assert.equal(shown.modules?.engine.kind, 'nginx', 'guest show: the guest\'s module engine');
   assert.ok(mods.find((m) => m.id === http.id)!.totals.bytes >= 3_000_000, JSON.stringify(mods.map((m) => m.totals)));
 
   for (const m of mods) assert.equal((await cli(['module', 'stop', guest, m.id], false)).code, 0);
