@@ -464,7 +464,12 @@ EOF`);
         moduleId = m.id;
         const settled = await settleEngine();
         if (settled.downloads > 0) log(`module engine settled on ${settled.view?.kind} after ${settled.downloads} warm-up downloads, ${settled.seconds.toFixed(0)} s: ${settled.view?.reason}`);
-        const w = findWorker(daemonPid);
+        // the engine the module start or a switch started may still be coming up: a few seconds for its process
+        let w = findWorker(daemonPid);
+        for (let i = 0; !w && i < 50; i++) {
+          await new Promise((res) => setTimeout(res, 200));
+          w = findWorker(daemonPid);
+        }
         if (!w) throw new Error('module engine process not found (nginx worker or lighttpd, uid 65534, below the daemon)');
         const pid = w.pid;
         moduleEngine = w.engine;

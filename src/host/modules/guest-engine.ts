@@ -199,8 +199,11 @@ export class GuestEngine {
     return { from, to, reason: n.reason };
   }
 
-  /** The server, the reason, the switches and (auto) the traffic: what the module list shows. */
-  view(now = Date.now()): EngineView {
+  /**
+   * The server, the reason, the switches and (auto) the traffic: what the module list shows. `switching`: a switch
+   * by traffic is queued or under way (the manager's), so the engine is not settled whatever it says now.
+   */
+  view(switching = false, now = Date.now()): EngineView {
     const v: EngineView = {
       ...(this.engine ? { kind: this.engine.kind } : {}),
       setting: this.o.setting,
@@ -211,7 +214,8 @@ export class GuestEngine {
     if (this.o.setting === 'auto') {
       const t = this.choice.traffic(now);
       const target = this.kindFor(undefined, t.wants);
-      v.traffic = { ...t, settled: t.evidence && (this.engine === null || this.engine.kind === target) };
+      const settled = !switching && t.evidence && (this.engine === null || this.engine.kind === target);
+      v.traffic = { ...t, settled };
     }
     return v;
   }

@@ -300,7 +300,7 @@ export class ModuleManager extends EventEmitter<ModuleManagerEvents> {
         throw e;
       }
       this.m.running.set({ guest: guest.name }, st.modules.size);
-      const out = { ...structuredClone(info), engine: st.engine.view() };
+      const out = { ...structuredClone(info), engine: st.engine.view(st.trafficSwitching) };
       this.emit('event', { type: 'started', guest: guest.name, module: structuredClone(out) });
       return out;
     });
@@ -310,7 +310,7 @@ export class ModuleManager extends EventEmitter<ModuleManagerEvents> {
   list(guestName: string): ModuleInfo[] {
     const st = this.guests.get(guestName);
     if (!st) return [];
-    const engine = st.engine.view();
+    const engine = st.engine.view(st.trafficSwitching);
     return [...st.modules.values()].map((m) => ({ ...structuredClone(m.info), engine: structuredClone(engine) }));
   }
 
@@ -440,7 +440,8 @@ export class ModuleManager extends EventEmitter<ModuleManagerEvents> {
    * a guest this manager has not seen (kept after its last module stops, until stopAll()).
    */
   engineInfo(guestName: string): EngineView | undefined {
-    return this.guests.get(guestName)?.engine.view();
+    const st = this.guests.get(guestName);
+    return st?.engine.view(st.trafficSwitching);
   }
 
   /** Host pid of the guest's stream gate worker. */
