@@ -203,6 +203,27 @@ describe('module-engine auto by traffic: real engines', () => {
     }
   });
 
+  test('a stream module\'s responses do not count: its guest goes back to lighttpd when it stops', { skip, timeout: 120_000 }, async () => {
+    const m = manager('stream', { choice: FAST });
+    try {
+      const h = await m.start(fx.guest, { kind: 'http', root: '/', port: 80 });
+      const st = await m.start(fx.guest, { kind: 'stream', root: '/', port: 81 });
+      assert.equal(m.engineOf(fx.guest.name), 'nginx');
+      await fetchN(81, '/big.bin', 20);
+      await waitFor('counted', () => m.list(fx.guest.name).find((x) => x.id === st.id)!.totals.requests >= 20, 30_000);
+      await new Promise((res) => setTimeout(res, 2500)); // two decision ticks after the count
+      const e = m.engineInfo(fx.guest.name)!;
+      assert.equal(e.traffic!.requests, 0, 'the stream module\'s 20 large responses are not in the window');
+      assert.equal(e.traffic!.wants, 'lighttpd');
+      await m.stop(fx.guest.name, st.id);
+      assert.equal(m.engineOf(fx.guest.name), 'lighttpd');
+      assert.match(m.engineInfo(fx.guest.name)!.reason, /no traffic evidence yet/);
+      await answers(h.port);
+    } finally {
+      await m.close();
+    }
+  });
+
   test('module-engine: lighttpd never switches, whatever the traffic', { skip, timeout: 120_000 }, async () => {
     const m = manager('fixed', { engine: 'lighttpd', choice: FAST });
     try {
