@@ -12,6 +12,7 @@
 //  - offloadTransfer: the host's part of a socket-offload handoff as one job on the sendfile thread (send the app's
 //    head, if any, corked with the range; send the range, wait for the client's ACKs, attach the drop filter,
 //    freeze and dump), one JS crossing per handoff.
+//  - peerPidfd / takePeerSocket: the descriptor copy of sandbox guests (SO_PEERPIDFD, pidfd_getfd, the checks).
 //  - recvWithFd / sendWithFd: one message with a file descriptor (SCM_RIGHTS), for apps handing a socket to the agent.
 //  - nftSetElems(table, ops): add/delete elements of nftables sets of an `ip` table in ONE netlink batch (one
 //    transaction), synchronously: the per-handoff steering changes of socket offload without an nft process
@@ -1398,6 +1399,100 @@ Napi::Value TcpHandoffThaw(const Napi::CallbackInfo& info) {
 }
 // ---- end of the socket offload guest-side block ---------------------------------------------------------------
 
+// ---- the descriptor copy (sandbox guests share the host's kernel) -------------------------------------------
+// hylicsd sends on a duplicate of the guest app's own socket, taken with pidfd_getfd(2) from the process at the
+// other end of the app's direct offload connection (SO_PEERPIDFD: the process that connected, race-free, no pid
+// reuse). Checks and refusals here; the send is offloadTransfer's job on the duplicate.
+#ifndef SO_PEERPIDFD
+#define SO_PEERPIDFD 77
+#endif
+#ifndef SYS_pidfd_getfd
+#define SYS_pidfd_getfd 438
+#endif
+
+// peerPidfd(unixFd) -> a pidfd (close-on-exec) of the process that connected to this Unix socket.
+Napi::Value PeerPidfd(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!info[0].IsNumber()) { Napi::TypeError::New(env, "peerPidfd(unixFd)").ThrowAsJavaScriptException(); return env.Null(); }
+  int fd = info[0].As<Napi::Number>().Int32Value();
+  int pidfd = -1;
+  socklen_t l = sizeof pidfd;
+  if (getsockopt(fd, SOL_SOCKET, SO_PEERPIDFD, &pidfd, &l) != 0) { MakeError(env, errno, "SO_PEERPIDFD").ThrowAsJavaScriptException(); return env.Null(); }
+  return Napi::Number::New(env, pidfd);
+}
+
+// A refusal of takePeerSocket: `code` HYLICS_ERR_OFFLOAD_FD_REFUSED and `why` (a stable word) for a descriptor that
+// is not acceptable; errno-named errors (the JS side maps them) for pidfd_getfd's own failures.
+Napi::Error Refused(Napi::Env env, const char* why, const char* msg) {
+  Napi::Error e = Napi::Error::New(env, msg);
+  e.Set("code", Napi::String::New(env, "HYLICS_ERR_OFFLOAD_FD_REFUSED"));
+  e.Set("why", Napi::String::New(env, why));
+  return e;
+}
+
+// takePeerSocket(pidfd, targetFd, nsDev, nsIno) -> { fd, localAddr, localPort, remoteAddr, remotePort, state }:
+// a duplicate (close-on-exec) of fd `targetFd` of the process `pidfd`, only if it is a non-blocking, connected
+// (ESTABLISHED or CLOSE_WAIT) IPv4 TCP socket whose network namespace is the one with st_dev nsDev and st_ino nsIno.
+// The duplicate is closed on every refusal. Nothing about the socket is changed (its open file description is the
+// app's: no flag, no option is set).
+Napi::Value TakePeerSocket(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  for (size_t i = 0; i < 4; i++) {
+    if (!info[i].IsNumber()) { Napi::TypeError::New(env, "takePeerSocket(pidfd, fd, nsDev, nsIno)").ThrowAsJavaScriptException(); return env.Null(); }
+  }
+  int pidfd = info[0].As<Napi::Number>().Int32Value();
+  double target = info[1].As<Napi::Number>().DoubleValue();
+  uint64_t nsDev = static_cast<uint64_t>(info[2].As<Napi::Number>().DoubleValue());
+  uint64_t nsIno = static_cast<uint64_t>(info[3].As<Napi::Number>().DoubleValue());
+  if (target < 0 || target > 0x7fffffff) { Refused(env, "no-such-fd", "not a descriptor number").ThrowAsJavaScriptException(); return env.Null(); }
+  long fd = syscall(SYS_pidfd_getfd, pidfd, static_cast<int>(target), 0);
+  if (fd < 0) {
+    if (errno == EBADF) { Refused(env, "no-such-fd", "the app has no such descriptor").ThrowAsJavaScriptException(); return env.Null(); }
+    MakeError(env, errno, "pidfd_getfd").ThrowAsJavaScriptException();
+    return env.Null();
+  }
+  int s = static_cast<int>(fd);
+  auto refuse = [&](const char* why, const char* msg) -> Napi::Value {
+    close(s);
+    Refused(env, why, msg).ThrowAsJavaScriptException();
+    return env.Null();
+  };
+  struct stat st;
+  if (fstat(s, &st) != 0 || !S_ISSOCK(st.st_mode)) return refuse("not-socket", "the descriptor is not a socket");
+  int v = 0;
+  socklen_t l = sizeof v;
+  if (getsockopt(s, SOL_SOCKET, SO_DOMAIN, &v, &l) != 0 || v != AF_INET) return refuse("not-ipv4", "the socket is not an IPv4 socket");
+  l = sizeof v;
+  if (getsockopt(s, SOL_SOCKET, SO_TYPE, &v, &l) != 0 || v != SOCK_STREAM) return refuse("not-tcp", "the socket is not a stream socket");
+  l = sizeof v;
+  if (getsockopt(s, SOL_SOCKET, SO_PROTOCOL, &v, &l) != 0 || v != IPPROTO_TCP) return refuse("not-tcp", "the socket is not a TCP socket");
+  struct tcp_info ti{};
+  l = sizeof ti;
+  if (getsockopt(s, IPPROTO_TCP, TCP_INFO, &ti, &l) != 0) return refuse("not-tcp", "TCP_INFO failed");
+  if (ti.tcpi_state != TCP_ESTABLISHED && ti.tcpi_state != TCP_CLOSE_WAIT) return refuse("not-connected", "the TCP socket is not connected (listening, closing or closed)");
+  int ns = ioctl(s, SIOCGSKNS);
+  if (ns < 0) return refuse("netns-unknown", "SIOCGSKNS failed");
+  struct stat nst;
+  int r = fstat(ns, &nst);
+  close(ns);
+  if (r != 0 || static_cast<uint64_t>(nst.st_dev) != nsDev || static_cast<uint64_t>(nst.st_ino) != nsIno)
+    return refuse("other-netns", "the socket is not in the guest's network namespace");
+  int fl = fcntl(s, F_GETFL);
+  if (fl < 0 || !(fl & O_NONBLOCK)) return refuse("blocking", "the socket is blocking (the host would have to change the app's file flags)");
+  sockaddr_in local{}, peer{};
+  socklen_t ll = sizeof local, pl = sizeof peer;
+  if (getsockname(s, reinterpret_cast<sockaddr*>(&local), &ll) != 0 || getpeername(s, reinterpret_cast<sockaddr*>(&peer), &pl) != 0 || local.sin_family != AF_INET)
+    return refuse("not-connected", "getsockname/getpeername failed");
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("fd", Napi::Number::New(env, s));
+  o.Set("localAddr", AddrString(local));
+  o.Set("localPort", ntohs(local.sin_port));
+  o.Set("remoteAddr", AddrString(peer));
+  o.Set("remotePort", ntohs(peer.sin_port));
+  o.Set("state", Napi::Number::New(env, ti.tcpi_state));
+  return o;
+}
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("tcpNames", Napi::Function::New(env, TcpNames));
   exports.Set("recvWithFd", Napi::Function::New(env, RecvWithFd));
@@ -1420,10 +1515,12 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("tcpHandoffRestore", Napi::Function::New(env, TcpHandoffRestore));
   exports.Set("tcpHandoffThaw", Napi::Function::New(env, TcpHandoffThaw));
   exports.Set("offloadTransfer", Napi::Function::New(env, OffloadTransfer));
+  exports.Set("peerPidfd", Napi::Function::New(env, PeerPidfd));
+  exports.Set("takePeerSocket", Napi::Function::New(env, TakePeerSocket));
   // ADDON_VERSION in src/os/native.ts: raised when a call takes a new argument (4: offloadTransfer's head; 5: the
   // frozen socket's DSCP: tcpHandoffFreeze's, tcpHandoffRestore's and offloadTransfer's hushTos, tcpHandoffThaw; 6:
-  // nftSetElems' destroy; 7: offloadTransfer's state packed as tcpHandoffFreeze's)
-  exports.Set("version", Napi::Number::New(env, 7));
+  // nftSetElems' destroy; 7: offloadTransfer's state packed as tcpHandoffFreeze's; 8: peerPidfd, takePeerSocket)
+  exports.Set("version", Napi::Number::New(env, 8));
   return exports;
 }
 

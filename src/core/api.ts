@@ -77,7 +77,10 @@ export const SocketOffloadView = Type.Object({
   bytes: Type.Integer(),
   inFlight: Type.Integer(),
   fallbacks: Type.Record(Type.String(), Type.Integer(), { description: 'sends kept in the guest, by reason' }),
-  latencyMs: Type.Object({ count: Type.Integer(), p50: Type.Union([Type.Number(), Type.Null()]), p99: Type.Union([Type.Number(), Type.Null()]) }, { description: 'host-side takeover + hand-back time over the last handoffs' }),
+  latencyMs: Type.Object({ count: Type.Integer(), p50: Type.Union([Type.Number(), Type.Null()]), p99: Type.Union([Type.Number(), Type.Null()]) }, { description: 'host-side takeover + hand-back time over the last handoffs (the descriptor copy: its checks and the file\'s open)' }),
+  copy: Type.Optional(Type.Union([Type.Literal('auto'), Type.Literal('repair')], { description: 'auto: sandbox guests get the descriptor copy; repair: the TCP_REPAIR handoff only' })),
+  byCopy: Type.Optional(Type.Object({ fd: Type.Integer(), repair: Type.Integer() }, { description: 'handoffs by how the host had the socket: fd (descriptor copy) or repair (TCP_REPAIR)' })),
+  fdRefused: Type.Optional(Type.Record(Type.String(), Type.Integer(), { description: 'descriptor copies refused before anything was sent, by why' })),
 });
 export type SocketOffloadView = Static<typeof SocketOffloadView>;
 

@@ -21,10 +21,13 @@ import { closeSync, existsSync, openSync, fstatSync, readSync } from 'node:fs';
 import type { Socket } from 'node:net';
 import { dirname, join, relative, resolve } from 'node:path';
 import { HylicsError, toHylicsError, type ErrorCode } from '../core/errors/index.js';
-import { HOST_OFFLOAD_SOCKET, MAX_HANDOFF_HEAD_BYTES, type FallbackReason, type OffloadHandoffParamsT, type OffloadHandoffResultT } from '../core/protocol/index.js';
+import {
+  HOST_OFFLOAD_SOCKET, MAX_HANDOFF_HEAD_BYTES, type FallbackReason, type OffloadHandoffParamsT, type OffloadHandoffResultT,
+  type OffloadSendfdResultT,
+} from '../core/protocol/index.js';
 import { KeyedSerial } from '../core/serial.js';
 import { sendFileToSocket } from '../os/native.js';
-import { freezeSilent, quiesce, restoreForHandoff, resumeReading, socketFd, thawHandoff, type SavedTos } from '../os/tcp-repair.js';
+import { freezeSilent, quiesce, restoreForHandoff, resumeReading, socketFd, stopReading, thawHandoff, type SavedTos } from '../os/tcp-repair.js';
 import { DEFAULT_SHARE_DIR } from './agent.js';
 import { AgentClient, defaultAgentSocket } from './lib.js';
 
@@ -49,6 +52,9 @@ export interface OffloadOptions {
   client?: AgentClient;
   /** Never offload (the same call then just sends in the guest). */
   disabled?: boolean;
+  /** How the host has the socket: auto (default: the descriptor copy when hylicsd offers it, on its direct socket)
+   *  or repair (always the TCP_REPAIR handoff). Default $HYLICS_OFFLOAD_COPY or auto. */
+  copy?: 'auto' | 'repair';
 }
 
 /** hylicsSendfile's options in one object: the range, the head, and the offload options. */
@@ -269,6 +275,74 @@ async function sendTail(socket: Socket, file: string, start: number, n: number, 
   }
 }
 
+/** Host answers that refuse a descriptor copy before it sent anything (no details.bytesSent) and leave the TCP_REPAIR
+ *  handoff worth trying: the descriptor could not be taken or the op is not there. */
+const FD_COPY_NOT_HERE = new Set<ErrorCode>([
+  'HYLICS_ERR_OFFLOAD_FD_REFUSED', 'HYLICS_ERR_OFFLOAD_FD_UNAVAILABLE', 'HYLICS_ERR_CHANNEL_UNKNOWN_OP', 'HYLICS_ERR_CHANNEL_OP_DENIED',
+]);
+/** Clients (connections to hylicsd) whose descriptor copies hylicsd cannot take (HYLICS_ERR_OFFLOAD_FD_UNAVAILABLE):
+ *  not asked again on them. */
+const noFdCopy = new WeakSet<AgentClient>();
+
+/** Does `c` (hylicsd's direct offload socket) offer the descriptor copy, and may this send use it? */
+function fdCopyOffered(c: AgentClient, opts: OffloadOptions): boolean {
+  if ((opts.copy ?? process.env.HYLICS_OFFLOAD_COPY) === 'repair' || noFdCopy.has(c)) return false;
+  return c.peer.remote?.caps.includes('offload.socket.sendfd') === true;
+}
+
+/** How long Node's own write queue may take to empty before a descriptor copy (else: the TCP_REPAIR path). */
+const FLUSH_TIMEOUT_MS = QUIESCE_TIMEOUT_MS;
+
+/** Resolves true once Node's write queue of `socket` is empty (its bytes are in the kernel, before the host's). */
+async function nodeQueueFlushed(socket: Socket, timeoutMs: number): Promise<boolean> {
+  const until = Date.now() + timeoutMs;
+  while (socket.writableLength > 0) {
+    if (Date.now() > until || socket.destroyed) return false;
+    await new Promise((r) => { const t = setTimeout(r, 10); socket.once('drain', () => { clearTimeout(t); r(undefined); }); });
+  }
+  return !socket.destroyed;
+}
+
+type FdCopyOutcome = { sent: SendfileResult } | { refused: HylicsError; tryRepair: boolean };
+
+/**
+ * The descriptor copy (sandbox guests; docs/offload-socket.md "The descriptor copy"): hylicsd duplicates this
+ * process's socket fd (pidfd_getfd) and sends head and range on it, one round trip, nothing frozen. The socket stays
+ * live; libuv stops reading it meanwhile and nothing is written here until the answer. A refusal (nothing sent)
+ * comes back as `refused`; a send that failed part-way (the client reset or stalled: bytes are on the wire) or a
+ * lost answer throws, the socket destroyed.
+ */
+async function sendByFdCopy(
+  socket: Socket, c: AgentClient, fd: number, rel: string, offset: number, count: number | undefined,
+  opts: OffloadOptions, head: Buffer | undefined,
+): Promise<FdCopyOutcome> {
+  if (!(await nodeQueueFlushed(socket, FLUSH_TIMEOUT_MS))) {
+    return { refused: new HylicsError('HYLICS_ERR_OFFLOAD_NOT_QUIESCENT', `${socket.writableLength} bytes still in Node's write queue`), tryRepair: false };
+  }
+  const wasReading = stopReading(socket);
+  let res: OffloadSendfdResultT;
+  try {
+    const params = { fd, path: rel, offset, ...(count !== undefined ? { count } : {}), ...(head ? { head: head.toString('base64') } : {}) };
+    res = await c.request('offload.socket.sendfd', params, { timeoutMs: SEND_TIMEOUT_MS, trustedParams: true });
+  } catch (e) {
+    const err = toHylicsError(e);
+    if (err.details?.bytesSent === undefined && (FD_COPY_NOT_HERE.has(err.code) || refusedBeforeTakeover(err))) {
+      // nothing was sent: the socket is as it was
+      resumeReading(socket, wasReading);
+      if (err.code === 'HYLICS_ERR_OFFLOAD_FD_UNAVAILABLE') noFdCopy.add(c);
+      return { refused: err, tryRepair: FD_COPY_NOT_HERE.has(err.code) };
+    }
+    // bytes went out (or nobody knows how many: the answer was lost): the response cannot be completed from here
+    socket.destroy();
+    if (err.code === 'HYLICS_ERR_PEER_CLOSED' || err.code === 'HYLICS_ERR_SEND_STALLED')
+      throw new HylicsError('HYLICS_ERR_PEER_CLOSED', `the client went away during the host's send: ${err.message}`, { ...err.details });
+    throw new HylicsError(err.code, `socket send lost: ${err.message}`, { ...err.details });
+  }
+  resumeReading(socket, wasReading);
+  if (opts.mode === 'terminal') socket.end();
+  return { sent: { bytes: res.bytes, by: 'host', ...(head ? { headBytes: res.headBytes } : {}) } };
+}
+
 /** Host answers that refuse a handoff before it touched the connection: the guest's socket is still the connection. */
 const REFUSED_BEFORE_TAKEOVER = new Set<ErrorCode>([
   'HYLICS_ERR_OFFLOAD_NOT_GUEST_FLOW', 'HYLICS_ERR_OFFLOAD_BUDGET', 'HYLICS_ERR_OFFLOAD_UNAVAILABLE', 'HYLICS_ERR_PATH_ESCAPE',
@@ -399,6 +473,13 @@ async function sendfileNow(
     c = await client(opts);
   } catch (e) {
     return sendInGuest(socket, abs, offset, count, 'host-unreachable', toHylicsError(e).message, opts, head);
+  }
+  const sockFd = socketFd(socket)!;
+  if (fdCopyOffered(c, opts)) {
+    const r = await sendByFdCopy(socket, c, sockFd, rel, offset, count, opts, head);
+    if ('sent' in r) { trace('done'); last = undefined; return r.sent; }
+    // refused before anything was sent (hylicsd counts why): the TCP_REPAIR handoff may still do, else send here
+    if (!r.tryRepair) return sendInGuest(socket, abs, offset, count, reasonOf(r.refused), r.refused.message, opts, head);
   }
   let q: { wasReading: boolean; fd: number };
   try {

@@ -4,6 +4,7 @@
 import type { ModuleEngineView, ModuleInfoView } from '../core/api.js';
 import type { ChannelEndpoint } from './drivers/types.js';
 import type { GuestRecord } from './state.js';
+import type { NetnsId, PeerSocket } from '../os/peer-socket.js';
 
 export interface ShareBackend {
   path(name: string): string;
@@ -28,16 +29,24 @@ export interface ChannelBackend {
    * Serve an op that guests call on the host; `guest` is the channel's guest, never something the guest claims.
    * `direct`: also on each sandbox guest's direct socket (HOST_OFFLOAD_SOCKET in its run dir, the guest library's
    * way to hylicsd without the agent hop; only ops served this way are allowed there). `signal` aborts when the
-   * caller can no longer get the answer (its connection closed or reset, or its deadline passed).
+   * caller can no longer get the answer (its connection closed or reset, or its deadline passed). `directOnly`:
+   * only there (the descriptor copy); `conn` is given for requests on the direct socket only.
    */
   handle(
     op: string,
-    fn: (guest: string, params: unknown, signal?: AbortSignal) => Promise<unknown>,
-    opts?: { direct?: boolean },
+    fn: (guest: string, params: unknown, signal?: AbortSignal, conn?: DirectConn) => Promise<unknown>,
+    opts?: { direct?: boolean; directOnly?: boolean },
   ): void;
   /** Send an event to the guest (share.resized); false when it could not be sent. */
   notify?(guest: string, event: string, data: unknown): boolean;
   close(): Promise<void>;
+}
+
+/** A request's connection on a guest's direct offload socket: the app process at its other end. */
+export interface DirectConn {
+  /** A duplicate of that process's descriptor `fd`, kept only if it is a non-blocking connected IPv4 TCP socket in
+   *  the network namespace `ns` (ChannelServer.takePeerSocket). */
+  takeSocket(fd: number, ns: NetnsId): PeerSocket;
 }
 
 /** Optional module manager (network-send offload); wired when available. */

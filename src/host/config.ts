@@ -8,6 +8,7 @@ import { HylicsError } from '../core/errors/index.js';
 import { parseSize } from '../core/units.js';
 import { SANDBOX_ISOLATIONS } from './drivers/sandbox.js';
 import { DEFAULT_ENGINE, ENGINE_SETTINGS } from './modules/engine-api.js';
+import { SOCKET_OFFLOAD_COPIES } from '../core/protocol/ops/offload.js';
 
 export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error'] as const;
 export const LOG_FORMATS = ['auto', 'text', 'json'] as const;
@@ -15,6 +16,8 @@ export const LOG_FORMATS = ['auto', 'text', 'json'] as const;
 export { SANDBOX_ISOLATIONS as SANDBOX_ISOLATION_VALUES };
 /** The server behind every guest's host-side modules (docs/modules.md). */
 export { ENGINE_SETTINGS as MODULE_ENGINE_VALUES };
+/** How hylicsd takes sandbox guests' sockets for socket offload (docs/offload-socket.md). */
+export { SOCKET_OFFLOAD_COPIES as SOCKET_OFFLOAD_COPY_VALUES };
 
 type Kind = { type: 'path' } | { type: 'size' } | { type: 'string' } | { type: 'boolean' } | { type: 'list' } | { type: 'enum'; values: readonly string[] };
 
@@ -30,6 +33,7 @@ export const DAEMON_SETTINGS = {
   'share-budget': { kind: { type: 'size' }, live: false },
   'sandbox-isolation': { kind: { type: 'enum', values: SANDBOX_ISOLATIONS }, live: false },
   'module-engine': { kind: { type: 'enum', values: ENGINE_SETTINGS }, live: false },
+  'socket-offload-copy': { kind: { type: 'enum', values: SOCKET_OFFLOAD_COPIES }, live: false },
 } as const satisfies Record<string, { kind: Kind; live: boolean }>;
 
 export type SettingKey = keyof typeof DAEMON_SETTINGS;
@@ -48,6 +52,8 @@ export interface DaemonSettings {
   sandboxIsolation: (typeof SANDBOX_ISOLATIONS)[number];
   /** The server of guests' module engines started from now on (a running engine keeps its server). */
   moduleEngine: (typeof ENGINE_SETTINGS)[number];
+  /** auto: sandbox guests get the descriptor copy; repair: the TCP_REPAIR handoff only. */
+  socketOffloadCopy: (typeof SOCKET_OFFLOAD_COPIES)[number];
 }
 
 /** `log-level` -> `logLevel`: the commander attribute name of the flag. */
@@ -120,6 +126,7 @@ export const DEFAULT_SETTINGS: DaemonSettings = {
   logFormat: 'auto',
   sandboxIsolation: 'container',
   moduleEngine: DEFAULT_ENGINE,
+  socketOffloadCopy: 'auto',
 };
 
 /** Defaults, then the file, then the flags given on the command line (flags win). */

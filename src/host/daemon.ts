@@ -32,6 +32,7 @@ import { loadDecisionLog, saveDecisionLog } from './control/log-store.js';
 import { loadLearned, saveLearned } from './control/learned-store.js';
 import { DaemonMetrics } from './metrics.js';
 import type { SocketOffload } from './offload/socket.js';
+import { netnsPath } from '../os/netns.js';
 
 export interface DaemonOptions {
   stateDir: string;
@@ -186,7 +187,12 @@ export class Daemon {
       execute: (cmd) => this.execute(cmd),
       socketOffload: opts.socketOffload,
       handoffRate: opts.handoffRate,
-      offloadInfo: (guest) => ({ addr: this.record(guest).network.guestAddr, sharePath: this.opts.shares.path(guest) }),
+      offloadInfo: (guest) => {
+        const rec = this.record(guest);
+        // a sandbox guest's sockets live in its named netns on this kernel: the descriptor copy checks them against it
+        const netns = rec.spec.driver === 'sandbox' ? netnsPath(rec.network.netns) : undefined;
+        return { addr: rec.network.guestAddr, sharePath: this.opts.shares.path(guest), ...(netns ? { netns } : {}) };
+      },
     });
   }
 

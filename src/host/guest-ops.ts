@@ -18,8 +18,9 @@ const GUEST_MODULE_OPS_PER_MINUTE = 30;
  *  12,000/min (200/s) was below what one guest's wrk run reaches on a quiet 2-core host. */
 export const GUEST_HANDOFFS_BURST = 2000;
 export const GUEST_HANDOFFS_PER_MINUTE = 60_000;
-/** The ops that start a handoff (three-step begin, one-round-trip handoff): one rate per guest for both. */
-const HANDOFF_STARTS: ReadonlySet<string> = new Set(['offload.socket.begin', 'offload.socket.handoff']);
+/** The ops that start a handoff (three-step begin, one-round-trip handoff, the descriptor copy): one rate per guest
+ *  for all. */
+const HANDOFF_STARTS: ReadonlySet<string> = new Set(['offload.socket.begin', 'offload.socket.handoff', 'offload.socket.sendfd']);
 
 export interface GuestOpsDeps {
   channels: ChannelBackend;
@@ -70,8 +71,8 @@ export function wireGuestOps(deps: GuestOpsDeps): void {
   const handoffs = new OpRateLimit(rate.perMinute, rate.burst);
   const offloadChannels: Pick<ChannelBackend, 'handle' | 'onConnection'> = {
     onConnection: (fn) => channels.onConnection(fn),
-    handle: (op, fn) =>
-      channels.handle(op, async (guest, p, signal) => {
+    handle: (op, fn, o) =>
+      channels.handle(op, async (guest, p, signal, conn) => {
         if (HANDOFF_STARTS.has(op) && !handoffs.take(guest)) {
           throw new HylicsError(
             'HYLICS_ERR_CHANNEL_BUSY',
@@ -79,8 +80,8 @@ export function wireGuestOps(deps: GuestOpsDeps): void {
             { guest },
           );
         }
-        return fn(guest, p, signal);
-      }, { direct: true }),
+        return fn(guest, p, signal, conn);
+      }, { direct: true, ...o }),
   };
   deps.socketOffload?.wire(offloadChannels, deps.offloadInfo);
   channels.handle('module.stop', (guest, p) => {

@@ -12,6 +12,7 @@ import { buildApi } from './http.js';
 import { wireBackends } from './wiring.js';
 import type { SandboxIsolation } from './drivers/sandbox.js';
 import type { EngineSetting } from './modules/engine-api.js';
+import type { SocketOffloadCopy } from './offload/socket.js';
 import { guardInstalled } from '../os/nft-guard.js';
 import { writeFileAtomic } from '../os/atomic-file.js';
 import { apiTokenPath, ensureApiToken } from './api-auth.js';
@@ -39,6 +40,8 @@ export interface DaemonProcessOptions {
   sandboxIsolation?: SandboxIsolation;
   /** The server behind guests' host-side modules (default DEFAULT_ENGINE). */
   moduleEngine?: EngineSetting;
+  /** Socket offload for sandbox guests: the descriptor copy (auto) or the TCP_REPAIR handoff only (repair). */
+  socketOffloadCopy?: SocketOffloadCopy;
 }
 
 async function pidAlive(pid: number): Promise<boolean> {
@@ -112,6 +115,7 @@ export async function startDaemon(opts: DaemonProcessOptions, log: Logger = pino
     guestFirewall: opts.guestFirewall,
     sandboxIsolation: opts.sandboxIsolation,
     ...(opts.moduleEngine ? { moduleEngine: opts.moduleEngine } : {}),
+    ...(opts.socketOffloadCopy ? { socketOffloadCopy: opts.socketOffloadCopy } : {}),
   });
   if (opts.guestFirewall === false) {
     // The table is host-wide: one installed by another daemon keeps filtering this daemon's guests too.
@@ -230,6 +234,7 @@ export async function runDaemon(
       shareBudget: current.shareBudget,
       sandboxIsolation: current.sandboxIsolation,
       moduleEngine: current.moduleEngine,
+      socketOffloadCopy: current.socketOffloadCopy,
     };
     if (restart.length > 0)
       log.warn(
@@ -255,5 +260,5 @@ export async function runDaemon(
 }
 
 function processOptions(s: DaemonSettings): DaemonProcessOptions {
-  return { stateDir: s.stateDir, listen: s.listen, allowRemoteApi: s.allowRemoteApi, apiHosts: s.apiHost, guestFirewall: s.guestFirewall, sandboxIsolation: s.sandboxIsolation, moduleEngine: s.moduleEngine, logLevel: s.logLevel, ...(s.shareBudget !== undefined ? { shareBudgetBytes: parseSize(s.shareBudget, 'share budget') } : {}) };
+  return { stateDir: s.stateDir, listen: s.listen, allowRemoteApi: s.allowRemoteApi, apiHosts: s.apiHost, guestFirewall: s.guestFirewall, sandboxIsolation: s.sandboxIsolation, moduleEngine: s.moduleEngine, socketOffloadCopy: s.socketOffloadCopy, logLevel: s.logLevel, ...(s.shareBudget !== undefined ? { shareBudgetBytes: parseSize(s.shareBudget, 'share budget') } : {}) };
 }

@@ -12,7 +12,7 @@ import { renderLibvirtXml } from './libvirt.js';
 import { ModuleManager, moduleBackend } from './modules/index.js';
 import type { EngineSetting } from './modules/engine-api.js';
 import { createChannelBackend } from './channel-backend.js';
-import { SocketOffload } from './offload/socket.js';
+import { SocketOffload, type SocketOffloadCopy } from './offload/socket.js';
 import { TierUses } from './tier-uses.js';
 import { applyGuard, guardInstalled, guardIntact } from '../os/nft-guard.js';
 import type { DaemonOptions } from './daemon.js';
@@ -26,6 +26,8 @@ export interface WireOptions {
   sandboxIsolation?: SandboxIsolation;
   /** The server behind the guests' module engines (daemon setting module-engine; default DEFAULT_ENGINE). */
   moduleEngine?: EngineSetting;
+  /** How hylicsd takes sandbox guests' sockets for socket offload (daemon setting socket-offload-copy; default auto). */
+  socketOffloadCopy?: SocketOffloadCopy;
 }
 
 /** A short id of a daemon on this host: the first 8 hex digits of sha256(its resolved state dir). */
@@ -63,7 +65,11 @@ export async function wireBackends(stateDir: string, log: Logger, opts: WireOpti
   const maxBytesPerGuest = envInt('HYLICS_OFFLOAD_SOCKET_MAX_BYTES');
   // the files socket offload sends count as uses in the guest's tiered store (event tier.used)
   const tierUses = new TierUses(channels);
+  // HYLICS_OFFLOAD_SOCKET_COPY=repair: no descriptor copy for sandbox guests (the TCP_REPAIR handoff only)
+  const copyEnv = process.env.HYLICS_OFFLOAD_SOCKET_COPY;
+  const copy = opts.socketOffloadCopy ?? (copyEnv === 'repair' || copyEnv === 'auto' ? copyEnv : undefined);
   const socketOffload = new SocketOffload({
+    ...(copy ? { copy } : {}),
     log: log.child({ component: 'offload' }),
     registry,
     onFileUse: (guest, path) => tierUses.note(guest, path),

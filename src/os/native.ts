@@ -92,6 +92,13 @@ export interface Addon {
   tcpHandoffRestore(packed: Buffer, replaceFd: number, flags: number, tos?: number, prio?: number): number;
   /** IP_TOS and SO_PRIORITY as saved (tos >= 0), TCP_REPAIR off, the drop filter detached. */
   tcpHandoffThaw(fd: number, tos: number, prio: number): void;
+  /** SO_PEERPIDFD of a connected Unix socket: a pidfd of the process that connected (close-on-exec). */
+  peerPidfd(unixFd: number): number;
+  /** pidfd_getfd of `fd` in the process `pidfd`, kept only if it is a non-blocking connected IPv4 TCP socket in the
+   *  network namespace (st_dev, st_ino) given; else closed and refused (`code` HYLICS_ERR_OFFLOAD_FD_REFUSED, `why`). */
+  takePeerSocket(pidfd: number, fd: number, nsDev: number, nsIno: number): {
+    fd: number; localAddr: string; localPort: number; remoteAddr: string; remotePort: number; state: number;
+  };
   /** The addon's interface version (ADDON_VERSION): raised when a call takes a new argument, which an older build
    *  would silently ignore (e.g. offloadTransfer's head, version 4). */
   version: number;
@@ -122,7 +129,7 @@ const ADDON_PATH = join(PACKAGE_ROOT, 'native', 'build', 'Release', 'hylics_nati
  *  built from source in the same tree, so there is no fallback for an older build: one that lacks any of these
  *  (a checkout that skipped `npm run build:native` after pulling) is refused as a whole. */
 /** The interface version this code needs (native/src/hylics_native.cc exports `version`): an older build is stale. */
-export const ADDON_VERSION = 7;
+export const ADDON_VERSION = 8;
 
 const ADDON_EXPORTS: Readonly<Record<keyof Addon, 'function' | 'number'>> = {
   openBeneath: 'function', sendfile: 'function', sendfileNow: 'function', abortSendfile: 'function',
@@ -130,7 +137,7 @@ const ADDON_EXPORTS: Readonly<Record<keyof Addon, 'function' | 'number'>> = {
   sendWithFd: 'function', dropFilter: 'function', tcpRepair: 'function', tcpQueues: 'function', closeFd: 'function',
   shutdownWrite: 'function', setRecvBuffer: 'function', abortClose: 'function', nftSetElems: 'function',
   offloadTransfer: 'function', tcpHandoffFreeze: 'function', tcpHandoffRestore: 'function', tcpHandoffThaw: 'function',
-  version: 'number',
+  peerPidfd: 'function', takePeerSocket: 'function', version: 'number',
 };
 
 /**

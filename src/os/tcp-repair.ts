@@ -340,6 +340,16 @@ export async function quiesceQueues(
   }
 }
 
+/** Stop libuv reading a Node socket (the descriptor copy: the host sends on it meanwhile); returns whether it was
+ *  reading (give it to resumeReading). */
+export function stopReading(socket: Socket): boolean {
+  const h = handleOf(socket);
+  if (!h || h.reading !== true) return false;
+  h.reading = false;
+  h.readStop();
+  return true;
+}
+
 /** Let libuv read the socket again (after quiesce, with or without a restore in between). */
 export function resumeReading(socket: Socket, wasReading: boolean): void {
   const h = handleOf(socket);

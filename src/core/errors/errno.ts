@@ -56,6 +56,13 @@ export const ERRNO_CODES = {
     codes: { ENOPROTOOPT: 'HYLICS_ERR_TCP_REPAIR_UNAVAILABLE' },
     otherwise: 'HYLICS_ERR_NATIVE_IO',
   },
+  peerFd: {
+    doc: "hylicsd taking a guest app's socket descriptor (SO_PEERPIDFD, pidfd_getfd: the descriptor copy)",
+    codes: {
+      EBADF: 'HYLICS_ERR_OFFLOAD_FD_REFUSED', // the app has no such descriptor
+    },
+    otherwise: 'HYLICS_ERR_OFFLOAD_FD_UNAVAILABLE', // EPERM, ESRCH (the process is gone), ENOPROTOOPT (no SO_PEERPIDFD)
+  },
   spawn: {
     doc: 'starting a host program (nft, ip, qemu, ...)',
     codes: { ENOENT: 'HYLICS_ERR_MISSING_DEPENDENCY' },

@@ -10,6 +10,7 @@ import {
   type HandlerContext, type PeerLogger, type RequestOptions,
 } from '../../os/channel/index.js';
 import type { ChannelEndpoint } from '../drivers/types.js';
+import { closePidfd, peerPidfd, streamFd, takePeerSocket, type NetnsId, type PeerSocket } from '../../os/peer-socket.js';
 import { DEFAULT_CHANNEL_BUDGET, UNLIMITED_CHANNEL_BUDGET, GuestBudget, RateLimitedLog, type BudgetStats, type ChannelBudgetOptions } from './budget.js';
 
 /** A host-side op handler: `guest` is the name bound to the endpoint the request came in on. */
@@ -127,6 +128,8 @@ export class ChannelServer extends EventEmitter {
   private readonly budgetOpts: ChannelBudgetOptions;
   private readonly logLimit = new RateLimitedLog(LOG_EVERY_MS);
   private closed = false;
+  /** Listen-mode connections' sockets, and the pidfd of the process at the other end once taken (takePeerSocket). */
+  private readonly conns = new WeakMap<ChannelPeer, { socket: Socket; pidfd?: number }>();
 
   constructor(private readonly opts: ChannelServerOptions = {}) {
     super();
@@ -296,6 +299,21 @@ export class ChannelServer extends EventEmitter {
     return this.guestsByName.get(name)?.live?.emitEvent(event, data) ?? false;
   }
 
+  /**
+   * A duplicate of descriptor `fd` of the process at the other end of `peer`'s connection (the descriptor copy of
+   * socket offload): that process is named by SO_PEERPIDFD, taken at the connection's first use and closed with it
+   * (a pidfd: never another process that reused the pid), and the descriptor kept only if it is a non-blocking
+   * connected IPv4 TCP socket in the network namespace `ns` (src/os/peer-socket.ts). Synchronous: the pidfd cannot be
+   * closed under it. Throws HYLICS_ERR_OFFLOAD_FD_REFUSED / _UNAVAILABLE.
+   */
+  takePeerSocket(peer: ChannelPeer, fd: number, ns: NetnsId): PeerSocket {
+    const c = this.conns.get(peer);
+    const unixFd = c ? streamFd(c.socket) : undefined;
+    if (!c || unixFd === undefined || !peer.isOpen) throw new HylicsError('HYLICS_ERR_OFFLOAD_FD_UNAVAILABLE', 'this connection is not a local Unix socket of an app');
+    c.pidfd ??= peerPidfd(unixFd);
+    return takePeerSocket(c.pidfd, fd, ns);
+  }
+
   // ---- internals ----
 
   private makePeer(g: GuestState, stream: Socket, mode: 'listen' | 'connect'): ChannelPeer {
@@ -303,6 +321,7 @@ export class ChannelServer extends EventEmitter {
     for (const [op, h] of this.handlers) handlers[op] = (p, ctx) => h(g.name, p as never, ctx);
     // the meter's two 'data' listeners bracket the peer's own: what it measures is the peer's work on each chunk
     const metered = g.budget.meter(stream as Socket);
+    const conn: { socket: Socket; pidfd?: number } = { socket: stream };
     const peer = new ChannelPeer(stream, {
       role: 'host',
       name: 'hylicsd',
@@ -411,8 +430,10 @@ export class ChannelServer extends EventEmitter {
       this.emit('connected', g.name, h);
     });
     peer.on('event', (event: string, data: unknown) => this.emit('event', g.name, event, data));
+    if (mode === 'listen') this.conns.set(peer, conn); // an app's connection (QEMU's socket is no app's)
     peer.on('close', (err?: HylicsError) => {
       unmeter();
+      if (conn.pidfd !== undefined) { closePidfd(conn.pidfd); conn.pidfd = undefined; }
       g.handshaking.delete(peer);
       g.peers.delete(peer);
       g.discardedBytes += peer.stats.discardedBytes;

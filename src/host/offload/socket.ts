@@ -9,8 +9,10 @@ import type { SocketOffloadView } from '../../core/api.js';
 import { HylicsError, toHylicsError } from '../../core/errors/index.js';
 import { MAX_HANDOFF_HEAD_BYTES, MAX_QUEUE_BYTES } from '../../core/protocol/index.js';
 import type {
-  FallbackReason, OffloadBeginParamsT, OffloadHandoffParamsT, OffloadHandoffResultT, OffloadSendResultT, TcpStateT,
+  FallbackReason, OffloadBeginParamsT, OffloadHandoffParamsT, OffloadHandoffResultT, OffloadSendResultT,
+  OffloadSendfdParamsT, OffloadSendfdResultT, TcpStateT,
 } from '../../core/protocol/index.js';
+import { closePeerSocket, netnsId, type PeerSocket } from '../../os/peer-socket.js';
 import { openBeneath, openShareDir } from '../../os/native.js';
 import {
   closeNftSession,
@@ -26,7 +28,7 @@ import {
   TCP_STATE, closeFd, closeLeavingNothing, dropFilter, freezeAndDump, queues, restore, sendDrainFreeze, sendfileFd,
   setRepair, shutdownWrite, tcpRepairAvailable, thawHandoff, HOST_SOCKET_TOS, type TransferResult,
 } from '../../os/tcp-repair.js';
-import type { ChannelBackend } from '../backends.js';
+import type { ChannelBackend, DirectConn } from '../backends.js';
 
 /** Handoffs one guest may have in flight. */
 export const MAX_HANDOFFS_PER_GUEST = 128;
@@ -136,11 +138,26 @@ interface Handoff {
 export interface GuestOffloadInfo {
   addr: string;
   sharePath: string;
+  /** The guest's network namespace on this kernel (sandbox guests: /run/netns/NAME): the descriptor copy takes only
+   *  sockets of it. Absent (microVM guests): no descriptor copy. */
+  netns?: string;
 }
+
+export { SOCKET_OFFLOAD_COPIES, type SocketOffloadCopy } from '../../core/protocol/index.js';
+import type { SocketOffloadCopy } from '../../core/protocol/index.js';
 
 export type SocketOffloadStats = SocketOffloadView;
 
-interface Counters { handoffs: number; bytes: number; fallbacks: Record<string, number>; latencies: number[] }
+interface Counters {
+  handoffs: number;
+  bytes: number;
+  fallbacks: Record<string, number>;
+  latencies: number[];
+  /** Handoffs by how the host had the socket: fd (the descriptor copy) or repair (TCP_REPAIR). */
+  byCopy: { fd: number; repair: number };
+  /** Descriptor copies refused before anything was sent, by why (details.why, or the error code). */
+  fdRefused: Record<string, number>;
+}
 
 export interface SocketOffloadOptions {
   log: {
@@ -162,6 +179,8 @@ export interface SocketOffloadOptions {
   tableTag?: string;
   /** A handoff opened `path` (share-relative) to send it: a use for the guest tier store (src/host/tier-uses.ts). */
   onFileUse?: (guest: string, path: string) => void;
+  /** Offer sandbox guests the descriptor copy (default auto) or only the TCP_REPAIR handoff. */
+  copy?: SocketOffloadCopy;
 }
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
@@ -219,7 +238,10 @@ export class SocketOffload {
   private readonly unavailable: string | undefined;
   private guestInfo: ((guest: string) => GuestOffloadInfo) | undefined;
   private nextId = 1;
-  private readonly mHandoffs?: Counter<'guest'>;
+  /** The `why` labels of hylics_offload_socket_fd_refused_total used so far (removed with a guest). */
+  private readonly fdRefusedWhys = new Set<string>();
+  private readonly mHandoffs?: Counter<'guest' | 'copy'>;
+  private readonly mFdRefused?: Counter<'guest' | 'why'>;
   private readonly mBytes?: Counter<'guest'>;
   private readonly mFallbacks?: Counter<'guest' | 'reason'>;
   private readonly mLatency?: Histogram<'guest'>;
@@ -229,7 +251,8 @@ export class SocketOffload {
     this.unavailable = process.getuid?.() !== 0 ? 'the daemon is not root (IP_TRANSPARENT, TCP_REPAIR, nftables)' : !repair.ok ? repair.reason : undefined;
     if (opts.registry) {
       const registers = [opts.registry];
-      this.mHandoffs = new Counter({ name: 'hylics_offload_socket_handoffs_total', help: 'Connections a guest handed to the host for a send (socket offload)', labelNames: ['guest'], registers });
+      this.mHandoffs = new Counter({ name: 'hylics_offload_socket_handoffs_total', help: 'Connections a guest handed to the host for a send (socket offload), by how the host had the socket (copy: fd, the descriptor copy; repair, the TCP_REPAIR handoff)', labelNames: ['guest', 'copy'], registers });
+      this.mFdRefused = new Counter({ name: 'hylics_offload_socket_fd_refused_total', help: 'Descriptor copies the host refused before sending anything (the guest library then uses the TCP_REPAIR handoff or sends itself), by why', labelNames: ['guest', 'why'], registers });
       this.mBytes = new Counter({ name: 'hylics_offload_socket_bytes_total', help: 'Bytes the host sent on guests\' handed-over connections (file ranges, and the heads sent before them)', labelNames: ['guest'], registers });
       this.mFallbacks = new Counter({ name: 'hylics_offload_socket_fallbacks_total', help: 'Sends the guest library kept in the guest, by reason', labelNames: ['guest', 'reason'], registers });
       this.mLatency = new Histogram({ name: 'hylics_offload_socket_handoff_seconds', help: 'Host-side handoff latency: takeover (restore + steer) plus hand-back (drain + freeze), without the send', labelNames: ['guest'], buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1], registers });
@@ -243,6 +266,8 @@ export class SocketOffload {
     channels.handle('offload.socket.handoff', (guest, p, signal) => this.handoff(guest, p as OffloadHandoffParamsT, signal));
     channels.handle('offload.socket.send', (guest, p) => this.send(guest, p as { handoff: string; state: TcpStateT }));
     channels.handle('offload.socket.release', (guest, p) => this.release(guest, (p as { handoff: string }).handoff, (p as { finish?: boolean }).finish === true));
+    // the descriptor copy: sandbox guests' apps on their direct socket only (the request names the app's process)
+    if (this.opts.copy !== 'repair') channels.handle('offload.socket.sendfd', (guest, p, signal, conn) => this.sendfd(guest, p as OffloadSendfdParamsT, signal, conn), { directOnly: true });
     channels.handle('offload.socket.fallback', async (guest, p) => ({ counted: this.fallback(guest, (p as { reason: FallbackReason }).reason) }));
     channels.onConnection((guest, connected) => {
       if (connected) void this.guestConnected(guest);
@@ -268,7 +293,7 @@ export class SocketOffload {
 
   private count(guest: string): Counters {
     let c = this.counters.get(guest);
-    if (!c) { c = { handoffs: 0, bytes: 0, fallbacks: {}, latencies: [] }; this.counters.set(guest, c); }
+    if (!c) { c = { handoffs: 0, bytes: 0, fallbacks: {}, latencies: [], byCopy: { fd: 0, repair: 0 }, fdRefused: {} }; this.counters.set(guest, c); }
     return c;
   }
 
@@ -282,6 +307,9 @@ export class SocketOffload {
       inFlight: [...this.handoffs.values()].filter((h) => h.guest === guest).length,
       fallbacks: { ...c.fallbacks },
       latencyMs: { count: sorted.length, p50: percentile(sorted, 0.5), p99: percentile(sorted, 0.99) },
+      copy: this.opts.copy ?? 'auto',
+      byCopy: { ...c.byCopy },
+      fdRefused: { ...c.fdRefused },
     };
     if (this.unavailable) s.reason = this.unavailable;
     return s;
@@ -390,6 +418,84 @@ export class SocketOffload {
       return { ...r, handoff: h.id, count: h.count, ...(head ? { headBytes: h.headSent ?? 0 } : {}) };
     } finally {
       signal?.removeEventListener('abort', abandon);
+    }
+  }
+
+  /**
+   * The descriptor copy (offload.socket.sendfd; docs/offload-socket.md "The descriptor copy"): a sandbox guest's app
+   * names its socket's fd; hylicsd duplicates it from the app's process (the peer of this direct connection, by
+   * SO_PEERPIDFD) and keeps it only if it is a non-blocking connected IPv4 TCP socket in the guest's netns, on the
+   * guest's own address; then the same checks as a handoff (budget, the file beneath the share), and head + range in
+   * one native job on the addon's I/O thread (non-blocking, STALL_MS). No freeze, no steering: the app's socket is
+   * live and the app leaves it alone until the answer. The duplicate is closed on every path. Refusals (nothing
+   * sent) carry no details.bytesSent; a failed send answers with details.bytesSent and details.headBytes.
+   */
+  async sendfd(guest: string, p: OffloadSendfdParamsT, signal?: AbortSignal, conn?: DirectConn): Promise<OffloadSendfdResultT> {
+    const refused = (e: unknown): never => {
+      const err = toHylicsError(e);
+      const why = typeof err.details?.why === 'string' ? err.details.why : err.code;
+      const c = this.count(guest);
+      c.fdRefused[why] = (c.fdRefused[why] ?? 0) + 1;
+      this.fdRefusedWhys.add(why);
+      this.mFdRefused?.inc({ guest, why });
+      throw err;
+    };
+    let sock: PeerSocket | undefined;
+    let h: Handoff | undefined;
+    try {
+      if (this.unavailable || !this.guestInfo) throw new HylicsError('HYLICS_ERR_OFFLOAD_UNAVAILABLE', `socket offload is not available: ${this.unavailable ?? 'not wired'}`);
+      if (!conn) throw new HylicsError('HYLICS_ERR_OFFLOAD_FD_UNAVAILABLE', 'the descriptor copy is served on the guest\'s direct offload socket only');
+      const head = p.head !== undefined ? Buffer.from(p.head, 'base64') : undefined;
+      if (head && head.length > MAX_HANDOFF_HEAD_BYTES) {
+        throw new HylicsError('HYLICS_ERR_INVALID_ARGUMENT', `the head is ${head.length} bytes (at most ${MAX_HANDOFF_HEAD_BYTES})`, { headBytes: head.length, max: MAX_HANDOFF_HEAD_BYTES });
+      }
+      const info = this.guestInfo(guest);
+      if (!info.netns) throw new HylicsError('HYLICS_ERR_OFFLOAD_FD_UNAVAILABLE', 'this guest does not share the host\'s kernel (no descriptor copy)');
+      sock = conn.takeSocket(p.fd, netnsId(info.netns));
+      if (sock.localAddr !== info.addr) {
+        throw new HylicsError('HYLICS_ERR_OFFLOAD_FD_REFUSED', `the socket's local address ${sock.localAddr} is not the guest's address ${info.addr}`, { why: 'not-guest-addr', localAddr: sock.localAddr, guestAddr: info.addr });
+      }
+      ({ h } = this.open(guest, {
+        localAddr: sock.localAddr, localPort: sock.localPort, remoteAddr: sock.remoteAddr, remotePort: sock.remotePort,
+        path: p.path, offset: p.offset, ...(p.count !== undefined ? { count: p.count } : {}), mode: 'return',
+      }, head));
+    } catch (e) {
+      if (sock) closePeerSocket(sock.fd);
+      return refused(e);
+    }
+    // in flight (the budget counts it) until the send ends
+    h.quick = true;
+    h.phase = 'sending';
+    h.hostFd = sock.fd;
+    this.handoffs.set(this.key(guest, h.id), h);
+    const abort = (): void => h.abort?.();
+    // the app can no longer get the answer (it died or closed its connection, or its deadline passed): stop; the
+    // app's socket is its own (closed with the app, or the app closes it on the error)
+    if (signal?.aborted) h.orphan = true; else signal?.addEventListener('abort', abort, { once: true });
+    const c = this.count(guest);
+    try {
+      if (h.orphan) throw new HylicsError('HYLICS_ERR_PEER_CLOSED', 'the app went away before the send', { bytesSent: 0, headBytes: 0 });
+      const overheadMs = performance.now() - h.t0; // the checks and the file's open: no takeover, no hand-back
+      const r = await sendDrainFreeze(sock.fd, h.fileFd, h.offset, h.count, {
+        stallMs: STALL_MS,
+        ...(h.head ? { head: h.head } : {}),
+        onStart: (stop) => { h.abort = stop; },
+      });
+      h.headSent = r.headBytes;
+      this.account(c, h, r.bytes, overheadMs, 'fd');
+      return { bytes: r.bytes, headBytes: r.headBytes, count: h.count };
+    } catch (e) {
+      const err = toHylicsError(e);
+      const sent = typeof err.details?.bytesSent === 'number' ? err.details.bytesSent : 0;
+      h.headSent = typeof err.details?.headBytes === 'number' ? err.details.headBytes : 0;
+      this.account(c, h, sent, 0, 'fd');
+      // bytesSent always present: the library must not send the range itself after this
+      throw new HylicsError(err.code, err.message, { ...err.details, bytesSent: sent, headBytes: h.headSent });
+    } finally {
+      signal?.removeEventListener('abort', abort);
+      closePeerSocket(sock.fd);
+      h.hostFd = undefined;
+      this.done(h);
     }
   }
 
@@ -598,14 +704,15 @@ export class SocketOffload {
   }
 
   /** Count a handoff of `h` that sent `bytes` of its range (and h.headSent bytes of its head before them). */
-  private account(c: Counters, h: Handoff, rangeBytes: number, overheadMs: number): void {
+  private account(c: Counters, h: Handoff, rangeBytes: number, overheadMs: number, copy: 'fd' | 'repair' = 'repair'): void {
     const { guest } = h;
     const bytes = rangeBytes + (h.headSent ?? 0);
     c.handoffs++;
+    c.byCopy[copy]++;
     c.bytes += bytes;
     c.latencies.push(overheadMs);
     if (c.latencies.length > LATENCY_RING) c.latencies.shift();
-    this.mHandoffs?.inc({ guest });
+    this.mHandoffs?.inc({ guest, copy });
     this.mBytes?.inc({ guest }, bytes);
     this.mLatency?.observe({ guest }, overheadMs / 1000);
   }
@@ -807,7 +914,8 @@ export class SocketOffload {
     const hadTable = this.tables.delete(guest);
     this.tableAddrs.delete(guest);
     this.counters.delete(guest);
-    this.mHandoffs?.remove({ guest });
+    for (const copy of ['fd', 'repair']) this.mHandoffs?.remove({ guest, copy });
+    for (const why of this.fdRefusedWhys) this.mFdRefused?.remove({ guest, why });
     this.mBytes?.remove({ guest });
     this.mLatency?.remove({ guest });
     if (!hadTable) return; // never made here (a dead daemon's leftover is replaced whole when it is)

@@ -123,6 +123,39 @@ export const OffloadReleaseParams = Type.Object({
 }, { additionalProperties: false });
 export const OffloadReleaseResult = Type.Object({ released: Type.Boolean() }, { additionalProperties: false });
 
+/**
+ * The descriptor copy (sandbox guests, on the direct offload socket only): hylicsd duplicates the app's own socket
+ * descriptor (pidfd_getfd of the process that connected, SO_PEERPIDFD) and sends head and range on it; nothing is
+ * frozen or steered, the app leaves the socket alone until the answer. Errors before the send (the descriptor
+ * refused, the file, the budget) carry no details.bytesSent: nothing was sent. A send that failed (the client reset
+ * or stalled) answers HYLICS_ERR_PEER_CLOSED / _SEND_STALLED with details.bytesSent and details.headBytes.
+ */
+/** How hylicsd takes a sandbox guest's socket (daemon setting socket-offload-copy): `auto` offers the descriptor copy
+ *  (offload.socket.sendfd) on the direct offload socket; `repair` does not (the TCP_REPAIR handoff only, as for
+ *  microVM guests). */
+export const SOCKET_OFFLOAD_COPIES = ['auto', 'repair'] as const;
+export type SocketOffloadCopy = (typeof SOCKET_OFFLOAD_COPIES)[number];
+
+export const OffloadSendfdParams = Type.Object({
+  /** The socket's descriptor number in the calling app's own process. */
+  fd: Type.Integer({ minimum: 0, maximum: 0x7fffffff }),
+  /** File inside the guest's share (relative to its root). */
+  path: Type.String({ minLength: 1, maxLength: 4096 }),
+  offset: Type.Integer({ minimum: 0 }),
+  /** Bytes to send; absent: to the end of the file. */
+  count: Type.Optional(Type.Integer({ minimum: 0 })),
+  /** Bytes sent before the range (the app's response headers), base64, at most MAX_HANDOFF_HEAD_BYTES. */
+  head: Type.Optional(Type.String({ minLength: 1, maxLength: Math.ceil(MAX_HANDOFF_HEAD_BYTES / 3) * 4, format: 'base64' })),
+}, { additionalProperties: false });
+export const OffloadSendfdResult = Type.Object({
+  /** Bytes of the range sent (all of `count` as clamped to the file). */
+  bytes: Type.Integer({ minimum: 0 }),
+  /** Bytes of the head sent. */
+  headBytes: Type.Integer({ minimum: 0 }),
+  /** The range's length as clamped to the file. */
+  count: Type.Integer({ minimum: 0 }),
+}, { additionalProperties: false });
+
 /** Why a send stayed in the guest; the guest library reports it with offload.socket.fallback. */
 export const FALLBACK_REASONS = ['no-cap-net-admin', 'no-tcp-repair', 'host-refused', 'budget', 'not-guest-flow', 'outside-share', 'not-quiescent', 'host-unreachable', 'error'] as const;
 export const OffloadFallbackParams = Type.Object({
@@ -135,12 +168,15 @@ export type OffloadBeginParamsT = Static<typeof OffloadBeginParams>;
 export type OffloadSendResultT = Static<typeof OffloadSendResult>;
 export type OffloadHandoffParamsT = Static<typeof OffloadHandoffParams>;
 export type OffloadHandoffResultT = Static<typeof OffloadHandoffResult>;
+export type OffloadSendfdParamsT = Static<typeof OffloadSendfdParams>;
+export type OffloadSendfdResultT = Static<typeof OffloadSendfdResult>;
 export type FallbackReason = (typeof FALLBACK_REASONS)[number];
 
 export const OFFLOAD_OPS = [
   defineOp({ name: 'offload.socket.begin', server: 'host', params: OffloadBeginParams, result: OffloadBeginResult, doc: 'Check a connection of the calling guest (its own local address) and a file of its share, and hold the flow so the guest can freeze the socket.' }),
   defineOp({ name: 'offload.socket.send', server: 'host', params: OffloadSendParams, result: OffloadSendResult, doc: 'Restore the frozen connection on the host, steer its flow to the host, send the file, then hand the connection back frozen (state) or finish it.' }),
   defineOp({ name: 'offload.socket.handoff', server: 'host', params: OffloadHandoffParams, result: OffloadHandoffResult, doc: 'begin + send in one round trip: the guest froze the connection behind a drop-everything socket filter; the host checks, restores it, steers the flow to itself, sends all but the last byte of the range, and hands the connection back frozen (state; the guest sends the rest) or finishes it. Release afterwards (not with autoRelease).' }),
+  defineOp({ name: 'offload.socket.sendfd', server: 'host', params: OffloadSendfdParams, result: OffloadSendfdResult, doc: 'The descriptor copy (sandbox guests, direct offload socket only): send head and a file range of the guest\'s share on a duplicate of the calling app\'s own socket descriptor `fd` (pidfd_getfd; a non-blocking connected IPv4 TCP socket in the guest\'s network namespace on the guest\'s address, else HYLICS_ERR_OFFLOAD_FD_REFUSED); no freeze, no steering.' }),
   defineOp({ name: 'offload.socket.release', server: 'host', idempotent: true, params: OffloadReleaseParams, result: OffloadReleaseResult, doc: 'The guest restored its socket (or gave up): drop the host\'s frozen copy and the hold on the flow. Idempotent.' }),
   defineOp({ name: 'offload.socket.fallback', server: 'host', idempotent: true, params: OffloadFallbackParams, result: OffloadFallbackResult, doc: 'Count a send the guest library kept in the guest, with the reason (the host\'s per-guest counters).' }),
 ];
@@ -152,6 +188,7 @@ declare module '../registry.js' {
     'offload.socket.begin': { params: Static<typeof OffloadBeginParams>; result: Static<typeof OffloadBeginResult> };
     'offload.socket.send': { params: Static<typeof OffloadSendParams>; result: Static<typeof OffloadSendResult> };
     'offload.socket.handoff': { params: Static<typeof OffloadHandoffParams>; result: Static<typeof OffloadHandoffResult> };
+    'offload.socket.sendfd': { params: Static<typeof OffloadSendfdParams>; result: Static<typeof OffloadSendfdResult> };
     'offload.socket.release': { params: Static<typeof OffloadReleaseParams>; result: Static<typeof OffloadReleaseResult> };
     'offload.socket.fallback': { params: Static<typeof OffloadFallbackParams>; result: Static<typeof OffloadFallbackResult> };
   }
