@@ -34,7 +34,7 @@ test('socket offload: example file server in a sandbox guest, client in another 
   const oct = 16 + (process.pid % 200);
   const w = clientNetns({ name: `hylics-sow-${tag}`, hostIf: `hso${tag}`, hostAddr: `10.253.${oct}.1`, addr: `10.253.${oct}.2` });
   const PORT = 8080;
-  let daemon: ChildProcess | undefined = await startDaemon(dir);
+  let daemon: ChildProcess | undefined = await startDaemon(dir, ['--socket-offload-copy', 'repair']); // the TCP_REPAIR handoff (the descriptor copy: socket-fdcopy.test.ts)
   let capture: ChildProcess | undefined;
   const { withOpts, json } = stateDirCli(dir);
   t.after(async () => {
