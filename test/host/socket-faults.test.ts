@@ -50,13 +50,13 @@ test('socket offload faults: refusals, no capability, client reset/vanished, dae
   const PORT_NOADDON = 8082; // --offload socket, HYLICS_NATIVE=0
   const PORT_KILL = 8083; // --offload socket, the app killed mid-handoff (its pid in fs-kill.pid)
   process.env.HYLICS_OFFLOAD_SOCKET_MAX_BYTES = String(MAX_BYTES);
-  let daemon: ChildProcess | undefined = await startDaemon(dir);
+  let daemon: ChildProcess | undefined = await startDaemon(dir, ['--socket-offload-copy', 'repair']); // the TCP_REPAIR handoff's faults (the descriptor copy's: socket-fdcopy.test.ts)
   delete process.env.HYLICS_OFFLOAD_SOCKET_MAX_BYTES;
   let capture: ChildProcess | undefined;
   const { withOpts, json } = stateDirCli(dir);
   t.after(async () => {
     capture?.kill('SIGKILL');
-    if (!daemon) daemon = await startDaemon(dir).catch(() => undefined);
+    if (!daemon) daemon = await startDaemon(dir, ['--socket-offload-copy', 'repair']).catch(() => undefined);
     if (daemon) { await hylics(withOpts(['guest', 'rm', g])); await stopDaemon(daemon); }
     await w.remove();
     await rm(dir, { recursive: true, force: true });
@@ -216,7 +216,7 @@ test('socket offload faults: refusals, no capability, client reset/vanished, dae
     for (let i = 0; i < 40 && !/handoff lost/.test(await serverLog('fs.log')); i++) await sleep(250);
     assert.match(await serverLog('fs.log'), /request failed: socket handoff lost/, 'the app got a clear error');
     assert.ok((await listSteerTableGuests(daemonTag(dir))).includes(g), 'the dead daemon left its table');
-    daemon = await startDaemon(dir);
+    daemon = await startDaemon(dir, ['--socket-offload-copy', 'repair']); // the TCP_REPAIR handoff's faults (the descriptor copy's: socket-fdcopy.test.ts)
     // the dead daemon's table (its flow in `steer`) went at the start; the guest's agent may already have reconnected
     // and had its table made again, empty
     assert.deepEqual(await listSteerFlows(g, daemonTag(dir)), { hold: [], steer: [], back: [] }, 'the restarted daemon removed the leftover steering');

@@ -4,7 +4,8 @@
 // (copy fd, no TCP_REPAIR handoff, nothing steered); a hostile app in the guest naming descriptors that are not its
 // connection (a file, a Unix socket, a listening TCP socket, a UDP socket, a TCP connection on loopback, a number
 // it does not have) or a path outside the share: each refused with a stable code and nothing sent; clients that
-// reset mid-send: no descriptor left in hylicsd, the next client served.
+// reset mid-send: no descriptor left in hylicsd, the next client served. (A connection in another network namespace
+// and a blocking socket: test/os/peer-socket.test.ts; a guest app cannot unshare a netns in its container.)
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
