@@ -183,7 +183,7 @@ test('built-in ops are registered with their schemas', () => {
   OPS.checkParams('exec', { argv: ['true'], timeoutMs: 10 });
   assert.throws(() => OPS.checkParams('exec', { argv: [], timeoutMs: 10 }), (e: HylicsError) => e.code === 'HYLICS_ERR_CHANNEL_BAD_MESSAGE');
   assert.throws(() => OPS.checkParams('nope', {}), (e: HylicsError) => e.code === 'HYLICS_ERR_CHANNEL_UNKNOWN_OP');
-  assert.deepEqual(OPS.opsServedBy('host'), ['module.list', 'module.start', 'module.stop', 'offload.socket.begin', 'offload.socket.fallback', 'offload.socket.handoff', 'offload.socket.release', 'offload.socket.send', 'share.info', 'task.report']);
+  assert.deepEqual(OPS.opsServedBy('host'), ['module.list', 'module.start', 'module.stop', 'offload.socket.begin', 'offload.socket.fallback', 'offload.socket.handoff', 'offload.socket.release', 'offload.socket.send', 'offload.socket.sendfd', 'share.info', 'task.report']);
 });
 
 test('long base64 strings are spliced into the JSON as is: the same bytes as JSON.stringify, any chunking', () => {
