@@ -1,6 +1,7 @@
 // Socket offload (paper §4.2, second scheme; docs/offload-socket.md): a sandbox guest runs the example file server
 // (`hylics example file-server`); a client network namespace behind the host downloads with wrk. Side by side in
-// one run, per file size: the guest sending itself (--offload none), socket offload (--offload socket), the
+// one run, per file size: the guest sending itself (--offload none), socket offload (--offload socket: `socket`, the
+// library's default here, the descriptor copy; `socket-repair`, the same forced to the TCP_REPAIR handoff), the
 // http module (module offload), and a plain host socket on the same path (the same server as a host process,
 // reached through the host's link to the client namespace). Reports throughput, the host-side handoff latency
 // (p50/p99 from `guest show`), the guest's context switches per second (all threads of its cgroup's processes,
@@ -40,7 +41,9 @@ const WARMUP_SEC = 1;
 const WARMUP = arg('warmup', WARMUP_SEC);
 const CONNECTIONS = arg('connections', 4);
 const SIZES = argStr('sizes', '1,16,64').split(',').map(Number);
-const ALL_SCHEMES = ['guest', 'socket', 'module', 'host'] as const;
+/** socket: the guest library's default on this sandbox guest (the descriptor copy); socket-repair: the same server
+ *  forced to the TCP_REPAIR handoff (HYLICS_OFFLOAD_COPY=repair), as microVM guests always do. */
+const ALL_SCHEMES = ['guest', 'socket', 'socket-repair', 'module', 'host'] as const;
 /** --schemes socket,host: run only these rows (ratios need socket and host; a quick look at one path). */
 const SCHEMES = argStr('schemes', ALL_SCHEMES.join(',')).split(',') as Scheme[];
 /** --head off: the socket row's server writes its headers itself (the older way), for an A/B in one build. */
@@ -123,12 +126,14 @@ async function main(): Promise<void> {
     const gargs = process.env.HYLICS_BENCH_GUEST_NODE_ARGS ?? '';
     const gcli = [NODE_BIN, ...(gargs ? gargs.split(' ') : []), ...entryArgv('cli/main')].join(' ');
     await s.gexec(g, `${trace}setsid ${gcli} example file-server --root /mnt/hylics --port 8080 --offload socket --offload-head ${HEAD} > /run/hylics/fs-socket.log 2>&1 < /dev/null &`);
+    await s.gexec(g, `${trace}HYLICS_OFFLOAD_COPY=repair setsid ${gcli} example file-server --root /mnt/hylics --port 8084 --offload socket --offload-head ${HEAD} > /run/hylics/fs-socket-repair.log 2>&1 < /dev/null &`);
     await s.gexec(g, `setsid ${cli} example file-server --root /mnt/hylics --port 8081 --offload none > /run/hylics/fs-none.log 2>&1 < /dev/null &`);
     await s.cli(['module', 'start', g, '--kind', 'http', '--root', '/', '--port', '8082']);
     hostServer = spawn(NODE_BIN, [...entryArgv('cli/main'), 'example', 'file-server', '--root', v.share.path, '--port', '8083', '--host', wHostAddr, '--offload', 'none'], { stdio: 'ignore' });
     const url: Record<Scheme, (m: number) => string> = {
       socket: (m) => `http://${v.address}:8080/f${m}`, guest: (m) => `http://${v.address}:8081/f${m}`,
       module: (m) => `http://${v.address}:8082/f${m}`, host: (m) => `http://${wHostAddr}:8083/f${m}`,
+      'socket-repair': (m) => `http://${v.address}:8084/f${m}`,
     };
     for (const sc of Object.keys(url) as Scheme[]) {
       for (let i = 0; ; i++) {
@@ -178,10 +183,10 @@ async function main(): Promise<void> {
     const off = ((await s.cli(['guest', 'show', g, '--json'])).json as GuestView).offload?.socket;
     const ratios = SIZES.map((m) => {
       const mb = (sc: Scheme): number => rows.find((r) => r.scheme === sc && r.sizeMiB === m)?.MBps ?? NaN;
-      return { sizeMiB: m, socketVsHost: mb('socket') / mb('host'), socketVsModule: mb('socket') / mb('module'), socketVsGuest: mb('socket') / mb('guest') };
+      return { sizeMiB: m, socketVsHost: mb('socket') / mb('host'), socketRepairVsHost: mb('socket-repair') / mb('host'), socketVsModule: mb('socket') / mb('module'), socketVsGuest: mb('socket') / mb('guest') };
     });
-    for (const q of ratios) log(`${q.sizeMiB} MiB: socket/host ${q.socketVsHost.toFixed(2)}x, socket/module ${q.socketVsModule.toFixed(2)}x, socket/guest ${q.socketVsGuest.toFixed(2)}x`);
-    log(`handoff latency (host side) p50 ${off?.latencyMs.p50?.toFixed(1)} ms, p99 ${off?.latencyMs.p99?.toFixed(1)} ms over ${off?.latencyMs.count}; fallbacks ${JSON.stringify(off?.fallbacks)}`);
+    for (const q of ratios) log(`${q.sizeMiB} MiB: socket/host ${q.socketVsHost.toFixed(2)}x (descriptor copy), socket-repair/host ${q.socketRepairVsHost.toFixed(2)}x (TCP_REPAIR), socket/module ${q.socketVsModule.toFixed(2)}x, socket/guest ${q.socketVsGuest.toFixed(2)}x`);
+    log(`handoff latency (host side) p50 ${off?.latencyMs.p50?.toFixed(1)} ms, p99 ${off?.latencyMs.p99?.toFixed(1)} ms over ${off?.latencyMs.count}; by copy ${JSON.stringify(off?.byCopy)}; fd copies refused ${JSON.stringify(off?.fdRefused)}; fallbacks ${JSON.stringify(off?.fallbacks)}`);
     const goal = ratios.every((q) => q.socketVsHost >= 0.9);
     log(`goal (socket >= 0.9x a plain host socket for >= 1 MiB): ${goal ? 'met' : 'NOT met'}`);
     const result = {

@@ -22,8 +22,8 @@ import type { Socket } from 'node:net';
 import { dirname, join, relative, resolve } from 'node:path';
 import { HylicsError, toHylicsError, type ErrorCode } from '../core/errors/index.js';
 import {
-  HOST_OFFLOAD_SOCKET, MAX_HANDOFF_HEAD_BYTES, type FallbackReason, type OffloadHandoffParamsT, type OffloadHandoffResultT,
-  type OffloadSendfdResultT,
+  HOST_OFFLOAD_SOCKET, MAX_HANDOFF_HEAD_BYTES, type FallbackReason, type OffloadHandoffParamsT,
+  type OffloadHandoffResultT, type OffloadSendfdResultT,
 } from '../core/protocol/index.js';
 import { KeyedSerial } from '../core/serial.js';
 import { sendFileToSocket } from '../os/native.js';
@@ -479,7 +479,8 @@ async function sendfileNow(
     const r = await sendByFdCopy(socket, c, sockFd, rel, offset, count, opts, head);
     if ('sent' in r) { trace('done'); last = undefined; return r.sent; }
     // refused before anything was sent (hylicsd counts why): the TCP_REPAIR handoff may still do, else send here
-    if (!r.tryRepair) return sendInGuest(socket, abs, offset, count, reasonOf(r.refused), r.refused.message, opts, head);
+    const { refused } = r;
+    if (!r.tryRepair) return sendInGuest(socket, abs, offset, count, reasonOf(refused), refused.message, opts, head);
   }
   let q: { wasReading: boolean; fd: number };
   try {

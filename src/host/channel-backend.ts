@@ -148,7 +148,9 @@ export function createChannelBackend(log: Logger, opts: ChannelBackendOptions = 
     },
     setShareInfo: (fn) => { shareInfo = fn; },
     handle: (op, fn, o) => {
-      if (!o?.directOnly) server.handle(op, (guest: string, params: unknown, ctx: HandlerContext) => fn(guest, params, ctx.signal));
+      if (!o?.directOnly) {
+        server.handle(op, (guest: string, params: unknown, ctx: HandlerContext) => fn(guest, params, ctx.signal));
+      }
       if (o?.direct || o?.directOnly) {
         direct.handle(op, (guest: string, params: unknown, ctx: HandlerContext) =>
           fn(guest, params, ctx.signal, { takeSocket: (fd, ns) => direct.takePeerSocket(ctx.peer, fd, ns) }));

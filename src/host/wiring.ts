@@ -26,7 +26,7 @@ export interface WireOptions {
   sandboxIsolation?: SandboxIsolation;
   /** The server behind the guests' module engines (daemon setting module-engine; default DEFAULT_ENGINE). */
   moduleEngine?: EngineSetting;
-  /** How hylicsd takes sandbox guests' sockets for socket offload (daemon setting socket-offload-copy; default auto). */
+  /** How hylicsd takes sandbox guests' sockets for socket offload (setting socket-offload-copy; default auto). */
   socketOffloadCopy?: SocketOffloadCopy;
 }
 

@@ -95,7 +95,8 @@ export interface Addon {
   /** SO_PEERPIDFD of a connected Unix socket: a pidfd of the process that connected (close-on-exec). */
   peerPidfd(unixFd: number): number;
   /** pidfd_getfd of `fd` in the process `pidfd`, kept only if it is a non-blocking connected IPv4 TCP socket in the
-   *  network namespace (st_dev, st_ino) given; else closed and refused (`code` HYLICS_ERR_OFFLOAD_FD_REFUSED, `why`). */
+   *  network namespace (st_dev, st_ino) given; else closed and refused (`code` HYLICS_ERR_OFFLOAD_FD_REFUSED and
+   *  `why`). */
   takePeerSocket(pidfd: number, fd: number, nsDev: number, nsIno: number): {
     fd: number; localAddr: string; localPort: number; remoteAddr: string; remotePort: number; state: number;
   };

@@ -169,7 +169,10 @@ srv.listen(port, '0.0.0.0', () => console.log('listening'));
     const ok = await inW('curl', ['-sf', `${base}/1m`]);
     assert.equal(sha(ok.stdout), sha(files['1m']!), 'the next client is served');
     let now = fdCount(pid);
-    for (let i = 0; i < 50 && now > before; i++) { await new Promise((res) => setTimeout(res, 200)); now = fdCount(pid); }
+    for (let i = 0; i < 50 && now > before; i++) {
+      await new Promise((res) => setTimeout(res, 200));
+      now = fdCount(pid);
+    }
     assert.ok(now <= before, `hylicsd had ${before} descriptors before, ${now} after`);
     const s = (await show())!.socket;
     assert.equal(s.inFlight, 0);

@@ -293,7 +293,10 @@ export class SocketOffload {
 
   private count(guest: string): Counters {
     let c = this.counters.get(guest);
-    if (!c) { c = { handoffs: 0, bytes: 0, fallbacks: {}, latencies: [], byCopy: { fd: 0, repair: 0 }, fdRefused: {} }; this.counters.set(guest, c); }
+    if (!c) {
+      c = { handoffs: 0, bytes: 0, fallbacks: {}, latencies: [], byCopy: { fd: 0, repair: 0 }, fdRefused: {} };
+      this.counters.set(guest, c);
+    }
     return c;
   }
 
@@ -430,7 +433,9 @@ export class SocketOffload {
    * live and the app leaves it alone until the answer. The duplicate is closed on every path. Refusals (nothing
    * sent) carry no details.bytesSent; a failed send answers with details.bytesSent and details.headBytes.
    */
-  async sendfd(guest: string, p: OffloadSendfdParamsT, signal?: AbortSignal, conn?: DirectConn): Promise<OffloadSendfdResultT> {
+  async sendfd(
+    guest: string, p: OffloadSendfdParamsT, signal?: AbortSignal, conn?: DirectConn,
+  ): Promise<OffloadSendfdResultT> {
     const refused = (e: unknown): never => {
       const err = toHylicsError(e);
       const why = typeof err.details?.why === 'string' ? err.details.why : err.code;
