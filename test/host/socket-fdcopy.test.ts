@@ -18,7 +18,7 @@ import { listSteerFlows } from '../../src/os/nft-steer.js';
 import { daemonTag } from '../../src/host/wiring.js';
 import { hylics, startDaemon, stateDirCli, stopDaemon, tempStateDir } from '../helpers/cli.js';
 import { clientNetns } from '../helpers/net-probe.js';
-import { fileServerLine, socketOffloadSkip, waitForHttp } from '../helpers/socket-offload.js';
+import { fileServerLine, has, socketOffloadSkip, waitForHttp } from '../helpers/socket-offload.js';
 import { release } from 'node:os';
 
 // SO_PEERPIDFD is Linux 6.5+
@@ -91,6 +91,26 @@ test('socket offload, descriptor copy: sandbox guest, client in another namespac
     const one = (n: number): string =>
       `HTTP/1\\.1 200 OK\r\nContent-Type: application/octet-stream\r\nContent-Length: ${n}\r\nAccept-Ranges: bytes\r\nConnection: keep-alive\r\n\r\n`;
     assert.match(await readFile(heads, 'latin1'), new RegExp(`^${one(MiB)}${one(10 * MiB)}${one(64 * 1024)}$`));
+  });
+
+  await t.test('wrk: 16 connections for 5 s, all by the descriptor copy, nothing left in flight', async (st) => {
+    if (!has('wrk')) { st.skip('needs wrk'); return; }
+    const before = (await show())!.socket;
+    const r = await inW('wrk', ['-t2', '-c16', '-d5s', '--timeout', '20s', `${base}/1m`], 60_000);
+    assert.equal(r.code, 0, r.stderr);
+    const out = r.stdout.toString();
+    assert.doesNotMatch(out, /Non-2xx|Socket errors/, out);
+    const after = (await show())!.socket;
+    assert.ok(after.byCopy!.fd - before.byCopy!.fd >= 16, `${JSON.stringify(after)}\n${out}`);
+    assert.equal(after.byCopy!.repair, 0);
+    assert.deepEqual(after.fallbacks, before.fallbacks, 'nothing sent in the guest');
+    // wrk stops by closing its connections, some mid-response: those sends end at once (EPIPE, ECONNRESET)
+    let inFlight = after.inFlight;
+    for (let i = 0; i < 50 && inFlight > 0; i++) {
+      await new Promise((res) => setTimeout(res, 200));
+      inFlight = (await show())!.socket.inFlight;
+    }
+    assert.equal(inFlight, 0);
   });
 
   await t.test('a hostile app: descriptors that are not its connection, a path outside the share: refused, nothing sent', async () => {
