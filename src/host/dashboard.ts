@@ -240,7 +240,11 @@ async function guestTick(g, now) {
   }
   if (sock) {
     const fb = Object.entries(sock.fallbacks || {}).map(([r, n]) => esc(r) + ' ' + n).join(', ');
-    facts.push('socket offload ' + (sock.available ? 'available' : 'unavailable' + (sock.reason ? ' (' + esc(sock.reason) + ')' : '')) + ' · ' + sock.handoffs + ' handoffs, ' + fmtBytes(sock.bytes) + ', ' + sock.inFlight + ' in flight'
+    // how the host had the sockets: the descriptor copy (fd) or the TCP_REPAIR handoff (repair)
+    const by = sock.byCopy ? ' (' + sock.byCopy.fd + ' descriptor copy, ' + sock.byCopy.repair + ' TCP_REPAIR)' : '';
+    const refused = Object.entries(sock.fdRefused || {}).map(([r, n]) => esc(r) + ' ' + n).join(', ');
+    facts.push('socket offload ' + (sock.available ? 'available' : 'unavailable' + (sock.reason ? ' (' + esc(sock.reason) + ')' : '')) + ' · ' + sock.handoffs + ' handoffs' + by + ', ' + fmtBytes(sock.bytes) + ', ' + sock.inFlight + ' in flight'
+      + (refused ? ' · descriptor copies refused: ' + refused : '')
       + (sock.latencyMs && sock.latencyMs.count ? ' · handoff p50 ' + fmtMs(sock.latencyMs.p50) + ', p99 ' + fmtMs(sock.latencyMs.p99) : '') + (fb ? ' · kept in the guest: ' + fb : ''));
   }
   q(c, '.facts').innerHTML = facts.join('<br>');
