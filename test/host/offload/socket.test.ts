@@ -13,6 +13,7 @@ import {
   MAX_HANDOFF_HEAD_BYTES, OffloadHandoffParams, checkSchema, type OffloadBeginParamsT, type OffloadHandoffParamsT,
 } from '../../../src/core/protocol/index.js';
 import { SocketOffload } from '../../../src/host/offload/socket.js';
+import type { DirectConn } from '../../../src/host/backends.js';
 import { tcpRepairAvailable } from '../../../src/os/tcp-repair.js';
 
 const skip = process.getuid?.() !== 0 ? 'needs root (the daemon side of socket offload runs as root)' : !tcpRepairAvailable().ok ? `native addon: ${tcpRepairAvailable().reason}` : false;
@@ -112,4 +113,82 @@ test('a handoff\'s head: over MAX_HANDOFF_HEAD_BYTES refused (schema and handler
   // without the head it fits (and fails later, at the state check: this state is not a real connection's)
   assert.equal(await code(small.handoff('g1', { ...flow(), state: { ...state, remotePort: 1 } as never })), 'HYLICS_ERR_OFFLOAD_NOT_GUEST_FLOW');
   assert.equal(small.stats('g1').inFlight, 0);
+});
+
+test('descriptor copy (sendfd): head + range on a duplicate of the caller\'s socket, byte-exact; refusals send nothing and leave nothing open', { skip }, async (t) => {
+  const { createServer, connect } = await import('node:net');
+  const { peerPidfd, closePidfd, streamFd, takePeerSocket } = await import('../../../src/os/peer-socket.js');
+  const base = mkdtempSync(join(tmpdir(), 'hylics-sendfd-'));
+  t.after(() => rmSync(base, { recursive: true, force: true }));
+  const body = Buffer.alloc(3 * 1024 * 1024 + 17, 7);
+  for (let i = 0; i < body.length; i += 4096) body[i] = i & 0xff;
+  writeFileSync(join(base, 'f'), body);
+  const registry = new Registry();
+  // the guest: this process, its loopback address and its own netns
+  const off = new SocketOffload({ log: SILENT, registry });
+  type Fn = (g: string, p: unknown, s?: AbortSignal, c?: DirectConn) => Promise<unknown>;
+  const handlers = new Map<string, Fn>();
+  const opts = new Map<string, unknown>();
+  off.wire({ handle: (op, fn, o) => { handlers.set(op, fn); opts.set(op, o); }, onConnection: () => undefined },
+    () => ({ addr: '127.0.0.1', sharePath: base, netns: '/proc/self/ns/net' }));
+  assert.deepEqual(opts.get('offload.socket.sendfd'), { directOnly: true }, 'served on the direct socket only');
+  // "the app": a Unix connection to "hylicsd" (its peer is this very process) and a TCP connection to a reader
+  const upath = join(base, 'u.sock');
+  let unixConn: import('node:net').Socket | undefined;
+  const usrv = createServer((s) => { unixConn = s; });
+  await new Promise<void>((r) => usrv.listen(upath, r));
+  const app = connect(upath);
+  await new Promise<void>((r) => app.once('connect', () => r()));
+  for (let i = 0; i < 100 && !unixConn; i++) await new Promise((r) => setTimeout(r, 10));
+  const pidfd = peerPidfd(streamFd(unixConn!)!);
+  t.after(() => { closePidfd(pidfd); app.destroy(); usrv.close(); });
+  const conn = { takeSocket: (fd: number, ns: { dev: number; ino: number }) => takePeerSocket(pidfd, fd, ns) };
+  const chunks: Buffer[] = [];
+  let gotEnd: () => void = () => undefined;
+  const ended = new Promise<void>((r) => { gotEnd = r; });
+  const tsrv = createServer((s) => { s.on('data', (d: Buffer) => chunks.push(d)); s.on('end', () => { gotEnd(); s.end(); }); });
+  await new Promise<void>((r) => tsrv.listen(0, '127.0.0.1', r));
+  t.after(() => tsrv.close());
+  const client = connect((tsrv.address() as { port: number }).port, '127.0.0.1');
+  t.after(() => client.destroy());
+  await new Promise<void>((r) => client.once('connect', () => r()));
+  const fd = streamFd(client)!;
+  const fds = (): number => readdirSync('/proc/self/fd').length;
+  const send = handlers.get('offload.socket.sendfd')!;
+  // nothing to send (the addon's I/O thread starts with its epoll and eventfd: counted before)
+  assert.deepEqual(await send('g1', { fd, path: 'f', offset: 0, count: 0 }, undefined, conn), { bytes: 0, headBytes: 0, count: 0 });
+  const before = fds();
+  const head = Buffer.from('HTTP/1.1 200 OK\r\n\r\n');
+  const r = await send('g1', { fd, path: 'f', offset: 5, head: head.toString('base64') }, undefined, conn) as { bytes: number; headBytes: number; count: number };
+  assert.deepEqual(r, { bytes: body.length - 5, headBytes: head.length, count: body.length - 5 });
+  // the app's socket is live and its own: it writes after the host's bytes, in order
+  client.end('tail');
+  await ended;
+  assert.ok(Buffer.concat(chunks).equals(Buffer.concat([head, body.subarray(5), Buffer.from('tail')])), 'byte-exact, in order');
+  assert.equal(fds(), before, 'the duplicate and the file closed');
+  // refusals: nothing sent, nothing left open, counted by why
+  const refusal = async (p: unknown, c: DirectConn | null = conn): Promise<string> => {
+    try { await send('g1', p, undefined, c ?? undefined); return 'sent'; } catch (e) {
+      const he = e as HylicsError;
+      return `${he.code} ${String(he.details?.why ?? '')} ${he.details?.bytesSent === undefined ? 'nothing-sent' : 'sent'}`;
+    }
+  };
+  const other = connect((tsrv.address() as { port: number }).port, '127.0.0.1');
+  t.after(() => other.destroy());
+  await new Promise<void>((r) => other.once('connect', () => r()));
+  const ofd = streamFd(other)!;
+  const before2 = fds();
+  assert.equal(await refusal({ fd: ofd, path: 'f', offset: 0 }, null), 'HYLICS_ERR_OFFLOAD_FD_UNAVAILABLE  nothing-sent', 'not on the direct socket');
+  assert.equal(await refusal({ fd: 1_000_000, path: 'f', offset: 0 }), 'HYLICS_ERR_OFFLOAD_FD_REFUSED no-such-fd nothing-sent');
+  assert.equal(await refusal({ fd: streamFd(tsrv as unknown as import('node:net').Socket)!, path: 'f', offset: 0 }), 'HYLICS_ERR_OFFLOAD_FD_REFUSED not-connected nothing-sent', 'a listening socket');
+  assert.equal(await refusal({ fd: streamFd(app)!, path: 'f', offset: 0 }), 'HYLICS_ERR_OFFLOAD_FD_REFUSED not-ipv4 nothing-sent', 'a Unix socket');
+  assert.equal(await refusal({ fd: ofd, path: '../f', offset: 0 }), 'HYLICS_ERR_PATH_ESCAPE  nothing-sent');
+  assert.equal(await refusal({ fd: ofd, path: 'nope', offset: 0 }), 'HYLICS_ERR_FILE_NOT_FOUND  nothing-sent');
+  assert.equal(fds(), before2, 'every duplicate closed');
+  const s = off.stats('g1');
+  assert.deepEqual(s.byCopy, { fd: 2, repair: 0 });
+  assert.equal(s.inFlight, 0);
+  assert.equal(s.fdRefused?.['no-such-fd'], 1);
+  assert.match(await registry.metrics(), /hylics_offload_socket_handoffs_total\{guest="g1",copy="fd"\} 2/);
+  other.destroy();
 });
