@@ -9,7 +9,11 @@
 // sends it with the range's first bytes, in the same packets: the app writes nothing itself before the send. (The
 // older form, `socket.write(headers)` then `hylicsSendfile(socket, file, start, length)`, still works.)
 //
-// The library quiesces the socket (Node's queue flushed, libuv no longer reading, everything transmitted), puts it
+// On hylicsd's direct offload socket (sandbox guests) when it offers offload.socket.sendfd, the host sends on a
+// duplicate of this process's own socket descriptor (the descriptor copy: pidfd_getfd; nothing frozen or moved; the
+// library only empties Node's write queue and stops reading until the answer). Otherwise, or when that is refused
+// before anything was sent, or with copy 'repair' ($HYLICS_OFFLOAD_COPY=repair), the TCP_REPAIR handoff:
+// the library quiesces the socket (Node's queue flushed, libuv no longer reading, everything transmitted), puts it
 // behind a drop-everything socket filter (its own hold: nothing reaches the socket while it moves), freezes it with
 // TCP_REPAIR and dumps it, and gives the state to the host in one round trip (offload.socket.handoff). The host
 // sends all but the range's last byte and hands back the new state; the library restores it on the same socket
