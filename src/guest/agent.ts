@@ -8,7 +8,7 @@ import { loadavg } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { HylicsError } from '../core/errors/index.js';
 import { VERSION } from '../core/version.js';
-import { OPS, type OpRegistry, type TaskEventT, type TaskReportParamsT, type ParamsOf, type ResultOf, type HealthResultT } from '../core/protocol/index.js';
+import { DIRECT_ONLY_OPS, OPS, type OpRegistry, type TaskEventT, type TaskReportParamsT, type ParamsOf, type ResultOf, type HealthResultT } from '../core/protocol/index.js';
 import {
   ChannelPeer, SILENT, connectUnix, listenUnix, closeUnixServer, openVirtioPort,
   type Handler, type HandlerContext, type PeerLogger, type RequestOptions,
@@ -302,7 +302,9 @@ export class Agent extends EventEmitter {
     // every other host op is forwarded (module.*, offload.*, share.info...), read from the registry at connect
     // time so ops other areas registered are included
     for (const op of this.registry.opsServedBy('host')) {
-      if (handlers[op]) continue;
+      // not the descriptor copy: it names the calling process, which would be this agent (the app's library
+      // then uses the TCP_REPAIR handoff through the agent, as without the op)
+      if (handlers[op] || DIRECT_ONLY_OPS.includes(op)) continue;
       handlers[op] = (p: unknown, ctx: HandlerContext) =>
         this.hostRequest(op, p as never, { timeoutMs: Math.max(1, ctx.deadline - Date.now()) });
     }

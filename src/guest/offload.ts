@@ -333,7 +333,8 @@ async function sendByFdCopy(
     if (err.details?.bytesSent === undefined && (FD_COPY_NOT_HERE.has(err.code) || refusedBeforeTakeover(err))) {
       // nothing was sent: the socket is as it was
       resumeReading(socket, wasReading);
-      if (err.code === 'HYLICS_ERR_OFFLOAD_FD_UNAVAILABLE') noFdCopy.add(c);
+      // not to be had on this connection (the host cannot take descriptors, or does not serve the op here)
+      if (err.code !== 'HYLICS_ERR_OFFLOAD_FD_REFUSED' && FD_COPY_NOT_HERE.has(err.code)) noFdCopy.add(c);
       return { refused: err, tryRepair: FD_COPY_NOT_HERE.has(err.code) };
     }
     // bytes went out (or nobody knows how many: the answer was lost): the response cannot be completed from here

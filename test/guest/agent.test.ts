@@ -111,6 +111,10 @@ test('library: track() reports start/end with response times to the host; share.
   assert.deepEqual(await c.shareInfo(), { sizeBytes: 64 << 20, usedBytes: 1 << 20, freeBytes: 63 << 20 });
   assert.equal((await c.health()).apps >= 1, true);
   await assert.rejects(c.request('exec', { argv: ['id'], timeoutMs: 100 }), code('HYLICS_ERR_CHANNEL_OP_DENIED'));
+  // the descriptor copy names the calling process: never relayed (it would be the agent's), not offered
+  assert.equal(c.peer.remote?.caps.includes('offload.socket.sendfd'), false);
+  assert.equal(c.peer.remote?.caps.includes('offload.socket.handoff'), true);
+  await assert.rejects(c.request('offload.socket.sendfd', { fd: 3, path: 'f', offset: 0 }, { timeoutMs: 1000 }), code('HYLICS_ERR_CHANNEL_OP_DENIED'));
   const got = new Promise<unknown[]>((r) => c.once('event', (...a: unknown[]) => r(a)));
   assert.equal(server.emitEvent('ga', 'share.resized', { sizeBytes: 123 }), true);
   assert.deepEqual(await got, ['share.resized', { sizeBytes: 123 }]);

@@ -136,6 +136,10 @@ export const OffloadReleaseResult = Type.Object({ released: Type.Boolean() }, { 
 export const SOCKET_OFFLOAD_COPIES = ['auto', 'repair'] as const;
 export type SocketOffloadCopy = (typeof SOCKET_OFFLOAD_COPIES)[number];
 
+/** Ops served on a guest's direct offload socket only: they name the calling process (the descriptor copy), so a
+ *  relay (the agent) must never forward them: the process would be the relay. */
+export const DIRECT_ONLY_OPS: readonly string[] = ['offload.socket.sendfd'];
+
 export const OffloadSendfdParams = Type.Object({
   /** The socket's descriptor number in the calling app's own process. */
   fd: Type.Integer({ minimum: 0, maximum: 0x7fffffff }),
