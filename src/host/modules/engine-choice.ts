@@ -1,21 +1,25 @@
 // module-engine auto, by traffic (issue #11): which server a guest's http modules should run on, from the responses
 // they actually serve. lighttpd is the cheaper engine for small responses (4 KiB: 0.95x throughput, 1.07x CPU per GB of
-// the guest's own lighttpd, nginx 0.78x, 1.36x), nginx for large ones (1-16 MiB: 1.10x throughput, lower CPU per GB and
-// p99; in the hybrid bench module offload 1.08x of delivery alone on nginx, 0.77-0.87x on lighttpd, whose 256 KiB
-// writes with TCP_NODELAY leave ~25% more packets per byte): docs/modules.md, "Which engine a guest gets". The evidence
-// is the access counters hylicsd already reads (stats.ts): requests and body bytes sent, once a second per http module
-// (the manager records them here). The measure is the mean response size over a sliding window (bytes / requests): with
-// a cost per request that favours lighttpd and a cost per byte that favours nginx, which one costs less overall is
-// decided by that ratio. Hysteresis and a dwell time keep switches rare: a switch restarts every module of the guest
-// and cuts its clients' transfers in flight (guest-engine.ts switchKind). Pure: the clock is passed in.
+// the guest's own lighttpd, nginx 0.78x, 1.36x), nginx for large ones (16 MiB: 1.05-1.10x throughput, lower CPU per GB
+// and p99; in the hybrid bench module offload 1.03-1.27x of delivery alone on nginx, 0.77-1.14x on lighttpd, whose 256
+// KiB writes with TCP_NODELAY leave ~25% more packets per byte): docs/modules.md, "Which engine a guest gets". The
+// evidence is the access counters hylicsd already reads (stats.ts): requests and body bytes sent, once a second per
+// http module (the manager records them here). The measure is the mean response size over a sliding window (bytes /
+// requests): with a cost per request that favours lighttpd and a cost per byte that favours nginx, which one costs less
+// overall is decided by that ratio. Hysteresis and a dwell time keep switches rare: a switch restarts every module of
+// the guest and cuts its clients' transfers in flight (guest-engine.ts switchKind). Pure: the clock is passed in.
 import { HylicsError } from '../../core/errors/index.js';
 import { formatSize } from '../../core/units.js';
 import type { EngineKind } from './engine-api.js';
 
-/** Mean response size (body bytes sent per request over the window) from which a guest on lighttpd goes to nginx. */
-export const ENGINE_TO_NGINX_MEAN_BYTES = 256 * 1024;
+/**
+ * Mean response size (body bytes sent per request over the window) from which a guest on lighttpd goes to nginx.
+ * Above 1 MiB: at 1 MiB lighttpd met every http-delivery goal in each run (1.00-1.22x) while nginx ranged
+ * 0.89-1.12x; from 16 MiB on (and the hybrid bench's 200 MiB) nginx is the better one (docs/modules.md).
+ */
+export const ENGINE_TO_NGINX_MEAN_BYTES = 4 * 1024 * 1024;
 /** Mean response size below which a guest its traffic moved to nginx goes back to lighttpd (hysteresis). */
-export const ENGINE_TO_LIGHTTPD_MEAN_BYTES = 64 * 1024;
+export const ENGINE_TO_LIGHTTPD_MEAN_BYTES = 512 * 1024;
 /** The sliding window of traffic the mean is taken over. */
 export const ENGINE_WINDOW_MS = 5 * 60_000;
 /** Buckets the window is kept in (its resolution: window / buckets, 10 s by default). */

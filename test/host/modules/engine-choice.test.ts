@@ -15,8 +15,10 @@ import { findLighttpd } from '../../../src/host/modules/lighttpd-engine.js';
 import { canRun, curl, makeFixture, waitFor, type Fixture } from './fixture.js';
 
 const KiB = 1024;
+/** The tests' thresholds (not the defaults, checked apart below): 1 MiB responses are large, 4 KiB ones small. */
+const THRESHOLDS: Partial<EngineChoiceOptions> = { toNginxMeanBytes: 256 * KiB, toLighttpdMeanBytes: 64 * KiB };
 const opts = (o: Partial<EngineChoiceOptions>): EngineChoiceOptions =>
-  engineChoiceOptions({ ...o });
+  engineChoiceOptions({ ...THRESHOLDS, ...o });
 
 describe('EngineChoice (the decision, injected clock)', () => {
   test('lighttpd until the window holds enough large responses; back below the lower threshold only', () => {
@@ -59,8 +61,8 @@ describe('EngineChoice (the decision, injected clock)', () => {
 
   test('options: defaults as named, thresholds the wrong way round refused', () => {
     assert.deepEqual(engineChoiceOptions(), DEFAULT_ENGINE_CHOICE);
-    assert.equal(DEFAULT_ENGINE_CHOICE.toNginxMeanBytes, 256 * KiB);
-    assert.equal(DEFAULT_ENGINE_CHOICE.toLighttpdMeanBytes, 64 * KiB);
+    assert.equal(DEFAULT_ENGINE_CHOICE.toNginxMeanBytes, 4096 * KiB);
+    assert.equal(DEFAULT_ENGINE_CHOICE.toLighttpdMeanBytes, 512 * KiB);
     assert.throws(() => engineChoiceOptions({ toNginxMeanBytes: 1, toLighttpdMeanBytes: 2 }), /HYLICS_ERR_INVALID_ARGUMENT|toLighttpdMeanBytes/);
     assert.throws(() => engineChoiceOptions({ windowMs: 0 }));
   });
@@ -68,7 +70,9 @@ describe('EngineChoice (the decision, injected clock)', () => {
 
 const skip = canRun() || (!findLighttpd() && 'needs lighttpd (Debian package lighttpd)') || (!findNginx() && 'needs nginx');
 /** Small values so that a test sees switches in seconds (defaults: DEFAULT_ENGINE_CHOICE). */
-const FAST: Partial<EngineChoiceOptions> = { windowMs: 8_000, minRequests: 8, minEvidenceMs: 0, dwellMs: 6_000 };
+const FAST: Partial<EngineChoiceOptions> = {
+  ...THRESHOLDS, windowMs: 8_000, minRequests: 8, minEvidenceMs: 0, dwellMs: 6_000,
+};
 const BIG = 1024 * KiB + 17;
 
 describe('module-engine auto by traffic: real engines', () => {
