@@ -81,7 +81,7 @@ async function openForRequest(
   const rel = relative(share, file);
   if (rel === '' || rel.startsWith('..') || isAbsolute(rel)) return undefined;
   try {
-    const e = await tier.path(rel.split(sep).join('/'));
+    const e = await tier.path(rel.split(sep).join('/'), { memoryDir: share }); // the local lookup (no agent) in this server's share
     return { fd: openSync(e.path, 'r'), path: e.path, inShare: e.tier === 'memory' };
   } catch {
     return undefined; // not in either tier (or not a tier name): 404
