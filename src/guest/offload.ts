@@ -294,7 +294,7 @@ function fdCopyOffered(c: AgentClient, opts: OffloadOptions): boolean {
   return c.peer.remote?.caps.includes('offload.socket.sendfd') === true;
 }
 
-/** How long Node's own write queue may take to empty before a descriptor copy (else: the TCP_REPAIR path). */
+/** How long Node's own write queue may take to empty before a descriptor copy (else: sent in the guest). */
 const FLUSH_TIMEOUT_MS = QUIESCE_TIMEOUT_MS;
 
 /** Resolves true once Node's write queue of `socket` is empty (its bytes are in the kernel, before the host's). */
@@ -302,7 +302,12 @@ async function nodeQueueFlushed(socket: Socket, timeoutMs: number): Promise<bool
   const until = Date.now() + timeoutMs;
   while (socket.writableLength > 0) {
     if (Date.now() > until || socket.destroyed) return false;
-    await new Promise((r) => { const t = setTimeout(r, 10); socket.once('drain', () => { clearTimeout(t); r(undefined); }); });
+    // a 'drain' or 10 ms, whichever comes first; the listener goes with the wait (one per wait piled up otherwise)
+    await new Promise<void>((r) => {
+      const done = (): void => { clearTimeout(t); socket.off('drain', done); r(); };
+      const t = setTimeout(done, 10);
+      socket.once('drain', done);
+    });
   }
   return !socket.destroyed;
 }
