@@ -65,11 +65,8 @@ export async function wireBackends(stateDir: string, log: Logger, opts: WireOpti
   const maxBytesPerGuest = envInt('HYLICS_OFFLOAD_SOCKET_MAX_BYTES');
   // the files socket offload sends count as uses in the guest's tiered store (event tier.used)
   const tierUses = new TierUses(channels);
-  // HYLICS_OFFLOAD_SOCKET_COPY=repair: no descriptor copy for sandbox guests (the TCP_REPAIR handoff only)
-  const copyEnv = process.env.HYLICS_OFFLOAD_SOCKET_COPY;
-  const copy = opts.socketOffloadCopy ?? (copyEnv === 'repair' || copyEnv === 'auto' ? copyEnv : undefined);
   const socketOffload = new SocketOffload({
-    ...(copy ? { copy } : {}),
+    ...(opts.socketOffloadCopy ? { copy: opts.socketOffloadCopy } : {}),
     log: log.child({ component: 'offload' }),
     registry,
     onFileUse: (guest, path) => tierUses.note(guest, path),
