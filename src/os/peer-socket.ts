@@ -34,9 +34,14 @@ export function closePidfd(fd: number): void {
 /** A network namespace's identity (its nsfs inode): compared with a socket's own (SIOCGSKNS). */
 export interface NetnsId { dev: number; ino: number }
 
-/** The identity of the network namespace at `path` (/run/netns/NAME, /proc/PID/ns/net). */
+/** The identity of the network namespace at `path` (/run/netns/NAME, /proc/PID/ns/net). Throws
+ *  HYLICS_ERR_OFFLOAD_FD_UNAVAILABLE when it is not there (a guest being removed): a plain fs error would reach the
+ *  guest library as an unknown failure, which it must treat as "bytes may have gone" and destroy the connection. */
 export function netnsId(path: string): NetnsId {
-  const st = statSync(path);
+  let st;
+  try { st = statSync(path); } catch (e) {
+    throw new HylicsError('HYLICS_ERR_OFFLOAD_FD_UNAVAILABLE', `the guest's network namespace ${path}: ${(e as Error).message}`, { path });
+  }
   return { dev: st.dev, ino: st.ino };
 }
 

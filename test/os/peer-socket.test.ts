@@ -71,5 +71,7 @@ test('takePeerSocket: own netns and non-blocking only; another netns, blocking, 
   refused(blocking, theirs, 'blocking');
   refused(100_000, theirs, 'no-such-fd');
   assert.equal(fds(), before, 'nothing left open here');
+  // a namespace that is gone (a guest being removed): a code the guest library knows means nothing was sent
+  assert.throws(() => netnsId(`/run/netns/${ns}-gone`), (e: unknown) => e instanceof HylicsError && e.code === 'HYLICS_ERR_OFFLOAD_FD_UNAVAILABLE');
   s.destroy();
 });

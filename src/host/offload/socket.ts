@@ -478,9 +478,9 @@ export class SocketOffload {
     // app's socket is its own (closed with the app, or the app closes it on the error)
     if (signal?.aborted) h.orphan = true; else signal?.addEventListener('abort', abort, { once: true });
     const c = this.count(guest);
+    const overheadMs = performance.now() - h.t0; // the checks and the file's open: no takeover, no hand-back
     try {
       if (h.orphan) throw new HylicsError('HYLICS_ERR_PEER_CLOSED', 'the app went away before the send', { bytesSent: 0, headBytes: 0 });
-      const overheadMs = performance.now() - h.t0; // the checks and the file's open: no takeover, no hand-back
       const r = await sendDrainFreeze(sock.fd, h.fileFd, h.offset, h.count, {
         stallMs: STALL_MS,
         ...(h.head ? { head: h.head } : {}),
@@ -493,7 +493,7 @@ export class SocketOffload {
       const err = toHylicsError(e);
       const sent = typeof err.details?.bytesSent === 'number' ? err.details.bytesSent : 0;
       h.headSent = typeof err.details?.headBytes === 'number' ? err.details.headBytes : 0;
-      this.account(c, h, sent, 0, 'fd');
+      this.account(c, h, sent, overheadMs, 'fd'); // as a failed handoff's: its overhead, not 0 (the p50 would drop)
       // bytesSent always present: the library must not send the range itself after this
       throw new HylicsError(err.code, err.message, { ...err.details, bytesSent: sent, headBytes: h.headSent });
     } finally {
