@@ -29,13 +29,14 @@ export interface ChannelBackend {
    * Serve an op that guests call on the host; `guest` is the channel's guest, never something the guest claims.
    * `direct`: also on each sandbox guest's direct socket (HOST_OFFLOAD_SOCKET in its run dir, the guest library's
    * way to hylicsd without the agent hop; only ops served this way are allowed there). `signal` aborts when the
-   * caller can no longer get the answer (its connection closed or reset, or its deadline passed). `directOnly`:
-   * only there (the descriptor copy); `conn` is given for requests on the direct socket only.
+   * caller can no longer get the answer (its connection closed or reset, or its deadline passed). Ops in
+   * DIRECT_ONLY_OPS (core/protocol: the descriptor copy) are served there only, whatever `direct` says; `conn` is
+   * given for requests on the direct socket only.
    */
   handle(
     op: string,
     fn: (guest: string, params: unknown, signal?: AbortSignal, conn?: DirectConn) => Promise<unknown>,
-    opts?: { direct?: boolean; directOnly?: boolean },
+    opts?: { direct?: boolean },
   ): void;
   /** Send an event to the guest (share.resized); false when it could not be sent. */
   notify?(guest: string, event: string, data: unknown): boolean;

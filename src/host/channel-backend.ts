@@ -8,7 +8,7 @@ import { HylicsError } from '../core/errors/index.js';
 import type { TaskEventT, TaskReportParamsT } from '../core/protocol/index.js';
 import { ChannelServer, type BudgetStats, type ChannelServerOptions, type GuestChannelInfo } from './channel/index.js';
 import type { ChannelEndpoint } from './drivers/types.js';
-import { HOST_OFFLOAD_SOCKET } from '../core/protocol/index.js';
+import { DIRECT_ONLY_OPS, HOST_OFFLOAD_SOCKET } from '../core/protocol/index.js';
 import type { HandlerContext } from '../os/channel/index.js';
 import type { ChannelBackend } from './backends.js';
 
@@ -148,10 +148,12 @@ export function createChannelBackend(log: Logger, opts: ChannelBackendOptions = 
     },
     setShareInfo: (fn) => { shareInfo = fn; },
     handle: (op, fn, o) => {
-      if (!o?.directOnly) {
+      // the one list of ops that name the calling process (the agent never relays them either)
+      const directOnly = DIRECT_ONLY_OPS.includes(op);
+      if (!directOnly) {
         server.handle(op, (guest: string, params: unknown, ctx: HandlerContext) => fn(guest, params, ctx.signal));
       }
-      if (o?.direct || o?.directOnly) {
+      if (o?.direct || directOnly) {
         direct.handle(op, (guest: string, params: unknown, ctx: HandlerContext) =>
           fn(guest, params, ctx.signal, { takeSocket: (fd, ns) => direct.takePeerSocket(ctx.peer, fd, ns) }));
       }

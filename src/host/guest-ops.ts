@@ -71,7 +71,7 @@ export function wireGuestOps(deps: GuestOpsDeps): void {
   const handoffs = new OpRateLimit(rate.perMinute, rate.burst);
   const offloadChannels: Pick<ChannelBackend, 'handle' | 'onConnection'> = {
     onConnection: (fn) => channels.onConnection(fn),
-    handle: (op, fn, o) =>
+    handle: (op, fn) =>
       channels.handle(op, async (guest, p, signal, conn) => {
         if (HANDOFF_STARTS.has(op) && !handoffs.take(guest)) {
           throw new HylicsError(
@@ -81,7 +81,7 @@ export function wireGuestOps(deps: GuestOpsDeps): void {
           );
         }
         return fn(guest, p, signal, conn);
-      }, { direct: true, ...o }),
+      }, { direct: true }),
   };
   deps.socketOffload?.wire(offloadChannels, deps.offloadInfo);
   channels.handle('module.stop', (guest, p) => {

@@ -266,8 +266,9 @@ export class SocketOffload {
     channels.handle('offload.socket.handoff', (guest, p, signal) => this.handoff(guest, p as OffloadHandoffParamsT, signal));
     channels.handle('offload.socket.send', (guest, p) => this.send(guest, p as { handoff: string; state: TcpStateT }));
     channels.handle('offload.socket.release', (guest, p) => this.release(guest, (p as { handoff: string }).handoff, (p as { finish?: boolean }).finish === true));
-    // the descriptor copy: sandbox guests' apps on their direct socket only (the request names the app's process)
-    if (this.opts.copy !== 'repair') channels.handle('offload.socket.sendfd', (guest, p, signal, conn) => this.sendfd(guest, p as OffloadSendfdParamsT, signal, conn), { directOnly: true });
+    // the descriptor copy: sandbox guests' apps on their direct socket only (DIRECT_ONLY_OPS: the request names the
+    // app's process)
+    if (this.opts.copy !== 'repair') channels.handle('offload.socket.sendfd', (guest, p, signal, conn) => this.sendfd(guest, p as OffloadSendfdParamsT, signal, conn));
     channels.handle('offload.socket.fallback', async (guest, p) => ({ counted: this.fallback(guest, (p as { reason: FallbackReason }).reason) }));
     channels.onConnection((guest, connected) => {
       if (connected) void this.guestConnected(guest);

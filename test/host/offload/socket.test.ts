@@ -10,7 +10,8 @@ import { join } from 'node:path';
 import { Registry } from 'prom-client';
 import { HylicsError } from '../../../src/core/errors/index.js';
 import {
-  MAX_HANDOFF_HEAD_BYTES, OffloadHandoffParams, checkSchema, type OffloadBeginParamsT, type OffloadHandoffParamsT,
+  DIRECT_ONLY_OPS, MAX_HANDOFF_HEAD_BYTES, OffloadHandoffParams, checkSchema, type OffloadBeginParamsT,
+  type OffloadHandoffParamsT,
 } from '../../../src/core/protocol/index.js';
 import { SocketOffload } from '../../../src/host/offload/socket.js';
 import type { DirectConn } from '../../../src/host/backends.js';
@@ -131,7 +132,7 @@ test('descriptor copy (sendfd): head + range on a duplicate of the caller\'s soc
   const opts = new Map<string, unknown>();
   off.wire({ handle: (op, fn, o) => { handlers.set(op, fn); opts.set(op, o); }, onConnection: () => undefined },
     () => ({ addr: '127.0.0.1', sharePath: base, netns: '/proc/self/ns/net' }));
-  assert.deepEqual(opts.get('offload.socket.sendfd'), { directOnly: true }, 'served on the direct socket only');
+  assert.ok(DIRECT_ONLY_OPS.includes('offload.socket.sendfd'), 'served on the direct socket only (channel-backend), never relayed (agent)');
   // "the app": a Unix connection to "hylicsd" (its peer is this very process) and a TCP connection to a reader
   const upath = join(base, 'u.sock');
   let unixConn: import('node:net').Socket | undefined;
