@@ -1,5 +1,7 @@
 import type { Command } from 'commander';
+import { formatSize } from '../../core/units.js';
 import { runDaemon } from '../../host/main.js';
+import { ENGINE_TO_NGINX_MEAN_BYTES } from '../../host/modules/index.js';
 import { DAEMON_SETTINGS, DEFAULT_SETTINGS, FLAGS, LOG_FORMATS, LOG_LEVELS, MODULE_ENGINE_VALUES, SANDBOX_ISOLATION_VALUES, SOCKET_OFFLOAD_COPY_VALUES, attrOf, checkSetting, mergeSettings, readConfigFile, type DaemonSettings, type SettingKey } from '../../host/config.js';
 
 export function register(program: Command): void {
@@ -15,7 +17,7 @@ export function register(program: Command): void {
     .option('--log-level <level>', `${LOG_LEVELS.join('|')} (env HYLICS_LOG_LEVEL, default info)`)
     .option('--share-budget <size>', 'host memory for all controlled shares (e.g. 8G); over it, the controller shares it by SLO deficit')
     .option('--sandbox-isolation <how>', `${SANDBOX_ISOLATION_VALUES.join('|')}: sandbox guests as crun containers (a boundary: own root, user namespace, seccomp) or namespaces only (guest root is host root; not a boundary) (default container)`)
-    .option('--module-engine <server>', `${MODULE_ENGINE_VALUES.join('|')}: the server behind guests' host-side modules; auto: lighttpd for a guest with http modules only, nginx for one with a stream module or whose recent responses are large (mean >= 4 MiB); lighttpd serves http modules only (default ${DEFAULT_SETTINGS.moduleEngine})`)
+    .option('--module-engine <server>', `${MODULE_ENGINE_VALUES.join('|')}: the server behind guests' host-side modules; auto: lighttpd for a guest with http modules only, nginx for one with a stream module or whose recent responses are large (mean >= ${formatSize(ENGINE_TO_NGINX_MEAN_BYTES)}); lighttpd serves http modules only (default ${DEFAULT_SETTINGS.moduleEngine})`)
     .option('--socket-offload-copy <how>', `${SOCKET_OFFLOAD_COPY_VALUES.join('|')}: socket offload for sandbox guests: auto sends on a duplicate of the app's own socket (pidfd_getfd), repair moves the connection with TCP_REPAIR as for microVM guests (default ${DEFAULT_SETTINGS.socketOffloadCopy})`)
     .option('--log-format <form>', `${LOG_FORMATS.join('|')}: auto is journald lines with priorities under systemd, text on a terminal, else JSON (default auto)`)
     .action(async (o: Record<string, unknown> & { config?: string; rotateApiToken?: boolean }, cmd: Command) => {
