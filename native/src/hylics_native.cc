@@ -32,6 +32,7 @@
 #include <string>
 #include <thread>
 #include <unordered_map>
+#include <vector>
 
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -151,6 +152,12 @@ struct Xfer {
   int freezeErr = 0;
   const char* freezeWhat = nullptr;
   const char* freezeCode = nullptr;
+  // The socket's open file description is another process's (the descriptor copy: pidfd_getfd): that process can clear
+  // O_NONBLOCK at any moment, and sendfile(2) has no per-call flag, so a sendfile would block this one I/O thread
+  // (every transfer of every guest) for as long as its client reads nothing. Such a range is sent with pread +
+  // send(MSG_DONTWAIT) instead, which never blocks whatever the flags say (one copy more per byte).
+  bool sharedOut = false;
+  std::vector<char> buf;
   ~Xfer();
 };
 
@@ -206,9 +213,13 @@ struct Engine {
 };
 Engine* engine = nullptr;
 
+// Close a duplicate of another process's socket off this thread: if that process closed its own fd meanwhile, ours is
+// the last reference, and with SO_LINGER set (its choice) close(2) waits up to the linger time for the client.
+void CloseShared(int fd) { std::thread([fd] { close(fd); }).detach(); }
+
 void Finish(Job* job) {
   if (job->armed) epoll_ctl(engine->ep, EPOLL_CTL_DEL, job->out, nullptr);
-  close(job->out);
+  if (job->xfer && job->xfer->sharedOut) CloseShared(job->out); else close(job->out);
   close(job->in);
   engine->active.erase(job->id);
   engine->tsfn.NonBlockingCall(job);
@@ -243,6 +254,20 @@ bool SendHead(Job* job) {
   return true;
 }
 
+// Xfer::sharedOut: up to `chunk` bytes of the range read at the job's offset and sent with MSG_DONTWAIT (never blocks,
+// whatever the socket's flags); advances the offset by what the socket took. Returns as sendfile(2) does.
+ssize_t SendCopied(Job* job, size_t chunk) {
+  Xfer* x = job->xfer;
+  if (x->buf.size() < chunk) x->buf.resize(chunk);
+  ssize_t r;
+  do r = pread(job->in, x->buf.data(), chunk, job->offset); while (r < 0 && errno == EINTR);
+  if (r <= 0) return r;
+  int flags = MSG_DONTWAIT | MSG_NOSIGNAL | (job->remaining > static_cast<uint64_t>(r) ? MSG_MORE : 0);
+  ssize_t n = send(job->out, x->buf.data(), static_cast<size_t>(r), flags);
+  if (n > 0) job->offset += n;
+  return n;
+}
+
 // One chunk per turn: a job that could take more goes to the back of the ready queue, so concurrent transfers
 // advance side by side (as lighttpd's per-connection write limit does); a full socket parks on EPOLLOUT.
 void Progress(Job* job) {
@@ -254,7 +279,7 @@ void Progress(Job* job) {
   }
   while (job->remaining > 0) {
     size_t chunk = job->remaining > engine->chunk ? engine->chunk : static_cast<size_t>(job->remaining);
-    ssize_t n = sendfile(job->out, job->in, &job->offset, chunk);
+    ssize_t n = job->xfer && job->xfer->sharedOut ? SendCopied(job, chunk) : sendfile(job->out, job->in, &job->offset, chunk);
     if (n > 0) {
       job->sent += n; job->remaining -= n; job->lastProgress = NowMs();
       if (job->remaining > 0) { engine->ready.push_back(job->id); return; }
@@ -382,9 +407,10 @@ Napi::Value StartJob(const Napi::CallbackInfo& info, Xfer* xfer) {
   if (out < 0) { MakeError(env, errno, "dup socket").ThrowAsJavaScriptException(); return env.Null(); }
   int in = fcntl(info[1].As<Napi::Number>().Int32Value(), F_DUPFD_CLOEXEC, 3);
   if (in < 0) { int err = errno; close(out); MakeError(env, err, "dup file").ThrowAsJavaScriptException(); return env.Null(); }
-  // the socket must be non-blocking (libuv's already are); this only makes sure of it for other callers
+  // the socket must be non-blocking (libuv's already are); this only makes sure of it for other callers (not for
+  // another process's socket: its flags are that process's, and its sends never rely on them: Xfer::sharedOut)
   int fl = fcntl(out, F_GETFL);
-  if (fl >= 0 && !(fl & O_NONBLOCK)) fcntl(out, F_SETFL, fl | O_NONBLOCK);
+  if (fl >= 0 && !(fl & O_NONBLOCK) && !(owned && owned->sharedOut)) fcntl(out, F_SETFL, fl | O_NONBLOCK);
   Job* job = new Job(env);
   job->xfer = owned.release();
   double id = info[4].As<Napi::Number>().DoubleValue();
@@ -1274,6 +1300,7 @@ Napi::Value OffloadTransfer(const Napi::CallbackInfo& info) {
     x->head.assign(h.Data(), h.Length());
   }
   if (info.Length() > 10 && info[10].IsNumber()) x->hushTos = info[10].As<Napi::Number>().Int32Value();
+  x->sharedOut = info.Length() > 11 && info[11].ToBoolean().Value();
   return StartJob(info, x);
 }
 
@@ -1493,6 +1520,12 @@ Napi::Value TakePeerSocket(const Napi::CallbackInfo& info) {
   return o;
 }
 
+// closeShared(fd): close a duplicate of another process's socket on a thread of its own (CloseShared): never blocks.
+Napi::Value CloseSharedJs(const Napi::CallbackInfo& info) {
+  if (info[0].IsNumber()) CloseShared(info[0].As<Napi::Number>().Int32Value());
+  return info.Env().Undefined();
+}
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("tcpNames", Napi::Function::New(env, TcpNames));
   exports.Set("recvWithFd", Napi::Function::New(env, RecvWithFd));
@@ -1517,9 +1550,11 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("offloadTransfer", Napi::Function::New(env, OffloadTransfer));
   exports.Set("peerPidfd", Napi::Function::New(env, PeerPidfd));
   exports.Set("takePeerSocket", Napi::Function::New(env, TakePeerSocket));
+  exports.Set("closeShared", Napi::Function::New(env, CloseSharedJs));
   // ADDON_VERSION in src/os/native.ts: raised when a call takes a new argument (4: offloadTransfer's head; 5: the
   // frozen socket's DSCP: tcpHandoffFreeze's, tcpHandoffRestore's and offloadTransfer's hushTos, tcpHandoffThaw; 6:
-  // nftSetElems' destroy; 7: offloadTransfer's state packed as tcpHandoffFreeze's; 8: peerPidfd, takePeerSocket)
+  // nftSetElems' destroy; 7: offloadTransfer's state packed as tcpHandoffFreeze's; 8: peerPidfd, takePeerSocket, closeShared,
+  // offloadTransfer's sharedOut)
   exports.Set("version", Napi::Number::New(env, 8));
   return exports;
 }

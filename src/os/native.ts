@@ -73,6 +73,9 @@ export interface Addon {
     pollUs: number,
     head?: Buffer,
     hushTos?: number,
+    /** The socket is another process's (the descriptor copy): sent with pread + send(MSG_DONTWAIT), never sendfile,
+     *  so that process clearing O_NONBLOCK cannot block the I/O thread; its flags are left alone; closed off-thread. */
+    sharedOut?: boolean,
   ): Promise<{
     bytes: number;
     /** Bytes of `head` the socket took (all of it unless the send failed). */
@@ -100,6 +103,8 @@ export interface Addon {
   takePeerSocket(pidfd: number, fd: number, nsDev: number, nsIno: number): {
     fd: number; localAddr: string; localPort: number; remoteAddr: string; remotePort: number; state: number;
   };
+  /** Close a duplicate of another process's socket on a thread of its own (its close may wait for SO_LINGER). */
+  closeShared(fd: number): void;
   /** The addon's interface version (ADDON_VERSION): raised when a call takes a new argument, which an older build
    *  would silently ignore (e.g. offloadTransfer's head, version 4). */
   version: number;
@@ -138,7 +143,7 @@ const ADDON_EXPORTS: Readonly<Record<keyof Addon, 'function' | 'number'>> = {
   sendWithFd: 'function', dropFilter: 'function', tcpRepair: 'function', tcpQueues: 'function', closeFd: 'function',
   shutdownWrite: 'function', setRecvBuffer: 'function', abortClose: 'function', nftSetElems: 'function',
   offloadTransfer: 'function', tcpHandoffFreeze: 'function', tcpHandoffRestore: 'function', tcpHandoffThaw: 'function',
-  peerPidfd: 'function', takePeerSocket: 'function', version: 'number',
+  peerPidfd: 'function', takePeerSocket: 'function', closeShared: 'function', version: 'number',
 };
 
 /**

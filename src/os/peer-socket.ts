@@ -72,6 +72,8 @@ export function takePeerSocket(pidfd: number, fd: number, ns: NetnsId): PeerSock
   }
 }
 
+/** Close the duplicate without waiting: if the app closed its own fd meanwhile, this is the last reference, and with
+ *  SO_LINGER (the app's choice) close(2) would wait up to the linger time on hylicsd's event loop. */
 export function closePeerSocket(fd: number): void {
-  try { need().closeFd(fd); } catch { /* closed */ }
+  try { need().closeShared(fd); } catch { /* closed */ }
 }

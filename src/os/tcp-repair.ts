@@ -402,6 +402,9 @@ export interface TransferOptions {
   head?: Buffer;
   /** Called with a function that stops the transfer (the send: rejects with ECANCELED; the drain: "aborted"). */
   onStart?: (abort: () => void) => void;
+  /** The socket is another process's (the descriptor copy): never sent with sendfile (which would block the addon's
+   *  one I/O thread if that process cleared O_NONBLOCK) but read and sent with MSG_DONTWAIT; flags left alone. */
+  sharedOut?: boolean;
 }
 
 /** What a socket restored by the host (a new socket) has before a silent freeze: the defaults. */
@@ -448,7 +451,9 @@ export async function sendDrainFreeze(
     const pollUs = opts.pollUs ?? 1000;
     const hush = opts.silent ? FROZEN_TOS : 0;
     const { stallMs, head } = opts;
-    r = await a.offloadTransfer(sockFd, fileFd, offset, count, id, stallMs, drainMax, freeze, pollUs, head, hush);
+    const shared = opts.sharedOut === true;
+    r = await a.offloadTransfer(sockFd, fileFd, offset, count, id, stallMs, drainMax, freeze, pollUs, head, hush,
+      shared);
   } catch (e) {
     throw fromNative(e, 'send', 'sendfile', { bytesSent: 0, headBytes: 0 });
   }

@@ -13,7 +13,8 @@ function fakeAddon(): Record<string, unknown> {
     openBeneath: fn, sendfile: fn, sendfileNow: fn, abortSendfile: fn, tcpRepairDump: fn, tcpRepairRestore: fn,
     tcpNames: fn, recvWithFd: fn, sendWithFd: fn, dropFilter: fn, tcpRepair: fn, tcpQueues: fn, closeFd: fn,
     shutdownWrite: fn, setRecvBuffer: fn, abortClose: fn, nftSetElems: fn, offloadTransfer: fn, tcpHandoffFreeze: fn,
-    tcpHandoffRestore: fn, tcpHandoffThaw: fn, peerPidfd: fn, takePeerSocket: fn, version: ADDON_VERSION,
+    tcpHandoffRestore: fn, tcpHandoffThaw: fn, peerPidfd: fn, takePeerSocket: fn, closeShared: fn,
+    version: ADDON_VERSION,
   };
 }
 

@@ -6,15 +6,17 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { readdirSync } from 'node:fs';
+import { closeSync, openSync, readdirSync, truncateSync, writeFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
-import { createServer, type Socket } from 'node:net';
+import { connect, createServer, type AddressInfo, type Socket } from 'node:net';
 import { release, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { HylicsError } from '../../src/core/errors/index.js';
 import { run, runRaw } from '../../src/os/exec.js';
 import { tcpRepairAvailable } from '../../src/os/tcp-repair.js';
 import { closePeerSocket, closePidfd, netnsId, peerPidfd, streamFd, takePeerSocket } from '../../src/os/peer-socket.js';
+import { sendDrainFreeze } from '../../src/os/tcp-repair.js';
+import { waitUntil } from '../helpers/proc.js';
 
 const [maj, min] = release().split('.').map(Number);
 const skip = process.getuid?.() !== 0 ? 'needs root (a network namespace, pidfd_getfd of another process)'
@@ -64,14 +66,77 @@ test('takePeerSocket: own netns and non-blocking only; another netns, blocking, 
   const got = takePeerSocket(pidfd, nonBlocking, theirs);
   assert.equal(got.localAddr, '127.0.0.1');
   assert.equal(got.remoteAddr, '127.0.0.1');
-  closePeerSocket(got.fd);
+  closePeerSocket(got.fd); // on a thread of its own: counted closed below once it is
   // the host's netns (any other): refused
   refused(nonBlocking, ours, 'other-netns');
   // a blocking socket: refused (its file flags are the app's: never changed)
   refused(blocking, theirs, 'blocking');
   refused(100_000, theirs, 'no-such-fd');
-  assert.equal(fds(), before, 'nothing left open here');
+  await waitUntil('nothing left open here', () => fds() === before, 10_000, 20);
   // a namespace that is gone (a guest being removed): a code the guest library knows means nothing was sent
   assert.throws(() => netnsId(`/run/netns/${ns}-gone`), (e: unknown) => e instanceof HylicsError && e.code === 'HYLICS_ERR_OFFLOAD_FD_UNAVAILABLE');
   s.destroy();
+});
+
+// the app: a TCP connection whose client never reads (its accepted end non-blocking, as takePeerSocket wants), our
+// Unix socket; prints the accepted end's fd, and on "block" clears its O_NONBLOCK every millisecond from then on
+// (as an app may at any moment: whatever the host sets back, the flag is blocking again when its sends go on)
+const HOSTILE = `
+import socket, sys, threading, time
+l = socket.socket(); l.bind(('127.0.0.1', 0)); l.listen(1)
+c = socket.socket(); c.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096); c.connect(l.getsockname())
+a, _ = l.accept(); a.setblocking(False)
+u = socket.socket(socket.AF_UNIX); u.connect(sys.argv[1])
+print(a.fileno(), flush=True)
+sys.stdin.readline()
+def clear():
+  while True: a.setblocking(True); time.sleep(0.001)
+threading.Thread(target=clear, daemon=True).start()
+print('blocking', flush=True)
+sys.stdin.read()
+`;
+
+test('a shared socket its app makes blocking mid-send never blocks the addon\'s I/O thread', { skip, timeout: 90_000 }, async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'hylics-peersock-'));
+  t.after(() => rm(dir, { recursive: true, force: true }));
+  const path = join(dir, 'u.sock');
+  let accepted: (s: Socket) => void = () => undefined;
+  const conn = new Promise<Socket>((r) => { accepted = r; });
+  const srv = createServer((s) => accepted(s));
+  await new Promise<void>((r) => srv.listen(path, r));
+  t.after(() => srv.close());
+  const child = spawn('python3', ['-c', HOSTILE, path], { stdio: ['pipe', 'pipe', 'inherit'] });
+  t.after(() => { child.stdin.end(); child.kill(); });
+  const lines = (async function* () { let b = ''; for await (const d of child.stdout) { b += String(d); let i; while ((i = b.indexOf('\n')) >= 0) { yield b.slice(0, i); b = b.slice(i + 1); } } })();
+  const fd = Number((await lines.next()).value);
+  const s = await conn;
+  t.after(() => s.destroy());
+  const pidfd = peerPidfd(streamFd(s)!);
+  t.after(() => closePidfd(pidfd));
+  const got = takePeerSocket(pidfd, fd, netnsId('/proc/self/ns/net'));
+  child.stdin.write('block\n');
+  assert.equal((await lines.next()).value, 'blocking');
+  const file = join(dir, 'f');
+  writeFileSync(file, '');
+  truncateSync(file, 64 * 1024 * 1024);
+  const ffd = openSync(file, 'r');
+  t.after(() => closeSync(ffd));
+  const order: string[] = [];
+  // a client that reads nothing and a socket its app made blocking: a sendfile here would sleep in the kernel
+  const stuck = sendDrainFreeze(got.fd, ffd, 0, 64 * 1024 * 1024, { stallMs: 3000, sharedOut: true })
+    .then((r) => `sent ${r.bytes}`, (e: HylicsError) => e.code)
+    .then((v) => { order.push(`shared: ${v}`); closePeerSocket(got.fd); });
+  // meanwhile another transfer on the same I/O thread, to a client that reads
+  const sink = createServer((c) => c.resume());
+  await new Promise<void>((r) => sink.listen(0, '127.0.0.1', r));
+  t.after(() => sink.close());
+  const other = connect((sink.address() as AddressInfo).port, '127.0.0.1');
+  await new Promise<void>((r) => other.once('connect', r));
+  t.after(() => other.destroy());
+  const r = await sendDrainFreeze(streamFd(other)!, ffd, 0, 1024 * 1024, { stallMs: 30_000 });
+  order.push('other');
+  assert.equal(r.bytes, 1024 * 1024);
+  await stuck;
+  assert.equal(order[0], 'other', order.join(', '));
+  assert.match(order[1]!, /^shared: HYLICS_ERR_/, 'the shared send failed at its stall limit, not blocked');
 });

@@ -484,6 +484,7 @@ export class SocketOffload {
       if (h.orphan) throw new HylicsError('HYLICS_ERR_PEER_CLOSED', 'the app went away before the send', { bytesSent: 0, headBytes: 0 });
       const r = await sendDrainFreeze(sock.fd, h.fileFd, h.offset, h.count, {
         stallMs: STALL_MS,
+        sharedOut: true,
         ...(h.head ? { head: h.head } : {}),
         onStart: (stop) => { h.abort = stop; },
       });
