@@ -26,6 +26,8 @@
 //                           [--placement split|shared] [--client-cpu 0|1|none] [--client splice|curl]
 //                           [--configs alone,compression,interference,module,socket] (a subset: only these cells)
 //                           [--daemon-cgroup own|session] [--module-engine auto|nginx|lighttpd] (the daemon's setting)
+//                           [--socket-copy auto|repair] (the daemon's socket-offload-copy: the descriptor copy or the
+//                           TCP_REPAIR handoff for the socket-offload cell)
 //                           [--module-congctl reno] (the module's replies to the client take a route with this
 //                           congestion control: the per-route recipe of docs/modules.md; the host's default stays)
 // Needs root (the daemon: namespaces, cgroups, nftables), lighttpd, pigz, curl (warm-up requests), python3 >= 3.10
@@ -91,6 +93,9 @@ if (CLIENT !== 'splice' && CLIENT !== 'curl') throw new Error('--client: splice 
 const DAEMON_CGROUP = argStr('daemon-cgroup', 'own');
 /** --module-engine auto|nginx|lighttpd: the daemon's module engine (default: the daemon's own default, auto). */
 const MODULE_ENGINE = argStr('module-engine', '');
+/** --socket-copy auto|repair: the daemon's socket-offload-copy (auto: the descriptor copy for this sandbox guest). */
+const SOCKET_COPY = argStr('socket-copy', '');
+if (SOCKET_COPY !== '' && SOCKET_COPY !== 'auto' && SOCKET_COPY !== 'repair') throw new Error('--socket-copy: auto or repair');
 /**
  * --module-congctl NAME: a policy rule for the module's source address (the host end of the guest's link) selects a
  * table whose route to the client carries `congctl NAME` (docs/modules.md, "a per-route congctl"): the module's
@@ -279,7 +284,11 @@ async function main(): Promise<void> {
   for (const bin of ['lighttpd', 'pigz', 'curl', ...(CLIENT === 'splice' ? ['python3'] : [])]) execFileSync('which', [bin], { stdio: 'ignore' });
 
   const guest = `hyb${process.pid % 100000}`;
-  const session = await benchSession('hylics-bench-hybrid-', log, { daemonArgs: MODULE_ENGINE ? ['--module-engine', MODULE_ENGINE] : [] });
+  const session = await benchSession('hylics-bench-hybrid-', log, {
+    daemonArgs: [
+      ...(MODULE_ENGINE ? ['--module-engine', MODULE_ENGINE] : []), ...(SOCKET_COPY ? ['--socket-offload-copy', SOCKET_COPY] : []),
+    ],
+  });
   const { cli, cleanup } = session;
   let lighttpd: Promise<unknown> | undefined;
   session.afterStop.push(async () => lighttpd);
@@ -608,6 +617,7 @@ EOF`);
           ? `split (as the paper's Fig. 19/20 setup: the VM's vCPUs are its own): the guest's processes pinned to CPU ${GUEST_CPUS} (quota ${CPUS} CPU), the module engine (nginx master + worker, or the module's lighttpd) and hylicsd to CPU ${MODULE_CPUS}; client (${CLIENT}) on CPU ${CLIENT_CPUS} in every scheme`
           : `shared: nothing pinned (the guest's pigz threads and the module engine share every host core); client on CPU ${CLIENT_CPUS}`,
         clientCpus: CLIENT_CPUS, clientProgram: CLIENT, daemonCgroup: daemonCgroupUsed,
+        socketCopy: SOCKET_COPY || 'the daemon default (auto: the descriptor copy)',
         moduleCongctl: MODULE_CC ? `${MODULE_CC} (route; seen on the module's socket: ${congctlSeen || 'not checked'})` : `host default (${readFileSync('/proc/sys/net/ipv4/tcp_congestion_control', 'utf8').trim()})`,
         hostCpusBusy: 'CPUs\' worth of the whole host busy during the cell (/proc/stat: all but idle and iowait)',
         rounds: ROUNDS, hostCpus: HOST_CPUS, loadavg: readFileSync('/proc/loadavg', 'utf8').trim(),
