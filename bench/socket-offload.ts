@@ -1,12 +1,12 @@
 // Socket offload (paper §4.2, second scheme; docs/offload-socket.md): a sandbox guest runs the example file server
-// (`hylics example file-server`); a client network namespace behind the host downloads with wrk. Side by side in
-// one run, per file size: the guest sending itself (--offload none), socket offload (--offload socket: `socket`, the
-// library's default here, the descriptor copy; `socket-repair`, the same forced to the TCP_REPAIR handoff), the
-// http module (module offload), and a plain host socket on the same path (the same server as a host process,
-// reached through the host's link to the client namespace). Reports throughput, the host-side handoff latency
-// (p50/p99 from `guest show`), the guest's context switches per second (all threads of its cgroup's processes,
-// from /proc) and CPU seconds per GB in the guest's cgroup and on the host (hylicsd and its module workers, or
-// the host server). Writes bench/results/socket-offload.{json,svg}.
+// (`hylics example file-server`); a client network namespace behind the host downloads with wrk. Side by side in one
+// run, per file size: the guest sending itself (--offload none), socket offload (--offload socket: `socket`, the
+// library's default here: the descriptor copy below FD_COPY_MAX_BYTES (4 MiB), the handoff from it; `socket-repair`,
+// the same forced to the TCP_REPAIR handoff), the http module (module offload), and a plain host socket on the same
+// path (the same server as a host process, reached through the host's link to the client namespace). Reports
+// throughput, the host-side handoff latency (p50/p99 from `guest show`), the guest's context switches per second (all
+// threads of its cgroup's processes, from /proc) and CPU seconds per GB in the guest's cgroup and on the host (hylicsd
+// and its module workers, or the host server). Writes bench/results/socket-offload.{json,svg}.
 //   npm run bench -- socket-offload [--duration 5] [--connections 4] [--sizes 1,16,64] (MiB)
 //   [--schemes socket,host] (only these rows) [--warmup 1] (unmeasured seconds of wrk per row first; 0: none)
 //   [--head on|off] (socket row: the response headers in the handoff, sent by the host with the body (on, the
@@ -41,7 +41,8 @@ const WARMUP_SEC = 1;
 const WARMUP = arg('warmup', WARMUP_SEC);
 const CONNECTIONS = arg('connections', 4);
 const SIZES = argStr('sizes', '1,16,64').split(',').map(Number);
-/** socket: the guest library's default on this sandbox guest (the descriptor copy); socket-repair: the same server
+/** socket: the guest library's default on this sandbox guest (the descriptor copy below 4 MiB, FD_COPY_MAX_BYTES,
+ *  the TCP_REPAIR handoff from it); socket-repair: the same server
  *  forced to the TCP_REPAIR handoff (HYLICS_OFFLOAD_COPY=repair), as microVM guests always do. */
 const ALL_SCHEMES = ['guest', 'socket', 'socket-repair', 'module', 'host'] as const;
 /** --schemes socket,host: run only these rows (ratios need socket and host; a quick look at one path). */
@@ -185,7 +186,7 @@ async function main(): Promise<void> {
       const mb = (sc: Scheme): number => rows.find((r) => r.scheme === sc && r.sizeMiB === m)?.MBps ?? NaN;
       return { sizeMiB: m, socketVsHost: mb('socket') / mb('host'), socketRepairVsHost: mb('socket-repair') / mb('host'), socketVsModule: mb('socket') / mb('module'), socketVsGuest: mb('socket') / mb('guest') };
     });
-    for (const q of ratios) log(`${q.sizeMiB} MiB: socket/host ${q.socketVsHost.toFixed(2)}x (descriptor copy), socket-repair/host ${q.socketRepairVsHost.toFixed(2)}x (TCP_REPAIR), socket/module ${q.socketVsModule.toFixed(2)}x, socket/guest ${q.socketVsGuest.toFixed(2)}x`);
+    for (const q of ratios) log(`${q.sizeMiB} MiB: socket/host ${q.socketVsHost.toFixed(2)}x (the library's default), socket-repair/host ${q.socketRepairVsHost.toFixed(2)}x (TCP_REPAIR), socket/module ${q.socketVsModule.toFixed(2)}x, socket/guest ${q.socketVsGuest.toFixed(2)}x`);
     log(`handoff latency (host side) p50 ${off?.latencyMs.p50?.toFixed(1)} ms, p99 ${off?.latencyMs.p99?.toFixed(1)} ms over ${off?.latencyMs.count}; by copy ${JSON.stringify(off?.byCopy)}; fd copies refused ${JSON.stringify(off?.fdRefused)}; fallbacks ${JSON.stringify(off?.fallbacks)}`);
     const goal = ratios.every((q) => q.socketVsHost >= 0.9);
     log(`goal (socket >= 0.9x a plain host socket for >= 1 MiB): ${goal ? 'met' : 'NOT met'}`);

@@ -55,7 +55,8 @@ test('socket offload, descriptor copy: sandbox guest, client in another namespac
     await writeFile(join(v.share.path, name), files[name]);
   }
   await w.create();
-  const ex = await hylics(withOpts(['guest', 'exec', g, '--', 'sh', '-c', fileServerLine(PORT, 'file-server.log')]));
+  // every send by the copy here, the large ones too (by default those from FD_COPY_MAX_BYTES take the handoff)
+  const ex = await hylics(withOpts(['guest', 'exec', g, '--', 'sh', '-c', fileServerLine(PORT, 'file-server.log', { prefix: 'HYLICS_OFFLOAD_COPY_MAX_BYTES=1073741824 ' })]));
   assert.equal(ex.code, 0, ex.stderr);
   const base = `http://${addr}:${PORT}`;
   const inW = w.exec;
