@@ -3,9 +3,10 @@
 // connection over its loopback, and we take its descriptors. Accepted only in its own netns and only when
 // non-blocking; refused (and nothing left open here) in another netns, blocking, or a number it does not have.
 // The hostile cases a guest app can reach end to end are in test/host/socket-fdcopy.test.ts.
-import { test } from 'node:test';
+import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcessByStdio } from 'node:child_process';
+import type { Readable, Writable } from 'node:stream';
 import { closeSync, openSync, readdirSync, truncateSync, writeFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { connect, createServer, type AddressInfo, type Socket } from 'node:net';
@@ -22,6 +23,20 @@ const [maj, min] = release().split('.').map(Number);
 const skip = process.getuid?.() !== 0 ? 'needs root (a network namespace, pidfd_getfd of another process)'
   : !(maj! > 6 || (maj === 6 && min! >= 5)) ? 'needs Linux 6.5+ (SO_PEERPIDFD)'
   : !tcpRepairAvailable().ok ? 'needs the native addon' : false;
+
+/** Our Unix socket in `dir`, and `argv` + its path spawned (the app connects to it): the app's connection here. */
+type App = ChildProcessByStdio<Writable, Readable, null>;
+async function peerApp(t: TestContext, dir: string, argv: string[]): Promise<{ conn: Promise<Socket>; child: App }> {
+  const path = join(dir, 'u.sock');
+  let accepted: (s: Socket) => void = () => undefined;
+  const conn = new Promise<Socket>((r) => { accepted = r; });
+  const srv = createServer((s) => accepted(s));
+  await new Promise<void>((r) => srv.listen(path, r));
+  t.after(() => srv.close());
+  const child = spawn(argv[0]!, [...argv.slice(1), path], { stdio: ['pipe', 'pipe', 'inherit'] });
+  t.after(() => { child.stdin.end(); child.kill(); });
+  return { conn, child };
+}
 
 // in the namespace: a TCP connection over lo (the connecting end non-blocking, the accepted end blocking), then our
 // Unix socket; prints the two fd numbers and waits for stdin to close
@@ -41,14 +56,7 @@ test('takePeerSocket: own netns and non-blocking only; another netns, blocking, 
   await run('ip', ['netns', 'add', ns]);
   await run('ip', ['-n', ns, 'link', 'set', 'lo', 'up']);
   t.after(async () => { await runRaw('ip', ['netns', 'delete', ns]); await rm(dir, { recursive: true, force: true }); });
-  const path = join(dir, 'u.sock');
-  let accepted: (s: Socket) => void = () => undefined;
-  const conn = new Promise<Socket>((r) => { accepted = r; });
-  const srv = createServer((s) => accepted(s));
-  await new Promise<void>((r) => srv.listen(path, r));
-  t.after(() => srv.close());
-  const child = spawn('ip', ['netns', 'exec', ns, 'python3', '-c', CHILD, path], { stdio: ['pipe', 'pipe', 'inherit'] });
-  t.after(() => { child.stdin.end(); child.kill(); });
+  const { conn, child } = await peerApp(t, dir, ['ip', 'netns', 'exec', ns, 'python3', '-c', CHILD]);
   const line = await new Promise<string>((r) => child.stdout.once('data', (d: Buffer) => r(d.toString())));
   const [nonBlocking, blocking] = line.trim().split(' ').map(Number) as [number, number];
   const s = await conn;
@@ -99,14 +107,7 @@ sys.stdin.read()
 test('a shared socket its app makes blocking mid-send never blocks the addon\'s I/O thread', { skip, timeout: 90_000 }, async (t) => {
   const dir = await mkdtemp(join(tmpdir(), 'hylics-peersock-'));
   t.after(() => rm(dir, { recursive: true, force: true }));
-  const path = join(dir, 'u.sock');
-  let accepted: (s: Socket) => void = () => undefined;
-  const conn = new Promise<Socket>((r) => { accepted = r; });
-  const srv = createServer((s) => accepted(s));
-  await new Promise<void>((r) => srv.listen(path, r));
-  t.after(() => srv.close());
-  const child = spawn('python3', ['-c', HOSTILE, path], { stdio: ['pipe', 'pipe', 'inherit'] });
-  t.after(() => { child.stdin.end(); child.kill(); });
+  const { conn, child } = await peerApp(t, dir, ['python3', '-c', HOSTILE]);
   const lines = (async function* () { let b = ''; for await (const d of child.stdout) { b += String(d); let i; while ((i = b.indexOf('\n')) >= 0) { yield b.slice(0, i); b = b.slice(i + 1); } } })();
   const fd = Number((await lines.next()).value);
   const s = await conn;
