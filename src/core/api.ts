@@ -4,6 +4,7 @@
 import { Type, type Static } from '@sinclair/typebox';
 import type { ParamsOf, ResultOf } from './protocol/index.js';
 import { ModuleEngineWire } from './protocol/ops/modules.js';
+import { SOCKET_OFFLOAD_COPIES } from './protocol/ops/offload.js';
 import { KiB } from './units.js';
 import { TierSettingsBody, TierSettingsView } from './tier-settings.js';
 
@@ -78,7 +79,7 @@ export const SocketOffloadView = Type.Object({
   inFlight: Type.Integer(),
   fallbacks: Type.Record(Type.String(), Type.Integer(), { description: 'sends kept in the guest, by reason' }),
   latencyMs: Type.Object({ count: Type.Integer(), p50: Type.Union([Type.Number(), Type.Null()]), p99: Type.Union([Type.Number(), Type.Null()]) }, { description: 'host-side takeover + hand-back time over the last handoffs (the descriptor copy: its checks and the file\'s open)' }),
-  copy: Type.Optional(Type.Union([Type.Literal('auto'), Type.Literal('repair')], { description: 'auto: sandbox guests get the descriptor copy; repair: the TCP_REPAIR handoff only' })),
+  copy: Type.Optional(Type.Union(SOCKET_OFFLOAD_COPIES.map((c) => Type.Literal(c)), { description: 'auto: sandbox guests get the descriptor copy; repair: the TCP_REPAIR handoff only' })),
   byCopy: Type.Optional(Type.Object({ fd: Type.Integer(), repair: Type.Integer() }, { description: 'handoffs by how the host had the socket: fd (descriptor copy) or repair (TCP_REPAIR)' })),
   fdRefused: Type.Optional(Type.Record(Type.String(), Type.Integer(), { description: 'descriptor copies refused before anything was sent, by why' })),
 });

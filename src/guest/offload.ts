@@ -27,7 +27,7 @@ import { dirname, join, relative, resolve } from 'node:path';
 import { HylicsError, toHylicsError, type ErrorCode } from '../core/errors/index.js';
 import {
   HOST_OFFLOAD_SOCKET, MAX_HANDOFF_HEAD_BYTES, type FallbackReason, type OffloadHandoffParamsT,
-  type OffloadHandoffResultT, type OffloadSendfdResultT,
+  type OffloadHandoffResultT, type OffloadSendfdResultT, type SocketOffloadCopy,
 } from '../core/protocol/index.js';
 import { KeyedSerial } from '../core/serial.js';
 import { sendFileToSocket } from '../os/native.js';
@@ -58,7 +58,7 @@ export interface OffloadOptions {
   disabled?: boolean;
   /** How the host has the socket: auto (default: the descriptor copy when hylicsd offers it, on its direct socket)
    *  or repair (always the TCP_REPAIR handoff). Default $HYLICS_OFFLOAD_COPY or auto. */
-  copy?: 'auto' | 'repair';
+  copy?: SocketOffloadCopy;
 }
 
 /** hylicsSendfile's options in one object: the range, the head, and the offload options. */
