@@ -13,6 +13,7 @@ import type { ChildProcess } from 'node:child_process';
 import { request } from 'node:http';
 import { NODE_BIN, SRC_ROOT } from '../../src/os/self.js';
 import { errorCode, startDaemon, stateDirCli, stopDaemon, tempStateDir } from '../helpers/cli.js';
+import { waitFor } from '../helpers/proc.js';
 import type { GuestView } from '../../src/core/api.js';
 import type { CalibrationResult, ControlView, DecisionEntry, ProfilePoint } from '../../src/core/control-api.js';
 
@@ -105,8 +106,13 @@ test('closed loop on a sandbox guest: grows under load, shrinks when idle, no fi
     while (Date.now() < until && (await size()) <= 8 * MiB) await exec(reporter(4, 2000, 'disk'));
     const grown = await size();
     assert.ok(grown > 8 * MiB, `share still ${grown}`);
-    const log = await decisions();
-    const grow = log.find((d) => d.action === 'grow')!;
+    // the loop logs a decision once its apply returns, and the share's new size shows before that (the resize is one
+    // step of the apply): the grow entry is awaited, not read at the instant the size changed
+    let log: DecisionEntry[] = [];
+    const grow = await waitFor('a grow decision in the log', async () => {
+      log = await decisions();
+      return log.find((d) => d.action === 'grow');
+    }, 30_000, 200).catch(() => undefined);
     assert.ok(grow, JSON.stringify(log.map((d) => [d.action, d.reason])));
     assert.ok(grow.lambda > 0 && grow.responseMeanMs === 2000 && grow.tasks > 0 && grow.appliedBytes > grow.sizeBytes);
     assert.match(log[0]!.reason, /uncalibrated/);
