@@ -16,6 +16,7 @@ import {
 import { SocketOffload } from '../../../src/host/offload/socket.js';
 import type { DirectConn } from '../../../src/host/backends.js';
 import { tcpRepairAvailable } from '../../../src/os/tcp-repair.js';
+import { waitUntil } from '../../helpers/proc.js';
 
 const skip = process.getuid?.() !== 0 ? 'needs root (the daemon side of socket offload runs as root)' : !tcpRepairAvailable().ok ? `native addon: ${tcpRepairAvailable().reason}` : false;
 const SILENT = { debug: () => undefined, info: () => undefined, warn: () => undefined, error: () => undefined };
@@ -155,10 +156,19 @@ test('descriptor copy (sendfd): head + range on a duplicate of the caller\'s soc
   await new Promise<void>((r) => client.once('connect', () => r()));
   const fd = streamFd(client)!;
   const fds = (): number => readdirSync('/proc/self/fd').length;
+  // duplicates are closed on a thread of their own (closeShared): counts are read once those closes are done
+  const settledFds = async (): Promise<number> => {
+    for (let last = -1; ;) {
+      const n = fds();
+      if (n === last) return n;
+      last = n;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  };
   const send = handlers.get('offload.socket.sendfd')!;
   // nothing to send (the addon's I/O thread starts with its epoll and eventfd: counted before)
   assert.deepEqual(await send('g1', { fd, path: 'f', offset: 0, count: 0 }, undefined, conn), { bytes: 0, headBytes: 0, count: 0 });
-  const before = fds();
+  const before = await settledFds();
   const head = Buffer.from('HTTP/1.1 200 OK\r\n\r\n');
   const r = await send('g1', { fd, path: 'f', offset: 5, head: head.toString('base64') }, undefined, conn) as { bytes: number; headBytes: number; count: number };
   assert.deepEqual(r, { bytes: body.length - 5, headBytes: head.length, count: body.length - 5 });
@@ -166,7 +176,7 @@ test('descriptor copy (sendfd): head + range on a duplicate of the caller\'s soc
   client.end('tail');
   await ended;
   assert.ok(Buffer.concat(chunks).equals(Buffer.concat([head, body.subarray(5), Buffer.from('tail')])), 'byte-exact, in order');
-  assert.equal(fds(), before, 'the duplicate and the file closed');
+  await waitUntil('the duplicate and the file closed', () => fds() === before, 10_000, 20);
   // refusals: nothing sent, nothing left open, counted by why
   const refusal = async (p: unknown, c: DirectConn | null = conn): Promise<string> => {
     try { await send('g1', p, undefined, c ?? undefined); return 'sent'; } catch (e) {
@@ -178,14 +188,14 @@ test('descriptor copy (sendfd): head + range on a duplicate of the caller\'s soc
   t.after(() => other.destroy());
   await new Promise<void>((r) => other.once('connect', () => r()));
   const ofd = streamFd(other)!;
-  const before2 = fds();
+  const before2 = await settledFds();
   assert.equal(await refusal({ fd: ofd, path: 'f', offset: 0 }, null), 'HYLICS_ERR_OFFLOAD_FD_UNAVAILABLE  nothing-sent', 'not on the direct socket');
   assert.equal(await refusal({ fd: 1_000_000, path: 'f', offset: 0 }), 'HYLICS_ERR_OFFLOAD_FD_REFUSED no-such-fd nothing-sent');
   assert.equal(await refusal({ fd: streamFd(tsrv as unknown as import('node:net').Socket)!, path: 'f', offset: 0 }), 'HYLICS_ERR_OFFLOAD_FD_REFUSED not-connected nothing-sent', 'a listening socket');
   assert.equal(await refusal({ fd: streamFd(app)!, path: 'f', offset: 0 }), 'HYLICS_ERR_OFFLOAD_FD_REFUSED not-ipv4 nothing-sent', 'a Unix socket');
   assert.equal(await refusal({ fd: ofd, path: '../f', offset: 0 }), 'HYLICS_ERR_PATH_ESCAPE  nothing-sent');
   assert.equal(await refusal({ fd: ofd, path: 'nope', offset: 0 }), 'HYLICS_ERR_FILE_NOT_FOUND  nothing-sent');
-  assert.equal(fds(), before2, 'every duplicate closed');
+  await waitUntil('every duplicate closed', () => fds() === before2, 10_000, 20);
   const s = off.stats('g1');
   assert.deepEqual(s.byCopy, { fd: 2, repair: 0 });
   assert.equal(s.inFlight, 0);
