@@ -284,7 +284,8 @@ test('the memory limit holds (an over-limit program is OOM-killed and restarted)
   const adj = await eventually(async () => Promise.all((await cg.pids()).map(async (p) =>
     Number((await readFile(`/proc/${p}/oom_score_adj`, 'utf8').catch(() => 'NaN')).trim()))),
   (a) => a.includes(0) && a.includes(500), 'oom_score_adj of the init and its program', 10000);
-  assert.ok(adj.every((a) => a === 0 || a === 500), `oom_score_adj ${adj.join(',')}`);
+  // (NaN: a process of the pipeline that ended between the cgroup's listing and the read: the OOM killer's work)
+  assert.ok(adj.every((a) => a === 0 || a === 500 || Number.isNaN(a)), `oom_score_adj ${adj.join(',')}`);
   // the kernel's OOM killer ends the pipeline inside the guest; the init notices its program end and restarts it
   await eventually(() => readFile(state.logFile, 'utf8'), (log) => /exited with status \d+; restarting/.test(log), 'program restarted after OOM', 30000);
   const peak = (await cg.stats()).memoryPeakBytes;
